@@ -1,0 +1,75 @@
+"""The container's terminal (``-t``): a pseudo-terminal pair and the loop that relays it.
+
+``openpty`` gives a master and a slave end. The container gets the slave as stdin, stdout,
+stderr and controlling terminal; we keep the master and copy bytes between it and our own
+terminal, which we put in raw mode so that Ctrl-C, arrows and tab go to the container's shell
+as bytes. When our window changes size (SIGWINCH) we tell the pty (TIOCSWINSZ).
+
+Man pages: pty(7), openpty(3), termios(3), tty_ioctl(4).
+"""
+
+import contextlib
+import fcntl
+import os
+import select
+import signal
+import termios
+import tty
+
+
+def open_pty() -> tuple[int, int]:
+    """A new pty pair with our terminal's window size copied in."""
+    master, slave = os.openpty()
+    copy_window_size(0, master)
+    return master, slave
+
+
+def copy_window_size(from_fd: int, to_fd: int) -> None:
+    with contextlib.suppress(OSError):
+        size = fcntl.ioctl(from_fd, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(to_fd, termios.TIOCSWINSZ, size)
+
+
+@contextlib.contextmanager
+def raw_terminal(fd: int):
+    """Our terminal in raw mode for the duration, restored whatever happens."""
+    if not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def relay(master: int, interactive: bool) -> None:
+    """Copy our stdin to the pty and the pty to our stdout until the container closes it."""
+    signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(0, master))
+    inputs = [master, 0] if interactive else [master]
+    with raw_terminal(0) if interactive else contextlib.nullcontext():
+        while True:
+            try:
+                ready, _, _ = select.select(inputs, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every process holding the slave end has gone
+                    return
+                if not data:
+                    return
+                _write_all(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if data:
+                    _write_all(master, data)
+                else:
+                    inputs.remove(0)  # our stdin ended; the container keeps running
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]

@@ -1,0 +1,123 @@
+"""``minidocker doctor``: can this machine run containers? Each check says how to fix a failure.
+
+It looks at what the kernel offers (namespace types, overlayfs, the cgroup layout), the tools
+minidocker uses (busybox-static, iptables) and the state (the base image).
+Man pages: namespaces(7), cgroups(7), overlayfs (kernel docs), iptables(8).
+"""
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+from minidocker.image.store import list_images
+from minidocker.namespaces import NAMESPACES, flags_for
+from minidocker.kernel import unshare
+from minidocker.state import state_root
+
+MIN_KERNEL = (5, 4)
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def checks() -> list[Check]:
+    found = [check_root(), check_kernel()]
+    found += [check_namespace(kind) for kind in NAMESPACES]
+    found += [check_overlay(), check_cgroups(), check_iptables(), check_busybox(),
+              check_base_image()]
+    return found
+
+
+def check_root() -> Check:
+    ok = os.geteuid() == 0
+    return Check("running as root", ok, f"euid {os.geteuid()}", "run with sudo")
+
+
+def check_kernel() -> Check:
+    release = os.uname().release
+    version = tuple(int(p) for p in release.split("-")[0].split(".")[:2])
+    return Check("kernel version", version >= MIN_KERNEL, release,
+                 f"use a Linux kernel >= {'.'.join(map(str, MIN_KERNEL))} (Debian 12, "
+                 "Ubuntu 24.04)")
+
+
+def check_namespace(kind: str) -> Check:
+    """Try the namespace for real: a forked child unshares it and reports."""
+    child = os.fork()
+    if child == 0:
+        try:
+            unshare(flags_for([kind]))
+            os._exit(0)
+        except OSError as exc:
+            os._exit(min(exc.errno, 255))
+    errno = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    detail = "works" if errno == 0 else os.strerror(errno)
+    return Check(f"{kind} namespace", errno == 0, detail,
+                 f"enable CONFIG_{kind.upper()}_NS in the kernel, or run as root outside a "
+                 "restricted sandbox")
+
+
+def check_overlay() -> Check:
+    ok = "overlay" in Path("/proc/filesystems").read_text()
+    return Check("overlayfs", ok, "available" if ok else "missing", "modprobe overlay")
+
+
+def cgroup_layout() -> str:
+    """"v2" (unified only), "hybrid" (v1 controllers + a v2 tree) or "v1"."""
+    root = Path("/sys/fs/cgroup")
+    if (root / "cgroup.controllers").exists():
+        return "v2"
+    if (root / "unified" / "cgroup.controllers").exists():
+        return "hybrid"
+    return "v1"
+
+
+def check_cgroups() -> Check:
+    layout = cgroup_layout()
+    return Check("cgroup layout", True, layout, required=False)
+
+
+def check_iptables() -> Check:
+    if not shutil.which("iptables"):
+        return Check("iptables", False, "not installed", "apt-get install iptables",
+                     required=False)
+    out = subprocess.run(["iptables", "--version"], capture_output=True, text=True).stdout
+    backend = "nf_tables" if "nf_tables" in out else "legacy" if "legacy" in out else "?"
+    return Check("iptables backend", True, f"{out.strip()} ({backend})", required=False)
+
+
+def check_busybox() -> Check:
+    ok = os.path.exists("/bin/busybox")
+    return Check("busybox-static", ok, "/bin/busybox" if ok else "missing",
+                 "apt-get install busybox-static")
+
+
+def check_base_image() -> Check:
+    ok = "busybox:latest" in list_images()
+    return Check("base image busybox", ok, f"in {state_root()}" if ok else "missing",
+                 "sudo minidocker setup")
+
+
+def report() -> int:
+    failed = 0
+    for check in checks():
+        mark = "ok" if check.ok else ("FAIL" if check.required else "warn")
+        line = f"[{mark:>4}] {check.name}: {check.detail}"
+        if not check.ok:
+            line += f"\n       fix: {check.fix}"
+            failed += check.required
+        print(line)
+    print("All required checks pass." if not failed else f"{failed} required check(s) failed.")
+    return 1 if failed else 0
+
+
+

@@ -1,0 +1,80 @@
+"""Stage 0 — the syscalls a container is made of, called straight from Python.
+
+Python's ``os`` module has ``fork``, ``execve``, ``chdir`` and ``mknod`` but not the calls that
+make containers: unshare(2), setns(2), mount(2), umount2(2), pivot_root(2), sethostname(2) and
+prctl(2). ``ctypes`` reaches them in the C library. Each wrapper keeps the man page's signature,
+and when the kernel says no it raises ``OSError`` naming the call, the errno and the arguments:
+``OSError: [Errno 16] pivot_root('/x', '/x/old'): Device or resource busy``.
+
+Man pages: unshare(2) setns(2) mount(2) umount2(2) pivot_root(2) sethostname(2) prctl(2) errno(3).
+Used by: every later stage; notebook 01-namespaces shows them one by one.
+"""
+
+import ctypes
+import ctypes.util
+import os
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+# pivot_root has no glibc wrapper: we use syscall(2) with its number for this architecture.
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "riscv64": 41}[os.uname().machine]
+
+
+def _check(result: int, call: str, *args) -> int:
+    """Turn libc's ``-1`` + errno into an OSError that names the call."""
+    if result == -1:
+        err = ctypes.get_errno()
+        shown = ", ".join(repr(a) for a in args)
+        raise OSError(err, f"{call}({shown}): {os.strerror(err)}")
+    return result
+
+
+def _b(value: str | None) -> bytes | None:
+    return os.fsencode(value) if value is not None else None
+
+
+def unshare(flags: int) -> None:
+    """unshare(2): move the calling process into new namespaces (``CLONE_NEW*`` flags).
+
+    ``CLONE_NEWPID`` is special: the caller stays where it is and its *next child* becomes
+    PID 1 of the new PID namespace.
+    """
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare", hex(flags))
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """setns(2): join the namespace that ``fd`` (an open ``/proc/<pid>/ns/<type>``) refers to."""
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns", fd, hex(nstype))
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    """mount(2): attach a filesystem (or change a mount's flags with ``MS_REMOUNT``,
+    its propagation with ``MS_PRIVATE``, or bind a directory with ``MS_BIND``)."""
+    result = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    _check(result, "mount", source, target, fstype, hex(flags), data)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    """umount2(2): detach the mount at ``target``; ``MNT_DETACH`` does it lazily, even if busy."""
+    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), "umount2", target, flags)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """pivot_root(2): make ``new_root`` the root of this mount namespace and move the old root
+    to ``put_old`` (a directory under ``new_root``), from where it can be unmounted."""
+    result = _libc.syscall(ctypes.c_long(_SYS_PIVOT_ROOT), _b(new_root), _b(put_old))
+    _check(result, "pivot_root", new_root, put_old)
+
+
+def sethostname(name: str) -> None:
+    """sethostname(2): set the hostname of this process's UTS namespace."""
+    raw = name.encode()
+    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname", name)
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    """prctl(2): operations on the calling process (``PR_SET_PDEATHSIG``,
+    ``PR_SET_CHILD_SUBREAPER``, ``PR_SET_NO_NEW_PRIVS``, ``PR_CAPBSET_DROP``, ...)."""
+    args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
+    return _check(_libc.prctl(ctypes.c_int(option), *args), "prctl", option, arg2)

@@ -1,0 +1,367 @@
+"""Stage 1 — namespaces: a process that sees its own world.
+
+A namespace wraps one kind of global resource so that the processes inside see their own copy:
+``uts`` the hostname, ``pid`` the process ids, ``mnt`` the mount table, ``ipc`` System V IPC,
+``net`` network devices, ``user`` uids and capabilities, ``cgroup`` the cgroup root. Every
+process's namespaces are listed as links in ``/proc/<pid>/ns``; two processes share a namespace
+when the links name the same inode.
+
+``spawn()`` tells the container's birth as the kernel sees it: fork a *shim*, which unshares the
+PID namespace so that its next child is PID 1; that child unshares the other namespaces, waits
+for the parent's "go" (uid maps written, cgroup joined), runs the caller's setup (the root
+filesystem, stage 2) and execs the command. The shim stays behind as the container's parent:
+it waits for PID 1 and exits with its status, 128+N when a signal N killed it.
+
+Man pages: namespaces(7) pid_namespaces(7) user_namespaces(7) unshare(2) setns(2) clone(2)
+prctl(2) nsenter(1). Used by: notebook 01-namespaces, lab 01-namespaces.
+"""
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import termios
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from minidocker import kernel
+from minidocker.errors import MinidockerError
+
+# Docker's names for the namespace types, the clone flag of each, and what it isolates.
+NAMESPACES: dict[str, tuple[int, str]] = {
+    "uts": (kernel.CLONE_NEWUTS, "hostname and NIS domain name"),
+    "pid": (kernel.CLONE_NEWPID, "process IDs: the container's first process is PID 1"),
+    "mnt": (kernel.CLONE_NEWNS, "the mount table, and so the filesystem tree"),
+    "ipc": (kernel.CLONE_NEWIPC, "System V IPC objects and POSIX message queues"),
+    "net": (kernel.CLONE_NEWNET, "network devices, addresses, routes, firewall rules"),
+    "user": (kernel.CLONE_NEWUSER, "user and group IDs, and capabilities"),
+    "cgroup": (kernel.CLONE_NEWCGROUP, "the root of the cgroup tree the process sees"),
+}
+CONTAINER_NAMESPACES = ("uts", "pid", "mnt", "ipc", "net", "cgroup")  # Docker's default set
+SIGNALS_TO_FORWARD = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                      signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
+
+class ExecFailed(MinidockerError):
+    """The container started but its command could not be executed (Docker's 126/127)."""
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """One line of /proc/<pid>/uid_map: ``count`` ids from ``inside`` map to ``outside``."""
+
+    inside: int = 0
+    outside: int = 100000
+    count: int = 65536
+
+    def line(self) -> str:
+        return f"{self.inside} {self.outside} {self.count}\n"
+
+
+# --- looking at namespaces --------------------------------------------------------------------
+
+def namespaces_of(pid: int | str = "self") -> dict[str, int]:
+    """The namespaces of a process as ``{type: inode}``, read from ``/proc/<pid>/ns``."""
+    found = {}
+    for kind in NAMESPACES:
+        link = os.readlink(f"/proc/{pid}/ns/{_proc_name(kind)}")  # e.g. "uts:[4026531838]"
+        found[kind] = int(link.split("[")[1].rstrip("]"))
+    return found
+
+
+def compare(pid_a: int | str, pid_b: int | str = "self") -> dict[str, bool]:
+    """For each namespace type: do the two processes share it?"""
+    a, b = namespaces_of(pid_a), namespaces_of(pid_b)
+    return {kind: a[kind] == b[kind] for kind in NAMESPACES}
+
+
+def _proc_name(kind: str) -> str:
+    return "mnt" if kind == "mnt" else kind
+
+
+def flags_for(kinds: Iterable[str]) -> int:
+    """The CLONE_NEW* bits for a set of namespace names; unknown names are a clear error."""
+    flags = 0
+    for kind in kinds:
+        if kind not in NAMESPACES:
+            raise MinidockerError(f"unknown namespace type {kind!r}; choose from "
+                                  f"{', '.join(NAMESPACES)}")
+        flags |= NAMESPACES[kind][0]
+    return flags
+
+
+# --- joining namespaces -----------------------------------------------------------------------
+
+def join(pid: int, kinds: Iterable[str]) -> None:
+    """setns(2) into the namespaces of ``pid``, like nsenter(1).
+
+    All the ``/proc/<pid>/ns`` files are opened first, because after joining the mount namespace
+    the old ``/proc`` may be gone. The user namespace goes first (it grants the rights for the
+    rest). Joining ``pid`` only changes where this process's *children* are born.
+    """
+    order = sorted(set(kinds), key=lambda k: (k != "user", k == "mnt"))
+    fds = [(kind, os.open(f"/proc/{pid}/ns/{_proc_name(kind)}", os.O_RDONLY)) for kind in order]
+    try:
+        for kind, fd in fds:
+            kernel.setns(fd, NAMESPACES[kind][0])
+    finally:
+        for _, fd in fds:
+            os.close(fd)
+    if "mnt" in kinds:
+        os.chdir("/")
+
+
+def enter(pid: int, argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES,
+          timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run ``argv`` inside the namespaces of ``pid`` and capture its output (nsenter, by hand).
+
+    A forked child joins the namespaces; since joining a PID namespace only affects children,
+    it forks once more so that the command really lives in the target's PID namespace.
+    """
+    kinds = [k for k in kinds if namespaces_of(pid)[k] != namespaces_of("self")[k]]
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            join(pid, kinds)
+            grandchild = os.fork() if "pid" in kinds else 0
+            if grandchild:
+                os._exit(_exit_code(os.waitpid(grandchild, 0)[1]))
+            os.execvp(argv[0], argv)
+        except BaseException as exc:
+            os.write(2, f"minidocker: enter: {exc}\n".encode())
+        os._exit(127)
+    os.close(out_w)
+    os.close(err_w)
+    out, err = _read_all(out_r), _read_all(err_r)
+    status = os.waitpid(child, 0)[1]
+    return subprocess.CompletedProcess(argv, _exit_code(status), out.decode(), err.decode())
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+# --- starting a process in new namespaces -----------------------------------------------------
+
+@dataclass
+class Stdio:
+    """The three file descriptors the container's PID 1 gets, and whether fd 0 is a terminal
+    that should become its controlling terminal (``-t``)."""
+
+    stdin: int = 0
+    stdout: int = 1
+    stderr: int = 2
+    tty: bool = False
+
+
+@dataclass
+class Process:
+    """A running process in its own namespaces, and the shim that waits for it."""
+
+    pid: int  # PID 1 of the new PID namespace, as the host numbers it
+    shim_pid: int
+    exit_code: int | None = field(default=None)
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to the container's PID 1 (it only sees signals it has a handler for,
+        except SIGKILL and SIGSTOP: see pid_namespaces(7))."""
+        if self.exit_code is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def wait(self) -> int:
+        """Wait for the shim, which exits with PID 1's exit code (128+N for signal N)."""
+        if self.exit_code is None:
+            self.exit_code = _exit_code(os.waitpid(self.shim_pid, 0)[1])
+        return self.exit_code
+
+
+def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
+          env: dict[str, str] | None = None, stdio: Stdio | None = None,
+          setup: Callable[[], None] | None = None,
+          before_start: Callable[[int], None] | None = None,
+          user_map: IdMap | None = None) -> Process:
+    """Start ``argv`` as PID 1 of new namespaces and return once it has exec'd.
+
+    ``setup`` runs inside the new namespaces just before exec (stage 2 builds the root
+    filesystem there). ``before_start(pid)`` runs in the parent while the child waits (later
+    stages join the cgroup there). A failure in either, or a command that cannot be exec'd,
+    raises ``MinidockerError`` with Docker's exit code (125, 126 or 127).
+    """
+    kinds = set(kinds)
+    flags = flags_for(kinds)
+    if "user" in kinds:
+        user_map = user_map or IdMap()
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)  # child -> parent: JSON lines, EOF = exec'd
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)  # parent -> child: one byte = "go on"
+    shim_pid = os.fork()
+    if shim_pid == 0:
+        os.close(report_r)
+        os.close(go_w)
+        _shim(argv, flags, env, stdio or Stdio(), setup, report_w, go_r)
+    os.close(report_w)
+    os.close(go_r)
+    with os.fdopen(report_r, "rb") as reports:
+        # Two reports, in either order: the shim's "pid", the child's "unshared".
+        started = _gather(reports, {"pid", "unshared"}, shim_pid)
+        process = Process(pid=started["pid"], shim_pid=shim_pid)
+        try:
+            if user_map:
+                write_id_maps(process.pid, user_map)
+            if before_start:
+                before_start(process.pid)
+        except BaseException:
+            os.close(go_w)  # the child sees EOF instead of "go" and gives up
+            process.signal(signal.SIGKILL)
+            process.wait()
+            raise
+        os.write(go_w, b"g")
+        os.close(go_w)
+        failure = reports.readline()  # EOF: the exec happened and closed the pipe
+    if failure:
+        process.wait()
+        raise _failure(json.loads(failure))
+    return process
+
+
+def write_id_maps(pid: int, idmap: IdMap) -> None:
+    """Give a new user namespace its uid and gid maps (user_namespaces(7))."""
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(idmap.line())
+
+
+def _gather(reports, keys: set[str], shim_pid: int) -> dict:
+    """Read reports until every key has arrived; an error report (or EOF) raises it."""
+    found: dict = {}
+    while not keys <= found.keys():
+        line = reports.readline()
+        report = json.loads(line) if line else {"error": "the container process died while "
+                                                "starting", "exit_code": 125}
+        if "error" in report:
+            os.waitpid(shim_pid, 0)
+            raise _failure(report)
+        found.update(report)
+    return found
+
+
+def _failure(report: dict) -> MinidockerError:
+    error = ExecFailed if report["exit_code"] in (126, 127) else MinidockerError
+    return error(report["error"], report["exit_code"])
+
+
+def _shim(argv, flags, env, stdio, setup, report_w, go_r) -> None:
+    """The shim: the container's parent on the host. It never returns."""
+    try:
+        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
+            signal.signal(signum, signal.SIG_IGN)  # the CLI proxies terminal signals to PID 1
+        if flags & kernel.CLONE_NEWPID:
+            kernel.unshare(kernel.CLONE_NEWPID)  # our *next child* is PID 1 of a new namespace
+        child = os.fork()
+        if child == 0:
+            _container_process(argv, flags, env, stdio, setup, report_w, go_r)
+        _report(report_w, pid=child)
+        os.close(report_w)
+        os.close(go_r)
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(signum, lambda s, _frame: os.kill(child, s))
+        os._exit(_exit_code(os.waitpid(child, 0)[1]))
+    except BaseException as exc:
+        _report(report_w, error=f"shim: {exc}", exit_code=125)
+        os._exit(125)
+
+
+def _container_process(argv, flags, env, stdio, setup, report_w, go_r) -> None:
+    """What becomes the container: unshare, wait for "go", set up, exec. Never returns."""
+    try:
+        kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # the shim dies -> we die
+        _connect_stdio(stdio)
+        kernel.unshare(flags & ~(kernel.CLONE_NEWPID | kernel.CLONE_NEWCGROUP))
+        _report(report_w, unshared=True)
+        if os.read(go_r, 1) != b"g":
+            os._exit(125)  # the parent gave up on us
+        if flags & kernel.CLONE_NEWUSER:
+            os.setresgid(0, 0, 0)  # the uid map is written: become root *inside*
+            os.setresuid(0, 0, 0)
+        if flags & kernel.CLONE_NEWCGROUP:
+            kernel.unshare(kernel.CLONE_NEWCGROUP)  # after the parent put us in our cgroup
+        if setup:
+            setup()
+    except MinidockerError as exc:
+        _report(report_w, error=str(exc), exit_code=exc.exit_code)
+        os._exit(exc.exit_code)
+    except BaseException as exc:
+        _report(report_w, error=f"container setup failed: {exc}", exit_code=125)
+        os._exit(125)
+    execute(argv, env if env is not None else dict(os.environ), report_w)
+
+
+def execute(argv: list[str], env: dict[str, str], report_w: int | None = None) -> None:
+    """execve(2) the command, searching ``$PATH`` like Docker; on failure report the reason
+    with Docker's exit code (127 not found, 126 not executable) and exit."""
+    try:
+        os.execvpe(argv[0], argv, env)
+    except FileNotFoundError:
+        where = "no such file or directory" if "/" in argv[0] else \
+            "executable file not found in $PATH"
+        reason, code = f'exec: "{argv[0]}": {where}', 127
+    except (PermissionError, IsADirectoryError):
+        reason, code = f'exec: "{argv[0]}": permission denied', 126
+    except OSError as exc:
+        reason, code = f'exec: "{argv[0]}": {exc.strerror}', 126
+    if report_w is not None:
+        _report(report_w, error=reason, exit_code=code)
+    else:
+        os.write(2, f"minidocker: {reason}\n".encode())
+    os._exit(code)
+
+
+def _connect_stdio(stdio: Stdio) -> None:
+    if stdio.tty:
+        os.setsid()  # a new session, so that the terminal can become ours
+        fcntl.ioctl(stdio.stdin, termios.TIOCSCTTY, 0)
+    for target, fd in enumerate((stdio.stdin, stdio.stdout, stdio.stderr)):
+        if fd != target:
+            os.dup2(fd, target)
+
+
+def _report(fd: int, **message) -> None:
+    os.write(fd, (json.dumps(message) + "\n").encode())
+
+
+def _exit_code(wait_status: int) -> int:
+    """A wait status as a shell sees it: the exit code, or 128+N when signal N killed it."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return code if code >= 0 else 128 - code
+
+
+# --- a tiny init: what tini does for a container ----------------------------------------------
+
+def mini_init(argv: list[str], env: dict[str, str]) -> None:
+    """Be PID 1 properly: fork the command, pass signals on to it, reap every orphan that the
+    kernel re-parents to us, and exit with the command's status. Never returns."""
+    child = os.fork()
+    if child == 0:
+        for signum in SIGNALS_TO_FORWARD:
+            signal.signal(signum, signal.SIG_DFL)
+        execute(argv, env)
+    for signum in SIGNALS_TO_FORWARD:
+        signal.signal(signum, lambda s, _frame: os.kill(child, s))
+    while True:
+        try:
+            pid, status = os.wait()  # any child: the command, or an orphan we inherited
+        except ChildProcessError:
+            os._exit(0)
+        if pid == child:
+            os._exit(_exit_code(status))  # the kernel then kills the rest of the namespace

@@ -1,0 +1,203 @@
+"""Stage 2 — the root filesystem: a process that has its own ``/``.
+
+Inside a new mount namespace we build the container's filesystem tree from an image directory:
+make every mount private (so nothing we do propagates back to the host), bind the new root onto
+itself (pivot_root needs a mount point), mount ``/proc``, a read-only ``/sys`` and a minimal
+``/dev``, then ``pivot_root`` into it and detach the old root, so that no path leads back to the
+host. Docker's masked paths hide kernel files that leak host information, its read-only paths
+keep ``/proc/sys`` and friends from being written, and ``--read-only`` remounts ``/`` read-only.
+
+Why not chroot(2)? chroot only changes how *this process* resolves ``/``; the host's tree is
+still mounted and a root process can climb out (``breakout_demo`` shows it). pivot_root(2)
+changes the root of the whole mount namespace and lets us unmount the old one.
+
+Man pages: mount(2) pivot_root(2) umount2(2) chroot(2) mount_namespaces(7) proc(5) sysfs(5)
+pts(4) null(4) random(4). Used by: notebook 02-root-filesystems, lab 02-root-filesystem.
+"""
+
+import os
+import stat
+from dataclasses import dataclass, field
+
+from minidocker import kernel
+
+# Device nodes of a minimal /dev: (name, major, minor), as Docker creates them.
+DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+           ("urandom", 1, 9), ("tty", 5, 0)]
+DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+             "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx", "core": "/proc/kcore"}
+
+# Docker's masked paths: each would tell or give the container something about the host.
+MASKED_PATHS = {
+    "/proc/asound": "sound cards of the host",
+    "/proc/acpi": "ACPI tables and power controls of the host",
+    "/proc/kcore": "the host's physical memory, as an ELF core file",
+    "/proc/keys": "the kernel keyrings of every user on the host",
+    "/proc/latency_stats": "latency of host processes (a side channel)",
+    "/proc/timer_list": "timers of every host process (a side channel)",
+    "/proc/timer_stats": "who set timers on the host",
+    "/proc/sched_debug": "the scheduler's view of every host process",
+    "/proc/scsi": "SCSI devices of the host, and a way to rescan them",
+    "/sys/firmware": "firmware tables (ACPI, EFI variables) of the host",
+    "/sys/devices/virtual/powercap": "RAPL energy counters (a side channel on the host's CPU)",
+}
+# Docker's read-only paths: readable for programs that need them, not writable.
+READONLY_PATHS = {
+    "/proc/bus": "PCI and USB devices of the host",
+    "/proc/fs": "filesystem driver settings of the host",
+    "/proc/irq": "interrupt routing of the host's CPUs",
+    "/proc/sys": "kernel tunables (sysctl) shared with the host",
+    "/proc/sysrq-trigger": "magic SysRq: reboot or crash the host",
+}
+
+
+@dataclass
+class RootfsSpec:
+    """How to build a container's root filesystem."""
+
+    root: str  # the directory that becomes "/"
+    readonly: bool = False  # --read-only
+    masked_paths: list[str] = field(default_factory=lambda: list(MASKED_PATHS))
+    readonly_paths: list[str] = field(default_factory=lambda: list(READONLY_PATHS))
+
+
+def enter_rootfs(spec: RootfsSpec) -> None:
+    """Make ``spec.root`` this mount namespace's ``/``. Runs inside the new namespaces."""
+    root = spec.root
+    make_mounts_private()
+    kernel.mount(root, root, None, kernel.MS_BIND | kernel.MS_REC)  # pivot_root wants a mount
+    mount_proc(root)
+    mount_sys(root)
+    mount_dev(root)
+    pivot_to(root)
+    for path in spec.masked_paths:
+        mask_path(path)
+    for path in spec.readonly_paths:
+        make_readonly(path)
+    if spec.readonly:
+        kernel.mount(None, "/", None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY)
+
+
+def make_mounts_private() -> None:
+    """Stop mount events flowing between this namespace and the host (mount_namespaces(7))."""
+    kernel.mount(None, "/", None, kernel.MS_REC | kernel.MS_PRIVATE)
+
+
+def mount_proc(root: str) -> None:
+    """A fresh procfs: it shows the processes of *our* PID namespace only."""
+    target = _mkdir(root, "proc")
+    kernel.mount("proc", target, "proc", kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC)
+
+
+def mount_sys(root: str) -> None:
+    """sysfs, read-only: programs may look at devices but not reconfigure the host's."""
+    flags = kernel.MS_RDONLY | kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC
+    kernel.mount("sysfs", _mkdir(root, "sys"), "sysfs", flags)
+
+
+def mount_dev(root: str) -> None:
+    """A small /dev on tmpfs with only the harmless devices, a private devpts and /dev/shm."""
+    dev = _mkdir(root, "dev")
+    kernel.mount("tmpfs", dev, "tmpfs", kernel.MS_NOSUID | kernel.MS_STRICTATIME,
+                 "mode=755,size=65536k")
+    for name, major, minor in DEVICES:
+        os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(f"{dev}/{name}", 0o666)  # mknod obeys the umask; devices must be world-usable
+    for name, target in DEV_LINKS.items():
+        os.symlink(target, f"{dev}/{name}")
+    kernel.mount("devpts", _mkdir(dev, "pts"), "devpts", kernel.MS_NOSUID | kernel.MS_NOEXEC,
+                 "newinstance,ptmxmode=0666,mode=0620")
+    kernel.mount("shm", _mkdir(dev, "shm"), "tmpfs",
+                 kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC, "mode=1777,size=65536k")
+
+
+def pivot_to(root: str) -> None:
+    """pivot_root into ``root``, then detach and remove the old root: the host is gone."""
+    put_old = os.path.join(root, ".oldroot")
+    os.makedirs(put_old, exist_ok=True)
+    kernel.pivot_root(root, put_old)
+    os.chdir("/")
+    kernel.umount2("/.oldroot", kernel.MNT_DETACH)  # lazily: busy host mounts go too
+    os.rmdir("/.oldroot")
+
+
+def mask_path(path: str) -> None:
+    """Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path):
+        kernel.mount("tmpfs", path, "tmpfs", kernel.MS_RDONLY, "size=0")
+    else:
+        kernel.mount("/dev/null", path, None, kernel.MS_BIND)
+
+
+def make_readonly(path: str) -> None:
+    """Bind a path onto itself, then remount that bind read-only."""
+    if not os.path.lexists(path):
+        return
+    kernel.mount(path, path, None, kernel.MS_BIND | kernel.MS_REC)
+    kernel.mount(None, path, None,
+                 kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY | kernel.MS_NOSUID
+                 | kernel.MS_NODEV | kernel.MS_NOEXEC)
+
+
+def _mkdir(parent: str, name: str) -> str:
+    path = os.path.join(parent, name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+# --- why pivot_root and not chroot ------------------------------------------------------------
+
+def chroot_escape(steps: int = 64) -> str:
+    """The classic chroot breakout: make a directory, chroot *into it* (so that our cwd is now
+    outside our root), climb with ``..`` far enough and chroot to what we reach. Returns the
+    hostname file of the place we end up, to show where we are. Runs in a throwaway child."""
+    os.makedirs("/.escape", exist_ok=True)
+    os.chroot("/.escape")  # the cwd stays where it was: above the new root
+    for _ in range(steps):
+        os.chdir("..")  # ".." at a chroot's root is blocked only for the *current* root
+    os.chroot(".")
+    return os.getcwd()
+
+
+@dataclass
+class BreakoutResult:
+    method: str  # "chroot" or "pivot_root"
+    escaped: bool  # did the process reach the host's files?
+    evidence: str  # what it saw
+
+
+def breakout_demo(root: str, method: str) -> BreakoutResult:
+    """Lock a root process into ``root`` with ``chroot`` or ``pivot_root``, let it try the
+    escape, and report whether it could then see the image directory *from the outside*
+    (a path that exists only in the host's tree). ``root`` should be a scratch copy of an
+    image: the demo writes a marker and a directory in it. Runs in a forked child with its own mount
+    namespace, so the host is never touched."""
+    marker = os.path.join(os.path.abspath(root), ".breakout-marker")
+    open(marker, "w").close()
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            kernel.unshare(kernel.CLONE_NEWNS)
+            make_mounts_private()
+            if method == "chroot":
+                os.chroot(root)
+                os.chdir("/")
+            else:
+                kernel.mount(root, root, None, kernel.MS_BIND | kernel.MS_REC)
+                pivot_to(root)
+            chroot_escape()
+            seen = os.path.exists(marker)  # the host's path to the marker
+            os.write(write_fd, f"{int(seen)} {sorted(os.listdir('/'))[:8]}".encode())
+        except BaseException as exc:
+            os.write(write_fd, f"0 {exc}".encode())
+        os._exit(0)
+    os.close(write_fd)
+    answer = os.read(read_fd, 4096).decode()
+    os.close(read_fd)
+    os.waitpid(child, 0)
+    os.unlink(marker)
+    escaped, evidence = answer.split(" ", 1)
+    return BreakoutResult(method, escaped == "1", evidence)

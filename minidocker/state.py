@@ -1,0 +1,45 @@
+"""Where minidocker keeps its state, and how it writes it without ever leaving half a file.
+
+Everything lives under one state root: ``/var/lib/minidocker``, or ``$MINIDOCKER_ROOT`` (tests
+and notebooks point it at a temporary directory). Writes are atomic: the new content goes to a
+temporary file in the same directory, is flushed to disk, and is renamed over the old name.
+rename(2) replaces a name in one step, so a crash (even ``kill -9``) leaves the old file or the
+new one, never a mix.
+
+Man pages: rename(2), fsync(2).
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+DEFAULT_ROOT = "/var/lib/minidocker"
+
+
+def state_root() -> Path:
+    """The state root, from ``$MINIDOCKER_ROOT`` or the default."""
+    return Path(os.environ.get("MINIDOCKER_ROOT") or DEFAULT_ROOT)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one step: temp file, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value) -> None:
+    atomic_write(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text())

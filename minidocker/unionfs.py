@@ -1,0 +1,60 @@
+"""Stage 4 — union filesystems: the container's writable layer on top of a read-only image.
+
+overlayfs merges directories: the read-only *lower* dirs (the image's layers) and one writable
+*upper* dir (the container's own layer). Reads fall through to the lowest layer that has the
+file; the first write copies it up; a delete leaves a *whiteout* (a 0/0 character device) in the
+upper dir. So many containers share one image, and the upper dir holds exactly what a container
+changed — the basis of ``docker diff`` and ``docker commit``.
+
+``redirect_dir=off`` and ``metacopy=off`` keep the upper dir a complete change set (a renamed
+directory or a chmod is copied up in full, not recorded as a pointer into a lower layer).
+
+Man pages: mount(2), and the kernel's Documentation/filesystems/overlayfs.rst.
+Used by: stage 6 (every container's root), notebook 04 (coming with the image store issue).
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from minidocker import kernel
+
+
+@dataclass(frozen=True)
+class OverlayDirs:
+    """The directories of one container's union mount."""
+
+    lower: tuple[str, ...]  # the image's layers, top first
+    upper: str  # the container's changes
+    work: str  # overlayfs's scratch space, on the same filesystem as upper
+    merged: str  # where the union appears
+
+    @classmethod
+    def under(cls, container_dir: Path, lower: tuple[str, ...]) -> "OverlayDirs":
+        return cls(lower, *(str(container_dir / d) for d in ("upper", "work", "merged")))
+
+
+def overlay_options(dirs: OverlayDirs) -> str:
+    """The mount data string. ``:`` separates lower dirs and ``,`` options, so those
+    characters inside a path (``busybox:latest``) are escaped with a backslash."""
+    lower = ":".join(_escape(d) for d in dirs.lower)
+    options = f"lowerdir={lower},upperdir={_escape(dirs.upper)},workdir={_escape(dirs.work)}"
+    return options + "".join(f",{o}" for o in _supported_options())
+
+
+def _escape(path: str) -> str:
+    return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
+
+
+def mount_overlay(dirs: OverlayDirs) -> None:
+    """Mount the union at ``dirs.merged`` (creating the upper, work and merged dirs)."""
+    for path in (dirs.upper, dirs.work, dirs.merged):
+        os.makedirs(path, exist_ok=True)
+    kernel.mount("overlay", dirs.merged, "overlay", 0, overlay_options(dirs))
+
+
+def _supported_options() -> list[str]:
+    """Ask the running kernel which of our overlay options it knows (older ones lack some)."""
+    params = Path("/sys/module/overlay/parameters")
+    wanted = {"redirect_dir": "redirect_dir=off", "metacopy": "metacopy=off"}
+    return [opt for name, opt in wanted.items() if (params / name).exists()]
