@@ -4,6 +4,7 @@ signals, exit code) and show containers and images as Docker's tables do."""
 import contextlib
 import os
 import signal
+import socket
 from datetime import UTC, datetime
 
 from minidocker.container import ContainerSpec, records
@@ -12,26 +13,23 @@ from minidocker.container import tty as terminal
 from minidocker.errors import Conflict
 from minidocker.image.store import image_root, list_images as image_names
 from minidocker.image.reference import parse_reference
-from minidocker.namespaces import SIGNALS_TO_FORWARD, Stdio
+from minidocker.namespaces import SIGNALS_TO_FORWARD, Stdio, receive_console
 
 
 def run_in_foreground(spec: ContainerSpec) -> int:
     """``docker run`` without ``-d``: our stdio is the container's; returns its exit code."""
-    master = None
-    if spec.tty:
-        master, slave = terminal.open_pty()
-        stdio = Stdio(slave, slave, slave, tty=True)
-    else:
-        stdin = 0 if spec.interactive else os.open(os.devnull, os.O_RDONLY)
-        stdio = Stdio(stdin, 1, 2)
-    container = run_container(spec, stdio)
+    ours, theirs = socket.socketpair() if spec.tty else (None, None)
+    stdin = 0 if spec.interactive else os.open(os.devnull, os.O_RDONLY)
+    container = run_container(spec, Stdio(stdin, 1, 2, console=theirs))
     proxied = [s for s in SIGNALS_TO_FORWARD if s != signal.SIGWINCH]
     if spec.tty:  # Ctrl-C arrives as a byte through the pty; only signals sent to us go on
         proxied = [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]
     for signum in proxied:  # like docker run's --sig-proxy
         signal.signal(signum, lambda s, _frame: container.process.signal(s))
-    if master is not None:
-        os.close(slave)  # only the container holds the slave now: EOF when it is gone
+    if ours is not None:
+        theirs.close()
+        master = receive_console(ours)
+        terminal.copy_window_size(0, master)
         terminal.relay(master, spec.interactive)
         os.close(master)
     return container.wait()

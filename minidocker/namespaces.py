@@ -20,6 +20,8 @@ import fcntl
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import termios
 from collections.abc import Callable, Iterable
@@ -154,13 +156,14 @@ def _read_all(fd: int) -> bytes:
 
 @dataclass
 class Stdio:
-    """The three file descriptors the container's PID 1 gets, and whether fd 0 is a terminal
-    that should become its controlling terminal (``-t``)."""
+    """The three file descriptors the container's PID 1 gets. With ``-t`` there is a
+    ``console`` socket instead: the container makes its terminal in its own ``/dev/pts`` and
+    sends the master end back through it (runc's "console socket")."""
 
     stdin: int = 0
     stdout: int = 1
     stderr: int = 2
-    tty: bool = False
+    console: socket.socket | None = None
 
 
 @dataclass
@@ -298,6 +301,8 @@ def _container_process(argv, flags, env, stdio, setup, report_w, go_r) -> None:
             kernel.unshare(kernel.CLONE_NEWCGROUP)  # after the parent put us in our cgroup
         if setup:
             setup()
+        if stdio.console:
+            open_console(stdio.console)
     except MinidockerError as exc:
         _report(report_w, error=str(exc), exit_code=exc.exit_code)
         os._exit(exc.exit_code)
@@ -328,12 +333,34 @@ def execute(argv: list[str], env: dict[str, str], report_w: int | None = None) -
 
 
 def _connect_stdio(stdio: Stdio) -> None:
-    if stdio.tty:
-        os.setsid()  # a new session, so that the terminal can become ours
-        fcntl.ioctl(stdio.stdin, termios.TIOCSCTTY, 0)
     for target, fd in enumerate((stdio.stdin, stdio.stdout, stdio.stderr)):
         if fd != target:
             os.dup2(fd, target)
+
+
+def open_console(console: socket.socket) -> None:
+    """Give the container a terminal from its *own* devpts (so ``tty`` names a device that
+    exists inside), make it our controlling terminal and stdio, and pass the master end to
+    the parent with SCM_RIGHTS. Man pages: pts(4), pty(7), unix(7)."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, kernel.TIOCSPTLCK, struct.pack("i", 0))  # unlockpt(3)
+    number = struct.unpack("I", fcntl.ioctl(master, kernel.TIOCGPTN, b"\0" * 4))[0]
+    slave = os.open(f"/dev/pts/{number}", os.O_RDWR)  # ptsname(3)
+    os.setsid()  # a new session, so that the terminal can become ours
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
+    os.close(slave)
+    socket.send_fds(console, [b"pty"], [master])
+    os.close(master)
+    console.close()
+
+
+def receive_console(console: socket.socket) -> int:
+    """The parent's side: the pty master the container sent."""
+    _message, fds, _flags, _addr = socket.recv_fds(console, 16, 1)
+    console.close()
+    return fds[0]
 
 
 def _report(fd: int, **message) -> None:

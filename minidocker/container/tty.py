@@ -1,11 +1,11 @@
-"""The container's terminal (``-t``): a pseudo-terminal pair and the loop that relays it.
+"""The container's terminal (``-t``): relaying between our terminal and the container's pty.
 
-``openpty`` gives a master and a slave end. The container gets the slave as stdin, stdout,
-stderr and controlling terminal; we keep the master and copy bytes between it and our own
-terminal, which we put in raw mode so that Ctrl-C, arrows and tab go to the container's shell
-as bytes. When our window changes size (SIGWINCH) we tell the pty (TIOCSWINSZ).
+The container makes its pty in its own ``/dev/pts`` and sends us the master end (see
+``namespaces.open_console``). We copy bytes between that master and our own terminal, which we
+put in raw mode so that Ctrl-C, arrows and tab go to the container's shell as bytes. When our
+window changes size (SIGWINCH) we tell the pty (TIOCSWINSZ).
 
-Man pages: pty(7), openpty(3), termios(3), tty_ioctl(4).
+Man pages: pty(7), termios(3), tty_ioctl(4).
 """
 
 import contextlib
@@ -15,13 +15,6 @@ import select
 import signal
 import termios
 import tty
-
-
-def open_pty() -> tuple[int, int]:
-    """A new pty pair with our terminal's window size copied in."""
-    master, slave = os.openpty()
-    copy_window_size(0, master)
-    return master, slave
 
 
 def copy_window_size(from_fd: int, to_fd: int) -> None:

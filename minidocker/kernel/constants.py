@@ -41,3 +41,7 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39
+
+# ioctl(2) requests on a pty master (pts(4)): its number, and the lock on its slave
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
