@@ -1,0 +1,83 @@
+"""The test session's lab host: before any test or notebook runs, pytest itself moves into a
+private mount namespace and a private network namespace (so nothing a test mounts or links can
+reach this machine), mounts a tmpfs as a throwaway state root (``MINIDOCKER_ROOT``) and builds
+the busybox base image there. Notebooks run by nbval inherit all of it. When the session ends,
+a check fails the run if anything leaked: a process, a mount or a container namespace.
+"""
+
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+from minidocker import kernel
+
+LAB_HOST = {"root": None}
+
+
+def pytest_configure(config):
+    if os.geteuid() != 0:
+        pytest.exit("the tests need root (namespaces, mounts): run 'sudo ./kit test'", 2)
+    if os.environ.get("MINIDOCKER_LAB_HOST") != str(os.getpid()):
+        enter_lab_host()
+
+
+def enter_lab_host() -> None:
+    kernel.unshare(kernel.CLONE_NEWNS | kernel.CLONE_NEWNET)
+    kernel.mount(None, "/", None, kernel.MS_REC | kernel.MS_PRIVATE)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    root = tempfile.mkdtemp(prefix="minidocker-test-")
+    kernel.mount("tmpfs", root, "tmpfs", 0, "mode=711")
+    os.environ["MINIDOCKER_ROOT"] = root
+    os.environ["MINIDOCKER_LAB_HOST"] = str(os.getpid())
+    LAB_HOST["root"] = root
+    from minidocker.image.busybox import create_busybox_image
+
+    create_busybox_image()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid``, from /proc/<pid>/task/*/children."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in os.listdir(f"/proc/{parent}/task"):
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    children = [int(c) for c in f.read().split()]
+            except FileNotFoundError:
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def leaks() -> list[str]:
+    """What the session left behind: processes, and mounts under the state root."""
+    found = []
+    for pid in descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except FileNotFoundError:
+            continue
+        if "ipykernel" not in cmdline:  # nbval's kernels end on their own schedule
+            found.append(f"process {pid}: {cmdline}")
+    root = LAB_HOST["root"] or os.environ.get("MINIDOCKER_ROOT", "")
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mount_point = line.split()[4]
+            if root and mount_point.startswith(root + "/"):
+                found.append(f"mount {mount_point}")
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    left = leaks()
+    if left:
+        print("\nminidocker tests leaked:\n  " + "\n  ".join(left))
+        session.exitstatus = 1
+    if LAB_HOST["root"]:  # the tmpfs goes, and the empty directory under the host's /tmp
+        kernel.umount2(LAB_HOST["root"], kernel.MNT_DETACH)
+        os.rmdir(LAB_HOST["root"])
