@@ -155,4 +155,4 @@ def lab_list():
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="minidocker")

@@ -11,10 +11,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from minidocker.image.store import list_images
-from minidocker.namespaces import NAMESPACES, flags_for
 from minidocker.kernel import unshare
+from minidocker.namespaces import NAMESPACES, flags_for
 from minidocker.state import state_root
 
 MIN_KERNEL = (5, 4)

@@ -11,8 +11,9 @@ from minidocker.container import ContainerSpec, records
 from minidocker.container import run as run_container
 from minidocker.container import tty as terminal
 from minidocker.errors import Conflict
-from minidocker.image.store import image_root, list_images as image_names
 from minidocker.image.reference import parse_reference
+from minidocker.image.store import image_root
+from minidocker.image.store import list_images as image_names
 from minidocker.namespaces import SIGNALS_TO_FORWARD, Stdio, receive_console
 
 
@@ -20,12 +21,9 @@ def run_in_foreground(spec: ContainerSpec) -> int:
     """``docker run`` without ``-d``: our stdio is the container's; returns its exit code."""
     ours, theirs = socket.socketpair() if spec.tty else (None, None)
     stdin = 0 if spec.interactive else os.open(os.devnull, os.O_RDONLY)
+    proxy = SignalProxy(tty=spec.tty)
     container = run_container(spec, Stdio(stdin, 1, 2, console=theirs))
-    proxied = [s for s in SIGNALS_TO_FORWARD if s != signal.SIGWINCH]
-    if spec.tty:  # Ctrl-C arrives as a byte through the pty; only signals sent to us go on
-        proxied = [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]
-    for signum in proxied:  # like docker run's --sig-proxy
-        signal.signal(signum, lambda s, _frame: container.process.signal(s))
+    proxy.deliver_to(container.process)
     if ours is not None:
         theirs.close()
         master = receive_console(ours)
@@ -33,6 +31,30 @@ def run_in_foreground(spec: ContainerSpec) -> int:
         terminal.relay(master, spec.interactive)
         os.close(master)
     return container.wait()
+
+
+class SignalProxy:
+    """docker run's --sig-proxy: signals sent to the CLI go on to the container's PID 1.
+    Installed before the container starts; what arrives early is held and delivered later."""
+
+    def __init__(self, tty: bool):
+        self.process, self.pending = None, []
+        proxied = [s for s in SIGNALS_TO_FORWARD if s != signal.SIGWINCH]
+        if tty:  # Ctrl-C arrives as a byte through the pty; only signals sent to us go on
+            proxied = [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]
+        for signum in proxied:
+            signal.signal(signum, self._received)
+
+    def _received(self, signum, _frame) -> None:
+        if self.process is None:
+            self.pending.append(signum)
+        else:
+            self.process.signal(signum)
+
+    def deliver_to(self, process) -> None:
+        self.process = process
+        for signum in self.pending:
+            process.signal(signum)
 
 
 def list_containers(show_all: bool, quiet: bool) -> str:
@@ -125,5 +147,5 @@ def human_size(size: float) -> str:
 
 def format_table(rows: list[tuple]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "".join("   ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() + "\n"
+    return "".join("   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
                    for row in rows)

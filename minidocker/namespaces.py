@@ -289,6 +289,7 @@ def _container_process(argv, flags, env, stdio, setup, report_w, go_r) -> None:
     """What becomes the container: unshare, wait for "go", set up, exec. Never returns."""
     try:
         kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # the shim dies -> we die
+        reset_signal_dispositions()
         _connect_stdio(stdio)
         kernel.unshare(flags & ~(kernel.CLONE_NEWPID | kernel.CLONE_NEWCGROUP))
         _report(report_w, unshared=True)
@@ -307,7 +308,8 @@ def _container_process(argv, flags, env, stdio, setup, report_w, go_r) -> None:
         _report(report_w, error=str(exc), exit_code=exc.exit_code)
         os._exit(exc.exit_code)
     except BaseException as exc:
-        _report(report_w, error=f"container setup failed: {exc}", exit_code=125)
+        _report(report_w, error=f"container setup failed: {exc} (run 'minidocker doctor' to "
+                "see what this machine is missing)", exit_code=125)
         os._exit(125)
     execute(argv, env if env is not None else dict(os.environ), report_w)
 
@@ -330,6 +332,14 @@ def execute(argv: list[str], env: dict[str, str], report_w: int | None = None) -
     else:
         os.write(2, f"minidocker: {reason}\n".encode())
     os._exit(code)
+
+
+def reset_signal_dispositions() -> None:
+    """An ignored signal stays ignored across execve(2): undo what Python (SIGPIPE, SIGXFSZ)
+    and the shim (SIGINT, SIGQUIT, SIGTSTP) ignore, so the command starts with defaults."""
+    for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT,
+                   signal.SIGTSTP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def _connect_stdio(stdio: Stdio) -> None:

@@ -1,0 +1,33 @@
+"""The course's labs: the student writes the container code; a checker runs it on the kernel.
+
+Each lab is a folder ``labs/NN-topic/`` next to this package: ``README.md`` (the goal, the task
+in steps, hints that go from a nudge to nearly the answer, how to check) and ``starter.py``, the
+student's file, whose stubs raise ``NotImplementedError("Step N: ...")``. Reference solutions
+live apart, in ``labs/solutions/``. The checker of each lab is a module here
+(``lab01_namespaces``, ``lab02_root_filesystem``) built on ``framework`` (the format, the
+report) and ``sandbox`` (where the student's code runs without touching the host).
+
+    sudo minidocker lab list
+    sudo minidocker lab check 01                  # labs/01-namespaces/starter.py
+    sudo minidocker lab check 02 my_rootfs.py     # any copy of the starter
+
+Used by: ``minidocker lab`` (cli.py), and tests/test_labs.py, which proves that every checker
+fails on its starter and passes on its solution.
+"""
+
+import os
+
+from minidocker.labs import framework, lab01_namespaces, lab02_root_filesystem
+
+LABS = [lab01_namespaces.LAB, lab02_root_filesystem.LAB]
+
+
+def check(number: str, path: str | os.PathLike | None = None) -> int:
+    """Check lab ``number`` on the file ``path`` (default: the lab's starter.py), printing a
+    verdict per step. Returns the exit code: 0 when every step passes, else 1."""
+    return framework.check(LABS, number, path)
+
+
+def list_labs() -> str:
+    """The labs, one per line, with their titles."""
+    return framework.list_labs(LABS)

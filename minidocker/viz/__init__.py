@@ -1,0 +1,21 @@
+"""Top layer — live pictures and tables for the notebooks, drawn from what the kernel reports.
+
+    cli.py           minidocker(...) and host(...): run a command, show it like a terminal
+    nsgraph.py       /proc/<pid>/ns as tables, and the namespace graph (data, then graphviz)
+    mounts.py        /proc/<pid>/mountinfo parsed into rows
+    rootfs_story.py  the pivot_root story, one syscall at a time, observed from inside
+    table.py         the Table every helper returns (plain text and HTML)
+    refresh.py       python -m minidocker.viz.refresh notebooks/*.ipynb (./kit notebooks)
+
+Each helper keeps its logic in plain functions that tests call; graphviz is imported only when
+a picture is drawn. Used by: every notebook.
+"""
+
+from minidocker.viz.cli import host, minidocker
+from minidocker.viz.mounts import mount_table, mountinfo
+from minidocker.viz.nsgraph import compare_table, draw_namespaces, proc_ns
+from minidocker.viz.rootfs_story import pivot_root_story
+from minidocker.viz.table import Table
+
+__all__ = ["Table", "compare_table", "draw_namespaces", "host", "minidocker", "mount_table",
+           "mountinfo", "pivot_root_story", "proc_ns"]

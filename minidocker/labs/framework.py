@@ -1,0 +1,180 @@
+"""The lab format, and the checker that runs a student's file step by step.
+
+A lab is a directory ``labs/NN-topic/`` with a ``README.md`` (goal, steps, hints, how to check)
+and a ``starter.py``: the student's file, where every function still to write raises
+``NotImplementedError("Step N: ...")``. Its checker is a ``Lab`` here: a list of ``Step``s,
+each a function that loads the student's file, runs it against the real kernel and says what
+the kernel shows. Each step runs in its own sandbox (sandbox.py), so the host never changes.
+
+The verdict of a step is ``PASS`` (with what was seen), ``FAIL`` (with what is wrong and what to
+do) or ``TODO`` (the stub's own message). The check exits 0 only when every step passes.
+
+Man pages: see each lab's README. Used by: ``minidocker lab check`` and ``minidocker lab list``.
+"""
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import click
+
+from minidocker.errors import MinidockerError, NotFound
+from minidocker.labs.sandbox import FAIL, PASS, TODO, CheckFailed, Outcome, run_sandboxed
+
+REPO_ROOT = Path(__file__).resolve().parents[2]  # minidocker/labs/framework.py -> the checkout
+STEP_TIMEOUT = 20  # seconds; a step that runs longer is stopped and fails
+COLOURS = {PASS: "green", FAIL: "red", TODO: "yellow"}
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    title: str
+    check: Callable  # check(student_module, workspace) -> what it saw; runs in the sandbox
+
+
+@dataclass(frozen=True)
+class Lab:
+    directory: str  # "01-namespaces": the folder under labs/
+    steps: tuple[Step, ...]
+    cumulative: bool = False  # step N builds on steps 1..N-1, so it waits for them to pass
+    workspace: Callable[[], AbstractContextManager] | None = None  # host-side scratch space
+
+    @property
+    def number(self) -> str:
+        return self.directory.split("-", 1)[0]
+
+    @property
+    def path(self) -> Path:
+        return labs_dir() / self.directory
+
+    @property
+    def title(self) -> str:
+        """The README's first heading, without its "Lab NN —" prefix."""
+        readme = self.path / "README.md"
+        heading = readme.read_text().splitlines()[0] if readme.exists() else self.directory
+        return heading.lstrip("# ").split("—", 1)[-1].strip()
+
+
+@dataclass
+class Result:
+    step: Step
+    status: str
+    detail: str
+
+
+def labs_dir() -> Path:
+    path = REPO_ROOT / "labs"
+    if not path.is_dir():
+        raise NotFound(f"the labs are not here ({path} does not exist): the labs come with the "
+                       "source checkout of minidocker; install it from there with pip install -e")
+    return path
+
+
+def find_lab(labs: list[Lab], number: str) -> Lab:
+    """The lab called ``01``, ``1`` or ``01-namespaces``."""
+    wanted = number.split("-", 1)[0]
+    if wanted.isdigit():
+        wanted = f"{int(wanted):02d}"
+    for lab in labs:
+        if lab.number == wanted:
+            return lab
+    known = ", ".join(lab.directory for lab in labs)
+    raise NotFound(f"there is no lab {number!r}; the labs are: {known} "
+                   "(see 'minidocker lab list')")
+
+
+def student_file(lab: Lab, path: str | os.PathLike | None) -> Path:
+    """The file to check: ``path``, or the lab's starter.py. It must exist and compile."""
+    file = Path(path) if path else lab.path / "starter.py"
+    if not file.is_file():
+        raise NotFound(f"no such file: {file} (give the path of your copy of "
+                       f"{lab.directory}/starter.py)")
+    try:
+        compile(file.read_bytes(), str(file), "exec")
+    except SyntaxError as exc:
+        raise MinidockerError(f"{file} line {exc.lineno}: {exc.msg}; fix it and check again")\
+            from None
+    return file.resolve()
+
+
+def load_student(file: Path) -> ModuleType:
+    """Import the student's file by path. This runs its top-level code, so it is only ever
+    called inside a sandbox."""
+    spec = importlib.util.spec_from_file_location("student_lab", file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and friends look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def function(student: ModuleType, name: str) -> Callable:
+    """A function the step needs from the student's file, or a FAIL that names it."""
+    found = getattr(student, name, None)
+    if not callable(found):
+        raise CheckFailed(f"your file has no function {name}(): keep the starter's names")
+    return found
+
+
+def run_steps(lab: Lab, file: Path) -> list[Result]:
+    """Check every step of ``lab`` on ``file``, printing each verdict as soon as it is known."""
+    results: list[Result] = []
+    with lab.workspace() if lab.workspace else nullcontext() as workspace:
+        for step in lab.steps:
+            waiting = next((r for r in results if r.status != PASS), None) \
+                if lab.cumulative else None
+            if waiting:
+                outcome = Outcome(TODO, f"waits for step {waiting.step.number}, which it "
+                                  "builds on")
+            else:
+                outcome = run_sandboxed(lambda step=step: step.check(load_student(file),
+                                                                     workspace), STEP_TIMEOUT)
+            results.append(Result(step, outcome.status, outcome.detail))
+            print_result(results[-1])
+    return results
+
+
+def print_result(result: Result) -> None:
+    status = click.style(f"{result.status:4}", fg=COLOURS[result.status], bold=True)
+    click.echo(f"  {status}  Step {result.step.number}: {result.step.title}")
+    click.echo(f"        {result.detail}")
+
+
+def check(labs: list[Lab], number: str, path: str | os.PathLike | None = None) -> int:
+    """``minidocker lab check NUMBER [PATH]``: print the verdict of every step; 0 if all pass."""
+    lab = find_lab(labs, number)
+    file = student_file(lab, path)
+    if os.geteuid() != 0:
+        raise MinidockerError("lab checks need root (they make namespaces and mounts): "
+                              f"sudo minidocker lab check {lab.number}")
+    click.echo(f"Lab {lab.number} — {lab.title}")
+    click.echo(f"checking {_shown(file)}\n")
+    results = run_steps(lab, file)
+    passed = sum(r.status == PASS for r in results)
+    click.echo(f"\n{passed} of {len(results)} steps pass.")
+    missing = next((r for r in results if r.status != PASS), None)
+    if missing:
+        click.echo(f"Next: step {missing.step.number}. Hints: {_shown(lab.path / 'README.md')}")
+        return 1
+    click.echo(f"Lab {lab.number} is done.")
+    return 0
+
+
+def list_labs(labs: list[Lab]) -> str:
+    """``minidocker lab list``: one line per lab, and how to check one."""
+    lines = [f"{lab.number}  {lab.title}  ({_shown(lab.path)}/)" for lab in labs]
+    lines.append("\nCheck your work with: sudo minidocker lab check NUMBER [PATH]")
+    return "\n".join(lines) + "\n"
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the current directory when it is below it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

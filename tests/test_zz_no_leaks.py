@@ -1,0 +1,26 @@
+"""After containers ran (every test file before this one), nothing is left behind: no process,
+no mount under the state root, no container namespace still held. Runs last, by its name; the
+session-end hook in conftest.py checks again after the notebooks."""
+
+import os
+
+from conftest import leaks
+from minidocker import namespaces
+
+
+def test_nothing_leaked_after_the_engine_tests(md):
+    md("run", "--rm", "busybox", "sh", "-c", "sleep 0.2 & sleep 0.1 &")  # stragglers die too
+    assert leaks() == []
+
+
+def test_no_process_holds_a_foreign_namespace():
+    ours = namespaces.namespaces_of("self")
+    foreign = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            theirs = namespaces.namespaces_of(pid)
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+        if theirs["mnt"] != ours["mnt"] and theirs["net"] == ours["net"]:
+            foreign.append(pid)  # a process in our lab host's network but another mount ns
+    assert foreign == []
