@@ -80,9 +80,15 @@ def cgroup_layout() -> str:
     return "v1"
 
 
+LAYOUTS = {
+    "v2": "v2 only (unified hierarchy at /sys/fs/cgroup)",
+    "hybrid": "hybrid (v1 controllers, and a v2 tree at /sys/fs/cgroup/unified)",
+    "v1": "v1 only (one hierarchy per controller)",
+}
+
+
 def check_cgroups() -> Check:
-    layout = cgroup_layout()
-    return Check("cgroup layout", True, layout, required=False)
+    return Check("cgroup layout", True, LAYOUTS[cgroup_layout()], required=False)
 
 
 def check_iptables() -> Check:
@@ -90,8 +96,7 @@ def check_iptables() -> Check:
         return Check("iptables", False, "not installed", "apt-get install iptables",
                      required=False)
     out = subprocess.run(["iptables", "--version"], capture_output=True, text=True).stdout
-    backend = "nf_tables" if "nf_tables" in out else "legacy" if "legacy" in out else "?"
-    return Check("iptables backend", True, f"{out.strip()} ({backend})", required=False)
+    return Check("iptables backend", True, out.strip(), required=False)
 
 
 def check_busybox() -> Check:
