@@ -11,10 +11,9 @@ Used by: every later stage; notebook 01-namespaces shows them one by one.
 """
 
 import ctypes
-import ctypes.util
 import os
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)  # the C library this Python is already linked with
 
 # pivot_root has no glibc wrapper: we use syscall(2) with its number for this architecture.
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "riscv64": 41}[os.uname().machine]
