@@ -28,6 +28,14 @@ def check(number: str, path: str | os.PathLike | None = None) -> int:
     return framework.check(LABS, number, path)
 
 
+def run(number: str, path: str | os.PathLike | None = None) -> list[framework.Result]:
+    """The verdict of every step, as data (``check`` prints the same verdicts)."""
+    lab = framework.find_lab(LABS, number)
+    file = framework.student_file(lab, path)
+    with lab.open_workspace() as workspace:
+        return framework.run_steps(lab, file, workspace)
+
+
 def list_labs() -> str:
     """The labs, one per line, with their titles."""
     return framework.list_labs(LABS)

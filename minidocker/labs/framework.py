@@ -15,6 +15,7 @@ Man pages: see each lab's README. Used by: ``minidocker lab check`` and ``minido
 import importlib.util
 import os
 import sys
+import textwrap
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ class Lab:
     @property
     def path(self) -> Path:
         return labs_dir() / self.directory
+
+    def open_workspace(self) -> AbstractContextManager:
+        """What the lab's checks need from the host side (lab 02: the image, a scratch dir)."""
+        return self.workspace() if self.workspace else nullcontext()
 
     @property
     def title(self) -> str:
@@ -106,6 +111,7 @@ def student_file(lab: Lab, path: str | os.PathLike | None) -> Path:
 def load_student(file: Path) -> ModuleType:
     """Import the student's file by path. This runs its top-level code, so it is only ever
     called inside a sandbox."""
+    sys.dont_write_bytecode = True  # leave no __pycache__ beside the student's file
     spec = importlib.util.spec_from_file_location("student_lab", file)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses and friends look their module up here
@@ -121,28 +127,28 @@ def function(student: ModuleType, name: str) -> Callable:
     return found
 
 
-def run_steps(lab: Lab, file: Path) -> list[Result]:
+def run_steps(lab: Lab, file: Path, workspace=None) -> list[Result]:
     """Check every step of ``lab`` on ``file``, printing each verdict as soon as it is known."""
     results: list[Result] = []
-    with lab.workspace() if lab.workspace else nullcontext() as workspace:
-        for step in lab.steps:
-            waiting = next((r for r in results if r.status != PASS), None) \
-                if lab.cumulative else None
-            if waiting:
-                outcome = Outcome(TODO, f"waits for step {waiting.step.number}, which it "
-                                  "builds on")
-            else:
-                outcome = run_sandboxed(lambda step=step: step.check(load_student(file),
-                                                                     workspace), STEP_TIMEOUT)
-            results.append(Result(step, outcome.status, outcome.detail))
-            print_result(results[-1])
+    for step in lab.steps:
+        waiting = next((r for r in results if r.status != PASS), None) if lab.cumulative \
+            else None
+        if waiting:
+            outcome = Outcome(TODO, f"waits for step {waiting.step.number}, which it builds on")
+        else:
+            outcome = run_sandboxed(lambda step=step: step.check(load_student(file), workspace),
+                                    STEP_TIMEOUT)
+        results.append(Result(step, outcome.status, outcome.detail))
+        print_result(results[-1])
     return results
 
 
 def print_result(result: Result) -> None:
     status = click.style(f"{result.status:4}", fg=COLOURS[result.status], bold=True)
     click.echo(f"  {status}  Step {result.step.number}: {result.step.title}")
-    click.echo(f"        {result.detail}")
+    click.echo(textwrap.fill(result.detail, width=100, initial_indent=" " * 8,
+                             subsequent_indent=" " * 8, break_long_words=False,
+                             break_on_hyphens=False))
 
 
 def check(labs: list[Lab], number: str, path: str | os.PathLike | None = None) -> int:
@@ -152,9 +158,10 @@ def check(labs: list[Lab], number: str, path: str | os.PathLike | None = None) -
     if os.geteuid() != 0:
         raise MinidockerError("lab checks need root (they make namespaces and mounts): "
                               f"sudo minidocker lab check {lab.number}")
-    click.echo(f"Lab {lab.number} — {lab.title}")
-    click.echo(f"checking {_shown(file)}\n")
-    results = run_steps(lab, file)
+    with lab.open_workspace() as workspace:
+        click.echo(f"Lab {lab.number} — {lab.title}")
+        click.echo(f"checking {_shown(file)}\n")
+        results = run_steps(lab, file, workspace)
     passed = sum(r.status == PASS for r in results)
     click.echo(f"\n{passed} of {len(results)} steps pass.")
     missing = next((r for r in results if r.status != PASS), None)
@@ -174,6 +181,8 @@ def list_labs(labs: list[Lab]) -> str:
 
 def _shown(path: Path) -> str:
     """A path relative to the current directory when it is below it, else absolute."""
+    if Path.cwd() == Path("/"):
+        return str(path)
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:

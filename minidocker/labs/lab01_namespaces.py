@@ -78,8 +78,8 @@ def check_pid_one(student, _workspace) -> str:
                           "CLONE_NEWPID) moves only the caller's *next children* into the new "
                           "namespace, so fork once more after it and exec in that child"
                           f"{run.stderr_hint()}")
-    return (f"the command says $$ = 1: it is PID 1 of a new PID namespace; the host's "
-            f"stays {host.namespaces['pid']}")
+    return (f"the command says $$ = 1: it is PID 1 of a new PID namespace; the host stays "
+            f"in {host.namespaces['pid']}")
 
 
 def check_own_proc(student, _workspace) -> str:

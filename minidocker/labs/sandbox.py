@@ -30,7 +30,9 @@ from pathlib import Path
 from minidocker import kernel
 
 PASS, FAIL, TODO = "PASS", "FAIL", "TODO"
-PACKAGE_DIR = str(Path(__file__).resolve().parents[1])  # .../minidocker
+# Where code that is not the student's lives: this package, Python's library, frozen modules.
+NOT_THE_STUDENTS = tuple({str(Path(__file__).resolve().parents[1]) + os.sep,
+                          sys.prefix + os.sep, sys.base_prefix + os.sep, "<"})
 NAMESPACE_FILES = ("uts", "ipc", "mnt", "net", "pid", "pid_for_children", "cgroup", "user")
 
 # The sandbox's own /proc, opened before any student code runs. Files are opened *relative to
@@ -87,10 +89,10 @@ def _keeper(check: Callable[[], str], write_fd: int, timeout: float) -> None:
             os.kill(sandbox, signal.SIGKILL)  # PID 1 dies: the kernel kills the rest
 
         signal.signal(signal.SIGALRM, on_alarm)
-        signal.alarm(int(timeout))
+        signal.alarm(max(1, round(timeout)))
         os.waitpid(sandbox, 0)  # returns when the whole PID namespace is gone
         if timed_out:
-            _send(write_fd, Outcome(FAIL, f"still running after {int(timeout)} s, so it was "
+            _send(write_fd, Outcome(FAIL, f"still running after {timeout:g} s, so it was "
                                     "stopped: does something wait forever (a child that never "
                                     "exits, a missing exec or waitpid)?"))
     except BaseException as exc:
@@ -115,7 +117,7 @@ def _sandbox(check: Callable[[], str], write_fd: int) -> None:
         outcome = Outcome(FAIL, str(exc))
     except BaseException as exc:
         outcome = Outcome(FAIL, describe_error(exc))
-    if os.getpid() != 1:
+    if _host_proc is not None and process_id() != "1":  # not the sandbox: a student's child
         _stop_escaped_child()
     _send(write_fd, outcome)
     os._exit(0)
@@ -141,16 +143,22 @@ def call_student(function: Callable, *args):
     The student forks; if a forked child raises or returns instead of exec'ing, it would carry
     on running the *checker's* code. Here such a child is stopped, after saying why on stderr.
     """
-    caller = os.getpid()
+    caller = process_id()
     try:
         result = function(*args)
     except BaseException as exc:
-        if os.getpid() != caller:
+        if process_id() != caller:
             _stop_escaped_child(exc)
         raise
-    if os.getpid() != caller:
+    if process_id() != caller:
         _stop_escaped_child()
     return result
+
+
+def process_id() -> str:
+    """This process's PID as the sandbox numbers it. ``os.getpid()`` would not do: the
+    sandbox is PID 1, and so is a student's child that starts a new PID namespace."""
+    return os.readlink("self", dir_fd=_host_proc)
 
 
 def _stop_escaped_child(exc: BaseException | None = None) -> None:
@@ -162,12 +170,12 @@ def _stop_escaped_child(exc: BaseException | None = None) -> None:
 
 def describe_error(exc: BaseException) -> str:
     """``OSError: [Errno 22] ... (starter.py line 42)``: the error, and the line of the
-    student's file (the last frame outside the minidocker package) where it came from."""
+    student's file where it came from (the last frame that is not minidocker's or Python's)."""
     where = ""
     tb = exc.__traceback__
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
-        if not filename.startswith(PACKAGE_DIR + os.sep):
+        if not filename.startswith(NOT_THE_STUDENTS):
             where = f" ({os.path.basename(filename)} line {tb.tb_lineno})"
         tb = tb.tb_next
     return f"{type(exc).__name__}: {exc}{where}"
@@ -297,8 +305,9 @@ class HostView:
         for mount_id in later.mounts.keys() - self.mounts.keys():
             point, fstype = later.mounts[mount_id]
             found.append(f"a {fstype} mount on {point} appeared in the host's mount table: "
-                         "mount inside your own mount namespace (CLONE_NEWNS), after making its "
-                         "mounts private (MS_REC | MS_PRIVATE), so that nothing propagates back")
+                         "mount only in a mount namespace of your own (CLONE_NEWNS), and make "
+                         "its mounts private (MS_REC | MS_PRIVATE) before you mount anything, "
+                         "so that nothing propagates back to the host")
         for mount_id in self.mounts.keys() - later.mounts.keys():
             point, fstype = self.mounts[mount_id]
             found.append(f"the host's {fstype} mount on {point} disappeared: unmount only "
@@ -347,6 +356,7 @@ def run_in_container(body: Callable[[], dict]) -> dict:
 
 def _container(body: Callable[[], dict], write_fd: int) -> None:
     """The container process. Whatever happens, it reports one JSON line and exits."""
+    me = process_id()
     try:
         kernel.unshare(kernel.CLONE_NEWNS)
         answer = {"seen": body()}
@@ -356,7 +366,7 @@ def _container(body: Callable[[], dict], write_fd: int) -> None:
         answer = {"fail": str(exc)}
     except BaseException as exc:
         answer = {"fail": describe_error(exc)}
-    if os.getpid() != 1:
+    if process_id() != me:
         _stop_escaped_child()
     os.write(write_fd, (json.dumps(answer) + "\n").encode())
     os._exit(0)
