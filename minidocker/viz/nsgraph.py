@@ -90,13 +90,14 @@ def namespace_graph(processes: list[ProcessNamespaces]) -> NamespaceGraph:
 
 
 def to_digraph(graph: NamespaceGraph, title: str = ""):
-    """Draw the graph: processes on top, namespaces below in one box per type; each process
-    draws its edges in its own colour, and a namespace shared by several is filled in gold."""
+    """Draw the graph: processes on the left, namespaces on the right in one box per type (the
+    box names the type, the oval shows the inode number); each process draws its edges in its
+    own colour, and a namespace shared by several processes is filled in gold."""
     import graphviz  # only the notebooks need it (the "lab" extra)
 
-    dot = graphviz.Digraph("namespaces", graph_attr={"rankdir": "TB", "label": title,
+    dot = graphviz.Digraph("namespaces", graph_attr={"rankdir": "LR", "label": title,
                                                      "labelloc": "t", "fontname": "Helvetica",
-                                                     "ranksep": "1.0"},
+                                                     "ranksep": "1.5", "nodesep": "0.15"},
                            node_attr={"fontname": "Helvetica", "fontsize": "11"})
     # DOT reads "a:b" in an edge as node a, port b: give graphviz plain names instead.
     name = {node.id: f"n{i}" for i, node in enumerate(graph.nodes)}
@@ -112,7 +113,8 @@ def to_digraph(graph: NamespaceGraph, title: str = ""):
             box.attr(label=kind, style="dashed", color="gray50")
             for node in graph.nodes:
                 if node.kind == kind:
-                    box.node(name[node.id], node.label, shape="ellipse", style="filled",
+                    box.node(name[node.id], node.label.split("\n")[-1], shape="ellipse",
+                             style="filled", height="0.3",
                              fillcolor="gold" if node.shared else "white")
     for source, target in graph.edges:
         dot.edge(name[source], name[target], color=colour[source])
