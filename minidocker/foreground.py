@@ -106,7 +106,9 @@ def ago(timestamp: str) -> str:
     for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
         if seconds >= 2 * size:
             return f"{int(seconds // size)} {unit}"
-    return "Less than a second" if seconds < 1 else f"{int(seconds)} seconds"
+    if seconds < 1:
+        return "Less than a second"
+    return "1 second" if int(seconds) == 1 else f"{int(seconds)} seconds"
 
 
 def remove_container(name: str, force: bool) -> str:

@@ -194,13 +194,14 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
           env: dict[str, str] | None = None, stdio: Stdio | None = None,
           setup: Callable[[], None] | None = None,
           before_start: Callable[[int], None] | None = None,
-          user_map: IdMap | None = None) -> Process:
+          user_map: IdMap | None = None, init: bool = False) -> Process:
     """Start ``argv`` as PID 1 of new namespaces and return once it has exec'd.
 
     ``setup`` runs inside the new namespaces just before exec (stage 2 builds the root
     filesystem there). ``before_start(pid)`` runs in the parent while the child waits (later
     stages join the cgroup there). A failure in either, or a command that cannot be exec'd,
-    raises ``MinidockerError`` with Docker's exit code (125, 126 or 127).
+    raises ``MinidockerError`` with Docker's exit code (125, 126 or 127). With ``init`` the
+    PID 1 is ``mini_init``, which runs ``argv`` as its child (``--init``).
     """
     kinds = set(kinds)
     flags = flags_for(kinds)
@@ -212,7 +213,7 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
     if shim_pid == 0:
         os.close(report_r)
         os.close(go_w)
-        _shim(argv, flags, env, stdio or Stdio(), setup, report_w, go_r)
+        _shim(argv, flags, env, stdio or Stdio(), setup, init, report_w, go_r)
     os.close(report_w)
     os.close(go_r)
     with os.fdopen(report_r, "rb") as reports:
@@ -264,7 +265,7 @@ def _failure(report: dict) -> MinidockerError:
     return error(report["error"], report["exit_code"])
 
 
-def _shim(argv, flags, env, stdio, setup, report_w, go_r) -> None:
+def _shim(argv, flags, env, stdio, setup, init, report_w, go_r) -> None:
     """The shim: the container's parent on the host. It never returns."""
     try:
         for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
@@ -273,7 +274,7 @@ def _shim(argv, flags, env, stdio, setup, report_w, go_r) -> None:
             kernel.unshare(kernel.CLONE_NEWPID)  # our *next child* is PID 1 of a new namespace
         child = os.fork()
         if child == 0:
-            _container_process(argv, flags, env, stdio, setup, report_w, go_r)
+            _container_process(argv, flags, env, stdio, setup, init, report_w, go_r)
         _report(report_w, pid=child)
         os.close(report_w)
         os.close(go_r)
@@ -285,7 +286,7 @@ def _shim(argv, flags, env, stdio, setup, report_w, go_r) -> None:
         os._exit(125)
 
 
-def _container_process(argv, flags, env, stdio, setup, report_w, go_r) -> None:
+def _container_process(argv, flags, env, stdio, setup, init, report_w, go_r) -> None:
     """What becomes the container: unshare, wait for "go", set up, exec. Never returns."""
     try:
         kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # the shim dies -> we die
@@ -311,7 +312,11 @@ def _container_process(argv, flags, env, stdio, setup, report_w, go_r) -> None:
         _report(report_w, error=f"container setup failed: {exc} (run 'minidocker doctor' to "
                 "see what this machine is missing)", exit_code=125)
         os._exit(125)
-    execute(argv, env if env is not None else dict(os.environ), report_w)
+    env = env if env is not None else dict(os.environ)
+    if init:
+        os.close(report_w)  # the init never execs: close the pipe so the parent sees EOF
+        mini_init(argv, env)
+    execute(argv, env, report_w)
 
 
 def execute(argv: list[str], env: dict[str, str], report_w: int | None = None) -> None:

@@ -175,3 +175,19 @@ def wait_for_screen(session: str, text: str, timeout: float = 10) -> str:
             return screen
         time.sleep(0.05)
     raise AssertionError(f"{text!r} never appeared on the screen:\n{screen}")
+
+
+def test_init_starts_like_any_container_and_proxies_signals():
+    null = os.open(os.devnull, os.O_RDWR)
+    started = time.monotonic()
+    container = run(ContainerSpec("busybox", ["sleep", "5"], remove=True, init=True),
+                    namespaces.Stdio(null, null, null))
+    os.close(null)
+    assert time.monotonic() - started < 2  # run() returns once started, not at the end
+    container.process.signal(signal.SIGTERM)  # the init has a handler: it passes it on
+    assert container.wait() == 128 + signal.SIGTERM
+
+
+def test_init_with_a_terminal(md):
+    result = md("run", "--rm", "-t", "--init", "busybox", "sh", "-c", "echo $$; tty")
+    assert (result.returncode, result.stdout) == (0, "2\n/dev/pts/0\n")  # 2: init is 1

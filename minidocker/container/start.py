@@ -82,12 +82,10 @@ def start(record: records.ContainerRecord, spec: ContainerSpec,
         rootfs.enter_rootfs(rootfs.RootfsSpec(dirs.merged, readonly=spec.readonly))
         kernel.sethostname(hostname)
         enter_workdir(spec.workdir)
-        if spec.init:
-            namespaces.mini_init(spec.command, env)
 
     try:
         process = namespaces.spawn(spec.command, namespaces.CONTAINER_NAMESPACES, env=env,
-                                   stdio=stdio, setup=inside_the_namespaces)
+                                   stdio=stdio, setup=inside_the_namespaces, init=spec.init)
     except MinidockerError as exc:
         if spec.remove:
             record.remove()
