@@ -314,8 +314,7 @@ def _container_process(argv, flags, env, stdio, setup, init, report_w, go_r) -> 
         os._exit(125)
     env = env if env is not None else dict(os.environ)
     if init:
-        os.close(report_w)  # the init never execs: close the pipe so the parent sees EOF
-        mini_init(argv, env)
+        mini_init(argv, env, report_w)
     execute(argv, env, report_w)
 
 
@@ -390,16 +389,23 @@ def _exit_code(wait_status: int) -> int:
 
 # --- a tiny init: what tini does for a container ----------------------------------------------
 
-def mini_init(argv: list[str], env: dict[str, str]) -> None:
+def mini_init(argv: list[str], env: dict[str, str], report_w: int | None = None) -> None:
     """Be PID 1 properly: fork the command, pass signals on to it, reap every orphan that the
-    kernel re-parents to us, and exit with the command's status. Never returns."""
+    kernel re-parents to us, and exit with the command's status. Never returns.
+
+    The handlers are in place before we close our end of the report pipe, so by the time the
+    parent sees EOF (the command exec'd, the init is ready), no signal can be lost."""
+    command: list[int] = []
+    for signum in SIGNALS_TO_FORWARD:
+        signal.signal(signum, lambda s, _frame: command and os.kill(command[0], s))
     child = os.fork()
     if child == 0:
         for signum in SIGNALS_TO_FORWARD:
             signal.signal(signum, signal.SIG_DFL)
-        execute(argv, env)
-    for signum in SIGNALS_TO_FORWARD:
-        signal.signal(signum, lambda s, _frame: os.kill(child, s))
+        execute(argv, env, report_w)
+    command.append(child)
+    if report_w is not None:
+        os.close(report_w)
     while True:
         try:
             pid, status = os.wait()  # any child: the command, or an orphan we inherited
