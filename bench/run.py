@@ -1,0 +1,221 @@
+"""How fast does minidocker start a container, next to the real tools? ``sudo ./kit bench``
+
+Every case starts a container from the same busybox root that runs ``true`` and exits, so what
+is timed is the engine's own work. Cases run in rounds (each case once per round, so a slow
+moment of the machine hits all of them alike); the first rounds are a warm-up, the median of
+the rest is what counts.
+
+  CLI:  ``minidocker run --rm busybox true``  vs  ``podman run --rm``  vs  ``runc run``
+  API:  ``run(spec).wait()`` inside this Python process  vs  ``runc run``
+
+Targets (reported, not enforced): the CLI no slower than podman, the API no slower than runc.
+``python -c pass`` is measured too: the floor under any Python command line.
+
+Usage: bench/run.py [--runs N] [--warmup N] [--skip podman|runc] [--json PATH]
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+
+import peers  # bench/peers.py: the contestants
+from rich.console import Console
+from rich.table import Table
+
+# Ratios worth a verdict: (key, numerator case, denominator case, target or None).
+RATIOS = [
+    ("cli_minidocker_over_podman", "minidocker-cli", "podman", 1.0),
+    ("cli_minidocker_over_runc", "minidocker-cli", "runc", None),
+    ("api_minidocker_over_runc", "minidocker-api", "runc", 1.0),
+]
+PHASES = {
+    "create": "create(): find the image, pick a name, write the record (fsync)",
+    "start": "start(): fork the shim, unshare, overlay + /proc /sys /dev, pivot_root, exec",
+    "wait": "wait(): `true` runs and exits, the shim reaps it, the record is removed",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench/run.py: needs root (containers need namespaces and mounts): "
+              "run 'sudo ./kit bench'", file=sys.stderr)
+        return 1
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    host = host_info()
+    console.print(", ".join(f"{k} {v}" for k, v in host.items()))
+    try:
+        with peers.Workspace() as ws:
+            cases, skipped = gather_cases(ws, set(args.skip), console)
+            console.print(f"timing {len(cases)} cases: {args.warmup} warm-up round(s), "
+                          f"then {args.runs} measured round(s)")
+            samples, phases = measure(cases, args.runs, args.warmup)
+    except peers.BenchError as exc:
+        print(f"bench/run.py: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench/run.py: interrupted (everything it created is removed)", file=sys.stderr)
+        return 130
+    results = summarize(cases, samples)
+    ratios = compute_ratios(results)
+    phase_medians = {name: statistics.median(values) for name, values in phases.items()}
+    show(console, results, ratios, phase_medians, skipped)
+    if args.json:
+        report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "host": host,
+                  "runs": args.runs, "warmup": args.warmup, "results": results,
+                  "ratios": ratios, "api_phases_ms": {k: ms(v) for k, v in phase_medians.items()},
+                  "skipped": skipped}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"written: {args.json}")
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=20, metavar="N",
+                        help="measured rounds; the median is reported (default 20)")
+    parser.add_argument("--warmup", type=int, default=3, metavar="N",
+                        help="rounds run first and not counted (default 3)")
+    parser.add_argument("--skip", action="append", default=[], choices=["podman", "runc"],
+                        help="leave a peer out (repeatable)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.warmup < 0:
+        parser.error("--runs must be at least 1 and --warmup at least 0")
+    return args
+
+
+def gather_cases(ws, skip: set[str], console: Console):
+    """Set up every peer; one that is missing or refuses to work is skipped with a reason."""
+    console.print(f"setting up in {ws.path}")
+    cases = peers.python_cases()
+    minidocker, image_root = peers.minidocker_cases(ws)
+    cases += minidocker
+    skipped = {}
+    for name, make in (("runc", peers.runc_case), ("podman", peers.podman_case)):
+        if name in skip:
+            skipped[name] = "--skip"
+            continue
+        try:
+            cases.append(make(ws, image_root))
+        except peers.Skipped as exc:
+            skipped[name] = str(exc)
+    return cases, skipped
+
+
+def measure(cases, runs: int, warmup: int):
+    """Run every case once per round; keep the wall times of the rounds after the warm-up.
+    A case's own breakdown (``{phase: seconds}``) is kept per phase."""
+    samples: dict[str, list[float]] = {case.key: [] for case in cases}
+    phases: dict[str, list[float]] = {}
+    for round_number in range(warmup + runs):
+        for case in cases:
+            started = perf_counter()
+            breakdown = case.once()
+            elapsed = perf_counter() - started
+            if round_number < warmup:
+                continue
+            samples[case.key].append(elapsed)
+            for phase, seconds in (breakdown or {}).items():
+                phases.setdefault(phase, []).append(seconds)
+    return samples, phases
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def summarize(cases, samples) -> dict[str, dict]:
+    return {case.key: {"group": case.group, "label": case.label, "command": case.command,
+                       "median_ms": ms(statistics.median(samples[case.key])),
+                       "min_ms": ms(min(samples[case.key])),
+                       "max_ms": ms(max(samples[case.key])),
+                       "samples_ms": [ms(s) for s in samples[case.key]]}
+            for case in cases}
+
+
+def compute_ratios(results: dict[str, dict]) -> dict[str, dict]:
+    ratios = {}
+    for key, numerator, denominator, target in RATIOS:
+        if numerator in results and denominator in results:
+            value = results[numerator]["median_ms"] / results[denominator]["median_ms"]
+            ratios[key] = {"value": round(value, 2), "target": target,
+                           "met": None if target is None else value <= target}
+    return ratios
+
+
+def show(console: Console, results, ratios, phases, skipped) -> None:
+    table = Table(title="Start a container that runs `true` (wall time, ms)")
+    table.add_column("")
+    table.add_column("who")
+    for column in ("median", "min", "max"):
+        table.add_column(column, justify="right")
+    table.add_column("what runs")
+    groups = {"context": "context", "cli": "command line", "api": "in-process API"}
+    for group, title in groups.items():
+        for r in results.values():
+            if r["group"] == group:
+                table.add_row(title, r["label"], f"{r['median_ms']:.1f}", f"{r['min_ms']:.1f}",
+                              f"{r['max_ms']:.1f}", r["command"])
+                title = ""
+    console.print(table)
+
+    verdicts = Table(title="Ratios of medians")
+    for column in ("comparison", "ratio", "target", "verdict"):
+        verdicts.add_column(column)
+    for key, r in ratios.items():
+        target = f"≤ {r['target']:.1f}×" if r["target"] else "(context)"
+        verdict = "" if r["met"] is None else "[green]met[/]" if r["met"] else "[red]missed[/]"
+        verdicts.add_row(key.replace("_over_", " / ").replace("_", " "), f"{r['value']:.2f}×",
+                         target, verdict)
+    if ratios:
+        console.print(verdicts)
+
+    if phases:
+        steps = Table(title="Where the in-process run goes (medians, ms)")
+        steps.add_column("step")
+        steps.add_column("median", justify="right")
+        for name, text in PHASES.items():
+            if name in phases:
+                steps.add_row(text, f"{phases[name] * 1000:.1f}")
+        console.print(steps)
+    for name, reason in skipped.items():
+        console.print(f"[yellow]{name} skipped:[/] {reason}")
+
+
+def host_info() -> dict[str, str]:
+    """What the figures depend on: kernel, cgroup layout, CPUs, versions."""
+    from minidocker.doctor import cgroup_layout
+
+    info = {"kernel": platform.release(), "cgroup_layout": cgroup_layout(),
+            "cpus": str(os.cpu_count()), "python": platform.python_version(),
+            "os": _os_release()}
+    for tool in ("runc", "podman"):
+        try:
+            out = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout
+            info[tool] = out.splitlines()[0].split()[-1] if out else "?"
+        except FileNotFoundError:
+            info[tool] = "not installed"
+    return info
+
+
+def _os_release() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
