@@ -54,7 +54,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def leaks() -> list[str]:
-    """What the session left behind: processes, and mounts under the state root."""
+    """What the session left behind: processes, mounts under the state root, cgroups."""
     found = []
     for pid in descendants(os.getpid()):
         try:
@@ -70,6 +70,9 @@ def leaks() -> list[str]:
             mount_point = line.split()[4]
             if root and mount_point.startswith(root + "/"):
                 found.append(f"mount {mount_point}")
+    from minidocker import cgroups
+
+    found += [f"cgroup {path}" for path in cgroups.leftover_cgroups()]
     return found
 
 

@@ -193,7 +193,7 @@ def show(console: Console, results, ratios, phases, skipped) -> None:
 
 def host_info() -> dict[str, str]:
     """What the figures depend on: kernel, cgroup layout, CPUs, versions."""
-    from minidocker.doctor import cgroup_layout
+    from minidocker.cgroups import layout as cgroup_layout
 
     info = {"kernel": platform.release(), "cgroup_layout": cgroup_layout(),
             "cpus": str(os.cpu_count()), "python": platform.python_version(),

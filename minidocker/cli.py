@@ -62,9 +62,21 @@ def main():
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
 @click.option("--init", is_flag=True, help="Run an init as PID 1 that forwards signals and "
               "reaps orphans.")
+@click.option("-m", "--memory", metavar="BYTES", help="Memory limit (e.g. 32m, 1g).")
+@click.option("--memory-swap", metavar="BYTES", help="Memory plus swap limit; -1 = unlimited "
+              "swap.")
+@click.option("--cpus", metavar="N", help="Number of CPUs (e.g. 0.5).")
+@click.option("-c", "--cpu-shares", metavar="N", help="CPU shares (relative weight, "
+              "default 1024).")
+@click.option("--cpu-period", metavar="US", help="CFS period in microseconds.")
+@click.option("--cpu-quota", metavar="US", help="CFS quota in microseconds per period.")
+@click.option("--cpuset-cpus", metavar="LIST", help="CPUs the container may run on (0-1, 0,2).")
+@click.option("--pids-limit", metavar="N", help="Maximum number of processes (-1 = unlimited).")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run(remove, name, hostname, readonly, env, workdir, interactive, tty, init, image, command):
+def run(remove, name, hostname, readonly, env, workdir, interactive, tty, init, memory,
+        memory_swap, cpus, cpu_shares, cpu_period, cpu_quota, cpuset_cpus, pids_limit, image,
+        command):
     """Run a command in a new container, in the foreground.
 
     \b
@@ -74,12 +86,16 @@ def run(remove, name, hostname, readonly, env, workdir, interactive, tty, init, 
       minidocker run --rm --read-only busybox touch /x     # fails: read-only root
     """
     require_root("run")
+    from minidocker.cgroups import build_limits
     from minidocker.container import ContainerSpec
     from minidocker.foreground import run_in_foreground
 
+    limits = build_limits(memory, memory_swap, cpus, cpu_shares, cpu_period, cpu_quota,
+                          cpuset_cpus, pids_limit)
     spec = ContainerSpec(image=image, command=list(command) or ["sh"], name=name,
                          hostname=hostname, env=list(env), workdir=workdir, readonly=readonly,
-                         interactive=interactive, tty=tty, remove=remove, init=init)
+                         interactive=interactive, tty=tty, remove=remove, init=init,
+                         limits=limits)
     sys.exit(run_in_foreground(spec))
 
 

@@ -11,6 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from minidocker import cgroups
 from minidocker.image.store import list_images
 from minidocker.kernel import unshare
 from minidocker.namespaces import NAMESPACES, flags_for
@@ -70,16 +71,6 @@ def check_overlay() -> Check:
     return Check("overlayfs", ok, "available" if ok else "missing", "modprobe overlay")
 
 
-def cgroup_layout() -> str:
-    """"v2" (unified only), "hybrid" (v1 controllers + a v2 tree) or "v1"."""
-    root = Path("/sys/fs/cgroup")
-    if (root / "cgroup.controllers").exists():
-        return "v2"
-    if (root / "unified" / "cgroup.controllers").exists():
-        return "hybrid"
-    return "v1"
-
-
 LAYOUTS = {
     "v2": "v2 only (unified hierarchy at /sys/fs/cgroup)",
     "hybrid": "hybrid (v1 controllers, and a v2 tree at /sys/fs/cgroup/unified)",
@@ -88,7 +79,7 @@ LAYOUTS = {
 
 
 def check_cgroups() -> Check:
-    return Check("cgroup layout", True, LAYOUTS[cgroup_layout()], required=False)
+    return Check("cgroup layout", True, LAYOUTS[cgroups.layout()], required=False)
 
 
 def check_iptables() -> Check:

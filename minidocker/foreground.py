@@ -5,11 +5,13 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 from datetime import UTC, datetime
 
 from minidocker.container import ContainerSpec, records
 from minidocker.container import run as run_container
 from minidocker.container import tty as terminal
+from minidocker.container.start import release
 from minidocker.errors import Conflict
 from minidocker.image.reference import parse_reference
 from minidocker.image.store import image_root
@@ -30,7 +32,13 @@ def run_in_foreground(spec: ContainerSpec) -> int:
         terminal.copy_window_size(0, master)
         terminal.relay(master, spec.interactive)
         os.close(master)
-    return container.wait()
+    code = container.wait()
+    if container.oom_killed:
+        limit = spec.limits.memory or 0
+        print(f"minidocker: container {container.record.Name} was killed by the kernel's OOM "
+              f"killer: it went over its memory limit ({limit // 2**20} MiB, -m). Give it "
+              "more memory or make it use less.", file=sys.stderr)
+    return code
 
 
 class SignalProxy:
@@ -80,6 +88,7 @@ def refresh_state(record: records.ContainerRecord) -> None:
     machine rebooted) is corrected to "exited": the record follows the kernel's truth."""
     if record.State["Status"] == "running" and not _alive(record.State["Pid"]):
         record.mark_exited(record.State.get("ExitCode") or 137)
+        release(record)
 
 
 def _alive(pid: int) -> bool:
@@ -120,6 +129,7 @@ def remove_container(name: str, force: bool) -> str:
                            "first, or use 'minidocker rm -f'.")
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.State["Pid"], signal.SIGKILL)
+    release(record)
     record.remove()
     return name
 

@@ -2,7 +2,7 @@
 
 import re
 
-from minidocker import doctor
+from minidocker import cgroups
 
 
 def test_this_machine_passes_and_every_namespace_was_tried(md):
@@ -11,7 +11,7 @@ def test_this_machine_passes_and_every_namespace_was_tried(md):
     for kind in ("uts", "pid", "mnt", "ipc", "net", "user", "cgroup"):
         assert f"[  ok] {kind} namespace: works" in result.stdout
     layout = re.search(r"cgroup layout: (\w+)", result.stdout)[1]
-    assert layout == doctor.cgroup_layout()
+    assert layout == cgroups.layout()
     print(f"cgroup layout seen by the doctor: {layout}")
 
 

@@ -27,7 +27,8 @@ class ContainerRecord:
     HostConfig: dict
     Created: str = field(default_factory=now)
     State: dict = field(default_factory=lambda: {"Status": "created", "Pid": 0, "ExitCode": 0,
-                                                 "StartedAt": "", "FinishedAt": ""})
+                                                 "OOMKilled": False, "StartedAt": "",
+                                                 "FinishedAt": ""})
 
     @property
     def directory(self) -> Path:
@@ -40,8 +41,9 @@ class ContainerRecord:
         self.State.update(Status="running", Pid=pid, StartedAt=now())
         self.save()
 
-    def mark_exited(self, exit_code: int) -> None:
-        self.State.update(Status="exited", Pid=0, ExitCode=exit_code, FinishedAt=now())
+    def mark_exited(self, exit_code: int, oom_killed: bool = False) -> None:
+        self.State.update(Status="exited", Pid=0, ExitCode=exit_code, FinishedAt=now(),
+                          OOMKilled=oom_killed)
         self.save()
 
     def remove(self) -> None:

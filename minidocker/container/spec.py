@@ -3,6 +3,8 @@
 import os
 from dataclasses import dataclass, field
 
+from minidocker.cgroups import Limits
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -21,6 +23,7 @@ class ContainerSpec:
     tty: bool = False
     remove: bool = False  # --rm
     init: bool = False  # --init: a tiny init as PID 1 that reaps orphans
+    limits: Limits = field(default_factory=Limits)  # -m, --cpus, --pids-limit, ...
 
     def environment(self, hostname: str) -> dict[str, str]:
         """The process environment, built as Docker builds it: defaults, then each ``-e``.

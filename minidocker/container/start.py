@@ -3,20 +3,23 @@
 The story, in the order the kernel sees it:
 
 1. find the image's root directory (stage 5) and give the container an ID, a name and a record;
-2. fork the shim, which unshares a PID namespace; its child unshares uts, mnt, ipc, net and
-   cgroup namespaces (stage 1);
-3. inside: make every mount private, mount the overlay of the image and the container's own
+2. make its cgroup and write its limits (stage 3);
+3. fork the shim, which unshares a PID namespace; its child unshares uts, mnt, ipc and net
+   namespaces and waits while we move it into the cgroup; then it unshares the cgroup
+   namespace, so that its cgroup looks like the root (stage 1);
+4. inside: make every mount private, mount the overlay of the image and the container's own
    upper dir (stage 4), pivot_root into it with /proc, /sys and /dev (stage 2), set the
    hostname, go to the working directory;
-4. exec the command; the shim waits for it, and the record gets its exit code.
+5. exec the command; the shim waits for it, the record gets its exit code (and whether the
+   kernel's OOM killer struck), and the cgroup is removed.
 
-Man pages: see stages 1, 2 and 4. Used by: ``minidocker run``, notebook 00-tour.
+Man pages: see stages 1 to 4. Used by: ``minidocker run``, notebook 00-tour.
 """
 
 import os
 from dataclasses import dataclass
 
-from minidocker import kernel, namespaces, rootfs, unionfs
+from minidocker import cgroups, kernel, namespaces, rootfs, unionfs
 from minidocker.container import records
 from minidocker.container.names import check_name, new_id
 from minidocker.container.spec import ContainerSpec
@@ -31,18 +34,34 @@ class Container:
     record: records.ContainerRecord
     process: namespaces.Process
     spec: ContainerSpec
+    cgroup: cgroups.Cgroup
+    oom_killed: bool = False
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
+    def stats(self) -> cgroups.Stats:
+        """CPU, memory and pids as the kernel counts them for this container's cgroup."""
+        return self.cgroup.stats()
+
+    def pause(self) -> None:
+        """Freeze every process of the container (the cgroup freezer)."""
+        self.cgroup.freeze()
+
+    def unpause(self) -> None:
+        self.cgroup.thaw()
+
     def wait(self) -> int:
-        """Wait for PID 1; record the exit code (or remove everything, with ``--rm``)."""
+        """Wait for PID 1; record the exit code and an OOM kill, remove the cgroup (and
+        everything else, with ``--rm``)."""
         code = self.process.wait()
+        self.oom_killed = self.cgroup.stats().oom_kills > 0
+        self.cgroup.destroy()
         if self.spec.remove:
             self.record.remove()
         else:
-            self.record.mark_exited(code)
+            self.record.mark_exited(code, oom_killed=self.oom_killed)
         return code
 
 
@@ -64,7 +83,7 @@ def create(spec: ContainerSpec) -> records.ContainerRecord:
                 "OpenStdin": spec.interactive, "Image": str(reference),
                 "ImageRoot": str(image_root)},
         HostConfig={"ReadonlyRootfs": spec.readonly, "AutoRemove": spec.remove,
-                    "Init": spec.init})
+                    "Init": spec.init, **docker_limits(spec.limits)})
     record.save()
     return record
 
@@ -75,6 +94,7 @@ def start(record: records.ContainerRecord, spec: ContainerSpec,
     hostname = record.Config["Hostname"]
     dirs = unionfs.OverlayDirs.under(record.directory, (record.Config["ImageRoot"],))
     env = spec.environment(hostname)
+    cgroup = make_cgroup(record, spec.limits)
 
     def inside_the_namespaces() -> None:  # runs as the container's PID 1, before exec
         rootfs.make_mounts_private()
@@ -85,15 +105,45 @@ def start(record: records.ContainerRecord, spec: ContainerSpec,
 
     try:
         process = namespaces.spawn(spec.command, namespaces.CONTAINER_NAMESPACES, env=env,
-                                   stdio=stdio, setup=inside_the_namespaces, init=spec.init)
+                                   stdio=stdio, setup=inside_the_namespaces, init=spec.init,
+                                   before_start=cgroup.add_process)
     except MinidockerError as exc:
+        cgroup.destroy()
         if spec.remove:
             record.remove()
         else:
             record.mark_exited(exc.exit_code)
         raise
     record.mark_running(process.pid)
-    return Container(record, process, spec)
+    return Container(record, process, spec, cgroup)
+
+
+def make_cgroup(record: records.ContainerRecord, limits: cgroups.Limits) -> cgroups.Cgroup:
+    """The container's cgroup, made and limited before its process exists."""
+    cgroup = cgroups.for_container(record.Id)
+    try:
+        cgroup.create()
+        cgroup.set_limits(limits)
+    except OSError as exc:
+        cgroup.destroy()
+        record.remove()
+        raise MinidockerError(f"cannot set up the container's cgroup: {exc} (run "
+                              "'minidocker doctor' to see the cgroup layout)") from exc
+    return cgroup
+
+
+def release(record: records.ContainerRecord) -> None:
+    """Give back what a container held in the kernel after its process is gone — for a
+    container whose minidocker died before it could clean up (``ps``, ``rm``)."""
+    cgroups.for_container(record.Id).destroy()
+
+
+def docker_limits(limits: cgroups.Limits) -> dict:
+    """The limits under Docker's HostConfig names (0 = unlimited), for ``inspect``."""
+    return {"Memory": limits.memory or 0, "MemorySwap": limits.memory_swap or 0,
+            "CpuQuota": limits.cpu_quota or 0, "CpuPeriod": limits.cpu_period or 0,
+            "CpuShares": limits.cpu_shares or 0, "CpusetCpus": limits.cpuset_cpus or "",
+            "PidsLimit": limits.pids_limit or 0}
 
 
 def run(spec: ContainerSpec, stdio: namespaces.Stdio | None = None) -> Container:

@@ -1,0 +1,51 @@
+"""Stage 3 — cgroups: a process with limits, counted and frozen by the kernel.
+
+``layout()`` tells which cgroup interface this machine has — "v2" (one unified tree, what
+Ubuntu 24.04 runs), "hybrid" (v1 controllers plus an empty v2 tree, like this kit's Debian
+machine) or "v1" — and ``for_container(id)`` returns the driver that fits, so no caller ever
+branches on the version. A container's cgroup is ``minidocker/<container id>``.
+
+Man pages: cgroups(7), cgroup_namespaces(7). Used by: notebook 03-cgroups, lab 03-cgroups.
+"""
+
+from pathlib import Path
+
+from minidocker.cgroups.base import Cgroup, Stats
+from minidocker.cgroups.limits import Limits, build_limits
+from minidocker.cgroups.v1 import CgroupV1
+from minidocker.cgroups.v2 import CgroupV2
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PARENT = "minidocker"
+
+__all__ = ["Cgroup", "CgroupV1", "CgroupV2", "Limits", "Stats", "build_limits",
+           "for_container", "layout", "unified_root"]
+
+
+def layout() -> str:
+    """"v2", "hybrid" or "v1", from what is mounted at /sys/fs/cgroup."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return "v2"
+    if (CGROUP_ROOT / "unified" / "cgroup.controllers").exists():
+        return "hybrid"
+    return "v1"
+
+
+def unified_root() -> Path | None:
+    """Where the v2 tree is mounted, if there is one."""
+    return {"v2": CGROUP_ROOT, "hybrid": CGROUP_ROOT / "unified"}.get(layout())
+
+
+def for_container(container_id: str) -> Cgroup:
+    """The cgroup of one container, with the driver for this machine: where the controllers
+    are (v1 and hybrid: the v1 trees; v2: the unified tree)."""
+    name = f"{PARENT}/{container_id}"
+    return CgroupV2(name, CGROUP_ROOT) if layout() == "v2" else CgroupV1(name)
+
+
+def leftover_cgroups() -> list[Path]:
+    """Every container cgroup present on this machine (for prune and the leak check)."""
+    roots = [CGROUP_ROOT / c for c in ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")]
+    roots += [CGROUP_ROOT, CGROUP_ROOT / "unified"]
+    return sorted({child for root in roots if (root / PARENT).is_dir()
+                   for child in (root / PARENT).iterdir() if child.is_dir()})

@@ -1,0 +1,129 @@
+"""The one interface every cgroup driver offers, and what it reports.
+
+A cgroup is a directory in a cgroup filesystem: create it with mkdir, move a process in by
+writing its PID to ``cgroup.procs``, set a limit by writing a file, read usage from another,
+remove it with rmdir once it is empty. The two kernel interfaces (v1: one tree per controller;
+v2: one unified tree) differ only in which files those are, so each driver is a small class
+behind this interface and callers never ask which version runs.
+
+Man pages: cgroups(7), cgroup_namespaces(7); kernel docs cgroup-v1/*.rst, cgroup-v2.rst.
+"""
+
+import os
+import signal
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from minidocker.cgroups.limits import Limits
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A container's usage, as the kernel counts it."""
+
+    cpu_usage_ns: int  # CPU time consumed by every process in the cgroup, ever
+    memory_usage: int  # bytes charged now
+    memory_limit: int | None  # bytes, None = unlimited
+    pids_current: int
+    pids_limit: int | None  # None = unlimited
+    oom_kills: int  # processes the kernel killed for going over the memory limit
+    forks_refused: int  # fork(2)s that failed with EAGAIN because of the pids limit
+
+
+class Cgroup(ABC):
+    """One container's cgroup. ``name`` is a path below the hierarchy root, e.g.
+    ``minidocker/<container id>``."""
+
+    version: str  # "v1" or "v2"
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @abstractmethod
+    def directories(self) -> list[Path]:
+        """Every directory this cgroup is made of (one per v1 controller, one in v2)."""
+
+    @abstractmethod
+    def create(self) -> None: ...
+
+    @abstractmethod
+    def set_limits(self, limits: Limits) -> None: ...
+
+    @abstractmethod
+    def stats(self) -> Stats: ...
+
+    @abstractmethod
+    def freeze(self) -> None: ...
+
+    @abstractmethod
+    def thaw(self) -> None: ...
+
+    def add_process(self, pid: int) -> None:
+        """Move ``pid`` (and from then on its children) into this cgroup."""
+        for directory in self.directories():
+            (directory / "cgroup.procs").write_text(str(pid))
+
+    def pids(self) -> list[int]:
+        procs = self.directories()[0] / "cgroup.procs"
+        return [int(p) for p in procs.read_text().split()] if procs.exists() else []
+
+    def exists(self) -> bool:
+        return any(d.is_dir() for d in self.directories())
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the cgroup, until it is empty."""
+        for _ in range(100):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+
+    def destroy(self) -> None:
+        """Kill what is left, then rmdir every directory (deepest first)."""
+        if not self.exists():
+            return
+        self.thaw()  # a frozen process cannot die
+        self.kill_all()
+        for directory in self.directories():
+            _rmdir_retrying(directory)
+            try:
+                directory.parent.rmdir()  # the shared parent goes with its last container
+            except OSError:
+                pass
+
+
+def _rmdir_retrying(directory: Path) -> None:
+    """rmdir(2) fails with EBUSY while the kernel still tears down the last task."""
+    for _ in range(200):
+        try:
+            directory.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
+    directory.rmdir()
+
+
+def read_int(path: Path, default: int = 0) -> int:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return default
+    return default if text == "max" else int(text)
+
+
+def read_keyed(path: Path) -> dict[str, int]:
+    """A flat keyed file such as ``memory.events``: "key value" per line."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    return {k: int(v) for k, v in (line.split()[:2] for line in lines if line.strip())}

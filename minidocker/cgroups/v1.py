@@ -1,0 +1,111 @@
+"""The cgroup v1 driver: one hierarchy per controller.
+
+In v1 each controller (memory, cpu, cpuacct, cpuset, pids, freezer) has its own tree, mounted
+at ``/sys/fs/cgroup/<controller>`` (sometimes two share one mount, like ``cpu,cpuacct``). A
+container's cgroup is therefore one directory in each tree, and the process joins each of them.
+
+Files written: memory.limit_in_bytes, memory.memsw.limit_in_bytes, cpu.cfs_period_us,
+cpu.cfs_quota_us, cpu.shares, cpuset.cpus (+ cpuset.mems, which must be set before a task may
+join), pids.max, freezer.state. Read: cpuacct.usage, memory.usage_in_bytes,
+memory.oom_control, pids.current.
+
+Man pages: cgroups(7), cpuset(7); kernel docs admin-guide/cgroup-v1/.
+"""
+
+from pathlib import Path
+
+from minidocker.cgroups.base import Cgroup, Stats, read_int, read_keyed
+from minidocker.cgroups.limits import Limits
+
+CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")
+UNLIMITED = 2**63 - 4096  # what v1 reports for "no limit" (PAGE_COUNTER_MAX in bytes)
+
+
+def controller_mounts() -> dict[str, Path]:
+    """Where each v1 controller is mounted, read from the kernel's mount table."""
+    mounts: dict[str, Path] = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split(" - ")
+        if len(fields) != 2 or not fields[1].startswith("cgroup "):
+            continue
+        mount_point = Path(fields[0].split()[4])
+        for option in fields[1].split()[2].split(","):
+            if option in CONTROLLERS:
+                mounts.setdefault(option, mount_point)
+    return mounts
+
+
+class CgroupV1(Cgroup):
+    version = "v1"
+
+    def __init__(self, name: str, mounts: dict[str, Path] | None = None):
+        super().__init__(name)
+        self.mounts = mounts if mounts is not None else controller_mounts()
+
+    def path(self, controller: str) -> Path:
+        return self.mounts[controller] / self.name
+
+    def directories(self) -> list[Path]:
+        unique = dict.fromkeys(self.path(c) for c in CONTROLLERS if c in self.mounts)
+        return list(unique)
+
+    def create(self) -> None:
+        for directory in self.directories():
+            directory.mkdir(parents=True, exist_ok=True)
+        if "cpuset" in self.mounts:  # an empty cpuset admits no task: inherit the parent's
+            self._inherit_cpuset(self.path("cpuset"))
+
+    def _inherit_cpuset(self, directory: Path) -> None:
+        root = self.mounts["cpuset"]
+        chain = [directory, *directory.parents]
+        for level in reversed(chain[: chain.index(root)]):
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if not (level / name).read_text().strip():
+                    (level / name).write_text((level.parent / name).read_text())
+
+    def set_limits(self, limits: Limits) -> None:
+        memory, cpu = self.path("memory"), self.path("cpu")
+        if limits.memory is not None:
+            (memory / "memory.limit_in_bytes").write_text(str(limits.memory))
+            swap = limits.memory_swap
+            if swap is None:
+                swap = 2 * limits.memory  # Docker: as much swap as memory
+            memsw = memory / "memory.memsw.limit_in_bytes"
+            if memsw.exists():  # only with swap accounting
+                memsw.write_text(str(swap))
+        if limits.cpu_period is not None:
+            (cpu / "cpu.cfs_period_us").write_text(str(limits.cpu_period))
+        if limits.cpu_quota is not None:
+            (cpu / "cpu.cfs_quota_us").write_text(str(limits.cpu_quota))
+        if limits.cpu_shares is not None:
+            (cpu / "cpu.shares").write_text(str(limits.cpu_shares))
+        if limits.cpuset_cpus is not None:
+            (self.path("cpuset") / "cpuset.cpus").write_text(limits.cpuset_cpus)
+        if limits.pids_limit is not None:
+            (self.path("pids") / "pids.max").write_text(str(limits.pids_limit))
+
+    def stats(self) -> Stats:
+        memory_limit = read_int(self.path("memory") / "memory.limit_in_bytes", UNLIMITED)
+        pids_limit = read_int(self.path("pids") / "pids.max", -1)
+        oom = read_keyed(self.path("memory") / "memory.oom_control")
+        return Stats(
+            cpu_usage_ns=read_int(self.path("cpuacct") / "cpuacct.usage"),
+            memory_usage=read_int(self.path("memory") / "memory.usage_in_bytes"),
+            memory_limit=None if memory_limit >= UNLIMITED else memory_limit,
+            pids_current=read_int(self.path("pids") / "pids.current"),
+            pids_limit=None if pids_limit < 0 else pids_limit,
+            oom_kills=oom.get("oom_kill", 0),
+            forks_refused=read_keyed(self.path("pids") / "pids.events").get("max", 0))
+
+    def freeze(self) -> None:
+        self._freezer("FROZEN")
+
+    def thaw(self) -> None:
+        self._freezer("THAWED")
+
+    def _freezer(self, state: str) -> None:
+        path = self.path("freezer") / "freezer.state"
+        if path.exists():
+            path.write_text(state)
+            while path.read_text().strip() != state:  # FREEZING until every task stopped
+                path.write_text(state)

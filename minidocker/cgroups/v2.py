@@ -1,0 +1,123 @@
+"""The cgroup v2 driver: one unified hierarchy.
+
+In v2 there is one tree (``/sys/fs/cgroup`` on a v2-only machine, ``/sys/fs/cgroup/unified``
+on a hybrid one). A parent hands controllers to its children by writing ``+memory +cpu ...`` to
+its ``cgroup.subtree_control``; a process lives in exactly one cgroup. Freezing and killing are
+core features: ``cgroup.freeze`` and ``cgroup.kill``.
+
+Files written: memory.max, memory.swap.max, cpu.max ("quota period"), cpu.weight, cpuset.cpus,
+pids.max, cgroup.freeze, cgroup.kill. Read: cpu.stat, memory.current, memory.events,
+pids.current, cgroup.events.
+
+Man pages: cgroups(7); kernel docs admin-guide/cgroup-v2.rst.
+"""
+
+import time
+from pathlib import Path
+
+from minidocker.cgroups.base import Cgroup, Stats, read_int, read_keyed
+from minidocker.cgroups.limits import Limits, cpu_weight
+
+WANTED = ("cpu", "cpuset", "memory", "pids")
+
+
+class CgroupV2(Cgroup):
+    version = "v2"
+
+    def __init__(self, name: str, root: Path = Path("/sys/fs/cgroup")):
+        super().__init__(name)
+        self.root = root
+        self.path = root / name
+
+    def directories(self) -> list[Path]:
+        return [self.path]
+
+    def controllers(self) -> set[str]:
+        """The controllers this cgroup has (its parent gave them)."""
+        available = self.path / "cgroup.controllers"
+        return set(available.read_text().split()) if available.exists() else set()
+
+    def create(self) -> None:
+        directory = self.root
+        for part in Path(self.name).parts:
+            enable_controllers(directory)  # a parent passes controllers down before the mkdir
+            directory = directory / part
+            directory.mkdir(exist_ok=True)
+
+    def set_limits(self, limits: Limits) -> None:
+        needed = _controllers_for(limits)
+        missing = needed - self.controllers()
+        if missing:
+            raise OSError(f"the cgroup v2 controllers {', '.join(sorted(missing))} are not "
+                          f"available in {self.root}")
+        if limits.memory is not None:
+            (self.path / "memory.max").write_text(str(limits.memory))
+            swap_max = self.path / "memory.swap.max"
+            if swap_max.exists():
+                swap = limits.memory_swap
+                value = "max" if swap == -1 else (swap - limits.memory if swap else
+                                                   limits.memory)
+                swap_max.write_text(str(value))
+        if limits.cpu_quota is not None or limits.cpu_period is not None:
+            quota = limits.cpu_quota if limits.cpu_quota is not None else "max"
+            (self.path / "cpu.max").write_text(f"{quota} {limits.cpu_period or 100000}")
+        if limits.cpu_shares is not None:
+            (self.path / "cpu.weight").write_text(str(cpu_weight(limits.cpu_shares)))
+        if limits.cpuset_cpus is not None:
+            (self.path / "cpuset.cpus").write_text(limits.cpuset_cpus)
+        if limits.pids_limit is not None:
+            (self.path / "pids.max").write_text(str(limits.pids_limit))
+
+    def stats(self) -> Stats:
+        memory_max = read_int(self.path / "memory.max", -1)
+        pids_max = read_int(self.path / "pids.max", -1)
+        return Stats(
+            cpu_usage_ns=read_keyed(self.path / "cpu.stat").get("usage_usec", 0) * 1000,
+            memory_usage=read_int(self.path / "memory.current"),
+            memory_limit=None if memory_max < 0 else memory_max,
+            pids_current=read_int(self.path / "pids.current", len(self.pids())),
+            pids_limit=None if pids_max < 0 else pids_max,
+            oom_kills=read_keyed(self.path / "memory.events").get("oom_kill", 0),
+            forks_refused=read_keyed(self.path / "pids.events").get("max", 0))
+
+    def freeze(self) -> None:
+        self._freeze("1")
+
+    def thaw(self) -> None:
+        self._freeze("0")
+
+    def _freeze(self, value: str) -> None:
+        if not (self.path / "cgroup.freeze").exists():
+            return
+        (self.path / "cgroup.freeze").write_text(value)
+        for _ in range(500):  # "frozen 1" in cgroup.events once every task has stopped
+            if read_keyed(self.path / "cgroup.events").get("frozen") == int(value):
+                return
+            time.sleep(0.002)
+
+    def kill_all(self) -> None:
+        kill = self.path / "cgroup.kill"  # Linux 5.14: the kernel kills them all at once
+        if kill.exists() and self.pids():
+            kill.write_text("1")
+        super().kill_all()
+
+
+def enable_controllers(directory: Path) -> None:
+    """Pass every wanted controller that ``directory`` has down to its children."""
+    available = set((directory / "cgroup.controllers").read_text().split())
+    enabled = set((directory / "cgroup.subtree_control").read_text().split())
+    for controller in sorted(set(WANTED) & available - enabled):
+        (directory / "cgroup.subtree_control").write_text(f"+{controller}")
+
+
+def _controllers_for(limits: Limits) -> set[str]:
+    needed = set()
+    if limits.memory is not None:
+        needed.add("memory")
+    if limits.cpu_quota is not None or limits.cpu_period is not None or limits.cpu_shares:
+        needed.add("cpu")
+    if limits.cpuset_cpus is not None:
+        needed.add("cpuset")
+    if limits.pids_limit is not None:
+        needed.add("pids")
+    return needed
