@@ -56,7 +56,7 @@ def main():
               help="Mount the container's root filesystem as read only.")
 @click.option("-e", "--env", multiple=True, metavar="KEY=VALUE",
               help="Set an environment variable (repeatable).")
-@click.option("-w", "--workdir", default="/", metavar="DIR",
+@click.option("-w", "--workdir", metavar="DIR",
               help="Working directory inside the container.")
 @click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
@@ -92,7 +92,7 @@ def run(remove, name, hostname, readonly, env, workdir, interactive, tty, init, 
 
     limits = build_limits(memory, memory_swap, cpus, cpu_shares, cpu_period, cpu_quota,
                           cpuset_cpus, pids_limit)
-    spec = ContainerSpec(image=image, command=list(command) or ["sh"], name=name,
+    spec = ContainerSpec(image=image, command=list(command), name=name,
                          hostname=hostname, env=list(env), workdir=workdir, readonly=readonly,
                          interactive=interactive, tty=tty, remove=remove, init=init,
                          limits=limits)
@@ -122,11 +122,185 @@ def rm(force, containers):
 
 
 @main.command(context_settings=CONTEXT)
-def images():
+@click.argument("container")
+def diff(container):
+    """Show what a container changed: A added, C changed, D deleted."""
+    from minidocker.container.commit import diff as changes
+
+    for change in changes(container):
+        click.echo(f"{change.kind} {change.path}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-a", "--author", default="", help="Author (e.g. \"Ada <ada@example.com>\").")
+@click.option("-m", "--message", default="", help="Commit message.")
+@click.option("-c", "--change", "changes", multiple=True, metavar="INSTRUCTION",
+              help="Apply a Dockerfile instruction to the config (CMD, ENV, WORKDIR, ...).")
+@click.argument("container")
+@click.argument("repository", required=False)
+def commit(author, message, changes, container, repository):
+    """Create a new image from a container's changes."""
+    require_root("commit")
+    from minidocker.container.commit import commit as make_image
+
+    click.echo(make_image(container, repository, author, message, list(changes)).id)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show all images.")
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
+def images(show_all, quiet):
     """List images."""
     from minidocker.foreground import list_images
 
-    click.echo(list_images(), nl=False)
+    click.echo(list_images(quiet), nl=False)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("source")
+@click.argument("target")
+def tag(source, target):
+    """Create a tag TARGET that refers to SOURCE."""
+    require_root("tag")
+    from minidocker.image.store import ImageStore
+
+    store = ImageStore()
+    store.tag(store.get(source), target)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="Untag even if a container uses it.")
+@click.argument("images", nargs=-1, required=True)
+def rmi(force, images):
+    """Remove one or more images (a name untags; the last name deletes)."""
+    require_root("rmi")
+    from minidocker.foreground import remove_image
+
+    for name in images:
+        click.echo("\n".join(remove_image(name, force)))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("image")
+def history(image):
+    """Show the history of an image, newest first."""
+    from minidocker.foreground import history as show
+
+    click.echo(show(image), nl=False)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+def inspect(names):
+    """Show low-level information on containers or images, as JSON."""
+    from minidocker.foreground import inspect as describe
+
+    click.echo(describe(list(names)))
+
+
+@main.group(cls=Group, context_settings=CONTEXT)
+def image():
+    """Manage images."""
+
+
+@image.command("prune", context_settings=CONTEXT)
+@click.option("-a", "--all", "everything", is_flag=True, help="Remove every unused image, "
+              "not just untagged ones.")
+def image_prune(everything):
+    """Remove unused images."""
+    require_root("image prune")
+    from minidocker.foreground import prune_images
+
+    removed = prune_images(everything)
+    click.echo("\n".join(removed) if removed else "Total reclaimed: nothing to remove")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file "
+              "instead of stdout.")
+@click.argument("images", nargs=-1, required=True)
+def save(output, images):
+    """Save images to a tar archive (OCI layout + docker manifest.json)."""
+    from minidocker.image.archive import save as write
+    from minidocker.image.store import ImageStore
+
+    store = ImageStore()
+    chosen = [(store.get(name), _tag_or_none(store, name)) for name in images]
+    with _output(output) as out:
+        write(chosen, out)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-i", "--input", "source", required=True, type=click.Path(exists=True,
+              dir_okay=False), help="The archive to read (from save, podman save, ...).")
+def load(source):
+    """Load images from a tar archive (OCI archive or docker-archive)."""
+    require_root("load")
+    from pathlib import Path
+
+    from minidocker.image.archive import load as read
+
+    for name in read(Path(source)):
+        click.echo(f"Loaded image: {name}")
+
+
+@main.command("export", context_settings=CONTEXT)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file "
+              "instead of stdout.")
+@click.argument("container")
+def export_(output, container):
+    """Export a container's filesystem as a tar archive."""
+    require_root("export")
+    from minidocker.container.commit import export as write
+
+    with _output(output) as out:
+        write(container, out)
+
+
+@main.command("import", context_settings=CONTEXT)
+@click.option("-c", "--change", "changes", multiple=True, metavar="INSTRUCTION",
+              help="Apply a Dockerfile instruction to the config (CMD, ENV, ...).")
+@click.option("-m", "--message", default="", help="Commit message for the image.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("reference", required=False)
+def import_(changes, message, file, reference):
+    """Create an image from a root filesystem tarball."""
+    require_root("import")
+    from pathlib import Path
+
+    from minidocker.image.archive import import_tarball
+    from minidocker.image.config import apply_changes
+
+    image = import_tarball(Path(file), reference, apply_changes({}, list(changes)), message)
+    click.echo(image.id)
+
+
+def _tag_or_none(store, name):
+    from minidocker.foreground import _tag_named
+
+    return _tag_named(name, store.get(name))
+
+
+class _output:
+    """A file, or stdout when no file is given (and stdout is not a terminal)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        if self.path:
+            self.file = open(self.path, "wb")
+            return self.file
+        if sys.stdout.isatty():
+            from minidocker.errors import MinidockerError
+
+            raise MinidockerError("cowardly refusing to write a tar to the terminal: use -o "
+                                  "FILE or redirect stdout")
+        return sys.stdout.buffer
+
+    def __exit__(self, *exc):
+        if self.path:
+            self.file.close()
 
 
 @main.command(context_settings=CONTEXT)
@@ -143,7 +317,7 @@ def setup():
     require_root("setup")
     from minidocker.image.busybox import create_busybox_image
 
-    click.echo(f"busybox:latest is ready in {create_busybox_image()}")
+    click.echo(f"busybox:latest is ready: {create_busybox_image().id}")
 
 
 @main.group(cls=Group, context_settings=CONTEXT)

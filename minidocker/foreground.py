@@ -12,10 +12,9 @@ from minidocker.container import ContainerSpec, records
 from minidocker.container import run as run_container
 from minidocker.container import tty as terminal
 from minidocker.container.start import release
-from minidocker.errors import Conflict
+from minidocker.errors import Conflict, MinidockerError
 from minidocker.image.reference import parse_reference
-from minidocker.image.store import image_root
-from minidocker.image.store import list_images as image_names
+from minidocker.image.store import Image, ImageStore
 from minidocker.namespaces import SIGNALS_TO_FORWARD, Stdio, receive_console
 
 
@@ -78,7 +77,7 @@ def list_containers(show_all: bool, quiet: bool) -> str:
     for r in rows:
         command = " ".join(r.Config["Cmd"])
         command = f'"{command[:19]}…"' if len(command) > 20 else f'"{command}"'
-        table.append((r.Id[:12], r.Image, command, f"{ago(r.Created)} ago", status(r), "",
+        table.append((r.Id[:12], r.Config["Image"], command, f"{ago(r.Created)} ago", status(r), "",
                       r.Name))
     return format_table(table)
 
@@ -134,19 +133,81 @@ def remove_container(name: str, force: bool) -> str:
     return name
 
 
-def list_images() -> str:
-    table = [("REPOSITORY", "TAG", "SIZE")]
-    for name in image_names():
-        reference = parse_reference(name)
-        table.append((reference.repository, reference.tag, human_size(du(image_root(reference)))))
-    return format_table(table)
+def list_images(quiet: bool = False) -> str:
+    """``docker images``: one row per tag; an untagged image shows as <none>."""
+    rows = []
+    for image in ImageStore().images():
+        for tag in image.tags or ["<none>:<none>"]:
+            repository, _, name = tag.rpartition(":")
+            rows.append((repository, name, image.short_id, f"{ago(image.config['created'])} ago",
+                         human_size(image.size)))
+    if quiet:
+        return "".join(dict.fromkeys(f"{row[2]}\n" for row in rows))
+    return format_table([("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"), *rows])
 
 
-def du(path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        total += sum(os.lstat(os.path.join(dirpath, f)).st_size for f in files)
-    return total
+def users_of(image: Image) -> list[records.ContainerRecord]:
+    return [r for r in records.all_records() if r.Image == image.id]
+
+
+def remove_image(name: str, force: bool) -> list[str]:
+    """``docker rmi``: untag the name given (every name, for an ID); delete the image when its
+    last name goes, unless a container still uses it."""
+    store = ImageStore()
+    image = store.get(name)
+    tag = _tag_named(name, image)
+    if tag is None and len(image.tags) > 1 and not force:
+        raise Conflict(f"unable to delete {image.short_id} (must be forced) - image is "
+                       f"referenced in multiple repositories: {', '.join(image.tags)}")
+    untag = [tag] if tag else list(image.tags)
+    last_name = set(untag) >= set(image.tags)
+    users = users_of(image)
+    if last_name and users and not force:
+        raise Conflict(f"unable to remove {name} (must force) - container "
+                       f"{users[0].Id[:12]} is using its referenced image {image.short_id}; "
+                       "remove the container first ('minidocker rm')")
+    for name_to_drop in untag:
+        store.untag(name_to_drop)
+    done = [f"Untagged: {t}" for t in untag]
+    if last_name and not users:
+        store.delete(image)
+        done.append(f"Deleted: {image.id}")
+    return done
+
+
+def _tag_named(name: str, image: Image) -> str | None:
+    """The tag of ``image`` that ``name`` spells (``busybox`` is ``busybox:latest``)."""
+    candidates = {name}
+    with contextlib.suppress(MinidockerError):
+        candidates.add(str(parse_reference(name)))
+    return next((t for t in image.tags if t in candidates), None)
+
+
+def prune_images(everything: bool) -> list[str]:
+    """``docker image prune``: untagged images no container uses (``-a``: every unused)."""
+    store, removed = ImageStore(), []
+    for image in store.images():
+        if (everything or not image.tags) and not users_of(image):
+            store.delete(image)
+            removed.append(f"Deleted: {image.id}")
+    return removed
+
+
+def history(name: str) -> str:
+    """``docker history``: one row per history entry, newest first; an entry that made a layer
+    shows that layer's size, an ``empty_layer`` one (a config change) shows 0B."""
+    image = ImageStore().get(name)
+    sizes = iter(layer["size"] for layer in image.manifest["layers"])
+    rows = []
+    for entry in image.config.get("history", []):  # oldest first, like the layers
+        size = 0 if entry.get("empty_layer") else next(sizes, 0)
+        rows.append(["<missing>", f"{ago(entry.get('created', ''))} ago",
+                     entry.get("created_by", "")[:45], human_size(size),
+                     entry.get("comment", "")])
+    rows.reverse()
+    if rows:
+        rows[0][0] = image.short_id
+    return format_table([("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"), *rows])
 
 
 def human_size(size: float) -> str:
@@ -161,3 +222,29 @@ def format_table(rows: list[tuple]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return "".join("   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
                    for row in rows)
+
+
+def inspect(names: list[str]) -> str:
+    """``docker inspect``: containers by name or ID, else images; JSON like Docker's."""
+    import json
+
+    found = []
+    for name in names:
+        try:
+            record = records.find(name)
+            refresh_state(record)
+            found.append({**vars(record), "Path": record.Config["Cmd"][0],
+                          "Args": record.Config["Cmd"][1:]})
+            continue
+        except MinidockerError:
+            pass
+        image = ImageStore().get(name)
+        found.append({"Id": image.id, "RepoTags": image.tags,
+                      "RepoDigests": [], "Created": image.config.get("created"),
+                      "Author": image.config.get("author", ""),
+                      "Architecture": image.config.get("architecture"),
+                      "Os": image.config.get("os"), "Size": image.size,
+                      "Config": image.config.get("config", {}),
+                      "RootFS": {"Type": "layers", "Layers": image.diff_ids},
+                      "Manifest": image.manifest_digest})
+    return json.dumps(found, indent=4)

@@ -14,6 +14,7 @@ Used by: stage 6 (every container's root), notebook 04 (coming with the image st
 """
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,12 +38,12 @@ class OverlayDirs:
 def overlay_options(dirs: OverlayDirs) -> str:
     """The mount data string. ``:`` separates lower dirs and ``,`` options, so those
     characters inside a path (``busybox:latest``) are escaped with a backslash."""
-    lower = ":".join(_escape(d) for d in dirs.lower)
-    options = f"lowerdir={lower},upperdir={_escape(dirs.upper)},workdir={_escape(dirs.work)}"
+    lower = ":".join(escape(d) for d in dirs.lower)
+    options = f"lowerdir={lower},upperdir={escape(dirs.upper)},workdir={escape(dirs.work)}"
     return options + "".join(f",{o}" for o in _supported_options())
 
 
-def _escape(path: str) -> str:
+def escape(path: str) -> str:
     return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
 
 
@@ -58,3 +59,53 @@ def _supported_options() -> list[str]:
     params = Path("/sys/module/overlay/parameters")
     wanted = {"redirect_dir": "redirect_dir=off", "metacopy": "metacopy=off"}
     return [opt for name, opt in wanted.items() if (params / name).exists()]
+
+
+# --- what a container changed: docker diff ----------------------------------------------------
+
+@dataclass(frozen=True, order=True)
+class Change:
+    path: str  # as the container sees it, e.g. "/etc/hostname"
+    kind: str  # "A" added, "C" changed, "D" deleted — Docker's letters
+
+
+def is_whiteout(path: Path) -> bool:
+    """overlayfs records a deletion as a character device with device number 0/0."""
+    st = os.lstat(path)
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: Path) -> bool:
+    """A directory that hides everything below it in the lower layers (it was deleted and
+    made again): overlayfs marks it with the xattr trusted.overlay.opaque=y."""
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def changes(upper: Path, lower: tuple[str, ...]) -> list[Change]:
+    """Read the upper dir as a change set: a whiteout is a deletion, a path that exists in a
+    lower layer was changed, any other is an addition. Like ``docker diff``, a directory that
+    holds a change is itself listed as changed."""
+    found: list[Change] = []
+    for dirpath, dirnames, filenames in os.walk(upper):
+        for name in sorted(dirnames + filenames):
+            here = Path(dirpath) / name
+            path = "/" + str(here.relative_to(upper))
+            if is_whiteout(here):
+                found.append(Change(path, "D"))
+            elif _in_lower(path, lower) and not is_opaque(here):
+                found.append(Change(path, "C"))
+            else:
+                found.append(Change(path, "A"))
+    return sorted(found)
+
+
+def _in_lower(path: str, lower: tuple[str, ...]) -> bool:
+    """Does the image (the lower layers, top first) have ``path``? A whiteout in a higher
+    layer hides it in every layer below."""
+    for layer in lower:
+        if os.path.lexists(layer + path):
+            return not is_whiteout(Path(layer + path))
+    return False

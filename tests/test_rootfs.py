@@ -5,13 +5,13 @@ import shutil
 import pytest
 
 from minidocker import rootfs
-from minidocker.image.store import resolve_image
+from minidocker.image.store import single_layer_dir
 
 
 @pytest.fixture
 def scratch_root(tmp_path):
     root = tmp_path / "root"
-    shutil.copytree(resolve_image("busybox")[1], root, symlinks=True)
+    shutil.copytree(single_layer_dir("busybox"), root, symlinks=True)
     return str(root)
 
 

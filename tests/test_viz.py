@@ -12,7 +12,7 @@ import pytest
 
 from minidocker import namespaces
 from minidocker.container import names
-from minidocker.image.store import resolve_image
+from minidocker.image.store import single_layer_dir
 from minidocker.viz import cli, mounts, nsgraph, refresh, rootfs_story
 from minidocker.viz.table import Table
 
@@ -187,7 +187,7 @@ def test_mountinfo_of_this_process_and_its_table():
 
 
 def test_the_pivot_root_story(tmp_path):
-    copy = shutil.copytree(resolve_image("busybox")[1], tmp_path / "rootfs", symlinks=True)
+    copy = shutil.copytree(single_layer_dir("busybox"), tmp_path / "rootfs", symlinks=True)
     before = len(mounts.mountinfo("self"))
     table = rootfs_story.pivot_root_story(str(copy))
     seen = {row[0]: row[2] for row in table.rows}

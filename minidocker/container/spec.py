@@ -13,11 +13,11 @@ class ContainerSpec:
     """Everything ``minidocker run`` was asked for; the engine turns it into syscalls."""
 
     image: str
-    command: list[str] = field(default_factory=lambda: ["sh"])
+    command: list[str] = field(default_factory=list)  # empty: the image's Cmd
     name: str | None = None
     hostname: str | None = None  # default: the first 12 hex digits of the container ID
     env: list[str] = field(default_factory=list)  # "KEY=VALUE" as given to -e
-    workdir: str = "/"
+    workdir: str | None = None  # None: the image's WorkingDir, or /
     readonly: bool = False
     interactive: bool = False
     tty: bool = False
@@ -25,13 +25,14 @@ class ContainerSpec:
     init: bool = False  # --init: a tiny init as PID 1 that reaps orphans
     limits: Limits = field(default_factory=Limits)  # -m, --cpus, --pids-limit, ...
 
-    def environment(self, hostname: str) -> dict[str, str]:
-        """The process environment, built as Docker builds it: defaults, then each ``-e``.
-        ``-e KEY`` with no ``=`` copies KEY from the caller's environment, if it is set."""
+    def environment(self, hostname: str, items: list[str]) -> dict[str, str]:
+        """The process environment, built as Docker builds it: defaults, then ``items`` (the
+        image's Env followed by each ``-e``). ``-e KEY`` with no ``=`` copies KEY from the
+        caller's environment, if it is set."""
         env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname, "HOME": "/root"}
         if self.tty:
             env["TERM"] = "xterm"
-        for item in self.env:
+        for item in items:
             key, sep, value = item.partition("=")
             if sep:
                 env[key] = value

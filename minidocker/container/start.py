@@ -67,21 +67,24 @@ class Container:
 
 def create(spec: ContainerSpec) -> records.ContainerRecord:
     """Check the spec, resolve the image and write the container's record."""
-    if not spec.command:
-        raise MinidockerError("No command specified: give one after the image name, "
-                              "e.g. 'minidocker run busybox sh'")
-    if not os.path.isabs(spec.workdir):
+    if spec.workdir is not None and not os.path.isabs(spec.workdir):
         raise MinidockerError(f"the working directory '{spec.workdir}' is invalid: it needs "
                               "to be an absolute path (-w /some/dir)")
-    reference, image_root = resolve_image(spec.image)
+    reference, image = resolve_image(spec.image)
+    defaults = image.config.get("config") or {}
+    command = (defaults.get("Entrypoint") or []) + (spec.command or defaults.get("Cmd") or [])
+    if not command:
+        raise MinidockerError("No command specified: give one after the image name, "
+                              "e.g. 'minidocker run busybox sh'")
     container_id = new_id()
     name = records.claim_name(check_name(spec.name) if spec.name else None)
     record = records.ContainerRecord(
-        Id=container_id, Name=name, Image=str(reference),
-        Config={"Hostname": spec.hostname or container_id[:12], "Cmd": spec.command,
-                "Env": spec.env, "WorkingDir": spec.workdir, "Tty": spec.tty,
-                "OpenStdin": spec.interactive, "Image": str(reference),
-                "ImageRoot": str(image_root)},
+        Id=container_id, Name=name, Image=image.id,
+        Config={"Hostname": spec.hostname or container_id[:12], "Cmd": command,
+                "Env": [*defaults.get("Env", []), *spec.env],
+                "WorkingDir": spec.workdir or defaults.get("WorkingDir") or "/",
+                "Tty": spec.tty, "OpenStdin": spec.interactive, "Image": str(reference),
+                "LowerDirs": list(image.layer_dirs())},
         HostConfig={"ReadonlyRootfs": spec.readonly, "AutoRemove": spec.remove,
                     "Init": spec.init, **docker_limits(spec.limits)})
     record.save()
@@ -91,9 +94,10 @@ def create(spec: ContainerSpec) -> records.ContainerRecord:
 def start(record: records.ContainerRecord, spec: ContainerSpec,
           stdio: namespaces.Stdio | None = None) -> Container:
     """Start a created container; returns once its command has been exec'd."""
-    hostname = record.Config["Hostname"]
-    dirs = unionfs.OverlayDirs.under(record.directory, (record.Config["ImageRoot"],))
-    env = spec.environment(hostname)
+    hostname, command = record.Config["Hostname"], record.Config["Cmd"]
+    workdir = record.Config["WorkingDir"]
+    dirs = unionfs.OverlayDirs.under(record.directory, tuple(record.Config["LowerDirs"]))
+    env = spec.environment(hostname, record.Config["Env"])
     cgroup = make_cgroup(record, spec.limits)
 
     def inside_the_namespaces() -> None:  # runs as the container's PID 1, before exec
@@ -101,10 +105,10 @@ def start(record: records.ContainerRecord, spec: ContainerSpec,
         unionfs.mount_overlay(dirs)
         rootfs.enter_rootfs(rootfs.RootfsSpec(dirs.merged, readonly=spec.readonly))
         kernel.sethostname(hostname)
-        enter_workdir(spec.workdir)
+        enter_workdir(workdir)
 
     try:
-        process = namespaces.spawn(spec.command, namespaces.CONTAINER_NAMESPACES, env=env,
+        process = namespaces.spawn(command, namespaces.CONTAINER_NAMESPACES, env=env,
                                    stdio=stdio, setup=inside_the_namespaces, init=spec.init,
                                    before_start=cgroup.add_process)
     except MinidockerError as exc:

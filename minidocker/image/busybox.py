@@ -2,7 +2,8 @@
 
 One statically linked binary, ``/bin/busybox``, is every tool at once: it looks at the name it
 was started as (``argv[0]``). So the image is that binary, a symlink per applet, and the few
-files programs expect (``/etc/passwd``, ``/etc/group``, an empty ``/tmp``). No network needed.
+files programs expect (``/etc/passwd``, ``/etc/group``, an empty ``/tmp``). The directory is
+tarred into one layer and stored like any image (``busybox:latest``). No network needed.
 
 Man pages: busybox(1), passwd(5), group(5).
 """
@@ -10,13 +11,15 @@ Man pages: busybox(1), passwd(5), group(5).
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
-from minidocker.errors import MinidockerError
-from minidocker.image.reference import parse_reference
-from minidocker.image.store import image_root
+from minidocker.errors import MinidockerError, NotFound
+from minidocker.image.layers import write_layer_tar
+from minidocker.image.store import Image, ImageStore, new_config
 
 BUSYBOX = "/bin/busybox"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DIRECTORIES = ["bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "usr/bin",
                "usr/sbin", "sbin", "var/log", "var/tmp"]
 ETC_FILES = {
@@ -30,19 +33,28 @@ ETC_FILES = {
 }
 
 
-def create_busybox_image(name: str = "busybox:latest") -> Path:
-    """Build the busybox image if it is not there yet; return its root directory."""
-    root = image_root(parse_reference(name))
-    if (root / "bin" / "busybox").exists():
-        return root
+def create_busybox_image(name: str = "busybox:latest") -> Image:
+    """Build the busybox image if it is not there yet."""
+    store = ImageStore()
+    try:
+        return store.get(name)
+    except NotFound:
+        pass
     if not _is_static(BUSYBOX):
         raise MinidockerError(f"{BUSYBOX} is missing or not statically linked; install "
                               "Debian's busybox-static (apt-get install busybox-static)")
-    staging = root.with_name(root.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    _fill(staging)
-    os.rename(staging, root)  # the image appears whole, or not at all
-    return root
+    with tempfile.TemporaryDirectory() as scratch:
+        root, tar_path = Path(scratch) / "root", Path(scratch) / "layer.tar"
+        _fill(root)
+        with open(tar_path, "wb") as tar:
+            write_layer_tar(root, tar)
+        layer = store.add_layer(tar_path)
+    version = subprocess.run([BUSYBOX], capture_output=True, text=True).stdout.split("\n")[0]
+    history = [{"created_by": f"minidocker setup: {version.strip()} from busybox-static",
+                "comment": "the offline base image"}]
+    config = new_config([layer.diff_id], {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": ["sh"]},
+                        history)
+    return store.add_image(config, [layer], name)
 
 
 def _fill(root: Path) -> None:

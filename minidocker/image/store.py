@@ -1,39 +1,314 @@
-"""Stage 5 (first step) — finding an image's root filesystem by name.
+"""Stage 5 — the image store: images as the OCI image layout, which skopeo and umoci read.
 
-Until the OCI image store lands, an image is a plain root directory under the state root,
-named like the image it stands for: ``$MINIDOCKER_ROOT/images/busybox:latest/``. The command
-line is already Docker's, so nothing a student types changes when real layers arrive.
+An image is three kinds of JSON and some tars, all stored as content-addressed blobs:
+
+    index.json ──> manifest ──> config   (the image ID is the config's digest)
+                           └──> layers   (gzip'd tars; the config lists each one's
+                                          *uncompressed* digest as rootfs.diff_ids)
+
+``$MINIDOCKER_ROOT/oci/`` is an OCI image layout (``oci-layout``, ``index.json``,
+``blobs/sha256/``): ``index.json`` names each tag with the annotation
+``org.opencontainers.image.ref.name``. Next to it, ``layers/<diff_id>/`` holds each layer
+unpacked once — overlayfs stacks those directories as the read-only lower dirs of every
+container that uses them, so images that share a base share its files on disk.
+
+Every write is atomic (blob: temp file + rename; index.json: temp file + rename; layer dir:
+extract into a temp dir + rename), so a ``kill -9`` at any moment leaves a store that works.
+
+Spec: opencontainers/image-spec image-layout.md, manifest.md, config.md, layer.md.
 """
 
+import gzip
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from minidocker.errors import NotFound
+from minidocker.errors import MinidockerError, NotFound
+from minidocker.image.blobs import BlobStore, HashingWriter, check_digest
+from minidocker.image.layers import extract_layer
 from minidocker.image.reference import Reference, parse_reference
-from minidocker.state import state_root
+from minidocker.state import atomic_write, state_root, write_json
+
+OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
+INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+CONFIG = "application/vnd.oci.image.config.v1+json"
+LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+LAYER_PLAIN = "application/vnd.oci.image.layer.v1.tar"
+REF_NAME = "org.opencontainers.image.ref.name"
+GZIP_MAGIC = b"\x1f\x8b"
+ID_PREFIX = re.compile(r"^(sha256:)?[a-f0-9]{4,64}$")
 
 
-def images_dir() -> Path:
-    return state_root() / "images"
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def image_root(reference: Reference) -> Path:
-    return images_dir() / f"{reference.repository}:{reference.tag or 'latest'}"
+@dataclass
+class Layer:
+    digest: str  # of the blob as stored (gzip)
+    diff_id: str  # of the uncompressed tar
+    size: int  # of the blob
+
+
+@dataclass
+class Image:
+    id: str  # the config's digest, as Docker shows it
+    manifest_digest: str
+    manifest: dict
+    config: dict
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return self.config.get("rootfs", {}).get("diff_ids", [])
+
+    def layer_dirs(self) -> tuple[str, ...]:
+        """The unpacked layers, top first, as overlayfs wants its lowerdir list."""
+        return tuple(str(layer_dir(d)) for d in reversed(self.diff_ids))
+
+    @property
+    def size(self) -> int:
+        return sum(layer["size"] for layer in self.manifest["layers"])
+
+    @property
+    def short_id(self) -> str:
+        return self.id.split(":")[1][:12]
+
+
+def layout_dir() -> Path:
+    return state_root() / "oci"
+
+
+def layer_dir(diff_id: str) -> Path:
+    return state_root() / "layers" / check_digest(diff_id).split(":")[1]
+
+
+class ImageStore:
+    """The images under the state root. Cheap to make: it reads the disk when asked."""
+
+    def __init__(self):
+        self.root = layout_dir()
+        self.blobs = BlobStore(self.root)
+
+    # --- index.json: the names -----------------------------------------------------------------
+
+    def _index(self) -> dict:
+        path = self.root / "index.json"
+        if not path.exists():
+            return {"schemaVersion": 2, "mediaType": INDEX, "manifests": []}
+        return json.loads(path.read_text())
+
+    def _write_index(self, index: dict) -> None:
+        if not (self.root / "oci-layout").exists():
+            atomic_write(self.root / "oci-layout", json.dumps(OCI_LAYOUT).encode())
+        write_json(self.root / "index.json", index)
+
+    def images(self) -> list[Image]:
+        """Every image in the store, its tags gathered (an image may have several)."""
+        found: dict[str, Image] = {}
+        for descriptor in self._index()["manifests"]:
+            digest = descriptor["digest"]
+            if digest not in found:
+                found[digest] = self._load(digest)
+            ref = descriptor.get("annotations", {}).get(REF_NAME)
+            if ref:
+                found[digest].tags.append(ref)
+        return sorted(found.values(), key=lambda i: i.config.get("created", ""), reverse=True)
+
+    def _load(self, manifest_digest: str) -> Image:
+        manifest = json.loads(self.blobs.read(manifest_digest))
+        config_digest = manifest["config"]["digest"]
+        config = json.loads(self.blobs.read(config_digest))
+        return Image(config_digest, manifest_digest, manifest, config)
+
+    def get(self, name: str) -> Image:
+        """An image by reference (``busybox``, ``mine:1``), full ID or ID prefix."""
+        images = self.images()
+        candidates = [name]
+        try:
+            candidates.append(str(parse_reference(name)))
+        except MinidockerError:
+            if not ID_PREFIX.match(name):
+                raise  # neither a name nor an ID: say what is wrong with it as a name
+        for image in images:
+            if any(c in image.tags for c in candidates) or name in (image.id,
+                                                                    image.manifest_digest):
+                return image
+        bare = name.removeprefix("sha256:")
+        matches = [i for i in images if len(bare) >= 4 and i.id[7:].startswith(bare)]
+        if len(matches) == 1:
+            return matches[0]
+        present = ", ".join(t for i in images for t in i.tags) or "none"
+        raise NotFound(f"Unable to find image '{candidates[-1]}' locally (images here: "
+                       f"{present}). Load one with 'minidocker load' or 'minidocker import', "
+                       "or create the base image with 'minidocker setup'.")
+
+    def tag(self, image: Image, reference: str) -> str:
+        """Point ``reference`` at ``image`` (moving it away from any other image)."""
+        ref = parse_reference(reference)
+        if ref.digest:
+            raise MinidockerError("refusing to create a tag with a digest reference")
+        name = str(ref)
+        index = self._index()
+        index["manifests"] = [d for d in index["manifests"] if _ref(d) != name]
+        index["manifests"] = [d for d in index["manifests"]
+                              if not (d["digest"] == image.manifest_digest and not _ref(d))]
+        index["manifests"].append(_descriptor(image, name))
+        self._write_index(index)
+        return name
+
+    def untag(self, reference: str) -> Image:
+        """Remove one name; the image stays (untagged) if nothing else names it."""
+        name = str(parse_reference(reference))
+        image = self.get(name)
+        index = self._index()
+        index["manifests"] = [d for d in index["manifests"] if _ref(d) != name]
+        if not any(d["digest"] == image.manifest_digest for d in index["manifests"]):
+            index["manifests"].append(_descriptor(image, None))  # kept, as <none>:<none>
+        self._write_index(index)
+        return image
+
+    def delete(self, image: Image) -> None:
+        """Forget the image (all its names), then free blobs and layers nobody uses."""
+        index = self._index()
+        index["manifests"] = [d for d in index["manifests"]
+                              if d["digest"] != image.manifest_digest]
+        self._write_index(index)
+        self.collect_garbage()
+
+    # --- adding images ---------------------------------------------------------------------------
+
+    def add_layer(self, tar_path: Path) -> Layer:
+        """Store an uncompressed layer tar: gzip it into a blob, unpack it once."""
+        diff_id = HashingWriter()
+        with self.blobs.writer() as (sink, commit), open(tar_path, "rb") as source:
+            with gzip.GzipFile(fileobj=sink, mode="wb", mtime=0, compresslevel=6) as packed:
+                while chunk := source.read(1 << 20):
+                    diff_id.write(chunk)
+                    packed.write(chunk)
+            digest = commit()
+            size = sink.size
+        self.unpack(diff_id.digest, tar_path)
+        return Layer(digest, diff_id.digest, size)
+
+    def unpack(self, diff_id: str, tar_path: Path) -> Path:
+        """Extract a layer into ``layers/<diff_id>`` unless it is there already."""
+        target = layer_dir(diff_id)
+        if target.is_dir():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+        try:
+            with open(tar_path, "rb") as f:
+                extract_layer(f, staging)
+            os.rename(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    def add_image(self, config: dict, layers: list[Layer], tag: str | None) -> Image:
+        """Write config and manifest blobs and name the image."""
+        return self.add_image_with_config(_canonical(config), layers, tag)
+
+    def add_image_with_config(self, config: bytes, layers: list[Layer],
+                              tag: str | None) -> Image:
+        """The same, keeping a config's exact bytes (so a loaded image keeps its ID)."""
+        config_digest = self.blobs.put_bytes(config)
+        manifest = {
+            "schemaVersion": 2, "mediaType": MANIFEST,
+            "config": {"mediaType": CONFIG, "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": LAYER, "digest": layer.digest, "size": layer.size}
+                       for layer in layers],
+        }
+        return self.add_manifest(manifest, tag)
+
+    def add_manifest(self, manifest: dict, tag: str | None) -> Image:
+        manifest_digest = self.blobs.put_bytes(_canonical(manifest))
+        image = self._load(manifest_digest)
+        if tag:
+            self.tag(image, tag)
+        elif not any(d["digest"] == manifest_digest for d in self._index()["manifests"]):
+            index = self._index()
+            index["manifests"].append(_descriptor(image, None))
+            self._write_index(index)
+        image.tags = next((i.tags for i in self.images() if i.id == image.id), [])
+        return image
+
+    # --- garbage ------------------------------------------------------------------------------------
+
+    def collect_garbage(self) -> None:
+        """Delete blobs no manifest in index.json refers to, and their unpacked layers."""
+        used_blobs, used_layers = set(), set()
+        for image in self.images():
+            used_blobs |= {image.manifest_digest, image.id}
+            used_blobs |= {layer["digest"] for layer in image.manifest["layers"]}
+            used_layers |= {layer_dir(d).name for d in image.diff_ids}
+        for digest in self.blobs.digests():
+            if digest not in used_blobs:
+                self.blobs.delete(digest)
+        layers = state_root() / "layers"
+        for directory in layers.iterdir() if layers.is_dir() else []:
+            if directory.name not in used_layers:
+                shutil.rmtree(directory, ignore_errors=True)
+        for stale in (self.root / "blobs" / "sha256").glob(".tmp-*"):
+            stale.unlink(missing_ok=True)  # left by a write that was killed
+
+
+def _ref(descriptor: dict) -> str | None:
+    return descriptor.get("annotations", {}).get(REF_NAME)
+
+
+def _descriptor(image: Image, ref: str | None) -> dict:
+    descriptor = {"mediaType": MANIFEST, "digest": image.manifest_digest,
+                  "size": len(_canonical(image.manifest))}
+    if ref:
+        descriptor["annotations"] = {REF_NAME: ref}
+    return descriptor
+
+
+def _canonical(value: dict) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def new_config(diff_ids: list[str], config: dict, history: list[dict]) -> dict:
+    """An image config (config.md): platform, the process defaults, the layers, history."""
+    return {"created": now(), "architecture": _architecture(), "os": "linux",
+            "config": config, "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": history}
+
+
+def _architecture() -> str:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+# --- the names the rest of minidocker uses ---------------------------------------------------
+
+def resolve_image(name: str) -> tuple[Reference | str, Image]:
+    """The image a ``run`` or ``create`` names, or NotFound saying what exists."""
+    image = ImageStore().get(name)
+    try:
+        return parse_reference(name), image
+    except MinidockerError:
+        return name, image
 
 
 def list_images() -> list[str]:
-    """Names of the images present, like ``busybox:latest``."""
-    if not images_dir().is_dir():
-        return []
-    return sorted(str(p.relative_to(images_dir())) for p in images_dir().rglob("*:*")
-                  if p.is_dir() and (p / "bin").exists())
+    return sorted(t for image in ImageStore().images() for t in image.tags)
 
 
-def resolve_image(name: str) -> tuple[Reference, Path]:
-    """The reference and root directory of an image, or a NotFound that says what exists."""
-    reference = parse_reference(name)
-    root = image_root(reference)
-    if not root.is_dir():
-        present = ", ".join(list_images()) or "none"
-        raise NotFound(f"Unable to find image '{reference}' locally (images here: {present}). "
-                       "Create the base image with 'minidocker setup' (or 'sudo ./kit setup').")
-    return reference, root
+def single_layer_dir(name: str) -> Path:
+    """The unpacked files of a one-layer image such as busybox — to read, or to copy for a
+    demo that writes (never write here: every container of the image shares it)."""
+    image = ImageStore().get(name)
+    if len(image.diff_ids) != 1:
+        raise MinidockerError(f"{name} has {len(image.diff_ids)} layers; a flat copy of a "
+                              "layered image needs 'minidocker export'")
+    return Path(image.layer_dirs()[0])

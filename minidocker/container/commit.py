@@ -1,0 +1,76 @@
+"""A container's changes as data: ``diff``, ``commit`` and ``export``.
+
+The container's upper dir *is* its change set (stage 4). ``diff`` reads it; ``commit`` tars it
+into one new layer (overlay whiteouts become OCI ``.wh.`` files) on top of the image's layers,
+with a config and a history entry; ``export`` writes the whole merged root filesystem as one
+flat tar, read through a read-only overlay mounted in a throwaway mount namespace.
+
+Man pages: mount(2) (overlay), tar(5). Used by: notebook 04-union-filesystems, 05-images.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from minidocker import kernel, rootfs, unionfs
+from minidocker.container import records
+from minidocker.errors import MinidockerError
+from minidocker.image.config import apply_changes
+from minidocker.image.layers import write_layer_tar
+from minidocker.image.store import Image, ImageStore, Layer, now
+
+
+def diff(name: str) -> list[unionfs.Change]:
+    record = records.find(name)
+    return unionfs.changes(record.directory / "upper", tuple(record.Config["LowerDirs"]))
+
+
+def commit(name: str, tag: str | None = None, author: str = "", message: str = "",
+           changes: list[str] = ()) -> Image:
+    """Turn the container's upper dir into a new image: parent layers + one layer."""
+    record = records.find(name)
+    store = ImageStore()
+    parent = store.get(record.Image)
+    with tempfile.TemporaryDirectory(dir=store.root.parent) as scratch:
+        tar_path = Path(scratch) / "layer.tar"
+        with open(tar_path, "wb") as out:
+            write_layer_tar(record.directory / "upper", out)
+        layer = store.add_layer(tar_path)
+    config = json.loads(json.dumps(parent.config))
+    config["config"] = apply_changes(config.get("config", {}), list(changes))
+    config["rootfs"]["diff_ids"].append(layer.diff_id)
+    entry = {"created": now(), "created_by": " ".join(record.Config["Cmd"])}
+    entry.update({k: v for k, v in (("author", author), ("comment", message)) if v})
+    config["history"] = [*config.get("history", []), entry]
+    config["created"] = entry["created"]
+    if author:
+        config["author"] = author
+    parents = [Layer(d["digest"], diff_id, d["size"])
+               for d, diff_id in zip(parent.manifest["layers"], parent.diff_ids, strict=True)]
+    return store.add_image(config, [*parents, layer], tag)
+
+
+def export(name: str, output) -> None:
+    """Write the container's root filesystem as one flat tar to ``output``."""
+    record = records.find(name)
+    lower = (str(record.directory / "upper"), *record.Config["LowerDirs"])
+    output.flush()
+    child = os.fork()
+    if child == 0:
+        status = 1
+        try:
+            kernel.unshare(kernel.CLONE_NEWNS)  # the mount lives and dies with this child
+            rootfs.make_mounts_private()
+            with tempfile.TemporaryDirectory(dir=record.directory) as merged:
+                # Without an upper dir, overlayfs mounts read-only: a pure view of the layers.
+                options = "lowerdir=" + ":".join(unionfs.escape(d) for d in lower)
+                kernel.mount("overlay", merged, "overlay", kernel.MS_RDONLY, options)
+                with os.fdopen(os.dup(output.fileno()), "wb") as out:
+                    write_layer_tar(Path(merged), out)
+                kernel.umount2(merged, kernel.MNT_DETACH)
+            status = 0
+        finally:
+            os._exit(status)
+    if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
+        raise MinidockerError(f"export of {name} failed")

@@ -1,0 +1,427 @@
+"""Stage 5 — layer tars: a directory of changes in, a directory of changes out.
+
+An image layer is a tar of one change set. ``write_layer_tar`` turns a directory (a container's
+overlay upper dir, or a whole root fs) into a deterministic tar; ``extract_layer`` turns a layer
+tar back into a directory that overlayfs can use as a lower dir. The two whiteout forms meet
+here: overlayfs marks a deleted name with a 0/0 character device and an opaque directory with the
+xattr ``trusted.overlay.opaque=y``; a tar (OCI image-spec layer.md) says the same with empty
+files named ``.wh.<name>`` and ``.wh..wh..opq``.
+
+A layer from a registry is untrusted input: its names are chosen by whoever built it. So the
+extractor never hands a member's path to a plain ``open()``: it walks the path one component
+at a time from a directory fd of the destination, with ``O_NOFOLLOW`` so that no symlink is
+ever followed (openat(2)), and creates each file with ``O_CREAT|O_EXCL``. What it refuses and why:
+
+- ``..`` or an absolute path: the member would land outside the root;
+- a path through a symlink (``link -> /etc``, then ``link/passwd``): a write through the link;
+- a hard link to a path outside the layer: it would give the image a host file's inode;
+- char and block devices: a container could read the host's disks or memory through them;
+- a whiteout naming ``""``, ``.`` or ``..``: it would hide the directory itself or its parent;
+- more than ``max_bytes`` expanded or ``max_members`` entries: a gzip bomb fills the disk.
+A member that replaces a symlink replaces the link itself (unlink, then create), never its
+target; setuid and setgid bits are stripped, so an image cannot smuggle in a root shell.
+
+Man pages: openat(2) (O_NOFOLLOW, O_DIRECTORY), mknod(2), linkat(2), fchownat(2),
+utimensat(2), xattr(7), tar(5). Kernel: Documentation/filesystems/overlayfs.rst.
+"""
+
+import errno
+import gzip
+import os
+import shutil
+import stat
+import tarfile
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, NoReturn
+
+from minidocker.errors import MinidockerError
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"  # "hide everything below this directory in the lower layers"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+DEFAULT_MAX_BYTES = 8 << 30  # 8 GiB expanded: larger than any sane layer, smaller than a bomb
+DEFAULT_MAX_MEMBERS = 1_000_000
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+STRIPPED_BITS = stat.S_ISUID | stat.S_ISGID
+
+
+class LayerError(MinidockerError):
+    """A layer tar that is broken or unsafe; nothing outside the destination was written."""
+
+
+# --- Writing: a directory becomes a layer tar -------------------------------------------------
+
+def write_layer_tar(source: Path, fileobj: BinaryIO) -> None:
+    """Write `source` (a directory; typically an overlay upper dir, or a whole root fs) as an
+    uncompressed PAX tar to fileobj, deterministically: sorted names, relative paths, numeric
+    uid/gid with empty uname/gname, mtimes as on disk (whole seconds), no atime/ctime. Overlay
+    whiteouts become OCI whiteouts: a char device 0/0 named X -> empty regular file `.wh.X`;
+    a directory with xattr trusted.overlay.opaque=y -> the dir entry then `.wh..wh..opq`.
+    Within a directory, whiteouts come before their siblings. Hardlinks (same inode within
+    source) become tar hardlinks to the first path. Sockets are skipped. Same content ->
+    byte-identical output."""
+    source = Path(source)
+    first_path: dict[tuple[int, int], str] = {}  # (device, inode) -> first name written
+    with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT,
+                      encoding="utf-8", errors="surrogateescape") as tar:
+        for name, st in _walk(source, ""):
+            for info, path in _members_for(source, name, st, first_path):
+                if path is None:
+                    tar.addfile(info)
+                else:
+                    with open(path, "rb") as content:
+                        tar.addfile(info, content)
+
+
+def _walk(directory: Path, prefix: str):
+    """(relative name, lstat) of every node below `directory`, depth first. In each directory
+    the whiteouts come first (OCI asks for that), then the rest; both sorted by their bytes."""
+    entries = [(name, os.lstat(directory / name)) for name in os.listdir(directory)]
+    entries.sort(key=lambda entry: (not _is_whiteout(entry[1]), os.fsencode(entry[0])))
+    for name, st in entries:
+        yield prefix + name, st
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(directory / name, prefix + name + "/")
+
+
+def _members_for(source: Path, name: str, st: os.stat_result, first_path: dict):
+    """The tar members for one node: (TarInfo, path of its content or None). Usually one; none
+    for a socket (it only lives while its server does); two for an opaque directory."""
+    parent, _, base = name.rpartition("/")
+    if _is_whiteout(st):
+        yield _header(_join(parent, WHITEOUT_PREFIX + base), st, tarfile.REGTYPE), None
+        return
+    if stat.S_ISSOCK(st.st_mode):
+        return
+    if base.startswith(WHITEOUT_PREFIX):
+        raise LayerError(f"{source / name}: names starting with {WHITEOUT_PREFIX!r} mean "
+                         "'deleted' in a layer, so this file cannot be stored; rename it")
+    if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+        inode = (st.st_dev, st.st_ino)
+        if inode in first_path:
+            info = _header(name, st, tarfile.LNKTYPE)
+            info.linkname = first_path[inode]
+            yield info, None
+            return
+        first_path[inode] = name
+    yield from _plain_member(source / name, name, st)
+
+
+def _plain_member(path: Path, name: str, st: os.stat_result):
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        info = _header(name, st, tarfile.REGTYPE)
+        info.size = st.st_size
+        yield info, path
+    elif stat.S_ISDIR(mode):
+        yield _header(name, st, tarfile.DIRTYPE), None
+        if _is_opaque(path):
+            yield _header(_join(name, OPAQUE_MARKER), st, tarfile.REGTYPE), None
+    elif stat.S_ISLNK(mode):
+        info = _header(name, st, tarfile.SYMTYPE)
+        info.linkname = os.readlink(path)
+        yield info, None
+    elif stat.S_ISFIFO(mode):
+        yield _header(name, st, tarfile.FIFOTYPE), None
+    else:  # a real device node, as in a whole root fs's /dev
+        info = _header(name, st, tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE)
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        yield info, None
+
+
+def _header(name: str, st: os.stat_result, member_type: bytes) -> tarfile.TarInfo:
+    """A tar header that depends only on what is on disk: no user names, no atime or ctime."""
+    info = tarfile.TarInfo(name)
+    info.type = member_type
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uname = info.gname = ""
+    info.mtime = st.st_mtime_ns // 1_000_000_000  # whole seconds, as Docker writes them
+    return info
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _is_opaque(directory: Path) -> bool:
+    try:
+        return os.getxattr(directory, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:  # no such xattr, or a filesystem without xattrs
+        return False
+
+
+# --- Extracting: an untrusted layer tar becomes a directory -----------------------------------
+
+def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                  max_members: int = DEFAULT_MAX_MEMBERS) -> None:
+    """Extract an UNTRUSTED layer tar (plain or gzip, detected by magic bytes) into `dest` (an
+    empty directory that becomes an overlay lower dir). OCI whiteouts become overlay whiteouts:
+    `.wh.X` -> char device 0/0 named X (os.mknod), `.wh..wh..opq` -> xattr
+    trusted.overlay.opaque=y on its directory. Safe against every threat in the module
+    docstring; refuses with LayerError (and the caller throws `dest` away)."""
+    stream = _CappedReader(_decompressed(fileobj), max_bytes)
+    root_fd = os.open(dest, DIR_FLAGS)
+    dir_mtimes: dict[tuple[str, ...], float] = {}  # set last: creating entries changes them
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
+                          errors="surrogateescape") as tar:
+            for count, member in enumerate(tar, start=1):
+                if count > max_members:
+                    raise LayerError(f"the layer has more than {max_members} members; refused "
+                                     "as a possible bomb (raise max_members if you trust it)")
+                try:
+                    _extract_member(tar, member, root_fd, dir_mtimes)
+                except gzip.BadGzipFile:
+                    raise
+                except OSError as error:  # no space left, a name too long, ...
+                    _refuse(member.name, f"cannot be created ({error.strerror or error})")
+        for parts, mtime in dir_mtimes.items():
+            with _open_dir(root_fd, parts[:-1], "/".join(parts), create=False) as parent_fd:
+                os.utime(parts[-1], (mtime, mtime), dir_fd=parent_fd, follow_symlinks=False)
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise LayerError(f"the layer is not a valid tar (or gzip) stream: {error}") from error
+    finally:
+        os.close(root_fd)
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
+                    dir_mtimes: dict) -> None:
+    """Create one member inside the root, after checking it is no threat."""
+    parts = _path_parts(member.name, member.name)
+    if member.ischr() or member.isblk():
+        _refuse(member.name, "device nodes are refused: through them a container could reach "
+                "the host's disks or memory (a 0/0 char device is no OCI whiteout either)")
+    if not parts:  # the layer's "./": dest keeps its own mode
+        if not member.isdir():
+            _refuse(member.name, "the layer's root must be a directory")
+        return
+    with _open_dir(root_fd, parts[:-1], member.name, create=True) as parent_fd:
+        name = parts[-1]
+        if name.startswith(WHITEOUT_PREFIX):
+            _apply_whiteout(parent_fd, name, member)
+        else:
+            _create(tar, member, root_fd, parent_fd, name)
+        if member.isdir():
+            dir_mtimes[tuple(parts)] = member.mtime
+
+
+def _path_parts(path: str, member_name: str) -> list[str]:
+    """The components of a member path, refusing any way out of the root by name alone."""
+    if "\0" in path:
+        _refuse(member_name, "a NUL byte in a path is refused (the kernel would cut it there)")
+    if path.startswith("/"):
+        _refuse(member_name, f"the absolute path {path!r} is refused: it names a host path")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        _refuse(member_name, f"'..' in {path!r} is refused: it could climb out of the root")
+    return parts
+
+
+@contextmanager
+def _open_dir(root_fd: int, parts: list[str], member_name: str, *, create: bool):
+    """``with _open_dir(root_fd, ["usr", "bin"], ...) as fd``: an fd of root/usr/bin, opened one
+    component at a time with O_NOFOLLOW, so a symlink in the path is refused, never followed.
+    With ``create``, missing directories are made (a tar may leave its parents out)."""
+    fd = os.dup(root_fd)
+    try:
+        for depth, part in enumerate(parts):
+            missing = create and not _exists(fd, part)
+            if missing:
+                os.mkdir(part, 0o700, dir_fd=fd)
+            try:
+                next_fd = os.open(part, DIR_FLAGS, dir_fd=fd)
+            except OSError as error:
+                _refuse(member_name, f"its path goes through {'/'.join(parts[:depth + 1])!r}, "
+                        + _describe(error, fd, part))
+            os.close(fd)
+            fd = next_fd
+            if missing:
+                os.fchmod(fd, 0o755)  # what the umask would have changed
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _describe(error: OSError, dir_fd: int, name: str) -> str:
+    """Why `name` could not be opened as a directory (O_NOFOLLOW and O_DIRECTORY say ELOOP or
+    ENOTDIR for a symlink; lstat tells which it was)."""
+    try:
+        is_symlink = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        is_symlink = False
+    if is_symlink:
+        return "a symlink, which could lead out of the root"
+    if error.errno == errno.ENOENT:
+        return "which does not exist in this layer"
+    if error.errno == errno.ENOTDIR:
+        return "which is not a directory"
+    return f"which cannot be opened ({error.strerror})"
+
+
+def _apply_whiteout(parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
+    """Translate an OCI whiteout into overlayfs's form, inside the already-resolved parent."""
+    if not member.isreg():
+        _refuse(member.name, f"a name starting with {WHITEOUT_PREFIX!r} must be a regular file")
+    if name == OPAQUE_MARKER:
+        os.setxattr(parent_fd, OPAQUE_XATTR, b"y")
+        return
+    hidden = name[len(WHITEOUT_PREFIX):]
+    if hidden in ("", ".", "..") or hidden.startswith(WHITEOUT_PREFIX):
+        _refuse(member.name, f"the whiteout {name!r} would hide {hidden!r}: the directory "
+                "itself, its parent or another marker")
+    if _exists(parent_fd, hidden):
+        return  # this layer brings its own `hidden`; the whiteout only hides lower layers
+    os.mknod(hidden, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent_fd)  # mode 0, like overlayfs
+    _set_owner_and_mtime(parent_fd, hidden, member)
+
+
+def _create(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int, parent_fd: int,
+            name: str) -> None:
+    """Create a regular file, directory, symlink, hard link or FIFO named `name`, then give it
+    the member's owner, mode (without setuid/setgid) and mtime."""
+    replaced_whiteout = _make_room(parent_fd, name, member)
+    if member.issym():
+        os.symlink(member.linkname, name, dir_fd=parent_fd)  # harmless until followed
+        _set_owner_and_mtime(parent_fd, name, member)
+        return
+    if member.islnk():
+        _create_hardlink(member, root_fd, parent_fd, name)  # shares its target's metadata
+        return
+    fd = _open_new(member, parent_fd, name)
+    try:
+        if member.isreg():
+            with os.fdopen(fd, "wb", closefd=False) as out, tar.extractfile(member) as content:
+                shutil.copyfileobj(content, out)
+        if member.isdir() and replaced_whiteout:  # ".wh.X" then "X/": lower X stays deleted
+            os.setxattr(fd, OPAQUE_XATTR, b"y")
+        os.fchown(fd, member.uid, member.gid)  # before fchmod: chown(2) may clear mode bits
+        os.fchmod(fd, member.mode & 0o7777 & ~STRIPPED_BITS)
+        if not member.isdir():  # a directory's mtime is set last, after its contents
+            os.utime(fd, (member.mtime, member.mtime))
+    finally:
+        os.close(fd)
+
+
+def _open_new(member: tarfile.TarInfo, parent_fd: int, name: str) -> int:
+    """Create `name` and return an fd of it, so that the metadata lands on what we created."""
+    if member.isreg():
+        return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                       0o600, dir_fd=parent_fd)
+    if member.isdir():
+        if not _exists(parent_fd, name):  # an existing directory merges with this one
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+        return os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+    if member.isfifo():
+        os.mkfifo(name, 0o600, dir_fd=parent_fd)
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+        return os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                       dir_fd=parent_fd)
+    _refuse(member.name, f"tar member type {member.type!r} is not supported in a layer")
+
+
+def _make_room(parent_fd: int, name: str, member: tarfile.TarInfo) -> bool:
+    """Remove what `name` is now, unless both are directories (then they merge). unlink(2)
+    never follows a symlink, so replacing a link replaces the link, not its target. Returns
+    whether the old entry was a whiteout."""
+    try:
+        old = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(old.st_mode):
+        if member.isdir():
+            return False
+        _refuse(member.name, "it replaces a directory of the same layer with a non-directory, "
+                "which is ambiguous (the tar is malformed)")
+    os.unlink(name, dir_fd=parent_fd)
+    return _is_whiteout(old)
+
+
+def _create_hardlink(member: tarfile.TarInfo, root_fd: int, parent_fd: int, name: str) -> None:
+    """Link to a path of this layer, resolved inside the root like any member path. Without
+    AT_SYMLINK_FOLLOW, linkat(2) links a symlink itself, never what it points to."""
+    target = _path_parts(member.linkname, member.name)
+    if not target:
+        _refuse(member.name, "a hard link to the layer's root directory is refused")
+    with _open_dir(root_fd, target[:-1], member.name, create=False) as target_parent_fd:
+        try:
+            os.link(target[-1], name, src_dir_fd=target_parent_fd, dst_dir_fd=parent_fd,
+                    follow_symlinks=False)
+        except OSError as error:
+            _refuse(member.name, f"the hard link to {member.linkname!r} failed ({error.strerror}): "
+                    "it must name a file earlier in this layer")
+
+
+def _set_owner_and_mtime(parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
+    """For a symlink or whiteout (no fd to open): lchown and utimensat with AT_SYMLINK_NOFOLLOW."""
+    os.chown(name, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
+    os.utime(name, (member.mtime, member.mtime), dir_fd=parent_fd, follow_symlinks=False)
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _refuse(member_name: str, threat: str) -> NoReturn:
+    raise LayerError(f"layer member {member_name!r}: {threat}. The image is broken or malicious; "
+                     "nothing was written outside the destination. Pull it from a source you "
+                     "trust")
+
+
+# --- The byte stream: gzip or not, and never more than max_bytes ------------------------------
+
+def _decompressed(fileobj: BinaryIO) -> BinaryIO:
+    """The tar stream inside `fileobj`, recognised by its first bytes (not by a media type
+    that whoever sent it could have chosen)."""
+    head = b""
+    while len(head) < 4 and (chunk := fileobj.read(4 - len(head))):
+        head += chunk
+    stream = _Prefixed(head, fileobj)
+    if head.startswith(GZIP_MAGIC):
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    if head == ZSTD_MAGIC:
+        raise LayerError("the layer is zstd-compressed, which minidocker cannot read; pull an "
+                         "image variant with gzip layers")
+    return stream
+
+
+class _Prefixed:
+    """A reader that returns `head` first, then the rest of `rest` (we peeked at `head`)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self.head, self.rest = head, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            size = len(self.head) if size < 0 else size
+            data, self.head = self.head[:size], self.head[size:]
+            return data
+        return self.rest.read(size)
+
+
+class _CappedReader:
+    """Counts the expanded bytes as they stream by, and stops a gzip bomb at `max_bytes`."""
+
+    def __init__(self, stream: BinaryIO, max_bytes: int):
+        self.stream, self.max_bytes, self.count = stream, max_bytes, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size if 0 <= size <= 1 << 20 else 1 << 20)  # never all at once
+        self.count += len(data)
+        if self.count > self.max_bytes:
+            raise LayerError(f"the layer expands to more than {self.max_bytes} bytes; refused "
+                             "as a possible gzip bomb (raise max_bytes if you trust it)")
+        return data

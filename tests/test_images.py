@@ -1,0 +1,167 @@
+"""Stages 4 and 5: copy-on-write, diff, commit, the OCI store, save/load, export/import."""
+
+import json
+import os
+import tarfile
+
+import pytest
+
+from minidocker.image.store import ImageStore, layout_dir
+
+
+def test_done_when_diff_and_commit(md):
+    assert md("run", "--name", "c1", "busybox", "sh", "-c",
+              "echo hi > /new; rm /bin/true").returncode == 0
+    assert md("diff", "c1").stdout.splitlines() == ["C /bin", "D /bin/true", "A /new"]
+    image_id = md("commit", "-m", "my change", "c1", "mine:1").stdout.strip()
+    assert image_id.startswith("sha256:") and len(image_id) == 71
+    assert md("run", "--rm", "mine:1", "cat", "/new").stdout == "hi\n"
+    assert md("run", "--rm", "mine:1", "ls", "/bin/true").returncode == 1
+    assert md("run", "--rm", "busybox", "ls", "/bin/true").returncode == 0  # base unchanged
+    history = md("history", "mine:1").stdout.splitlines()
+    assert "my change" in history[1] and "sh -c echo hi > /new; rm /bi" in history[1]
+    md("rm", "c1")
+    md("rmi", "mine:1")
+
+
+def test_copy_on_write_modify_and_opaque_dir(md):
+    script = "echo more >> /etc/passwd; rm -r /home; mkdir /home; touch /home/x"
+    md("run", "--name", "cow", "busybox", "sh", "-c", script)
+    upper = [r for r in _records() if r["Name"] == "cow"][0]
+    changes = md("diff", "cow").stdout.splitlines()
+    assert "C /etc/passwd" in changes and "A /home/x" in changes
+    md("commit", "cow", "cow:1")
+    assert md("run", "--rm", "cow:1", "ls", "/home").stdout == "x\n"
+    assert md("run", "--rm", "cow:1", "tail", "-n1", "/etc/passwd").stdout == "more\n"
+    md("rm", "cow")
+    md("rmi", "cow:1")
+    assert upper
+
+
+def _records():
+    root = os.environ["MINIDOCKER_ROOT"] + "/containers"
+    return [json.load(open(f"{root}/{c}/config.json")) for c in os.listdir(root)]
+
+
+def test_commit_with_changes_sets_cmd_and_env(md):
+    md("run", "--name", "cc", "busybox", "true")
+    md("commit", "-c", "CMD echo $GREETING", "-c", "ENV GREETING=hello", "cc", "greeter")
+    assert md("run", "--rm", "greeter").stdout == "hello\n"
+    config = json.loads(md("inspect", "greeter").stdout)[0]["Config"]
+    assert config["Cmd"] == ["/bin/sh", "-c", "echo $GREETING"]
+    md("rm", "cc")
+    md("rmi", "greeter")
+
+
+def test_layout_is_oci_and_layers_are_shared(md):
+    layout = layout_dir()
+    assert json.loads((layout / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    md("run", "--name", "s1", "busybox", "touch", "/a")
+    md("commit", "s1", "shared:a")
+    md("commit", "s1", "shared:b")
+    md("tag", "shared:a", "shared:c")
+    store = ImageStore()
+    a, c = store.get("shared:a"), store.get("shared:c")
+    assert a.id == c.id and sorted(a.tags) == ["shared:a", "shared:c"]
+    base = store.get("busybox")
+    assert a.manifest["layers"][0] == base.manifest["layers"][0]  # stored once
+    index = json.loads((layout / "index.json").read_text())
+    names = [d["annotations"]["org.opencontainers.image.ref.name"]
+             for d in index["manifests"] if "annotations" in d]
+    assert len(names) == len(set(names))
+    md("rm", "s1")
+    for tag in ("shared:a", "shared:b", "shared:c"):
+        md("rmi", tag)
+
+
+def test_rmi_untags_then_deletes_and_refuses_while_in_use(md):
+    md("run", "--name", "u1", "busybox", "true")
+    md("commit", "u1", "keep:1")
+    md("tag", "keep:1", "keep:2")
+    assert md("rmi", "keep:1").stdout == "Untagged: keep:1\n"
+    md("run", "--name", "u2", "keep:2", "true")
+    refused = md("rmi", "keep:2")
+    assert refused.returncode == 125 and "is using its referenced image" in refused.stderr
+    md("rm", "u2")
+    removed = md("rmi", "keep:2").stdout.splitlines()
+    assert removed[0] == "Untagged: keep:2" and removed[1].startswith("Deleted: sha256:")
+    md("rm", "u1")
+    assert "keep" not in md("images").stdout
+
+
+def test_images_table_and_inspect(md):
+    rows = md("images").stdout.splitlines()
+    assert rows[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert any(r.split()[:2] == ["busybox", "latest"] for r in rows[1:])
+    info = json.loads(md("inspect", "busybox").stdout)[0]
+    assert info["RepoTags"] == ["busybox:latest"] and info["Os"] == "linux"
+    assert info["Config"]["Cmd"] == ["sh"]
+
+
+def test_save_load_round_trip_keeps_the_id(md, tmp_path):
+    md("run", "--name", "sv", "busybox", "sh", "-c", "echo saved > /saved")
+    md("commit", "sv", "saved:1")
+    image_id = json.loads(md("inspect", "saved:1").stdout)[0]["Id"]
+    archive = tmp_path / "saved.tar"
+    assert md("save", "-o", str(archive), "saved:1").returncode == 0
+    names = tarfile.open(archive).getnames()
+    assert {"oci-layout", "index.json", "manifest.json"} <= set(names)
+    md("rm", "sv")
+    md("rmi", "saved:1")
+    assert md("load", "-i", str(archive)).stdout == "Loaded image: saved:1\n"
+    assert json.loads(md("inspect", "saved:1").stdout)[0]["Id"] == image_id
+    assert md("run", "--rm", "saved:1", "cat", "/saved").stdout == "saved\n"
+    md("rmi", "saved:1")
+
+
+def test_export_and_import_make_a_one_layer_image(md, tmp_path):
+    md("run", "--name", "ex", "busybox", "sh", "-c", "echo exported > /e; rm /bin/ls")
+    flat = tmp_path / "flat.tar"
+    assert md("export", "-o", str(flat), "ex").returncode == 0
+    names = set(tarfile.open(flat).getnames())
+    assert "e" in names and "bin/ls" not in names and not any(".wh." in n for n in names)
+    image_id = md("import", "-c", "CMD [\"cat\", \"/e\"]", str(flat), "flat:1").stdout.strip()
+    assert image_id.startswith("sha256:")
+    assert md("run", "--rm", "flat:1").stdout == "exported\n"
+    assert len(json.loads(md("inspect", "flat:1").stdout)[0]["RootFS"]["Layers"]) == 1
+    md("rm", "ex")
+    md("rmi", "flat:1")
+
+
+def test_from_scratch_one_static_binary(md, tmp_path):
+    rootfs = tmp_path / "scratch.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        tar.add("/bin/busybox", arcname="busybox")  # one static binary, nothing else
+    md("import", "-c", 'ENTRYPOINT ["/busybox", "echo"]', str(rootfs), "scratch-hello")
+    assert md("run", "--rm", "scratch-hello", "hi from scratch").stdout == "hi from scratch\n"
+    md("rmi", "scratch-hello")
+
+
+def test_image_prune_removes_dangling_images(md):
+    md("run", "--name", "pr", "busybox", "true")
+    dangling = md("commit", "pr").stdout.strip()
+    md("rm", "pr")
+    assert dangling[7:19] in md("images").stdout
+    assert f"Deleted: {dangling}" in md("image", "prune").stdout
+    assert dangling[7:19] not in md("images").stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["rmi", "nosuch"], "Unable to find image 'nosuch:latest'"),
+    (["tag", "busybox", "Bad:Tag"], "invalid reference format"),
+    (["history", "nosuch"], "Unable to find image"),
+    (["diff", "ghost"], "No such container: ghost"),
+    (["commit", "ghost"], "No such container: ghost"),
+    (["commit", "-c", "FROB x", "ghost"], "No such container"),
+])
+def test_image_command_errors(md, args, message):
+    result = md(*args)
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_load_refuses_bad_archives(md, tmp_path):
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"not a tar")
+    result = md("load", "-i", str(junk))
+    assert result.returncode == 125 and "is not an image archive" in result.stderr
