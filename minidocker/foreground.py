@@ -190,6 +190,7 @@ def prune_images(everything: bool) -> list[str]:
         if (everything or not image.tags) and not users_of(image):
             store.delete(image)
             removed.append(f"Deleted: {image.id}")
+    store.collect_garbage()  # also sweeps what killed writers left
     return removed
 
 

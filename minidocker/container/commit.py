@@ -32,7 +32,7 @@ def commit(name: str, tag: str | None = None, author: str = "", message: str = "
     record = records.find(name)
     store = ImageStore()
     parent = store.get(record.Image)
-    with tempfile.TemporaryDirectory(dir=store.root.parent) as scratch:
+    with store.scratch() as scratch:
         tar_path = Path(scratch) / "layer.tar"
         with open(tar_path, "wb") as out:
             write_layer_tar(record.directory / "upper", out)

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 from pathlib import Path
 
 from minidocker.errors import MinidockerError
@@ -90,7 +89,7 @@ def load(path: Path) -> list[str]:
         archive = tarfile.open(path)
     except (tarfile.TarError, OSError) as exc:
         raise ArchiveError(f"{path} is not an image archive (a tar from 'save'): {exc}") from exc
-    with archive, tempfile.TemporaryDirectory(dir=_scratch_dir()) as scratch:
+    with archive, ImageStore().scratch() as scratch:
         names = set(archive.getnames())
         if "index.json" in names:
             return _load_oci(archive, Path(scratch))
@@ -246,18 +245,12 @@ def _verify(data: bytes, digest: str) -> None:
         raise ArchiveError(f"blob {digest} is corrupt: its bytes hash to {sha256_digest(data)}")
 
 
-def _scratch_dir() -> Path:
-    folder = ImageStore().root.parent / "tmp"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 # --- import ----------------------------------------------------------------------------------
 
 def import_tarball(path: Path, name: str | None, config: dict, comment: str) -> Image:
     """A flat root filesystem tar (plain or gzip) becomes a one-layer image."""
     store = ImageStore()
-    with tempfile.TemporaryDirectory(dir=_scratch_dir()) as scratch, open(path, "rb") as source:
+    with store.scratch() as scratch, open(path, "rb") as source:
         tar_path = Path(scratch) / "layer.tar"
         with open(tar_path, "wb") as out:
             plain = HashingWriter(out)

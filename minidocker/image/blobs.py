@@ -22,6 +22,25 @@ DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 CHUNK = 1 << 20
 
 
+def temp_prefix() -> str:
+    """Temporary names carry the writer's PID, so garbage collection can tell the leftovers
+    of a killed writer (PID gone) from the work of one still running."""
+    return f".tmp-{os.getpid()}-"
+
+
+def is_abandoned(name: str) -> bool:
+    match = re.match(r"^\.tmp-(\d+)-", name)
+    if not match:
+        return False
+    try:
+        os.kill(int(match[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
 def check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not DIGEST.match(digest):
         raise MinidockerError(f"invalid digest {digest!r}: expected sha256:<64 lowercase hex>")
@@ -104,7 +123,7 @@ class _BlobWriter:
     def __enter__(self):
         folder = self.store.root / "blobs" / "sha256"
         folder.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=temp_prefix())
         self.file = os.fdopen(fd, "wb")
         self.sink = HashingWriter(self.file)
         return self.sink, self.commit

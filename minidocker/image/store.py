@@ -29,7 +29,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from minidocker.errors import MinidockerError, NotFound
-from minidocker.image.blobs import BlobStore, HashingWriter, check_digest
+from minidocker.image.blobs import (
+    BlobStore,
+    HashingWriter,
+    check_digest,
+    is_abandoned,
+    temp_prefix,
+)
 from minidocker.image.layers import extract_layer
 from minidocker.image.reference import Reference, parse_reference
 from minidocker.state import atomic_write, state_root, write_json
@@ -42,6 +48,7 @@ LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 LAYER_PLAIN = "application/vnd.oci.image.layer.v1.tar"
 REF_NAME = "org.opencontainers.image.ref.name"
 GZIP_MAGIC = b"\x1f\x8b"
+DIGEST_HEX = re.compile(r"^[a-f0-9]{64}$")
 ID_PREFIX = re.compile(r"^(sha256:)?[a-f0-9]{4,64}$")
 
 
@@ -203,7 +210,7 @@ class ImageStore:
         if target.is_dir():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=temp_prefix()))
         try:
             with open(tar_path, "rb") as f:
                 extract_layer(f, staging)
@@ -255,10 +262,21 @@ class ImageStore:
                 self.blobs.delete(digest)
         layers = state_root() / "layers"
         for directory in layers.iterdir() if layers.is_dir() else []:
-            if directory.name not in used_layers:
+            if DIGEST_HEX.match(directory.name) and directory.name not in used_layers:
                 shutil.rmtree(directory, ignore_errors=True)
-        for stale in (self.root / "blobs" / "sha256").glob(".tmp-*"):
-            stale.unlink(missing_ok=True)  # left by a write that was killed
+        for folder in (self.root / "blobs" / "sha256", layers, scratch_root()):
+            for stale in folder.glob(".tmp-*") if folder.is_dir() else []:
+                if is_abandoned(stale.name):  # left by a writer that was killed
+                    shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+
+    def scratch(self) -> tempfile.TemporaryDirectory:
+        """A temporary directory on the store's filesystem (renames into place stay cheap)."""
+        scratch_root().mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(dir=scratch_root(), prefix=temp_prefix())
+
+
+def scratch_root() -> Path:
+    return state_root() / "tmp"
 
 
 def _ref(descriptor: dict) -> str | None:
