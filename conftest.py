@@ -31,6 +31,9 @@ def enter_lab_host() -> None:
     kernel.mount("tmpfs", root, "tmpfs", 0, "mode=711")
     os.environ["MINIDOCKER_ROOT"] = root
     os.environ["MINIDOCKER_LAB_HOST"] = str(os.getpid())
+    # Cgroups are not namespaced: this session's containers get a parent of their own, so
+    # the leak check sees only them, even with another test run on the same machine.
+    os.environ["MINIDOCKER_CGROUP_PARENT"] = f"minidocker-test-{os.getpid()}"
     LAB_HOST["root"] = root
     from minidocker.image.busybox import create_busybox_image
 
@@ -73,6 +76,7 @@ def leaks() -> list[str]:
     from minidocker import cgroups
 
     found += [f"cgroup {path}" for path in cgroups.leftover_cgroups()]
+    found += [f"cgroup {path}" for path in cgroups.parent_dirs()]
     return found
 
 

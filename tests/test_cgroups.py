@@ -81,12 +81,29 @@ COUNT_FOR_TWO_SECONDS = ("trap 'echo $i; exit' TERM; i=0; (sleep 2; kill -TERM 1
                          "while :; do i=$((i+1)); done")
 
 
+def count_for_two_seconds(**limits) -> tuple[int, float]:
+    """How far a busy loop counts in 2 s of wall time, and the CPU seconds it was given."""
+    read_fd, write_fd = os.pipe()
+    spec = ContainerSpec("busybox", ["sh", "-c", COUNT_FOR_TWO_SECONDS], remove=True,
+                         limits=build_limits(**limits))
+    container = run(spec, Stdio(0, write_fd, 2))
+    os.close(write_fd)
+    with os.fdopen(read_fd) as out:
+        count = int(out.read())
+    cpu_seconds = container.stats().cpu_usage_ns / 1e9
+    container.wait()
+    return count, cpu_seconds
+
+
 @pytest.mark.slow
-def test_half_a_cpu_does_about_half_the_work(md, driver):
-    full = int(md("run", "--rm", "busybox", "sh", "-c", COUNT_FOR_TWO_SECONDS).stdout)
-    half = int(md("run", "--rm", "--cpus", "0.5", "busybox", "sh", "-c",
-                  COUNT_FOR_TWO_SECONDS).stdout)
-    assert 0.35 <= half / full <= 0.65, (half, full)
+def test_half_a_cpu_does_about_half_the_work(driver):
+    full, full_cpu = count_for_two_seconds()
+    half, half_cpu = count_for_two_seconds(cpus="0.5")
+    assert half_cpu <= 1.2  # the kernel's own accounting: at most 0.5 CPU for ~2 s (+ slack)
+    if full_cpu < 1.6:
+        pytest.skip(f"the machine is busy: the unlimited run got only {full_cpu:.2f} CPU "
+                    "seconds in 2 s, so the work ratio says nothing")
+    assert 0.35 <= half / full <= 0.65, (half, full, half_cpu, full_cpu)
 
 
 def test_stats_agree_with_the_cgroup_files(driver):

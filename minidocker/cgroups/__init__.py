@@ -3,11 +3,14 @@
 ``layout()`` tells which cgroup interface this machine has — "v2" (one unified tree, what
 Ubuntu 24.04 runs), "hybrid" (v1 controllers plus an empty v2 tree, like this kit's Debian
 machine) or "v1" — and ``for_container(id)`` returns the driver that fits, so no caller ever
-branches on the version. A container's cgroup is ``minidocker/<container id>``.
+branches on the version. A container's cgroup is ``minidocker/<container id>`` (the parent
+can be changed with ``$MINIDOCKER_CGROUP_PARENT``, like Docker's ``--cgroup-parent``; the
+test session uses its own).
 
 Man pages: cgroups(7), cgroup_namespaces(7). Used by: notebook 03-cgroups, lab 03-cgroups.
 """
 
+import os
 from pathlib import Path
 
 from minidocker.cgroups.base import Cgroup, Stats
@@ -16,7 +19,10 @@ from minidocker.cgroups.v1 import CgroupV1
 from minidocker.cgroups.v2 import CgroupV2
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-PARENT = "minidocker"
+
+
+def parent() -> str:
+    return os.environ.get("MINIDOCKER_CGROUP_PARENT") or "minidocker"
 
 __all__ = ["Cgroup", "CgroupV1", "CgroupV2", "Limits", "Stats", "build_limits",
            "for_container", "layout", "unified_root"]
@@ -39,13 +45,19 @@ def unified_root() -> Path | None:
 def for_container(container_id: str) -> Cgroup:
     """The cgroup of one container, with the driver for this machine: where the controllers
     are (v1 and hybrid: the v1 trees; v2: the unified tree)."""
-    name = f"{PARENT}/{container_id}"
+    name = f"{parent()}/{container_id}"
     return CgroupV2(name, CGROUP_ROOT) if layout() == "v2" else CgroupV1(name)
+
+
+def parent_dirs() -> list[Path]:
+    """The parent cgroup directory in each hierarchy where it exists (it goes with its last
+    container)."""
+    controllers = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")
+    roots = [CGROUP_ROOT / c for c in controllers] + [CGROUP_ROOT, CGROUP_ROOT / "unified"]
+    return [root / parent() for root in roots if (root / parent()).is_dir()]
 
 
 def leftover_cgroups() -> list[Path]:
     """Every container cgroup present on this machine (for prune and the leak check)."""
-    roots = [CGROUP_ROOT / c for c in ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")]
-    roots += [CGROUP_ROOT, CGROUP_ROOT / "unified"]
-    return sorted({child for root in roots if (root / PARENT).is_dir()
-                   for child in (root / PARENT).iterdir() if child.is_dir()})
+    return sorted({child for folder in parent_dirs() for child in folder.iterdir()
+                   if child.is_dir()})
