@@ -4,9 +4,9 @@ Each lab is a folder ``labs/NN-topic/`` next to this package: ``README.md`` (the
 in steps, hints that go from a nudge to nearly the answer, how to check) and ``starter.py``, the
 student's file, whose stubs raise ``NotImplementedError("Step N: ...")``. Reference solutions
 live apart, in ``labs/solutions/``. The checker of each lab is a module here
-(``lab01_namespaces``, ``lab02_root_filesystem``, ``lab03_cgroups``) built on ``framework``
-(the format, the report) and ``sandbox`` (where the student's code runs without touching the
-host).
+(``lab01_namespaces``, ``lab02_root_filesystem``, ``lab03_cgroups``, ``lab04_overlay``,
+``lab05_images``) built on ``framework`` (the format, the report) and ``sandbox`` (where the
+student's code runs without touching the host).
 
     sudo minidocker lab list
     sudo minidocker lab check 01                  # labs/01-namespaces/starter.py
@@ -18,9 +18,17 @@ fails on its starter and passes on its solution.
 
 import os
 
-from minidocker.labs import framework, lab01_namespaces, lab02_root_filesystem, lab03_cgroups
+from minidocker.labs import (
+    framework,
+    lab01_namespaces,
+    lab02_root_filesystem,
+    lab03_cgroups,
+    lab04_overlay,
+    lab05_images,
+)
 
-LABS = [lab01_namespaces.LAB, lab02_root_filesystem.LAB, lab03_cgroups.LAB]
+LABS = [lab01_namespaces.LAB, lab02_root_filesystem.LAB, lab03_cgroups.LAB, lab04_overlay.LAB,
+        lab05_images.LAB]
 
 
 def check(number: str, path: str | os.PathLike | None = None) -> int:
