@@ -3,19 +3,34 @@
 ``save`` writes one tar that two worlds can read: it is an OCI image layout (``oci-layout``,
 ``index.json``, ``blobs/sha256/...``) — what ``skopeo copy oci-archive:`` and ``podman load``
 read — and it also carries Docker's ``manifest.json`` (config and layer paths per image, with
-its tags), which makes the same file a docker-archive. ``load`` reads either kind, including
-what ``podman save`` writes; every blob is re-hashed and every layer's uncompressed digest is
-checked against the config's ``rootfs.diff_ids`` before the image gets a name. ``import`` turns
-a flat root filesystem tar into a one-layer image (``FROM scratch`` by hand).
+its tags), which makes the same file a docker-archive. ``load`` reads either kind; every blob
+is re-hashed and every layer's uncompressed digest is checked against the config's
+``rootfs.diff_ids`` before the image gets a name. ``import`` turns a flat root filesystem tar
+into a one-layer image (``FROM scratch`` by hand).
 
-Spec: image-spec image-layout.md; Docker's image tarball format (manifest.json).
+What the peers write, and ``load`` accepts (tests/test_interop.py runs the real tools):
+
+- OCI archives (``podman save --format oci-archive``, ``skopeo copy ... oci-archive:``):
+  ``index.json`` names each image by ``org.opencontainers.image.ref.name`` — a full name
+  (``localhost/app:1``) or a bare tag (``latest``), which names no repository. An entry may
+  be a nested index (``podman manifest push --all``, Docker's ``save``): one image, the
+  variant for this machine. Layers are gzip or plain tars, told apart by their first bytes.
+- docker-archives (``podman save``, ``skopeo copy ... docker-archive:``, Docker's ``save``):
+  ``manifest.json`` lists config and plain layer tars per image, with ``RepoTags`` spelled in
+  full (``docker.io/library/app:1`` is ``app:1`` here); Docker links a layer it already wrote.
+- Hand-made tars of a layout (``tar -C layout -cf x.tar .``) name members ``./index.json``.
+
+Spec: image-spec image-layout.md, image-index.md; Docker's image tarball format
+(manifest.json).
 """
 
 import gzip
 import io
 import json
 import os
+import posixpath
 import tarfile
+import zlib
 from pathlib import Path
 
 from minidocker.errors import MinidockerError
@@ -29,12 +44,15 @@ from minidocker.image.store import (
     Image,
     ImageStore,
     Layer,
+    architecture,
     new_config,
 )
 
 MAX_JSON = 4 << 20  # manifests, configs, indexes: never more than this
 MAX_LAYER = 8 << 30  # uncompressed bytes per layer
 ACCEPTED_MANIFESTS = (MANIFEST, "application/vnd.docker.distribution.manifest.v2+json")
+INDEXES = (INDEX, "application/vnd.docker.distribution.manifest.list.v2+json")
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class ArchiveError(MinidockerError):
@@ -86,79 +104,180 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def load(path: Path) -> list[str]:
     """Load every image of an OCI archive or a docker-archive; return what was loaded."""
     try:
-        archive = tarfile.open(path)
+        tar = tarfile.open(path)
     except (tarfile.TarError, OSError) as exc:
         raise ArchiveError(f"{path} is not an image archive (a tar from 'save'): {exc}") from exc
-    with archive, ImageStore().scratch() as scratch:
-        names = set(archive.getnames())
-        if "index.json" in names:
-            return _load_oci(archive, Path(scratch))
-        if "manifest.json" in names:
-            return _load_docker(archive, Path(scratch))
+    with tar, ImageStore().scratch() as scratch:
+        try:
+            archive = _Archive(tar)
+            if archive.has("index.json"):
+                return _load_oci(archive, Path(scratch))
+            if archive.has("manifest.json"):
+                return _load_docker(archive, Path(scratch))
+        except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise ArchiveError(f"{path} is damaged: {exc}") from None
+        except (KeyError, TypeError, AttributeError) as exc:  # JSON of the wrong shape
+            raise ArchiveError(f"{path} is not a well-formed image archive: {exc!r}") from None
     raise ArchiveError(f"{path} has neither index.json (OCI) nor manifest.json (docker-archive)")
 
 
-def _load_oci(archive: tarfile.TarFile, scratch: Path) -> list[str]:
+class _Archive:
+    """The tar being loaded, read by member name only (nothing in it is ever written to disk
+    under its own name). Names are compared cleaned (``./index.json``, as ``tar -C layout
+    -cf x.tar .`` writes it, is ``index.json``); links are followed inside the tar (Docker's
+    ``save`` links a layer it already wrote: ``<id>/layer.tar -> ../<id2>/layer.tar``)."""
+
+    def __init__(self, tar: tarfile.TarFile):
+        self.tar = tar
+        self.members = {_clean(member.name): member for member in tar.getmembers()}
+
+    def has(self, name: str) -> bool:
+        return _clean(name) in self.members
+
+    def member(self, name: str) -> tarfile.TarInfo:
+        name = _clean(name)
+        for _hop in range(8):  # a chain of links, never a loop
+            member = self.members.get(name)
+            if member is None:
+                raise ArchiveError(f"the archive lacks {name}")
+            if member.issym():
+                name = _clean(posixpath.join(posixpath.dirname(name), member.linkname))
+            elif member.islnk():
+                name = _clean(member.linkname)
+            else:
+                break
+        if not member.isfile():
+            raise ArchiveError(f"{name} in the archive is not a regular file")
+        return member
+
+    def open(self, name: str):
+        return self.tar.extractfile(self.member(name))
+
+    def read(self, name: str, digest: str | None = None) -> bytes:
+        """A small member (JSON), checked against ``digest`` when there is one."""
+        member = self.member(name)
+        if member.size > MAX_JSON:
+            raise ArchiveError(f"{name} is larger than {MAX_JSON} bytes")
+        data = self.tar.extractfile(member).read()
+        if digest is not None and sha256_digest(data) != check_digest(digest):
+            raise ArchiveError(f"blob {digest} is corrupt: its bytes hash to "
+                               f"{sha256_digest(data)}")
+        return data
+
+    def json(self, name: str, digest: str | None = None):
+        try:
+            return json.loads(self.read(name, digest))
+        except ValueError as exc:
+            raise ArchiveError(f"{name} in the archive is not valid JSON: {exc}") from None
+
+
+def _clean(name: str) -> str:
+    return posixpath.normpath(name).lstrip("/")
+
+
+# --- load: OCI archives ------------------------------------------------------------------------
+
+def _load_oci(archive: _Archive, scratch: Path) -> list[str]:
     store, loaded = ImageStore(), []
-    index = _json(archive, "index.json")
-    for descriptor in _manifests(archive, index):
-        manifest_bytes = _member_bytes(archive, _blob_name(descriptor["digest"]))
-        _verify(manifest_bytes, descriptor["digest"])
-        manifest = json.loads(manifest_bytes)
+    for descriptor in _image_manifests(archive, archive.json("index.json")):
+        manifest = archive.json(_blob_name(descriptor["digest"]), descriptor["digest"])
         config_digest = manifest["config"]["digest"]
-        config_bytes = _member_bytes(archive, _blob_name(config_digest))
-        _verify(config_bytes, config_digest)
-        config = json.loads(config_bytes)
+        config_bytes = archive.read(_blob_name(config_digest), config_digest)
         layers = []
-        for layer, diff_id in zip(manifest["layers"], _diff_ids(config, manifest), strict=True):
-            member = archive.extractfile(_member(archive, _blob_name(layer["digest"])))
-            layers.append(_import_layer(store, member, scratch, layer["digest"], diff_id))
-        name = _annotated_name(descriptor)
+        for layer, diff_id in zip(manifest["layers"], _diff_ids(config_bytes, manifest),
+                                  strict=True):
+            source = archive.open(_blob_name(layer["digest"]))
+            layers.append(_import_layer(store, source, scratch, layer["digest"], diff_id))
+        name = _oci_name(descriptor)
         image = store.add_image_with_config(config_bytes, layers, name)
         loaded.append(name or image.id)
     return loaded
 
 
-def _manifests(archive: tarfile.TarFile, index: dict) -> list[dict]:
-    """The image manifests an index names; a nested index (a multi-platform image) is
-    opened and this machine's platform picked."""
+def _image_manifests(archive: _Archive, index: dict) -> list[dict]:
+    """Every image ``index.json`` names, each an image manifest's descriptor. An entry that is
+    itself an index (a multi-platform image, as ``podman manifest push --all`` or Docker's
+    ``save`` write it) stands for one image: its variant for this machine."""
     found = []
     for descriptor in index.get("manifests", []):
-        if descriptor.get("mediaType") in (INDEX,
-                                           "application/vnd.docker.distribution.manifest.list.v2+json"):
-            nested = json.loads(_member_bytes(archive, _blob_name(descriptor["digest"])))
-            found += [d | {"annotations": descriptor.get("annotations", {})}
-                      for d in _manifests(archive, nested)[:1]]
-        elif descriptor.get("mediaType", MANIFEST) in ACCEPTED_MANIFESTS:
+        media_type = descriptor.get("mediaType", MANIFEST)
+        if media_type in INDEXES:
+            variant = _for_this_machine(archive, descriptor)
+            found.append(variant | {"annotations": descriptor.get("annotations", {})})
+        elif media_type in ACCEPTED_MANIFESTS:
             found.append(descriptor)
     return found
 
 
-def _annotated_name(descriptor: dict) -> str | None:
-    annotations = descriptor.get("annotations", {})
+def _for_this_machine(archive: _Archive, index_descriptor: dict, depth: int = 0) -> dict:
+    """The manifest of a nested index for linux on this CPU whose blob the archive holds.
+    Entries for other platforms (and ``unknown/unknown`` attestations) are passed over."""
+    digest = index_descriptor["digest"]
+    nested = archive.json(_blob_name(digest), digest)
+    wanted = ("linux", architecture())
+    listed = []
+    for descriptor in nested.get("manifests", []):
+        platform = descriptor.get("platform") or {}
+        listed.append(f"{platform.get('os', '?')}/{platform.get('architecture', '?')}")
+        if platform and (platform.get("os"), platform.get("architecture")) != wanted:
+            continue
+        media_type = descriptor.get("mediaType", MANIFEST)
+        if media_type in INDEXES and depth < 4:
+            return _for_this_machine(archive, descriptor, depth + 1)
+        if media_type in ACCEPTED_MANIFESTS and archive.has(_blob_name(descriptor["digest"])):
+            return descriptor
+    raise ArchiveError(f"the multi-platform image {digest} has no {'/'.join(wanted)} image in "
+                       f"this archive (it lists: {', '.join(listed) or 'nothing'})")
+
+
+def _oci_name(descriptor: dict) -> str | None:
+    """The name an OCI archive gives an image: containerd's full name when there (Docker's
+    ``save``), else ``org.opencontainers.image.ref.name`` — unless that is a bare tag such as
+    ``latest`` (``skopeo copy ... oci-archive:x.tar:latest``), which names no repository."""
+    annotations = descriptor.get("annotations") or {}
     name = annotations.get("io.containerd.image.name") or annotations.get(REF_NAME)
-    if name and ":" not in name.rsplit("/", 1)[-1] and "/" not in name:
-        return None  # a bare tag like "latest" (podman oci-archive) names no repository
-    return name.removeprefix("docker.io/library/").removeprefix("docker.io/") if name else None
+    if not name or ("/" not in name and ":" not in name):
+        return None
+    return _short_name(name)
 
 
-def _load_docker(archive: tarfile.TarFile, scratch: Path) -> list[str]:
+def _short_name(name: str) -> str:
+    """A name as Docker shows it: ``docker.io/library/busybox:latest`` is ``busybox:latest``."""
+    for implied in ("docker.io/library/", "docker.io/"):
+        if name.startswith(implied):
+            return name[len(implied):]
+    return name
+
+
+# --- load: docker-archives ---------------------------------------------------------------------
+
+def _load_docker(archive: _Archive, scratch: Path) -> list[str]:
+    """``manifest.json`` lists each image: its config file, its layer files (plain tars in
+    Docker's and podman's archives, gzip in ours) in order, and its tags."""
     store, loaded = ImageStore(), []
-    for entry in _json(archive, "manifest.json"):
-        config_bytes = _member_bytes(archive, entry["Config"])
-        config = json.loads(config_bytes)
-        diff_ids = config.get("rootfs", {}).get("diff_ids", [])
-        if len(diff_ids) != len(entry["Layers"]):
-            raise ArchiveError("manifest.json and the config disagree on the number of layers")
-        layers = [_import_layer(store, archive.extractfile(_member(archive, name)), scratch,
-                                None, diff_id)
+    for entry in archive.json("manifest.json"):
+        config_bytes = archive.read(entry["Config"])
+        diff_ids = _diff_ids(config_bytes, {"layers": entry["Layers"]})
+        layers = [_import_layer(store, archive.open(name), scratch, None, diff_id)
                   for name, diff_id in zip(entry["Layers"], diff_ids, strict=True)]
-        tags = entry.get("RepoTags") or [None]
-        image = store.add_image_with_config(config_bytes, layers, tags[0])
+        tags = [_short_name(tag) for tag in entry.get("RepoTags") or []]
+        image = store.add_image_with_config(config_bytes, layers, tags[0] if tags else None)
         for tag in tags[1:]:
             store.tag(image, tag)
-        loaded += [t for t in tags if t] or [image.id]
+        loaded += tags or [image.id]
     return loaded
+
+
+# --- load: layers ------------------------------------------------------------------------------
+
+def _diff_ids(config_bytes: bytes, manifest: dict) -> list[str]:
+    try:
+        diff_ids = json.loads(config_bytes).get("rootfs", {}).get("diff_ids", [])
+    except (ValueError, AttributeError):
+        raise ArchiveError("an image config in the archive is not a JSON object") from None
+    if len(diff_ids) != len(manifest["layers"]):
+        raise ArchiveError("the manifest and the config disagree on the number of layers")
+    return [check_digest(d) for d in diff_ids]
 
 
 def _import_layer(store: ImageStore, source, scratch: Path, blob_digest: str | None,
@@ -179,10 +298,15 @@ def _import_layer(store: ImageStore, source, scratch: Path, blob_digest: str | N
 
 
 def _decompress(source, raw: HashingWriter, plain: HashingWriter) -> None:
-    head = source.read(2)
+    """Copy a layer, plain or gzip (told apart by its first bytes, not by a media type), to
+    ``plain`` uncompressed while ``raw`` hashes the bytes as they were."""
+    head = source.read(4)
+    if head == ZSTD_MAGIC:
+        raise ArchiveError("a layer is compressed with zstd, which minidocker cannot read: "
+                           "compress it with gzip, or not at all")
     raw.write(head)
     stream = _Tee(source, raw, head)
-    reader = gzip.GzipFile(fileobj=stream) if head == GZIP_MAGIC else stream
+    reader = gzip.GzipFile(fileobj=stream) if head[:2] == GZIP_MAGIC else stream
     while chunk := reader.read(1 << 20):
         plain.write(chunk)
         if plain.size > MAX_LAYER:
@@ -196,53 +320,18 @@ class _Tee:
         self.source, self.sink, self.head = source, sink, head
 
     def read(self, size: int = -1) -> bytes:
-        if self.head:
-            data, self.head = self.head, b""
-            if size < 0 or size > len(data):
-                data += self._read(size - len(data) if size > 0 else -1)
+        if not self.head:
+            return self._read(size)
+        if 0 <= size <= len(self.head):
+            data, self.head = self.head[:size], self.head[size:]
             return data
-        return self._read(size)
+        data, self.head = self.head, b""
+        return data + self._read(size - len(data) if size > 0 else -1)
 
     def _read(self, size: int) -> bytes:
         data = self.source.read(size)
         self.sink.write(data)
         return data
-
-
-def _diff_ids(config: dict, manifest: dict) -> list[str]:
-    diff_ids = config.get("rootfs", {}).get("diff_ids", [])
-    if len(diff_ids) != len(manifest["layers"]):
-        raise ArchiveError("the manifest and the config disagree on the number of layers")
-    return [check_digest(d) for d in diff_ids]
-
-
-def _member(archive: tarfile.TarFile, name: str) -> tarfile.TarInfo:
-    try:
-        member = archive.getmember(name)
-    except KeyError:
-        raise ArchiveError(f"the archive lacks {name}") from None
-    if not member.isfile():
-        raise ArchiveError(f"{name} in the archive is not a regular file")
-    return member
-
-
-def _member_bytes(archive: tarfile.TarFile, name: str) -> bytes:
-    member = _member(archive, name)
-    if member.size > MAX_JSON:
-        raise ArchiveError(f"{name} is larger than {MAX_JSON} bytes")
-    return archive.extractfile(member).read()
-
-
-def _json(archive: tarfile.TarFile, name: str):
-    try:
-        return json.loads(_member_bytes(archive, name))
-    except ValueError as exc:
-        raise ArchiveError(f"{name} in the archive is not valid JSON: {exc}") from None
-
-
-def _verify(data: bytes, digest: str) -> None:
-    if sha256_digest(data) != check_digest(digest):
-        raise ArchiveError(f"blob {digest} is corrupt: its bytes hash to {sha256_digest(data)}")
 
 
 # --- import ----------------------------------------------------------------------------------

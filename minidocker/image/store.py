@@ -297,12 +297,13 @@ def _canonical(value: dict) -> bytes:
 
 def new_config(diff_ids: list[str], config: dict, history: list[dict]) -> dict:
     """An image config (config.md): platform, the process defaults, the layers, history."""
-    return {"created": now(), "architecture": _architecture(), "os": "linux",
+    return {"created": now(), "architecture": architecture(), "os": "linux",
             "config": config, "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": history}
 
 
-def _architecture() -> str:
+def architecture() -> str:
+    """This CPU as OCI platforms spell it (Go's GOARCH): x86_64 is amd64, aarch64 arm64."""
     machine = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
