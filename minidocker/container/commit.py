@@ -36,7 +36,7 @@ def commit(name: str, tag: str | None = None, author: str = "", message: str = "
         tar_path = Path(scratch) / "layer.tar"
         with open(tar_path, "wb") as out:
             write_layer_tar(record.directory / "upper", out)
-        layer = store.add_layer(tar_path)
+        layer = store.add_layer(tar_path, source_dir=record.directory / "upper")
     config = json.loads(json.dumps(parent.config))
     config["config"] = apply_changes(config.get("config", {}), list(changes))
     config["rootfs"]["diff_ids"].append(layer.diff_id)
