@@ -95,17 +95,31 @@ def changes(upper: Path, lower: tuple[str, ...]) -> list[Change]:
             path = "/" + str(here.relative_to(upper))
             if is_whiteout(here):
                 found.append(Change(path, "D"))
-            elif _in_lower(path, lower) and not is_opaque(here):
+            elif _in_lower(path, lower, upper) and not is_opaque(here):
                 found.append(Change(path, "C"))
             else:
                 found.append(Change(path, "A"))
     return sorted(found)
 
 
-def _in_lower(path: str, lower: tuple[str, ...]) -> bool:
-    """Does the image (the lower layers, top first) have ``path``? A whiteout in a higher
-    layer hides it in every layer below."""
+def _in_lower(path: str, lower: tuple[str, ...], upper: Path) -> bool:
+    """Does the image (the lower layers, top first) show ``path`` under the container's
+    upper dir? Looked up name by name, as overlayfs does: an opaque directory (in the upper
+    dir or a layer) hides everything below it in the layers underneath, and a whiteout of the
+    path or of one of its parents hides it in every layer below."""
+    parts = path.strip("/").split("/")
+    parents = [parts[:i] for i in range(1, len(parts))]
+    if any(is_opaque(Path(upper, *p)) for p in parents):
+        return False
     for layer in lower:
-        if os.path.lexists(layer + path):
-            return not is_whiteout(Path(layer + path))
+        if any(_whiteout_at(Path(layer, *p)) for p in parents):
+            return False
+        if os.path.lexists(Path(layer, *parts)):
+            return not is_whiteout(Path(layer, *parts))
+        if any(is_opaque(Path(layer, *p)) for p in parents):
+            return False  # this layer re-made a parent: the layers below are hidden
     return False
+
+
+def _whiteout_at(path: Path) -> bool:
+    return os.path.lexists(path) and is_whiteout(path)

@@ -165,3 +165,19 @@ def test_load_refuses_bad_archives(md, tmp_path):
     junk.write_bytes(b"not a tar")
     result = md("load", "-i", str(junk))
     assert result.returncode == 125 and "is not an image archive" in result.stderr
+
+
+def test_diff_looks_names_up_like_overlayfs(md):
+    # /etc re-made in the container: the image's /etc/passwd is hidden, so ours is new.
+    md("run", "--name", "remade", "busybox", "sh", "-c",
+       "rm -r /etc; mkdir /etc; echo x > /etc/passwd")
+    assert "A /etc/passwd" in md("diff", "remade").stdout.splitlines()
+    md("commit", "remade", "noetc:1")
+    md("run", "--name", "noetc", "busybox", "rm", "-r", "/home")
+    md("commit", "noetc", "nohome:1")
+    # nohome:1 has no /home; a container that makes /home/x adds both
+    md("run", "--name", "again", "nohome:1", "sh", "-c", "mkdir /home; echo x > /home/x")
+    assert {"A /home", "A /home/x"} <= set(md("diff", "again").stdout.splitlines())
+    for name in ("remade", "noetc", "again"):
+        md("rm", name)
+    md("rmi", "noetc:1", "nohome:1")

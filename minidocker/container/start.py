@@ -126,7 +126,13 @@ def make_cgroup(record: records.ContainerRecord, limits: cgroups.Limits) -> cgro
     """The container's cgroup, made and limited before its process exists."""
     cgroup = cgroups.for_container(record.Id)
     try:
-        cgroup.create()
+        for attempt in range(3):  # the shared parent may vanish under us (its last
+            try:                  # container going at the same moment): just try again
+                cgroup.create()
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         cgroup.set_limits(limits)
     except OSError as exc:
         cgroup.destroy()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.image.layers import write_layer_tar
-from minidocker.image.store import Image, ImageStore, new_config
+from minidocker.image.store import Image, ImageStore, new_config, now
 
 BUSYBOX = "/bin/busybox"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -50,7 +50,8 @@ def create_busybox_image(name: str = "busybox:latest") -> Image:
             write_layer_tar(root, tar)
         layer = store.add_layer(tar_path)
     version = subprocess.run([BUSYBOX], capture_output=True, text=True).stdout.split("\n")[0]
-    history = [{"created_by": f"minidocker setup: {version.strip()} from busybox-static",
+    history = [{"created": now(),
+                "created_by": f"minidocker setup: {version.strip()} from busybox-static",
                 "comment": "the offline base image"}]
     config = new_config([layer.diff_id], {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": ["sh"]},
                         history)
