@@ -1,11 +1,13 @@
 """The contestants of the benchmark: how each is set up, runs ``true`` once, and is taken down.
 
 Every peer starts a container from the same root filesystem (minidocker's busybox image) and
-runs ``true`` in it, so the time measured is the engine's own work: setting up namespaces and
-the root filesystem, exec, exit, cleanup. Everything a peer creates lives in one temporary
-workspace (state roots, a runc bundle, a podman store); ``Workspace`` undoes it all at the end,
-mounts first. podman also writes a few paths on the host that no flag moves; those are noted
-before it starts and removed afterwards if they were new.
+runs ``true`` in it, so the time measured is the engine's own work: setting up namespaces, the
+cgroup and the root filesystem, exec, exit, cleanup. minidocker and runc also run once more
+with the same resource limits (``LIMITS``), and minidocker's cgroup work is timed on its own
+(``cgroup_case``). Everything a peer creates lives in one temporary workspace (state roots,
+runc bundles, a podman store); ``Workspace`` undoes it all at the end, mounts first, and removes
+any cgroup a container of the benchmark still has. podman also writes a few paths on the host
+that no flag moves; those are noted before it starts and removed afterwards if they were new.
 
 Used by: bench/run.py.
 """
@@ -23,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
 
-from minidocker import kernel
+from minidocker import cgroups, kernel
 from minidocker.container import ContainerSpec, create, run, start
+from minidocker.container.names import new_id
 from minidocker.image.busybox import create_busybox_image
+from minidocker.image.store import Image
 from minidocker.namespaces import Stdio
 
 PODMAN_IMAGE = "localhost/minidocker-bench/busybox:latest"
@@ -38,6 +42,9 @@ PODMAN_HOST_FILES = {"blob-info-cache-v1.boltdb"}  # the only files podman leave
 # The sandbox this course was written on refuses podman's default rlimits (INTEROP.md).
 PODMAN_RUN_FLAGS = ["--network", "none", "--ulimit", "nofile=1024:1024",
                     "--ulimit", "nproc=1000:1000"]
+# The limits of the "+ limits" cases: `run`'s flags, and what they become for the engine.
+LIMITS = {"memory": "64m", "pids_limit": "100", "cpus": "0.5"}
+LIMIT_FLAGS = ["-m", "64m", "--pids-limit", "100", "--cpus", "0.5"]
 
 
 class BenchError(Exception):
@@ -147,29 +154,39 @@ def _short(path: str) -> str:
 # --- minidocker ------------------------------------------------------------------------------
 
 def minidocker_cases(ws: Workspace) -> tuple[list[Case], Path]:
-    """The CLI and the in-process API, on a state root of their own; also returns the busybox
+    """The CLI and the in-process API, each without and with ``LIMITS``, on a state root of
+    their own; the API's run in its steps; the cgroup work alone. Also returns the busybox
     image's root directory, which the other peers copy."""
     state = ws.dir("minidocker")
+    ws.undo.callback(_release_cgroups, state)  # runs before the state root is deleted
     ws.undo.enter_context(_environment("MINIDOCKER_ROOT", str(state)))  # for the API case
-    image_root = create_busybox_image()
+    image_root = root_directory(create_busybox_image())
     entry_point = Path(sys.executable).with_name("minidocker")
     if not entry_point.exists():
         found = shutil.which("minidocker")
         if not found:
             raise BenchError("the 'minidocker' command is not installed: run 'sudo ./kit setup'")
         entry_point = Path(found)
+    env = {**os.environ, "MINIDOCKER_ROOT": str(state)}
     cli = Case("minidocker-cli", "cli", "minidocker", "minidocker run --rm busybox true",
-               timed_command([str(entry_point), "run", "--rm", "busybox", "true"],
-                             env={**os.environ, "MINIDOCKER_ROOT": str(state)}))
+               timed_command([str(entry_point), "run", "--rm", "busybox", "true"], env=env))
+    cli_limits = Case("minidocker-cli-limits", "cli", "minidocker + limits",
+                      f"minidocker run --rm {' '.join(LIMIT_FLAGS)} busybox true",
+                      timed_command([str(entry_point), "run", "--rm", *LIMIT_FLAGS, "busybox",
+                                     "true"], env=env))
     devnull = os.open(os.devnull, os.O_RDWR)
     ws.undo.callback(os.close, devnull)
     stdio = Stdio(devnull, devnull, 2)
+    limits = cgroups.build_limits(**LIMITS)  # checked once, as the CLI does before it runs
 
-    def api_once() -> None:
-        spec = ContainerSpec(image="busybox", command=["true"], remove=True)
-        code = run(spec, stdio).wait()
-        if code != 0:
-            raise BenchError(f"run(spec).wait() returned {code}, expected 0")
+    def api_once(limited: bool) -> Callable[[], None]:
+        def once() -> None:
+            spec = ContainerSpec(image="busybox", command=["true"], remove=True,
+                                 limits=limits if limited else cgroups.Limits())
+            code = run(spec, stdio).wait()
+            if code != 0:
+                raise BenchError(f"run(spec).wait() returned {code}, expected 0")
+        return once
 
     def phases_once() -> dict[str, float]:
         """The same work as ``run()`` (which is ``start(create(spec))``), timed in its steps."""
@@ -185,10 +202,83 @@ def minidocker_cases(ws: Workspace) -> tuple[list[Case], Path]:
             raise BenchError(f"start(create(spec)).wait() returned {code}, expected 0")
         return {"create": t1 - t0, "start": t2 - t1, "wait": t3 - t2}
 
-    api = Case("minidocker-api", "api", "minidocker", "run(spec).wait()  # in-process", api_once)
+    limits_text = ", ".join(f'{k}="{v}"' for k, v in LIMITS.items())
+    api = Case("minidocker-api", "api", "minidocker", "run(spec).wait()  # in-process",
+               api_once(False))
+    api_limits = Case("minidocker-api-limits", "api", "minidocker + limits",
+                      f"spec.limits = build_limits({limits_text})", api_once(True))
     phases = Case("minidocker-api-phases", "phases", "minidocker",
                   "create(spec); start(...); .wait()", phases_once)
-    return [cli, api, phases], image_root
+    return [cli, cli_limits, api, api_limits, phases, cgroup_case(limits)], image_root
+
+
+def root_directory(image: Image) -> Path:
+    """The busybox image as one directory, for the peers to copy: its one unpacked layer
+    (busybox is a single layer, so that layer is the whole root)."""
+    layers = image.layer_dirs()
+    if len(layers) != 1:
+        raise BenchError(f"the busybox image has {len(layers)} layers; the peers need one")
+    return Path(layers[0])
+
+
+def cgroup_case(limits: cgroups.Limits) -> Case:
+    """A container's cgroup work alone, in the order ``start()`` and ``wait()`` do it for a run
+    with ``limits``: make the cgroup and write the limits, fork (not timed: ``start()`` forks
+    the shim there), move the child in, and once it is gone remove the cgroup. The child only
+    waits for the parent to close a pipe."""
+
+    def once() -> dict[str, float]:
+        t0 = perf_counter()
+        cgroup = cgroups.for_container(new_id())
+        try:
+            cgroup.create()
+            t1 = perf_counter()
+            cgroup.set_limits(limits)
+            t2 = perf_counter()
+            t3, t4 = _join_a_child(cgroup)
+        except BaseException as exc:
+            cgroup.destroy()
+            if isinstance(exc, OSError):
+                raise BenchError(f"cgroup {cgroup.name}: {exc}") from exc
+            raise
+        t5 = perf_counter()
+        cgroup.destroy()
+        t6 = perf_counter()
+        return {"create": t1 - t0, "limits": t2 - t1, "join": t4 - t3, "destroy": t6 - t5}
+
+    return Case("minidocker-cgroup", "cgroup", "minidocker",
+                "for_container(id).create(); .set_limits(); .add_process(pid); .destroy()",
+                once)
+
+
+def _join_a_child(cgroup: cgroups.Cgroup) -> tuple[float, float]:
+    """Fork a child that waits on a pipe, time moving it into ``cgroup``, then let it go and
+    reap it. Returns the clock before and after the move."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: wait until the parent closes its end, then go
+        try:
+            os.close(write_end)
+            os.read(read_end, 1)
+        finally:
+            os._exit(0)
+    os.close(read_end)
+    try:
+        before = perf_counter()
+        cgroup.add_process(pid)
+        return before, perf_counter()
+    finally:
+        os.close(write_end)
+        os.waitpid(pid, 0)
+
+
+def _release_cgroups(state: Path) -> None:
+    """A container that was interrupted mid-run still has its cgroup (and maybe a process in
+    it): remove it, for every container record left in the benchmark's own state root."""
+    containers = state / "containers"
+    if containers.is_dir():
+        for record in containers.iterdir():
+            cgroups.for_container(record.name).destroy()
 
 
 @contextlib.contextmanager
@@ -206,9 +296,11 @@ def _environment(name: str, value: str):
 
 # --- runc ------------------------------------------------------------------------------------
 
-def runc_case(ws: Workspace, image_root: Path) -> Case:
+def runc_cases(ws: Workspace, image_root: Path, skipped: dict[str, str]) -> list[Case]:
     """``runc run`` on an OCI bundle: a copy of the busybox root plus runc's own default
-    ``config.json`` (``runc spec``), changed only to run ``true`` without a terminal."""
+    ``config.json`` (``runc spec``), changed only to run ``true`` without a terminal; and a
+    second bundle on the same root whose config adds ``LIMITS`` under ``linux.resources``.
+    If only the second cannot run here, it goes to ``skipped`` with the reason."""
     runc = shutil.which("runc")
     if not runc:
         raise Skipped("runc is not installed (apt-get install runc)")
@@ -216,23 +308,57 @@ def runc_case(ws: Workspace, image_root: Path) -> Case:
     state = ws.dir("runc", "state")  # runc's --root: its container state, not /run/runc
     shutil.copytree(image_root, bundle / "rootfs", symlinks=True)
     check([runc, "spec"], cwd=bundle)
-    config_path = bundle / "config.json"
-    config = json.loads(config_path.read_text())
+    config = json.loads((bundle / "config.json").read_text())
     config["process"]["args"] = ["true"]
     config["process"]["terminal"] = False
-    config_path.write_text(json.dumps(config, indent=2))
+    (bundle / "config.json").write_text(json.dumps(config, indent=2))
     ws.undo.callback(_delete_runc_leftovers, runc, state)
     counter = iter(range(1_000_000))
 
-    def once() -> None:
-        name = f"mdbench-{os.getpid()}-{next(counter)}"
-        check([runc, "--root", str(state), "run", "--bundle", str(bundle), name])
+    def once_in(bundle_dir: Path) -> Callable[[], None]:
+        def once() -> None:
+            name = f"mdbench-{os.getpid()}-{next(counter)}"
+            check([runc, "--root", str(state), "run", "--bundle", str(bundle_dir), name])
+        return once
 
+    plain = once_in(bundle)
     try:
-        once()
+        plain()
     except BenchError as exc:
         raise Skipped(f"runc cannot run containers here: {exc}") from exc
-    return Case("runc", "cli", "runc", "runc run --bundle <busybox copy> <id>", once)
+    cases = [Case("runc", "cli", "runc", "runc run --bundle <busybox copy> <id>", plain)]
+    limited_bundle = ws.dir("runc", "bundle-limits")
+    config["root"]["path"] = str(bundle / "rootfs")  # the same root, not a second copy
+    limited = once_in(limited_bundle)
+    # Docker gives as much swap as memory (memory+swap = 2 × memory), as minidocker does;
+    # without swap accounting runc refuses a swap limit, so then there is none.
+    default_resources = config["linux"].get("resources", {})  # runc spec: deny all devices
+    for swap in (True, False):
+        config["linux"]["resources"] = {**default_resources, **runc_resources(swap)}
+        (limited_bundle / "config.json").write_text(json.dumps(config, indent=2))
+        try:
+            limited()
+        except BenchError as exc:
+            error = exc
+            continue
+        memory = "memory + swap" if swap else "memory"
+        cases.append(Case("runc-limits", "cli", "runc + limits",
+                          f"runc run, linux.resources: {memory}, pids, cpu quota/period",
+                          limited))
+        break
+    else:
+        skipped["runc-limits"] = f"runc cannot apply the limits here: {error}"
+    return cases
+
+
+def runc_resources(swap: bool) -> dict:
+    """``LIMITS`` as OCI ``linux.resources``: what Docker hands runc for the same flags."""
+    limits = cgroups.build_limits(**LIMITS)
+    memory = {"limit": limits.memory}
+    if swap:
+        memory["swap"] = 2 * limits.memory
+    return {"memory": memory, "pids": {"limit": limits.pids_limit},
+            "cpu": {"quota": limits.cpu_quota, "period": limits.cpu_period}}
 
 
 def _delete_runc_leftovers(runc: str, state: Path) -> None:

@@ -2,16 +2,20 @@
 
 Every case starts a container from the same busybox root that runs ``true`` and exits, so what
 is timed is the engine's own work. Cases run in rounds (each case once per round, so a slow
-moment of the machine hits all of them alike); the first rounds are a warm-up, the median of
-the rest is what counts.
+moment of the machine hits all of them alike; every other round in reverse order), each run
+after a short pause (``--pause``) so that none starts in the wake of the one before; the first
+rounds are a warm-up, the median of the rest is what counts.
 
   CLI:  ``minidocker run --rm busybox true``  vs  ``podman run --rm``  vs  ``runc run``
   API:  ``run(spec).wait()`` inside this Python process  vs  ``runc run``
+  cgroups: minidocker (CLI and API) and runc again with -m 64m --pids-limit 100 --cpus 0.5;
+        and a container's cgroup work alone (create + limits, join, destroy), in-process
 
 Targets (reported, not enforced): the CLI no slower than podman, the API no slower than runc.
-``python -c pass`` is measured too: the floor under any Python command line.
+``python -c pass`` is measured too: the floor under any Python command line. What cgroups add
+is shown in ms and as a fraction of the run.
 
-Usage: bench/run.py [--runs N] [--warmup N] [--skip podman|runc] [--json PATH]
+Usage: bench/run.py [--runs N] [--warmup N] [--pause S] [--skip podman|runc] [--json PATH]
 """
 
 import argparse
@@ -21,6 +25,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
@@ -34,12 +39,37 @@ RATIOS = [
     ("cli_minidocker_over_podman", "minidocker-cli", "podman", 1.0),
     ("cli_minidocker_over_runc", "minidocker-cli", "runc", None),
     ("api_minidocker_over_runc", "minidocker-api", "runc", 1.0),
+    ("api_minidocker_limits_over_runc_limits", "minidocker-api-limits", "runc-limits", None),
 ]
+# The cases timed in steps: {case: (table title, {step: what it does})}.
 PHASES = {
-    "create": "create(): find the image, pick a name, write the record (fsync)",
-    "start": "start(): fork the shim, unshare, overlay + /proc /sys /dev, pivot_root, exec",
-    "wait": "wait(): `true` runs and exits, the shim reaps it, the record is removed",
+    "minidocker-api-phases": ("Where the in-process run goes (medians, ms)", {
+        "create": "create(): find the image, pick a name, write the record (fsync)",
+        "start": "start(): cgroup + limits, fork the shim, unshare, join the cgroup, "
+                 "overlay + /proc /sys /dev, pivot_root, exec",
+        "wait": "wait(): `true` runs and exits, the shim reaps it, the cgroup and the record "
+                "are removed",
+    }),
+    "minidocker-cgroup": ("A container's cgroup work alone, with limits (medians, ms)", {
+        "create": "cgroups.for_container(id); .create(): mkdir in every hierarchy",
+        "limits": ".set_limits(-m 64m --pids-limit 100 --cpus 0.5): write the limit files",
+        "join": ".add_process(pid): move a process in (cgroup.procs, every hierarchy)",
+        "destroy": ".destroy() once the process is gone: thaw, kill what is left, rmdir",
+    }),
 }
+# What the limits add to a run: (key, case with limits, the same without, label).
+LIMIT_PAIRS = [
+    ("api", "minidocker-api-limits", "minidocker-api", "in-process API: run(spec).wait()"),
+    ("cli", "minidocker-cli-limits", "minidocker-cli", "command line: minidocker run"),
+    ("runc", "runc-limits", "runc", "runc run (limits in config.json)"),
+]
+CGROUP_PARTS = [  # (key, steps of the cgroup case, label)
+    ("create_limits", ["create", "limits"], "cgroup create + limits"),
+    ("limits", ["limits"], "… of which writing the limits"),
+    ("join", ["join"], "cgroup join (a process moves in)"),
+    ("destroy", ["destroy"], "cgroup destroy"),
+    ("all", ["create", "limits", "join", "destroy"], "all of a container's cgroup work"),
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         with peers.Workspace() as ws:
             cases, skipped = gather_cases(ws, set(args.skip), console)
             console.print(f"timing {len(cases)} cases: {args.warmup} warm-up round(s), "
-                          f"then {args.runs} measured round(s)")
-            samples, phases = measure(cases, args.runs, args.warmup)
+                          f"then {args.runs} measured round(s), {args.pause:g} s before each run")
+            samples, phases = measure(cases, args.runs, args.warmup, args.pause)
     except peers.BenchError as exc:
         print(f"bench/run.py: {exc}", file=sys.stderr)
         return 1
@@ -65,13 +95,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     results = summarize(cases, samples)
     ratios = compute_ratios(results)
-    phase_medians = {name: statistics.median(values) for name, values in phases.items()}
-    show(console, results, ratios, phase_medians, skipped)
+    phase_medians = {case: {name: ms(statistics.median(values)) for name, values in steps.items()}
+                     for case, steps in phases.items()}
+    cgroup_cost = compute_cgroup_cost(results, samples, phases)
+    show(console, results, ratios, phase_medians, cgroup_cost, skipped)
     if args.json:
         report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "host": host,
-                  "runs": args.runs, "warmup": args.warmup, "results": results,
-                  "ratios": ratios, "api_phases_ms": {k: ms(v) for k, v in phase_medians.items()},
-                  "skipped": skipped}
+                  "runs": args.runs, "warmup": args.warmup, "pause_s": args.pause,
+                  "results": results, "ratios": ratios,
+                  "api_phases_ms": phase_medians.get("minidocker-api-phases", {}),
+                  "cgroup_phases_ms": phase_medians.get("minidocker-cgroup", {}),
+                  "cgroup_cost": cgroup_cost, "skipped": skipped}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         console.print(f"written: {args.json}")
@@ -84,12 +118,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="measured rounds; the median is reported (default 20)")
     parser.add_argument("--warmup", type=int, default=3, metavar="N",
                         help="rounds run first and not counted (default 3)")
+    parser.add_argument("--pause", type=float, default=0.05, metavar="S",
+                        help="seconds to wait before each run, so that none starts in the wake "
+                             "of the one before (default 0.05; see bench/README.md)")
     parser.add_argument("--skip", action="append", default=[], choices=["podman", "runc"],
                         help="leave a peer out (repeatable)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.warmup < 0:
-        parser.error("--runs must be at least 1 and --warmup at least 0")
+    if args.runs < 1 or args.warmup < 0 or args.pause < 0:
+        parser.error("--runs must be at least 1, --warmup and --pause at least 0")
     return args
 
 
@@ -99,25 +136,30 @@ def gather_cases(ws, skip: set[str], console: Console):
     cases = peers.python_cases()
     minidocker, image_root = peers.minidocker_cases(ws)
     cases += minidocker
-    skipped = {}
-    for name, make in (("runc", peers.runc_case), ("podman", peers.podman_case)):
+    skipped: dict[str, str] = {}
+    peer_cases = (("runc", lambda: peers.runc_cases(ws, image_root, skipped)),
+                  ("podman", lambda: [peers.podman_case(ws, image_root)]))
+    for name, make in peer_cases:
         if name in skip:
             skipped[name] = "--skip"
             continue
         try:
-            cases.append(make(ws, image_root))
+            cases += make()
         except peers.Skipped as exc:
             skipped[name] = str(exc)
     return cases, skipped
 
 
-def measure(cases, runs: int, warmup: int):
-    """Run every case once per round; keep the wall times of the rounds after the warm-up.
-    A case's own breakdown (``{phase: seconds}``) is kept per phase."""
+def measure(cases, runs: int, warmup: int, pause: float):
+    """Run every case once per round, every other round in reverse order, each after
+    ``pause`` seconds; keep the wall times of the rounds after the warm-up (so the i-th sample
+    of every case comes from the same round). A case's own breakdown (``{phase: seconds}``) is
+    kept per case and phase."""
     samples: dict[str, list[float]] = {case.key: [] for case in cases}
-    phases: dict[str, list[float]] = {}
+    phases: dict[str, dict[str, list[float]]] = {}
     for round_number in range(warmup + runs):
-        for case in cases:
+        for case in cases if round_number % 2 == 0 else reversed(cases):
+            time.sleep(pause)
             started = perf_counter()
             breakdown = case.once()
             elapsed = perf_counter() - started
@@ -125,7 +167,7 @@ def measure(cases, runs: int, warmup: int):
                 continue
             samples[case.key].append(elapsed)
             for phase, seconds in (breakdown or {}).items():
-                phases.setdefault(phase, []).append(seconds)
+                phases.setdefault(case.key, {}).setdefault(phase, []).append(seconds)
     return samples, phases
 
 
@@ -152,7 +194,36 @@ def compute_ratios(results: dict[str, dict]) -> dict[str, dict]:
     return ratios
 
 
-def show(console: Console, results, ratios, phases, skipped) -> None:
+def compute_cgroup_cost(results, samples, phases) -> dict[str, dict]:
+    """What cgroups add to a run, in ms and as a fraction of the run.
+
+    ``limits_*``: a run with the limits minus the same run without, as the median of the
+    per-round differences (both ran in the same round), over the median run without limits.
+    ``cgroup_*``: the in-process cgroup work alone (median of the steps, or of their per-round
+    sum), over the median in-process run with the same limits, which contains that work."""
+    cost = {}
+    for key, limited, plain, label in LIMIT_PAIRS:
+        if limited in samples and plain in samples:
+            added = statistics.median(a - b for a, b in zip(samples[limited], samples[plain],
+                                                            strict=True))
+            cost[f"limits_{key}"] = _cost(label + ": with limits − without", added, plain,
+                                          results)
+    steps = phases.get("minidocker-cgroup", {})
+    if steps and "minidocker-api-limits" in results:
+        for key, parts, label in CGROUP_PARTS:
+            added = statistics.median(sum(round_) for round_ in zip(*(steps[p] for p in parts),
+                                                                   strict=True))
+            cost[f"cgroup_{key}"] = _cost(label, added, "minidocker-api-limits", results)
+    return cost
+
+
+def _cost(label: str, added: float, run: str, results) -> dict:
+    run_ms = results[run]["median_ms"]
+    return {"label": label, "added_ms": ms(added), "run": run, "run_ms": run_ms,
+            "fraction": round(added * 1000 / run_ms, 3)}
+
+
+def show(console: Console, results, ratios, phases, cgroup_cost, skipped) -> None:
     table = Table(title="Start a container that runs `true` (wall time, ms)")
     table.add_column("")
     table.add_column("who")
@@ -179,14 +250,25 @@ def show(console: Console, results, ratios, phases, skipped) -> None:
     if ratios:
         console.print(verdicts)
 
-    if phases:
-        steps = Table(title="Where the in-process run goes (medians, ms)")
-        steps.add_column("step")
-        steps.add_column("median", justify="right")
-        for name, text in PHASES.items():
-            if name in phases:
-                steps.add_row(text, f"{phases[name] * 1000:.1f}")
-        console.print(steps)
+    for case, (title, texts) in PHASES.items():
+        if case in phases:
+            steps = Table(title=title)
+            steps.add_column("step")
+            steps.add_column("median", justify="right")
+            for name, text in texts.items():
+                steps.add_row(text, f"{phases[case][name]:.2f}")
+            console.print(steps)
+
+    if cgroup_cost:
+        added = Table(title="What cgroups add to a run")
+        for column in ("what", "added (ms)", "of the run", "run (ms)", "fraction"):
+            added.add_column(column, justify="left" if column in ("what", "of the run")
+                             else "right")
+        for c in cgroup_cost.values():
+            who = results[c["run"]]
+            added.add_row(c["label"], f"{c['added_ms']:+.2f}", f"{who['label']} ({who['group']})",
+                          f"{c['run_ms']:.1f}", f"{c['fraction']:+.1%}")
+        console.print(added)
     for name, reason in skipped.items():
         console.print(f"[yellow]{name} skipped:[/] {reason}")
 

@@ -2,38 +2,103 @@
 
 podman is left out: its first start alone takes seconds. runc runs for real, inside the test
 session's private mount and network namespaces, with its state in the benchmark's workspace.
+The cgroup cases (minidocker and runc with limits, a cgroup's work alone) run too, and must
+leave no cgroup behind (``minidocker/...``, or podman's ``minidocker-bench-*`` parent).
 """
 
+import glob
+import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
 
 
+def minidocker_cgroups() -> set[str]:
+    """The cgroups the benchmark may make, in every hierarchy: ``minidocker`` (its containers)
+    and ``minidocker-bench-*`` (podman's parent), and every cgroup below them."""
+    with open("/proc/self/mounts") as f:
+        hierarchies = {line.split()[1] for line in f if line.split()[2] in ("cgroup", "cgroup2")}
+    found = set()
+    for hierarchy in hierarchies:
+        tops = glob.glob(f"{hierarchy}/minidocker") + glob.glob(f"{hierarchy}/minidocker-bench-*")
+        for top in tops:
+            for directory, _subdirs, _files in os.walk(top):  # gone meanwhile: skipped
+                found.add(directory)
+    return found
+
+
+def new_cgroups(before: set[str], grace: float = 10.0) -> set[str]:
+    """The cgroups that were not there before and stay. Containers of other programs on this
+    machine come and go; a cgroup the benchmark left behind stays."""
+    deadline = time.monotonic() + grace
+    while (left := minidocker_cgroups() - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
 def test_bench_runs_once_and_cleans_up(tmp_path):
     report = tmp_path / "bench.json"
+    before = minidocker_cgroups()
     result = subprocess.run([sys.executable, str(BENCH), "--runs", "1", "--warmup", "0",
                              "--skip", "podman", "--json", str(report)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    assert new_cgroups(before) == set()
 
     results = json.loads(report.read_text())
-    for key in ("python", "python-imports", "minidocker-cli", "minidocker-api"):
+    for key in ("python", "python-imports", "minidocker-cli", "minidocker-cli-limits",
+                "minidocker-api", "minidocker-api-limits", "minidocker-cgroup"):
         assert len(results["results"][key]["samples_ms"]) == 1
     assert set(results["api_phases_ms"]) == {"create", "start", "wait"}
+    assert set(results["cgroup_phases_ms"]) == {"create", "limits", "join", "destroy"}
+    cost = results["cgroup_cost"]
+    assert {"limits_api", "limits_cli", "cgroup_create_limits", "cgroup_limits", "cgroup_join",
+            "cgroup_destroy", "cgroup_all"} <= set(cost)
+    assert cost["cgroup_all"]["run"] == "minidocker-api-limits"
     assert results["skipped"]["podman"] == "--skip"
     if shutil.which("runc"):
         assert "runc" in results["results"], results["skipped"].get("runc")
-        assert set(results["ratios"]) == {"cli_minidocker_over_runc", "api_minidocker_over_runc"}
+        assert "runc-limits" in results["results"], results["skipped"].get("runc-limits")
+        assert "limits_runc" in cost
+        assert set(results["ratios"]) == {"cli_minidocker_over_runc", "api_minidocker_over_runc",
+                                          "api_minidocker_limits_over_runc_limits"}
     else:
         assert "runc" in results["skipped"]
 
+    assert "What cgroups add to a run" in result.stdout
     workspace = re.search(r"setting up in (\S+)", result.stdout).group(1)
     assert not Path(workspace).exists()
+
+
+def test_cgroup_cost_pairs_the_rounds():
+    """A limit's cost is the median of per-round differences, over the median run without."""
+    sys.path.insert(0, str(BENCH.parent))  # run.py imports peers.py from its directory
+    try:
+        loader = importlib.util.spec_from_file_location("minidocker_bench_run", BENCH)
+        bench = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    samples = {"minidocker-api": [0.010, 0.020, 0.030],
+               "minidocker-api-limits": [0.011, 0.022, 0.033],
+               "minidocker-cgroup": [0.005] * 3}
+    results = {key: {"median_ms": sorted(values)[1] * 1000} for key, values in samples.items()}
+    steps = {"create": [0.001] * 3, "limits": [0.0005] * 3, "join": [0.002] * 3,
+             "destroy": [0.0005] * 3}
+    cost = bench.compute_cgroup_cost(results, samples, {"minidocker-cgroup": steps})
+    assert cost["limits_api"]["added_ms"] == 2.0  # median of +1, +2, +3 ms
+    assert cost["limits_api"]["fraction"] == 0.1  # of the 20 ms run without limits
+    assert cost["cgroup_create_limits"]["added_ms"] == 1.5
+    assert cost["cgroup_all"]["added_ms"] == 4.0
+    assert cost["cgroup_all"]["fraction"] == 0.182  # of the 22 ms run with limits
+    assert "limits_cli" not in cost  # a pair that did not run is left out
 
 
 def test_bench_refuses_bad_arguments():
@@ -41,3 +106,20 @@ def test_bench_refuses_bad_arguments():
                             text=True, timeout=30)
     assert result.returncode == 2
     assert "--runs must be at least 1" in result.stderr
+
+
+def test_image_bench_runs_once(tmp_path):
+    """bench/images.py end to end, small: it must run and report, not be fast."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "images.json"
+    script = Path(__file__).resolve().parents[1] / "bench" / "images.py"
+    result = subprocess.run([sys.executable, str(script), "--files", "200", "--runs", "1",
+                             "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["shared_base"]["base_counted_once"] is True
+    assert figures["commit_vs_tar"]["commit_ms"] > 0
