@@ -14,7 +14,7 @@ from minidocker.container import tty as terminal
 from minidocker.container.start import release
 from minidocker.errors import Conflict, MinidockerError
 from minidocker.image.reference import parse_reference
-from minidocker.image.store import Image, ImageStore
+from minidocker.image.store import Image, ImageStore, human_size
 from minidocker.namespaces import SIGNALS_TO_FORWARD, Stdio, receive_console
 
 
@@ -209,14 +209,6 @@ def history(name: str) -> str:
     if rows:
         rows[0][0] = image.short_id
     return format_table([("IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"), *rows])
-
-
-def human_size(size: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.3g}{unit}"
-        size /= 1000
-    return f"{size:.3g}TB"
 
 
 def format_table(rows: list[tuple]) -> str:

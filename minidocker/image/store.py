@@ -89,6 +89,15 @@ class Image:
         return self.id.split(":")[1][:12]
 
 
+def human_size(size: float) -> str:
+    """Sizes as ``docker images`` prints them: 3 significant digits, powers of 1000."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.3g}{unit}"
+        size /= 1000
+    return f"{size:.3g}TB"
+
+
 def layout_dir() -> Path:
     return state_root() / "oci"
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minidocker.image.store import Image
+from minidocker.image.store import Image, human_size
 from minidocker.viz.mounts import Mount
 from minidocker.viz.table import Table
 
@@ -359,15 +359,6 @@ class ImageGraph:
 
     def node(self, node_id: str) -> GraphNode:
         return next(n for n in self.nodes if n.id == node_id)
-
-
-def human_size(size: float) -> str:
-    """Sizes as ``minidocker images`` prints them: 3 significant digits, powers of 1000."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.3g}{unit}"
-        size /= 1000
-    return f"{size:.3g}TB"
 
 
 def short(digest: str) -> str:
