@@ -7,28 +7,11 @@ Check it: sudo minidocker lab check 01 labs/solutions/01-namespaces.py
 """
 
 import os
-from typing import NoReturn
 
 from minidocker import kernel
+from minidocker.labs.given import exec_command, wait_for
 
-# --- given: two helpers ---------------------------------------------------------------------
-
-def exec_command(argv: list[str]) -> NoReturn:
-    """Replace this (child) process with the command ``argv``, found on $PATH. Never returns:
-    if the command cannot be run, say why and exit with 127, as a shell does."""
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as exc:
-        os.write(2, f"{argv[0]}: {exc.strerror}\n".encode())
-    os._exit(127)
-
-
-def wait_for(pid: int) -> int:
-    """Wait for the child ``pid`` to end and return its exit code (128+N if signal N
-    killed it), as a shell's ``$?`` shows it."""
-    status = os.waitpid(pid, 0)[1]
-    code = os.waitstatus_to_exitcode(status)
-    return code if code >= 0 else 128 - code
+# --- given: exec_command(argv) and wait_for(pid), from minidocker.labs.given ------------
 
 
 # --- the three steps -------------------------------------------------------------------------
