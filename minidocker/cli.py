@@ -27,6 +27,10 @@ class Group(click.Group):
         except MinidockerError as exc:
             click.echo(f"minidocker: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except PermissionError as exc:
+            click.echo(f"minidocker: permission denied: {exc.filename or exc}. minidocker's "
+                       "state belongs to root: run it with sudo.", err=True)
+            ctx.exit(1)
 
 
 def require_root(command: str) -> None:
@@ -289,7 +293,12 @@ class _output:
 
     def __enter__(self):
         if self.path:
-            self.file = open(self.path, "wb")
+            try:
+                self.file = open(self.path, "wb")
+            except OSError as exc:
+                from minidocker.errors import MinidockerError
+
+                raise MinidockerError(f"cannot write {self.path}: {exc.strerror}") from exc
             return self.file
         if sys.stdout.isatty():
             from minidocker.errors import MinidockerError
@@ -316,7 +325,9 @@ def setup():
     """Create the state root and the offline busybox base image (no network needed)."""
     require_root("setup")
     from minidocker.image.busybox import create_busybox_image
+    from minidocker.state import state_root
 
+    state_root().chmod(0o700)  # also for a state root made by an older version
     click.echo(f"busybox:latest is ready: {create_busybox_image().id}")
 
 

@@ -8,6 +8,7 @@ import socket
 import sys
 from datetime import UTC, datetime
 
+from minidocker import cgroups
 from minidocker.container import ContainerSpec, records
 from minidocker.container import run as run_container
 from minidocker.container import tty as terminal
@@ -22,16 +23,18 @@ def run_in_foreground(spec: ContainerSpec) -> int:
     """``docker run`` without ``-d``: our stdio is the container's; returns its exit code."""
     ours, theirs = socket.socketpair() if spec.tty else (None, None)
     stdin = 0 if spec.interactive else os.open(os.devnull, os.O_RDONLY)
-    proxy = SignalProxy(tty=spec.tty)
+    proxy = SignalProxy(raw_terminal=spec.tty and spec.interactive)
     container = run_container(spec, Stdio(stdin, 1, 2, console=theirs))
     proxy.deliver_to(container.process)
-    if ours is not None:
-        theirs.close()
-        master = receive_console(ours)
-        terminal.copy_window_size(0, master)
-        terminal.relay(master, spec.interactive)
-        os.close(master)
-    code = container.wait()
+    try:
+        if ours is not None:
+            theirs.close()
+            master = receive_console(ours)
+            terminal.copy_window_size(0, master)
+            terminal.relay(master, spec.interactive)
+            os.close(master)
+    finally:
+        code = container.wait()  # whatever happened: the record and cgroup are finalised
     if container.oom_killed:
         limit = spec.limits.memory or 0
         print(f"minidocker: container {container.record.Name} was killed by the kernel's OOM "
@@ -44,10 +47,10 @@ class SignalProxy:
     """docker run's --sig-proxy: signals sent to the CLI go on to the container's PID 1.
     Installed before the container starts; what arrives early is held and delivered later."""
 
-    def __init__(self, tty: bool):
+    def __init__(self, raw_terminal: bool):
         self.process, self.pending = None, []
         proxied = [s for s in SIGNALS_TO_FORWARD if s != signal.SIGWINCH]
-        if tty:  # Ctrl-C arrives as a byte through the pty; only signals sent to us go on
+        if raw_terminal:  # Ctrl-C arrives as a byte through the raw pty: pass on only
             proxied = [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]
         for signum in proxied:
             signal.signal(signum, self._received)
@@ -85,17 +88,15 @@ def list_containers(show_all: bool, quiet: bool) -> str:
 def refresh_state(record: records.ContainerRecord) -> None:
     """A record that says "running" for a process that is gone (its shim was killed, the
     machine rebooted) is corrected to "exited": the record follows the kernel's truth."""
-    if record.State["Status"] == "running" and not _alive(record.State["Pid"]):
+    if record.State["Status"] == "running" and not alive(record):
         record.mark_exited(record.State.get("ExitCode") or 137)
         release(record)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def alive(record: records.ContainerRecord) -> bool:
+    """Is the container's PID 1 still there? Asked of its cgroup, not of the PID alone: after a
+    reboot or PID reuse the same number may name somebody else's process."""
+    return record.State["Pid"] in cgroups.for_container(record.Id).pids()
 
 
 def status(record: records.ContainerRecord) -> str:
@@ -126,9 +127,7 @@ def remove_container(name: str, force: bool) -> str:
         if not force:
             raise Conflict(f"You cannot remove a running container {record.Id[:12]}. Stop it "
                            "first, or use 'minidocker rm -f'.")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(record.State["Pid"], signal.SIGKILL)
-    release(record)
+    release(record)  # kills through the cgroup: every process of the container, nobody else
     record.remove()
     return name
 
@@ -139,7 +138,7 @@ def list_images(quiet: bool = False) -> str:
     for image in ImageStore().images():
         for tag in image.tags or ["<none>:<none>"]:
             repository, _, name = tag.rpartition(":")
-            rows.append((repository, name, image.short_id, f"{ago(image.config['created'])} ago",
+            rows.append((repository, name, image.short_id, f"{ago(image.config.get('created', ''))} ago",
                          human_size(image.size)))
     if quiet:
         return "".join(dict.fromkeys(f"{row[2]}\n" for row in rows))

@@ -23,6 +23,7 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import termios
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -114,8 +115,8 @@ def join(pid: int, kinds: Iterable[str]) -> None:
         os.chdir("/")
 
 
-def enter(pid: int, argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES,
-          timeout: float = 30) -> subprocess.CompletedProcess:
+def enter(pid: int, argv: list[str],
+          kinds: Iterable[str] = CONTAINER_NAMESPACES) -> subprocess.CompletedProcess:
     """Run ``argv`` inside the namespaces of ``pid`` and capture its output (nsenter, by hand).
 
     A forked child joins the namespaces; since joining a PID namespace only affects children,
@@ -123,12 +124,12 @@ def enter(pid: int, argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES
     """
     kinds = [k for k in kinds if namespaces_of(pid)[k] != namespaces_of("self")[k]]
     out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
+    errors = tempfile.TemporaryFile()  # a file, not a pipe: a chatty stderr cannot block us
     child = os.fork()
     if child == 0:
         try:
             os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
+            os.dup2(errors.fileno(), 2)
             join(pid, kinds)
             grandchild = os.fork() if "pid" in kinds else 0
             if grandchild:
@@ -138,9 +139,11 @@ def enter(pid: int, argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES
             os.write(2, f"minidocker: enter: {exc}\n".encode())
         os._exit(127)
     os.close(out_w)
-    os.close(err_w)
-    out, err = _read_all(out_r), _read_all(err_r)
+    out = _read_all(out_r)
     status = os.waitpid(child, 0)[1]
+    with errors:
+        errors.seek(0)
+        err = errors.read()
     return subprocess.CompletedProcess(argv, _exit_code(status), out.decode(), err.decode())
 
 
@@ -218,17 +221,23 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
     os.close(go_r)
     with os.fdopen(report_r, "rb") as reports:
         # Two reports, in either order: the shim's "pid", the child's "unshared".
-        started = _gather(reports, {"pid", "unshared"}, shim_pid)
+        try:
+            started = _gather(reports, {"pid", "unshared"}, shim_pid)
+        except BaseException:
+            os.close(go_w)
+            raise
         process = Process(pid=started["pid"], shim_pid=shim_pid)
         try:
             if user_map:
                 write_id_maps(process.pid, user_map)
             if before_start:
                 before_start(process.pid)
-        except BaseException:
+        except BaseException as exc:
             os.close(go_w)  # the child sees EOF instead of "go" and gives up
             process.signal(signal.SIGKILL)
             process.wait()
+            if isinstance(exc, OSError):
+                raise MinidockerError(f"cannot prepare the container: {exc}") from exc
             raise
         os.write(go_w, b"g")
         os.close(go_w)

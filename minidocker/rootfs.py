@@ -152,7 +152,7 @@ def _mkdir(parent: str, name: str) -> str:
 def chroot_escape(steps: int = 64) -> str:
     """The classic chroot breakout: make a directory, chroot *into it* (so that our cwd is now
     outside our root), climb with ``..`` far enough and chroot to what we reach. Returns the
-    hostname file of the place we end up, to show where we are. Runs in a throwaway child."""
+    directory we end up in. Runs in a throwaway child."""
     os.makedirs("/.escape", exist_ok=True)
     os.chroot("/.escape")  # the cwd stays where it was: above the new root
     for _ in range(steps):

@@ -12,14 +12,24 @@ Man pages: rename(2), fsync(2).
 import json
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 DEFAULT_ROOT = "/var/lib/minidocker"
 
 
 def state_root() -> Path:
-    """The state root, from ``$MINIDOCKER_ROOT`` or the default."""
-    return Path(os.environ.get("MINIDOCKER_ROOT") or DEFAULT_ROOT)
+    """The state root, from ``$MINIDOCKER_ROOT`` or the default. It is root's alone (0700):
+    a container's upper dir may hold a setuid-root file that no host user may reach."""
+    root = Path(os.environ.get("MINIDOCKER_ROOT") or DEFAULT_ROOT)
+    if not root.is_dir() and os.geteuid() == 0:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return root
+
+
+def now() -> str:
+    """A timestamp as Docker writes them (RFC 3339, UTC)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def atomic_write(path: Path, data: bytes) -> None:

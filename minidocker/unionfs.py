@@ -10,7 +10,8 @@ changed — the basis of ``docker diff`` and ``docker commit``.
 directory or a chmod is copied up in full, not recorded as a pointer into a lower layer).
 
 Man pages: mount(2), and the kernel's Documentation/filesystems/overlayfs.rst.
-Used by: stage 6 (every container's root), notebook 04 (coming with the image store issue).
+Used by: stage 6 (every container's root, docker diff), notebook 04-union-filesystems,
+lab 04-overlay.
 """
 
 import os

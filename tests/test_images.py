@@ -181,3 +181,47 @@ def test_diff_looks_names_up_like_overlayfs(md):
     for name in ("remade", "noetc", "again"):
         md("rm", name)
     md("rmi", "noetc:1", "nohome:1")
+
+
+def test_retagging_keeps_the_old_image_for_its_containers(md):
+    md("run", "--name", "t1", "busybox", "touch", "/one")
+    md("commit", "t1", "moving")
+    md("run", "--name", "t2", "moving", "true")  # a container of the first "moving"
+    md("run", "--name", "t3", "busybox", "touch", "/two")
+    md("commit", "t3", "moving")  # the name moves; the old image stays, untagged
+    md("image", "prune")  # must not take the image t2 still uses
+    assert md("diff", "t2").returncode == 0
+    assert md("commit", "t2", "from-t2").returncode == 0
+    assert "<none>" in md("images").stdout
+    for name in ("t1", "t2", "t3"):
+        md("rm", name)
+    md("rmi", "moving", "from-t2")
+    md("image", "prune")
+    assert "<none>" not in md("images").stdout
+
+
+def test_change_instructions_parse_like_a_dockerfile():
+    from minidocker.image.config import apply_changes
+
+    config = apply_changes({}, ["ENV A=1 B='two words'", "ENV C three", "LABEL x=1 y=2",
+                                "EXPOSE 80 443/udp"])
+    assert config["Env"] == ["A=1", "B=two words", "C=three"]
+    assert config["Labels"] == {"x": "1", "y": "2"}
+    assert config["ExposedPorts"] == {"80/tcp": {}, "443/udp": {}}
+
+
+def test_an_image_cannot_pull_the_callers_environment(md, tmp_path):
+    flat = tmp_path / "env.tar"
+    with tarfile.open(flat, "w") as tar:
+        tar.add("/bin/busybox", arcname="busybox")
+    md("import", "-c", "ENV SECRET_TOKEN", "-c", 'ENTRYPOINT ["/busybox", "env"]', str(flat),
+       "envimg")
+    result = md("run", "--rm", "-e", "ASKED", "envimg", env={"SECRET_TOKEN": "hunter2",
+                                                            "ASKED": "yes"})
+    assert "hunter2" not in result.stdout and "ASKED=yes" in result.stdout
+    md("rmi", "envimg")
+
+
+def test_unwritable_output_is_a_clear_error(md):
+    result = md("save", "-o", "/nonexistent/dir/x.tar", "busybox")
+    assert result.returncode == 125 and "cannot write /nonexistent/dir/x.tar" in result.stderr

@@ -18,7 +18,8 @@ from minidocker.container import records
 from minidocker.errors import MinidockerError
 from minidocker.image.config import apply_changes
 from minidocker.image.layers import write_layer_tar
-from minidocker.image.store import Image, ImageStore, Layer, now
+from minidocker.image.store import Image, ImageStore, Layer
+from minidocker.state import now
 
 
 def diff(name: str) -> list[unionfs.Change]:
@@ -70,7 +71,9 @@ def export(name: str, output) -> None:
                     write_layer_tar(Path(merged), out)
                 kernel.umount2(merged, kernel.MNT_DETACH)
             status = 0
+        except BaseException as exc:  # say why on stderr: the parent only sees the status
+            os.write(2, f"minidocker: export of {name}: {exc}\n".encode())
         finally:
             os._exit(status)
     if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
-        raise MinidockerError(f"export of {name} failed")
+        raise MinidockerError(f"export of {name} failed (the reason is above)")

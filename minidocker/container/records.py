@@ -6,16 +6,11 @@ names); next to it live the overlay's ``upper``, ``work`` and ``merged`` dirs.
 
 import shutil
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from minidocker.container.names import random_name
 from minidocker.errors import Conflict, NotFound
-from minidocker.state import read_json, state_root, write_json
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+from minidocker.state import now, read_json, state_root, write_json
 
 
 @dataclass

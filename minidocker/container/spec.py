@@ -4,8 +4,7 @@ import os
 from dataclasses import dataclass, field
 
 from minidocker.cgroups import Limits
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+from minidocker.image.store import DEFAULT_PATH
 
 
 @dataclass
@@ -25,10 +24,15 @@ class ContainerSpec:
     init: bool = False  # --init: a tiny init as PID 1 that reaps orphans
     limits: Limits = field(default_factory=Limits)  # -m, --cpus, --pids-limit, ...
 
+    def resolved_env(self) -> list[str]:
+        """Each ``-e`` as KEY=VALUE: ``-e KEY`` alone copies KEY from the caller's environment
+        (and is dropped if unset). Only the user's flags may do that, never an image's Env."""
+        return [item if "=" in item else f"{item}={os.environ[item]}"
+                for item in self.env if "=" in item or item in os.environ]
+
     def environment(self, hostname: str, items: list[str]) -> dict[str, str]:
         """The process environment, built as Docker builds it: defaults, then ``items`` (the
-        image's Env followed by each ``-e``). ``-e KEY`` with no ``=`` copies KEY from the
-        caller's environment, if it is set."""
+        image's Env followed by the resolved ``-e``); an item without ``=`` is ignored."""
         env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname, "HOME": "/root"}
         if self.tty:
             env["TERM"] = "xterm"
@@ -36,6 +40,4 @@ class ContainerSpec:
             key, sep, value = item.partition("=")
             if sep:
                 env[key] = value
-            elif key in os.environ:
-                env[key] = os.environ[key]
         return env

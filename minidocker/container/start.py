@@ -81,7 +81,7 @@ def create(spec: ContainerSpec) -> records.ContainerRecord:
     record = records.ContainerRecord(
         Id=container_id, Name=name, Image=image.id,
         Config={"Hostname": spec.hostname or container_id[:12], "Cmd": command,
-                "Env": [*defaults.get("Env", []), *spec.env],
+                "Env": [*defaults.get("Env", []), *spec.resolved_env()],
                 "WorkingDir": spec.workdir or defaults.get("WorkingDir") or "/",
                 "Tty": spec.tty, "OpenStdin": spec.interactive, "Image": str(reference),
                 "LowerDirs": list(image.layer_dirs())},
@@ -111,12 +111,12 @@ def start(record: records.ContainerRecord, spec: ContainerSpec,
         process = namespaces.spawn(command, namespaces.CONTAINER_NAMESPACES, env=env,
                                    stdio=stdio, setup=inside_the_namespaces, init=spec.init,
                                    before_start=cgroup.add_process)
-    except MinidockerError as exc:
+    except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
         cgroup.destroy()
         if spec.remove:
             record.remove()
         else:
-            record.mark_exited(exc.exit_code)
+            record.mark_exited(getattr(exc, "exit_code", 125))
         raise
     record.mark_running(process.pid)
     return Container(record, process, spec, cgroup)

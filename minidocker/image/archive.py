@@ -35,6 +35,7 @@ from pathlib import Path
 
 from minidocker.errors import MinidockerError
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
+from minidocker.image.reference import short_name
 from minidocker.image.store import (
     GZIP_MAGIC,
     INDEX,
@@ -238,15 +239,7 @@ def _oci_name(descriptor: dict) -> str | None:
     name = annotations.get("io.containerd.image.name") or annotations.get(REF_NAME)
     if not name or ("/" not in name and ":" not in name):
         return None
-    return _short_name(name)
-
-
-def _short_name(name: str) -> str:
-    """A name as Docker shows it: ``docker.io/library/busybox:latest`` is ``busybox:latest``."""
-    for implied in ("docker.io/library/", "docker.io/"):
-        if name.startswith(implied):
-            return name[len(implied):]
-    return name
+    return short_name(name)
 
 
 # --- load: docker-archives ---------------------------------------------------------------------
@@ -260,7 +253,7 @@ def _load_docker(archive: _Archive, scratch: Path) -> list[str]:
         diff_ids = _diff_ids(config_bytes, {"layers": entry["Layers"]})
         layers = [_import_layer(store, archive.open(name), scratch, None, diff_id)
                   for name, diff_id in zip(entry["Layers"], diff_ids, strict=True)]
-        tags = [_short_name(tag) for tag in entry.get("RepoTags") or []]
+        tags = [short_name(tag) for tag in entry.get("RepoTags") or []]
         image = store.add_image_with_config(config_bytes, layers, tags[0] if tags else None)
         for tag in tags[1:]:
             store.tag(image, tag)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.image.layers import write_layer_tar
-from minidocker.image.store import Image, ImageStore, new_config, now
+from minidocker.image.store import DEFAULT_PATH, Image, ImageStore, new_config
+from minidocker.state import now
 
 BUSYBOX = "/bin/busybox"
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DIRECTORIES = ["bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "usr/bin",
                "usr/sbin", "sbin", "var/log", "var/tmp"]
 ETC_FILES = {

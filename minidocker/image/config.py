@@ -6,6 +6,7 @@ becomes ``["/bin/sh", "-c", "..."]``), ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSI
 """
 
 import json
+import shlex
 
 from minidocker.errors import MinidockerError
 
@@ -25,19 +26,29 @@ def apply_changes(config: dict, changes: list[str]) -> dict:
         if instruction in ("CMD", "ENTRYPOINT"):
             result["Cmd" if instruction == "CMD" else "Entrypoint"] = _command(argument)
         elif instruction == "ENV":
-            key, _, value = argument.replace(" ", "=", 1).partition("=")
-            env = [e for e in result.get("Env", []) if e.split("=", 1)[0] != key]
-            result["Env"] = [*env, f"{key}={value}"]
+            for key, value in _pairs(argument):
+                env = [e for e in result.get("Env", []) if e.split("=", 1)[0] != key]
+                result["Env"] = [*env, f"{key}={value}"]
         elif instruction == "LABEL":
-            key, _, value = argument.partition("=")
-            result.setdefault("Labels", {})[key] = value.strip('"')
+            result.setdefault("Labels", {}).update(_pairs(argument))
         elif instruction == "EXPOSE":
-            port = argument if "/" in argument else f"{argument}/tcp"
-            result.setdefault("ExposedPorts", {})[port] = {}
+            for port in argument.split():
+                port = port if "/" in port else f"{port}/tcp"
+                result.setdefault("ExposedPorts", {})[port] = {}
         else:
             result[{"WORKDIR": "WorkingDir", "USER": "User",
                     "STOPSIGNAL": "StopSignal"}[instruction]] = argument
     return result
+
+
+def _pairs(argument: str) -> list[tuple[str, str]]:
+    """``A=1 B="two words"`` -> [(A, 1), (B, two words)]; the old form ``KEY rest of line``
+    (no ``=`` in the first word) is one pair."""
+    words = shlex.split(argument)
+    if "=" not in words[0]:
+        key, _, value = argument.partition(" ")
+        return [(key, value.strip())]
+    return [tuple(word.split("=", 1)) for word in words if "=" in word]
 
 
 def _command(argument: str) -> list[str]:

@@ -175,10 +175,17 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
     try:
         with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
                           errors="surrogateescape") as tar:
+            written = 0
             for count, member in enumerate(tar, start=1):
                 if count > max_members:
                     raise LayerError(f"the layer has more than {max_members} members; refused "
                                      "as a possible bomb (raise max_members if you trust it)")
+                if member.issparse():  # a few bytes of map can claim terabytes of holes
+                    _refuse(member.name, "is a sparse file, which layers may not hold")
+                written += member.size if member.isreg() else 0
+                if written > max_bytes:
+                    raise LayerError(f"the layer's files add up to more than {max_bytes} bytes;"
+                                     " refused as a possible bomb")
                 try:
                     _extract_member(tar, member, root_fd, dir_mtimes)
                 except gzip.BadGzipFile:

@@ -34,9 +34,17 @@ class Reference:
         return text
 
 
+def short_name(name: str) -> str:
+    """A name as Docker shows it: ``docker.io/library/busybox:latest`` is ``busybox:latest``."""
+    for implied in ("docker.io/library/", "docker.io/"):
+        if name.startswith(implied):
+            return name[len(implied):]
+    return name
+
+
 def parse_reference(text: str) -> Reference:
     """Parse ``[registry/]name[:tag][@digest]``; bad input is a clear error."""
-    rest, digest = text, None
+    rest, digest = short_name(text), None
     if "@" in rest:
         rest, digest = rest.split("@", 1)
         if not _DIGEST.match(digest):

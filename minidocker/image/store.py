@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from minidocker.errors import MinidockerError, NotFound
@@ -39,9 +38,10 @@ from minidocker.image.blobs import (
 )
 from minidocker.image.layers import extract_layer
 from minidocker.image.reference import Reference, parse_reference
-from minidocker.state import atomic_write, state_root, write_json
+from minidocker.state import atomic_write, now, state_root, write_json
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -51,10 +51,6 @@ REF_NAME = "org.opencontainers.image.ref.name"
 GZIP_MAGIC = b"\x1f\x8b"
 DIGEST_HEX = re.compile(r"^[a-f0-9]{64}$")
 ID_PREFIX = re.compile(r"^(sha256:)?[a-f0-9]{4,64}$")
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -173,7 +169,11 @@ class ImageStore:
             raise MinidockerError("refusing to create a tag with a digest reference")
         name = str(ref)
         index = self._index()
+        losing = [d for d in index["manifests"] if _ref(d) == name]
         index["manifests"] = [d for d in index["manifests"] if _ref(d) != name]
+        for old in losing:  # the image that had this name stays, as <none>:<none>
+            if not any(d["digest"] == old["digest"] for d in index["manifests"]):
+                index["manifests"].append({k: v for k, v in old.items() if k != "annotations"})
         index["manifests"] = [d for d in index["manifests"]
                               if not (d["digest"] == image.manifest_digest and not _ref(d))]
         index["manifests"].append(_descriptor(image, name))
