@@ -62,6 +62,7 @@ def build_limits(memory=None, memory_swap=None, cpus=None, cpu_shares=None, cpu_
                  cpu_quota=None, cpuset_cpus=None, pids_limit=None) -> Limits:
     """Turn ``run``'s flag values (strings as typed, or None) into checked ``Limits``."""
     mem = parse_bytes("--memory", memory) if memory is not None else None
+    mem = mem or None  # -m 0: no limit, as in Docker
     if mem is not None and mem < MIN_MEMORY:
         raise MinidockerError("Minimum memory limit allowed is 6MB (--memory)")
     swap = _memory_swap(memory_swap, mem)

@@ -12,6 +12,7 @@ memory.oom_control, pids.current.
 Man pages: cgroups(7), cpuset(7); kernel docs admin-guide/cgroup-v1/.
 """
 
+import time
 from pathlib import Path
 
 from minidocker.cgroups.base import Cgroup, Stats, read_int, read_keyed
@@ -107,5 +108,8 @@ class CgroupV1(Cgroup):
         path = self.path("freezer") / "freezer.state"
         if path.exists():
             path.write_text(state)
-            while path.read_text().strip() != state:  # FREEZING until every task stopped
+            for _ in range(500):  # FREEZING until every task has stopped
+                if path.read_text().strip() == state:
+                    return
+                time.sleep(0.002)
                 path.write_text(state)

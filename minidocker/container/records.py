@@ -54,8 +54,8 @@ def all_records() -> list[ContainerRecord]:
     for path in sorted(containers_dir().glob("*/config.json")):
         try:
             records.append(ContainerRecord(**read_json(path)))
-        except (ValueError, TypeError):
-            continue  # a record from an unfinished write: skipped, never fatal
+        except (ValueError, TypeError, FileNotFoundError):
+            continue  # unreadable, or removed by an 'rm' at this moment: skipped, never fatal
     return sorted(records, key=lambda r: r.Created, reverse=True)
 
 

@@ -232,7 +232,12 @@ class ImageStore:
             else:
                 with open(tar_path, "rb") as f:
                     extract_layer(f, staging)
-            os.rename(staging, target)
+            try:
+                os.rename(staging, target)
+            except OSError:  # another load unpacked the same layer first: keep theirs
+                if not target.is_dir():
+                    raise
+                shutil.rmtree(staging, ignore_errors=True)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
