@@ -157,8 +157,9 @@ def test_interactive_shell_on_a_pty():
         assert "pid=1 host=box tty=/dev/pts/0 size=24 80" in screen
         subprocess.run(["tmux", "send-keys", "-t", session, "exit 7", "Enter"])
         deadline = time.time() + 10
-        while not os.path.exists(out) and time.time() < deadline:
-            time.sleep(0.05)
+        while time.time() < deadline and not (os.path.exists(out) and
+                                              open(out).read().endswith("\n")):
+            time.sleep(0.05)  # the shell creates the file, then writes: wait for the line
         assert open(out).read() == "EXIT=7\n"
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
