@@ -11,6 +11,7 @@ import sys
 import click
 
 CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
+click.UsageError.exit_code = 125  # a bad flag or argument: Docker's "the command failed" code
 
 
 class Group(click.Group):
