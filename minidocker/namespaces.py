@@ -68,7 +68,7 @@ def namespaces_of(pid: int | str = "self") -> dict[str, int]:
     """The namespaces of a process as ``{type: inode}``, read from ``/proc/<pid>/ns``."""
     found = {}
     for kind in NAMESPACES:
-        link = os.readlink(f"/proc/{pid}/ns/{_proc_name(kind)}")  # e.g. "uts:[4026531838]"
+        link = os.readlink(f"/proc/{pid}/ns/{kind}")  # e.g. "uts:[4026531838]"
         found[kind] = int(link.split("[")[1].rstrip("]"))
     return found
 
@@ -77,10 +77,6 @@ def compare(pid_a: int | str, pid_b: int | str = "self") -> dict[str, bool]:
     """For each namespace type: do the two processes share it?"""
     a, b = namespaces_of(pid_a), namespaces_of(pid_b)
     return {kind: a[kind] == b[kind] for kind in NAMESPACES}
-
-
-def _proc_name(kind: str) -> str:
-    return "mnt" if kind == "mnt" else kind
 
 
 def flags_for(kinds: Iterable[str]) -> int:
@@ -104,7 +100,7 @@ def join(pid: int, kinds: Iterable[str]) -> None:
     rest). Joining ``pid`` only changes where this process's *children* are born.
     """
     order = sorted(set(kinds), key=lambda k: (k != "user", k == "mnt"))
-    fds = [(kind, os.open(f"/proc/{pid}/ns/{_proc_name(kind)}", os.O_RDONLY)) for kind in order]
+    fds = [(kind, os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY)) for kind in order]
     try:
         for kind, fd in fds:
             kernel.setns(fd, NAMESPACES[kind][0])

@@ -72,7 +72,10 @@ class Change:
 
 def is_whiteout(path: Path) -> bool:
     """overlayfs records a deletion as a character device with device number 0/0."""
-    st = os.lstat(path)
+    return is_whiteout_stat(os.lstat(path))
+
+
+def is_whiteout_stat(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 

@@ -29,7 +29,7 @@ def test_a_process_gets_exactly_the_namespaces_asked_for(kinds):
     inside = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
     host = {k: f"{k}:[{v}]" for k, v in namespaces.namespaces_of("self").items()}
     for kind in namespaces.NAMESPACES:
-        name = namespaces._proc_name(kind)
+        name = kind  # the type names are the /proc/<pid>/ns file names
         if kind == "pid":
             continue  # /proc/self is the host's /proc here (no new mount of proc): see below
         assert (inside[name] != host[kind]) == (kind in kinds), kind

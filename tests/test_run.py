@@ -22,7 +22,7 @@ def test_every_namespace_but_user_differs_from_the_host(md):
     inside = dict(line.split(":") for line in result.stdout.split())
     host = namespaces.namespaces_of("self")
     for kind in namespaces.CONTAINER_NAMESPACES:
-        assert inside[namespaces._proc_name(kind)] != f"[{host[kind]}]", kind
+        assert inside[kind] != f"[{host[kind]}]", kind
     assert inside["user"] == f"[{host['user']}]"
 
 

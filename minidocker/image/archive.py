@@ -35,9 +35,9 @@ from pathlib import Path
 
 from minidocker.errors import MinidockerError
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
+from minidocker.image.layers import GZIP_MAGIC
 from minidocker.image.reference import short_name
 from minidocker.image.store import (
-    GZIP_MAGIC,
     INDEX,
     MANIFEST,
     OCI_LAYOUT,

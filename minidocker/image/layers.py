@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from minidocker.errors import MinidockerError
+from minidocker.unionfs import is_opaque, is_whiteout_stat
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"  # "hide everything below this directory in the lower layers"
@@ -82,7 +83,7 @@ def _walk(directory: Path, prefix: str):
     """(relative name, lstat) of every node below `directory`, depth first. In each directory
     the whiteouts come first (OCI asks for that), then the rest; both sorted by their bytes."""
     entries = [(name, os.lstat(directory / name)) for name in os.listdir(directory)]
-    entries.sort(key=lambda entry: (not _is_whiteout(entry[1]), os.fsencode(entry[0])))
+    entries.sort(key=lambda entry: (not is_whiteout_stat(entry[1]), os.fsencode(entry[0])))
     for name, st in entries:
         yield prefix + name, st
         if stat.S_ISDIR(st.st_mode):
@@ -93,7 +94,7 @@ def _members_for(source: Path, name: str, st: os.stat_result, first_path: dict):
     """The tar members for one node: (TarInfo, path of its content or None). Usually one; none
     for a socket (it only lives while its server does); two for an opaque directory."""
     parent, _, base = name.rpartition("/")
-    if _is_whiteout(st):
+    if is_whiteout_stat(st):
         yield _header(_join(parent, WHITEOUT_PREFIX + base), st, tarfile.REGTYPE), None
         return
     if stat.S_ISSOCK(st.st_mode):
@@ -120,7 +121,7 @@ def _plain_member(path: Path, name: str, st: os.stat_result):
         yield info, path
     elif stat.S_ISDIR(mode):
         yield _header(name, st, tarfile.DIRTYPE), None
-        if _is_opaque(path):
+        if is_opaque(path):
             yield _header(_join(name, OPAQUE_MARKER), st, tarfile.REGTYPE), None
     elif stat.S_ISLNK(mode):
         info = _header(name, st, tarfile.SYMTYPE)
@@ -147,17 +148,6 @@ def _header(name: str, st: os.stat_result, member_type: bytes) -> tarfile.TarInf
 
 def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
-
-
-def _is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _is_opaque(directory: Path) -> bool:
-    try:
-        return os.getxattr(directory, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:  # no such xattr, or a filesystem without xattrs
-        return False
 
 
 # --- Extracting: an untrusted layer tar becomes a directory -----------------------------------
@@ -350,7 +340,7 @@ def _make_room(parent_fd: int, name: str, member: tarfile.TarInfo) -> bool:
         _refuse(member.name, "it replaces a directory of the same layer with a non-directory, "
                 "which is ambiguous (the tar is malformed)")
     os.unlink(name, dir_fd=parent_fd)
-    return _is_whiteout(old)
+    return is_whiteout_stat(old)
 
 
 def _create_hardlink(member: tarfile.TarInfo, root_fd: int, parent_fd: int, name: str) -> None:

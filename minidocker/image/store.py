@@ -48,7 +48,6 @@ CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 LAYER_PLAIN = "application/vnd.oci.image.layer.v1.tar"
 REF_NAME = "org.opencontainers.image.ref.name"
-GZIP_MAGIC = b"\x1f\x8b"
 DIGEST_HEX = re.compile(r"^[a-f0-9]{64}$")
 ID_PREFIX = re.compile(r"^(sha256:)?[a-f0-9]{4,64}$")
 

@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from minidocker import kernel
 from minidocker.errors import NotFound
 from minidocker.image.blobs import DIGEST, sha256_digest
-from minidocker.image.layers import write_layer_tar
+from minidocker.image.layers import GZIP_MAGIC, write_layer_tar
 from minidocker.image.store import (
     CONFIG,
-    GZIP_MAGIC,
     INDEX,
     LAYER,
     MANIFEST,
