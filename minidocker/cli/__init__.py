@@ -356,5 +356,5 @@ def lab_list():
     click.echo(list_labs(), nl=False)
 
 
-if __name__ == "__main__":
-    main(prog_name="minidocker")
+# The later stages' commands live in their own modules and add themselves to ``main``.
+from minidocker.cli import lifecycle, volume  # noqa: E402,F401  (registers the commands)

@@ -1,0 +1,1 @@
+"""Stage 7 — volumes: data that lives outside the container's union filesystem."""
