@@ -194,7 +194,7 @@ def minidocker_cases(ws: Workspace) -> tuple[list[Case], Path]:
         t0 = perf_counter()
         record = create(spec)
         t1 = perf_counter()
-        container = start(record, spec, stdio)
+        container = start(record, stdio)
         t2 = perf_counter()
         code = container.wait()
         t3 = perf_counter()

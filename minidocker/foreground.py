@@ -2,42 +2,37 @@
 signals, exit code) and show containers and images as Docker's tables do."""
 
 import contextlib
-import os
+import json
+import re
 import signal
-import socket
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
-from minidocker import cgroups
-from minidocker.container import ContainerSpec, records
-from minidocker.container import run as run_container
+from minidocker import volumes
+from minidocker.container import ContainerSpec, create, lifecycle, logs, records
 from minidocker.container import tty as terminal
-from minidocker.container.start import release
+from minidocker.container.lifecycle import refresh
+from minidocker.container.monitor import Monitor, Terminal
 from minidocker.errors import Conflict, MinidockerError
 from minidocker.image.reference import parse_reference
 from minidocker.image.store import Image, ImageStore, human_size
-from minidocker.namespaces import SIGNALS_TO_FORWARD, Stdio, receive_console
+from minidocker.namespaces import SIGNALS_TO_FORWARD
 
 
-def run_in_foreground(spec: ContainerSpec) -> int:
-    """``docker run`` without ``-d``: our stdio is the container's; returns its exit code."""
-    ours, theirs = socket.socketpair() if spec.tty else (None, None)
-    stdin = 0 if spec.interactive else os.open(os.devnull, os.O_RDONLY)
+def run_in_foreground(spec: ContainerSpec, on_create=None) -> int:
+    """``docker run`` without ``-d``: this process is the container's monitor, with our
+    terminal attached (output logged too, so ``logs`` works later); returns the exit code."""
+    record = create(spec)
+    if on_create:
+        on_create(record)
     proxy = SignalProxy(raw_terminal=spec.tty and spec.interactive)
-    container = run_container(spec, Stdio(stdin, 1, 2, console=theirs))
-    proxy.deliver_to(container.process)
-    try:
-        if ours is not None:
-            theirs.close()
-            master = receive_console(ours)
-            terminal.copy_window_size(0, master)
-            terminal.relay(master, spec.interactive)
-            os.close(master)
-    finally:
-        code = container.wait()  # whatever happened: the record and cgroup are finalised
-    if container.oom_killed:
+    monitor = Monitor(record, local=Terminal(spec.interactive))
+    with terminal.raw_terminal(0) if spec.tty and spec.interactive else contextlib.nullcontext():
+        code = monitor.run(on_start=lambda container: proxy.deliver_to(container.process))
+    if monitor.container and monitor.container.oom_killed:
         limit = spec.limits.memory or 0
-        print(f"minidocker: container {container.record.Name} was killed by the kernel's OOM "
+        print(f"minidocker: container {record.Name} was killed by the kernel's OOM "
               f"killer: it went over its memory limit ({limit // 2**20} MiB, -m). Give it "
               "more memory or make it use less.", file=sys.stderr)
     return code
@@ -68,41 +63,36 @@ class SignalProxy:
 
 
 def list_containers(show_all: bool, quiet: bool) -> str:
-    rows = []
-    for record in records.all_records():
-        refresh_state(record)
-        if record.State["Status"] != "running" and not show_all:
-            continue
-        rows.append(record)
+    """``docker ps``: running (and paused, restarting) containers; ``-a``: all of them."""
+    rows = [r for r in map(refresh, records.all_records())
+            if show_all or r.status in ("running", "paused", "restarting")]
     if quiet:
         return "".join(f"{r.Id[:12]}\n" for r in rows)
     table = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
     for r in rows:
-        command = " ".join(r.Config["Cmd"])
+        command = " ".join(r.command)
         command = f'"{command[:19]}…"' if len(command) > 20 else f'"{command}"'
-        table.append((r.Id[:12], r.Config["Image"], command, f"{ago(r.Created)} ago", status(r), "",
-                      r.Name))
+        table.append((r.Id[:12], r.Config["Image"], command, f"{ago(r.Created)} ago", status(r),
+                      ports_of(r), r.Name))
     return format_table(table)
 
 
-def refresh_state(record: records.ContainerRecord) -> None:
-    """A record that says "running" for a process that is gone (its shim was killed, the
-    machine rebooted) is corrected to "exited": the record follows the kernel's truth."""
-    if record.State["Status"] == "running" and not alive(record):
-        record.mark_exited(record.State.get("ExitCode") or 137)
-        release(record)
-
-
-def alive(record: records.ContainerRecord) -> bool:
-    """Is the container's PID 1 still there? Asked of its cgroup, not of the PID alone: after a
-    reboot or PID reuse the same number may name somebody else's process."""
-    return record.State["Pid"] in cgroups.for_container(record.Id).pids()
+def ports_of(record: records.ContainerRecord) -> str:
+    """The PORTS column: what stage 8 published, as Docker prints it."""
+    ports = record.NetworkSettings.get("Ports") or {}
+    return ", ".join(f"{b['HostIp']}:{b['HostPort']}->{port}" for port, bindings in ports.items()
+                     for b in bindings or [])
 
 
 def status(record: records.ContainerRecord) -> str:
+    """The STATUS column, in Docker's words."""
     state = record.State
     if state["Status"] == "running":
         return f"Up {ago(state['StartedAt'])}"
+    if state["Status"] == "paused":
+        return f"Up {ago(state['StartedAt'])} (Paused)"
+    if state["Status"] == "restarting":
+        return f"Restarting ({state['ExitCode']}) {ago(state['FinishedAt'])} ago"
     if state["Status"] == "exited":
         return f"Exited ({state['ExitCode']}) {ago(state['FinishedAt'])} ago"
     return state["Status"].capitalize()
@@ -120,16 +110,60 @@ def ago(timestamp: str) -> str:
     return "1 second" if int(seconds) == 1 else f"{int(seconds)} seconds"
 
 
-def remove_container(name: str, force: bool) -> str:
-    record = records.find(name)
-    refresh_state(record)
-    if record.State["Status"] == "running":
-        if not force:
-            raise Conflict(f"You cannot remove a running container {record.Id[:12]}. Stop it "
-                           "first, or use 'minidocker rm -f'.")
-    release(record)  # kills through the cgroup: every process of the container, nobody else
-    record.remove()
-    return name
+def remove_container(record: records.ContainerRecord, force: bool,
+                     volumes_too: bool = False) -> None:
+    """``docker rm [-f] [-v]``: ``-v`` also removes the container's anonymous volumes."""
+    lifecycle.rm(record, force, hooks=[remove_anonymous_volumes] if volumes_too else [])
+
+
+def prune_containers() -> list[str]:
+    """``docker container prune``: every stopped container goes."""
+    return lifecycle.prune()
+
+
+def system_prune(every_image: bool, volumes_too: bool) -> str:
+    """``docker system prune``: stopped containers, then unused images (and volumes)."""
+    lines = [f"Deleted Containers:\n{chr(10).join(removed)}\n" for removed in
+             [prune_containers()] if removed]
+    images = prune_images(every_image)
+    if images:
+        lines.append("Deleted Images:\n" + "\n".join(images) + "\n")
+    if volumes_too:
+        others = ((r.Name, r.Mounts) for r in records.all_records())
+        names, _size = volumes.prune_volumes(volumes.volume_users(others))
+        if names:
+            lines.append("Deleted Volumes:\n" + "\n".join(names) + "\n")
+    return "\n".join(lines) or "Total reclaimed space: 0B\n"
+
+
+def show_logs(name: str, follow: bool, tail: str, timestamps: bool) -> None:
+    """``docker logs [-f] [--tail N] [-t]``: stdout lines to stdout, stderr lines to stderr."""
+    record = lifecycle.find(name)
+    try:
+        count = None if tail == "all" else int(tail)
+    except ValueError:
+        raise MinidockerError(f"invalid --tail value '{tail}': give a number or 'all'") from None
+    path = Path(record.LogPath)
+
+    def show(entry) -> None:
+        out = sys.stdout if entry.stream == "stdout" else sys.stderr
+        out.write(f"{entry.time} {entry.text}" if timestamps else entry.text)
+        out.flush()
+
+    def running() -> bool:
+        try:
+            return lifecycle.refresh(record.reload()).status in lifecycle.ACTIVE
+        except MinidockerError:
+            return False
+
+    entries = logs.follow(path, running, count) if follow else logs.read_entries(path, count)
+    for entry in entries:
+        show(entry)
+
+
+def remove_anonymous_volumes(record: records.ContainerRecord) -> None:
+    others = ((r.Name, r.Mounts) for r in records.all_records() if r.Id != record.Id)
+    volumes.remove_anonymous(record.Mounts, volumes.volume_users(others))
 
 
 def list_images(quiet: bool = False) -> str:
@@ -216,17 +250,15 @@ def format_table(rows: list[tuple]) -> str:
                    for row in rows)
 
 
-def inspect(names: list[str]) -> str:
-    """``docker inspect``: containers by name or ID, else images; JSON like Docker's."""
-    import json
-
+def inspect(names: list[str], template: str | None = None) -> str:
+    """``docker inspect [-f TEMPLATE]``: containers by name or ID, else images; JSON like
+    Docker's, or each object formatted with the template."""
     found = []
     for name in names:
         try:
-            record = records.find(name)
-            refresh_state(record)
-            found.append({**vars(record), "Path": record.Config["Cmd"][0],
-                          "Args": record.Config["Cmd"][1:]})
+            record = lifecycle.find(name)
+            found.append({**vars(record), "Name": f"/{record.Name}", "Path": record.command[0],
+                          "Args": record.command[1:]})
             continue
         except MinidockerError:
             pass
@@ -239,4 +271,65 @@ def inspect(names: list[str]) -> str:
                       "Config": image.config.get("config", {}),
                       "RootFS": {"Type": "layers", "Layers": image.diff_ids},
                       "Manifest": image.manifest_digest})
+    if template is not None:
+        return "\n".join(render(template, obj) for obj in found)
     return json.dumps(found, indent=4)
+
+
+# --- the common cases of Go templates, for inspect -f -----------------------------------------
+
+ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}")
+
+
+def render(template: str, obj) -> str:
+    """``{{.State.Status}}``, ``{{json .Mounts}}``, ``{{index .Config.Labels "k"}}``,
+    ``{{range .Mounts}}{{.Source}} {{end}}`` — the forms people type after ``inspect -f``."""
+    out, pos = [], 0
+    for match in ACTION.finditer(template):
+        if match.start() < pos:
+            continue
+        out.append(template[pos:match.start()])
+        action, pos = match.group(1), match.end()
+        if action.startswith("range "):
+            end = template.find("{{end}}", pos)
+            if end < 0:
+                raise MinidockerError("template: {{range}} without {{end}}")
+            body, pos = template[pos:end], end + len("{{end}}")
+            out += [render(body, item) for item in _value(action[6:].strip(), obj) or []]
+            continue
+        out.append(_show(_value(action, obj)))
+    out.append(template[pos:])
+    return "".join(out)
+
+
+def _value(expression: str, obj):
+    words = expression.split()
+    if words and words[0] == "json":
+        return json.dumps(_value(" ".join(words[1:]), obj))
+    if words and words[0] == "index" and len(words) == 3:
+        container = _value(words[1], obj) or {}
+        key = words[2].strip('"')
+        return container[int(key)] if isinstance(container, list) else container.get(key)
+    if len(words) != 1 or not words[0].startswith("."):
+        raise MinidockerError(f"template: cannot evaluate '{expression}': use .Field.Sub, "
+                              "json .Field, index .Map \"key\" or range .List")
+    value = obj
+    for part in filter(None, words[0].split(".")):
+        if not isinstance(value, dict) or part not in value:
+            raise MinidockerError(f"template: no field {part!r} in {expression} (see the JSON "
+                                  "from 'minidocker inspect' without -f)")
+        value = value[part]
+    return value
+
+
+def _show(value) -> str:
+    """Values as Go prints them: true/false, <no value>, maps as map[k:v]."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "<no value>"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_show(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_show(v) for v in value) + "]"
+    return str(value)

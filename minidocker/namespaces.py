@@ -188,6 +188,14 @@ class Process:
             self.exit_code = _exit_code(os.waitpid(self.shim_pid, 0)[1])
         return self.exit_code
 
+    def poll(self) -> int | None:
+        """The exit code if the shim has ended, else None (waitpid with WNOHANG)."""
+        if self.exit_code is None:
+            pid, status = os.waitpid(self.shim_pid, os.WNOHANG)
+            if pid:
+                self.exit_code = _exit_code(status)
+        return self.exit_code
+
 
 def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
           env: dict[str, str] | None = None, stdio: Stdio | None = None,
@@ -273,6 +281,11 @@ def _failure(report: dict) -> MinidockerError:
 def _shim(argv, flags, env, stdio, setup, init, report_w, go_r) -> None:
     """The shim: the container's parent on the host. It never returns."""
     try:
+        kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # our monitor dies -> we die
+        signal.set_wakeup_fd(-1)  # the monitor's wake-up pipe is not ours
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _close_other_fds({report_w, go_r, stdio.stdin, stdio.stdout, stdio.stderr,
+                          stdio.console.fileno() if stdio.console else 0})
         for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
             signal.signal(signum, signal.SIG_IGN)  # the CLI proxies terminal signals to PID 1
         if flags & kernel.CLONE_NEWPID:
@@ -289,6 +302,18 @@ def _shim(argv, flags, env, stdio, setup, init, report_w, go_r) -> None:
     except BaseException as exc:
         _report(report_w, error=f"shim: {exc}", exit_code=125)
         os._exit(125)
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    """Close every fd the caller had open (its end of the container's stdin pipe, its log,
+    its sockets) except ``keep``: a pipe stays open while *any* process holds its write end,
+    so a forgotten copy here would keep the container's stdin from ever reaching EOF."""
+    low = 3
+    for fd in sorted(keep | {2}):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _container_process(argv, flags, env, stdio, setup, init, report_w, go_r) -> None:

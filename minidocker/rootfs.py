@@ -17,6 +17,7 @@ pts(4) null(4) random(4). Used by: notebook 02-root-filesystems, lab 02-root-fil
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from minidocker import kernel
@@ -59,6 +60,8 @@ class RootfsSpec:
     readonly: bool = False  # --read-only
     masked_paths: list[str] = field(default_factory=lambda: list(MASKED_PATHS))
     readonly_paths: list[str] = field(default_factory=lambda: list(READONLY_PATHS))
+    # the later stages' mounts (volumes, /etc/hosts): fn(root), after /dev, before pivot_root
+    more_mounts: Callable[[str], None] | None = None
 
 
 def enter_rootfs(spec: RootfsSpec) -> None:
@@ -69,6 +72,8 @@ def enter_rootfs(spec: RootfsSpec) -> None:
     mount_proc(root)
     mount_sys(root)
     mount_dev(root)
+    if spec.more_mounts:
+        spec.more_mounts(root)
     pivot_to(root)
     for path in spec.masked_paths:
         mask_path(path)

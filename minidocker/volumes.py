@@ -1,1 +1,550 @@
-"""Stage 7 — volumes: data that lives outside the container's union filesystem."""
+"""Stage 7 — volumes: data that lives outside the container's union filesystem.
+
+A container's writes land in its overlay's upper dir, which goes when the container is removed
+and is slow for heavy I/O. A *volume* is a directory of the host bind-mounted into the
+container's tree, so its data bypasses the union fs and outlives the container. Three kinds:
+a *bind* mount shows any host path (``-v /srv/www:/usr/share/nginx/html:ro``); a *named volume*
+is a directory minidocker manages under ``$MINIDOCKER_ROOT/volumes/<name>/_data``
+(``-v db:/var/lib/db``); a *tmpfs* mount is memory that vanishes with the container.
+A new, empty volume is *seeded* once with what the image has at its mount point, so a database
+image's initial files appear in it. Lifetimes: a named volume lives until ``volume rm``; an
+*anonymous* one (``-v /data``, or a path in the image's ``VOLUME`` list) gets a random name and
+goes with ``rm -v``, ``run --rm`` or ``volume prune``. ``--volumes-from`` copies another
+container's mounts: the "data container" pattern of sharing volumes by naming one container.
+
+The mounts are made inside the container's own mount namespace, on the overlay and before
+pivot_root, so the host never sees them; mount points are found name by name inside the root,
+so a symlink in the image cannot point a mount at the host.
+
+Man pages: mount(2) mount_namespaces(7) tmpfs(5) statvfs(3). Used by: ``run -v/--mount/--tmpfs
+/--volumes-from``, ``minidocker volume ...``, notebook 07-volumes.
+"""
+
+import fcntl
+import os
+import re
+import secrets
+import shutil
+import stat
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from minidocker import kernel
+from minidocker.cgroups.limits import parse_bytes
+from minidocker.errors import Conflict, MinidockerError, NotFound
+from minidocker.state import now, read_json, state_root, write_json
+
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # Docker's rule for local volumes
+ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # how Docker >= 23 marks anonymous volumes
+MAX_SYMLINKS = 40  # like the kernel's path walk (path_resolution(7))
+
+
+# --- volumes on disk --------------------------------------------------------------------------
+
+@dataclass
+class Volume:
+    """One volume: ``volume.json`` next to its ``_data`` directory."""
+
+    Name: str
+    Mountpoint: str
+    CreatedAt: str = field(default_factory=now)
+    Labels: dict = field(default_factory=dict)
+    Driver: str = "local"
+    Scope: str = "local"
+    Anonymous: bool = False  # made for one container (-v /data): rm -v and prune remove it
+    Seeded: bool = False  # the image's files were copied in (done once, by the first mount)
+
+    @property
+    def directory(self) -> Path:
+        return volumes_dir() / self.Name
+
+    def save(self) -> None:
+        write_json(self.directory / "volume.json", asdict(self))
+
+    def inspect(self) -> dict:
+        """As ``docker volume inspect`` shows it."""
+        labels = {**self.Labels, **({ANONYMOUS_LABEL: ""} if self.Anonymous else {})}
+        return {"CreatedAt": self.CreatedAt, "Driver": self.Driver, "Labels": labels,
+                "Mountpoint": self.Mountpoint, "Name": self.Name, "Options": None,
+                "Scope": self.Scope}
+
+
+def volumes_dir() -> Path:
+    return state_root() / "volumes"
+
+
+def check_volume_name(name: str) -> str:
+    if not VOLUME_NAME.fullmatch(name):
+        raise MinidockerError(
+            f'"{name}" includes invalid characters for a local volume name, only '
+            '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
+            "directory, use absolute path")
+    return name
+
+
+def create_volume(name: str | None = None, labels: dict | None = None,
+                  anonymous: bool = False) -> Volume:
+    """Make a volume (a random 64-hex name if none is given). Like Docker, creating a name
+    that exists returns the existing volume."""
+    name = check_volume_name(name) if name else secrets.token_hex(32)
+    try:
+        return get_volume(name)
+    except NotFound:
+        pass
+    directory = volumes_dir() / name
+    (directory / "_data").mkdir(mode=0o755, parents=True, exist_ok=True)
+    volume = Volume(name, str(directory / "_data"), Labels=dict(labels or {}),
+                    Anonymous=anonymous)
+    volume.save()  # written last: a volume exists once its volume.json does
+    return volume
+
+
+def get_volume(name: str) -> Volume:
+    try:
+        data = read_json(volumes_dir() / name / "volume.json")
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        raise NotFound(f"No such volume: {name} (see 'minidocker volume ls')") from None
+    known = {f.name for f in fields(Volume)}
+    return Volume(**{k: v for k, v in data.items() if k in known})
+
+
+def list_volumes() -> list[Volume]:
+    found = []
+    for path in sorted(volumes_dir().glob("*/volume.json")):
+        try:
+            found.append(get_volume(path.parent.name))
+        except NotFound:
+            continue  # removed at this moment
+    return found
+
+
+def volume_users(containers: Iterable[tuple[str, list]]) -> dict[str, list[str]]:
+    """Which containers use which volume: from ``(container name, its Mounts)`` pairs (the
+    ``Mounts`` of each container record, dicts or ``Mount``s) to ``{volume: [containers]}``."""
+    users: dict[str, list[str]] = {}
+    for container, mounts in containers:
+        for mount in mounts or []:
+            mount = mount if isinstance(mount, Mount) else Mount.from_dict(mount)
+            if mount.Type == "volume":
+                users.setdefault(mount.Name, []).append(container)
+    return users
+
+
+def remove_volume(name: str, in_use: dict[str, list[str]], force: bool = False) -> None:
+    """Delete a volume and its data; refused while a container (even a stopped one) uses it.
+    ``force`` only makes a missing volume no error, as in Docker."""
+    try:
+        volume = get_volume(name)
+    except NotFound:
+        if force:
+            return
+        raise
+    if in_use.get(volume.Name):
+        users = ", ".join(in_use[volume.Name])
+        raise Conflict(f"volume {volume.Name} is in use by container {users}: remove the "
+                       f"container first ('minidocker rm {in_use[volume.Name][0]}')")
+    # Renamed away first, so the volume disappears in one step even if the delete is cut short.
+    doomed = volumes_dir() / f".removing-{os.getpid()}-{volume.Name}"
+    os.rename(volume.directory, doomed)
+    shutil.rmtree(doomed)
+
+
+def prune_volumes(in_use: dict[str, list[str]], everything: bool = False
+                  ) -> tuple[list[str], int]:
+    """Remove unused volumes: anonymous ones only, or all with ``everything`` (``-a``), as
+    Docker >= 23 does. Returns the names removed and the bytes reclaimed."""
+    removed, reclaimed = [], 0
+    for leftover in volumes_dir().glob(".removing-*"):  # from an rm that was cut short
+        if not os.path.exists(f"/proc/{leftover.name.split('-')[1]}"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    for volume in list_volumes():
+        if in_use.get(volume.Name) or not (volume.Anonymous or everything):
+            continue
+        size = disk_usage(Path(volume.Mountpoint))
+        try:
+            remove_volume(volume.Name, in_use, force=True)
+        except OSError:
+            continue
+        removed.append(volume.Name)
+        reclaimed += size
+    return removed, reclaimed
+
+
+def remove_anonymous(mounts: list, in_use: dict[str, list[str]]) -> list[str]:
+    """``rm -v`` and ``run --rm``: remove a container's anonymous volumes that no *other*
+    container uses (``in_use`` must not count the container being removed)."""
+    removed = []
+    for mount in mounts:
+        mount = mount if isinstance(mount, Mount) else Mount.from_dict(mount)
+        if mount.Type == "volume" and mount.Anonymous and not in_use.get(mount.Name):
+            remove_volume(mount.Name, in_use, force=True)
+            removed.append(mount.Name)
+    return removed
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes of the regular files under ``path``, each inode once (hard links)."""
+    seen, total = set(), 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            st = os.lstat(os.path.join(dirpath, name))
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+# --- what a container mounts ------------------------------------------------------------------
+
+@dataclass
+class Mount:
+    """One mount as ``docker inspect`` lists it under ``Mounts``."""
+
+    Type: str  # "bind", "volume" or "tmpfs"
+    Source: str  # the host path (a volume's _data dir); "" for tmpfs
+    Destination: str  # the path inside the container
+    Name: str = ""  # the volume's name
+    Driver: str = ""  # "local" for volumes
+    Mode: str = ""  # what the user wrote: "ro", "z", ...
+    RW: bool = True
+    Propagation: str = ""  # "rprivate" for binds: nothing flows back to the host
+    Anonymous: bool = False
+    NoCopy: bool = False  # volume-nocopy: never seed from the image
+    Options: str = ""  # tmpfs mount data, e.g. "size=65536k,mode=1777"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Mount":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class MountRequest:
+    """What the user asked for, before volumes exist: the result of parsing one flag."""
+
+    type: str  # "bind", "volume" or "tmpfs"
+    source: str  # host path, volume name ("" = a new anonymous volume) or ""
+    target: str
+    readonly: bool = False
+    mode: str = ""
+    nocopy: bool = False
+    tmpfs_options: str = ""
+    create_source: bool = False  # -v makes a missing host directory; --mount refuses
+
+
+def container_path(path: str, spec: str) -> str:
+    if not path.startswith("/"):
+        raise MinidockerError(f"invalid mount path '{path}' in '{spec}': the path inside "
+                              "the container must be absolute (e.g. /data)")
+    path = os.path.normpath(path).replace("//", "/")
+    if path == "/":
+        raise MinidockerError(f"invalid mount path in '{spec}': a mount cannot replace "
+                              "the container's root '/'")
+    return path
+
+
+def parse_volume(spec: str) -> MountRequest:
+    """``-v``: ``/ctr``, ``SOURCE:/ctr`` or ``SOURCE:/ctr:MODE``, where SOURCE is an absolute
+    host path (a bind) or a volume name, and MODE a comma list of ro, rw, z, Z, nocopy."""
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return MountRequest("volume", "", container_path(spec, spec), mode="")
+    if len(parts) > 3 or not parts[0] or not parts[1]:
+        raise MinidockerError(f"invalid volume specification: '{spec}' (use "
+                              "/host/path:/ctr/path[:ro], NAME:/ctr/path[:ro] or /ctr/path)")
+    source, target, mode = parts[0], container_path(parts[1], spec), ",".join(parts[2:])
+    kind = "bind" if source.startswith("/") else "volume"
+    if kind == "volume":
+        check_volume_name(source)
+    options = set(mode.split(",")) if mode else set()
+    allowed = {"ro", "rw", "z", "Z", "private", "rprivate"} | ({"nocopy"} if kind == "volume"
+                                                                else set())
+    if not options <= allowed or {"ro", "rw"} <= options or {"z", "Z"} <= options:
+        raise MinidockerError(f"invalid mode: '{mode}' in '{spec}' (use ro or rw, optionally "
+                              "with z, Z" + (", nocopy" if kind == "volume" else "") + ")")
+    if kind == "bind":
+        source = os.path.normpath(source)
+    default_mode = "z" if kind == "volume" else ""
+    return MountRequest(kind, source, target, readonly="ro" in options,
+                        mode=mode or default_mode, nocopy="nocopy" in options,
+                        create_source=kind == "bind")
+
+
+def parse_mount(spec: str) -> MountRequest:
+    """``--mount type=bind|volume|tmpfs,source=..,target=..[,readonly][,volume-nocopy]
+    [,tmpfs-size=..][,tmpfs-mode=..]`` (``src``, ``destination``/``dst``, ``ro`` as aliases)."""
+    values: dict[str, str] = {}
+    for item in spec.split(","):
+        key, has_value, value = item.partition("=")
+        key = {"src": "source", "destination": "target", "dst": "target",
+               "ro": "readonly"}.get(key.strip().lower(), key.strip().lower())
+        if key not in {"type", "source", "target", "readonly", "volume-nocopy", "tmpfs-size",
+                       "tmpfs-mode", "bind-propagation", "consistency"}:
+            raise MinidockerError(f"unexpected key '{key}' in '{item}' of --mount {spec}")
+        if key in {"readonly", "volume-nocopy"} and not has_value:
+            value = "true"
+        values[key] = value
+    kind = values.get("type", "volume")
+    if kind not in {"bind", "volume", "tmpfs"}:
+        raise MinidockerError(f"invalid mount type '{kind}' in --mount {spec}: use bind, "
+                              "volume or tmpfs")
+    if not values.get("target"):
+        raise MinidockerError(f"target is required in --mount {spec} (target=/path)")
+    target, source = container_path(values["target"], spec), values.get("source", "")
+    for key in values:
+        if key.startswith(("tmpfs-", "volume-", "bind-")) and not key.startswith(kind + "-"):
+            raise MinidockerError(f"cannot mix '{key}' with mount type '{kind}' in --mount "
+                                  f"{spec}")
+    if values.get("bind-propagation", "rprivate") not in {"private", "rprivate"}:
+        raise MinidockerError("bind-propagation: minidocker keeps every mount private "
+                              "(private or rprivate)")
+    request = MountRequest(kind, source, target, readonly=_bool(values, "readonly", spec))
+    if kind == "bind":
+        if not source.startswith("/"):
+            raise MinidockerError(f"invalid mount config for type \"bind\": the source must "
+                                  f"be an absolute host path in --mount {spec}")
+        request.source = os.path.normpath(source)
+        if not os.path.exists(request.source):
+            raise MinidockerError(f"bind source path does not exist: {request.source}")
+    elif kind == "volume":
+        if source:
+            check_volume_name(source)
+        request.nocopy, request.mode = _bool(values, "volume-nocopy", spec), "z"
+    else:
+        if source:
+            raise MinidockerError(f"invalid mount config for type \"tmpfs\": a tmpfs has no "
+                                  f"source in --mount {spec}")
+        request.tmpfs_options = tmpfs_options(values.get("tmpfs-size"),
+                                              values.get("tmpfs-mode"), spec)
+    return request
+
+
+def parse_tmpfs(spec: str) -> MountRequest:
+    """``--tmpfs /path[:size=64m,mode=1777,ro]``."""
+    path, _, option_text = spec.partition(":")
+    options = dict(o.partition("=")[::2] for o in option_text.split(",") if o)
+    unknown = set(options) - {"size", "mode", "ro", "rw"}
+    if unknown:
+        raise MinidockerError(f"unknown tmpfs option '{sorted(unknown)[0]}' in --tmpfs "
+                              f"{spec}: use size=, mode=, ro or rw")
+    return MountRequest("tmpfs", "", container_path(path, spec), readonly="ro" in options,
+                        tmpfs_options=tmpfs_options(options.get("size"), options.get("mode"),
+                                                    spec))
+
+
+def tmpfs_options(size: str | None, mode: str | None, spec: str) -> str:
+    """The data string for mount(2) of a tmpfs(5): ``size=<bytes>,mode=<octal>``."""
+    options = []
+    if size:
+        options.append(f"size={parse_bytes('tmpfs-size', size)}")
+    if mode:
+        if not re.fullmatch(r"[0-7]{1,4}", mode):
+            raise MinidockerError(f"invalid tmpfs mode '{mode}' in {spec}: use octal "
+                                  "permissions, e.g. 1777")
+        options.append(f"mode={mode}")
+    return ",".join(options)
+
+
+def _bool(values: dict, key: str, spec: str) -> bool:
+    value = values.get(key, "false").lower()
+    if value not in {"true", "1", "false", "0"}:
+        raise MinidockerError(f"invalid value for {key}: '{value}' in --mount {spec} "
+                              "(use true or false)")
+    return value in {"true", "1"}
+
+
+def parse_volumes_from(spec: str) -> tuple[str, str]:
+    """``--volumes-from CONTAINER[:ro|:rw]`` -> (container, mode)."""
+    container, _, mode = spec.partition(":")
+    if not container or mode not in {"", "ro", "rw"}:
+        raise MinidockerError(f"invalid --volumes-from '{spec}': use CONTAINER, "
+                              "CONTAINER:ro or CONTAINER:rw")
+    return container, mode
+
+
+def volumes_from(mounts: list, mode: str = "") -> list[Mount]:
+    """The mounts another container has, for ``--volumes-from``: the same volumes and binds
+    (never its tmpfs: that memory is its own); ``ro`` makes them all read-only."""
+    copied = []
+    for mount in mounts:
+        mount = mount if isinstance(mount, Mount) else Mount.from_dict(mount)
+        if mount.Type == "tmpfs":
+            continue
+        if mode:
+            mount = Mount(**{**asdict(mount), "RW": mode == "rw", "Mode": mode})
+        copied.append(mount)
+    return copied
+
+
+def resolve(requests: list[MountRequest], image_volumes: Iterable[str] = (),
+            inherited: Iterable[Mount] = ()) -> list[Mount]:
+    """Turn requests into mounts, making the volumes they need. ``inherited`` (from
+    ``--volumes-from``) comes first, the user's requests replace it at the same destination,
+    and every path of the image's ``Volumes`` that nothing covers gets an anonymous volume.
+    The result is sorted so that a parent is mounted before what is mounted inside it."""
+    seen = set()
+    for request in requests:
+        if request.target in seen:
+            raise MinidockerError(f"Duplicate mount point: {request.target}")
+        seen.add(request.target)
+    mounts = {mount.Destination: mount for mount in inherited}
+    for request in requests:
+        mounts[request.target] = _realize(request)
+    for path in image_volumes:
+        path = container_path(path, "the image's VOLUME")
+        if path not in mounts:
+            mounts[path] = _realize(MountRequest("volume", "", path))
+    return sorted(mounts.values(), key=lambda m: m.Destination.count("/"))
+
+
+def _realize(request: MountRequest) -> Mount:
+    rw, target = not request.readonly, request.target
+    if request.type == "bind":
+        if request.create_source and not os.path.exists(request.source):
+            os.makedirs(request.source, exist_ok=True)  # what `docker run -v` does
+        return Mount("bind", request.source, target, Mode=request.mode, RW=rw,
+                     Propagation="rprivate")
+    if request.type == "tmpfs":
+        return Mount("tmpfs", "", target, RW=rw, Options=request.tmpfs_options)
+    anonymous = not request.source
+    volume = create_volume(request.source or None, anonymous=anonymous)
+    return Mount("volume", volume.Mountpoint, target, Name=volume.Name, Driver=volume.Driver,
+                 Mode=request.mode, RW=rw, Anonymous=anonymous, NoCopy=request.nocopy)
+
+
+# --- inside the container: mounting -----------------------------------------------------------
+
+def mount_all(mounts: list[Mount], root: str) -> None:
+    """Mount every volume, bind and tmpfs into ``root`` (the overlay, before pivot_root).
+    Runs inside the container's new mount namespace, whose mounts are already private."""
+    for mount in sorted(mounts, key=lambda m: m.Destination.count("/")):
+        is_dir = mount.Type == "tmpfs" or os.path.isdir(mount.Source)
+        if mount.Type != "tmpfs" and not os.path.exists(mount.Source):
+            raise NotFound(f"cannot mount {mount.Source} at {mount.Destination}: it does "
+                           "not exist")
+        target = mount_point(root, mount.Destination, is_dir)
+        if mount.Type == "volume" and not mount.NoCopy:
+            seed(mount.Name, target)
+        if mount.Type == "tmpfs":
+            flags = kernel.MS_NOSUID | kernel.MS_NODEV | (0 if mount.RW else kernel.MS_RDONLY)
+            kernel.mount("tmpfs", target, "tmpfs", flags, mount.Options or None)
+            continue
+        kernel.mount(mount.Source, target, None, kernel.MS_BIND | kernel.MS_REC)
+        if not mount.RW:
+            make_readonly(target)
+
+
+def make_readonly(target: str) -> None:
+    """Remount a bind read-only. The flags it already has (nosuid, nodev, ...) are kept: in a
+    user namespace the kernel refuses a remount that would drop them. Mounts *below* it stay
+    as they are (only mount_setattr(2) with AT_RECURSIVE changes a whole tree)."""
+    kept = os.statvfs(target).f_flag & (os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC
+                                        | os.ST_NOATIME | os.ST_NODIRATIME | os.ST_RELATIME)
+    kernel.mount(None, target, None,
+                 kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY | kept)
+
+
+def mount_point(root: str, destination: str, is_dir: bool) -> str:
+    """The host path of ``destination`` inside ``root``, made if missing (a directory, or an
+    empty file for a file mount). Walked name by name as the container will see it: a symlink
+    in the image is followed *inside* root (an absolute one from root), and a path that
+    would climb out of root is refused."""
+    parts = [p for p in destination.split("/") if p]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        name = parts.pop(0)
+        if name == ".":
+            continue
+        if name == "..":
+            if not resolved:
+                raise MinidockerError(f"cannot mount at {destination}: it leads out of the "
+                                      "container's root filesystem")
+            resolved.pop()
+            continue
+        path = os.path.join(root, *resolved, name)
+        if os.path.islink(path):
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise MinidockerError(f"cannot mount at {destination}: too many symlinks")
+            link = os.readlink(path)
+            parts = [p for p in link.split("/") if p] + parts
+            if link.startswith("/"):
+                resolved = []
+            continue
+        if not os.path.lexists(path):
+            if parts or is_dir:
+                os.mkdir(path, 0o755)
+            else:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        elif parts and not os.path.isdir(path):
+            raise MinidockerError(f"cannot mount at {destination}: /{'/'.join(resolved + [name])}"
+                                  " in the image is not a directory")
+        resolved.append(name)
+    target = os.path.join(root, *resolved)
+    if not resolved:
+        raise MinidockerError(f"cannot mount at {destination}: it is the container's root")
+    if os.path.isdir(target) != is_dir:
+        kinds = ("a directory", "a file") if is_dir else ("a file", "a directory")
+        raise MinidockerError(f"cannot mount {kinds[0]} at {destination}: the image has "
+                              f"{kinds[1]} there")
+    return target
+
+
+# --- seeding a new volume from the image ------------------------------------------------------
+
+@contextmanager
+def locked(volume_name: str):
+    """Hold the volume's lock (flock(2) on its directory): two containers starting at once
+    must not both seed it."""
+    fd = os.open(volumes_dir() / volume_name, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def seed(volume_name: str, image_path: str) -> None:
+    """The first mount of a new volume copies the image's files at that path into it (with
+    their modes, owners and symlinks) and records that it did, so it happens once."""
+    with locked(volume_name):
+        volume = get_volume(volume_name)
+        if volume.Seeded:
+            return
+        data = Path(volume.Mountpoint)
+        if os.path.isdir(image_path) and not any(data.iterdir()):
+            copy_tree(image_path, str(data))
+            copy_attributes(image_path, str(data), os.lstat(image_path))
+        volume.Seeded = True
+        volume.save()
+
+
+def copy_tree(source: str, target: str) -> None:
+    """Copy a directory's contents like ``cp -a``: files, directories, symlinks and device
+    nodes, with modes, owners and times."""
+    for entry in os.scandir(source):
+        src, dst = entry.path, os.path.join(target, entry.name)
+        st = entry.stat(follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(src), dst)
+        elif stat.S_ISDIR(st.st_mode):
+            os.mkdir(dst)
+            copy_tree(src, dst)
+        elif stat.S_ISREG(st.st_mode):
+            shutil.copyfile(src, dst, follow_symlinks=False)
+        else:  # char/block devices, fifos, sockets: the node itself, never its content
+            os.mknod(dst, st.st_mode, st.st_rdev)
+        copy_attributes(src, dst, st)
+
+
+def copy_attributes(src: str, dst: str, st: os.stat_result) -> None:
+    os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+    if not stat.S_ISLNK(st.st_mode):  # chmod after chown: chown clears setuid bits
+        os.chmod(dst, stat.S_IMODE(st.st_mode))
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)

@@ -1,5 +1,404 @@
-"""The lifecycle commands (stage 6): create, start, logs, attach, exec, stop, kill, ..."""
+"""The lifecycle commands (stage 6 and 7's flags): run, create, start, ps, logs, attach, exec,
+top, wait, inspect, rename, stop, kill, restart, pause, unpause, rm, container/system prune."""
 
-import click  # noqa: F401
+import sys
 
-from minidocker.cli import CONTEXT, Group, main, require_root  # noqa: F401
+import click
+
+from minidocker.cli import CONTEXT, Group, main, require_root
+
+
+def container_options(command):
+    """The flags ``run`` and ``create`` share, as Docker's."""
+    options = [
+        click.option("--name", help="Assign a name to the container."),
+        click.option("-h", "--hostname", help="Container host name (default: its short ID)."),
+        click.option("--entrypoint", help="Overwrite the image's ENTRYPOINT (\"\" clears it)."),
+        click.option("-e", "--env", multiple=True, metavar="KEY=VALUE",
+                     help="Set an environment variable (repeatable)."),
+        click.option("--env-file", multiple=True, metavar="FILE",
+                     help="Read environment variables from a file (KEY=VALUE lines)."),
+        click.option("-w", "--workdir", metavar="DIR", help="Working directory inside."),
+        click.option("-u", "--user", metavar="USER[:GROUP]",
+                     help="User name or UID, optionally with group (from the image's "
+                          "/etc/passwd)."),
+        click.option("--read-only", "readonly", is_flag=True,
+                     help="Mount the container's root filesystem as read only."),
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("--rm", "remove", is_flag=True, help="Remove the container (and its "
+                     "anonymous volumes) when it exits."),
+        click.option("--init", is_flag=True, help="Run tini as PID 1: it forwards signals "
+                     "and reaps orphans."),
+        click.option("--restart", default="no", metavar="POLICY",
+                     help="no, on-failure[:N], always or unless-stopped."),
+        click.option("--stop-signal", metavar="SIGNAL", help="Signal 'stop' sends "
+                     "(default: the image's StopSignal, or SIGTERM)."),
+        click.option("--stop-timeout", type=int, metavar="SECONDS",
+                     help="Seconds 'stop' waits before SIGKILL (default 10)."),
+        click.option("--cidfile", type=click.Path(dir_okay=False),
+                     help="Write the container ID to the file."),
+        click.option("--log-opt", "log_opts", multiple=True, metavar="KEY=VALUE",
+                     help="Log options: max-size=10m, max-file=3."),
+        click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]",
+                     help="Bind mount a host path, or mount a named/anonymous volume."),
+        click.option("--mount", "mounts", multiple=True, metavar="type=...,target=...",
+                     help="Attach a bind, volume or tmpfs mount."),
+        click.option("--tmpfs", multiple=True, metavar="PATH[:OPTIONS]",
+                     help="Mount a tmpfs directory."),
+        click.option("--volumes-from", multiple=True, metavar="CONTAINER[:ro|rw]",
+                     help="Mount the volumes of another container."),
+        click.option("-m", "--memory", metavar="BYTES", help="Memory limit (e.g. 32m, 1g)."),
+        click.option("--memory-swap", metavar="BYTES",
+                     help="Memory plus swap limit; -1 = unlimited swap."),
+        click.option("--cpus", metavar="N", help="Number of CPUs (e.g. 0.5)."),
+        click.option("-c", "--cpu-shares", metavar="N",
+                     help="CPU shares (relative weight, default 1024)."),
+        click.option("--cpu-period", metavar="US", help="CFS period in microseconds."),
+        click.option("--cpu-quota", metavar="US", help="CFS quota in microseconds per period."),
+        click.option("--cpuset-cpus", metavar="LIST", help="CPUs it may run on (0-1, 0,2)."),
+        click.option("--pids-limit", metavar="N", help="Maximum number of processes."),
+        click.argument("image"),
+        click.argument("command", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def build_spec(o: dict):
+    """The ContainerSpec from the flags (checked: a bad flag fails before anything exists)."""
+    from minidocker.cgroups import build_limits
+    from minidocker.container import ContainerSpec
+
+    limits = build_limits(o["memory"], o["memory_swap"], o["cpus"], o["cpu_shares"],
+                          o["cpu_period"], o["cpu_quota"], o["cpuset_cpus"], o["pids_limit"])
+    return ContainerSpec(
+        image=o["image"], command=list(o["command"]), entrypoint=o["entrypoint"],
+        name=o["name"], hostname=o["hostname"], env=list(o["env"]),
+        env_files=list(o["env_file"]), workdir=o["workdir"], user=o["user"],
+        readonly=o["readonly"], interactive=o["interactive"], tty=o["tty"],
+        remove=o["remove"], init=o["init"], limits=limits, restart=o["restart"],
+        stop_signal=o["stop_signal"], stop_timeout=o["stop_timeout"],
+        volumes=list(o["volumes"]), mounts=list(o["mounts"]), tmpfs=list(o["tmpfs"]),
+        volumes_from=list(o["volumes_from"]), log_opts=list(o["log_opts"]))
+
+
+def check_cidfile(path: str | None) -> None:
+    import os
+
+    from minidocker.errors import MinidockerError
+
+    if path and os.path.exists(path):
+        raise MinidockerError(f"Container ID file found, make sure the other container isn't "
+                              f"running or delete {path}")
+
+
+def write_cidfile(path: str | None, container_id: str) -> None:
+    if path:
+        with open(path, "x") as f:
+            f.write(container_id)
+
+
+RUN_CONTEXT = {**CONTEXT, "allow_interspersed_args": False}
+
+
+@main.command(context_settings=RUN_CONTEXT)
+@click.option("-d", "--detach", is_flag=True, help="Run in the background; print its ID.")
+@container_options
+def run(detach, **options):
+    """Run a command in a new container.
+
+    \b
+    Examples:
+      minidocker run --rm busybox echo hello
+      minidocker run --rm -it --hostname box busybox sh
+      minidocker run -d --name web busybox httpd -f -p 80
+      minidocker run --rm -v data:/data busybox sh -c 'date >> /data/log'
+    """
+    require_root("run")
+    spec = build_spec(options)
+    check_cidfile(options["cidfile"])
+    if detach:
+        from minidocker.container import create
+        from minidocker.container.lifecycle import start
+
+        record = create(spec)
+        write_cidfile(options["cidfile"], record.Id)
+        start(record)
+        click.echo(record.Id)
+        return
+    from minidocker.foreground import run_in_foreground
+
+    sys.exit(run_in_foreground(spec, on_create=lambda r: write_cidfile(options["cidfile"], r.Id)))
+
+
+@main.command(context_settings=RUN_CONTEXT)
+@container_options
+def create(**options):
+    """Create a new container without starting it; prints its ID."""
+    require_root("create")
+    from minidocker.container import create as make
+
+    spec = build_spec(options)
+    check_cidfile(options["cidfile"])
+    record = make(spec)
+    write_cidfile(options["cidfile"], record.Id)
+    click.echo(record.Id)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-a", "--attach", is_flag=True, help="Attach its output (and exit with its code).")
+@click.option("-i", "--interactive", is_flag=True, help="Attach its stdin.")
+@click.argument("containers", nargs=-1, required=True)
+def start(attach, interactive, containers):
+    """Start one or more created or stopped containers."""
+    require_root("start")
+    from minidocker.container import lifecycle
+
+    for name in containers:
+        record = lifecycle.find(name)
+        if attach or interactive:
+            sys.exit(_start_attached(record, interactive))
+        lifecycle.start(record)
+        click.echo(name)
+
+
+def _start_attached(record, interactive: bool) -> int:
+    from minidocker.container import attach, lifecycle
+
+    lifecycle.start(record, attach=True)
+    client = attach.connect(record.directory / "attach.sock", interactive)
+    detached = attach.relay(client, interactive, record.Config["Tty"])
+    return 0 if detached else lifecycle.wait(record)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default "
+              "shows just running).")
+@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
+def ps(show_all, quiet):
+    """List containers."""
+    from minidocker.foreground import list_containers
+
+    click.echo(list_containers(show_all, quiet), nl=False)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-f", "--follow", is_flag=True, help="Follow log output.")
+@click.option("-n", "--tail", default="all", metavar="N", help="Lines from the end (default all).")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
+@click.argument("container")
+def logs(follow, tail, timestamps, container):
+    """Show what a container printed (stdout and stderr)."""
+    from minidocker.foreground import show_logs
+
+    show_logs(container, follow, tail, timestamps)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@click.argument("container")
+def attach(no_stdin, container):
+    """Attach to a running container's stdio (detach: Ctrl-P Ctrl-Q)."""
+    require_root("attach")
+    from minidocker.container import attach as attaching
+    from minidocker.container import lifecycle
+    from minidocker.errors import Conflict
+
+    record = lifecycle.find(container)
+    if record.status != "running":
+        raise Conflict(f"You cannot attach to a {record.status} container, start it first")
+    with_stdin = record.Config["OpenStdin"] and not no_stdin
+    client = attaching.connect(record.directory / "attach.sock", with_stdin)
+    if attaching.relay(client, with_stdin, record.Config["Tty"]):
+        click.echo("\r\nread escape sequence", err=True)
+        return
+    sys.exit(lifecycle.wait(record))
+
+
+@main.command("exec", context_settings=RUN_CONTEXT)
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
+@click.option("-e", "--env", multiple=True, metavar="KEY=VALUE", help="Set a variable.")
+@click.option("-w", "--workdir", metavar="DIR", help="Working directory inside.")
+@click.option("-u", "--user", metavar="USER[:GROUP]", help="User name or UID.")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(interactive, tty, env, workdir, user, container, command):
+    """Run a command in a running container (joins its namespaces and cgroup)."""
+    require_root("exec")
+    from minidocker.container import lifecycle
+    from minidocker.container.exec import ExecSpec, exec_in
+
+    spec = ExecSpec(list(command), interactive, tty, list(env), workdir, user)
+    sys.exit(exec_in(lifecycle.find(container), spec))
+
+
+@main.command(context_settings=RUN_CONTEXT)
+@click.argument("container")
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
+def top(container, ps_args):
+    """Show the processes of a container (as the host's ps sees them)."""
+    from minidocker.container import lifecycle
+
+    click.echo(lifecycle.top(lifecycle.find(container), list(ps_args) or None), nl=False)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+def wait(containers):
+    """Block until containers stop, then print their exit codes."""
+    from minidocker.container import lifecycle
+
+    for name in containers:
+        click.echo(lifecycle.wait(lifecycle.find(name)))
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-f", "--format", "template", help="Format with a Go-template-like string, "
+              "e.g. '{{.State.Status}}' or '{{json .Mounts}}'.")
+@click.argument("names", nargs=-1, required=True)
+def inspect(template, names):
+    """Show low-level information on containers or images, as JSON."""
+    from minidocker.foreground import inspect as describe
+
+    click.echo(describe(list(names), template))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("container")
+@click.argument("new_name")
+def rename(container, new_name):
+    """Rename a container."""
+    require_root("rename")
+    from minidocker.container import lifecycle
+
+    lifecycle.rename(lifecycle.find(container), new_name)
+
+
+def _each(action, names, **kwargs):
+    """Apply ``action`` to each container, printing its name; go on after an error and exit 1
+    at the end, as Docker does."""
+    from minidocker.container import lifecycle
+    from minidocker.errors import MinidockerError
+
+    failed = False
+    for name in names:
+        try:
+            action(lifecycle.find(name), **kwargs)
+            click.echo(name)
+        except MinidockerError as exc:
+            click.echo(f"minidocker: {exc}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-t", "--time", "timeout", type=int, metavar="SECONDS",
+              help="Seconds to wait before SIGKILL (default: its --stop-timeout, or 10).")
+@click.argument("containers", nargs=-1, required=True)
+def stop(timeout, containers):
+    """Stop containers: StopSignal (SIGTERM), then SIGKILL after the timeout."""
+    require_root("stop")
+    from minidocker.container import lifecycle
+
+    _each(lifecycle.stop, containers, timeout=timeout)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-s", "--signal", "signame", default="KILL", help="Signal to send (default KILL).")
+@click.argument("containers", nargs=-1, required=True)
+def kill(signame, containers):
+    """Send a signal to containers' PID 1."""
+    require_root("kill")
+    from minidocker.container import lifecycle
+
+    _each(lifecycle.kill, containers, signame=signame)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-t", "--time", "timeout", type=int, metavar="SECONDS",
+              help="Seconds to wait before SIGKILL.")
+@click.argument("containers", nargs=-1, required=True)
+def restart(timeout, containers):
+    """Restart containers (stop, then start)."""
+    require_root("restart")
+    from minidocker.container import lifecycle
+
+    _each(lifecycle.restart, containers, timeout=timeout)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+def pause(containers):
+    """Freeze every process of containers (the cgroup freezer)."""
+    require_root("pause")
+    from minidocker.container import lifecycle
+
+    _each(lifecycle.pause, containers)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+def unpause(containers):
+    """Thaw paused containers."""
+    require_root("unpause")
+    from minidocker.container import lifecycle
+
+    _each(lifecycle.unpause, containers)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="Kill a running container, then remove it.")
+@click.option("-v", "--volumes", is_flag=True, help="Also remove its anonymous volumes.")
+@click.argument("containers", nargs=-1, required=True)
+def rm(force, volumes, containers):
+    """Remove one or more containers."""
+    require_root("rm")
+    from minidocker.foreground import remove_container
+
+    _each(remove_container, containers, force=force, volumes_too=volumes)
+
+
+@main.group(cls=Group, context_settings=CONTEXT)
+def container():
+    """Manage containers."""
+
+
+@container.command("prune", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+def container_prune(force):
+    """Remove all stopped containers."""
+    require_root("container prune")
+    from minidocker.foreground import prune_containers
+
+    if not force:
+        click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you "
+                      "want to continue?", abort=True)
+    removed = prune_containers()
+    click.echo("Deleted Containers:\n" + "".join(f"{i}\n" for i in removed) if removed
+               else "Total reclaimed space: 0B")
+
+
+@main.group(cls=Group, context_settings=CONTEXT)
+def system():
+    """Manage minidocker as a whole."""
+
+
+@system.command("prune", context_settings=CONTEXT)
+@click.option("-a", "--all", "everything", is_flag=True, help="Remove all unused images, not "
+              "just dangling ones.")
+@click.option("--volumes", is_flag=True, help="Prune anonymous volumes too.")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+def system_prune(everything, volumes, force):
+    """Remove stopped containers, unused images (and with --volumes, unused volumes)."""
+    require_root("system prune")
+    from minidocker.foreground import system_prune as prune
+
+    if not force:
+        click.confirm("WARNING! This will remove all stopped containers, and dangling images"
+                      + (" and anonymous volumes" if volumes else "")
+                      + ".\nAre you sure you want to continue?", abort=True)
+    click.echo(prune(everything, volumes), nl=False)

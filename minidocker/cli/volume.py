@@ -1,5 +1,114 @@
 """``minidocker volume ...`` (stage 7): create, ls, inspect, rm, prune."""
 
-import click  # noqa: F401
+import sys
 
-from minidocker.cli import CONTEXT, Group, main, require_root  # noqa: F401
+import click
+
+from minidocker.cli import CONTEXT, Group, main, require_root
+
+
+@main.group(cls=Group, context_settings=CONTEXT)
+def volume():
+    """Manage volumes: data that outlives containers."""
+
+
+@volume.command("create", context_settings=CONTEXT)
+@click.option("-d", "--driver", default="local", help="Volume driver (only 'local').")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+              help="Set metadata on the volume (repeatable).")
+@click.argument("name", required=False)
+def volume_create(driver, labels, name):
+    """Create a volume (a random name if NAME is not given) and print its name."""
+    require_root("volume create")
+    from minidocker.errors import MinidockerError
+    from minidocker.volumes import create_volume
+
+    if driver != "local":
+        raise MinidockerError(f"unknown volume driver '{driver}': minidocker has only "
+                              "'local' (a directory on this host)")
+    click.echo(create_volume(name, labels=dict(_label(item) for item in labels)).Name)
+
+
+@volume.command("ls", context_settings=CONTEXT)
+@click.option("-q", "--quiet", is_flag=True, help="Only display volume names.")
+def volume_ls(quiet):
+    """List volumes."""
+    from minidocker.foreground import format_table
+    from minidocker.volumes import list_volumes
+
+    found = list_volumes()
+    if quiet:
+        click.echo("".join(f"{v.Name}\n" for v in found), nl=False)
+    else:
+        click.echo(format_table([("DRIVER", "VOLUME NAME"),
+                                 *((v.Driver, v.Name) for v in found)]), nl=False)
+
+
+@volume.command("inspect", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+def volume_inspect(names):
+    """Show details of one or more volumes, as JSON."""
+    import json
+
+    from minidocker.volumes import get_volume
+
+    click.echo(json.dumps([get_volume(name).inspect() for name in names], indent=4))
+
+
+@volume.command("rm", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="No error for a volume that does not exist.")
+@click.argument("names", nargs=-1, required=True)
+def volume_rm(force, names):
+    """Remove one or more volumes (not while a container uses them)."""
+    require_root("volume rm")
+    from minidocker.errors import MinidockerError
+    from minidocker.volumes import remove_volume
+
+    users, failed = volumes_in_use(), False
+    for name in names:
+        try:
+            remove_volume(name, users, force)
+            click.echo(name)
+        except MinidockerError as exc:  # like Docker: report it, go on with the others
+            click.echo(f"minidocker: {exc}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
+@volume.command("prune", context_settings=CONTEXT)
+@click.option("-a", "--all", "everything", is_flag=True,
+              help="Remove all unused volumes, not just anonymous ones.")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+def volume_prune(everything, force):
+    """Remove unused volumes: anonymous ones, or every unused one with -a."""
+    require_root("volume prune")
+    from minidocker.image.store import human_size
+    from minidocker.volumes import prune_volumes
+
+    kind = "local volumes" if everything else "anonymous local volumes"
+    if not force and not click.confirm(f"WARNING! This will remove {kind} not used by at "
+                                       "least one container.\nAre you sure you want to "
+                                       "continue?"):
+        return
+    removed, reclaimed = prune_volumes(volumes_in_use(), everything)
+    if removed:
+        click.echo("Deleted Volumes:\n" + "".join(f"{name}\n" for name in removed))
+    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+
+
+def volumes_in_use() -> dict[str, list[str]]:
+    """Every volume some container (running or not) mounts, with the containers' names."""
+    from minidocker.container import records
+    from minidocker.volumes import volume_users
+
+    return volume_users((r.Name, getattr(r, "Mounts", None) or []) for r in records.all_records())
+
+
+def _label(item: str) -> tuple[str, str]:
+    key, _, value = item.partition("=")
+    if not key:
+        from minidocker.errors import MinidockerError
+
+        raise MinidockerError(f"invalid label '{item}': use --label KEY=VALUE")
+    return key, value

@@ -41,7 +41,7 @@ def commit(name: str, tag: str | None = None, author: str = "", message: str = "
     config = json.loads(json.dumps(parent.config))
     config["config"] = apply_changes(config.get("config", {}), list(changes))
     config["rootfs"]["diff_ids"].append(layer.diff_id)
-    entry = {"created": now(), "created_by": " ".join(record.Config["Cmd"])}
+    entry = {"created": now(), "created_by": " ".join(record.command)}
     entry.update({k: v for k, v in (("author", author), ("comment", message)) if v})
     config["history"] = [*config.get("history", []), entry]
     config["created"] = entry["created"]

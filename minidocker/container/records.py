@@ -1,9 +1,20 @@
 """The container's record on disk: one JSON file per container, written atomically.
 
 ``$MINIDOCKER_ROOT/containers/<id>/config.json`` holds what ``inspect`` shows (Docker's field
-names); next to it live the overlay's ``upper``, ``work`` and ``merged`` dirs.
+names); next to it live the overlay's ``upper``, ``work`` and ``merged`` dirs, the log file and
+the monitor's attach socket.
+
+Two processes write a record: the CLI (``rename``, ``stop``, ``pause``) and the container's
+monitor (running, exited, restarting). Each change is a read-modify-write under an flock(2) on
+the container's ``lock`` file, so neither loses the other's update; and a record that ``rm``
+has removed is never written again (a monitor finishing late cannot bring it back).
+
+Man pages: flock(2), rename(2).
 """
 
+import contextlib
+import fcntl
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,6 +22,15 @@ from pathlib import Path
 from minidocker.container.names import random_name
 from minidocker.errors import Conflict, NotFound
 from minidocker.state import now, read_json, state_root, write_json
+
+STATUSES = ("created", "running", "paused", "restarting", "exited", "dead")
+
+
+def new_state() -> dict:
+    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+            "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+            "StartedAt": "", "FinishedAt": "", "MonitorPid": 0, "MonitorStart": 0,
+            "ManuallyStopped": False}
 
 
 @dataclass
@@ -21,32 +41,103 @@ class ContainerRecord:
     Config: dict
     HostConfig: dict
     Created: str = field(default_factory=now)
-    State: dict = field(default_factory=lambda: {"Status": "created", "Pid": 0, "ExitCode": 0,
-                                                 "OOMKilled": False, "StartedAt": "",
-                                                 "FinishedAt": ""})
+    State: dict = field(default_factory=new_state)
+    Mounts: list = field(default_factory=list)  # stage 7: what inspect lists as Mounts
+    NetworkSettings: dict = field(default_factory=dict)  # stage 8
+    RestartCount: int = 0
+    LogPath: str = ""
+
+    def __post_init__(self):
+        self.State = {**new_state(), **self.State}  # a record written by an older version
 
     @property
     def directory(self) -> Path:
         return containers_dir() / self.Id
 
+    @property
+    def command(self) -> list[str]:
+        """What runs as the container's process: Entrypoint followed by Cmd (Docker's rule)."""
+        return [*(self.Config.get("Entrypoint") or []), *(self.Config.get("Cmd") or [])]
+
+    @property
+    def status(self) -> str:
+        return self.State["Status"]
+
     def save(self) -> None:
         write_json(self.directory / "config.json", asdict(self))
 
-    def mark_running(self, pid: int) -> None:
-        self.State.update(Status="running", Pid=pid, StartedAt=now())
-        self.save()
+    def reload(self) -> "ContainerRecord":
+        fresh = load(self.Id)
+        self.__dict__.update(fresh.__dict__)
+        return self
 
-    def mark_exited(self, exit_code: int, oom_killed: bool = False) -> None:
-        self.State.update(Status="exited", Pid=0, ExitCode=exit_code, FinishedAt=now(),
-                          OOMKilled=oom_killed)
-        self.save()
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the record's lock, with this object refreshed from disk; saved at the end.
+        Raises NotFound if the container was removed meanwhile."""
+        with _lock(self.directory):
+            self.reload()
+            yield self
+            self.save()
+
+    def update_state(self, **changes) -> None:
+        """Change State fields in one locked read-modify-write."""
+        with self.locked():
+            self.State.update(changes)
+
+    def mark_running(self, pid: int) -> None:
+        """Running, watched by this process (the monitor)."""
+        self.update_state(Status="running", Running=True, Paused=False, Restarting=False,
+                          Pid=pid, MonitorPid=os.getpid(), MonitorStart=start_time(os.getpid()),
+                          StartedAt=now(), ExitCode=0, Error="", OOMKilled=False, Dead=False)
+
+    def mark_exited(self, exit_code: int, oom_killed: bool = False, error: str = "") -> None:
+        self.update_state(Status="exited", Running=False, Paused=False, Restarting=False,
+                          Pid=0, MonitorPid=0, ExitCode=exit_code, FinishedAt=now(),
+                          OOMKilled=oom_killed, Error=error)
 
     def remove(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+        with _lock(self.directory, must_exist=False):
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _lock(directory: Path, must_exist: bool = True):
+    try:
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        if must_exist:
+            raise NotFound(f"No such container: {directory.name[:12]} (it was removed)") from None
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if must_exist and not (directory / "config.json").exists():
+            raise NotFound(f"No such container: {directory.name[:12]} (it was removed)")
+        yield
+    finally:
+        os.close(fd)
+
+
+def start_time(pid: int) -> int:
+    """When a process started, in clock ticks since boot (field 22 of /proc/<pid>/stat): with
+    the PID it names one process for good, even after the PID is reused. 0: no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return 0
 
 
 def containers_dir() -> Path:
     return state_root() / "containers"
+
+
+def load(container_id: str) -> ContainerRecord:
+    try:
+        return ContainerRecord(**read_json(containers_dir() / container_id / "config.json"))
+    except FileNotFoundError:
+        raise NotFound(f"No such container: {container_id[:12]} (it was removed)") from None
 
 
 def all_records() -> list[ContainerRecord]:
@@ -62,10 +153,11 @@ def all_records() -> list[ContainerRecord]:
 def find(name_or_id: str) -> ContainerRecord:
     """A container by full name, full ID or unique ID prefix."""
     records = all_records()
+    name = name_or_id.lstrip("/")
     for record in records:
-        if name_or_id in (record.Name, record.Id):
+        if name in (record.Name, record.Id):
             return record
-    matches = [r for r in records if r.Id.startswith(name_or_id)] if len(name_or_id) >= 3 else []
+    matches = [r for r in records if r.Id.startswith(name)] if len(name) >= 3 else []
     if len(matches) == 1:
         return matches[0]
     raise NotFound(f"No such container: {name_or_id} (see 'minidocker ps -a')")

@@ -1,30 +1,44 @@
-"""Stage 6 — starting a container: from ``minidocker run`` to the user's command as PID 1.
+"""Stage 6 — creating and starting a container: from ``minidocker run`` to PID 1.
 
-The story, in the order the kernel sees it:
+``create()`` turns the flags and the image's config into the container's record (Docker's
+Config and HostConfig, see spec.py for the rules); nothing runs yet. ``start()`` tells the
+story the kernel sees, and can tell it again for a restart:
 
-1. find the image's root directory (stage 5) and give the container an ID, a name and a record;
-2. make its cgroup and write its limits (stage 3);
-3. fork the shim, which unshares a PID namespace; its child unshares uts, mnt, ipc and net
+1. make the container's cgroup and write its limits (stage 3);
+2. fork the shim, which unshares a PID namespace; its child unshares uts, mnt, ipc and net
    namespaces and waits while we move it into the cgroup; then it unshares the cgroup
    namespace, so that its cgroup looks like the root (stage 1);
-4. inside: make every mount private, mount the overlay of the image and the container's own
-   upper dir (stage 4), pivot_root into it with /proc, /sys and /dev (stage 2), set the
-   hostname, go to the working directory;
-5. exec the command; the shim waits for it, the record gets its exit code (and whether the
-   kernel's OOM killer struck), and the cgroup is removed.
+3. inside: make every mount private, mount the overlay of the image and the container's own
+   upper dir (stage 4), mount its volumes (stage 7) and, with ``--init``, tini at
+   ``/sbin/docker-init``; pivot_root into it with /proc, /sys and /dev (stage 2); set the
+   hostname; become the user (``-u``); go to the working directory;
+4. exec the command; whoever started it (the monitor) waits for the shim, records the exit
+   code (and whether the kernel's OOM killer struck), and the cgroup is removed.
 
-Man pages: see stages 1 to 4. Used by: ``minidocker run``, notebook 00-tour.
+Man pages: see stages 1 to 4. Used by: ``minidocker run``/``create``/``start``, the monitor,
+notebooks 00 and 06.
 """
 
 import os
+import shutil
 from dataclasses import dataclass
 
-from minidocker import cgroups, kernel, namespaces, rootfs, unionfs
+from minidocker import cgroups, kernel, namespaces, rootfs, unionfs, volumes
 from minidocker.container import records
 from minidocker.container.names import check_name, new_id
-from minidocker.container.spec import ContainerSpec
+from minidocker.container.spec import (
+    ContainerSpec,
+    environment,
+    parse_log_opts,
+    parse_restart,
+    parse_signal,
+)
 from minidocker.errors import MinidockerError
 from minidocker.image.store import resolve_image
+from minidocker.security.users import resolve_user, switch_user
+
+TINI = "/usr/bin/tini-static"  # Debian's tini, the init Docker ships as docker-init
+INIT_PATH = "/sbin/docker-init"
 
 
 @dataclass
@@ -33,7 +47,6 @@ class Container:
 
     record: records.ContainerRecord
     process: namespaces.Process
-    spec: ContainerSpec
     cgroup: cgroups.Cgroup
     oom_killed: bool = False
 
@@ -58,68 +71,134 @@ class Container:
         code = self.process.wait()
         self.oom_killed = self.cgroup.stats().oom_kills > 0
         self.cgroup.destroy()
-        if self.spec.remove:
-            self.record.remove()
+        if self.record.HostConfig.get("AutoRemove"):
+            remove(self.record)
         else:
-            self.record.mark_exited(code, oom_killed=self.oom_killed)
+            try:
+                self.record.mark_exited(code, oom_killed=self.oom_killed)
+            except MinidockerError:
+                pass  # removed meanwhile ('rm -f'): nothing left to record
         return code
 
 
 def create(spec: ContainerSpec) -> records.ContainerRecord:
     """Check the spec, resolve the image and write the container's record."""
-    if spec.workdir is not None and not os.path.isabs(spec.workdir):
+    if spec.workdir and not os.path.isabs(spec.workdir):
         raise MinidockerError(f"the working directory '{spec.workdir}' is invalid: it needs "
                               "to be an absolute path (-w /some/dir)")
+    restart = parse_restart(spec.restart)
+    if spec.remove and restart["Name"] != "no":
+        raise MinidockerError("Conflicting options: --restart and --rm: a container removed "
+                              "when it exits cannot be restarted; choose one")
+    log_config = parse_log_opts(spec.log_opts)
     reference, image = resolve_image(spec.image)
     defaults = image.config.get("config") or {}
-    command = (defaults.get("Entrypoint") or []) + (spec.command or defaults.get("Cmd") or [])
-    if not command:
-        raise MinidockerError("No command specified: give one after the image name, "
-                              "e.g. 'minidocker run busybox sh'")
+    entrypoint, cmd = command_of(spec, defaults)
+    stop_signal = spec.stop_signal or defaults.get("StopSignal") or "SIGTERM"
+    parse_signal(stop_signal)  # a bad --stop-signal fails now, not at 'stop'
+    requests = mount_requests(spec)
     container_id = new_id()
     name = records.claim_name(check_name(spec.name) if spec.name else None)
     record = records.ContainerRecord(
         Id=container_id, Name=name, Image=image.id,
-        Config={"Hostname": spec.hostname or container_id[:12], "Cmd": command,
-                "Env": [*defaults.get("Env", []), *spec.resolved_env()],
+        Config={"Hostname": spec.hostname or container_id[:12], "Entrypoint": entrypoint,
+                "Cmd": cmd, "Env": [*defaults.get("Env", []), *spec.resolved_env()],
                 "WorkingDir": spec.workdir or defaults.get("WorkingDir") or "/",
-                "Tty": spec.tty, "OpenStdin": spec.interactive, "Image": str(reference),
+                "User": spec.user if spec.user is not None else defaults.get("User", ""),
+                "Tty": spec.tty, "OpenStdin": spec.interactive, "StdinOnce": False,
+                "Image": str(reference), "StopSignal": stop_signal,
+                "StopTimeout": spec.stop_timeout, "Volumes": defaults.get("Volumes") or {},
+                "Labels": defaults.get("Labels") or {},
                 "LowerDirs": list(image.layer_dirs())},
         HostConfig={"ReadonlyRootfs": spec.readonly, "AutoRemove": spec.remove,
-                    "Init": spec.init, **docker_limits(spec.limits)})
+                    "Init": spec.init, "RestartPolicy": restart,
+                    "LogConfig": {"Type": "json-file", "Config": log_config},
+                    "Binds": list(spec.volumes), "VolumesFrom": list(spec.volumes_from),
+                    **spec.extra, **docker_limits(spec.limits)})
+    record.LogPath = str(record.directory / "container-json.log")
+    if not record.command:
+        raise MinidockerError("No command specified: give one after the image name, "
+                              "e.g. 'minidocker run busybox sh'")
+    mounts = volumes.resolve(requests[0], image_volumes=record.Config["Volumes"],
+                             inherited=requests[1])  # last: it makes volumes and dirs
+    record.Mounts = [m.to_dict() for m in mounts]
     record.save()
     return record
 
 
-def start(record: records.ContainerRecord, spec: ContainerSpec,
+def mount_requests(spec: ContainerSpec) -> tuple[list, list]:
+    """The user's mounts, parsed (``-v``, ``--mount``, ``--tmpfs``), and the mounts inherited
+    with ``--volumes-from``; a bad spec fails here, before anything is made."""
+    requests = ([volumes.parse_volume(s) for s in spec.volumes]
+                + [volumes.parse_mount(s) for s in spec.mounts]
+                + [volumes.parse_tmpfs(s) for s in spec.tmpfs])
+    inherited = []
+    for item in spec.volumes_from:
+        name, mode = volumes.parse_volumes_from(item)
+        inherited += volumes.volumes_from(records.find(name).Mounts, mode)
+    return requests, inherited
+
+
+def command_of(spec: ContainerSpec, image: dict) -> tuple[list[str], list[str]]:
+    """Entrypoint and Cmd, by Docker's rules (see spec.py)."""
+    if spec.entrypoint is not None:
+        return ([spec.entrypoint] if spec.entrypoint else []), list(spec.command)
+    return list(image.get("Entrypoint") or []), list(spec.command or image.get("Cmd") or [])
+
+
+def start(record: records.ContainerRecord,
           stdio: namespaces.Stdio | None = None) -> Container:
-    """Start a created container; returns once its command has been exec'd."""
-    hostname, command = record.Config["Hostname"], record.Config["Cmd"]
-    workdir = record.Config["WorkingDir"]
-    dirs = unionfs.OverlayDirs.under(record.directory, tuple(record.Config["LowerDirs"]))
-    env = spec.environment(hostname, record.Config["Env"])
-    cgroup = make_cgroup(record, spec.limits)
+    """Start a created (or exited) container; returns once its command has been exec'd."""
+    config, host = record.Config, record.HostConfig
+    hostname, workdir = config["Hostname"], config["WorkingDir"]
+    dirs = unionfs.OverlayDirs.under(record.directory, tuple(config["LowerDirs"]))
+    env = environment(hostname, config["Env"], tty=config["Tty"])
+    command = [INIT_PATH, "--", *record.command] if host.get("Init") else record.command
+    mounts = [volumes.Mount.from_dict(m) for m in record.Mounts]
+    cgroup = make_cgroup(record, limits_of(host))
+
+    def more_mounts(root: str) -> None:  # after /proc, /sys, /dev: a volume may go there
+        volumes.mount_all(mounts, root)
+        if host.get("Init"):
+            mount_init(root)
 
     def inside_the_namespaces() -> None:  # runs as the container's PID 1, before exec
         rootfs.make_mounts_private()
         unionfs.mount_overlay(dirs)
-        rootfs.enter_rootfs(rootfs.RootfsSpec(dirs.merged, readonly=spec.readonly))
+        rootfs.enter_rootfs(rootfs.RootfsSpec(dirs.merged, readonly=host["ReadonlyRootfs"],
+                                              more_mounts=more_mounts))
         kernel.sethostname(hostname)
+        user = resolve_user(config.get("User"), host.get("GroupAdd"))
+        if not any(item.startswith("HOME=") for item in config["Env"]):
+            env["HOME"] = user.home  # env is this process's copy: spawn execs with it
         enter_workdir(workdir)
+        switch_user(user)
 
     try:
         process = namespaces.spawn(command, namespaces.CONTAINER_NAMESPACES, env=env,
-                                   stdio=stdio, setup=inside_the_namespaces, init=spec.init,
+                                   stdio=stdio, setup=inside_the_namespaces,
                                    before_start=cgroup.add_process)
     except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
         cgroup.destroy()
-        if spec.remove:
-            record.remove()
+        if host.get("AutoRemove"):
+            remove(record)
         else:
-            record.mark_exited(getattr(exc, "exit_code", 125))
+            record.mark_exited(getattr(exc, "exit_code", 125), error=str(exc))
         raise
     record.mark_running(process.pid)
-    return Container(record, process, spec, cgroup)
+    return Container(record, process, cgroup)
+
+
+def mount_init(merged: str) -> None:
+    """Bind tini (static, so it needs nothing from the image) at /sbin/docker-init."""
+    if not os.path.exists(TINI):
+        raise MinidockerError(f"--init needs tini: {TINI} is missing (apt-get install tini)")
+    target = os.path.join(merged, INIT_PATH.lstrip("/"))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if not os.path.exists(target):
+        open(target, "w").close()
+    kernel.mount(TINI, target, None, kernel.MS_BIND)
+    kernel.mount(None, target, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY)
 
 
 def make_cgroup(record: records.ContainerRecord, limits: cgroups.Limits) -> cgroups.Cgroup:
@@ -136,29 +215,44 @@ def make_cgroup(record: records.ContainerRecord, limits: cgroups.Limits) -> cgro
         cgroup.set_limits(limits)
     except OSError as exc:
         cgroup.destroy()
-        record.remove()
         raise MinidockerError(f"cannot set up the container's cgroup: {exc} (run "
                               "'minidocker doctor' to see the cgroup layout)") from exc
     return cgroup
 
 
 def release(record: records.ContainerRecord) -> None:
-    """Give back what a container held in the kernel after its process is gone — for a
-    container whose minidocker died before it could clean up (``ps``, ``rm``)."""
+    """Give back what a container held in the kernel: its processes and its cgroup (killed
+    through the cgroup: every process of the container, nobody else's)."""
     cgroups.for_container(record.Id).destroy()
 
 
+def remove(record: records.ContainerRecord) -> None:
+    """Forget a container: release it, then delete its directory (upper dir, log, record)."""
+    release(record)
+    record.remove()
+    shutil.rmtree(record.directory, ignore_errors=True)
+
+
+DOCKER_LIMITS = {"memory": "Memory", "memory_swap": "MemorySwap", "cpu_quota": "CpuQuota",
+                 "cpu_period": "CpuPeriod", "cpu_shares": "CpuShares",
+                 "cpuset_cpus": "CpusetCpus", "pids_limit": "PidsLimit"}
+
+
 def docker_limits(limits: cgroups.Limits) -> dict:
-    """The limits under Docker's HostConfig names (0 = unlimited), for ``inspect``."""
-    return {"Memory": limits.memory or 0, "MemorySwap": limits.memory_swap or 0,
-            "CpuQuota": limits.cpu_quota or 0, "CpuPeriod": limits.cpu_period or 0,
-            "CpuShares": limits.cpu_shares or 0, "CpusetCpus": limits.cpuset_cpus or "",
-            "PidsLimit": limits.pids_limit or 0}
+    """The limits under Docker's HostConfig names (0 or "" = unlimited), for ``inspect``."""
+    return {docker: getattr(limits, ours) or ("" if ours == "cpuset_cpus" else 0)
+            for ours, docker in DOCKER_LIMITS.items()}
+
+
+def limits_of(host_config: dict) -> cgroups.Limits:
+    """The limits back from a record's HostConfig."""
+    return cgroups.Limits(**{ours: host_config.get(docker) or None
+                             for ours, docker in DOCKER_LIMITS.items()})
 
 
 def run(spec: ContainerSpec, stdio: namespaces.Stdio | None = None) -> Container:
     """``docker run`` without the terminal: create and start; call ``.wait()`` for the end."""
-    return start(create(spec), spec, stdio)
+    return start(create(spec), stdio)
 
 
 def enter_workdir(workdir: str) -> None:

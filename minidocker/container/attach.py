@@ -1,0 +1,108 @@
+"""Talking to a running container's stdio through its monitor: ``attach`` and ``start -a``.
+
+The monitor owns the container's stdin, stdout and stderr (pipes, or one pty with ``-t``) and
+listens on a unix socket, ``<container>/attach.sock``. A client connects and says whether it
+brings stdin (one byte: ``i`` or ``o``); then the monitor sends it every piece of output as a
+*frame* — one byte for the stream (1 stdout, 2 stderr), four bytes of length, the bytes, the
+same multiplexing Docker's attach API uses — and copies whatever the client sends to the
+container's stdin. The client detaches with Ctrl-P Ctrl-Q; the container keeps running.
+
+``attach`` is not ``exec``: attach joins the container's *existing* PID 1 conversation (you see
+what it prints, you type to it; Ctrl-C goes to it), exec starts a *new* process beside it.
+
+Man pages: unix(7), socket(2), select(2).
+"""
+
+import contextlib
+import os
+import select
+import socket
+import struct
+from pathlib import Path
+
+from minidocker.container.tty import raw_terminal
+from minidocker.errors import MinidockerError
+
+STREAMS = {"stdout": 1, "stderr": 2}
+DETACH_KEYS = b"\x10\x11"  # Ctrl-P Ctrl-Q, Docker's default --detach-keys
+
+
+def frame(stream: str, data: bytes) -> bytes:
+    return struct.pack(">BI", STREAMS[stream], len(data)) + data
+
+
+def read_frames(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """Complete frames at the start of ``buffer``, and the rest."""
+    frames = []
+    while len(buffer) >= 5:
+        stream, size = struct.unpack(">BI", buffer[:5])
+        if len(buffer) < 5 + size:
+            break
+        frames.append((stream, buffer[5:5 + size]))
+        buffer = buffer[5 + size:]
+    return frames, buffer
+
+
+@contextlib.contextmanager
+def short_address(path: Path):
+    """A unix socket's address may be at most 107 bytes (unix(7)); a deep state root is
+    longer. ``/proc/self/fd/N/name``, with N an open fd of the directory, names the same
+    place in a few bytes."""
+    directory = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{directory}/{path.name}"
+    finally:
+        os.close(directory)
+
+
+def connect(socket_path: Path, with_stdin: bool) -> socket.socket:
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with short_address(socket_path) as address:
+            client.connect(address)
+    except OSError as exc:
+        client.close()
+        raise MinidockerError("cannot attach: the container's monitor is not listening "
+                              f"({exc.strerror}); is the container running?") from exc
+    client.sendall(b"i" if with_stdin else b"o")
+    return client
+
+
+def relay(client: socket.socket, with_stdin: bool, tty: bool) -> bool:
+    """Copy frames to our stdout/stderr and our stdin to the container, until the container
+    ends (returns False) or we detach with Ctrl-P Ctrl-Q (returns True)."""
+    inputs = [client, 0] if with_stdin else [client]
+    buffer, keys = b"", b""
+    with raw_terminal(0) if (tty and with_stdin) else _nothing():
+        while True:
+            ready, _, _ = select.select(inputs, [], [])
+            if client in ready:
+                data = client.recv(65536)
+                if not data:
+                    return False
+                frames, buffer = read_frames(buffer + data)
+                for stream, payload in frames:
+                    _write_all(stream, payload)
+            if 0 in ready:
+                data = os.read(0, 4096)
+                if not data:  # our stdin ended: tell the monitor, keep reading output
+                    client.shutdown(socket.SHUT_WR)
+                    inputs.remove(0)
+                    continue
+                keys = (keys + data)[-len(DETACH_KEYS):]
+                if DETACH_KEYS in data or keys == DETACH_KEYS:
+                    return True
+                client.sendall(data)
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]

@@ -1,0 +1,218 @@
+"""Stage 6 — the lifecycle after ``start``: the states a container goes through, and the
+commands that move it between them.
+
+::
+
+    created --start--> running --(PID 1 exits)--> exited --start--> running ...
+                       running --pause--> paused --unpause--> running
+                       exited  --(restart policy)--> restarting --> running
+                       any     --rm--> (gone)
+
+``TRANSITIONS`` below is that table as data; notebook 06 draws it. The monitor (monitor.py)
+moves a container to running, exited and restarting; these functions are the user's moves:
+``stop`` sends the image's StopSignal (SIGTERM unless the image says otherwise), waits, then
+SIGKILLs every process through the cgroup; ``kill`` sends one signal to PID 1; ``pause``
+freezes the cgroup; ``rm`` removes what the container held.
+
+The record is never trusted blindly: ``refresh()`` checks that the monitor still lives (by PID
+*and* start time, so a reused PID cannot fool it). A container whose monitor was killed is
+marked exited and its processes and cgroup are removed: the record follows the kernel's truth.
+
+Man pages: kill(2), signal(7), cgroups(7) (freezer, cgroup.kill), waitpid(2).
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+from minidocker import cgroups
+from minidocker.container import records
+from minidocker.container.monitor import launch
+from minidocker.container.names import check_name
+from minidocker.container.spec import parse_signal
+from minidocker.container.start import release, remove
+from minidocker.errors import Conflict, MinidockerError
+
+# (from, command or event, to): the container state machine, drawn by notebook 06.
+TRANSITIONS = [
+    ("created", "start", "running"),
+    ("running", "PID 1 exits", "exited"),
+    ("running", "stop / kill", "exited"),
+    ("running", "pause", "paused"),
+    ("paused", "unpause", "running"),
+    ("paused", "stop / kill", "exited"),
+    ("exited", "restart policy", "restarting"),
+    ("restarting", "back-off over", "running"),
+    ("restarting", "stop", "exited"),
+    ("exited", "start / restart", "running"),
+    ("created", "rm", "removed"),
+    ("exited", "rm", "removed"),
+    ("running", "rm -f", "removed"),
+]
+ACTIVE = ("running", "paused", "restarting")
+
+
+def refresh(record: records.ContainerRecord) -> records.ContainerRecord:
+    """Make the record tell the truth: an active container whose monitor is gone is exited,
+    and whatever it left in the kernel is released."""
+    if record.status in ACTIVE and not monitor_alive(record):
+        try:
+            with record.locked():
+                if record.status in ACTIVE and not monitor_alive(record):
+                    record.State.update(Status="exited", Running=False, Paused=False,
+                                        Restarting=False, Pid=0, MonitorPid=0,
+                                        ExitCode=record.State.get("ExitCode") or 137,
+                                        Error="its monitor died", FinishedAt=records.now())
+        except MinidockerError:
+            return record
+        release(record)
+    return record
+
+
+def monitor_alive(record: records.ContainerRecord) -> bool:
+    pid = record.State.get("MonitorPid") or 0
+    return pid > 0 and records.start_time(pid) == record.State.get("MonitorStart")
+
+
+def find(name: str) -> records.ContainerRecord:
+    return refresh(records.find(name))
+
+
+def start(record: records.ContainerRecord, attach: bool = False) -> int:
+    """``start``: a created or exited container runs again, under a new monitor."""
+    if record.status in ACTIVE:
+        return record.State["Pid"]
+    record.update_state(ManuallyStopped=False)
+    return launch(record, wait_for_attach=attach)
+
+
+def stop(record: records.ContainerRecord, timeout: int | None = None) -> None:
+    """``stop``: StopSignal to PID 1, then SIGKILL to all after ``timeout`` seconds."""
+    if record.status not in ACTIVE:
+        return
+    record.update_state(ManuallyStopped=True)  # no restart policy brings it back
+    if timeout is None:
+        timeout = record.Config.get("StopTimeout")
+    timeout = 10 if timeout is None else timeout
+    cgroup = cgroups.for_container(record.Id)
+    if record.status == "paused":
+        cgroup.thaw()  # a frozen process cannot act on its signal
+    _signal(record, parse_signal(record.Config.get("StopSignal") or "SIGTERM"))
+    if not _wait_for_exit(record, timeout):
+        cgroup.kill_all()
+    _wait_for_exit(record, 10)
+
+
+def kill(record: records.ContainerRecord, signame: str = "KILL") -> None:
+    """``kill``: one signal to PID 1 (SIGKILL by default). A killed container stays down."""
+    signum = parse_signal(signame)
+    if record.status not in ("running", "paused"):
+        raise Conflict(f"Cannot kill container {record.Name}: it is not running")
+    record.update_state(ManuallyStopped=True)
+    if record.status == "paused" and signum == signal.SIGKILL:
+        cgroups.for_container(record.Id).thaw()
+    _signal(record, signum)
+    if signum == signal.SIGKILL:
+        _wait_for_exit(record, 10)
+
+
+def restart(record: records.ContainerRecord, timeout: int | None = None) -> None:
+    stop(record, timeout)
+    start(record.reload())
+
+
+def pause(record: records.ContainerRecord) -> None:
+    if record.status != "running":
+        raise Conflict(f"Container {record.Name} is not running" if record.status != "paused"
+                       else f"Container {record.Name} is already paused")
+    cgroups.for_container(record.Id).freeze()
+    record.update_state(Status="paused", Paused=True)
+
+
+def unpause(record: records.ContainerRecord) -> None:
+    if record.status != "paused":
+        raise Conflict(f"Container {record.Name} is not paused")
+    cgroups.for_container(record.Id).thaw()
+    record.update_state(Status="running", Paused=False)
+
+
+def rm(record: records.ContainerRecord, force: bool = False, hooks=()) -> None:
+    """``rm``: a stopped container goes; a running one only with ``force`` (SIGKILL first).
+    ``hooks`` are called with the record after the processes are gone (volumes: ``-v``)."""
+    if record.status in ACTIVE:
+        if not force:
+            raise Conflict(f"You cannot remove a {record.status} container {record.Id[:12]}. "
+                           "Stop it first, or use 'minidocker rm -f'.")
+        record.update_state(ManuallyStopped=True)
+        release(record)  # thaw and SIGKILL through the cgroup: every process of it
+        _wait_for_monitor(record, 5)
+    for hook in hooks:
+        hook(record)
+    remove(record)
+
+
+def prune(hooks=()) -> list[str]:
+    """``container prune``: remove every container that is not running."""
+    removed = []
+    for record in records.all_records():
+        if refresh(record).status not in ACTIVE:
+            rm(record, hooks=hooks)
+            removed.append(record.Id)
+    return removed
+
+
+def wait(record: records.ContainerRecord) -> int:
+    """``wait``: block until the container stops; its exit code."""
+    while refresh(record).status in ACTIVE or record.status == "created":
+        if record.status == "created" and not record.State["StartedAt"]:
+            pass  # Docker waits for a created container to run and stop; so do we
+        time.sleep(0.1)
+        record.reload()
+    return record.State["ExitCode"]
+
+
+def rename(record: records.ContainerRecord, new_name: str) -> None:
+    new_name = records.claim_name(check_name(new_name))
+    with record.locked():
+        record.Name = new_name
+
+
+def top(record: records.ContainerRecord, ps_args: list[str] | None = None) -> str:
+    """``top``: the container's processes, as ``ps -f`` on the host shows them (host PIDs)."""
+    if record.status not in ("running", "paused"):
+        raise Conflict(f"Container {record.Name} is not running")
+    pids = cgroups.for_container(record.Id).pids()
+    if not pids:
+        return ""
+    result = subprocess.run(["ps", *(ps_args or ["-f"]), "-p", ",".join(map(str, pids))],
+                            capture_output=True, text=True)
+    if result.returncode not in (0, 1):
+        raise MinidockerError(f"ps failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _signal(record: records.ContainerRecord, signum: int) -> None:
+    try:
+        os.kill(record.State["Pid"], signum)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_for_exit(record: records.ContainerRecord, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if refresh(record.reload()).status not in ACTIVE:
+                return True
+        except MinidockerError:
+            return True  # removed meanwhile
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _wait_for_monitor(record: records.ContainerRecord, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while monitor_alive(record) and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -1,0 +1,161 @@
+"""The container's log: what it printed, one JSON object per line, as Docker's json-file driver.
+
+The monitor reads the container's stdout and stderr pipes and appends, for every line::
+
+    {"log": "hello\\n", "stream": "stdout", "time": "2026-11-22T22:04:52.123456Z"}
+
+to ``<container>/container-json.log``. A chatty container cannot fill the disk: when the file
+grows past ``max-size`` it is renamed to ``.1`` (``.1`` to ``.2``, ...; at most ``max-file``
+files) and a new one begins — log rotation, as logrotate(8) does it for daemons.
+
+``minidocker logs`` reads the files back, oldest first; ``-f`` keeps reading as the file grows
+(and follows a rotation, by noticing the name now points to a new inode).
+
+Man pages: pipe(7), rename(2), inotify(7) (which ``-f`` could use; it polls instead).
+"""
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from minidocker.cgroups.limits import parse_bytes
+from minidocker.errors import MinidockerError
+from minidocker.state import now
+
+LOG_NAME = "container-json.log"
+
+
+class LogWriter:
+    """Append a container's output to its json-file log, rotating by size."""
+
+    def __init__(self, path: Path, max_size: str = "10m", max_file: str = "3"):
+        self.path = path
+        self.max_size = parse_bytes("--log-opt max-size", max_size)
+        try:
+            self.max_file = max(1, int(max_file))
+        except ValueError:
+            raise MinidockerError(f"--log-opt max-file={max_file}: give a number of files, "
+                                  "e.g. 3") from None
+        self.partial = {"stdout": b"", "stderr": b""}
+        self.file = open(path, "ab")
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Log complete lines; keep a trailing half line until its newline comes."""
+        data = self.partial[stream] + data
+        *lines, self.partial[stream] = data.split(b"\n")
+        for line in lines:
+            self._append(stream, line + b"\n")
+
+    def flush_partial(self) -> None:
+        """At the end of the output: log what was printed without a final newline."""
+        for stream, rest in self.partial.items():
+            if rest:
+                self._append(stream, rest)
+            self.partial[stream] = b""
+
+    def _append(self, stream: str, line: bytes) -> None:
+        entry = {"log": line.decode(errors="replace"), "stream": stream, "time": now()}
+        self.file.write(json.dumps(entry).encode() + b"\n")
+        self.file.flush()
+        if self.file.tell() >= self.max_size:
+            self.rotate()
+
+    def rotate(self) -> None:
+        self.file.close()
+        if self.max_file == 1:
+            os.truncate(self.path, 0)  # one file: start it again
+        else:
+            for n in range(self.max_file - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{n}")
+                if n == self.max_file - 1:
+                    older.unlink(missing_ok=True)
+                previous = self.path.with_name(f"{self.path.name}.{n - 1}") if n > 1 else self.path
+                if previous.exists():
+                    os.rename(previous, older)
+        self.file = open(self.path, "ab")
+
+    def close(self) -> None:
+        self.flush_partial()
+        self.file.close()
+
+
+@dataclass
+class LogEntry:
+    stream: str
+    text: str
+    time: str
+
+
+def log_files(path: Path) -> list[Path]:
+    """The log and its rotated predecessors, oldest first."""
+    rotated = sorted(path.parent.glob(f"{path.name}.*"), key=lambda p: -int(p.suffix[1:])
+                     if p.suffix[1:].isdigit() else 0)
+    return [p for p in rotated if p.suffix[1:].isdigit()] + ([path] if path.exists() else [])
+
+
+def read_entries(path: Path, tail: int | None = None) -> list[LogEntry]:
+    """Every entry of the log files (the last ``tail`` ones), oldest first."""
+    entries: deque[LogEntry] = deque(maxlen=tail if tail is not None and tail >= 0 else None)
+    for file in log_files(path):
+        with open(file, "rb") as f:
+            entries.extend(_parse(f.read().splitlines()))
+    return list(entries)
+
+
+def _parse(lines: list[bytes]) -> Iterator[LogEntry]:
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            yield LogEntry(entry["stream"], entry["log"], entry["time"])
+        except (ValueError, KeyError):
+            continue  # a line cut by a crash mid-write: skipped
+
+
+def follow(path: Path, still_running: Callable[[], bool], tail: int | None = None,
+           poll: float = 0.1) -> Iterator[LogEntry]:
+    """The last ``tail`` entries, then every entry added from now on, until the container
+    stops. The current file is read through one open handle, so no line is shown twice or
+    lost between "what was there" and "what came"."""
+    f = _open(path)
+    inode = os.fstat(f.fileno()).st_ino if f else None
+    old = [e for file in log_files(path)[:-1] if f for e in read_entries(file)]
+    buffer = f.read() if f else b""
+    *lines, buffer = buffer.split(b"\n")
+    old += list(_parse(lines))
+    yield from old[-tail:] if tail is not None and tail >= 0 else old
+    while True:
+        chunk = f.read() if f else b""
+        if chunk:
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            yield from _parse(lines)
+            continue
+        if _rotated(path, inode):  # the monitor began a new file: read that from its start
+            if f:
+                f.close()
+            f = _open(path)
+            inode = os.fstat(f.fileno()).st_ino if f else None
+            continue
+        if not still_running():
+            break
+        time.sleep(poll)
+    if f:
+        f.close()
+
+
+def _open(path: Path):
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None
+
+
+def _rotated(path: Path, inode: int | None) -> bool:
+    try:
+        return path.stat().st_ino != inode
+    except FileNotFoundError:
+        return False

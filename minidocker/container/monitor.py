@@ -1,0 +1,332 @@
+"""Stage 6 — the monitor: the small process that stays with a container, as podman's conmon.
+
+Without a daemon, *someone* must hold a detached container's stdio, write its log, wait for it
+and record its exit code. That is the monitor, one per running container:
+
+1. ``launch()`` (in the CLI) starts ``python -m minidocker.container.monitor ID`` in a session
+   of its own (setsid(2): no terminal, so closing yours does not kill it) and waits on a pipe
+   until the monitor reports "running" or an error;
+2. the monitor starts the container with pipes (or a pty with ``-t``) as its stdio; it is the
+   parent of the shim, which is the parent of PID 1 (and the shim dies if the monitor dies:
+   PR_SET_PDEATHSIG, so a killed monitor never leaves an unwatched container behind);
+3. it copies every output line to the json-file log and to attached clients, and what clients
+   type to the container's stdin (see attach.py);
+4. when PID 1 exits: exit code and OOM kill into the record, cgroup removed; then the restart
+   policy decides — ``no``; ``on-failure[:N]`` (a non-zero exit, at most N times);
+   ``always`` and ``unless-stopped`` (unless a user stopped it) — with a back-off delay that
+   doubles from 100 ms, as Docker's does.
+
+A foreground ``minidocker run`` is its own container's monitor: the same loop, with the
+terminal as one more attached client.
+
+Man pages: setsid(2), pipe(7), waitpid(2), prctl(2) (PR_SET_PDEATHSIG), unix(7), pty(7).
+"""
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from minidocker.container import records
+from minidocker.container.attach import frame, short_address
+from minidocker.container.logs import LogWriter
+from minidocker.container.start import Container, remove, start
+from minidocker.container.tty import copy_window_size
+from minidocker.errors import MinidockerError
+from minidocker.namespaces import Stdio, receive_console
+
+MAX_BACKOFF = 10.0  # seconds between restarts, at most
+STEADY = 10.0  # a container that ran this long restarts without delay again
+
+
+def launch(record: records.ContainerRecord, wait_for_attach: bool = False) -> int:
+    """Start a detached monitor for the container; returns PID 1 once it runs. With
+    ``wait_for_attach`` the monitor starts the container only after one client has attached
+    (``start -a``: no output is lost)."""
+    status_r, status_w = os.pipe()
+    stderr = open(record.directory / "monitor.log", "ab")
+    argv = [sys.executable, "-m", "minidocker.container.monitor", record.Id, str(status_w)]
+    if wait_for_attach:
+        argv.append("--wait-for-attach")
+    subprocess.Popen(argv, pass_fds=(status_w,), stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True, cwd="/")
+    os.close(status_w)
+    stderr.close()
+    with os.fdopen(status_r, "rb") as reports:
+        for line in reports:
+            report = json.loads(line)
+            if "error" in report:
+                raise MinidockerError(report["error"], report["exit_code"])
+            if "running" in report:
+                return report["running"]
+            if "listening" in report and wait_for_attach:
+                return 0  # the caller attaches now; the start follows
+    raise MinidockerError(f"the monitor of {record.Name} died while starting it; see "
+                          f"{record.directory / 'monitor.log'}")
+
+
+class Monitor:
+    """The loop that starts, watches, logs and restarts one container."""
+
+    def __init__(self, record: records.ContainerRecord, local: "Terminal | None" = None):
+        self.record = record
+        self.local = local  # the foreground terminal, or None when detached
+        self.clients: dict[socket.socket, bool] = {}  # attached client -> brought stdin?
+        self.readers: set[socket.socket] = set()  # clients that may still send something
+        self.container: Container | None = None
+        self.stdin_w: int | None = None
+        log = record.HostConfig.get("LogConfig", {}).get("Config", {})
+        self.log = LogWriter(Path(record.LogPath), log.get("max-size", "10m"),
+                             log.get("max-file", "3"))
+        self.listener = self._listen(record.directory / "attach.sock")
+        self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wakeup_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() when the shim ends
+
+    def run(self, report=None, on_start=None) -> int:
+        """Start the container, and again as its restart policy says; returns the last exit
+        code. ``report(dict)`` hears "running" (or the error) after the first start; without
+        it a first start's error is raised. ``on_start(container)`` hears of every start."""
+        code, delay, first = 0, 0.1, True
+        while True:
+            began = time.monotonic()
+            try:
+                outputs = self.start_once()
+            except MinidockerError as exc:
+                if first and not report:
+                    self.close()
+                    raise
+                if report:
+                    report({"error": str(exc), "exit_code": exc.exit_code})
+                code = exc.exit_code
+                break
+            if report:
+                report({"running": self.container.pid})
+                report = None
+            if on_start:
+                on_start(self.container)
+            first = False
+            code = self.watch(outputs)
+            if not self.should_restart(code):
+                break
+            delay = 0.1 if time.monotonic() - began > STEADY else min(delay * 2, MAX_BACKOFF)
+            if not self.wait_to_restart(delay):
+                break
+        self.close()
+        return code
+
+    def start_once(self) -> dict[int, str]:
+        """Start the container with fresh stdio; returns its output fds by stream name."""
+        config = self.record.Config
+        tty, with_stdin = config["Tty"], config["OpenStdin"]
+        ours, theirs = socket.socketpair() if tty else (None, None)
+        out_r, out_w = os.pipe() if not tty else (None, 1)
+        err_r, err_w = os.pipe() if not tty else (None, 2)
+        in_r, self.stdin_w = os.pipe() if with_stdin and not tty else \
+            (os.open(os.devnull, os.O_RDONLY), None)
+        try:
+            self.container = start(self.record.reload(), Stdio(in_r, out_w, err_w, console=theirs))
+        finally:
+            for fd in (in_r, out_w if not tty else None, err_w if not tty else None):
+                if fd is not None:
+                    os.close(fd)
+            if theirs:
+                theirs.close()
+        if tty:
+            master = receive_console(ours)
+            if self.local:
+                copy_window_size(0, master)
+                signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(0, master))
+            self.stdin_w = master if with_stdin else None
+            return {master: "stdout"}
+        return {out_r: "stdout", err_r: "stderr"}
+
+    def watch(self, outputs: dict[int, str]) -> int:
+        """Copy output to the log and the clients, input to the container, until PID 1 has
+        exited and its output is drained; then record the exit."""
+        process = self.container.process
+        while outputs or process.poll() is None:
+            readable = [*outputs, self.listener, self.wakeup_r, *self.readers]
+            if self.local and self.local.stdin_open:
+                readable.append(0)
+            try:
+                ready, _, _ = select.select(readable, [], [], 1.0)
+            except InterruptedError:
+                continue
+            for fd in ready:
+                if fd in outputs:
+                    self.copy_output(fd, outputs)
+                elif fd is self.listener:
+                    self.accept()
+                elif fd == self.wakeup_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self.wakeup_r, 512)
+                elif fd == 0:
+                    self.copy_input(os.read(0, 65536), local=True)
+                else:
+                    self.copy_input(self._recv(fd))
+        self.log.flush_partial()
+        if self.stdin_w is not None and not self.record.Config["Tty"]:
+            os.close(self.stdin_w)
+        self.stdin_w = None
+        for client in list(self.clients):  # the attached see the end, as with docker attach
+            self.drop(client)
+        return self.container.wait()
+
+    def copy_output(self, fd: int, outputs: dict[int, str]) -> None:
+        stream = outputs[fd]
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO from a pty: every process holding its slave end is gone
+            data = b""
+        if not data:
+            del outputs[fd]
+            os.close(fd)
+            return
+        self.log.write(stream, data)
+        if self.local:
+            _write_all(1 if stream == "stdout" else 2, data)
+        for client in list(self.clients):
+            try:
+                client.sendall(frame(stream, data))
+            except OSError:
+                self.drop(client)
+
+    def copy_input(self, data: bytes, local: bool = False) -> None:
+        """Bytes typed by the terminal or a client, to the container's stdin."""
+        if data and self.stdin_w is not None:
+            with contextlib.suppress(OSError):
+                _write_all(self.stdin_w, data)
+        elif not data and local:  # the terminal's stdin ended: like 'docker run -i', close
+            self.local.stdin_open = False  # the container's stdin too
+            if self.stdin_w is not None and not self.record.Config["Tty"]:
+                os.close(self.stdin_w)
+                self.stdin_w = None
+
+    def accept(self) -> None:
+        client, _ = self.listener.accept()
+        client.settimeout(1.0)
+        try:
+            wants_stdin = client.recv(1) == b"i"
+        except OSError:
+            client.close()
+            return
+        client.settimeout(None)
+        self.clients[client] = wants_stdin
+        self.readers.add(client)
+
+    def _recv(self, client: socket.socket) -> bytes:
+        """What a client sent: input for the container, or its goodbye (then b"")."""
+        try:
+            data = client.recv(65536)
+        except OSError:
+            data = b""
+        if not data:  # it closed its input (it may still watch), or it is gone
+            self.readers.discard(client)
+        return data if self.clients.get(client) else b""
+
+    def drop(self, client: socket.socket) -> None:
+        self.clients.pop(client, None)
+        self.readers.discard(client)
+        client.close()
+
+    def should_restart(self, code: int) -> bool:
+        """Docker's restart policies, after an exit with ``code``."""
+        try:
+            record = self.record.reload()
+        except MinidockerError:
+            return False  # removed ('rm -f')
+        policy = record.HostConfig.get("RestartPolicy", {"Name": "no"})
+        if record.State["ManuallyStopped"]:
+            return False
+        if policy["Name"] in ("always", "unless-stopped"):
+            return True
+        if policy["Name"] == "on-failure" and code != 0:
+            limit = policy.get("MaximumRetryCount", 0)
+            return limit == 0 or record.RestartCount < limit
+        return False
+
+    def wait_to_restart(self, delay: float) -> bool:
+        """The back-off: "restarting" for ``delay`` seconds, unless stopped meanwhile."""
+        try:
+            with self.record.locked():
+                self.record.RestartCount += 1
+                self.record.State.update(Status="restarting", Restarting=True,
+                                         MonitorPid=os.getpid())
+        except MinidockerError:
+            return False
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            time.sleep(min(0.05, delay))
+            try:
+                if self.record.reload().State["ManuallyStopped"]:
+                    self.record.mark_exited(self.record.State["ExitCode"])
+                    return False
+            except MinidockerError:
+                return False
+        return True
+
+    def close(self) -> None:
+        self.log.close()
+        self.listener.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.record.directory / "attach.sock")
+        signal.set_wakeup_fd(-1)
+        if self.record.HostConfig.get("AutoRemove"):
+            remove(self.record)
+
+    @staticmethod
+    def _listen(path: Path) -> socket.socket:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with short_address(path) as address:
+            listener.bind(address)
+        os.chmod(path, 0o600)
+        listener.listen(8)
+        return listener
+
+
+class Terminal:
+    """The foreground CLI's own stdio, as an attached client of its container's monitor."""
+
+    def __init__(self, interactive: bool):
+        self.stdin_open = interactive
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def main(argv: list[str]) -> None:
+    """The detached monitor's life (``python -m minidocker.container.monitor ID FD``)."""
+    container_id, status_fd = argv[0], int(argv[1])
+    os.set_inheritable(status_fd, False)
+    for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_IGN)
+
+    def report(message: dict) -> None:
+        os.write(status_fd, (json.dumps(message) + "\n").encode())
+        os.close(status_fd)
+
+    try:
+        monitor = Monitor(records.load(container_id))
+        if "--wait-for-attach" in argv:
+            os.write(status_fd, b'{"listening": true}\n')
+            monitor.accept()
+        monitor.run(report)
+    except BaseException as exc:  # anything unexpected: say so, where launch() can read it
+        with contextlib.suppress(OSError):
+            report({"error": f"monitor: {exc}", "exit_code": 125})
+        raise
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
