@@ -56,6 +56,27 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def monitors_of(root: str) -> list[tuple[int, str]]:
+    """Monitors of this session's detached containers: not our descendants (a detached
+    monitor is re-parented to init), so they are found by the state root in their
+    environment."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            if "minidocker.container.monitor" not in cmdline:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if f"MINIDOCKER_ROOT={root}".encode() in f.read().split(b"\0"):
+                    found.append((int(entry), cmdline))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
 def leaks() -> list[str]:
     """What the session left behind: processes, mounts under the state root, cgroups."""
     found = []
@@ -68,6 +89,8 @@ def leaks() -> list[str]:
         if "ipykernel" not in cmdline:  # nbval's kernels end on their own schedule
             found.append(f"process {pid}: {cmdline}")
     root = LAB_HOST["root"] or os.environ.get("MINIDOCKER_ROOT", "")
+    found += [f"process {pid} (a detached container's monitor): {cmdline}"
+              for pid, cmdline in monitors_of(root)]
     with open("/proc/self/mountinfo") as f:
         for line in f:
             mount_point = line.split()[4]

@@ -6,6 +6,7 @@ import sys
 import click
 
 from minidocker.cli import CONTEXT, Group, main, require_root
+from minidocker.cli.flags import extra, later_stage_options
 
 
 def container_options(command):
@@ -63,7 +64,7 @@ def container_options(command):
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return later_stage_options(command)
 
 
 def build_spec(o: dict):
@@ -71,6 +72,7 @@ def build_spec(o: dict):
     from minidocker.cgroups import build_limits
     from minidocker.container import ContainerSpec
 
+    later = extra(o)
     limits = build_limits(o["memory"], o["memory_swap"], o["cpus"], o["cpu_shares"],
                           o["cpu_period"], o["cpu_quota"], o["cpuset_cpus"], o["pids_limit"])
     return ContainerSpec(
@@ -81,7 +83,7 @@ def build_spec(o: dict):
         remove=o["remove"], init=o["init"], limits=limits, restart=o["restart"],
         stop_signal=o["stop_signal"], stop_timeout=o["stop_timeout"],
         volumes=list(o["volumes"]), mounts=list(o["mounts"]), tmpfs=list(o["tmpfs"]),
-        volumes_from=list(o["volumes_from"]), log_opts=list(o["log_opts"]))
+        volumes_from=list(o["volumes_from"]), log_opts=list(o["log_opts"]), extra=later)
 
 
 def check_cidfile(path: str | None) -> None:

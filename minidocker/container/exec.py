@@ -8,7 +8,8 @@ What the kernel needs for "inside" is everything the container's PID 1 has:
    gives us the container's root directory);
 3. one more fork: joining a PID namespace only places our *children* in it;
 4. its environment, working directory and user (``-e``, ``-w``, ``-u``), a terminal of its own
-   from the container's devpts with ``-t``; then execve(2).
+   from the container's devpts with ``-t``, and its capabilities and seccomp filter (stage 9:
+   an exec'd process may do no more than PID 1); then execve(2).
 
 Compare with ``attach``, which starts nothing: it connects you to PID 1's own stdio.
 
@@ -20,10 +21,11 @@ import signal
 import socket
 from dataclasses import dataclass, field
 
-from minidocker import cgroups, namespaces
+from minidocker import cgroups, namespaces, security
 from minidocker.container import records
 from minidocker.container import tty as terminal
 from minidocker.container.spec import environment
+from minidocker.container.start import security_of
 from minidocker.errors import Conflict
 from minidocker.security.users import resolve_user, switch_user
 
@@ -84,9 +86,10 @@ def _join_and_exec(record: records.ContainerRecord, spec: ExecSpec,
         env = environment(config["Hostname"], [*config["Env"], *spec.env], tty=spec.tty,
                           home=user.home)
         os.chdir(spec.workdir or config["WorkingDir"])
-        switch_user(user)
         if console:
             namespaces.open_console(console)
+        # the container's capabilities, seccomp filter and user: exec gets no more than PID 1
+        security.apply(security_of(record.HostConfig), switch_user=lambda: switch_user(user))
         namespaces.execute(spec.command, env)
     except BaseException as exc:
         os.write(2, f"minidocker: exec failed: {exc}\n".encode())

@@ -23,7 +23,7 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from minidocker import cgroups, kernel, namespaces, rootfs, unionfs, volumes
+from minidocker import cgroups, kernel, namespaces, rootfs, security, unionfs, volumes
 from minidocker.container import records
 from minidocker.container.names import check_name, new_id
 from minidocker.container.spec import (
@@ -71,6 +71,7 @@ class Container:
         code = self.process.wait()
         self.oom_killed = self.cgroup.stats().oom_kills > 0
         self.cgroup.destroy()
+        NetworkPlan(self.record).release()
         if self.record.HostConfig.get("AutoRemove"):
             remove(self.record)
         else:
@@ -155,12 +156,19 @@ def start(record: records.ContainerRecord,
     env = environment(hostname, config["Env"], tty=config["Tty"])
     command = [INIT_PATH, "--", *record.command] if host.get("Init") else record.command
     mounts = [volumes.Mount.from_dict(m) for m in record.Mounts]
+    protection = security_of(host)
+    net = NetworkPlan(record)
     cgroup = make_cgroup(record, limits_of(host))
 
     def more_mounts(root: str) -> None:  # after /proc, /sys, /dev: a volume may go there
         volumes.mount_all(mounts, root)
+        net.mount_files(root)
         if host.get("Init"):
             mount_init(root)
+
+    def before_start(pid: int) -> None:  # the parent's part, while the child waits
+        cgroup.add_process(pid)
+        net.attach(pid)
 
     def inside_the_namespaces() -> None:  # runs as the container's PID 1, before exec
         rootfs.make_mounts_private()
@@ -172,21 +180,110 @@ def start(record: records.ContainerRecord,
         if not any(item.startswith("HOME=") for item in config["Env"]):
             env["HOME"] = user.home  # env is this process's copy: spawn execs with it
         enter_workdir(workdir)
-        switch_user(user)
+        security.apply(protection, switch_user=lambda: switch_user(user))  # the last step
 
     try:
-        process = namespaces.spawn(command, namespaces.CONTAINER_NAMESPACES, env=env,
-                                   stdio=stdio, setup=inside_the_namespaces,
-                                   before_start=cgroup.add_process)
+        process = namespaces.spawn(command, net.namespaces(), env=env, stdio=stdio,
+                                   setup=inside_the_namespaces, before_start=before_start)
     except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
         cgroup.destroy()
+        net.release()
         if host.get("AutoRemove"):
             remove(record)
         else:
             record.mark_exited(getattr(exc, "exit_code", 125), error=str(exc))
         raise
     record.mark_running(process.pid)
+    net.record_settings()
     return Container(record, process, cgroup)
+
+
+def security_of(host_config: dict) -> security.SecurityOptions:
+    """Stage 9's options from the record (Docker's defaults when the flags gave none)."""
+    if "Security" in host_config:
+        return security.SecurityOptions.from_dict(host_config["Security"])
+    return security.parse_security_opts()
+
+
+class NetworkPlan:
+    """Stage 8 for one start: which namespaces to make, the parent's attach (veth, address,
+    NAT), the /etc files to bind-mount inside, and the settings ``inspect`` shows. With
+    ``--network none`` (and for records without networking) it does nothing, and pyroute2
+    is never imported."""
+
+    FILES = ("hosts", "resolv.conf", "hostname")
+
+    def __init__(self, record: records.ContainerRecord):
+        self.record = record
+        self.mode = record.HostConfig.get("NetworkMode") or "none"
+
+    def namespaces(self) -> tuple[str, ...]:
+        if self.mode == "host" or self.mode.startswith("container:"):
+            return tuple(k for k in namespaces.CONTAINER_NAMESPACES if k != "net")
+        return namespaces.CONTAINER_NAMESPACES
+
+    def attach(self, pid: int) -> None:
+        if self.mode == "none":
+            return
+        from minidocker import network
+
+        host, config = self.record.HostConfig, self.record.Config
+        target = self.mode
+        if self.mode.startswith("container:"):
+            other = records.find(self.mode.split(":", 1)[1])
+            target = f"container:{other.Id}"
+        request = network.NetworkRequest(
+            network=target, name=self.record.Name, hostname=config["Hostname"],
+            aliases=host.get("NetworkAliases", []), publish=host.get("PortBindings", []),
+            publish_all=host.get("PublishAllPorts", False),
+            expose=[*config.get("ExposedPorts", {}), *host.get("Expose", [])],
+            links=host.get("Links", []), dns=host.get("Dns", []),
+            dns_search=host.get("DnsSearch", []), add_hosts=host.get("ExtraHosts", []))
+        network.attach(self.record.Id, pid, request)
+        network.write_container_files(self.record.Id, self.record.directory)
+
+    def mount_files(self, root: str) -> None:
+        """Inside, before pivot_root: join a ``container:`` network namespace; bind the
+        container's own hosts, resolv.conf and hostname over the image's."""
+        if self.mode == "none":
+            return
+        if self.mode.startswith("container:"):
+            other = records.find(self.mode.split(":", 1)[1])
+            namespaces.join(other.State["Pid"], ["net"])
+        for name in self.FILES:
+            source = self.record.directory / name
+            target = os.path.join(root, "etc", name)
+            if source.exists():
+                if not os.path.exists(target):
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    open(target, "a").close()
+                kernel.mount(str(source), target, None, kernel.MS_BIND)
+
+    def release(self) -> None:
+        if self.mode != "none":
+            from minidocker import network
+
+            network.release(self.record.Id)
+
+    def record_settings(self) -> None:
+        """NetworkSettings as Docker's inspect shows them (and ``ps`` its PORTS)."""
+        if self.mode == "none":
+            return
+        from minidocker import network
+
+        endpoints = network.endpoints_of(self.record.Id)
+        settings = {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": ""}
+        for e in endpoints:
+            settings["Networks"][e.network] = {
+                "IPAddress": e.ip_address, "IPPrefixLen": e.prefixlen, "Gateway": e.gateway,
+                "MacAddress": e.mac_address, "Aliases": e.aliases, "NetworkID": e.network_id}
+            for b in e.ports:
+                settings["Ports"].setdefault(f"{b.container_port}/{b.proto}", []).append(
+                    {"HostIp": b.host_ip, "HostPort": str(b.host_port)})
+        if endpoints:
+            settings.update(IPAddress=endpoints[0].ip_address, Gateway=endpoints[0].gateway)
+        with self.record.locked():
+            self.record.NetworkSettings = settings
 
 
 def mount_init(merged: str) -> None:
@@ -222,8 +319,9 @@ def make_cgroup(record: records.ContainerRecord, limits: cgroups.Limits) -> cgro
 
 def release(record: records.ContainerRecord) -> None:
     """Give back what a container held in the kernel: its processes and its cgroup (killed
-    through the cgroup: every process of the container, nobody else's)."""
+    through the cgroup: every process of the container, nobody else's), its network."""
     cgroups.for_container(record.Id).destroy()
+    NetworkPlan(record).release()
 
 
 def remove(record: records.ContainerRecord) -> None:

@@ -4,7 +4,8 @@
 """
 
 from .constants import *  # noqa: F403
-from .libc import mount, pivot_root, prctl, sethostname, setns, umount2, unshare
+from .libc import capget, capset, mount, pivot_root, prctl, sethostname, setns, umount2, unshare
 
-__all__ = ["mount", "pivot_root", "prctl", "sethostname", "setns", "umount2", "unshare"]
+__all__ = ["capget", "capset", "mount", "pivot_root", "prctl", "sethostname", "setns",
+           "umount2", "unshare"]
 __all__ += [name for name in dir() if name.isupper()]

@@ -45,3 +45,40 @@ PR_GET_NO_NEW_PRIVS = 39
 # ioctl(2) requests on a pty master (pts(4)): its number, and the lock on its slave
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
+
+# prctl(2) options for stage 9 (capabilities and seccomp)
+PR_GET_KEEPCAPS = 7
+PR_SET_KEEPCAPS = 8  # keep the permitted set across setuid() away from uid 0
+PR_GET_SECCOMP = 21
+PR_SET_SECCOMP = 22
+PR_CAP_AMBIENT = 47  # with one of the PR_CAP_AMBIENT_* operations below as arg2
+PR_CAP_AMBIENT_IS_SET = 1
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_LOWER = 3
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# capget(2) / capset(2): the header's version, which says "two 32-bit words per set"
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_LINUX_CAPABILITY_U32S_3 = 2
+
+# seccomp(2) modes and the values a filter returns (<linux/seccomp.h>); the low 16 bits of a
+# return value are its data (the errno for SECCOMP_RET_ERRNO)
+SECCOMP_MODE_STRICT = 1
+SECCOMP_MODE_FILTER = 2
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+SECCOMP_RET_KILL_THREAD = 0x00000000
+SECCOMP_RET_TRAP = 0x00030000
+SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_USER_NOTIF = 0x7FC00000
+SECCOMP_RET_TRACE = 0x7FF00000
+SECCOMP_RET_LOG = 0x7FFC0000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_ACTION_FULL = 0xFFFF0000
+SECCOMP_RET_DATA = 0x0000FFFF
+
+# <linux/audit.h>: the architecture a system call came from, as seccomp_data.arch names it
+AUDIT_ARCH_X86_64 = 0xC000003E
+AUDIT_ARCH_I386 = 0x40000003
+AUDIT_ARCH_AARCH64 = 0xC00000B7
+X32_SYSCALL_BIT = 0x40000000  # the kernel's __X32_SYSCALL_BIT: x32 ABI calls carry the x86_64
+# arch value, with this bit added to the syscall number

@@ -13,6 +13,8 @@ Used by: every later stage; notebook 01-namespaces shows them one by one.
 import ctypes
 import os
 
+from .constants import _LINUX_CAPABILITY_VERSION_3
+
 _libc = ctypes.CDLL(None, use_errno=True)  # the C library this Python is already linked with
 
 # pivot_root has no glibc wrapper: we use syscall(2) with its number for this architecture.
@@ -77,3 +79,40 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     ``PR_SET_CHILD_SUBREAPER``, ``PR_SET_NO_NEW_PRIVS``, ``PR_CAPBSET_DROP``, ...)."""
     args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
     return _check(_libc.prctl(ctypes.c_int(option), *args), "prctl", option, arg2)
+
+
+# --- capabilities (stage 9) -------------------------------------------------------------------
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):  # one per 32-bit word; version 3 uses two of them
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _cap_header(pid: int) -> _CapHeader:
+    return _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """capget(2): the (effective, permitted, inheritable) sets of ``pid`` (0: this thread),
+    each as a 64-bit mask with bit N for capability N."""
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(_cap_header(pid)), data), "capget", pid)
+    return tuple(getattr(data[0], name) | getattr(data[1], name) << 32
+                 for name in ("effective", "permitted", "inheritable"))
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """capset(2): set this thread's three capability sets (64-bit masks). The kernel allows
+    only shrinking ``permitted``, and ``effective`` must stay inside the new ``permitted``."""
+    data = (_CapData * 2)()
+    for word in (0, 1):
+        shift = 32 * word
+        data[word].effective = (effective >> shift) & 0xFFFFFFFF
+        data[word].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[word].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    result = _libc.capset(ctypes.byref(_cap_header(0)), data)
+    _check(result, "capset", hex(effective), hex(permitted), hex(inheritable))

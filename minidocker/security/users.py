@@ -44,16 +44,17 @@ def resolve_user(spec: str | None, group_add: list[str] | None = None,
                  root: str = "/") -> User:
     """``-u`` as a User, looked up in the files under ``root`` (the container's /)."""
     name, _, group = (spec or "").partition(":")
+    name = name or "0"
     passwd = [e for e in read_table(os.path.join(root, "etc/passwd")) if len(e) >= 7]
     groups = [e for e in read_table(os.path.join(root, "etc/group")) if len(e) >= 4]
-    entry = _find(passwd, name or "0")
-    if entry is None and not (name or "0").isdigit():
+    entry = _find(passwd, name)
+    if entry is None and not name.isdigit():
         raise MinidockerError(f"unable to find user {name}: no matching entries in passwd file "
                               "(use a user the image knows, or a number: -u 1000:1000)")
     if entry:
         user = User(int(entry[2]), int(entry[3]), home=entry[5] or "/", name=entry[0])
     else:
-        user = User(int(name), 0, home="/", name=name)
+        user = User(int(name), 0, home="/root" if name == "0" else "/", name=name)
     if group:
         user.gid = _group_id(groups, group)
     user.groups = sorted({int(e[2]) for e in groups if user.name in e[3].split(",")}

@@ -1,0 +1,132 @@
+"""``minidocker network ...`` (stage 8): create, ls, inspect, rm, prune, connect, disconnect."""
+
+import click
+
+from minidocker.cli import CONTEXT, Group, main, require_root
+
+
+@main.group(cls=Group, context_settings=CONTEXT)
+def network():
+    """Manage networks."""
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    from minidocker.errors import MinidockerError
+
+    pairs = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise MinidockerError(f"invalid {flag} {value!r}: use KEY=VALUE")
+        pairs[key] = val
+    return pairs
+
+
+def _table(rows: list[tuple]) -> str:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "".join("   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
+                   .rstrip() + "\n" for row in rows)
+
+
+def _container_id(name_or_id: str) -> str:
+    from minidocker.container.records import find
+
+    return find(name_or_id).Id
+
+
+@network.command("create", context_settings=CONTEXT)
+@click.option("-d", "--driver", default="bridge", show_default=True, help="Driver to manage "
+              "the network.")
+@click.option("--subnet", help="Subnet in CIDR format, e.g. 10.10.0.0/24.")
+@click.option("--gateway", help="IPv4 gateway of the subnet (default: its first address).")
+@click.option("--internal", is_flag=True, help="Restrict external access to the network.")
+@click.option("-o", "--opt", "options", multiple=True, metavar="KEY=VALUE",
+              help="Driver option, e.g. com.docker.network.bridge.enable_icc=false.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Set metadata.")
+@click.argument("name")
+def network_create(driver, subnet, gateway, internal, options, labels, name):
+    """Create a network."""
+    require_root("network create")
+    from minidocker.network import networks
+
+    created = networks.create(name, driver=driver, subnet=subnet, gateway=gateway,
+                              internal=internal, options=_pairs(options, "--opt"),
+                              labels=_pairs(labels, "--label"))
+    click.echo(created.id)
+
+
+@network.command("ls", context_settings=CONTEXT)
+@click.option("-q", "--quiet", is_flag=True, help="Only display network IDs.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
+def network_ls(quiet, no_trunc):
+    """List networks."""
+    from minidocker.network import networks
+
+    found = networks.ls()
+    ids = [n.id if no_trunc else n.id[:12] for n in found]
+    if quiet:
+        click.echo("\n".join(ids))
+        return
+    rows = [(i, n.name, n.driver, "local") for i, n in zip(ids, found, strict=True)]
+    click.echo(_table([("NETWORK ID", "NAME", "DRIVER", "SCOPE"), *rows]), nl=False)
+
+
+@network.command("inspect", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+def network_inspect(names):
+    """Display detailed information on one or more networks."""
+    import json
+
+    from minidocker.network import networks
+
+    click.echo(json.dumps([networks.inspect(name) for name in names], indent=4))
+
+
+@network.command("rm", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+def network_rm(names):
+    """Remove one or more networks."""
+    require_root("network rm")
+    from minidocker.network import networks
+
+    for name in names:
+        networks.remove(name)
+        click.echo(name)
+
+
+@network.command("prune", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+def network_prune(force):
+    """Remove all unused networks."""
+    require_root("network prune")
+    from minidocker.network import networks
+
+    if not force:
+        click.confirm("WARNING! This will remove all custom networks not used by at least one "
+                      "container.\nAre you sure you want to continue?", abort=True)
+    removed = networks.prune()
+    if removed:
+        click.echo("Deleted Networks:\n" + "\n".join(removed))
+
+
+@network.command("connect", context_settings=CONTEXT)
+@click.option("--alias", "aliases", multiple=True, help="Add a network-scoped alias.")
+@click.argument("network_name", metavar="NETWORK")
+@click.argument("container")
+def network_connect(aliases, network_name, container):
+    """Connect a running container to a network."""
+    require_root("network connect")
+    from minidocker.network import networks
+
+    networks.connect(network_name, _container_id(container), list(aliases))
+
+
+@network.command("disconnect", context_settings=CONTEXT)
+@click.argument("network_name", metavar="NETWORK")
+@click.argument("container")
+def network_disconnect(network_name, container):
+    """Disconnect a container from a network."""
+    require_root("network disconnect")
+    from minidocker.network import networks
+
+    networks.disconnect(network_name, _container_id(container))

@@ -1,0 +1,324 @@
+"""Attaching a container to its networks, and releasing everything again.
+
+``attach`` runs in the parent while the container's first process waits, already in its fresh
+(empty) network namespace. For each network it tells the story of bridge networking: the
+bridge is up (bridge.py), the container gets an address (ipam.py), a veth pair joins its
+namespace to the bridge (veth.py), and its published ports get their NAT rules (firewall.py).
+Every object is written into the container's endpoint record *before* it is made, so
+``release`` — after a normal exit, a failed start or a ``kill -9`` — removes exactly what was
+made, from the records alone.
+
+What the caller does for each ``--network`` mode:
+
+* ``bridge`` or a network name: unshare ``net`` for the container, call ``attach`` in
+  ``before_start``, and ``release`` when the container is gone.
+* ``none``: unshare ``net``; ``attach`` only brings ``lo`` up.
+* ``host``: do *not* unshare ``net``; ``attach`` records the mode (for the files).
+* ``container:<id>``: do not unshare ``net``; join the namespace of that container's PID 1
+  (``namespaces.join(pid, ["net"])`` in the child's setup); ``attach`` records the mode, and
+  ``write_container_files`` gives it the other container's hosts and resolv.conf.
+
+In every mode, call ``write_container_files(container_id, directory)`` after ``attach`` and
+bind-mount the files it returns over ``/etc/hosts``, ``/etc/resolv.conf``, ``/etc/hostname``.
+
+Man pages: network_namespaces(7), veth(4), iptables(8).
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minidocker.errors import MinidockerError, NotFound
+from minidocker.network import bridge, firewall, hosts, ipam, ports, store, veth
+from minidocker.network.store import Network
+
+
+@dataclass
+class NetworkRequest:
+    """What ``run``'s flags ask of the network, as given on the command line."""
+
+    network: str = "bridge"  # --network: bridge | none | host | container:<id> | <name>
+    name: str = ""  # the container's name: what peers on a user network call it
+    hostname: str = ""
+    aliases: list[str] = field(default_factory=list)  # --network-alias
+    publish: list[str] = field(default_factory=list)  # -p values
+    publish_all: bool = False  # -P
+    expose: list[str] = field(default_factory=list)  # --expose and the image's ExposedPorts
+    links: list[str] = field(default_factory=list)  # --link name[:alias]
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    add_hosts: list[str] = field(default_factory=list)  # --add-host name:ip
+
+    @property
+    def mode(self) -> str:
+        if self.network in ("none", "host") or self.network.startswith("container:"):
+            return self.network.split(":")[0]
+        return "bridge"
+
+
+@dataclass
+class Endpoint:
+    """One network interface of a container, as ``inspect`` shows it under Networks."""
+
+    network: str
+    network_id: str
+    ifname: str  # inside: eth0, eth1, ...
+    veth: str  # the host end
+    ip_address: str
+    prefixlen: int
+    gateway: str
+    mac_address: str
+    aliases: list[str]
+    ports: list[ports.PortBinding]
+
+
+# --- attach -----------------------------------------------------------------------------------
+
+def attach(container_id: str, pid: int, request: NetworkRequest) -> list[Endpoint]:
+    """Give the container ``pid`` (waiting in its new network namespace) its networking."""
+    bindings = _requested_ports(request)
+    with store.locked():
+        record = _new_record(container_id, pid, request)
+        try:
+            network = _check_mode(record, request)
+            store.write_endpoints(record)
+            if request.mode == "none":
+                veth.loopback_up(pid)
+            if network:
+                _join(record, network, bindings)
+                hosts.refresh_peers(network)
+        except BaseException:
+            _release(container_id)  # what was made so far, from the record
+            raise
+    return [_endpoint(e) for e in record["endpoints"]]
+
+
+def _new_record(container_id: str, pid: int, request: NetworkRequest) -> dict:
+    """The endpoint record of a container, before anything is made for it."""
+    return {"container": container_id, "name": request.name or container_id[:12],
+            "pid": pid, "netns": _netns_inode(pid), "mode": request.mode,
+            "network": request.network, "hostname": request.hostname or container_id[:12],
+            "aliases": request.aliases, "dns": request.dns, "dns_search": request.dns_search,
+            "add_hosts": [hosts.parse_add_host(h) for h in request.add_hosts],
+            "links": hosts.resolve_links(request.links), "files_dir": None, "endpoints": []}
+
+
+def _check_mode(record: dict, request: NetworkRequest) -> Network | None:
+    """The bridge network to join (None for the other modes); refuse what cannot work."""
+    if request.mode in ("bridge", "none") and record["netns"] == _netns_inode(os.getpid()):
+        raise MinidockerError(f"process {record['pid']} shares this host's network namespace: "
+                              f"--network {request.network} needs a new one (unshare 'net' for "
+                              "the container)")
+    if request.mode != "bridge":
+        return None
+    network = store.find(request.network)
+    if network.driver != "bridge":
+        raise MinidockerError(f"network {network.name} is of driver {network.driver!r}: use "
+                              f"--network {'host' if network.driver == 'host' else 'none'}")
+    return network
+
+
+def _requested_ports(request: NetworkRequest) -> list[ports.PortBinding]:
+    bindings = [b for spec in request.publish for b in ports.parse_publish(spec)]
+    if request.publish_all:
+        exposed = [p for spec in request.expose for p in ports.parse_expose(spec)]
+        published = {(b.container_port, b.proto) for b in bindings}
+        bindings += [b for b in ports.publish_all(exposed)
+                     if (b.container_port, b.proto) not in published]
+    if bindings and request.mode != "bridge":
+        raise MinidockerError(f"published ports are discarded with --network "
+                              f"{request.network}: they need a bridge network (drop -p/-P)")
+    return bindings
+
+
+def _join(record: dict, network: Network, bindings: list[ports.PortBinding]) -> dict:
+    """Plug the container into one bridge network (record first, then make)."""
+    bring_up(network)
+    address = ipam.allocate(network, record["container"])
+    store.save(network)
+    endpoint = {"network": network.name, "network_id": network.id,
+                "ifname": f"eth{len(record['endpoints'])}", "veth": veth.new_veth_name(),
+                "ip_address": address, "prefixlen": ipam.prefixlen(network),
+                "gateway": network.gateway, "mac_address": ipam.mac_for(address),
+                "aliases": list(record["aliases"]), "ports": [], "rules": []}
+    record["endpoints"].append(endpoint)
+    store.write_endpoints(record)
+    first_route = not network.internal and not any(
+        e["gateway"] and e is not endpoint and not _internal(e) for e in record["endpoints"])
+    veth.plug(record["pid"], endpoint["veth"], network.bridge, endpoint["ifname"], address,
+              endpoint["prefixlen"], endpoint["mac_address"],
+              network.gateway if first_route else None)
+    _publish(record, endpoint, network, bindings)
+    return endpoint
+
+
+def _internal(endpoint: dict) -> bool:
+    try:
+        return store.find(endpoint["network_id"]).internal
+    except NotFound:
+        return True
+
+
+def _publish(record: dict, endpoint: dict, network: Network,
+             bindings: list[ports.PortBinding]) -> None:
+    taken = {(p["host_ip"], p["host_port"], p["proto"]) for other in store.all_endpoint_records()
+             if other["container"] != record["container"]
+             for e in other["endpoints"] for p in e["ports"]}
+    chosen = ports.assign_host_ports(bindings, taken)
+    rules = [rule for b in chosen for rule in firewall.port_rules(
+        network.bridge, endpoint["ip_address"], b.host_ip, b.host_port, b.container_port,
+        b.proto)]
+    endpoint["ports"] = [b.to_json() for b in chosen]
+    endpoint["rules"] = [r.to_json() for r in rules]
+    store.write_endpoints(record)
+    for rule in rules:
+        firewall.add(rule)
+
+
+def bring_up(network: Network) -> None:
+    """Make sure the network's bridge and its iptables rules exist (idempotent)."""
+    if not network.icc and not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+        raise MinidockerError("enable_icc=false needs the br_netfilter module, so that "
+                              "iptables sees traffic inside a bridge: run 'modprobe "
+                              "br_netfilter'")
+    firewall.ensure_chains()
+    bridge.ensure_bridge(network.bridge, network.gateway, ipam.prefixlen(network))
+    for rule in firewall.network_rules(network.bridge, network.subnet, network.internal,
+                                       network.icc):
+        firewall.add(rule)
+
+
+def bring_down(network: Network) -> None:
+    """Remove the network's rules and its bridge (the reverse of ``bring_up``)."""
+    for rule in reversed(firewall.network_rules(network.bridge, network.subnet,
+                                                network.internal, network.icc)):
+        firewall.delete(rule)
+    bridge.remove_bridge(network.bridge)
+
+
+def _endpoint(e: dict) -> Endpoint:
+    return Endpoint(e["network"], e["network_id"], e["ifname"], e["veth"], e["ip_address"],
+                    e["prefixlen"], e["gateway"], e["mac_address"], e["aliases"],
+                    [ports.PortBinding(**p) for p in e["ports"]])
+
+
+def endpoints_of(container_id: str) -> list[Endpoint]:
+    """The container's endpoints (what ``inspect`` and ``port`` show)."""
+    record = store.read_endpoints(container_id)
+    return [_endpoint(e) for e in record["endpoints"]] if record else []
+
+
+def port_lines(container_id: str, private: str | None = None) -> list[str]:
+    """``minidocker port CONTAINER [PORT[/PROTO]]``: lines like ``80/tcp -> 0.0.0.0:8080``."""
+    bindings = [b for e in endpoints_of(container_id) for b in e.ports]
+    if private:
+        port, _, proto = private.partition("/")
+        bindings = [b for b in bindings
+                    if str(b.container_port) == port and b.proto == (proto or "tcp")]
+        if not bindings:
+            raise NotFound(f"No public port '{port}/{proto or 'tcp'}' published for "
+                           f"{container_id[:12]}")
+    return [b.line() for b in bindings]
+
+
+# --- release ----------------------------------------------------------------------------------
+
+def release(container_id: str) -> None:
+    """Remove every rule, veth and address made for the container. Idempotent: safe after a
+    crash, a failed start, or a second call."""
+    with store.locked():
+        _release(container_id)
+
+
+def _release(container_id: str) -> None:
+    record = store.read_endpoints(container_id) or {"endpoints": []}
+    for endpoint in reversed(record["endpoints"]):
+        _unplug(endpoint)
+    for network in store.all_networks():  # also an address allocated just before a crash
+        if container_id in network.allocations:
+            ipam.release(network, container_id)
+            store.save(network)
+    store.endpoint_path(container_id).unlink(missing_ok=True)
+    for network_id in {e["network_id"] for e in record["endpoints"]}:
+        try:
+            hosts.refresh_peers(store.find(network_id))
+        except NotFound:
+            pass
+
+
+def _unplug(endpoint: dict) -> None:
+    for rule in reversed(endpoint["rules"]):
+        firewall.delete(firewall.Rule.from_json(rule))
+    veth.unplug(endpoint["veth"])
+
+
+def disconnect_endpoint(container_id: str, network: Network) -> None:
+    """Take one network away from a running container (``network disconnect``)."""
+    record = store.read_endpoints(container_id)
+    mine = [e for e in (record or {"endpoints": []})["endpoints"]
+            if e["network_id"] == network.id]
+    if not mine:
+        raise MinidockerError(f"container {container_id[:12]} is not connected to network "
+                              f"{network.name}")
+    _unplug(mine[0])
+    record["endpoints"].remove(mine[0])
+    ipam.release(network, container_id)
+    store.save(network)
+    store.write_endpoints(record)
+    hosts.refresh_peers(network)
+
+
+def connect_endpoint(container_id: str, network: Network, aliases: list[str]) -> Endpoint:
+    """Give a running container one more network (``network connect``)."""
+    record = store.read_endpoints(container_id)
+    if not record or record["mode"] != "bridge" or not _alive(record):
+        raise MinidockerError(f"container {container_id[:12]} is not running on a bridge "
+                              "network: start it first (host, none and container: networking "
+                              "cannot be connected)")
+    if any(e["network_id"] == network.id for e in record["endpoints"]):
+        raise MinidockerError(f"endpoint with name {record['name']} already exists in network "
+                              f"{network.name}")
+    record["aliases"] = sorted(set(record["aliases"]) | set(aliases))
+    endpoint = _join(record, network, [])
+    hosts.refresh_peers(network)
+    return _endpoint(endpoint)
+
+
+# --- crash recovery ---------------------------------------------------------------------------
+
+def _netns_inode(pid: int) -> int:
+    return os.stat(f"/proc/{pid}/ns/net").st_ino
+
+
+def _alive(record: dict) -> bool:
+    """Is the container's process still there (and not a new process with a reused PID)?"""
+    try:
+        return _netns_inode(record["pid"]) == record["netns"]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def prune() -> list[str]:
+    """Remove what dead containers left: their endpoints, bridges without a network, and — when
+    nothing is attached and no user network exists — the default bridge and our chains."""
+    removed = []
+    with store.locked():
+        for record in store.all_endpoint_records():
+            if not _alive(record):
+                _release(record["container"])
+                removed.append(f"endpoints of container {record['container'][:12]}")
+        networks = [n for n in store.all_networks() if n.driver == "bridge"]
+        known = {n.bridge for n in networks}
+        for name in bridge.links_named(("md-", store.DEFAULT_BRIDGE)):
+            if name not in known:
+                bridge.remove_bridge(name)
+                removed.append(f"bridge {name}")
+        if not store.all_endpoint_records() and all(n.predefined for n in networks):
+            for network in networks:
+                if bridge.link_exists(network.bridge):
+                    bring_down(network)
+                    removed.append(f"bridge {network.bridge}")
+            if firewall.chain_exists("filter", "MINIDOCKER-FORWARD"):
+                firewall.remove_chains()
+                removed.append("iptables chains MINIDOCKER*")
+    return removed

@@ -1,0 +1,169 @@
+"""NAT and filtering with iptables: how containers reach out, are reached, and are kept apart.
+
+Four jobs, each a few rules, all in minidocker's own chains so that removing them is exact:
+
+* **Egress** — ``nat MINIDOCKER-POSTROUTING``: ``-s <subnet> ! -o <bridge> -j MASQUERADE``
+  rewrites a container's private source address to the host's as its packet leaves.
+* **Publishing** — ``nat MINIDOCKER`` (jumped from PREROUTING and OUTPUT for packets to one of
+  the host's own addresses, ``-m addrtype --dst-type LOCAL``): ``-p tcp --dport 8080 -j DNAT
+  --to-destination 172.18.0.2:80`` rewrites the destination; ``filter MINIDOCKER`` lets it in.
+* **Isolation** — ``filter MINIDOCKER-ISOLATION-STAGE-1/2`` (Docker's two stages): a packet
+  that enters from bridge A and leaves by any *other* bridge is dropped, so networks cannot
+  see each other. ``--internal`` drops everything between the bridge and the outside world
+  (and gets no MASQUERADE); ``enable_icc=false`` drops bridge → same bridge (containers'
+  traffic through a bridge passes iptables because ``br_netfilter`` is loaded).
+* **Forwarding** — ``filter MINIDOCKER-FORWARD`` accepts what the network allows, so the rules
+  work even on a host whose FORWARD policy is DROP.
+
+Publishing to the host's own 127.0.0.1: we chose **hairpin NAT**, as Docker does with
+``--userland-proxy=false``, rather than a ``docker-proxy`` process per port. The OUTPUT hook
+DNATs locally made packets; ``route_localnet=1`` on the bridge lets a packet from 127.0.0.1 be
+routed out of it at all, and ``-s 127.0.0.0/8 -o <bridge> -j MASQUERADE`` gives it the
+gateway's address so that the container's reply comes back. No extra process to keep alive or
+clean up, and the whole mechanism is visible in ``iptables -t nat -S``. The price:
+``route_localnet`` lets a neighbour on the bridge send to 127.0.0.1 (CVE-2020-8558), which is
+why Docker keeps the proxy as its default.
+
+Every rule is a ``Rule`` (table, chain, arguments), recorded before it is added and deleted
+with the same arguments. ``iptables -w`` waits for the xtables lock.
+
+Man pages: iptables(8), iptables-extensions(8) (MASQUERADE, DNAT, addrtype, conntrack).
+"""
+
+import subprocess
+from dataclasses import dataclass
+
+from minidocker.errors import MinidockerError
+
+# Our chains, per table, and where the built-in chains jump into them.
+CHAINS = {"nat": ["MINIDOCKER", "MINIDOCKER-POSTROUTING"],
+          "filter": ["MINIDOCKER-FORWARD", "MINIDOCKER", "MINIDOCKER-ISOLATION-STAGE-1",
+                     "MINIDOCKER-ISOLATION-STAGE-2"]}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One iptables rule: ``iptables -t TABLE -A CHAIN ARGS...``."""
+
+    table: str
+    chain: str
+    args: tuple[str, ...]
+
+    def to_json(self) -> list:
+        return [self.table, self.chain, list(self.args)]
+
+    @classmethod
+    def from_json(cls, value: list) -> "Rule":
+        return cls(value[0], value[1], tuple(value[2]))
+
+
+HOOKS = [
+    Rule("nat", "PREROUTING", ("-m", "addrtype", "--dst-type", "LOCAL", "-j", "MINIDOCKER")),
+    Rule("nat", "OUTPUT", ("-m", "addrtype", "--dst-type", "LOCAL", "-j", "MINIDOCKER")),
+    Rule("nat", "POSTROUTING", ("-j", "MINIDOCKER-POSTROUTING")),
+    Rule("filter", "FORWARD", ("-j", "MINIDOCKER-FORWARD")),
+    Rule("filter", "MINIDOCKER-FORWARD", ("-j", "MINIDOCKER-ISOLATION-STAGE-1")),
+]
+
+
+def iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(["iptables", "-w", *args], capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise MinidockerError(f"iptables {' '.join(args)} failed: {done.stderr.strip()} "
+                              "(run 'minidocker doctor' to check iptables and its modules)")
+    return done
+
+
+def exists(rule: Rule) -> bool:
+    return iptables("-t", rule.table, "-C", rule.chain, *rule.args, check=False).returncode == 0
+
+
+def add(rule: Rule, first: bool = False) -> None:
+    """Append the rule (insert it first with ``first``) unless it is already there."""
+    if not exists(rule):
+        where = ["-I", rule.chain, "1"] if first else ["-A", rule.chain]
+        iptables("-t", rule.table, *where, *rule.args)
+
+
+def delete(rule: Rule) -> None:
+    """Delete the rule, every copy of it; a missing rule (or chain) is fine."""
+    while exists(rule):
+        iptables("-t", rule.table, "-D", rule.chain, *rule.args)
+
+
+def chain_exists(table: str, chain: str) -> bool:
+    return iptables("-t", table, "-S", chain, check=False).returncode == 0
+
+
+# --- the base: our chains and the jumps into them --------------------------------------------
+
+def ensure_chains() -> None:
+    """Create minidocker's chains and hook them into the built-in ones, once."""
+    for table, chains in CHAINS.items():
+        for chain in chains:
+            if not chain_exists(table, chain):
+                iptables("-t", table, "-N", chain)
+    for hook in HOOKS:
+        add(hook, first=True)  # first: before rules of other tools in the built-in chain
+
+
+def remove_chains() -> None:
+    """Unhook and delete every minidocker chain (when no bridge network is left)."""
+    for hook in reversed(HOOKS):
+        delete(hook)
+    for table, chains in CHAINS.items():
+        for chain in chains:
+            if chain_exists(table, chain):
+                iptables("-t", table, "-F", chain)
+        for chain in chains:
+            if chain_exists(table, chain):
+                iptables("-t", table, "-X", chain)
+
+
+# --- the rules of one network ------------------------------------------------------------------
+
+def network_rules(bridge: str, subnet: str, internal: bool, icc: bool) -> list[Rule]:
+    """Every rule a bridge network needs, in the order they are added."""
+    rules = []
+    if internal:  # nothing in or out but the bridge's own subnet
+        rules += [Rule("filter", "MINIDOCKER-ISOLATION-STAGE-1",
+                       ("-i", bridge, "!", "-d", subnet, "-j", "DROP")),
+                  Rule("filter", "MINIDOCKER-ISOLATION-STAGE-1",
+                       ("-o", bridge, "!", "-s", subnet, "-j", "DROP"))]
+    else:
+        rules.append(Rule("nat", "MINIDOCKER-POSTROUTING",
+                          ("-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE")))
+    rules += [
+        Rule("nat", "MINIDOCKER-POSTROUTING",  # hairpin: 127.0.0.1 -> a published port
+             ("-s", "127.0.0.0/8", "-o", bridge, "-j", "MASQUERADE")),
+        Rule("filter", "MINIDOCKER-ISOLATION-STAGE-1",
+             ("-i", bridge, "!", "-o", bridge, "-j", "MINIDOCKER-ISOLATION-STAGE-2")),
+        Rule("filter", "MINIDOCKER-ISOLATION-STAGE-2", ("-o", bridge, "-j", "DROP")),
+        Rule("filter", "MINIDOCKER-FORWARD",
+             ("-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED",
+              "-j", "ACCEPT")),
+        Rule("filter", "MINIDOCKER-FORWARD", ("-o", bridge, "-j", "MINIDOCKER")),
+        Rule("filter", "MINIDOCKER-FORWARD",
+             ("-i", bridge, "-o", bridge, "-j", "ACCEPT" if icc else "DROP")),
+    ]
+    if not internal:
+        rules.append(Rule("filter", "MINIDOCKER-FORWARD",
+                          ("-i", bridge, "!", "-o", bridge, "-j", "ACCEPT")))
+    return rules
+
+
+def port_rules(bridge: str, container_ip: str, host_ip: str, host_port: int,
+               container_port: int, proto: str) -> list[Rule]:
+    """The rules that publish one port: DNAT it, let it through, and hairpin it."""
+    destination = [] if host_ip in ("", "0.0.0.0") else ["-d", f"{host_ip}/32"]
+    return [
+        Rule("nat", "MINIDOCKER",
+             (*destination, "-p", proto, "-m", proto, "--dport", str(host_port),
+              "-j", "DNAT", "--to-destination", f"{container_ip}:{container_port}")),
+        Rule("filter", "MINIDOCKER",
+             ("-d", f"{container_ip}/32", "!", "-i", bridge, "-o", bridge, "-p", proto,
+              "-m", proto, "--dport", str(container_port), "-j", "ACCEPT")),
+        Rule("nat", "MINIDOCKER-POSTROUTING",  # a container reaching its own published port
+             ("-s", f"{container_ip}/32", "-d", f"{container_ip}/32", "-p", proto, "-m", proto,
+              "--dport", str(container_port), "-j", "MASQUERADE")),
+    ]

@@ -1,0 +1,89 @@
+"""IPAM — IP address management: which subnet a network gets, which address a container gets.
+
+Like Docker's default IPAM driver: a user network without ``--subnet`` gets the next free /16
+of a pool (172.19.0.0/16, 172.20.0.0/16, ...); the gateway is the first host address (the
+bridge's own); containers get the following ones in order, and an address is free again when
+its container is released. Subnets of two networks must not overlap: the kernel would not know
+which bridge to route an address to.
+
+The allocations live in the network's record, changed only under the networks lock
+(``store.locked()``), so two containers started at once never get the same address.
+
+Man pages: ip-address(8). Docker: ``network create --subnet --gateway``.
+"""
+
+import ipaddress
+
+from minidocker.errors import MinidockerError
+from minidocker.network.store import Network
+
+POOL = ipaddress.ip_network("172.19.0.0/16")  # the first pool of user networks
+POOL_LIMIT = ipaddress.ip_network("172.31.0.0/16")  # Docker's local pools end at 172.31
+
+
+class PoolOverlaps(MinidockerError):
+    """Docker's wording: the requested subnet overlaps a network that exists."""
+
+
+def parse_subnet(subnet: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(subnet, strict=True)
+    except ValueError as exc:
+        raise MinidockerError(f"invalid subnet {subnet!r}: {exc}; give a network address "
+                              "and a prefix length, e.g. 10.10.0.0/24") from exc
+
+
+def first_host(subnet: str) -> str:
+    """The gateway of a subnet: its first host address (the bridge's address)."""
+    return str(next(parse_subnet(subnet).hosts()))
+
+
+def check_no_overlap(subnet: str, networks: list[Network]) -> None:
+    wanted = parse_subnet(subnet)
+    for network in networks:
+        if network.subnet and wanted.overlaps(ipaddress.ip_network(network.subnet)):
+            raise PoolOverlaps(f"Pool overlaps with other one on this address space: {subnet} "
+                               f"overlaps {network.subnet} of network {network.name!r}; "
+                               "choose another --subnet")
+
+
+def next_free_subnet(networks: list[Network]) -> str:
+    """The first /16 of the pool that no network overlaps."""
+    candidate = POOL
+    while candidate.network_address <= POOL_LIMIT.network_address:
+        if not any(n.subnet and candidate.overlaps(ipaddress.ip_network(n.subnet))
+                   for n in networks):
+            return str(candidate)
+        candidate = ipaddress.ip_network(f"{candidate.broadcast_address + 1}/16")
+    raise MinidockerError("all predefined address pools have been fully subnetted: remove a "
+                          "network, or create one with an explicit --subnet")
+
+
+def allocate(network: Network, container_id: str) -> str:
+    """Give ``container_id`` the lowest free host address of the network (the caller holds
+    the lock and saves the record)."""
+    if container_id in network.allocations:
+        return network.allocations[container_id]
+    taken = set(network.allocations.values()) | {network.gateway}
+    for address in parse_subnet(network.subnet).hosts():
+        if str(address) not in taken:
+            network.allocations[container_id] = str(address)
+            return str(address)
+    raise MinidockerError(f"no available IPv4 addresses on network {network.name} "
+                          f"({network.subnet}): remove a container from it, or use a network "
+                          "with a larger subnet")
+
+
+def release(network: Network, container_id: str) -> None:
+    network.allocations.pop(container_id, None)
+
+
+def prefixlen(network: Network) -> int:
+    return parse_subnet(network.subnet).prefixlen
+
+
+def mac_for(address: str) -> str:
+    """Docker's MAC address for a container: 02:42 then the four bytes of its IPv4 address
+    (02 = locally administered, so it never clashes with a real card's)."""
+    octets = ipaddress.IPv4Address(address).packed
+    return "02:42:" + ":".join(f"{b:02x}" for b in octets)

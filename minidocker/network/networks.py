@@ -1,0 +1,116 @@
+"""User-defined networks: ``network create/ls/inspect/rm/prune/connect/disconnect``.
+
+Docker starts with three networks: ``bridge`` (the default, on ``docker0``; here
+``minidocker0``, 172.18.0.0/16 or ``$MINIDOCKER_BRIDGE_SUBNET``), ``host`` (the host's own
+namespace) and ``none`` (only ``lo``). ``network create NAME`` adds a bridge network with a
+bridge of its own (``md-<id12>``) and the next free subnet. On a user network the containers
+find each other by name (see hosts.py), and networks are isolated from each other
+(firewall.py).
+
+Docker: ``docker network --help``.
+"""
+
+from minidocker.errors import Conflict, MinidockerError
+from minidocker.network import endpoints, ipam, store
+from minidocker.network.endpoints import Endpoint
+from minidocker.network.store import BRIDGE_NAME_OPTION, ICC_OPTION, Network
+
+
+def create(name: str, *, driver: str = "bridge", subnet: str | None = None,
+           gateway: str | None = None, internal: bool = False,
+           options: dict[str, str] | None = None,
+           labels: dict[str, str] | None = None) -> Network:
+    """Create a bridge network: a record, a subnet, a bridge and its rules."""
+    if driver != "bridge":
+        raise MinidockerError(f"only the bridge driver can create networks ({driver!r} "
+                              "networks are predefined: use --network host or none)")
+    options = {ICC_OPTION: "true", **(options or {})}
+    with store.locked():
+        existing = store.all_networks()
+        if any(n.name == name for n in existing):
+            raise Conflict(f"network with name {name} already exists: pick another name, or "
+                           f"remove it with 'minidocker network rm {name}'")
+        if subnet:
+            ipam.check_no_overlap(subnet, existing)
+        else:
+            subnet = ipam.next_free_subnet(existing)
+        if gateway and not ipam.parse_subnet(subnet).supernet_of(
+                ipam.parse_subnet(f"{gateway}/32")):
+            raise MinidockerError(f"gateway {gateway} is not in subnet {subnet}")
+        network_id = store.new_id()
+        network = Network(network_id, name, "bridge", subnet,
+                          gateway or ipam.first_host(subnet),
+                          options.get(BRIDGE_NAME_OPTION) or f"md-{network_id[:12]}",
+                          internal, options, labels or {})
+        store.save(network)  # the record first: prune can then find the bridge
+        try:
+            endpoints.bring_up(network)
+        except BaseException:
+            endpoints.bring_down(network)
+            store.delete(network)
+            raise
+    return network
+
+
+def ls() -> list[Network]:
+    return store.all_networks()
+
+
+def inspect(name_or_id: str) -> dict:
+    """A network as ``docker network inspect`` shows it."""
+    network = store.find(name_or_id)
+    attached = {}
+    for record in store.all_endpoint_records():
+        for e in record["endpoints"]:
+            if e["network_id"] == network.id:
+                attached[record["container"]] = {
+                    "Name": record["name"], "EndpointID": e["veth"],
+                    "MacAddress": e["mac_address"],
+                    "IPv4Address": f"{e['ip_address']}/{e['prefixlen']}", "IPv6Address": ""}
+    config = [{"Subnet": network.subnet, "Gateway": network.gateway}] if network.subnet else []
+    options = dict(network.options)
+    if network.bridge:
+        options[BRIDGE_NAME_OPTION] = network.bridge
+    return {"Name": network.name, "Id": network.id, "Created": network.created,
+            "Scope": "local", "Driver": network.driver, "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": config},
+            "Internal": network.internal, "Attachable": False, "Ingress": False,
+            "Containers": attached, "Options": options, "Labels": network.labels}
+
+
+def _in_use(network: Network) -> list[str]:
+    return [r["name"] for r in store.all_endpoint_records()
+            if any(e["network_id"] == network.id for e in r["endpoints"])]
+
+
+def remove(name_or_id: str) -> Network:
+    """Remove a user network; refuse while a container is attached to it."""
+    with store.locked():
+        network = store.find(name_or_id)
+        if network.predefined:
+            raise MinidockerError(f"{network.name} is a pre-defined network and cannot be "
+                                  "removed")
+        users = _in_use(network)
+        if users:
+            raise Conflict(f"error while removing network: network {network.name} id "
+                           f"{network.id} has active endpoints ({', '.join(users)}): stop or "
+                           "disconnect them first")
+        endpoints.bring_down(network)
+        store.delete(network)
+    return network
+
+
+def prune() -> list[str]:
+    """Remove every user network that no container uses (``network prune``)."""
+    unused = [n for n in store.all_networks() if not n.predefined and not _in_use(n)]
+    return [remove(n.id).name for n in unused]
+
+
+def connect(name_or_id: str, container_id: str, aliases: list[str] | None = None) -> Endpoint:
+    with store.locked():
+        return endpoints.connect_endpoint(container_id, store.find(name_or_id), aliases or [])
+
+
+def disconnect(name_or_id: str, container_id: str) -> None:
+    with store.locked():
+        endpoints.disconnect_endpoint(container_id, store.find(name_or_id))

@@ -1,0 +1,153 @@
+"""The network records on disk: what exists, so that it can be found again and removed.
+
+Each network is one JSON file, ``$MINIDOCKER_ROOT/networks/<id>.json``: its name, driver,
+subnet, gateway, bridge, options, and the IPAM allocations (which container holds which
+address). Each container that was given networking has one *endpoint record*,
+``networks/endpoints/<container id>.json``, listing every veth, address and iptables rule made
+for it. A record is written *before* the kernel object it names is created, so that after a
+crash (even ``kill -9`` of minidocker itself) ``release`` finds everything from the records
+alone.
+
+Two concurrent ``run``s must not pick the same address or the same subnet: every change goes
+through ``locked()``, an exclusive flock(2) on ``networks/.lock``.
+
+Man pages: flock(2), rename(2).
+"""
+
+import fcntl
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from minidocker.errors import MinidockerError, NotFound
+from minidocker.state import now, read_json, state_root, write_json
+
+DEFAULT_BRIDGE = "minidocker0"  # Docker's docker0
+DEFAULT_SUBNET = "172.18.0.0/16"  # Docker's 172.17.0.0/16, moved one up to live beside it
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+PREDEFINED = ("bridge", "host", "none")
+
+
+@dataclass
+class Network:
+    """One network, as ``network inspect`` shows it (plus the IPAM state)."""
+
+    id: str
+    name: str
+    driver: str  # "bridge", "host" or "null"
+    subnet: str | None = None
+    gateway: str | None = None
+    bridge: str | None = None  # the Linux bridge device of a "bridge" network
+    internal: bool = False
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    created: str = field(default_factory=now)
+    allocations: dict[str, str] = field(default_factory=dict)  # container id -> IPv4 address
+
+    @property
+    def icc(self) -> bool:
+        """May containers on this network talk to each other? (``--opt enable_icc=false``)"""
+        return self.options.get(ICC_OPTION, "true").lower() != "false"
+
+    @property
+    def predefined(self) -> bool:
+        return self.name in PREDEFINED
+
+
+def networks_dir() -> Path:
+    path = state_root() / "networks"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def endpoints_dir() -> Path:
+    path = networks_dir() / "endpoints"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def locked() -> Iterator[None]:
+    """Hold the networks lock: one writer of network and endpoint records at a time."""
+    with open(networks_dir() / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+# --- networks ---------------------------------------------------------------------------------
+
+def save(network: Network) -> None:
+    write_json(networks_dir() / f"{network.id}.json", asdict(network))
+
+
+def delete(network: Network) -> None:
+    (networks_dir() / f"{network.id}.json").unlink(missing_ok=True)
+
+
+def all_networks() -> list[Network]:
+    """Every network, the predefined ones first (created on first use, like dockerd does at
+    start)."""
+    found = [Network(**read_json(path)) for path in sorted(networks_dir().glob("*.json"))]
+    names = {n.name for n in found}
+    for name in PREDEFINED:
+        if name not in names:
+            found.append(_predefined(name))
+            save(found[-1])
+    return sorted(found, key=lambda n: (not n.predefined, n.created))
+
+
+def _predefined(name: str) -> Network:
+    """A predefined network; its ID is derived from its name, so that two first-time callers
+    racing to create it write the same record."""
+    network_id = hashlib.sha256(f"minidocker predefined network {name}".encode()).hexdigest()
+    if name == "bridge":
+        subnet = os.environ.get("MINIDOCKER_BRIDGE_SUBNET") or DEFAULT_SUBNET
+        from minidocker.network import ipam
+
+        return Network(network_id, "bridge", "bridge", subnet, ipam.first_host(subnet),
+                       DEFAULT_BRIDGE, options={ICC_OPTION: "true"})
+    return Network(network_id, name, {"host": "host", "none": "null"}[name])
+
+
+def find(name_or_id: str) -> Network:
+    """A network by name, full ID or unique ID prefix, as Docker looks them up."""
+    networks = all_networks()
+    for network in networks:
+        if name_or_id in (network.name, network.id):
+            return network
+    matches = [n for n in networks if n.id.startswith(name_or_id)] if name_or_id else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise MinidockerError(f"network {name_or_id} is ambiguous ({len(matches)} matches): "
+                              "give more of its ID")
+    raise NotFound(f"network {name_or_id} not found: see 'minidocker network ls', or create it "
+                   f"with 'minidocker network create {name_or_id}'")
+
+
+# --- endpoint records ---------------------------------------------------------------------------
+
+def endpoint_path(container_id: str) -> Path:
+    return endpoints_dir() / f"{container_id}.json"
+
+
+def read_endpoints(container_id: str) -> dict | None:
+    path = endpoint_path(container_id)
+    return read_json(path) if path.exists() else None
+
+
+def write_endpoints(record: dict) -> None:
+    write_json(endpoint_path(record["container"]), record)
+
+
+def all_endpoint_records() -> list[dict]:
+    return [read_json(path) for path in sorted(endpoints_dir().glob("*.json"))]
