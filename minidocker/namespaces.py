@@ -284,8 +284,6 @@ def _shim(argv, flags, env, stdio, setup, init, report_w, go_r) -> None:
         kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # our monitor dies -> we die
         signal.set_wakeup_fd(-1)  # the monitor's wake-up pipe is not ours
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        _close_other_fds({report_w, go_r, stdio.stdin, stdio.stdout, stdio.stderr,
-                          stdio.console.fileno() if stdio.console else 0})
         for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
             signal.signal(signum, signal.SIG_IGN)  # the CLI proxies terminal signals to PID 1
         if flags & kernel.CLONE_NEWPID:
@@ -294,8 +292,7 @@ def _shim(argv, flags, env, stdio, setup, init, report_w, go_r) -> None:
         if child == 0:
             _container_process(argv, flags, env, stdio, setup, init, report_w, go_r)
         _report(report_w, pid=child)
-        os.close(report_w)
-        os.close(go_r)
+        _close_other_fds(set())  # report_w and go_r too: the shim only waits from now on
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(signum, lambda s, _frame: os.kill(child, s))
         os._exit(_exit_code(os.waitpid(child, 0)[1]))
@@ -306,8 +303,9 @@ def _shim(argv, flags, env, stdio, setup, init, report_w, go_r) -> None:
 
 def _close_other_fds(keep: set[int]) -> None:
     """Close every fd the caller had open (its end of the container's stdin pipe, its log,
-    its sockets) except ``keep``: a pipe stays open while *any* process holds its write end,
-    so a forgotten copy here would keep the container's stdin from ever reaching EOF."""
+    its sockets) except stdio and ``keep``. The container process loses them at execve (they
+    are close-on-exec), but the shim never execs: a pipe stays open while *any* process holds
+    its write end, so the shim's copy would keep the container's stdin from reaching EOF."""
     low = 3
     for fd in sorted(keep | {2}):
         if fd >= low:

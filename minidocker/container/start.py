@@ -21,6 +21,7 @@ notebooks 00 and 06.
 
 import os
 import shutil
+import time
 from dataclasses import dataclass
 
 from minidocker import cgroups, kernel, namespaces, rootfs, security, unionfs, volumes
@@ -193,9 +194,27 @@ def start(record: records.ContainerRecord,
         else:
             record.mark_exited(getattr(exc, "exit_code", 125), error=str(exc))
         raise
+    if host.get("Init"):
+        wait_for_signal_handling(process.pid)
     record.mark_running(process.pid)
     net.record_settings()
     return Container(record, process, cgroup)
+
+
+def wait_for_signal_handling(pid: int, timeout: float = 2.0) -> None:
+    """tini takes its signals by blocking them all (then sigtimedwait(2)). Until it has, a
+    signal to PID 1 meets the default action, which the kernel ignores for a namespace's init:
+    it would be lost. So ``start`` returns once /proc shows the signals blocked (SigBlk)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                blocked = next(line for line in f if line.startswith("SigBlk:"))
+        except (FileNotFoundError, StopIteration):
+            return
+        if int(blocked.split()[1], 16):
+            return
+        time.sleep(0.002)
 
 
 def security_of(host_config: dict) -> security.SecurityOptions:
