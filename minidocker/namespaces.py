@@ -111,6 +111,15 @@ def join(pid: int, kinds: Iterable[str]) -> None:
         os.chdir("/")
 
 
+def join_one(pid: int, kind: str) -> None:
+    """setns(2) into one namespace of ``pid`` (no chdir: for ipc, net, uts)."""
+    fd = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY)
+    try:
+        kernel.setns(fd, NAMESPACES[kind][0])
+    finally:
+        os.close(fd)
+
+
 def enter(pid: int, argv: list[str],
           kinds: Iterable[str] = CONTAINER_NAMESPACES) -> subprocess.CompletedProcess:
     """Run ``argv`` inside the namespaces of ``pid`` and capture its output (nsenter, by hand).
@@ -201,16 +210,20 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
           env: dict[str, str] | None = None, stdio: Stdio | None = None,
           setup: Callable[[], None] | None = None,
           before_start: Callable[[int], None] | None = None,
-          user_map: IdMap | None = None, init: bool = False) -> Process:
+          user_map: IdMap | None = None, init: bool = False,
+          join: dict[str, int] | None = None) -> Process:
     """Start ``argv`` as PID 1 of new namespaces and return once it has exec'd.
 
     ``setup`` runs inside the new namespaces just before exec (stage 2 builds the root
     filesystem there). ``before_start(pid)`` runs in the parent while the child waits (later
     stages join the cgroup there). A failure in either, or a command that cannot be exec'd,
     raises ``MinidockerError`` with Docker's exit code (125, 126 or 127). With ``init`` the
-    PID 1 is ``mini_init``, which runs ``argv`` as its child (``--init``).
+    PID 1 is ``mini_init``, which runs ``argv`` as its child (``--init``). ``join`` names
+    namespaces to share instead of create, ``{kind: pid}`` (``--pid container:X``,
+    ``--ipc container:X``, ``--network container:X``): setns(2) into that process's.
     """
-    kinds = set(kinds)
+    join = join or {}
+    kinds = set(kinds) - set(join)
     flags = flags_for(kinds)
     if "user" in kinds:
         user_map = user_map or IdMap()
@@ -220,7 +233,7 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
     if shim_pid == 0:
         os.close(report_r)
         os.close(go_w)
-        _shim(argv, flags, env, stdio or Stdio(), setup, init, report_w, go_r)
+        _shim(argv, flags, env, stdio or Stdio(), setup, init, report_w, go_r, join)
     os.close(report_w)
     os.close(go_r)
     with os.fdopen(report_r, "rb") as reports:
@@ -278,7 +291,7 @@ def _failure(report: dict) -> MinidockerError:
     return error(report["error"], report["exit_code"])
 
 
-def _shim(argv, flags, env, stdio, setup, init, report_w, go_r) -> None:
+def _shim(argv, flags, env, stdio, setup, init, report_w, go_r, join) -> None:
     """The shim: the container's parent on the host. It never returns."""
     try:
         kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # our monitor dies -> we die
@@ -286,11 +299,14 @@ def _shim(argv, flags, env, stdio, setup, init, report_w, go_r) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
             signal.signal(signum, signal.SIG_IGN)  # the CLI proxies terminal signals to PID 1
-        if flags & kernel.CLONE_NEWPID:
+        if "pid" in join:  # our next child joins another container's PID namespace
+            join_one(join["pid"], "pid")
+        elif flags & kernel.CLONE_NEWPID:
             kernel.unshare(kernel.CLONE_NEWPID)  # our *next child* is PID 1 of a new namespace
         child = os.fork()
         if child == 0:
-            _container_process(argv, flags, env, stdio, setup, init, report_w, go_r)
+            _container_process(argv, flags, env, stdio, setup, init, report_w, go_r,
+                               {k: p for k, p in join.items() if k != "pid"})
         _report(report_w, pid=child)
         _close_other_fds(set())  # report_w and go_r too: the shim only waits from now on
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
@@ -314,13 +330,15 @@ def _close_other_fds(keep: set[int]) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def _container_process(argv, flags, env, stdio, setup, init, report_w, go_r) -> None:
+def _container_process(argv, flags, env, stdio, setup, init, report_w, go_r, join) -> None:
     """What becomes the container: unshare, wait for "go", set up, exec. Never returns."""
     try:
         kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # the shim dies -> we die
         reset_signal_dispositions()
         _connect_stdio(stdio)
         kernel.unshare(flags & ~(kernel.CLONE_NEWPID | kernel.CLONE_NEWCGROUP))
+        for kind, pid in join.items():  # shared with another container (ipc, net)
+            join_one(pid, kind)
         _report(report_w, unshared=True)
         if os.read(go_r, 1) != b"g":
             os._exit(125)  # the parent gave up on us
@@ -367,10 +385,11 @@ def execute(argv: list[str], env: dict[str, str], report_w: int | None = None) -
 
 
 def reset_signal_dispositions() -> None:
-    """An ignored signal stays ignored across execve(2): undo what Python (SIGPIPE, SIGXFSZ)
-    and the shim (SIGINT, SIGQUIT, SIGTSTP) ignore, so the command starts with defaults."""
+    """An ignored signal stays ignored across execve(2): undo what Python (SIGPIPE, SIGXFSZ),
+    the shim (SIGINT, SIGQUIT, SIGTSTP) and a detached monitor (SIGHUP) ignore, so the
+    command starts with defaults."""
     for signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT,
-                   signal.SIGTSTP):
+                   signal.SIGTSTP, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
 
 

@@ -62,6 +62,7 @@ class RootfsSpec:
     readonly_paths: list[str] = field(default_factory=lambda: list(READONLY_PATHS))
     # the later stages' mounts (volumes, /etc/hosts): fn(root), after /dev, before pivot_root
     more_mounts: Callable[[str], None] | None = None
+    privileged: bool = False  # --privileged: /sys writable, nothing masked or read-only
 
 
 def enter_rootfs(spec: RootfsSpec) -> None:
@@ -70,14 +71,14 @@ def enter_rootfs(spec: RootfsSpec) -> None:
     make_mounts_private()
     kernel.mount(root, root, None, kernel.MS_BIND | kernel.MS_REC)  # pivot_root wants a mount
     mount_proc(root)
-    mount_sys(root)
+    mount_sys(root, writable=spec.privileged)
     mount_dev(root)
     if spec.more_mounts:
         spec.more_mounts(root)
     pivot_to(root)
-    for path in spec.masked_paths:
+    for path in [] if spec.privileged else spec.masked_paths:
         mask_path(path)
-    for path in spec.readonly_paths:
+    for path in [] if spec.privileged else spec.readonly_paths:
         make_readonly(path)
     if spec.readonly:
         kernel.mount(None, "/", None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY)
@@ -94,9 +95,11 @@ def mount_proc(root: str) -> None:
     kernel.mount("proc", target, "proc", kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC)
 
 
-def mount_sys(root: str) -> None:
-    """sysfs, read-only: programs may look at devices but not reconfigure the host's."""
-    flags = kernel.MS_RDONLY | kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC
+def mount_sys(root: str, writable: bool = False) -> None:
+    """sysfs, read-only: programs may look at devices but not reconfigure the host's (only a
+    ``--privileged`` container gets it writable)."""
+    flags = kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC
+    flags |= 0 if writable else kernel.MS_RDONLY
     kernel.mount("sysfs", _mkdir(root, "sys"), "sysfs", flags)
 
 

@@ -52,7 +52,8 @@ def mount_overlay(dirs: OverlayDirs) -> None:
     """Mount the union at ``dirs.merged`` (creating the upper, work and merged dirs)."""
     for path in (dirs.upper, dirs.work, dirs.merged):
         os.makedirs(path, exist_ok=True)
-    kernel.mount("overlay", dirs.merged, "overlay", 0, overlay_options(dirs))
+    # nodev: a device node made in the container's files opens nothing (its /dev is apart)
+    kernel.mount("overlay", dirs.merged, "overlay", kernel.MS_NODEV, overlay_options(dirs))
 
 
 def _supported_options() -> list[str]:

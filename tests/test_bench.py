@@ -6,6 +6,7 @@ The cgroup cases (minidocker and runc with limits, a cgroup's work alone) run to
 leave no cgroup behind (``minidocker/...``, or podman's ``minidocker-bench-*`` parent).
 """
 
+import contextlib
 import glob
 import importlib.util
 import json
@@ -123,3 +124,37 @@ def test_image_bench_runs_once(tmp_path):
     figures = json.loads(out.read_text())
     assert figures["shared_base"]["base_counted_once"] is True
     assert figures["commit_vs_tar"]["commit_ms"] > 0
+
+
+def test_lifecycle_bench_runs_small_and_cleans_up(tmp_path):
+    """bench/lifecycle.py end to end with 2 detached containers and no podman: the figures
+    are there (not judged), and nothing is left — no monitor, no cgroup, no workspace."""
+    script = BENCH.parent / "lifecycle.py"
+    report = tmp_path / "lifecycle.json"
+    before = minidocker_cgroups()
+    result = subprocess.run([sys.executable, str(script), "-n", "2", "--skip", "podman",
+                             "--json", str(report)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert new_cgroups(before) == set()
+    workspace = re.search(r"setting up in (\S+)", result.stdout).group(1)
+    assert not Path(workspace).exists()
+    for entry in os.listdir("/proc"):  # every monitor of the benchmark is gone
+        with contextlib.suppress(OSError):
+            assert workspace.encode() not in Path(f"/proc/{entry}/environ").read_bytes()
+
+    figures = json.loads(report.read_text())
+    assert figures["containers"] == 2
+    assert figures["skipped"] == {"podman": "--skip"} and "podman" not in figures
+    assert figures["ratios"] == {}
+    start = figures["minidocker"]["start"]
+    assert len(start["samples_ms"]) == 2 and start["tenth_ms"] is None
+    assert start["first_ms"] > 0 and start["last_over_first"] > 0
+    memory = figures["minidocker"]["memory_kb"]
+    assert set(memory) == {"monitor", "shim", "monitor_shim"}
+    for part in memory.values():
+        assert set(part) == {"pss", "uss", "rss"}
+        assert 0 < part["uss"] <= part["pss"] <= part["rss"]
+    assert memory["monitor_shim"]["pss"] == memory["monitor"]["pss"] + memory["shim"]["pss"]
+    assert set(figures["minidocker"]["context_kb"]) == {"python", "python_monitor_imports"}
+    assert len(figures["minidocker"]["per_container_kb"]) == 2
+    assert figures["minidocker"]["remove_all_ms"] > 0

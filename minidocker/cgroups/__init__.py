@@ -52,7 +52,7 @@ def for_container(container_id: str) -> Cgroup:
 def parent_dirs() -> list[Path]:
     """The parent cgroup directory in each hierarchy where it exists (it goes with its last
     container)."""
-    controllers = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")
+    controllers = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices")
     roots = [CGROUP_ROOT / c for c in controllers] + [CGROUP_ROOT, CGROUP_ROOT / "unified"]
     return [root / parent() for root in roots if (root / parent()).is_dir()]
 

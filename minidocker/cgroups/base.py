@@ -60,6 +60,11 @@ class Cgroup(ABC):
     @abstractmethod
     def thaw(self) -> None: ...
 
+    def allow_devices(self, rules: list[str]) -> bool:
+        """Let the container use only these devices; False if this driver cannot (cgroup v2
+        does it with an eBPF program, which this kit does not load: see stage 9)."""
+        return False
+
     def add_process(self, pid: int) -> None:
         """Move ``pid`` (and from then on its children) into this cgroup."""
         for directory in self.directories():
@@ -67,7 +72,10 @@ class Cgroup(ABC):
 
     def pids(self) -> list[int]:
         procs = self.directories()[0] / "cgroup.procs"
-        return [int(p) for p in procs.read_text().split()] if procs.exists() else []
+        try:
+            return [int(p) for p in procs.read_text().split()]
+        except OSError:  # no such cgroup, or (ENODEV) one being removed at this moment
+            return []
 
     def exists(self) -> bool:
         return any(d.is_dir() for d in self.directories())

@@ -6,7 +6,7 @@ container's cgroup is therefore one directory in each tree, and the process join
 
 Files written: memory.limit_in_bytes, memory.memsw.limit_in_bytes, cpu.cfs_period_us,
 cpu.cfs_quota_us, cpu.shares, cpuset.cpus (+ cpuset.mems, which must be set before a task may
-join), pids.max, freezer.state. Read: cpuacct.usage, memory.usage_in_bytes,
+join), pids.max, freezer.state, devices.deny/devices.allow. Read: cpuacct.usage, memory.usage_in_bytes,
 memory.oom_control, pids.current.
 
 Man pages: cgroups(7), cpuset(7); kernel docs admin-guide/cgroup-v1/.
@@ -18,7 +18,7 @@ from pathlib import Path
 from minidocker.cgroups.base import Cgroup, Stats, read_int, read_keyed
 from minidocker.cgroups.limits import Limits
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices")
 UNLIMITED = 2**63 - 4096  # what v1 reports for "no limit" (PAGE_COUNTER_MAX in bytes)
 
 
@@ -49,6 +49,17 @@ class CgroupV1(Cgroup):
     def directories(self) -> list[Path]:
         unique = dict.fromkeys(self.path(c) for c in CONTROLLERS if c in self.mounts)
         return list(unique)
+
+    def allow_devices(self, rules: list[str]) -> bool:
+        """The devices controller: deny every device ("a"), then allow each rule
+        (``c 1:3 rwm`` = char device 1:3 may be read, written and mknod'ed)."""
+        if "devices" not in self.mounts:
+            return False
+        directory = self.path("devices")
+        (directory / "devices.deny").write_text("a")
+        for rule in rules:
+            (directory / "devices.allow").write_text(rule)
+        return True
 
     def create(self) -> None:
         for directory in self.directories():

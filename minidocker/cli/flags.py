@@ -14,6 +14,12 @@ OPTIONS = [
                  help="no-new-privileges, seccomp=unconfined, seccomp=PROFILE.json."),
     click.option("--group-add", multiple=True, metavar="GROUP",
                  help="Add a supplementary group (name from the image, or a GID)."),
+    click.option("--device", multiple=True, metavar="HOST[:CTR][:rwm]",
+                 help="Give the container a host device."),
+    click.option("--ipc", metavar="MODE", help="IPC namespace: private (default), host, "
+                 "container:NAME."),
+    click.option("--pid", metavar="MODE", help="PID namespace: host or container:NAME."),
+    click.option("--uts", metavar="MODE", help="UTS namespace: host."),
 ]
 NETWORK_OPTIONS = [
     click.option("--network", "--net", "network", default="none", metavar="NETWORK",
@@ -33,7 +39,8 @@ NETWORK_OPTIONS = [
     click.option("--add-host", multiple=True, metavar="NAME:IP", help="Add a hosts entry."),
 ]
 OPTIONS += NETWORK_OPTIONS
-NAMES = ["cap_add", "cap_drop", "privileged", "security_opt", "group_add", "network",
+NAMES = ["cap_add", "cap_drop", "privileged", "security_opt", "group_add", "device", "ipc",
+         "pid", "uts", "network",
          "publish", "publish_all", "expose", "network_alias", "link", "dns", "dns_search",
          "add_host"]
 
@@ -64,7 +71,13 @@ def extra(options: dict) -> dict:
             ports.parse_expose(spec)
         for spec in values["add_host"]:
             hosts.parse_add_host(spec)
-    return {"NetworkMode": values["network"], "PublishAllPorts": values["publish_all"],
+    from minidocker.security.devices import parse_device
+
+    devices = [parse_device(spec).to_dict() for spec in values["device"]]
+    modes = {"IpcMode": check_mode("--ipc", values["ipc"], ("private", "shareable", "host")),
+             "PidMode": check_mode("--pid", values["pid"], ("host",)),
+             "UTSMode": check_mode("--uts", values["uts"], ("host",), containers=False)}
+    return {**modes, "Devices": devices, "NetworkMode": values["network"], "PublishAllPorts": values["publish_all"],
             "PortBindings": list(values["publish"]), "Expose": list(values["expose"]),
             "NetworkAliases": list(values["network_alias"]), "Links": list(values["link"]),
             "Dns": list(values["dns"]), "DnsSearch": list(values["dns_search"]),
@@ -72,3 +85,15 @@ def extra(options: dict) -> dict:
             "CapAdd": list(values["cap_add"]), "CapDrop": list(values["cap_drop"]),
             "Privileged": values["privileged"], "SecurityOpt": list(values["security_opt"]),
             "GroupAdd": list(values["group_add"]), "Security": opts.to_dict()}
+
+
+def check_mode(flag: str, value: str | None, words: tuple[str, ...],
+               containers: bool = True) -> str:
+    """A namespace mode: one of ``words``, or ``container:NAME`` where that makes sense."""
+    from minidocker.errors import MinidockerError
+
+    if not value or value in words or (containers and value.startswith("container:")
+                                       and len(value) > len("container:")):
+        return value or ""
+    choices = ", ".join([*words, *(["container:NAME"] if containers else [])])
+    raise MinidockerError(f"invalid {flag} mode '{value}': use {choices}")

@@ -121,10 +121,12 @@ def _lock(directory: Path, must_exist: bool = True):
 
 def start_time(pid: int) -> int:
     """When a process started, in clock ticks since boot (field 22 of /proc/<pid>/stat): with
-    the PID it names one process for good, even after the PID is reused. 0: no such process."""
+    the PID it names one process for good, even after the PID is reused. 0: no such process,
+    or a dead one whose parent has not reaped it yet (a zombie, state Z or X)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
+            fields = f.read().rsplit(")", 1)[1].split()
+        return 0 if fields[0] in ("Z", "X") else int(fields[19])
     except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
         return 0
 

@@ -36,6 +36,7 @@ from minidocker.container.spec import (
 )
 from minidocker.errors import MinidockerError
 from minidocker.image.store import resolve_image
+from minidocker.security.devices import Device, host_devices, make_node, rules_for
 from minidocker.security.users import resolve_user, switch_user
 
 TINI = "/usr/bin/tini-static"  # Debian's tini, the init Docker ships as docker-init
@@ -159,9 +160,19 @@ def start(record: records.ContainerRecord,
     mounts = [volumes.Mount.from_dict(m) for m in record.Mounts]
     protection = security_of(host)
     net = NetworkPlan(record)
+    kinds, join = sharing(host)
+    devices = [Device(**d) for d in host.get("Devices", [])]
     cgroup = make_cgroup(record, limits_of(host))
+    device_rules_applied = cgroup.allow_devices(rules_for(devices, protection.privileged))
 
     def more_mounts(root: str) -> None:  # after /proc, /sys, /dev: a volume may go there
+        dev = os.path.join(root, "dev")
+        for device in host_devices() if protection.privileged else devices:
+            make_node(dev, device)
+        if not device_rules_applied and not protection.privileged:
+            # no devices cgroup (v2): a node the container makes in /dev must not open
+            kernel.mount(None, dev, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY
+                         | kernel.MS_NOSUID)
         volumes.mount_all(mounts, root)
         net.mount_files(root)
         if host.get("Init"):
@@ -175,8 +186,10 @@ def start(record: records.ContainerRecord,
         rootfs.make_mounts_private()
         unionfs.mount_overlay(dirs)
         rootfs.enter_rootfs(rootfs.RootfsSpec(dirs.merged, readonly=host["ReadonlyRootfs"],
-                                              more_mounts=more_mounts))
-        kernel.sethostname(hostname)
+                                              more_mounts=more_mounts,
+                                              privileged=protection.privileged))
+        if "uts" in kinds:  # never the host's (--uts host)
+            kernel.sethostname(hostname)
         user = resolve_user(config.get("User"), host.get("GroupAdd"))
         if not any(item.startswith("HOME=") for item in config["Env"]):
             env["HOME"] = user.home  # env is this process's copy: spawn execs with it
@@ -184,7 +197,7 @@ def start(record: records.ContainerRecord,
         security.apply(protection, switch_user=lambda: switch_user(user))  # the last step
 
     try:
-        process = namespaces.spawn(command, net.namespaces(), env=env, stdio=stdio,
+        process = namespaces.spawn(command, kinds, env=env, stdio=stdio, join=join,
                                    setup=inside_the_namespaces, before_start=before_start)
     except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
         cgroup.destroy()
@@ -202,19 +215,40 @@ def start(record: records.ContainerRecord,
 
 
 def wait_for_signal_handling(pid: int, timeout: float = 2.0) -> None:
-    """tini takes its signals by blocking them all (then sigtimedwait(2)). Until it has, a
-    signal to PID 1 meets the default action, which the kernel ignores for a namespace's init:
-    it would be lost. So ``start`` returns once /proc shows the signals blocked (SigBlk)."""
+    """tini takes its signals by blocking them (then sigtimedwait(2)). Until it has, a signal
+    to PID 1 meets the default action, which the kernel ignores for a namespace's init: it
+    would be lost. tini blocks them *before* it forks the command, so ``start`` returns once
+    PID 1 has a child (/proc/<pid>/task/<pid>/children)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with open(f"/proc/{pid}/status") as f:
-                blocked = next(line for line in f if line.startswith("SigBlk:"))
-        except (FileNotFoundError, StopIteration):
-            return
-        if int(blocked.split()[1], 16):
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                if f.read().strip():
+                    return
+        except FileNotFoundError:
             return
         time.sleep(0.002)
+
+
+SHARING = {"IpcMode": "ipc", "PidMode": "pid", "UTSMode": "uts", "NetworkMode": "net"}
+
+
+def sharing(host_config: dict) -> tuple[list[str], dict[str, int]]:
+    """Which namespaces to create and which to share: ``--ipc/--pid/--uts/--network host``
+    keeps the host's (the kind is simply not unshared), ``container:NAME`` joins that
+    container's (setns(2) by the PID of its PID 1)."""
+    kinds, join = list(namespaces.CONTAINER_NAMESPACES), {}
+    for key, kind in SHARING.items():
+        mode = host_config.get(key) or ""
+        if mode == "host" or mode.startswith("container:"):
+            kinds.remove(kind)
+        if mode.startswith("container:"):
+            other = records.find(mode.split(":", 1)[1])
+            if other.State["Status"] != "running":
+                raise MinidockerError(f"cannot join the {kind} namespace of container "
+                                      f"{other.Name}: it is not running (start it first)")
+            join[kind] = other.State["Pid"]
+    return kinds, join
 
 
 def security_of(host_config: dict) -> security.SecurityOptions:
@@ -225,8 +259,7 @@ def security_of(host_config: dict) -> security.SecurityOptions:
 
 
 class NetworkPlan:
-    """Stage 8 for one start: which namespaces to make, the parent's attach (veth, address,
-    NAT), the /etc files to bind-mount inside, and the settings ``inspect`` shows. With
+    """Stage 8 for one start: the parent's attach (veth, address, NAT), the /etc files to bind-mount inside, and the settings ``inspect`` shows. With
     ``--network none`` (and for records without networking) it does nothing, and pyroute2
     is never imported."""
 
@@ -235,11 +268,6 @@ class NetworkPlan:
     def __init__(self, record: records.ContainerRecord):
         self.record = record
         self.mode = record.HostConfig.get("NetworkMode") or "none"
-
-    def namespaces(self) -> tuple[str, ...]:
-        if self.mode == "host" or self.mode.startswith("container:"):
-            return tuple(k for k in namespaces.CONTAINER_NAMESPACES if k != "net")
-        return namespaces.CONTAINER_NAMESPACES
 
     def attach(self, pid: int) -> None:
         if self.mode == "none":
@@ -262,13 +290,10 @@ class NetworkPlan:
         network.write_container_files(self.record.Id, self.record.directory)
 
     def mount_files(self, root: str) -> None:
-        """Inside, before pivot_root: join a ``container:`` network namespace; bind the
-        container's own hosts, resolv.conf and hostname over the image's."""
+        """Inside, before pivot_root: bind the container's own hosts, resolv.conf and
+        hostname over the image's."""
         if self.mode == "none":
             return
-        if self.mode.startswith("container:"):
-            other = records.find(self.mode.split(":", 1)[1])
-            namespaces.join(other.State["Pid"], ["net"])
         for name in self.FILES:
             source = self.record.directory / name
             target = os.path.join(root, "etc", name)
