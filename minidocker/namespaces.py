@@ -8,8 +8,10 @@ when the links name the same inode.
 
 ``spawn()`` tells the container's birth as the kernel sees it: fork a *shim*, which unshares the
 PID namespace so that its next child is PID 1; that child unshares the other namespaces, waits
-for the parent's "go" (uid maps written, cgroup joined), runs the caller's setup (the root
-filesystem, stage 2) and execs the command. The shim stays behind as the container's parent:
+for the parent's "go" (cgroup joined), runs the caller's setup (the root filesystem, stage 2)
+and execs the command. With a user namespace the shim makes it *first* and waits until the
+parent has written its uid and gid maps: every namespace made after it is owned by it, which
+is what lets root-inside mount /proc for its PID namespace and sysfs for its network one. The shim stays behind as the container's parent:
 it waits for PID 1 and exits with its status, 128+N when a signal N killed it.
 
 Man pages: namespaces(7) pid_namespaces(7) user_namespaces(7) unshare(2) setns(2) clone(2)
@@ -237,16 +239,18 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
     os.close(report_w)
     os.close(go_r)
     with os.fdopen(report_r, "rb") as reports:
-        # Two reports, in either order: the shim's "pid", the child's "unshared".
         try:
+            if user_map:  # the shim made the user namespace first: give it its id maps
+                _gather(reports, {"userns"}, shim_pid)
+                write_id_maps(shim_pid, user_map)
+                os.write(go_w, b"u")
+            # Two reports, in either order: the shim's "pid", the child's "unshared".
             started = _gather(reports, {"pid", "unshared"}, shim_pid)
         except BaseException:
             os.close(go_w)
             raise
         process = Process(pid=started["pid"], shim_pid=shim_pid)
         try:
-            if user_map:
-                write_id_maps(process.pid, user_map)
             if before_start:
                 before_start(process.pid)
         except BaseException as exc:
@@ -299,6 +303,13 @@ def _shim(argv, flags, env, stdio, setup, init, report_w, go_r, join) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
             signal.signal(signum, signal.SIG_IGN)  # the CLI proxies terminal signals to PID 1
+        if flags & kernel.CLONE_NEWUSER:  # first, so that it owns every namespace after it
+            kernel.unshare(kernel.CLONE_NEWUSER)
+            _report(report_w, userns=True)
+            if os.read(go_r, 1) != b"u":
+                os._exit(125)  # the parent could not write our id maps
+            os.setresgid(0, 0, 0)  # the maps are written: become root *inside*
+            os.setresuid(0, 0, 0)
         if "pid" in join:  # our next child joins another container's PID namespace
             join_one(join["pid"], "pid")
         elif flags & kernel.CLONE_NEWPID:
@@ -336,15 +347,13 @@ def _container_process(argv, flags, env, stdio, setup, init, report_w, go_r, joi
         kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # the shim dies -> we die
         reset_signal_dispositions()
         _connect_stdio(stdio)
-        kernel.unshare(flags & ~(kernel.CLONE_NEWPID | kernel.CLONE_NEWCGROUP))
+        kernel.unshare(flags & ~(kernel.CLONE_NEWPID | kernel.CLONE_NEWCGROUP
+                                 | kernel.CLONE_NEWUSER))  # the shim made pid and user
         for kind, pid in join.items():  # shared with another container (ipc, net)
             join_one(pid, kind)
         _report(report_w, unshared=True)
         if os.read(go_r, 1) != b"g":
             os._exit(125)  # the parent gave up on us
-        if flags & kernel.CLONE_NEWUSER:
-            os.setresgid(0, 0, 0)  # the uid map is written: become root *inside*
-            os.setresuid(0, 0, 0)
         if flags & kernel.CLONE_NEWCGROUP:
             kernel.unshare(kernel.CLONE_NEWCGROUP)  # after the parent put us in our cgroup
         if setup:

@@ -109,14 +109,24 @@ def mount_dev(root: str) -> None:
     kernel.mount("tmpfs", dev, "tmpfs", kernel.MS_NOSUID | kernel.MS_STRICTATIME,
                  "mode=755,size=65536k")
     for name, major, minor in DEVICES:
-        os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-        os.chmod(f"{dev}/{name}", 0o666)  # mknod obeys the umask; devices must be world-usable
+        make_device(f"{dev}/{name}", 0o666 | stat.S_IFCHR, major, minor)
     for name, target in DEV_LINKS.items():
         os.symlink(target, f"{dev}/{name}")
     kernel.mount("devpts", _mkdir(dev, "pts"), "devpts", kernel.MS_NOSUID | kernel.MS_NOEXEC,
                  "newinstance,ptmxmode=0666,mode=0620")
     kernel.mount("shm", _mkdir(dev, "shm"), "tmpfs",
                  kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC, "mode=1777,size=65536k")
+
+
+def make_device(path: str, mode: int, major: int, minor: int) -> None:
+    """mknod(2) a device node; in a user namespace (where mknod of devices is refused) bind the
+    host's node of that name instead, as rootless runc does."""
+    try:
+        os.mknod(path, mode, os.makedev(major, minor))
+        os.chmod(path, stat.S_IMODE(mode))  # mknod obeys the umask; devices must be usable
+    except PermissionError:
+        open(path, "w").close()
+        kernel.mount(os.path.join("/dev", os.path.basename(path)), path, None, kernel.MS_BIND)
 
 
 def pivot_to(root: str) -> None:

@@ -20,6 +20,10 @@ OPTIONS = [
                  "container:NAME."),
     click.option("--pid", metavar="MODE", help="PID namespace: host or container:NAME."),
     click.option("--uts", metavar="MODE", help="UTS namespace: host."),
+    click.option("--userns", metavar="MODE", help="host (default) or private: root inside "
+                 "is an unprivileged user on the host."),
+    click.option("--uidmap", metavar="CTR:HOST:COUNT", help="The map of --userns private "
+                 "(default 0:100000:65536)."),
 ]
 NETWORK_OPTIONS = [
     click.option("--network", "--net", "network", default="none", metavar="NETWORK",
@@ -40,7 +44,7 @@ NETWORK_OPTIONS = [
 ]
 OPTIONS += NETWORK_OPTIONS
 NAMES = ["cap_add", "cap_drop", "privileged", "security_opt", "group_add", "device", "ipc",
-         "pid", "uts", "network",
+         "pid", "uts", "userns", "uidmap", "network",
          "publish", "publish_all", "expose", "network_alias", "link", "dns", "dns_search",
          "add_host"]
 
@@ -77,7 +81,11 @@ def extra(options: dict) -> dict:
     modes = {"IpcMode": check_mode("--ipc", values["ipc"], ("private", "shareable", "host")),
              "PidMode": check_mode("--pid", values["pid"], ("host",)),
              "UTSMode": check_mode("--uts", values["uts"], ("host",), containers=False)}
-    return {**modes, "Devices": devices, "NetworkMode": values["network"], "PublishAllPorts": values["publish_all"],
+    from minidocker.security.userns import parse_userns
+
+    idmap = parse_userns(values["userns"], values["uidmap"])
+    return {**modes, "Devices": devices, "UsernsMode": "private" if idmap else "",
+            "UsernsMap": idmap, "UsernsFiles": "chown" if idmap else "", "NetworkMode": values["network"], "PublishAllPorts": values["publish_all"],
             "PortBindings": list(values["publish"]), "Expose": list(values["expose"]),
             "NetworkAliases": list(values["network_alias"]), "Links": list(values["link"]),
             "Dns": list(values["dns"]), "DnsSearch": list(values["dns_search"]),

@@ -73,7 +73,7 @@ def _join_and_exec(record: records.ContainerRecord, spec: ExecSpec,
             os.dup2(devnull, 0)
         pid1 = record.State["Pid"]
         cgroups.for_container(record.Id).add_process(os.getpid())
-        kinds = [k for k in namespaces.CONTAINER_NAMESPACES
+        kinds = [k for k in namespaces.NAMESPACES  # with the user namespace, if it has one
                  if namespaces.namespaces_of(pid1)[k] != namespaces.namespaces_of()[k]]
         namespaces.join(pid1, kinds)
         child = os.fork()  # now in the container's PID namespace

@@ -36,8 +36,10 @@ from minidocker.container.spec import (
 )
 from minidocker.errors import MinidockerError
 from minidocker.image.store import resolve_image
+from minidocker.security import userns
 from minidocker.security.devices import Device, host_devices, make_node, rules_for
 from minidocker.security.users import resolve_user, switch_user
+from minidocker.state import state_root
 
 TINI = "/usr/bin/tini-static"  # Debian's tini, the init Docker ships as docker-init
 INIT_PATH = "/sbin/docker-init"
@@ -154,13 +156,21 @@ def start(record: records.ContainerRecord,
     """Start a created (or exited) container; returns once its command has been exec'd."""
     config, host = record.Config, record.HostConfig
     hostname, workdir = config["Hostname"], config["WorkingDir"]
-    dirs = unionfs.OverlayDirs.under(record.directory, tuple(config["LowerDirs"]))
+    idmap = namespaces.IdMap(**host["UsernsMap"]) if host.get("UsernsMap") else None
+    lower = config["LowerDirs"]
+    if idmap:  # the files must follow the uid map (see security/userns.py)
+        lower = userns.shift_layers(lower, idmap)
+    dirs = unionfs.OverlayDirs.under(record.directory, tuple(lower))
+    if idmap:
+        userns.own_writable_dirs([dirs.upper, dirs.work], idmap)
     env = environment(hostname, config["Env"], tty=config["Tty"])
     command = [INIT_PATH, "--", *record.command] if host.get("Init") else record.command
     mounts = [volumes.Mount.from_dict(m) for m in record.Mounts]
     protection = security_of(host)
     net = NetworkPlan(record)
     kinds, join = sharing(host)
+    if idmap:
+        kinds.append("user")
     devices = [Device(**d) for d in host.get("Devices", [])]
     cgroup = make_cgroup(record, limits_of(host))
     device_rules_applied = cgroup.allow_devices(rules_for(devices, protection.privileged))
@@ -173,6 +183,10 @@ def start(record: records.ContainerRecord,
             # no devices cgroup (v2): a node the container makes in /dev must not open
             kernel.mount(None, dev, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY
                          | kernel.MS_NOSUID)
+        if not idmap:
+            data_mounts(root)
+
+    def data_mounts(root: str) -> None:  # what comes from the host's files
         volumes.mount_all(mounts, root)
         net.mount_files(root)
         if host.get("Init"):
@@ -181,11 +195,16 @@ def start(record: records.ContainerRecord,
     def before_start(pid: int) -> None:  # the parent's part, while the child waits
         cgroup.add_process(pid)
         net.attach(pid)
+        if idmap:  # root inside cannot reach into the state root (0700): we mount for it
+            mount_from_outside(pid, dirs, data_mounts)
 
     def inside_the_namespaces() -> None:  # runs as the container's PID 1, before exec
         rootfs.make_mounts_private()
-        unionfs.mount_overlay(dirs)
-        rootfs.enter_rootfs(rootfs.RootfsSpec(dirs.merged, readonly=host["ReadonlyRootfs"],
+        if not idmap:
+            unionfs.mount_overlay(dirs)
+        rootfs.enter_rootfs(rootfs.RootfsSpec(userns_root(str(state_root())) if idmap
+                                              else dirs.merged,
+                                              readonly=host["ReadonlyRootfs"],
                                               more_mounts=more_mounts,
                                               privileged=protection.privileged))
         if "uts" in kinds:  # never the host's (--uts host)
@@ -198,7 +217,8 @@ def start(record: records.ContainerRecord,
 
     try:
         process = namespaces.spawn(command, kinds, env=env, stdio=stdio, join=join,
-                                   setup=inside_the_namespaces, before_start=before_start)
+                                   user_map=idmap, setup=inside_the_namespaces,
+                                   before_start=before_start)
     except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
         cgroup.destroy()
         net.release()
@@ -212,6 +232,45 @@ def start(record: records.ContainerRecord,
     record.mark_running(process.pid)
     net.record_settings()
     return Container(record, process, cgroup)
+
+
+def userns_root(state: str) -> str:
+    """Where a user-namespace container's root is put for it: on a tmpfs over an empty
+    directory of the host (only in the container's mount namespace) that is not above the
+    state root."""
+    for place in ("/mnt", "/media", "/run", "/tmp"):
+        if os.path.isdir(place) and not (state + "/").startswith(place + "/"):
+            return os.path.join(place, "rootfs")
+    raise MinidockerError("--userns private needs an empty directory such as /mnt")
+
+
+def mount_from_outside(pid: int, dirs: unionfs.OverlayDirs, data_mounts) -> None:
+    """For a container in a user namespace: join its mount namespace as the host's root,
+    mount its overlay and volumes there, then move them to ``userns_root`` (MS_MOVE). Root
+    inside the container could not: its host uid (100000) may not traverse the state root
+    (0700). The container then only pivots into what we mounted."""
+    root = userns_root(str(state_root()))
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(read_fd)
+            namespaces.join(pid, ["mnt"])
+            rootfs.make_mounts_private()  # nothing we mount may propagate to the host
+            unionfs.mount_overlay(dirs)
+            data_mounts(dirs.merged)
+            kernel.mount("tmpfs", os.path.dirname(root), "tmpfs", kernel.MS_NOSUID, "mode=755")
+            os.mkdir(root)
+            kernel.mount(dirs.merged, root, None, kernel.MS_MOVE)
+            os._exit(0)
+        except BaseException as exc:
+            os.write(write_fd, str(exc).encode())
+            os._exit(1)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as errors:
+        error = errors.read().decode()
+    if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
+        raise MinidockerError(f"cannot mount the root of a user-namespace container: {error}")
 
 
 def wait_for_signal_handling(pid: int, timeout: float = 2.0) -> None:

@@ -25,10 +25,13 @@ from minidocker.labs import (
     lab03_cgroups,
     lab04_overlay,
     lab05_images,
+    lab06_lifecycle,
+    lab07_volumes,
 )
 
 LABS = [lab01_namespaces.LAB, lab02_root_filesystem.LAB, lab03_cgroups.LAB, lab04_overlay.LAB,
-        lab05_images.LAB]
+        lab05_images.LAB, lab06_lifecycle.LAB,
+        lab07_volumes.LAB]
 
 
 def check(number: str, path: str | os.PathLike | None = None) -> int:

@@ -21,6 +21,7 @@ import os
 import stat
 from dataclasses import dataclass
 
+from minidocker import kernel
 from minidocker.errors import MinidockerError
 
 # Docker's default device rules (runc's AllowedDevices): mknod of anything, and these opens.
@@ -105,8 +106,12 @@ def make_node(dev_dir: str, device: Device) -> None:
     kind = stat.S_IFCHR if device.kind == "c" else stat.S_IFBLK
     if os.path.lexists(target):
         os.unlink(target)
-    os.mknod(target, device.mode | kind, os.makedev(device.major, device.minor))
-    os.chmod(target, device.mode)
+    try:
+        os.mknod(target, device.mode | kind, os.makedev(device.major, device.minor))
+        os.chmod(target, device.mode)
+    except PermissionError:  # in a user namespace: bind the host's node instead
+        open(target, "w").close()
+        kernel.mount(device.host_path, target, None, kernel.MS_BIND)
 
 
 def host_devices(root: str = "/dev") -> list[Device]:
