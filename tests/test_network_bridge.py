@@ -29,11 +29,12 @@ def no_proxy(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def state() -> dict[str, str]:
-    """What the lab host's kernel holds: links, addresses, filter and nat rules."""
+def state() -> dict:
+    """What the lab host's kernel holds: links (by name: a bridge's carrier state comes and
+    goes on its own), addresses, filter and nat rules."""
     def run(*argv):
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    return {"links": run("ip", "-o", "link"), "addresses": run("ip", "-o", "addr"),
+    return {"links": link_names(), "addresses": run("ip", "-o", "addr"),
             "filter": run("iptables", "-w", "-S"), "nat": run("iptables", "-w", "-t", "nat", "-S")}
 
 

@@ -28,11 +28,11 @@ import os
 import select
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from minidocker import volumes
 from minidocker.container import records
 from minidocker.container.attach import frame, short_address
 from minidocker.container.logs import LogWriter
@@ -50,14 +50,11 @@ def launch(record: records.ContainerRecord, wait_for_attach: bool = False) -> in
     ``wait_for_attach`` the monitor starts the container only after one client has attached
     (``start -a``: no output is lost)."""
     status_r, status_w = os.pipe()
-    stderr = open(record.directory / "monitor.log", "ab")
     argv = [sys.executable, "-m", "minidocker.container.monitor", record.Id, str(status_w)]
     if wait_for_attach:
         argv.append("--wait-for-attach")
-    subprocess.Popen(argv, pass_fds=(status_w,), stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True, cwd="/")
+    daemonize(argv, status_w, record.directory / "monitor.log")
     os.close(status_w)
-    stderr.close()
     with os.fdopen(status_r, "rb") as reports:
         for line in reports:
             report = json.loads(line)
@@ -69,6 +66,27 @@ def launch(record: records.ContainerRecord, wait_for_attach: bool = False) -> in
                 return 0  # the caller attaches now; the start follows
     raise MinidockerError(f"the monitor of {record.Name} died while starting it; see "
                           f"{record.directory / 'monitor.log'}")
+
+
+def daemonize(argv: list[str], keep_fd: int, log: Path) -> None:
+    """Run ``argv`` detached, the classic way: fork, setsid(2) (a session of its own, no
+    terminal), fork again and exit, so the daemon is nobody's child here (init adopts it) and
+    can never become our zombie. Its stdio: /dev/null in and out, errors to ``log``."""
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                os.chdir("/")
+                null = os.open(os.devnull, os.O_RDWR)
+                os.dup2(null, 0)
+                os.dup2(null, 1)
+                os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), 2)
+                os.set_inheritable(keep_fd, True)
+                os.execv(argv[0], argv)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
 
 
 class Monitor:
@@ -128,6 +146,11 @@ class Monitor:
         ours, theirs = socket.socketpair() if tty else (None, None)
         out_r, out_w = os.pipe() if not tty else (None, 1)
         err_r, err_w = os.pipe() if not tty else (None, 2)
+        if not tty and self.local and same_file(1, 2) and not os.isatty(1):
+            # '2>&1' into a pipe or file: one pipe keeps the order (logged as stdout)
+            os.close(err_r)
+            os.close(err_w)
+            err_r, err_w = None, os.dup(out_w)
         in_r, self.stdin_w = os.pipe() if with_stdin and not tty else \
             (os.open(os.devnull, os.O_RDONLY), None)
         try:
@@ -145,7 +168,7 @@ class Monitor:
                 signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(0, master))
             self.stdin_w = master if with_stdin else None
             return {master: "stdout"}
-        return {out_r: "stdout", err_r: "stderr"}
+        return {out_r: "stdout", err_r: "stderr"} if err_r is not None else {out_r: "stdout"}
 
     def watch(self, outputs: dict[int, str]) -> int:
         """Copy output to the log and the clients, input to the container, until PID 1 has
@@ -278,8 +301,9 @@ class Monitor:
         with contextlib.suppress(OSError):
             os.unlink(self.record.directory / "attach.sock")
         signal.set_wakeup_fd(-1)
-        if self.record.HostConfig.get("AutoRemove"):
-            remove(self.record)
+        if self.record.HostConfig.get("AutoRemove"):  # --rm: the container and its
+            remove(self.record)                       # anonymous volumes go, as 'rm -v'
+            remove_anonymous_volumes(self.record)
 
     @staticmethod
     def _listen(path: Path) -> socket.socket:
@@ -300,6 +324,19 @@ class Terminal:
         self.stdin_open = interactive
 
 
+def remove_anonymous_volumes(record: records.ContainerRecord) -> None:
+    """The anonymous volumes of ``record`` that no other container uses (``--volumes-from``)
+    go: for ``rm -v`` and ``run --rm``. Named volumes always stay."""
+    others = ((r.Name, r.Mounts) for r in records.all_records() if r.Id != record.Id)
+    volumes.remove_anonymous(record.Mounts, volumes.volume_users(others))
+
+
+def same_file(fd_a: int, fd_b: int) -> bool:
+    """Do two fds lead to the same file (a pipe, a terminal)? Then a reader sees one stream."""
+    a, b = os.fstat(fd_a), os.fstat(fd_b)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     while data:
         data = data[os.write(fd, data):]
@@ -313,8 +350,13 @@ def main(argv: list[str]) -> None:
         signal.signal(signum, signal.SIG_IGN)
 
     def report(message: dict) -> None:
-        os.write(status_fd, (json.dumps(message) + "\n").encode())
-        os.close(status_fd)
+        """Tell launch() how the first start went. It may have stopped listening already
+        (``start -a`` returns at "listening" to attach): the attached client and the record
+        hear of it instead, so a closed pipe is no error."""
+        with contextlib.suppress(OSError):
+            os.write(status_fd, (json.dumps(message) + "\n").encode())
+        with contextlib.suppress(OSError):
+            os.close(status_fd)
 
     try:
         monitor = Monitor(records.load(container_id))
@@ -323,8 +365,7 @@ def main(argv: list[str]) -> None:
             monitor.accept()
         monitor.run(report)
     except BaseException as exc:  # anything unexpected: say so, where launch() can read it
-        with contextlib.suppress(OSError):
-            report({"error": f"monitor: {exc}", "exit_code": 125})
+        report({"error": f"monitor: {exc}", "exit_code": 125})
         raise
 
 
