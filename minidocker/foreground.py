@@ -13,8 +13,8 @@ from minidocker import volumes
 from minidocker.container import ContainerSpec, create, lifecycle, logs, records
 from minidocker.container import tty as terminal
 from minidocker.container.lifecycle import refresh
-from minidocker.container.monitor import Monitor, Terminal
-from minidocker.errors import Conflict, MinidockerError
+from minidocker.container.monitor import Monitor, Terminal, remove_anonymous_volumes
+from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.image.reference import parse_reference
 from minidocker.image.store import Image, ImageStore, human_size
 from minidocker.namespaces import SIGNALS_TO_FORWARD
@@ -161,11 +161,6 @@ def show_logs(name: str, follow: bool, tail: str, timestamps: bool) -> None:
         show(entry)
 
 
-def remove_anonymous_volumes(record: records.ContainerRecord) -> None:
-    others = ((r.Name, r.Mounts) for r in records.all_records() if r.Id != record.Id)
-    volumes.remove_anonymous(record.Mounts, volumes.volume_users(others))
-
-
 def list_images(quiet: bool = False) -> str:
     """``docker images``: one row per tag; an untagged image shows as <none>."""
     rows = []
@@ -262,7 +257,11 @@ def inspect(names: list[str], template: str | None = None) -> str:
             continue
         except MinidockerError:
             pass
-        image = ImageStore().get(name)
+        try:
+            image = ImageStore().get(name)
+        except NotFound:
+            raise NotFound(f"No such object: {name} (neither a container, see 'minidocker "
+                           "ps -a', nor an image, see 'minidocker images')") from None
         found.append({"Id": image.id, "RepoTags": image.tags,
                       "RepoDigests": [], "Created": image.config.get("created"),
                       "Author": image.config.get("author", ""),

@@ -48,12 +48,13 @@ def escape(path: str) -> str:
     return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
 
 
-def mount_overlay(dirs: OverlayDirs) -> None:
-    """Mount the union at ``dirs.merged`` (creating the upper, work and merged dirs)."""
+def mount_overlay(dirs: OverlayDirs, nodev: bool = True) -> None:
+    """Mount the union at ``dirs.merged`` (creating the upper, work and merged dirs). With
+    ``nodev`` a device node made in the container's files opens nothing (its /dev is apart)."""
     for path in (dirs.upper, dirs.work, dirs.merged):
         os.makedirs(path, exist_ok=True)
-    # nodev: a device node made in the container's files opens nothing (its /dev is apart)
-    kernel.mount("overlay", dirs.merged, "overlay", kernel.MS_NODEV, overlay_options(dirs))
+    flags = kernel.MS_NODEV if nodev else 0
+    kernel.mount("overlay", dirs.merged, "overlay", flags, overlay_options(dirs))
 
 
 def _supported_options() -> list[str]:

@@ -171,8 +171,12 @@ def _start_attached(record, interactive: bool) -> int:
 
     lifecycle.start(record, attach=True)
     client = attach.connect(record.directory / "attach.sock", interactive)
-    detached = attach.relay(client, interactive, record.Config["Tty"])
-    return 0 if detached else lifecycle.wait(record)
+    if attach.relay(client, interactive, record.Config["Tty"]):
+        return 0  # detached: it runs on
+    code = lifecycle.wait(record)
+    if record.State["Error"]:  # it could not start: the monitor wrote why into the record
+        click.echo(f"minidocker: {record.State['Error']}", err=True)
+    return code
 
 
 @main.command(context_settings=CONTEXT)

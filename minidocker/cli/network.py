@@ -22,12 +22,6 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
     return pairs
 
 
-def _table(rows: list[tuple]) -> str:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "".join("   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
-                   .rstrip() + "\n" for row in rows)
-
-
 def _container_id(name_or_id: str) -> str:
     from minidocker.container.records import find
 
@@ -68,7 +62,9 @@ def network_ls(quiet, no_trunc):
         click.echo("\n".join(ids))
         return
     rows = [(i, n.name, n.driver, "local") for i, n in zip(ids, found, strict=True)]
-    click.echo(_table([("NETWORK ID", "NAME", "DRIVER", "SCOPE"), *rows]), nl=False)
+    from minidocker.foreground import format_table
+
+    click.echo(format_table([("NETWORK ID", "NAME", "DRIVER", "SCOPE"), *rows]), nl=False)
 
 
 @network.command("inspect", context_settings=CONTEXT)
@@ -104,9 +100,28 @@ def network_prune(force):
     if not force:
         click.confirm("WARNING! This will remove all custom networks not used by at least one "
                       "container.\nAre you sure you want to continue?", abort=True)
+    from minidocker.network import prune as prune_leftovers
+
+    prune_leftovers()  # what dead containers left (veths, rules, an idle default bridge)
     removed = networks.prune()
     if removed:
         click.echo("Deleted Networks:\n" + "\n".join(removed))
+
+
+@main.command("port", context_settings=CONTEXT)
+@click.argument("container")
+@click.argument("private_port", required=False, metavar="[PRIVATE_PORT[/PROTO]]")
+def port(container, private_port):
+    """List a container's published ports (or where one private port is published)."""
+    from minidocker.container import lifecycle
+    from minidocker.network import endpoints_of, port_lines
+
+    record = lifecycle.find(container)
+    if private_port:  # Docker then prints only the host side: 0.0.0.0:8080
+        for line in port_lines(record.Id, private_port):
+            click.echo(line.split(" -> ", 1)[1])
+    elif endpoints_of(record.Id):
+        click.echo("\n".join(port_lines(record.Id)))
 
 
 @network.command("connect", context_settings=CONTEXT)

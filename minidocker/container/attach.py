@@ -72,7 +72,7 @@ def relay(client: socket.socket, with_stdin: bool, tty: bool) -> bool:
     """Copy frames to our stdout/stderr and our stdin to the container, until the container
     ends (returns False) or we detach with Ctrl-P Ctrl-Q (returns True)."""
     inputs = [client, 0] if with_stdin else [client]
-    buffer, keys = b"", b""
+    buffer, held = b"", b""  # held: a Ctrl-P that may be the start of the detach keys
     with raw_terminal(0) if (tty and with_stdin) else _nothing():
         while True:
             ready, _, _ = select.select(inputs, [], [])
@@ -86,13 +86,18 @@ def relay(client: socket.socket, with_stdin: bool, tty: bool) -> bool:
             if 0 in ready:
                 data = os.read(0, 4096)
                 if not data:  # our stdin ended: tell the monitor, keep reading output
+                    client.sendall(held)
                     client.shutdown(socket.SHUT_WR)
                     inputs.remove(0)
                     continue
-                keys = (keys + data)[-len(DETACH_KEYS):]
-                if DETACH_KEYS in data or keys == DETACH_KEYS:
+                data, held = held + data, b""
+                if DETACH_KEYS in data:  # what came before the keys still goes in
+                    client.sendall(data[:data.index(DETACH_KEYS)])
                     return True
-                client.sendall(data)
+                if data.endswith(DETACH_KEYS[:1]):  # wait for the next key to decide
+                    data, held = data[:-1], data[-1:]
+                if data:
+                    client.sendall(data)
 
 
 class _nothing:

@@ -21,6 +21,7 @@ marked exited and its processes and cgroup are removed: the record follows the k
 Man pages: kill(2), signal(7), cgroups(7) (freezer, cgroup.kill), waitpid(2).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -71,6 +72,8 @@ def refresh(record: records.ContainerRecord) -> records.ContainerRecord:
 
 
 def monitor_alive(record: records.ContainerRecord) -> bool:
+    """The monitor named by the record still runs: same PID and start time (a reused PID
+    or a zombie has another, see ``records.start_time``)."""
     pid = record.State.get("MonitorPid") or 0
     return pid > 0 and records.start_time(pid) == record.State.get("MonitorStart")
 
@@ -80,10 +83,13 @@ def find(name: str) -> records.ContainerRecord:
 
 
 def start(record: records.ContainerRecord, attach: bool = False) -> int:
-    """``start``: a created or exited container runs again, under a new monitor."""
+    """``start``: a created or exited container runs again, under a new monitor. Started by
+    hand, its restart policy begins afresh (RestartCount 0), as Docker's does."""
     if record.status in ACTIVE:
         return record.State["Pid"]
-    record.update_state(ManuallyStopped=False)
+    with record.locked():
+        record.State["ManuallyStopped"] = False
+        record.RestartCount = 0
     return launch(record, wait_for_attach=attach)
 
 
@@ -145,8 +151,10 @@ def rm(record: records.ContainerRecord, force: bool = False, hooks=()) -> None:
             raise Conflict(f"You cannot remove a {record.status} container {record.Id[:12]}. "
                            "Stop it first, or use 'minidocker rm -f'.")
         record.update_state(ManuallyStopped=True)
-        release(record)  # thaw and SIGKILL through the cgroup: every process of it
-        _wait_for_monitor(record, 5)
+        for _ in range(3):  # a monitor may be restarting it right now: kill that run too
+            release(record)  # thaw and SIGKILL through the cgroup: every process of it
+            if _wait_for_monitor(record, 2):
+                break
     for hook in hooks:
         hook(record)
     remove(record)
@@ -165,9 +173,7 @@ def prune(hooks=()) -> list[str]:
 def wait(record: records.ContainerRecord) -> int:
     """``wait``: block until the container stops; its exit code."""
     while refresh(record).status in ACTIVE or record.status == "created":
-        if record.status == "created" and not record.State["StartedAt"]:
-            pass  # Docker waits for a created container to run and stop; so do we
-        time.sleep(0.1)
+        time.sleep(0.1)  # a created container too: Docker waits for it to run and stop
         record.reload()
     return record.State["ExitCode"]
 
@@ -193,10 +199,12 @@ def top(record: records.ContainerRecord, ps_args: list[str] | None = None) -> st
 
 
 def _signal(record: records.ContainerRecord, signum: int) -> None:
-    try:
-        os.kill(record.State["Pid"], signum)
-    except ProcessLookupError:
-        pass
+    """``signum`` to PID 1, if there is one: between two runs (``restarting``) the record's
+    Pid is 0, and kill(2) with pid 0 would signal *our own* process group."""
+    pid = record.State["Pid"]
+    if pid > 0:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
 
 
 def _wait_for_exit(record: records.ContainerRecord, timeout: float) -> bool:
@@ -212,7 +220,11 @@ def _wait_for_exit(record: records.ContainerRecord, timeout: float) -> bool:
         time.sleep(0.05)
 
 
-def _wait_for_monitor(record: records.ContainerRecord, timeout: float) -> None:
+def _wait_for_monitor(record: records.ContainerRecord, timeout: float) -> bool:
+    """Wait until the container's monitor has ended; False if it still runs."""
     deadline = time.monotonic() + timeout
-    while monitor_alive(record) and time.monotonic() < deadline:
+    while monitor_alive(record):
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
+    return True

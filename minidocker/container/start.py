@@ -163,7 +163,8 @@ def start(record: records.ContainerRecord,
     dirs = unionfs.OverlayDirs.under(record.directory, tuple(lower))
     if idmap:
         userns.own_writable_dirs([dirs.upper, dirs.work], idmap)
-    env = environment(hostname, config["Env"], tty=config["Tty"])
+    env = {**link_environment(host.get("Links", [])),
+           **environment(hostname, config["Env"], tty=config["Tty"])}
     command = [INIT_PATH, "--", *record.command] if host.get("Init") else record.command
     mounts = [volumes.Mount.from_dict(m) for m in record.Mounts]
     protection = security_of(host)
@@ -183,6 +184,7 @@ def start(record: records.ContainerRecord,
             # no devices cgroup (v2): a node the container makes in /dev must not open
             kernel.mount(None, dev, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY
                          | kernel.MS_NOSUID)
+        share_ipc_memory(root, host.get("IpcMode") or "", join.get("ipc"))
         if not idmap:
             data_mounts(root)
 
@@ -196,12 +198,12 @@ def start(record: records.ContainerRecord,
         cgroup.add_process(pid)
         net.attach(pid)
         if idmap:  # root inside cannot reach into the state root (0700): we mount for it
-            mount_from_outside(pid, dirs, data_mounts)
+            mount_from_outside(pid, dirs, data_mounts, nodev=not protection.privileged)
 
     def inside_the_namespaces() -> None:  # runs as the container's PID 1, before exec
         rootfs.make_mounts_private()
         if not idmap:
-            unionfs.mount_overlay(dirs)
+            unionfs.mount_overlay(dirs, nodev=not protection.privileged)
         rootfs.enter_rootfs(rootfs.RootfsSpec(userns_root(str(state_root())) if idmap
                                               else dirs.merged,
                                               readonly=host["ReadonlyRootfs"],
@@ -209,6 +211,8 @@ def start(record: records.ContainerRecord,
                                               privileged=protection.privileged))
         if "uts" in kinds:  # never the host's (--uts host)
             kernel.sethostname(hostname)
+        if "net" in kinds and net.mode == "none":
+            kernel.interface_up("lo")  # a new network namespace has only lo, and it is down
         user = resolve_user(config.get("User"), host.get("GroupAdd"))
         if not any(item.startswith("HOME=") for item in config["Env"]):
             env["HOME"] = user.home  # env is this process's copy: spawn execs with it
@@ -244,7 +248,8 @@ def userns_root(state: str) -> str:
     raise MinidockerError("--userns private needs an empty directory such as /mnt")
 
 
-def mount_from_outside(pid: int, dirs: unionfs.OverlayDirs, data_mounts) -> None:
+def mount_from_outside(pid: int, dirs: unionfs.OverlayDirs, data_mounts,
+                       nodev: bool = True) -> None:
     """For a container in a user namespace: join its mount namespace as the host's root,
     mount its overlay and volumes there, then move them to ``userns_root`` (MS_MOVE). Root
     inside the container could not: its host uid (100000) may not traverse the state root
@@ -257,7 +262,7 @@ def mount_from_outside(pid: int, dirs: unionfs.OverlayDirs, data_mounts) -> None
             os.close(read_fd)
             namespaces.join(pid, ["mnt"])
             rootfs.make_mounts_private()  # nothing we mount may propagate to the host
-            unionfs.mount_overlay(dirs)
+            unionfs.mount_overlay(dirs, nodev=nodev)
             data_mounts(dirs.merged)
             kernel.mount("tmpfs", os.path.dirname(root), "tmpfs", kernel.MS_NOSUID, "mode=755")
             os.mkdir(root)
@@ -308,6 +313,65 @@ def sharing(host_config: dict) -> tuple[list[str], dict[str, int]]:
                                       f"{other.Name}: it is not running (start it first)")
             join[kind] = other.State["Pid"]
     return kinds, join
+
+
+def share_ipc_memory(root: str, mode: str, pid: int | None) -> None:
+    """POSIX shared memory (shm_open(3)) lives as files in /dev/shm, not in the IPC namespace:
+    ``--ipc host`` and ``--ipc container:C`` also bring the host's or C's /dev/shm."""
+    target = os.path.join(root, "dev/shm")
+    if mode == "host":
+        kernel.mount("/dev/shm", target, None, kernel.MS_BIND)  # our copy of the host's mount
+    elif pid:
+        mount_from_namespace(pid, "/dev/shm", target)
+
+
+def mount_from_namespace(pid: int, path: str, target: str) -> None:
+    """Bind a mount of *another* mount namespace here. mount(2) refuses (EINVAL: its source
+    must be in our namespace), so a child joins that namespace, clones the mount there
+    (open_tree(2)), comes back and attaches the clone at ``target`` (move_mount(2))."""
+    ours = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+    child = os.fork()
+    if child == 0:
+        try:
+            namespaces.join_one(pid, "mnt")
+            tree = kernel.open_tree(path, kernel.OPEN_TREE_CLONE | kernel.OPEN_TREE_CLOEXEC)
+            kernel.setns(ours, kernel.CLONE_NEWNS)
+            kernel.move_mount(tree, target)
+            os._exit(0)
+        except BaseException as exc:
+            os.write(2, f"minidocker: cannot share {path} of process {pid}: {exc}\n".encode())
+            os._exit(1)
+    os.close(ours)
+    if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
+        raise MinidockerError(f"cannot share {path} with the container of process {pid}")
+
+
+def link_environment(links: list[str]) -> dict[str, str]:
+    """What ``--link web:site`` tells the program, as Docker's legacy links do: SITE_NAME,
+    SITE_PORT_80_TCP=tcp://IP:80 (and _ADDR, _PORT, _PROTO) for each exposed port, and the
+    linked container's own variables as SITE_ENV_*."""
+    env = {}
+    for link in links:
+        name, _, alias = link.partition(":")
+        other = records.find(name)
+        prefix = (alias or other.Name).upper().replace("-", "_").replace(".", "_")
+        address = other.NetworkSettings.get("IPAddress", "")
+        env[f"{prefix}_NAME"] = f"/{other.Name}/{alias or other.Name}"
+        exposed = [*other.Config.get("ExposedPorts", {}), *other.HostConfig.get("Expose", [])]
+        for index, spec in enumerate(sorted(exposed, key=lambda p: int(p.split("/")[0]))):
+            number, _, proto = spec.partition("/")
+            proto = proto or "tcp"
+            url = f"{proto}://{address}:{number}"
+            if index == 0:
+                env[f"{prefix}_PORT"] = url
+            key = f"{prefix}_PORT_{number}_{proto.upper()}"
+            env.update({key: url, f"{key}_ADDR": address, f"{key}_PORT": number,
+                        f"{key}_PROTO": proto})
+        for item in other.Config.get("Env", []):
+            var, sep, value = item.partition("=")
+            if sep and var not in ("PATH", "HOME", "HOSTNAME"):
+                env[f"{prefix}_ENV_{var}"] = value
+    return env
 
 
 def security_of(host_config: dict) -> security.SecurityOptions:

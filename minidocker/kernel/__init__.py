@@ -4,8 +4,21 @@
 """
 
 from .constants import *  # noqa: F403
-from .libc import capget, capset, mount, pivot_root, prctl, sethostname, setns, umount2, unshare
+from .libc import (
+    capget,
+    capset,
+    interface_up,
+    mount,
+    move_mount,
+    open_tree,
+    pivot_root,
+    prctl,
+    sethostname,
+    setns,
+    umount2,
+    unshare,
+)
 
-__all__ = ["capget", "capset", "mount", "pivot_root", "prctl", "sethostname", "setns",
-           "umount2", "unshare"]
+__all__ = ["capget", "capset", "interface_up", "mount", "move_mount", "open_tree", "pivot_root",
+           "prctl", "sethostname", "setns", "umount2", "unshare"]
 __all__ += [name for name in dir() if name.isupper()]

@@ -82,3 +82,15 @@ AUDIT_ARCH_I386 = 0x40000003
 AUDIT_ARCH_AARCH64 = 0xC00000B7
 X32_SYSCALL_BIT = 0x40000000  # the kernel's __X32_SYSCALL_BIT: x32 ABI calls carry the x86_64
 # arch value, with this bit added to the syscall number
+
+# netdevice(7): an interface's flags, the pre-netlink way
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+# the new mount API: open_tree(2), move_mount(2)
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 0x1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4

@@ -11,9 +11,19 @@ Used by: every later stage; notebook 01-namespaces shows them one by one.
 """
 
 import ctypes
+import fcntl
 import os
+import socket
+import struct
 
-from .constants import _LINUX_CAPABILITY_VERSION_3
+from .constants import (
+    _LINUX_CAPABILITY_VERSION_3,
+    AT_FDCWD,
+    IFF_UP,
+    MOVE_MOUNT_F_EMPTY_PATH,
+    SIOCGIFFLAGS,
+    SIOCSIFFLAGS,
+)
 
 _libc = ctypes.CDLL(None, use_errno=True)  # the C library this Python is already linked with
 
@@ -116,3 +126,29 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[word].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     result = _libc.capset(ctypes.byref(_cap_header(0)), data)
     _check(result, "capset", hex(effective), hex(permitted), hex(inheritable))
+
+
+def interface_up(name: str) -> None:
+    """``ip link set NAME up`` the old way, without netlink: read the interface's flags
+    (SIOCGIFFLAGS), add IFF_UP, write them back (SIOCSIFFLAGS). Man page: netdevice(7)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH22x", name.encode(), 0)  # struct ifreq: name, flags
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22x", name.encode(), flags | IFF_UP))
+
+
+# The new mount API (Linux 5.2): one number on every architecture.
+_SYS_OPEN_TREE, _SYS_MOVE_MOUNT = 428, 429
+
+
+def open_tree(path: str, flags: int) -> int:
+    """A file descriptor for the mount at ``path``; with OPEN_TREE_CLONE a detached copy of it
+    that ``move_mount`` can attach elsewhere — even in another mount namespace, which a plain
+    bind mount refuses. Man page: open_tree(2)."""
+    return _check(_libc.syscall(_SYS_OPEN_TREE, AT_FDCWD, _b(path), flags), "open_tree", path)
+
+
+def move_mount(fd: int, target: str) -> None:
+    """Attach the mount ``fd`` (from ``open_tree``) at ``target``. Man page: move_mount(2)."""
+    _check(_libc.syscall(_SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, _b(target),
+                         MOVE_MOUNT_F_EMPTY_PATH), "move_mount", target)

@@ -27,11 +27,15 @@ from minidocker.labs import (
     lab05_images,
     lab06_lifecycle,
     lab07_volumes,
+    lab08_networking,
+    lab09_security,
 )
 
 LABS = [lab01_namespaces.LAB, lab02_root_filesystem.LAB, lab03_cgroups.LAB, lab04_overlay.LAB,
         lab05_images.LAB, lab06_lifecycle.LAB,
-        lab07_volumes.LAB]
+        lab07_volumes.LAB,
+        lab08_networking.LAB,
+        lab09_security.LAB]
 
 
 def check(number: str, path: str | os.PathLike | None = None) -> int:
