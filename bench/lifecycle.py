@@ -33,7 +33,6 @@ Usage: bench/lifecycle.py [-n N] [--skip podman] [--json PATH]     (as root; ``s
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -45,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 
+import common  # bench/common.py: the workspace and its failures, the report
 import peers  # bench/peers.py: the workspace, podman's set-up helpers
 from rich.console import Console
 from rich.table import Table
@@ -66,46 +66,38 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "containers": args.n,
               "command": " ".join(COMMAND), "host": host_info(), "skipped": {}}
-    try:
-        with peers.Workspace() as ws:
-            console.print(f"setting up in {ws.path}")
-            minidocker = Minidocker(ws)
-            console.print(f"minidocker: {args.n} × run -d busybox {' '.join(COMMAND)}")
-            report["minidocker"] = minidocker.measure(args.n, context=True)
-            if "podman" in args.skip:
-                report["skipped"]["podman"] = "--skip"
-            else:
-                try:
-                    podman = Podman(ws, minidocker.image_root)
-                    console.print(f"podman: {args.n} × run -d <busybox import> "
-                                  f"{' '.join(COMMAND)}")
-                    report["podman"] = podman.measure(args.n)
-                except peers.Skipped as exc:
-                    report["skipped"]["podman"] = str(exc)
-    except peers.BenchError as exc:
-        print(f"bench/lifecycle.py: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench/lifecycle.py: interrupted (everything it created is removed)",
-              file=sys.stderr)
-        return 130
+
+    def bench(ws: peers.Workspace) -> None:
+        console.print(f"setting up in {ws.path}")
+        minidocker = Minidocker(ws)
+        console.print(f"minidocker: {args.n} × run -d busybox {' '.join(COMMAND)}")
+        report["minidocker"] = minidocker.measure(args.n, context=True)
+        if "podman" in args.skip:
+            report["skipped"]["podman"] = "--skip"
+            return
+        try:
+            podman = Podman(ws, minidocker.image_root)
+            console.print(f"podman: {args.n} × run -d <busybox import> {' '.join(COMMAND)}")
+            report["podman"] = podman.measure(args.n)
+        except peers.Skipped as exc:
+            report["skipped"]["podman"] = str(exc)
+
+    failed, _ = common.in_workspace("bench/lifecycle.py", bench)
+    if failed:
+        return failed
     report["ratios"] = ratios(report)
     show(console, report)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"written: {args.json}")
+        common.write_json(console, args.json, report)
     return 0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench/lifecycle.py",
-                                     description=__doc__.split("\n")[0])
+    parser = common.argument_parser("bench/lifecycle.py", __doc__)
     parser.add_argument("-n", "--containers", dest="n", type=int, default=50, metavar="N",
                         help="detached containers to start, per engine (default 50)")
     parser.add_argument("--skip", action="append", default=[], choices=["podman"],
                         help="leave podman out")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("-n must be at least 1")
@@ -482,13 +474,7 @@ def host_info() -> dict[str, str]:
 
     info = {"kernel": platform.release(), "cpus": str(os.cpu_count()),
             "python": platform.python_version()}
-    for tool in ("podman", "conmon"):
-        try:
-            out = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout
-            info[tool] = out.splitlines()[0].split()[-1] if out else "?"
-        except FileNotFoundError:
-            info[tool] = "not installed"
-    return info
+    return info | common.tool_versions(("podman", "conmon"))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 
+import common  # bench/common.py: options, the workspace and its failures, the report
 import lifecycle  # bench/lifecycle.py: private namespaces, the reaper, the minidocker workspace
 import peers  # bench/peers.py: the workspace
 from rich.console import Console
@@ -66,52 +67,42 @@ def main(argv: list[str] | None = None) -> int:
               "host": lifecycle.host_info() | {
                   "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", "")}}
     pristine = kernel_state()
-    try:
-        with peers.Workspace() as ws:
-            console.print(f"setting up in {ws.path}")
-            md = lifecycle.Minidocker(ws)
-            ws.undo.callback(remove_networking, md)
-            console.print(f"per run: {args.warmup} warm-up + {args.runs} rounds of "
-                          "run --rm --network none|bridge busybox true")
-            report["per_run"] = per_run(md, args.runs, args.warmup, args.pause)
-            console.print("where it goes: imports, then attach/release in-process")
-            report["imports_ms"] = import_costs(args.runs)
-            with lifecycle._environment(md.env):
-                report["steps_ms"] = attach_steps(max(args.runs, 3))
-            console.print(f"{args.n} × run -d --network bridge busybox sleep 3600")
-            report["many"] = many_detached(md, args.n)
-            with lifecycle._environment(md.env):
-                report["attach_series"] = {
-                    "bridge": attach_series(args.n, "bridge"),
-                    "user_network": attach_series(args.n, "benchnet", create=True)}
-    except peers.BenchError as exc:
-        print(f"bench/network.py: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench/network.py: interrupted (everything it created is removed)",
-              file=sys.stderr)
-        return 130
+
+    def bench(ws: peers.Workspace) -> None:
+        console.print(f"setting up in {ws.path}")
+        md = lifecycle.Minidocker(ws)
+        ws.undo.callback(remove_networking, md)
+        console.print(f"per run: {args.warmup} warm-up + {args.runs} rounds of "
+                      "run --rm --network none|bridge busybox true")
+        report["per_run"] = per_run(md, args.runs, args.warmup, args.pause)
+        console.print("where it goes: imports, then attach/release in-process")
+        report["imports_ms"] = import_costs(args.runs)
+        with lifecycle._environment(md.env):
+            report["steps_ms"] = attach_steps(max(args.runs, 3))
+        console.print(f"{args.n} × run -d --network bridge busybox sleep 3600")
+        report["many"] = many_detached(md, args.n)
+        with lifecycle._environment(md.env):
+            report["attach_series"] = {
+                "bridge": attach_series(args.n, "bridge"),
+                "user_network": attach_series(args.n, "benchnet", create=True)}
+
+    failed, _ = common.in_workspace("bench/network.py", bench)
+    if failed:
+        return failed
     left = kernel_state()
     report["left_behind"] = {key: sorted(set(left[key]) - set(pristine[key])) for key in left}
     show(console, report)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"written: {args.json}")
+        common.write_json(console, args.json, report)
     return 1 if any(report["left_behind"].values()) else 0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench/network.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=15, metavar="N",
-                        help="measured rounds of the per-run cost (default 15)")
-    parser.add_argument("--warmup", type=int, default=2, metavar="N",
-                        help="rounds run first and not counted (default 2)")
-    parser.add_argument("--pause", type=float, default=0.05, metavar="S",
-                        help="seconds to sleep before each timed run (default 0.05)")
+    parser = common.argument_parser("bench/network.py", __doc__)
+    common.add_round_options(parser, runs=15, warmup=2,
+                             runs_help="measured rounds of the per-run cost")
     parser.add_argument("-n", "--containers", dest="n", type=int, default=50, metavar="N",
                         help="containers on one bridge (default 50)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.n < 1 or args.warmup < 0:
         parser.error("--runs and -n must be at least 1, --warmup at least 0")

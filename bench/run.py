@@ -19,17 +19,16 @@ Usage: bench/run.py [--runs N] [--warmup N] [--pause S] [--skip podman|runc] [--
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
 
+import common  # bench/common.py: options, workspace, report
 import peers  # bench/peers.py: the contestants
 from rich.console import Console
 from rich.table import Table
@@ -81,18 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     host = host_info()
     console.print(", ".join(f"{k} {v}" for k, v in host.items()))
-    try:
-        with peers.Workspace() as ws:
-            cases, skipped = gather_cases(ws, set(args.skip), console)
-            console.print(f"timing {len(cases)} cases: {args.warmup} warm-up round(s), "
-                          f"then {args.runs} measured round(s), {args.pause:g} s before each run")
-            samples, phases = measure(cases, args.runs, args.warmup, args.pause)
-    except peers.BenchError as exc:
-        print(f"bench/run.py: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench/run.py: interrupted (everything it created is removed)", file=sys.stderr)
-        return 130
+
+    def bench(ws: peers.Workspace) -> tuple:
+        cases, skipped = gather_cases(ws, set(args.skip), console)
+        console.print(f"timing {len(cases)} cases: {args.warmup} warm-up round(s), "
+                      f"then {args.runs} measured round(s), {args.pause:g} s before each run")
+        return cases, skipped, *measure(cases, args.runs, args.warmup, args.pause)
+
+    failed, timed = common.in_workspace("bench/run.py", bench)
+    if failed:
+        return failed
+    cases, skipped, samples, phases = timed
     results = summarize(cases, samples)
     ratios = compute_ratios(results)
     phase_medians = {case: {name: ms(statistics.median(values)) for name, values in steps.items()}
@@ -106,24 +104,16 @@ def main(argv: list[str] | None = None) -> int:
                   "api_phases_ms": phase_medians.get("minidocker-api-phases", {}),
                   "cgroup_phases_ms": phase_medians.get("minidocker-cgroup", {}),
                   "cgroup_cost": cgroup_cost, "skipped": skipped}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"written: {args.json}")
+        common.write_json(console, args.json, report)
     return 0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=20, metavar="N",
-                        help="measured rounds; the median is reported (default 20)")
-    parser.add_argument("--warmup", type=int, default=3, metavar="N",
-                        help="rounds run first and not counted (default 3)")
-    parser.add_argument("--pause", type=float, default=0.05, metavar="S",
-                        help="seconds to wait before each run, so that none starts in the wake "
-                             "of the one before (default 0.05; see bench/README.md)")
+    parser = common.argument_parser("bench/run.py", __doc__)
+    common.add_round_options(parser, runs=20, warmup=3,
+                             runs_help="measured rounds; the median is reported")
     parser.add_argument("--skip", action="append", default=[], choices=["podman", "runc"],
                         help="leave a peer out (repeatable)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.pause < 0:
         parser.error("--runs must be at least 1, --warmup and --pause at least 0")
@@ -280,13 +270,7 @@ def host_info() -> dict[str, str]:
     info = {"kernel": platform.release(), "cgroup_layout": cgroup_layout(),
             "cpus": str(os.cpu_count()), "python": platform.python_version(),
             "os": _os_release()}
-    for tool in ("runc", "podman"):
-        try:
-            out = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout
-            info[tool] = out.splitlines()[0].split()[-1] if out else "?"
-        except FileNotFoundError:
-            info[tool] = "not installed"
-    return info
+    return info | common.tool_versions(("runc", "podman"))
 
 
 def _os_release() -> str:

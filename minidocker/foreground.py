@@ -301,24 +301,66 @@ def render(template: str, obj) -> str:
     return "".join(out)
 
 
+TOKEN = re.compile(r'\(|\)|"[^"]*"|[^\s()]+')
+
+
 def _value(expression: str, obj):
-    words = expression.split()
-    if words and words[0] == "json":
-        return json.dumps(_value(" ".join(words[1:]), obj))
-    if words and words[0] == "index" and len(words) == 3:
-        container = _value(words[1], obj) or {}
-        key = words[2].strip('"')
-        return container[int(key)] if isinstance(container, list) else container.get(key)
-    if len(words) != 1 or not words[0].startswith("."):
-        raise MinidockerError(f"template: cannot evaluate '{expression}': use .Field.Sub, "
-                              "json .Field, index .Map \"key\" or range .List")
-    value = obj
-    for part in filter(None, words[0].split(".")):
+    """Evaluate one action: ``.A.B``, ``json X``, ``index X KEY...``, parentheses, and a
+    field of a parenthesised value: ``(index .List 0).Field``."""
+    value, rest = _call(TOKEN.findall(expression), obj, expression)
+    if rest:
+        raise _cannot(expression)
+    return value
+
+
+def _call(tokens: list[str], obj, expression: str):
+    if tokens and tokens[0] in ("json", "index"):
+        name, args, tokens = tokens[0], [], tokens[1:]
+        while tokens and tokens[0] != ")":
+            arg, tokens = _term(tokens, obj, expression)
+            args.append(arg)
+        if name == "json" and len(args) == 1:
+            return json.dumps(args[0]), tokens
+        if name == "index" and len(args) >= 2:
+            value = args[0]
+            for key in args[1:]:
+                value = value[key] if isinstance(value, list) else (value or {}).get(str(key))
+            return value, tokens
+        raise _cannot(expression)
+    return _term(tokens, obj, expression)
+
+
+def _term(tokens: list[str], obj, expression: str):
+    if not tokens:
+        raise _cannot(expression)
+    head, tokens = tokens[0], tokens[1:]
+    if head == "(":
+        value, tokens = _call(tokens, obj, expression)
+        tokens = tokens[1:]  # the ")"
+        if tokens and tokens[0].startswith("."):  # (expression).Field
+            value, tokens = _field(value, tokens[0], expression), tokens[1:]
+        return value, tokens
+    if head.startswith('"'):
+        return head[1:-1], tokens
+    if head.lstrip("-").isdigit():
+        return int(head), tokens
+    if head.startswith("."):
+        return _field(obj, head, expression), tokens
+    raise _cannot(expression)
+
+
+def _field(value, path: str, expression: str):
+    for part in filter(None, path.split(".")):
         if not isinstance(value, dict) or part not in value:
             raise MinidockerError(f"template: no field {part!r} in {expression} (see the JSON "
                                   "from 'minidocker inspect' without -f)")
         value = value[part]
     return value
+
+
+def _cannot(expression: str) -> MinidockerError:
+    return MinidockerError(f"template: cannot evaluate '{expression}': use .Field.Sub, "
+                           'json .Field, index .Map "key", (index .List 0).Field or range .List')
 
 
 def _show(value) -> str:

@@ -482,6 +482,8 @@ def mount_point(root: str, destination: str, is_dir: bool) -> str:
                 os.mkdir(path, 0o755)
             else:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            parent = os.lstat(os.path.dirname(path))  # owned like its directory: in a user
+            os.lchown(path, parent.st_uid, parent.st_gid)  # namespace, by root *inside*
         elif parts and not os.path.isdir(path):
             raise MinidockerError(f"cannot mount at {destination}: /{'/'.join(resolved + [name])}"
                                   " in the image is not a directory")

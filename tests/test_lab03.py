@@ -13,6 +13,7 @@ import pytest
 
 from minidocker import cgroups, labs
 from minidocker.labs import lab03_cgroups
+from tests.helpers import cli_check_passes, expect_first_failure, with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION = REPO / "labs/solutions/03-cgroups.py"
@@ -66,10 +67,8 @@ def test_the_solution_passes_every_step(version, capsys):
 
 
 def test_the_cli_checks_the_solution(md, version):
-    result = md("lab", "check", "03", str(SOLUTION))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("PASS") == STEPS
-    assert "Lab 03 — Cgroups: a process with limits the kernel enforces" in result.stdout
+    printed = cli_check_passes(md, "03", SOLUTION, STEPS)
+    assert "Lab 03 — Cgroups: a process with limits the kernel enforces" in printed
 
 
 def is_empty(cgroup: Path) -> bool:
@@ -116,9 +115,5 @@ def test_the_checker_catches_a_classic_mistake(mistake, version, tmp_path):
     if version != "v1" and mistake in ON_V1_ONLY:
         pytest.skip("a cgroup v1 mistake")
     right, wrong, complaint = MISTAKES[mistake]
-    source = SOLUTION.read_text()
-    assert right in source
-    student = tmp_path / "student.py"
-    student.write_text(source.replace(right, wrong, 1))
-    failed = [r for r in labs.run("03", student) if r.status == "FAIL"]
-    assert failed and complaint in failed[0].detail, [(r.status, r.detail) for r in failed]
+    student = with_mistake(SOLUTION, right, wrong, tmp_path)
+    expect_first_failure(labs.run("03", student), complaint)

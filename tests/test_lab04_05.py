@@ -14,6 +14,7 @@ from minidocker import labs
 from minidocker.image.store import ImageStore
 from minidocker.labs import framework, lab04_overlay, lab05_images
 from minidocker.state import state_root
+from tests.helpers import cli_check_passes, with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
 LABS = {"04": lab04_overlay.LAB, "05": lab05_images.LAB}
@@ -76,10 +77,8 @@ def test_the_solution_passes_every_step(number, capsys):
 @pytest.mark.parametrize("number, title", [("04", "Overlay: layers, an upper dir and whiteouts"),
                                            ("05", "Images: build one by hand")])
 def test_the_cli_checks_the_solution(md, number, title):
-    result = md("lab", "check", number, str(SOLUTIONS[number]))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("PASS") == len(LABS[number].steps)
-    assert f"Lab {number} — {title}" in result.stdout
+    printed = cli_check_passes(md, number, SOLUTIONS[number], len(LABS[number].steps))
+    assert f"Lab {number} — {title}" in printed
     assert title in md("lab", "list").stdout
 
 
@@ -165,9 +164,5 @@ MISTAKES = {
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     number, step, right, wrong, complaint = MISTAKES[mistake]
-    source = SOLUTIONS[number].read_text()
-    assert right in source
-    student = tmp_path / "student.py"
-    student.write_text(source.replace(right, wrong, 1))
-    result = run_one_step(number, step, student)
+    result = run_one_step(number, step, with_mistake(SOLUTIONS[number], right, wrong, tmp_path))
     assert result.status == "FAIL" and complaint in result.detail, result.detail

@@ -7,6 +7,7 @@ import pytest
 
 from minidocker import labs
 from minidocker.labs import lab06_lifecycle
+from tests.helpers import cli_check_passes, with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION = REPO / "labs/solutions/06-lifecycle.py"
@@ -31,10 +32,7 @@ def test_the_solution_passes_every_step(capsys):
 
 
 def test_the_cli_checks_the_solution(md):
-    result = md("lab", "check", "06", str(SOLUTION))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("PASS") == STEPS
-    assert "Lab 06 — A monitor" in result.stdout
+    assert "Lab 06 — A monitor" in cli_check_passes(md, "06", SOLUTION, STEPS)
 
 
 # Each mistake: (text of the solution, what the mistake makes of it, the step that fails, a
@@ -54,11 +52,7 @@ MISTAKES = {
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     right, wrong, step, complaint = MISTAKES[mistake]
-    source = SOLUTION.read_text()
-    assert right in source
-    broken = tmp_path / "lab06.py"
-    broken.write_text(source.replace(right, wrong, 1))
-    results = labs.run("06", broken)
+    results = labs.run("06", with_mistake(SOLUTION, right, wrong, tmp_path))
     assert [r.status for r in results[:step - 1]] == ["PASS"] * (step - 1)
     assert results[step - 1].status == "FAIL", results[step - 1].detail
     assert complaint in results[step - 1].detail, results[step - 1].detail

@@ -11,6 +11,7 @@ import pytest
 
 from minidocker import labs
 from minidocker.labs import framework, lab07_volumes
+from tests.helpers import with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = lab07_volumes.LAB
@@ -132,7 +133,6 @@ MISTAKES = {
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     step, right, wrong, complaint = MISTAKES[mistake]
     source = SOLUTION.read_text()
-    assert right in source
     if mistake == "a bind mount from /proc/self/fd":  # the whole classic attempt
         source = source.replace("            move_mount(tree, target)",
                                 "            kernel.mount(f'/proc/self/fd/{tree}', target, "
@@ -140,7 +140,5 @@ def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
         source = source.replace("        mount_setattr(tree, propagation=kernel.MS_PRIVATE)\n", "")
     if mistake == "the whole filesystem remounted read-only":
         source = source.replace("    mount_setattr(tree, attr_set=MOUNT_ATTR_RDONLY)", "    pass")
-    student = tmp_path / "student.py"
-    student.write_text(source.replace(right, wrong, 1))
-    result = run_one_step(step, student)
+    result = run_one_step(step, with_mistake(SOLUTION, right, wrong, tmp_path, source))
     assert result.status == "FAIL" and complaint in result.detail, result.detail

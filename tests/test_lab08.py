@@ -9,6 +9,7 @@ import pytest
 
 from minidocker import labs
 from minidocker.labs import lab08_networking
+from tests.helpers import cli_check_passes, expect_first_failure, with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION = REPO / "labs/solutions/08-networking.py"
@@ -49,10 +50,8 @@ def test_the_solution_passes_every_step(capsys):
 
 
 def test_the_cli_checks_the_solution(md):
-    result = md("lab", "check", "08", str(SOLUTION))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("PASS") == STEPS
-    assert "Lab 08 — Networking: a container wired to the world by hand" in result.stdout
+    printed = cli_check_passes(md, "08", SOLUTION, STEPS)
+    assert "Lab 08 — Networking: a container wired to the world by hand" in printed
 
 
 # Each mistake: (text of the solution, what the mistake makes of it, a piece of the FAIL).
@@ -77,9 +76,5 @@ MISTAKES = {
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     right, wrong, complaint = MISTAKES[mistake]
-    source = SOLUTION.read_text()
-    assert right in source
-    student = tmp_path / "student.py"
-    student.write_text(source.replace(right, wrong, 1))
-    failed = [r for r in labs.run("08", student) if r.status == "FAIL"]
-    assert failed and complaint in failed[0].detail, [(r.status, r.detail) for r in failed]
+    student = with_mistake(SOLUTION, right, wrong, tmp_path)
+    expect_first_failure(labs.run("08", student), complaint)

@@ -8,6 +8,7 @@ import pytest
 
 from minidocker import labs
 from minidocker.labs import framework, lab09_security
+from tests.helpers import with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = lab09_security.LAB
@@ -89,9 +90,5 @@ MISTAKES = {
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     right, wrong, step, complaint = MISTAKES[mistake]
-    source = SOLUTION.read_text()
-    assert right in source
-    student = tmp_path / "student.py"
-    student.write_text(source.replace(right, wrong, 1))
-    result = run_one_step(step, student)
+    result = run_one_step(step, with_mistake(SOLUTION, right, wrong, tmp_path))
     assert result.status == "FAIL" and complaint in result.detail, (result.status, result.detail)

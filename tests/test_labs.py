@@ -7,6 +7,7 @@ import pytest
 
 from minidocker import labs
 from minidocker.errors import MinidockerError
+from tests.helpers import cli_check_passes, expect_first_failure, with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = {"01": 3, "02": 4}
@@ -37,9 +38,7 @@ def test_the_solution_passes_every_step(number, capsys):
 
 
 def test_the_cli_checks_a_file(md):
-    result = md("lab", "check", "01", str(SOLUTIONS["01"]))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("PASS") == 3
+    cli_check_passes(md, "01", SOLUTIONS["01"], 3)
 
 
 def test_the_cli_fails_on_the_starter(md):
@@ -104,9 +103,5 @@ MISTAKES = {
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     number, right, wrong, complaint = MISTAKES[mistake]
-    source = SOLUTIONS[number].read_text()
-    assert right in source
-    student = tmp_path / "student.py"
-    student.write_text(source.replace(right, wrong, 1))
-    failed = [r for r in labs.run(number, student) if r.status == "FAIL"]
-    assert failed and complaint in failed[0].detail, [(r.status, r.detail) for r in failed]
+    student = with_mistake(SOLUTIONS[number], right, wrong, tmp_path)
+    expect_first_failure(labs.run(number, student), complaint)

@@ -19,6 +19,7 @@ from minidocker import namespaces, network
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.network import NetworkRequest, networks
 from minidocker.network.store import new_id
+from tests.helpers import port_taken
 
 OUTSIDE_HOST_IP, OUTSIDE_IP = "10.200.0.1", "10.200.0.2"
 
@@ -248,10 +249,7 @@ def test_publish_all_picks_a_free_ephemeral_port(boxes):
 
 def test_a_port_in_use_is_a_clear_error_and_leaves_nothing(boxes):
     before = link_names()
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("0.0.0.0", 9090))
-        squatter.listen()
+    with port_taken(9090):
         with pytest.raises(MinidockerError, match="port is already allocated"):
             boxes("clash", NetworkRequest(publish=["9090:80"]))
     owner = boxes("owner", NetworkRequest(publish=["9191:80"]))

@@ -13,7 +13,6 @@ The clients inside the containers use ``nc`` with a raw HTTP request: the image'
 
 import json
 import os
-import socket
 import subprocess
 import time
 
@@ -21,6 +20,7 @@ import pytest
 
 from minidocker import kernel
 from tests.conftest import Containers, minidocker
+from tests.helpers import port_taken
 from tests.test_network_bridge import (  # outside: a fixture, used by name
     OUTSIDE_HOST_IP,
     OUTSIDE_IP,
@@ -220,8 +220,6 @@ def test_publish_all_publishes_the_exposed_ports_on_free_ones(lab):
     assert host_fetch(tcp) == f"hello from {web}\n"
 
 
-@pytest.mark.xfail(strict=True, reason="inspect's template engine cannot evaluate Docker's "
-                   "documented '(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort'")
 def test_inspect_templates_index_a_published_port(lab):
     web = lab.run_d("--network", "bridge", "-p", "8183:80", "busybox", "sleep", "60")
     assert inspect(web, '{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}') == \
@@ -379,10 +377,7 @@ def test_a_killed_monitor_not_yet_reaped_is_seen_dead(lab, our_child_monitor):
 
 def test_a_port_in_use_is_a_one_line_error_that_leaves_nothing(lab):
     before = kernel_state()
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("0.0.0.0", 9090))
-        squatter.listen()
+    with port_taken(9090):
         one_line_error(minidocker("run", "-d", "--name", lab.containers.name("clash"),
                                   "--network", "bridge", "-p", "9090:80", "busybox", "true"),
                        "Bind for 0.0.0.0:9090 failed: port is already allocated")

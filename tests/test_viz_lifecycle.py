@@ -93,11 +93,13 @@ def test_the_process_tree_shows_names_roles_states_and_zombies(family):
 
 def test_session_facts_of_a_detached_process(family):
     rows = dict(lcviz.session_facts(family.pid, launcher=os.getpid()).rows)
-    assert rows == {"leads a session of its own (setsid)": True,
+    assert rows == {"in a session of its own, not this notebook's (setsid)": True,
+                    "leads that session (could take a terminal)": True,
                     "has a controlling terminal": False,
                     "its parent is the command that started it": True}
     mine = dict(lcviz.session_facts(os.getpid()).rows)
-    assert mine["leads a session of its own (setsid)"] is (os.getsid(0) == os.getpid())
+    assert mine["in a session of its own, not this notebook's (setsid)"] is False
+    assert mine["leads that session (could take a terminal)"] is (os.getsid(0) == os.getpid())
 
 
 def test_caught_signals_and_shared_stdio():

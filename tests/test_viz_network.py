@@ -126,10 +126,11 @@ def lab():
         ip("link", "set", "lo", "up", ns=box1)
         ip("route", "add", "default", "via", "10.10.0.1", ns=box1)
         yield {"host": "self", "box1": box1.pid, "outside": outside.pid}
-    finally:
+    finally:  # the host ends first: a veth dies with its namespace only later (asynchronously)
+        for link in ("out-t", "veth-t1", "br-t"):
+            subprocess.run(["ip", "link", "del", link], check=False, capture_output=True)
         for ns in made:
             ns.remove()
-        subprocess.run(["ip", "link", "del", "br-t"], check=False)
 
 
 def test_the_topology_comes_from_netlink(lab):

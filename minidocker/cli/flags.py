@@ -84,6 +84,17 @@ def extra(options: dict) -> dict:
     from minidocker.security.userns import parse_userns
 
     idmap = parse_userns(values["userns"], values["uidmap"])
+    if idmap:
+        shared = [f"--{flag} host" for flag in ("pid", "network")
+                  if values["network" if flag == "network" else flag] == "host"]
+        if values["privileged"]:
+            shared.append("--privileged")
+        if shared:
+            from minidocker.errors import MinidockerError
+
+            raise MinidockerError(f"--userns private cannot be combined with "
+                                  f"{', '.join(shared)}: the host's namespaces and devices do "
+                                  "not belong to the container's user namespace")
     return {**modes, "Devices": devices, "UsernsMode": "private" if idmap else "",
             "UsernsMap": idmap, "UsernsFiles": "chown" if idmap else "", "NetworkMode": values["network"], "PublishAllPorts": values["publish_all"],
             "PortBindings": list(values["publish"]), "Expose": list(values["expose"]),

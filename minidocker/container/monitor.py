@@ -23,6 +23,7 @@ Man pages: setsid(2), pipe(7), waitpid(2), prctl(2) (PR_SET_PDEATHSIG), unix(7),
 """
 
 import contextlib
+import gc
 import json
 import os
 import select
@@ -153,6 +154,7 @@ class Monitor:
             err_r, err_w = None, os.dup(out_w)
         in_r, self.stdin_w = os.pipe() if with_stdin and not tty else \
             (os.open(os.devnull, os.O_RDONLY), None)
+        gc.freeze()  # the shim is forked from us: keep the collector off the pages we share
         try:
             self.container = start(self.record.reload(), Stdio(in_r, out_w, err_w, console=theirs))
         finally:

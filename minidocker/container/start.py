@@ -128,6 +128,7 @@ def create(spec: ContainerSpec) -> records.ContainerRecord:
                              inherited=requests[1])  # last: it makes volumes and dirs
     record.Mounts = [m.to_dict() for m in mounts]
     record.save()
+    (record.directory / "upper").mkdir(exist_ok=True)  # diff/commit/export work before start
     return record
 
 
@@ -173,8 +174,8 @@ def start(record: records.ContainerRecord,
     if idmap:
         kinds.append("user")
     devices = [Device(**d) for d in host.get("Devices", [])]
-    cgroup = make_cgroup(record, limits_of(host))
-    device_rules_applied = cgroup.allow_devices(rules_for(devices, protection.privileged))
+    cgroup, device_rules_applied = make_cgroup(record, limits_of(host),
+                                               rules_for(devices, protection.privileged))
 
     def more_mounts(root: str) -> None:  # after /proc, /sys, /dev: a volume may go there
         dev = os.path.join(root, "dev")
@@ -465,8 +466,10 @@ def mount_init(merged: str) -> None:
     kernel.mount(None, target, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY)
 
 
-def make_cgroup(record: records.ContainerRecord, limits: cgroups.Limits) -> cgroups.Cgroup:
-    """The container's cgroup, made and limited before its process exists."""
+def make_cgroup(record: records.ContainerRecord, limits: cgroups.Limits,
+                device_rules: list[str]) -> tuple[cgroups.Cgroup, bool]:
+    """The container's cgroup, made and limited before its process exists; and whether this
+    machine's cgroups could restrict its devices (v1 can, see security/devices.py)."""
     cgroup = cgroups.for_container(record.Id)
     try:
         for attempt in range(3):  # the shared parent may vanish under us (its last
@@ -477,11 +480,12 @@ def make_cgroup(record: records.ContainerRecord, limits: cgroups.Limits) -> cgro
                 if attempt == 2:
                     raise
         cgroup.set_limits(limits)
+        devices_restricted = cgroup.allow_devices(device_rules)
     except OSError as exc:
         cgroup.destroy()
         raise MinidockerError(f"cannot set up the container's cgroup: {exc} (run "
                               "'minidocker doctor' to see the cgroup layout)") from exc
-    return cgroup
+    return cgroup, devices_restricted
 
 
 def release(record: records.ContainerRecord) -> None:

@@ -14,10 +14,12 @@ Man pages: see each lab's README. Used by: ``minidocker lab check`` and ``minido
 
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 import textwrap
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +27,7 @@ from types import ModuleType
 import click
 
 from minidocker.errors import MinidockerError, NotFound
+from minidocker.image.store import single_layer_dir
 from minidocker.labs.sandbox import FAIL, PASS, TODO, CheckFailed, Outcome, run_sandboxed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # minidocker/labs/framework.py -> the checkout
@@ -64,6 +67,37 @@ class Lab:
         readme = self.path / "README.md"
         heading = readme.read_text().splitlines()[0] if readme.exists() else self.directory
         return heading.lstrip("# ").split("—", 1)[-1].strip()
+
+
+# --- workspaces: what a lab's checks need from the host side ----------------------------------------
+
+@contextmanager
+def scratch_workspace(lab: str) -> Iterator[str]:
+    """An empty directory for the checks of lab ``lab`` (``"06"``). Each step's sandbox mounts a
+    tmpfs of its own on it (``sandbox.mount_scratch``), so the host's side of it stays empty;
+    it goes when the check ends."""
+    scratch = tempfile.mkdtemp(prefix=f"minidocker-lab{lab}-")
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@dataclass
+class ImageWorkspace:
+    """Made on the host side, once per check: the image to copy and an empty directory."""
+
+    image: str
+    scratch: str
+
+
+@contextmanager
+def busybox_workspace(lab: str) -> Iterator[ImageWorkspace]:
+    """The busybox image, and a scratch directory that only ever holds the sandboxes' tmpfs
+    mounts (``scratch_workspace``)."""
+    image = single_layer_dir("busybox")
+    with scratch_workspace(lab) as scratch:
+        yield ImageWorkspace(str(image), scratch)
 
 
 @dataclass

@@ -14,34 +14,24 @@ Used by: ``minidocker lab check 02``; the lab is labs/02-root-filesystem/.
 import errno
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from minidocker import kernel, rootfs
-from minidocker.image.store import single_layer_dir
-from minidocker.labs.framework import Lab, Step, function
+from minidocker import rootfs
+from minidocker.labs.framework import ImageWorkspace, Lab, Step, busybox_workspace, function
 from minidocker.labs.sandbox import (
     CheckFailed,
     HostView,
     call_student,
     expect_host_unchanged,
+    mount_scratch,
     mount_table,
     read_proc,
     run_in_container,
+    write_file,
 )
 
 STUDENT_STEPS = ["prepare_new_root", "pivot_into", "mount_proc"]  # steps 1-3, in order
 KERNEL_TREES = ("/proc", "/sys", "/dev")  # mounts a runtime may add; not traces of the host
-
-
-@dataclass
-class Workspace:
-    """Made on the host side, once per check: the image to copy and an empty directory."""
-
-    image: str
-    scratch: str
 
 
 @dataclass
@@ -53,26 +43,13 @@ class Stage:
     entries: list[str]  # what the image has at its top level
 
 
-@contextmanager
-def workspace() -> Iterator[Workspace]:
-    """The busybox image, and a scratch directory that only ever holds the sandboxes' tmpfs
-    mounts: the host's side of it stays empty, and goes when the check ends."""
-    image = single_layer_dir("busybox")
-    scratch = tempfile.mkdtemp(prefix="minidocker-lab02-")
-    try:
-        yield Workspace(str(image), scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def stage(space: Workspace) -> Stage:
+def stage(space: ImageWorkspace) -> Stage:
     """In the sandbox: a tmpfs on the scratch directory, a copy of the image, the marker."""
-    kernel.mount("tmpfs", space.scratch, "tmpfs", 0, "mode=755")
+    mount_scratch(space.scratch)
     root = os.path.join(space.scratch, "rootfs")
     shutil.copytree(space.image, root, symlinks=True)
     marker = os.path.join(space.scratch, "host-only-marker")
-    with open(marker, "w") as f:
-        f.write("only the host can read this\n")
+    write_file(marker, "only the host can read this\n")
     return Stage(root, marker, sorted(os.listdir(root)))
 
 
@@ -141,7 +118,7 @@ def try_write(path: str) -> str:
 
 # --- in the sandbox: run, then judge what was seen ---------------------------------------------
 
-def run_step(student, space: Workspace, step: int) -> tuple[dict, Stage]:
+def run_step(student, space: ImageWorkspace, step: int) -> tuple[dict, Stage]:
     here = stage(space)
 
     def container() -> dict:
@@ -154,7 +131,7 @@ def run_step(student, space: Workspace, step: int) -> tuple[dict, Stage]:
     return seen, here
 
 
-def check_private_bind(student, space: Workspace) -> str:
+def check_private_bind(student, space: ImageWorkspace) -> str:
     seen, here = run_step(student, space, 1)
     shared = [m for m in seen["mounts"] if any(t.startswith("shared:") for t in m["tags"])]
     if shared:
@@ -171,7 +148,7 @@ def check_private_bind(student, space: Workspace) -> str:
             "of itself)")
 
 
-def check_pivot(student, space: Workspace) -> str:
+def check_pivot(student, space: ImageWorkspace) -> str:
     seen, here = run_step(student, space, 2)
     if not seen["busybox"]:
         raise CheckFailed(f"/ is not the image (it holds {', '.join(seen['entries'][:8])}): "
@@ -197,7 +174,7 @@ def check_pivot(student, space: Workspace) -> str:
             "marker is unreachable, even by a chroot escape")
 
 
-def check_proc(student, space: Workspace) -> str:
+def check_proc(student, space: ImageWorkspace) -> str:
     seen, _here = run_step(student, space, 3)
     proc = [m for m in seen["mounts"] if m["point"] == "/proc"]
     if not proc:
@@ -212,7 +189,7 @@ def check_proc(student, space: Workspace) -> str:
             f"{', '.join(seen['proc_pids'])} only")
 
 
-def check_readonly(student, space: Workspace) -> str:
+def check_readonly(student, space: ImageWorkspace) -> str:
     seen, here = run_step(student, space, 4)
     if try_write(os.path.join(os.path.dirname(here.root), "host-side-write")) == "EROFS":
         raise CheckFailed("the whole filesystem became read-only, for the host too: remount "
@@ -236,5 +213,5 @@ LAB = Lab(
         Step(4, "a read-only root (enter_rootfs(new_root, readonly=True))", check_readonly),
     ),
     cumulative=True,
-    workspace=workspace,
+    workspace=lambda: busybox_workspace("02"),
 )

@@ -18,14 +18,19 @@ import errno
 import os
 import shutil
 import stat
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from minidocker import kernel, unionfs
-from minidocker.labs.framework import Lab, Step, function
-from minidocker.labs.sandbox import CheckFailed, call_student, read_proc
+from minidocker.labs.framework import Lab, Step, function, scratch_workspace
+from minidocker.labs.sandbox import (
+    CheckFailed,
+    call_student,
+    mount_scratch,
+    read_file,
+    read_proc,
+    write_file,
+)
 
 # The two layers of the image, bottom first, and what the container's upper dir starts with.
 BASE = {
@@ -61,20 +66,9 @@ class Stage:
         return unionfs.OverlayDirs((self.top, self.base), self.upper, self.work, self.merged)
 
 
-@contextmanager
-def workspace() -> Iterator[str]:
-    """An empty directory: each sandbox mounts its own tmpfs on it, so the host's side of it
-    stays empty, and it goes when the check ends."""
-    scratch = tempfile.mkdtemp(prefix="minidocker-lab04-")
-    try:
-        yield scratch
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 def stage(scratch: str, upper: dict[str, str] | None = None) -> Stage:
     """In the sandbox: a tmpfs on the scratch directory, the two layers, the other dirs."""
-    kernel.mount("tmpfs", scratch, "tmpfs", 0, "mode=755")
+    mount_scratch(scratch)
     here = Stage(*(os.path.join(scratch, d) for d in ("base", "top", "upper", "work", "merged")))
     for directory, files in ((here.base, BASE), (here.top, TOP), (here.upper, upper or {})):
         write_tree(directory, files)
@@ -86,19 +80,7 @@ def stage(scratch: str, upper: dict[str, str] | None = None) -> Stage:
 def write_tree(root: str, files: dict[str, str]) -> None:
     os.makedirs(root, exist_ok=True)
     for name, text in files.items():
-        path = os.path.join(root, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
-
-
-def read(path: str) -> str | None:
-    """A file's text, or None when the merged view does not show it."""
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
+        write_file(os.path.join(root, name), text)
 
 
 def overlay_mount_at(point: str) -> dict | None:
@@ -134,7 +116,7 @@ def check_mount(student, scratch: str) -> str:
     if mount["fstype"] != "overlay":
         raise CheckFailed(f"merged holds a {mount['fstype']} mount, not an overlay: the "
                           "filesystem type is \"overlay\"")
-    merged = {name: read(os.path.join(here.merged, name))
+    merged = {name: read_file(os.path.join(here.merged, name))
               for name in ("etc/motd", "app/hello", "notes.txt", "etc/hostname")}
     if merged["etc/motd"] is None or merged["app/hello"] is None:
         missing = "base" if merged["etc/motd"] is None else "top"
@@ -161,8 +143,8 @@ def check_mount(student, scratch: str) -> str:
         raise CheckFailed("a file written in merged did not land in the upper dir you were "
                           "given: upperdir is where the writes go, workdir is the kernel's "
                           "scratch space")
-    copied_up = read(os.path.join(here.upper, "etc/motd")) or ""
-    if read(os.path.join(here.base, "etc/motd")) != BASE["etc/motd"] or \
+    copied_up = read_file(os.path.join(here.upper, "etc/motd")) or ""
+    if read_file(os.path.join(here.base, "etc/motd")) != BASE["etc/motd"] or \
             not copied_up.endswith("changed through merged\n"):
         raise CheckFailed("writing /etc/motd in merged did not copy it up into the upper dir")
     lowerdir = next((o for o in mount["options"].split(",") if o.startswith("lowerdir=")), "")
@@ -289,7 +271,7 @@ def check_hide(student, scratch: str) -> str:
             raise CheckFailed(f"hide({here.upper!r}, {path!r}) raised FileNotFoundError "
                               f"({exc.strerror}): the upper dir does not have the directories "
                               "above it yet; make them first (os.makedirs)") from None
-    lowers_intact = all(read(os.path.join(here.base, name)) == text
+    lowers_intact = all(read_file(os.path.join(here.base, name)) == text
                         for name, text in BASE.items())
     if not lowers_intact:
         raise CheckFailed("a file of the base layer changed or is gone: the layers are "
@@ -333,5 +315,5 @@ LAB = Lab(
         Step(3, "read the opaque directories of an upper dir", check_opaque),
         Step(4, "hide a file by writing a whiteout by hand", check_hide),
     ),
-    workspace=workspace,
+    workspace=lambda: scratch_workspace("04"),
 )

@@ -21,18 +21,21 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-from minidocker import kernel
-from minidocker.labs.framework import Lab, Step, function
-from minidocker.labs.sandbox import CheckFailed, call_student, describe_error
+from minidocker.labs.framework import Lab, Step, function, scratch_workspace
+from minidocker.labs.sandbox import (
+    CheckFailed,
+    call_student,
+    fork_with_pipe,
+    in_child,
+    mount_scratch,
+    received,
+    send_answer,
+)
 
 SH = "/bin/sh"
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")  # RFC 3339, UTC, as Docker's
@@ -43,18 +46,8 @@ CHATTY = [SH, "-c", f"echo one; echo two >&2; head -c {BIG} /dev/zero | tr '\\0'
 EXPECTED = {"stdout": ["one\n", "three\n", "four"], "stderr": ["two\n", "x" * BIG + "\n"]}
 
 
-@contextmanager
-def workspace() -> Iterator[str]:
-    """An empty directory; each step's sandbox mounts a tmpfs on it."""
-    scratch = tempfile.mkdtemp(prefix="minidocker-lab06-")
-    try:
-        yield scratch
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 def scratch_dir(scratch: str) -> Path:
-    kernel.mount("tmpfs", scratch, "tmpfs", 0, "mode=755")  # gone with the sandbox
+    mount_scratch(scratch)  # gone with the sandbox
     return Path(scratch)
 
 
@@ -63,34 +56,7 @@ def scratch_dir(scratch: str) -> Path:
 def in_caller(body: Callable[[], dict]) -> dict:
     """Run ``body`` in a forked child, the *caller*, and return the dict it returns; what it
     raised is raised here (a ``NotImplementedError`` stays one). The caller is reaped."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    read_fd, write_fd = os.pipe()
-    caller = os.fork()
-    if caller == 0:
-        os.close(read_fd)
-        try:
-            answer = {"seen": body()}
-        except NotImplementedError as exc:
-            answer = {"todo": str(exc)}
-        except CheckFailed as exc:
-            answer = {"fail": str(exc)}
-        except BaseException as exc:
-            answer = {"fail": describe_error(exc)}
-        os.write(write_fd, (json.dumps(answer) + "\n").encode())
-        os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as reader:
-        report = reader.readline()
-    os.waitpid(caller, 0)
-    if not report:
-        raise CheckFailed("the process that called your function died before it could report")
-    answer = json.loads(report)
-    if "todo" in answer:
-        raise NotImplementedError(answer["todo"])
-    if "fail" in answer:
-        raise CheckFailed(answer["fail"])
-    return answer["seen"]
+    return in_child(body, "the process that called your function died before it could report")
 
 
 def children_left() -> str:
@@ -301,20 +267,7 @@ def watch_monitor(body: Callable[[], object], state: Path,
     running, call ``finish(running_state, caller_pid)``, then wait for it to say exited. Returns both
     states and any half-written file seen."""
     partial: list[str] = []
-    read_fd, write_fd = os.pipe()
-    caller = os.fork()
-    if caller == 0:
-        os.close(read_fd)
-        try:
-            body()
-            answer = {}
-        except NotImplementedError as exc:
-            answer = {"todo": str(exc)}
-        except BaseException as exc:
-            answer = {"fail": describe_error(exc)}
-        os.write(write_fd, (json.dumps(answer) + "\n").encode())
-        os._exit(0)
-    os.close(write_fd)
+    caller, read_fd = fork_with_pipe(lambda write_fd: send_answer(write_fd, body))
     try:
         running = wait_until(lambda: _status_is(read_state(state, partial), "running"), timeout)
         if not running:
@@ -342,11 +295,8 @@ def _answer_of(caller: int, read_fd: int) -> None:
     if select.select([read_fd], [], [], 0)[0]:
         with os.fdopen(read_fd, "rb", closefd=True) as reader:
             line = reader.readline()
-        answer = json.loads(line) if line else {}
-        if "todo" in answer:
-            raise NotImplementedError(answer["todo"])
-        if "fail" in answer:
-            raise CheckFailed(answer["fail"])
+        if line:
+            received(line)
 
 
 def check_state(student, scratch: str) -> str:
@@ -461,5 +411,5 @@ LAB = Lab(
              check_monitor),
     ),
     cumulative=True,
-    workspace=workspace,
+    workspace=lambda: scratch_workspace("06"),
 )

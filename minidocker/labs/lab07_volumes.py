@@ -26,15 +26,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from minidocker import kernel, namespaces, rootfs
-from minidocker.image.store import single_layer_dir
-from minidocker.labs.framework import Lab, Step, function
+from minidocker import namespaces, rootfs
+from minidocker.labs.framework import ImageWorkspace, Lab, Step, busybox_workspace, function
 from minidocker.labs.sandbox import (
     CheckFailed,
     HostView,
     call_student,
     describe_error,
+    in_child,
+    mount_scratch,
     mount_table,
+    read_file,
+    write_file,
 )
 
 MARKER = "/etc/lab07"  # only the container's root has it
@@ -42,14 +45,6 @@ MARKER_TEXT = "inside the container\n"
 HELLO = "hello from the host\n"
 CONFIG = "colour=blue\n"
 TOP = "/lab07"  # every mount point of the checks lies below it (absent from the image)
-
-
-@dataclass
-class Workspace:
-    """Made on the host side, once per check: the image to copy and an empty directory."""
-
-    image: str
-    scratch: str
 
 
 @dataclass
@@ -72,29 +67,17 @@ class Stage:
 
 
 @contextmanager
-def workspace() -> Iterator[Workspace]:
-    """The busybox image, and a scratch directory that only ever holds the sandboxes' tmpfs
-    mounts: the host's side of it stays empty, and goes when the check ends."""
-    image = single_layer_dir("busybox")
-    scratch = tempfile.mkdtemp(prefix="minidocker-lab07-")
-    try:
-        yield Workspace(str(image), scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-@contextmanager
-def stage(space: Workspace) -> Iterator[Stage]:
+def stage(space: ImageWorkspace) -> Iterator[Stage]:
     """In the sandbox: a tmpfs on the scratch directory, the image's copy, the host's files,
     and a container running on the copy. The container is stopped at the end."""
-    kernel.mount("tmpfs", space.scratch, "tmpfs", 0, "mode=755")
+    mount_scratch(space.scratch)
     root = os.path.join(space.scratch, "rootfs")
     shutil.copytree(space.image, root, symlinks=True)
-    write(root + MARKER, MARKER_TEXT)
+    write_file(root + MARKER, MARKER_TEXT)
     host_dir = os.path.join(space.scratch, "host", "data")
     host_file = os.path.join(space.scratch, "host", "app.conf")
-    write(os.path.join(host_dir, "hello.txt"), HELLO)
-    write(host_file, CONFIG)
+    write_file(os.path.join(host_dir, "hello.txt"), HELLO)
+    write_file(host_file, CONFIG)
     quiet = os.open(os.devnull, os.O_RDWR)
     try:
         container = namespaces.spawn(
@@ -108,20 +91,6 @@ def stage(space: Workspace) -> Iterator[Stage]:
         yield here
     finally:
         here.stop()
-
-
-def write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def try_write(path: str, text: str = "written\n") -> str:
@@ -140,31 +109,12 @@ def inside(pid: int, probe: Callable[[], dict]) -> dict:
     """Run ``probe`` in a forked child that joined ``pid``'s mount namespace (what ``minidocker
     exec`` does first) and return the dict it reports. A NotImplementedError or CheckFailed
     raised in there is raised here again."""
-    read_fd, write_fd = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(read_fd)
-        try:
-            namespaces.join(pid, ["mnt"])
-            answer = {"seen": probe()}
-        except NotImplementedError as exc:
-            answer = {"todo": str(exc)}
-        except CheckFailed as exc:
-            answer = {"fail": str(exc)}
-        except BaseException as exc:
-            answer = {"fail": describe_error(exc)}
-        os.write(write_fd, (json.dumps(answer) + "\n").encode())
-        os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as f:
-        report = f.read()
-    os.waitpid(child, 0)
-    answer = json.loads(report.splitlines()[0]) if report else {"fail": "the probe died"}
-    if "todo" in answer:
-        raise NotImplementedError(answer["todo"])
-    if "fail" in answer:
-        raise CheckFailed(answer["fail"])
-    return answer["seen"]
+
+    def joined() -> dict:
+        namespaces.join(pid, ["mnt"])
+        return probe()
+
+    return in_child(joined, "the probe died")
 
 
 def container_mounts(pid: int) -> list[dict]:
@@ -221,7 +171,7 @@ def expect_host_unchanged(before: HostView, what: str) -> None:
 
 # --- step 1: a child in the container's mount namespace ----------------------------------------
 
-def check_enter(student, space: Workspace) -> str:
+def check_enter(student, space: ImageWorkspace) -> str:
     run = function(student, "run_in_mount_namespace")
     with stage(space) as here:
         proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)  # the sandbox's, for the child
@@ -230,7 +180,7 @@ def check_enter(student, space: Workspace) -> str:
 
         def look() -> None:  # runs in the student's child
             seen = {"mnt": os.readlink("self/ns/mnt", dir_fd=proc),
-                    "marker": read(MARKER), "cwd": os.getcwd(),
+                    "marker": read_file(MARKER), "cwd": os.getcwd(),
                     "host_files": os.path.exists(here.host_dir)}
             os.write(write_fd, (json.dumps(seen) + "\n").encode())
 
@@ -301,10 +251,10 @@ def call_with_stderr(function: Callable, *args) -> tuple[BaseException | None, s
 
 # --- step 2: the mount point, inside -----------------------------------------------------------
 
-def check_mount_point(student, space: Workspace) -> str:
+def check_mount_point(student, space: ImageWorkspace) -> str:
     make = function(student, "make_mount_point")
     with nothing_on_the_host(), stage(space) as here:
-        hostname = read(here.root + "/etc/hostname")
+        hostname = read_file(here.root + "/etc/hostname")
 
         def make_new() -> dict:
             call_student(make, TOP + "/data", True)
@@ -334,7 +284,7 @@ def check_mount_point(student, space: Workspace) -> str:
         except CheckFailed as exc:
             raise CheckFailed(f"{exc}: when the mount point exists already, leave it as it is "
                               "(the mount will cover it)") from None
-        if read(here.root + "/etc/hostname") != hostname:
+        if read_file(here.root + "/etc/hostname") != hostname:
             raise CheckFailed("/etc/hostname of the image changed: when the mount point exists "
                               "already, leave it as it is (the mount will cover it)")
     return (f"inside the container, {TOP}/data is a new directory and {TOP}/conf/app.conf an "
@@ -397,18 +347,18 @@ def expect_mounted(here: Stage, target: str, host_path: str) -> dict:
     return mount
 
 
-def check_hot_mount(student, space: Workspace) -> str:
+def check_hot_mount(student, space: ImageWorkspace) -> str:
     with nothing_on_the_host(), stage(space) as here:
         hot_mount(student, here, here.host_dir, TOP + "/data", False)
         hot_mount(student, here, here.host_file, TOP + "/app.conf", False)
-        write(os.path.join(here.host_dir, "from-host.txt"), "written by the host after\n")
+        write_file(os.path.join(here.host_dir, "from-host.txt"), "written by the host after\n")
 
         def probe() -> dict:
-            return {"hello": read(TOP + "/data/hello.txt"),
-                    "late": read(TOP + "/data/from-host.txt"),
-                    "config": read(TOP + "/app.conf"),
+            return {"hello": read_file(TOP + "/data/hello.txt"),
+                    "late": read_file(TOP + "/data/from-host.txt"),
+                    "config": read_file(TOP + "/app.conf"),
                     "write": try_write(TOP + "/data/from-inside.txt", "written inside\n"),
-                    "marker": read(MARKER)}
+                    "marker": read_file(MARKER)}
 
         seen = inside(here.pid, probe)
         mount = expect_mounted(here, TOP + "/data", here.host_dir)
@@ -424,7 +374,7 @@ def check_hot_mount(student, space: Workspace) -> str:
         if seen["write"] != "ok":
             raise CheckFailed(f"writing {TOP}/data/from-inside.txt inside the container failed "
                               f"({seen['write']}): without readonly the mount is writable")
-        if read(os.path.join(here.host_dir, "from-inside.txt")) != "written inside\n":
+        if read_file(os.path.join(here.host_dir, "from-inside.txt")) != "written inside\n":
             raise CheckFailed("a file written inside the container did not reach the host's "
                               "directory")
     return (f"{TOP}/data in the running container is a private bind of the host's directory "
@@ -435,12 +385,12 @@ def check_hot_mount(student, space: Workspace) -> str:
 
 # --- step 4: read-only ----------------------------------------------------------------------------
 
-def check_readonly(student, space: Workspace) -> str:
+def check_readonly(student, space: ImageWorkspace) -> str:
     with nothing_on_the_host(), stage(space) as here:
         hot_mount(student, here, here.host_dir, TOP + "/ro", True)
 
         def probe() -> dict:
-            return {"hello": read(TOP + "/ro/hello.txt"),
+            return {"hello": read_file(TOP + "/ro/hello.txt"),
                     "write": try_write(TOP + "/ro/from-inside.txt"),
                     "root_write": try_write("/tmp/lab07-rw")}
 
@@ -479,5 +429,5 @@ LAB = Lab(
         Step(4, "make that bind read-only, for the container only", check_readonly),
     ),
     cumulative=True,
-    workspace=workspace,
+    workspace=lambda: busybox_workspace("07"),
 )

@@ -143,6 +143,15 @@ def solve_container(world: World) -> None:
     ip("route", "add", "default", "via", GATEWAY, pid=world.container)
 
 
+def world_for_step(step: int) -> World:
+    """A new world, with the checker's own solution of the steps before ``step`` in place, so
+    that each step is checked on its own."""
+    world = make_world()
+    for solve in (solve_veth, solve_bridge, solve_container)[:step - 1]:
+        solve(world)
+    return world
+
+
 # --- what the kernel shows --------------------------------------------------------------------
 
 def links(pid: int | None = None) -> dict[str, dict]:
@@ -180,6 +189,12 @@ def ping(pid: int, address: str) -> bool:
     return False
 
 
+def expect_ping(world: World, address: str, complaint: str) -> None:
+    """The container pings ``address``; if it cannot, the step fails with ``complaint``."""
+    if not ping(world.container, address):
+        raise CheckFailed(complaint)
+
+
 def fetch(pid: int, address: str) -> str | None:
     """GET / from ``address``:80, from inside the namespace of ``pid``; the body, or None."""
     for _ in range(10):  # the outside's server may still be starting
@@ -208,7 +223,7 @@ def call(student, name: str, *args) -> None:
 # --- step 1: the veth pair ----------------------------------------------------------------------
 
 def check_veth(student, _workspace) -> str:
-    world = make_world()
+    world = world_for_step(1)
     call(student, "create_veth_pair", world.container)
     host, inside = links(), links(world.container)
     if HOST_IF not in host:
@@ -241,8 +256,7 @@ def check_veth(student, _workspace) -> str:
 # --- step 2: the bridge ---------------------------------------------------------------------------
 
 def check_bridge(student, _workspace) -> str:
-    world = make_world()
-    solve_veth(world)
+    world = world_for_step(2)
     call(student, "create_bridge")
     host = links()
     bridge = host.get(BRIDGE)
@@ -258,8 +272,8 @@ def check_bridge(student, _workspace) -> str:
         raise CheckFailed(f"{HOST_IF} is not plugged into {BRIDGE} (its master is "
                           f"{host[HOST_IF]['master']}): 'ip link set {HOST_IF} master {BRIDGE}'")
     solve_container(world)
-    if not ping(world.container, GATEWAY):
-        raise CheckFailed(f"the container ({CONTAINER_IP}) cannot ping the bridge ({GATEWAY})")
+    expect_ping(world, GATEWAY, f"the container ({CONTAINER_IP}) cannot ping the bridge "
+                f"({GATEWAY})")
     return (f"{BRIDGE} is a bridge, UP, with {GATEWAY}/{PREFIX}, and {HOST_IF} is its port; "
             f"a container at {CONTAINER_IP} pings {GATEWAY} through it")
 
@@ -267,9 +281,7 @@ def check_bridge(student, _workspace) -> str:
 # --- step 3: the container's address and route ------------------------------------------------------
 
 def check_container(student, _workspace) -> str:
-    world = make_world()
-    solve_veth(world)
-    solve_bridge(world)
+    world = world_for_step(3)
     call(student, "configure_container", world.container)
     inside = links(world.container)
     eth0 = inside.get(CONTAINER_IF)
@@ -287,8 +299,7 @@ def check_container(student, _workspace) -> str:
         raise CheckFailed(f"the container's routes are {table}: there is no default route via "
                           f"{GATEWAY}, so every address outside {SUBNET} is 'Network is "
                           "unreachable'")
-    if not ping(world.container, GATEWAY):
-        raise CheckFailed(f"the container cannot ping its gateway {GATEWAY}")
+    expect_ping(world, GATEWAY, f"the container cannot ping its gateway {GATEWAY}")
     return (f"the container has {CONTAINER_IP}/{PREFIX} on {CONTAINER_IF}, pings {GATEWAY}, and "
             f"its routes are: {'; '.join(table)}")
 
@@ -296,10 +307,7 @@ def check_container(student, _workspace) -> str:
 # --- step 4: out to the world ----------------------------------------------------------------------
 
 def check_nat(student, _workspace) -> str:
-    world = make_world()
-    solve_veth(world)
-    solve_bridge(world)
-    solve_container(world)
+    world = world_for_step(4)
     call(student, "enable_nat")
     with open("/proc/sys/net/ipv4/ip_forward") as f:
         forwarding = f.read().strip()

@@ -59,14 +59,7 @@ def run_sandboxed(check: Callable[[], str], timeout: float) -> Outcome:
     ``check`` returns a sentence saying what it saw (the step passes), raises ``CheckFailed``
     (it fails), or lets the student's ``NotImplementedError`` through (it is still a TODO).
     """
-    sys.stdout.flush()  # a child must not inherit (and later print) half-written output
-    sys.stderr.flush()
-    read_fd, write_fd = os.pipe()
-    keeper = os.fork()
-    if keeper == 0:
-        os.close(read_fd)
-        _keeper(check, write_fd, timeout)
-    os.close(write_fd)
+    keeper, read_fd = fork_with_pipe(lambda write_fd: _keeper(check, write_fd, timeout))
     report = _read_all(read_fd)
     os.waitpid(keeper, 0)
     if not report:
@@ -321,44 +314,44 @@ def expect_host_unchanged(before: HostView) -> None:
         raise CheckFailed(changes[0])
 
 
-# --- a container inside the sandbox --------------------------------------------------------------
+# --- a child that reports what it saw ------------------------------------------------------------
 
-def run_in_container(body: Callable[[], dict]) -> dict:
-    """Run ``body`` in a forked *container*: PID 1 of a new PID namespace, in a new mount
-    namespace whose mounts start as copies (peers) of the sandbox's. Return the dict ``body``
-    returns; what it raised is raised here again (a ``NotImplementedError`` stays one)."""
-    sys.stdout.flush()
+def in_child(body: Callable[[], object], died: str) -> object:
+    """Run ``body`` in a forked child and return what it returns (JSON-able); what it raised is
+    raised here again (a ``NotImplementedError`` stays one, a ``CheckFailed`` too). ``died``
+    says what went wrong if the child dies before it reports. The child is reaped."""
+    child, read_fd = fork_with_pipe(lambda write_fd: send_answer(write_fd, body))
+    with os.fdopen(read_fd, "rb") as reader:
+        # One line, not the pipe's end: a process the student detached may hold it open.
+        line = reader.readline()
+    os.waitpid(child, 0)
+    if not line:
+        raise CheckFailed(died)
+    return received(line)
+
+
+def fork_with_pipe(child_main: Callable[[int], object]) -> tuple[int, int]:
+    """Fork a child that runs ``child_main(write_fd)`` and exits; return the child's PID and
+    the read end of the pipe, on which the parent hears what it reports."""
+    sys.stdout.flush()  # a child must not inherit (and later print) half-written output
     sys.stderr.flush()
     read_fd, write_fd = os.pipe()
-    shim = os.fork()
-    if shim == 0:
-        os.close(read_fd)
+    child = os.fork()
+    if child == 0:
         try:
-            kernel.unshare(kernel.CLONE_NEWPID)
-            child = os.fork()
-            if child == 0:
-                _container(body, write_fd)
-            os.waitpid(child, 0)
+            os.close(read_fd)
+            child_main(write_fd)
         finally:
-            os._exit(0)
+            os._exit(0)  # whatever happened, the child never runs on in the parent's code
     os.close(write_fd)
-    report = _read_all(read_fd)
-    os.waitpid(shim, 0)
-    if not report:
-        raise CheckFailed("the container process died before it could report what it saw")
-    answer = json.loads(report.splitlines()[0])
-    if "todo" in answer:
-        raise NotImplementedError(answer["todo"])
-    if "fail" in answer:
-        raise CheckFailed(answer["fail"])
-    return answer["seen"]
+    return child, read_fd
 
 
-def _container(body: Callable[[], dict], write_fd: int) -> None:
-    """The container process. Whatever happens, it reports one JSON line and exits."""
-    me = process_id()
+def send_answer(write_fd: int, body: Callable[[], object]) -> None:
+    """In a forked child: run ``body`` and send one JSON line up the pipe, ``{"seen": ...}``
+    with what it returned, or ``{"todo": ...}`` / ``{"fail": ...}`` with what it raised. What
+    JSON cannot say (a student's function may return anything) is sent as its ``repr``."""
     try:
-        kernel.unshare(kernel.CLONE_NEWNS)
         answer = {"seen": body()}
     except NotImplementedError as exc:
         answer = {"todo": str(exc)}
@@ -366,7 +359,66 @@ def _container(body: Callable[[], dict], write_fd: int) -> None:
         answer = {"fail": str(exc)}
     except BaseException as exc:
         answer = {"fail": describe_error(exc)}
-    if process_id() != me:
-        _stop_escaped_child()
-    os.write(write_fd, (json.dumps(answer) + "\n").encode())
-    os._exit(0)
+    os.write(write_fd, (json.dumps(answer, default=repr) + "\n").encode())
+
+
+def received(line: bytes | str) -> object:
+    """In the parent: what the child's answer says it saw. What the child raised is raised
+    here again."""
+    answer = json.loads(line)
+    if "todo" in answer:
+        raise NotImplementedError(answer["todo"])
+    if "fail" in answer:
+        raise CheckFailed(answer["fail"])
+    return answer["seen"]
+
+
+# --- a container inside the sandbox --------------------------------------------------------------
+
+def run_in_container(body: Callable[[], dict]) -> dict:
+    """Run ``body`` in a forked *container*: PID 1 of a new PID namespace, in a new mount
+    namespace whose mounts start as copies (peers) of the sandbox's. Return the dict ``body``
+    returns; what it raised is raised here again (a ``NotImplementedError`` stays one)."""
+    died = "the container process died before it could report what it saw"
+
+    def shim() -> dict:
+        kernel.unshare(kernel.CLONE_NEWPID)  # our next child is PID 1 of a new namespace
+        return in_child(lambda: _container(body), died)
+
+    return in_child(shim, died)
+
+
+def _container(body: Callable[[], dict]) -> dict:
+    """The container process: a mount namespace of its own, then ``body``. A child of the
+    student's that comes back here is stopped instead of reporting as the container."""
+    me = process_id()
+    try:
+        kernel.unshare(kernel.CLONE_NEWNS)
+        return body()
+    finally:
+        if process_id() != me:
+            _stop_escaped_child()
+
+
+# --- a step's files ----------------------------------------------------------------------------------
+
+def mount_scratch(scratch: str) -> None:
+    """In the sandbox: a tmpfs on the lab's scratch directory, so that the host's side of it
+    stays empty. It goes with the sandbox's mount namespace."""
+    kernel.mount("tmpfs", scratch, "tmpfs", 0, "mode=755")
+
+
+def write_file(path: str, text: str) -> None:
+    """Write ``text`` to ``path``, making the directories above it."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def read_file(path: str) -> str | None:
+    """A file's text, or None when it cannot be read (not there, not visible from here)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None

@@ -13,7 +13,7 @@ The container lifecycle uses four calls: ``attach``, ``write_container_files``, 
 and ``prune`` — see endpoints.py for what each ``--network`` mode asks of the caller.
 
 Man pages: network_namespaces(7), veth(4), ip-link(8), bridge(8), iptables(8).
-Used by: notebook 08-network, lab 08-network.
+Used by: notebook 08-networking, lab 08-networking.
 """
 
 from minidocker.network.endpoints import (

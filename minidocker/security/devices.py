@@ -104,6 +104,8 @@ def make_node(dev_dir: str, device: Device) -> None:
         target = os.path.join(dev_dir, relative)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     kind = stat.S_IFCHR if device.kind == "c" else stat.S_IFBLK
+    if os.path.ismount(target):  # a node of the default set bound in a user namespace
+        kernel.umount2(target, kernel.MNT_DETACH)
     if os.path.lexists(target):
         os.unlink(target)
     try:

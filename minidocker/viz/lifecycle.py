@@ -132,9 +132,12 @@ def stat_fields(pid: int) -> list[str]:
 
 
 def session_facts(pid: int, launcher: int | None = None) -> Table:
-    """Is ``pid`` detached? Its own session, no controlling terminal, not the launcher's child."""
+    """Is ``pid`` detached? In a session that is not ours (setsid), not its leader (so it can
+    never acquire a terminal), no controlling terminal, not the launcher's child."""
     state, ppid, _pgrp, session, tty_nr = stat_fields(pid)[:5]
-    rows = [("leads a session of its own (setsid)", int(session) == pid),
+    rows = [("in a session of its own, not this notebook's (setsid)",
+             int(session) != os.getsid(0)),
+            ("leads that session (could take a terminal)", int(session) == pid),
             ("has a controlling terminal", int(tty_nr) != 0)]
     if launcher is not None:
         rows.append(("its parent is the command that started it", int(ppid) == launcher))

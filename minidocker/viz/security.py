@@ -12,15 +12,22 @@ Every probe is harmless to the machine that runs it: where success *would* harm 
 nothing (a garbage module that the kernel refuses to parse, a namespaced sysctl, the container's
 own hostname), or it is not run under ``--privileged`` at all (``Escape.privileged_probe``).
 
+For ``--userns``: ``uid_graph`` (container uids -> host uids, with the processes and files that
+carry them, read from the host by ``live_uid_graph``) and ``idmapped_mount``, what the kernel
+could do instead of minidocker's chown of the layers.
+
 Man pages: capabilities(7) seccomp(2) mount(2) mknod(2) proc(5) (/proc/<pid>/environ, ptrace
-access mode). Used by: notebook 09-security, tests/test_security_run.py.
+access mode) user_namespaces(7) mount_setattr(2). Used by: notebook 09-security,
+tests/test_security_run.py, tests/test_userns.py.
 """
 
+import ctypes
 import os
 import stat
+import struct
 from dataclasses import dataclass
 
-from minidocker import cgroups
+from minidocker import cgroups, kernel
 from minidocker.viz.cli import minidocker
 from minidocker.viz.table import Table
 
@@ -257,3 +264,186 @@ def trace(program, nr: int, arch: int, args: tuple[int, ...] = ()) -> list[str]:
         else:
             raise ValueError(f"instruction {pc - 1}: code {op:#x} is not traced here")
     return path
+
+
+# --- user namespaces: the uid map, drawn from what the kernel reports ---------------------------
+
+OVERFLOW_UID = 65534  # /proc/sys/kernel/overflowuid: how a namespace shows a host id it cannot map
+
+
+@dataclass(frozen=True)
+class UidNode:
+    id: str  # "inside:<uid>", "host:<uid>", "process:<host pid>", "file:<label>"
+    label: str
+    kind: str  # "inside", "host", "unmapped", "process" or "file"
+
+
+@dataclass
+class UidGraph:
+    nodes: list[UidNode]
+    edges: list[tuple[str, str, str]]  # (source, target, label)
+    maps: list[tuple[int, int, int]]  # the uid_map lines: (inside, outside, count)
+
+    def node(self, node_id: str) -> UidNode:
+        return next(n for n in self.nodes if n.id == node_id)
+
+
+def read_id_map(pid: int | str, name: str = "uid_map") -> list[tuple[int, int, int]]:
+    """``/proc/<pid>/uid_map`` (or ``gid_map``) as (inside, outside, count) lines: the ids as
+    the *reader's* namespace numbers them, so read it from the host."""
+    with open(f"/proc/{pid}/{name}") as f:
+        return [tuple(int(n) for n in line.split()) for line in f if line.strip()]
+
+
+def inside_id(host_id: int, maps: list[tuple[int, int, int]]) -> int | None:
+    """The id a host id has inside the namespace, or None when no line of the map covers it."""
+    for inside, outside, count in maps:
+        if outside <= host_id < outside + count:
+            return host_id - outside + inside
+    return None
+
+
+def uid_graph(maps: list[tuple[int, int, int]], processes: list[tuple[int, str, int]] = (),
+              files: list[tuple[str, int]] = ()) -> UidGraph:
+    """Container uids -> host uids through ``maps``. ``processes`` are (host pid, command, host
+    uid), ``files`` (label, host uid of its owner on disk): each is attached to the uid it has
+    inside, and that uid to the host uid the kernel really stores. A host uid that no line of
+    the map covers shows inside as ``OVERFLOW_UID`` (nobody), by a dashed edge."""
+    nodes: dict[str, UidNode] = {}
+    edges: list[tuple[str, str, str]] = []
+
+    def connect(host_uid: int) -> str:
+        inside = inside_id(host_uid, maps)
+        host = f"host:{host_uid}"
+        nodes.setdefault(host, UidNode(host, f"uid {host_uid}" + (" (root)" if host_uid == 0
+                                                                   else ""), "host"))
+        if inside is None:
+            node = f"inside:{OVERFLOW_UID}"
+            nodes.setdefault(node, UidNode(node, f"uid {OVERFLOW_UID} (nobody)\nnot in the map",
+                                           "unmapped"))
+            edge = (host, node, "shown as")
+        else:
+            node = f"inside:{inside}"
+            nodes.setdefault(node, UidNode(node, f"uid {inside}" + (" (root)" if inside == 0
+                                                                    else ""), "inside"))
+            line = next(m for m in maps if m[1] <= host_uid < m[1] + m[2])
+            edge = (node, host, f"+{line[1] - line[0]}")
+        if edge not in edges:
+            edges.append(edge)
+        return node
+
+    for pid, command, host_uid in processes:
+        node = f"process:{pid}"
+        nodes[node] = UidNode(node, f"{command}\nhost pid {pid}", "process")
+        edges.append((node, connect(host_uid), "runs as"))
+    for label, host_uid in files:
+        node = f"file:{label}"
+        nodes[node] = UidNode(node, label, "file")
+        edges.append((node, connect(host_uid), "owned by"))
+    order = {"process": 0, "file": 1, "inside": 2, "unmapped": 3, "host": 4}
+    ordered = sorted(nodes.values(), key=lambda n: (order[n.kind], n.id))
+    return UidGraph(ordered, edges, list(maps))
+
+
+def processes_of(pid: int) -> list[tuple[int, str, int]]:
+    """Every process in ``pid``'s PID namespace, as the host sees it: (host pid, command, real
+    uid from ``/proc/<pid>/status``, which the kernel prints in the reader's namespace)."""
+    namespace = os.readlink(f"/proc/{pid}/ns/pid")
+    found = []
+    for entry in sorted(filter(str.isdigit, os.listdir("/proc")), key=int):
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != namespace:
+                continue
+            with open(f"/proc/{entry}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        found.append((int(entry), fields["Name"].strip(), int(fields["Uid"].split()[0])))
+    return found
+
+
+def live_uid_graph(pid: int, files: dict[str, str] | None = None) -> UidGraph:
+    """The uid graph of a running container (its PID 1 as the host numbers it): its uid map,
+    its processes, and the owners of ``files`` ({label: host path}, lstat(2) from the host)."""
+    owned = [(label, os.lstat(path).st_uid) for label, path in (files or {}).items()]
+    return uid_graph(read_id_map(pid), processes_of(pid), owned)
+
+
+UID_STYLE = {"process": {"shape": "box", "style": "rounded,filled", "fillcolor": "aliceblue"},
+             "file": {"shape": "note", "style": "filled", "fillcolor": "lightyellow"},
+             "inside": {"shape": "ellipse", "style": "filled", "fillcolor": "honeydew"},
+             "unmapped": {"shape": "ellipse", "style": "filled,dashed", "fillcolor": "mistyrose"},
+             "host": {"shape": "ellipse", "style": "filled", "fillcolor": "lavender"}}
+
+
+def uid_digraph(graph: UidGraph, title: str = ""):
+    """Draw the graph left to right: processes and files, the uids the container sees (one
+    box: its user namespace), the uids the host stores (another box)."""
+    import graphviz  # only the notebooks need it (the "lab" extra)
+
+    dot = graphviz.Digraph("uids", graph_attr={"rankdir": "LR", "label": title,
+                                               "labelloc": "t", "fontname": "Helvetica",
+                                               "nodesep": "0.25", "ranksep": "0.7"},
+                           node_attr={"fontname": "Helvetica", "fontsize": "11"},
+                           edge_attr={"fontname": "Helvetica", "fontsize": "9"})
+    name = {node.id: f"n{i}" for i, node in enumerate(graph.nodes)}  # DOT: "a:b" is a port
+    maps = ", ".join(f"{a} {b} {c}" for a, b, c in graph.maps)
+    boxes = (("inside", f"container's user namespace (uid_map: {maps})", ("inside", "unmapped")),
+             ("host", "host (the initial user namespace)", ("host",)))
+    for box, label, kinds in boxes:
+        with dot.subgraph(name=f"cluster_{box}") as sub:
+            sub.attr(label=label, style="rounded", color="gray60")
+            for node in graph.nodes:
+                if node.kind in kinds:
+                    sub.node(name[node.id], node.label, **UID_STYLE[node.kind])
+    for node in graph.nodes:
+        if node.kind in ("process", "file"):
+            dot.node(name[node.id], node.label, **UID_STYLE[node.kind])
+    for source, target, label in graph.edges:
+        if label == "shown as":  # host -> inside: drawn backwards so the host stays right
+            dot.edge(name[target], name[source], label=label, color="gray40", style="dashed",
+                     dir="back")
+        else:
+            dot.edge(name[source], name[target], label=label, color="gray40")
+    return dot
+
+
+# --- what an idmapped mount would do instead of the chown --------------------------------------
+
+MOUNT_ATTR_IDMAP = 0x00100000
+AT_EMPTY_PATH = 0x1000
+_SYS_MOUNT_SETATTR = 442  # the new mount API has one number on every architecture
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def mount_setattr_idmap(tree_fd: int, userns_fd: int) -> None:
+    """Give the detached mount ``tree_fd`` (from ``open_tree``) the id map of the user
+    namespace ``userns_fd``: ``struct mount_attr {attr_set, attr_clr, propagation, userns_fd}``
+    with MOUNT_ATTR_IDMAP set. Man page: mount_setattr(2). (A thin wrapper kept here for the
+    notebook; the engine does the chown, see minidocker/security/userns.py.)"""
+    attr = ctypes.create_string_buffer(struct.pack("QQQQ", MOUNT_ATTR_IDMAP, 0, 0, userns_fd), 32)
+    _libc.syscall.restype = ctypes.c_long
+    result = _libc.syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(tree_fd),
+                           ctypes.c_char_p(b""), ctypes.c_uint(AT_EMPTY_PATH), attr,
+                           ctypes.c_size_t(32))
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount_setattr(MOUNT_ATTR_IDMAP): {os.strerror(err)}")
+
+
+def idmapped_mount(source: str, target: str, userns_pid: int) -> None:
+    """Mount a copy of ``source`` at ``target`` seen through the uid and gid maps of
+    ``userns_pid``'s user namespace: open_tree(OPEN_TREE_CLONE), mount_setattr(IDMAP),
+    move_mount. Nothing on disk changes; the kernel shifts each owner as it is read and
+    written. Needs Linux >= 5.12 and a filesystem that supports it (tmpfs since 6.3)."""
+    os.makedirs(target, exist_ok=True)
+    tree = kernel.open_tree(source, kernel.OPEN_TREE_CLONE | kernel.OPEN_TREE_CLOEXEC)
+    try:
+        userns = os.open(f"/proc/{userns_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            mount_setattr_idmap(tree, userns)
+        finally:
+            os.close(userns)
+        kernel.move_mount(tree, target)
+    finally:
+        os.close(tree)

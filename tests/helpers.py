@@ -1,0 +1,42 @@
+"""Helpers shared by several test modules: a lab student's file with one classic mistake, what
+the checker says of it and of the solution, and a host port that someone else holds."""
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def with_mistake(solution: Path, right: str, wrong: str, folder: Path,
+                 source: str | None = None) -> Path:
+    """A student's file in ``folder``: the solution (or ``source``, a changed copy of it) with
+    its first ``right`` made ``wrong``."""
+    source = solution.read_text() if source is None else source
+    assert right in source
+    student = folder / "student.py"
+    student.write_text(source.replace(right, wrong, 1))
+    return student
+
+
+def expect_first_failure(results: list, complaint: str) -> None:
+    """The first step that fails says ``complaint``."""
+    failed = [r for r in results if r.status == "FAIL"]
+    assert failed and complaint in failed[0].detail, [(r.status, r.detail) for r in failed]
+
+
+def cli_check_passes(md, number: str, solution: Path, steps: int) -> str:
+    """``minidocker lab check NUMBER SOLUTION`` passes every step; returns what it printed."""
+    result = md("lab", "check", number, str(solution))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASS") == steps
+    return result.stdout
+
+
+@contextmanager
+def port_taken(port: int) -> Iterator[socket.socket]:
+    """A socket of this process listening on ``port`` of every host address."""
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("0.0.0.0", port))
+        squatter.listen()
+        yield squatter
