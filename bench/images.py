@@ -69,7 +69,7 @@ def private_state_root() -> None:
 
 def commit_vs_tar(minidocker: list[str], files: int, runs: int) -> dict:
     script = f"mkdir /many && cd /many && for i in $(seq 1 {files}); do echo $i > f$i; done"
-    subprocess.run([*minidocker, "run", "--name", "many", "busybox", "sh", "-c", script],
+    subprocess.run([*minidocker, "run", "--network", "none", "--name", "many", "busybox", "sh", "-c", script],
                    check=True)
     upper = next(Path(os.environ["MINIDOCKER_ROOT"], "containers").glob("*/upper"))
     commit, tar = [], []
@@ -92,7 +92,7 @@ def commit_vs_tar(minidocker: list[str], files: int, runs: int) -> dict:
 
 def shared_base(minidocker: list[str]) -> dict:
     for name in ("a", "b"):
-        subprocess.run([*minidocker, "run", "--name", name, "busybox", "sh", "-c",
+        subprocess.run([*minidocker, "run", "--network", "none", "--name", name, "busybox", "sh", "-c",
                         f"head -c 1m /dev/urandom > /{name}"], check=True)
         subprocess.run([*minidocker, "commit", name, f"shared-{name}"], check=True,
                        capture_output=True)

@@ -264,10 +264,10 @@ class Minidocker:
         return timed([*self.cli, *argv], env=self.env)
 
     def measure(self, n: int, context: bool = False) -> dict:
-        self.run("run", "--rm", "busybox", "true")  # warm-up: caches, the cgroup parent
+        self.run("run", "--rm", "--network", "none", "busybox", "true")  # warm-up: caches
         starts, ids = [], []
         for _ in range(n):
-            seconds, out = self.run("run", "-d", "busybox", *COMMAND)
+            seconds, out = self.run("run", "-d", "--network", "none", "busybox", *COMMAND)
             starts.append(seconds)
             ids.append(out.strip())
         _, out = self.run("inspect", "--format", "{{.State.MonitorPid}} {{.State.Pid}}", *ids)

@@ -168,12 +168,15 @@ def minidocker_cases(ws: Workspace) -> tuple[list[Case], Path]:
             raise BenchError("the 'minidocker' command is not installed: run 'sudo ./kit setup'")
         entry_point = Path(found)
     env = {**os.environ, "MINIDOCKER_ROOT": str(state)}
-    cli = Case("minidocker-cli", "cli", "minidocker", "minidocker run --rm busybox true",
-               timed_command([str(entry_point), "run", "--rm", "busybox", "true"], env=env))
+    # --network none, as podman and runc run here: networking has its own bench (network.py)
+    cli = Case("minidocker-cli", "cli", "minidocker",
+               "minidocker run --rm --network none busybox true",
+               timed_command([str(entry_point), "run", "--rm", "--network", "none", "busybox",
+                              "true"], env=env))
     cli_limits = Case("minidocker-cli-limits", "cli", "minidocker + limits",
-                      f"minidocker run --rm {' '.join(LIMIT_FLAGS)} busybox true",
-                      timed_command([str(entry_point), "run", "--rm", *LIMIT_FLAGS, "busybox",
-                                     "true"], env=env))
+                      f"minidocker run --rm --network none {' '.join(LIMIT_FLAGS)} busybox true",
+                      timed_command([str(entry_point), "run", "--rm", "--network", "none",
+                                     *LIMIT_FLAGS, "busybox", "true"], env=env))
     devnull = os.open(os.devnull, os.O_RDWR)
     ws.undo.callback(os.close, devnull)
     stdio = Stdio(devnull, devnull, 2)

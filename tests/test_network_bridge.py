@@ -32,10 +32,11 @@ def no_proxy(monkeypatch):
 
 def state() -> dict:
     """What the lab host's kernel holds: links (by name: a bridge's carrier state comes and
-    goes on its own), addresses, filter and nat rules."""
+    goes on its own), IPv4 addresses (the kernel's own IPv6 link-local ones change flags while
+    duplicate address detection runs), filter and nat rules."""
     def run(*argv):
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    return {"links": link_names(), "addresses": run("ip", "-o", "addr"),
+    return {"links": link_names(), "addresses": run("ip", "-o", "-4", "addr"),
             "filter": run("iptables", "-w", "-S"), "nat": run("iptables", "-w", "-t", "nat", "-S")}
 
 

@@ -26,8 +26,8 @@ OPTIONS = [
                  "(default 0:100000:65536)."),
 ]
 NETWORK_OPTIONS = [
-    click.option("--network", "--net", "network", default="none", metavar="NETWORK",
-                 help="none (this version's default), bridge, host, container:NAME, or a "
+    click.option("--network", "--net", "network", default="bridge", metavar="NETWORK",
+                 help="bridge (default: minidocker0), none, host, container:NAME, or a "
                       "network made with 'network create'."),
     click.option("-p", "--publish", multiple=True, metavar="[IP:]HOST:CTR[/udp]",
                  help="Publish a container's port on the host (needs a bridge network)."),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from minidocker.cgroups import Limits
 from minidocker.errors import MinidockerError
-from minidocker.image.store import DEFAULT_PATH
+from minidocker.image import DEFAULT_PATH
 
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 

@@ -23,6 +23,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from minidocker import cgroups, kernel, namespaces, rootfs, security, unionfs, volumes
 from minidocker.container import records
@@ -35,7 +36,6 @@ from minidocker.container.spec import (
     parse_signal,
 )
 from minidocker.errors import MinidockerError
-from minidocker.image.store import resolve_image
 from minidocker.security import userns
 from minidocker.security.devices import Device, host_devices, make_node, rules_for
 from minidocker.security.users import resolve_user, switch_user
@@ -96,6 +96,8 @@ def create(spec: ContainerSpec) -> records.ContainerRecord:
         raise MinidockerError("Conflicting options: --restart and --rm: a container removed "
                               "when it exits cannot be restarted; choose one")
     log_config = parse_log_opts(spec.log_opts)
+    from minidocker.image.store import resolve_image  # here: the monitor never needs the store
+
     reference, image = resolve_image(spec.image)
     defaults = image.config.get("config") or {}
     entrypoint, cmd = command_of(spec, defaults)
@@ -161,6 +163,11 @@ def start(record: records.ContainerRecord,
     lower = config["LowerDirs"]
     if idmap:  # the files must follow the uid map (see security/userns.py)
         lower = userns.shift_layers(lower, idmap)
+    placeholders = [*([f"/etc/{name}" for name in NetworkPlan.FILES]
+                      if (host.get("NetworkMode") or "none") != "none" else []),
+                    *([INIT_PATH] if host.get("Init") else [])]
+    if placeholders:  # Docker's "init layer": mount points that diff and commit never see
+        lower = [init_layer(record.directory / "init", placeholders, lower), *lower]
     dirs = unionfs.OverlayDirs.under(record.directory, tuple(lower))
     if idmap:
         userns.own_writable_dirs([dirs.upper, dirs.work], idmap)
@@ -420,12 +427,8 @@ class NetworkPlan:
             return
         for name in self.FILES:
             source = self.record.directory / name
-            target = os.path.join(root, "etc", name)
-            if source.exists():
-                if not os.path.exists(target):
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    open(target, "a").close()
-                kernel.mount(str(source), target, None, kernel.MS_BIND)
+            if source.exists():  # the mount point is in the init layer
+                kernel.mount(str(source), os.path.join(root, "etc", name), None, kernel.MS_BIND)
 
     def release(self) -> None:
         if self.mode != "none":
@@ -454,14 +457,32 @@ class NetworkPlan:
             self.record.NetworkSettings = settings
 
 
+def init_layer(directory: Path, files: list[str], layers: list[str]) -> str:
+    """A small layer on top of the image's, holding only empty files where minidocker will
+    bind-mount something (/etc/hosts, /sbin/docker-init, ...): the mount points exist without
+    being changes of the container, so ``diff`` and ``commit`` never show them (Docker's
+    ``-init`` layer). Each directory takes the owner and mode the image gives it."""
+    for path in files:
+        parts = path.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            relative = os.path.join(*parts[:depth])
+            folder = directory / relative
+            if not folder.is_dir():
+                folder.mkdir(parents=True)
+                like = next((os.lstat(os.path.join(layer, relative)) for layer in layers
+                             if os.path.isdir(os.path.join(layer, relative))), None)
+                if like:
+                    os.chmod(folder, like.st_mode & 0o7777)
+                    os.lchown(folder, like.st_uid, like.st_gid)
+        (directory / path.lstrip("/")).touch()
+    return str(directory)
+
+
 def mount_init(merged: str) -> None:
     """Bind tini (static, so it needs nothing from the image) at /sbin/docker-init."""
     if not os.path.exists(TINI):
         raise MinidockerError(f"--init needs tini: {TINI} is missing (apt-get install tini)")
     target = os.path.join(merged, INIT_PATH.lstrip("/"))
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    if not os.path.exists(target):
-        open(target, "w").close()
     kernel.mount(TINI, target, None, kernel.MS_BIND)
     kernel.mount(None, target, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minidocker.errors import MinidockerError, NotFound
+from minidocker.image import DEFAULT_PATH  # noqa: F401  (Docker's PATH; re-exported)
 from minidocker.image.blobs import (
     BlobStore,
     HashingWriter,
@@ -41,7 +42,6 @@ from minidocker.image.reference import Reference, parse_reference
 from minidocker.state import atomic_write, now, state_root, write_json
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Docker's
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
