@@ -114,7 +114,8 @@ def join(pid: int, kinds: Iterable[str]) -> None:
 
 
 def join_one(pid: int, kind: str) -> None:
-    """setns(2) into one namespace of ``pid`` (no chdir: for ipc, net, uts)."""
+    """setns(2) into one namespace of ``pid``, nothing else (``join`` opens several first and
+    goes to / after a mount namespace; this is for one kind at a time)."""
     fd = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY)
     try:
         kernel.setns(fd, NAMESPACES[kind][0])
@@ -319,7 +320,7 @@ def _shim(argv, flags, env, stdio, setup, init, report_w, go_r, join) -> None:
             _container_process(argv, flags, env, stdio, setup, init, report_w, go_r,
                                {k: p for k, p in join.items() if k != "pid"})
         _report(report_w, pid=child)
-        _close_other_fds(set())  # report_w and go_r too: the shim only waits from now on
+        close_other_fds(set())  # report_w and go_r too: the shim only waits from now on
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(signum, lambda s, _frame: os.kill(child, s))
         os._exit(_exit_code(os.waitpid(child, 0)[1]))
@@ -328,7 +329,7 @@ def _shim(argv, flags, env, stdio, setup, init, report_w, go_r, join) -> None:
         os._exit(125)
 
 
-def _close_other_fds(keep: set[int]) -> None:
+def close_other_fds(keep: set[int]) -> None:
     """Close every fd the caller had open (its end of the container's stdin pipe, its log,
     its sockets) except stdio and ``keep``. The container process loses them at execve (they
     are close-on-exec), but the shim never execs: a pipe stays open while *any* process holds
@@ -368,7 +369,8 @@ def _container_process(argv, flags, env, stdio, setup, init, report_w, go_r, joi
                 "see what this machine is missing)", exit_code=125)
         os._exit(125)
     env = env if env is not None else dict(os.environ)
-    if init:
+    close_other_fds({report_w})  # nothing of ours may reach the container (an open
+    if init:                      # directory fd is a way out of its root: CVE-2024-21626)
         mini_init(argv, env, report_w)
     execute(argv, env, report_w)
 

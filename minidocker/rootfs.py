@@ -118,15 +118,17 @@ def mount_dev(root: str) -> None:
                  kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC, "mode=1777,size=65536k")
 
 
-def make_device(path: str, mode: int, major: int, minor: int) -> None:
+def make_device(path: str, mode: int, major: int, minor: int, host_path: str = "") -> None:
     """mknod(2) a device node; in a user namespace (where mknod of devices is refused) bind the
-    host's node of that name instead, as rootless runc does."""
+    host's node (``host_path``, default: the same name in /dev) instead, as rootless runc
+    does."""
     try:
         os.mknod(path, mode, os.makedev(major, minor))
         os.chmod(path, stat.S_IMODE(mode))  # mknod obeys the umask; devices must be usable
     except PermissionError:
         open(path, "w").close()
-        kernel.mount(os.path.join("/dev", os.path.basename(path)), path, None, kernel.MS_BIND)
+        source = host_path or os.path.join("/dev", os.path.basename(path))
+        kernel.mount(source, path, None, kernel.MS_BIND)
 
 
 def pivot_to(root: str) -> None:

@@ -419,9 +419,12 @@ def _realize(request: MountRequest) -> Mount:
 
 # --- inside the container: mounting -----------------------------------------------------------
 
-def mount_all(mounts: list[Mount], root: str) -> None:
+def mount_all(mounts: list[Mount], root: str, devices_allowed: bool = False) -> None:
     """Mount every volume, bind and tmpfs into ``root`` (the overlay, before pivot_root).
-    Runs inside the container's new mount namespace, whose mounts are already private."""
+    Runs inside the container's new mount namespace, whose mounts are already private.
+    Binds are ``nodev`` and ``nosuid`` (unless ``devices_allowed``, for ``--privileged``): a
+    device node the container makes in a volume must open nothing, a setuid file in a host
+    directory must not make anyone root."""
     for mount in sorted(mounts, key=lambda m: m.Destination.count("/")):
         is_dir = mount.Type == "tmpfs" or os.path.isdir(mount.Source)
         if mount.Type != "tmpfs" and not os.path.exists(mount.Source):
@@ -435,18 +438,18 @@ def mount_all(mounts: list[Mount], root: str) -> None:
             kernel.mount("tmpfs", target, "tmpfs", flags, mount.Options or None)
             continue
         kernel.mount(mount.Source, target, None, kernel.MS_BIND | kernel.MS_REC)
-        if not mount.RW:
-            make_readonly(target)
+        restrict(target, readonly=not mount.RW, devices=devices_allowed)
 
 
-def make_readonly(target: str) -> None:
-    """Remount a bind read-only. The flags it already has (nosuid, nodev, ...) are kept: in a
-    user namespace the kernel refuses a remount that would drop them. Mounts *below* it stay
-    as they are (only mount_setattr(2) with AT_RECURSIVE changes a whole tree)."""
+def restrict(target: str, readonly: bool, devices: bool = False) -> None:
+    """Remount a bind ``nosuid`` and ``nodev`` (and read-only on request). The flags it already
+    has are kept: in a user namespace the kernel refuses a remount that would drop them. Mounts
+    *below* it stay as they are (only mount_setattr(2) with AT_RECURSIVE changes a tree)."""
     kept = os.statvfs(target).f_flag & (os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC
                                         | os.ST_NOATIME | os.ST_NODIRATIME | os.ST_RELATIME)
-    kernel.mount(None, target, None,
-                 kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY | kept)
+    flags = kernel.MS_REMOUNT | kernel.MS_BIND | kept | (0 if devices else kernel.MS_NODEV
+                                                         | kernel.MS_NOSUID)
+    kernel.mount(None, target, None, flags | (kernel.MS_RDONLY if readonly else 0))
 
 
 def mount_point(root: str, destination: str, is_dir: bool) -> str:

@@ -192,3 +192,22 @@ def test_init_starts_like_any_container_and_proxies_signals():
 def test_init_with_a_terminal(md):
     result = md("run", "--rm", "-t", "--init", "busybox", "sh", "-c", "echo $$; tty")
     assert (result.returncode, result.stdout) == (0, "2\n/dev/pts/0\n")  # 2: init is 1
+
+
+def test_no_fd_of_the_caller_reaches_the_container(tmp_path):
+    # An open directory fd inside would be a way out of the root (runc's CVE-2024-21626).
+    opened = os.open("/", os.O_RDONLY)  # inheritable: as a shell's '4</' would be
+    os.set_inheritable(opened, True)
+    try:
+        for detach in ([], ["-d"]):
+            result = subprocess.run(
+                [*MINIDOCKER, "run", *detach, "--name", f"fds{len(detach)}", "busybox", "sh",
+                 "-c", "ls /proc/self/fd"], pass_fds=(opened,), capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr
+        subprocess.run([*MINIDOCKER, "wait", "fds1"], capture_output=True, timeout=30)
+        for name in ("fds0", "fds1"):
+            logs = subprocess.run([*MINIDOCKER, "logs", name], capture_output=True, text=True)
+            assert logs.stdout.split() == ["0", "1", "2", "3"], logs.stdout  # 3: ls's own dir
+    finally:
+        os.close(opened)
+        subprocess.run([*MINIDOCKER, "rm", "-f", "fds0", "fds1"], capture_output=True)

@@ -86,20 +86,26 @@ def build_spec(o: dict):
         volumes_from=list(o["volumes_from"]), log_opts=list(o["log_opts"]), extra=later)
 
 
-def check_cidfile(path: str | None) -> None:
-    import os
-
+def check_cidfile(path: str | None):
+    """``--cidfile``: made (empty) before the container, as Docker does, so that a path that
+    cannot be written fails before anything exists. Returns the open file, or None."""
     from minidocker.errors import MinidockerError
 
-    if path and os.path.exists(path):
+    if not path:
+        return None
+    try:
+        return open(path, "x")
+    except FileExistsError:
         raise MinidockerError(f"Container ID file found, make sure the other container isn't "
-                              f"running or delete {path}")
+                              f"running or delete {path}") from None
+    except OSError as exc:
+        raise MinidockerError(f"cannot write --cidfile {path}: {exc.strerror}") from None
 
 
-def write_cidfile(path: str | None, container_id: str) -> None:
-    if path:
-        with open(path, "x") as f:
-            f.write(container_id)
+def write_cidfile(file, container_id: str) -> None:
+    if file:
+        with file:
+            file.write(container_id)
 
 
 RUN_CONTEXT = {**CONTEXT, "allow_interspersed_args": False}
@@ -120,19 +126,19 @@ def run(detach, **options):
     """
     require_root("run")
     spec = build_spec(options)
-    check_cidfile(options["cidfile"])
+    cidfile = check_cidfile(options["cidfile"])
     if detach:
         from minidocker.container import create
         from minidocker.container.lifecycle import start
 
         record = create(spec)
-        write_cidfile(options["cidfile"], record.Id)
+        write_cidfile(cidfile, record.Id)
         start(record)
         click.echo(record.Id)
         return
     from minidocker.foreground import run_in_foreground
 
-    sys.exit(run_in_foreground(spec, on_create=lambda r: write_cidfile(options["cidfile"], r.Id)))
+    sys.exit(run_in_foreground(spec, on_create=lambda r: write_cidfile(cidfile, r.Id)))
 
 
 @main.command(context_settings=RUN_CONTEXT)
@@ -143,9 +149,9 @@ def create(**options):
     from minidocker.container import create as make
 
     spec = build_spec(options)
-    check_cidfile(options["cidfile"])
+    cidfile = check_cidfile(options["cidfile"])
     record = make(spec)
-    write_cidfile(options["cidfile"], record.Id)
+    write_cidfile(cidfile, record.Id)
     click.echo(record.Id)
 
 
@@ -171,12 +177,33 @@ def _start_attached(record, interactive: bool) -> int:
 
     lifecycle.start(record, attach=True)
     client = attach.connect(record.directory / "attach.sock", interactive)
-    if attach.relay(client, interactive, record.Config["Tty"]):
-        return 0  # detached: it runs on
-    code = lifecycle.wait(record)
-    if record.State["Error"]:  # it could not start: the monitor wrote why into the record
-        click.echo(f"minidocker: {record.State['Error']}", err=True)
+    detached, code = _relay_with_signals(record, client, interactive)
+    if detached:
+        return 0  # it runs on
+    if code is None:  # no last frame: it could not start, the monitor wrote why
+        code = lifecycle.wait(record)
+        if record.State["Error"]:
+            click.echo(f"minidocker: {record.State['Error']}", err=True)
     return code
+
+
+def _relay_with_signals(record, client, with_stdin: bool):
+    """attach.relay, with signals to us passed on to the container's PID 1 (--sig-proxy)."""
+    import contextlib
+    import os
+
+    from minidocker.container import attach
+    from minidocker.errors import MinidockerError
+    from minidocker.foreground import SignalProxy
+
+    class Pid1:
+        def signal(self, signum):
+            with contextlib.suppress(MinidockerError, ProcessLookupError):
+                if record.reload().State["Pid"] > 0:
+                    os.kill(record.State["Pid"], signum)
+
+    SignalProxy(raw_terminal=record.Config["Tty"] and with_stdin).deliver_to(Pid1())
+    return attach.relay(client, with_stdin, record.Config["Tty"])
 
 
 @main.command(context_settings=CONTEXT)
@@ -217,10 +244,11 @@ def attach(no_stdin, container):
         raise Conflict(f"You cannot attach to a {record.status} container, start it first")
     with_stdin = record.Config["OpenStdin"] and not no_stdin
     client = attaching.connect(record.directory / "attach.sock", with_stdin)
-    if attaching.relay(client, with_stdin, record.Config["Tty"]):
+    detached, code = _relay_with_signals(record, client, with_stdin)
+    if detached:
         click.echo("\r\nread escape sequence", err=True)
         return
-    sys.exit(lifecycle.wait(record))
+    sys.exit(code if code is not None else lifecycle.wait(record))
 
 
 @main.command("exec", context_settings=RUN_CONTEXT)

@@ -20,15 +20,20 @@ import socket
 import struct
 from pathlib import Path
 
-from minidocker.container.tty import raw_terminal
+from minidocker.container.tty import raw_terminal, write_all
 from minidocker.errors import MinidockerError
 
 STREAMS = {"stdout": 1, "stderr": 2}
+EXIT = 3  # the last frame: the container's exit code, four bytes
 DETACH_KEYS = b"\x10\x11"  # Ctrl-P Ctrl-Q, Docker's default --detach-keys
 
 
 def frame(stream: str, data: bytes) -> bytes:
     return struct.pack(">BI", STREAMS[stream], len(data)) + data
+
+
+def exit_frame(code: int) -> bytes:
+    return struct.pack(">BI", EXIT, 4) + struct.pack(">i", code)
 
 
 def read_frames(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
@@ -68,21 +73,25 @@ def connect(socket_path: Path, with_stdin: bool) -> socket.socket:
     return client
 
 
-def relay(client: socket.socket, with_stdin: bool, tty: bool) -> bool:
-    """Copy frames to our stdout/stderr and our stdin to the container, until the container
-    ends (returns False) or we detach with Ctrl-P Ctrl-Q (returns True)."""
+def relay(client: socket.socket, with_stdin: bool, tty: bool) -> tuple[bool, int | None]:
+    """Copy frames to our stdout/stderr and our stdin to the container, until we detach with
+    Ctrl-P Ctrl-Q (returns ``(True, None)``) or the container ends (``(False, code)``, the
+    code from the monitor's last frame: still known when ``--rm`` removed the record)."""
     inputs = [client, 0] if with_stdin else [client]
-    buffer, held = b"", b""  # held: a Ctrl-P that may be the start of the detach keys
-    with raw_terminal(0) if (tty and with_stdin) else _nothing():
+    buffer, held, code = b"", b"", None  # held: a Ctrl-P that may start the detach keys
+    with raw_terminal(0) if (tty and with_stdin) else contextlib.nullcontext():
         while True:
             ready, _, _ = select.select(inputs, [], [])
             if client in ready:
                 data = client.recv(65536)
                 if not data:
-                    return False
+                    return False, code
                 frames, buffer = read_frames(buffer + data)
                 for stream, payload in frames:
-                    _write_all(stream, payload)
+                    if stream == EXIT:
+                        code = struct.unpack(">i", payload)[0]
+                    else:
+                        write_all(stream, payload)
             if 0 in ready:
                 data = os.read(0, 4096)
                 if not data:  # our stdin ended: tell the monitor, keep reading output
@@ -93,21 +102,8 @@ def relay(client: socket.socket, with_stdin: bool, tty: bool) -> bool:
                 data, held = held + data, b""
                 if DETACH_KEYS in data:  # what came before the keys still goes in
                     client.sendall(data[:data.index(DETACH_KEYS)])
-                    return True
+                    return True, None
                 if data.endswith(DETACH_KEYS[:1]):  # wait for the next key to decide
                     data, held = data[:-1], data[-1:]
                 if data:
                     client.sendall(data)
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]

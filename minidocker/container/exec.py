@@ -90,6 +90,7 @@ def _join_and_exec(record: records.ContainerRecord, spec: ExecSpec,
             namespaces.open_console(console)
         # the container's capabilities, seccomp filter and user: exec gets no more than PID 1
         security.apply(security_of(record.HostConfig), switch_user=lambda: switch_user(user))
+        namespaces.close_other_fds(set())  # only stdio goes into the container
         namespaces.execute(spec.command, env)
     except BaseException as exc:
         os.write(2, f"minidocker: exec failed: {exc}\n".encode())

@@ -111,11 +111,14 @@ def stop(record: records.ContainerRecord, timeout: int | None = None) -> None:
 
 
 def kill(record: records.ContainerRecord, signame: str = "KILL") -> None:
-    """``kill``: one signal to PID 1 (SIGKILL by default). A killed container stays down."""
+    """``kill``: one signal to PID 1 (SIGKILL by default). Killed with SIGKILL or its stop
+    signal, a container stays down; another signal (a HUP to reload) keeps its restart
+    policy, as in Docker."""
     signum = parse_signal(signame)
     if record.status not in ("running", "paused"):
         raise Conflict(f"Cannot kill container {record.Name}: it is not running")
-    record.update_state(ManuallyStopped=True)
+    if signum in (signal.SIGKILL, parse_signal(record.Config.get("StopSignal") or "SIGTERM")):
+        record.update_state(ManuallyStopped=True)
     if record.status == "paused" and signum == signal.SIGKILL:
         cgroups.for_container(record.Id).thaw()
     _signal(record, signum)

@@ -67,7 +67,7 @@ class LogWriter:
     def rotate(self) -> None:
         self.file.close()
         if self.max_file == 1:
-            os.truncate(self.path, 0)  # one file: start it again
+            self.path.unlink()  # one file: start a new one (a follower sees a new inode)
         else:
             for n in range(self.max_file - 1, 0, -1):
                 older = self.path.with_name(f"{self.path.name}.{n}")
@@ -126,7 +126,7 @@ def follow(path: Path, still_running: Callable[[], bool], tail: int | None = Non
     buffer = f.read() if f else b""
     *lines, buffer = buffer.split(b"\n")
     old += list(_parse(lines))
-    yield from old[-tail:] if tail is not None and tail >= 0 else old
+    yield from old[len(old) - tail:] if tail is not None and 0 <= tail < len(old) else old
     while True:
         chunk = f.read() if f else b""
         if chunk:
@@ -135,7 +135,9 @@ def follow(path: Path, still_running: Callable[[], bool], tail: int | None = Non
             yield from _parse(lines)
             continue
         if _rotated(path, inode):  # the monitor began a new file: read that from its start
-            if f:
+            if f:  # (after what the old one got since our last read)
+                *lines, buffer = (buffer + f.read()).split(b"\n")
+                yield from _parse(lines)
                 f.close()
             f = _open(path)
             inode = os.fstat(f.fileno()).st_ino if f else None

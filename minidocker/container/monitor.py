@@ -23,6 +23,7 @@ Man pages: setsid(2), pipe(7), waitpid(2), prctl(2) (PR_SET_PDEATHSIG), unix(7),
 """
 
 import contextlib
+import fcntl
 import gc
 import json
 import os
@@ -35,12 +36,12 @@ from pathlib import Path
 
 from minidocker import volumes
 from minidocker.container import records
-from minidocker.container.attach import frame, short_address
+from minidocker.container.attach import exit_frame, frame, short_address
 from minidocker.container.logs import LogWriter
 from minidocker.container.start import Container, remove, start
-from minidocker.container.tty import copy_window_size
+from minidocker.container.tty import copy_window_size, write_all
 from minidocker.errors import MinidockerError
-from minidocker.namespaces import Stdio, receive_console
+from minidocker.namespaces import Stdio, close_other_fds, receive_console
 
 MAX_BACKOFF = 10.0  # seconds between restarts, at most
 STEADY = 10.0  # a container that ran this long restarts without delay again
@@ -84,6 +85,7 @@ def daemonize(argv: list[str], keep_fd: int, log: Path) -> None:
                 os.dup2(null, 1)
                 os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), 2)
                 os.set_inheritable(keep_fd, True)
+                close_other_fds({keep_fd})  # whatever the launcher had open stays with it
                 os.execv(argv[0], argv)
         finally:
             os._exit(0)
@@ -94,6 +96,7 @@ class Monitor:
     """The loop that starts, watches, logs and restarts one container."""
 
     def __init__(self, record: records.ContainerRecord, local: "Terminal | None" = None):
+        self.lock = hold_monitor_lock(record)  # one monitor per container, for its whole life
         self.record = record
         self.local = local  # the foreground terminal, or None when detached
         self.clients: dict[socket.socket, bool] = {}  # attached client -> brought stdin?
@@ -131,7 +134,13 @@ class Monitor:
             if on_start:
                 on_start(self.container)
             first = False
-            code = self.watch(outputs)
+            try:
+                code = self.watch(outputs)
+            except BaseException:  # our stdout closed (| head), Ctrl-C, a bug: the container
+                self.container.cgroup.kill_all()  # goes, its record is finished, nothing
+                self.container.wait()             # is left behind
+                self.close()
+                raise
             if not self.should_restart(code):
                 break
             delay = 0.1 if time.monotonic() - began > STEADY else min(delay * 2, MAX_BACKOFF)
@@ -175,8 +184,11 @@ class Monitor:
     def watch(self, outputs: dict[int, str]) -> int:
         """Copy output to the log and the clients, input to the container, until PID 1 has
         exited and its output is drained; then record the exit."""
-        process = self.container.process
+        process, pid1_gone = self.container.process, False
         while outputs or process.poll() is None:
+            if not pid1_gone and process.exit_code is not None:
+                pid1_gone = True  # the rest go with PID 1, also in a PID namespace we share
+                self.container.cgroup.kill_all()
             readable = [*outputs, self.listener, self.wakeup_r, *self.readers]
             if self.local and self.local.stdin_open:
                 readable.append(0)
@@ -200,9 +212,12 @@ class Monitor:
         if self.stdin_w is not None and not self.record.Config["Tty"]:
             os.close(self.stdin_w)
         self.stdin_w = None
-        for client in list(self.clients):  # the attached see the end, as with docker attach
+        code = self.container.wait()
+        for client in list(self.clients):  # the attached see the end and the exit code
+            with contextlib.suppress(OSError):
+                client.sendall(exit_frame(code))
             self.drop(client)
-        return self.container.wait()
+        return code
 
     def copy_output(self, fd: int, outputs: dict[int, str]) -> None:
         stream = outputs[fd]
@@ -216,7 +231,7 @@ class Monitor:
             return
         self.log.write(stream, data)
         if self.local:
-            _write_all(1 if stream == "stdout" else 2, data)
+            write_all(1 if stream == "stdout" else 2, data)
         for client in list(self.clients):
             try:
                 client.sendall(frame(stream, data))
@@ -227,7 +242,7 @@ class Monitor:
         """Bytes typed by the terminal or a client, to the container's stdin."""
         if data and self.stdin_w is not None:
             with contextlib.suppress(OSError):
-                _write_all(self.stdin_w, data)
+                write_all(self.stdin_w, data)
         elif not data and local:  # the terminal's stdin ended: like 'docker run -i', close
             self.local.stdin_open = False  # the container's stdin too
             if self.stdin_w is not None and not self.record.Config["Tty"]:
@@ -319,6 +334,19 @@ class Monitor:
         return listener
 
 
+def hold_monitor_lock(record: records.ContainerRecord) -> int:
+    """flock(2) ``<container>/monitor.lock`` for as long as this process lives (the kernel
+    drops it when we die): two ``start`` at once cannot both run the container."""
+    fd = os.open(record.directory / "monitor.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise MinidockerError(f"container {record.Name} is already running (another monitor "
+                              "holds it)") from None
+    return fd
+
+
 class Terminal:
     """The foreground CLI's own stdio, as an attached client of its container's monitor."""
 
@@ -337,11 +365,6 @@ def same_file(fd_a: int, fd_b: int) -> bool:
     """Do two fds lead to the same file (a pipe, a terminal)? Then a reader sees one stream."""
     a, b = os.fstat(fd_a), os.fstat(fd_b)
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
 
 
 def main(argv: list[str]) -> None:
@@ -364,6 +387,9 @@ def main(argv: list[str]) -> None:
         monitor = Monitor(records.load(container_id))
         if "--wait-for-attach" in argv:
             os.write(status_fd, b'{"listening": true}\n')
+            if not select.select([monitor.listener], [], [], 10)[0]:  # nobody came
+                monitor.close()
+                return
             monitor.accept()
         monitor.run(report)
     except BaseException as exc:  # anything unexpected: say so, where launch() can read it

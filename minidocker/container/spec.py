@@ -14,6 +14,7 @@ import signal
 from dataclasses import dataclass, field
 
 from minidocker.cgroups import Limits
+from minidocker.cgroups.limits import parse_bytes
 from minidocker.errors import MinidockerError
 from minidocker.image import DEFAULT_PATH
 
@@ -128,4 +129,8 @@ def parse_log_opts(options: list[str]) -> dict:
             raise MinidockerError(f"unknown log opt '{option}' for the json-file log driver: "
                                   "use max-size=SIZE or max-file=N")
         config[key] = value
+    parse_bytes("--log-opt max-size", config["max-size"])  # checked now, not at the start
+    if not config["max-file"].isdigit() or int(config["max-file"]) < 1:
+        raise MinidockerError(f"--log-opt max-file={config['max-file']}: give a number of "
+                              "files, 1 or more")
     return config

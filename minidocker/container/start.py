@@ -170,7 +170,9 @@ def start(record: records.ContainerRecord,
         lower = [init_layer(record.directory / "init", placeholders, lower), *lower]
     dirs = unionfs.OverlayDirs.under(record.directory, tuple(lower))
     if idmap:
+        volume_dirs = [m["Source"] for m in record.Mounts if m["Type"] == "volume"]
         userns.own_writable_dirs([dirs.upper, dirs.work], idmap)
+        userns.own_empty_dirs(volume_dirs, idmap)
     env = {**link_environment(host.get("Links", [])),
            **environment(hostname, config["Env"], tty=config["Tty"])}
     command = [INIT_PATH, "--", *record.command] if host.get("Init") else record.command
@@ -197,7 +199,7 @@ def start(record: records.ContainerRecord,
             data_mounts(root)
 
     def data_mounts(root: str) -> None:  # what comes from the host's files
-        volumes.mount_all(mounts, root)
+        volumes.mount_all(mounts, root, devices_allowed=protection.privileged)
         net.mount_files(root)
         if host.get("Init"):
             mount_init(root)

@@ -54,15 +54,15 @@ def relay(master: int, interactive: bool) -> None:
                     return
                 if not data:
                     return
-                _write_all(1, data)
+                write_all(1, data)
             if 0 in ready:
                 data = os.read(0, 65536)
                 if data:
-                    _write_all(master, data)
+                    write_all(master, data)
                 else:
                     inputs.remove(0)  # our stdin ended; the container keeps running
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     while data:
         data = data[os.write(fd, data):]

@@ -137,7 +137,7 @@ def _join(record: dict, network: Network, bindings: list[ports.PortBinding]) -> 
     address = ipam.allocate(network, record["container"])
     store.save(network)
     endpoint = {"network": network.name, "network_id": network.id,
-                "ifname": f"eth{len(record['endpoints'])}", "veth": veth.new_veth_name(),
+                "ifname": free_ifname(record), "veth": veth.new_veth_name(),
                 "ip_address": address, "prefixlen": ipam.prefixlen(network),
                 "gateway": network.gateway, "mac_address": ipam.mac_for(address),
                 "aliases": list(record["aliases"]), "ports": [], "rules": []}
@@ -150,6 +150,12 @@ def _join(record: dict, network: Network, bindings: list[ports.PortBinding]) -> 
               network.gateway if first_route else None)
     _publish(record, endpoint, network, bindings)
     return endpoint
+
+
+def free_ifname(record: dict) -> str:
+    """The lowest ethN the container does not use (after a disconnect, eth0 may be free)."""
+    used = {e["ifname"] for e in record["endpoints"]}
+    return next(f"eth{n}" for n in range(len(used) + 1) if f"eth{n}" not in used)
 
 
 def _internal(endpoint: dict) -> bool:

@@ -22,7 +22,8 @@ routed out of it at all, and ``-s 127.0.0.0/8 -o <bridge> -j MASQUERADE`` gives 
 gateway's address so that the container's reply comes back. No extra process to keep alive or
 clean up, and the whole mechanism is visible in ``iptables -t nat -S``. The price:
 ``route_localnet`` lets a neighbour on the bridge send to 127.0.0.1 (CVE-2020-8558), which is
-why Docker keeps the proxy as its default.
+why Docker keeps the proxy as its default — so ``filter MINIDOCKER-INPUT`` drops what comes in
+from a bridge for 127.0.0.0/8 unless it belongs to a connection we made (kube-proxy's rule).
 
 Every rule is a ``Rule`` (table, chain, arguments), recorded before it is added and deleted
 with the same arguments. ``iptables -w`` waits for the xtables lock.
@@ -38,7 +39,7 @@ from minidocker.errors import MinidockerError
 # Our chains, per table, and where the built-in chains jump into them.
 CHAINS = {"nat": ["MINIDOCKER", "MINIDOCKER-POSTROUTING"],
           "filter": ["MINIDOCKER-FORWARD", "MINIDOCKER", "MINIDOCKER-ISOLATION-STAGE-1",
-                     "MINIDOCKER-ISOLATION-STAGE-2"]}
+                     "MINIDOCKER-ISOLATION-STAGE-2", "MINIDOCKER-INPUT"]}
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ HOOKS = [
     Rule("nat", "OUTPUT", ("-m", "addrtype", "--dst-type", "LOCAL", "-j", "MINIDOCKER")),
     Rule("nat", "POSTROUTING", ("-j", "MINIDOCKER-POSTROUTING")),
     Rule("filter", "FORWARD", ("-j", "MINIDOCKER-FORWARD")),
+    Rule("filter", "INPUT", ("-j", "MINIDOCKER-INPUT")),
     Rule("filter", "MINIDOCKER-FORWARD", ("-j", "MINIDOCKER-ISOLATION-STAGE-1")),
 ]
 
@@ -136,6 +138,9 @@ def network_rules(bridge: str, subnet: str, internal: bool, icc: bool) -> list[R
     rules += [
         Rule("nat", "MINIDOCKER-POSTROUTING",  # hairpin: 127.0.0.1 -> a published port
              ("-s", "127.0.0.0/8", "-o", bridge, "-j", "MASQUERADE")),
+        Rule("filter", "MINIDOCKER-INPUT",  # ... and its price, CVE-2020-8558: a container
+             ("-i", bridge, "-d", "127.0.0.0/8", "-m", "conntrack", "!",  # may not reach
+              "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "DROP")),  # the host's 127.0.0.1
         Rule("filter", "MINIDOCKER-ISOLATION-STAGE-1",
              ("-i", bridge, "!", "-o", bridge, "-j", "MINIDOCKER-ISOLATION-STAGE-2")),
         Rule("filter", "MINIDOCKER-ISOLATION-STAGE-2", ("-o", bridge, "-j", "DROP")),

@@ -209,9 +209,15 @@ def read_status(pid: int | str = "self") -> CapSets:
 
 def drop_bounding_set(keep: frozenset[str]) -> None:
     """Drop every capability not in ``keep`` from the bounding set, for good (needs
-    CAP_SETPCAP, so this comes before capset takes SETPCAP away)."""
+    CAP_SETPCAP, so this comes before capset takes SETPCAP away) — up to the kernel's own last
+    one, even one newer than our table: what we cannot name, we do not keep."""
     wanted = mask(keep)
-    for number in range(last_cap() + 1):
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            kernels_last = int(f.read())
+    except OSError:
+        kernels_last = last_cap()
+    for number in range(max(kernels_last, last_cap()) + 1):
         if not wanted >> number & 1 and kernel.prctl(kernel.PR_CAPBSET_READ, number):
             kernel.prctl(kernel.PR_CAPBSET_DROP, number)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from minidocker import kernel
 from minidocker.errors import MinidockerError
+from minidocker.rootfs import make_device
 
 # Docker's default device rules (runc's AllowedDevices): mknod of anything, and these opens.
 DEFAULT_RULES = [
@@ -71,9 +72,9 @@ def parse_device(spec: str) -> Device:
         raise MinidockerError(f"invalid --device {spec}: use HOST[:CONTAINER][:rwm]")
     if not permissions or not set(permissions) <= set("rwm"):
         raise MinidockerError(f"invalid --device {spec}: permissions are letters of 'rwm'")
-    if not os.path.isabs(host) or not os.path.isabs(inside):
-        raise MinidockerError(f"invalid --device {spec}: both paths must be absolute "
-                              "(/dev/...)")
+    if not os.path.isabs(host) or not os.path.normpath(inside).startswith("/dev/"):
+        raise MinidockerError(f"invalid --device {spec}: the host path must be absolute and "
+                              "the container path a name under /dev (/dev/xvda)")
     try:
         info = os.stat(host)
     except OSError as exc:
@@ -94,26 +95,22 @@ def rules_for(devices: list[Device], privileged: bool) -> list[str]:
 
 
 def make_node(dev_dir: str, device: Device) -> None:
-    """Make ``device`` inside the container's /dev (``dev_dir`` is that dir, before
-    pivot_root)."""
-    relative = os.path.relpath(device.container_path, "/dev")
-    if relative.startswith(".."):
-        relative = device.container_path.lstrip("/")
-        target = os.path.join(os.path.dirname(dev_dir), relative)
-    else:
-        target = os.path.join(dev_dir, relative)
+    """Make ``device`` inside the container's /dev (``dev_dir``: that tmpfs, before
+    pivot_root). Only there: a path through a symlink could lead out to the host's files."""
+    relative = os.path.relpath(os.path.normpath(device.container_path), "/dev")
+    parts = relative.split("/")
+    if parts[0] == ".." or any(os.path.islink(os.path.join(dev_dir, *parts[:depth]))
+                               for depth in range(1, len(parts))):
+        raise MinidockerError(f"--device {device.host_path}:{device.container_path}: the "
+                              "container path must be a name under /dev, not through a link")
+    target = os.path.join(dev_dir, relative)
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    kind = stat.S_IFCHR if device.kind == "c" else stat.S_IFBLK
     if os.path.ismount(target):  # a node of the default set bound in a user namespace
         kernel.umount2(target, kernel.MNT_DETACH)
     if os.path.lexists(target):
         os.unlink(target)
-    try:
-        os.mknod(target, device.mode | kind, os.makedev(device.major, device.minor))
-        os.chmod(target, device.mode)
-    except PermissionError:  # in a user namespace: bind the host's node instead
-        open(target, "w").close()
-        kernel.mount(device.host_path, target, None, kernel.MS_BIND)
+    kind = stat.S_IFCHR if device.kind == "c" else stat.S_IFBLK
+    make_device(target, device.mode | kind, device.major, device.minor, device.host_path)
 
 
 def host_devices(root: str = "/dev") -> list[Device]:

@@ -93,6 +93,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
           "SYS_MODULE"),
     _deny("delete_module", "unload a module the host depends on", "SYS_MODULE"),
     _deny("kexec_load kexec_file_load", "boot another kernel in place of the host's"),
+    _deny("io_uring_setup io_uring_enter io_uring_register", "io_uring: file and network "
+          "work that seccomp never sees, and a rich source of kernel bugs (Docker blocks it)"),
     _deny("reboot", "reboot the host, or change what Ctrl-Alt-Del does", "SYS_BOOT"),
     _deny("mount umount2 pivot_root", "mount over masked /proc paths, remount read-only "
           "ones writable, leave the root", "SYS_ADMIN"),

@@ -104,6 +104,14 @@ def own_writable_dirs(paths: list[str], idmap: IdMap) -> None:
             os.lchown(path, idmap.outside, idmap.outside)
 
 
+def own_empty_dirs(paths: list[str], idmap: IdMap) -> None:
+    """A volume nobody has written to yet (new and empty, ``nocopy``) is given to root inside;
+    one with content keeps its owners (Docker's userns-remap keeps one volume store per map)."""
+    for path in paths:
+        if os.path.isdir(path) and not os.listdir(path) and os.lstat(path).st_uid == 0:
+            os.lchown(path, idmap.outside, idmap.outside)
+
+
 def collect_garbage(layers_in_use: set[str]) -> list[str]:
     """Remove shifted copies of layers no image uses any more."""
     removed = []
