@@ -1,6 +1,8 @@
 """What the CLI does around the engine: run a container in the foreground (stdio, terminal,
 signals, exit code) and show containers and images as Docker's tables do."""
 
+from __future__ import annotations
+
 import contextlib
 import json
 import re
@@ -8,21 +10,25 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from minidocker import volumes
-from minidocker.container import ContainerSpec, create, lifecycle, logs, records
-from minidocker.container import tty as terminal
+from minidocker.container import lifecycle, logs, records
 from minidocker.container.lifecycle import refresh
-from minidocker.container.monitor import Monitor, Terminal, remove_anonymous_volumes
 from minidocker.errors import Conflict, MinidockerError, NotFound
-from minidocker.image.reference import parse_reference
-from minidocker.image.store import Image, ImageStore, human_size
 from minidocker.namespaces import SIGNALS_TO_FORWARD
+
+if TYPE_CHECKING:  # names for the annotations only: the modules load when a command needs them
+    from minidocker.container.spec import ContainerSpec
+    from minidocker.image.store import Image
 
 
 def run_in_foreground(spec: ContainerSpec, on_create=None) -> int:
     """``docker run`` without ``-d``: this process is the container's monitor, with our
     terminal attached (output logged too, so ``logs`` works later); returns the exit code."""
+    from minidocker.container import create
+    from minidocker.container import tty as terminal
+    from minidocker.container.monitor import Monitor, Terminal
+
     record = create(spec)
     if on_create:
         on_create(record)
@@ -113,6 +119,8 @@ def ago(timestamp: str) -> str:
 def remove_container(record: records.ContainerRecord, force: bool,
                      volumes_too: bool = False) -> None:
     """``docker rm [-f] [-v]``: ``-v`` also removes the container's anonymous volumes."""
+    from minidocker.container.monitor import remove_anonymous_volumes
+
     lifecycle.rm(record, force, hooks=[remove_anonymous_volumes] if volumes_too else [])
 
 
@@ -123,6 +131,8 @@ def prune_containers() -> list[str]:
 
 def system_prune(every_image: bool, volumes_too: bool) -> str:
     """``docker system prune``: stopped containers, then unused images (and volumes)."""
+    from minidocker import volumes
+
     lines = [f"Deleted Containers:\n{chr(10).join(removed)}\n" for removed in
              [prune_containers()] if removed]
     images = prune_images(every_image)
@@ -163,6 +173,8 @@ def show_logs(name: str, follow: bool, tail: str, timestamps: bool) -> None:
 
 def list_images(quiet: bool = False) -> str:
     """``docker images``: one row per tag; an untagged image shows as <none>."""
+    from minidocker.image.store import ImageStore, human_size
+
     rows = []
     for image in ImageStore().images():
         for tag in image.tags or ["<none>:<none>"]:
@@ -181,6 +193,8 @@ def users_of(image: Image) -> list[records.ContainerRecord]:
 def remove_image(name: str, force: bool) -> list[str]:
     """``docker rmi``: untag the name given (every name, for an ID); delete the image when its
     last name goes, unless a container still uses it."""
+    from minidocker.image.store import ImageStore
+
     store = ImageStore()
     image = store.get(name)
     tag = _tag_named(name, image)
@@ -205,6 +219,8 @@ def remove_image(name: str, force: bool) -> list[str]:
 
 def _tag_named(name: str, image: Image) -> str | None:
     """The tag of ``image`` that ``name`` spells (``busybox`` is ``busybox:latest``)."""
+    from minidocker.image.reference import parse_reference
+
     candidates = {name}
     with contextlib.suppress(MinidockerError):
         candidates.add(str(parse_reference(name)))
@@ -213,6 +229,8 @@ def _tag_named(name: str, image: Image) -> str | None:
 
 def prune_images(everything: bool) -> list[str]:
     """``docker image prune``: untagged images no container uses (``-a``: every unused)."""
+    from minidocker.image.store import ImageStore
+
     store, removed = ImageStore(), []
     for image in store.images():
         if (everything or not image.tags) and not users_of(image):
@@ -225,6 +243,8 @@ def prune_images(everything: bool) -> list[str]:
 def history(name: str) -> str:
     """``docker history``: one row per history entry, newest first; an entry that made a layer
     shows that layer's size, an ``empty_layer`` one (a config change) shows 0B."""
+    from minidocker.image.store import ImageStore, human_size
+
     image = ImageStore().get(name)
     sizes = iter(layer["size"] for layer in image.manifest["layers"])
     rows = []
@@ -248,6 +268,8 @@ def format_table(rows: list[tuple]) -> str:
 def inspect(names: list[str], template: str | None = None) -> str:
     """``docker inspect [-f TEMPLATE]``: containers by name or ID, else images; JSON like
     Docker's, or each object formatted with the template."""
+    from minidocker.image.store import ImageStore
+
     found = []
     for name in names:
         try:

@@ -29,10 +29,8 @@ import time
 
 from minidocker import cgroups
 from minidocker.container import records
-from minidocker.container.monitor import launch
 from minidocker.container.names import check_name
 from minidocker.container.spec import parse_signal
-from minidocker.container.start import release, remove
 from minidocker.errors import Conflict, MinidockerError
 
 # (from, command or event, to): the container state machine, drawn by notebook 06.
@@ -67,6 +65,8 @@ def refresh(record: records.ContainerRecord) -> records.ContainerRecord:
                                         Error="its monitor died", FinishedAt=records.now())
         except MinidockerError:
             return record
+        from minidocker.container.start import release
+
         release(record)
     return record
 
@@ -87,6 +87,7 @@ def start(record: records.ContainerRecord, attach: bool = False) -> int:
     hand, its restart policy begins afresh (RestartCount 0), as Docker's does."""
     if record.status in ACTIVE:
         return record.State["Pid"]
+    from minidocker.container.monitor import launch  # here: ps and logs never need it
     with record.locked():
         record.State["ManuallyStopped"] = False
         record.RestartCount = 0
@@ -149,6 +150,8 @@ def unpause(record: records.ContainerRecord) -> None:
 def rm(record: records.ContainerRecord, force: bool = False, hooks=()) -> None:
     """``rm``: a stopped container goes; a running one only with ``force`` (SIGKILL first).
     ``hooks`` are called with the record after the processes are gone (volumes: ``-v``)."""
+    from minidocker.container.start import release, remove
+
     if record.status in ACTIVE:
         if not force:
             raise Conflict(f"You cannot remove a {record.status} container {record.Id[:12]}. "
