@@ -4,18 +4,20 @@
 Config and HostConfig, see spec.py for the rules); nothing runs yet. ``start()`` tells the
 story the kernel sees, and can tell it again for a restart:
 
-1. make the container's cgroup and write its limits (stage 3);
-2. fork the shim, which unshares a PID namespace; its child unshares uts, mnt, ipc and net
-   namespaces and waits while we move it into the cgroup; then it unshares the cgroup
-   namespace, so that its cgroup looks like the root (stage 1);
-3. inside: make every mount private, mount the overlay of the image and the container's own
-   upper dir (stage 4), mount its volumes (stage 7) and, with ``--init``, tini at
-   ``/sbin/docker-init``; pivot_root into it with /proc, /sys and /dev (stage 2); set the
-   hostname; become the user (``-u``); go to the working directory;
-4. exec the command; whoever started it (the monitor) waits for the shim, records the exit
-   code (and whether the kernel's OOM killer struck), and the cgroup is removed.
+1. make the container's cgroup, write its limits and the devices it may use (stages 3, 9);
+2. fork the shim, which unshares a PID namespace (after a user namespace, with ``--userns``);
+   its child unshares uts, mnt, ipc and net namespaces (or joins another container's, see
+   sharing.py) and waits while we move it into the cgroup and plug its network in (stage 8,
+   networking.py); then it unshares the cgroup namespace, so its cgroup looks like the root;
+3. inside: make every mount private, mount the overlay of the image, a small init layer and
+   the container's own upper dir (stage 4); pivot_root into it with /proc, /sys and /dev, and
+   the volumes, /etc/hosts and tini on top (stages 2, 7); set the hostname; bring ``lo`` up;
+   go to the working directory;
+4. the very last step: capabilities, the user (``-u``) and the seccomp filter (stage 9);
+5. exec the command; whoever started it (the monitor) waits for the shim, records the exit
+   code (and whether the kernel's OOM killer struck), and the cgroup and network go.
 
-Man pages: see stages 1 to 4. Used by: ``minidocker run``/``create``/``start``, the monitor,
+Man pages: see stages 1 to 9. Used by: ``minidocker run``/``create``/``start``, the monitor,
 notebooks 00 and 06.
 """
 
@@ -28,6 +30,8 @@ from pathlib import Path
 from minidocker import cgroups, kernel, namespaces, rootfs, security, unionfs, volumes
 from minidocker.container import records
 from minidocker.container.names import check_name, new_id
+from minidocker.container.networking import NetworkPlan, link_environment
+from minidocker.container.sharing import mount_from_outside, share_ipc_memory, sharing, userns_root
 from minidocker.container.spec import (
     ContainerSpec,
     environment,
@@ -248,46 +252,6 @@ def start(record: records.ContainerRecord,
     return Container(record, process, cgroup)
 
 
-def userns_root(state: str) -> str:
-    """Where a user-namespace container's root is put for it: on a tmpfs over an empty
-    directory of the host (only in the container's mount namespace) that is not above the
-    state root."""
-    for place in ("/mnt", "/media", "/run", "/tmp"):
-        if os.path.isdir(place) and not (state + "/").startswith(place + "/"):
-            return os.path.join(place, "rootfs")
-    raise MinidockerError("--userns private needs an empty directory such as /mnt")
-
-
-def mount_from_outside(pid: int, dirs: unionfs.OverlayDirs, data_mounts,
-                       nodev: bool = True) -> None:
-    """For a container in a user namespace: join its mount namespace as the host's root,
-    mount its overlay and volumes there, then move them to ``userns_root`` (MS_MOVE). Root
-    inside the container could not: its host uid (100000) may not traverse the state root
-    (0700). The container then only pivots into what we mounted."""
-    root = userns_root(str(state_root()))
-    read_fd, write_fd = os.pipe()
-    child = os.fork()
-    if child == 0:
-        try:
-            os.close(read_fd)
-            namespaces.join(pid, ["mnt"])
-            rootfs.make_mounts_private()  # nothing we mount may propagate to the host
-            unionfs.mount_overlay(dirs, nodev=nodev)
-            data_mounts(dirs.merged)
-            kernel.mount("tmpfs", os.path.dirname(root), "tmpfs", kernel.MS_NOSUID, "mode=755")
-            os.mkdir(root)
-            kernel.mount(dirs.merged, root, None, kernel.MS_MOVE)
-            os._exit(0)
-        except BaseException as exc:
-            os.write(write_fd, str(exc).encode())
-            os._exit(1)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as errors:
-        error = errors.read().decode()
-    if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
-        raise MinidockerError(f"cannot mount the root of a user-namespace container: {error}")
-
-
 def wait_for_signal_handling(pid: int, timeout: float = 2.0) -> None:
     """tini takes its signals by blocking them (then sigtimedwait(2)). Until it has, a signal
     to PID 1 meets the default action, which the kernel ignores for a namespace's init: it
@@ -304,159 +268,11 @@ def wait_for_signal_handling(pid: int, timeout: float = 2.0) -> None:
         time.sleep(0.002)
 
 
-SHARING = {"IpcMode": "ipc", "PidMode": "pid", "UTSMode": "uts", "NetworkMode": "net"}
-
-
-def sharing(host_config: dict) -> tuple[list[str], dict[str, int]]:
-    """Which namespaces to create and which to share: ``--ipc/--pid/--uts/--network host``
-    keeps the host's (the kind is simply not unshared), ``container:NAME`` joins that
-    container's (setns(2) by the PID of its PID 1)."""
-    kinds, join = list(namespaces.CONTAINER_NAMESPACES), {}
-    for key, kind in SHARING.items():
-        mode = host_config.get(key) or ""
-        if mode == "host" or mode.startswith("container:"):
-            kinds.remove(kind)
-        if mode.startswith("container:"):
-            other = records.find(mode.split(":", 1)[1])
-            if other.State["Status"] != "running":
-                raise MinidockerError(f"cannot join the {kind} namespace of container "
-                                      f"{other.Name}: it is not running (start it first)")
-            join[kind] = other.State["Pid"]
-    return kinds, join
-
-
-def share_ipc_memory(root: str, mode: str, pid: int | None) -> None:
-    """POSIX shared memory (shm_open(3)) lives as files in /dev/shm, not in the IPC namespace:
-    ``--ipc host`` and ``--ipc container:C`` also bring the host's or C's /dev/shm."""
-    target = os.path.join(root, "dev/shm")
-    if mode == "host":
-        kernel.mount("/dev/shm", target, None, kernel.MS_BIND)  # our copy of the host's mount
-    elif pid:
-        mount_from_namespace(pid, "/dev/shm", target)
-
-
-def mount_from_namespace(pid: int, path: str, target: str) -> None:
-    """Bind a mount of *another* mount namespace here. mount(2) refuses (EINVAL: its source
-    must be in our namespace), so a child joins that namespace, clones the mount there
-    (open_tree(2)), comes back and attaches the clone at ``target`` (move_mount(2))."""
-    ours = os.open("/proc/self/ns/mnt", os.O_RDONLY)
-    child = os.fork()
-    if child == 0:
-        try:
-            namespaces.join_one(pid, "mnt")
-            tree = kernel.open_tree(path, kernel.OPEN_TREE_CLONE | kernel.OPEN_TREE_CLOEXEC)
-            kernel.setns(ours, kernel.CLONE_NEWNS)
-            kernel.move_mount(tree, target)
-            os._exit(0)
-        except BaseException as exc:
-            os.write(2, f"minidocker: cannot share {path} of process {pid}: {exc}\n".encode())
-            os._exit(1)
-    os.close(ours)
-    if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
-        raise MinidockerError(f"cannot share {path} with the container of process {pid}")
-
-
-def link_environment(links: list[str]) -> dict[str, str]:
-    """What ``--link web:site`` tells the program, as Docker's legacy links do: SITE_NAME,
-    SITE_PORT_80_TCP=tcp://IP:80 (and _ADDR, _PORT, _PROTO) for each exposed port, and the
-    linked container's own variables as SITE_ENV_*."""
-    env = {}
-    for link in links:
-        name, _, alias = link.partition(":")
-        other = records.find(name)
-        prefix = (alias or other.Name).upper().replace("-", "_").replace(".", "_")
-        address = other.NetworkSettings.get("IPAddress", "")
-        env[f"{prefix}_NAME"] = f"/{other.Name}/{alias or other.Name}"
-        exposed = [*other.Config.get("ExposedPorts", {}), *other.HostConfig.get("Expose", [])]
-        for index, spec in enumerate(sorted(exposed, key=lambda p: int(p.split("/")[0]))):
-            number, _, proto = spec.partition("/")
-            proto = proto or "tcp"
-            url = f"{proto}://{address}:{number}"
-            if index == 0:
-                env[f"{prefix}_PORT"] = url
-            key = f"{prefix}_PORT_{number}_{proto.upper()}"
-            env.update({key: url, f"{key}_ADDR": address, f"{key}_PORT": number,
-                        f"{key}_PROTO": proto})
-        for item in other.Config.get("Env", []):
-            var, sep, value = item.partition("=")
-            if sep and var not in ("PATH", "HOME", "HOSTNAME"):
-                env[f"{prefix}_ENV_{var}"] = value
-    return env
-
-
 def security_of(host_config: dict) -> security.SecurityOptions:
     """Stage 9's options from the record (Docker's defaults when the flags gave none)."""
     if "Security" in host_config:
         return security.SecurityOptions.from_dict(host_config["Security"])
     return security.parse_security_opts()
-
-
-class NetworkPlan:
-    """Stage 8 for one start: the parent's attach (veth, address, NAT), the /etc files to bind-mount inside, and the settings ``inspect`` shows. With
-    ``--network none`` (and for records without networking) it does nothing, and pyroute2
-    is never imported."""
-
-    FILES = ("hosts", "resolv.conf", "hostname")
-
-    def __init__(self, record: records.ContainerRecord):
-        self.record = record
-        self.mode = record.HostConfig.get("NetworkMode") or "none"
-
-    def attach(self, pid: int) -> None:
-        if self.mode == "none":
-            return
-        from minidocker import network
-
-        host, config = self.record.HostConfig, self.record.Config
-        target = self.mode
-        if self.mode.startswith("container:"):
-            other = records.find(self.mode.split(":", 1)[1])
-            target = f"container:{other.Id}"
-        request = network.NetworkRequest(
-            network=target, name=self.record.Name, hostname=config["Hostname"],
-            aliases=host.get("NetworkAliases", []), publish=host.get("PortBindings", []),
-            publish_all=host.get("PublishAllPorts", False),
-            expose=[*config.get("ExposedPorts", {}), *host.get("Expose", [])],
-            links=host.get("Links", []), dns=host.get("Dns", []),
-            dns_search=host.get("DnsSearch", []), add_hosts=host.get("ExtraHosts", []))
-        network.attach(self.record.Id, pid, request)
-        network.write_container_files(self.record.Id, self.record.directory)
-
-    def mount_files(self, root: str) -> None:
-        """Inside, before pivot_root: bind the container's own hosts, resolv.conf and
-        hostname over the image's."""
-        if self.mode == "none":
-            return
-        for name in self.FILES:
-            source = self.record.directory / name
-            if source.exists():  # the mount point is in the init layer
-                kernel.mount(str(source), os.path.join(root, "etc", name), None, kernel.MS_BIND)
-
-    def release(self) -> None:
-        if self.mode != "none":
-            from minidocker import network
-
-            network.release(self.record.Id)
-
-    def record_settings(self) -> None:
-        """NetworkSettings as Docker's inspect shows them (and ``ps`` its PORTS)."""
-        if self.mode == "none":
-            return
-        from minidocker import network
-
-        endpoints = network.endpoints_of(self.record.Id)
-        settings = {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": ""}
-        for e in endpoints:
-            settings["Networks"][e.network] = {
-                "IPAddress": e.ip_address, "IPPrefixLen": e.prefixlen, "Gateway": e.gateway,
-                "MacAddress": e.mac_address, "Aliases": e.aliases, "NetworkID": e.network_id}
-            for b in e.ports:
-                settings["Ports"].setdefault(f"{b.container_port}/{b.proto}", []).append(
-                    {"HostIp": b.host_ip, "HostPort": str(b.host_port)})
-        if endpoints:
-            settings.update(IPAddress=endpoints[0].ip_address, Gateway=endpoints[0].gateway)
-        with self.record.locked():
-            self.record.NetworkSettings = settings
 
 
 def init_layer(directory: Path, files: list[str], layers: list[str]) -> str:

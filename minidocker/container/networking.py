@@ -1,0 +1,111 @@
+"""Stage 6 meets stage 8: what one start of a container asks of the network.
+
+``NetworkPlan`` is the container's side of ``minidocker/network``: the parent's attach while
+PID 1 waits in its fresh network namespace (veth, address, NAT, published ports), the /etc
+files bind-mounted inside, the release when it ends, and the ``NetworkSettings`` that
+``inspect`` and ``ps`` show. ``link_environment`` is what ``--link`` tells the program.
+pyroute2 is imported only when a container has a network: ``--network none`` never loads it.
+
+Man pages: veth(4), ip-link(8), iptables(8), hosts(5), resolv.conf(5).
+"""
+
+import os
+
+from minidocker import kernel
+from minidocker.container import records
+
+
+def link_environment(links: list[str]) -> dict[str, str]:
+    """What ``--link web:site`` tells the program, as Docker's legacy links do: SITE_NAME,
+    SITE_PORT_80_TCP=tcp://IP:80 (and _ADDR, _PORT, _PROTO) for each exposed port, and the
+    linked container's own variables as SITE_ENV_*."""
+    env = {}
+    for link in links:
+        name, _, alias = link.partition(":")
+        other = records.find(name)
+        prefix = (alias or other.Name).upper().replace("-", "_").replace(".", "_")
+        address = other.NetworkSettings.get("IPAddress", "")
+        env[f"{prefix}_NAME"] = f"/{other.Name}/{alias or other.Name}"
+        exposed = [*other.Config.get("ExposedPorts", {}), *other.HostConfig.get("Expose", [])]
+        for index, spec in enumerate(sorted(exposed, key=lambda p: int(p.split("/")[0]))):
+            number, _, proto = spec.partition("/")
+            proto = proto or "tcp"
+            url = f"{proto}://{address}:{number}"
+            if index == 0:
+                env[f"{prefix}_PORT"] = url
+            key = f"{prefix}_PORT_{number}_{proto.upper()}"
+            env.update({key: url, f"{key}_ADDR": address, f"{key}_PORT": number,
+                        f"{key}_PROTO": proto})
+        for item in other.Config.get("Env", []):
+            var, sep, value = item.partition("=")
+            if sep and var not in ("PATH", "HOME", "HOSTNAME"):
+                env[f"{prefix}_ENV_{var}"] = value
+    return env
+
+
+class NetworkPlan:
+    """Stage 8 for one start: the parent's attach (veth, address, NAT), the /etc files to bind-mount inside, and the settings ``inspect`` shows. With
+    ``--network none`` (and for records without networking) it does nothing, and pyroute2
+    is never imported."""
+
+    FILES = ("hosts", "resolv.conf", "hostname")
+
+    def __init__(self, record: records.ContainerRecord):
+        self.record = record
+        self.mode = record.HostConfig.get("NetworkMode") or "none"
+
+    def attach(self, pid: int) -> None:
+        if self.mode == "none":
+            return
+        from minidocker import network
+
+        host, config = self.record.HostConfig, self.record.Config
+        target = self.mode
+        if self.mode.startswith("container:"):
+            other = records.find(self.mode.split(":", 1)[1])
+            target = f"container:{other.Id}"
+        request = network.NetworkRequest(
+            network=target, name=self.record.Name, hostname=config["Hostname"],
+            aliases=host.get("NetworkAliases", []), publish=host.get("PortBindings", []),
+            publish_all=host.get("PublishAllPorts", False),
+            expose=[*config.get("ExposedPorts", {}), *host.get("Expose", [])],
+            links=host.get("Links", []), dns=host.get("Dns", []),
+            dns_search=host.get("DnsSearch", []), add_hosts=host.get("ExtraHosts", []))
+        network.attach(self.record.Id, pid, request)
+        network.write_container_files(self.record.Id, self.record.directory)
+
+    def mount_files(self, root: str) -> None:
+        """Inside, before pivot_root: bind the container's own hosts, resolv.conf and
+        hostname over the image's."""
+        if self.mode == "none":
+            return
+        for name in self.FILES:
+            source = self.record.directory / name
+            if source.exists():  # the mount point is in the init layer
+                kernel.mount(str(source), os.path.join(root, "etc", name), None, kernel.MS_BIND)
+
+    def release(self) -> None:
+        if self.mode != "none":
+            from minidocker import network
+
+            network.release(self.record.Id)
+
+    def record_settings(self) -> None:
+        """NetworkSettings as Docker's inspect shows them (and ``ps`` its PORTS)."""
+        if self.mode == "none":
+            return
+        from minidocker import network
+
+        endpoints = network.endpoints_of(self.record.Id)
+        settings = {"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": ""}
+        for e in endpoints:
+            settings["Networks"][e.network] = {
+                "IPAddress": e.ip_address, "IPPrefixLen": e.prefixlen, "Gateway": e.gateway,
+                "MacAddress": e.mac_address, "Aliases": e.aliases, "NetworkID": e.network_id}
+            for b in e.ports:
+                settings["Ports"].setdefault(f"{b.container_port}/{b.proto}", []).append(
+                    {"HostIp": b.host_ip, "HostPort": str(b.host_port)})
+        if endpoints:
+            settings.update(IPAddress=endpoints[0].ip_address, Gateway=endpoints[0].gateway)
+        with self.record.locked():
+            self.record.NetworkSettings = settings

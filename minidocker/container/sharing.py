@@ -1,0 +1,111 @@
+"""Stage 6 meets stages 1 and 9: sharing namespaces, and user namespaces.
+
+``--ipc/--pid/--uts/--network host`` keep a kind of the host's namespaces (it is simply not
+unshared); ``container:NAME`` joins that container's (setns(2) by the PID of its PID 1). POSIX
+shared memory lives in /dev/shm rather than in the IPC namespace, so it is brought along: a
+mount of *another* mount namespace, which needs open_tree(2) and move_mount(2).
+
+A container in a user namespace cannot reach into the state root (0700, root's): the host's
+root joins its mount namespace and mounts the overlay and volumes for it
+(``mount_from_outside``).
+
+Man pages: setns(2), open_tree(2), move_mount(2), user_namespaces(7), mount_namespaces(7).
+"""
+
+import os
+
+from minidocker import kernel, namespaces, rootfs, unionfs
+from minidocker.container import records
+from minidocker.errors import MinidockerError
+from minidocker.state import state_root
+
+SHARING = {"IpcMode": "ipc", "PidMode": "pid", "UTSMode": "uts", "NetworkMode": "net"}
+
+
+def sharing(host_config: dict) -> tuple[list[str], dict[str, int]]:
+    """Which namespaces to create and which to share: ``--ipc/--pid/--uts/--network host``
+    keeps the host's (the kind is simply not unshared), ``container:NAME`` joins that
+    container's (setns(2) by the PID of its PID 1)."""
+    kinds, join = list(namespaces.CONTAINER_NAMESPACES), {}
+    for key, kind in SHARING.items():
+        mode = host_config.get(key) or ""
+        if mode == "host" or mode.startswith("container:"):
+            kinds.remove(kind)
+        if mode.startswith("container:"):
+            other = records.find(mode.split(":", 1)[1])
+            if other.State["Status"] != "running":
+                raise MinidockerError(f"cannot join the {kind} namespace of container "
+                                      f"{other.Name}: it is not running (start it first)")
+            join[kind] = other.State["Pid"]
+    return kinds, join
+
+
+def share_ipc_memory(root: str, mode: str, pid: int | None) -> None:
+    """POSIX shared memory (shm_open(3)) lives as files in /dev/shm, not in the IPC namespace:
+    ``--ipc host`` and ``--ipc container:C`` also bring the host's or C's /dev/shm."""
+    target = os.path.join(root, "dev/shm")
+    if mode == "host":
+        kernel.mount("/dev/shm", target, None, kernel.MS_BIND)  # our copy of the host's mount
+    elif pid:
+        mount_from_namespace(pid, "/dev/shm", target)
+
+
+def mount_from_namespace(pid: int, path: str, target: str) -> None:
+    """Bind a mount of *another* mount namespace here. mount(2) refuses (EINVAL: its source
+    must be in our namespace), so a child joins that namespace, clones the mount there
+    (open_tree(2)), comes back and attaches the clone at ``target`` (move_mount(2))."""
+    ours = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+    child = os.fork()
+    if child == 0:
+        try:
+            namespaces.join_one(pid, "mnt")
+            tree = kernel.open_tree(path, kernel.OPEN_TREE_CLONE | kernel.OPEN_TREE_CLOEXEC)
+            kernel.setns(ours, kernel.CLONE_NEWNS)
+            kernel.move_mount(tree, target)
+            os._exit(0)
+        except BaseException as exc:
+            os.write(2, f"minidocker: cannot share {path} of process {pid}: {exc}\n".encode())
+            os._exit(1)
+    os.close(ours)
+    if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
+        raise MinidockerError(f"cannot share {path} with the container of process {pid}")
+
+
+def userns_root(state: str) -> str:
+    """Where a user-namespace container's root is put for it: on a tmpfs over an empty
+    directory of the host (only in the container's mount namespace) that is not above the
+    state root."""
+    for place in ("/mnt", "/media", "/run", "/tmp"):
+        if os.path.isdir(place) and not (state + "/").startswith(place + "/"):
+            return os.path.join(place, "rootfs")
+    raise MinidockerError("--userns private needs an empty directory such as /mnt")
+
+
+def mount_from_outside(pid: int, dirs: unionfs.OverlayDirs, data_mounts,
+                       nodev: bool = True) -> None:
+    """For a container in a user namespace: join its mount namespace as the host's root,
+    mount its overlay and volumes there, then move them to ``userns_root`` (MS_MOVE). Root
+    inside the container could not: its host uid (100000) may not traverse the state root
+    (0700). The container then only pivots into what we mounted."""
+    root = userns_root(str(state_root()))
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(read_fd)
+            namespaces.join(pid, ["mnt"])
+            rootfs.make_mounts_private()  # nothing we mount may propagate to the host
+            unionfs.mount_overlay(dirs, nodev=nodev)
+            data_mounts(dirs.merged)
+            kernel.mount("tmpfs", os.path.dirname(root), "tmpfs", kernel.MS_NOSUID, "mode=755")
+            os.mkdir(root)
+            kernel.mount(dirs.merged, root, None, kernel.MS_MOVE)
+            os._exit(0)
+        except BaseException as exc:
+            os.write(write_fd, str(exc).encode())
+            os._exit(1)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as errors:
+        error = errors.read().decode()
+    if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
+        raise MinidockerError(f"cannot mount the root of a user-namespace container: {error}")
