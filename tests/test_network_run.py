@@ -284,6 +284,14 @@ def test_enable_icc_false_keeps_containers_of_one_network_apart(lab):
     assert lab.fetch("--network", net, host=web) == ""
 
 
+def test_a_link_opens_the_way_through_enable_icc_false(lab):
+    net = lab.network("linked", "-o", "com.docker.network.bridge.enable_icc=false")
+    web = lab.web("--network", net)
+    assert lab.fetch("--network", net, "--link", f"{web}:site", host="site") == \
+        f"hello from {web}\n"
+    assert lab.fetch("--network", net, host=web) == ""  # without the link: still apart
+
+
 # --- links and the /etc files ----------------------------------------------------------------------
 
 def test_a_link_on_the_default_bridge_names_the_linked_container(lab):

@@ -149,7 +149,28 @@ def _join(record: dict, network: Network, bindings: list[ports.PortBinding]) -> 
               endpoint["prefixlen"], endpoint["mac_address"],
               network.gateway if first_route else None)
     _publish(record, endpoint, network, bindings)
+    if not network.icc:
+        _allow_links(record, endpoint, network)
     return endpoint
+
+
+def _allow_links(record: dict, endpoint: dict, network: Network) -> None:
+    """On a network with enable_icc=false, a ``--link`` still opens the way between the two
+    containers (both directions), as Docker does: ACCEPT rules put before the network's DROP,
+    recorded with this endpoint and removed with it."""
+    rules = []
+    for linked_id, _alias in record["links"]:
+        other = store.read_endpoints(linked_id) or {"endpoints": []}
+        for theirs in (e for e in other["endpoints"] if e["network_id"] == network.id):
+            for source, target in ((endpoint["ip_address"], theirs["ip_address"]),
+                                   (theirs["ip_address"], endpoint["ip_address"])):
+                rules.append(firewall.Rule("filter", "MINIDOCKER-FORWARD", (
+                    "-i", network.bridge, "-o", network.bridge, "-s", source, "-d", target,
+                    "-j", "ACCEPT")))
+    endpoint["rules"] += [r.to_json() for r in rules]
+    store.write_endpoints(record)  # recorded first, then made
+    for rule in rules:
+        firewall.add(rule, first=True)
 
 
 def free_ifname(record: dict) -> str:

@@ -110,11 +110,12 @@ def _predefined(name: str) -> Network:
     racing to create it write the same record."""
     network_id = hashlib.sha256(f"minidocker predefined network {name}".encode()).hexdigest()
     if name == "bridge":
-        subnet = os.environ.get("MINIDOCKER_BRIDGE_SUBNET") or DEFAULT_SUBNET
+        subnet = os.environ.get("MINIDOCKER_BRIDGE_SUBNET") or DEFAULT_SUBNET  # dockerd --bip
+        icc = os.environ.get("MINIDOCKER_ICC", "true")  # dockerd --icc=false
         from minidocker.network import ipam
 
         return Network(network_id, "bridge", "bridge", subnet, ipam.first_host(subnet),
-                       DEFAULT_BRIDGE, options={ICC_OPTION: "true"})
+                       DEFAULT_BRIDGE, options={ICC_OPTION: icc})
     return Network(network_id, name, {"host": "host", "none": "null"}[name])
 
 
