@@ -30,6 +30,7 @@ from pathlib import Path
 
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.network import bridge, firewall, hosts, ipam, ports, store, veth
+from minidocker.network.netlink import outside_event_loop
 from minidocker.network.store import Network
 
 
@@ -74,6 +75,7 @@ class Endpoint:
 
 # --- attach -----------------------------------------------------------------------------------
 
+@outside_event_loop
 def attach(container_id: str, pid: int, request: NetworkRequest) -> list[Endpoint]:
     """Give the container ``pid`` (waiting in its new network namespace) its networking."""
     bindings = _requested_ports(request)
@@ -250,6 +252,7 @@ def port_lines(container_id: str, private: str | None = None) -> list[str]:
 
 # --- release ----------------------------------------------------------------------------------
 
+@outside_event_loop
 def release(container_id: str) -> None:
     """Remove every rule, veth and address made for the container. Idempotent: safe after a
     crash, a failed start, or a second call."""
@@ -279,6 +282,7 @@ def _unplug(endpoint: dict) -> None:
     veth.unplug(endpoint["veth"])
 
 
+@outside_event_loop
 def disconnect_endpoint(container_id: str, network: Network) -> None:
     """Take one network away from a running container (``network disconnect``)."""
     record = store.read_endpoints(container_id)
@@ -295,6 +299,7 @@ def disconnect_endpoint(container_id: str, network: Network) -> None:
     hosts.refresh_peers(network)
 
 
+@outside_event_loop
 def connect_endpoint(container_id: str, network: Network, aliases: list[str]) -> Endpoint:
     """Give a running container one more network (``network connect``)."""
     record = store.read_endpoints(container_id)
@@ -325,6 +330,7 @@ def _alive(record: dict) -> bool:
         return False
 
 
+@outside_event_loop
 def prune() -> list[str]:
     """Remove what dead containers left: their endpoints, bridges without a network, and — when
     nothing is attached and no user network exists — the default bridge and our chains."""

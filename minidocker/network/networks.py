@@ -13,9 +13,11 @@ Docker: ``docker network --help``.
 from minidocker.errors import Conflict, MinidockerError
 from minidocker.network import endpoints, ipam, store
 from minidocker.network.endpoints import Endpoint
+from minidocker.network.netlink import outside_event_loop
 from minidocker.network.store import BRIDGE_NAME_OPTION, ICC_OPTION, Network
 
 
+@outside_event_loop
 def create(name: str, *, driver: str = "bridge", subnet: str | None = None,
            gateway: str | None = None, internal: bool = False,
            options: dict[str, str] | None = None,
@@ -83,6 +85,7 @@ def _in_use(network: Network) -> list[str]:
             if any(e["network_id"] == network.id for e in r["endpoints"])]
 
 
+@outside_event_loop
 def remove(name_or_id: str) -> Network:
     """Remove a user network; refuse while a container is attached to it."""
     with store.locked():
@@ -100,17 +103,20 @@ def remove(name_or_id: str) -> Network:
     return network
 
 
+@outside_event_loop
 def prune() -> list[str]:
     """Remove every user network that no container uses (``network prune``)."""
     unused = [n for n in store.all_networks() if not n.predefined and not _in_use(n)]
     return [remove(n.id).name for n in unused]
 
 
+@outside_event_loop
 def connect(name_or_id: str, container_id: str, aliases: list[str] | None = None) -> Endpoint:
     with store.locked():
         return endpoints.connect_endpoint(container_id, store.find(name_or_id), aliases or [])
 
 
+@outside_event_loop
 def disconnect(name_or_id: str, container_id: str) -> None:
     with store.locked():
         endpoints.disconnect_endpoint(container_id, store.find(name_or_id))
