@@ -89,16 +89,18 @@ def create_volume(name: str | None = None, labels: dict | None = None,
     """Make a volume (a random 64-hex name if none is given). Like Docker, creating a name
     that exists returns the existing volume."""
     name = check_volume_name(name) if name else secrets.token_hex(32)
-    try:
-        return get_volume(name)
-    except NotFound:
-        pass
-    directory = volumes_dir() / name
-    (directory / "_data").mkdir(mode=0o755, parents=True, exist_ok=True)
-    volume = Volume(name, str(directory / "_data"), Labels=dict(labels or {}),
-                    Anonymous=anonymous)
-    volume.save()  # written last: a volume exists once its volume.json does
-    return volume
+    (volumes_dir() / name).mkdir(parents=True, exist_ok=True)
+    with locked(name):  # two creates at once: the second finds the first's volume
+        try:
+            return get_volume(name)
+        except NotFound:
+            pass
+        directory = volumes_dir() / name
+        (directory / "_data").mkdir(mode=0o755, exist_ok=True)
+        volume = Volume(name, str(directory / "_data"), Labels=dict(labels or {}),
+                        Anonymous=anonymous)
+        volume.save()  # written last: a volume exists once its volume.json does
+        return volume
 
 
 def get_volume(name: str) -> Volume:
@@ -113,6 +115,8 @@ def get_volume(name: str) -> Volume:
 def list_volumes() -> list[Volume]:
     found = []
     for path in sorted(volumes_dir().glob("*/volume.json")):
+        if path.parent.name.startswith("."):  # one being removed
+            continue
         try:
             found.append(get_volume(path.parent.name))
         except NotFound:

@@ -59,8 +59,7 @@ def refresh(record: records.ContainerRecord) -> records.ContainerRecord:
         try:
             with record.locked():
                 if record.status in ACTIVE and not monitor_alive(record):
-                    record.State.update(Status="exited", Running=False, Paused=False,
-                                        Restarting=False, Pid=0, MonitorPid=0,
+                    record.State.update(Status="exited", Pid=0, MonitorPid=0,
                                         ExitCode=record.State.get("ExitCode") or 137,
                                         Error="its monitor died", FinishedAt=records.now())
         except MinidockerError:
@@ -137,14 +136,14 @@ def pause(record: records.ContainerRecord) -> None:
         raise Conflict(f"Container {record.Name} is not running" if record.status != "paused"
                        else f"Container {record.Name} is already paused")
     cgroups.for_container(record.Id).freeze()
-    record.update_state(Status="paused", Paused=True)
+    record.update_state(Status="paused")
 
 
 def unpause(record: records.ContainerRecord) -> None:
     if record.status != "paused":
         raise Conflict(f"Container {record.Name} is not paused")
     cgroups.for_container(record.Id).thaw()
-    record.update_state(Status="running", Paused=False)
+    record.update_state(Status="running")
 
 
 def rm(record: records.ContainerRecord, force: bool = False, hooks=()) -> None:

@@ -297,7 +297,7 @@ class Monitor:
         try:
             with self.record.locked():
                 self.record.RestartCount += 1
-                self.record.State.update(Status="restarting", Restarting=True,
+                self.record.State.update(Status="restarting",
                                          MonitorPid=os.getpid())
         except MinidockerError:
             return False

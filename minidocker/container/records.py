@@ -64,6 +64,10 @@ class ContainerRecord:
         return self.State["Status"]
 
     def save(self) -> None:
+        status = self.State["Status"]  # Docker's booleans, always derived from the status
+        self.State.update(Running=status in ("running", "paused", "restarting"),
+                          Paused=status == "paused", Restarting=status == "restarting",
+                          Dead=status == "dead")
         write_json(self.directory / "config.json", asdict(self))
 
     def reload(self) -> "ContainerRecord":
@@ -87,13 +91,11 @@ class ContainerRecord:
 
     def mark_running(self, pid: int) -> None:
         """Running, watched by this process (the monitor)."""
-        self.update_state(Status="running", Running=True, Paused=False, Restarting=False,
-                          Pid=pid, MonitorPid=os.getpid(), MonitorStart=start_time(os.getpid()),
-                          StartedAt=now(), ExitCode=0, Error="", OOMKilled=False, Dead=False)
+        self.update_state(Status="running", Pid=pid, MonitorPid=os.getpid(), MonitorStart=start_time(os.getpid()),
+                          StartedAt=now(), ExitCode=0, Error="", OOMKilled=False)
 
     def mark_exited(self, exit_code: int, oom_killed: bool = False, error: str = "") -> None:
-        self.update_state(Status="exited", Running=False, Paused=False, Restarting=False,
-                          Pid=0, MonitorPid=0, ExitCode=exit_code, FinishedAt=now(),
+        self.update_state(Status="exited", Pid=0, MonitorPid=0, ExitCode=exit_code, FinishedAt=now(),
                           OOMKilled=oom_killed, Error=error)
 
     def remove(self) -> None:
