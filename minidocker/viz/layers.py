@@ -19,10 +19,11 @@ import re
 import stat
 import tarfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from minidocker.image.store import Image, human_size
+from minidocker.viz.graph import Graph, GraphNode
 from minidocker.viz.mounts import Mount
 from minidocker.viz.table import Table
 
@@ -344,21 +345,7 @@ def blob_roles(images: list[Image]) -> dict[str, str]:
             for digest, by_role in roles.items()}
 
 
-@dataclass(frozen=True)
-class GraphNode:
-    id: str  # "image:<id>", "manifest:<digest>", "config:<digest>", "layer:<digest>"
-    label: str
-    kind: str  # "image", "manifest", "config" or "layer"
-    shared: bool = False  # a layer that more than one of the images uses
-
-
-@dataclass
-class ImageGraph:
-    nodes: list[GraphNode]
-    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (source, target, label)
-
-    def node(self, node_id: str) -> GraphNode:
-        return next(n for n in self.nodes if n.id == node_id)
+ImageGraph = Graph  # nodes and labelled edges (viz/graph.py)
 
 
 def short(digest: str) -> str:

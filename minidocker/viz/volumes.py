@@ -13,29 +13,13 @@ Man pages: proc(5) (mountinfo), mount_namespaces(7). Used by: notebook 07-volume
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from minidocker.viz.cli import Transcript
+from minidocker.viz.graph import Graph, GraphNode
 from minidocker.viz.mounts import Mount as MountinfoLine
 from minidocker.viz.mounts import parse_mountinfo
 
-
-@dataclass(frozen=True)
-class GraphNode:
-    id: str  # "container:<id>", "mount:<container id>:<destination>", "volume:<name>",
-    #          "host:<path>", "tmpfs:<container id>:<destination>"
-    label: str
-    kind: str  # "container", "mount", "volume", "anonymous", "host" or "tmpfs"
-    shared: bool = False  # a volume or host path that more than one container mounts
-
-
-@dataclass
-class MountGraph:
-    nodes: list[GraphNode]
-    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (source, target, label)
-
-    def node(self, node_id: str) -> GraphNode:
-        return next(n for n in self.nodes if n.id == node_id)
+MountGraph = Graph  # nodes and labelled edges (viz/graph.py)
 
 
 def short_name(name: str) -> str:
