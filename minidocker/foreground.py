@@ -18,26 +18,22 @@ from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.namespaces import SIGNALS_TO_FORWARD
 
 if TYPE_CHECKING:  # names for the annotations only: the modules load when a command needs them
-    from minidocker.container.spec import ContainerSpec
     from minidocker.image.store import Image
 
 
-def run_in_foreground(spec: ContainerSpec, on_create=None) -> int:
+def run_in_foreground(record: records.ContainerRecord) -> int:
     """``docker run`` without ``-d``: this process is the container's monitor, with our
     terminal attached (output logged too, so ``logs`` works later); returns the exit code."""
-    from minidocker.container import create
     from minidocker.container import tty as terminal
     from minidocker.container.monitor import Monitor, Terminal
 
-    record = create(spec)
-    if on_create:
-        on_create(record)
-    proxy = SignalProxy(raw_terminal=spec.tty and spec.interactive)
-    monitor = Monitor(record, local=Terminal(spec.interactive))
-    with terminal.raw_terminal(0) if spec.tty and spec.interactive else contextlib.nullcontext():
+    interactive, raw = record.Config.OpenStdin, record.Config.Tty and record.Config.OpenStdin
+    proxy = SignalProxy(raw_terminal=raw)
+    monitor = Monitor(record, local=Terminal(interactive))
+    with terminal.raw_terminal(0) if raw else contextlib.nullcontext():
         code = monitor.run(on_start=lambda container: proxy.deliver_to(container.process))
     if monitor.container and monitor.container.oom_killed:
-        limit = spec.limits.memory or 0
+        limit = record.HostConfig.Resources.memory or 0
         print(f"minidocker: container {record.Name} was killed by the kernel's OOM "
               f"killer: it went over its memory limit ({limit // 2**20} MiB, -m). Give it "
               "more memory or make it use less.", file=sys.stderr)
@@ -78,7 +74,7 @@ def list_containers(show_all: bool, quiet: bool) -> str:
     for r in rows:
         command = " ".join(r.command)
         command = f'"{command[:19]}…"' if len(command) > 20 else f'"{command}"'
-        table.append((r.Id[:12], r.Config["Image"], command, f"{ago(r.Created)} ago", status(r),
+        table.append((r.Id[:12], r.Config.Image, command, f"{ago(r.Created)} ago", status(r),
                       ports_of(r), r.Name))
     return format_table(table)
 
@@ -119,9 +115,7 @@ def ago(timestamp: str) -> str:
 def remove_container(record: records.ContainerRecord, force: bool,
                      volumes_too: bool = False) -> None:
     """``docker rm [-f] [-v]``: ``-v`` also removes the container's anonymous volumes."""
-    from minidocker.container.monitor import remove_anonymous_volumes
-
-    lifecycle.rm(record, force, hooks=[remove_anonymous_volumes] if volumes_too else [])
+    lifecycle.rm(record, force, volumes_too)
 
 
 def prune_containers() -> list[str]:
@@ -274,7 +268,7 @@ def inspect(names: list[str], template: str | None = None) -> str:
     for name in names:
         try:
             record = lifecycle.find(name)
-            found.append({**vars(record), "Name": f"/{record.Name}", "Path": record.command[0],
+            found.append({**record.to_dict(), "Name": f"/{record.Name}", "Path": record.command[0],
                           "Args": record.command[1:]})
             continue
         except MinidockerError:

@@ -1,6 +1,13 @@
-"""The ``run``/``create`` flags of stages 8 (network) and 9 (security): parsed here, carried to
-the engine in ``ContainerSpec.extra`` (Docker's HostConfig names), so that the lifecycle's own
-flags (cli/lifecycle.py) do not grow with every stage."""
+"""The flags of ``run`` and ``create`` become the container's typed configuration: Docker's
+``Config`` (what runs) and ``HostConfig`` (how this host runs it), see container/config.py.
+Each flag is parsed and checked here, once, before anything is made; the engine never sees
+a raw flag. What the docker CLI does on the client side happens here too: ``--env-file`` is
+read and ``-e KEY`` takes KEY from this environment.
+
+The options of stages 8 (network) and 9 (security) are declared in this module, so that the
+lifecycle's own list (cli/lifecycle.py) does not grow with every stage."""
+
+import os
 
 import click
 
@@ -55,64 +62,135 @@ def later_stage_options(command):
     return command
 
 
-def extra(options: dict) -> dict:
-    """Pop the later stages' flags out of ``options``; checked now, kept as HostConfig."""
-    values = {name: options.pop(name) for name in NAMES}
-    from minidocker import security
+def container_request(o: dict):
+    """``(Config, HostConfig, name)`` from the flags of run/create (a bad flag fails here)."""
+    from minidocker.cgroups import build_limits
+    from minidocker.container.config import Config, HostConfig, RestartPolicy
 
-    opts = security.parse_security_opts(list(values["security_opt"]),
-                                        cap_add=list(values["cap_add"]),
-                                        cap_drop=list(values["cap_drop"]),
-                                        privileged=values["privileged"])
-    for warning in opts.warnings:
-        click.echo(f"WARNING: {warning}", err=True)
-    if values["publish"] or values["expose"] or values["add_host"]:
-        from minidocker.network import hosts, ports  # pyroute2: only when networking is asked
+    config = Config(
+        Image=o["image"], Cmd=list(o["command"]) or None,
+        Entrypoint=None if o["entrypoint"] is None else [o["entrypoint"]],
+        Env=client_env([line for path in o["env_file"] for line in read_env_file(path)]
+                       + list(o["env"])),
+        WorkingDir=o["workdir"] or "", User=o["user"] or "", Hostname=o["hostname"] or "",
+        Tty=o["tty"], OpenStdin=o["interactive"], StopSignal=o["stop_signal"] or "",
+        StopTimeout=o["stop_timeout"], ExposedPorts=exposed_ports(o["expose"]))
+    host = HostConfig(
+        Binds=list(o["volumes"]), Mounts=list(o["mounts"]), Tmpfs=list(o["tmpfs"]),
+        VolumesFrom=list(o["volumes_from"]), AutoRemove=o["remove"], Init=o["init"],
+        ReadonlyRootfs=o["readonly"], RestartPolicy=RestartPolicy.parse(o["restart"]),
+        LogConfig={"Type": "json-file", "Config": log_opts(o["log_opts"])},
+        Resources=build_limits(o["memory"], o["memory_swap"], o["cpus"], o["cpu_shares"],
+                               o["cpu_period"], o["cpu_quota"], o["cpuset_cpus"],
+                               o["pids_limit"]),
+        **network_config(o), **security_config(o))
+    return config, host, o["name"]
 
-        for spec in values["publish"]:
-            ports.parse_publish(spec)  # a bad -p fails before anything is made
-        for spec in values["expose"]:
-            ports.parse_expose(spec)
-        for spec in values["add_host"]:
+
+def network_config(o: dict) -> dict:
+    """Stage 8's flags as HostConfig fields: the mode, published ports, names and files."""
+    from minidocker.container.config import NetworkMode
+
+    mode = NetworkMode.parse(o["network"])
+    bindings = []
+    if o["publish"] or o["add_host"]:
+        from minidocker.network import hosts, ports  # no pyroute2: they only parse
+
+        bindings = [b for spec in o["publish"] for b in ports.parse_publish(spec)]
+        for spec in o["add_host"]:
             hosts.parse_add_host(spec)
-    from minidocker.security.devices import parse_device
+    if (bindings or o["publish_all"]) and not mode.is_bridge:
+        from minidocker.errors import MinidockerError
 
-    devices = [parse_device(spec).to_dict() for spec in values["device"]]
-    modes = {"IpcMode": check_mode("--ipc", values["ipc"], ("private", "shareable", "host")),
-             "PidMode": check_mode("--pid", values["pid"], ("host",)),
-             "UTSMode": check_mode("--uts", values["uts"], ("host",), containers=False)}
+        raise MinidockerError(f"published ports are discarded with --network {mode}: they "
+                              "need a bridge network (drop -p/-P)")
+    return {"NetworkMode": mode, "PortBindings": bindings, "PublishAllPorts": o["publish_all"],
+            "NetworkAliases": list(o["network_alias"]), "Links": list(o["link"]),
+            "Dns": list(o["dns"]), "DnsSearch": list(o["dns_search"]),
+            "ExtraHosts": list(o["add_host"])}
+
+
+def security_config(o: dict) -> dict:
+    """Stage 9's flags, and the namespace modes, as HostConfig fields."""
+    from minidocker import security
+    from minidocker.container.config import IpcMode, PidMode, UsernsMode, UTSMode
+    from minidocker.errors import MinidockerError
+    from minidocker.namespaces import IdMap
+    from minidocker.security.devices import parse_device
     from minidocker.security.userns import parse_userns
 
-    idmap = parse_userns(values["userns"], values["uidmap"])
+    opts = security.parse_security_opts(list(o["security_opt"]), cap_add=list(o["cap_add"]),
+                                        cap_drop=list(o["cap_drop"]),
+                                        privileged=o["privileged"])
+    for warning in opts.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
+    idmap = parse_userns(o["userns"], o["uidmap"])
+    modes = {"IpcMode": IpcMode.parse(o["ipc"]), "PidMode": PidMode.parse(o["pid"]),
+             "UTSMode": UTSMode.parse(o["uts"]), "UsernsMode": UsernsMode.parse(o["userns"])}
     if idmap:
-        shared = [f"--{flag} host" for flag in ("pid", "network")
-                  if values["network" if flag == "network" else flag] == "host"]
-        if values["privileged"]:
+        shared = [f"--{flag} host" for flag in ("pid", "network") if o[flag] == "host"]
+        if o["privileged"]:
             shared.append("--privileged")
         if shared:
-            from minidocker.errors import MinidockerError
-
             raise MinidockerError(f"--userns private cannot be combined with "
                                   f"{', '.join(shared)}: the host's namespaces and devices do "
                                   "not belong to the container's user namespace")
-    return {**modes, "Devices": devices, "UsernsMode": "private" if idmap else "",
-            "UsernsMap": idmap, "UsernsFiles": "chown" if idmap else "", "NetworkMode": values["network"], "PublishAllPorts": values["publish_all"],
-            "PortBindings": list(values["publish"]), "Expose": list(values["expose"]),
-            "NetworkAliases": list(values["network_alias"]), "Links": list(values["link"]),
-            "Dns": list(values["dns"]), "DnsSearch": list(values["dns_search"]),
-            "ExtraHosts": list(values["add_host"]),
-            "CapAdd": list(values["cap_add"]), "CapDrop": list(values["cap_drop"]),
-            "Privileged": values["privileged"], "SecurityOpt": list(values["security_opt"]),
-            "GroupAdd": list(values["group_add"]), "Security": opts.to_dict()}
+    return {**modes, "UsernsMap": IdMap(**idmap) if idmap else None,
+            "UsernsFiles": "chown" if idmap else "",
+            "Devices": [parse_device(spec) for spec in o["device"]],
+            "CapAdd": list(o["cap_add"]), "CapDrop": list(o["cap_drop"]),
+            "Privileged": o["privileged"], "SecurityOpt": list(o["security_opt"]),
+            "GroupAdd": list(o["group_add"]), "Security": opts}
 
 
-def check_mode(flag: str, value: str | None, words: tuple[str, ...],
-               containers: bool = True) -> str:
-    """A namespace mode: one of ``words``, or ``container:NAME`` where that makes sense."""
+def exposed_ports(specs) -> dict:
+    """``--expose 80 --expose 53/udp`` as Config.ExposedPorts: ``{"80/tcp": {}, ...}``."""
+    if not specs:
+        return {}
+    from minidocker.network.ports import parse_expose
+
+    return {f"{port}/{proto}": {} for spec in specs for port, proto in parse_expose(spec)}
+
+
+def log_opts(options) -> dict:
+    """``--log-opt KEY=VALUE`` as LogConfig.Config (create checks the keys and values)."""
     from minidocker.errors import MinidockerError
 
-    if not value or value in words or (containers and value.startswith("container:")
-                                       and len(value) > len("container:")):
-        return value or ""
-    choices = ", ".join([*words, *(["container:NAME"] if containers else [])])
-    raise MinidockerError(f"invalid {flag} mode '{value}': use {choices}")
+    config = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep:
+            raise MinidockerError(f"invalid --log-opt '{option}': use KEY=VALUE, e.g. "
+                                  "max-size=10m")
+        config[key] = value
+    return config
+
+
+def client_env(items: list[str]) -> list[str]:
+    """``-e KEY`` (no ``=``) copies KEY from this environment, dropped if unset; only the
+    user's flags may do that, never an image's Env."""
+    return [item if "=" in item else f"{item}={os.environ[item]}"
+            for item in items if "=" in item or item in os.environ]
+
+
+def read_env_file(path: str) -> list[str]:
+    """Docker's env file: one KEY=VALUE (or KEY) per line, ``#`` comments and blank lines
+    skipped, no quoting rules: the value is the rest of the line."""
+    from minidocker.errors import MinidockerError
+
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise MinidockerError(f"cannot read --env-file {path}: {exc.strerror}") from exc
+    items = []
+    for number, line in enumerate(lines, 1):
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key = line.split("=", 1)[0]
+        if not key or any(c.isspace() for c in key):
+            raise MinidockerError(f"{path}, line {number}: variable '{key}' contains "
+                                  "whitespaces or is empty; write KEY=VALUE")
+        items.append(line)
+    return items

@@ -6,7 +6,7 @@ import sys
 import click
 
 from minidocker.cli import CONTEXT, Group, main, require_root
-from minidocker.cli.flags import extra, later_stage_options
+from minidocker.cli.flags import container_request, later_stage_options
 
 
 def container_options(command):
@@ -67,25 +67,6 @@ def container_options(command):
     return later_stage_options(command)
 
 
-def build_spec(o: dict):
-    """The ContainerSpec from the flags (checked: a bad flag fails before anything exists)."""
-    from minidocker.cgroups import build_limits
-    from minidocker.container import ContainerSpec
-
-    later = extra(o)
-    limits = build_limits(o["memory"], o["memory_swap"], o["cpus"], o["cpu_shares"],
-                          o["cpu_period"], o["cpu_quota"], o["cpuset_cpus"], o["pids_limit"])
-    return ContainerSpec(
-        image=o["image"], command=list(o["command"]), entrypoint=o["entrypoint"],
-        name=o["name"], hostname=o["hostname"], env=list(o["env"]),
-        env_files=list(o["env_file"]), workdir=o["workdir"], user=o["user"],
-        readonly=o["readonly"], interactive=o["interactive"], tty=o["tty"],
-        remove=o["remove"], init=o["init"], limits=limits, restart=o["restart"],
-        stop_signal=o["stop_signal"], stop_timeout=o["stop_timeout"],
-        volumes=list(o["volumes"]), mounts=list(o["mounts"]), tmpfs=list(o["tmpfs"]),
-        volumes_from=list(o["volumes_from"]), log_opts=list(o["log_opts"]), extra=later)
-
-
 def check_cidfile(path: str | None):
     """``--cidfile``: made (empty) before the container, as Docker does, so that a path that
     cannot be written fails before anything exists. Returns the open file, or None."""
@@ -125,20 +106,21 @@ def run(detach, **options):
       minidocker run --rm -v data:/data busybox sh -c 'date >> /data/log'
     """
     require_root("run")
-    spec = build_spec(options)
+    config, host, name = container_request(options)
     cidfile = check_cidfile(options["cidfile"])
+    from minidocker.container import create
+
+    record = create(config, host, name)
+    write_cidfile(cidfile, record.Id)
     if detach:
-        from minidocker.container import create
         from minidocker.container.lifecycle import start
 
-        record = create(spec)
-        write_cidfile(cidfile, record.Id)
         start(record)
         click.echo(record.Id)
         return
     from minidocker.foreground import run_in_foreground
 
-    sys.exit(run_in_foreground(spec, on_create=lambda r: write_cidfile(cidfile, r.Id)))
+    sys.exit(run_in_foreground(record))
 
 
 @main.command(context_settings=RUN_CONTEXT)
@@ -148,9 +130,9 @@ def create(**options):
     require_root("create")
     from minidocker.container import create as make
 
-    spec = build_spec(options)
+    config, host, name = container_request(options)
     cidfile = check_cidfile(options["cidfile"])
-    record = make(spec)
+    record = make(config, host, name)
     write_cidfile(cidfile, record.Id)
     click.echo(record.Id)
 
@@ -202,8 +184,8 @@ def _relay_with_signals(record, client, with_stdin: bool):
                 if record.reload().State["Pid"] > 0:
                     os.kill(record.State["Pid"], signum)
 
-    SignalProxy(raw_terminal=record.Config["Tty"] and with_stdin).deliver_to(Pid1())
-    return attach.relay(client, with_stdin, record.Config["Tty"])
+    SignalProxy(raw_terminal=record.Config.Tty and with_stdin).deliver_to(Pid1())
+    return attach.relay(client, with_stdin, record.Config.Tty)
 
 
 @main.command(context_settings=CONTEXT)
@@ -242,7 +224,7 @@ def attach(no_stdin, container):
     record = lifecycle.find(container)
     if record.status != "running":
         raise Conflict(f"You cannot attach to a {record.status} container, start it first")
-    with_stdin = record.Config["OpenStdin"] and not no_stdin
+    with_stdin = record.Config.OpenStdin and not no_stdin
     client = attaching.connect(record.directory / "attach.sock", with_stdin)
     detached, code = _relay_with_signals(record, client, with_stdin)
     if detached:

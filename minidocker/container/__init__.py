@@ -1,10 +1,12 @@
-"""Stage 6 — the container lifecycle: the spec (spec.py), IDs and names (names.py), the record
-on disk (records.py), the start story (start.py) with its network (networking.py) and shared
-and user namespaces (sharing.py), the monitor (monitor.py), logs (logs.py), attach
-(attach.py), exec (exec.py), the state machine and the user's moves (lifecycle.py), and the
-terminal (tty.py)."""
+"""Stage 6 — the lifecycle: the typed configuration in the Engine API's words (config.py),
+IDs and names (names.py), the record on disk (records.py), create (create.py), the start
+story (start.py) with its network (networking.py) and shared and user namespaces
+(sharing.py), the one teardown (teardown.py), the monitor (monitor.py), logs (logs.py),
+attach (attach.py), exec (exec.py), the state machine and the user's moves (lifecycle.py), and
+the terminal (tty.py)."""
 
-from minidocker.container.spec import ContainerSpec
-from minidocker.container.start import Container, create, run, start
+from minidocker.container.config import Config, HostConfig, NetworkMode
+from minidocker.container.create import create
+from minidocker.container.start import Container, run, start
 
-__all__ = ["Container", "ContainerSpec", "create", "run", "start"]
+__all__ = ["Config", "Container", "HostConfig", "NetworkMode", "create", "run", "start"]

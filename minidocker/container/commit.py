@@ -24,7 +24,7 @@ from minidocker.state import now
 
 def diff(name: str) -> list[unionfs.Change]:
     record = records.find(name)
-    return unionfs.changes(record.directory / "upper", tuple(record.Config["LowerDirs"]))
+    return unionfs.changes(record.directory / "upper", tuple(record.Config.LowerDirs))
 
 
 def commit(name: str, tag: str | None = None, author: str = "", message: str = "",
@@ -55,7 +55,7 @@ def commit(name: str, tag: str | None = None, author: str = "", message: str = "
 def export(name: str, output) -> None:
     """Write the container's root filesystem as one flat tar to ``output``."""
     record = records.find(name)
-    lower = (str(record.directory / "upper"), *record.Config["LowerDirs"])
+    lower = (str(record.directory / "upper"), *record.Config.LowerDirs)
     output.flush()
     child = os.fork()
     if child == 0:

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from minidocker import cgroups, namespaces, security
 from minidocker.container import records
 from minidocker.container import tty as terminal
-from minidocker.container.spec import environment
-from minidocker.container.start import security_of
+from minidocker.container.start import environment
 from minidocker.errors import Conflict
 from minidocker.security.users import resolve_user, switch_user
 
@@ -81,15 +80,15 @@ def _join_and_exec(record: records.ContainerRecord, spec: ExecSpec,
             os._exit(_wait_forwarding_signals(child))
         namespaces.reset_signal_dispositions()
         config = record.Config
-        user = resolve_user(spec.user if spec.user is not None else config.get("User"),
-                            record.HostConfig.get("GroupAdd"))
-        env = environment(config["Hostname"], [*config["Env"], *spec.env], tty=spec.tty,
+        user = resolve_user(spec.user if spec.user is not None else config.User,
+                            record.HostConfig.GroupAdd)
+        env = environment(config.Hostname, [*config.Env, *spec.env], tty=spec.tty,
                           home=user.home)
-        os.chdir(spec.workdir or config["WorkingDir"])
+        os.chdir(spec.workdir or config.WorkingDir)
         if console:
             namespaces.open_console(console)
         # the container's capabilities, seccomp filter and user: exec gets no more than PID 1
-        security.apply(security_of(record.HostConfig), switch_user=lambda: switch_user(user))
+        security.apply(record.HostConfig.security_options(), switch_user=lambda: switch_user(user))
         namespaces.close_other_fds(set())  # only stdio goes into the container
         namespaces.execute(spec.command, env)
     except BaseException as exc:

@@ -28,9 +28,9 @@ import subprocess
 import time
 
 from minidocker import cgroups
-from minidocker.container import records
+from minidocker.container import records, teardown
+from minidocker.container.config import parse_signal
 from minidocker.container.names import check_name
-from minidocker.container.spec import parse_signal
 from minidocker.errors import Conflict, MinidockerError
 
 # (from, command or event, to): the container state machine, drawn by notebook 06.
@@ -58,15 +58,12 @@ def refresh(record: records.ContainerRecord) -> records.ContainerRecord:
     if record.status in ACTIVE and not monitor_alive(record):
         try:
             with record.locked():
-                if record.status in ACTIVE and not monitor_alive(record):
-                    record.State.update(Status="exited", Pid=0, MonitorPid=0,
-                                        ExitCode=record.State.get("ExitCode") or 137,
-                                        Error="its monitor died", FinishedAt=records.now())
+                dead = record.status in ACTIVE and not monitor_alive(record)
         except MinidockerError:
             return record
-        from minidocker.container.start import release
-
-        release(record)
+        if dead:  # also a 'run --rm' whose CLI was killed: it is removed now
+            teardown.finish(record, record.State.get("ExitCode") or 137,
+                            error="its monitor died")
     return record
 
 
@@ -99,12 +96,12 @@ def stop(record: records.ContainerRecord, timeout: int | None = None) -> None:
         return
     record.update_state(ManuallyStopped=True)  # no restart policy brings it back
     if timeout is None:
-        timeout = record.Config.get("StopTimeout")
+        timeout = record.Config.StopTimeout
     timeout = 10 if timeout is None else timeout
     cgroup = cgroups.for_container(record.Id)
     if record.status == "paused":
         cgroup.thaw()  # a frozen process cannot act on its signal
-    _signal(record, parse_signal(record.Config.get("StopSignal") or "SIGTERM"))
+    _signal(record, parse_signal(record.Config.StopSignal or "SIGTERM"))
     if not _wait_for_exit(record, timeout):
         cgroup.kill_all()
     _wait_for_exit(record, 10)
@@ -117,7 +114,7 @@ def kill(record: records.ContainerRecord, signame: str = "KILL") -> None:
     signum = parse_signal(signame)
     if record.status not in ("running", "paused"):
         raise Conflict(f"Cannot kill container {record.Name}: it is not running")
-    if signum in (signal.SIGKILL, parse_signal(record.Config.get("StopSignal") or "SIGTERM")):
+    if signum in (signal.SIGKILL, parse_signal(record.Config.StopSignal or "SIGTERM")):
         record.update_state(ManuallyStopped=True)
     if record.status == "paused" and signum == signal.SIGKILL:
         cgroups.for_container(record.Id).thaw()
@@ -146,31 +143,27 @@ def unpause(record: records.ContainerRecord) -> None:
     record.update_state(Status="running")
 
 
-def rm(record: records.ContainerRecord, force: bool = False, hooks=()) -> None:
-    """``rm``: a stopped container goes; a running one only with ``force`` (SIGKILL first).
-    ``hooks`` are called with the record after the processes are gone (volumes: ``-v``)."""
-    from minidocker.container.start import release, remove
-
+def rm(record: records.ContainerRecord, force: bool = False, volumes_too: bool = False) -> None:
+    """``rm``: a stopped container goes; a running one only with ``force`` (SIGKILL first);
+    ``volumes_too`` (``rm -v``): its anonymous volumes with it."""
     if record.status in ACTIVE:
         if not force:
             raise Conflict(f"You cannot remove a {record.status} container {record.Id[:12]}. "
                            "Stop it first, or use 'minidocker rm -f'.")
         record.update_state(ManuallyStopped=True)
         for _ in range(3):  # a monitor may be restarting it right now: kill that run too
-            release(record)  # thaw and SIGKILL through the cgroup: every process of it
+            teardown.release(record)  # thaw and SIGKILL through the cgroup: all of it
             if _wait_for_monitor(record, 2):
                 break
-    for hook in hooks:
-        hook(record)
-    remove(record)
+    teardown.remove(record, volumes_too)
 
 
-def prune(hooks=()) -> list[str]:
+def prune() -> list[str]:
     """``container prune``: remove every container that is not running."""
     removed = []
     for record in records.all_records():
         if refresh(record).status not in ACTIVE:
-            rm(record, hooks=hooks)
+            rm(record)
             removed.append(record.Id)
     return removed
 

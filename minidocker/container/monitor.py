@@ -34,11 +34,10 @@ import sys
 import time
 from pathlib import Path
 
-from minidocker import volumes
 from minidocker.container import records
 from minidocker.container.attach import exit_frame, frame, short_address
 from minidocker.container.logs import LogWriter
-from minidocker.container.start import Container, remove, start
+from minidocker.container.start import Container, start
 from minidocker.container.tty import copy_window_size, write_all
 from minidocker.errors import MinidockerError
 from minidocker.namespaces import Stdio, close_other_fds, receive_console
@@ -103,7 +102,7 @@ class Monitor:
         self.readers: set[socket.socket] = set()  # clients that may still send something
         self.container: Container | None = None
         self.stdin_w: int | None = None
-        log = record.HostConfig.get("LogConfig", {}).get("Config", {})
+        log = record.HostConfig.LogConfig.get("Config", {})
         self.log = LogWriter(Path(record.LogPath), log.get("max-size", "10m"),
                              log.get("max-file", "3"))
         self.listener = self._listen(record.directory / "attach.sock")
@@ -152,7 +151,7 @@ class Monitor:
     def start_once(self) -> dict[int, str]:
         """Start the container with fresh stdio; returns its output fds by stream name."""
         config = self.record.Config
-        tty, with_stdin = config["Tty"], config["OpenStdin"]
+        tty, with_stdin = config.Tty, config.OpenStdin
         ours, theirs = socket.socketpair() if tty else (None, None)
         out_r, out_w = os.pipe() if not tty else (None, 1)
         err_r, err_w = os.pipe() if not tty else (None, 2)
@@ -209,7 +208,7 @@ class Monitor:
                 else:
                     self.copy_input(self._recv(fd))
         self.log.flush_partial()
-        if self.stdin_w is not None and not self.record.Config["Tty"]:
+        if self.stdin_w is not None and not self.record.Config.Tty:
             os.close(self.stdin_w)
         self.stdin_w = None
         code = self.container.wait()
@@ -245,7 +244,7 @@ class Monitor:
                 write_all(self.stdin_w, data)
         elif not data and local:  # the terminal's stdin ended: like 'docker run -i', close
             self.local.stdin_open = False  # the container's stdin too
-            if self.stdin_w is not None and not self.record.Config["Tty"]:
+            if self.stdin_w is not None and not self.record.Config.Tty:
                 os.close(self.stdin_w)
                 self.stdin_w = None
 
@@ -282,13 +281,13 @@ class Monitor:
             record = self.record.reload()
         except MinidockerError:
             return False  # removed ('rm -f')
-        policy = record.HostConfig.get("RestartPolicy", {"Name": "no"})
+        policy = record.HostConfig.RestartPolicy
         if record.State["ManuallyStopped"]:
             return False
-        if policy["Name"] in ("always", "unless-stopped"):
+        if policy.Name in ("always", "unless-stopped"):
             return True
-        if policy["Name"] == "on-failure" and code != 0:
-            limit = policy.get("MaximumRetryCount", 0)
+        if policy.Name == "on-failure" and code != 0:
+            limit = policy.MaximumRetryCount
             return limit == 0 or record.RestartCount < limit
         return False
 
@@ -318,9 +317,6 @@ class Monitor:
         with contextlib.suppress(OSError):
             os.unlink(self.record.directory / "attach.sock")
         signal.set_wakeup_fd(-1)
-        if self.record.HostConfig.get("AutoRemove"):  # --rm: the container and its
-            remove(self.record)                       # anonymous volumes go, as 'rm -v'
-            remove_anonymous_volumes(self.record)
 
     @staticmethod
     def _listen(path: Path) -> socket.socket:
@@ -352,13 +348,6 @@ class Terminal:
 
     def __init__(self, interactive: bool):
         self.stdin_open = interactive
-
-
-def remove_anonymous_volumes(record: records.ContainerRecord) -> None:
-    """The anonymous volumes of ``record`` that no other container uses (``--volumes-from``)
-    go: for ``rm -v`` and ``run --rm``. Named volumes always stay."""
-    others = ((r.Name, r.Mounts) for r in records.all_records() if r.Id != record.Id)
-    volumes.remove_anonymous(record.Mounts, volumes.volume_users(others))
 
 
 def same_file(fd_a: int, fd_b: int) -> bool:

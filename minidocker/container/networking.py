@@ -15,6 +15,12 @@ from minidocker import kernel
 from minidocker.container import records
 
 
+def exposed_ports(exposed: dict) -> list[tuple[int, str]]:
+    """Config.ExposedPorts (``{"80/tcp": {}}``) as sorted ``(port, proto)`` pairs."""
+    pairs = {(int(key.partition("/")[0]), key.partition("/")[2] or "tcp") for key in exposed}
+    return sorted(pairs)
+
+
 def link_environment(links: list[str]) -> dict[str, str]:
     """What ``--link web:site`` tells the program, as Docker's legacy links do: SITE_NAME,
     SITE_PORT_80_TCP=tcp://IP:80 (and _ADDR, _PORT, _PROTO) for each exposed port, and the
@@ -26,17 +32,14 @@ def link_environment(links: list[str]) -> dict[str, str]:
         prefix = (alias or other.Name).upper().replace("-", "_").replace(".", "_")
         address = other.NetworkSettings.get("IPAddress", "")
         env[f"{prefix}_NAME"] = f"/{other.Name}/{alias or other.Name}"
-        exposed = [*other.Config.get("ExposedPorts", {}), *other.HostConfig.get("Expose", [])]
-        for index, spec in enumerate(sorted(exposed, key=lambda p: int(p.split("/")[0]))):
-            number, _, proto = spec.partition("/")
-            proto = proto or "tcp"
+        for index, (number, proto) in enumerate(exposed_ports(other.Config.ExposedPorts)):
             url = f"{proto}://{address}:{number}"
             if index == 0:
                 env[f"{prefix}_PORT"] = url
             key = f"{prefix}_PORT_{number}_{proto.upper()}"
             env.update({key: url, f"{key}_ADDR": address, f"{key}_PORT": number,
                         f"{key}_PROTO": proto})
-        for item in other.Config.get("Env", []):
+        for item in other.Config.Env:
             var, sep, value = item.partition("=")
             if sep and var not in ("PATH", "HOME", "HOSTNAME"):
                 env[f"{prefix}_ENV_{var}"] = value
@@ -44,40 +47,35 @@ def link_environment(links: list[str]) -> dict[str, str]:
 
 
 class NetworkPlan:
-    """Stage 8 for one start: the parent's attach (veth, address, NAT), the /etc files to bind-mount inside, and the settings ``inspect`` shows. With
-    ``--network none`` (and for records without networking) it does nothing, and pyroute2
-    is never imported."""
+    """Stage 8 for one start: the parent's attach (veth, address, NAT), the /etc files to
+    bind-mount inside, and the settings ``inspect`` shows. With ``--network none`` it does
+    nothing, and pyroute2 is never imported."""
 
     FILES = ("hosts", "resolv.conf", "hostname")
 
     def __init__(self, record: records.ContainerRecord):
         self.record = record
-        self.mode = record.HostConfig.get("NetworkMode") or "none"
+        self.mode = record.HostConfig.NetworkMode
 
     def attach(self, pid: int) -> None:
-        if self.mode == "none":
+        if self.mode.is_none:
             return
         from minidocker import network
 
         host, config = self.record.HostConfig, self.record.Config
-        target = self.mode
-        if self.mode.startswith("container:"):
-            other = records.find(self.mode.split(":", 1)[1])
-            target = f"container:{other.Id}"
         request = network.NetworkRequest(
-            network=target, name=self.record.Name, hostname=config["Hostname"],
-            aliases=host.get("NetworkAliases", []), publish=host.get("PortBindings", []),
-            publish_all=host.get("PublishAllPorts", False),
-            expose=[*config.get("ExposedPorts", {}), *host.get("Expose", [])],
-            links=host.get("Links", []), dns=host.get("Dns", []),
-            dns_search=host.get("DnsSearch", []), add_hosts=host.get("ExtraHosts", []))
+            network=str(self.mode), name=self.record.Name, hostname=config.Hostname,
+            aliases=host.NetworkAliases, publish=host.PortBindings,
+            publish_all=host.PublishAllPorts, expose=exposed_ports(config.ExposedPorts),
+            links=host.Links, dns=host.Dns, dns_search=host.DnsSearch,
+            add_hosts=host.ExtraHosts)
         network.attach(self.record.Id, pid, request)
         network.write_container_files(self.record.Id, self.record.directory)
 
     def mount_files(self, root: str) -> None:
         """Inside, before pivot_root: bind the container's own hosts, resolv.conf and
         hostname over the image's."""
-        if self.mode == "none":
+        if self.mode.is_none:
             return
         for name in self.FILES:
             source = self.record.directory / name
@@ -85,14 +83,14 @@ class NetworkPlan:
                 kernel.mount(str(source), os.path.join(root, "etc", name), None, kernel.MS_BIND)
 
     def release(self) -> None:
-        if self.mode != "none":
+        if not self.mode.is_none:
             from minidocker import network
 
             network.release(self.record.Id)
 
     def record_settings(self) -> None:
         """NetworkSettings as Docker's inspect shows them (and ``ps`` its PORTS)."""
-        if self.mode == "none":
+        if self.mode.is_none:
             return
         from minidocker import network
 

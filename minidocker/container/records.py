@@ -16,9 +16,10 @@ import contextlib
 import fcntl
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from minidocker.container.config import Config, HostConfig
 from minidocker.container.names import random_name
 from minidocker.errors import Conflict, NotFound
 from minidocker.state import now, read_json, state_root, write_json
@@ -38,8 +39,8 @@ class ContainerRecord:
     Id: str
     Name: str
     Image: str
-    Config: dict
-    HostConfig: dict
+    Config: Config
+    HostConfig: HostConfig
     Created: str = field(default_factory=now)
     State: dict = field(default_factory=new_state)
     Mounts: list = field(default_factory=list)  # stage 7: what inspect lists as Mounts
@@ -49,6 +50,10 @@ class ContainerRecord:
 
     def __post_init__(self):
         self.State = {**new_state(), **self.State}  # a record written by an older version
+        if isinstance(self.Config, dict):  # read from disk: the typed objects again
+            self.Config = Config.from_dict(self.Config)
+        if isinstance(self.HostConfig, dict):
+            self.HostConfig = HostConfig.from_dict(self.HostConfig)
 
     @property
     def directory(self) -> Path:
@@ -56,8 +61,7 @@ class ContainerRecord:
 
     @property
     def command(self) -> list[str]:
-        """What runs as the container's process: Entrypoint followed by Cmd (Docker's rule)."""
-        return [*(self.Config.get("Entrypoint") or []), *(self.Config.get("Cmd") or [])]
+        return self.Config.command
 
     @property
     def status(self) -> str:
@@ -68,7 +72,12 @@ class ContainerRecord:
         self.State.update(Running=status in ("running", "paused", "restarting"),
                           Paused=status == "paused", Restarting=status == "restarting",
                           Dead=status == "dead")
-        write_json(self.directory / "config.json", asdict(self))
+        write_json(self.directory / "config.json", self.to_dict())
+
+    def to_dict(self) -> dict:
+        """The record as JSON, in the shape ``docker inspect`` shows."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**data, "Config": self.Config.to_dict(), "HostConfig": self.HostConfig.to_dict()}
 
     def reload(self) -> "ContainerRecord":
         fresh = load(self.Id)

@@ -16,35 +16,29 @@ import os
 
 from minidocker import kernel, namespaces, rootfs, unionfs
 from minidocker.container import records
+from minidocker.container.config import HostConfig, IpcMode
 from minidocker.errors import MinidockerError
 from minidocker.state import state_root
 
-SHARING = {"IpcMode": "ipc", "PidMode": "pid", "UTSMode": "uts", "NetworkMode": "net"}
+
+def shared_pids(host: HostConfig) -> dict[str, int]:
+    """The namespaces joined from another container (``container:ID``), as ``{kind: PID}``:
+    setns(2) goes by the PID of that container's PID 1, which must be running."""
+    join = {}
+    for kind, container in host.shared().items():
+        other = records.find(container)
+        if other.State["Status"] != "running":
+            raise MinidockerError(f"cannot join the {kind} namespace of container "
+                                  f"{other.Name}: it is not running (start it first)")
+        join[kind] = other.State["Pid"]
+    return join
 
 
-def sharing(host_config: dict) -> tuple[list[str], dict[str, int]]:
-    """Which namespaces to create and which to share: ``--ipc/--pid/--uts/--network host``
-    keeps the host's (the kind is simply not unshared), ``container:NAME`` joins that
-    container's (setns(2) by the PID of its PID 1)."""
-    kinds, join = list(namespaces.CONTAINER_NAMESPACES), {}
-    for key, kind in SHARING.items():
-        mode = host_config.get(key) or ""
-        if mode == "host" or mode.startswith("container:"):
-            kinds.remove(kind)
-        if mode.startswith("container:"):
-            other = records.find(mode.split(":", 1)[1])
-            if other.State["Status"] != "running":
-                raise MinidockerError(f"cannot join the {kind} namespace of container "
-                                      f"{other.Name}: it is not running (start it first)")
-            join[kind] = other.State["Pid"]
-    return kinds, join
-
-
-def share_ipc_memory(root: str, mode: str, pid: int | None) -> None:
+def share_ipc_memory(root: str, mode: IpcMode, pid: int | None) -> None:
     """POSIX shared memory (shm_open(3)) lives as files in /dev/shm, not in the IPC namespace:
     ``--ipc host`` and ``--ipc container:C`` also bring the host's or C's /dev/shm."""
     target = os.path.join(root, "dev/shm")
-    if mode == "host":
+    if mode.is_host:
         kernel.mount("/dev/shm", target, None, kernel.MS_BIND)  # our copy of the host's mount
     elif pid:
         mount_from_namespace(pid, "/dev/shm", target)

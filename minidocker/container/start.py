@@ -1,47 +1,51 @@
-"""Stage 6 — creating and starting a container: from ``minidocker run`` to PID 1.
+"""Stage 6 — starting a container: from its record to PID 1's execve(2).
 
-``create()`` turns the flags and the image's config into the container's record (Docker's
-Config and HostConfig, see spec.py for the rules); nothing runs yet. ``start()`` tells the
-story the kernel sees, and can tell it again for a restart:
+``start()`` tells the story the kernel sees, and can tell it again for a restart. Each step is
+one call, in the order it runs; the parent's side and the child's side are each one function
+(runc's ``standard_init_linux.go`` and containers-from-scratch's ``run``/``child`` are the
+models):
 
-1. make the container's cgroup, write its limits and the devices it may use (stages 3, 9);
-2. fork the shim, which unshares a PID namespace (after a user namespace, with ``--userns``);
-   its child unshares uts, mnt, ipc and net namespaces (or joins another container's, see
-   sharing.py) and waits while we move it into the cgroup and plug its network in (stage 8,
-   networking.py); then it unshares the cgroup namespace, so its cgroup looks like the root;
-3. inside: make every mount private, mount the overlay of the image, a small init layer and
-   the container's own upper dir (stage 4); pivot_root into it with /proc, /sys and /dev, and
-   the volumes, /etc/hosts and tini on top (stages 2, 7); set the hostname; bring ``lo`` up;
-   go to the working directory;
-4. the very last step: capabilities, the user (``-u``) and the seccomp filter (stage 9);
-5. exec the command; whoever started it (the monitor) waits for the shim, records the exit
-   code (and whether the kernel's OOM killer struck), and the cgroup and network go.
+1. ``plan_start``: everything the record asks for, read once (overlay dirs, command,
+   environment, namespaces to create or join, mounts, devices, security options);
+2. ``make_cgroup``: the container's cgroup, with its limits and allowed devices (stages 3, 9);
+3. ``namespaces.spawn`` forks the shim, which unshares a PID namespace (after a user namespace,
+   with ``--userns``); its child unshares uts, mnt, ipc and net (or joins another container's)
+   and waits while ``parent_side`` moves it into the cgroup and plugs its network in (stage 8);
+   then it unshares the cgroup namespace, so its cgroup looks like the root;
+4. ``child_side``, as the container's PID 1: make every mount private, mount the overlay of the
+   image, a small init layer and the container's upper dir (stage 4); pivot_root into it with
+   /proc, /sys and /dev, and the devices, volumes, /etc/hosts and tini on top (stages 2, 7);
+   set the hostname; bring ``lo`` up; go to the working directory; and as the very last step
+   capabilities, the user (``-u``) and the seccomp filter (stage 9);
+5. exec the command; whoever started it (the monitor) waits for the shim, and ``teardown.finish``
+   records the exit code and gives back the cgroup and the network.
 
-Man pages: see stages 1 to 9. Used by: ``minidocker run``/``create``/``start``, the monitor,
-notebooks 00 and 06.
+Man pages: see stages 1 to 9: unshare(2), setns(2), mount(2), overlay (filesystems/overlayfs
+in the kernel docs), pivot_root(2), sethostname(2), cgroups(7), capabilities(7), seccomp(2),
+execve(2). Used by: ``minidocker run``/``start``, the monitor, notebooks 00 and 06.
 """
 
+import functools
 import os
-import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from minidocker import cgroups, kernel, namespaces, rootfs, security, unionfs, volumes
-from minidocker.container import records
-from minidocker.container.names import check_name, new_id
+from minidocker.container import records, teardown
+from minidocker.container.config import Config, HostConfig
+from minidocker.container.create import create
 from minidocker.container.networking import NetworkPlan, link_environment
-from minidocker.container.sharing import mount_from_outside, share_ipc_memory, sharing, userns_root
-from minidocker.container.spec import (
-    ContainerSpec,
-    environment,
-    parse_log_opts,
-    parse_restart,
-    parse_signal,
+from minidocker.container.sharing import (
+    mount_from_outside,
+    share_ipc_memory,
+    shared_pids,
+    userns_root,
 )
 from minidocker.errors import MinidockerError
+from minidocker.image import DEFAULT_PATH
 from minidocker.security import userns
-from minidocker.security.devices import Device, host_devices, make_node, rules_for
+from minidocker.security.devices import host_devices, make_node, rules_for
 from minidocker.security.users import resolve_user, switch_user
 from minidocker.state import state_root
 
@@ -74,182 +78,154 @@ class Container:
         self.cgroup.thaw()
 
     def wait(self) -> int:
-        """Wait for PID 1; record the exit code and an OOM kill, remove the cgroup (and
-        everything else, with ``--rm``)."""
+        """Wait for PID 1; record the exit code and an OOM kill, and give back what it held
+        (everything, with ``--rm``)."""
         code = self.process.wait()
         self.oom_killed = self.cgroup.stats().oom_kills > 0
-        self.cgroup.destroy()
-        NetworkPlan(self.record).release()
-        if self.record.HostConfig.get("AutoRemove"):
-            remove(self.record)
-        else:
-            try:
-                self.record.mark_exited(code, oom_killed=self.oom_killed)
-            except MinidockerError:
-                pass  # removed meanwhile ('rm -f'): nothing left to record
+        teardown.finish(self.record, code, oom_killed=self.oom_killed)
         return code
 
 
-def create(spec: ContainerSpec) -> records.ContainerRecord:
-    """Check the spec, resolve the image and write the container's record."""
-    if spec.workdir and not os.path.isabs(spec.workdir):
-        raise MinidockerError(f"the working directory '{spec.workdir}' is invalid: it needs "
-                              "to be an absolute path (-w /some/dir)")
-    restart = parse_restart(spec.restart)
-    if spec.remove and restart["Name"] != "no":
-        raise MinidockerError("Conflicting options: --restart and --rm: a container removed "
-                              "when it exits cannot be restarted; choose one")
-    log_config = parse_log_opts(spec.log_opts)
-    from minidocker.image.store import resolve_image  # here: the monitor never needs the store
+@dataclass
+class StartPlan:
+    """What one start of a container needs, read from its record once."""
 
-    reference, image = resolve_image(spec.image)
-    defaults = image.config.get("config") or {}
-    entrypoint, cmd = command_of(spec, defaults)
-    stop_signal = spec.stop_signal or defaults.get("StopSignal") or "SIGTERM"
-    parse_signal(stop_signal)  # a bad --stop-signal fails now, not at 'stop'
-    requests = mount_requests(spec)
-    container_id = new_id()
-    name = records.claim_name(check_name(spec.name) if spec.name else None)
-    record = records.ContainerRecord(
-        Id=container_id, Name=name, Image=image.id,
-        Config={"Hostname": spec.hostname or container_id[:12], "Entrypoint": entrypoint,
-                "Cmd": cmd, "Env": [*defaults.get("Env", []), *spec.resolved_env()],
-                "WorkingDir": spec.workdir or defaults.get("WorkingDir") or "/",
-                "User": spec.user if spec.user is not None else defaults.get("User", ""),
-                "Tty": spec.tty, "OpenStdin": spec.interactive, "StdinOnce": False,
-                "Image": str(reference), "StopSignal": stop_signal,
-                "StopTimeout": spec.stop_timeout, "Volumes": defaults.get("Volumes") or {},
-                "Labels": defaults.get("Labels") or {},
-                "LowerDirs": list(image.layer_dirs())},
-        HostConfig={"ReadonlyRootfs": spec.readonly, "AutoRemove": spec.remove,
-                    "Init": spec.init, "RestartPolicy": restart,
-                    "LogConfig": {"Type": "json-file", "Config": log_config},
-                    "Binds": list(spec.volumes), "VolumesFrom": list(spec.volumes_from),
-                    **spec.extra, **docker_limits(spec.limits)})
-    record.LogPath = str(record.directory / "container-json.log")
-    if not record.command:
-        raise MinidockerError("No command specified: give one after the image name, "
-                              "e.g. 'minidocker run busybox sh'")
-    mounts = volumes.resolve(requests[0], image_volumes=record.Config["Volumes"],
-                             inherited=requests[1])  # last: it makes volumes and dirs
-    record.Mounts = [m.to_dict() for m in mounts]
-    record.save()
-    (record.directory / "upper").mkdir(exist_ok=True)  # diff/commit/export work before start
-    return record
+    record: records.ContainerRecord
+    dirs: unionfs.OverlayDirs  # the overlay: image layers (+ init layer), upper, work, merged
+    command: list[str]  # what PID 1 execs (tini first, with --init)
+    env: dict[str, str]
+    kinds: list[str]  # the namespaces to create
+    join: dict[str, int]  # the namespaces to join: {kind: PID of that container's PID 1}
+    idmap: namespaces.IdMap | None  # --userns private
+    protection: security.SecurityOptions
+    mounts: list[volumes.Mount]
+    network: NetworkPlan
+    devices_restricted: bool = field(default=False)  # a devices cgroup guards /dev (v1)
+
+    @property
+    def host(self) -> HostConfig:
+        return self.record.HostConfig
+
+    @property
+    def config(self) -> Config:
+        return self.record.Config
 
 
-def mount_requests(spec: ContainerSpec) -> tuple[list, list]:
-    """The user's mounts, parsed (``-v``, ``--mount``, ``--tmpfs``), and the mounts inherited
-    with ``--volumes-from``; a bad spec fails here, before anything is made."""
-    requests = ([volumes.parse_volume(s) for s in spec.volumes]
-                + [volumes.parse_mount(s) for s in spec.mounts]
-                + [volumes.parse_tmpfs(s) for s in spec.tmpfs])
-    inherited = []
-    for item in spec.volumes_from:
-        name, mode = volumes.parse_volumes_from(item)
-        inherited += volumes.volumes_from(records.find(name).Mounts, mode)
-    return requests, inherited
-
-
-def command_of(spec: ContainerSpec, image: dict) -> tuple[list[str], list[str]]:
-    """Entrypoint and Cmd, by Docker's rules (see spec.py)."""
-    if spec.entrypoint is not None:
-        return ([spec.entrypoint] if spec.entrypoint else []), list(spec.command)
-    return list(image.get("Entrypoint") or []), list(spec.command or image.get("Cmd") or [])
+def run(config: Config, host: HostConfig | None = None, name: str | None = None,
+        stdio: namespaces.Stdio | None = None) -> Container:
+    """``docker run`` without the terminal: create and start; call ``.wait()`` for the end."""
+    return start(create(config, host, name), stdio)
 
 
 def start(record: records.ContainerRecord,
           stdio: namespaces.Stdio | None = None) -> Container:
     """Start a created (or exited) container; returns once its command has been exec'd."""
+    plan = plan_start(record)
+    cgroup = make_cgroup(plan)
+    try:
+        process = namespaces.spawn(plan.command, plan.kinds, env=plan.env, stdio=stdio,
+                                   join=plan.join, user_map=plan.idmap,
+                                   before_start=functools.partial(parent_side, plan, cgroup),
+                                   setup=functools.partial(child_side, plan))
+    except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
+        teardown.finish(record, getattr(exc, "exit_code", 125), error=str(exc))
+        raise
+    if plan.host.Init:
+        wait_for_signal_handling(process.pid)
+    record.mark_running(process.pid)
+    plan.network.record_settings()
+    return Container(record, process, cgroup)
+
+
+def plan_start(record: records.ContainerRecord) -> StartPlan:
+    """Everything the record asks for, worked out before anything is made."""
     config, host = record.Config, record.HostConfig
-    hostname, workdir = config["Hostname"], config["WorkingDir"]
-    idmap = namespaces.IdMap(**host["UsernsMap"]) if host.get("UsernsMap") else None
-    lower = config["LowerDirs"]
+    idmap = host.UsernsMap if host.UsernsMode.is_private else None
+    network = NetworkPlan(record)
+    lower = config.LowerDirs
     if idmap:  # the files must follow the uid map (see security/userns.py)
         lower = userns.shift_layers(lower, idmap)
     placeholders = [*([f"/etc/{name}" for name in NetworkPlan.FILES]
-                      if (host.get("NetworkMode") or "none") != "none" else []),
-                    *([INIT_PATH] if host.get("Init") else [])]
+                      if not network.mode.is_none else []),
+                    *([INIT_PATH] if host.Init else [])]
     if placeholders:  # Docker's "init layer": mount points that diff and commit never see
         lower = [init_layer(record.directory / "init", placeholders, lower), *lower]
     dirs = unionfs.OverlayDirs.under(record.directory, tuple(lower))
-    if idmap:
-        volume_dirs = [m["Source"] for m in record.Mounts if m["Type"] == "volume"]
-        userns.own_writable_dirs([dirs.upper, dirs.work], idmap)
-        userns.own_empty_dirs(volume_dirs, idmap)
-    env = {**link_environment(host.get("Links", [])),
-           **environment(hostname, config["Env"], tty=config["Tty"])}
-    command = [INIT_PATH, "--", *record.command] if host.get("Init") else record.command
     mounts = [volumes.Mount.from_dict(m) for m in record.Mounts]
-    protection = security_of(host)
-    net = NetworkPlan(record)
-    kinds, join = sharing(host)
     if idmap:
-        kinds.append("user")
-    devices = [Device(**d) for d in host.get("Devices", [])]
-    cgroup, device_rules_applied = make_cgroup(record, limits_of(host),
-                                               rules_for(devices, protection.privileged))
+        userns.own_writable_dirs([dirs.upper, dirs.work], idmap)
+        userns.own_empty_dirs([m.source for m in mounts if m.type == "volume"], idmap)
+    env = {**link_environment(host.Links),
+           **environment(config.Hostname, config.Env, tty=config.Tty)}
+    command = [INIT_PATH, "--", *config.command] if host.Init else config.command
+    return StartPlan(record, dirs, command, env, host.namespaces(), shared_pids(host), idmap,
+                     host.security_options(), mounts, network)
 
-    def more_mounts(root: str) -> None:  # after /proc, /sys, /dev: a volume may go there
-        dev = os.path.join(root, "dev")
-        for device in host_devices() if protection.privileged else devices:
-            make_node(dev, device)
-        if not device_rules_applied and not protection.privileged:
-            # no devices cgroup (v2): a node the container makes in /dev must not open
-            kernel.mount(None, dev, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY
-                         | kernel.MS_NOSUID)
-        share_ipc_memory(root, host.get("IpcMode") or "", join.get("ipc"))
-        if not idmap:
-            data_mounts(root)
 
-    def data_mounts(root: str) -> None:  # what comes from the host's files
-        volumes.mount_all(mounts, root, devices_allowed=protection.privileged)
-        net.mount_files(root)
-        if host.get("Init"):
-            mount_init(root)
+def parent_side(plan: StartPlan, cgroup: cgroups.Cgroup, pid: int) -> None:
+    """The parent's part, while the child waits in its new namespaces for "go"."""
+    cgroup.add_process(pid)  # cgroup.procs: the limits hold from its first instruction
+    plan.network.attach(pid)  # a veth into its network namespace, an address, NAT
+    if plan.idmap:  # root inside cannot reach into the state root (0700): we mount for it
+        mount_from_outside(pid, plan.dirs, functools.partial(mount_host_files, plan),
+                           nodev=not plan.protection.privileged)
 
-    def before_start(pid: int) -> None:  # the parent's part, while the child waits
-        cgroup.add_process(pid)
-        net.attach(pid)
-        if idmap:  # root inside cannot reach into the state root (0700): we mount for it
-            mount_from_outside(pid, dirs, data_mounts, nodev=not protection.privileged)
 
-    def inside_the_namespaces() -> None:  # runs as the container's PID 1, before exec
-        rootfs.make_mounts_private()
-        if not idmap:
-            unionfs.mount_overlay(dirs, nodev=not protection.privileged)
-        rootfs.enter_rootfs(rootfs.RootfsSpec(userns_root(str(state_root())) if idmap
-                                              else dirs.merged,
-                                              readonly=host["ReadonlyRootfs"],
-                                              more_mounts=more_mounts,
-                                              privileged=protection.privileged))
-        if "uts" in kinds:  # never the host's (--uts host)
-            kernel.sethostname(hostname)
-        if "net" in kinds and net.mode == "none":
-            kernel.interface_up("lo")  # a new network namespace has only lo, and it is down
-        user = resolve_user(config.get("User"), host.get("GroupAdd"))
-        if not any(item.startswith("HOME=") for item in config["Env"]):
-            env["HOME"] = user.home  # env is this process's copy: spawn execs with it
-        enter_workdir(workdir)
-        security.apply(protection, switch_user=lambda: switch_user(user))  # the last step
+def child_side(plan: StartPlan) -> None:
+    """The container's side, as its PID 1 in the new namespaces, just before execve(2)."""
+    rootfs.make_mounts_private()  # mount_namespaces(7): nothing we mount reaches the host
+    if not plan.idmap:  # overlay: the image's layers, the init layer, the upper dir
+        unionfs.mount_overlay(plan.dirs, nodev=not plan.protection.privileged)
+    root = userns_root(str(state_root())) if plan.idmap else plan.dirs.merged
+    rootfs.enter_rootfs(rootfs.RootfsSpec(  # /proc, /sys, /dev, then pivot_root(2)
+        root, readonly=plan.host.ReadonlyRootfs, privileged=plan.protection.privileged,
+        more_mounts=functools.partial(mount_extras, plan)))
+    if "uts" in plan.kinds:  # never the host's (--uts host)
+        kernel.sethostname(plan.config.Hostname)  # sethostname(2)
+    if plan.network.mode.is_none:
+        kernel.interface_up("lo")  # a new network namespace has only lo, and it is down
+    user = resolve_user(plan.config.User, plan.host.GroupAdd)  # the image's /etc/passwd
+    if not any(item.startswith("HOME=") for item in plan.config.Env):
+        plan.env["HOME"] = user.home  # env is this process's copy: spawn execs with it
+    enter_workdir(plan.config.WorkingDir)
+    security.apply(plan.protection, switch_user=lambda: switch_user(user))  # the last step
 
-    try:
-        process = namespaces.spawn(command, kinds, env=env, stdio=stdio, join=join,
-                                   user_map=idmap, setup=inside_the_namespaces,
-                                   before_start=before_start)
-    except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
-        cgroup.destroy()
-        net.release()
-        if host.get("AutoRemove"):
-            remove(record)
-        else:
-            record.mark_exited(getattr(exc, "exit_code", 125), error=str(exc))
-        raise
-    if host.get("Init"):
-        wait_for_signal_handling(process.pid)
-    record.mark_running(process.pid)
-    net.record_settings()
-    return Container(record, process, cgroup)
+
+def mount_extras(plan: StartPlan, root: str) -> None:
+    """Inside, after /proc, /sys and /dev, before pivot_root: devices, /dev/shm, and what
+    comes from the host's files (a volume may go under /dev)."""
+    dev = os.path.join(root, "dev")
+    for device in host_devices() if plan.protection.privileged else plan.host.Devices:
+        make_node(dev, device)  # mknod(2)
+    if not plan.devices_restricted and not plan.protection.privileged:
+        # no devices cgroup (v2): a node the container makes in /dev must not open
+        kernel.mount(None, dev, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY
+                     | kernel.MS_NOSUID)
+    share_ipc_memory(root, plan.host.IpcMode, plan.join.get("ipc"))
+    if not plan.idmap:
+        mount_host_files(plan, root)
+
+
+def mount_host_files(plan: StartPlan, root: str) -> None:
+    """Bind mounts from the host's files: volumes, /etc/hosts and friends, tini."""
+    volumes.mount_all(plan.mounts, root, devices_allowed=plan.protection.privileged)
+    plan.network.mount_files(root)
+    if plan.host.Init:
+        mount_init(root)
+
+
+def environment(hostname: str, items: list[str], tty: bool = False,
+                home: str = "/root") -> dict[str, str]:
+    """The process environment, built as Docker builds it: defaults, then ``items`` (the
+    image's Env followed by the user's); an item without ``=`` is ignored."""
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname, "HOME": home}
+    if tty:
+        env["TERM"] = "xterm"
+    for item in items:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    return env
 
 
 def wait_for_signal_handling(pid: int, timeout: float = 2.0) -> None:
@@ -266,13 +242,6 @@ def wait_for_signal_handling(pid: int, timeout: float = 2.0) -> None:
         except FileNotFoundError:
             return
         time.sleep(0.002)
-
-
-def security_of(host_config: dict) -> security.SecurityOptions:
-    """Stage 9's options from the record (Docker's defaults when the flags gave none)."""
-    if "Security" in host_config:
-        return security.SecurityOptions.from_dict(host_config["Security"])
-    return security.parse_security_opts()
 
 
 def init_layer(directory: Path, files: list[str], layers: list[str]) -> str:
@@ -305,11 +274,11 @@ def mount_init(merged: str) -> None:
     kernel.mount(None, target, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY)
 
 
-def make_cgroup(record: records.ContainerRecord, limits: cgroups.Limits,
-                device_rules: list[str]) -> tuple[cgroups.Cgroup, bool]:
-    """The container's cgroup, made and limited before its process exists; and whether this
-    machine's cgroups could restrict its devices (v1 can, see security/devices.py)."""
-    cgroup = cgroups.for_container(record.Id)
+def make_cgroup(plan: StartPlan) -> cgroups.Cgroup:
+    """The container's cgroup, made and limited before its process exists; the plan learns
+    whether this machine's cgroups restrict its devices (v1 can, see security/devices.py)."""
+    cgroup = cgroups.for_container(plan.record.Id)
+    rules = rules_for(plan.host.Devices, plan.protection.privileged)
     try:
         for attempt in range(3):  # the shared parent may vanish under us (its last
             try:                  # container going at the same moment): just try again
@@ -318,49 +287,13 @@ def make_cgroup(record: records.ContainerRecord, limits: cgroups.Limits,
             except FileNotFoundError:
                 if attempt == 2:
                     raise
-        cgroup.set_limits(limits)
-        devices_restricted = cgroup.allow_devices(device_rules)
+        cgroup.set_limits(plan.host.Resources)
+        plan.devices_restricted = cgroup.allow_devices(rules)
     except OSError as exc:
         cgroup.destroy()
         raise MinidockerError(f"cannot set up the container's cgroup: {exc} (run "
                               "'minidocker doctor' to see the cgroup layout)") from exc
-    return cgroup, devices_restricted
-
-
-def release(record: records.ContainerRecord) -> None:
-    """Give back what a container held in the kernel: its processes and its cgroup (killed
-    through the cgroup: every process of the container, nobody else's), its network."""
-    cgroups.for_container(record.Id).destroy()
-    NetworkPlan(record).release()
-
-
-def remove(record: records.ContainerRecord) -> None:
-    """Forget a container: release it, then delete its directory (upper dir, log, record)."""
-    release(record)
-    record.remove()
-    shutil.rmtree(record.directory, ignore_errors=True)
-
-
-DOCKER_LIMITS = {"memory": "Memory", "memory_swap": "MemorySwap", "cpu_quota": "CpuQuota",
-                 "cpu_period": "CpuPeriod", "cpu_shares": "CpuShares",
-                 "cpuset_cpus": "CpusetCpus", "pids_limit": "PidsLimit"}
-
-
-def docker_limits(limits: cgroups.Limits) -> dict:
-    """The limits under Docker's HostConfig names (0 or "" = unlimited), for ``inspect``."""
-    return {docker: getattr(limits, ours) or ("" if ours == "cpuset_cpus" else 0)
-            for ours, docker in DOCKER_LIMITS.items()}
-
-
-def limits_of(host_config: dict) -> cgroups.Limits:
-    """The limits back from a record's HostConfig."""
-    return cgroups.Limits(**{ours: host_config.get(docker) or None
-                             for ours, docker in DOCKER_LIMITS.items()})
-
-
-def run(spec: ContainerSpec, stdio: namespaces.Stdio | None = None) -> Container:
-    """``docker run`` without the terminal: create and start; call ``.wait()`` for the end."""
-    return start(create(spec), stdio)
+    return cgroup
 
 
 def enter_workdir(workdir: str) -> None:

@@ -16,17 +16,18 @@ Man pages: network_namespaces(7), veth(4), ip-link(8), bridge(8), iptables(8).
 Used by: notebook 08-networking, lab 08-networking.
 """
 
-from minidocker.network.endpoints import (
-    Endpoint,
-    NetworkRequest,
-    attach,
-    endpoints_of,
-    port_lines,
-    prune,
-    release,
-)
-from minidocker.network.hosts import write_container_files
-from minidocker.network.ports import PortBinding
+import importlib
 
-__all__ = ["Endpoint", "NetworkRequest", "PortBinding", "attach", "endpoints_of", "port_lines",
-           "prune", "release", "write_container_files"]
+# Each name and the module that holds it. They load on first use (PEP 562), so that a caller who
+# only parses flags (``network.ports``, ``network.hosts``) never imports pyroute2: ``--network
+# none`` and ``minidocker --help`` stay fast.
+EXPORTS = {"Endpoint": "endpoints", "NetworkRequest": "endpoints", "attach": "endpoints",
+           "endpoints_of": "endpoints", "port_lines": "endpoints", "prune": "endpoints",
+           "release": "endpoints", "write_container_files": "hosts", "PortBinding": "ports"}
+__all__ = sorted(EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in EXPORTS:
+        raise AttributeError(f"module 'minidocker.network' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"minidocker.network.{EXPORTS[name]}"), name)

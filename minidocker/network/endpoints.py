@@ -38,13 +38,13 @@ from minidocker.network.store import Network
 class NetworkRequest:
     """What ``run``'s flags ask of the network, as given on the command line."""
 
-    network: str = "bridge"  # --network: bridge | none | host | container:<id> | <name>
+    network: str  # --network: bridge | none | host | container:<id> | <name>
     name: str = ""  # the container's name: what peers on a user network call it
     hostname: str = ""
     aliases: list[str] = field(default_factory=list)  # --network-alias
-    publish: list[str] = field(default_factory=list)  # -p values
+    publish: list[ports.PortBinding] = field(default_factory=list)  # -p, parsed
     publish_all: bool = False  # -P
-    expose: list[str] = field(default_factory=list)  # --expose and the image's ExposedPorts
+    expose: list[tuple[int, str]] = field(default_factory=list)  # the ExposedPorts
     links: list[str] = field(default_factory=list)  # --link name[:alias]
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
@@ -121,11 +121,10 @@ def _check_mode(record: dict, request: NetworkRequest) -> Network | None:
 
 
 def _requested_ports(request: NetworkRequest) -> list[ports.PortBinding]:
-    bindings = [b for spec in request.publish for b in ports.parse_publish(spec)]
+    bindings = list(request.publish)
     if request.publish_all:
-        exposed = [p for spec in request.expose for p in ports.parse_expose(spec)]
         published = {(b.container_port, b.proto) for b in bindings}
-        bindings += [b for b in ports.publish_all(exposed)
+        bindings += [b for b in ports.publish_all(request.expose)
                      if (b.container_port, b.proto) not in published]
     if bindings and request.mode != "bridge":
         raise MinidockerError(f"published ports are discarded with --network "

@@ -1,0 +1,335 @@
+"""Stage 6 — a container's configuration, typed, in the Docker Engine API's own words.
+
+Docker splits what a container is into two objects. ``Config`` says *what runs*: the image,
+the command, its environment, user and working directory — portable, it could run on any
+host. ``HostConfig`` says *how this host runs it*: which namespaces it shares (network, IPC,
+PID, UTS, user, cgroup modes), its mounts, published ports, limits and privileges.
+
+Every front end fills these two objects, and the engine reads nothing else: the CLI from its
+flags, notebooks and labs from Python, and later the daemon from the JSON of
+``POST /containers/create``, the builder for each RUN step and compose from a YAML file. A flag
+is parsed once, into a value that answers questions (``NetworkMode.is_host``, as moby's
+``container.NetworkMode.IsHost()``), so nobody reads the raw string again. ``to_dict`` gives
+the JSON that ``docker inspect`` shows; ``from_dict`` reads it back from a record on disk.
+
+Specs: the Docker Engine API reference, "ContainerCreate" (ContainerConfig, HostConfig);
+moby's ``api/types/container/hostconfig.go`` for the modes. Used by: every container verb,
+notebooks 00 and 06.
+"""
+
+import signal
+from dataclasses import dataclass, field, fields
+
+from minidocker.cgroups import Limits
+from minidocker.errors import MinidockerError
+from minidocker.namespaces import CONTAINER_NAMESPACES, IdMap
+
+# --- namespace modes: --network, --ipc, --pid, --uts, --userns, --cgroupns -------------------
+
+
+@dataclass(frozen=True)
+class NamespaceMode:
+    """One ``--<kind> MODE`` value: "" (the default: a private namespace), ``host`` (keep the
+    host's: the kind is not unshared) or ``container:NAME`` (join that container's)."""
+
+    value: str = ""
+    flag = "--mode"
+    words = ("host",)  # the words this kind accepts besides "" and private
+    joins_containers = True  # container:NAME makes sense for this kind
+
+    @classmethod
+    def parse(cls, text: str | None) -> "NamespaceMode":
+        """Check a mode as the user typed it; a bad one is a clear error, before create."""
+        text = text or ""
+        if text in ("", "private", *cls.words):
+            return cls(text)
+        if cls.joins_containers and text.startswith("container:") and len(text) > 10:
+            return cls(text)
+        choices = ", ".join(["private", *cls.words,
+                             *(["container:NAME"] if cls.joins_containers else [])])
+        raise MinidockerError(f"invalid {cls.flag} mode '{text}': use {choices}")
+
+    @property
+    def is_host(self) -> bool:
+        return self.value == "host"
+
+    @property
+    def is_none(self) -> bool:
+        return self.value == "none"
+
+    @property
+    def container(self) -> str:
+        """The container named by ``container:NAME`` (its ID once created), else ""."""
+        return self.value.partition(":")[2] if self.value.startswith("container:") else ""
+
+    @property
+    def is_private(self) -> bool:
+        """A namespace of its own (not the host's, not another container's)."""
+        return not (self.is_host or self.container)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class IpcMode(NamespaceMode):
+    flag, words = "--ipc", ("host", "shareable", "none")
+
+
+class PidMode(NamespaceMode):
+    flag = "--pid"
+
+
+class UTSMode(NamespaceMode):
+    flag, joins_containers = "--uts", False
+
+
+class CgroupnsMode(NamespaceMode):
+    flag, joins_containers = "--cgroupns", False
+
+
+class UsernsMode(NamespaceMode):
+    """``--userns private`` makes a user namespace (root inside, an unprivileged uid outside);
+    "" or ``host`` keeps the host's, as Docker's default."""
+
+    flag, words, joins_containers = "--userns", ("host",), False
+
+    @property
+    def is_private(self) -> bool:
+        return self.value == "private"
+
+
+class NetworkMode(NamespaceMode):
+    """``--network``: ``bridge`` (Docker's default bridge), ``none`` (only ``lo``), ``host``,
+    ``container:NAME``, or the name of a network made with ``network create``."""
+
+    flag = "--network"
+
+    @classmethod
+    def parse(cls, text: str | None) -> "NetworkMode":
+        text = text or "none"
+        if text == "default":
+            return cls("bridge")
+        if text.startswith("container:") and len(text) <= 10:
+            raise MinidockerError("invalid --network mode 'container:': name the container, "
+                                  "as in container:web")
+        return cls(text)
+
+    @property
+    def is_bridge(self) -> bool:
+        """A bridge network: the default one or a user network (a veth gets plugged in)."""
+        return not (self.is_none or self.is_host or self.container)
+
+    @property
+    def network(self) -> str:
+        """The network to join, for a bridge network."""
+        return self.value if self.is_bridge else ""
+
+
+# --- the two objects ---------------------------------------------------------------------------
+
+@dataclass
+class RestartPolicy:
+    """``--restart no|on-failure[:N]|always|unless-stopped``."""
+
+    Name: str = "no"
+    MaximumRetryCount: int = 0
+
+    POLICIES = ("no", "on-failure", "always", "unless-stopped")
+
+    @classmethod
+    def parse(cls, text: str) -> "RestartPolicy":
+        name, _, count = text.partition(":")
+        if name not in cls.POLICIES:
+            raise MinidockerError(f"invalid restart policy '{text}': choose no, "
+                                  "on-failure[:N], always or unless-stopped")
+        if count and (name != "on-failure" or not count.isdigit()):
+            raise MinidockerError(f"invalid restart policy '{text}': only on-failure takes a "
+                                  "maximum retry count, a number (on-failure:3)")
+        return cls(name, int(count or 0))
+
+
+@dataclass
+class Config:
+    """What runs. Empty values mean "the image's": ``Cmd``/``Entrypoint`` None, ``WorkingDir``,
+    ``User``, ``StopSignal`` "". ``create`` fills them in from the image (see create.py)."""
+
+    Image: str = ""
+    Cmd: list[str] | None = None
+    Entrypoint: list[str] | None = None  # [] or [""] clears the image's (--entrypoint "")
+    Env: list[str] = field(default_factory=list)  # KEY=VALUE
+    WorkingDir: str = ""
+    User: str = ""
+    Hostname: str = ""  # "": the first 12 hex digits of the container ID
+    Tty: bool = False
+    OpenStdin: bool = False
+    StdinOnce: bool = False
+    StopSignal: str = ""
+    StopTimeout: int | None = None  # seconds before SIGKILL (None: 10)
+    ExposedPorts: dict = field(default_factory=dict)  # {"80/tcp": {}}
+    Volumes: dict = field(default_factory=dict)  # {"/data": {}}: anonymous volumes
+    Labels: dict = field(default_factory=dict)
+    LowerDirs: list[str] = field(default_factory=list)  # the image's unpacked layers
+
+    @property
+    def command(self) -> list[str]:
+        """What runs as the container's process: Entrypoint followed by Cmd (Docker's rule)."""
+        return [*(self.Entrypoint or []), *(self.Cmd or [])]
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class HostConfig:
+    """How this host runs it. The Python API's default network is ``none`` (no pyroute2, no
+    bridge: a notebook's container starts fast); the CLI asks for ``bridge``, as Docker."""
+
+    NetworkMode: NetworkMode = field(default_factory=lambda: NetworkMode("none"))
+    IpcMode: IpcMode = field(default_factory=IpcMode)
+    PidMode: PidMode = field(default_factory=PidMode)
+    UTSMode: UTSMode = field(default_factory=UTSMode)
+    UsernsMode: UsernsMode = field(default_factory=UsernsMode)
+    CgroupnsMode: CgroupnsMode = field(default_factory=CgroupnsMode)
+    UsernsMap: IdMap | None = None  # with --userns private: --uidmap
+    UsernsFiles: str = ""  # how the layers follow the map: "chown"
+    PortBindings: list = field(default_factory=list)  # network.PortBinding, parsed from -p
+    PublishAllPorts: bool = False
+    NetworkAliases: list[str] = field(default_factory=list)
+    Links: list[str] = field(default_factory=list)
+    Dns: list[str] = field(default_factory=list)
+    DnsSearch: list[str] = field(default_factory=list)
+    ExtraHosts: list[str] = field(default_factory=list)
+    Binds: list[str] = field(default_factory=list)  # -v
+    Mounts: list[str] = field(default_factory=list)  # --mount
+    Tmpfs: list[str] = field(default_factory=list)  # --tmpfs
+    VolumesFrom: list[str] = field(default_factory=list)
+    Resources: Limits = field(default_factory=Limits)
+    RestartPolicy: RestartPolicy = field(default_factory=RestartPolicy)
+    AutoRemove: bool = False  # --rm
+    ReadonlyRootfs: bool = False
+    Init: bool = False
+    LogConfig: dict = field(default_factory=lambda: {"Type": "json-file", "Config": {}})
+    CapAdd: list[str] = field(default_factory=list)
+    CapDrop: list[str] = field(default_factory=list)
+    Privileged: bool = False
+    SecurityOpt: list[str] = field(default_factory=list)
+    GroupAdd: list[str] = field(default_factory=list)
+    Devices: list = field(default_factory=list)  # security.devices.Device
+    Security: object = None  # security.SecurityOptions (None: Docker's defaults)
+
+    def namespaces(self) -> list[str]:
+        """The kinds of namespace to create: a host or ``container:`` mode creates none."""
+        modes = {"net": self.NetworkMode, "ipc": self.IpcMode, "pid": self.PidMode,
+                 "uts": self.UTSMode, "cgroup": self.CgroupnsMode}
+        kinds = [kind for kind in CONTAINER_NAMESPACES
+                 if kind not in modes or modes[kind].is_private]
+        return [*(["user"] if self.UsernsMode.is_private else []), *kinds]
+
+    def security_options(self):
+        """Stage 9's options: what the flags asked for, or Docker's defaults."""
+        from minidocker import security  # seccomp's compiler: only when a process starts
+
+        return self.Security or security.parse_security_opts()
+
+    def shared(self) -> dict[str, str]:
+        """``{kind: container}`` for each namespace joined from another container."""
+        modes = {"net": self.NetworkMode, "ipc": self.IpcMode, "pid": self.PidMode}
+        return {kind: mode.container for kind, mode in modes.items() if mode.container}
+
+    def to_dict(self) -> dict:
+        """As ``docker inspect`` shows HostConfig: modes as strings, PortBindings keyed by
+        ``PORT/PROTO``, the resource limits flat."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in data.items():
+            if isinstance(value, NamespaceMode):
+                data[name] = str(value)
+        data.update(UsernsMap=vars(self.UsernsMap) if self.UsernsMap else None,
+                    PortBindings=port_bindings_dict(self.PortBindings),
+                    RestartPolicy=vars(self.RestartPolicy),
+                    Devices=[d.to_dict() for d in self.Devices],
+                    Security=self.Security.to_dict() if self.Security else None)
+        del data["Resources"]
+        data.update(docker_limits(self.Resources))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "HostConfig":
+        from minidocker.security import SecurityOptions  # stage 9: only a record needs them
+        from minidocker.security.devices import Device
+
+        known = {f.name for f in fields(cls)}
+        host = cls(**{k: v for k, v in data.items() if k in known and v is not None
+                      and k not in MODES and k not in CONVERTED})
+        for name, kind in MODES.items():
+            setattr(host, name, kind(data.get(name) or ("none" if kind is NetworkMode else "")))
+        host.UsernsMap = IdMap(**data["UsernsMap"]) if data.get("UsernsMap") else None
+        host.PortBindings = parse_port_bindings_dict(data.get("PortBindings") or {})
+        host.RestartPolicy = RestartPolicy(**data.get("RestartPolicy", {}))
+        host.Devices = [Device(**d) for d in data.get("Devices") or []]
+        host.Security = SecurityOptions.from_dict(data["Security"]) if data.get("Security") \
+            else None
+        host.Resources = limits_of(data)
+        return host
+
+
+MODES = {"NetworkMode": NetworkMode, "IpcMode": IpcMode, "PidMode": PidMode,
+         "UTSMode": UTSMode, "UsernsMode": UsernsMode, "CgroupnsMode": CgroupnsMode}
+CONVERTED = ("UsernsMap", "PortBindings", "RestartPolicy", "Devices", "Security", "Resources")
+
+
+# --- ports and limits under Docker's names ----------------------------------------------------
+
+def port_bindings_dict(bindings: list) -> dict:
+    """``-p 8080:80`` as Docker's HostConfig.PortBindings: ``{"80/tcp": [{"HostIp": "",
+    "HostPort": "8080"}]}`` (an empty HostPort: any free port)."""
+    result: dict[str, list] = {}
+    for b in bindings:
+        result.setdefault(f"{b.container_port}/{b.proto}", []).append(
+            {"HostIp": "" if b.host_ip == "0.0.0.0" else b.host_ip,
+             "HostPort": str(b.host_port) if b.host_port else ""})
+    return result
+
+
+def parse_port_bindings_dict(data: dict) -> list:
+    """The reverse of ``port_bindings_dict``."""
+    from minidocker.network.ports import PortBinding
+
+    return [PortBinding(int(port.partition("/")[0]), port.partition("/")[2] or "tcp",
+                        b.get("HostIp") or "0.0.0.0", int(b.get("HostPort") or 0))
+            for port, bindings in data.items() for b in bindings or []]
+
+
+DOCKER_LIMITS = {"memory": "Memory", "memory_swap": "MemorySwap", "cpu_quota": "CpuQuota",
+                 "cpu_period": "CpuPeriod", "cpu_shares": "CpuShares",
+                 "cpuset_cpus": "CpusetCpus", "pids_limit": "PidsLimit"}
+
+
+def docker_limits(limits: Limits) -> dict:
+    """The limits under Docker's HostConfig names (0 or "" = unlimited), for ``inspect``."""
+    return {docker: getattr(limits, ours) or ("" if ours == "cpuset_cpus" else 0)
+            for ours, docker in DOCKER_LIMITS.items()}
+
+
+def limits_of(host_config: dict) -> Limits:
+    """The limits back from a HostConfig as ``inspect`` shows it."""
+    return Limits(**{ours: host_config.get(docker) or None
+                     for ours, docker in DOCKER_LIMITS.items()})
+
+
+# --- small values of the flags ----------------------------------------------------------------
+
+def parse_signal(name: str | int) -> int:
+    """A signal given as ``SIGTERM``, ``TERM``, ``term`` or ``15``."""
+    text = str(name).upper()
+    if text.isdigit() and 0 < int(text) < signal.NSIG:
+        return int(text)
+    try:
+        return int(signal.Signals[text if text.startswith("SIG") else f"SIG{text}"])
+    except KeyError:
+        raise MinidockerError(f"invalid signal: {name} (use a name like SIGTERM or KILL, or a "
+                              "number; 'kill -l' lists them)") from None
