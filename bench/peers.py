@@ -26,7 +26,7 @@ from pathlib import Path
 from time import perf_counter
 
 from minidocker import cgroups, kernel
-from minidocker.container import ContainerSpec, create, run, start
+from minidocker.container import Config, HostConfig, create, run, start
 from minidocker.container.names import new_id
 from minidocker.image.busybox import create_busybox_image
 from minidocker.image.store import Image
@@ -184,18 +184,16 @@ def minidocker_cases(ws: Workspace) -> tuple[list[Case], Path]:
 
     def api_once(limited: bool) -> Callable[[], None]:
         def once() -> None:
-            spec = ContainerSpec(image="busybox", command=["true"], remove=True,
-                                 limits=limits if limited else cgroups.Limits())
-            code = run(spec, stdio).wait()
+            host = HostConfig(AutoRemove=True, Resources=limits if limited else cgroups.Limits())
+            code = run(Config(Image="busybox", Cmd=["true"]), host, stdio=stdio).wait()
             if code != 0:
                 raise BenchError(f"run(spec).wait() returned {code}, expected 0")
         return once
 
     def phases_once() -> dict[str, float]:
         """The same work as ``run()`` (which is ``start(create(spec))``), timed in its steps."""
-        spec = ContainerSpec(image="busybox", command=["true"], remove=True)
         t0 = perf_counter()
-        record = create(spec)
+        record = create(Config(Image="busybox", Cmd=["true"]), HostConfig(AutoRemove=True))
         t1 = perf_counter()
         container = start(record, stdio)
         t2 = perf_counter()
@@ -206,10 +204,10 @@ def minidocker_cases(ws: Workspace) -> tuple[list[Case], Path]:
         return {"create": t1 - t0, "start": t2 - t1, "wait": t3 - t2}
 
     limits_text = ", ".join(f'{k}="{v}"' for k, v in LIMITS.items())
-    api = Case("minidocker-api", "api", "minidocker", "run(spec).wait()  # in-process",
+    api = Case("minidocker-api", "api", "minidocker", "run(config, host).wait()  # in-process",
                api_once(False))
     api_limits = Case("minidocker-api-limits", "api", "minidocker + limits",
-                      f"spec.limits = build_limits({limits_text})", api_once(True))
+                      f"host.Resources = build_limits({limits_text})", api_once(True))
     phases = Case("minidocker-api-phases", "phases", "minidocker",
                   "create(spec); start(...); .wait()", phases_once)
     return [cli, cli_limits, api, api_limits, phases, cgroup_case(limits)], image_root

@@ -14,7 +14,7 @@ import pytest
 
 from minidocker import cgroups
 from minidocker.cgroups import Limits, build_limits
-from minidocker.container import ContainerSpec, run
+from minidocker.container import Config, HostConfig, run
 from minidocker.errors import MinidockerError
 from minidocker.namespaces import Stdio
 
@@ -23,8 +23,8 @@ DRIVER = cgroups.for_container("x").version  # what containers use on this machi
 
 def start(command: list[str], **limits) -> "run":
     null = os.open(os.devnull, os.O_RDWR)
-    spec = ContainerSpec("busybox", command, remove=True, limits=build_limits(**limits))
-    container = run(spec, Stdio(null, null, null))
+    host = HostConfig(AutoRemove=True, Resources=build_limits(**limits))
+    container = run(Config(Image="busybox", Cmd=command), host, stdio=Stdio(null, null, null))
     os.close(null)
     return container
 
@@ -85,9 +85,9 @@ COUNT_FOR_SECONDS = (f"trap 'echo $i; exit' TERM; i=0; (sleep {SECONDS}; kill -T
 def count_for_seconds(**limits) -> tuple[int, float]:
     """How far a busy loop counts in SECONDS of wall time, and the CPU seconds it was given."""
     read_fd, write_fd = os.pipe()
-    spec = ContainerSpec("busybox", ["sh", "-c", COUNT_FOR_SECONDS], remove=True,
-                         limits=build_limits(**limits))
-    container = run(spec, Stdio(0, write_fd, 2))
+    host = HostConfig(AutoRemove=True, Resources=build_limits(**limits))
+    container = run(Config(Image="busybox", Cmd=["sh", "-c", COUNT_FOR_SECONDS]), host,
+                    stdio=Stdio(0, write_fd, 2))
     os.close(write_fd)
     with os.fdopen(read_fd) as out:
         count = int(out.read())

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from minidocker import cgroups
-from minidocker.container import ContainerSpec, create, lifecycle, records
+from minidocker.container import Config, create, lifecycle, records
 
 from .conftest import MINIDOCKER
 from .test_lifecycle import LOOP, eventually, inspect
@@ -107,11 +107,11 @@ def test_crashed_containers_are_pruned_without_leftovers(md, containers):
 def test_a_hundred_run_stop_rm_cycles_leak_nothing():
     """Through the engine's API (the CLI's Python start-up would make this slow): create,
     start under a detached monitor, stop, remove — a hundred times."""
-    spec = ContainerSpec(image="busybox", command=["sh", "-c", f"trap 'exit 0' TERM; {LOOP}"])
+    config = Config(Image="busybox", Cmd=["sh", "-c", f"trap 'exit 0' TERM; {LOOP}"])
     ids, pids = [], []
     began = time.monotonic()
     for _ in range(100):
-        record = create(spec)
+        record = create(config)
         ids.append(record.Id)
         pids.append(lifecycle.start(record))
         pids.append(record.reload().State["MonitorPid"])

@@ -18,6 +18,7 @@ import pytest
 from minidocker import namespaces, network
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.network import NetworkRequest, networks
+from minidocker.network.ports import parse_publish
 from minidocker.network.store import new_id
 from tests.helpers import port_taken
 
@@ -118,7 +119,7 @@ def boxes(tmp_path, user_networks):  # boxes go before their networks
     started: list[Box] = []
 
     def start(name: str, request: NetworkRequest | None = None) -> Box:
-        request = request or NetworkRequest()
+        request = request or NetworkRequest("bridge")
         request.name = name
         www = tmp_path / name
         www.mkdir()
@@ -235,14 +236,14 @@ def test_icc_false_keeps_containers_of_one_network_apart(boxes, user_networks):
 
 
 def test_a_published_port_is_reachable_from_outside_and_from_localhost(boxes, outside):
-    box = boxes("published", NetworkRequest(publish=["8080:80"]))
+    box = boxes("published", NetworkRequest("bridge", publish=parse_publish("8080:80")))
     assert [p.line() for p in box.endpoints[0].ports] == ["80/tcp -> 0.0.0.0:8080"]
     assert outside_fetch(outside, OUTSIDE_HOST_IP, 8080) == "hello from published\n"
     assert host_fetch(8080) == "hello from published\n"
 
 
 def test_publish_all_picks_a_free_ephemeral_port(boxes):
-    box = boxes("all", NetworkRequest(publish_all=True, expose=["80/tcp"]))
+    box = boxes("all", NetworkRequest("bridge", publish_all=True, expose=[(80, "tcp")]))
     (binding,) = box.endpoints[0].ports
     assert binding.container_port == 80 and binding.host_port > 1024
     assert host_fetch(binding.host_port) == "hello from all\n"
@@ -252,10 +253,10 @@ def test_a_port_in_use_is_a_clear_error_and_leaves_nothing(boxes):
     before = link_names()
     with port_taken(9090):
         with pytest.raises(MinidockerError, match="port is already allocated"):
-            boxes("clash", NetworkRequest(publish=["9090:80"]))
-    owner = boxes("owner", NetworkRequest(publish=["9191:80"]))
+            boxes("clash", NetworkRequest("bridge", publish=parse_publish("9090:80")))
+    owner = boxes("owner", NetworkRequest("bridge", publish=parse_publish("9191:80")))
     with pytest.raises(MinidockerError, match="9191 failed: port is already allocated"):
-        boxes("second", NetworkRequest(publish=["9191:80"]))
+        boxes("second", NetworkRequest("bridge", publish=parse_publish("9191:80")))
     assert link_names() - before - {"minidocker0"} == {owner.endpoints[0].veth}
 
 
@@ -280,7 +281,7 @@ def test_network_none_has_only_loopback_up(boxes):
 def test_release_leaves_nothing_even_after_sigkill(boxes):
     boxes("stays")  # the bridge and the chains exist from here on
     before = state()
-    gone = boxes("gone", NetworkRequest(publish=["8181:80"]))
+    gone = boxes("gone", NetworkRequest("bridge", publish=parse_publish("8181:80")))
     assert state() != before
     gone.process.signal(signal.SIGKILL)
     gone.process.wait()
@@ -293,7 +294,7 @@ def test_prune_releases_dead_containers_and_then_the_whole_setup(boxes, user_net
     network.prune()  # what earlier tests left: the default bridge and the chains
     pristine = state()
     user_networks("tmpnet")
-    box = boxes("crashed", NetworkRequest("tmpnet", publish=["8282:80"]))
+    box = boxes("crashed", NetworkRequest("tmpnet", publish=parse_publish("8282:80")))
     box.process.signal(signal.SIGKILL)
     box.process.wait()  # a crash: nobody calls release
     assert any("crashed" in line or box.id[:12] in line for line in network.prune())
@@ -339,8 +340,8 @@ def test_connect_and_disconnect_a_running_container(boxes, user_networks):
 
 
 def test_a_link_puts_the_linked_container_in_hosts_under_its_alias(boxes, tmp_path):
-    db = boxes("db", NetworkRequest(publish=["127.0.0.1:5432:80"]))
-    app = boxes("app", NetworkRequest(links=["db:database"], hostname="app.local"))
+    db = boxes("db", NetworkRequest("bridge", publish=parse_publish("127.0.0.1:5432:80")))
+    app = boxes("app", NetworkRequest("bridge", links=["db:database"], hostname="app.local"))
     hosts = network.write_container_files(app.id, tmp_path / "app")["/etc/hosts"].read_text()
     assert f"{db.ip}\tdatabase {db.id[:12]} db" in hosts
     assert hosts.splitlines()[-1] == f"{app.ip}\tapp.local app"
@@ -349,7 +350,7 @@ def test_a_link_puts_the_linked_container_in_hosts_under_its_alias(boxes, tmp_pa
     with pytest.raises(NotFound, match="No public port '81/tcp'"):
         network.port_lines(db.id, "81")
     with pytest.raises(NotFound, match="could not get container for nobody"):
-        boxes("orphan", NetworkRequest(links=["nobody"]))
+        boxes("orphan", NetworkRequest("bridge", links=["nobody"]))
 
 
 def test_host_mode_changes_nothing_and_copies_the_hosts_files(tmp_path):
@@ -357,7 +358,7 @@ def test_host_mode_changes_nothing_and_copies_the_hosts_files(tmp_path):
     container_id = new_id()
     assert network.attach(container_id, os.getpid(), NetworkRequest("host")) == []
     with pytest.raises(MinidockerError, match="published ports are discarded"):
-        network.attach(new_id(), os.getpid(), NetworkRequest("host", publish=["80"]))
+        network.attach(new_id(), os.getpid(), NetworkRequest("host", publish=parse_publish("80")))
     try:
         files = network.write_container_files(container_id, tmp_path)
         assert files["/etc/resolv.conf"].read_text().strip() == \
@@ -370,7 +371,7 @@ def test_host_mode_changes_nothing_and_copies_the_hosts_files(tmp_path):
 def test_attach_refuses_a_process_in_the_hosts_own_network_namespace():
     before = state()
     with pytest.raises(MinidockerError, match="shares this host's network namespace"):
-        network.attach(new_id(), os.getpid(), NetworkRequest())
+        network.attach(new_id(), os.getpid(), NetworkRequest("bridge"))
     assert state() == before
 
 

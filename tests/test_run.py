@@ -6,7 +6,7 @@ import subprocess
 import time
 
 from minidocker import namespaces, rootfs
-from minidocker.container import ContainerSpec, run
+from minidocker.container import Config, HostConfig, run
 
 from .conftest import MINIDOCKER
 
@@ -112,8 +112,8 @@ def test_exit_codes(md):
 
 def test_sigkill_from_the_host_gives_137():
     null = os.open(os.devnull, os.O_RDWR)
-    container = run(ContainerSpec("busybox", ["sleep", "30"], remove=True),
-                    namespaces.Stdio(null, null, null))
+    container = run(Config(Image="busybox", Cmd=["sleep", "30"]), HostConfig(AutoRemove=True),
+                    stdio=namespaces.Stdio(null, null, null))
     os.close(null)
     container.process.signal(signal.SIGKILL)
     assert container.wait() == 137
@@ -181,8 +181,9 @@ def wait_for_screen(session: str, text: str, timeout: float = 10) -> str:
 def test_init_starts_like_any_container_and_proxies_signals():
     null = os.open(os.devnull, os.O_RDWR)
     started = time.monotonic()
-    container = run(ContainerSpec("busybox", ["sleep", "5"], remove=True, init=True),
-                    namespaces.Stdio(null, null, null))
+    container = run(Config(Image="busybox", Cmd=["sleep", "5"]),
+                    HostConfig(AutoRemove=True, Init=True),
+                    stdio=namespaces.Stdio(null, null, null))
     os.close(null)
     assert time.monotonic() - started < 2  # run() returns once started, not at the end
     container.process.signal(signal.SIGTERM)  # the init has a handler: it passes it on

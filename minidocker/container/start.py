@@ -120,9 +120,9 @@ def run(config: Config, host: HostConfig | None = None, name: str | None = None,
 def start(record: records.ContainerRecord,
           stdio: namespaces.Stdio | None = None) -> Container:
     """Start a created (or exited) container; returns once its command has been exec'd."""
-    plan = plan_start(record)
-    cgroup = make_cgroup(plan)
     try:
+        plan = plan_start(record)
+        cgroup = make_cgroup(plan)
         process = namespaces.spawn(plan.command, plan.kinds, env=plan.env, stdio=stdio,
                                    join=plan.join, user_map=plan.idmap,
                                    before_start=functools.partial(parent_side, plan, cgroup),
@@ -154,7 +154,7 @@ def plan_start(record: records.ContainerRecord) -> StartPlan:
     mounts = [volumes.Mount.from_dict(m) for m in record.Mounts]
     if idmap:
         userns.own_writable_dirs([dirs.upper, dirs.work], idmap)
-        userns.own_empty_dirs([m.source for m in mounts if m.type == "volume"], idmap)
+        userns.own_empty_dirs([m.Source for m in mounts if m.Type == "volume"], idmap)
     env = {**link_environment(host.Links),
            **environment(config.Hostname, config.Env, tty=config.Tty)}
     command = [INIT_PATH, "--", *config.command] if host.Init else config.command

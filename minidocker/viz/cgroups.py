@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minidocker.cgroups import Cgroup, build_limits
-from minidocker.container import Container, ContainerSpec, run
+from minidocker.container import Config, Container, HostConfig, run
 from minidocker.namespaces import Stdio
 from minidocker.viz.table import Table
 
@@ -322,8 +322,8 @@ def start_quiet(command: list[str], **flags) -> Container:
     its stdio on /dev/null, removed when waited for."""
     null = os.open(os.devnull, os.O_RDWR)
     try:
-        spec = ContainerSpec("busybox", command, remove=True, limits=build_limits(**flags))
-        return run(spec, Stdio(null, null, null))
+        host = HostConfig(AutoRemove=True, Resources=build_limits(**flags))
+        return run(Config(Image="busybox", Cmd=command), host, stdio=Stdio(null, null, null))
     finally:
         os.close(null)
 

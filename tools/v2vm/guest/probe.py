@@ -11,7 +11,7 @@ os.environ.setdefault("MINIDOCKER_CGROUP_PARENT", "v2vm-probe")
 
 from minidocker import cgroups  # noqa: E402
 from minidocker.cgroups import build_limits  # noqa: E402
-from minidocker.container import ContainerSpec, run  # noqa: E402
+from minidocker.container import Config, HostConfig, run  # noqa: E402
 from minidocker.image.busybox import create_busybox_image  # noqa: E402
 from minidocker.namespaces import Stdio  # noqa: E402
 
@@ -55,9 +55,9 @@ def main():
     for limits in CASES:
         print(f"--- limits {limits}")
         try:
-            spec = ContainerSpec("busybox", ["sh", "-c", "sleep 2"], remove=True,
-                                 limits=build_limits(**limits))
-            container = run(spec, Stdio(null, null, null))
+            host = HostConfig(AutoRemove=True, Resources=build_limits(**limits))
+            container = run(Config(Image="busybox", Cmd=["sh", "-c", "sleep 2"]), host,
+                            stdio=Stdio(null, null, null))
         except Exception as exc:  # what a user would see
             print(f"  START FAILED: {exc.__class__.__name__}: {exc}")
             continue
