@@ -2,7 +2,10 @@
 
 It looks at what the kernel offers (namespace types, overlayfs, the cgroup layout), the tools
 minidocker uses (busybox-static, iptables) and the state (the base image).
+
 Man pages: namespaces(7), cgroups(7), overlayfs (kernel docs), iptables(8).
+Used by: ``./kit setup`` and README's troubleshooting; the notebooks point to it when a
+feature is missing (notebook 07-volumes).
 """
 
 import os

@@ -4,6 +4,8 @@ Every error a user can cause is a ``MinidockerError`` whose message says what we
 what to do next. The CLI prints it as one line and exits non-zero; it never shows a traceback
 for a user's mistake. ``exit_code`` follows Docker: 125 when minidocker itself failed,
 126 when the command cannot be run, 127 when the command was not found.
+Docker docs: ``docker run`` reference, "Exit status" (125, 126, 127).
+Used by: every stage; the lab checkers print its message as a step's FAIL.
 """
 
 

@@ -7,6 +7,7 @@ rename(2) replaces a name in one step, so a crash (even ``kill -9``) leaves the 
 new one, never a mix.
 
 Man pages: rename(2), fsync(2).
+Used by: every stage; notebooks 05-images, 07-volumes and 09-security show the state root.
 """
 
 import json

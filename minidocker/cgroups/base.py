@@ -7,6 +7,7 @@ v2: one unified tree) differ only in which files those are, so each driver is a 
 behind this interface and callers never ask which version runs.
 
 Man pages: cgroups(7), cgroup_namespaces(7); kernel docs cgroup-v1/*.rst, cgroup-v2.rst.
+Used by: notebook 03-cgroups, lab 03-cgroups (its checker reads cgroup files with ``read_keyed``).
 """
 
 import os

@@ -5,6 +5,7 @@ field of ``Limits``, in the kernel's units (bytes, microseconds, CPU lists). Eac
 writes them to the files of its cgroup version.
 
 Man pages: cgroups(7); Docker's "Runtime options with Memory, CPUs, and GPUs".
+Used by: notebook 03-cgroups (``run -m``, ``--cpus``, ``--pids-limit``), bench/run.py.
 """
 
 import re

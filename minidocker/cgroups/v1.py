@@ -10,6 +10,7 @@ join), pids.max, freezer.state, devices.deny/devices.allow. Read: cpuacct.usage,
 memory.oom_control, pids.current.
 
 Man pages: cgroups(7), cpuset(7); kernel docs admin-guide/cgroup-v1/.
+Used by: notebook 03-cgroups on a v1 or hybrid machine, lab 03-cgroups (``controller_mounts``).
 """
 
 import time

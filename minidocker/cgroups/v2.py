@@ -10,6 +10,7 @@ pids.max, cgroup.freeze, cgroup.kill. Read: cpu.stat, memory.current, memory.eve
 pids.current, cgroup.events.
 
 Man pages: cgroups(7); kernel docs admin-guide/cgroup-v2.rst.
+Used by: notebook 03-cgroups on a v2 machine (Ubuntu 24.04, the classroom VM), lab 03-cgroups.
 """
 
 import time

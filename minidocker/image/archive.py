@@ -22,6 +22,7 @@ What the peers write, and ``load`` accepts (tests/test_interop.py runs the real 
 
 Spec: image-spec image-layout.md, image-index.md; Docker's image tarball format
 (manifest.json).
+Used by: notebook 05-images (``save``, ``load``, ``import``), tests/test_interop.py.
 """
 
 import gzip

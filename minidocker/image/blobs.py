@@ -7,6 +7,7 @@ images use it. A digest from outside is checked against the strict grammar befor
 becomes part of a path.
 
 Spec: opencontainers/image-spec descriptor.md (digests), image-layout.md (blobs).
+Used by: notebook 05-images, lab 05-images (``sha256_digest``, the ``DIGEST`` grammar).
 """
 
 import hashlib

@@ -6,6 +6,7 @@ files programs expect (``/etc/passwd``, ``/etc/group``, an empty ``/tmp``). The 
 tarred into one layer and stored like any image (``busybox:latest``). No network needed.
 
 Man pages: busybox(1), passwd(5), group(5).
+Used by: ``minidocker setup`` (run by ``./kit setup``); every notebook and lab runs this image.
 """
 
 import os

@@ -3,6 +3,9 @@
 ``commit -c 'CMD ["sh"]'`` and ``import -c 'ENV A=1'`` take Dockerfile-style instructions and
 apply them to the image config: CMD and ENTRYPOINT (exec form as JSON, or the shell form, which
 becomes ``["/bin/sh", "-c", "..."]``), ENV, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL.
+Spec: image-spec config.md (``config``: Cmd, Entrypoint, Env, WorkingDir, User, Labels,
+ExposedPorts, StopSignal). Docker docs: ``docker commit --change``, ``docker import --change``.
+Used by: notebook 05-images (``commit``).
 """
 
 import json

@@ -23,6 +23,7 @@ target; setuid and setgid bits are stripped, so an image cannot smuggle in a roo
 
 Man pages: openat(2) (O_NOFOLLOW, O_DIRECTORY), mknod(2), linkat(2), fchownat(2),
 utimensat(2), xattr(7), tar(5). Kernel: Documentation/filesystems/overlayfs.rst.
+Used by: notebooks 04-union-filesystems and 05-images, labs 04-overlay and 05-images.
 """
 
 import errno

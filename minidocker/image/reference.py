@@ -5,6 +5,7 @@ when the first component has a ``.`` or ``:`` or is ``localhost`` (``localhost:5
 ``@sha256:<64 hex>`` pins a digest. Names are lowercase; tags are at most 128 characters.
 
 Spec: the grammar in distribution's ``reference`` package (docs: "docker image tag").
+Used by: every command that names an image; notebook 05-images (``tag``, ``images``).
 """
 
 import re

@@ -16,6 +16,7 @@ Every write is atomic (blob: temp file + rename; index.json: temp file + rename;
 extract into a temp dir + rename), so a ``kill -9`` at any moment leaves a store that works.
 
 Spec: opencontainers/image-spec image-layout.md, manifest.md, config.md, layer.md.
+Used by: notebooks 02-root-filesystems, 04-union-filesystems, 05-images; lab 05-images.
 """
 
 import gzip

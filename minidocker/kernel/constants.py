@@ -1,5 +1,10 @@
 """The kernel's own names for the flags the syscalls take (from <sched.h>, <sys/mount.h>,
 <linux/prctl.h>). They keep the kernel's spelling so a student can grep the man page for them.
+
+Man pages: clone(2) (CLONE_*), mount(2) (MS_*), umount2(2) (MNT_*), prctl(2) (PR_*),
+seccomp(2) (SECCOMP_*), pty(7) (TIOCGPTN, TIOCSPTLCK: what ptsname(3) and unlockpt(3) do),
+netdevice(7) (SIOC*, IFF_UP), open_tree(2) and move_mount(2) (OPEN_TREE_*, MOVE_MOUNT_*).
+Used by: the same as libc.py; labs 04, 05, 08 and 09 call ``kernel`` directly.
 """
 
 # clone(2) / unshare(2) / setns(2): one bit per namespace type

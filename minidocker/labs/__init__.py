@@ -4,15 +4,16 @@ Each lab is a folder ``labs/NN-topic/`` next to this package: ``README.md`` (the
 in steps, hints that go from a nudge to nearly the answer, how to check) and ``starter.py``, the
 student's file, whose stubs raise ``NotImplementedError("Step N: ...")``. Reference solutions
 live apart, in ``labs/solutions/``. The checker of each lab is a module here
-(``lab01_namespaces``, ``lab02_root_filesystem``, ``lab03_cgroups``, ``lab04_overlay``,
-``lab05_images``) built on ``framework`` (the format, the report) and ``sandbox`` (where the
+(``lab01_namespaces`` ... ``lab09_security``, one per stage 1-9) built on ``framework`` (the format, the report) and ``sandbox`` (where the
 student's code runs without touching the host).
 
     sudo minidocker lab list
     sudo minidocker lab check 01                  # labs/01-namespaces/starter.py
     sudo minidocker lab check 02 my_rootfs.py     # any copy of the starter
 
-Used by: ``minidocker lab`` (cli.py), and tests/test_labs.py, which proves that every checker
+Man pages: each lab module names those of its stage (lab01_namespaces.py: unshare(2),
+namespaces(7), ...); the labs' own READMEs link them.
+Used by: labs/01-namespaces ... labs/09-security through ``minidocker lab`` (cli/), and tests/test_labs.py, which proves that every checker
 fails on its starter and passes on its solution.
 """
 

@@ -1,7 +1,9 @@
 """Helpers the labs give the student ready-made, so that each lab is only about its lesson.
 
 ``from minidocker.labs.given import exec_command, wait_for`` in a lab's starter file.
+
 Man pages: execve(2), waitpid(2).
+Used by: the labs' starter files (labs/NN-topic/starter.py) and their solutions.
 """
 
 import os

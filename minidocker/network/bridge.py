@@ -11,6 +11,7 @@ parsed output of ``ip``.
 
 Man pages: ip-link(8) (type bridge), ip-address(8), bridge(8).
 Docker: the ``docker0`` bridge, ``--bip``, ``com.docker.network.bridge.name``.
+Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
 
 from pathlib import Path

@@ -22,6 +22,7 @@ In every mode, call ``write_container_files(container_id, directory)`` after ``a
 bind-mount the files it returns over ``/etc/hosts``, ``/etc/resolv.conf``, ``/etc/hostname``.
 
 Man pages: network_namespaces(7), veth(4), iptables(8).
+Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
 
 import os

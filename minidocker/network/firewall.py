@@ -29,6 +29,7 @@ Every rule is a ``Rule`` (table, chain, arguments), recorded before it is added 
 with the same arguments. ``iptables -w`` waits for the xtables lock.
 
 Man pages: iptables(8), iptables-extensions(8) (MASQUERADE, DNAT, addrtype, conntrack).
+Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
 
 import subprocess

@@ -21,6 +21,7 @@ for an instant — the same trade-off Docker makes for these files.
 
 Man pages: hosts(5), resolv.conf(5), hostname(5). Docker: ``--add-host``, ``--link``,
 ``--dns``, ``--dns-search``, ``--hostname``.
+Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
 
 import ipaddress
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.network import store
-from minidocker.network.store import Network
+from minidocker.network.records import Network
 from minidocker.state import atomic_write
 
 LOCALHOST = """127.0.0.1\tlocalhost

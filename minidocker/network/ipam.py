@@ -7,15 +7,19 @@ its container is released. Subnets of two networks must not overlap: the kernel 
 which bridge to route an address to.
 
 The allocations live in the network's record, changed only under the networks lock
-(``store.locked()``), so two containers started at once never get the same address.
+(``store.locked()``), so two containers started at once never get the same address. IPAM
+itself is arithmetic on a ``Network`` record (records.py) and never reads or writes the disk:
+the caller loads and saves the record, so store.py may use IPAM and not the other way round.
 
-Man pages: ip-address(8). Docker: ``network create --subnet --gateway``.
+Man pages: ip-address(8). Docker: ``network create --subnet --gateway``, "Bridge network
+driver" (the default address pools).
+Used by: notebook 08-networking, lab 08-networking.
 """
 
 import ipaddress
 
 from minidocker.errors import MinidockerError
-from minidocker.network.store import Network
+from minidocker.network.records import Network
 
 POOL = ipaddress.ip_network("172.19.0.0/16")  # the first pool of user networks
 POOL_LIMIT = ipaddress.ip_network("172.31.0.0/16")  # Docker's local pools end at 172.31

@@ -5,6 +5,7 @@ in a worker thread when the caller's thread has a running loop, and directly oth
 CLI, the monitor, the tests): the same code for both, and the notebooks can call the engine.
 
 Man pages: netlink(7), rtnetlink(7).
+Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
 
 import asyncio

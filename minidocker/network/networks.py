@@ -7,14 +7,16 @@ bridge of its own (``md-<id12>``) and the next free subnet. On a user network th
 find each other by name (see hosts.py), and networks are isolated from each other
 (firewall.py).
 
-Docker: ``docker network --help``.
+Man pages: ip-link(8) (type bridge), iptables(8). Docker: ``docker network --help``, "Bridge
+network driver" (user-defined bridges).
+Used by: notebook 08-networking (``network create``, ``connect``, ``disconnect``).
 """
 
 from minidocker.errors import Conflict, MinidockerError
 from minidocker.network import endpoints, ipam, store
 from minidocker.network.endpoints import Endpoint
 from minidocker.network.netlink import outside_event_loop
-from minidocker.network.store import BRIDGE_NAME_OPTION, ICC_OPTION, Network
+from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION, Network
 
 
 @outside_event_loop

@@ -10,6 +10,7 @@ or another container published it: then the run fails with Docker's message. A f
 chosen the way the kernel chooses one: bind to port 0 and read what it gave.
 
 Man pages: bind(2), ip(7) (ip_local_port_range). Docker: ``run -p/-P/--expose``, ``port``.
+Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
 
 import re

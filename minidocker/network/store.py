@@ -11,7 +11,12 @@ alone.
 Two concurrent ``run``s must not pick the same address or the same subnet: every change goes
 through ``locked()``, an exclusive flock(2) on ``networks/.lock``.
 
+The record itself (``Network``) lives in records.py; this module only stores it, and asks
+ipam.py for the default bridge's gateway. IPAM never reads the disk: the dependency goes one
+way, store -> ipam -> records.
+
 Man pages: flock(2), rename(2).
+Used by: notebook 08-networking, lab 08-networking.
 """
 
 import fcntl
@@ -20,43 +25,19 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 from minidocker.errors import MinidockerError, NotFound
-from minidocker.state import now, read_json, state_root, write_json
-
-DEFAULT_BRIDGE = "minidocker0"  # Docker's docker0
-DEFAULT_SUBNET = "172.18.0.0/16"  # Docker's 172.17.0.0/16, moved one up to live beside it
-ICC_OPTION = "com.docker.network.bridge.enable_icc"
-BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
-PREDEFINED = ("bridge", "host", "none")
-
-
-@dataclass
-class Network:
-    """One network, as ``network inspect`` shows it (plus the IPAM state)."""
-
-    id: str
-    name: str
-    driver: str  # "bridge", "host" or "null"
-    subnet: str | None = None
-    gateway: str | None = None
-    bridge: str | None = None  # the Linux bridge device of a "bridge" network
-    internal: bool = False
-    options: dict[str, str] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    created: str = field(default_factory=now)
-    allocations: dict[str, str] = field(default_factory=dict)  # container id -> IPv4 address
-
-    @property
-    def icc(self) -> bool:
-        """May containers on this network talk to each other? (``--opt enable_icc=false``)"""
-        return self.options.get(ICC_OPTION, "true").lower() != "false"
-
-    @property
-    def predefined(self) -> bool:
-        return self.name in PREDEFINED
+from minidocker.network import ipam
+from minidocker.network.records import (
+    DEFAULT_BRIDGE,
+    DEFAULT_SUBNET,
+    ICC_OPTION,
+    PREDEFINED,
+    Network,
+)
+from minidocker.state import read_json, state_root, write_json
 
 
 def networks_dir() -> Path:
@@ -112,8 +93,6 @@ def _predefined(name: str) -> Network:
     if name == "bridge":
         subnet = os.environ.get("MINIDOCKER_BRIDGE_SUBNET") or DEFAULT_SUBNET  # dockerd --bip
         icc = os.environ.get("MINIDOCKER_ICC", "true")  # dockerd --icc=false
-        from minidocker.network import ipam
-
         return Network(network_id, "bridge", "bridge", subnet, ipam.first_host(subnet),
                        DEFAULT_BRIDGE, options={ICC_OPTION: icc})
     return Network(network_id, name, {"host": "host", "none": "null"}[name])

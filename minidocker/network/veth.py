@@ -15,6 +15,7 @@ Deleting either end destroys the pair; when the container's namespace dies (its 
 exited), its end is destroyed and so is ours.
 
 Man pages: veth(4), ip-link(8), network_namespaces(7), setns(2).
+Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
 
 import errno

@@ -15,6 +15,8 @@ could *make* ``b 8:0`` anywhere. So the kernel is asked to refuse the open itsel
 * ``--privileged`` allows every device (``a *:* rwm``) and copies the host's nodes in.
 
 Man pages: mknod(2), cgroups(7); kernel docs admin-guide/cgroup-v1/devices.rst.
+Docker docs: ``run --device``, ``--privileged``. Used by: notebook 09-security (``--device``, the
+devices controller).
 """
 
 import os

@@ -22,6 +22,8 @@ This kit does the chown (``shift_layers``), which works on every kernel and ever
 filesystem, including the tmpfs the tests run on; ``inspect`` says which ran.
 
 Man pages: user_namespaces(7), mount_setattr(2), chown(2).
+Docker docs: "Isolate containers with a user namespace" (``--userns-remap``).
+Used by: notebook 09-security (``--userns``), notebook 01-namespaces (the user namespace).
 """
 
 import os

@@ -13,6 +13,7 @@ The switch happens last, just before execve(2): setgroups(2), then setgid(2), th
 in that order, because after setuid a non-root process may no longer change its groups.
 
 Man pages: passwd(5), group(5), setgroups(2), setresuid(2), credentials(7).
+Docker docs: ``run --user``. Used by: notebook 09-security (``-u``).
 """
 
 import os

@@ -6,11 +6,18 @@
     layers.py        which layer a path comes from, overlay and tar tables, du, the image graph
     rootfs_story.py  the pivot_root story, one syscall at a time, observed from inside
     cgroups.py       the cgroup tree, v1/v2 files side by side, usage sampled over time, plots
+    lifecycle.py     the container state machine, process trees and signals from /proc
+    volumes.py       which container mounts what, with the kernel's mountinfo line
+    network.py       the network topology from netlink, and a packet's path traced
+    security.py      the escape table (each escape tried from inside), the uid map graph
+    graph.py         the nodes-and-edges data that the graph pictures draw
     table.py         the Table every helper returns (plain text and HTML)
     refresh.py       python -m minidocker.viz.refresh notebooks/*.ipynb (./kit notebooks)
 
 Each helper keeps its logic in plain functions that tests call; graphviz is imported only when
-a picture is drawn. Used by: every notebook.
+a picture is drawn. Each module names the man pages of what it reads (proc(5), cgroups(7),
+rtnetlink(7) ...).
+Used by: every notebook, 00-tour to 09-security (each module names its own).
 """
 
 from minidocker.viz.cgroups import draw_cgroup_tree, files_table, memory_widget, sample

@@ -6,6 +6,8 @@ that is not 0.
 with the notebook kernel's own Python (``sys.executable -m minidocker.cli``): it works whether
 or not a ``minidocker`` command is on ``$PATH``. ``host("ps -o pid,comm -p 1")`` runs a program
 of the host the same way.
+Man pages: none of its own (subprocess, pipes); what it runs names them.
+Used by: every notebook, 00-tour to 09-security (``minidocker(...)``, ``host(...)``).
 """
 
 import shlex

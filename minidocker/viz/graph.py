@@ -1,5 +1,10 @@
 """The data behind the notebooks' pictures: nodes and labelled edges, built from live state
-and tested as data (the SVG graphviz draws from it is not compared by nbval)."""
+and tested as data (the SVG graphviz draws from it is not compared by nbval).
+
+Spec: the graphviz DOT language (what each graph becomes when it is drawn).
+Used by: viz/layers.py (notebook 05-images, the image graph) and viz/volumes.py (notebook
+07-volumes, the mount graph).
+"""
 
 from dataclasses import dataclass, field
 

@@ -9,6 +9,9 @@ the kernels in the same kind of lab host: it calls that same ``conftest.py``'s
 ``enter_lab_host()``, and its ``leaks()`` afterwards, so a notebook that leaves a process or a
 mount behind is refused here too. Each notebook's kernel starts in the notebook's directory,
 as under nbval.
+Specs: nbformat (the .ipynb format), nbval (how CI compares outputs). Man pages:
+mount_namespaces(7), network_namespaces(7) (the lab host).
+Used by: ``sudo ./kit notebooks``, for every notebook in notebooks/.
 """
 
 import argparse

@@ -3,6 +3,8 @@ terminal, a diff, nbval's comparison) and as an HTML table (JupyterLab).
 
 Every notebook helper that shows rows of evidence returns a ``Table``; the notebook displays it
 by leaving it as the cell's last expression.
+Spec: IPython's rich display protocol (``_repr_html_``), which JupyterLab calls.
+Used by: every notebook, through the helpers of viz/ (``Table`` in notebooks 02 and 05 directly).
 """
 
 import html
