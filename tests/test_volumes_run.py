@@ -5,6 +5,8 @@ named volume is seeded with what the image has at its mount point."""
 
 import json
 
+import pytest
+
 from .test_lifecycle import inspect
 
 
@@ -123,3 +125,25 @@ def test_bad_volume_specs_fail_before_anything_is_made(md):
     assert missing.returncode != 0 and "No such container" in missing.stderr
     assert volume_names(md) == before
     assert md("ps", "-a", "-q").stdout == ""
+
+
+@pytest.mark.parametrize("network", ["bridge", "none", "host"])
+def test_binds_over_etc_and_top_level_dirs_work_in_every_network_mode(md, tmp_path, network):
+    """A bind over /etc hides the init layer's mount points for hosts, resolv.conf and
+    hostname: they are made in the bound directory, as runc does (Docker's behaviour); a bind
+    over /etc/hosts itself wins over the generated file."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = md("run", "--rm", "--network", network, "-v", f"{empty}:/etc", "busybox",
+                "ls", "-A", "/etc")
+    assert result.returncode == 0, result.stderr
+    expected = set() if network == "none" else {"hostname", "hosts", "resolv.conf"}
+    assert set(result.stdout.split()) == expected
+    hosts = tmp_path / "hosts"
+    hosts.write_text("10.9.8.7 mine\n")
+    result = md("run", "--rm", "--network", network, "-v", f"{hosts}:/etc/hosts:ro", "busybox",
+                "cat", "/etc/hosts")
+    assert (result.returncode, result.stdout) == (0, "10.9.8.7 mine\n"), result.stderr
+    result = md("run", "--rm", "--network", network, "--init", "-v", f"{empty}:/sbin",
+                "-v", f"{empty}:/opt", "busybox", "sh", "-c", "ls /sbin/docker-init /opt")
+    assert result.returncode == 0, result.stderr

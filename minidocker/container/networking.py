@@ -9,9 +9,7 @@ pyroute2 is imported only when a container has a network: ``--network none`` nev
 Man pages: veth(4), ip-link(8), iptables(8), hosts(5), resolv.conf(5).
 """
 
-import os
-
-from minidocker import kernel
+from minidocker import kernel, volumes
 from minidocker.container import records
 
 
@@ -72,15 +70,17 @@ class NetworkPlan:
         network.attach(self.record.Id, pid, request)
         network.write_container_files(self.record.Id, self.record.directory)
 
-    def mount_files(self, root: str) -> None:
+    def mount_files(self, root: str, user_mounts: set[str]) -> None:
         """Inside, before pivot_root: bind the container's own hosts, resolv.conf and
-        hostname over the image's."""
+        hostname over the image's — unless the user mounted one there. The mount point is in
+        the init layer; when a volume covers /etc it is made in the volume, as runc does."""
         if self.mode.is_none:
             return
         for name in self.FILES:
-            source = self.record.directory / name
-            if source.exists():  # the mount point is in the init layer
-                kernel.mount(str(source), os.path.join(root, "etc", name), None, kernel.MS_BIND)
+            source, destination = self.record.directory / name, f"/etc/{name}"
+            if source.exists() and destination not in user_mounts:
+                target = volumes.mount_point(root, destination, is_dir=False)
+                kernel.mount(str(source), target, None, kernel.MS_BIND)
 
     def release(self) -> None:
         if not self.mode.is_none:

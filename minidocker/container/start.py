@@ -209,7 +209,7 @@ def mount_extras(plan: StartPlan, root: str) -> None:
 def mount_host_files(plan: StartPlan, root: str) -> None:
     """Bind mounts from the host's files: volumes, /etc/hosts and friends, tini."""
     volumes.mount_all(plan.mounts, root, devices_allowed=plan.protection.privileged)
-    plan.network.mount_files(root)
+    plan.network.mount_files(root, {m.Destination for m in plan.mounts})
     if plan.host.Init:
         mount_init(root)
 
@@ -269,7 +269,7 @@ def mount_init(merged: str) -> None:
     """Bind tini (static, so it needs nothing from the image) at /sbin/docker-init."""
     if not os.path.exists(TINI):
         raise MinidockerError(f"--init needs tini: {TINI} is missing (apt-get install tini)")
-    target = os.path.join(merged, INIT_PATH.lstrip("/"))
+    target = volumes.mount_point(merged, INIT_PATH, is_dir=False)  # a volume may cover /sbin
     kernel.mount(TINI, target, None, kernel.MS_BIND)
     kernel.mount(None, target, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY)
 
