@@ -160,8 +160,8 @@ def log_opts(options) -> dict:
     for option in options:
         key, sep, value = option.partition("=")
         if not sep:
-            raise MinidockerError(f"invalid --log-opt '{option}': use KEY=VALUE, e.g. "
-                                  "max-size=10m")
+            raise MinidockerError(f"invalid log opt '{option}': use --log-opt KEY=VALUE, "
+                                  "e.g. max-size=10m")
         config[key] = value
     return config
 
