@@ -5,7 +5,9 @@ a raw flag. What the docker CLI does on the client side happens here too: ``--en
 read and ``-e KEY`` takes KEY from this environment.
 
 The options of stages 8 (network) and 9 (security) are declared in this module, so that the
-lifecycle's own list (cli/lifecycle.py) does not grow with every stage."""
+lifecycle's own list (cli/lifecycle.py) does not grow with every stage.
+
+Spec: the docker CLI reference for ``docker run``; the Engine API's ContainerCreate body."""
 
 import os
 

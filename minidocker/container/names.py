@@ -1,5 +1,8 @@
 """Container IDs and names, as Docker makes them: 64 random hex digits, and an
-``adjective_scientist`` name when the user gives none."""
+``adjective_scientist`` name when the user gives none.
+
+Spec: Docker's ``run --name`` reference (names match ``[a-zA-Z0-9][a-zA-Z0-9_.-]+``); moby's
+``pkg/namesgenerator``. Man page: getrandom(2) (what ``secrets`` reads)."""
 
 import random
 import re
