@@ -130,3 +130,29 @@ def test_a_kept_container_records_its_exit_and_gives_back_its_cgroup(monkeypatch
     finally:
         teardown.remove(container.record)
     teardown.remove(container.record)  # idempotent: a second call finds nothing to do
+
+
+def test_twenty_parallel_creates_of_one_name_make_one_container(md):
+    """The name is claimed under the containers' lock: exactly one create wins, the others
+    get Docker's conflict message."""
+    import concurrent.futures
+
+    def create_one(_):
+        return md("create", "--name", "dup-under-load", "--network", "none", "busybox", "true")
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(create_one, range(20)))
+    try:
+        assert sorted(r.returncode for r in results) == [0] + [125] * 19
+        assert all('The container name "dup-under-load" is already in use' in r.stderr
+                   for r in results if r.returncode)
+        assert [r.Name for r in records.all_records()].count("dup-under-load") == 1
+    finally:
+        md("rm", "-f", "dup-under-load")
+
+
+def test_prune_removes_the_directory_of_a_create_killed_before_its_record(md):
+    orphan = records.containers_dir() / ("f" * 64)
+    (orphan / "upper").mkdir(parents=True)
+    assert md("container", "prune", "-f").returncode == 0
+    assert not orphan.exists()

@@ -33,6 +33,12 @@ def create(config: Config, host: HostConfig | None = None,
     """Check the request, resolve the image and write the container's record."""
     host = host or HostConfig()
     check_request(config, host)
+    with records.all_locked():  # the name stays free, the image stays until the record is saved
+        return make_record(config, host, name)
+
+
+def make_record(config: Config, host: HostConfig, name: str | None) -> records.ContainerRecord:
+    """The image, Docker's defaults from it, the name, the mounts, then the record."""
     from minidocker.image.store import resolve_image  # here: the monitor never needs the store
 
     reference, image = resolve_image(config.Image)
@@ -44,10 +50,10 @@ def create(config: Config, host: HostConfig | None = None,
                                      HostConfig=host)
     config.Hostname = config.Hostname or record.Id[:12]
     record.LogPath = str(record.directory / "container-json.log")
+    record.Name = records.claim_name(check_name(name) if name else None)
     mounts = volumes.resolve(requests, image_volumes=config.Volumes,
                              inherited=inherited)  # last: it makes volumes and dirs
     record.Mounts = [m.to_dict() for m in mounts]
-    record.Name = records.claim_name(check_name(name) if name else None)
     record.save()
     (record.directory / "upper").mkdir(exist_ok=True)  # diff/commit/export work before start
     return record

@@ -23,6 +23,7 @@ Man pages: kill(2), signal(7), cgroups(7) (freezer, cgroup.kill), waitpid(2).
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -159,12 +160,16 @@ def rm(record: records.ContainerRecord, force: bool = False, volumes_too: bool =
 
 
 def prune() -> list[str]:
-    """``container prune``: remove every container that is not running."""
+    """``container prune``: remove every container that is not running, and the directories
+    of creates that were killed before they saved a record. No create runs meanwhile."""
     removed = []
-    for record in records.all_records():
-        if refresh(record).status not in ACTIVE:
-            rm(record)
-            removed.append(record.Id)
+    with records.all_locked():
+        for record in records.all_records():
+            if refresh(record).status not in ACTIVE:
+                rm(record)
+                removed.append(record.Id)
+        for directory in records.unrecorded_dirs():
+            shutil.rmtree(directory, ignore_errors=True)
     return removed
 
 
@@ -177,9 +182,10 @@ def wait(record: records.ContainerRecord) -> int:
 
 
 def rename(record: records.ContainerRecord, new_name: str) -> None:
-    new_name = records.claim_name(check_name(new_name))
-    with record.locked():
-        record.Name = new_name
+    with records.all_locked():
+        new_name = records.claim_name(check_name(new_name))
+        with record.locked():
+            record.Name = new_name
 
 
 def top(record: records.ContainerRecord, ps_args: list[str] | None = None) -> str:

@@ -9,6 +9,12 @@ monitor (running, exited, restarting). Each change is a read-modify-write under 
 the container's ``lock`` file, so neither loses the other's update; and a record that ``rm``
 has removed is never written again (a monitor finishing late cannot bring it back).
 
+What concerns all containers at once — a name is free, an image is unused, a directory has
+no record — is decided under one more lock, ``containers/.lock`` (``all_locked``): create
+holds it from finding the image to saving the record, rename while it claims the new name,
+prune and image removal while they look for users. The order is always this lock first, then
+a container's own lock, so two commands never wait for each other in a circle.
+
 Man pages: flock(2), rename(2).
 """
 
@@ -176,7 +182,28 @@ def find(name_or_id: str) -> ContainerRecord:
     raise NotFound(f"No such container: {name_or_id} (see 'minidocker ps -a')")
 
 
+@contextlib.contextmanager
+def all_locked():
+    """Hold ``containers/.lock``: no container is created, renamed or pruned meanwhile."""
+    containers_dir().mkdir(parents=True, exist_ok=True)
+    fd = os.open(containers_dir() / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def unrecorded_dirs() -> list[Path]:
+    """Container directories without a record: a create killed before it saved one. Only
+    meaningful under ``all_locked`` (a create in progress holds it)."""
+    return [d for d in containers_dir().iterdir()
+            if d.is_dir() and not (d / "config.json").exists()]
+
+
 def claim_name(name: str | None) -> str:
+    """A free name (``name``, or a random one); call it under ``all_locked`` and save the
+    record before letting go, so that two creates cannot both take one name."""
     taken = {r.Name for r in all_records()}
     if name is None:
         return random_name(taken)
