@@ -14,6 +14,10 @@ parent has written its uid and gid maps: every namespace made after it is owned 
 is what lets root-inside mount /proc for its PID namespace and sysfs for its network one. The shim stays behind as the container's parent:
 it waits for PID 1 and exits with its status, 128+N when a signal N killed it.
 
+Every child that works for a parent (the shim, ``enter``, ``exec``, ``export``, sharing
+/dev/shm) talks back through one *report pipe* (``in_child``, ``fork_child``): JSON lines that
+name each step, then the value, or the error as one ``StepFailed`` naming the step that failed.
+
 Man pages: namespaces(7) pid_namespaces(7) user_namespaces(7) unshare(2) setns(2) clone(2)
 prctl(2) nsenter(1). Used by: notebook 01-namespaces, lab 01-namespaces.
 """
@@ -138,7 +142,8 @@ class StepFailed(MinidockerError):
 
 
 class ExecFailed(StepFailed):
-    """The container started but its command could not be executed (Docker's 126/127)."""
+    """The step that failed was execve(2): the command could not be executed (Docker's 126
+    when it is not executable, 127 when it is not found)."""
 
 
 class Report:
@@ -215,7 +220,8 @@ class Child:
 
 def failure(report: dict, task: str = "") -> StepFailed:
     """The one error a failed step becomes: "cannot TASK: STEP: reason". A command that could
-    not be exec'd keeps Docker's own words ('exec: "x": executable file not found ...')."""
+    not be exec'd keeps Docker's own words ('exec: "x": executable file not found ...'), and so
+    does ``spawn`` (no task): its reasons are whole sentences already."""
     code, step = report["exit_code"], report.get("step", "")
     if step == "execve":
         return ExecFailed(report["error"], step, code)

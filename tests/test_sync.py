@@ -4,8 +4,11 @@ that failed. Then each site that uses it, made to fail on purpose: the message n
 import errno
 import fcntl
 import os
+import pty
+import select
 import signal
 import socket
+import subprocess
 
 import pytest
 
@@ -13,6 +16,7 @@ from minidocker import doctor, kernel, namespaces, rootfs
 from minidocker.container import commit, records, sharing
 from minidocker.errors import MinidockerError
 from minidocker.namespaces import ExecFailed, StepFailed
+from tests.conftest import MINIDOCKER
 
 
 def a_dead_pid() -> int:
@@ -45,14 +49,18 @@ def _fail_at_open_tree(report):
     raise PermissionError(errno.EPERM, "Operation not permitted")
 
 
-def test_an_exception_in_the_child_names_the_step_that_failed():
+def failure_of(task, work) -> tuple[str, str, int]:
+    """What ``in_child`` raised: (message, step, exit code)."""
     with pytest.raises(StepFailed) as failed:
-        namespaces.in_child("share /dev/shm of process 1", _fail_at_open_tree)
-    assert str(failed.value) == ("cannot share /dev/shm of process 1: open_tree: "
-                                 "[Errno 1] Operation not permitted")
-    assert failed.value.step == "open_tree"
-    assert failed.value.exit_code == 125
+        namespaces.in_child(task, work)
     assert isinstance(failed.value, MinidockerError)  # the CLI prints it as one line
+    return str(failed.value), failed.value.step, failed.value.exit_code
+
+
+def test_an_exception_in_the_child_names_the_step_that_failed():
+    assert failure_of("share /dev/shm of process 1", _fail_at_open_tree) == (
+        "cannot share /dev/shm of process 1: open_tree: [Errno 1] Operation not permitted",
+        "open_tree", 125)
 
 
 def _refuse_with_a_code(report):
@@ -60,9 +68,8 @@ def _refuse_with_a_code(report):
 
 
 def test_a_minidocker_error_in_the_child_keeps_its_exit_code():
-    with pytest.raises(StepFailed, match="cannot look: fork: no such thing") as failed:
-        namespaces.in_child("look", _refuse_with_a_code)
-    assert failed.value.exit_code == 3
+    assert failure_of("look", _refuse_with_a_code) == ("cannot look: fork: no such thing",
+                                                       "fork", 3)
 
 
 def _die(report):
@@ -71,11 +78,9 @@ def _die(report):
 
 
 def test_a_child_killed_before_it_reported_is_an_error_naming_the_signal_and_step():
-    with pytest.raises(StepFailed) as failed:
-        namespaces.in_child("wait", _die)
-    assert str(failed.value) == ("cannot wait: stand still: the child process was killed by "
-                                 "SIGKILL before it reported")
-    assert failed.value.step == "stand still"
+    assert failure_of("wait", _die) == (
+        "cannot wait: stand still: the child process was killed by SIGKILL before it reported",
+        "stand still", 125)
 
 
 def _report_fd_flags(report):
@@ -157,6 +162,23 @@ def test_exec_in_a_missing_workdir_names_the_chdir(md, containers):
     missing = md("exec", name, "nosuch")
     assert (missing.returncode, missing.stderr) == (
         127, 'minidocker: exec: "nosuch": executable file not found in $PATH\n')
+
+
+def test_exec_with_a_terminal_still_gets_its_own_and_its_exit_code(containers):
+    name = containers.run_d("busybox", "sleep", "30")
+    master, slave = pty.openpty()
+    client = subprocess.Popen([*MINIDOCKER, "exec", "-t", name, "sh", "-c", "tty; exit 3"],
+                              stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    seen = b""
+    try:
+        while select.select([master], [], [], 10)[0]:
+            seen += os.read(master, 4096)
+    except OSError:  # EIO: every slave end is closed
+        pass
+    os.close(master)
+    assert client.wait(timeout=10) == 3
+    assert b"/dev/pts/0" in seen, seen
 
 
 def test_doctor_tries_each_namespace_in_a_child():
