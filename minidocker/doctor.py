@@ -17,7 +17,7 @@ from pathlib import Path
 from minidocker import cgroups
 from minidocker.image.store import list_images
 from minidocker.kernel import unshare
-from minidocker.namespaces import NAMESPACES, flags_for
+from minidocker.namespaces import NAMESPACES, Report, flags_for, in_child
 from minidocker.state import state_root
 
 MIN_KERNEL = (5, 4)
@@ -55,18 +55,19 @@ def check_kernel() -> Check:
 
 def check_namespace(kind: str) -> Check:
     """Try the namespace for real: a forked child unshares it and reports."""
-    child = os.fork()
-    if child == 0:
-        try:
-            unshare(flags_for([kind]))
-            os._exit(0)
-        except OSError as exc:
-            os._exit(min(exc.errno, 255))
-    errno = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
-    detail = "works" if errno == 0 else os.strerror(errno)
-    return Check(f"{kind} namespace", errno == 0, detail,
+    detail = in_child(f"try the {kind} namespace", _try_unshare, kind)
+    return Check(f"{kind} namespace", detail == "works", detail,
                  f"enable CONFIG_{kind.upper()}_NS in the kernel, or run as root outside a "
                  "restricted sandbox")
+
+
+def _try_unshare(report: Report, kind: str) -> str:
+    report.step(f"unshare {kind}")
+    try:
+        unshare(flags_for([kind]))
+    except OSError as exc:
+        return os.strerror(exc.errno)
+    return "works"
 
 
 def check_overlay() -> Check:

@@ -14,6 +14,10 @@ parent has written its uid and gid maps: every namespace made after it is owned 
 is what lets root-inside mount /proc for its PID namespace and sysfs for its network one. The shim stays behind as the container's parent:
 it waits for PID 1 and exits with its status, 128+N when a signal N killed it.
 
+Every child that works for a parent (the shim, ``enter``, ``exec``, ``export``, sharing
+/dev/shm) talks back through one *report pipe* (``in_child``, ``fork_child``): JSON lines that
+name each step, then the value, or the error as one ``StepFailed`` naming the step that failed.
+
 Man pages: namespaces(7) pid_namespaces(7) user_namespaces(7) unshare(2) setns(2) clone(2)
 prctl(2) nsenter(1). Used by: notebook 01-namespaces, lab 01-namespaces.
 """
@@ -29,6 +33,7 @@ import tempfile
 import termios
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import BinaryIO, TypeVar
 
 from minidocker import kernel
 from minidocker.errors import MinidockerError
@@ -46,10 +51,7 @@ NAMESPACES: dict[str, tuple[int, str]] = {
 CONTAINER_NAMESPACES = ("uts", "pid", "mnt", "ipc", "net", "cgroup")  # Docker's default set
 SIGNALS_TO_FORWARD = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
                       signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
-
-
-class ExecFailed(MinidockerError):
-    """The container started but its command could not be executed (Docker's 126/127)."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -123,36 +125,213 @@ def join_one(pid: int, kind: str) -> None:
         os.close(fd)
 
 
+# --- one parent/child sync protocol: fork, do a step, report ----------------------------------
+#
+# Every "fork, join a namespace, do X" in minidocker talks back the same way (runc's sync pipe
+# between parentProcess and its child): a close-on-exec pipe carries JSON lines from the child
+# to the parent. ``{"step": name}`` says which step of the story runs now, ``{"ok": value}``
+# ends it well, ``{"error": reason, "step": name, "exit_code": n}`` ends it badly. EOF with no
+# "ok" means the child exec'd (the pipe closed at execve) or died; the parent tells which.
+
+class StepFailed(MinidockerError):
+    """A step that a forked child did for us failed; ``step`` names it (e.g. ``"open_tree"``)."""
+
+    def __init__(self, message: str, step: str, exit_code: int | None = None):
+        super().__init__(message, exit_code)
+        self.step = step
+
+
+class ExecFailed(StepFailed):
+    """The step that failed was execve(2): the command could not be executed (Docker's 126
+    when it is not executable, 127 when it is not found)."""
+
+
+class Report:
+    """The child's end of the report pipe."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.current = "fork"
+
+    def send(self, **message) -> None:
+        os.write(self.fd, (json.dumps(message) + "\n").encode())
+
+    def step(self, name: str) -> None:
+        """Name the step that runs now: a failure, or a death, is reported with this name."""
+        self.current = name
+        self.send(step=name)
+
+    def error(self, reason: str, exit_code: int = 125) -> None:
+        self.send(error=reason, step=self.current, exit_code=exit_code)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+@dataclass
+class Child:
+    """A forked child seen from its parent: its pid and the read end of its report pipe."""
+
+    pid: int
+    task: str  # what the child does for us: "cannot {task}: {step}: {reason}"
+    reports: BinaryIO
+    step: str = "fork"
+
+    def read(self) -> dict | None:
+        """The next report, or None at EOF: no write end is left (exec'd, exited or died)."""
+        line = self.reports.readline()
+        if not line:
+            return None
+        report = json.loads(line)
+        self.step = report.get("step", self.step)
+        return report
+
+    def gather(self, keys: set[str]) -> dict:
+        """Read reports until every key has arrived; an error report (or EOF) raises it."""
+        found: dict = {}
+        while not keys <= found.keys():
+            report = self.read()
+            if report is None or "error" in report:
+                raise self.failed(report)
+            found.update(report)
+        return found
+
+    def wait_exec(self) -> None:
+        """Read until EOF, which means the command was exec'd (execve closed the close-on-exec
+        pipe); an error report raises it."""
+        while (report := self.read()) is not None:
+            if "error" in report:
+                raise self.failed(report)
+
+    def result(self):
+        """The value the child's work returned, once the child has exited."""
+        value = self.gather({"ok"})["ok"]
+        os.waitpid(self.pid, 0)
+        return value
+
+    def failed(self, report: dict | None) -> StepFailed:
+        """Reap the child; its error report (None: it died without one) as the error to raise."""
+        status = os.waitpid(self.pid, 0)[1]
+        if report is None:
+            report = {"error": f"the child process {_how_it_ended(status)} before it reported",
+                      "step": self.step, "exit_code": 125}
+        return failure(report, self.task)
+
+
+def failure(report: dict, task: str = "") -> StepFailed:
+    """The one error a failed step becomes: "cannot TASK: STEP: reason". A command that could
+    not be exec'd keeps Docker's own words ('exec: "x": executable file not found ...'), and so
+    does ``spawn`` (no task): its reasons are whole sentences already."""
+    code, step = report["exit_code"], report.get("step", "")
+    if step == "execve":
+        return ExecFailed(report["error"], step, code)
+    message = f"cannot {task}: {step}: {report['error']}" if task else report["error"]
+    return StepFailed(message, step, code)
+
+
+def fork_child(task: str, work: Callable[..., object], *args, failure_code: int = 125) -> Child:
+    """fork(2) a child that runs ``work(report, *args)`` and reports how it went; the caller
+    reads the reports (``result``, ``gather``, ``wait_exec``). An exception in ``work``
+    reports ``failure_code`` (125: the engine failed; exec uses 126: the command could not
+    start)."""
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)  # close-on-exec: no command inherits it
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _run_and_report(Report(write_fd), work, args, failure_code)
+    os.close(write_fd)
+    return Child(pid, task, os.fdopen(read_fd, "rb"))
+
+
+def in_child(task: str, work: Callable[..., T], *args) -> T:
+    """Run ``work(report, *args)`` in a forked child and return what it returns (JSON-able).
+    The child may join namespaces, chroot or unshare: none of it touches this process. A
+    failure raises ``StepFailed`` naming the step: "cannot TASK: STEP: reason"."""
+    child = fork_child(task, work, *args)
+    with child.reports:
+        return child.result()
+
+
+def _run_and_report(report: Report, work: Callable, args: tuple, failure_code: int) -> None:
+    """The child's side: run the work, report its value or its error, exit. Never returns."""
+    code = failure_code
+    try:
+        report.send(ok=work(report, *args))
+        code = 0
+    except MinidockerError as exc:
+        code = exc.exit_code
+        report.error(str(exc), code)
+    except BaseException as exc:
+        report.error(str(exc) or type(exc).__name__, code)
+    finally:
+        os._exit(code)
+
+
+def _how_it_ended(wait_status: int) -> str:
+    if os.WIFSIGNALED(wait_status):
+        return f"was killed by {signal.Signals(os.WTERMSIG(wait_status)).name}"
+    return f"exited with status {os.waitstatus_to_exitcode(wait_status)}"
+
+
+# --- running a command in the namespaces of another process -------------------------------------
+
 def enter(pid: int, argv: list[str],
           kinds: Iterable[str] = CONTAINER_NAMESPACES) -> subprocess.CompletedProcess:
     """Run ``argv`` inside the namespaces of ``pid`` and capture its output (nsenter, by hand).
 
     A forked child joins the namespaces; since joining a PID namespace only affects children,
-    it forks once more so that the command really lives in the target's PID namespace.
+    it forks once more so that the command really lives in the target's PID namespace. A
+    command that cannot be found raises ``ExecFailed``, as subprocess.run would.
     """
     kinds = [k for k in kinds if namespaces_of(pid)[k] != namespaces_of("self")[k]]
     out_r, out_w = os.pipe()
-    errors = tempfile.TemporaryFile()  # a file, not a pipe: a chatty stderr cannot block us
-    child = os.fork()
-    if child == 0:
-        try:
-            os.dup2(out_w, 1)
-            os.dup2(errors.fileno(), 2)
-            join(pid, kinds)
-            grandchild = os.fork() if "pid" in kinds else 0
-            if grandchild:
-                os._exit(_exit_code(os.waitpid(grandchild, 0)[1]))
-            os.execvp(argv[0], argv)
-        except BaseException as exc:
-            os.write(2, f"minidocker: enter: {exc}\n".encode())
-        os._exit(127)
-    os.close(out_w)
-    out = _read_all(out_r)
-    status = os.waitpid(child, 0)[1]
-    with errors:
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty stderr cannot block us
+        child = fork_child(f"enter the namespaces of process {pid}", _join_and_run,
+                           pid, kinds, argv, out_w, errors.fileno())
+        os.close(out_w)
+        out = _read_all(out_r)  # until the command, or the child that failed, is gone
+        with child.reports:
+            child.wait_exec()
+        status = os.waitpid(child.pid, 0)[1]
         errors.seek(0)
         err = errors.read()
     return subprocess.CompletedProcess(argv, _exit_code(status), out.decode(), err.decode())
+
+
+def _join_and_run(report: Report, pid: int, kinds: list[str], argv: list[str],
+                  stdout: int, stderr: int) -> None:
+    """The child of ``enter``: join, fork into the PID namespace, exec. Never returns."""
+    os.dup2(stdout, 1)
+    os.dup2(stderr, 2)
+    report.step(f"join the {', '.join(kinds) or 'no'} namespaces")
+    join(pid, kinds)
+    if "pid" in kinds:
+        report.step("fork into the PID namespace")
+        fork_into_pid_namespace(report)
+    close_other_fds({report.fd})  # nothing of ours reaches the container, as with exec
+    execute(argv, dict(os.environ), report)
+
+
+def fork_into_pid_namespace(report: Report) -> None:
+    """After setns(2) into a PID namespace only our *children* are born in it: fork. This
+    process stays behind as the command's parent: it passes signals on, waits, and exits with
+    the command's status. Returns in the child only."""
+    child = os.fork()
+    if child:
+        report.close()  # the parent reads until the command's execve closes the last copy
+        os._exit(wait_forwarding_signals(child))
+
+
+def wait_forwarding_signals(child: int) -> int:
+    """Wait for ``child`` and return its exit code (128+N for signal N); SIGTERM, SIGINT and
+    SIGHUP meanwhile go on to it."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda s, _f: os.kill(child, s))
+    while True:
+        try:
+            return _exit_code(os.waitpid(child, 0)[1])
+        except InterruptedError:
+            continue
 
 
 def _read_all(fd: int) -> bytes:
@@ -230,27 +409,23 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
     flags = flags_for(kinds)
     if "user" in kinds:
         user_map = user_map or IdMap()
-    report_r, report_w = os.pipe2(os.O_CLOEXEC)  # child -> parent: JSON lines, EOF = exec'd
     go_r, go_w = os.pipe2(os.O_CLOEXEC)  # parent -> child: one byte = "go on"
-    shim_pid = os.fork()
-    if shim_pid == 0:
-        os.close(report_r)
-        os.close(go_w)
-        _shim(argv, flags, env, stdio or Stdio(), setup, init, report_w, go_r, join)
-    os.close(report_w)
+    # child -> parent: the report pipe (JSON lines; EOF = the command exec'd)
+    shim = fork_child("", _shim, argv, flags, env, stdio or Stdio(), setup, init, go_r, go_w,
+                      join)
     os.close(go_r)
-    with os.fdopen(report_r, "rb") as reports:
+    with shim.reports:
         try:
             if user_map:  # the shim made the user namespace first: give it its id maps
-                _gather(reports, {"userns"}, shim_pid)
-                write_id_maps(shim_pid, user_map)
+                shim.gather({"userns"})
+                write_id_maps(shim.pid, user_map)
                 os.write(go_w, b"u")
             # Two reports, in either order: the shim's "pid", the child's "unshared".
-            started = _gather(reports, {"pid", "unshared"}, shim_pid)
+            started = shim.gather({"pid", "unshared"})
         except BaseException:
             os.close(go_w)
             raise
-        process = Process(pid=started["pid"], shim_pid=shim_pid)
+        process = Process(pid=started["pid"], shim_pid=shim.pid)
         try:
             if before_start:
                 before_start(process.pid)
@@ -263,10 +438,7 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
             raise
         os.write(go_w, b"g")
         os.close(go_w)
-        failure = reports.readline()  # EOF: the exec happened and closed the pipe
-    if failure:
-        process.wait()
-        raise _failure(json.loads(failure))
+        shim.wait_exec()
     return process
 
 
@@ -277,27 +449,9 @@ def write_id_maps(pid: int, idmap: IdMap) -> None:
             f.write(idmap.line())
 
 
-def _gather(reports, keys: set[str], shim_pid: int) -> dict:
-    """Read reports until every key has arrived; an error report (or EOF) raises it."""
-    found: dict = {}
-    while not keys <= found.keys():
-        line = reports.readline()
-        report = json.loads(line) if line else {"error": "the container process died while "
-                                                "starting", "exit_code": 125}
-        if "error" in report:
-            os.waitpid(shim_pid, 0)
-            raise _failure(report)
-        found.update(report)
-    return found
-
-
-def _failure(report: dict) -> MinidockerError:
-    error = ExecFailed if report["exit_code"] in (126, 127) else MinidockerError
-    return error(report["error"], report["exit_code"])
-
-
-def _shim(argv, flags, env, stdio, setup, init, report_w, go_r, join) -> None:
+def _shim(report, argv, flags, env, stdio, setup, init, go_r, go_w, join) -> None:
     """The shim: the container's parent on the host. It never returns."""
+    os.close(go_w)  # only the parent says "go": the read end must see EOF if it gives up
     try:
         kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # our monitor dies -> we die
         signal.set_wakeup_fd(-1)  # the monitor's wake-up pipe is not ours
@@ -306,7 +460,7 @@ def _shim(argv, flags, env, stdio, setup, init, report_w, go_r, join) -> None:
             signal.signal(signum, signal.SIG_IGN)  # the CLI proxies terminal signals to PID 1
         if flags & kernel.CLONE_NEWUSER:  # first, so that it owns every namespace after it
             kernel.unshare(kernel.CLONE_NEWUSER)
-            _report(report_w, userns=True)
+            report.send(userns=True)
             if os.read(go_r, 1) != b"u":
                 os._exit(125)  # the parent could not write our id maps
             os.setresgid(0, 0, 0)  # the maps are written: become root *inside*
@@ -317,15 +471,15 @@ def _shim(argv, flags, env, stdio, setup, init, report_w, go_r, join) -> None:
             kernel.unshare(kernel.CLONE_NEWPID)  # our *next child* is PID 1 of a new namespace
         child = os.fork()
         if child == 0:
-            _container_process(argv, flags, env, stdio, setup, init, report_w, go_r,
+            _container_process(report, argv, flags, env, stdio, setup, init, go_r,
                                {k: p for k, p in join.items() if k != "pid"})
-        _report(report_w, pid=child)
-        close_other_fds(set())  # report_w and go_r too: the shim only waits from now on
+        report.send(pid=child)
+        close_other_fds(set())  # the report and go pipes too: the shim only waits now
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(signum, lambda s, _frame: os.kill(child, s))
         os._exit(_exit_code(os.waitpid(child, 0)[1]))
     except BaseException as exc:
-        _report(report_w, error=f"shim: {exc}", exit_code=125)
+        report.error(f"shim: {exc}")
         os._exit(125)
 
 
@@ -342,42 +496,48 @@ def close_other_fds(keep: set[int]) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def _container_process(argv, flags, env, stdio, setup, init, report_w, go_r, join) -> None:
+def _container_process(report, argv, flags, env, stdio, setup, init, go_r, join) -> None:
     """What becomes the container: unshare, wait for "go", set up, exec. Never returns."""
     try:
         kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # the shim dies -> we die
         reset_signal_dispositions()
         _connect_stdio(stdio)
+        report.step("unshare")
         kernel.unshare(flags & ~(kernel.CLONE_NEWPID | kernel.CLONE_NEWCGROUP
                                  | kernel.CLONE_NEWUSER))  # the shim made pid and user
         for kind, pid in join.items():  # shared with another container (ipc, net)
             join_one(pid, kind)
-        _report(report_w, unshared=True)
+        report.send(unshared=True)
         if os.read(go_r, 1) != b"g":
             os._exit(125)  # the parent gave up on us
         if flags & kernel.CLONE_NEWCGROUP:
             kernel.unshare(kernel.CLONE_NEWCGROUP)  # after the parent put us in our cgroup
         if setup:
+            report.step("set up the container")
             setup()
         if stdio.console:
+            report.step("open the terminal")
             open_console(stdio.console)
     except MinidockerError as exc:
-        _report(report_w, error=str(exc), exit_code=exc.exit_code)
+        report.error(str(exc), exc.exit_code)
         os._exit(exc.exit_code)
     except BaseException as exc:
-        _report(report_w, error=f"container setup failed: {exc} (run 'minidocker doctor' to "
-                "see what this machine is missing)", exit_code=125)
+        report.error(f"container setup failed: {exc} (run 'minidocker doctor' to see what "
+                     "this machine is missing)")
         os._exit(125)
     env = env if env is not None else dict(os.environ)
-    close_other_fds({report_w})  # nothing of ours may reach the container (an open
-    if init:                      # directory fd is a way out of its root: CVE-2024-21626)
-        mini_init(argv, env, report_w)
-    execute(argv, env, report_w)
+    close_other_fds({report.fd})  # nothing of ours may reach the container (an open
+    if init:                       # directory fd is a way out of its root: CVE-2024-21626)
+        mini_init(argv, env, report)
+    execute(argv, env, report)
 
 
-def execute(argv: list[str], env: dict[str, str], report_w: int | None = None) -> None:
+def execute(argv: list[str], env: dict[str, str], report: Report | None = None) -> None:
     """execve(2) the command, searching ``$PATH`` like Docker; on failure report the reason
-    with Docker's exit code (127 not found, 126 not executable) and exit."""
+    with Docker's exit code (127 not found, 126 not executable) and exit. The report pipe is
+    close-on-exec: its EOF tells the parent that the exec happened."""
+    if report is not None:
+        report.step("execve")
     try:
         os.execvpe(argv[0], argv, env)
     except FileNotFoundError:
@@ -388,8 +548,8 @@ def execute(argv: list[str], env: dict[str, str], report_w: int | None = None) -
         reason, code = f'exec: "{argv[0]}": permission denied', 126
     except OSError as exc:
         reason, code = f'exec: "{argv[0]}": {exc.strerror}', 126
-    if report_w is not None:
-        _report(report_w, error=reason, exit_code=code)
+    if report is not None:
+        report.error(reason, code)
     else:
         os.write(2, f"minidocker: {reason}\n".encode())
     os._exit(code)
@@ -435,10 +595,6 @@ def receive_console(console: socket.socket) -> int:
     return fds[0]
 
 
-def _report(fd: int, **message) -> None:
-    os.write(fd, (json.dumps(message) + "\n").encode())
-
-
 def _exit_code(wait_status: int) -> int:
     """A wait status as a shell sees it: the exit code, or 128+N when signal N killed it."""
     code = os.waitstatus_to_exitcode(wait_status)
@@ -447,7 +603,7 @@ def _exit_code(wait_status: int) -> int:
 
 # --- a tiny init: what tini does for a container ----------------------------------------------
 
-def mini_init(argv: list[str], env: dict[str, str], report_w: int | None = None) -> None:
+def mini_init(argv: list[str], env: dict[str, str], report: Report | None = None) -> None:
     """Be PID 1 properly: fork the command, pass signals on to it, reap every orphan that the
     kernel re-parents to us, and exit with the command's status. Never returns.
 
@@ -460,10 +616,10 @@ def mini_init(argv: list[str], env: dict[str, str], report_w: int | None = None)
     if child == 0:
         for signum in SIGNALS_TO_FORWARD:
             signal.signal(signum, signal.SIG_DFL)
-        execute(argv, env, report_w)
+        execute(argv, env, report)
     command.append(child)
-    if report_w is not None:
-        os.close(report_w)
+    if report is not None:
+        report.close()
     while True:
         try:
             pid, status = os.wait()  # any child: the command, or an orphan we inherited

@@ -20,7 +20,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from minidocker import kernel
+from minidocker import kernel, namespaces
 
 # Device nodes of a minimal /dev: (name, major, minor), as Docker creates them.
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
@@ -192,32 +192,31 @@ def breakout_demo(root: str, method: str) -> BreakoutResult:
     """Lock a root process into ``root`` with ``chroot`` or ``pivot_root``, let it try the
     escape, and report whether it could then see the image directory *from the outside*
     (a path that exists only in the host's tree). ``root`` should be a scratch copy of an
-    image: the demo writes a marker and a directory in it. Runs in a forked child with its own mount
-    namespace, so the host is never touched."""
+    image: the demo writes a marker and a directory in it. Runs in a forked child with its own
+    mount namespace, so the host is never touched."""
     marker = os.path.join(os.path.abspath(root), ".breakout-marker")
     open(marker, "w").close()
-    read_fd, write_fd = os.pipe()
-    child = os.fork()
-    if child == 0:
-        try:
-            kernel.unshare(kernel.CLONE_NEWNS)
-            make_mounts_private()
-            if method == "chroot":
-                os.chroot(root)
-                os.chdir("/")
-            else:
-                kernel.mount(root, root, None, kernel.MS_BIND | kernel.MS_REC)
-                pivot_to(root)
-            chroot_escape()
-            seen = os.path.exists(marker)  # the host's path to the marker
-            os.write(write_fd, f"{int(seen)} {sorted(os.listdir('/'))[:8]}".encode())
-        except BaseException as exc:
-            os.write(write_fd, f"0 {exc}".encode())
-        os._exit(0)
-    os.close(write_fd)
-    answer = os.read(read_fd, 4096).decode()
-    os.close(read_fd)
-    os.waitpid(child, 0)
-    os.unlink(marker)
-    escaped, evidence = answer.split(" ", 1)
-    return BreakoutResult(method, escaped == "1", evidence)
+    try:
+        escaped, evidence = namespaces.in_child(f"try the {method} breakout", _lock_in_and_escape,
+                                                root, method, marker)
+    finally:
+        os.unlink(marker)
+    return BreakoutResult(method, escaped, evidence)
+
+
+def _lock_in_and_escape(report: namespaces.Report, root: str, method: str,
+                        marker: str) -> tuple[bool, str]:
+    """The child of ``breakout_demo``: its own mount namespace, locked in, then the climb."""
+    report.step("unshare the mount namespace")
+    kernel.unshare(kernel.CLONE_NEWNS)
+    make_mounts_private()
+    report.step(method)
+    if method == "chroot":
+        os.chroot(root)
+        os.chdir("/")
+    else:
+        kernel.mount(root, root, None, kernel.MS_BIND | kernel.MS_REC)
+        pivot_to(root)
+    report.step("climb out")
+    chroot_escape()
+    return os.path.exists(marker), str(sorted(os.listdir("/"))[:8])  # the host's path to it

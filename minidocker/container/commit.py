@@ -13,9 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from minidocker import kernel, rootfs, unionfs
+from minidocker import kernel, namespaces, rootfs, unionfs
 from minidocker.container import records
-from minidocker.errors import MinidockerError
 from minidocker.image.config import apply_changes
 from minidocker.image.layers import write_layer_tar
 from minidocker.image.store import Image, ImageStore, Layer
@@ -55,25 +54,24 @@ def commit(name: str, tag: str | None = None, author: str = "", message: str = "
 def export(name: str, output) -> None:
     """Write the container's root filesystem as one flat tar to ``output``."""
     record = records.find(name)
-    lower = (str(record.directory / "upper"), *record.Config.LowerDirs)
+    lower = [str(record.directory / "upper"), *record.Config.LowerDirs]
     output.flush()
-    child = os.fork()
-    if child == 0:
-        status = 1
-        try:
-            kernel.unshare(kernel.CLONE_NEWNS)  # the mount lives and dies with this child
-            rootfs.make_mounts_private()
-            with tempfile.TemporaryDirectory(dir=record.directory) as merged:
-                # Without an upper dir, overlayfs mounts read-only: a pure view of the layers.
-                options = "lowerdir=" + ":".join(unionfs.escape(d) for d in lower)
-                kernel.mount("overlay", merged, "overlay", kernel.MS_RDONLY, options)
-                with os.fdopen(os.dup(output.fileno()), "wb") as out:
-                    write_layer_tar(Path(merged), out)
-                kernel.umount2(merged, kernel.MNT_DETACH)
-            status = 0
-        except BaseException as exc:  # say why on stderr: the parent only sees the status
-            os.write(2, f"minidocker: export of {name}: {exc}\n".encode())
-        finally:
-            os._exit(status)
-    if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
-        raise MinidockerError(f"export of {name} failed (the reason is above)")
+    namespaces.in_child(f"export {name}", _write_flat_tar,
+                        str(record.directory), lower, output.fileno())
+
+
+def _write_flat_tar(report: namespaces.Report, directory: str, lower: list[str],
+                    output: int) -> None:
+    """The child of ``export``: a throwaway mount namespace, a read-only overlay, the tar."""
+    report.step("unshare the mount namespace")
+    kernel.unshare(kernel.CLONE_NEWNS)  # the mount lives and dies with this child
+    rootfs.make_mounts_private()
+    with tempfile.TemporaryDirectory(dir=directory) as merged:
+        report.step("mount the layers")
+        # Without an upper dir, overlayfs mounts read-only: a pure view of the layers.
+        options = "lowerdir=" + ":".join(unionfs.escape(d) for d in lower)
+        kernel.mount("overlay", merged, "overlay", kernel.MS_RDONLY, options)
+        report.step("write the tar")
+        with os.fdopen(os.dup(output), "wb") as out:
+            write_layer_tar(Path(merged), out)
+        kernel.umount2(merged, kernel.MNT_DETACH)

@@ -17,7 +17,6 @@ Man pages: setns(2), nsenter(1), cgroups(7), credentials(7).
 """
 
 import os
-import signal
 import socket
 from dataclasses import dataclass, field
 
@@ -40,69 +39,58 @@ class ExecSpec:
 
 
 def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
-    """Run ``spec.command`` in the container with our stdio (or a new pty); its exit code."""
+    """Run ``spec.command`` in the container with our stdio (or a new pty); its exit code.
+    A step that fails before the command runs raises ``StepFailed`` naming it (``ExecFailed``,
+    126/127, when the command itself cannot be executed)."""
     if record.status == "paused":
         raise Conflict(f"Container {record.Name} is paused, unpause the container before exec")
     if record.status != "running":
         raise Conflict(f"Container {record.Name} is not running: start it first "
                        f"('minidocker start {record.Name}')")
     ours, theirs = socket.socketpair() if spec.tty else (None, None)
-    child = os.fork()
-    if child == 0:
-        _join_and_exec(record, spec, theirs)
-    if ours is None:
-        return _wait_forwarding_signals(child)
-    theirs.close()
-    try:
+    child = namespaces.fork_child(f"exec in container {record.Name}", _join_and_exec,
+                                  record, spec, theirs, failure_code=126)
+    if theirs is not None:
+        theirs.close()
+    with child.reports:
+        child.wait_exec()  # a step that failed raises here, naming the step
+    if ours is not None:
         master = namespaces.receive_console(ours)
-    except (OSError, IndexError):  # the command could not start: its child said why
-        return _wait_forwarding_signals(child)
-    terminal.copy_window_size(0, master)
-    terminal.relay(master, spec.interactive)
-    os.close(master)
-    return _wait_forwarding_signals(child)
+        terminal.copy_window_size(0, master)
+        terminal.relay(master, spec.interactive)
+        os.close(master)
+    return namespaces.wait_forwarding_signals(child.pid)
 
 
-def _join_and_exec(record: records.ContainerRecord, spec: ExecSpec,
+def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, spec: ExecSpec,
                    console: socket.socket | None) -> None:
     """The forked child: into the cgroup and namespaces, fork, then become the command."""
-    try:
-        if not spec.interactive:
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-        pid1 = record.State["Pid"]
-        cgroups.for_container(record.Id).add_process(os.getpid())
-        kinds = [k for k in namespaces.NAMESPACES  # with the user namespace, if it has one
-                 if namespaces.namespaces_of(pid1)[k] != namespaces.namespaces_of()[k]]
-        namespaces.join(pid1, kinds)
-        child = os.fork()  # now in the container's PID namespace
-        if child:
-            os._exit(_wait_forwarding_signals(child))
-        namespaces.reset_signal_dispositions()
-        config = record.Config
-        user = resolve_user(spec.user if spec.user is not None else config.User,
-                            record.HostConfig.GroupAdd)
-        env = environment(config.Hostname, [*config.Env, *spec.env], tty=spec.tty,
-                          home=user.home)
-        os.chdir(spec.workdir or config.WorkingDir)
-        if console:
-            namespaces.open_console(console)
-        # the container's capabilities, seccomp filter and user: exec gets no more than PID 1
-        security.apply(record.HostConfig.security_options(), switch_user=lambda: switch_user(user))
-        namespaces.close_other_fds(set())  # only stdio goes into the container
-        namespaces.execute(spec.command, env)
-    except BaseException as exc:
-        os.write(2, f"minidocker: exec failed: {exc}\n".encode())
-        os._exit(126)
-
-
-def _wait_forwarding_signals(child: int) -> int:
-    """Wait for ``child``; SIGTERM, SIGINT, SIGHUP meanwhile go on to it."""
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda s, _f: os.kill(child, s))
-    while True:
-        try:
-            code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
-            return code if code >= 0 else 128 - code  # killed by signal N: 128+N
-        except InterruptedError:
-            continue
+    if not spec.interactive:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+    pid1 = record.State["Pid"]
+    report.step("join the cgroup")
+    cgroups.for_container(record.Id).add_process(os.getpid())
+    report.step("join the namespaces")
+    kinds = [k for k in namespaces.NAMESPACES  # with the user namespace, if it has one
+             if namespaces.namespaces_of(pid1)[k] != namespaces.namespaces_of()[k]]
+    namespaces.join(pid1, kinds)
+    report.step("fork into the PID namespace")
+    namespaces.fork_into_pid_namespace(report)
+    namespaces.reset_signal_dispositions()
+    config = record.Config
+    report.step("find the user")
+    user = resolve_user(spec.user if spec.user is not None else config.User,
+                        record.HostConfig.GroupAdd)
+    env = environment(config.Hostname, [*config.Env, *spec.env], tty=spec.tty,
+                      home=user.home)
+    report.step("change to the working directory")
+    os.chdir(spec.workdir or config.WorkingDir)
+    if console:
+        report.step("open the terminal")
+        namespaces.open_console(console)
+    # the container's capabilities, seccomp filter and user: exec gets no more than PID 1
+    report.step("apply the security profile")
+    security.apply(record.HostConfig.security_options(), switch_user=lambda: switch_user(user))
+    namespaces.close_other_fds({report.fd})  # only stdio (and the close-on-exec report pipe)
+    namespaces.execute(spec.command, env, report)

@@ -48,21 +48,24 @@ def mount_from_namespace(pid: int, path: str, target: str) -> None:
     """Bind a mount of *another* mount namespace here. mount(2) refuses (EINVAL: its source
     must be in our namespace), so a child joins that namespace, clones the mount there
     (open_tree(2)), comes back and attaches the clone at ``target`` (move_mount(2))."""
-    ours = os.open("/proc/self/ns/mnt", os.O_RDONLY)
-    child = os.fork()
-    if child == 0:
-        try:
-            namespaces.join_one(pid, "mnt")
-            tree = kernel.open_tree(path, kernel.OPEN_TREE_CLONE | kernel.OPEN_TREE_CLOEXEC)
-            kernel.setns(ours, kernel.CLONE_NEWNS)
-            kernel.move_mount(tree, target)
-            os._exit(0)
-        except BaseException as exc:
-            os.write(2, f"minidocker: cannot share {path} of process {pid}: {exc}\n".encode())
-            os._exit(1)
-    os.close(ours)
-    if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
-        raise MinidockerError(f"cannot share {path} with the container of process {pid}")
+    ours = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        namespaces.in_child(f"share {path} of process {pid}", _clone_and_attach,
+                            pid, path, target, ours)
+    finally:
+        os.close(ours)
+
+
+def _clone_and_attach(report: namespaces.Report, pid: int, path: str, target: str,
+                      ours: int) -> None:
+    report.step("join the mount namespace")
+    namespaces.join_one(pid, "mnt")
+    report.step("open_tree")
+    tree = kernel.open_tree(path, kernel.OPEN_TREE_CLONE | kernel.OPEN_TREE_CLOEXEC)
+    report.step("come back to our mount namespace")
+    kernel.setns(ours, kernel.CLONE_NEWNS)
+    report.step("move_mount")
+    kernel.move_mount(tree, target)
 
 
 def userns_root(state: str) -> str:
@@ -82,24 +85,20 @@ def mount_from_outside(pid: int, dirs: unionfs.OverlayDirs, data_mounts,
     inside the container could not: its host uid (100000) may not traverse the state root
     (0700). The container then only pivots into what we mounted."""
     root = userns_root(str(state_root()))
-    read_fd, write_fd = os.pipe()
-    child = os.fork()
-    if child == 0:
-        try:
-            os.close(read_fd)
-            namespaces.join(pid, ["mnt"])
-            rootfs.make_mounts_private()  # nothing we mount may propagate to the host
-            unionfs.mount_overlay(dirs, nodev=nodev)
-            data_mounts(dirs.merged)
-            kernel.mount("tmpfs", os.path.dirname(root), "tmpfs", kernel.MS_NOSUID, "mode=755")
-            os.mkdir(root)
-            kernel.mount(dirs.merged, root, None, kernel.MS_MOVE)
-            os._exit(0)
-        except BaseException as exc:
-            os.write(write_fd, str(exc).encode())
-            os._exit(1)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as errors:
-        error = errors.read().decode()
-    if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
-        raise MinidockerError(f"cannot mount the root of a user-namespace container: {error}")
+    namespaces.in_child(f"mount the root of the user-namespace container of process {pid}",
+                        _mount_root_for, pid, dirs, data_mounts, nodev, root)
+
+
+def _mount_root_for(report: namespaces.Report, pid: int, dirs: unionfs.OverlayDirs,
+                    data_mounts, nodev: bool, root: str) -> None:
+    report.step("join the mount namespace")
+    namespaces.join(pid, ["mnt"])
+    rootfs.make_mounts_private()  # nothing we mount may propagate to the host
+    report.step("mount the overlay")
+    unionfs.mount_overlay(dirs, nodev=nodev)
+    report.step("mount the volumes")
+    data_mounts(dirs.merged)
+    report.step(f"move the root to {root}")
+    kernel.mount("tmpfs", os.path.dirname(root), "tmpfs", kernel.MS_NOSUID, "mode=755")
+    os.mkdir(root)
+    kernel.mount(dirs.merged, root, None, kernel.MS_MOVE)
