@@ -23,8 +23,12 @@ def state_root() -> Path:
     """The state root, from ``$MINIDOCKER_ROOT`` or the default. It is root's alone (0700):
     a container's upper dir may hold a setuid-root file that no host user may reach."""
     root = Path(os.environ.get("MINIDOCKER_ROOT") or DEFAULT_ROOT)
-    if not root.is_dir() and os.geteuid() == 0:
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        try:
+            if root.stat().st_mode & 0o077:  # made by an older version, or by hand
+                root.chmod(0o700)
+        except FileNotFoundError:
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
     return root
 
 

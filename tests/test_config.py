@@ -156,3 +156,12 @@ def test_prune_removes_the_directory_of_a_create_killed_before_its_record(md):
     (orphan / "upper").mkdir(parents=True)
     assert md("container", "prune", "-f").returncode == 0
     assert not orphan.exists()
+
+
+def test_every_command_makes_the_state_root_roots_alone(md):
+    from minidocker.state import state_root
+
+    root = state_root()
+    root.chmod(0o755)
+    assert md("ps").returncode == 0
+    assert root.stat().st_mode & 0o777 == 0o700
