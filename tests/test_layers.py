@@ -170,9 +170,22 @@ def test_a_hardlink_to_a_symlink_links_the_symlink_not_its_target(box):
 
 @pytest.mark.parametrize("kind, device", [(tarfile.CHRTYPE, (1, 3)), (tarfile.BLKTYPE, (8, 0)),
                                           (tarfile.CHRTYPE, (0, 0))])
-def test_device_nodes_are_refused(box, kind, device):
-    box.refuses(tar_of(special("dev/node", kind, mode=0o666, device=device)), match="device")
-    assert not (box.dest / "dev" / "node").exists()
+def test_device_nodes_are_skipped_with_a_notice(box, capfd, kind, device):
+    skipped = extract_layer(tar_of(directory("dev/"),
+                                   special("dev/node", kind, mode=0o666, device=device),
+                                   hardlink("dev/again", "dev/node"), regular("etc/kept")),
+                            box.dest)
+    assert skipped == ["dev/node", "dev/again"]
+    assert os.listdir(box.dest / "dev") == []  # no node, and no link to one
+    assert (box.dest / "etc" / "kept").read_bytes() == b"data\n"  # the rest of the layer is there
+    assert box.outside() == box.before
+    notice = capfd.readouterr().err
+    assert notice.count("\n") == 1 and "skipped 2 device nodes under /dev" in notice
+
+
+def test_a_device_node_with_a_bad_name_is_still_refused(box):
+    box.refuses(tar_of(special("../node", tarfile.CHRTYPE, mode=0o666, device=(1, 3))),
+                match="'..'")
 
 
 def test_fifos_are_allowed(box):

@@ -15,11 +15,18 @@ ever followed (openat(2)), and creates each file with ``O_CREAT|O_EXCL``. What i
 - ``..`` or an absolute path: the member would land outside the root;
 - a path through a symlink (``link -> /etc``, then ``link/passwd``): a write through the link;
 - a hard link to a path outside the layer: it would give the image a host file's inode;
-- char and block devices: a container could read the host's disks or memory through them;
 - a whiteout naming ``""``, ``.`` or ``..``: it would hide the directory itself or its parent;
 - more than ``max_bytes`` expanded or ``max_members`` entries: a gzip bomb fills the disk.
 A member that replaces a symlink replaces the link itself (unlink, then create), never its
 target; setuid and setgid bits are stripped, so an image cannot smuggle in a root shell.
+
+Char and block devices are **skipped**, with one notice line per layer, as rootless podman and
+umoci do; Docker, running as root, creates them. A root fs made by debootstrap holds a dozen
+(``/dev/null``, ``/dev/full``, ...), so refusing them would refuse every real base image. A
+container could not use them anyway: it gets its own ``/dev`` (a fresh tmpfs with the standard
+nodes) and its root is mounted ``nodev``. On the host, though, a ``0666`` node naming the host's
+disk would open it for any user who can reach the layer directory. Skipping costs nothing and
+removes that door. (A 0/0 char device is no OCI whiteout either: those are ``.wh.`` files.)
 
 Man pages: openat(2) (O_NOFOLLOW, O_DIRECTORY), mknod(2), linkat(2), fchownat(2),
 utimensat(2), xattr(7), tar(5). Kernel: Documentation/filesystems/overlayfs.rst.
@@ -31,6 +38,7 @@ import gzip
 import os
 import shutil
 import stat
+import sys
 import tarfile
 import zlib
 from contextlib import contextmanager
@@ -154,15 +162,17 @@ def _join(parent: str, name: str) -> str:
 # --- Extracting: an untrusted layer tar becomes a directory -----------------------------------
 
 def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                  max_members: int = DEFAULT_MAX_MEMBERS) -> None:
+                  max_members: int = DEFAULT_MAX_MEMBERS) -> list[str]:
     """Extract an UNTRUSTED layer tar (plain or gzip, detected by magic bytes) into `dest` (an
     empty directory that becomes an overlay lower dir). OCI whiteouts become overlay whiteouts:
     `.wh.X` -> char device 0/0 named X (os.mknod), `.wh..wh..opq` -> xattr
     trusted.overlay.opaque=y on its directory. Safe against every threat in the module
-    docstring; refuses with LayerError (and the caller throws `dest` away)."""
+    docstring; refuses with LayerError (and the caller throws `dest` away). Device nodes are
+    skipped with a notice on stderr; returns their paths."""
     stream = _CappedReader(_decompressed(fileobj), max_bytes)
     root_fd = os.open(dest, DIR_FLAGS)
     dir_mtimes: dict[tuple[str, ...], float] = {}  # set last: creating entries changes them
+    skipped: list[str] = []
     try:
         with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
                           errors="surrogateescape") as tar:
@@ -178,7 +188,8 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
                     raise LayerError(f"the layer's files add up to more than {max_bytes} bytes;"
                                      " refused as a possible bomb")
                 try:
-                    _extract_member(tar, member, root_fd, dir_mtimes)
+                    if not _is_device(member, skipped):
+                        _extract_member(tar, member, root_fd, dir_mtimes)
                 except gzip.BadGzipFile:
                     raise
                 except OSError as error:  # no space left, a name too long, ...
@@ -190,15 +201,36 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
         raise LayerError(f"the layer is not a valid tar (or gzip) stream: {error}") from error
     finally:
         os.close(root_fd)
+    if skipped:
+        _tell_skipped(skipped)
+    return skipped
+
+
+def _is_device(member: tarfile.TarInfo, skipped: list[str]) -> bool:
+    """Whether `member` is a device node, or a hard link to a skipped one; its path then goes
+    to `skipped` (the module docstring says why none is created). A bad name is still refused."""
+    path = "/".join(_path_parts(member.name, member.name))
+    links_to_skipped = member.islnk() and "/".join(
+        _path_parts(member.linkname, member.name)) in skipped
+    if member.ischr() or member.isblk() or links_to_skipped:
+        skipped.append(path)
+        return True
+    return False
+
+
+def _tell_skipped(paths: list[str]) -> None:
+    """One line on stderr for all the device nodes a layer held, as umoci and podman say it."""
+    folders = sorted({"/" + path.rpartition("/")[0] for path in paths})
+    where = ", ".join(folders[:3]) + (", ..." if len(folders) > 3 else "")
+    print(f"minidocker: skipped {len(paths)} device node{'s' if len(paths) > 1 else ''} under "
+          f"{where} in a layer: a container gets its own /dev, and its root is mounted nodev",
+          file=sys.stderr)
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
                     dir_mtimes: dict) -> None:
     """Create one member inside the root, after checking it is no threat."""
     parts = _path_parts(member.name, member.name)
-    if member.ischr() or member.isblk():
-        _refuse(member.name, "device nodes are refused: through them a container could reach "
-                "the host's disks or memory (a 0/0 char device is no OCI whiteout either)")
     if not parts:  # the layer's "./": dest keeps its own mode
         if not member.isdir():
             _refuse(member.name, "the layer's root must be a directory")
