@@ -76,6 +76,9 @@ def volumes_dir() -> Path:
 
 
 def check_volume_name(name: str) -> str:
+    if len(name) > 255:  # it becomes a directory name: NAME_MAX
+        raise MinidockerError(f"volume name {name[:20]}... is too long ({len(name)} "
+                              "characters): at most 255")
     if not VOLUME_NAME.fullmatch(name):
         raise MinidockerError(
             f'"{name}" includes invalid characters for a local volume name, only '

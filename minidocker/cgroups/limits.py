@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from minidocker.errors import MinidockerError
 
 UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+MAX_BYTES = 2**63 - 1  # the kernel's counters are signed 64-bit
 MIN_MEMORY = 6 * 1024**2  # Docker's minimum for -m
 DEFAULT_CPU_PERIOD = 100_000  # microseconds: the CFS period --cpus is spread over
 
@@ -43,7 +44,11 @@ def parse_bytes(flag: str, text: str) -> int:
     if not match:
         raise MinidockerError(f"invalid value '{text}' for {flag}: use a number with an "
                               "optional unit b, k, m or g (e.g. 32m, 1g)")
-    return int(float(match[1]) * UNITS[match[2] or "b"])
+    value = int(float(match[1]) * UNITS[match[2] or "b"])
+    if value > MAX_BYTES:
+        raise MinidockerError(f"invalid value '{text}' for {flag}: it is larger than the "
+                              "kernel can count (at most 8 EiB)")
+    return value
 
 
 def online_cpus() -> set[int]:

@@ -10,6 +10,7 @@ lifecycle's own list (cli/lifecycle.py) does not grow with every stage.
 Spec: the docker CLI reference for ``docker run``; the Engine API's ContainerCreate body."""
 
 import os
+import re
 
 import click
 
@@ -74,7 +75,8 @@ def container_request(o: dict):
         Entrypoint=None if o["entrypoint"] is None else [o["entrypoint"]],
         Env=client_env([line for path in o["env_file"] for line in read_env_file(path)]
                        + list(o["env"])),
-        WorkingDir=o["workdir"] or "", User=o["user"] or "", Hostname=o["hostname"] or "",
+        WorkingDir=o["workdir"] or "", User=check_user(o["user"] or ""),
+        Hostname=check_hostname(o["hostname"] or ""),
         Tty=o["tty"], OpenStdin=o["interactive"], StopSignal=o["stop_signal"] or "",
         StopTimeout=o["stop_timeout"], ExposedPorts=exposed_ports(o["expose"]))
     host = HostConfig(
@@ -108,7 +110,7 @@ def network_config(o: dict) -> dict:
                               "need a bridge network (drop -p/-P)")
     return {"NetworkMode": mode, "PortBindings": bindings, "PublishAllPorts": o["publish_all"],
             "NetworkAliases": list(o["network_alias"]), "Links": list(o["link"]),
-            "Dns": list(o["dns"]), "DnsSearch": list(o["dns_search"]),
+            "Dns": [check_ip("--dns", ip) for ip in o["dns"]], "DnsSearch": list(o["dns_search"]),
             "ExtraHosts": list(o["add_host"])}
 
 
@@ -171,8 +173,52 @@ def log_opts(options) -> dict:
 def client_env(items: list[str]) -> list[str]:
     """``-e KEY`` (no ``=``) copies KEY from this environment, dropped if unset; only the
     user's flags may do that, never an image's Env."""
+    for item in items:
+        if not item.partition("=")[0] or "\0" in item:
+            from minidocker.errors import MinidockerError
+
+            raise MinidockerError(f"invalid environment variable: {item!r} (use -e KEY=VALUE, "
+                                  "with a name before the =)")
     return [item if "=" in item else f"{item}={os.environ[item]}"
             for item in items if "=" in item or item in os.environ]
+
+
+HOSTNAME = re.compile(r"[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?")
+MAX_ID = 2**32 - 2  # the largest uid or gid; 2**32 - 1 means "no id" to the kernel
+
+
+def check_hostname(name: str) -> str:
+    """``-h``: a name sethostname(2) takes (64 bytes at most) and resolvers accept (letters,
+    digits, dots and dashes, RFC 1123)."""
+    if name and (len(name) > 64 or not HOSTNAME.fullmatch(name)):
+        from minidocker.errors import MinidockerError
+
+        raise MinidockerError(f"invalid hostname {name[:70]!r}: use at most 64 letters, "
+                              "digits, dots and dashes, e.g. web-1.example")
+    return name
+
+
+def check_user(spec: str) -> str:
+    """``-u USER[:GROUP]``: a numeric uid or gid must fit the kernel's 32 bits."""
+    for part in spec.split(":"):
+        if part.isdigit() and int(part) > MAX_ID:
+            from minidocker.errors import MinidockerError
+
+            raise MinidockerError(f"invalid -u {spec}: {part} is larger than the largest uid "
+                                  f"or gid ({MAX_ID})")
+    return spec
+
+
+def check_ip(flag: str, text: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        from minidocker.errors import MinidockerError
+
+        raise MinidockerError(f"invalid {flag} {text!r}: give an IP address, e.g. "
+                              "1.1.1.1") from None
 
 
 def read_env_file(path: str) -> list[str]:

@@ -12,11 +12,16 @@ network driver" (user-defined bridges).
 Used by: notebook 08-networking (``network create``, ``connect``, ``disconnect``).
 """
 
+
+import re
+
 from minidocker.errors import Conflict, MinidockerError
 from minidocker.network import endpoints, ipam, store
 from minidocker.network.endpoints import Endpoint
 from minidocker.network.netlink import outside_event_loop
 from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION, Network
+
+NETWORK_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # as Docker's names of objects
 
 
 @outside_event_loop
@@ -28,6 +33,9 @@ def create(name: str, *, driver: str = "bridge", subnet: str | None = None,
     if driver != "bridge":
         raise MinidockerError(f"only the bridge driver can create networks ({driver!r} "
                               "networks are predefined: use --network host or none)")
+    if not NETWORK_NAME.fullmatch(name):
+        raise MinidockerError(f"invalid network name {name!r}: use letters, digits and "
+                              "_.- (starting with a letter or digit), e.g. shop_net")
     options = {ICC_OPTION: "true", **(options or {})}
     with store.locked():
         existing = store.all_networks()
@@ -41,6 +49,11 @@ def create(name: str, *, driver: str = "bridge", subnet: str | None = None,
         if gateway and not ipam.parse_subnet(subnet).supernet_of(
                 ipam.parse_subnet(f"{gateway}/32")):
             raise MinidockerError(f"gateway {gateway} is not in subnet {subnet}")
+        net = ipam.parse_subnet(subnet)
+        if gateway in (str(net.network_address), str(net.broadcast_address)):
+            raise MinidockerError(f"gateway {gateway} is the network's own or broadcast "
+                                  f"address in {subnet}: give a host address, e.g. "
+                                  f"{ipam.first_host(subnet)}")
         network_id = store.new_id()
         network = Network(network_id, name, "bridge", subnet,
                           gateway or ipam.first_host(subnet),

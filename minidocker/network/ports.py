@@ -13,6 +13,7 @@ Man pages: bind(2), ip(7) (ip_local_port_range). Docker: ``run -p/-P/--expose``,
 Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
 
+import ipaddress
 import re
 import socket
 from dataclasses import asdict, dataclass
@@ -63,6 +64,13 @@ def parse_publish(spec: str) -> list[PortBinding]:
     ip, host, container = match["ip"], match["host"], match["container"]
     if host is None and ip is not None:
         ip, host = None, ip  # one colon: "8080:80" is hostPort:containerPort
+    if ip:
+        try:
+            ipaddress.IPv4Address(ip)
+        except ValueError:
+            raise MinidockerError(f"invalid IP address {ip!r} in -p {spec!r}: give the "
+                                  "host's IPv4 address to listen on, e.g. 127.0.0.1:8080:80") \
+                from None
     proto = match["proto"] or "tcp"
     container_ports = _range(container, spec)
     host_ports = _range(host, spec) if host else [0] * len(container_ports)

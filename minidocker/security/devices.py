@@ -74,14 +74,17 @@ def parse_device(spec: str) -> Device:
         raise MinidockerError(f"invalid --device {spec}: use HOST[:CONTAINER][:rwm]")
     if not permissions or not set(permissions) <= set("rwm"):
         raise MinidockerError(f"invalid --device {spec}: permissions are letters of 'rwm'")
-    if not os.path.isabs(host) or not os.path.normpath(inside).startswith("/dev/"):
-        raise MinidockerError(f"invalid --device {spec}: the host path must be absolute and "
-                              "the container path a name under /dev (/dev/xvda)")
+    if not os.path.isabs(host):
+        raise MinidockerError(f"invalid --device {spec}: the host path must be absolute "
+                              "(/dev/fuse)")
     try:
         info = os.stat(host)
     except OSError as exc:
         raise MinidockerError(f"error gathering device information while adding device "
                               f"{host}: {exc.strerror}") from exc
+    if not os.path.normpath(inside).startswith("/dev/"):
+        raise MinidockerError(f"invalid --device {spec}: the container path must be a name "
+                              "under /dev (HOST:/dev/xvda)")
     if not (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)):
         raise MinidockerError(f"--device {host}: not a device node (a character or block "
                               "device is needed)")
