@@ -24,6 +24,8 @@ Man pages: kill(2), signal(7), cgroups(7) (freezer, cgroup.kill), waitpid(2).
 Docker: ``docker run --help`` (--sig-proxy), ``docker logs --help``.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import signal
