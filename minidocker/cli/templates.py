@@ -25,7 +25,8 @@ class TemplateError(MinidockerError):
     """A template that cannot be parsed or executed; the message says where."""
 
 
-HINT = "(see the JSON from 'minidocker inspect' without -f, or 'minidocker COMMAND --format \"{{json .}}\"')"
+HINT = ("(see the fields in the JSON from 'minidocker inspect' without -f, or from "
+        "'--format \"{{json .}}\"' of a listing)")
 
 
 def _json(value) -> str:
@@ -40,9 +41,10 @@ def _index(value, *keys):
 
 
 def _printf(fmt: str, *args) -> str:
-    """Go's verbs mapped to Python's: %v and %s print as Go does, %d %q %.Ns %-Ns stay."""
-    return re.sub(r"%v", "%s", fmt.replace("%q", '"%s"')) % tuple(
-        show(a) if not isinstance(a, int | float) or isinstance(a, bool) else a for a in args)
+    """Go's fmt.Sprintf for the usual verbs: %s %v %q %d, with widths (%-10s, %.5s)."""
+    numbers = tuple(a if isinstance(a, int | float) and not isinstance(a, bool) else show(a)
+                    for a in args)
+    return fmt.replace("%v", "%s").replace("%q", '"%s"') % numbers
 
 
 FUNCTIONS = {
@@ -238,8 +240,8 @@ def _command(command: list, obj):
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
             raise TemplateError(f"template: error calling {head}: {exc}") from None
     if len(command) > 1:
-        raise TemplateError(f"template: can't give arguments to {_spell(head)}: only a "
-                            "function takes arguments")
+        raise TemplateError("template: only a function takes arguments: "
+                            f"{{{{{' '.join(map(str, command))}}}}}")
     return _term(head, obj)
 
 
@@ -270,10 +272,6 @@ def _field(value, path: str):
                                 f"{part} {HINT}")
         value = value[part]
     return value
-
-
-def _spell(term) -> str:
-    return term if isinstance(term, str) else "(...)"
 
 
 def show(value) -> str:
