@@ -50,7 +50,7 @@ from rich.table import Table
 TARGET_MS = 50.0  # bridge − none, per run
 RUN = ["run", "--rm", "busybox", "true"]
 # What ``minidocker run`` imports before it knows it needs networking (see bench/run.py).
-RUN_IMPORTS = "import minidocker.cli, minidocker.foreground, minidocker.container.start"
+RUN_IMPORTS = "import minidocker.cli, minidocker.container.lifecycle, minidocker.container.start"
 
 
 def main(argv: list[str] | None = None) -> int:

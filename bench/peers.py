@@ -138,7 +138,7 @@ def timed_command(argv: list[str], env: dict[str, str] | None = None):
 def python_cases() -> list[Case]:
     """Python's own start-up, and start-up plus the imports ``minidocker run`` needs."""
     python = sys.executable
-    imports = "import minidocker.cli, minidocker.foreground"
+    imports = "import minidocker.cli, minidocker.container.lifecycle"
     return [
         Case("python", "context", "python start-up", f"{_short(python)} -c pass",
              timed_command([python, "-c", "pass"])),

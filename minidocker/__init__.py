@@ -10,11 +10,13 @@ pyproject.toml; docs/stages.md records the decisions):
     3 cgroups/     a process with limits: v1 and v2 drivers        cgroups(7)
     4 unionfs      copy-on-write: overlay, the upper dir as diff   overlayfs kernel docs
     5 image/       content-addressed images in an OCI layout       OCI image-spec
-    6 container/   the lifecycle: spec, start story, monitor, state
+    6 container/   the lifecycle: Config/HostConfig, create, the start
+                   story, one teardown, monitor, state             the Engine API
     7 volumes      data outside the union fs                       mount(2) (bind, tmpfs)
     8 network/     bridge, veth, IPAM, NAT, published ports, hosts veth(4) iptables(8)
     9 security/    capabilities, no_new_privs, seccomp, userns     capabilities(7) seccomp(2)
-    top            cli/, foreground, viz/ (notebook pictures), labs/ (checkers), doctor
+    top            cli/ (commands, tables, Go templates), viz/ (notebook pictures),
+                   labs/ (checkers), doctor
 
 Stages 7-9 are mechanisms that know nothing of containers: they sit *below* stage 6 in the
 layers, and container/ composes them through its start hooks. ``errors`` and ``state`` (the

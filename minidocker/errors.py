@@ -2,8 +2,9 @@
 
 Every error a user can cause is a ``MinidockerError`` whose message says what went wrong and
 what to do next. The CLI prints it as one line and exits non-zero; it never shows a traceback
-for a user's mistake. ``exit_code`` follows Docker: 125 when minidocker itself failed,
-126 when the command cannot be run, 127 when the command was not found.
+for a user's mistake. ``exit_code`` is what ``run`` and ``create`` exit with, as Docker's:
+125 when minidocker itself failed, 126 when the command cannot be run, 127 when the command
+was not found. Every other command exits 1 on an error (the CLI decides, see cli/__init__.py).
 Docker docs: ``docker run`` reference, "Exit status" (125, 126, 127).
 Used by: every stage; the lab checkers print its message as a step's FAIL.
 """

@@ -81,7 +81,7 @@ def test_rmi_untags_then_deletes_and_refuses_while_in_use(md):
     assert md("rmi", "keep:1").stdout == "Untagged: keep:1\n"
     md("run", "--name", "u2", "keep:2", "true")
     refused = md("rmi", "keep:2")
-    assert refused.returncode == 125 and "is using its referenced image" in refused.stderr
+    assert refused.returncode == 1 and "is using its referenced image" in refused.stderr
     md("rm", "u2")
     removed = md("rmi", "keep:2").stdout.splitlines()
     assert removed[0] == "Untagged: keep:2" and removed[1].startswith("Deleted: sha256:")
@@ -164,7 +164,7 @@ def test_load_refuses_bad_archives(md, tmp_path):
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"not a tar")
     result = md("load", "-i", str(junk))
-    assert result.returncode == 125 and "is not an image archive" in result.stderr
+    assert result.returncode == 1 and "is not an image archive" in result.stderr
 
 
 def test_diff_looks_names_up_like_overlayfs(md):
@@ -225,4 +225,4 @@ def test_an_image_cannot_pull_the_callers_environment(md, tmp_path):
 
 def test_unwritable_output_is_a_clear_error(md):
     result = md("save", "-o", "/nonexistent/dir/x.tar", "busybox")
-    assert result.returncode == 125 and "cannot write /nonexistent/dir/x.tar" in result.stderr
+    assert result.returncode == 1 and "cannot write /nonexistent/dir/x.tar" in result.stderr

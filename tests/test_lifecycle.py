@@ -417,7 +417,7 @@ def test_entrypoint_and_cmd_combine_as_in_docker(md, containers):
     name = containers.name()
     md("create", "--name", name, image, "x")
     assert inspect(md, name, "{{json .Config.Entrypoint}} {{json .Config.Cmd}}") == \
-        '["echo", "hi"] ["x"]'
+        '["echo","hi"] ["x"]'
     assert inspect(md, name, "{{.Path}} {{.Args}}") == "echo [hi x]"
 
 

@@ -63,9 +63,10 @@ def ok(result: subprocess.CompletedProcess) -> str:
     return result.stdout
 
 
-def one_line_error(result: subprocess.CompletedProcess, words: str) -> None:
-    """Exit 125 and one line on stderr that says what went wrong — no traceback."""
-    assert result.returncode == 125, (result.stdout, result.stderr)
+def one_line_error(result: subprocess.CompletedProcess, words: str, code: int = 125) -> None:
+    """Docker's exit code (125 for run, 1 for the network commands) and one line on stderr
+    that says what went wrong — no traceback."""
+    assert result.returncode == code, (result.stdout, result.stderr)
     assert words in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
@@ -182,7 +183,7 @@ def test_a_network_alias_is_one_more_name(lab):
     web = lab.web("--network", net, "--network-alias", "db", "--network-alias", "cache")
     assert lab.fetch("--network", net, host="db") == f"hello from {web}\n"
     assert lab.fetch("--network", net, host="cache") == f"hello from {web}\n"
-    assert inspect(web, "{{json .NetworkSettings.Networks.n1.Aliases}}") == '["db", "cache"]'
+    assert inspect(web, "{{json .NetworkSettings.Networks.n1.Aliases}}") == '["db","cache"]'
 
 
 def test_a_container_on_another_network_cannot_reach_it(lab):
@@ -203,7 +204,7 @@ def test_a_published_port_serves_the_outside_world_and_localhost(lab, outside): 
     assert outside_fetch(outside, OUTSIDE_HOST_IP, 8080) == body
     assert host_fetch(8080) == body  # hairpin NAT on the lab host's 127.0.0.1
     assert inspect(web, "{{json .NetworkSettings.Ports}}") == \
-        '{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}'
+        '{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8080"}]}'
     assert inspect(web, "{{.NetworkSettings.IPAddress}}").startswith("172.18.")
     (row,) = [line for line in ok(minidocker("ps")).splitlines() if line.endswith(web)]
     assert "0.0.0.0:8080->80/tcp" in row
@@ -402,7 +403,7 @@ def test_an_overlapping_subnet_is_a_one_line_error_that_leaves_nothing(lab):
     before = kernel_state()
     networks_before = ok(minidocker("network", "ls"))
     one_line_error(minidocker("network", "create", "--subnet", "10.50.1.0/24", "ten-too"),
-                   "Pool overlaps with other one on this address space")
+                   "Pool overlaps with other one on this address space", code=1)
     assert kernel_state() == before
     assert ok(minidocker("network", "ls")) == networks_before
 
@@ -411,5 +412,5 @@ def test_an_unknown_network_is_a_one_line_error_that_leaves_nothing(lab):
     before = kernel_state()
     one_line_error(minidocker("run", "--rm", "--network", "nowhere", "busybox", "true"),
                    "network nowhere not found")
-    one_line_error(minidocker("network", "rm", "nowhere"), "network nowhere not found")
+    one_line_error(minidocker("network", "rm", "nowhere"), "network nowhere not found", code=1)
     assert settled(before) == before

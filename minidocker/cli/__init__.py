@@ -1,8 +1,18 @@
 """``minidocker`` — docker-style commands over the engine's stages.
 
 This module only parses the command line and prints; the engine lives in the stage modules,
-imported inside each command so that ``minidocker --help`` starts fast. A ``MinidockerError``
-becomes one line on stderr and Docker's exit code, never a traceback.
+imported inside each command so that ``minidocker --help`` starts fast. How listings look
+(tables, ``--format`` templates) lives in formatting.py and templates.py.
+
+A ``MinidockerError`` becomes one line on stderr and Docker's CLI exit code, never a
+traceback. As docker/cli (``cmd/docker/docker.go``, ``cli/required.go``) decides them:
+
+* 125: a bad flag (unknown, or a bad value) of any command; and any error of ``run`` or
+  ``create`` (an ``EngineCommand``): there the error keeps its own code, 125 when the engine
+  failed, 126 when the command cannot be run, 127 when it was not found;
+* the container's own exit code: ``run``, ``start -a``, ``attach``, ``exec``;
+* 1: every other failed command (``inspect`` of a missing container, ``rm`` of a running
+  one...), a wrong number of arguments and an unknown command.
 """
 
 import os
@@ -11,7 +21,23 @@ import sys
 import click
 
 CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
-click.UsageError.exit_code = 125  # a bad flag or argument: Docker's "the command failed" code
+click.UsageError.exit_code = 125  # ``minidocker --nope``: Docker's code for a bad flag
+
+
+class EngineCommand(click.Command):
+    """``run`` and ``create``: an error keeps its own exit code (125, 126 or 127)."""
+
+
+def usage_exit_code(error: click.UsageError) -> int:
+    """Docker's code for a usage error: 125 for a bad flag, 1 for a wrong argument count or
+    an unknown command (cobra's flag errors vs ``cli.RequiresMinArgs`` and friends)."""
+    if isinstance(error, click.NoSuchOption | click.BadOptionUsage):
+        return 125
+    if isinstance(error, click.BadParameter) and isinstance(error.param, click.Option):
+        # a value that does not parse is a bad flag; a file that is not there (load -i) is
+        # the command failing, as Docker finds out only when it opens the file
+        return 1 if isinstance(error.param.type, click.Path) else 125
+    return 1
 
 
 class Group(click.Group):
@@ -28,13 +54,21 @@ class Group(click.Group):
 
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.exit_code = usage_exit_code(exc)
+            raise
         except MinidockerError as exc:
             click.echo(f"minidocker: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            ctx.exit(self.exit_code(ctx, exc.exit_code))
         except PermissionError as exc:
             click.echo(f"minidocker: permission denied: {exc.filename or exc}. minidocker's "
                        "state belongs to root: run it with sudo.", err=True)
-            ctx.exit(1)
+            ctx.exit(self.exit_code(ctx, 125))
+
+    def exit_code(self, ctx, engine_code: int) -> int:
+        """The command decides: ``run``/``create`` keep the engine's code, the others 1."""
+        command = self.get_command(ctx, ctx.invoked_subcommand or "")
+        return engine_code if isinstance(command, EngineCommand) else 1
 
 
 def require_root(command: str) -> None:
@@ -84,11 +118,19 @@ def commit(author, message, changes, container, repository):
 @main.command(context_settings=CONTEXT)
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show all images.")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
-def images(show_all, quiet):
+@click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
+              "template, e.g. '{{.Repository}}:{{.Tag}}' (fields: .ID .Repository .Tag "
+              ".Digest .CreatedSince .CreatedAt .Size).")
+def images(show_all, quiet, fmt):
     """List images."""
-    from minidocker.foreground import list_images
+    from minidocker.cli.formatting import IMAGE_HEADERS, IMAGES_TABLE, format_rows, image_rows
+    from minidocker.image.store import ImageStore
 
-    click.echo(list_images(quiet), nl=False)
+    rows = [row for image in ImageStore().images() for row in image_rows(image)]
+    if quiet:
+        click.echo("".join(dict.fromkeys(f"{row['ID']}\n" for row in rows)), nl=False)
+        return
+    click.echo(format_rows(rows, fmt, IMAGES_TABLE, IMAGE_HEADERS), nl=False)
 
 
 @main.command(context_settings=CONTEXT)
@@ -109,19 +151,36 @@ def tag(source, target):
 def rmi(force, images):
     """Remove one or more images (a name untags; the last name deletes)."""
     require_root("rmi")
-    from minidocker.foreground import remove_image
+    from minidocker.image.verbs import remove_image
 
+    users = images_in_use()
     for name in images:
-        click.echo("\n".join(remove_image(name, force)))
+        click.echo("\n".join(remove_image(name, force, users)))
+
+
+def images_in_use() -> dict[str, list[str]]:
+    """Every image some container (running or not) was made from, with the containers' IDs."""
+    from minidocker.container import records
+
+    users: dict[str, list[str]] = {}
+    for record in records.all_records():
+        users.setdefault(record.Image, []).append(record.Id)
+    return users
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("image")
-def history(image):
+@click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
+              "template (fields: .ID .CreatedSince .CreatedBy .Size .Comment).")
+def history(image, fmt):
     """Show the history of an image, newest first."""
-    from minidocker.foreground import history as show
+    from minidocker.cli.formatting import HISTORY_HEADERS, HISTORY_TABLE, format_rows, history_row
+    from minidocker.image.store import human_size
+    from minidocker.image.verbs import history as entries
 
-    click.echo(show(image), nl=False)
+    rows = [history_row(entry, image_id, human_size(size))
+            for image_id, entry, size in entries(image)]
+    click.echo(format_rows(rows, fmt, HISTORY_TABLE, HISTORY_HEADERS), nl=False)
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -135,9 +194,9 @@ def image():
 def image_prune(everything):
     """Remove unused images."""
     require_root("image prune")
-    from minidocker.foreground import prune_images
+    from minidocker.image.verbs import prune_images
 
-    removed = prune_images(everything)
+    removed = prune_images(everything, images_in_use())
     click.echo("\n".join(removed) if removed else "Total reclaimed: nothing to remove")
 
 
@@ -202,9 +261,9 @@ def import_(changes, message, file, reference):
 
 
 def _tag_or_none(store, name):
-    from minidocker.foreground import _tag_named
+    from minidocker.image.verbs import tag_named
 
-    return _tag_named(name, store.get(name))
+    return tag_named(name, store.get(name))
 
 
 class _output:

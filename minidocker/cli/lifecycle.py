@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from minidocker.cli import CONTEXT, Group, main, require_root
+from minidocker.cli import CONTEXT, EngineCommand, Group, main, require_root
 from minidocker.cli.flags import container_request, later_stage_options
 
 
@@ -92,7 +92,7 @@ def write_cidfile(file, container_id: str) -> None:
 RUN_CONTEXT = {**CONTEXT, "allow_interspersed_args": False}
 
 
-@main.command(context_settings=RUN_CONTEXT)
+@main.command(cls=EngineCommand, context_settings=RUN_CONTEXT)
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print its ID.")
 @container_options
 def run(detach, **options):
@@ -118,12 +118,12 @@ def run(detach, **options):
         start(record)
         click.echo(record.Id)
         return
-    from minidocker.foreground import run_in_foreground
+    from minidocker.container.lifecycle import run_in_foreground
 
     sys.exit(run_in_foreground(record))
 
 
-@main.command(context_settings=RUN_CONTEXT)
+@main.command(cls=EngineCommand, context_settings=RUN_CONTEXT)
 @container_options
 def create(**options):
     """Create a new container without starting it; prints its ID."""
@@ -175,8 +175,8 @@ def _relay_with_signals(record, client, with_stdin: bool):
     import os
 
     from minidocker.container import attach
+    from minidocker.container.lifecycle import SignalProxy
     from minidocker.errors import MinidockerError
-    from minidocker.foreground import SignalProxy
 
     class Pid1:
         def signal(self, signum):
@@ -192,11 +192,22 @@ def _relay_with_signals(record, client, with_stdin: bool):
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default "
               "shows just running).")
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
-def ps(show_all, quiet):
+@click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
+@click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
+              "template, e.g. 'table {{.ID}}\\t{{.Names}}' (fields: .ID .Image .Command "
+              ".CreatedAt .RunningFor .Ports .Status .State .Names .Labels .Mounts .Networks).")
+def ps(show_all, quiet, no_trunc, fmt):
     """List containers."""
-    from minidocker.foreground import list_containers
+    from minidocker.cli.formatting import CONTAINER_HEADERS, PS_TABLE, container_row, format_rows
+    from minidocker.container import records
+    from minidocker.container.lifecycle import ACTIVE, refresh
 
-    click.echo(list_containers(show_all, quiet), nl=False)
+    rows = [container_row(r, no_trunc) for r in map(refresh, records.all_records())
+            if show_all or r.status in ACTIVE]
+    if quiet:
+        click.echo("".join(f"{row['ID']}\n" for row in rows), nl=False)
+        return
+    click.echo(format_rows(rows, fmt, PS_TABLE, CONTAINER_HEADERS), nl=False)
 
 
 @main.command(context_settings=CONTEXT)
@@ -206,9 +217,12 @@ def ps(show_all, quiet):
 @click.argument("container")
 def logs(follow, tail, timestamps, container):
     """Show what a container printed (stdout and stderr)."""
-    from minidocker.foreground import show_logs
+    from minidocker.container import lifecycle
 
-    show_logs(container, follow, tail, timestamps)
+    for entry in lifecycle.logs(lifecycle.find(container), follow, tail):
+        out = sys.stdout if entry.stream == "stdout" else sys.stderr
+        out.write(f"{entry.time} {entry.text}" if timestamps else entry.text)
+        out.flush()
 
 
 @main.command(context_settings=CONTEXT)
@@ -272,14 +286,39 @@ def wait(containers):
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("-f", "--format", "template", help="Format with a Go-template-like string, "
+@click.option("-f", "--format", "template", help="Format with a Go template, "
               "e.g. '{{.State.Status}}' or '{{json .Mounts}}'.")
 @click.argument("names", nargs=-1, required=True)
 def inspect(template, names):
     """Show low-level information on containers or images, as JSON."""
-    from minidocker.foreground import inspect as describe
+    import json
 
-    click.echo(describe(list(names), template))
+    from minidocker.cli.templates import TemplateError, parse
+
+    try:  # before anything is looked up, as Docker: a broken template exits 64 (EX_USAGE)
+        parsed = parse(template) if template is not None else None
+    except TemplateError as exc:
+        click.echo(f"minidocker: template parsing error: {exc}", err=True)
+        sys.exit(64)
+    found = [_inspect_object(name) for name in names]
+    if parsed is None:
+        click.echo(json.dumps(found, indent=4))
+    else:
+        click.echo("\n".join(parsed.execute(obj) for obj in found))
+
+
+def _inspect_object(name: str) -> dict:
+    """A container by name or ID as the Engine API shows it, else an image."""
+    from minidocker.container import lifecycle
+    from minidocker.errors import MinidockerError
+    from minidocker.image.verbs import inspect_image
+
+    try:
+        record = lifecycle.find(name)
+    except MinidockerError:
+        return inspect_image(name)
+    return {**record.to_dict(), "Name": f"/{record.Name}", "Path": record.command[0],
+            "Args": record.command[1:]}
 
 
 @main.command(context_settings=CONTEXT)
@@ -373,9 +412,9 @@ def unpause(containers):
 def rm(force, volumes, containers):
     """Remove one or more containers."""
     require_root("rm")
-    from minidocker.foreground import remove_container
+    from minidocker.container.lifecycle import rm as remove
 
-    _each(remove_container, containers, force=force, volumes_too=volumes)
+    _each(remove, containers, force=force, volumes_too=volumes)
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -388,7 +427,7 @@ def container():
 def container_prune(force):
     """Remove all stopped containers."""
     require_root("container prune")
-    from minidocker.foreground import prune_containers
+    from minidocker.container.lifecycle import prune as prune_containers
 
     if not force:
         click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you "
@@ -411,10 +450,19 @@ def system():
 def system_prune(everything, volumes, force):
     """Remove stopped containers, unused images (and with --volumes, unused volumes)."""
     require_root("system prune")
-    from minidocker.foreground import system_prune as prune
+    from minidocker.cli import images_in_use
+    from minidocker.cli.volume import volumes_in_use
+    from minidocker.container.lifecycle import prune as prune_containers
+    from minidocker.image.verbs import prune_images
+    from minidocker.volumes import prune_volumes
 
     if not force:
         click.confirm("WARNING! This will remove all stopped containers, and dangling images"
                       + (" and anonymous volumes" if volumes else "")
                       + ".\nAre you sure you want to continue?", abort=True)
-    click.echo(prune(everything, volumes), nl=False)
+    deleted = {"Containers": prune_containers(),
+               "Images": prune_images(everything, images_in_use()),
+               "Volumes": prune_volumes(volumes_in_use())[0] if volumes else []}
+    lines = [f"Deleted {kind}:\n" + "".join(f"{item}\n" for item in items)
+             for kind, items in deleted.items() if items]
+    click.echo("\n".join(lines) or "Total reclaimed space: 0B\n", nl=False)

@@ -52,19 +52,18 @@ def network_create(driver, subnet, gateway, internal, options, labels, name):
 @network.command("ls", context_settings=CONTEXT)
 @click.option("-q", "--quiet", is_flag=True, help="Only display network IDs.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
-def network_ls(quiet, no_trunc):
+@click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
+              "template (fields: .ID .Name .Driver .Scope .Internal .Labels .CreatedAt).")
+def network_ls(quiet, no_trunc, fmt):
     """List networks."""
+    from minidocker.cli.formatting import NETWORK_HEADERS, NETWORKS_TABLE, format_rows, network_row
     from minidocker.network import networks
 
-    found = networks.ls()
-    ids = [n.id if no_trunc else n.id[:12] for n in found]
+    rows = [network_row(n, no_trunc) for n in networks.ls()]
     if quiet:
-        click.echo("\n".join(ids))
+        click.echo("\n".join(row["ID"] for row in rows))
         return
-    rows = [(i, n.name, n.driver, "local") for i, n in zip(ids, found, strict=True)]
-    from minidocker.foreground import format_table
-
-    click.echo(format_table([("NETWORK ID", "NAME", "DRIVER", "SCOPE"), *rows]), nl=False)
+    click.echo(format_rows(rows, fmt, NETWORKS_TABLE, NETWORK_HEADERS), nl=False)
 
 
 @network.command("inspect", context_settings=CONTEXT)

@@ -31,17 +31,18 @@ def volume_create(driver, labels, name):
 
 @volume.command("ls", context_settings=CONTEXT)
 @click.option("-q", "--quiet", is_flag=True, help="Only display volume names.")
-def volume_ls(quiet):
+@click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
+              "template (fields: .Name .Driver .Mountpoint .Scope .Labels).")
+def volume_ls(quiet, fmt):
     """List volumes."""
-    from minidocker.foreground import format_table
+    from minidocker.cli.formatting import VOLUME_HEADERS, VOLUMES_TABLE, format_rows, volume_row
     from minidocker.volumes import list_volumes
 
-    found = list_volumes()
+    rows = [volume_row(v) for v in list_volumes()]
     if quiet:
-        click.echo("".join(f"{v.Name}\n" for v in found), nl=False)
-    else:
-        click.echo(format_table([("DRIVER", "VOLUME NAME"),
-                                 *((v.Driver, v.Name) for v in found)]), nl=False)
+        click.echo("".join(f"{row['Name']}\n" for row in rows), nl=False)
+        return
+    click.echo(format_rows(rows, fmt, VOLUMES_TABLE, VOLUME_HEADERS), nl=False)
 
 
 @volume.command("inspect", context_settings=CONTEXT)

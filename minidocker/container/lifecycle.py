@@ -12,27 +12,37 @@ commands that move it between them.
 moves a container to running, exited and restarting; these functions are the user's moves:
 ``stop`` sends the image's StopSignal (SIGTERM unless the image says otherwise), waits, then
 SIGKILLs every process through the cgroup; ``kill`` sends one signal to PID 1; ``pause``
-freezes the cgroup; ``rm`` removes what the container held.
+freezes the cgroup; ``rm`` removes what the container held. ``run_in_foreground`` is
+``docker run`` without ``-d``: create, then start with this process as the monitor and our
+terminal attached, signals passed on (``SignalProxy``). ``logs`` reads back what it printed.
 
 The record is never trusted blindly: ``refresh()`` checks that the monitor still lives (by PID
 *and* start time, so a reused PID cannot fool it). A container whose monitor was killed is
 marked exited and its processes and cgroup are removed: the record follows the kernel's truth.
 
 Man pages: kill(2), signal(7), cgroups(7) (freezer, cgroup.kill), waitpid(2).
+Docker: ``docker run --help`` (--sig-proxy), ``docker logs --help``.
 """
+
+from __future__ import annotations
 
 import contextlib
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from minidocker import cgroups
 from minidocker.container import records, teardown
 from minidocker.container.config import parse_signal
+from minidocker.container.logs import LogEntry, follow, read_entries
 from minidocker.container.names import check_name
 from minidocker.errors import Conflict, MinidockerError
+from minidocker.namespaces import SIGNALS_TO_FORWARD
 
 # (from, command or event, to): the container state machine, drawn by notebook 06.
 TRANSITIONS = [
@@ -89,6 +99,49 @@ def start(record: records.ContainerRecord, attach: bool = False) -> int:
         record.State["ManuallyStopped"] = False
         record.RestartCount = 0
     return launch(record, wait_for_attach=attach)
+
+
+def run_in_foreground(record: records.ContainerRecord) -> int:
+    """``docker run`` without ``-d``: this process is the container's monitor, with our
+    terminal attached (output logged too, so ``logs`` works later); returns the exit code."""
+    from minidocker.container import tty as terminal
+    from minidocker.container.monitor import Monitor, Terminal
+
+    interactive, raw = record.Config.OpenStdin, record.Config.Tty and record.Config.OpenStdin
+    proxy = SignalProxy(raw_terminal=raw)
+    monitor = Monitor(record, local=Terminal(interactive))
+    with terminal.raw_terminal(0) if raw else contextlib.nullcontext():
+        code = monitor.run(on_start=lambda container: proxy.deliver_to(container.process))
+    if monitor.container and monitor.container.oom_killed:
+        limit = record.HostConfig.Resources.memory or 0
+        print(f"minidocker: container {record.Name} was killed by the kernel's OOM "
+              f"killer: it went over its memory limit ({limit // 2**20} MiB, -m). Give it "
+              "more memory or make it use less.", file=sys.stderr)
+    return code
+
+
+class SignalProxy:
+    """docker run's --sig-proxy: signals sent to the CLI go on to the container's PID 1.
+    Installed before the container starts; what arrives early is held and delivered later."""
+
+    def __init__(self, raw_terminal: bool):
+        self.process, self.pending = None, []
+        proxied = [s for s in SIGNALS_TO_FORWARD if s != signal.SIGWINCH]
+        if raw_terminal:  # Ctrl-C arrives as a byte through the raw pty: pass on only
+            proxied = [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]
+        for signum in proxied:
+            signal.signal(signum, self._received)
+
+    def _received(self, signum, _frame) -> None:
+        if self.process is None:
+            self.pending.append(signum)
+        else:
+            self.process.signal(signum)
+
+    def deliver_to(self, process) -> None:
+        self.process = process
+        for signum in self.pending:
+            process.signal(signum)
 
 
 def stop(record: records.ContainerRecord, timeout: int | None = None) -> None:
@@ -179,6 +232,25 @@ def wait(record: records.ContainerRecord) -> int:
         time.sleep(0.1)  # a created container too: Docker waits for it to run and stop
         record.reload()
     return record.State["ExitCode"]
+
+
+def logs(record: records.ContainerRecord, follow_output: bool = False,
+         tail: str = "all") -> Iterator[LogEntry]:
+    """``logs [-f] [--tail N]``: what the container printed, oldest first; with
+    ``follow_output``, more as it comes, until the container stops."""
+    try:
+        count = None if tail == "all" else int(tail)
+    except ValueError:
+        raise MinidockerError(f"invalid --tail value '{tail}': give a number or 'all'") from None
+
+    def running() -> bool:
+        try:
+            return refresh(record.reload()).status in ACTIVE
+        except MinidockerError:
+            return False
+
+    path = Path(record.LogPath)
+    return iter(follow(path, running, count) if follow_output else read_entries(path, count))
 
 
 def rename(record: records.ContainerRecord, new_name: str) -> None:

@@ -1,0 +1,93 @@
+"""Stage 5 — the image verbs over the store: ``rmi``, ``image prune``, ``history``, ``inspect``.
+
+An image has names (tags) and may be used by containers. ``rmi NAME`` takes one name away; the
+image itself goes only with its last name, and not while a container uses it (``-f`` to
+insist). ``image prune`` deletes the untagged images no container uses (``-a``: every unused
+one). Which containers use which image is a question for stage 6, above this one: the caller
+answers it, as ``users`` (image ID -> the IDs of the containers that use it).
+
+Model: moby's ``daemon/images/image_delete.go`` (its rules for untag vs delete),
+``image_prune.go`` and ``image_history.go``. Spec: the OCI image spec's config ``history``.
+Used by notebook 05.
+"""
+
+import contextlib
+
+from minidocker.errors import Conflict, MinidockerError, NotFound
+from minidocker.image.reference import parse_reference
+from minidocker.image.store import Image, ImageStore
+
+Users = dict[str, list[str]]  # image ID -> IDs of the containers that use it
+
+
+def remove_image(name: str, force: bool, users: Users) -> list[str]:
+    """``docker rmi``: untag the name given (every name, for an ID); delete the image when its
+    last name goes, unless a container still uses it. Returns the lines Docker prints."""
+    store = ImageStore()
+    image = store.get(name)
+    tag = tag_named(name, image)
+    if tag is None and len(image.tags) > 1 and not force:
+        raise Conflict(f"unable to delete {image.short_id} (must be forced) - image is "
+                       f"referenced in multiple repositories: {', '.join(image.tags)}")
+    untag = [tag] if tag else list(image.tags)
+    last_name = set(untag) >= set(image.tags)
+    used_by = users.get(image.id, [])
+    if last_name and used_by and not force:
+        raise Conflict(f"unable to remove {name} (must force) - container "
+                       f"{used_by[0][:12]} is using its referenced image {image.short_id}; "
+                       "remove the container first ('minidocker rm')")
+    for name_to_drop in untag:
+        store.untag(name_to_drop)
+    done = [f"Untagged: {t}" for t in untag]
+    if last_name and not used_by:
+        store.delete(image)
+        done.append(f"Deleted: {image.id}")
+    return done
+
+
+def tag_named(name: str, image: Image) -> str | None:
+    """The tag of ``image`` that ``name`` spells (``busybox`` is ``busybox:latest``)."""
+    candidates = {name}
+    with contextlib.suppress(MinidockerError):
+        candidates.add(str(parse_reference(name)))
+    return next((t for t in image.tags if t in candidates), None)
+
+
+def prune_images(everything: bool, users: Users) -> list[str]:
+    """``docker image prune``: untagged images no container uses (``-a``: every unused)."""
+    store, removed = ImageStore(), []
+    for image in store.images():
+        if (everything or not image.tags) and not users.get(image.id):
+            store.delete(image)
+            removed.append(f"Deleted: {image.id}")
+    store.collect_garbage()  # also sweeps what killed writers left
+    return removed
+
+
+def history(name: str) -> list[tuple[str, dict, int]]:
+    """``docker history``: (image ID or ``<missing>``, history entry, layer size) per entry,
+    newest first. An entry that made a layer has that layer's size; an ``empty_layer`` one
+    (a config change) has 0; only the newest row names the image."""
+    image = ImageStore().get(name)
+    sizes = iter(layer["size"] for layer in image.manifest["layers"])
+    entries = [(entry, 0 if entry.get("empty_layer") else next(sizes, 0))
+               for entry in image.config.get("history", [])]  # oldest first, like the layers
+    entries.reverse()
+    return [(image.short_id if i == 0 else "<missing>", entry, size)
+            for i, (entry, size) in enumerate(entries)]
+
+
+def inspect_image(name: str) -> dict:
+    """``docker image inspect``: the image as the Engine API shows it."""
+    try:
+        image = ImageStore().get(name)
+    except NotFound:
+        raise NotFound(f"No such object: {name} (neither a container, see 'minidocker "
+                       "ps -a', nor an image, see 'minidocker images')") from None
+    config = image.config
+    return {"Id": image.id, "RepoTags": image.tags, "RepoDigests": [],
+            "Created": config.get("created"), "Author": config.get("author", ""),
+            "Architecture": config.get("architecture"), "Os": config.get("os"),
+            "Size": image.size, "Config": config.get("config", {}),
+            "RootFS": {"Type": "layers", "Layers": image.diff_ids},
+            "Manifest": image.manifest_digest}
