@@ -450,7 +450,7 @@ def system():
 def system_prune(everything, volumes, force):
     """Remove stopped containers, unused images (and with --volumes, unused volumes)."""
     require_root("system prune")
-    from minidocker.cli import images_in_use
+    from minidocker.cli import image_users
     from minidocker.cli.volume import volumes_in_use
     from minidocker.container.lifecycle import prune as prune_containers
     from minidocker.image.verbs import prune_images
@@ -460,9 +460,10 @@ def system_prune(everything, volumes, force):
         click.confirm("WARNING! This will remove all stopped containers, and dangling images"
                       + (" and anonymous volumes" if volumes else "")
                       + ".\nAre you sure you want to continue?", abort=True)
-    deleted = {"Containers": prune_containers(),
-               "Images": prune_images(everything, images_in_use()),
-               "Volumes": prune_volumes(volumes_in_use())[0] if volumes else []}
+    deleted = {"Containers": prune_containers()}
+    with image_users() as users:  # no create takes an image while they go
+        deleted["Images"] = prune_images(everything, users)
+    deleted["Volumes"] = prune_volumes(volumes_in_use())[0] if volumes else []
     lines = [f"Deleted {kind}:\n" + "".join(f"{item}\n" for item in items)
              for kind, items in deleted.items() if items]
     click.echo("\n".join(lines) or "Total reclaimed space: 0B\n", nl=False)
