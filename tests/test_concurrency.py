@@ -140,6 +140,26 @@ def test_commit_rmi_prune_run_rm_at_once_leave_a_whole_store(md, tmp_path):
         md("image", "prune")
 
 
+def test_commit_racing_rm_either_wins_cleanly(md):
+    names = [f"conc-victim{i}" for i in range(3)]
+    for name in names:
+        assert md("run", "-d", "--name", name, "--network", "none", "busybox", "sh", "-c",
+                  "mkdir /m; for i in $(seq 1 500); do echo $i > /m/$i; done; sleep 1000"
+                  ).returncode == 0
+    time.sleep(1)
+    try:
+        results = in_parallel(*[[("commit", name, f"{name}:1")] for name in names],
+                              *[[("rm", "-f", name)] for name in names])
+        no_tracebacks(results)
+        assert all(r.returncode == 0 for r in results if r.args[len(MINIDOCKER)] == "rm")
+        assert ids_printed(results, "commit") <= image_ids_on_disk()
+        for failed in (r for r in results if r.returncode):
+            assert "No such container" in failed.stderr and failed.stderr.count("\n") == 1
+    finally:
+        md("rm", "-f", *names)
+        md("rmi", *(f"{name}:1" for name in names))
+
+
 def import_image(tmp_path: Path, name: str, size: int = 1) -> None:
     """A one-layer image holding ``size`` bytes of random data, imported as ``name``."""
     data = tmp_path / "data"

@@ -28,23 +28,24 @@ def diff(name: str) -> list[unionfs.Change]:
 
 def commit(name: str, tag: str | None = None, author: str = "", message: str = "",
            changes: list[str] = ()) -> Image:
-    """Turn the container's upper dir into a new image: parent layers + one layer. The tar is
-    written first; then one store transaction, from the parent's lookup to the new name, so
-    that no ``rmi`` or garbage collection takes a layer away before the new image names it."""
+    """Turn the container's upper dir into a new image: parent layers + one layer. One store
+    transaction, from the parent's lookup to the new name, so that no ``rmi`` or garbage
+    collection takes a layer away before the new image names it; inside it, the container's
+    own lock while its upper dir is read, so that an ``rm`` waits until the layer is made."""
     record = records.find(name)
     store = ImageStore()
-    with store.scratch() as scratch:
-        tar_path = Path(scratch) / "layer.tar"
-        with open(tar_path, "wb") as out:
-            write_layer_tar(record.directory / "upper", out)
-        with store.transaction():
-            parent = store.get(record.Image)
+    with store.scratch() as scratch, store.transaction():
+        parent = store.get(record.Image)
+        with record.locked():  # NotFound if an rm came first
+            tar_path = Path(scratch) / "layer.tar"
+            with open(tar_path, "wb") as out:
+                write_layer_tar(record.directory / "upper", out)
             layer = store.add_layer(tar_path, source_dir=record.directory / "upper")
-            config = child_config(parent, layer, " ".join(record.command), author, message,
-                                  changes)
-            parents = [Layer(d["digest"], diff_id, d["size"]) for d, diff_id
-                       in zip(parent.manifest["layers"], parent.diff_ids, strict=True)]
-            return store.add_image(config, [*parents, layer], tag)
+        config = child_config(parent, layer, " ".join(record.command), author, message,
+                              changes)
+        parents = [Layer(d["digest"], diff_id, d["size"]) for d, diff_id
+                   in zip(parent.manifest["layers"], parent.diff_ids, strict=True)]
+        return store.add_image(config, [*parents, layer], tag)
 
 
 def child_config(parent: Image, layer: Layer, created_by: str, author: str, message: str,
