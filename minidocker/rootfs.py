@@ -213,15 +213,33 @@ def remount(target: str, flags: int) -> None:
 
 
 def mounts_below(target: str) -> list[str]:
-    """``target`` and the mount points under it, in mount order: the 5th field of each line of
-    /proc/self/mountinfo (proc(5)), where a space is written ``\\040`` (octal escapes)."""
+    """``target`` and the mount points under it that a path still reaches, in mount order, from
+    /proc/self/mountinfo (proc(5): the 1st field is the mount's ID, the 5th its mount point,
+    where a space is written ``\\040``). A mount that another one covers is left out: a remount
+    by path cannot reach it, and nor can anything in the container."""
     found = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[4])
-            if point == target or point.startswith(target.rstrip("/") + "/"):
+            fields = line.split()
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
+            below = point == target or point.startswith(target.rstrip("/") + "/")
+            if below and mount_id_at(point) == int(fields[0]):
                 found.append(point)
-    return list(dict.fromkeys(found))  # a path mounted over twice: a remount reaches the top
+    return found
+
+
+def mount_id_at(path: str) -> int | None:
+    """The ID of the mount that ``path`` leads to now (None if it leads nowhere): the
+    ``mnt_id`` line of /proc/self/fdinfo for an O_PATH descriptor of it (proc(5))."""
+    try:
+        fd = os.open(path, os.O_PATH)
+    except (FileNotFoundError, NotADirectoryError):  # covered by a mount that lacks the path
+        return None
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("mnt_id:"))
+    finally:
+        os.close(fd)
 
 
 def _mkdir(parent: str, name: str) -> str:

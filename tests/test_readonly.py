@@ -68,13 +68,17 @@ def test_a_read_only_bind_of_sys_keeps_the_cgroup_tree_read_only(md):
 @pytest.fixture
 def tree_with_submount(tmp_path):
     """``tmp_path/src`` with a tmpfs mounted at ``src/sub dir`` (a space: mountinfo escapes
-    it), in the session's private mount namespace."""
+    it), and one at ``src/covered/deep`` that a tmpfs on ``src/covered`` hides; all in the
+    session's private mount namespace."""
     source = tmp_path / "src"
-    sub = source / "sub dir"
-    sub.mkdir(parents=True)
-    kernel.mount("tmpfs", str(sub), "tmpfs", kernel.MS_NOEXEC, "size=1m")
+    points = [source / "sub dir", source / "covered" / "deep", source / "covered"]
+    points[1].mkdir(parents=True)
+    points[0].mkdir()
+    for point in points:
+        kernel.mount("tmpfs", str(point), "tmpfs", kernel.MS_NOEXEC, "size=1m")
     yield source
-    kernel.umount2(str(sub), kernel.MNT_DETACH)
+    for point in points[::2] + points[1:2]:  # the cover first, then what it hid
+        kernel.umount2(str(point), kernel.MNT_DETACH)
 
 
 def test_read_only_root_and_binds_behave_as_in_docker(md, tree_with_submount):
@@ -97,9 +101,9 @@ def test_read_only_root_and_binds_behave_as_in_docker(md, tree_with_submount):
 @pytest.mark.parametrize("kernel_has_it", [True, False], ids=["mount_setattr", "remounts"])
 def test_add_mount_flags_reaches_every_submount(tmp_path, tree_with_submount, monkeypatch,
                                                 kernel_has_it):
-    """With mount_setattr(2), or (a kernel older than 5.12: ENOSYS) one remount per submount,
-    found in mountinfo; either way the submount keeps its own flags (noexec here) and the
-    original tree stays writable."""
+    """With mount_setattr(2), or (a kernel older than 5.12: ENOSYS) one remount per submount
+    that a path reaches, found in mountinfo; either way the submount keeps its own flags
+    (noexec here) and the original tree stays writable."""
     if not kernel_has_it:
         def enosys(*args, **kwargs):
             raise OSError(errno.ENOSYS, "mount_setattr: Function not implemented")
@@ -109,8 +113,9 @@ def test_add_mount_flags_reaches_every_submount(tmp_path, tree_with_submount, mo
     kernel.mount(str(tree_with_submount), str(copy), None, kernel.MS_BIND | kernel.MS_REC)
     try:
         rootfs.add_mount_flags(str(copy), kernel.MS_RDONLY | kernel.MS_NOSUID)
-        assert rootfs.mounts_below(str(copy)) == [str(copy), str(copy / "sub dir")]
-        for path in (copy / "f", copy / "sub dir" / "f"):
+        reached = {str(copy), str(copy / "sub dir"), str(copy / "covered")}
+        assert set(rootfs.mounts_below(str(copy))) == reached  # not covered/deep
+        for path in (copy / "f", copy / "sub dir" / "f", copy / "covered" / "f"):
             with pytest.raises(OSError) as refused:
                 path.write_text("x")
             assert refused.value.errno == errno.EROFS
