@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from minidocker import cgroups, labs
-from minidocker.labs import framework, lab08_networking
+from minidocker.labs import framework, lab08_networking, lab09_security
 
 REPO = Path(__file__).resolve().parents[1]
 STEP_PREFIX = re.compile(r"Step (\d+):")
@@ -104,7 +104,8 @@ WITHOUT = [
     ("08", 3, "no default route",
      '    in_container(pid, "ip", "route", "add", "default", "via", GATEWAY)', "    pass"),
     ("08", 4, "no ip_forward", '        f.write("1")', '        f.write("0")'),
-    ("08", 4, "no MASQUERADE", '    run("iptables", "-t", "nat"', '    print("iptables", "-t", "nat"'),
+    ("08", 4, "no MASQUERADE", '    run("iptables", "-t", "nat"',
+     '    print("iptables", "-t", "nat"'),
     ("09", 4, "no no_new_privs", "    kernel.prctl(kernel.PR_SET_NO_NEW_PRIVS, 1)", "    pass"),
     ("09", 4, "no filter installed, only no_new_privs",
      "    kernel.prctl(kernel.PR_SET_SECCOMP,", "    print(kernel.PR_SET_SECCOMP,"),
@@ -173,3 +174,19 @@ def test_lab08_without_ip_forward_fails_on_a_forwarding_host(fixed, monkeypatch,
     assert result.status == ("FAIL" if fixed else "PASS"), result.detail
     if fixed:
         assert "ip_forward is 0" in result.detail
+
+
+def test_lab09_says_when_no_new_privs_was_inherited(monkeypatch, tmp_path):
+    """no_new_privs cannot be cleared: where the checker inherits it, step 4 cannot see whether
+    the student set it, and says so instead of claiming it."""
+    scratch = lab09_security.scratch
+
+    def scratch_with_no_new_privs() -> None:
+        scratch()
+        lab09_security.kernel.prctl(lab09_security.kernel.PR_SET_NO_NEW_PRIVS, 1)
+
+    monkeypatch.setattr(lab09_security, "scratch", scratch_with_no_new_privs)
+    lab = framework.find_lab(labs.LABS, "09")
+    result = run_one_step(lab, 4, solution(lab))
+    assert result.status == "PASS" and "1 already when your code started" in result.detail, \
+        result.detail

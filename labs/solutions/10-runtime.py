@@ -37,7 +37,7 @@ def in_netns(pid: int, *argv: str) -> None:
     sh("nsenter", f"--net=/proc/{pid}/ns/net", *argv)
 
 
-# --- the runtime -----------------------------------------------------------------------------------
+# --- the runtime ----------------------------------------------------------------------------------
 
 def run(spec: ContainerSpec, argv: list[str]) -> int:
     """Run ``argv`` in a container made to ``spec``; return its exit code."""
@@ -80,7 +80,7 @@ def container_init(spec: ContainerSpec, argv: list[str]) -> None:
     exec_command(argv)
 
 
-# --- step 2: the root (labs 01, 02, 04) ---------------------------------------------------------------
+# --- step 2: the root (labs 01, 02, 04) -----------------------------------------------------------
 
 def enter_root(spec: ContainerSpec) -> None:
     """Step 2: an overlay of the image in spec.state, pivot_root into it, a fresh /proc."""

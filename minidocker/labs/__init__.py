@@ -5,8 +5,8 @@ in steps, hints that go from a nudge to nearly the answer, how to check) and ``s
 student's file, whose stubs raise ``NotImplementedError("Step N: ...")``. Reference solutions
 live apart, in ``labs/solutions/``. The checker of each lab is a module here
 (``lab01_namespaces`` ... ``lab09_security``, one per stage 1-9, and ``lab10_runtime``, the
-capstone that puts them together) built on ``framework`` (the format, the report) and ``sandbox`` (where the
-student's code runs without touching the host).
+capstone that puts them together) built on ``framework`` (the format, the report) and
+``sandbox`` (where the student's code runs without touching the host).
 
     sudo minidocker lab list
     sudo minidocker lab check 01                  # labs/01-namespaces/starter.py
@@ -14,8 +14,9 @@ student's code runs without touching the host).
 
 Man pages: each lab module names those of its stage (lab01_namespaces.py: unshare(2),
 namespaces(7), ...); the labs' own READMEs link them.
-Used by: labs/01-namespaces ... labs/10-runtime through ``minidocker lab`` (cli/), and tests/test_labs.py, which proves that every checker
-fails on its starter and passes on its solution.
+Used by: labs/01-namespaces ... labs/10-runtime through ``minidocker lab`` (cli/), and the
+tests (tests/test_labs.py, test_labNN.py), which prove that every checker fails on its starter
+and passes on its solution, and (tests/test_lab_steps.py) fails each step without its work.
 """
 
 import os

@@ -57,7 +57,8 @@ MARKER = "host-only-marker"  # a file beside the container's state, that only th
 PROBES = {
     1: 'echo "hostname $(hostname)"; echo "pid $$"; '
        'for ns in uts ipc mnt net pid; do echo "ns-$ns $(readlink /proc/self/ns/$ns)"; done',
-    2: 'awk \'$5 == "/" { print "rootmount " $0 }\' /proc/self/mountinfo; echo "entries" $(ls -A /); '
+    2: 'awk \'$5 == "/" { print "rootmount " $0 }\' /proc/self/mountinfo; '
+       'echo "entries" $(ls -A /); '
        'if [ /proc/self -ef /proc/$$ ]; then echo "proc own"; else echo "proc other"; fi',
     3: 'sed "s/^/cgroup /" /proc/self/cgroup; '
        f'i=0; while [ $i -lt {FORKS_TRIED} ]; do sleep 5 & i=$((i+1)); echo "started $!"; '
@@ -65,9 +66,9 @@ PROBES = {
     4: 'ip -o -4 addr show | sed "s/^/addr /"; '
        f'if ping -c1 -W2 {HOST_IP} >/dev/null 2>&1; then echo "ping ok"; '
        'else echo "ping failed"; fi',
-    5: 'grep -E "^Cap(Eff|Prm|Bnd):" /proc/self/status | sed "s/:[[:space:]]*/ /"; touch /lab10-file; '
-       'if chown 1000 /lab10-file 2>/dev/null; then echo "chown ok"; else echo "chown refused"; '
-       'fi',
+    5: 'grep -E "^Cap(Eff|Prm|Bnd):" /proc/self/status | sed "s/:[[:space:]]*/ /"; '
+       'touch /lab10-file; if chown 1000 /lab10-file 2>/dev/null; then echo "chown ok"; '
+       'else echo "chown refused"; fi',
     6: 'grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status | sed "s/:[[:space:]]*/ /"; '
        'echo "mkdir $(mkdir /lab10-dir 2>&1 && echo ok)"; '
        'echo "touch $(touch /lab10-other 2>&1 && echo ok)"',
@@ -227,7 +228,7 @@ def check_cgroup(student, space: Workspace) -> str:
             f"sleeps: fork() failed at pids.max = {PIDS_LIMIT}")
 
 
-# --- step 4: a veth with an address ------------------------------------------------------------------
+# --- step 4: a veth with an address ---------------------------------------------------------------
 
 def check_network(student, space: Workspace) -> str:
     run, _host = run_probe(student, space, 4)
@@ -270,7 +271,7 @@ def check_capabilities(student, space: Workspace) -> str:
             "CHOWN); chown is refused")
 
 
-# --- step 6: seccomp -------------------------------------------------------------------------------
+# --- step 6: seccomp ------------------------------------------------------------------------------
 
 def check_seccomp(student, space: Workspace) -> str:
     run, _host = run_probe(student, space, 6)
