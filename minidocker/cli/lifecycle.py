@@ -199,10 +199,9 @@ def _relay_with_signals(record, client, with_stdin: bool):
 def ps(show_all, quiet, no_trunc, fmt):
     """List containers."""
     from minidocker.cli.formatting import CONTAINER_HEADERS, PS_TABLE, container_row, format_rows
-    from minidocker.container import records
-    from minidocker.container.lifecycle import ACTIVE, refresh
+    from minidocker.container.lifecycle import ACTIVE, current_records
 
-    rows = [container_row(r, no_trunc) for r in map(refresh, records.all_records())
+    rows = [container_row(r, no_trunc) for r in current_records()
             if show_all or r.status in ACTIVE]
     if quiet:
         click.echo("".join(f"{row['ID']}\n" for row in rows), nl=False)
