@@ -241,6 +241,19 @@ def prune() -> list[str]:
     return removed
 
 
+def collect_layer_copies() -> list[str]:
+    """``system prune``: remove the ``--userns private`` layer copies (security/userns.py)
+    that no container needs any more; each container that exists, running or not, keeps its
+    own. No create runs meanwhile."""
+    from minidocker.security import userns  # here: ps and logs never need it
+
+    with records.all_locked():
+        in_use = {copy for r in records.all_records()
+                  if r.HostConfig.UsernsMode.is_private and r.HostConfig.UsernsMap
+                  for copy in userns.copies_of(r.Config.LowerDirs, r.HostConfig.UsernsMap)}
+        return userns.collect_garbage(in_use)
+
+
 def wait(record: records.ContainerRecord) -> int:
     """``wait``: block until the container stops; its exit code."""
     while refresh(record).status in ACTIVE or record.status == "created":
