@@ -12,10 +12,13 @@ still mounted and a root process can climb out (``breakout_demo`` shows it). piv
 changes the root of the whole mount namespace and lets us unmount the old one.
 
 Man pages: mount(2) pivot_root(2) umount2(2) chroot(2) mount_namespaces(7) proc(5) sysfs(5)
-pts(4) null(4) random(4). Used by: notebook 02-root-filesystems, lab 02-root-filesystem.
+pts(4) null(4) random(4) mount_setattr(2).
+Used by: notebook 02-root-filesystems, lab 02-root-filesystem.
 """
 
+import errno
 import os
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,7 +84,7 @@ def enter_rootfs(spec: RootfsSpec) -> None:
     for path in [] if spec.privileged else spec.readonly_paths:
         make_readonly(path)
     if spec.readonly:
-        kernel.mount(None, "/", None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY)
+        make_root_readonly()
 
 
 def make_mounts_private() -> None:
@@ -152,13 +155,91 @@ def mask_path(path: str) -> None:
 
 
 def make_readonly(path: str) -> None:
-    """Bind a path onto itself, then remount that bind read-only."""
+    """Bind a path onto itself, then make that bind, and every mount below it, read-only."""
     if not os.path.lexists(path):
         return
     kernel.mount(path, path, None, kernel.MS_BIND | kernel.MS_REC)
-    kernel.mount(None, path, None,
-                 kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY | kernel.MS_NOSUID
-                 | kernel.MS_NODEV | kernel.MS_NOEXEC)
+    add_mount_flags(path, kernel.MS_RDONLY | kernel.MS_NOSUID | kernel.MS_NODEV
+                    | kernel.MS_NOEXEC)
+
+
+def make_root_readonly() -> None:
+    """``--read-only``: the root filesystem (the overlay) becomes read-only. Only the top
+    mount, as in Docker: what is mounted below ``/`` was put there by the engine or the user,
+    each with its own mode — a ``--tmpfs`` and a read-write volume stay writable, a ``:ro``
+    bind is read-only all the way down (volumes.mount_all)."""
+    add_mount_flags("/", kernel.MS_RDONLY, recursive=False)
+
+
+# --- read-only all the way down ---------------------------------------------------------------
+
+# The flags of mount(2) and the MOUNT_ATTR_* of mount_setattr(2) that mean the same.
+MOUNT_ATTRS = {kernel.MS_RDONLY: kernel.MOUNT_ATTR_RDONLY,
+               kernel.MS_NOSUID: kernel.MOUNT_ATTR_NOSUID,
+               kernel.MS_NODEV: kernel.MOUNT_ATTR_NODEV,
+               kernel.MS_NOEXEC: kernel.MOUNT_ATTR_NOEXEC}
+# statvfs(3)'s f_flag bits and the mount(2) flags a remount must repeat to keep them.
+KEPT_ON_REMOUNT = {os.ST_RDONLY: kernel.MS_RDONLY, os.ST_NOSUID: kernel.MS_NOSUID,
+                   os.ST_NODEV: kernel.MS_NODEV, os.ST_NOEXEC: kernel.MS_NOEXEC,
+                   os.ST_NOATIME: kernel.MS_NOATIME, os.ST_NODIRATIME: kernel.MS_NODIRATIME,
+                   os.ST_RELATIME: kernel.MS_RELATIME}
+
+
+def add_mount_flags(target: str, flags: int, recursive: bool = True) -> None:
+    """Add ``flags`` (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC) to the mount at ``target`` and,
+    if ``recursive``, to every mount below it. A bind with MS_REC copies the submounts too:
+    ``-v /:/host:ro`` brings the host's /proc, /sys/fs/cgroup, /dev/shm... A remount changes
+    one mount, so after remounting only the top, ``/host/proc/sys/kernel/core_pattern`` would
+    still be writable. mount_setattr(2) with AT_RECURSIVE changes the whole tree in one atomic
+    step (Linux >= 5.12); an older kernel says ENOSYS, and each mount is remounted in turn."""
+    attr_set = sum(attr for flag, attr in MOUNT_ATTRS.items() if flags & flag)
+    try:
+        kernel.mount_setattr(kernel.AT_FDCWD, target, kernel.AT_RECURSIVE if recursive else 0,
+                             attr_set=attr_set)
+    except OSError as error:
+        if error.errno != errno.ENOSYS:
+            raise
+        for path in mounts_below(target) if recursive else [target]:
+            remount(path, flags)
+
+
+def remount(target: str, flags: int) -> None:
+    """Remount the bind at ``target`` with ``flags`` added. The flags it has are repeated: a
+    remount sets them all, and in a user namespace the kernel refuses one that would drop a
+    flag the mount was given outside (it is *locked*: mount_namespaces(7))."""
+    have = os.statvfs(target).f_flag
+    kept = sum(flag for bit, flag in KEPT_ON_REMOUNT.items() if have & bit)
+    kernel.mount(None, target, None, kernel.MS_REMOUNT | kernel.MS_BIND | kept | flags)
+
+
+def mounts_below(target: str) -> list[str]:
+    """``target`` and the mount points under it that a path still reaches, in mount order, from
+    /proc/self/mountinfo (proc(5): the 1st field is the mount's ID, the 5th its mount point,
+    where a space is written ``\\040``). A mount that another one covers is left out: a remount
+    by path cannot reach it, and nor can anything in the container."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
+            below = point == target or point.startswith(target.rstrip("/") + "/")
+            if below and mount_id_at(point) == int(fields[0]):
+                found.append(point)
+    return found
+
+
+def mount_id_at(path: str) -> int | None:
+    """The ID of the mount that ``path`` leads to now (None if it leads nowhere): the
+    ``mnt_id`` line of /proc/self/fdinfo for an O_PATH descriptor of it (proc(5))."""
+    try:
+        fd = os.open(path, os.O_PATH)
+    except (FileNotFoundError, NotADirectoryError):  # covered by a mount that lacks the path
+        return None
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("mnt_id:"))
+    finally:
+        os.close(fd)
 
 
 def _mkdir(parent: str, name: str) -> str:

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from minidocker import kernel
+from minidocker import kernel, rootfs
 from minidocker.cgroups.limits import parse_bytes
 from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.state import now, read_json, state_root, write_json
@@ -39,6 +39,20 @@ from minidocker.state import now, read_json, state_root, write_json
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # Docker's rule for local volumes
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # how Docker >= 23 marks anonymous volumes
 MAX_SYMLINKS = 40  # like the kernel's path walk (path_resolution(7))
+# The kernel's own trees in a container: no mount may cover them or go inside (runc refuses
+# /proc and what is in it; minidocker /sys as well). Each says why.
+KERNEL_TREES = {
+    "/proc": "the container's procfs, which the runtime itself reads and writes "
+             "(/proc/self/...) and whose masked and read-only paths protect the host",
+    "/sys": "the container's read-only sysfs, which keeps the host's devices and cgroups out "
+            "of reach",
+}
+# Files of /proc that lxcfs emulates (a container's own uptime, meminfo...): runc allows a bind
+# on each of them, and so do we.
+LXCFS_PROC_FILES = frozenset({
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled"})
 
 
 # --- volumes on disk --------------------------------------------------------------------------
@@ -244,7 +258,7 @@ class MountRequest:
     create_source: bool = False  # -v makes a missing host directory; --mount refuses
 
 
-def container_path(path: str, spec: str) -> str:
+def container_path(path: str, spec: str, flag: str) -> str:
     if not path.startswith("/"):
         raise MinidockerError(f"invalid mount path '{path}' in '{spec}': the path inside "
                               "the container must be absolute (e.g. /data)")
@@ -252,7 +266,26 @@ def container_path(path: str, spec: str) -> str:
     if path == "/":
         raise MinidockerError(f"invalid mount path in '{spec}': a mount cannot replace "
                               "the container's root '/'")
+    check_destination(path, f"{flag} {spec}")
     return path
+
+
+def check_destination(path: str, where: str) -> None:
+    """Refuse a mount over or inside /proc and /sys (``-v /tmp:/proc`` would hide the real
+    procfs from the runtime's own checks), as runc's checkProcMount does."""
+    tree = kernel_tree(path)
+    if tree:
+        raise MinidockerError(f"{where}: cannot mount at {path}: {tree} is "
+                              f"{KERNEL_TREES[tree]}; choose another destination "
+                              f"(e.g. /mnt{path})")
+
+
+def kernel_tree(path: str) -> str | None:
+    """The kernel tree (/proc or /sys) that ``path`` is or is inside, if any."""
+    for tree in KERNEL_TREES:
+        if (path == tree or path.startswith(tree + "/")) and path not in LXCFS_PROC_FILES:
+            return tree
+    return None
 
 
 def parse_volume(spec: str) -> MountRequest:
@@ -260,11 +293,11 @@ def parse_volume(spec: str) -> MountRequest:
     host path (a bind) or a volume name, and MODE a comma list of ro, rw, z, Z, nocopy."""
     parts = spec.split(":")
     if len(parts) == 1:
-        return MountRequest("volume", "", container_path(spec, spec), mode="")
+        return MountRequest("volume", "", container_path(spec, spec, "-v"), mode="")
     if len(parts) > 3 or not parts[0] or not parts[1]:
         raise MinidockerError(f"invalid volume specification: '{spec}' (use "
                               "/host/path:/ctr/path[:ro], NAME:/ctr/path[:ro] or /ctr/path)")
-    source, target, mode = parts[0], container_path(parts[1], spec), ",".join(parts[2:])
+    source, target, mode = parts[0], container_path(parts[1], spec, "-v"), ",".join(parts[2:])
     kind = "bind" if source.startswith("/") else "volume"
     if kind == "volume":
         check_volume_name(source)
@@ -302,7 +335,7 @@ def parse_mount(spec: str) -> MountRequest:
                               "volume or tmpfs")
     if not values.get("target"):
         raise MinidockerError(f"target is required in --mount {spec} (target=/path)")
-    target, source = container_path(values["target"], spec), values.get("source", "")
+    target, source = container_path(values["target"], spec, "--mount"), values.get("source", "")
     for key in values:
         if key.startswith(("tmpfs-", "volume-", "bind-")) and not key.startswith(kind + "-"):
             raise MinidockerError(f"cannot mix '{key}' with mount type '{kind}' in --mount "
@@ -339,7 +372,8 @@ def parse_tmpfs(spec: str) -> MountRequest:
     if unknown:
         raise MinidockerError(f"unknown tmpfs option '{sorted(unknown)[0]}' in --tmpfs "
                               f"{spec}: use size=, mode=, ro or rw")
-    return MountRequest("tmpfs", "", container_path(path, spec), readonly="ro" in options,
+    return MountRequest("tmpfs", "", container_path(path, spec, "--tmpfs"),
+                        readonly="ro" in options,
                         tmpfs_options=tmpfs_options(options.get("size"), options.get("mode"),
                                                     spec))
 
@@ -403,7 +437,9 @@ def resolve(requests: list[MountRequest], image_volumes: Iterable[str] = (),
     for request in requests:
         mounts[request.target] = _realize(request)
     for path in image_volumes:
-        path = container_path(path, "the image's VOLUME")
+        if kernel_tree(os.path.normpath(path).replace("//", "/")):
+            continue  # an old systemd image's VOLUME /sys/fs/cgroup: left out, not refused
+        path = container_path(path, path, "the image's VOLUME")
         if path not in mounts:
             mounts[path] = _realize(MountRequest("volume", "", path))
     return sorted(mounts.values(), key=lambda m: m.Destination.count("/"))
@@ -449,24 +485,23 @@ def mount_all(mounts: list[Mount], root: str, devices_allowed: bool = False) -> 
 
 
 def restrict(target: str, readonly: bool, devices: bool = False) -> None:
-    """Remount a bind ``nosuid`` and ``nodev`` (and read-only on request). The flags it already
-    has are kept: in a user namespace the kernel refuses a remount that would drop them. Mounts
-    *below* it stay as they are (only mount_setattr(2) with AT_RECURSIVE changes a tree)."""
-    kept = os.statvfs(target).f_flag & (os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC
-                                        | os.ST_NOATIME | os.ST_NODIRATIME | os.ST_RELATIME)
-    flags = kernel.MS_REMOUNT | kernel.MS_BIND | kept | (0 if devices else kernel.MS_NODEV
-                                                         | kernel.MS_NOSUID)
-    kernel.mount(None, target, None, flags | (kernel.MS_RDONLY if readonly else 0))
+    """Make a bind ``nosuid`` and ``nodev`` (and read-only on request) *all the way down*: the
+    bind copied the mounts below its source too (``-v /:/host:ro`` brings the host's /proc and
+    /sys/fs/cgroup), and each of them must obey the bind's mode, or the container writes the
+    host's ``/host/proc/sys/kernel/core_pattern``. Flags are only added, never dropped."""
+    flags = (0 if devices else kernel.MS_NODEV | kernel.MS_NOSUID)
+    rootfs.add_mount_flags(target, flags | (kernel.MS_RDONLY if readonly else 0))
 
 
 def mount_point(root: str, destination: str, is_dir: bool) -> str:
     """The host path of ``destination`` inside ``root``, made if missing (a directory, or an
     empty file for a file mount). Walked name by name as the container will see it: a symlink
     in the image is followed *inside* root (an absolute one from root), and a path that
-    would climb out of root is refused."""
+    would climb out of root, or lead into /proc or /sys, is refused."""
     parts = [p for p in destination.split("/") if p]
     resolved: list[str] = []
     links = 0
+    through_links = f"{destination} (through the image's symlinks)"
     while parts:
         name = parts.pop(0)
         if name == ".":
@@ -488,6 +523,7 @@ def mount_point(root: str, destination: str, is_dir: bool) -> str:
                 resolved = []
             continue
         if not os.path.lexists(path):
+            check_destination("/" + "/".join([*resolved, name]), through_links)
             if parts or is_dir:
                 os.mkdir(path, 0o755)
             else:
@@ -501,6 +537,7 @@ def mount_point(root: str, destination: str, is_dir: bool) -> str:
     target = os.path.join(root, *resolved)
     if not resolved:
         raise MinidockerError(f"cannot mount at {destination}: it is the container's root")
+    check_destination("/" + "/".join(resolved), through_links)
     if os.path.isdir(target) != is_dir:
         kinds = ("a directory", "a file") if is_dir else ("a file", "a directory")
         raise MinidockerError(f"cannot mount {kinds[0]} at {destination}: the image has "

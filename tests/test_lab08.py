@@ -63,10 +63,10 @@ MISTAKES = {
         '    in_container(pid, "ip", "link", "set", CONTAINER_IF, "up")\n', "",
         "eth0 (container) is DOWN"),
     "the address on the veth, not the bridge": (
-        'run("ip", "addr", "add", GATEWAY, "dev", BRIDGE)',
-        'run("ip", "addr", "add", GATEWAY, "dev", HOST_IF)', "not 10.0.0.1/24"),
+        'run("ip", "addr", "add", f"{GATEWAY}/{PREFIX}", "dev", BRIDGE)',
+        'run("ip", "addr", "add", f"{GATEWAY}/{PREFIX}", "dev", HOST_IF)', "not 10.0.0.1/24"),
     "no default route": (
-        '    in_container(pid, "ip", "route", "add", "default", "via", GATEWAY.split("/")[0])',
+        '    in_container(pid, "ip", "route", "add", "default", "via", GATEWAY)',
         "    pass", "no default route via 10.0.0.1"),
     "no ip_forward": ('        f.write("1")', '        f.write("0")', "ip_forward is 0"),
     "no MASQUERADE": ('"-j", "MASQUERADE")', '"-j", "ACCEPT")', "no MASQUERADE rule"),

@@ -8,8 +8,11 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from minidocker import cgroups
 from minidocker.container import Config, create, lifecycle, records
+from minidocker.network import bridge, store
 
 from .conftest import MINIDOCKER
 from .test_lifecycle import LOOP, eventually, inspect
@@ -76,6 +79,45 @@ def test_a_killed_foreground_run_leaves_an_exited_container(md, containers):
     assert_nothing_left([record.Id], [pid1])
     assert md("rm", name).returncode == 0
     assert not record.directory.exists()
+
+
+def cgroup_dirs(container_id: str) -> list[str]:
+    """``minidocker/<id>`` in every hierarchy: each v1 controller and the v2 tree."""
+    found = cgroups.CGROUP_ROOT.glob(f"*/{cgroups.parent()}/{container_id}")
+    unified = cgroups.CGROUP_ROOT / cgroups.parent() / container_id
+    return [str(d) for d in [*found, unified] if d.is_dir()]
+
+
+@pytest.mark.parametrize("command", ["ps", "inspect"])
+def test_a_killed_foreground_run_rm_is_finished_by_the_next_command(md, containers, command):
+    """No prune after a crash: ``run --rm`` killed with SIGKILL takes its container with it
+    (the shim's PR_SET_PDEATHSIG), and the very next command — ``ps -a`` or ``inspect`` —
+    sees the monitor gone and finishes the run as ``--rm`` asks: record, cgroups, endpoint,
+    and it shows the container gone."""
+    name = containers.name()
+    cli = subprocess.Popen([*MINIDOCKER, "run", "--rm", "--network", "bridge", "--name", name,
+                            "busybox", "sh", "-c", LOOP],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        eventually(lambda: md("inspect", "-f", "{{.State.Status}}", name).stdout == "running\n")
+        record = records.find(name)
+        pid1 = record.State["Pid"]
+        veth = store.read_endpoints(record.Id)["endpoints"][0]["veth"]
+        assert cgroup_dirs(record.Id) and veth in bridge.links_named(("veth",))
+    finally:
+        cli.kill()
+        cli.wait()
+    eventually(lambda: not alive(pid1))  # died with its monitor, before anyone looked
+    if command == "ps":  # the one command: it finishes the run
+        assert name not in md("ps", "-a").stdout
+    else:
+        assert "No such object" in md("inspect", name).stderr
+    assert not record.directory.exists()
+    assert cgroup_dirs(record.Id) == []
+    assert store.read_endpoints(record.Id) is None
+    assert veth not in bridge.links_named(("veth",))
+    assert not any(record.Id in n.allocations for n in store.all_networks())
+    assert_nothing_left([record.Id], [cli.pid, pid1])
 
 
 def test_a_killed_monitor_during_the_restart_back_off(md, containers):

@@ -282,3 +282,23 @@ def test_root_inside_can_write_a_new_named_volume(md, volume):
     assert result.stdout.strip() == "ok", result.stderr
     data = state_root() / "volumes" / volume / "_data"
     assert (os.lstat(data).st_uid, os.lstat(data / "f").st_uid) == (100000, 100000)
+
+
+def test_system_prune_collects_the_layer_copies_no_container_uses(md, containers):
+    """The shifted copies outlive a ``run --rm`` (the next container of that map reuses them);
+    ``system prune`` removes those that no container uses, and what a killed copier left, and
+    keeps the copies of a container that exists."""
+    assert sh(md, *USERNS, "--uidmap", "0:300000:65536", script="true").returncode == 0
+    unused = state_root() / "userns" / "300000-65536"
+    assert list(unused.iterdir())
+    name = containers.run_d(*USERNS, "--uidmap", "0:400000:65536", "busybox", "sleep", "60")
+    layers = inspect(md, '{{range .Config.LowerDirs}}{{.}} {{end}}', name).split()
+    used = [state_root() / "userns" / "400000-65536" / Path(layer).name for layer in layers]
+    abandoned = used[0].with_name(".tmp-999999999-layer")  # no such PID: a killed copier's
+    abandoned.mkdir()
+    pruned = md("system", "prune", "-af")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "Deleted user namespace layer copies:" in pruned.stdout
+    assert not unused.exists() and not abandoned.exists()
+    assert all(copy.is_dir() for copy in used)
+    assert md("exec", name, "cat", "/etc/passwd").returncode == 0

@@ -4,7 +4,8 @@
 #
 #   1. the README's setup: `./kit setup` in /vagrant (apt packages, venv, busybox image);
 #   2. the environment every login and `sudo` gets (where the venv is);
-#   3. JupyterLab as the systemd service `jupyterlab`, as root, with a token of its own.
+#   3. JupyterLab as the systemd service `jupyterlab`, as root, with a token of its own; it runs
+#      `./kit lab`, which trusts the notebooks and turns off the news prompt at every start.
 set -euo pipefail
 
 REPO=/vagrant

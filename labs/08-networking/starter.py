@@ -27,8 +27,9 @@ import subprocess
 HOST_IF = "veth0"  # the veth end on the host, plugged into the bridge
 CONTAINER_IF = "eth0"  # the veth end in the container
 BRIDGE = "br0"
-GATEWAY = "10.0.0.1/24"  # the bridge's address: the container's gateway
-CONTAINER_ADDRESS = "10.0.0.2/24"
+GATEWAY = "10.0.0.1"  # the bridge's address, and the container's gateway ("via GATEWAY")
+CONTAINER_IP = "10.0.0.2"  # the container's address on eth0
+PREFIX = 24  # the subnet's prefix length: an address on a link is "ADDRESS/PREFIX"
 SUBNET = "10.0.0.0/24"
 
 

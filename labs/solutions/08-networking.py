@@ -33,8 +33,9 @@ import subprocess
 HOST_IF = "veth0"  # the veth end on the host, plugged into the bridge
 CONTAINER_IF = "eth0"  # the veth end in the container
 BRIDGE = "br0"
-GATEWAY = "10.0.0.1/24"  # the bridge's address: the container's gateway
-CONTAINER_ADDRESS = "10.0.0.2/24"
+GATEWAY = "10.0.0.1"  # the bridge's address, and the container's gateway ("via GATEWAY")
+CONTAINER_IP = "10.0.0.2"  # the container's address on eth0
+PREFIX = 24  # the subnet's prefix length: an address on a link is "ADDRESS/PREFIX"
 SUBNET = "10.0.0.0/24"
 
 
@@ -70,7 +71,8 @@ def create_veth_pair(pid: int) -> None:
 def create_bridge() -> None:
     """Step 2: a bridge ``br0`` with the address 10.0.0.1/24, up, with ``veth0`` plugged in."""
     run("ip", "link", "add", BRIDGE, "type", "bridge")
-    run("ip", "addr", "add", GATEWAY, "dev", BRIDGE)  # also adds the route to 10.0.0.0/24
+    # With its prefix, the address also adds the route to 10.0.0.0/24 via the bridge.
+    run("ip", "addr", "add", f"{GATEWAY}/{PREFIX}", "dev", BRIDGE)
     run("ip", "link", "set", BRIDGE, "up")
     run("ip", "link", "set", HOST_IF, "master", BRIDGE)
 
@@ -78,8 +80,8 @@ def create_bridge() -> None:
 def configure_container(pid: int) -> None:
     """Step 3: inside the container, ``eth0`` gets 10.0.0.2/24, and a default route goes via
     the bridge's address."""
-    in_container(pid, "ip", "addr", "add", CONTAINER_ADDRESS, "dev", CONTAINER_IF)
-    in_container(pid, "ip", "route", "add", "default", "via", GATEWAY.split("/")[0])
+    in_container(pid, "ip", "addr", "add", f"{CONTAINER_IP}/{PREFIX}", "dev", CONTAINER_IF)
+    in_container(pid, "ip", "route", "add", "default", "via", GATEWAY)
 
 
 def enable_nat() -> None:

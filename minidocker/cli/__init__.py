@@ -10,7 +10,8 @@ traceback. As docker/cli (``cmd/docker/docker.go``, ``cli/required.go``) decides
 * 125: a bad flag (unknown, or a bad value) of any command; and any error of ``run`` or
   ``create`` (an ``EngineCommand``): there the error keeps its own code, 125 when the engine
   failed, 126 when the command cannot be run, 127 when it was not found;
-* the container's own exit code: ``run``, ``start -a``, ``attach``, ``exec``;
+* the container's own exit code: ``run``, ``start -a``, ``attach``, ``exec``; 126 or 127 when
+  ``exec`` cannot run its command (a step failed, or it was not found);
 * 1: every other failed command (``inspect`` of a missing container, ``rm`` of a running
   one...), a wrong number of arguments and an unknown command.
 """
@@ -67,9 +68,11 @@ class Group(click.Group):
             ctx.exit(self.exit_code(ctx, 125))
 
     def exit_code(self, ctx, engine_code: int) -> int:
-        """The command decides: ``run``/``create`` keep the engine's code, the others 1."""
+        """The command decides: ``run``/``create`` keep the engine's code, the others 1 —
+        except a command that could not be run in the container (``exec``): 126 or 127."""
         command = self.get_command(ctx, ctx.invoked_subcommand or "")
-        return engine_code if isinstance(command, EngineCommand) else 1
+        return engine_code if isinstance(command, EngineCommand) or engine_code in (126, 127) \
+            else 1
 
 
 def require_root(command: str) -> None:

@@ -199,10 +199,9 @@ def _relay_with_signals(record, client, with_stdin: bool):
 def ps(show_all, quiet, no_trunc, fmt):
     """List containers."""
     from minidocker.cli.formatting import CONTAINER_HEADERS, PS_TABLE, container_row, format_rows
-    from minidocker.container import records
-    from minidocker.container.lifecycle import ACTIVE, refresh
+    from minidocker.container.lifecycle import ACTIVE, current_records
 
-    rows = [container_row(r, no_trunc) for r in map(refresh, records.all_records())
+    rows = [container_row(r, no_trunc) for r in current_records()
             if show_all or r.status in ACTIVE]
     if quiet:
         click.echo("".join(f"{row['ID']}\n" for row in rows), nl=False)
@@ -448,22 +447,27 @@ def system():
 @click.option("--volumes", is_flag=True, help="Prune anonymous volumes too.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
 def system_prune(everything, volumes, force):
-    """Remove stopped containers, unused images (and with --volumes, unused volumes)."""
+    """Remove stopped containers, unused networks and images (and with --volumes, unused
+    volumes), and what crashes left: half-made networks, unused user namespace layer copies."""
     require_root("system prune")
     from minidocker.cli import image_users
+    from minidocker.cli.network import prune_networks
     from minidocker.cli.volume import volumes_in_use
+    from minidocker.container.lifecycle import collect_layer_copies
     from minidocker.container.lifecycle import prune as prune_containers
     from minidocker.image.verbs import prune_images
     from minidocker.volumes import prune_volumes
 
     if not force:
-        click.confirm("WARNING! This will remove all stopped containers, and dangling images"
+        click.confirm("WARNING! This will remove all stopped containers, all networks not "
+                      "used by at least one container, and dangling images"
                       + (" and anonymous volumes" if volumes else "")
                       + ".\nAre you sure you want to continue?", abort=True)
-    deleted = {"Containers": prune_containers()}
+    deleted = {"Containers": prune_containers(), "Networks": prune_networks()}
     with image_users() as users:  # no create takes an image while they go
         deleted["Images"] = prune_images(everything, users)
     deleted["Volumes"] = prune_volumes(volumes_in_use())[0] if volumes else []
+    deleted["user namespace layer copies"] = collect_layer_copies()
     lines = [f"Deleted {kind}:\n" + "".join(f"{item}\n" for item in items)
              for kind, items in deleted.items() if items]
     click.echo("\n".join(lines) or "Total reclaimed space: 0B\n", nl=False)

@@ -94,17 +94,23 @@ def network_rm(names):
 def network_prune(force):
     """Remove all unused networks."""
     require_root("network prune")
-    from minidocker.network import networks
-
     if not force:
         click.confirm("WARNING! This will remove all custom networks not used by at least one "
                       "container.\nAre you sure you want to continue?", abort=True)
-    from minidocker.network import prune as prune_leftovers
-
-    prune_leftovers()  # what dead containers left (veths, rules, an idle default bridge)
-    removed = networks.prune()
+    removed = prune_networks()
     if removed:
         click.echo("Deleted Networks:\n" + "\n".join(removed))
+
+
+def prune_networks() -> list[str]:
+    """``network prune`` (and the network part of ``system prune``): first what crashes left —
+    endpoints of dead containers, half-made networks, bridges of this state root without a
+    network, an idle default bridge — then every user network that no container uses."""
+    from minidocker.network import networks
+    from minidocker.network import prune as prune_leftovers
+
+    prune_leftovers()
+    return networks.prune()
 
 
 @main.command("port", context_settings=CONTEXT)

@@ -41,7 +41,7 @@ from minidocker.container import records, teardown
 from minidocker.container.config import parse_signal
 from minidocker.container.logs import LogEntry, follow, read_entries
 from minidocker.container.names import check_name
-from minidocker.errors import Conflict, MinidockerError
+from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.namespaces import SIGNALS_TO_FORWARD
 
 # (from, command or event, to): the container state machine, drawn by notebook 06.
@@ -86,7 +86,22 @@ def monitor_alive(record: records.ContainerRecord) -> bool:
 
 
 def find(name: str) -> records.ContainerRecord:
-    return refresh(records.find(name))
+    """A container as it is now; one that the refresh has just removed is not found."""
+    record = refresh(records.find(name))
+    if not still_recorded(record):
+        raise NotFound(f"No such container: {name} (it was removed: its 'run --rm' ended)")
+    return record
+
+
+def current_records() -> list[records.ContainerRecord]:
+    """Every container as it is now (``ps``), without those the refresh removed."""
+    return [r for r in map(refresh, records.all_records()) if still_recorded(r)]
+
+
+def still_recorded(record: records.ContainerRecord) -> bool:
+    """False once ``refresh`` has finished a ``run --rm`` whose CLI was killed: the record
+    in memory outlives the one on disk."""
+    return (record.directory / "config.json").exists()
 
 
 def start(record: records.ContainerRecord, attach: bool = False) -> int:
@@ -224,6 +239,19 @@ def prune() -> list[str]:
         for directory in records.unrecorded_dirs():
             shutil.rmtree(directory, ignore_errors=True)
     return removed
+
+
+def collect_layer_copies() -> list[str]:
+    """``system prune``: remove the ``--userns private`` layer copies (security/userns.py)
+    that no container needs any more; each container that exists, running or not, keeps its
+    own. No create runs meanwhile."""
+    from minidocker.security import userns  # here: ps and logs never need it
+
+    with records.all_locked():
+        in_use = {copy for r in records.all_records()
+                  if r.HostConfig.UsernsMode.is_private and r.HostConfig.UsernsMap
+                  for copy in userns.copies_of(r.Config.LowerDirs, r.HostConfig.UsernsMap)}
+        return userns.collect_garbage(in_use)
 
 
 def wait(record: records.ContainerRecord) -> int:

@@ -30,7 +30,8 @@ def link_environment(links: list[str]) -> dict[str, str]:
         prefix = (alias or other.Name).upper().replace("-", "_").replace(".", "_")
         address = other.NetworkSettings.get("IPAddress", "")
         env[f"{prefix}_NAME"] = f"/{other.Name}/{alias or other.Name}"
-        for index, (number, proto) in enumerate(exposed_ports(other.Config.ExposedPorts)):
+        for index, (port, proto) in enumerate(exposed_ports(other.Config.ExposedPorts)):
+            number = str(port)
             url = f"{proto}://{address}:{number}"
             if index == 0:
                 env[f"{prefix}_PORT"] = url

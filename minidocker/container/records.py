@@ -10,7 +10,7 @@ the container's ``lock`` file, so neither loses the other's update; and a record
 has removed is never written again (a monitor finishing late cannot bring it back).
 
 What concerns all containers at once — a name is free, an image is unused, a directory has
-no record — is decided under one more lock, ``containers/.lock`` (``all_locked``): create
+no record — is decided under one more lock, ``containers.lock`` (``all_locked``): create
 holds it from finding the image to saving the record, rename while it claims the new name,
 prune and image removal while they look for users. The engine's lock order is always this
 lock first, then the image store's lock (image/store.py), then a container's own lock, so two
@@ -185,9 +185,9 @@ def find(name_or_id: str) -> ContainerRecord:
 
 @contextlib.contextmanager
 def all_locked():
-    """Hold ``containers/.lock``: no container is created, renamed or pruned meanwhile."""
-    containers_dir().mkdir(parents=True, exist_ok=True)
-    fd = os.open(containers_dir() / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    """Hold ``containers.lock``: no container is created, renamed or pruned meanwhile."""
+    fd = os.open(state_root() / "containers.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

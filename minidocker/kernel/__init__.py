@@ -4,7 +4,8 @@
 its man page's signature and each flag its kernel name, so what a student reads in ``man 2
 unshare`` is what the code says.
 
-Man pages: syscalls(2), unshare(2), setns(2), mount(2), umount2(2), pivot_root(2), prctl(2).
+Man pages: syscalls(2), unshare(2), setns(2), mount(2), umount2(2), pivot_root(2), prctl(2),
+mount_setattr(2).
 Used by: every later stage; notebooks 01-namespaces and 09-security, the labs' sandbox.
 """
 
@@ -14,6 +15,7 @@ from .libc import (
     capset,
     interface_up,
     mount,
+    mount_setattr,
     move_mount,
     open_tree,
     pivot_root,
@@ -24,6 +26,6 @@ from .libc import (
     unshare,
 )
 
-__all__ = ["capget", "capset", "interface_up", "mount", "move_mount", "open_tree", "pivot_root",
-           "prctl", "sethostname", "setns", "umount2", "unshare"]
+__all__ = ["capget", "capset", "interface_up", "mount", "mount_setattr", "move_mount", "open_tree",
+           "pivot_root", "prctl", "sethostname", "setns", "umount2", "unshare"]
 __all__ += [name for name in dir() if name.isupper()]

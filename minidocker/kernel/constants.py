@@ -3,7 +3,8 @@
 
 Man pages: clone(2) (CLONE_*), mount(2) (MS_*), umount2(2) (MNT_*), prctl(2) (PR_*),
 seccomp(2) (SECCOMP_*), pty(7) (TIOCGPTN, TIOCSPTLCK: what ptsname(3) and unlockpt(3) do),
-netdevice(7) (SIOC*, IFF_UP), open_tree(2) and move_mount(2) (OPEN_TREE_*, MOVE_MOUNT_*).
+netdevice(7) (SIOC*, IFF_UP), open_tree(2) and move_mount(2) (OPEN_TREE_*, MOVE_MOUNT_*),
+mount_setattr(2) (MOUNT_ATTR_*).
 Used by: the same as libc.py; labs 04, 05, 08 and 09 call ``kernel`` directly.
 """
 
@@ -23,12 +24,15 @@ MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
 MS_REMOUNT = 0x20
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
 MS_MOVE = 0x2000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
 
 # umount2(2) flags
@@ -93,9 +97,17 @@ SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
-# the new mount API: open_tree(2), move_mount(2)
+# the new mount API: open_tree(2), move_mount(2), mount_setattr(2)
 AT_FDCWD = -100
-AT_RECURSIVE = 0x8000
+AT_EMPTY_PATH = 0x1000  # the path is "": act on the file descriptor itself
+AT_RECURSIVE = 0x8000  # the mount and every mount below it
 OPEN_TREE_CLONE = 0x1
 OPEN_TREE_CLOEXEC = 0o2000000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+
+# mount_setattr(2): struct mount_attr's attr_set and attr_clr (<linux/mount.h>)
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_IDMAP = 0x00100000  # with userns_fd: see files through that namespace's id maps

@@ -6,7 +6,8 @@ prctl(2). ``ctypes`` reaches them in the C library. Each wrapper keeps the man p
 and when the kernel says no it raises ``OSError`` naming the call, the errno and the arguments:
 ``OSError: [Errno 16] pivot_root('/x', '/x/old'): Device or resource busy``.
 
-Man pages: unshare(2) setns(2) mount(2) umount2(2) pivot_root(2) sethostname(2) prctl(2) errno(3).
+Man pages: unshare(2) setns(2) mount(2) umount2(2) pivot_root(2) sethostname(2) prctl(2) errno(3)
+open_tree(2) move_mount(2) mount_setattr(2).
 Used by: every later stage; notebook 01-namespaces shows them one by one.
 """
 
@@ -137,8 +138,8 @@ def interface_up(name: str) -> None:
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22x", name.encode(), flags | IFF_UP))
 
 
-# The new mount API (Linux 5.2): one number on every architecture.
-_SYS_OPEN_TREE, _SYS_MOVE_MOUNT = 428, 429
+# The new mount API (Linux 5.2, mount_setattr 5.12): one number on every architecture.
+_SYS_OPEN_TREE, _SYS_MOVE_MOUNT, _SYS_MOUNT_SETATTR = 428, 429, 442
 
 
 def open_tree(path: str, flags: int) -> int:
@@ -152,3 +153,23 @@ def move_mount(fd: int, target: str) -> None:
     """Attach the mount ``fd`` (from ``open_tree``) at ``target``. Man page: move_mount(2)."""
     _check(_libc.syscall(_SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, _b(target),
                          MOVE_MOUNT_F_EMPTY_PATH), "move_mount", target)
+
+
+class MountAttr(ctypes.Structure):
+    """``struct mount_attr`` of mount_setattr(2): which MOUNT_ATTR_* flags to set and to clear,
+    a new propagation (``MS_PRIVATE``, ...) and, with MOUNT_ATTR_IDMAP, a user namespace fd."""
+
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(dirfd: int, pathname: str, flags: int, attr_set: int = 0, attr_clr: int = 0,
+                  propagation: int = 0, userns_fd: int = 0) -> None:
+    """Change the mount at ``pathname`` (relative to ``dirfd``; ``""`` with AT_EMPTY_PATH: the
+    mount ``dirfd`` holds) — and with AT_RECURSIVE every mount below it, in one atomic step,
+    which a remount with mount(2) cannot do. The fields of ``struct mount_attr`` are keyword
+    arguments. Linux >= 5.12, else ENOSYS. Man page: mount_setattr(2)."""
+    attr = MountAttr(attr_set, attr_clr, propagation, userns_fd)
+    result = _libc.syscall(_SYS_MOUNT_SETATTR, dirfd, _b(pathname), flags, ctypes.byref(attr),
+                           ctypes.sizeof(attr))
+    _check(result, "mount_setattr", dirfd, pathname, hex(flags), hex(attr_set))

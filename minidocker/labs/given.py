@@ -1,12 +1,14 @@
 """Helpers the labs give the student ready-made, so that each lab is only about its lesson.
 
-``from minidocker.labs.given import exec_command, wait_for`` in a lab's starter file.
+``from minidocker.labs.given import exec_command, wait_for`` in a lab's starter file; lab 10's
+checker describes the container it wants in a ``ContainerSpec``.
 
 Man pages: execve(2), waitpid(2).
 Used by: the labs' starter files (labs/NN-topic/starter.py) and their solutions.
 """
 
 import os
+from dataclasses import dataclass
 from typing import NoReturn
 
 
@@ -26,3 +28,23 @@ def wait_for(pid: int) -> int:
     status = os.waitpid(pid, 0)[1]
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Lab 10: the container the checker asks your ``run(spec, argv)`` to make."""
+
+    hostname: str
+    image: str  # the image's files: the overlay's lower layer, never written
+    state: str  # an empty directory of this container's: make upper/, work/, merged/ in it
+    cgroup_parent: str  # where the pids controller is, under which the container's cgroup goes
+    cgroup_name: str  # the container's cgroup: cgroup_parent/cgroup_name
+    pids_limit: int  # pids.max: the processes (and threads) of the container, at most
+    host_if: str  # the veth end on the host ("veth0")
+    container_if: str  # the veth end in the container ("eth0")
+    host_ip: str  # the host end's address ("10.0.0.1")
+    container_ip: str  # the container's address ("10.0.0.2")
+    prefix: int  # both addresses' prefix length (24: "10.0.0.2/24")
+    keep: frozenset[int]  # the capability numbers the command keeps
+    blocked_nr: int  # the system call your seccomp filter refuses with EPERM
+    arch: int  # the AUDIT_ARCH_* value of this machine, for the filter's first check

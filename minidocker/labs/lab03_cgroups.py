@@ -115,6 +115,19 @@ def enable_controller(directory: Path, controller: str) -> None:
         control.write_text(f"+{controller}")
 
 
+def disable_controllers(directory: Path) -> None:
+    """v2: take the memory and pids controllers back from ``directory``'s children, so that
+    a step that must pass them down does not find them passed down already (by an earlier
+    step's cgroup, or a parent that was left over)."""
+    control = directory / "cgroup.subtree_control"
+    enabled = [c for c in CONTROLLERS if c in control.read_text().split()]
+    if enabled:
+        try:
+            control.write_text(" ".join(f"-{c}" for c in enabled))
+        except OSError:  # EBUSY: a child still uses them; the step is checked as it stands
+            pass
+
+
 def make_cgroup(space: Workspace, name: str) -> dict[str, Path]:
     """A cgroup ``name`` under the checker's parent, made by the checker (steps 3 to 6)."""
     cgroup = {}
@@ -303,6 +316,9 @@ def _shown(found, root: Path | None = None) -> str:
 
 def check_create(student, space: Workspace) -> str:
     wanted = {controller: parent / "step2" for controller, parent in space.parents.items()}
+    if space.version == "v2":  # the controllers are the student's to pass down, not ours
+        for parent in directories(space.parents):
+            disable_controllers(parent)
     try:
         cgroup = as_cgroup(call_student(function(student, "create_cgroup"),
                                         dict(space.parents), "step2"), "step2")

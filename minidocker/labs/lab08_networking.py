@@ -37,6 +37,7 @@ GATEWAY, CONTAINER_IP, PREFIX = "10.0.0.1", "10.0.0.2", 24
 SUBNET = "10.0.0.0/24"
 OUTSIDE_HOST_IP, OUTSIDE_IP = "203.0.113.1", "203.0.113.2"  # TEST-NET-3: never on the internet
 OUTSIDE_IF = "out0"
+IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 IFF_UP = 1
 
 OUTSIDE_SERVER = r"""
@@ -112,6 +113,10 @@ def make_world() -> World:
     """Move the sandbox (the host) into a new network namespace; make the outside world and
     the container in theirs. The outside is on 203.0.113.0/24 and has no other route."""
     kernel.unshare(kernel.CLONE_NEWNET)
+    # A new network namespace copies the IPv4 settings of the machine's first one (unless
+    # net.core.devconf_inherit_init_net says otherwise): on a host that forwards, ip_forward
+    # would be 1 here already, and step 4 would pass without the student turning it on.
+    set_ip_forward("0")
     ip("link", "set", "lo", "up")
     outside = in_own_netns([sys.executable, "-c", OUTSIDE_SERVER])
     ip("link", "add", OUTSIDE_IF, "type", "veth", "peer", "name", "eth0", "netns", str(outside))
@@ -121,6 +126,13 @@ def make_world() -> World:
                  ("link", "set", "eth0", "up"), ("link", "set", "lo", "up")):
         ip(*args, pid=outside)
     return World(in_own_netns(), outside)
+
+
+def set_ip_forward(value: str) -> None:
+    """net.ipv4.ip_forward of the namespace this process is in (sysctl files under
+    /proc/sys/net show the reader's network namespace)."""
+    with open(IP_FORWARD, "w") as f:
+        f.write(value)
 
 
 def solve_veth(world: World) -> None:
@@ -309,7 +321,7 @@ def check_container(student, _workspace) -> str:
 def check_nat(student, _workspace) -> str:
     world = world_for_step(4)
     call(student, "enable_nat")
-    with open("/proc/sys/net/ipv4/ip_forward") as f:
+    with open(IP_FORWARD) as f:
         forwarding = f.read().strip()
     rules = subprocess.run(["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"],
                            capture_output=True, text=True).stdout.splitlines()

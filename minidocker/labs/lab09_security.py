@@ -228,10 +228,11 @@ def check_install(student, _workspace) -> str:
 
     def container() -> dict:
         scratch()
+        before = status()  # what this process inherited, before the student's code
         call(student, "drop_bounding_set", set(KEEP))
         call(student, "set_capabilities", set(KEEP))
         call(student, "install_filter", program)
-        seen = {"status": status()}
+        seen = {"status": status(), "before": before}
         seen["mkdir"] = attempt(lambda: os.mkdir("/tmp/dir"))
         seen["mkdir_existing"] = attempt(lambda: os.mkdir("/tmp"))
         seen["write"] = attempt(lambda: open("/tmp/other", "w").close())
@@ -246,6 +247,14 @@ def check_install(student, _workspace) -> str:
                           "(without CAP_SYS_ADMIN the kernel requires it)")
     if fields.get("Seccomp") != "2":
         raise CheckFailed(f"Seccomp is {fields.get('Seccomp')}, not 2 (filter mode)")
+    # Whatever started the checker may have installed filters (a container runtime does):
+    # Seccomp is 2 then already, so count them instead.
+    filters = int(fields.get("Seccomp_filters", "1"))
+    inherited = int(seen["before"].get("Seccomp_filters", "0"))
+    if filters <= inherited:
+        raise CheckFailed(f"no filter was added: Seccomp_filters is {filters}, as it was before "
+                          "your code ran; install yours with prctl(PR_SET_SECCOMP, "
+                          "SECCOMP_MODE_FILTER, &prog)")
     if seen["mkdir"] != "EPERM":
         raise CheckFailed(f"mkdir under the filter gave {seen['mkdir']}, not EPERM")
     if seen["write"] != "ok" or seen["rename"] != "ok":
@@ -253,7 +262,12 @@ def check_install(student, _workspace) -> str:
                           f" rename gave {seen['rename']}")
     if seen["chown"] != "EPERM":
         raise CheckFailed(f"chown gave {seen['chown']}: the capabilities of step 2 are gone")
-    return (f"NoNewPrivs 1, Seccomp 2 ({fields.get('Seccomp_filters', '?')} filter); mkdir -> "
+    # no_new_privs cannot be cleared: if the checker inherited it, this machine cannot show
+    # whether the student set it (without it, the kernel would refuse the filter: EACCES).
+    inherited_nnp = (" (it was 1 already when your code started, inherited from what ran the "
+                     "checker: this machine cannot show that you set it)"
+                     if seen["before"].get("NoNewPrivs") == "1" else "")
+    return (f"NoNewPrivs 1{inherited_nnp}, Seccomp 2 ({filters} filter); mkdir -> "
             f"EPERM (even of an existing directory: {seen['mkdir_existing']}, not EEXIST: the "
             "filter answers before the kernel looks), files and rename still work, chown -> "
             "EPERM")

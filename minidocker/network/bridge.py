@@ -9,7 +9,11 @@ fresh one).
 The netlink requests are pyroute2's ``IPRoute`` (what ``ip link``/``ip addr`` send), never the
 parsed output of ``ip``.
 
-Man pages: ip-link(8) (type bridge), ip-address(8), bridge(8).
+Several state roots (a class on one machine, each test session) may share one network
+namespace: each bridge carries the state root that made it as its *alias* (``ip link`` shows
+``alias minidocker:/var/lib/minidocker``), so that a prune takes only its own.
+
+Man pages: ip-link(8) (type bridge, ``alias``), ip-address(8), bridge(8).
 Docker: the ``docker0`` bridge, ``--bip``, ``com.docker.network.bridge.name``.
 Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
@@ -31,12 +35,15 @@ def link_exists(name: str) -> bool:
         return bool(ip.link_lookup(ifname=name))
 
 
-def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
-    """Create the bridge if it is missing, give it the gateway address, and bring it up."""
+def ensure_bridge(name: str, gateway: str, prefixlen: int, owner: str) -> None:
+    """Create the bridge if it is missing, mark it with its ``owner`` (its alias, which
+    ``ip link`` shows), give it the gateway address, and bring it up."""
     with IPRoute() as ip:
         if not ip.link_lookup(ifname=name):
-            ip.link("add", ifname=name, kind="bridge")
+            ip.link("add", ifname=name, kind="bridge")  # the kernel takes no alias here
         index = ip.link_lookup(ifname=name)[0]
+        if not ip.get_links(index)[0].get("ifalias"):
+            ip.link("set", index=index, ifalias=owner)
         if not ip.get_addr(index=index, address=gateway):
             ip.addr("add", index=index, address=gateway, prefixlen=prefixlen)
         ip.link("set", index=index, mtu=MTU, state="up")
@@ -50,6 +57,13 @@ def remove_bridge(name: str) -> None:
     with IPRoute() as ip:
         for index in ip.link_lookup(ifname=name):
             ip.link("del", index=index)
+
+
+def bridges_of(owner: str) -> list[str]:
+    """The names of this namespace's links whose alias says ``owner`` made them."""
+    with IPRoute() as ip:
+        return sorted(link.get("ifname") for link in ip.get_links()
+                      if link.get("ifalias") == owner)
 
 
 def links_named(prefixes: tuple[str, ...]) -> list[str]:

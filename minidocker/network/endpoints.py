@@ -211,7 +211,8 @@ def bring_up(network: Network) -> None:
                               "iptables sees traffic inside a bridge: run 'modprobe "
                               "br_netfilter'")
     firewall.ensure_chains()
-    bridge.ensure_bridge(network.bridge, network.gateway, ipam.prefixlen(network))
+    bridge.ensure_bridge(network.bridge, network.gateway, ipam.prefixlen(network),
+                         store.bridge_owner())
     for rule in firewall.network_rules(network.bridge, network.subnet, network.internal,
                                        network.icc):
         firewall.add(rule)
@@ -330,23 +331,38 @@ def _alive(record: dict) -> bool:
         return False
 
 
+def roll_back_creates() -> list[str]:
+    """Undo each ``network create`` that was killed half-way: its pending record names the
+    bridge and rules it may have made (see store.py). Call it under the networks lock."""
+    removed = []
+    for network in store.pending_networks():
+        bring_down(network)
+        store.discard_pending(network)
+        removed.append(f"half-made network {network.name}")
+    return removed
+
+
 @outside_event_loop
 def prune() -> list[str]:
-    """Remove what dead containers left: their endpoints, bridges without a network, and — when
-    nothing is attached and no user network exists — the default bridge and our chains."""
+    """Remove what dead containers and killed creates left: their endpoints, half-made
+    networks, this state root's bridges without a network, and — when nothing is attached, no
+    user network exists and no other state root has a bridge here — the default bridge and
+    the chains."""
     removed = []
     with store.locked():
         for record in store.all_endpoint_records():
             if not _alive(record):
                 _release(record["container"])
                 removed.append(f"endpoints of container {record['container'][:12]}")
+        removed += roll_back_creates()
         networks = [n for n in store.all_networks() if n.driver == "bridge"]
         known = {n.bridge for n in networks}
-        for name in bridge.links_named(("md-", store.DEFAULT_BRIDGE)):
+        for name in bridge.bridges_of(store.bridge_owner()):
             if name not in known:
                 bridge.remove_bridge(name)
                 removed.append(f"bridge {name}")
-        if not store.all_endpoint_records() and all(n.predefined for n in networks):
+        if (not store.all_endpoint_records() and all(n.predefined for n in networks)
+                and not _bridges_of_other_roots()):
             for network in networks:
                 if bridge.link_exists(network.bridge):
                     bring_down(network)
@@ -355,3 +371,9 @@ def prune() -> list[str]:
                 firewall.remove_chains()
                 removed.append("iptables chains MINIDOCKER*")
     return removed
+
+
+def _bridges_of_other_roots() -> list[str]:
+    """Bridges in this namespace that this state root did not make (they need the chains)."""
+    ours = set(bridge.bridges_of(store.bridge_owner()))
+    return [n for n in bridge.links_named(("md-", store.DEFAULT_BRIDGE)) if n not in ours]

@@ -16,7 +16,7 @@ Used by: notebook 08-networking (``network create``, ``connect``, ``disconnect``
 import re
 
 from minidocker.errors import Conflict, MinidockerError
-from minidocker.network import endpoints, ipam, store
+from minidocker.network import bridge, endpoints, ipam, store
 from minidocker.network.endpoints import Endpoint
 from minidocker.network.netlink import outside_event_loop
 from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION, Network
@@ -38,6 +38,7 @@ def create(name: str, *, driver: str = "bridge", subnet: str | None = None,
                               "_.- (starting with a letter or digit), e.g. shop_net")
     options = {ICC_OPTION: "true", **(options or {})}
     with store.locked():
+        endpoints.roll_back_creates()  # a killed create's subnet and bridge are free again
         existing = store.all_networks()
         if any(n.name == name for n in existing):
             raise Conflict(f"network with name {name} already exists: pick another name, or "
@@ -59,14 +60,30 @@ def create(name: str, *, driver: str = "bridge", subnet: str | None = None,
                           gateway or ipam.first_host(subnet),
                           options.get(BRIDGE_NAME_OPTION) or f"md-{network_id[:12]}",
                           internal, options, labels or {})
-        store.save(network)  # the record first: prune can then find the bridge
-        try:
-            endpoints.bring_up(network)
-        except BaseException:
-            endpoints.bring_down(network)
-            store.delete(network)
-            raise
+        _check_bridge_name_free(network.bridge, existing)
+        _make(network)
     return network
+
+
+def _make(network: Network) -> None:
+    """All of the network or nothing: a pending record (what is about to be made, so that a
+    killed create can be undone), the bridge and its rules, then the record's final name."""
+    store.save_pending(network)
+    try:
+        endpoints.bring_up(network)
+    except BaseException:
+        endpoints.bring_down(network)
+        store.discard_pending(network)
+        raise
+    store.commit(network)
+
+
+def _check_bridge_name_free(name: str, existing: list[Network]) -> None:
+    """A new network makes its own bridge: never take over (and later delete) a link that
+    another network or another program made."""
+    if any(n.bridge == name for n in existing) or bridge.link_exists(name):
+        raise Conflict(f"a network interface named {name} already exists: choose another "
+                       f"-o {BRIDGE_NAME_OPTION}=NAME")
 
 
 def ls() -> list[Network]:

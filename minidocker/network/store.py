@@ -11,6 +11,12 @@ alone.
 Two concurrent ``run``s must not pick the same address or the same subnet: every change goes
 through ``locked()``, an exclusive flock(2) on ``networks/.lock``.
 
+``network create`` makes a bridge and its rules in several steps, and may be killed between
+any two. Its record is written first as ``networks/<id>.creating`` (what it is about to make)
+and renamed to ``<id>.json`` once all is made: rename(2) is the moment the network exists. A
+``.creating`` record found under the lock is a killed create's (a create holds the lock
+throughout), and the next create or prune undoes what it names (``pending_networks``).
+
 The record itself (``Network``) lives in records.py; this module only stores it, and asks
 ipam.py for the default bridge's gateway. IPAM never reads the disk: the dependency goes one
 way, store -> ipam -> records.
@@ -112,6 +118,40 @@ def find(name_or_id: str) -> Network:
                               "give more of its ID")
     raise NotFound(f"network {name_or_id} not found: see 'minidocker network ls', or create it "
                    f"with 'minidocker network create {name_or_id}'")
+
+
+def bridge_owner() -> str:
+    """The alias every bridge made from this state root carries (see bridge.py): the state
+    root's path, or its hash if the path is too long for an alias (255 bytes)."""
+    root = str(state_root().resolve())
+    if len(root) > 200:
+        root = "sha256:" + hashlib.sha256(root.encode()).hexdigest()
+    return f"minidocker:{root}"
+
+
+# --- a network being created ------------------------------------------------------------------
+
+def pending_path(network: Network) -> Path:
+    return networks_dir() / f"{network.id}.creating"
+
+
+def save_pending(network: Network) -> None:
+    """Write what a create is about to make, before it makes anything."""
+    write_json(pending_path(network), asdict(network))
+
+
+def commit(network: Network) -> None:
+    """The network exists: its record takes its final name in one step."""
+    os.rename(pending_path(network), networks_dir() / f"{network.id}.json")
+
+
+def discard_pending(network: Network) -> None:
+    pending_path(network).unlink(missing_ok=True)
+
+
+def pending_networks() -> list[Network]:
+    """The networks of creates that were killed half-way (call it under ``locked()``)."""
+    return [Network(**read_json(path)) for path in sorted(networks_dir().glob("*.creating"))]
 
 
 # --- endpoint records ---------------------------------------------------------------------------

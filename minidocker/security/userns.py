@@ -26,12 +26,14 @@ Docker docs: "Isolate containers with a user namespace" (``--userns-remap``).
 Used by: notebook 09-security (``--userns``), notebook 01-namespaces (the user namespace).
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from minidocker.errors import MinidockerError
+from minidocker.image.blobs import is_abandoned
 from minidocker.namespaces import IdMap
 from minidocker.state import state_root
 
@@ -70,8 +72,17 @@ def shift_layers(layer_dirs: list[str], idmap: IdMap) -> list[str]:
     return [str(_shifted_copy(Path(layer), idmap)) for layer in layer_dirs]
 
 
+def copies_of(layer_dirs: list[str], idmap: IdMap) -> set[Path]:
+    """Where the shifted copies of these layers live (made or not yet)."""
+    return {copy_path(Path(layer), idmap) for layer in layer_dirs}
+
+
+def copy_path(layer: Path, idmap: IdMap) -> Path:
+    return state_root() / "userns" / f"{idmap.outside}-{idmap.count}" / layer.name
+
+
 def _shifted_copy(layer: Path, idmap: IdMap) -> Path:
-    target = state_root() / "userns" / f"{idmap.outside}-{idmap.count}" / layer.name
+    target = copy_path(layer, idmap)
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -114,11 +125,17 @@ def own_empty_dirs(paths: list[str], idmap: IdMap) -> None:
             os.lchown(path, idmap.outside, idmap.outside)
 
 
-def collect_garbage(layers_in_use: set[str]) -> list[str]:
-    """Remove shifted copies of layers no image uses any more."""
+def collect_garbage(copies_in_use: set[Path]) -> list[str]:
+    """Remove the shifted copies that no container uses any more (``copies_in_use``: those of
+    every container that exists), and what killed copiers left; a copy being made now (its
+    temporary name carries a live PID) stays."""
     removed = []
-    for copy in (state_root() / "userns").glob("*/*"):
-        if copy.name not in layers_in_use:
-            shutil.rmtree(copy, ignore_errors=True)
-            removed.append(str(copy))
+    for folder in (state_root() / "userns").glob("*"):
+        for copy in folder.iterdir():
+            temporary = copy.name.startswith(".tmp-")
+            if (is_abandoned(copy.name) if temporary else copy not in copies_in_use):
+                shutil.rmtree(copy, ignore_errors=True)
+                removed.append(str(copy))
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # the map's folder, once no copy is left in it
     return removed

@@ -21,10 +21,8 @@ access mode) user_namespaces(7) mount_setattr(2). Used by: notebook 09-security,
 tests/test_security_run.py, tests/test_userns.py.
 """
 
-import ctypes
 import os
 import stat
-import struct
 from dataclasses import dataclass
 
 from minidocker import cgroups, kernel
@@ -410,27 +408,6 @@ def uid_digraph(graph: UidGraph, title: str = ""):
 
 # --- what an idmapped mount would do instead of the chown --------------------------------------
 
-MOUNT_ATTR_IDMAP = 0x00100000
-AT_EMPTY_PATH = 0x1000
-_SYS_MOUNT_SETATTR = 442  # the new mount API has one number on every architecture
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def mount_setattr_idmap(tree_fd: int, userns_fd: int) -> None:
-    """Give the detached mount ``tree_fd`` (from ``open_tree``) the id map of the user
-    namespace ``userns_fd``: ``struct mount_attr {attr_set, attr_clr, propagation, userns_fd}``
-    with MOUNT_ATTR_IDMAP set. Man page: mount_setattr(2). (A thin wrapper kept here for the
-    notebook; the engine does the chown, see minidocker/security/userns.py.)"""
-    attr = ctypes.create_string_buffer(struct.pack("QQQQ", MOUNT_ATTR_IDMAP, 0, 0, userns_fd), 32)
-    _libc.syscall.restype = ctypes.c_long
-    result = _libc.syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(tree_fd),
-                           ctypes.c_char_p(b""), ctypes.c_uint(AT_EMPTY_PATH), attr,
-                           ctypes.c_size_t(32))
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount_setattr(MOUNT_ATTR_IDMAP): {os.strerror(err)}")
-
-
 def idmapped_mount(source: str, target: str, userns_pid: int) -> None:
     """Mount a copy of ``source`` at ``target`` seen through the uid and gid maps of
     ``userns_pid``'s user namespace: open_tree(OPEN_TREE_CLONE), mount_setattr(IDMAP),
@@ -441,7 +418,8 @@ def idmapped_mount(source: str, target: str, userns_pid: int) -> None:
     try:
         userns = os.open(f"/proc/{userns_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            mount_setattr_idmap(tree, userns)
+            kernel.mount_setattr(tree, "", kernel.AT_EMPTY_PATH,  # mount_setattr(2)
+                                 attr_set=kernel.MOUNT_ATTR_IDMAP, userns_fd=userns)
         finally:
             os.close(userns)
         kernel.move_mount(tree, target)
