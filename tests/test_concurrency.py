@@ -24,7 +24,7 @@ import pytest
 
 from .conftest import MINIDOCKER, minidocker
 
-ROUNDS = 6
+ROUNDS = 20  # the "done when"
 FULL_ID = re.compile(r"\b(?:sha256:)?[0-9a-f]{64}\b")
 
 
