@@ -15,7 +15,7 @@ container that uses them, so images that share a base share its files on disk.
 Every write is atomic (blob: temp file + rename; index.json: temp file + rename; layer dir:
 extract into a temp dir + rename), so a ``kill -9`` at any moment leaves a store that works,
 and a reader never sees half a file. Writers take turns: every change happens in a
-*transaction* that holds the store lock, an flock(2) on ``oci/.lock``, from its first blob to
+*transaction* that holds the store lock, an flock(2) on ``oci.lock`` (beside the layout), from its first blob to
 its ``index.json`` update. Garbage collection runs under the same lock, so it never sees, and
 never deletes, a blob or layer that a writer has made but not yet named. Readers take no lock:
 they see the index before or after a change, never during one. The engine's lock order is
@@ -135,8 +135,8 @@ def transaction():
         finally:
             _held -= 1
         return
-    layout_dir().mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout_dir() / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    # beside the layout, not in it: skopeo and umoci read oci/ and should see only the layout
+    fd = os.open(state_root() / "oci.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _held = 1
