@@ -25,6 +25,7 @@ def test_a_notebook_gets_a_store_of_its_own_and_gives_it_back(md):
     try:
         assert os.environ["MINIDOCKER_ROOT"] == str(root) and root.name.startswith(
             "minidocker-notebook-test-")
+        assert os.path.ismount(root)  # a tmpfs, like the test session's state root
         assert images() == ["busybox:latest"]  # the commands it runs use it too
         assert [i.tags for i in ImageStore().images()] == [["busybox:latest"]]
         with pytest.raises(MinidockerError, match="already has a state root"):

@@ -3,21 +3,22 @@
 A notebook that lists images, layers, containers or volumes would print what the student made
 before (the README's tour: ``mine:1``, ``c1``, the volume ``data``) next to its own objects,
 and ``image prune`` or ``volume prune`` would take them away. ``own_state_root("05")`` gives the
-notebook a fresh, empty state root instead: ``$MINIDOCKER_ROOT`` points at a new directory for
-the notebook's kernel and every command it runs, and the busybox image is built there (offline,
-as ``minidocker setup`` does). ``leave_state_root(root)`` points ``$MINIDOCKER_ROOT`` back where
-it was and deletes the directory, once no container is left in it.
+notebook a fresh, empty state root instead: a new tmpfs (as the test session's state root is,
+so that sizes and mountinfo lines do not depend on the disk under /tmp), to which
+``$MINIDOCKER_ROOT`` points for the notebook's kernel and every command it runs; the busybox
+image is built there (offline, as ``minidocker setup`` does). ``leave_state_root(root)`` points ``$MINIDOCKER_ROOT`` back where
+it was, unmounts the tmpfs and removes the directory, once no container is left in it.
 Only the files are private: the kernel's objects (the bridge ``minidocker0``, iptables rules,
 cgroups) are the machine's, shared with the real state root.
-Man pages: none (directories and the environment); see state.py for the state root's layout.
+Man pages: mount(2), umount(2), tmpfs(5); see state.py for the state root's layout.
 Used by: notebooks 05-images, 06-container-lifecycle, 07-volumes.
 """
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
+from minidocker import kernel
 from minidocker.errors import MinidockerError
 
 PREFIX = "minidocker-notebook-"  # notebooks/sanitize.cfg replaces /tmp/minidocker-notebook-...
@@ -29,7 +30,8 @@ def own_state_root(notebook: str) -> Path:
     if PREVIOUS in os.environ:
         raise MinidockerError("this process already has a state root of its own: "
                               "call leave_state_root() first")
-    root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{notebook}-"))  # mode 0700, as state.py wants
+    root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{notebook}-"))
+    kernel.mount("tmpfs", str(root), "tmpfs", 0, "mode=700")  # root's alone, as state.py wants
     os.environ[PREVIOUS] = os.environ.get("MINIDOCKER_ROOT", "")
     os.environ["MINIDOCKER_ROOT"] = str(root)
     from minidocker.image.busybox import create_busybox_image
@@ -54,4 +56,5 @@ def leave_state_root(root: Path) -> None:
         os.environ["MINIDOCKER_ROOT"] = previous
     else:
         del os.environ["MINIDOCKER_ROOT"]
-    shutil.rmtree(root)
+    kernel.umount2(str(root), kernel.MNT_DETACH)  # its images and volumes go with the tmpfs
+    os.rmdir(root)
