@@ -98,18 +98,19 @@ def parse_words(text: str, escape: str) -> list[str]:
     i = 0
     while i < len(text):
         ch = text[i]
-        at_end = i + 1 == len(text)
+        if ch == escape and quote != "'":
+            # it stays in the word with the character it escapes, a quote included; the last
+            # one on the line is dropped and closes an open quote
+            if i + 1 < len(text):
+                word += text[i:i + 2]
+            else:
+                quote = ""
+            in_word = True
+            i += 2
+            continue
         if quote:
             if ch == quote:
                 quote = ""
-            elif ch == escape and quote != "'":
-                if at_end:
-                    quote = ""
-                    i += 1
-                    continue
-                word += ch
-                i += 1
-                ch = text[i]
             word += ch
         elif is_space(ch):
             if in_word and (word or quoted):
@@ -119,13 +120,6 @@ def parse_words(text: str, escape: str) -> list[str]:
             in_word = True
             if ch in "'\"":
                 quote, quoted = ch, True
-            if ch == escape:
-                if at_end:
-                    i += 1
-                    continue
-                word += ch
-                i += 1
-                ch = text[i]
             word += ch
         i += 1
     if word or quoted:

@@ -26,7 +26,7 @@ class Command:
     text: str = field(default="", compare=False, repr=False)  # the logical line as written
 
     @property
-    def name(self) -> str:
+    def keyword(self) -> str:
         """The instruction's keyword: ``RUN``, ``COPY``..."""
         return type(self).__name__.upper()
 
@@ -52,47 +52,56 @@ class Run(Command):
 
 @dataclass(frozen=True)
 class Cmd(Command):
+    """The container's default command, or ENTRYPOINT's default arguments."""
+
     command: tuple[str, ...]
     shell_form: bool = True
 
 
 @dataclass(frozen=True)
 class Entrypoint(Command):
+    """The container's command; CMD (or ``docker run`` arguments) are appended to it."""
+
     command: tuple[str, ...]
     shell_form: bool = True
 
 
 @dataclass(frozen=True)
-class Copy(Command):
-    """``contents`` are heredoc sources: inline files named by their delimiter."""
+class FileCopy(Command):
+    """What COPY and ADD share: sources (paths in the context, or another stage for
+    ``COPY --from``), a destination in the image, the new files' owner and mode.
+    ``contents`` are heredoc sources: inline files named by their delimiter."""
 
     sources: tuple[str, ...]
     dest: str
-    from_: str = ""
     chown: str = ""
     chmod: str = ""
     link: bool = False
-    parents: bool = False
     exclude: tuple[str, ...] = ()
     contents: tuple[Heredoc, ...] = ()
 
 
 @dataclass(frozen=True)
-class Add(Command):
-    sources: tuple[str, ...]
-    dest: str
-    chown: str = ""
-    chmod: str = ""
-    link: bool = False
+class Copy(FileCopy):
+    """``COPY [--from=stage] src... dest``."""
+
+    from_: str = ""
+    parents: bool = False
+
+
+@dataclass(frozen=True)
+class Add(FileCopy):
+    """``ADD src... dest``: like COPY, and a URL is downloaded, a local archive unpacked."""
+
     checksum: str = ""
     keep_git_dir: bool | None = None
     unpack: bool | None = None
-    exclude: tuple[str, ...] = ()
-    contents: tuple[Heredoc, ...] = ()
 
 
 @dataclass(frozen=True)
 class Env(Command):
+    """``ENV key=value ...``: variables for the later instructions and the container."""
+
     pairs: tuple[tuple[str, str], ...]
 
 
@@ -105,43 +114,61 @@ class Arg(Command):
 
 @dataclass(frozen=True)
 class Label(Command):
+    """``LABEL key=value ...``: metadata in the image config."""
+
     pairs: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
 class Expose(Command):
+    """``EXPOSE 80/tcp``: ports the container listens on (documentation, not publishing)."""
+
     ports: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Volume(Command):
+    """``VOLUME /data``: mount points that get a volume in every container of the image;
+    later build steps do not change their content."""
+
     paths: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Workdir(Command):
+    """``WORKDIR /app``: the directory later instructions and the container start in;
+    created if missing, relative to the previous WORKDIR."""
+
     path: str
 
 
 @dataclass(frozen=True)
 class User(Command):
+    """``USER name[:group]`` or ``uid[:gid]``: who runs the later RUNs and the container."""
+
     user: str
 
 
 @dataclass(frozen=True)
 class Onbuild(Command):
-    """The trigger as text: it is parsed again when a child image's build runs it."""
+    """``ONBUILD RUN make``: a trigger kept in the image config as text, parsed and run at
+    the start of a build whose FROM is this image (parse_trigger)."""
 
     trigger: str
 
 
 @dataclass(frozen=True)
 class Stopsignal(Command):
+    """``STOPSIGNAL SIGTERM`` (or a number): what ``docker stop`` sends first, before
+    SIGKILL after the timeout."""
+
     signal: str
 
 
 @dataclass(frozen=True)
 class Shell(Command):
+    """``SHELL ["/bin/sh", "-c"]``: what runs the shell form of RUN, CMD, ENTRYPOINT."""
+
     shell: tuple[str, ...]
 
 
@@ -160,6 +187,8 @@ class Healthcheck(Command):
 
 @dataclass(frozen=True)
 class Maintainer(Command):
+    """``MAINTAINER name`` (deprecated): the image's author field."""
+
     maintainer: str
 
 
@@ -168,13 +197,11 @@ class Stage:
     """One ``FROM`` and the commands up to the next: ``FROM golang AS build`` ... ."""
 
     index: int
+    name: str  # "" without ``AS name``: then ``COPY --from=0`` names it by its index
     from_: From
     commands: list[Command] = field(default_factory=list)
 
     @property
-    def name(self) -> str:
-        return self.from_.name
-
-    @property
     def base(self) -> str:
+        """The image or earlier stage it starts from, as written (expand it with the meta args)."""
         return self.from_.image

@@ -24,6 +24,7 @@ from minidocker.build.commands import (
     Copy,
     Env,
     Expose,
+    FileCopy,
     From,
     Label,
     Stopsignal,
@@ -61,7 +62,7 @@ def expand(command: Command, env: Mapping[str, str], escape: str = "\\") -> Comm
     try:
         changes = {name: expand_value(lexer, getattr(command, name), env, name == "ports")
                    for name in names}
-        if isinstance(command, Copy | Add):
+        if isinstance(command, FileCopy):
             changes["contents"] = tuple(expand_inline_file(h, env) for h in command.contents)
         if isinstance(command, Copy):
             check_copy_from(lexer, command.from_)

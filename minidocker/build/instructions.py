@@ -87,12 +87,12 @@ def stages(dockerfile: Dockerfile) -> list[Stage]:
     result: list[Stage] = []
     for command in instructions(dockerfile):
         if isinstance(command, From):
-            result.append(Stage(len(result), command))
+            result.append(Stage(len(result), command.name, command))
         elif result:
             result[-1].commands.append(command)
         elif not isinstance(command, Arg):
             raise DockerfileError(command.file, command.line,
-                                  f"{command.name} before the first FROM: only ARG may come "
+                                  f"{command.keyword} before the first FROM: only ARG may come "
                                   "before FROM (a Dockerfile's first stage starts with FROM)")
     if not result:
         raise DockerfileError(dockerfile.file, dockerfile.nodes[-1].end_line,
@@ -155,8 +155,12 @@ def read_flags(node: Node, **kinds: str) -> dict[str, object]:
 
 
 def unknown_flag(node: Node, written: str, kinds: Mapping[str, str]) -> str:
-    known = ", ".join(f"--{k}" for k in kinds) or "none"
-    return f"unknown flag: {written} ({node.instruction.upper()} knows: {known})"
+    keyword = node.instruction.upper()
+    if not kinds:
+        return (f"unknown flag: {written} ({keyword} takes no flags; an argument that starts "
+                f'with -- needs the JSON form: {keyword} ["{written}", ...])')
+    known = ", ".join(f"--{k}" for k in kinds)
+    return f"unknown flag: {written} ({keyword} knows: {known})"
 
 
 # --- one reader per instruction ----------------------------------------------------------------
@@ -240,9 +244,9 @@ def read_copy(node: Node) -> Copy:
     flags = read_flags(node, chown="string", chmod="string", link="bool", parents="bool",
                        exclude="strings", **{"from": "string"})
     sources, dest, contents = sources_and_dest(node)
-    return Copy(sources, dest, flags.get("from", ""), flags.get("chown", ""),
-                flags.get("chmod", ""), flags.get("link", False), flags.get("parents", False),
-                flags.get("exclude", ()), contents)
+    return Copy(sources, dest, flags.get("chown", ""), flags.get("chmod", ""),
+                flags.get("link", False), flags.get("exclude", ()), contents,
+                from_=flags.get("from", ""), parents=flags.get("parents", False))
 
 
 def read_add(node: Node) -> Add:
@@ -250,8 +254,9 @@ def read_add(node: Node) -> Add:
                        unpack="bool", exclude="strings", **{"keep-git-dir": "bool"})
     sources, dest, contents = sources_and_dest(node)
     return Add(sources, dest, flags.get("chown", ""), flags.get("chmod", ""),
-               flags.get("link", False), flags.get("checksum", ""), flags.get("keep-git-dir"),
-               flags.get("unpack"), flags.get("exclude", ()), contents)
+               flags.get("link", False), flags.get("exclude", ()), contents,
+               checksum=flags.get("checksum", ""), keep_git_dir=flags.get("keep-git-dir"),
+               unpack=flags.get("unpack"))
 
 
 def key_value_pairs(node: Node) -> tuple[tuple[str, str], ...]:
