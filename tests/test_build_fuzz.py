@@ -146,23 +146,23 @@ def logical_lines(text: str) -> list[tuple[str, str]]:
     except MinidockerError:
         pass
     try:
-        return [(c.original.split("\n")[0], "\\") for c in oracle.parse_string(text)]
+        return [((c.original or "").split("\n")[0], "\\") for c in oracle.parse_string(text)]
     except oracle.GoParseError:
         return []
 
 
+ESCAPE_BACKTICK = re.compile(  # the directives at the top set the escape character to `
+    r"(?i)\A(?:[ \t]*#[ \t]*[a-z][a-z0-9]*[ \t]*=[^\n]*\n)*?[ \t]*#[ \t]*escape[ \t]*=[ \t]*`\s*\n")
 BLIND_SPOTS = [
     re.compile(r"<<-?[\s\\`]"),  # blanks (or a line continuation) between << and a name
-    re.compile(r"(?si)^(?=.*#\s*escape\s*=\s*`)(?=.*--)(?=.*\\|.*`.*`)"),  # flags, escape `
+    re.compile(r"--[^\n]*[\\`]"),  # flags that may hold \ or ` (checked when the escape is `)
 ]
 
 
 def in_blind_spot(text: str) -> bool:
-    return any(spot.search(text) for spot in BLIND_SPOTS) or old_json_leniency(text)
-
-
-def agree(text: str) -> bool:
-    return ours(text) == theirs(text) or in_blind_spot(text)
+    if BLIND_SPOTS[0].search(text) or old_json_leniency(text):
+        return True
+    return bool(ESCAPE_BACKTICK.match(text) and BLIND_SPOTS[1].search(text))
 
 
 def view(node: Node) -> tuple:
@@ -197,12 +197,14 @@ def corpus_sources() -> list[str]:
 
 
 def compare(texts: list[str]) -> None:
-    """Every text parses alike, and at most a quarter fall in a blind spot (else the
+    """Every text parses alike or falls in a blind spot, and at most a quarter do (else the
     comparison would prove little)."""
+    excused = 0
     for text in texts:
-        assert agree(text), text
-    blind = [text for text in texts if in_blind_spot(text)]
-    assert len(blind) <= len(texts) // 4
+        if ours(text) != theirs(text):
+            assert in_blind_spot(text), text
+            excused += 1
+    assert excused <= len(texts) // 4
 
 
 @pytest.mark.parametrize("seed", range(40))
