@@ -6,7 +6,8 @@ comments and empty lines inside continuations) and random mutations of them and 
 corpus must be accepted or refused alike, and give the same instructions: keyword, ONBUILD's
 trigger, exec form or not, flags, arguments, start and end lines, heredocs and original text.
 
-The package's blind spots, kept out of the comparison or of the input:
+What the package cannot show, and where its older BuildKit differs from the corpus's, kept out
+of the comparison or of the input:
 - its Python view drops ENV/LABEL's separators, ONBUILD's heredocs and its trigger's flags,
   shows a nested ``ONBUILD ONBUILD x`` as one empty argument, and cuts strings at a NUL byte:
   compared without them, NUL never generated;
@@ -15,8 +16,9 @@ The package's blind spots, kept out of the comparison or of the input:
   that is the shell form: such files are left out (``old_json_leniency``);
 - it knows no ``# check=`` directive (newer): never generated;
 - before dockerfile 1.16 a heredoc's ``<<`` had to touch its name (``<< EOF`` opens none),
-  and before 1.15 flags took ``\\`` as their escape character whatever ``# escape=`` said:
-  files where that could matter are left out (``BLIND_SPOTS``);
+  before 1.15 flags took ``\\`` as their escape character whatever ``# escape=`` said, and
+  a vertical tab between ``#`` and a directive's name made it a comment: files where that
+  could matter are left out (``BLIND_SPOTS``);
 - BuildKit reads flags and HEALTHCHECK's type byte by byte, so a non-ASCII character in a flag
   comes out as its UTF-8 bytes read as Latin-1 (``--chown=é`` gives ``--chown=Ã©``), and a
   character holding byte 0x85 or 0xA0 splits there; we read characters: their flags are
@@ -125,7 +127,7 @@ def old_json_leniency(text: str) -> bool:
     package's older BuildKit took the array and ignored the rest)."""
     for line, escape in logical_lines(text):
         keyword, _, rest = split_command(line, escape)
-        if keyword.lower() == "onbuild":
+        while keyword.lower() == "onbuild" and rest:
             keyword, _, rest = split_command(rest, escape)
         if keyword.lower() == "healthcheck":
             rest = "".join(rest.split(None, 1)[1:])
@@ -155,14 +157,15 @@ ESCAPE_BACKTICK = re.compile(  # the directives at the top set the escape charac
     r"(?i)\A(?:[ \t]*#[ \t]*[a-z][a-z0-9]*[ \t]*=[^\n]*\n)*?[ \t]*#[ \t]*escape[ \t]*=[ \t]*`\s*\n")
 BLIND_SPOTS = [
     re.compile(r"<<-?[\s\\`]"),  # blanks (or a line continuation) between << and a name
+    re.compile(r"#[\t\f\r \v]*\v"),  # a \v between # and a directive's name
     re.compile(r"--[^\n]*[\\`]"),  # flags that may hold \ or ` (checked when the escape is `)
 ]
 
 
 def in_blind_spot(text: str) -> bool:
-    if BLIND_SPOTS[0].search(text) or old_json_leniency(text):
+    if any(spot.search(text) for spot in BLIND_SPOTS[:2]) or old_json_leniency(text):
         return True
-    return bool(ESCAPE_BACKTICK.match(text) and BLIND_SPOTS[1].search(text))
+    return bool(ESCAPE_BACKTICK.match(text) and BLIND_SPOTS[2].search(text))
 
 
 def view(node: Node) -> tuple:

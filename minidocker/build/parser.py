@@ -84,11 +84,9 @@ class Dockerfile:
     escape_token: str = DEFAULT_ESCAPE
     warnings: list[str] = field(default_factory=list)
 
-    def error(self, node: Node, message: str) -> DockerfileError:
-        return DockerfileError(self.file, node.start_line, message)
-
 
 def parse_file(path: str | Path) -> Dockerfile:
+    """``parse`` of a file on disk; errors name the file (``Dockerfile.dev:3: ...``)."""
     path = Path(path)
     try:
         source = path.read_bytes()
