@@ -1,11 +1,11 @@
 """Reading a Dockerfile: lines become instructions, each a node of the syntax tree.
 
 The Dockerfile reference describes the file in layers, and the parser reads it in the same
-order. A few *parser directives* may open the file (``# escape=``` `` changes the escape
-character, ``# syntax=`` names a frontend and is accepted and ignored here); after the first
-other line, ``#`` only starts comments. A *comment* is a line whose first non-blank character
-is ``#``. A line ending in the escape character *continues* on the next one; comment lines
-and empty lines inside a continuation are skipped. The joined *logical line* is an
+order. A few *parser directives* may open the file (``# escape=`` sets the escape character
+to a backtick or a backslash, ``# syntax=`` names a frontend and is accepted and ignored
+here); after the first other line, ``#`` only starts comments. A *comment* is a line whose
+first non-blank character is ``#``. A line ending in the escape character *continues* on
+the next one; comment lines and empty lines inside a continuation are skipped. The joined *logical line* is an
 *instruction* (``RUN``, any case), its ``--flags`` and its *arguments*, read by that
 instruction's rule (arguments.py). ``RUN``, ``COPY`` and ``ADD`` may end with *heredocs*
 (``<<EOF`` ... ``EOF``): the lines after the instruction, up to the delimiter, are its inline

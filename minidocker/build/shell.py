@@ -3,9 +3,9 @@
 Before a build runs ``WORKDIR $HOME/app`` or ``ENV PATH=$PATH:/opt/bin``, the builder (not a
 shell) expands the variables. Docker does it with a small lexer that imitates ``sh``: single
 quotes keep every character, double quotes keep all but ``$``, ``"`` and the escape character,
-the escape character (``\\``, or `````` after ``# escape=```````) takes the next character
-literally, and ``$name``/``${name}`` become the variable's value. Inside ``${...}`` the
-reference's modifiers choose a value: ``${v:-word}`` (a default), ``${v:+word}`` (an
+the escape character (a backslash, or the backtick chosen by an ``escape`` directive) takes
+the next character literally, and ``$name``/``${name}`` become the variable's value. Inside
+``${...}`` the reference's modifiers choose a value: ``${v:-word}`` (a default), ``${v:+word}`` (an
 alternative), ``${v?message}`` (an error when unset), ``${v#pattern}``/``${v%pattern}`` (trim a
 prefix/suffix), ``${v/pattern/replacement}``. With a ``:`` an empty value counts as unset.
 
