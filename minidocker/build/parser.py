@@ -5,11 +5,11 @@ order. A few *parser directives* may open the file (``# escape=`` sets the escap
 to a backtick or a backslash, ``# syntax=`` names a frontend and is accepted and ignored
 here); after the first other line, ``#`` only starts comments. A *comment* is a line whose
 first non-blank character is ``#``. A line ending in the escape character *continues* on
-the next one; comment lines and empty lines inside a continuation are skipped. The joined *logical line* is an
-*instruction* (``RUN``, any case), its ``--flags`` and its *arguments*, read by that
-instruction's rule (arguments.py). ``RUN``, ``COPY`` and ``ADD`` may end with *heredocs*
-(``<<EOF`` ... ``EOF``): the lines after the instruction, up to the delimiter, are its inline
-files.
+the next one; comment lines and empty lines inside a continuation are skipped. The joined
+*logical line* is an *instruction* (``RUN``, any case), its ``--flags`` and its
+*arguments*, read by that instruction's rule (arguments.py). ``RUN``, ``COPY`` and ``ADD``
+may end with *heredocs* (``<<EOF`` ... ``EOF``): the lines after the instruction, up to the
+delimiter, are its inline files.
 
 The result is one ``Node`` per instruction, with its line numbers and text as written, in
 the shape of BuildKit's ``parser.Node``; ``dump`` prints it in BuildKit's own test format, so
