@@ -30,6 +30,7 @@ API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 NAME = "/v2/{name:path}"
 ROUTES = [
     Route("/v2/", handlers.api_version_check, methods=["GET"]),
+    Route("/v2", handlers.api_version_check, methods=["GET"]),
     Route("/v2/_catalog", handlers.list_repositories, methods=["GET"]),
     Route(NAME + "/tags/list", handlers.list_tags, methods=["GET"]),
     Route(NAME + "/referrers/{digest}", handlers.list_referrers, methods=["GET"]),
@@ -98,6 +99,7 @@ class APIVersionHeader:
 def create_app(root: Path) -> Starlette:
     app = Starlette(routes=ROUTES, exception_handlers={
         RegistryError: on_registry_error, HTTPException: on_http_error, OSError: on_os_error})
+    app.router.redirect_slashes = False  # a redirect would hide a bad name or digest
     app.state.storage = Storage(Path(root))
     app.add_middleware(APIVersionHeader)
     return app

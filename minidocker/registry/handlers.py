@@ -189,7 +189,7 @@ async def start_blob_upload(request: Request) -> Response:
     if "mount" in query:
         digest = _digest(query["mount"])
         source = query.get("from")
-        if source and storage.mount_blob(name, check_name(source), digest):
+        if source and storage.mount_blob(name, digest, check_name(source)):
             return _created(f"/v2/{name}/blobs/{digest}", digest)
     algorithm = query.get("digest-algorithm", "sha256")
     if algorithm not in ALGORITHMS:
