@@ -31,12 +31,15 @@ CODES = {
 
 class RegistryError(MinidockerError):
     """A request the registry refuses: ``code`` is the spec's, ``status`` the HTTP status
-    (the code's usual one unless the spec asks for another, e.g. 416 or 413)."""
+    (the code's usual one unless the spec asks for another, e.g. 416 or 413); ``headers`` go
+    on the response (a 416 says where the upload stands)."""
 
-    def __init__(self, code: str, message: str, detail=None, status: int | None = None):
+    def __init__(self, code: str, message: str, detail=None, status: int | None = None,
+                 headers: dict | None = None):
         super().__init__(message)
         self.code, self.detail = code, detail
         self.status = status or CODES[code][0]
+        self.headers = headers or {}
 
     def body(self) -> dict:
         error = {"code": self.code, "message": str(self)}

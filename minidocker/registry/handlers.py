@@ -32,7 +32,7 @@ import re
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from minidocker.registry import manifests
 from minidocker.registry.errors import RegistryError
@@ -45,6 +45,8 @@ from minidocker.registry.paths import (
 )
 from minidocker.registry.storage import Storage
 
+BYTE_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+CHUNK = 256 << 10
 CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]+)-([0-9]+)(?:/[0-9*]+)?$")
 
 
@@ -70,14 +72,24 @@ def _range(size: int) -> str:
     return f"0-{max(size - 1, 0)}"
 
 
+def _upload_headers(name: str, upload_id: str, size: int) -> dict:
+    return {"Location": _upload_location(name, upload_id), "Docker-Upload-UUID": upload_id,
+            "Range": _range(size)}
+
+
 def _upload_response(status: int, name: str, upload_id: str, size: int) -> Response:
-    return Response(status_code=status, headers={
-        "Location": _upload_location(name, upload_id), "Docker-Upload-UUID": upload_id,
-        "Range": _range(size), "Content-Length": "0"})
+    return Response(status_code=status, headers=_upload_headers(name, upload_id, size))
+
+
+def _where_it_stands(error: RegistryError, storage: Storage, name: str, upload_id: str):
+    """A 416 carries the upload's ``Location`` and ``Range``, so the client resumes there."""
+    if error.status == 416:
+        error.headers |= _upload_headers(name, upload_id, storage.upload_size(name, upload_id))
+    return error
 
 
 def _created(location: str, digest: str, extra: dict | None = None) -> Response:
-    headers = {"Location": location, "Docker-Content-Digest": digest, "Content-Length": "0"}
+    headers = {"Location": location, "Docker-Content-Digest": digest}
     return Response(status_code=201, headers=headers | (extra or {}))
 
 
@@ -114,20 +126,61 @@ async def api_version_check(request: Request) -> Response:
     return JSONResponse({})
 
 
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """RFC 9110 section 14: ``bytes=first-last``, ``bytes=first-`` or ``bytes=-suffix`` ->
+    (first, last), inclusive; None for the whole blob (no Range, or a form this server may
+    ignore: several ranges, another unit). A range that starts past the end or runs backwards
+    raises ValueError: 416, as Go's ``http.ServeContent`` (and so distribution) answers."""
+    match = BYTE_RANGE.match((header or "").strip())
+    if not match or match[1] == match[2] == "":
+        return None
+    if match[1] == "":
+        if int(match[2]) == 0 or size == 0:
+            raise ValueError("empty suffix range")
+        return max(size - int(match[2]), 0), size - 1
+    first, last = int(match[1]), int(match[2]) if match[2] else size - 1
+    if first >= size or last < first:
+        raise ValueError("unsatisfiable range")
+    return first, min(last, size - 1)
+
+
+def _file_part(path, first: int, last: int):
+    """The bytes first..last of a file, a chunk at a time (a blob may be gigabytes)."""
+    with open(path, "rb") as f:
+        f.seek(first)
+        left = last - first + 1
+        while left > 0 and (chunk := f.read(min(CHUNK, left))):
+            left -= len(chunk)
+            yield chunk
+
+
 async def pull_blob(request: Request) -> Response:
     """end-2, "Pulling blobs" and "Checking if content exists": the bytes (or, for HEAD, only
-    their length) with ``Docker-Content-Digest``; a ``Range`` header gets 206 and that part."""
+    their length) with ``Docker-Content-Digest``; a ``Range`` header gets 206 and that part
+    ("A registry SHOULD support the Range request header")."""
     name, digest = _name(request), _digest(request.path_params["digest"])
     path = _storage(request).blob_path(name, digest)
-    return FileResponse(path, media_type="application/octet-stream",
-                        headers={"Docker-Content-Digest": digest})
+    size = path.stat().st_size
+    headers = {"Docker-Content-Digest": digest, "Accept-Ranges": "bytes",
+               "Content-Type": "application/octet-stream"}
+    try:
+        span = _byte_range(request.headers.get("range"), size)
+    except ValueError:
+        return Response(status_code=416, headers=headers | {"Content-Range": f"bytes */{size}"})
+    status, (first, last) = (200, (0, size - 1)) if span is None else (206, span)
+    headers["Content-Length"] = str(last - first + 1)
+    if span is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+    return StreamingResponse(_file_part(path, first, last), status_code=status, headers=headers)
 
 
 async def delete_blob(request: Request) -> Response:
     """end-10, "Deleting Blobs": 202, the blob unlinked from this repository."""
     name, digest = _name(request), _digest(request.path_params["digest"])
     _storage(request).delete_blob(name, digest)
-    return Response(status_code=202, headers={"Content-Length": "0"})
+    return Response(status_code=202)
 
 
 async def pull_manifest(request: Request) -> Response:
@@ -170,7 +223,7 @@ async def delete_manifest(request: Request) -> Response:
     name, reference = _name(request), request.path_params["reference"]
     _check_reference(reference)
     manifests.delete_manifest(_storage(request), name, reference)
-    return Response(status_code=202, headers={"Content-Length": "0"})
+    return Response(status_code=202)
 
 
 def _check_reference(reference: str) -> None:
@@ -219,8 +272,11 @@ async def push_blob_chunk(request: Request) -> Response:
     """end-5, "Pushing a blob in chunks": append the body (with or without
     ``Content-Range``); 202 with ``Range: 0-<end>``, or 416 for a chunk out of order."""
     storage, name, upload_id = _upload(request)
-    size = await storage.append_upload(name, upload_id, request.stream(),
-                                       _content_range(request))
+    try:
+        size = await storage.append_upload(name, upload_id, request.stream(),
+                                           _content_range(request))
+    except RegistryError as error:
+        raise _where_it_stands(error, storage, name, upload_id) from None
     return _upload_response(202, name, upload_id, size)
 
 
@@ -232,8 +288,11 @@ async def close_blob_upload(request: Request) -> Response:
         raise RegistryError("DIGEST_INVALID", "closing an upload needs ?digest=<digest> of "
                             "the whole blob")
     digest = _digest(request.query_params["digest"])
-    await storage.finish_upload(name, upload_id, digest, request.stream(),
-                                _content_range(request))
+    try:
+        await storage.finish_upload(name, upload_id, digest, request.stream(),
+                                    _content_range(request))
+    except RegistryError as error:
+        raise _where_it_stands(error, storage, name, upload_id) from None
     return _created(f"/v2/{name}/blobs/{digest}", digest)
 
 

@@ -44,6 +44,9 @@ def parse_manifest(body: bytes, content_type: str | None = None) -> tuple[str, d
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RegistryError("MANIFEST_INVALID", f"the manifest is not JSON: {exc}") from None
+    except RecursionError:  # [[[[...]]]] a million deep
+        raise RegistryError("MANIFEST_INVALID", "the manifest's JSON is nested too deeply") \
+            from None
     if not isinstance(document, dict) or document.get("schemaVersion") != 2:
         raise RegistryError("MANIFEST_INVALID", "a manifest is a JSON object with "
                             "schemaVersion 2 (schema 1 manifests are not accepted)")
@@ -58,6 +61,18 @@ def parse_manifest(body: bytes, content_type: str | None = None) -> tuple[str, d
                             f"this registry takes {', '.join(sorted(MANIFEST_TYPES))}")
     _check_descriptors(document, media_type)
     return media_type, document
+
+
+def stored_media_type(body: bytes) -> str:
+    """The type to serve a stored manifest with: its own ``mediaType``, else its shape. Read
+    leniently: what is stored was accepted once (perhaps by another registry)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return "application/octet-stream"
+    if not isinstance(document, dict):
+        return "application/octet-stream"
+    return document.get("mediaType") or _shape(document)
 
 
 def _shape(document: dict) -> str:
@@ -126,7 +141,7 @@ def put_manifest(storage: Storage, name: str, reference: str, body: bytes,
 
 
 def _subject(document: dict) -> str | None:
-    subject = document.get("subject")
+    subject = document.get("subject") if isinstance(document, dict) else None
     if isinstance(subject, dict) and isinstance(subject.get("digest"), str):
         try:
             check_digest(subject["digest"])
@@ -159,8 +174,7 @@ def get_manifest(storage: Storage, name: str, reference: str) -> tuple[bytes, st
     except FileNotFoundError:
         raise RegistryError("MANIFEST_UNKNOWN", f"manifest {digest} has no content in the "
                             "blob store (garbage-collected?)", detail={"digest": digest}) from None
-    media_type, _ = parse_manifest(body)
-    return body, media_type, digest
+    return body, stored_media_type(body), digest
 
 
 def delete_manifest(storage: Storage, name: str, reference: str) -> None:
@@ -173,11 +187,14 @@ def delete_manifest(storage: Storage, name: str, reference: str) -> None:
                                 f"{name}", detail={"tag": reference})
         shutil.rmtree(layout.tag_dir(name, reference))
         return
-    body, _, digest = get_manifest(storage, name, reference)
+    digest = resolve(storage, name, reference)
     for tag in list_tags(storage, name):
         if read_link(layout.tag_current_link(name, tag)) == digest:
             shutil.rmtree(layout.tag_dir(name, tag))
-    subject = _subject(json.loads(body))
+    try:
+        subject = _subject(json.loads(layout.blob_data(digest).read_bytes()))
+    except (OSError, ValueError, RecursionError, RegistryError):
+        subject = None  # its bytes are gone or unreadable: there is no referrer entry to undo
     if subject:
         shutil.rmtree(layout.referrer_link(name, subject, digest).parent, ignore_errors=True)
     shutil.rmtree(layout.revision_link(name, digest).parent)

@@ -197,7 +197,7 @@ class Storage:
         if content_range is not None and content_range[0] != size:
             raise RegistryError("BLOB_UPLOAD_INVALID", f"chunk starts at {content_range[0]}, "
                                 f"the upload has {size} bytes: send the chunk that starts there",
-                                detail={"range": f"0-{max(size - 1, 0)}"}, status=416)
+                                detail={"size": size}, status=416)
         key = (name, upload_id)
         algorithm, hasher, offset = self._hashing.get(key) or ("sha256", None, -1)
         if offset != size:
