@@ -214,6 +214,9 @@ def test_cross_repository_mount(client):
     unknown = client.post("/v2/mount/target/blobs/uploads/",
                           params={"mount": digest_of(b"elsewhere"), "from": "mount/source"})
     assert unknown.status_code == 202 and "docker-upload-uuid" in unknown.headers
+    anonymous = client.post("/v2/mount/anywhere/blobs/uploads/", params={"mount": digest})
+    assert anonymous.status_code == 201  # no 'from': any repository that has it
+    assert client.get(f"/v2/mount/anywhere/blobs/{digest}").content == b"shared layer"
 
 
 def test_push_manifest_keeps_bytes_and_answers_201_with_digest(client):

@@ -24,7 +24,7 @@ from minidocker.registry.storage import Storage, linked_digests
 def mark(storage: Storage) -> set[str]:
     """The digests of every manifest revision and of everything those manifests name."""
     marked = set()
-    for name in manifests.catalog(storage):
+    for name in storage.repositories():
         for digest in linked_digests(storage.layout.revisions(name)):
             marked.add(digest)
             try:
@@ -55,7 +55,7 @@ def garbage_collect(root: str | Path, dry_run: bool = False) -> list[str]:
         return lines + [f"{len(marked)} blobs marked, {len(swept)} blobs eligible for deletion"]
     for digest in swept:
         shutil.rmtree(layout.blob_dir(digest))
-    for name in manifests.catalog(storage):
+    for name in storage.repositories():
         for digest in linked_digests(layout.layers(name)):
             if digest in swept:
                 shutil.rmtree(layout.layer_link(name, digest).parent)

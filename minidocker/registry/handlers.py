@@ -242,7 +242,7 @@ async def start_blob_upload(request: Request) -> Response:
     if "mount" in query:
         digest = _digest(query["mount"])
         source = query.get("from")
-        if source and storage.mount_blob(name, digest, check_name(source)):
+        if storage.mount_blob(name, digest, source and check_name(source)):
             return _created(f"/v2/{name}/blobs/{digest}", digest)
     algorithm = query.get("digest-algorithm", "sha256")
     if algorithm not in ALGORITHMS:
@@ -324,5 +324,5 @@ async def list_referrers(request: Request) -> Response:
 
 async def list_repositories(request: Request) -> Response:
     """``GET /v2/_catalog`` (distribution's api.md, "Listing Repositories")."""
-    page, headers = _page(manifests.catalog(_storage(request)), request, "/v2/_catalog")
+    page, headers = _page(_storage(request).repositories(), request, "/v2/_catalog")
     return JSONResponse({"repositories": page}, headers=headers)

@@ -230,14 +230,3 @@ def list_referrers(storage: Storage, name: str, subject: str,
             found.append(descriptor)
     return found
 
-
-def catalog(storage: Storage) -> list[str]:
-    """Every repository name, sorted: a directory that holds ``_manifests``, ``_layers`` or
-    ``_uploads`` is a repository, whatever lies above it is its name."""
-    top = storage.layout.repositories()
-    if not top.is_dir():
-        return []
-    names = set()
-    for marker in ("_manifests", "_layers", "_uploads"):
-        names.update(str(p.parent.relative_to(top)) for p in top.rglob(marker) if p.is_dir())
-    return sorted(n for n in names if "/_" not in f"/{n}")

@@ -110,13 +110,27 @@ class Storage:
                                 detail={"digest": digest})
         shutil.rmtree(link.parent)
 
-    def mount_blob(self, name: str, digest: str, source: str) -> bool:
+    def mount_blob(self, name: str, digest: str, source: str | None) -> bool:
         """Cross-repository mount: link a blob of ``source`` into ``name`` without a byte
-        moving. False when ``source`` has no such blob (the client then uploads it)."""
-        if not self.has_blob(source, digest):
-            return False
-        self.link_blob(name, digest)
-        return True
+        moving. Without a source any repository that has the blob will do (the spec lets
+        ``from`` be optional; every repository here is readable by everyone). False when no
+        source has it: the client then uploads it."""
+        for candidate in [source] if source else self.repositories():
+            if self.has_blob(candidate, digest):
+                self.link_blob(name, digest)
+                return True
+        return False
+
+    def repositories(self) -> list[str]:
+        """Every repository name, sorted: a directory holding ``_manifests``, ``_layers`` or
+        ``_uploads`` is a repository, and its path below ``repositories/`` is its name."""
+        top = self.layout.repositories()
+        names = set()
+        for folder, subfolders, _ in os.walk(top) if top.is_dir() else []:
+            if {"_manifests", "_layers", "_uploads"} & set(subfolders):
+                names.add(os.path.relpath(folder, top))
+            subfolders[:] = [d for d in subfolders if not d.startswith("_")]
+        return sorted(names)
 
     def store_blob(self, digest: str, data: Path) -> None:
         """Rename a verified file into the blob store (or drop it: the content is there)."""
