@@ -12,6 +12,8 @@ import hashlib
 import http.client
 import json
 import os
+import socket
+import time
 
 import httpx
 import pytest
@@ -501,6 +503,23 @@ def test_an_upload_of_another_repository_is_unknown(client):
     assert client.put(location, params={"digest": digest}).status_code == 201
     bogus = client.get("/v2/hostile/owner/blobs/uploads/not-a-uuid")
     assert bogus.status_code == 404 and error_code(bogus) == "BLOB_UPLOAD_UNKNOWN"
+
+
+def test_a_client_that_hangs_up_mid_chunk_can_resume(registry, client):
+    data = os.urandom(5000)
+    location = client.post("/v2/hostile/cut/blobs/uploads/").headers["location"]
+    with socket.create_connection(("127.0.0.1", registry.port)) as raw:
+        raw.sendall(f"PATCH {location} HTTP/1.1\r\nHost: registry\r\n"
+                    "Content-Length: 5000\r\n\r\n".encode() + data[:1000])
+        time.sleep(0.3)  # the server has taken the first 1000 bytes when the client goes
+    deadline = time.monotonic() + 5
+    while client.get(location).headers["range"] != "0-999" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.get(location).headers["range"] == "0-999"
+    rest = client.put(location, params={"digest": digest_of(data)}, content=data[1000:],
+                      headers={"Content-Range": "1000-4999"})
+    assert rest.status_code == 201
+    assert "Traceback" not in registry.log.read_text()
 
 
 def test_bad_tags_and_bad_pagination_are_400(client):
