@@ -343,8 +343,10 @@ def test_a_subject_may_be_pushed_after_its_referrer(client):
 def test_catalog(client):
     push_image(client, "catalog/one", "v1", [b"1"])
     push_image(client, "catalog/two/deep", "v1", [b"2"])
+    push_blob(client, "catalog/only/blobs", b"no manifest yet")
     names = client.get("/v2/_catalog").json()["repositories"]
     assert {"catalog/one", "catalog/two/deep"} <= set(names) and names == sorted(names)
+    assert "catalog/only/blobs" not in names  # as distribution: a repository has a manifest
     page = client.get("/v2/_catalog", params={"n": 1})
     assert len(page.json()["repositories"]) == 1 and 'rel="next"' in page.headers["link"]
 

@@ -324,5 +324,6 @@ async def list_referrers(request: Request) -> Response:
 
 async def list_repositories(request: Request) -> Response:
     """``GET /v2/_catalog`` (distribution's api.md, "Listing Repositories")."""
-    page, headers = _page(_storage(request).repositories(), request, "/v2/_catalog")
+    names = _storage(request).repositories(holding=("_manifests",))
+    page, headers = _page(names, request, "/v2/_catalog")
     return JSONResponse({"repositories": page}, headers=headers)

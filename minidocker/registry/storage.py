@@ -121,13 +121,14 @@ class Storage:
                 return True
         return False
 
-    def repositories(self) -> list[str]:
-        """Every repository name, sorted: a directory holding ``_manifests``, ``_layers`` or
-        ``_uploads`` is a repository, and its path below ``repositories/`` is its name."""
+    def repositories(self, holding: tuple[str, ...] = ("_manifests", "_layers")) -> list[str]:
+        """Repository names, sorted: a directory holding one of ``holding`` is a repository,
+        and its path below ``repositories/`` is its name. (``_catalog`` asks for
+        ``_manifests`` only, as distribution's does: a repository with a manifest.)"""
         top = self.layout.repositories()
         names = set()
         for folder, subfolders, _ in os.walk(top) if top.is_dir() else []:
-            if {"_manifests", "_layers", "_uploads"} & set(subfolders):
+            if set(holding) & set(subfolders):
                 names.add(os.path.relpath(folder, top))
             subfolders[:] = [d for d in subfolders if not d.startswith("_")]
         return sorted(names)
