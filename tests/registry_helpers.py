@@ -80,9 +80,14 @@ def minidocker_registry(root: Path, log: Path) -> Server:
 
 
 def distribution_registry(root: Path, workdir: Path) -> Server:
-    """Debian's ``docker-registry`` (distribution 2.8) with a config of our own: filesystem
-    storage in ``root``, deletes enabled, listening on loopback only."""
+    """Debian's ``docker-registry`` (distribution 2.8) serving ``root`` on loopback."""
     port = free_port()
+    config = distribution_config(root, workdir, port)
+    return Server(["docker-registry", "serve", str(config)], port, workdir / "registry.log")
+
+
+def distribution_config(root: Path, workdir: Path, port: int = 5000) -> Path:
+    """A config of our own: filesystem storage in ``root``, deletes enabled, loopback only."""
     config = workdir / "config.yml"
     config.write_text(f"""version: 0.1
 log:
@@ -95,7 +100,7 @@ storage:
 http:
   addr: 127.0.0.1:{port}
 """)
-    return Server(["docker-registry", "serve", str(config)], port, workdir / "registry.log")
+    return config
 
 
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:

@@ -16,7 +16,13 @@ import httpx
 import pytest
 
 from minidocker.image.store import layout_dir
-from tests.registry_helpers import distribution_registry, minidocker_registry
+from tests.conftest import minidocker as md
+from tests.registry_helpers import (
+    distribution_config,
+    distribution_registry,
+    minidocker_registry,
+    push_image,
+)
 from tests.test_interop import need, peer, work  # noqa: F401  (work is a fixture)
 
 pytestmark = pytest.mark.slow
@@ -117,3 +123,31 @@ def test_distribution_serves_what_minidocker_stored(work, tmp_path):  # noqa: F8
 
 def test_minidocker_serves_what_distribution_stored(work, tmp_path):  # noqa: F811
     roundtrip_through_shared_root(work, tmp_path, distribution_server, minidocker_server)
+
+
+def test_each_garbage_collector_keeps_what_the_other_registry_stored(work, tmp_path):  # noqa: F811
+    """distribution's collector over a directory minidocker wrote (referrer links and all),
+    minidocker's over one distribution wrote: nothing referenced is eligible."""
+    roundtrip_through_shared_root(work, tmp_path, minidocker_server, distribution_server)
+    root = tmp_path / "shared-root"
+    server = minidocker_server(root, tmp_path)
+    try:  # a signature-like artifact whose subject is the image: minidocker records a referrer
+        with httpx.Client(base_url=server.url) as client:
+            image = client.get("/v2/team/bb/manifests/1")
+            subject = {"mediaType": image.headers["content-type"], "size": len(image.content),
+                       "digest": image.headers["docker-content-digest"]}
+            push_image(client, "team/bb", "sig", [b"signature"], subject=subject)
+    finally:
+        server.stop()
+    assert list((root / "docker/registry/v2/repositories/team/bb/_manifests/referrers")
+                .rglob("link"))
+    config = distribution_config(root, tmp_path)
+    result = peer(work, "docker-registry", "garbage-collect", "--dry-run", config)
+    assert "0 blobs and 0 manifests eligible for deletion" in result, result
+    other = tmp_path / "other"
+    other.mkdir()
+    roundtrip_through_shared_root(work, other, distribution_server, minidocker_server)
+    collected = md("registry", "garbage-collect", "--dry-run", "--root",
+                   str(other / "shared-root"))
+    assert collected.returncode == 0 and collected.stdout.endswith(
+        "0 blobs eligible for deletion\n"), collected.stdout
