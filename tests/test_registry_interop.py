@@ -4,7 +4,8 @@ skopeo copies busybox from minidocker's image store (its OCI layout) into minido
 registry and back out to another layout, and the manifest is the same bytes all the way;
 podman pulls from the registry, pushes a retagged copy and pulls that back. distribution and
 minidocker then share one storage directory: what skopeo pushed through one is pulled
-through the other, both ways. Servers listen on loopback in the session's private network
+through the other, both ways, and each one's garbage collector finds nothing to delete in
+what the other wrote. Servers listen on loopback in the session's private network
 namespace, each stopped by its PID; the peers' writes under /var and /run land on the
 throwaway overlay of ``test_interop``'s ``work`` fixture, podman's storage in its temp dir.
 """

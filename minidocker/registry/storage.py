@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from minidocker.registry.errors import RegistryError
-from minidocker.registry.paths import ALGORITHMS, Layout, check_digest
+from minidocker.registry.paths import ALGORITHMS, NAME, Layout, check_digest
 
 CHUNK = 1 << 20
 
@@ -128,8 +128,9 @@ class Storage:
         top = self.layout.repositories()
         names = set()
         for folder, subfolders, _ in os.walk(top) if top.is_dir() else []:
-            if set(holding) & set(subfolders):
-                names.add(os.path.relpath(folder, top))
+            name = os.path.relpath(folder, top)
+            if set(holding) & set(subfolders) and NAME.match(name):  # no hand-made oddities
+                names.add(name)
             subfolders[:] = [d for d in subfolders if not d.startswith("_")]
         return sorted(names)
 
