@@ -1,0 +1,457 @@
+"""The builder: a Dockerfile becomes an image, one small step at a time.
+
+A build is a loop (kaniko's ``build.go`` and Docker's classic builder are the models). Each
+stage starts from its FROM image; then, for each instruction:
+
+1. expand its variables with the environment from *before* it (ENV and ARG so far);
+2. look up the cache: the same step on the same parent already made an image? Use it;
+3. otherwise do it: a RUN runs in a real container (stage 6: ``create``, ``start``, ``wait``),
+   a COPY/ADD copies into a container's root (filecopy.py), and ``commit`` turns the
+   container's upper dir — exactly what the step changed — into one layer; every other
+   instruction only changes the image config (an ``empty_layer`` history entry);
+4. the result is an image in the store, the parent of the next step, remembered in the cache.
+
+The target stage's last image gets the ``-t`` names. Stages the target does not need are
+skipped, as BuildKit skips them. A failed step leaves no tag moved and no container behind.
+
+The builder never makes a namespace, mount or cgroup itself: it is a front end of the engine
+API, like the CLI's ``run`` and ``commit``.
+
+Spec: moby/buildkit frontend/dockerfile/docs/reference.md; moby builder/dockerfile
+(dispatchers.go: one function per instruction; internals.go: probe the cache, create, commit).
+Used by: ``minidocker build``, notebook 10-builds, lab 10-build.
+"""
+
+import contextlib
+import os
+import posixpath
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from minidocker.build import cache, imageconfig
+from minidocker.build.commands import (
+    Add,
+    Arg,
+    Cmd,
+    Command,
+    Copy,
+    FileCopy,
+    Onbuild,
+    Run,
+    Stage,
+)
+from minidocker.build.context import BuildContext, compile_pattern
+from minidocker.build.expansion import expand, variables_used
+from minidocker.build.filecopy import CopyPlan, copy_into
+from minidocker.build.instructions import PREDEFINED_ARGS, meta_args, parse_trigger, stages
+from minidocker.build.parser import Dockerfile, heredoc_from_word
+from minidocker.build.progress import Plain, short
+from minidocker.container import Config, HostConfig, NetworkMode, create, start, teardown
+from minidocker.container.commit import commit
+from minidocker.errors import MinidockerError
+from minidocker.image.reference import parse_reference
+from minidocker.image.store import Image, ImageStore
+from minidocker.namespaces import Stdio
+from minidocker.unionfs import OverlayDirs
+
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+
+
+class BuildError(MinidockerError):
+    """A step failed: the message names the Dockerfile line, the step and why."""
+
+
+@dataclass
+class BuildOptions:
+    """``minidocker build``'s flags."""
+
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    target: str = ""
+    no_cache: bool = False
+    network: str = "bridge"
+    remove: bool = True  # --rm: remove the intermediate containers
+    force_remove: bool = False  # --force-rm
+
+
+@dataclass
+class StageState:
+    """Where one stage is: its image so far, and the build args in scope (ARG)."""
+
+    stage: Stage
+    image: Image
+    args: dict[str, str] = field(default_factory=dict)
+    cmd_set: bool = False  # a CMD of this stage (an ENTRYPOINT then keeps it)
+
+    @property
+    def config(self) -> dict:
+        return self.image.config.get("config") or {}
+
+    def environment(self) -> dict[str, str]:
+        """What ``$VAR`` means now: the build args, then the image's ENV (ENV wins)."""
+        env = dict(item.partition("=")[::2] for item in self.config.get("Env") or [])
+        return {**self.args, **env}
+
+
+class Builder:
+    """One build: the Dockerfile, the context, the options, and where it prints."""
+
+    def __init__(self, dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,
+                 progress=None):
+        self.dockerfile, self.context, self.options = dockerfile, context, options
+        self.progress = progress or Plain()
+        self.store = ImageStore()
+        self.cache = cache.BuildCache(self.store)
+        self.escape = dockerfile.escape_token
+        self.meta = self.meta_values()
+        self.stages = stages(dockerfile)
+        self.built: dict[int, Image] = {}
+        self.used_args: set[str] = set(self.meta)
+        self.number, self.total = 0, 0
+
+    # --- the story -----------------------------------------------------------------------------
+
+    def build(self) -> Image:
+        """Build the target stage (the last, or ``--target``) and the stages it needs; tag it."""
+        for tag in self.options.tags:
+            parse_reference(tag)  # a bad -t fails before any work
+        target = self.target_stage()
+        needed = self.needed_stages(target)
+        for stage in self.stages:
+            if stage.index not in needed:
+                self.progress.say(f"Skipping stage {stage_label(stage)}: not needed for the "
+                                  f"target {stage_label(target)}")
+        if self.options.labels:  # --label: one more LABEL at the end, as Docker adds it
+            target.commands.append(imageconfig.label_command(self.options.labels))
+        self.total = len(meta_args(self.dockerfile)) + sum(
+            1 + len(s.commands) for s in self.stages if s.index in needed)
+        for arg in meta_args(self.dockerfile):
+            self.announce(arg)
+        for stage in self.stages:
+            if stage.index in needed:
+                self.built[stage.index] = self.build_stage(stage)
+        self.warn_unused_args()
+        image = self.built[target.index]
+        self.progress.say(f"Successfully built {short(image.id)}")
+        with self.store.transaction():
+            for tag in self.options.tags:
+                self.progress.say(f"Successfully tagged {self.store.tag(image, tag)}")
+        return image
+
+    def build_stage(self, stage: Stage) -> Image:
+        """FROM, its base image's ONBUILD triggers, then each instruction of the stage."""
+        state = self.from_step(stage)
+        for command in stage.commands:
+            self.announce(command)
+            self.step(state, command)
+        return state.image
+
+    def step(self, state: StageState, command: Command) -> None:
+        """One instruction: expand, cache lookup, run it (snapshot, layer), remember it."""
+        env = state.environment()  # the variables from *before* this instruction
+        expanded = expand(command, env, self.escape)
+        if isinstance(expanded, Arg):
+            self.declare_args(state, expanded)
+        key = cache.step_key(state.image.id, repr(expanded), self.args_used(state, expanded, env),
+                             self.files_checksum(state, expanded))
+        cached = None if self.options.no_cache else self.cache.lookup(key)
+        if cached is not None:
+            self.progress.cached()
+            state.image = cached
+        else:
+            state.image = self.dispatch(state, expanded)
+            self.cache.record(key, state.image)
+        self.progress.done(state.image.id)
+        state.cmd_set = state.cmd_set or isinstance(expanded, Cmd)
+
+    def dispatch(self, state: StageState, command: Command) -> Image:
+        """Do one instruction on the image so far; the new image."""
+        if isinstance(command, Run):
+            return self.run(state, command)
+        if isinstance(command, FileCopy):
+            return self.copy(state, command)
+        return imageconfig.config_step(self.store, state.image, command,
+                                       self.shell_of(state), state.args, state.cmd_set)
+
+    # --- FROM and ONBUILD ------------------------------------------------------------------------
+
+    def from_step(self, stage: Stage) -> StageState:
+        """The stage's base: an earlier stage, ``scratch`` or an image in the store; then the
+        base's ONBUILD triggers, run as if they were written here."""
+        self.announce(stage.from_)
+        base_name = expand(stage.from_, self.meta, self.escape).image
+        image = self.base_image(base_name, stage)
+        self.progress.done(image.id)
+        state = StageState(stage, image)
+        triggers = state.config.get("OnBuild") or []
+        if triggers:
+            self.progress.say(f"# Executing {len(triggers)} build trigger"
+                              f"{'s' if len(triggers) > 1 else ''}")
+            state.image = imageconfig.without_triggers(self.store, image)
+            for text in triggers:
+                trigger = parse_trigger(Onbuild(text, file=f"{base_name} (ONBUILD)",
+                                                line=stage.from_.line))
+                self.step(state, trigger)
+        return state
+
+    def base_image(self, name: str, stage: Stage) -> Image:
+        earlier = {s.name: s.index for s in self.stages if s.name and s.index < stage.index}
+        if name.lower() in earlier:
+            return self.built[earlier[name.lower()]]
+        if name == "scratch":
+            return imageconfig.scratch_image(self.store)
+        try:
+            return self.store.get(name)
+        except MinidockerError as err:
+            raise BuildError(f"{stage.from_.file}:{stage.from_.line}: FROM {name}: {err}") \
+                from None
+
+    # --- RUN: a real container ---------------------------------------------------------------------
+
+    def run(self, state: StageState, command: Run) -> Image:
+        """Run the command in a container of the image so far; commit its changes."""
+        argv, script = run_command(command, self.shell_of(state))
+        config = Config(Image=state.image.id, Cmd=argv, Entrypoint=[],
+                        Env=[f"{k}={v}" for k, v in self.run_args(state).items()])
+        host = HostConfig(NetworkMode=NetworkMode.parse(self.options.network or "bridge"),
+                          AutoRemove=False)
+        record = create(config, host)
+        self.progress.say(f" ---> Running in {record.Id[:12]}")
+        succeeded = False
+        try:
+            with stdin_of(script) as stdin:
+                out = self.progress.run_output()
+                code = start(record, Stdio(stdin, out, out)).wait()
+            if code != 0:
+                raise BuildError(f"{self.where(command)}: The command '{' '.join(argv)}' "
+                                 f"returned a non-zero code: {code}")
+            image = commit(record.Id)
+            succeeded = True
+        finally:
+            self.remove_intermediate(record, succeeded)
+        return image
+
+    def remove_intermediate(self, record, succeeded: bool) -> None:
+        """``--rm`` (the default) removes the step's container; ``--rm=false`` keeps it, unless
+        ``--force-rm``. The container was the monitor's: teardown is the one way it ends."""
+        if self.options.remove or self.options.force_remove:
+            if succeeded:
+                self.progress.say(f"Removing intermediate container {record.Id[:12]}")
+            teardown.remove(record, volumes_too=True)
+
+    def shell_of(self, state: StageState) -> list[str]:
+        return list(state.config.get("Shell") or DEFAULT_SHELL)
+
+    def run_args(self, state: StageState) -> dict[str, str]:
+        """The build args a RUN sees in its environment: those in scope that no ENV hides,
+        and the predefined proxy args given with --build-arg."""
+        hidden = {item.partition("=")[0] for item in state.config.get("Env") or []}
+        proxies = {k: v for k, v in self.options.build_args.items() if k in PREDEFINED_ARGS}
+        return {k: v for k, v in {**proxies, **state.args}.items() if k not in hidden}
+
+    # --- COPY and ADD: files from the context or another stage ---------------------------------
+
+    def copy(self, state: StageState, command: FileCopy) -> Image:
+        """Copy into a container's root (never started); commit its changes as the layer."""
+        plan = self.copy_plan(state, command)
+        source_root, source_layers = str(self.context.root), []
+        if isinstance(command, Copy) and command.from_:
+            source_layers = list(self.copy_source(command).layer_dirs())
+        note = f"#(nop) {command.keyword} {self.files_checksum(state, command)} in {plan.dest}"
+        record = create(Config(Image=state.image.id, Cmd=[*DEFAULT_SHELL, note], Entrypoint=[]))
+        try:
+            copy_into(OverlayDirs.under(record.directory, tuple(record.Config.LowerDirs)),
+                      source_root, source_layers, plan)
+            return commit(record.Id)
+        finally:
+            teardown.remove(record, volumes_too=True)
+
+    def copy_plan(self, state: StageState, command: FileCopy) -> CopyPlan:
+        """Docker's COPY rules: the sources (wildcards matched in the context), the
+        destination (relative to WORKDIR), whether it is a directory."""
+        if isinstance(command, Add) and any("://" in s or s.startswith("git@")
+                                            for s in command.sources):
+            raise BuildError(f"{self.where(command)}: ADD of a URL is not supported by "
+                             "minidocker yet: download it in a RUN step, or put the file in "
+                             "the build context and COPY it")
+        from_stage = isinstance(command, Copy) and bool(command.from_)
+        sources = [s for pattern in command.sources
+                   for s in ([pattern.lstrip("/") or "."] if from_stage
+                             else self.context_matches(pattern, command))]
+        dest = posixpath.join(state.config.get("WorkingDir") or "/", command.dest)
+        dest_is_dir = command.dest.endswith("/") or command.dest in (".", "..")
+        if len(sources) + len(command.contents) > 1 and not dest_is_dir:
+            raise BuildError(f"{self.where(command)}: When using {command.keyword} with more "
+                             "than one source file, the destination must be a directory and "
+                             "end with a /")
+        chmod = None
+        if command.chmod:
+            try:
+                chmod = int(command.chmod, 8)
+            except ValueError:
+                raise BuildError(f"{self.where(command)}: invalid --chmod={command.chmod}: "
+                                 "give an octal mode such as 755") from None
+        return CopyPlan(sources, dest, dest_is_dir, command.chown, chmod,
+                        [(h.name, h.content) for h in command.contents],
+                        unpack=isinstance(command, Add) and command.unpack is not False)
+
+    def context_matches(self, pattern: str, command: FileCopy) -> list[str]:
+        """A source as paths in the context: itself, or what its wildcards match."""
+        relative = pattern.lstrip("/") or "."
+        if not any(ch in relative for ch in "*?["):
+            self.context.source(pattern, command.keyword)  # missing or ignored: say which
+            return [relative]
+        regex = compile_pattern(relative.rstrip("/"))
+        root = self.context.root
+        found = sorted(os.path.relpath(os.path.join(folder, name), root)
+                       for folder, dirs, files in os.walk(root) for name in dirs + files)
+        matches = [path for path in found if regex.match(path)]
+        if not matches:
+            raise BuildError(f"{self.where(command)}: {command.keyword} failed: no source "
+                             f"files were specified ({pattern} matches nothing in the context)")
+        return matches
+
+    def copy_source(self, command: Copy) -> Image:
+        """``--from``: a stage by name or index, or else an image in the store."""
+        names = {s.name: s.index for s in self.stages if s.name}
+        index = names.get(command.from_.lower(),
+                          int(command.from_) if command.from_.isdigit() else None)
+        if index is not None and index in self.built:
+            return self.built[index]
+        if index is not None and command.from_.isdigit() and index >= len(self.stages):
+            raise BuildError(f"{self.where(command)}: --from={command.from_}: there is no "
+                             f"stage {index} (stages count from 0)")
+        try:
+            return self.store.get(command.from_)
+        except MinidockerError as err:
+            raise BuildError(f"{self.where(command)}: --from={command.from_}: {err}") from None
+
+    # --- what goes into a step's cache key --------------------------------------------------------
+
+    def args_used(self, state: StageState, command: Command, env: Mapping[str, str]) -> dict:
+        """The build args whose values the step depends on: all of them for a RUN (they are
+        in its environment), else those its expansion read."""
+        if isinstance(command, Run):
+            return self.run_args(state)
+        used = variables_used(command, env, self.escape) & set(state.args)
+        return {name: state.args[name] for name in used}
+
+    def files_checksum(self, state: StageState, command: Command) -> str:
+        """For COPY/ADD: the checksum of what it copies (another stage: that stage's image)."""
+        if not isinstance(command, FileCopy):
+            return ""
+        if isinstance(command, Copy) and command.from_:
+            return self.copy_source(command).id
+        paths = [self.context.root / p for s in command.sources if "://" not in s
+                 for p in self.context_matches(s, command)]
+        return cache.files_checksum(paths)
+
+    # --- ARG: build args in scope -------------------------------------------------------------------
+
+    def meta_values(self) -> dict[str, str]:
+        """The ARGs before the first FROM, with --build-arg's values: what FROM lines see."""
+        values: dict[str, str] = {}
+        for arg in meta_args(self.dockerfile):
+            for name, default in expand(arg, values, self.escape).pairs:
+                value = self.options.build_args.get(name, default)
+                if value is not None:
+                    values[name] = value
+        return values
+
+    def declare_args(self, state: StageState, arg: Arg) -> None:
+        """``ARG name[=default]``: in scope from here to the stage's end; --build-arg wins,
+        then the default, then a meta arg of the same name."""
+        for name, default in arg.pairs:
+            self.used_args.add(name)
+            value = self.options.build_args.get(name, default)
+            if value is None:
+                value = self.meta.get(name)
+            if value is not None:
+                state.args[name] = value
+
+    def warn_unused_args(self) -> None:
+        unused = sorted(set(self.options.build_args) - self.used_args - set(PREDEFINED_ARGS))
+        if unused:
+            self.progress.say(f"[Warning] One or more build-args {unused} were not consumed")
+
+    # --- stages ------------------------------------------------------------------------------------
+
+    def target_stage(self) -> Stage:
+        if not self.options.target:
+            return self.stages[-1]
+        for stage in self.stages:
+            if stage.name == self.options.target.lower():
+                return stage
+        names = ", ".join(s.name for s in self.stages if s.name) or "none"
+        raise BuildError(f"failed to reach build target {self.options.target} in Dockerfile "
+                         f"(stage names: {names})")
+
+    def needed_stages(self, target: Stage) -> set[int]:
+        """The target and every stage it uses, through FROM or ``COPY --from``, recursively."""
+        by_name = {s.name: s.index for s in self.stages if s.name}
+        needed, todo = set(), [target.index]
+        while todo:
+            index = todo.pop()
+            if index in needed:
+                continue
+            needed.add(index)
+            stage = self.stages[index]
+            uses = [expand(stage.from_, self.meta, self.escape).image.lower()]
+            uses += [c.from_.lower() for c in stage.commands if isinstance(c, Copy) and c.from_]
+            for use in uses:
+                if use in by_name and by_name[use] < index:
+                    todo.append(by_name[use])
+                elif use.isdigit() and int(use) < index:
+                    todo.append(int(use))
+        return needed
+
+    # --- output --------------------------------------------------------------------------------------
+
+    def announce(self, command: Command) -> None:
+        self.number += 1
+        self.progress.step(self.number, self.total, " ".join(command.text.split("\n")[0].split()))
+
+    def where(self, command: Command) -> str:
+        return f"{command.file}:{command.line}: step {self.number}/{self.total} ({command.keyword})"
+
+
+def stage_label(stage: Stage) -> str:
+    return f"{stage.index} ({stage.name})" if stage.name else str(stage.index)
+
+
+def run_command(command: Run, shell: list[str]) -> tuple[list[str], str]:
+    """What a RUN executes, and a script for its stdin. The exec form is the argv; the shell
+    form goes to SHELL. A RUN that is only a heredoc runs its content (BuildKit's rule): with
+    a ``#!`` line, by that interpreter reading the script (given as /dev/stdin, as the kernel
+    would give a script's path); else by the shell. Other heredocs go to the shell whole."""
+    if not command.shell_form:
+        return list(command.command), ""
+    line = command.command[0] if command.command else ""
+    if len(command.heredocs) == 1 and heredoc_from_word(line.strip()) is not None:
+        content = command.heredocs[0].content
+        if content.startswith("#!"):
+            interpreter = content[2:].partition("\n")[0].split()
+            return [*interpreter, "/dev/stdin"], content
+        return [*shell, content], ""
+    for heredoc in command.heredocs:
+        line += f"\n{heredoc.content}{heredoc.name}"
+    return [*shell, line], ""
+
+
+@contextlib.contextmanager
+def stdin_of(script: str):
+    """``with stdin_of(script) as fd``: a RUN's stdin, the script if there is one, else
+    /dev/null (a build step reads no terminal)."""
+    with tempfile.TemporaryFile() if script else open(os.devnull, "rb") as file:
+        if script:
+            file.write(script.encode())
+            file.seek(0)
+        yield file.fileno()
+
+
+def build(dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,
+          progress=None) -> Image:
+    """Build ``dockerfile`` with the files of ``context``; the final image, tagged."""
+    return Builder(dockerfile, context, options, progress).build()

@@ -1,0 +1,119 @@
+"""The build cache: a step already done on the same parent, the same way, is not done again.
+
+Docker's classic builder keeps every step's result as an image, and before running a step it
+looks for an image made by the same step on the same parent. A step is "the same" when its key
+is: the key hashes
+
+* the parent image's ID (which covers every earlier step, the base image and its ENVs);
+* the instruction after variable expansion (``COPY $SRC /app`` with SRC=a differs from SRC=b);
+* the build args it uses (a RUN sees them all, in its environment);
+* for COPY and ADD, a checksum of the copied files' names, types, modes, link targets and
+  content — not their mtimes, which a ``git clone`` changes without changing anything else.
+
+The keys live in ``$MINIDOCKER_ROOT/build-cache.json`` (key -> image ID), rewritten atomically
+under the image store's lock, as every store change is. The images themselves stay in the
+store, untagged; ``builder prune`` deletes those no tag and no container uses, and forgets
+the keys. A key whose image is gone (``image prune``, ``rmi``) is simply a miss.
+
+Spec: Docker's "Build cache" (docs.docker.com/build/cache), moby builder/dockerfile
+(imageProbe, the classic builder's cache), the tarsum idea of the classic ADD/COPY cache.
+Used by: the builder, notebook 10-builds, lab 10-build (the student writes ``step_key``).
+"""
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from minidocker.errors import MinidockerError
+from minidocker.image.store import Image, ImageStore
+from minidocker.state import state_root, write_json
+
+
+def step_key(parent_id: str, instruction: str, args: Mapping[str, str],
+             files_checksum: str = "") -> str:
+    """The cache key of one step (see the module docstring for what goes in and why)."""
+    material = json.dumps([parent_id, instruction, sorted(args.items()), files_checksum])
+    return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
+
+
+def files_checksum(sources: Iterable[Path]) -> str:
+    """A checksum of the files a COPY/ADD reads: for each node under each source, its path
+    relative to the source, type, mode, size, link target and content; mtime excluded."""
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(b"source\0" + os.fsencode(source.name) + b"\0")
+        for relative, path in _nodes(source):
+            st = os.lstat(path)
+            digest.update(f"{relative}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode)}"
+                          f"\0{st.st_size if stat.S_ISREG(st.st_mode) else 0}\0".encode())
+            if stat.S_ISLNK(st.st_mode):
+                digest.update(os.fsencode(os.readlink(path)))
+            elif stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as content:
+                    while chunk := content.read(1 << 20):
+                        digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _nodes(source: Path):
+    """(relative name, path) of ``source`` and, for a directory, everything below, sorted."""
+    yield ".", source
+    if source.is_dir() and not source.is_symlink():
+        for folder, dirs, files in os.walk(source):
+            dirs.sort()
+            for name in sorted(dirs + files):
+                path = Path(folder) / name
+                yield str(path.relative_to(source)), path
+
+
+def cache_file() -> Path:
+    return state_root() / "build-cache.json"
+
+
+class BuildCache:
+    """Step keys and the images they made. Reads need no lock; writes happen inside the
+    caller's store transaction (the image and its key are named together)."""
+
+    def __init__(self, store: ImageStore):
+        self.store = store
+
+    def entries(self) -> dict[str, str]:
+        try:
+            return json.loads(cache_file().read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError as err:
+            raise MinidockerError(f"{cache_file()} is not valid JSON ({err}); remove it "
+                                  "(the build cache only) and build again") from None
+
+    def lookup(self, key: str) -> Image | None:
+        """The image a step with this key made, if it is still whole in the store."""
+        image_id = self.entries().get(key)
+        if image_id is None:
+            return None
+        image = next((i for i in self.store.images() if i.id == image_id), None)
+        return image if image is not None and not image.damage else None
+
+    def record(self, key: str, image: Image) -> None:
+        with self.store.transaction():
+            write_json(cache_file(), {**self.entries(), key: image.id})
+
+    def image_ids(self) -> set[str]:
+        return set(self.entries().values())
+
+    def prune(self, users: Mapping[str, list[str]]) -> list[str]:
+        """``builder prune``: delete the cache's images that no tag and no container uses
+        (``users``: image ID -> containers), forget every key. Returns the deleted IDs."""
+        deleted = []
+        with self.store.transaction():
+            cached = self.image_ids()
+            for image in self.store.images():
+                if image.id in cached and not image.tags and not users.get(image.id):
+                    self.store.delete(image)
+                    deleted.append(image.id)
+            write_json(cache_file(), {})
+            self.store.collect_garbage()
+        return deleted
