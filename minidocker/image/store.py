@@ -87,8 +87,11 @@ class Image:
         return self.config.get("rootfs", {}).get("diff_ids", [])
 
     def layer_dirs(self) -> tuple[str, ...]:
-        """The unpacked layers, top first, as overlayfs wants its lowerdir list."""
-        return tuple(str(layer_dir(d)) for d in reversed(self.diff_ids))
+        """The unpacked layers, top first, as overlayfs wants its lowerdir list. A layer that
+        occurs twice (two steps that changed the same files alike, or the empty layer Docker's
+        builds repeat) is listed once, at its top place: overlayfs refuses a lower dir given
+        twice (ELOOP), and the lower copy could only show what the upper one shows already."""
+        return tuple(dict.fromkeys(str(layer_dir(d)) for d in reversed(self.diff_ids)))
 
     @property
     def size(self) -> int:
