@@ -446,6 +446,7 @@ def stdin_of(script: str):
     /dev/null (a build step reads no terminal)."""
     with tempfile.TemporaryFile() if script else open(os.devnull, "rb") as file:
         if script:
+            os.fchmod(file.fileno(), 0o644)  # /dev/stdin reopens it, maybe as USER's uid
             file.write(script.encode())
             file.seek(0)
         yield file.fileno()

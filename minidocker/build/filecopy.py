@@ -99,19 +99,23 @@ def _copy_in_child(report: namespaces.Report, dirs: unionfs.OverlayDirs, source_
     report.step("unshare the mount namespace")
     kernel.unshare(kernel.CLONE_NEWNS)  # the mounts live and die with this child
     rootfs.make_mounts_private()
-    with tempfile.TemporaryDirectory(dir=Path(dirs.upper).parent) as empty:
+    scratch = Path(dirs.upper).parent
+    with tempfile.TemporaryDirectory(dir=scratch) as empty, \
+            tempfile.TemporaryDirectory(dir=scratch) as source_mount:
         report.step("mount the image's root")
         # overlayfs needs one lower dir at least (FROM scratch has none), two without an upper
         unionfs.mount_overlay(unionfs.OverlayDirs((*dirs.lower, empty), dirs.upper, dirs.work,
                                                   dirs.merged))
         if source_layers:
             report.step("mount the source stage's root")
-            source_root = os.path.join(empty, "source")
-            os.mkdir(source_root)
             lower = ":".join(unionfs.escape(d) for d in (*source_layers, empty))
-            kernel.mount("overlay", source_root, "overlay", kernel.MS_RDONLY, f"lowerdir={lower}")
+            kernel.mount("overlay", source_mount, "overlay", kernel.MS_RDONLY,
+                         f"lowerdir={lower}")
+            source_root = source_mount
         report.step("copy")
         copy_files(Path(dirs.merged), Path(source_root), plan)
+        if source_layers:  # before the temporary directory is cleaned up: not its files
+            kernel.umount2(source_mount, kernel.MNT_DETACH)
 
 
 def copy_files(root: Path, source_root: Path, plan: CopyPlan) -> None:
@@ -172,7 +176,8 @@ def copy_one(source: Path, target: Path, owner: tuple[int, int], chmod: int | No
     elif stat.S_ISFIFO(os.lstat(source).st_mode):
         os.mkfifo(target)
     else:
-        shutil.copy2(source, target, follow_symlinks=False)
+        shutil.copyfile(source, target, follow_symlinks=False)
+        copy_mode_and_mtime(source, target)
     set_metadata(target, owner, chmod)
 
 
@@ -182,7 +187,7 @@ def copy_tree(source: Path, target: Path, owner: tuple[int, int], chmod: int | N
         if os.path.lexists(target):
             target.unlink()
         target.mkdir()
-        shutil.copystat(source, target)
+        copy_mode_and_mtime(source, target)
         set_metadata(target, owner, chmod)
     for entry in sorted(os.listdir(source)):
         path = source / entry
@@ -190,6 +195,14 @@ def copy_tree(source: Path, target: Path, owner: tuple[int, int], chmod: int | N
             copy_tree(path, target / entry, owner, chmod)
         else:
             copy_one(path, target / entry, owner, chmod)
+
+
+def copy_mode_and_mtime(source: Path, target: Path) -> None:
+    """The mode and mtime of the source (no xattrs: a layer's ``trusted.overlay.*`` marks
+    belong to its own overlay, and the copy's owner is set apart)."""
+    st = os.lstat(source)
+    os.chmod(target, stat.S_IMODE(st.st_mode))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def set_metadata(path: Path, owner: tuple[int, int], chmod: int | None) -> None:
