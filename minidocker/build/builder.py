@@ -189,7 +189,9 @@ class Builder:
         if triggers:
             self.progress.say(f"# Executing {len(triggers)} build trigger"
                               f"{'s' if len(triggers) > 1 else ''}")
-            state.image = imageconfig.without_triggers(self.store, image)
+            with self.store.transaction():  # kept (and pruned) with the build's images
+                state.image = imageconfig.without_triggers(self.store, image)
+                self.cache.record(cache.step_key(image.id, "ONBUILD done", {}), state.image)
             for text in triggers:
                 trigger = parse_trigger(Onbuild(text, file=f"{base_name} (ONBUILD)",
                                                 line=stage.from_.line))
@@ -201,7 +203,10 @@ class Builder:
         if name.lower() in earlier:
             return self.built[earlier[name.lower()]]
         if name == "scratch":
-            return imageconfig.scratch_image(self.store)
+            with self.store.transaction():
+                image = imageconfig.scratch_image(self.store)
+                self.cache.record(cache.step_key("", "FROM scratch", {}), image)
+            return image
         try:
             return self.store.get(name)
         except MinidockerError as err:

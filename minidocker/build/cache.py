@@ -74,24 +74,27 @@ def cache_file() -> Path:
 
 
 class BuildCache:
-    """Step keys and the images they made. Reads need no lock; writes happen inside the
-    caller's store transaction (the image and its key are named together)."""
+    """Step keys and the images they made. ``build-cache.json`` holds ``keys`` (key -> image
+    ID) and ``images``: every image a build step made, also those a ``--no-cache`` build has
+    since replaced under their key, so that ``builder prune`` finds them all. Reads need no
+    lock; writes happen inside a store transaction (the image and its key are named together)."""
 
     def __init__(self, store: ImageStore):
         self.store = store
 
-    def entries(self) -> dict[str, str]:
+    def read(self) -> dict:
         try:
-            return json.loads(cache_file().read_text())
+            data = json.loads(cache_file().read_text())
         except FileNotFoundError:
-            return {}
+            return {"keys": {}, "images": []}
         except ValueError as err:
             raise MinidockerError(f"{cache_file()} is not valid JSON ({err}); remove it "
                                   "(the build cache only) and build again") from None
+        return {"keys": data.get("keys") or {}, "images": data.get("images") or []}
 
     def lookup(self, key: str) -> Image | None:
         """The image a step with this key made, if it is still whole in the store."""
-        image_id = self.entries().get(key)
+        image_id = self.read()["keys"].get(key)
         if image_id is None:
             return None
         image = next((i for i in self.store.images() if i.id == image_id), None)
@@ -99,21 +102,24 @@ class BuildCache:
 
     def record(self, key: str, image: Image) -> None:
         with self.store.transaction():
-            write_json(cache_file(), {**self.entries(), key: image.id})
+            data = self.read()
+            data["keys"][key] = image.id
+            data["images"] = list(dict.fromkeys([*data["images"], image.id]))
+            write_json(cache_file(), data)
 
     def image_ids(self) -> set[str]:
-        return set(self.entries().values())
+        return set(self.read()["images"])
 
     def prune(self, users: Mapping[str, list[str]]) -> list[str]:
-        """``builder prune``: delete the cache's images that no tag and no container uses
+        """``builder prune``: delete the build steps' images that no tag and no container uses
         (``users``: image ID -> containers), forget every key. Returns the deleted IDs."""
         deleted = []
         with self.store.transaction():
-            cached = self.image_ids()
+            made = self.image_ids()
             for image in self.store.images():
-                if image.id in cached and not image.tags and not users.get(image.id):
+                if image.id in made and not image.tags and not users.get(image.id):
                     self.store.delete(image)
                     deleted.append(image.id)
-            write_json(cache_file(), {})
+            write_json(cache_file(), {"keys": {}, "images": []})
             self.store.collect_garbage()
         return deleted

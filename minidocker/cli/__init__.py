@@ -120,7 +120,8 @@ def commit(author, message, changes, container, repository):
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("-a", "--all", "show_all", is_flag=True, help="Show all images.")
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show all images (also the "
+              "intermediate images of build steps).")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
 @click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
               "template, e.g. '{{.Repository}}:{{.Tag}}' (fields: .ID .Repository .Tag "
@@ -131,6 +132,11 @@ def images(show_all, quiet, fmt):
     from minidocker.image.store import ImageStore
 
     images = ImageStore().images()
+    if not show_all:  # build steps' images are intermediate, as Docker's: shown with -a
+        from minidocker.build.cache import BuildCache
+
+        steps = BuildCache(ImageStore()).image_ids()
+        images = [image for image in images if image.tags or image.id not in steps]
     for broken in (image for image in images if image.damage):
         name = broken.tags[0] if broken.tags else broken.short_id
         click.echo(f"minidocker: image {name} is damaged: {broken.damage}; remove it with "

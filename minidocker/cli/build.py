@@ -106,8 +106,9 @@ def _prepare(context: str, dockerfile: str | None, scratch: Path, view):
     with open(tar_path, "rb") as stream:
         received = receive_context(stream, root)
     if text is None:
-        path = Path(dockerfile) if dockerfile else (
-            root if context == "-" else Path(context)) / "Dockerfile"
+        base = root if context == "-" else Path(context)  # -f: in a tar context, a name in it
+        path = base / (dockerfile or "Dockerfile") if context == "-" or not dockerfile \
+            else Path(dockerfile)
         try:
             text = path.read_bytes()
         except OSError as err:
