@@ -19,6 +19,7 @@ Used by: the builder, ``minidocker build``, lab 10-build (the matcher).
 """
 
 import os
+import posixpath
 import re
 import stat
 import tarfile
@@ -78,18 +79,9 @@ def compile_pattern(text: str) -> re.Pattern:
 
 
 def clean(path: str) -> str:
-    """Go's ``filepath.Clean`` for a relative pattern or path: no ``.``, ``..`` resolved, no
-    leading or doubled slashes."""
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return "/".join(parts) or "."
+    """Go's ``filepath.Clean`` for a path in the context, seen from its root: no ``.``, no
+    doubled slashes, ``..`` resolved and never above the root, no leading slash."""
+    return posixpath.normpath("/" + path).lstrip("/") or "."
 
 
 @dataclass

@@ -129,7 +129,8 @@ def _is_archive(data: bytes) -> bool:
 
 @main.group(cls=Group, context_settings=CONTEXT)
 def builder():
-    """Manage builds."""
+    """Manage builds: the build cache is the images of earlier build steps, kept in the
+    store with their keys in build-cache.json."""
 
 
 @builder.command("prune", context_settings=CONTEXT)
