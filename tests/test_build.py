@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -309,6 +310,27 @@ def test_from_scratch_holds_only_what_was_copied(builds, md, tmp_path):
     md("rm", container)
     names = tarfile.open(fileobj=io.BytesIO(exported.stdout)).getnames()
     assert sorted(n.strip("./") for n in names if n.strip("./")) == ["busybox", "x"]
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_build_leaves_a_store_that_works(builds, md, tmp_path, signal_number):
+    context = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo started && sleep 60\n"})
+    build = subprocess.Popen([*MINIDOCKER, "build", "--network", "none", "-t", "cut",
+                              str(context)], stdout=subprocess.PIPE, text=True)
+    while "started" not in build.stdout.readline():
+        pass
+    build.send_signal(signal_number)
+    assert build.wait(timeout=30) != 0
+    build.stdout.close()
+    assert md("images").returncode == 0 and "cut" not in md("images").stdout
+    leftover = md("ps", "-aq").stdout.split()  # Ctrl-C: none; kill -9: at most an exited one
+    assert len(leftover) <= (0 if signal_number == signal.SIGINT else 1)
+    if leftover:
+        assert "Up" not in md("ps", "-a").stdout
+        md("rm", *leftover)
+    (context / "Dockerfile").write_text("FROM busybox\nRUN echo again > /again\n")
+    assert builds(context, "-t", "cut").returncode == 0
+    assert md("run", "--rm", "cut", "cat", "/again").stdout == "again\n"
 
 
 @pytest.mark.parametrize("dockerfile, message", [

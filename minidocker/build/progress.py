@@ -80,7 +80,7 @@ class Live(Quiet):
 
         super().__init__()
         self.rows: list[list[str]] = []  # [step, instruction, state]
-        self.started = time.monotonic()
+        self.started, self.word = time.monotonic(), "building"
         self.live = RichLive(self.table(), console=Console(stderr=False), auto_refresh=True,
                              refresh_per_second=8, get_renderable=self.table)
         self.live.start()
@@ -91,7 +91,7 @@ class Live(Quiet):
         table = Table(box=None, show_header=False, pad_edge=False)
         for step, text, state in self.rows:
             table.add_row(step, text[:70], state)
-        table.caption = f"building... {time.monotonic() - self.started:.1f}s"
+        table.caption = f"{self.word} in {time.monotonic() - self.started:.1f}s"
         return table
 
     def step(self, number: int, total: int, text: str) -> None:
@@ -111,13 +111,24 @@ class Live(Quiet):
 
     def failed(self) -> None:
         self.finish_row("FAILED")
-        self.live.stop()
+        self.stop("failed")
         super().failed()
 
     def close(self) -> None:
         self.finish_row("done")
-        self.live.stop()
+        if self.stop("built"):
+            self.log.seek(0)
+            sys.stdout.write("".join(line for line in self.log if line.startswith("Success")))
         super().close()
+
+    def stop(self, word: str) -> bool:
+        """Draw the table a last time, with the total time; False if already stopped."""
+        if not self.live.is_started:
+            return False
+        self.word = word
+        self.live.update(self.table(), refresh=True)
+        self.live.stop()
+        return True
 
 
 def short(image_id: str) -> str:
