@@ -151,6 +151,8 @@ def test_dockerignore_leaves_files_out_of_the_context(builds, md, tmp_path):
     listed = listed[:listed.index(next(line for line in listed if "Removing" in line))]
     assert listed == ["./.dockerignore", "./Dockerfile", "./app.py", "./deep/er/c.txt",
                       "./deep/keep.env", "./node_modules/keep/k.js"]
+    (context / "a.log").write_text("an ignored file changed")
+    assert steps(builds(context).stdout) == ["cache", "cache"]  # the context is the same
     (context / "Dockerfile").write_text("FROM busybox\nCOPY secret.env /\n")
     refused = builds(context)
     assert refused.returncode == 1
@@ -397,11 +399,12 @@ def test_the_last_matching_dockerignore_line_wins(tmp_path):
 
 def test_the_cache_key_and_the_files_checksum(tmp_path):
     write(tmp_path, {"src/a": "1", "src/b": "2"})
-    first = files_checksum([tmp_path / "src"])
+    first = files_checksum(tmp_path, ["src"])
     os.utime(tmp_path / "src" / "a", (5, 5))
-    assert files_checksum([tmp_path / "src"]) == first  # mtime excluded
+    assert files_checksum(tmp_path, ["src"]) == first  # mtime excluded
+    assert files_checksum(tmp_path / "src", ["."]) == files_checksum(tmp_path / "src", ["."])
     (tmp_path / "src" / "b").write_text("3")
-    assert files_checksum([tmp_path / "src"]) != first
+    assert files_checksum(tmp_path, ["src"]) != first
     assert step_key("p", "RUN x", {"A": "1"}) != step_key("p", "RUN x", {"A": "2"})
     assert step_key("p", "RUN x", {}) != step_key("q", "RUN x", {})
 

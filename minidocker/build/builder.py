@@ -217,11 +217,14 @@ class Builder:
 
     def run(self, state: StageState, command: Run) -> Image:
         """Run the command in a container of the image so far; commit its changes."""
+        if command.mounts or command.security:
+            raise BuildError(f"{self.where(command)}: RUN --mount and --security are BuildKit "
+                             "features that minidocker's builder does not have")
         argv, script = run_command(command, self.shell_of(state))
         config = Config(Image=state.image.id, Cmd=argv, Entrypoint=[],
                         Env=[f"{k}={v}" for k, v in self.run_args(state).items()])
-        host = HostConfig(NetworkMode=NetworkMode.parse(self.options.network or "bridge"),
-                          AutoRemove=False)
+        network = command.network or self.options.network or "bridge"  # RUN --network wins
+        host = HostConfig(NetworkMode=NetworkMode.parse(network), AutoRemove=False)
         record = create(config, host)
         self.progress.say(f" ---> Running in {record.Id[:12]}")
         succeeded = False
@@ -349,9 +352,9 @@ class Builder:
             return ""
         if isinstance(command, Copy) and command.from_:
             return self.copy_source(command).id
-        paths = [self.context.root / p for s in command.sources if "://" not in s
+        paths = [p for s in command.sources if "://" not in s
                  for p in self.context_matches(s, command)]
-        return cache.files_checksum(paths)
+        return cache.files_checksum(self.context.root, paths)
 
     # --- ARG: build args in scope -------------------------------------------------------------------
 

@@ -39,12 +39,14 @@ def step_key(parent_id: str, instruction: str, args: Mapping[str, str],
     return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
 
 
-def files_checksum(sources: Iterable[Path]) -> str:
-    """A checksum of the files a COPY/ADD reads: for each node under each source, its path
-    relative to the source, type, mode, size, link target and content; mtime excluded."""
+def files_checksum(root: Path, sources: Iterable[str]) -> str:
+    """A checksum of the files a COPY/ADD reads (``sources``: paths in ``root``): for each
+    node under each source, its path relative to the source, type, mode, size, link target
+    and content; mtime excluded."""
     digest = hashlib.sha256()
-    for source in sources:
-        digest.update(b"source\0" + os.fsencode(source.name) + b"\0")
+    for source_path in sources:
+        source = root / source_path
+        digest.update(b"source\0" + os.fsencode(source_path) + b"\0")
         for relative, path in _nodes(source):
             st = os.lstat(path)
             digest.update(f"{relative}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode)}"
