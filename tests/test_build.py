@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from minidocker.build.builder import run_command
 from minidocker.build.cache import files_checksum, step_key
 from minidocker.build.commands import Run
 from minidocker.build.context import Ignore, clean, included_paths
 from minidocker.build.filecopy import resolve_in_root
 from minidocker.build.parser import Heredoc
+from minidocker.build.runstep import run_command
 from minidocker.state import state_root
 
 MINIDOCKER = [sys.executable, "-m", "minidocker.cli"]
@@ -156,8 +156,9 @@ def test_dockerignore_leaves_files_out_of_the_context(builds, md, tmp_path):
     (context / "Dockerfile").write_text("FROM busybox\nCOPY secret.env /\n")
     refused = builds(context)
     assert refused.returncode == 1
-    assert "COPY failed: file excluded by .dockerignore (line 3: *.env): stat secret.env" \
-        in refused.stderr
+    assert refused.stderr == ("minidocker: Dockerfile:2: step 2/2 (COPY): COPY failed: file "
+                              "excluded by .dockerignore (line 3: *.env): stat secret.env: "
+                              "file does not exist\n")
     (context / "Dockerfile").write_text("FROM busybox\nCOPY missing.txt /\n")
     assert "file not found in build context: stat missing.txt" in builds(context).stderr
 

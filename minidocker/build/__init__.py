@@ -5,7 +5,15 @@ A Dockerfile is read in two layers, as BuildKit reads it. ``parser.py`` turns li
 ``arguments.py``), held to BuildKit's own parser test corpus. ``instructions.py`` gives each
 node its meaning — a typed ``Run``, ``Copy``, ``Env``... — and groups them into stages, one
 per ``FROM``. ``shell.py`` is the small shell lexer that expands ``$variables`` in the
-instructions Docker expands. The builder runs the stages on the engine below (stage 6).
+instructions Docker expands.
+
+The builder runs the stages on the engine below (stage 6), as a front end of its API:
+``context.py`` packs and unpacks the build context (``.dockerignore``); ``builder.py`` is the
+loop — for each instruction: cache lookup (``cache.py``), do it, snapshot what changed, add
+the layer — where a RUN runs in a real container (``runstep.py`` makes its argv), a COPY/ADD
+copies into a container's root (``filecopy.py``), ``commit`` makes the layer, and the other
+instructions change only the image config (``imageconfig.py``); ``progress.py`` prints the
+classic ``Step N/M`` lines, a live view or nothing.
 
 Spec: moby/buildkit frontend/dockerfile/docs/reference.md.
 Used by: notebook 10-builds, lab 10-build.

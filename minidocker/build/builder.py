@@ -22,10 +22,7 @@ Spec: moby/buildkit frontend/dockerfile/docs/reference.md; moby builder/dockerfi
 Used by: ``minidocker build``, notebook 10-builds, lab 10-build.
 """
 
-import contextlib
-import os
 import posixpath
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -41,12 +38,13 @@ from minidocker.build.commands import (
     Run,
     Stage,
 )
-from minidocker.build.context import BuildContext, compile_pattern
+from minidocker.build.context import BuildContext
 from minidocker.build.expansion import expand, variables_used
 from minidocker.build.filecopy import CopyPlan, copy_into
 from minidocker.build.instructions import PREDEFINED_ARGS, meta_args, parse_trigger, stages
-from minidocker.build.parser import Dockerfile, heredoc_from_word
+from minidocker.build.parser import Dockerfile, DockerfileError
 from minidocker.build.progress import Plain, short
+from minidocker.build.runstep import run_command, stdin_of
 from minidocker.container import Config, HostConfig, NetworkMode, create, start, teardown
 from minidocker.container.commit import commit
 from minidocker.errors import MinidockerError
@@ -149,6 +147,15 @@ class Builder:
         return state.image
 
     def step(self, state: StageState, command: Command) -> None:
+        """One instruction; an error names its line and step."""
+        try:
+            self.do_step(state, command)
+        except (BuildError, DockerfileError):
+            raise
+        except MinidockerError as err:
+            raise BuildError(f"{self.where(command)}: {err}") from None
+
+    def do_step(self, state: StageState, command: Command) -> None:
         """One instruction: expand, cache lookup, run it (snapshot, layer), remember it."""
         env = state.environment()  # the variables from *before* this instruction
         expanded = expand(command, env, self.escape)
@@ -287,7 +294,7 @@ class Builder:
         from_stage = isinstance(command, Copy) and bool(command.from_)
         sources = [s for pattern in command.sources
                    for s in ([pattern.lstrip("/") or "."] if from_stage
-                             else self.context_matches(pattern, command))]
+                             else self.context.matches(pattern, command.keyword))]
         dest = posixpath.join(state.config.get("WorkingDir") or "/", command.dest)
         dest_is_dir = command.dest.endswith("/") or command.dest in (".", "..")
         if len(sources) + len(command.contents) > 1 and not dest_is_dir:
@@ -304,22 +311,6 @@ class Builder:
         return CopyPlan(sources, dest, dest_is_dir, command.chown, chmod,
                         [(h.name, h.content) for h in command.contents],
                         unpack=isinstance(command, Add) and command.unpack is not False)
-
-    def context_matches(self, pattern: str, command: FileCopy) -> list[str]:
-        """A source as paths in the context: itself, or what its wildcards match."""
-        relative = pattern.lstrip("/") or "."
-        if not any(ch in relative for ch in "*?["):
-            self.context.source(pattern, command.keyword)  # missing or ignored: say which
-            return [relative]
-        regex = compile_pattern(relative.rstrip("/"))
-        root = self.context.root
-        found = sorted(os.path.relpath(os.path.join(folder, name), root)
-                       for folder, dirs, files in os.walk(root) for name in dirs + files)
-        matches = [path for path in found if regex.match(path)]
-        if not matches:
-            raise BuildError(f"{self.where(command)}: {command.keyword} failed: no source "
-                             f"files were specified ({pattern} matches nothing in the context)")
-        return matches
 
     def copy_source(self, command: Copy) -> Image:
         """``--from``: a stage by name or index, or else an image in the store."""
@@ -353,7 +344,7 @@ class Builder:
         if isinstance(command, Copy) and command.from_:
             return self.copy_source(command).id
         paths = [p for s in command.sources if "://" not in s
-                 for p in self.context_matches(s, command)]
+                 for p in self.context.matches(s, command.keyword)]
         return cache.files_checksum(self.context.root, paths)
 
     # --- ARG: build args in scope -------------------------------------------------------------------
@@ -427,37 +418,6 @@ class Builder:
 
 def stage_label(stage: Stage) -> str:
     return f"{stage.index} ({stage.name})" if stage.name else str(stage.index)
-
-
-def run_command(command: Run, shell: list[str]) -> tuple[list[str], str]:
-    """What a RUN executes, and a script for its stdin. The exec form is the argv; the shell
-    form goes to SHELL. A RUN that is only a heredoc runs its content (BuildKit's rule): with
-    a ``#!`` line, by that interpreter reading the script (given as /dev/stdin, as the kernel
-    would give a script's path); else by the shell. Other heredocs go to the shell whole."""
-    if not command.shell_form:
-        return list(command.command), ""
-    line = command.command[0] if command.command else ""
-    if len(command.heredocs) == 1 and heredoc_from_word(line.strip()) is not None:
-        content = command.heredocs[0].content
-        if content.startswith("#!"):
-            interpreter = content[2:].partition("\n")[0].split()
-            return [*interpreter, "/dev/stdin"], content
-        return [*shell, content], ""
-    for heredoc in command.heredocs:
-        line += f"\n{heredoc.content}{heredoc.name}"
-    return [*shell, line], ""
-
-
-@contextlib.contextmanager
-def stdin_of(script: str):
-    """``with stdin_of(script) as fd``: a RUN's stdin, the script if there is one, else
-    /dev/null (a build step reads no terminal)."""
-    with tempfile.TemporaryFile() if script else open(os.devnull, "rb") as file:
-        if script:
-            os.fchmod(file.fileno(), 0o644)  # /dev/stdin reopens it, maybe as USER's uid
-            file.write(script.encode())
-            file.seek(0)
-        yield file.fileno()
 
 
 def build(dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,

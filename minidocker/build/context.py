@@ -198,6 +198,22 @@ class BuildContext:
         raise MinidockerError(f"{instruction} failed: file {why}: stat {path}: file does not "
                               "exist")
 
+    def matches(self, pattern: str, instruction: str) -> list[str]:
+        """A COPY/ADD source as paths in the context: itself (it must exist), or what its
+        wildcards (``*.py``, ``src/?``, ``[ab]*``) match, by ``filepath.Match`` rules."""
+        relative = clean(pattern.lstrip("/"))
+        if not any(ch in relative for ch in "*?["):
+            self.source(pattern, instruction)  # missing or ignored: say which
+            return [relative]
+        regex = compile_pattern(relative)
+        found = sorted(os.path.relpath(os.path.join(folder, name), self.root)
+                       for folder, dirs, files in os.walk(self.root) for name in dirs + files)
+        matches = [path for path in found if regex.match(path)]
+        if not matches:
+            raise MinidockerError(f"{instruction} failed: no source files were specified "
+                                  f"({pattern} matches nothing in the build context)")
+        return matches
+
 
 def receive_context(stream: BinaryIO, root: Path, max_bytes: int = MAX_CONTEXT_BYTES) -> BuildContext:
     """Unpack a context tar stream into ``root`` (an empty directory), safely and capped."""
