@@ -299,7 +299,7 @@ def test_a_failed_run_leaves_nothing_behind(builds, md, tmp_path):
     assert "never" not in failed.stdout
     assert json.loads(md("inspect", "keep:me").stdout)[0]["Id"] == before  # tag not moved
     assert md("ps", "-aq").stdout == ""
-    kept = builds(context, "--no-rm")
+    kept = builds(context, "--rm=false")
     assert kept.returncode == 1 and len(md("ps", "-aq").stdout.split()) == 1
     md("rm", "-f", *md("ps", "-aq").stdout.split())
 

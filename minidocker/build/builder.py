@@ -108,6 +108,7 @@ class Builder:
         self.built: dict[int, Image] = {}
         self.used_args: set[str] = set(self.meta)
         self.number, self.total = 0, 0
+        self.checksums: dict[str, str] = {}  # COPY/ADD command -> its files' checksum
 
     # --- the story -----------------------------------------------------------------------------
 
@@ -343,9 +344,11 @@ class Builder:
             return ""
         if isinstance(command, Copy) and command.from_:
             return self.copy_source(command).id
-        paths = [p for s in command.sources if "://" not in s
-                 for p in self.context.matches(s, command.keyword)]
-        return cache.files_checksum(self.context.root, paths)
+        if repr(command) not in self.checksums:  # read the files once per step
+            paths = [p for s in command.sources if "://" not in s
+                     for p in self.context.matches(s, command.keyword)]
+            self.checksums[repr(command)] = cache.files_checksum(self.context.root, paths)
+        return self.checksums[repr(command)]
 
     # --- ARG: build args in scope -------------------------------------------------------------------
 

@@ -30,7 +30,26 @@ def _pairs(values: tuple[str, ...], flag: str, from_environment: bool = False) -
     return pairs
 
 
-@main.command(context_settings=CONTEXT)
+class BuildCommand(click.Command):
+    """``build``: Docker's boolean flags also take a value (``--rm=false``)."""
+
+    BOOLEANS = {"--rm": "--no-rm", "--force-rm": None, "--no-cache": None, "--quiet": None}
+
+    def parse_args(self, ctx, args):
+        spelled = []
+        for arg in args:
+            flag, sep, value = arg.partition("=")
+            if sep and flag in self.BOOLEANS and value.lower() in ("true", "1", "false", "0"):
+                if value.lower() in ("true", "1"):
+                    spelled.append(flag)
+                elif self.BOOLEANS[flag]:
+                    spelled.append(self.BOOLEANS[flag])
+                continue
+            spelled.append(arg)
+        return super().parse_args(ctx, spelled)
+
+
+@main.command(cls=BuildCommand, context_settings=CONTEXT)
 @click.option("-t", "--tag", "tags", multiple=True, metavar="NAME[:TAG]",
               help="Name and optionally a tag for the image (repeatable).")
 @click.option("-f", "--file", "dockerfile", metavar="PATH",
@@ -49,7 +68,7 @@ def _pairs(values: tuple[str, ...], flag: str, from_environment: bool = False) -
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty"]), default="auto",
               help="plain: the classic lines; tty: a live view; auto: tty on a terminal.")
 @click.option("--rm/--no-rm", "remove", default=True, help="Remove the intermediate "
-              "containers (--no-rm is Docker's --rm=false).")
+              "containers (--rm=false or --no-rm keeps them).")
 @click.option("--force-rm", is_flag=True, help="Always remove the intermediate containers.")
 @click.argument("context")
 def build(tags, dockerfile, build_args, labels, target, no_cache, quiet, iidfile, network,
