@@ -2,6 +2,9 @@
 ONBUILD, and what a bad build leaves (nothing). Each build runs the real CLI, so the RUN steps
 are real containers; the tests look at what the built image's containers see."""
 
+import functools
+import hashlib
+import http.server
 import io
 import json
 import os
@@ -10,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -254,8 +258,29 @@ def test_add_unpacks_a_local_archive_and_copy_does_not(builds, md, tmp_path):
     assert builds(tmp_path, "-t", "added").returncode == 0
     listing = md("run", "--rm", "added", "ls", "-ln", "/opt/pkg/readme.txt", "/raw").stdout
     assert "-rw-r-----    1 42" in listing and "pkg.tar.gz" in listing
-    url = write(tmp_path, {"Dockerfile": "FROM busybox\nADD http://127.0.0.1/x /x\n"})
-    assert "ADD of a URL is not supported" in builds(url).stderr
+
+
+
+def test_add_downloads_a_url(builds, md, tmp_path):
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "tool.tar.gz").write_bytes(b"not unpacked\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(tmp_path / "served"))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_port}/tool.tar.gz"
+        digest = "sha256:" + hashlib.sha256(b"not unpacked\n").hexdigest()
+        context = write(tmp_path / "context", {"Dockerfile": (
+            f"FROM busybox\nADD --checksum={digest} {url} /dl/\nADD {url} /named\n")})
+        result = builds(context, "-t", "downloaded")
+        assert result.returncode == 0, result.stderr
+        shown = md("run", "--rm", "downloaded", "sh", "-c",
+                   "stat -c '%a %n' /dl/tool.tar.gz /named && cat /named")
+        assert shown.stdout == "600 /dl/tool.tar.gz\n600 /named\nnot unpacked\n"
+        (context / "Dockerfile").write_text(f"FROM busybox\nADD --checksum=sha256:{'0' * 64} "
+                                            f"{url} /dl/\n")
+        assert "the content's digest is" in builds(context).stderr
+        server.shutdown()
 
 
 INTERPLAY = """\

@@ -23,8 +23,10 @@ Used by: ``minidocker build``, notebook 10-builds, lab 10-build.
 """
 
 import posixpath
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from minidocker.build import cache, imageconfig
 from minidocker.build.commands import (
@@ -44,6 +46,7 @@ from minidocker.build.filecopy import CopyPlan, copy_into
 from minidocker.build.instructions import PREDEFINED_ARGS, meta_args, parse_trigger, stages
 from minidocker.build.parser import Dockerfile, DockerfileError
 from minidocker.build.progress import Plain, short
+from minidocker.build.remote import download, is_url
 from minidocker.build.runstep import run_command, stdin_of
 from minidocker.container import Config, HostConfig, NetworkMode, create, start, teardown
 from minidocker.container.commit import commit
@@ -108,12 +111,18 @@ class Builder:
         self.built: dict[int, Image] = {}
         self.used_args: set[str] = set(self.meta)
         self.number, self.total = 0, 0
-        self.checksums: dict[str, str] = {}  # COPY/ADD command -> its files' checksum
+        self.sources: dict[str, tuple[Path, list[str]]] = {}  # COPY/ADD -> what it reads
+        self.downloads = tempfile.TemporaryDirectory(dir=context.root.parent)  # ADD <url>
 
     # --- the story -----------------------------------------------------------------------------
 
     def build(self) -> Image:
         """Build the target stage (the last, or ``--target``) and the stages it needs; tag it."""
+        with self.downloads:
+            return self.build_target()
+
+    def build_target(self) -> Image:
+        """The story: the stages needed, each built step by step, then the names."""
         for tag in self.options.tags:
             parse_reference(tag)  # a bad -t fails before any work
         target = self.target_stage()
@@ -272,9 +281,11 @@ class Builder:
     def copy(self, state: StageState, command: FileCopy) -> Image:
         """Copy into a container's root (never started); commit its changes as the layer."""
         plan = self.copy_plan(state, command)
-        source_root, source_layers = str(self.context.root), []
+        source_root, source_layers = "", []
         if isinstance(command, Copy) and command.from_:
             source_layers = list(self.copy_source(command).layer_dirs())
+        else:
+            source_root = str(self.sources_of(command)[0])
         note = f"#(nop) {command.keyword} {self.files_checksum(state, command)} in {plan.dest}"
         record = create(Config(Image=state.image.id, Cmd=[*DEFAULT_SHELL, note], Entrypoint=[]))
         try:
@@ -287,15 +298,9 @@ class Builder:
     def copy_plan(self, state: StageState, command: FileCopy) -> CopyPlan:
         """Docker's COPY rules: the sources (wildcards matched in the context), the
         destination (relative to WORKDIR), whether it is a directory."""
-        if isinstance(command, Add) and any("://" in s or s.startswith("git@")
-                                            for s in command.sources):
-            raise BuildError(f"{self.where(command)}: ADD of a URL is not supported by "
-                             "minidocker yet: download it in a RUN step, or put the file in "
-                             "the build context and COPY it")
         from_stage = isinstance(command, Copy) and bool(command.from_)
-        sources = [s for pattern in command.sources
-                   for s in ([pattern.lstrip("/") or "."] if from_stage
-                             else self.context.matches(pattern, command.keyword))]
+        sources = [s.lstrip("/") or "." for s in command.sources] if from_stage \
+            else self.sources_of(command)[1]
         dest = posixpath.join(state.config.get("WorkingDir") or "/", command.dest)
         dest_is_dir = command.dest.endswith("/") or command.dest in (".", "..")
         if len(sources) + len(command.contents) > 1 and not dest_is_dir:
@@ -311,7 +316,8 @@ class Builder:
                                  "give an octal mode such as 755") from None
         return CopyPlan(sources, dest, dest_is_dir, command.chown, chmod,
                         [(h.name, h.content) for h in command.contents],
-                        unpack=isinstance(command, Add) and command.unpack is not False)
+                        unpack=isinstance(command, Add) and command.unpack is not False
+                        and not any(is_url(s) for s in command.sources))
 
     def copy_source(self, command: Copy) -> Image:
         """``--from``: a stage by name or index, or else an image in the store."""
@@ -344,11 +350,25 @@ class Builder:
             return ""
         if isinstance(command, Copy) and command.from_:
             return self.copy_source(command).id
-        if repr(command) not in self.checksums:  # read the files once per step
-            paths = [p for s in command.sources if "://" not in s
-                     for p in self.context.matches(s, command.keyword)]
-            self.checksums[repr(command)] = cache.files_checksum(self.context.root, paths)
-        return self.checksums[repr(command)]
+        root, paths = self.sources_of(command)
+        return cache.files_checksum(root, paths)
+
+    def sources_of(self, command: FileCopy) -> tuple[Path, list[str]]:
+        """Where a COPY/ADD reads, and which paths there: the context (wildcards matched),
+        or for ``ADD <url>`` the files downloaded, once per step."""
+        if repr(command) not in self.sources:
+            if not any(is_url(s) for s in command.sources):
+                found = (self.context.root, [p for s in command.sources
+                                             for p in self.context.matches(s, command.keyword)])
+            elif all(is_url(s) for s in command.sources):
+                folder = Path(tempfile.mkdtemp(dir=self.downloads.name))
+                found = (folder, [download(s, folder, getattr(command, "checksum", ""))
+                                  for s in command.sources])
+            else:
+                raise BuildError(f"{self.where(command)}: ADD takes URLs or local files, "
+                                 "not both: split it into two ADDs")
+            self.sources[repr(command)] = found
+        return self.sources[repr(command)]
 
     # --- ARG: build args in scope -------------------------------------------------------------------
 
