@@ -90,6 +90,9 @@ def test_a_build_makes_an_image_that_runs(builds, md, tmp_path):
     assert "Successfully tagged simple:1" in out and "Successfully tagged simple:2" in out
     assert md("run", "--rm", "simple:2").stdout == "hello from /app as 0\n"
     assert image_id in md("images").stdout
+    listed = md("images", "--format", "{{.Repository}}").stdout.split()
+    assert "<none>" not in listed  # the steps' images are intermediate: only -a shows them
+    assert "<none>" in md("images", "-a", "--format", "{{.Repository}}").stdout.split()
     history = md("history", "--format", "{{.CreatedBy}}", "simple:1").stdout.splitlines()
     assert history[0].startswith("/bin/sh -c #(nop) CMD")
     assert history[1].startswith("/bin/sh -c echo")
@@ -113,10 +116,13 @@ def test_a_second_build_only_uses_the_cache(builds, md, tmp_path):
     assert steps(builds(context, "--no-cache", "-t", "cached").stdout) == ["run"] * 5
 
 
-def test_a_changed_file_invalidates_its_step_and_the_ones_after(builds, tmp_path):
+def test_a_changed_file_invalidates_its_step_and_the_ones_after(builds, md, tmp_path):
     dockerfile = "FROM busybox\nCOPY a.txt /a\nCOPY b.txt /b\nRUN cat /a /b\nENV DONE=1\n"
     context = write(tmp_path, {"Dockerfile": dockerfile, "a.txt": "a\n", "b.txt": "b\n"})
-    assert steps(builds(context).stdout) == ["run"] * 4
+    first = builds(context).stdout
+    assert steps(first) == ["run"] * 4
+    result = re.search(r"Successfully built (\w+)", first).group(1)
+    assert result in md("images", "-q").stdout  # untagged, a build's result: <none>, listed
     os.utime(context / "a.txt", (1, 1))  # a new mtime is no change
     assert steps(builds(context).stdout) == ["cache"] * 4
     (context / "b.txt").write_text("B\n")

@@ -143,6 +143,7 @@ class Builder:
         self.warn_unused_args()
         image = self.built[target.index]
         self.progress.say(f"Successfully built {short(image.id)}")
+        self.cache.mark_final(image)
         with self.store.transaction():
             for tag in self.options.tags:
                 self.progress.say(f"Successfully tagged {self.store.tag(image, tag)}")

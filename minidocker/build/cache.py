@@ -11,7 +11,8 @@ is: the key hashes
   content — not their mtimes, which a ``git clone`` changes without changing anything else.
 
 The keys live in ``$MINIDOCKER_ROOT/build-cache.json`` (key -> image ID), rewritten atomically
-under the image store's lock, as every store change is. The images themselves stay in the
+under the image store's lock, as every store change is; ``images`` hides the steps' images
+that are no build's result, as ``docker images`` hides intermediate images (``-a`` shows them). The images themselves stay in the
 store, untagged; ``builder prune`` deletes those no tag and no container uses, and forgets
 the keys. A key whose image is gone (``image prune``, ``rmi``) is simply a miss.
 
@@ -88,11 +89,12 @@ class BuildCache:
         try:
             data = json.loads(cache_file().read_text())
         except FileNotFoundError:
-            return {"keys": {}, "images": []}
+            return {"keys": {}, "images": [], "finals": []}
         except ValueError as err:
             raise MinidockerError(f"{cache_file()} is not valid JSON ({err}); remove it "
                                   "(the build cache only) and build again") from None
-        return {"keys": data.get("keys") or {}, "images": data.get("images") or []}
+        return {"keys": data.get("keys") or {}, "images": data.get("images") or [],
+                "finals": data.get("finals") or []}
 
     def lookup(self, key: str) -> Image | None:
         """The image a step with this key made, if it is still whole in the store."""
@@ -112,6 +114,18 @@ class BuildCache:
     def image_ids(self) -> set[str]:
         return set(self.read()["images"])
 
+    def mark_final(self, image: Image) -> None:
+        """A build's result: ``images`` lists it even untagged (Docker's ``<none>``)."""
+        with self.store.transaction():
+            data = self.read()
+            data["finals"] = list(dict.fromkeys([*data["finals"], image.id]))
+            write_json(cache_file(), data)
+
+    def intermediate_ids(self) -> set[str]:
+        """The build steps' images that are no build's result: ``images`` hides them."""
+        data = self.read()
+        return set(data["images"]) - set(data["finals"])
+
     def prune(self, users: Mapping[str, list[str]]) -> list[str]:
         """``builder prune``: delete the build steps' images that no tag and no container uses
         (``users``: image ID -> containers), forget every key. Returns the deleted IDs."""
@@ -122,6 +136,6 @@ class BuildCache:
                 if image.id in made and not image.tags and not users.get(image.id):
                     self.store.delete(image)
                     deleted.append(image.id)
-            write_json(cache_file(), {"keys": {}, "images": []})
+            write_json(cache_file(), {"keys": {}, "images": [], "finals": []})
             self.store.collect_garbage()
         return deleted

@@ -135,7 +135,7 @@ def images(show_all, quiet, fmt):
     if not show_all:  # build steps' images are intermediate, as Docker's: shown with -a
         from minidocker.build.cache import BuildCache
 
-        steps = BuildCache(ImageStore()).image_ids()
+        steps = BuildCache(ImageStore()).intermediate_ids()
         images = [image for image in images if image.tags or image.id not in steps]
     for broken in (image for image in images if image.damage):
         name = broken.tags[0] if broken.tags else broken.short_id
