@@ -94,8 +94,12 @@ RUN_CONTEXT = {**CONTEXT, "allow_interspersed_args": False}
 
 @main.command(cls=EngineCommand, context_settings=RUN_CONTEXT)
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print its ID.")
+@click.option("--explain", is_flag=True, help="Print each kernel step of the start as it "
+              "happens: the syscalls, cgroup files, veth and iptables rules, in stage order.")
+@click.option("--explain-time", is_flag=True, help="--explain, with milliseconds since the "
+              "command began.")
 @container_options
-def run(detach, **options):
+def run(detach, explain, explain_time, **options):
     """Run a command in a new container.
 
     \b
@@ -108,6 +112,8 @@ def run(detach, **options):
     require_root("run")
     config, host, name = container_request(options)
     cidfile = check_cidfile(options["cidfile"])
+    if explain or explain_time:
+        explain_steps(detach, explain_time)
     from minidocker.container import create
 
     record = create(config, host, name)
@@ -121,6 +127,18 @@ def run(detach, **options):
     from minidocker.container.lifecycle import run_in_foreground
 
     sys.exit(run_in_foreground(record))
+
+
+def explain_steps(detach: bool, timing: bool) -> None:
+    """``--explain``: the engine's own trace (minidocker/explain.py) on our stderr. A detached
+    container is started by its monitor, another process: only a foreground run is told."""
+    from minidocker import explain
+    from minidocker.errors import MinidockerError
+
+    if detach:
+        raise MinidockerError("--explain tells the steps of a foreground run: drop -d (the "
+                              "monitor of a detached container starts it out of sight)")
+    explain.listen(2, timing=timing)
 
 
 @main.command(cls=EngineCommand, context_settings=RUN_CONTEXT)
