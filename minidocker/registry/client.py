@@ -110,17 +110,22 @@ def parse_challenge(header: str) -> tuple[str, dict]:
 
 
 def read_capped(response: httpx.Response, cap: int, what: str) -> bytes:
-    """The whole body of a streamed response, refused once it passes ``cap`` bytes."""
-    declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap:
-        raise RegistryClientError(f"the registry sent a {what} of {declared} bytes; "
-                                  f"minidocker refuses more than {cap}")
-    body = bytearray()
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > cap:
-            raise RegistryClientError(f"the registry sent a {what} larger than {cap} bytes")
-    return bytes(body)
+    """The whole body of a streamed response, refused once it passes ``cap`` bytes; the
+    response is closed."""
+    try:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise RegistryClientError(f"the registry sent a {what} of {declared} bytes; "
+                                      f"minidocker refuses more than {cap}")
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > cap:
+                raise RegistryClientError(f"the registry sent a {what} larger than {cap} "
+                                          "bytes")
+        return bytes(body)
+    finally:
+        response.close()
 
 
 class Session:
@@ -221,8 +226,9 @@ class Session:
             query.insert(0, ("service", challenge["service"]))
         auth = httpx.BasicAuth(*self.login) if self.login else None
         try:
-            with self.http.stream("GET", realm, params=query, auth=auth) as reply:
-                body = read_capped(reply, MAX_TOKEN, "token")
+            reply = self.http.send(self.http.build_request("GET", realm, params=query),
+                                   auth=auth, stream=True)
+            body = read_capped(reply, MAX_TOKEN, "token")
         except httpx.HTTPError as exc:
             raise RegistryClientError(f"the token server {realm} failed: {exc}") from None
         if reply.status_code == 401:
@@ -284,15 +290,13 @@ class Session:
     def fail(self, response: httpx.Response, doing: str) -> RegistryClientError:
         """A refusal as one line: the spec's error code and message, and what we were doing."""
         try:
-            body = read_capped(response, 64 << 10, "error") if not response.is_closed \
-                else response.content
+            body = response.content if response.is_stream_consumed else \
+                read_capped(response, 64 << 10, "error")
             errors = json.loads(body)["errors"]
             reason = "; ".join(f"{e.get('code', '?').lower().replace('_', ' ')}: "
                                f"{e.get('message', '')}" for e in errors)
         except (ValueError, KeyError, TypeError, RegistryClientError, httpx.HTTPError):
             reason = f"HTTP {response.status_code} {response.reason_phrase}"
-        finally:
-            response.close()
         return RegistryClientError(f"{doing}: {reason}")
 
 

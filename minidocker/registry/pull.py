@@ -160,8 +160,7 @@ def fetch_manifest(session: Session, reference: str) -> tuple[bytes, str, str]:
         raise session.fail(response, f"manifest for {session.target.name}:{reference} not "
                                      f"found" if response.status_code == 404 else
                            f"fetching the manifest {reference}")
-    with response:
-        body = read_capped(response, MAX_MANIFEST, "manifest")
+    body = read_capped(response, MAX_MANIFEST, "manifest")
     digest = sha256_digest(body)
     claimed = reference if reference.startswith("sha256:") else \
         response.headers.get("docker-content-digest", digest)
@@ -189,8 +188,7 @@ def fetch_config(session: Session, descriptor: dict) -> bytes:
     response = session.request("GET", f"blobs/{descriptor['digest']}", stream=True)
     if response.status_code != 200:
         raise session.fail(response, f"fetching the config {descriptor['digest']}")
-    with response:
-        data = read_capped(response, MAX_CONFIG, "config")
+    data = read_capped(response, MAX_CONFIG, "config")
     _verify(descriptor, len(data), sha256_digest(data))
     return data
 
@@ -236,13 +234,18 @@ def download_blob(session: Session, descriptor: dict, path: Path, report: Report
     if response.status_code != 200:
         raise session.fail(response, f"downloading layer {digest}")
     report.transfer(short, "Downloading", descriptor["size"])
-    with response, open(path, "wb") as out:
-        sink = HashingWriter(out)
-        for chunk in response.iter_bytes(CHUNK):
-            sink.write(chunk)
-            report.advance(short, len(chunk))
-            if sink.size > descriptor["size"]:
-                break
+    try:
+        with open(path, "wb") as out:
+            sink = HashingWriter(out)
+            for chunk in response.iter_bytes(CHUNK):
+                sink.write(chunk)
+                report.advance(short, len(chunk))
+                if sink.size > descriptor["size"]:
+                    break
+    except httpx.HTTPError as exc:
+        raise RegistryClientError(f"downloading layer {digest} failed: {exc}") from None
+    finally:
+        response.close()
     report.status(short, "Verifying Checksum")
     _verify(descriptor, sink.size, sink.digest)
     report.status(short, "Download complete")

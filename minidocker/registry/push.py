@@ -25,6 +25,8 @@ Used by: ``minidocker push``; notebook 11-registries.
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+
 from minidocker.errors import MinidockerError
 from minidocker.image.blobs import sha256_digest
 from minidocker.image.store import Image, ImageStore
@@ -113,7 +115,9 @@ def upload(session: Session, path: Path, descriptor: dict, location: str,
                 yield chunk
 
     url = location if location.startswith(("http://", "https://")) else session.base + location
-    done = session.request("PUT", url, params={"digest": digest}, body=body,
+    # keep the Location's own query (distribution's _state): it is part of the session's name
+    url = str(httpx.URL(url).copy_merge_params({"digest": digest}))
+    done = session.request("PUT", url, body=body,
                            headers={"Content-Length": str(descriptor["size"]),
                                     "Content-Type": "application/octet-stream"})
     if done.status_code != 201:
