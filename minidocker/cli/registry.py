@@ -228,6 +228,6 @@ def ensure_image(name: str) -> None:
     try:
         pull_image(name, report)
     except MinidockerError as failed:
-        raise NotFound(f"{failed}. {missing}") from None
+        raise NotFound(f"{missing} Pulling it failed: {failed}") from None
     finally:
         report.close()

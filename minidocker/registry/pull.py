@@ -121,9 +121,9 @@ def pull(name: str, report: Report, platform: str | None = None,
             and not target.digest:
         report.line("Using default tag: latest")
     wanted = Platform.parse(platform) if platform else Platform.this_machine()
-    report.line(f"{target.reference}: Pulling from {target.repository}")
     with Session(target, ("pull",), insecure) as session:
         body, media_type, digest = fetch_manifest(session, target.reference)
+        report.line(f"{target.reference}: Pulling from {target.repository}")
         if media_type in INDEXES:
             entry = pick_platform(_json(body, "index"), wanted, asked=bool(platform))
             body, media_type, _ = fetch_manifest(session, check_digest(entry["digest"]))
