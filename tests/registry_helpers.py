@@ -73,11 +73,16 @@ class Server:
                 self.proc.wait()
 
 
-def minidocker_registry(root: Path, log: Path) -> Server:
+def minidocker_registry(root: Path, log: Path, *options: str,
+                        host: str = "127.0.0.1") -> Server:
+    """``minidocker registry serve`` on a free port of ``host``, with more ``options``
+    (``--auth``, ``--tls``...); ``server.root`` is its storage."""
     port = free_port()
     argv = [sys.executable, "-m", "minidocker.cli", "registry", "serve",
-            "--addr", f"127.0.0.1:{port}", "--root", str(root)]
-    return Server(argv, port, log)
+            "--addr", f"{host}:{port}", "--root", str(root), *options]
+    server = Server(argv, port, log, host=host)
+    server.root = root
+    return server
 
 
 def distribution_registry(root: Path, workdir: Path) -> Server:

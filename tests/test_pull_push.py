@@ -15,7 +15,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tarfile
 
 import httpx
@@ -39,10 +38,9 @@ SERVICE_IP = "10.213.0.1"  # a non-loopback address on lo, inside the test's net
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("registry")
-    server = minidocker_registry(folder / "root", folder / "serve.log")
-    server.root = folder / "root"
-    yield server
+    """An open registry on loopback, shared by the module's tests."""
+    folder = tmp_path_factory.mktemp("open-registry")
+    yield (server := minidocker_registry(folder / "storage", folder / "serve.log"))
     server.stop()
 
 
@@ -228,10 +226,8 @@ def users(tmp_path_factory):
 
 
 def auth_registry(tmp_path, users, kind: str) -> Server:
-    port = free_port()
-    argv = [sys.executable, "-m", "minidocker.cli", "registry", "serve", "--addr",
-            f"127.0.0.1:{port}", "--root", str(tmp_path / "root"), "--auth", f"{kind}:{users}"]
-    return Server(argv, port, tmp_path / "serve.log")
+    return minidocker_registry(tmp_path / "root", tmp_path / "serve.log", "--auth",
+                               f"{kind}:{users}")
 
 
 def test_basic_auth_login_push_pull_logout(tmp_path, users, fresh):
@@ -300,12 +296,9 @@ def test_token_auth_and_a_token_for_another_scope_is_refused(tmp_path, users, fr
 def test_tls_with_the_kits_ca_trusted_in_certs_d_and_without_it(tmp_path, service_ip, fresh):
     certs = tmp_path / "certs"
     ok(minidocker("registry", "certs", "--host", service_ip, str(certs)))
-    port = free_port()
-    argv = [sys.executable, "-m", "minidocker.cli", "registry", "serve", "--addr",
-            f"{service_ip}:{port}", "--root", str(tmp_path / "root"), "--tls",
-            "--certs", str(certs)]
-    server = Server(argv, port, tmp_path / "serve.log", host=service_ip)
-    host = f"{service_ip}:{port}"
+    server = minidocker_registry(tmp_path / "root", tmp_path / "serve.log", "--tls",
+                                 "--certs", str(certs), host=service_ip)
+    host = server.host
     certs_d = tmp_path / "certs.d"
     trusted = {"MINIDOCKER_CERTS_D": str(certs_d)}
     try:
@@ -325,11 +318,8 @@ def test_tls_with_the_kits_ca_trusted_in_certs_d_and_without_it(tmp_path, servic
 
 
 def test_plain_http_needs_insecure_registry_off_loopback(tmp_path, service_ip, fresh):
-    port = free_port()
-    argv = [sys.executable, "-m", "minidocker.cli", "registry", "serve", "--addr",
-            f"{service_ip}:{port}", "--root", str(tmp_path / "root")]
-    server = Server(argv, port, tmp_path / "serve.log", host=service_ip)
-    host = f"{service_ip}:{port}"
+    server = minidocker_registry(tmp_path / "root", tmp_path / "serve.log", host=service_ip)
+    host = server.host
     try:
         name = tagged(f"{host}/plain:1")
         error = refused(minidocker("push", name))

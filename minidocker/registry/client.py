@@ -26,7 +26,6 @@ Used by: ``pull.py``, ``push.py``, ``minidocker login``; notebook 11-registries.
 import base64
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -239,7 +238,6 @@ class Session:
         except (ValueError, KeyError, AttributeError):
             raise Unauthorized(f"the token server {realm} answered {reply.status_code} "
                                f"without a token") from None
-        self.token_expires = time.monotonic() + max(60, int(answer.get("expires_in") or 60))
         return token
 
     def _login_needed(self, wrong: bool = False) -> Unauthorized:
