@@ -358,3 +358,45 @@ def test_push_and_pull_against_distribution_with_htpasswd(tmp_path, users, fresh
         minidocker("rmi", copy)
     finally:
         server.stop()
+
+
+def test_a_foreign_layer_is_fetched_from_its_urls_without_the_registrys_credentials(
+        tmp_path, users, fresh):
+    import http.server
+    import threading
+
+    layer, diff_id = small_layer(b"foreign\n")
+    seen = []
+
+    class Mirror(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(layer)))
+            self.end_headers()
+            self.wfile.write(layer)
+
+        def log_message(self, *args):
+            pass
+
+    mirror = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Mirror)
+    threading.Thread(target=mirror.serve_forever, daemon=True).start()
+    server = auth_registry(tmp_path, users, "htpasswd")
+    try:
+        client = httpx.Client(base_url=server.url, auth=("alice", "wonderland"), timeout=60)
+        config = json.dumps({"architecture": "amd64", "os": "linux",
+                             "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+        url = f"http://127.0.0.1:{mirror.server_address[1]}/layer"
+        foreign = descriptor("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                             layer, urls=[url])
+        manifest_bytes, _ = push_image(client, "foreign", "1", [], config=config)
+        manifest = json.loads(manifest_bytes) | {"layers": [foreign]}
+        assert put_manifest(client, "foreign", "1",
+                            json.dumps(manifest).encode()).status_code == 201
+        ok(fresh("login", "-u", "alice", "-p", "wonderland", server.host))
+        ok(fresh("pull", "--platform", "linux/amd64", f"{server.host}/foreign:1"))
+        assert len(seen) == 1 and "Authorization" not in seen[0]
+        client.close()
+    finally:
+        server.stop()
+        mirror.shutdown()

@@ -62,7 +62,7 @@ class BarReport(Report):
         self.progress.start()
 
     def line(self, text: str) -> None:
-        self.progress.console.print(text, highlight=False, markup=False)
+        self.progress.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     def status(self, layer: str, text: str) -> None:
         if layer not in self.tasks:
