@@ -34,7 +34,6 @@ import httpx
 from minidocker.errors import MinidockerError
 from minidocker.image.archive import ACCEPTED_MANIFESTS, INDEXES, import_layer
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
-from minidocker.image.reference import parse_reference
 from minidocker.image.store import Image, ImageStore, layer_dir
 from minidocker.registry.client import (
     MAX_CONFIG,
@@ -117,38 +116,44 @@ def pick_platform(index: dict, wanted: Platform, asked: bool) -> dict:
 def pull(name: str, report: Report, platform: str | None = None,
          insecure: tuple[str, ...] = ()) -> Image:
     target = locate(name)
-    if parse_reference(name).tag == "latest" and ":" not in name.rsplit("/", 1)[-1] \
-            and not target.digest:
+    if "@" not in name and ":" not in name.rsplit("/", 1)[-1]:
         report.line("Using default tag: latest")
     wanted = Platform.parse(platform) if platform else Platform.this_machine()
-    with Session(target, ("pull",), insecure) as session:
-        body, media_type, digest = fetch_manifest(session, target.reference)
+    with Session(target, ("pull",), insecure) as session:                      # 1
+        digest, manifest = resolve_manifest(session, target, wanted, bool(platform))  # 2, 3
         report.line(f"{target.reference}: Pulling from {target.repository}")
-        if media_type in INDEXES:
-            entry = pick_platform(_json(body, "index"), wanted, asked=bool(platform))
-            body, media_type, _ = fetch_manifest(session, check_digest(entry["digest"]))
-        manifest = _image_manifest(body, media_type)
-        config_bytes = fetch_config(session, manifest["config"])
-        config = _json(config_bytes, "config")
-        _check_platform(config, wanted, asked=bool(platform), report=report)
-        diff_ids = config.get("rootfs", {}).get("diff_ids", [])
-        if len(diff_ids) != len(manifest["layers"]):
-            raise RegistryClientError(f"{target} is broken: its manifest lists "
-                                      f"{len(manifest['layers'])} layers, its config "
-                                      f"{len(diff_ids)}")
+        config_bytes = fetch_config(session, manifest["config"])               # 4
+        diff_ids = check_config(config_bytes, manifest, wanted, bool(platform), report)
         store = ImageStore()
         before = _image_of(store, target)
         with store.scratch() as scratch:
-            files = download_layers(session, store, manifest["layers"], diff_ids,
+            files = download_layers(session, store, manifest["layers"], diff_ids,  # 5
                                     Path(scratch), report)
-            image = store_image(store, target, config_bytes, manifest["layers"], diff_ids,
-                                files, Path(scratch), report)
+            image = store_image(store, target, config_bytes, manifest["layers"],  # 6
+                                diff_ids, files, Path(scratch), report)
     report.line(f"Digest: {digest}")
     if before == image.id:
         report.line(f"Status: Image is up to date for {target}")
     else:
         report.line(f"Status: Downloaded newer image for {target}")
     return image
+
+
+def resolve_manifest(session: Session, target: Target, wanted: Platform,
+                     asked: bool) -> tuple[str, dict]:
+    """The image manifest the reference names (through an index, for this platform), with
+    the digest of what the reference named (the index's, for a multi-platform image)."""
+    body, media_type, digest = fetch_manifest(session, target.reference)
+    if media_type in INDEXES:
+        entry = pick_platform(_json(body, "index"), wanted, asked)
+        body, media_type, _ = fetch_manifest(session, check_digest(entry["digest"]))
+    manifest = _json(body, "manifest")
+    if media_type not in ACCEPTED_MANIFESTS or manifest.get("schemaVersion") != 2:
+        raise RegistryClientError(f"unsupported manifest type {media_type or 'unknown'}: "
+                                  "minidocker reads OCI and Docker schema 2 images")
+    for descriptor in [manifest["config"], *manifest["layers"]]:
+        check_digest(descriptor["digest"])
+    return digest, manifest
 
 
 def fetch_manifest(session: Session, reference: str) -> tuple[bytes, str, str]:
@@ -171,16 +176,6 @@ def fetch_manifest(session: Session, reference: str) -> tuple[bytes, str, str]:
     return body, _json(body, "manifest").get("mediaType") or media_type, digest
 
 
-def _image_manifest(body: bytes, media_type: str) -> dict:
-    manifest = _json(body, "manifest")
-    if media_type not in ACCEPTED_MANIFESTS or manifest.get("schemaVersion") != 2:
-        raise RegistryClientError(f"unsupported manifest type {media_type or 'unknown'}: "
-                                  "minidocker reads OCI and Docker schema 2 images")
-    for descriptor in [manifest["config"], *manifest["layers"]]:
-        check_digest(descriptor["digest"])
-    return manifest
-
-
 def fetch_config(session: Session, descriptor: dict) -> bytes:
     if descriptor.get("size", 0) > MAX_CONFIG:
         raise RegistryClientError(f"the image config is {descriptor['size']} bytes; "
@@ -193,16 +188,26 @@ def fetch_config(session: Session, descriptor: dict) -> bytes:
     return data
 
 
-def _check_platform(config: dict, wanted: Platform, asked: bool, report: Report) -> None:
+def check_config(config_bytes: bytes, manifest: dict, wanted: Platform, asked: bool,
+                 report: Report) -> list[str]:
+    """The config's ``diff_ids``, one per layer; a platform other than the one wanted is an
+    error if it was asked for, else a warning (as Docker's)."""
+    config = _json(config_bytes, "config")
+    diff_ids = config.get("rootfs", {}).get("diff_ids", [])
+    if len(diff_ids) != len(manifest["layers"]):
+        raise RegistryClientError(f"the image is broken: its manifest lists "
+                                  f"{len(manifest['layers'])} layers, its config "
+                                  f"{len(diff_ids)}")
     found = Platform(config.get("os", "?"), config.get("architecture", "?"),
                      config.get("variant"))
-    if wanted.accepts({"os": found.os, "architecture": found.architecture}, False):
-        return
-    if asked:
-        raise RegistryClientError(f"image with platform {found} does not match the "
-                                  f"specified platform {wanted}")
-    report.line(f"WARNING: The requested image's platform ({found}) does not match the "
-                f"detected host platform ({wanted}) and no specific platform was requested")
+    if not wanted.accepts({"os": found.os, "architecture": found.architecture}, False):
+        if asked:
+            raise RegistryClientError(f"image with platform {found} does not match the "
+                                      f"specified platform {wanted}")
+        report.line(f"WARNING: The requested image's platform ({found}) does not match the "
+                    f"detected host platform ({wanted}) and no specific platform was "
+                    "requested")
+    return [check_digest(d) for d in diff_ids]
 
 
 def download_layers(session: Session, store: ImageStore, layers: list[dict],
