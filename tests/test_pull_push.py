@@ -29,6 +29,7 @@ from tests.registry_helpers import (
     distribution_config,
     free_port,
     minidocker_registry,
+    push_blob,
     push_image,
     put_manifest,
 )
@@ -206,6 +207,23 @@ def test_a_manifest_list_gives_this_machines_platform(registry, fresh):
     name = f"{registry.host}/multi:list"
     ok(fresh("pull", name))
     assert image_id(fresh, name) == image_id(minidocker, "busybox")
+
+    # another image on the same layer: the layer is not downloaded again
+    native_manifest = json.loads(native.content)
+    layers = native_manifest["layers"]
+    config_digest = native_manifest["config"]["digest"]
+    config = json.loads(client.get(f"/v2/multi/blobs/{config_digest}").content)
+    config["config"]["Labels"] = {"variant": "labelled"}
+    relabelled = json.dumps(config).encode()
+    push_blob(client, "multi", relabelled)
+    manifest = native_manifest | {
+        "config": descriptor("application/vnd.oci.image.config.v1+json", relabelled),
+        "layers": layers}
+    assert put_manifest(client, "multi", "labelled", json.dumps(manifest).encode()
+                        ).status_code == 201
+    again = ok(fresh("pull", f"{registry.host}/multi:labelled"))
+    assert f"{layers[0]['digest'][7:19]}: Already exists" in again
+    assert "Pulling fs layer" not in again
 
     ok(fresh("pull", "--platform", f"linux/{other_arch}", name))
     assert json.loads(ok(fresh("inspect", "-f", "{{json .Architecture}}", name))) == other_arch
