@@ -70,14 +70,17 @@ class Access:
 
 
 def required_access(method: str, path: str, query: bytes) -> list[Access]:
-    """What a request needs: pull to read a repository, push to write, delete to delete; a
-    cross-repository mount also reads its source. ``/v2/`` itself needs only a login."""
+    """What a request needs: pull to read a repository, push to write (and to look at an
+    upload), delete to delete; a cross-repository mount also reads its source. ``/v2/``
+    itself needs only a login."""
     if path == "/v2/_catalog":
         return [Access("registry", "catalog", ("*",))]
     match = ENDPOINT.match(path)
     if not match:
         return []
     action = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}.get(method, "push")
+    if "/blobs/uploads/" in path:  # an upload session is a push, whatever the method
+        action = "push"
     needed = [Access("repository", match["name"], ("pull", "push") if action == "push"
                      else (action,))]
     source = parse_qs(query.decode("latin-1")).get("from")
