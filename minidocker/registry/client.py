@@ -178,13 +178,13 @@ class Session:
 
     def _unreachable(self, scheme: str, error: Exception) -> MinidockerError:
         text = str(error)
-        if scheme == "https" and ("SSL" in text or "certificate" in text):
-            if "CERTIFICATE_VERIFY_FAILED" in text:
-                return tls.explain_tls_failure(self.host, error)
+        if "WRONG_VERSION_NUMBER" in text:  # the answer to our TLS hello was plain HTTP
             return RegistryClientError(
                 f'Get "https://{self.host}/v2/": http: server gave HTTP response to HTTPS '
-                f"client ({text}). If {self.host} is a plain-HTTP registry, allow it with "
+                f"client. If {self.host} is a plain-HTTP registry, allow it with "
                 f"--insecure-registry {self.host}")
+        if scheme == "https" and ("SSL" in text or "certificate" in text):
+            return tls.explain_tls_failure(self.host, error)
         return RegistryClientError(f'Get "{scheme}://{self.host}/v2/": {text}: is the '
                                    f"registry running there, and is the address right?")
 
@@ -193,7 +193,11 @@ class Session:
             self.http.close()
 
     def __enter__(self):
-        return self.connect()
+        try:
+            return self.connect()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *exc):
         self.close()

@@ -128,14 +128,21 @@ def is_insecure(host: str, extra: tuple[str, ...] = ()) -> bool:
 
 
 def explain_tls_failure(host: str, error: Exception) -> MinidockerError:
-    """The seeds' x509 error, with what to do about it."""
+    """The seeds' x509 errors, each with what to do about it."""
     text = str(error)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+    insecure = f"or, if you accept an unverified connection, use --insecure-registry {host}"
+    if "mismatch" in text:  # the certificate names other hosts (its subjectAltName)
         return MinidockerError(
-            f"Get \"https://{host}/v2/\": x509: certificate signed by unknown authority "
-            f"({text.rsplit(':', 1)[-1].strip(' )')}). The registry's certificate is signed "
-            f"by a CA this machine does not trust: put that CA in {certs_dir(host)}/ca.crt "
-            f"(for the kit's registry: the ca.crt next to its server.crt), or, if you accept "
-            f"an unverified connection, use --insecure-registry {host}")
-    return MinidockerError(f"TLS with {host} failed: {text}. If the registry speaks plain "
-                           f"HTTP, use --insecure-registry {host}")
+            f'Get "https://{host}/v2/": x509: certificate is not valid for {host} ({text}). '
+            f"Make the server's certificate for the name you use (minidocker registry certs "
+            f"--host NAME), {insecure}")
+    if "expired" in text:
+        return MinidockerError(f'Get "https://{host}/v2/": x509: certificate has expired or '
+                               f"is not yet valid ({text}); renew it, {insecure}")
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return MinidockerError(
+            f'Get "https://{host}/v2/": x509: certificate signed by unknown authority '
+            f"({text}). The registry's certificate is signed by a CA this machine does not "
+            f"trust: put that CA in {certs_dir(host)}/ca.crt (for the kit's registry: the "
+            f"ca.crt next to its server.crt), {insecure}")
+    return MinidockerError(f"TLS with {host} failed: {text}; {insecure}")
