@@ -8,19 +8,24 @@ since loopback is always an insecure registry (as in Docker).
 """
 
 import base64
+import contextlib
 import gzip
+import http.server
 import io
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tarfile
+import threading
+import time
 
 import httpx
 import pytest
 
-from tests.conftest import minidocker
+from tests.conftest import MINIDOCKER, minidocker
 from tests.registry_helpers import (
     OCI_INDEX,
     Server,
@@ -378,13 +383,11 @@ def test_push_and_pull_against_distribution_with_htpasswd(tmp_path, users, fresh
         server.stop()
 
 
-def test_a_foreign_layer_is_fetched_from_its_urls_without_the_registrys_credentials(
-        tmp_path, users, fresh):
-    import http.server
-    import threading
-
-    layer, diff_id = small_layer(b"foreign\n")
-    seen = []
+@contextlib.contextmanager
+def layer_mirror(layer: bytes, stall: bool = False):
+    """An HTTP server for one blob, recording each request's headers; with ``stall`` it
+    sends half the bytes and then waits (a download that never ends)."""
+    seen, release = [], threading.Event()
 
     class Mirror(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -392,29 +395,69 @@ def test_a_foreign_layer_is_fetched_from_its_urls_without_the_registrys_credenti
             self.send_response(200)
             self.send_header("Content-Length", str(len(layer)))
             self.end_headers()
-            self.wfile.write(layer)
+            self.wfile.write(layer[:len(layer) // 2] if stall else layer)
+            self.wfile.flush()
+            if stall:
+                release.wait(60)
 
         def log_message(self, *args):
             pass
 
     mirror = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Mirror)
     threading.Thread(target=mirror.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{mirror.server_address[1]}/layer", seen
+    finally:
+        release.set()
+        mirror.shutdown()
+        mirror.server_close()
+
+
+def push_foreign_image(client: httpx.Client, repository: str, layer: bytes, diff_id: str,
+                       url: str) -> None:
+    """``repository:1``, an image whose one layer is non-distributable: it lives at ``url``."""
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    foreign = descriptor("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                         layer, urls=[url])
+    manifest_bytes, _ = push_image(client, repository, "1", [], config=config)
+    manifest = json.loads(manifest_bytes) | {"layers": [foreign]}
+    assert put_manifest(client, repository, "1",
+                        json.dumps(manifest).encode()).status_code == 201
+
+
+def test_a_foreign_layer_is_fetched_from_its_urls_without_the_registrys_credentials(
+        tmp_path, users, fresh):
+    layer, diff_id = small_layer(b"foreign\n")
     server = auth_registry(tmp_path, users, "htpasswd")
     try:
-        client = httpx.Client(base_url=server.url, auth=("alice", "wonderland"), timeout=60)
-        config = json.dumps({"architecture": "amd64", "os": "linux",
-                             "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
-        url = f"http://127.0.0.1:{mirror.server_address[1]}/layer"
-        foreign = descriptor("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-                             layer, urls=[url])
-        manifest_bytes, _ = push_image(client, "foreign", "1", [], config=config)
-        manifest = json.loads(manifest_bytes) | {"layers": [foreign]}
-        assert put_manifest(client, "foreign", "1",
-                            json.dumps(manifest).encode()).status_code == 201
-        ok(fresh("login", "-u", "alice", "-p", "wonderland", server.host))
-        ok(fresh("pull", "--platform", "linux/amd64", f"{server.host}/foreign:1"))
+        with layer_mirror(layer) as (url, seen), httpx.Client(
+                base_url=server.url, auth=("alice", "wonderland"), timeout=60) as client:
+            push_foreign_image(client, "foreign", layer, diff_id, url)
+            ok(fresh("login", "-u", "alice", "-p", "wonderland", server.host))
+            ok(fresh("pull", "--platform", "linux/amd64", f"{server.host}/foreign:1"))
         assert len(seen) == 1 and "Authorization" not in seen[0]
-        client.close()
     finally:
         server.stop()
-        mirror.shutdown()
+
+
+def test_a_pull_killed_mid_download_leaves_nothing_named(registry, fresh):
+    layer, diff_id = small_layer(os.urandom(1 << 20))
+    with layer_mirror(layer, stall=True) as (url, seen), httpx.Client(
+            base_url=registry.url, timeout=60) as client:
+        push_foreign_image(client, "stalled", layer, diff_id, url)
+        pull = subprocess.Popen([*MINIDOCKER, "pull", "--platform", "linux/amd64",
+                                 f"{registry.host}/stalled:1"], env={**os.environ, **fresh.env},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the first half arrives
+        os.kill(pull.pid, signal.SIGKILL)
+        pull.wait()
+    assert seen and pull.returncode == -signal.SIGKILL
+    assert fresh("images", "-q").stdout == ""
+    leftovers = list((fresh.root / "tmp").glob(".tmp-*"))
+    assert leftovers  # the killed pull's download, under its PID
+    ok(fresh("image", "prune"))
+    assert not list((fresh.root / "tmp").glob(".tmp-*"))
