@@ -13,9 +13,10 @@ Every pull and push starts the same way, and ``Session`` holds what it learns:
    credentials (``credentials.py``) if any, anonymously otherwise — and send it as
    ``Authorization: Bearer``. A token that expires is fetched again on the next 401.
 
-The credentials go only to the registry and to the realm it names; redirects to another host
-(blob storage on a CDN) lose the ``Authorization`` header (httpx drops it when the origin
-changes), and layers with foreign ``urls`` are fetched without it (``pull.py``). Everything
+The credentials go only to the registry and to the realm it names: a ``Location`` on another
+host gets none, redirects to another host (blob storage on a CDN) lose the ``Authorization``
+header (httpx drops it when the origin changes), and layers with foreign ``urls`` are fetched
+without it (``pull.py``). Everything
 read whole (manifests, configs, tokens, error bodies) is capped in size.
 
 Spec: distribution-spec spec.md ("Determining Support", "Error Codes"); distribution's
@@ -264,7 +265,7 @@ class Session:
             f"{self.base}/v2/{self.target.repository}/{path}"
         for attempt in (1, 2):
             headers = dict(kwargs.pop("headers", {}) or {})
-            if self.authorization:
+            if self.authorization and url.startswith(self.base + "/"):  # never elsewhere
                 headers["Authorization"] = self.authorization
             content = body() if callable(body) else body
             request = self.http.build_request(method, url, headers=headers, content=content,
