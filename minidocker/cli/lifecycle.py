@@ -7,6 +7,7 @@ import click
 
 from minidocker.cli import CONTEXT, EngineCommand, Group, main, require_root
 from minidocker.cli.flags import container_request, later_stage_options
+from minidocker.cli.registry import ensure_image
 
 
 def container_options(command):
@@ -116,6 +117,7 @@ def run(detach, explain, explain_time, **options):
         explain_steps(detach, explain_time)
     from minidocker.container import create
 
+    ensure_image(config.Image)
     record = create(config, host, name)
     write_cidfile(cidfile, record.Id)
     if detach:
@@ -150,6 +152,7 @@ def create(**options):
 
     config, host, name = container_request(options)
     cidfile = check_cidfile(options["cidfile"])
+    ensure_image(config.Image)
     record = make(config, host, name)
     write_cidfile(cidfile, record.Id)
     click.echo(record.Id)
