@@ -38,6 +38,7 @@ class Cgroup(ABC):
     ``minidocker/<container id>``."""
 
     version: str  # "v1" or "v2"
+    discarded: dict[str, str] = {}  # Limits fields this version cannot apply -> the warning
 
     def __init__(self, name: str):
         self.name = name
@@ -51,6 +52,10 @@ class Cgroup(ABC):
 
     @abstractmethod
     def set_limits(self, limits: Limits) -> None: ...
+
+    def warnings(self, limits: Limits) -> list[str]:
+        """What of ``limits`` this version discards, one warning each (Docker's wording)."""
+        return [text for name, text in self.discarded.items() if getattr(limits, name)]
 
     @abstractmethod
     def stats(self) -> Stats: ...

@@ -20,7 +20,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from minidocker import cgroups, namespaces, security
+from minidocker import namespaces, security
 from minidocker.container import records
 from minidocker.container import tty as terminal
 from minidocker.container.start import environment
@@ -70,7 +70,7 @@ def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, s
         os.dup2(devnull, 0)
     pid1 = record.State["Pid"]
     report.step("join the cgroup")
-    cgroups.for_container(record.Id).add_process(os.getpid())
+    record.cgroup().add_process(os.getpid())
     report.step("join the namespaces")
     kinds = [k for k in namespaces.NAMESPACES  # with the user namespace, if it has one
              if namespaces.namespaces_of(pid1)[k] != namespaces.namespaces_of()[k]]

@@ -36,10 +36,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from minidocker import cgroups
 from minidocker.container import records, teardown
 from minidocker.container.config import parse_signal
-from minidocker.container.logs import LogEntry, follow, read_entries
+from minidocker.container.logs import LogEntry, check_readable, follow, read_entries
 from minidocker.container.names import check_name
 from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.namespaces import SIGNALS_TO_FORWARD
@@ -167,7 +166,7 @@ def stop(record: records.ContainerRecord, timeout: int | None = None) -> None:
     if timeout is None:
         timeout = record.Config.StopTimeout
     timeout = 10 if timeout is None else timeout
-    cgroup = cgroups.for_container(record.Id)
+    cgroup = record.cgroup()
     if record.status == "paused":
         cgroup.thaw()  # a frozen process cannot act on its signal
     _signal(record, parse_signal(record.Config.StopSignal or "SIGTERM"))
@@ -186,7 +185,7 @@ def kill(record: records.ContainerRecord, signame: str = "KILL") -> None:
     if signum in (signal.SIGKILL, parse_signal(record.Config.StopSignal or "SIGTERM")):
         record.update_state(ManuallyStopped=True)
     if record.status == "paused" and signum == signal.SIGKILL:
-        cgroups.for_container(record.Id).thaw()
+        record.cgroup().thaw()
     _signal(record, signum)
     if signum == signal.SIGKILL:
         _wait_for_exit(record, 10)
@@ -201,14 +200,14 @@ def pause(record: records.ContainerRecord) -> None:
     if record.status != "running":
         raise Conflict(f"Container {record.Name} is not running" if record.status != "paused"
                        else f"Container {record.Name} is already paused")
-    cgroups.for_container(record.Id).freeze()
+    record.cgroup().freeze()
     record.update_state(Status="paused")
 
 
 def unpause(record: records.ContainerRecord) -> None:
     if record.status != "paused":
         raise Conflict(f"Container {record.Name} is not paused")
-    cgroups.for_container(record.Id).thaw()
+    record.cgroup().thaw()
     record.update_state(Status="running")
 
 
@@ -266,6 +265,7 @@ def logs(record: records.ContainerRecord, follow_output: bool = False,
          tail: str = "all") -> Iterator[LogEntry]:
     """``logs [-f] [--tail N]``: what the container printed, oldest first; with
     ``follow_output``, more as it comes, until the container stops."""
+    check_readable(record.HostConfig.LogConfig)
     try:
         count = None if tail == "all" else int(tail)
     except ValueError:
@@ -292,7 +292,7 @@ def top(record: records.ContainerRecord, ps_args: list[str] | None = None) -> st
     """``top``: the container's processes, as ``ps -f`` on the host shows them (host PIDs)."""
     if record.status not in ("running", "paused"):
         raise Conflict(f"Container {record.Name} is not running")
-    pids = cgroups.for_container(record.Id).pids()
+    pids = record.cgroup().pids()
     if not pids:
         return ""
     result = subprocess.run(["ps", *(ps_args or ["-f"]), "-p", ",".join(map(str, pids))],

@@ -1,0 +1,206 @@
+"""The ``run`` flags Docker users reach for after the basics (issue 21): each one seen where it
+takes effect — from inside the container (``ulimit -n``, /proc/sys, ``df /dev/shm``) or in the
+kernel's own files on the host (the container's cgroup) — and in ``inspect`` under Docker's
+field names."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from minidocker import cgroups
+from minidocker.cgroups.limits import block_device_number
+from minidocker.container.records import find
+
+DRIVER = cgroups.for_container("x").version
+v1_only = pytest.mark.skipif(DRIVER != "v1", reason="the v1 files; the v2 run (classroom VM) "
+                             "reads memory.low, io.weight and io.max instead")
+DISK = next((d for d in ("/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/loop0")
+             if block_device_number(d)), None)
+
+
+def inspect(md, name: str, template: str):
+    result = md("inspect", "-f", f"{{{{json {template}}}}}", name)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def cgroup_file(name: str, controller: str, filename: str) -> str:
+    """A file of the container's own cgroup, read from the host."""
+    cgroup = find(name).cgroup()
+    directory = cgroup.path(controller) if DRIVER == "v1" else cgroup.path
+    return (directory / filename).read_text()
+
+
+# --- the process: rlimits, sysctls, /dev/shm, OOM score, domain name -------------------------
+
+def test_ulimit_is_set_before_exec(md):
+    result = md("run", "--rm", "--ulimit", "nofile=512:1024", "--ulimit", "nproc=77",
+                "busybox", "sh", "-c", "ulimit -n; ulimit -Hn; ulimit -u")
+    assert result.stdout.split() == ["512", "1024", "77"], result.stderr
+
+
+def test_namespaced_sysctls_are_written_inside_and_not_on_the_host(md):
+    host_shmmax = Path("/proc/sys/kernel/shmmax").read_text()
+    result = md("run", "--rm", "--sysctl", "net.ipv4.ip_forward=1",
+                "--sysctl", "kernel.shmmax=123456789", "--network", "none", "busybox", "sh",
+                "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax; "
+                      "echo 0 > /proc/sys/net/ipv4/ip_forward || echo read-only")
+    assert result.stdout.split()[:2] == ["1", "123456789"], result.stderr
+    assert "read-only" in result.stdout  # written before /proc/sys was made read-only
+    assert Path("/proc/sys/kernel/shmmax").read_text() == host_shmmax
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--sysctl", "vm.swappiness=1"], "not namespaced"),
+    (["--sysctl", "kernel.hostname=x"], "not namespaced"),
+    (["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"], "shared net namespace"),
+    (["--ipc", "host", "--sysctl", "kernel.shmmax=1"], "shared ipc namespace"),
+    (["--ipc", "host", "--sysctl", "fs.mqueue.msg_max=20"], "shared ipc namespace"),
+])
+def test_a_sysctl_that_would_change_the_host_is_refused_with_the_reason(md, args, words):
+    result = md("run", "--rm", *args, "busybox", "true")
+    assert result.returncode == 125 and words in result.stderr, result.stderr
+
+
+def test_shm_size_sizes_the_dev_shm_tmpfs(md):
+    result = md("run", "--rm", "--shm-size", "16m", "busybox", "df", "-k", "/dev/shm")
+    assert result.stdout.splitlines()[1].split()[1] == "16384", result.stdout
+
+
+def test_oom_score_adj_and_domainname_are_seen_inside(md, containers):
+    name = containers.run_d("--oom-score-adj", "300", "--domainname", "example.org",
+                            "busybox", "sleep", "30")
+    result = md("exec", name, "sh", "-c", "cat /proc/1/oom_score_adj; "
+                                          "cat /proc/sys/kernel/domainname")
+    assert result.stdout.split() == ["300", "example.org"], result.stderr
+    host = inspect(md, name, ".HostConfig")
+    assert (host["OomScoreAdj"], host["ShmSize"]) == (300, 64 * 2**20)
+    assert inspect(md, name, ".Config.Domainname") == "example.org"
+
+
+def test_ulimits_and_sysctls_show_in_inspect_under_dockers_names(md):
+    result = md("create", "--ulimit", "nofile=1024:2048", "--sysctl", "net.core.somaxconn=512",
+                "busybox", "true")
+    cid = result.stdout.strip()
+    try:
+        host = inspect(md, cid, ".HostConfig")
+        assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+        assert host["Sysctls"] == {"net.core.somaxconn": "512"}
+    finally:
+        md("rm", cid)
+
+
+# --- the cgroup: memory policy, io, cpuset, namespace and parent ----------------------------
+
+@v1_only
+def test_memory_reservation_swappiness_and_oom_kill_disable_reach_the_memory_cgroup(
+        md, containers):
+    name = containers.run_d("-m", "64m", "--memory-reservation", "20m",
+                            "--memory-swappiness", "10", "--oom-kill-disable",
+                            "busybox", "sleep", "30")
+    assert cgroup_file(name, "memory", "memory.soft_limit_in_bytes").strip() == "20971520"
+    assert cgroup_file(name, "memory", "memory.swappiness").strip() == "10"
+    assert "oom_kill_disable 1" in cgroup_file(name, "memory", "memory.oom_control")
+    host = inspect(md, name, ".HostConfig")
+    assert (host["MemoryReservation"], host["MemorySwappiness"], host["OomKillDisable"]) == \
+        (20971520, 10, True)
+
+
+@v1_only
+@pytest.mark.skipif(DISK is None, reason="no block device to throttle")
+def test_blkio_weight_and_device_throttles_reach_the_blkio_cgroup(md, containers):
+    name = containers.run_d("--blkio-weight", "300", "--device-read-bps", f"{DISK}:1mb",
+                            "--device-write-bps", f"{DISK}:2mb", "busybox", "sleep", "30")
+    weight = "blkio.weight" if Path(find(name).cgroup().path("blkio"), "blkio.weight").exists() \
+        else "blkio.bfq.weight"
+    assert cgroup_file(name, "blkio", weight).split()[-1] == "300"
+    number = block_device_number(DISK)
+    assert cgroup_file(name, "blkio", "blkio.throttle.read_bps_device").strip() == \
+        f"{number} 1048576"
+    assert cgroup_file(name, "blkio", "blkio.throttle.write_bps_device").strip() == \
+        f"{number} 2097152"
+    assert inspect(md, name, ".HostConfig.BlkioDeviceReadBps") == \
+        [{"Path": DISK, "Rate": 1048576}]
+
+
+def test_cpuset_mems_reaches_the_cpuset_cgroup(md, containers):
+    name = containers.run_d("--cpuset-mems", "0", "busybox", "sleep", "30")
+    assert cgroup_file(name, "cpuset", "cpuset.mems").strip() == "0"
+    result = md("exec", name, "grep", "Mems_allowed_list", "/proc/self/status")
+    assert result.stdout.split()[-1] == "0"
+
+
+@pytest.mark.skipif(DRIVER != "v2", reason="v2 only: memory.low, io.weight, io.max (the "
+                    "classroom VM); this machine runs the v1 driver")
+def test_v2_memory_low_and_io_files(md, containers):
+    name = containers.run_d("--memory-reservation", "20m", "--blkio-weight", "500",
+                            "busybox", "sleep", "30")
+    assert cgroup_file(name, "", "memory.low").strip() == "20971520"
+    assert cgroup_file(name, "", "io.weight").split()[-1] == str(cgroups.limits.io_weight(500))
+
+
+def test_cgroupns_host_keeps_the_hosts_cgroup_namespace(md):
+    script = "readlink /proc/self/ns/cgroup"
+    host = os.readlink("/proc/self/ns/cgroup")
+    shared = md("run", "--rm", "--cgroupns", "host", "busybox", "sh", "-c", script)
+    private = md("run", "--rm", "--cgroupns", "private", "busybox", "sh", "-c", script)
+    assert shared.stdout.strip() == host, shared.stderr
+    assert private.stdout.strip() not in ("", host), private.stderr
+
+
+def test_cgroup_parent_places_the_cgroup_and_goes_with_it(md, containers):
+    parent = f"md-parent-{os.getpid()}"
+    name = containers.run_d("--cgroup-parent", f"/{parent}", "busybox", "sleep", "30")
+    cgroup = find(name).cgroup()
+    assert all(d.parent.name == parent and d.is_dir() for d in cgroup.directories())
+    pid = find(name).State["Pid"]
+    assert f"/{parent}/{find(name).Id}" in Path(f"/proc/{pid}/cgroup").read_text()
+    assert inspect(md, name, ".HostConfig.CgroupParent") == f"/{parent}"
+    md("rm", "-f", name)
+    assert not any(d.exists() or d.parent.exists() for d in cgroup.directories())
+
+
+# --- metadata and logging -----------------------------------------------------------------
+
+def test_labels_from_flags_and_a_file_show_in_inspect(md, containers, tmp_path):
+    labels = tmp_path / "labels"
+    labels.write_text("# team labels\ntier=web\nowner=ada\n")
+    name = containers.run_d("--label", "owner=grace", "-l", "solo", "--label-file",
+                            str(labels), "busybox", "sleep", "30")
+    assert inspect(md, name, ".Config.Labels") == {"tier": "web", "owner": "grace", "solo": ""}
+
+
+def test_log_driver_none_keeps_nothing_and_logs_refuses(md, containers):
+    name = containers.name()
+    result = md("run", "--name", name, "--log-driver", "none", "busybox", "echo", "hello")
+    assert result.stdout == "hello\n"  # the terminal still gets it
+    assert not Path(find(name).LogPath).exists()
+    refused = md("logs", name)
+    assert refused.returncode == 1
+    assert "configured logging driver does not support reading" in refused.stderr
+    assert inspect(md, name, ".HostConfig.LogConfig.Type") == "none"
+
+
+def test_log_driver_local_is_read_back_by_logs(md, containers):
+    name = containers.name()
+    md("run", "--name", name, "--log-driver", "local", "busybox", "echo", "kept")
+    assert md("logs", name).stdout == "kept\n"
+
+
+def test_pull_missing_and_never_use_the_local_image_and_always_needs_a_registry(md):
+    for policy in ("missing", "never"):
+        assert md("run", "--rm", "--pull", policy, "busybox", "true").returncode == 0
+    result = md("run", "--rm", "--pull", "always", "busybox", "true")
+    assert result.returncode == 125 and "needs a registry" in result.stderr
+
+
+def test_platform_of_this_machine_is_accepted(md):
+    import platform
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}[platform.machine()]
+    assert md("run", "--rm", "--platform", f"linux/{arch}", "busybox", "true").returncode == 0
+    other = "linux/s390x"
+    result = md("run", "--rm", "--platform", other, "busybox", "true")
+    assert result.returncode == 125 and "does not emulate" in result.stderr
