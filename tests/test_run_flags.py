@@ -204,3 +204,49 @@ def test_platform_of_this_machine_is_accepted(md):
     other = "linux/s390x"
     result = md("run", "--rm", "--platform", other, "busybox", "true")
     assert result.returncode == 125 and "does not emulate" in result.stderr
+
+
+# --- a static address on a user network ----------------------------------------------------
+
+@pytest.fixture
+def user_network(md):
+    name = f"flags-{os.getpid()}"
+    created = md("network", "create", "--subnet", "10.231.0.0/24", name)
+    assert created.returncode == 0, created.stderr
+    yield name
+    md("network", "rm", name)
+
+
+def test_ip_and_mac_address_on_a_user_network_are_the_containers(md, containers,
+                                                                  user_network):
+    name = containers.run_d("--network", user_network, "--ip", "10.231.0.42",
+                            "--mac-address", "02:aa:bb:cc:dd:ee", "busybox", "sleep", "30")
+    inside = md("exec", name, "ip", "addr", "show", "eth0").stdout
+    assert "inet 10.231.0.42/24" in inside and "link/ether 02:aa:bb:cc:dd:ee" in inside
+    settings = inspect(md, name, ".NetworkSettings.Networks")[user_network]
+    assert settings["IPAMConfig"] == {"IPv4Address": "10.231.0.42"}
+    assert (settings["IPAddress"], settings["MacAddress"]) == ("10.231.0.42", "02:aa:bb:cc:dd:ee")
+    taken = md("run", "--rm", "--network", user_network, "--ip", "10.231.0.42", "busybox", "true")
+    assert taken.returncode == 125 and "Address already in use" in taken.stderr
+    outside = md("run", "--rm", "--network", user_network, "--ip", "10.232.0.9", "busybox",
+                 "true")
+    assert outside.returncode == 125 and "does not belong" in outside.stderr
+
+
+def test_the_new_fields_round_trip_through_dockers_json():
+    from minidocker.cgroups import Limits
+    from minidocker.container.config import HostConfig
+
+    limits = Limits(memory_swappiness=0, oom_kill_disable=True, cpuset_mems="0",
+                    blkio_device_write_bps=(("/dev/vda", 1024),), memory_reservation=2**23)
+    host = HostConfig(Resources=limits, Ulimits=[{"Name": "nofile", "Soft": 1, "Hard": 2}],
+                      Sysctls={"net.ipv4.ip_forward": "1"}, ShmSize=2**24, OomScoreAdj=-5,
+                      CgroupParent="/x", IPAMConfig={"IPv4Address": "10.0.0.2"})
+    data = json.loads(json.dumps(host.to_dict()))
+    assert data["MemorySwappiness"] == 0 and data["BlkioWeight"] == 0
+    assert data["BlkioDeviceWriteBps"] == [{"Path": "/dev/vda", "Rate": 1024}]
+    again = HostConfig.from_dict(data)
+    assert again.Resources == limits
+    assert (again.Ulimits, again.Sysctls, again.ShmSize, again.OomScoreAdj, again.CgroupParent,
+            again.IPAMConfig) == (host.Ulimits, host.Sysctls, 2**24, -5, "/x", host.IPAMConfig)
+    assert HostConfig.from_dict(HostConfig().to_dict()).Resources == Limits()
