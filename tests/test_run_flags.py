@@ -5,6 +5,9 @@ field names."""
 
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,8 @@ import pytest
 from minidocker import cgroups
 from minidocker.cgroups.limits import block_device_number
 from minidocker.container.records import find
+
+from .conftest import MINIDOCKER
 
 DRIVER = cgroups.for_container("x").version
 v1_only = pytest.mark.skipif(DRIVER != "v1", reason="the v1 files; the v2 run (classroom VM) "
@@ -250,3 +255,45 @@ def test_the_new_fields_round_trip_through_dockers_json():
     assert (again.Ulimits, again.Sysctls, again.ShmSize, again.OomScoreAdj, again.CgroupParent,
             again.IPAMConfig) == (host.Ulimits, host.Sysctls, 2**24, -5, "/x", host.IPAMConfig)
     assert HostConfig.from_dict(HostConfig().to_dict()).Resources == Limits()
+
+
+# --- the terminal: signals and detach keys ------------------------------------------------
+
+@pytest.mark.parametrize("flags, heard", [([], True), (["--sig-proxy=false"], False)])
+def test_sig_proxy_false_keeps_signals_from_pid_1(containers, flags, heard):
+    script = 'trap "echo heard" USR1; echo ready; sleep 2 & wait; echo end'
+    run = subprocess.Popen([*MINIDOCKER, "run", "--name", containers.name(), *flags,
+                            "busybox", "sh", "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout.readline() == "ready\n"
+        os.kill(run.pid, signal.SIGUSR1)
+        rest = run.stdout.read()
+        assert run.wait(timeout=10) == 0
+    finally:
+        run.kill()
+        run.wait()
+    assert ("heard" in rest) is heard and "end" in rest
+
+
+def test_attach_detaches_with_its_own_detach_keys(md, containers):
+    name = containers.run_d("-i", "busybox", "sh", "-c", 'while read l; do echo "got $l"; done')
+    client = subprocess.Popen([*MINIDOCKER, "attach", "--detach-keys", "ctrl-x,x", name],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)  # connected
+        for typed in (b"ctrl-p ctrl-q \x10\x11 and ctrl-x", b"\x18", b" go in\n"):
+            client.stdin.write(typed)  # Docker's keys are plain keys now; a lone ctrl-x is
+            client.stdin.flush()        # held until the next key says it is not the escape
+            time.sleep(0.2)
+        assert client.stdout.readline() == b"got ctrl-p ctrl-q \x10\x11 and ctrl-x\x18 go in\n"
+        client.stdin.write(b"\x18x")
+        client.stdin.flush()
+        assert client.wait(timeout=5) == 0
+        assert b"read escape sequence" in client.stderr.read()
+    finally:
+        client.kill()
+        client.wait()
+    assert inspect(md, name, ".State.Status") == "running"
+    refused = md("attach", "--detach-keys", "ctrl-1", name)
+    assert refused.returncode == 1 and "invalid --detach-keys 'ctrl-1'" in refused.stderr

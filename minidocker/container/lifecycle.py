@@ -115,14 +115,15 @@ def start(record: records.ContainerRecord, attach: bool = False) -> int:
     return launch(record, wait_for_attach=attach)
 
 
-def run_in_foreground(record: records.ContainerRecord) -> int:
+def run_in_foreground(record: records.ContainerRecord, sig_proxy: bool = True) -> int:
     """``docker run`` without ``-d``: this process is the container's monitor, with our
-    terminal attached (output logged too, so ``logs`` works later); returns the exit code."""
+    terminal attached (output logged too, so ``logs`` works later); returns the exit code.
+    With ``sig_proxy`` False (``--sig-proxy=false``) signals to us do not reach PID 1."""
     from minidocker.container import tty as terminal
     from minidocker.container.monitor import Monitor, Terminal
 
     interactive, raw = record.Config.OpenStdin, record.Config.Tty and record.Config.OpenStdin
-    proxy = SignalProxy(raw_terminal=raw)
+    proxy = SignalProxy(raw_terminal=raw, forward=sig_proxy)
     monitor = Monitor(record, local=Terminal(interactive))
     with terminal.raw_terminal(0) if raw else contextlib.nullcontext():
         code = monitor.run(on_start=lambda container: proxy.deliver_to(container.process))
@@ -136,15 +137,18 @@ def run_in_foreground(record: records.ContainerRecord) -> int:
 
 class SignalProxy:
     """docker run's --sig-proxy: signals sent to the CLI go on to the container's PID 1.
-    Installed before the container starts; what arrives early is held and delivered later."""
+    Installed before the container starts; what arrives early is held and delivered later.
+    With ``forward`` False (``--sig-proxy=false``) they are ignored instead: PID 1 never hears
+    them, and the CLI — the container's monitor in a foreground run — stays with it (stop it
+    with ``minidocker stop`` or ``kill``)."""
 
-    def __init__(self, raw_terminal: bool):
+    def __init__(self, raw_terminal: bool, forward: bool = True):
         self.process, self.pending = None, []
         proxied = [s for s in SIGNALS_TO_FORWARD if s != signal.SIGWINCH]
         if raw_terminal:  # Ctrl-C arrives as a byte through the raw pty: pass on only
             proxied = [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]
         for signum in proxied:
-            signal.signal(signum, self._received)
+            signal.signal(signum, self._received if forward else signal.SIG_IGN)
 
     def _received(self, signum, _frame) -> None:
         if self.process is None:
