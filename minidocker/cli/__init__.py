@@ -21,6 +21,8 @@ import sys
 
 import click
 
+from minidocker.cli.flags import filter_option
+
 CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
 click.UsageError.exit_code = 125  # ``minidocker --nope``: Docker's code for a bad flag
 
@@ -124,12 +126,16 @@ def commit(author, message, changes, container, repository):
 @click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
               "template, e.g. '{{.Repository}}:{{.Tag}}' (fields: .ID .Repository .Tag "
               ".Digest .CreatedSince .CreatedAt .Size).")
-def images(show_all, quiet, fmt):
+@filter_option
+def images(show_all, quiet, fmt, filters):
     """List images."""
     from minidocker.cli.formatting import IMAGE_HEADERS, IMAGES_TABLE, format_rows, image_rows
+    from minidocker.image import filters as by
     from minidocker.image.store import ImageStore
 
-    rows = [row for image in ImageStore().images() for row in image_rows(image)]
+    store = ImageStore()
+    chosen = by.select(store.images(), by.parse(filters), store)
+    rows = [row for image in chosen for row in image_rows(image)]
     if quiet:
         click.echo("".join(dict.fromkeys(f"{row['ID']}\n" for row in rows)), nl=False)
         return

@@ -382,3 +382,11 @@ def read_env_file(path: str, flag: str = "--env-file") -> list[str]:
                                   "whitespaces or is empty; write KEY=VALUE")
         items.append(line)
     return items
+
+
+def filter_option(command):
+    """``-f/--filter KEY=VALUE`` of a listing (ps, images, volume ls, network ls); each kind's
+    keys live with it (see minidocker/filters.py)."""
+    return click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
+                        help="Filter the list, e.g. label=tier=web (repeatable; a wrong KEY "
+                        "is told the keys).")(command)

@@ -6,7 +6,7 @@ import sys
 import click
 
 from minidocker.cli import CONTEXT, EngineCommand, Group, main, require_root
-from minidocker.cli.flags import container_request, later_stage_options
+from minidocker.cli.flags import container_request, filter_option, later_stage_options
 
 
 def container_options(command):
@@ -214,13 +214,16 @@ def _relay_with_signals(record, client, with_stdin: bool, detach_keys: bytes,
 @click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
               "template, e.g. 'table {{.ID}}\\t{{.Names}}' (fields: .ID .Image .Command "
               ".CreatedAt .RunningFor .Ports .Status .State .Names .Labels .Mounts .Networks).")
-def ps(show_all, quiet, no_trunc, fmt):
+@filter_option
+def ps(show_all, quiet, no_trunc, fmt, filters):
     """List containers."""
     from minidocker.cli.formatting import CONTAINER_HEADERS, PS_TABLE, container_row, format_rows
+    from minidocker.container import filters as by
     from minidocker.container.lifecycle import ACTIVE, current_records
 
-    rows = [container_row(r, no_trunc) for r in current_records()
-            if show_all or r.status in ACTIVE]
+    chosen = by.parse(filters)
+    shown = [r for r in current_records() if show_all or by.shows_all(chosen) or r.status in ACTIVE]
+    rows = [container_row(r, no_trunc) for r in by.select(shown, chosen)]
     if quiet:
         click.echo("".join(f"{row['ID']}\n" for row in rows), nl=False)
         return
