@@ -220,11 +220,12 @@ def user_network(md):
     created = md("network", "create", "--subnet", "10.231.0.0/24", name)
     assert created.returncode == 0, created.stderr
     yield name
-    md("network", "rm", name)
+    assert md("network", "rm", name).returncode == 0
 
 
-def test_ip_and_mac_address_on_a_user_network_are_the_containers(md, containers,
-                                                                  user_network):
+def test_ip_and_mac_address_on_a_user_network_are_the_containers(md, user_network,
+                                                                  containers):
+    # (the network first: it is removed after the containers on it)
     name = containers.run_d("--network", user_network, "--ip", "10.231.0.42",
                             "--mac-address", "02:aa:bb:cc:dd:ee", "busybox", "sleep", "30")
     inside = md("exec", name, "ip", "addr", "show", "eth0").stdout
