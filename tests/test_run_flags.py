@@ -41,10 +41,14 @@ def cgroup_file(name: str, controller: str, filename: str) -> str:
 
 # --- the process: rlimits, sysctls, /dev/shm, OOM score, domain name -------------------------
 
-def test_ulimit_is_set_before_exec(md):
+def test_ulimit_is_set_before_exec_and_holds_for_exec_too(md, containers):
     result = md("run", "--rm", "--ulimit", "nofile=512:1024", "--ulimit", "nproc=77",
                 "busybox", "sh", "-c", "ulimit -n; ulimit -Hn; ulimit -u")
     assert result.stdout.split() == ["512", "1024", "77"], result.stderr
+    name = containers.run_d("--ulimit", "nofile=300", "--oom-score-adj", "200", "busybox",
+                            "sleep", "30")
+    result = md("exec", name, "sh", "-c", "ulimit -n; cat /proc/self/oom_score_adj")
+    assert result.stdout.split() == ["300", "200"], result.stderr
 
 
 def test_namespaced_sysctls_are_written_inside_and_not_on_the_host(md):

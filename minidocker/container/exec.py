@@ -21,7 +21,7 @@ import socket
 from dataclasses import dataclass, field
 
 from minidocker import namespaces, security
-from minidocker.container import records
+from minidocker.container import records, tunables
 from minidocker.container import tty as terminal
 from minidocker.container.start import environment
 from minidocker.errors import Conflict
@@ -86,6 +86,9 @@ def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, s
                       home=user.home)
     report.step("change to the working directory")
     os.chdir(spec.workdir or config.WorkingDir)
+    report.step("set the rlimits")  # --ulimit holds for exec'd processes too, as in runc
+    tunables.set_rlimits(record.HostConfig.Ulimits)
+    tunables.set_oom_score_adj(os.getpid(), record.HostConfig.OomScoreAdj)
     if console:
         report.step("open the terminal")
         namespaces.open_console(console)

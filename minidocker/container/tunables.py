@@ -85,8 +85,13 @@ def set_oom_score_adj(pid: int, value: int) -> None:
     """proc(5): the OOM killer adds ``value`` (per mille of memory) to the process's badness;
     its children inherit it. 0 is what every process starts with."""
     if value:
-        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
-            f.write(str(value))
+        try:
+            with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+                f.write(str(value))
+        except PermissionError as exc:  # below the process's minimum: CAP_SYS_RESOURCE
+            raise MinidockerError(f"cannot set --oom-score-adj {value}: lowering the score "
+                                  "needs CAP_SYS_RESOURCE, which this process lacks (run "
+                                  "as real root, or give a value of 0 or more)") from exc
 
 
 # --- sysctls ------------------------------------------------------------------------------
