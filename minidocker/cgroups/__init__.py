@@ -48,7 +48,9 @@ def for_container(container_id: str, cgroup_parent: str = "") -> Cgroup:
     are (v1 and hybrid: the v1 trees; v2: the unified tree). ``cgroup_parent`` is the
     container's ``--cgroup-parent``, a path below each hierarchy's root."""
     name = f"{cgroup_parent.strip('/') or parent()}/{container_id}"
-    return CgroupV2(name, CGROUP_ROOT) if layout() == "v2" else CgroupV1(name)
+    cgroup = CgroupV2(name, CGROUP_ROOT) if layout() == "v2" else CgroupV1(name)
+    cgroup.owns_parent = not cgroup_parent.strip("/")
+    return cgroup
 
 
 def warnings(limits: Limits) -> list[str]:

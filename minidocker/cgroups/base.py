@@ -39,6 +39,8 @@ class Cgroup(ABC):
 
     version: str  # "v1" or "v2"
     discarded: dict[str, str] = {}  # Limits fields this version cannot apply -> the warning
+    owns_parent = True  # minidocker's own parent goes with its last container; not one
+    # given with --cgroup-parent, which may be shared with others (Docker leaves it too)
 
     def __init__(self, name: str):
         self.name = name
@@ -108,7 +110,8 @@ class Cgroup(ABC):
         for directory in self.directories():
             _rmdir_retrying(directory)
             try:
-                directory.parent.rmdir()  # the shared parent goes with its last container
+                if self.owns_parent:
+                    directory.parent.rmdir()  # the shared parent goes with its last container
             except OSError:
                 pass
 
