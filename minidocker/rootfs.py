@@ -36,7 +36,7 @@ MASKED_PATHS = {
     "/proc/asound": "sound cards of the host",
     "/proc/acpi": "ACPI tables and power controls of the host",
     "/proc/kcore": "the host's physical memory, as an ELF core file",
-    "/proc/keys": "the kernel keyrings of every user on the host",
+    "/proc/keys": "keyrings are not namespaced: the keys root on the host and in other containers may view",
     "/proc/latency_stats": "latency of host processes (a side channel)",
     "/proc/timer_list": "timers of every host process (a side channel)",
     "/proc/timer_stats": "who set timers on the host",

@@ -10,11 +10,14 @@ Man pages: rename(2), fsync(2).
 Used by: every stage; notebooks 05-images, 07-volumes and 09-security show the state root.
 """
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 DEFAULT_ROOT = "/var/lib/minidocker"
 
@@ -40,10 +43,21 @@ def now() -> str:
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` in one step: temp file, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path | str, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """``with atomic_file(path) as f:`` — write ``f``; ``path`` appears, complete, only when
+    the block ends without an error. Until then the bytes live in a temp file next to it
+    (same filesystem, so the rename is one step), removed if the block fails."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)

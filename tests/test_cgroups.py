@@ -180,6 +180,14 @@ def test_limits_are_parsed_like_docker():
         build_limits(memory="")
 
 
+
+@pytest.mark.parametrize("shares, weight", [(2, 1), (1024, 100), (262144, 10000),
+                                            (256, 35), (2000, 170), (22000, 1204)])
+def test_cpu_shares_become_the_cpu_weight_runc_and_crun_write(shares, weight):
+    # runc >= 1.3.2 and crun >= 1.23: min, default and max map onto each other; 2000 -> 170 is
+    # runc issue #4896's example, 22000 -> 1204 youki's port of the same formula
+    assert cgroups.limits.cpu_weight(shares) == weight
+
 # --- the v2 driver on the unified tree of this machine --------------------------------------
 
 UNIFIED = cgroups.unified_root()

@@ -2,6 +2,8 @@
 
 import os
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +44,13 @@ def test_missing_command_gives_127_with_a_message(md):
     assert one_clean_line(result) == 'minidocker: exec: "/no/such/binary": no such file or directory\n'
 
 
+def readable_by_anyone(path: Path) -> bool:
+    """Can another user reach this checkout (every directory above it o+x, itself o+r)?"""
+    return all(os.stat(p).st_mode & 0o005 == 0o005 for p in [path, *path.parents])
+
+
+@pytest.mark.skipif(not readable_by_anyone(Path.cwd()), reason="this checkout is not readable "
+                    "by other users (under /root?): the installed command's test covers it")
 def test_not_root():
     result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                              *MINIDOCKER, "run", "--rm", "busybox", "true"],
@@ -62,3 +71,24 @@ def test_missing_kernel_privilege_is_reported_not_crashed():
 
 def test_ps_and_rm_errors(md):
     assert "No such container: ghost" in one_clean_line(md("rm", "ghost"))
+
+
+def test_not_root_through_the_installed_command_wherever_the_checkout_lives():
+    """``./kit setup`` installs ``minidocker`` as a wrapper: a user who cannot even read the
+    venv (a checkout under /root) gets the same sentence, not a ModuleNotFoundError."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as place:
+        place = Path(place)
+        place.chmod(0o755)  # the wrapper itself is reachable, the venv is not
+        locked = place / "locked"
+        (locked / "venv" / "bin").mkdir(parents=True)
+        locked.chmod(0o700)
+        command = place / "minidocker"
+        kit = Path(__file__).resolve().parents[1] / "kit"
+        subprocess.run(["bash", str(kit), "install-command", str(command)], check=True,
+                       env={**os.environ, "MINIDOCKER_VENV": str(locked / "venv")})
+        result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                 str(command), "run", "--rm", "busybox", "true"],
+                                capture_output=True, text=True, cwd="/")
+    assert result.returncode == 125
+    error = one_clean_line(result)
+    assert "'run' needs root" in error and "sudo minidocker run" in error

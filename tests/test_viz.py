@@ -270,3 +270,18 @@ def test_refresh_executes_a_notebook_in_place_in_its_directory(tmp_path):
     refresh.execute(path)
     output = nbformat.read(path, as_version=4).cells[0].outputs[0].text
     assert output == f"{tmp_path} {os.environ['MINIDOCKER_ROOT']}\n"
+
+
+def test_every_picture_fits_the_notebook_column():
+    """Each graphviz picture of the course is drawn at most 8.5 inches wide (graphviz's
+    ``size``), so JupyterLab never shows one running past the column."""
+    import re
+    from pathlib import Path
+
+    import minidocker.viz
+
+    folder = Path(minidocker.viz.__file__).parent
+    calls = [(path.name, call) for path in folder.glob("*.py")
+             for call in re.findall(r"graphviz\.Digraph\((.*?)\)\n", path.read_text(), re.S)]
+    assert len(calls) >= 7
+    assert [name for name, call in calls if "FITS_THE_COLUMN" not in call] == []

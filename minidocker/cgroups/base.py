@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from minidocker import explain
 from minidocker.cgroups.limits import Limits
 
 
@@ -76,7 +77,7 @@ class Cgroup(ABC):
     def add_process(self, pid: int) -> None:
         """Move ``pid`` (and from then on its children) into this cgroup."""
         for directory in self.directories():
-            (directory / "cgroup.procs").write_text(str(pid))
+            write_file(directory / "cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:
         procs = self.directories()[0] / "cgroup.procs"
@@ -127,6 +128,19 @@ def _rmdir_retrying(directory: Path) -> None:
         except OSError:
             time.sleep(0.01)
     directory.rmdir()
+
+
+def write_file(path: Path, value: str) -> None:
+    """Write one cgroup file: this is how every limit reaches the kernel (cgroups(7))."""
+    explain.step("write", f"{path}, {value!r}")
+    path.write_text(value)
+
+
+def make_dir(path: Path) -> None:
+    """mkdir(2) in a cgroup filesystem: the kernel fills the new directory with its files."""
+    if not path.is_dir():
+        explain.step("mkdir", str(path))
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def read_int(path: Path, default: int = 0) -> int:

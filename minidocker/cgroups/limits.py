@@ -11,6 +11,7 @@ kernel docs admin-guide/cgroup-v1/blkio-controller.rst, cgroup-v2.rst ("IO").
 Used by: notebook 03-cgroups (``run -m``, ``--cpus``, ``--pids-limit``), bench/run.py.
 """
 
+import math
 import os
 import re
 import stat
@@ -233,8 +234,17 @@ def _int_in(flag, text, low, high):
 
 
 def cpu_weight(shares: int) -> int:
-    """cgroup v1 ``cpu.shares`` (2..262144) -> v2 ``cpu.weight`` (1..10000), as runc maps it."""
-    return 1 + ((shares - 2) * 9999) // 262142
+    """cgroup v1 ``cpu.shares`` (2..262144) -> v2 ``cpu.weight`` (1..10000), as runc (since
+    1.3.2) and crun (since 1.23) map it: a quadratic in log2(shares) that sends the minimum,
+    the default and the maximum onto each other (2 -> 1, 1024 -> 100, 262144 -> 10000). The
+    linear map they used before sent the default 1024 to 39, so a container with default shares
+    got less than half the weight of a process outside it (runc issue #4772, crun #1721)."""
+    if shares <= 2:
+        return 1
+    if shares >= 262144:
+        return 10000
+    log = math.log2(shares)
+    return math.ceil(10 ** ((log * log + 125 * log) / 612 - 7 / 34))
 
 
 def io_weight(blkio_weight: int) -> int:

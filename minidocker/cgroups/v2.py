@@ -19,7 +19,7 @@ Used by: notebook 03-cgroups on a v2 machine (Ubuntu 24.04, the classroom VM), l
 import time
 from pathlib import Path
 
-from minidocker.cgroups.base import Cgroup, Stats, read_int, read_keyed
+from minidocker.cgroups.base import Cgroup, Stats, make_dir, read_int, read_keyed, write_file
 from minidocker.cgroups.limits import Limits, block_device_number, cpu_weight, io_weight
 
 WANTED = ("cpu", "cpuset", "io", "memory", "pids")
@@ -51,7 +51,7 @@ class CgroupV2(Cgroup):
         for part in Path(self.name).parts:
             enable_controllers(directory)  # a parent passes controllers down before the mkdir
             directory = directory / part
-            directory.mkdir(exist_ok=True)
+            make_dir(directory)
 
     def set_limits(self, limits: Limits) -> None:
         needed = _controllers_for(limits)
@@ -60,36 +60,36 @@ class CgroupV2(Cgroup):
             raise OSError(f"the cgroup v2 controllers {', '.join(sorted(missing))} are not "
                           f"available in {self.root}")
         if limits.memory is not None:
-            (self.path / "memory.max").write_text(str(limits.memory))
+            write_file(self.path / "memory.max", str(limits.memory))
             swap_max = self.path / "memory.swap.max"
             if swap_max.exists():
                 swap = limits.memory_swap
                 value = "max" if swap == -1 else (swap - limits.memory if swap else
                                                    limits.memory)
-                swap_max.write_text(str(value))
+                write_file(swap_max, str(value))
         if limits.cpu_quota is not None or limits.cpu_period is not None:
             quota = limits.cpu_quota if limits.cpu_quota is not None else "max"
-            (self.path / "cpu.max").write_text(f"{quota} {limits.cpu_period or 100000}")
+            write_file(self.path / "cpu.max", f"{quota} {limits.cpu_period or 100000}")
         if limits.cpu_shares is not None:
-            (self.path / "cpu.weight").write_text(str(cpu_weight(limits.cpu_shares)))
+            write_file(self.path / "cpu.weight", str(cpu_weight(limits.cpu_shares)))
         if limits.cpuset_cpus is not None:
-            (self.path / "cpuset.cpus").write_text(limits.cpuset_cpus)
+            write_file(self.path / "cpuset.cpus", limits.cpuset_cpus)
         if limits.pids_limit is not None:
-            (self.path / "pids.max").write_text(str(limits.pids_limit))
+            write_file(self.path / "pids.max", str(limits.pids_limit))
         if limits.memory_reservation is not None:
-            (self.path / "memory.low").write_text(str(limits.memory_reservation))
+            write_file(self.path / "memory.low", str(limits.memory_reservation))
         if limits.cpuset_mems is not None:
-            (self.path / "cpuset.mems").write_text(limits.cpuset_mems)
+            write_file(self.path / "cpuset.mems", limits.cpuset_mems)
         self._set_io(limits)
 
     def _set_io(self, limits: Limits) -> None:
         """The io controller: a weight and, per block device, a line of io.max."""
         if limits.blkio_weight is not None:
-            (self.path / "io.weight").write_text(str(io_weight(limits.blkio_weight)))
+            write_file(self.path / "io.weight", str(io_weight(limits.blkio_weight)))
         for key, rates in (("rbps", limits.blkio_device_read_bps),
                            ("wbps", limits.blkio_device_write_bps)):
             for device, rate in rates or ():
-                (self.path / "io.max").write_text(f"{block_device_number(device)} {key}={rate}")
+                write_file(self.path / "io.max", f"{block_device_number(device)} {key}={rate}")
 
     def stats(self) -> Stats:
         memory_max = read_int(self.path / "memory.max", -1)
@@ -130,7 +130,7 @@ def enable_controllers(directory: Path) -> None:
     available = set((directory / "cgroup.controllers").read_text().split())
     enabled = set((directory / "cgroup.subtree_control").read_text().split())
     for controller in sorted(set(WANTED) & available - enabled):
-        (directory / "cgroup.subtree_control").write_text(f"+{controller}")
+        write_file(directory / "cgroup.subtree_control", f"+{controller}")
 
 
 def _controllers_for(limits: Limits) -> set[str]:

@@ -16,6 +16,7 @@ traceback. As docker/cli (``cmd/docker/docker.go``, ``cli/required.go``) decides
   one...), a wrong number of arguments and an unknown command.
 """
 
+import contextlib
 import os
 import sys
 
@@ -134,7 +135,12 @@ def images(show_all, quiet, fmt, filters):
     from minidocker.image.store import ImageStore
 
     store = ImageStore()
-    chosen = by.select(store.images(), by.parse(filters), store)
+    images = store.images()
+    for broken in (image for image in images if image.damage):
+        name = broken.tags[0] if broken.tags else broken.short_id
+        click.echo(f"minidocker: image {name} is damaged: {broken.damage}; remove it with "
+                   f"'minidocker rmi -f {name}' or run 'minidocker image prune'", err=True)
+    chosen = by.select(images, by.parse(filters), store)
     rows = [row for image in chosen for row in image_rows(image)]
     if quiet:
         click.echo("".join(dict.fromkeys(f"{row['ID']}\n" for row in rows)), nl=False)
@@ -151,7 +157,8 @@ def tag(source, target):
     from minidocker.image.store import ImageStore
 
     store = ImageStore()
-    store.tag(store.get(source), target)
+    with store.transaction():  # the image cannot go between finding it and naming it
+        store.tag(store.get(source), target)
 
 
 @main.command(context_settings=CONTEXT)
@@ -162,9 +169,20 @@ def rmi(force, images):
     require_root("rmi")
     from minidocker.image.verbs import remove_image
 
-    users = images_in_use()
-    for name in images:
-        click.echo("\n".join(remove_image(name, force, users)))
+    with image_users() as users:
+        for name in images:
+            click.echo("\n".join(remove_image(name, force, users)))
+
+
+@contextlib.contextmanager
+def image_users():
+    """Which containers use which image (image ID -> container IDs), kept true while the caller
+    removes images: the containers lock holds every create back until the caller is done. The
+    engine's lock order: the containers lock, then the store lock, then one container's."""
+    from minidocker.container import records
+
+    with records.all_locked():
+        yield images_in_use()
 
 
 def images_in_use() -> dict[str, list[str]]:
@@ -205,7 +223,8 @@ def image_prune(everything):
     require_root("image prune")
     from minidocker.image.verbs import prune_images
 
-    removed = prune_images(everything, images_in_use())
+    with image_users() as users:
+        removed = prune_images(everything, users)
     click.echo("\n".join(removed) if removed else "Total reclaimed: nothing to remove")
 
 
@@ -270,36 +289,38 @@ def import_(changes, message, file, reference):
 
 
 def _tag_or_none(store, name):
-    from minidocker.image.verbs import tag_named
+    from minidocker.image.store import tag_named
 
     return tag_named(name, store.get(name))
 
 
-class _output:
-    """A file, or stdout when no file is given (and stdout is not a terminal)."""
+@contextlib.contextmanager
+def _output(path):
+    """A file, or stdout when no file is given (and stdout is not a terminal). The file is
+    written under a temporary name next to it and renamed at the end, as Docker's ``save -o``
+    does: a killed or failed ``save`` leaves no half archive under the name asked for."""
+    from minidocker.errors import MinidockerError
 
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        if self.path:
-            try:
-                self.file = open(self.path, "wb")
-            except OSError as exc:
-                from minidocker.errors import MinidockerError
-
-                raise MinidockerError(f"cannot write {self.path}: {exc.strerror}") from exc
-            return self.file
+    if not path:
         if sys.stdout.isatty():
-            from minidocker.errors import MinidockerError
-
             raise MinidockerError("cowardly refusing to write a tar to the terminal: use -o "
                                   "FILE or redirect stdout")
-        return sys.stdout.buffer
+        yield sys.stdout.buffer
+        return
+    from minidocker.state import atomic_file
 
-    def __exit__(self, *exc):
-        if self.path:
-            self.file.close()
+    with contextlib.ExitStack() as stack:
+        try:
+            file = stack.enter_context(atomic_file(path, mode=0o666 & ~_umask()))
+        except OSError as exc:
+            raise MinidockerError(f"cannot write {path}: {exc.strerror}") from exc
+        yield file
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 @main.command(context_settings=CONTEXT)
@@ -346,4 +367,4 @@ def lab_list():
 
 
 # The later stages' commands live in their own modules and add themselves to ``main``.
-from minidocker.cli import lifecycle, network, volume  # noqa: E402,F401  (registers the commands)
+from minidocker.cli import lifecycle, network, registry, volume  # noqa: E402,F401  (registers the commands)

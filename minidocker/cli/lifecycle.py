@@ -106,9 +106,13 @@ def detach_keys_option(command):
 
 @main.command(cls=EngineCommand, context_settings=RUN_CONTEXT)
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print its ID.")
+@click.option("--explain", is_flag=True, help="Print each kernel step of the start as it "
+              "happens: the syscalls, cgroup files, veth and iptables rules, in stage order.")
+@click.option("--explain-time", is_flag=True, help="--explain, with milliseconds since the "
+              "command began.")
 @sig_proxy_option
 @container_options
-def run(detach, sig_proxy, **options):
+def run(detach, explain, explain_time, sig_proxy, **options):
     """Run a command in a new container.
 
     \b
@@ -121,6 +125,8 @@ def run(detach, sig_proxy, **options):
     require_root("run")
     config, host, name = container_request(options)
     cidfile = check_cidfile(options["cidfile"])
+    if explain or explain_time:
+        explain_steps(detach, explain_time)
     from minidocker.container import create
 
     record = create(config, host, name)
@@ -134,6 +140,18 @@ def run(detach, sig_proxy, **options):
     from minidocker.container.lifecycle import run_in_foreground
 
     sys.exit(run_in_foreground(record, sig_proxy))
+
+
+def explain_steps(detach: bool, timing: bool) -> None:
+    """``--explain``: the engine's own trace (minidocker/explain.py) on our stderr. A detached
+    container is started by its monitor, another process: only a foreground run is told."""
+    from minidocker import explain
+    from minidocker.errors import MinidockerError
+
+    if detach:
+        raise MinidockerError("--explain tells the steps of a foreground run: drop -d (the "
+                              "monitor of a detached container starts it out of sight)")
+    explain.listen(2, timing=timing)
 
 
 @main.command(cls=EngineCommand, context_settings=RUN_CONTEXT)
@@ -474,7 +492,7 @@ def system_prune(everything, volumes, force):
     """Remove stopped containers, unused networks and images (and with --volumes, unused
     volumes), and what crashes left: half-made networks, unused user namespace layer copies."""
     require_root("system prune")
-    from minidocker.cli import images_in_use
+    from minidocker.cli import image_users
     from minidocker.cli.network import prune_networks
     from minidocker.cli.volume import volumes_in_use
     from minidocker.container.lifecycle import collect_layer_copies
@@ -487,11 +505,11 @@ def system_prune(everything, volumes, force):
                       "used by at least one container, and dangling images"
                       + (" and anonymous volumes" if volumes else "")
                       + ".\nAre you sure you want to continue?", abort=True)
-    deleted = {"Containers": prune_containers(),
-               "Networks": prune_networks(),
-               "Images": prune_images(everything, images_in_use()),
-               "Volumes": prune_volumes(volumes_in_use())[0] if volumes else [],
-               "user namespace layer copies": collect_layer_copies()}
+    deleted = {"Containers": prune_containers(), "Networks": prune_networks()}
+    with image_users() as users:  # no create takes an image while they go
+        deleted["Images"] = prune_images(everything, users)
+    deleted["Volumes"] = prune_volumes(volumes_in_use())[0] if volumes else []
+    deleted["user namespace layer copies"] = collect_layer_copies()
     lines = [f"Deleted {kind}:\n" + "".join(f"{item}\n" for item in items)
              for kind, items in deleted.items() if items]
     click.echo("\n".join(lines) or "Total reclaimed space: 0B\n", nl=False)

@@ -28,27 +28,39 @@ def diff(name: str) -> list[unionfs.Change]:
 
 def commit(name: str, tag: str | None = None, author: str = "", message: str = "",
            changes: list[str] = ()) -> Image:
-    """Turn the container's upper dir into a new image: parent layers + one layer."""
+    """Turn the container's upper dir into a new image: parent layers + one layer. One store
+    transaction, from the parent's lookup to the new name, so that no ``rmi`` or garbage
+    collection takes a layer away before the new image names it; inside it, the container's
+    own lock while its upper dir is read, so that an ``rm`` waits until the layer is made."""
     record = records.find(name)
     store = ImageStore()
-    parent = store.get(record.Image)
-    with store.scratch() as scratch:
-        tar_path = Path(scratch) / "layer.tar"
-        with open(tar_path, "wb") as out:
-            write_layer_tar(record.directory / "upper", out)
-        layer = store.add_layer(tar_path, source_dir=record.directory / "upper")
+    with store.scratch() as scratch, store.transaction():
+        parent = store.get(record.Image)
+        with record.locked():  # NotFound if an rm came first
+            tar_path = Path(scratch) / "layer.tar"
+            with open(tar_path, "wb") as out:
+                write_layer_tar(record.directory / "upper", out)
+            layer = store.add_layer(tar_path, source_dir=record.directory / "upper")
+        config = child_config(parent, layer, " ".join(record.command), author, message,
+                              changes)
+        parents = [Layer(d["digest"], diff_id, d["size"]) for d, diff_id
+                   in zip(parent.manifest["layers"], parent.diff_ids, strict=True)]
+        return store.add_image(config, [*parents, layer], tag)
+
+
+def child_config(parent: Image, layer: Layer, created_by: str, author: str, message: str,
+                 changes: list[str]) -> dict:
+    """The parent's config with one more layer, one more history entry and the changes."""
     config = json.loads(json.dumps(parent.config))
     config["config"] = apply_changes(config.get("config", {}), list(changes))
     config["rootfs"]["diff_ids"].append(layer.diff_id)
-    entry = {"created": now(), "created_by": " ".join(record.command)}
+    entry = {"created": now(), "created_by": created_by}
     entry.update({k: v for k, v in (("author", author), ("comment", message)) if v})
     config["history"] = [*config.get("history", []), entry]
     config["created"] = entry["created"]
     if author:
         config["author"] = author
-    parents = [Layer(d["digest"], diff_id, d["size"])
-               for d, diff_id in zip(parent.manifest["layers"], parent.diff_ids, strict=True)]
-    return store.add_image(config, [*parents, layer], tag)
+    return config
 
 
 def export(name: str, output) -> None:

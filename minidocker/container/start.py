@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minidocker import cgroups, kernel, namespaces, rootfs, security, unionfs, volumes
+from minidocker import cgroups, explain, kernel, namespaces, rootfs, security, unionfs, volumes
 from minidocker.container import records, teardown, tunables
 from minidocker.container.config import Config, HostConfig
 from minidocker.container.create import create
@@ -307,6 +307,7 @@ def enter_workdir(workdir: str) -> None:
     """chdir to the working directory, creating it first as Docker does."""
     try:
         os.makedirs(workdir, exist_ok=True)
+        explain.step("chdir", repr(workdir))
         os.chdir(workdir)
     except OSError as exc:
         raise MinidockerError(f"cannot use working directory {workdir}: {exc.strerror}",

@@ -20,6 +20,7 @@ parameters (sysctls) at runtime". Used by: notebook 06-lifecycle.
 import re
 import resource
 
+from minidocker import explain
 from minidocker.errors import MinidockerError
 
 # Docker's --ulimit names -> getrlimit(2)'s resources (RLIMIT_CPU ... in asm-generic/resource.h;
@@ -65,6 +66,7 @@ def set_rlimits(ulimits: list[dict]) -> None:
     for limit in ulimits:
         soft, hard = (resource.RLIM_INFINITY if v == -1 else v
                       for v in (limit["Soft"], limit["Hard"]))
+        explain.step("setrlimit", f"RLIMIT_{limit['Name'].upper()}, {{{soft}, {hard}}}")
         try:
             resource.setrlimit(RLIMITS[limit["Name"]], (soft, hard))
         except (OSError, ValueError) as exc:
@@ -85,6 +87,7 @@ def set_oom_score_adj(pid: int, value: int) -> None:
     """proc(5): the OOM killer adds ``value`` (per mille of memory) to the process's badness;
     its children inherit it. 0 is what every process starts with."""
     if value:
+        explain.step("oom_score_adj", f"/proc/{pid}/oom_score_adj, {value!r}")
         try:
             with open(f"/proc/{pid}/oom_score_adj", "w") as f:
                 f.write(str(value))
@@ -134,6 +137,7 @@ def write_sysctls(sysctls: dict) -> None:
     """Write each one under /proc/sys, in the container's own namespaces (the kernel picks
     the namespace of the writing process), before /proc/sys is made read-only."""
     for name, value in sysctls.items():
+        explain.step("sysctl", f"/proc/sys/{name.replace('.', '/')}, {value!r}")
         try:
             with open(f"/proc/sys/{name.replace('.', '/')}", "w") as f:
                 f.write(value)

@@ -109,7 +109,8 @@ def load(path: Path) -> list[str]:
         tar = tarfile.open(path)
     except (tarfile.TarError, OSError) as exc:
         raise ArchiveError(f"{path} is not an image archive (a tar from 'save'): {exc}") from exc
-    with tar, ImageStore().scratch() as scratch:
+    store = ImageStore()
+    with tar, store.scratch() as scratch, store.transaction():  # every image, or none named
         try:
             archive = _Archive(tar)
             if archive.has("index.json"):
@@ -333,15 +334,16 @@ class _Tee:
 def import_tarball(path: Path, name: str | None, config: dict, comment: str) -> Image:
     """A flat root filesystem tar (plain or gzip) becomes a one-layer image."""
     store = ImageStore()
+    history = [{"created_by": f"minidocker import {os.path.basename(path)}",
+                "comment": comment}]
     with store.scratch() as scratch, open(path, "rb") as source:
         tar_path = Path(scratch) / "layer.tar"
         with open(tar_path, "wb") as out:
             plain = HashingWriter(out)
             _decompress(source, HashingWriter(), plain)
-        layer = store.add_layer(tar_path)
-    history = [{"created_by": f"minidocker import {os.path.basename(path)}",
-                "comment": comment}]
-    return store.add_image(new_config([layer.diff_id], config, history), [layer], name)
+        with store.transaction():  # from the layer's blob to the image's name
+            layer = store.add_layer(tar_path)
+            return store.add_image(new_config([layer.diff_id], config, history), [layer], name)
 
 
 __all__ = ["ArchiveError", "import_tarball", "load", "save"]

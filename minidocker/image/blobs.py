@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from minidocker.errors import MinidockerError
+from minidocker.errors import MinidockerError, NotFound
 
 DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 CHUNK = 1 << 20
@@ -86,13 +86,15 @@ class BlobStore:
 
     def read(self, digest: str, max_size: int = 4 << 20) -> bytes:
         """A small blob (manifest, config), re-hashed on the way in."""
-        path = self.path(digest)
-        if path.stat().st_size > max_size:
+        try:
+            with open(self.path(digest), "rb") as blob:
+                data = blob.read(max_size + 1)
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is missing") from None
+        if len(data) > max_size:
             raise MinidockerError(f"blob {digest} is larger than {max_size} bytes")
-        data = path.read_bytes()
         if sha256_digest(data) != digest:
-            raise MinidockerError(f"blob {digest} is corrupt (its content has another digest);"
-                                  " remove the image and load it again")
+            raise MinidockerError(f"blob {digest} is corrupt (its content has another digest)")
         return data
 
     def put_bytes(self, data: bytes) -> str:

@@ -9,6 +9,7 @@ Man pages: busybox(1), passwd(5), group(5).
 Used by: ``minidocker setup`` (run by ``./kit setup``); every notebook and lab runs this image.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -35,12 +36,12 @@ ETC_FILES = {
 
 
 def create_busybox_image(name: str = "busybox:latest") -> Image:
-    """Build the busybox image if it is not there yet."""
+    """Build the busybox image if it is not there yet (or is damaged: build it again)."""
     store = ImageStore()
-    try:
-        return store.get(name)
-    except NotFound:
-        pass
+    with contextlib.suppress(NotFound):
+        image = store.find(name)
+        if not image.damage:
+            return image
     if not _is_static(BUSYBOX):
         raise MinidockerError(f"{BUSYBOX} is missing or not statically linked; install "
                               "Debian's busybox-static (apt-get install busybox-static)")
@@ -49,14 +50,17 @@ def create_busybox_image(name: str = "busybox:latest") -> Image:
         _fill(root)
         with open(tar_path, "wb") as tar:
             write_layer_tar(root, tar)
-        layer = store.add_layer(tar_path)
+        with store.transaction():  # from the layer's blob to the image's name
+            layer = store.add_layer(tar_path)
+            return store.add_image(busybox_config(layer.diff_id), [layer], name)
+
+
+def busybox_config(diff_id: str) -> dict:
     version = subprocess.run([BUSYBOX], capture_output=True, text=True).stdout.split("\n")[0]
     history = [{"created": now(),
                 "created_by": f"minidocker setup: {version.strip()} from busybox-static",
                 "comment": "the offline base image"}]
-    config = new_config([layer.diff_id], {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": ["sh"]},
-                        history)
-    return store.add_image(config, [layer], name)
+    return new_config([diff_id], {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": ["sh"]}, history)
 
 
 def _fill(root: Path) -> None:

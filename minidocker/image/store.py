@@ -13,12 +13,25 @@ unpacked once — overlayfs stacks those directories as the read-only lower dirs
 container that uses them, so images that share a base share its files on disk.
 
 Every write is atomic (blob: temp file + rename; index.json: temp file + rename; layer dir:
-extract into a temp dir + rename), so a ``kill -9`` at any moment leaves a store that works.
+extract into a temp dir + rename), so a ``kill -9`` at any moment leaves a store that works,
+and a reader never sees half a file. Writers take turns: every change happens in a
+*transaction* that holds the store lock, an flock(2) on ``oci.lock`` (beside the layout), from its first blob to
+its ``index.json`` update. Garbage collection runs under the same lock, so it never sees, and
+never deletes, a blob or layer that a writer has made but not yet named. Readers take no lock:
+they see the index before or after a change, never during one. The engine's lock order is
+containers lock (``records.all_locked``), then this store lock, then one container's lock.
+
+An image whose blobs are not all there (a disk fault, an older version's crash) is listed with
+its ``damage``; using it is an error that names it, and ``image prune`` drops it.
 
 Spec: opencontainers/image-spec image-layout.md, manifest.md, config.md, layer.md.
+Man pages: flock(2), rename(2).
 Used by: notebooks 02-root-filesystems, 04-union-filesystems, 05-images; lab 05-images.
 """
 
+import contextlib
+import fcntl
+import functools
 import gzip
 import json
 import os
@@ -67,6 +80,7 @@ class Image:
     manifest: dict
     config: dict
     tags: list[str] = field(default_factory=list)
+    damage: str = ""  # what the store lacks of it ("blob sha256:... is missing"), if anything
 
     @property
     def diff_ids(self) -> list[str]:
@@ -102,12 +116,53 @@ def layer_dir(diff_id: str) -> Path:
     return state_root() / "layers" / check_digest(diff_id).split(":")[1]
 
 
+class DamagedImage(MinidockerError):
+    """An image whose blobs or layers are not all in the store."""
+
+
+_held = 0  # how many transactions of this process are open: the flock is taken by the first
+
+
+@contextlib.contextmanager
+def transaction():
+    """Hold the store lock: no other process changes the store or collects garbage meanwhile.
+    Nested transactions of one process share the lock (a commit tags the image it adds)."""
+    global _held
+    if _held:
+        _held += 1
+        try:
+            yield
+        finally:
+            _held -= 1
+        return
+    # beside the layout, not in it: skopeo and umoci read oci/ and should see only the layout
+    fd = os.open(state_root() / "oci.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _held = 1
+        yield
+    finally:
+        _held = 0
+        os.close(fd)
+
+
+def _mutation(method):
+    """A store method that changes the store: it runs inside a transaction."""
+    @functools.wraps(method)
+    def in_transaction(*args, **kwargs):
+        with transaction():
+            return method(*args, **kwargs)
+    return in_transaction
+
+
 class ImageStore:
     """The images under the state root. Cheap to make: it reads the disk when asked."""
 
     def __init__(self):
         self.root = layout_dir()
         self.blobs = BlobStore(self.root)
+
+    transaction = staticmethod(transaction)
 
     # --- index.json: the names -----------------------------------------------------------------
 
@@ -123,7 +178,16 @@ class ImageStore:
         write_json(self.root / "index.json", index)
 
     def images(self) -> list[Image]:
-        """Every image in the store, its tags gathered (an image may have several)."""
+        """Every image in the store, its tags gathered (an image may have several). A reader
+        that finds a blob missing may have read the index just before an ``rmi`` deleted it:
+        it reads again under the lock, where only real damage stays."""
+        images = self._read_images()
+        if any(image.damage for image in images) and not _held:
+            with transaction():
+                images = self._read_images()
+        return images
+
+    def _read_images(self) -> list[Image]:
         found: dict[str, Image] = {}
         for descriptor in self._index()["manifests"]:
             digest = descriptor["digest"]
@@ -135,13 +199,41 @@ class ImageStore:
         return sorted(found.values(), key=lambda i: i.config.get("created", ""), reverse=True)
 
     def _load(self, manifest_digest: str) -> Image:
-        manifest = json.loads(self.blobs.read(manifest_digest))
-        config_digest = manifest["config"]["digest"]
-        config = json.loads(self.blobs.read(config_digest))
-        return Image(config_digest, manifest_digest, manifest, config)
+        """The image a manifest describes. If a blob is missing or corrupt, the image is
+        still returned, with ``damage`` saying what is wrong (and, when the manifest itself is
+        gone, the manifest's digest standing in for the unknown ID)."""
+        image = Image(manifest_digest, manifest_digest, {"layers": []}, {})
+        try:
+            image.manifest = json.loads(self.blobs.read(manifest_digest))
+            image.id = image.manifest["config"]["digest"]
+            image.config = json.loads(self.blobs.read(image.id))
+        except MinidockerError as problem:
+            image.damage = str(problem)
+            return image
+        image.damage = self._missing_layer(image)
+        return image
+
+    def _missing_layer(self, image: Image) -> str:
+        for layer in image.manifest["layers"]:
+            if not self.blobs.has(layer["digest"]):
+                return f"blob {layer['digest']} is missing"
+        for diff_id in image.diff_ids:
+            if not layer_dir(diff_id).is_dir():
+                return f"the unpacked layer {diff_id} is missing"
+        return ""
 
     def get(self, name: str) -> Image:
-        """An image by reference (``busybox``, ``mine:1``), full ID or ID prefix."""
+        """An image to use, by reference (``busybox``, ``mine:1``), full ID or ID prefix; a
+        damaged one is an error that says how to remove it."""
+        image = self.find(name)
+        if image.damage:
+            shown = tag_named(name, image) or name
+            raise DamagedImage(f"image {shown} is damaged: {image.damage}; remove it with "
+                               f"'minidocker rmi -f {shown}' or run 'minidocker image prune'")
+        return image
+
+    def find(self, name: str) -> Image:
+        """An image by name or ID, damaged or not (``rmi`` removes damaged images too)."""
         images = self.images()
         candidates = [name]
         try:
@@ -162,6 +254,7 @@ class ImageStore:
                        f"{present}). Load one with 'minidocker load' or 'minidocker import', "
                        "or create the base image with 'minidocker setup'.")
 
+    @_mutation
     def tag(self, image: Image, reference: str) -> str:
         """Point ``reference`` at ``image`` (moving it away from any other image)."""
         ref = parse_reference(reference)
@@ -180,10 +273,11 @@ class ImageStore:
         self._write_index(index)
         return name
 
+    @_mutation
     def untag(self, reference: str) -> Image:
         """Remove one name; the image stays (untagged) if nothing else names it."""
         name = str(parse_reference(reference))
-        image = self.get(name)
+        image = self.find(name)
         index = self._index()
         index["manifests"] = [d for d in index["manifests"] if _ref(d) != name]
         if not any(d["digest"] == image.manifest_digest for d in index["manifests"]):
@@ -191,6 +285,7 @@ class ImageStore:
         self._write_index(index)
         return image
 
+    @_mutation
     def delete(self, image: Image) -> None:
         """Forget the image (all its names), then free blobs and layers nobody uses."""
         index = self._index()
@@ -201,6 +296,7 @@ class ImageStore:
 
     # --- adding images ---------------------------------------------------------------------------
 
+    @_mutation
     def add_layer(self, tar_path: Path, source_dir: Path | None = None) -> Layer:
         """Store an uncompressed layer tar: gzip it into a blob, unpack it once.
 
@@ -247,6 +343,7 @@ class ImageStore:
         """Write config and manifest blobs and name the image."""
         return self.add_image_with_config(_canonical(config), layers, tag)
 
+    @_mutation
     def add_image_with_config(self, config: bytes, layers: list[Layer],
                               tag: str | None) -> Image:
         """The same, keeping a config's exact bytes (so a loaded image keeps its ID)."""
@@ -259,6 +356,7 @@ class ImageStore:
         }
         return self.add_manifest(manifest, tag)
 
+    @_mutation
     def add_manifest(self, manifest: dict, tag: str | None) -> Image:
         manifest_digest = self.blobs.put_bytes(_canonical(manifest))
         image = self._load(manifest_digest)
@@ -273,8 +371,11 @@ class ImageStore:
 
     # --- garbage ------------------------------------------------------------------------------------
 
+    @_mutation
     def collect_garbage(self) -> None:
-        """Delete blobs no manifest in index.json refers to, and their unpacked layers."""
+        """Delete blobs no manifest in index.json refers to, and their unpacked layers. Under
+        the store lock: a writer's blobs not yet named are not there to see (its transaction
+        holds the lock), and its temp files carry its live PID."""
         used_blobs, used_layers = set(), set()
         for image in self.images():
             used_blobs |= {image.manifest_digest, image.id}
@@ -300,6 +401,14 @@ class ImageStore:
 
 def scratch_root() -> Path:
     return state_root() / "tmp"
+
+
+def tag_named(name: str, image: Image) -> str | None:
+    """The tag of ``image`` that ``name`` spells (``busybox`` is ``busybox:latest``)."""
+    candidates = {name}
+    with contextlib.suppress(MinidockerError):
+        candidates.add(str(parse_reference(name)))
+    return next((t for t in image.tags if t in candidates), None)
 
 
 def _ref(descriptor: dict) -> str | None:

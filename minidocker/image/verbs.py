@@ -3,19 +3,18 @@
 An image has names (tags) and may be used by containers. ``rmi NAME`` takes one name away; the
 image itself goes only with its last name, and not while a container uses it (``-f`` to
 insist). ``image prune`` deletes the untagged images no container uses (``-a``: every unused
-one). Which containers use which image is a question for stage 6, above this one: the caller
-answers it, as ``users`` (image ID -> the IDs of the containers that use it).
+one; a damaged one always goes). Which containers use which image is a question for stage 6,
+above this one: the caller answers it, as ``users`` (image ID -> the IDs of the containers that
+use it), and holds the containers lock while these verbs run, so that no create starts using
+an image between that answer and the delete. Each verb is one store transaction.
 
 Model: moby's ``daemon/images/image_delete.go`` (its rules for untag vs delete),
 ``image_prune.go`` and ``image_history.go``. Spec: the OCI image spec's config ``history``.
 Used by notebook 05.
 """
 
-import contextlib
-
-from minidocker.errors import Conflict, MinidockerError, NotFound
-from minidocker.image.reference import parse_reference
-from minidocker.image.store import Image, ImageStore
+from minidocker.errors import Conflict, NotFound
+from minidocker.image.store import ImageStore, tag_named, transaction
 
 Users = dict[str, list[str]]  # image ID -> IDs of the containers that use it
 
@@ -23,8 +22,12 @@ Users = dict[str, list[str]]  # image ID -> IDs of the containers that use it
 def remove_image(name: str, force: bool, users: Users) -> list[str]:
     """``docker rmi``: untag the name given (every name, for an ID); delete the image when its
     last name goes, unless a container still uses it. Returns the lines Docker prints."""
-    store = ImageStore()
-    image = store.get(name)
+    with transaction():
+        return _remove_image(ImageStore(), name, force, users)
+
+
+def _remove_image(store: ImageStore, name: str, force: bool, users: Users) -> list[str]:
+    image = store.find(name)  # a damaged image too: rmi is how it goes
     tag = tag_named(name, image)
     if tag is None and len(image.tags) > 1 and not force:
         raise Conflict(f"unable to delete {image.short_id} (must be forced) - image is "
@@ -45,22 +48,17 @@ def remove_image(name: str, force: bool, users: Users) -> list[str]:
     return done
 
 
-def tag_named(name: str, image: Image) -> str | None:
-    """The tag of ``image`` that ``name`` spells (``busybox`` is ``busybox:latest``)."""
-    candidates = {name}
-    with contextlib.suppress(MinidockerError):
-        candidates.add(str(parse_reference(name)))
-    return next((t for t in image.tags if t in candidates), None)
-
-
 def prune_images(everything: bool, users: Users) -> list[str]:
-    """``docker image prune``: untagged images no container uses (``-a``: every unused)."""
+    """``docker image prune``: untagged images no container uses (``-a``: every unused), and
+    damaged ones (``index.json`` names a blob the store lacks): the store is whole again."""
     store, removed = ImageStore(), []
-    for image in store.images():
-        if (everything or not image.tags) and not users.get(image.id):
-            store.delete(image)
-            removed.append(f"Deleted: {image.id}")
-    store.collect_garbage()  # also sweeps what killed writers left
+    with transaction():
+        for image in store.images():
+            if (everything or not image.tags or image.damage) and not users.get(image.id):
+                store.delete(image)
+                removed += [f"Untagged: {tag}" for tag in image.tags if image.damage]
+                removed.append(f"Deleted: {image.id}")
+        store.collect_garbage()  # also sweeps what killed writers left
     return removed
 
 

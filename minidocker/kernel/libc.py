@@ -12,11 +12,15 @@ Used by: every later stage; notebook 01-namespaces shows them one by one.
 """
 
 import ctypes
+import errno
 import fcntl
 import os
 import socket
 import struct
 
+from minidocker import explain
+
+from . import constants
 from .constants import (
     _LINUX_CAPABILITY_VERSION_3,
     AT_FDCWD,
@@ -33,12 +37,44 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "riscv64": 41}[o
 
 
 def _check(result: int, call: str, *args) -> int:
-    """Turn libc's ``-1`` + errno into an OSError that names the call."""
-    if result == -1:
-        err = ctypes.get_errno()
+    """Turn libc's ``-1`` + errno into an OSError that names the call; tell the trace of
+    ``run --explain`` (minidocker/explain.py) about the call either way."""
+    err = ctypes.get_errno() if result == -1 else 0
+    if explain.listening():
+        explain.step(call, _decoded(call, args),
+                     f"-1 {errno.errorcode.get(err, err)}" if err else str(result))
+    if err:
         shown = ", ".join(repr(a) for a in args)
         raise OSError(err, f"{call}({shown}): {os.strerror(err)}")
     return result
+
+
+# the names the man pages use for the flags each call takes (0x24020000 → CLONE_NEWPID|...),
+# one prefix for each flags argument in turn
+FLAG_NAMES = {"unshare": ["CLONE_NEW"], "setns": ["CLONE_NEW"], "mount": ["MS_"],
+              "mount_setattr": ["AT_", "MOUNT_ATTR_"]}
+
+
+def _decoded(call: str, args: tuple) -> str:
+    """The arguments as strace would show them: strings quoted, flags by name."""
+    shown, prefixes = [], list(FLAG_NAMES.get(call, []))
+    for index, arg in enumerate(args):
+        if isinstance(arg, str) and arg.startswith("0x") and prefixes:
+            shown.append(_flag_names(int(arg, 16), prefixes.pop(0)))
+        elif call == "prctl" and index == 0:
+            shown.append(next((name for name, value in vars(constants).items()
+                               if name.startswith("PR_") and "_AMBIENT_" not in name
+                               and value == arg), str(arg)))
+        else:
+            shown.append(repr(arg) if isinstance(arg, str) else str(arg))
+    return ", ".join(shown)
+
+
+def _flag_names(value: int, prefix: str) -> str:
+    names = [name for name, bit in vars(constants).items()
+             if name.startswith(prefix) and isinstance(bit, int) and bit and bit & value == bit
+             and bit & (bit - 1) == 0]
+    return "|".join(names) or "0"
 
 
 def _b(value: str | None) -> bytes | None:

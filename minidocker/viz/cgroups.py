@@ -25,6 +25,7 @@ from pathlib import Path
 from minidocker.cgroups import Cgroup, build_limits
 from minidocker.container import Config, Container, HostConfig, run
 from minidocker.namespaces import Stdio
+from minidocker.viz.graph import FITS_THE_COLUMN
 from minidocker.viz.table import Table
 
 # --- the tree ----------------------------------------------------------------------------------
@@ -165,7 +166,8 @@ def to_digraph(tree: CgroupTree, title: str = ""):
     it is in one cgroup of each; in v2 it has exactly one."""
     import graphviz  # only the notebooks need it (the "lab" extra)
 
-    dot = graphviz.Digraph("cgroups", graph_attr={"rankdir": "LR", "label": title,
+    dot = graphviz.Digraph("cgroups", graph_attr={"rankdir": "LR", "size": FITS_THE_COLUMN,
+                                                  "label": title,
                                                   "labelloc": "t", "fontname": "Helvetica",
                                                   "nodesep": "0.1", "ranksep": "0.6"},
                            node_attr={"fontname": "Helvetica", "fontsize": "10"})

@@ -8,6 +8,10 @@ Used by: viz/layers.py (notebook 05-images, the image graph) and viz/volumes.py 
 
 from dataclasses import dataclass, field
 
+# graphviz's "size": at most 8.5 inches wide (a notebook column), as tall as it needs; a smaller
+# graph keeps its own size. Every picture of the course uses it, so none runs past the column.
+FITS_THE_COLUMN = "8.5,40"
+
 
 @dataclass(frozen=True)
 class GraphNode:

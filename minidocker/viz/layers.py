@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minidocker.image.store import Image, human_size
-from minidocker.viz.graph import Graph, GraphNode
+from minidocker.viz.graph import FITS_THE_COLUMN, Graph, GraphNode
 from minidocker.viz.mounts import Mount
 from minidocker.viz.table import Table
 
@@ -396,7 +396,8 @@ def to_digraph(graph: ImageGraph, title: str = ""):
     is filled in gold (the same style as notebook 01's shared namespaces)."""
     import graphviz  # only the notebooks need it (the "lab" extra)
 
-    dot = graphviz.Digraph("images", graph_attr={"rankdir": "LR", "label": title,
+    dot = graphviz.Digraph("images", graph_attr={"rankdir": "LR", "size": FITS_THE_COLUMN,
+                                                 "label": title,
                                                  "labelloc": "t", "fontname": "Helvetica",
                                                  "nodesep": "0.2", "ranksep": "0.8"},
                            node_attr={"fontname": "Helvetica", "fontsize": "11"},

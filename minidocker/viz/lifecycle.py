@@ -23,6 +23,7 @@ from pathlib import Path
 
 from minidocker.cgroups import Cgroup
 from minidocker.container.lifecycle import TRANSITIONS
+from minidocker.viz.graph import FITS_THE_COLUMN
 from minidocker.viz.table import Table
 
 # --- the state machine -------------------------------------------------------------------------
@@ -56,7 +57,8 @@ def to_digraph(graph: StateGraph, current: str | None = None, title: str = ""):
     what the monitor does on its own (events) in blue and dashed."""
     import graphviz  # only the notebooks need it (the "lab" extra)
 
-    dot = graphviz.Digraph("lifecycle", graph_attr={"rankdir": "LR", "label": title,
+    dot = graphviz.Digraph("lifecycle", graph_attr={"rankdir": "LR", "size": FITS_THE_COLUMN,
+                                                    "label": title,
                                                     "labelloc": "t", "fontname": "Helvetica"},
                            node_attr={"fontname": "Helvetica", "fontsize": "12"},
                            edge_attr={"fontname": "Helvetica", "fontsize": "10"})

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pyroute2 import IPRoute
 
 from minidocker.viz.cli import Transcript, _run
+from minidocker.viz.graph import FITS_THE_COLUMN
 
 # --- bare namespaces, and a server that says who called --------------------------------------
 
@@ -282,7 +283,8 @@ def draw_network(found: Topology, title: str = ""):
     routes and its NAT/DROP rules; veth pairs as thick lines, bridge ports as arrows."""
     import graphviz
 
-    graph = graphviz.Digraph(graph_attr={"rankdir": "LR", "label": title, "labelloc": "t",
+    graph = graphviz.Digraph(graph_attr={"rankdir": "LR", "size": FITS_THE_COLUMN,
+                                         "label": title, "labelloc": "t",
                                          "fontname": "Helvetica", "compound": "true"},
                              node_attr={"fontname": "Helvetica", "fontsize": "10",
                                         "shape": "box", "style": "rounded,filled"})

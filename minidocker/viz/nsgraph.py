@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 
 from minidocker.namespaces import NAMESPACES
+from minidocker.viz.graph import FITS_THE_COLUMN
 from minidocker.viz.table import Table
 
 KINDS = tuple(NAMESPACES)  # uts, pid, mnt, ipc, net, user, cgroup: the types minidocker uses
@@ -95,7 +96,8 @@ def to_digraph(graph: NamespaceGraph, title: str = ""):
     own colour, and a namespace shared by several processes is filled in gold."""
     import graphviz  # only the notebooks need it (the "lab" extra)
 
-    dot = graphviz.Digraph("namespaces", graph_attr={"rankdir": "LR", "label": title,
+    dot = graphviz.Digraph("namespaces", graph_attr={"rankdir": "LR", "size": FITS_THE_COLUMN,
+                                                     "label": title,
                                                      "labelloc": "t", "fontname": "Helvetica",
                                                      "ranksep": "1.5", "nodesep": "0.15"},
                            node_attr={"fontname": "Helvetica", "fontsize": "11"})

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from minidocker import cgroups, kernel
 from minidocker.viz.cli import minidocker
+from minidocker.viz.graph import FITS_THE_COLUMN
 from minidocker.viz.table import Table
 
 # busybox prints strerror(3); a few applets have their own words for the same errno.
@@ -379,7 +380,8 @@ def uid_digraph(graph: UidGraph, title: str = ""):
     box: its user namespace), the uids the host stores (another box)."""
     import graphviz  # only the notebooks need it (the "lab" extra)
 
-    dot = graphviz.Digraph("uids", graph_attr={"rankdir": "LR", "label": title,
+    dot = graphviz.Digraph("uids", graph_attr={"rankdir": "LR", "size": FITS_THE_COLUMN,
+                                               "label": title,
                                                "labelloc": "t", "fontname": "Helvetica",
                                                "nodesep": "0.25", "ranksep": "0.7"},
                            node_attr={"fontname": "Helvetica", "fontsize": "11"},

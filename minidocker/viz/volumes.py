@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 
 from minidocker.viz.cli import Transcript
-from minidocker.viz.graph import Graph, GraphNode
+from minidocker.viz.graph import FITS_THE_COLUMN, Graph, GraphNode
 from minidocker.viz.mounts import Mount as MountinfoLine
 from minidocker.viz.mounts import parse_mountinfo
 
@@ -85,7 +85,8 @@ def to_digraph(graph: MountGraph, title: str = ""):
     dashed."""
     import graphviz  # only the notebooks need it (the "lab" extra)
 
-    dot = graphviz.Digraph("volumes", graph_attr={"rankdir": "LR", "label": title,
+    dot = graphviz.Digraph("volumes", graph_attr={"rankdir": "LR", "size": FITS_THE_COLUMN,
+                                                  "label": title,
                                                   "labelloc": "t", "fontname": "Helvetica",
                                                   "nodesep": "0.2", "ranksep": "0.6"},
                            node_attr={"fontname": "Helvetica", "fontsize": "11"},

@@ -1,0 +1,60 @@
+"""A state root of a notebook's own: the same outputs whatever the machine's store holds.
+
+A notebook that lists images, layers, containers or volumes would print what the student made
+before (the README's tour: ``mine:1``, ``c1``, the volume ``data``) next to its own objects,
+and ``image prune`` or ``volume prune`` would take them away. ``own_state_root("05")`` gives the
+notebook a fresh, empty state root instead: a new tmpfs (as the test session's state root is,
+so that sizes and mountinfo lines do not depend on the disk under /tmp), to which
+``$MINIDOCKER_ROOT`` points for the notebook's kernel and every command it runs; the busybox
+image is built there (offline, as ``minidocker setup`` does). ``leave_state_root(root)`` points ``$MINIDOCKER_ROOT`` back where
+it was, unmounts the tmpfs and removes the directory, once no container is left in it.
+Only the files are private: the kernel's objects (the bridge ``minidocker0``, iptables rules,
+cgroups) are the machine's, shared with the real state root.
+Man pages: mount(2), umount(2), tmpfs(5); see state.py for the state root's layout.
+Used by: notebooks 05-images, 06-container-lifecycle, 07-volumes.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from minidocker import kernel
+from minidocker.errors import MinidockerError
+
+PREFIX = "minidocker-notebook-"  # notebooks/sanitize.cfg replaces /tmp/minidocker-notebook-...
+PREVIOUS = "MINIDOCKER_ROOT_BEFORE_NOTEBOOK"  # where $MINIDOCKER_ROOT pointed before
+
+
+def own_state_root(notebook: str) -> Path:
+    """A fresh state root for this process and its children, holding only busybox."""
+    if PREVIOUS in os.environ:
+        raise MinidockerError("this process already has a state root of its own: "
+                              "call leave_state_root() first")
+    root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{notebook}-"))
+    kernel.mount("tmpfs", str(root), "tmpfs", 0, "mode=700")  # root's alone, as state.py wants
+    os.environ[PREVIOUS] = os.environ.get("MINIDOCKER_ROOT", "")
+    os.environ["MINIDOCKER_ROOT"] = str(root)
+    from minidocker.image.busybox import create_busybox_image
+
+    create_busybox_image()
+    return root
+
+
+def leave_state_root(root: Path) -> None:
+    """Point ``$MINIDOCKER_ROOT`` back where it was and delete ``root`` (with its images and
+    volumes); refused while a container is still recorded in it."""
+    root = Path(root)
+    if os.environ.get("MINIDOCKER_ROOT") != str(root) or PREVIOUS not in os.environ:
+        raise MinidockerError(f"{root} is not the state root own_state_root() made here")
+    left = sorted(p.name[:12] for p in (root / "containers").glob("*") if p.is_dir()
+                  and not p.name.startswith("."))
+    if left:
+        raise MinidockerError(f"containers are left in {root}: {', '.join(left)}; remove them "
+                              "first (minidocker rm -f ...), then leave the state root")
+    previous = os.environ.pop(PREVIOUS)
+    if previous:
+        os.environ["MINIDOCKER_ROOT"] = previous
+    else:
+        del os.environ["MINIDOCKER_ROOT"]
+    kernel.umount2(str(root), kernel.MNT_DETACH)  # its images and volumes go with the tmpfs
+    os.rmdir(root)

@@ -1,0 +1,50 @@
+"""The private state root of notebooks 05-07: a fresh store with busybox only, used by the
+commands the notebook runs, and the previous one back afterwards."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from minidocker.errors import MinidockerError
+from minidocker.image.store import ImageStore
+from minidocker.viz.store import leave_state_root, own_state_root
+
+
+def images() -> list[str]:
+    out = subprocess.run([sys.executable, "-m", "minidocker.cli", "images", "--format",
+                          "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_a_notebook_gets_a_store_of_its_own_and_gives_it_back(md):
+    assert md("tag", "busybox", "outside:1").returncode == 0  # not for the notebook to see
+    before = os.environ["MINIDOCKER_ROOT"]
+    root = own_state_root("test")
+    try:
+        assert os.environ["MINIDOCKER_ROOT"] == str(root) and root.name.startswith(
+            "minidocker-notebook-test-")
+        assert os.path.ismount(root)  # a tmpfs, like the test session's state root
+        assert images() == ["busybox:latest"]  # the commands it runs use it too
+        assert [i.tags for i in ImageStore().images()] == [["busybox:latest"]]
+        with pytest.raises(MinidockerError, match="already has a state root"):
+            own_state_root("again")
+    finally:
+        leave_state_root(root)
+    assert os.environ["MINIDOCKER_ROOT"] == before and not root.exists()
+    assert "outside:1" in images()
+    md("rmi", "outside:1")
+
+
+def test_leaving_is_refused_while_a_container_is_left(md):
+    root = own_state_root("test")
+    try:
+        assert md("create", "--name", "left-behind", "--network", "none", "busybox",
+                  "true").returncode == 0
+        with pytest.raises(MinidockerError, match="containers are left"):
+            leave_state_root(root)
+        md("rm", "left-behind")
+    finally:
+        leave_state_root(root)
+    assert not root.exists()
