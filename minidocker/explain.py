@@ -42,7 +42,8 @@ MAN_PAGES = {"unshare": "unshare(2)", "setns": "setns(2)", "mount": "mount(2)",
              "mount_setattr": "mount_setattr(2)", "execve": "execve(2)", "mkdir": "cgroups(7)",
              "write": "cgroups(7)", "ip link": "ip-link(8)", "ip addr": "ip-address(8)",
              "ip route": "ip-route(8)", "iptables": "iptables(8)", "clone": "clone(2)",
-             "chdir": "chdir(2)", "mknod": "mknod(2)"}
+             "chdir": "chdir(2)", "mknod": "mknod(2)", "setdomainname": "setdomainname(2)",
+             "setrlimit": "setrlimit(2)", "sysctl": "sysctl(8)", "oom_score_adj": "proc(5)"}
 
 _listener: dict = {}  # fd, start time, with times, with colour: empty = nobody listens
 

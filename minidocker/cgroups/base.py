@@ -39,6 +39,9 @@ class Cgroup(ABC):
     ``minidocker/<container id>``."""
 
     version: str  # "v1" or "v2"
+    discarded: dict[str, str] = {}  # Limits fields this version cannot apply -> the warning
+    owns_parent = True  # minidocker's own parent goes with its last container; not one
+    # given with --cgroup-parent, which may be shared with others (Docker leaves it too)
 
     def __init__(self, name: str):
         self.name = name
@@ -52,6 +55,10 @@ class Cgroup(ABC):
 
     @abstractmethod
     def set_limits(self, limits: Limits) -> None: ...
+
+    def warnings(self, limits: Limits) -> list[str]:
+        """What of ``limits`` this version discards, one warning each (Docker's wording)."""
+        return [text for name, text in self.discarded.items() if getattr(limits, name)]
 
     @abstractmethod
     def stats(self) -> Stats: ...
@@ -104,7 +111,8 @@ class Cgroup(ABC):
         for directory in self.directories():
             _rmdir_retrying(directory)
             try:
-                directory.parent.rmdir()  # the shared parent goes with its last container
+                if self.owns_parent:
+                    directory.parent.rmdir()  # the shared parent goes with its last container
             except OSError:
                 pass
 

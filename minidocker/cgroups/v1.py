@@ -4,9 +4,11 @@ In v1 each controller (memory, cpu, cpuacct, cpuset, pids, freezer) has its own 
 at ``/sys/fs/cgroup/<controller>`` (sometimes two share one mount, like ``cpu,cpuacct``). A
 container's cgroup is therefore one directory in each tree, and the process joins each of them.
 
-Files written: memory.limit_in_bytes, memory.memsw.limit_in_bytes, cpu.cfs_period_us,
-cpu.cfs_quota_us, cpu.shares, cpuset.cpus (+ cpuset.mems, which must be set before a task may
-join), pids.max, freezer.state, devices.deny/devices.allow. Read: cpuacct.usage, memory.usage_in_bytes,
+Files written: memory.limit_in_bytes, memory.memsw.limit_in_bytes, memory.soft_limit_in_bytes,
+memory.swappiness, memory.oom_control, cpu.cfs_period_us, cpu.cfs_quota_us, cpu.shares,
+cpuset.cpus and cpuset.mems (which must be set before a task may join), blkio.weight (or
+blkio.bfq.weight, with the BFQ I/O scheduler), blkio.throttle.read_bps_device and
+write_bps_device ("MAJOR:MINOR BYTES"), pids.max, freezer.state, devices.deny/devices.allow. Read: cpuacct.usage, memory.usage_in_bytes,
 memory.oom_control, pids.current.
 
 Man pages: cgroups(7), cpuset(7); kernel docs admin-guide/cgroup-v1/.
@@ -17,9 +19,9 @@ import time
 from pathlib import Path
 
 from minidocker.cgroups.base import Cgroup, Stats, make_dir, read_int, read_keyed, write_file
-from minidocker.cgroups.limits import Limits
+from minidocker.cgroups.limits import Limits, block_device_number
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio")
 UNLIMITED = 2**63 - 4096  # what v1 reports for "no limit" (PAGE_COUNTER_MAX in bytes)
 
 
@@ -96,6 +98,35 @@ class CgroupV1(Cgroup):
             write_file(self.path("cpuset") / "cpuset.cpus", limits.cpuset_cpus)
         if limits.pids_limit is not None:
             write_file(self.path("pids") / "pids.max", str(limits.pids_limit))
+        self._set_memory_policy(memory, limits)
+        if limits.cpuset_mems is not None:
+            write_file(self.path("cpuset") / "cpuset.mems", limits.cpuset_mems)
+        self._set_io(limits)
+
+    def _set_memory_policy(self, memory: Path, limits: Limits) -> None:
+        """The memory controller beyond the hard limit: a soft limit the kernel reclaims down
+        to when the host runs short, how eagerly to swap, and whether the OOM killer may act
+        (with it disabled, a process over -m waits for memory instead of dying)."""
+        if limits.memory_reservation is not None:
+            write_file(memory / "memory.soft_limit_in_bytes", str(limits.memory_reservation))
+        if limits.memory_swappiness is not None:
+            write_file(memory / "memory.swappiness", str(limits.memory_swappiness))
+        if limits.oom_kill_disable:
+            write_file(memory / "memory.oom_control", "1")
+
+    def _set_io(self, limits: Limits) -> None:
+        """The blkio controller: a weight (CFQ's blkio.weight, or BFQ's since Linux 5.0) and
+        bytes-per-second throttles per block device."""
+        blkio = self.path("blkio")
+        if limits.blkio_weight is not None:
+            weight = blkio / "blkio.weight"
+            weight = weight if weight.exists() else blkio / "blkio.bfq.weight"
+            write_file(weight, str(limits.blkio_weight))
+        for name, rates in (("read", limits.blkio_device_read_bps),
+                            ("write", limits.blkio_device_write_bps)):
+            for device, rate in rates or ():
+                write_file(blkio / f"blkio.throttle.{name}_bps_device",
+                           f"{block_device_number(device)} {rate}")
 
     def stats(self) -> Stats:
         memory_limit = read_int(self.path("memory") / "memory.limit_in_bytes", UNLIMITED)

@@ -208,26 +208,32 @@ def pull(platform, quiet, insecure, name):
                (f"@{target.digest}" if target.digest else f":{target.tag}"))
 
 
-def ensure_image(name: str) -> None:
-    """Docker's pull-on-miss for ``run`` and ``create``: an image not in the store is pulled
-    (its progress on stderr) before the container is made."""
+def ensure_image(name: str, policy: str = "missing") -> None:
+    """Docker's ``--pull`` for ``run`` and ``create``: ``missing`` (the default) pulls an image
+    not in the store, ``always`` pulls it anyway, ``never`` only looks here; the progress goes
+    to stderr, before the container is made."""
     from minidocker.errors import MinidockerError, NotFound
     from minidocker.image.reference import parse_reference
     from minidocker.image.store import ImageStore
 
+    missing = None
     try:
         ImageStore().get(name)
-        return
+        if policy != "always":
+            return
     except NotFound as error:
+        if policy == "never":
+            raise
         missing = error
     from minidocker.registry import progress
     from minidocker.registry.pull import pull as pull_image
 
-    click.echo(f"Unable to find image '{parse_reference(name)}' locally", err=True)
+    if missing:
+        click.echo(f"Unable to find image '{parse_reference(name)}' locally", err=True)
     report = progress.for_stream(sys.stderr)
     try:
         pull_image(name, report)
     except MinidockerError as failed:
-        raise NotFound(f"{missing} Pulling it failed: {failed}") from None
+        raise NotFound(f"{missing or ''} Pulling it failed: {failed}".strip()) from None
     finally:
         report.close()

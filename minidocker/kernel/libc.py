@@ -1,13 +1,13 @@
 """Stage 0 — the syscalls a container is made of, called straight from Python.
 
 Python's ``os`` module has ``fork``, ``execve``, ``chdir`` and ``mknod`` but not the calls that
-make containers: unshare(2), setns(2), mount(2), umount2(2), pivot_root(2), sethostname(2) and
-prctl(2). ``ctypes`` reaches them in the C library. Each wrapper keeps the man page's signature,
-and when the kernel says no it raises ``OSError`` naming the call, the errno and the arguments:
+make containers: unshare(2), setns(2), mount(2), umount2(2), pivot_root(2), sethostname(2),
+setdomainname(2) and prctl(2). ``ctypes`` reaches them in the C library. Each wrapper keeps the
+man page's signature, and when the kernel says no it raises ``OSError`` naming the call, the errno and the arguments:
 ``OSError: [Errno 16] pivot_root('/x', '/x/old'): Device or resource busy``.
 
-Man pages: unshare(2) setns(2) mount(2) umount2(2) pivot_root(2) sethostname(2) prctl(2) errno(3)
-open_tree(2) move_mount(2) mount_setattr(2).
+Man pages: unshare(2) setns(2) mount(2) umount2(2) pivot_root(2) sethostname(2) setdomainname(2)
+prctl(2) errno(3) open_tree(2) move_mount(2) mount_setattr(2).
 Used by: every later stage; notebook 01-namespaces shows them one by one.
 """
 
@@ -119,6 +119,12 @@ def sethostname(name: str) -> None:
     """sethostname(2): set the hostname of this process's UTS namespace."""
     raw = name.encode()
     _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname", name)
+
+
+def setdomainname(name: str) -> None:
+    """setdomainname(2): set the NIS domain name of this process's UTS namespace."""
+    raw = name.encode()
+    _check(_libc.setdomainname(raw, ctypes.c_size_t(len(raw))), "setdomainname", name)
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
