@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO, TypeVar
 
-from minidocker import kernel
+from minidocker import explain, kernel
 from minidocker.errors import MinidockerError
 
 # Docker's names for the namespace types, the clone flag of each, and what it isolates.
@@ -445,6 +445,7 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
 def write_id_maps(pid: int, idmap: IdMap) -> None:
     """Give a new user namespace its uid and gid maps (user_namespaces(7))."""
     for name in ("uid_map", "gid_map"):
+        explain.step("write", f"/proc/{pid}/{name}, {idmap.line().strip()!r}")
         with open(f"/proc/{pid}/{name}", "w") as f:
             f.write(idmap.line())
 
@@ -471,6 +472,8 @@ def _shim(report, argv, flags, env, stdio, setup, init, go_r, go_w, join) -> Non
             kernel.unshare(kernel.CLONE_NEWPID)  # our *next child* is PID 1 of a new namespace
         child = os.fork()
         if child == 0:
+            explain.step("clone", "SIGCHLD", f"{os.getpid()} in the shim's PID namespace: the "
+                         "container's PID 1 (it is 1 inside)")
             _container_process(report, argv, flags, env, stdio, setup, init, go_r,
                                {k: p for k, p in join.items() if k != "pid"})
         report.send(pid=child)
@@ -488,6 +491,8 @@ def close_other_fds(keep: set[int]) -> None:
     its sockets) except stdio and ``keep``. The container process loses them at execve (they
     are close-on-exec), but the shim never execs: a pipe stays open while *any* process holds
     its write end, so the shim's copy would keep the container's stdin from reaching EOF."""
+    if explain.listener_fd() is not None:  # run --explain: close-on-exec, gone at execve
+        keep = keep | {explain.listener_fd()}
     low = 3
     for fd in sorted(keep | {2}):
         if fd >= low:
@@ -538,6 +543,7 @@ def execute(argv: list[str], env: dict[str, str], report: Report | None = None) 
     close-on-exec: its EOF tells the parent that the exec happened."""
     if report is not None:
         report.step("execve")
+    explain.step("execve", ", ".join(repr(arg) for arg in argv))
     try:
         os.execvpe(argv[0], argv, env)
     except FileNotFoundError:

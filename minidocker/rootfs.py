@@ -66,6 +66,7 @@ class RootfsSpec:
     # the later stages' mounts (volumes, /etc/hosts): fn(root), after /dev, before pivot_root
     more_mounts: Callable[[str], None] | None = None
     privileged: bool = False  # --privileged: /sys writable, nothing masked or read-only
+    shm_size: int = 64 * 2**20  # bytes of /dev/shm (--shm-size)
 
 
 def enter_rootfs(spec: RootfsSpec) -> None:
@@ -75,7 +76,7 @@ def enter_rootfs(spec: RootfsSpec) -> None:
     kernel.mount(root, root, None, kernel.MS_BIND | kernel.MS_REC)  # pivot_root wants a mount
     mount_proc(root)
     mount_sys(root, writable=spec.privileged)
-    mount_dev(root)
+    mount_dev(root, spec.shm_size)
     if spec.more_mounts:
         spec.more_mounts(root)
     pivot_to(root)
@@ -106,8 +107,9 @@ def mount_sys(root: str, writable: bool = False) -> None:
     kernel.mount("sysfs", _mkdir(root, "sys"), "sysfs", flags)
 
 
-def mount_dev(root: str) -> None:
-    """A small /dev on tmpfs with only the harmless devices, a private devpts and /dev/shm."""
+def mount_dev(root: str, shm_size: int = 64 * 2**20) -> None:
+    """A small /dev on tmpfs with only the harmless devices, a private devpts and /dev/shm
+    (POSIX shared memory, shm_overview(7): a tmpfs of ``shm_size`` bytes)."""
     dev = _mkdir(root, "dev")
     kernel.mount("tmpfs", dev, "tmpfs", kernel.MS_NOSUID | kernel.MS_STRICTATIME,
                  "mode=755,size=65536k")
@@ -118,7 +120,8 @@ def mount_dev(root: str) -> None:
     kernel.mount("devpts", _mkdir(dev, "pts"), "devpts", kernel.MS_NOSUID | kernel.MS_NOEXEC,
                  "newinstance,ptmxmode=0666,mode=0620")
     kernel.mount("shm", _mkdir(dev, "shm"), "tmpfs",
-                 kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC, "mode=1777,size=65536k")
+                 kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC,
+                 f"mode=1777,size={shm_size}")
 
 
 def make_device(path: str, mode: int, major: int, minor: int, host_path: str = "") -> None:

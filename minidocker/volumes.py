@@ -141,6 +141,21 @@ def list_volumes() -> list[Volume]:
     return found
 
 
+VOLUME_FILTERS = ("dangling", "driver", "label", "name")
+
+
+def select_volumes(volumes: list[Volume], filters, in_use: set[str]) -> list[Volume]:
+    """``volume ls --filter``: ``dangling`` (true: no container uses it, ``in_use`` being
+    the names some container uses), ``driver``, ``label``, ``name`` (a regular expression);
+    the rules are minidocker/filters.py's."""
+    return [v for v in volumes if volume_matches(v, filters, in_use)]
+
+
+def volume_matches(v: Volume, f, in_use: set[str]) -> bool:
+    return (f.match_bool("dangling", v.Name not in in_use) and f.match("driver", v.Driver.__eq__)
+            and f.match_labels(v.Labels) and f.match_name(v.Name))
+
+
 def volume_users(containers: Iterable[tuple[str, list]]) -> dict[str, list[str]]:
     """Which containers use which volume: from ``(container name, its Mounts)`` pairs (the
     ``Mounts`` of each container record, dicts or ``Mount``s) to ``{volume: [containers]}``."""

@@ -2,6 +2,7 @@
 the checker says of it and of the solution, and a host port that someone else holds."""
 
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,3 +41,20 @@ def port_taken(port: int) -> Iterator[socket.socket]:
         squatter.bind(("0.0.0.0", port))
         squatter.listen()
         yield squatter
+
+
+@contextmanager
+def attached(*args: str) -> Iterator[subprocess.Popen]:
+    """``minidocker attach ARGS`` with pipes; the test types into it and detaches: the client
+    must then end with 0 and say "read escape sequence". Killed at the end in any case."""
+    from tests.conftest import MINIDOCKER
+
+    client = subprocess.Popen([*MINIDOCKER, "attach", *args], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        yield client
+        assert client.wait(timeout=5) == 0
+        assert b"read escape sequence" in client.stderr.read()
+    finally:
+        client.kill()
+        client.wait()

@@ -26,13 +26,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20,
+                  host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            socket.create_connection((host, port), timeout=0.2).close()
             return
         except OSError:
             time.sleep(0.05)
@@ -40,18 +41,18 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> Non
 
 
 class Server:
-    """A registry process (minidocker's, or another command) on 127.0.0.1:<port>, stopped by
-    its PID."""
+    """A registry process (minidocker's, or another command) on <host>:<port> (loopback
+    unless told), stopped by its PID."""
 
-    def __init__(self, argv: list[str], port: int, log: Path):
+    def __init__(self, argv: list[str], port: int, log: Path, host: str = "127.0.0.1"):
         self.port, self.log = port, log
-        self.url = f"http://127.0.0.1:{port}"
-        self.host = f"127.0.0.1:{port}"
+        self.url = f"http://{host}:{port}"
+        self.host = f"{host}:{port}"
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
         try:
-            wait_for_port(port, self.proc)
+            wait_for_port(port, self.proc, host=host)
         except RuntimeError:
             self.stop()
             raise RuntimeError(log.read_text()) from None
@@ -72,11 +73,16 @@ class Server:
                 self.proc.wait()
 
 
-def minidocker_registry(root: Path, log: Path) -> Server:
+def minidocker_registry(root: Path, log: Path, *options: str,
+                        host: str = "127.0.0.1") -> Server:
+    """``minidocker registry serve`` on a free port of ``host``, with more ``options``
+    (``--auth``, ``--tls``...); ``server.root`` is its storage."""
     port = free_port()
     argv = [sys.executable, "-m", "minidocker.cli", "registry", "serve",
-            "--addr", f"127.0.0.1:{port}", "--root", str(root)]
-    return Server(argv, port, log)
+            "--addr", f"{host}:{port}", "--root", str(root), *options]
+    server = Server(argv, port, log, host=host)
+    server.root = root
+    return server
 
 
 def distribution_registry(root: Path, workdir: Path) -> Server:

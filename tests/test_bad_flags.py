@@ -6,6 +6,12 @@ import pytest
 
 LONG = "a" * 300
 
+
+def run(*flags: str) -> list[str]:
+    """``run --rm FLAGS busybox true``: a run whose flags alone must fail."""
+    return ["run", "--rm", *flags, "busybox", "true"]
+
+
 CASES = [  # (arguments, exit code, words the message must hold)
     (["run", "--rm", "-p", "1.2.3.999:80:80", "busybox", "true"], 125, "'1.2.3.999'"),
     (["run", "--rm", "-p", "99999:80", "busybox", "true"], 125, "invalid port range"),
@@ -45,6 +51,42 @@ CASES = [  # (arguments, exit code, words the message must hold)
     (["volume", "create", "bad/name"], 1, "invalid characters"),
     (["inspect", "-f", "{{", "busybox"], 64, "template"),
 ]
+REFUSED_RUN_FLAGS = {  # run's flags (split on spaces) -> words of the message; exit code 125
+    # the process's own knobs: rlimits, sysctls, /dev/shm, OOM score
+    "--ulimit nofiles=10": "unknown ulimit type",
+    "--ulimit nofile=20:10": "soft limit",
+    "--ulimit nofile=lots": "nofile=lots",
+    "--sysctl noequals": "'noequals'",
+    "--sysctl vm.swappiness=0": "not namespaced",
+    "--shm-size big": "--shm-size",
+    "--shm-size 0": "above 0",
+    "--oom-score-adj 2000": "[-1000, 1000]",
+    "--oom-score-adj x": "--oom-score-adj",
+    # the rest of the cgroup knobs
+    "-m 32m --memory-reservation 64m": "memory reservation",
+    "--memory-reservation 1k": "6MB",
+    "--memory-swappiness 101": "--memory-swappiness",
+    "--blkio-weight 5": "10 to 1000",
+    "--device-read-bps /dev/null:1mb": "not a block device",
+    "--device-write-bps vda": "DEVICE:RATE",
+    "--cpuset-mems 63": "memory nodes",
+    "--cpuset-mems x": "--cpuset-mems",
+    "--cgroupns container:x": "--cgroupns mode",
+    "--cgroup-parent ../escape": "--cgroup-parent",
+    # logging, images, names and addresses
+    "--log-driver syslog": "--log-driver",
+    "--log-driver none --log-opt max-size=1m": "drop --log-opt",
+    "--pull sometimes": "--pull",
+    "--platform windows/amd64": "--platform",
+    "--domainname bad_domain": "--domainname 'bad_domain'",
+    "--uts host --domainname x.org": "--domainname",
+    "--ip 10.0.0.300": "--ip",
+    "--ip 172.17.0.9": "user specified IP address is supported on user defined networks only",
+    "--mac-address zz:42": "--mac-address",
+    "--mac-address 01:00:5e:00:00:01": "unicast",
+    "--label-file /nope": "--label-file",
+}
+CASES += [(run(*flags.split()), 125, words) for flags, words in REFUSED_RUN_FLAGS.items()]
 
 
 def inventory(md) -> tuple[str, str, str]:

@@ -11,6 +11,8 @@ throwaway overlay of ``test_interop``'s ``work`` fixture, podman's storage in it
 """
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -152,3 +154,52 @@ def test_each_garbage_collector_keeps_what_the_other_registry_stored(work, tmp_p
                    str(other / "shared-root"))
     assert collected.returncode == 0 and collected.stdout.endswith(
         "0 blobs eligible for deletion\n"), collected.stdout
+
+
+def refused_by(work: Path, *argv) -> str:  # noqa: F811
+    """Run skopeo expecting it to fail; its stderr."""
+    result = subprocess.run([need("skopeo"), *map(str, argv)], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "TMPDIR": str(work / "tmp")})
+    assert result.returncode != 0, result.stdout
+    return result.stderr
+
+
+@pytest.mark.parametrize("kind", ["htpasswd", "token"])
+def test_skopeo_authenticates_with_basic_and_with_a_token(work, tmp_path, kind):  # noqa: F811
+    """containers/image, the client of skopeo and podman, against the server's auth: Basic
+    from the htpasswd file, or the Bearer token dance with the server's /token endpoint."""
+    users = tmp_path / "htpasswd"
+    md("registry", "htpasswd", str(users), "alice", input="wonderland\n")
+    server = minidocker_registry(tmp_path / "root", tmp_path / "serve.log", "--auth",
+                                 f"{kind}:{users}")
+    source, target = f"oci:{layout_dir()}:busybox:latest", f"docker://{server.host}/auth/bb:1"
+    try:
+        anonymous = refused_by(work, "copy", "--dest-tls-verify=false", source, target)
+        # Basic: "unauthorized"; an anonymous token: "denied"
+        assert "unauthorized" in anonymous or "access to the resource is denied" in anonymous
+        peer(work, "skopeo", "copy", "--dest-tls-verify=false", "--dest-creds",
+             "alice:wonderland", source, target)
+        raw = peer(work, "skopeo", "inspect", "--raw", "--tls-verify=false", "--creds",
+                   "alice:wonderland", target)
+        assert raw.encode() == layout_manifest(layout_dir(), "busybox:latest")
+    finally:
+        server.stop()
+
+
+def test_skopeo_trusts_the_kits_ca_and_refuses_the_server_without_it(work, tmp_path):  # noqa: F811
+    """``registry serve --tls`` with the kit's certificate, checked by Go's TLS stack."""
+    certs, trusted = tmp_path / "certs", tmp_path / "trusted"
+    md("registry", "certs", str(certs))
+    trusted.mkdir()
+    (trusted / "ca.crt").write_bytes((certs / "ca.crt").read_bytes())
+    server = minidocker_registry(tmp_path / "root", tmp_path / "serve.log", "--tls",
+                                 "--certs", str(certs))
+    source, target = f"oci:{layout_dir()}:busybox:latest", f"docker://{server.host}/tls/bb:1"
+    try:
+        untrusted = refused_by(work, "copy", source, target)
+        assert "x509: certificate signed by unknown authority" in untrusted
+        peer(work, "skopeo", "copy", "--dest-cert-dir", trusted, source, target)
+        raw = peer(work, "skopeo", "inspect", "--raw", "--cert-dir", trusted, target)
+        assert raw.encode() == layout_manifest(layout_dir(), "busybox:latest")
+    finally:
+        server.stop()

@@ -4,8 +4,8 @@
 Ubuntu 24.04 runs), "hybrid" (v1 controllers plus an empty v2 tree, like this kit's Debian
 machine) or "v1" — and ``for_container(id)`` returns the driver that fits, so no caller ever
 branches on the version. A container's cgroup is ``minidocker/<container id>`` (the parent
-can be changed with ``$MINIDOCKER_CGROUP_PARENT``, like Docker's ``--cgroup-parent``; the
-test session uses its own).
+can be changed for one container with ``--cgroup-parent``, and for all with
+``$MINIDOCKER_CGROUP_PARENT``; the test session uses its own).
 
 Man pages: cgroups(7), cgroup_namespaces(7). Used by: notebook 03-cgroups, lab 03-cgroups.
 """
@@ -15,17 +15,18 @@ from pathlib import Path
 
 from minidocker.cgroups.base import Cgroup, Stats
 from minidocker.cgroups.limits import Limits, build_limits
-from minidocker.cgroups.v1 import CgroupV1
+from minidocker.cgroups.v1 import CONTROLLERS, CgroupV1
 from minidocker.cgroups.v2 import CgroupV2
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+__all__ = ["Cgroup", "CgroupV1", "CgroupV2", "Limits", "Stats", "build_limits",
+           "for_container", "layout", "unified_root", "warnings"]
+
+
 def parent() -> str:
     return os.environ.get("MINIDOCKER_CGROUP_PARENT") or "minidocker"
-
-__all__ = ["Cgroup", "CgroupV1", "CgroupV2", "Limits", "Stats", "build_limits",
-           "for_container", "layout", "unified_root"]
 
 
 def layout() -> str:
@@ -42,18 +43,25 @@ def unified_root() -> Path | None:
     return {"v2": CGROUP_ROOT, "hybrid": CGROUP_ROOT / "unified"}.get(layout())
 
 
-def for_container(container_id: str) -> Cgroup:
+def for_container(container_id: str, cgroup_parent: str = "") -> Cgroup:
     """The cgroup of one container, with the driver for this machine: where the controllers
-    are (v1 and hybrid: the v1 trees; v2: the unified tree)."""
-    name = f"{parent()}/{container_id}"
-    return CgroupV2(name, CGROUP_ROOT) if layout() == "v2" else CgroupV1(name)
+    are (v1 and hybrid: the v1 trees; v2: the unified tree). ``cgroup_parent`` is the
+    container's ``--cgroup-parent``, a path below each hierarchy's root."""
+    name = f"{cgroup_parent.strip('/') or parent()}/{container_id}"
+    cgroup = CgroupV2(name, CGROUP_ROOT) if layout() == "v2" else CgroupV1(name)
+    cgroup.owns_parent = not cgroup_parent.strip("/")
+    return cgroup
+
+
+def warnings(limits: Limits) -> list[str]:
+    """The limits this machine's cgroup version discards, one warning each."""
+    return for_container("-").warnings(limits)
 
 
 def parent_dirs() -> list[Path]:
     """The parent cgroup directory in each hierarchy where it exists (it goes with its last
     container)."""
-    controllers = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices")
-    roots = [CGROUP_ROOT / c for c in controllers] + [CGROUP_ROOT, CGROUP_ROOT / "unified"]
+    roots = [CGROUP_ROOT / c for c in CONTROLLERS] + [CGROUP_ROOT, CGROUP_ROOT / "unified"]
     return [root / parent() for root in roots if (root / parent()).is_dir()]
 
 

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from minidocker import explain
 from minidocker.cgroups.limits import Limits
 
 
@@ -38,6 +39,9 @@ class Cgroup(ABC):
     ``minidocker/<container id>``."""
 
     version: str  # "v1" or "v2"
+    discarded: dict[str, str] = {}  # Limits fields this version cannot apply -> the warning
+    owns_parent = True  # minidocker's own parent goes with its last container; not one
+    # given with --cgroup-parent, which may be shared with others (Docker leaves it too)
 
     def __init__(self, name: str):
         self.name = name
@@ -51,6 +55,10 @@ class Cgroup(ABC):
 
     @abstractmethod
     def set_limits(self, limits: Limits) -> None: ...
+
+    def warnings(self, limits: Limits) -> list[str]:
+        """What of ``limits`` this version discards, one warning each (Docker's wording)."""
+        return [text for name, text in self.discarded.items() if getattr(limits, name)]
 
     @abstractmethod
     def stats(self) -> Stats: ...
@@ -69,7 +77,7 @@ class Cgroup(ABC):
     def add_process(self, pid: int) -> None:
         """Move ``pid`` (and from then on its children) into this cgroup."""
         for directory in self.directories():
-            (directory / "cgroup.procs").write_text(str(pid))
+            write_file(directory / "cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:
         procs = self.directories()[0] / "cgroup.procs"
@@ -103,7 +111,8 @@ class Cgroup(ABC):
         for directory in self.directories():
             _rmdir_retrying(directory)
             try:
-                directory.parent.rmdir()  # the shared parent goes with its last container
+                if self.owns_parent:
+                    directory.parent.rmdir()  # the shared parent goes with its last container
             except OSError:
                 pass
 
@@ -119,6 +128,19 @@ def _rmdir_retrying(directory: Path) -> None:
         except OSError:
             time.sleep(0.01)
     directory.rmdir()
+
+
+def write_file(path: Path, value: str) -> None:
+    """Write one cgroup file: this is how every limit reaches the kernel (cgroups(7))."""
+    explain.step("write", f"{path}, {value!r}")
+    path.write_text(value)
+
+
+def make_dir(path: Path) -> None:
+    """mkdir(2) in a cgroup filesystem: the kernel fills the new directory with its files."""
+    if not path.is_dir():
+        explain.step("mkdir", str(path))
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def read_int(path: Path, default: int = 0) -> int:

@@ -1,15 +1,20 @@
 """Resource limits as ``docker run`` takes them, checked before anything is created.
 
 ``-m 32m``, ``--cpus 0.5``, ``--cpuset-cpus 0-1``, ``--pids-limit 20`` ... each flag becomes one
-field of ``Limits``, in the kernel's units (bytes, microseconds, CPU lists). Each driver then
-writes them to the files of its cgroup version.
+field of ``Limits``, in the kernel's units (bytes, microseconds, CPU and memory-node lists,
+bytes per second for a block device). Each driver then writes them to the files of its cgroup
+version: the memory controller's soft limit, swappiness and OOM killer, the cpuset's CPUs and
+memory nodes, the io controller's weight and throttles (v1 calls it ``blkio``).
 
-Man pages: cgroups(7); Docker's "Runtime options with Memory, CPUs, and GPUs".
+Man pages: cgroups(7), cpuset(7); Docker's "Runtime options with Memory, CPUs, and GPUs";
+kernel docs admin-guide/cgroup-v1/blkio-controller.rst, cgroup-v2.rst ("IO").
 Used by: notebook 03-cgroups (``run -m``, ``--cpus``, ``--pids-limit``), bench/run.py.
 """
 
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, fields
 
 from minidocker.errors import MinidockerError
@@ -31,6 +36,13 @@ class Limits:
     cpu_shares: int | None = None  # relative weight, 1024 = normal: --cpu-shares
     cpuset_cpus: str | None = None  # CPU list: --cpuset-cpus
     pids_limit: int | None = None  # processes: --pids-limit
+    memory_reservation: int | None = None  # bytes, a soft limit: --memory-reservation
+    memory_swappiness: int | None = None  # 0..100, how eagerly it is swapped out
+    oom_kill_disable: bool | None = None  # --oom-kill-disable: wait for memory instead
+    cpuset_mems: str | None = None  # NUMA memory-node list: --cpuset-mems
+    blkio_weight: int | None = None  # 10..1000, a relative share of disk time
+    blkio_device_read_bps: tuple[tuple[str, int], ...] | None = None  # ((device, bytes/s),)
+    blkio_device_write_bps: tuple[tuple[str, int], ...] | None = None
 
     def any(self) -> bool:
         return any(getattr(self, f.name) is not None for f in fields(self))
@@ -56,6 +68,14 @@ def online_cpus() -> set[int]:
     return parse_cpu_list(open("/sys/devices/system/cpu/online").read().strip())
 
 
+def online_memory_nodes() -> set[int]:
+    """The NUMA nodes this machine has (one, node 0, on most laptops and VMs)."""
+    try:
+        return parse_cpu_list(open("/sys/devices/system/node/online").read().strip())
+    except FileNotFoundError:  # a kernel without NUMA support: everything is node 0
+        return {0}
+
+
 def parse_cpu_list(text: str) -> set[int]:
     """``0-2,5`` -> {0, 1, 2, 5} (the kernel's "cpu list" format, cpuset(7))."""
     cpus: set[int] = set()
@@ -66,7 +86,9 @@ def parse_cpu_list(text: str) -> set[int]:
 
 
 def build_limits(memory=None, memory_swap=None, cpus=None, cpu_shares=None, cpu_period=None,
-                 cpu_quota=None, cpuset_cpus=None, pids_limit=None) -> Limits:
+                 cpu_quota=None, cpuset_cpus=None, pids_limit=None, memory_reservation=None,
+                 memory_swappiness=None, oom_kill_disable=False, cpuset_mems=None,
+                 blkio_weight=None, device_read_bps=(), device_write_bps=()) -> Limits:
     """Turn ``run``'s flag values (strings as typed, or None) into checked ``Limits``."""
     mem = parse_bytes("--memory", memory) if memory is not None else None
     mem = mem or None  # -m 0: no limit, as in Docker
@@ -75,9 +97,82 @@ def build_limits(memory=None, memory_swap=None, cpus=None, cpu_shares=None, cpu_
     swap = _memory_swap(memory_swap, mem)
     period, quota = _cpu_quota(cpus, cpu_period, cpu_quota)
     shares = _int_in("--cpu-shares", cpu_shares, 2, 262144)
+    weight = _int_in("--blkio-weight", blkio_weight, 0, 1000)
+    if weight and weight < 10:
+        raise MinidockerError(f"invalid value '{blkio_weight}' for --blkio-weight: the range "
+                              "is from 10 to 1000 (0: the default)")
+    swappiness = _int_in("--memory-swappiness", memory_swappiness, -1, 100)
     return Limits(memory=mem, memory_swap=swap, cpu_quota=quota, cpu_period=period,
                   cpu_shares=shares, cpuset_cpus=_cpuset(cpuset_cpus),
-                  pids_limit=_pids(pids_limit))
+                  pids_limit=_pids(pids_limit),
+                  memory_reservation=_reservation(memory_reservation, mem),
+                  memory_swappiness=None if swappiness in (None, -1) else swappiness,
+                  oom_kill_disable=True if oom_kill_disable else None,
+                  cpuset_mems=_memory_nodes(cpuset_mems), blkio_weight=weight or None,
+                  blkio_device_read_bps=_device_rates("--device-read-bps", device_read_bps),
+                  blkio_device_write_bps=_device_rates("--device-write-bps",
+                                                       device_write_bps))
+
+
+def _reservation(text, memory):
+    """``--memory-reservation``: a soft limit, enforced only when the host runs short; it
+    must stay below the hard limit (-m), as Docker checks."""
+    if text is None:
+        return None
+    value = parse_bytes("--memory-reservation", text) or None
+    if value is not None and value < MIN_MEMORY:
+        raise MinidockerError("Minimum memory reservation allowed is 6MB "
+                              "(--memory-reservation)")
+    if value is not None and memory is not None and value > memory:
+        raise MinidockerError("Minimum memory limit can not be less than memory reservation "
+                              "limit, see usage (--memory-reservation must be below -m)")
+    return value
+
+
+def _memory_nodes(text):
+    return None if text is None else _node_list("--cpuset-mems", text, online_memory_nodes(),
+                                                "memory nodes")
+
+
+def _node_list(flag, text, online, what):
+    """A cpuset list (``0-1,3``) of CPUs or memory nodes this machine has, as Docker checks."""
+    try:
+        wanted = parse_cpu_list(text)
+    except ValueError:
+        raise MinidockerError(f"invalid value '{text}' for {flag}: use a list of {what} such "
+                              "as 0, 0-1 or 0,2") from None
+    if wanted - online:
+        have = ",".join(map(str, sorted(online)))
+        raise MinidockerError(f"Requested {what} are not available - requested {text}, "
+                              f"available: {have} ({flag})")
+    return text
+
+
+def _device_rates(flag, specs):
+    """``--device-read-bps /dev/vda:1mb``: a block device of the host and bytes per second."""
+    rates = []
+    for spec in specs:
+        path, sep, rate = spec.rpartition(":")
+        if not sep or not path.startswith("/dev/"):
+            raise MinidockerError(f"invalid value '{spec}' for {flag}: use DEVICE:RATE, a "
+                                  "block device under /dev and bytes per second (/dev/vda:1mb)")
+        if block_device_number(path) is None:
+            raise MinidockerError(f"invalid value '{spec}' for {flag}: {path} is not a block "
+                                  "device of this host (see lsblk)")
+        rates.append((path, parse_bytes(flag, rate)))
+    return tuple(rates) or None
+
+
+def block_device_number(path: str) -> str | None:
+    """``MAJOR:MINOR`` of a block device, as the io controller's files name it; None if
+    ``path`` is not a block device."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISBLK(st.st_mode):
+        return None
+    return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
 
 
 def _memory_swap(text, memory):
@@ -117,19 +212,7 @@ def _cpu_quota(cpus, period_text, quota_text):
 
 
 def _cpuset(text):
-    if text is None:
-        return None
-    try:
-        wanted = parse_cpu_list(text)
-    except ValueError:
-        raise MinidockerError(f"invalid value '{text}' for --cpuset-cpus: use a CPU list "
-                              "such as 0, 0-1 or 0,2") from None
-    missing = wanted - online_cpus()
-    if missing:
-        have = ",".join(map(str, sorted(online_cpus())))
-        raise MinidockerError(f"Requested CPUs are not available - requested {text}, "
-                              f"available: {have}")
-    return text
+    return None if text is None else _node_list("--cpuset-cpus", text, online_cpus(), "CPUs")
 
 
 def _pids(text):
@@ -162,5 +245,10 @@ def cpu_weight(shares: int) -> int:
         return 10000
     log = math.log2(shares)
     return math.ceil(10 ** ((log * log + 125 * log) / 612 - 7 / 34))
+
+
+def io_weight(blkio_weight: int) -> int:
+    """cgroup v1 ``blkio.weight`` (10..1000) -> v2 ``io.weight`` (1..10000), as runc maps it."""
+    return 1 + ((blkio_weight - 10) * 9999) // 990
 
 

@@ -4,9 +4,11 @@ In v1 each controller (memory, cpu, cpuacct, cpuset, pids, freezer) has its own 
 at ``/sys/fs/cgroup/<controller>`` (sometimes two share one mount, like ``cpu,cpuacct``). A
 container's cgroup is therefore one directory in each tree, and the process joins each of them.
 
-Files written: memory.limit_in_bytes, memory.memsw.limit_in_bytes, cpu.cfs_period_us,
-cpu.cfs_quota_us, cpu.shares, cpuset.cpus (+ cpuset.mems, which must be set before a task may
-join), pids.max, freezer.state, devices.deny/devices.allow. Read: cpuacct.usage, memory.usage_in_bytes,
+Files written: memory.limit_in_bytes, memory.memsw.limit_in_bytes, memory.soft_limit_in_bytes,
+memory.swappiness, memory.oom_control, cpu.cfs_period_us, cpu.cfs_quota_us, cpu.shares,
+cpuset.cpus and cpuset.mems (which must be set before a task may join), blkio.weight (or
+blkio.bfq.weight, with the BFQ I/O scheduler), blkio.throttle.read_bps_device and
+write_bps_device ("MAJOR:MINOR BYTES"), pids.max, freezer.state, devices.deny/devices.allow. Read: cpuacct.usage, memory.usage_in_bytes,
 memory.oom_control, pids.current.
 
 Man pages: cgroups(7), cpuset(7); kernel docs admin-guide/cgroup-v1/.
@@ -16,10 +18,10 @@ Used by: notebook 03-cgroups on a v1 or hybrid machine, lab 03-cgroups (``contro
 import time
 from pathlib import Path
 
-from minidocker.cgroups.base import Cgroup, Stats, read_int, read_keyed
-from minidocker.cgroups.limits import Limits
+from minidocker.cgroups.base import Cgroup, Stats, make_dir, read_int, read_keyed, write_file
+from minidocker.cgroups.limits import Limits, block_device_number
 
-CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio")
 UNLIMITED = 2**63 - 4096  # what v1 reports for "no limit" (PAGE_COUNTER_MAX in bytes)
 
 
@@ -57,14 +59,14 @@ class CgroupV1(Cgroup):
         if "devices" not in self.mounts:
             return False
         directory = self.path("devices")
-        (directory / "devices.deny").write_text("a")
+        write_file(directory / "devices.deny", "a")
         for rule in rules:
-            (directory / "devices.allow").write_text(rule)
+            write_file(directory / "devices.allow", rule)
         return True
 
     def create(self) -> None:
         for directory in self.directories():
-            directory.mkdir(parents=True, exist_ok=True)
+            make_dir(directory)
         if "cpuset" in self.mounts:  # an empty cpuset admits no task: inherit the parent's
             self._inherit_cpuset(self.path("cpuset"))
 
@@ -79,23 +81,52 @@ class CgroupV1(Cgroup):
     def set_limits(self, limits: Limits) -> None:
         memory, cpu = self.path("memory"), self.path("cpu")
         if limits.memory is not None:
-            (memory / "memory.limit_in_bytes").write_text(str(limits.memory))
+            write_file(memory / "memory.limit_in_bytes", str(limits.memory))
             swap = limits.memory_swap
             if swap is None:
                 swap = 2 * limits.memory  # Docker: as much swap as memory
             memsw = memory / "memory.memsw.limit_in_bytes"
             if memsw.exists():  # only with swap accounting
-                memsw.write_text(str(swap))
+                write_file(memsw, str(swap))
         if limits.cpu_period is not None:
-            (cpu / "cpu.cfs_period_us").write_text(str(limits.cpu_period))
+            write_file(cpu / "cpu.cfs_period_us", str(limits.cpu_period))
         if limits.cpu_quota is not None:
-            (cpu / "cpu.cfs_quota_us").write_text(str(limits.cpu_quota))
+            write_file(cpu / "cpu.cfs_quota_us", str(limits.cpu_quota))
         if limits.cpu_shares is not None:
-            (cpu / "cpu.shares").write_text(str(limits.cpu_shares))
+            write_file(cpu / "cpu.shares", str(limits.cpu_shares))
         if limits.cpuset_cpus is not None:
-            (self.path("cpuset") / "cpuset.cpus").write_text(limits.cpuset_cpus)
+            write_file(self.path("cpuset") / "cpuset.cpus", limits.cpuset_cpus)
         if limits.pids_limit is not None:
-            (self.path("pids") / "pids.max").write_text(str(limits.pids_limit))
+            write_file(self.path("pids") / "pids.max", str(limits.pids_limit))
+        self._set_memory_policy(memory, limits)
+        if limits.cpuset_mems is not None:
+            write_file(self.path("cpuset") / "cpuset.mems", limits.cpuset_mems)
+        self._set_io(limits)
+
+    def _set_memory_policy(self, memory: Path, limits: Limits) -> None:
+        """The memory controller beyond the hard limit: a soft limit the kernel reclaims down
+        to when the host runs short, how eagerly to swap, and whether the OOM killer may act
+        (with it disabled, a process over -m waits for memory instead of dying)."""
+        if limits.memory_reservation is not None:
+            write_file(memory / "memory.soft_limit_in_bytes", str(limits.memory_reservation))
+        if limits.memory_swappiness is not None:
+            write_file(memory / "memory.swappiness", str(limits.memory_swappiness))
+        if limits.oom_kill_disable:
+            write_file(memory / "memory.oom_control", "1")
+
+    def _set_io(self, limits: Limits) -> None:
+        """The blkio controller: a weight (CFQ's blkio.weight, or BFQ's since Linux 5.0) and
+        bytes-per-second throttles per block device."""
+        blkio = self.path("blkio")
+        if limits.blkio_weight is not None:
+            weight = blkio / "blkio.weight"
+            weight = weight if weight.exists() else blkio / "blkio.bfq.weight"
+            write_file(weight, str(limits.blkio_weight))
+        for name, rates in (("read", limits.blkio_device_read_bps),
+                            ("write", limits.blkio_device_write_bps)):
+            for device, rate in rates or ():
+                write_file(blkio / f"blkio.throttle.{name}_bps_device",
+                           f"{block_device_number(device)} {rate}")
 
     def stats(self) -> Stats:
         memory_limit = read_int(self.path("memory") / "memory.limit_in_bytes", UNLIMITED)

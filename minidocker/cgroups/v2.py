@@ -5,8 +5,11 @@ on a hybrid one). A parent hands controllers to its children by writing ``+memor
 its ``cgroup.subtree_control``; a process lives in exactly one cgroup. Freezing and killing are
 core features: ``cgroup.freeze`` and ``cgroup.kill``.
 
-Files written: memory.max, memory.swap.max, cpu.max ("quota period"), cpu.weight, cpuset.cpus,
-pids.max, cgroup.freeze, cgroup.kill. Read: cpu.stat, memory.current, memory.events,
+Files written: memory.max, memory.swap.max, memory.low, cpu.max ("quota period"), cpu.weight,
+cpuset.cpus, cpuset.mems, io.weight, io.max ("MAJOR:MINOR rbps=N wbps=N"), pids.max,
+cgroup.freeze, cgroup.kill. v2 has no swappiness per cgroup and no switch for the OOM killer:
+``--memory-swappiness`` and ``--oom-kill-disable`` are discarded with a warning, as Docker does
+(``DISCARDED``). Read: cpu.stat, memory.current, memory.events,
 pids.current, cgroup.events.
 
 Man pages: cgroups(7); kernel docs admin-guide/cgroup-v2.rst.
@@ -16,14 +19,19 @@ Used by: notebook 03-cgroups on a v2 machine (Ubuntu 24.04, the classroom VM), l
 import time
 from pathlib import Path
 
-from minidocker.cgroups.base import Cgroup, Stats, read_int, read_keyed
-from minidocker.cgroups.limits import Limits, cpu_weight
+from minidocker.cgroups.base import Cgroup, Stats, make_dir, read_int, read_keyed, write_file
+from minidocker.cgroups.limits import Limits, block_device_number, cpu_weight, io_weight
 
-WANTED = ("cpu", "cpuset", "memory", "pids")
+WANTED = ("cpu", "cpuset", "io", "memory", "pids")
+DISCARDED = {"memory_swappiness": "cgroup v2 has no per-cgroup swappiness: "
+                                  "--memory-swappiness discarded",
+             "oom_kill_disable": "cgroup v2 cannot disable the OOM killer: --oom-kill-disable "
+                                 "discarded"}
 
 
 class CgroupV2(Cgroup):
     version = "v2"
+    discarded = DISCARDED
 
     def __init__(self, name: str, root: Path = Path("/sys/fs/cgroup")):
         super().__init__(name)
@@ -43,7 +51,7 @@ class CgroupV2(Cgroup):
         for part in Path(self.name).parts:
             enable_controllers(directory)  # a parent passes controllers down before the mkdir
             directory = directory / part
-            directory.mkdir(exist_ok=True)
+            make_dir(directory)
 
     def set_limits(self, limits: Limits) -> None:
         needed = _controllers_for(limits)
@@ -52,22 +60,36 @@ class CgroupV2(Cgroup):
             raise OSError(f"the cgroup v2 controllers {', '.join(sorted(missing))} are not "
                           f"available in {self.root}")
         if limits.memory is not None:
-            (self.path / "memory.max").write_text(str(limits.memory))
+            write_file(self.path / "memory.max", str(limits.memory))
             swap_max = self.path / "memory.swap.max"
             if swap_max.exists():
                 swap = limits.memory_swap
                 value = "max" if swap == -1 else (swap - limits.memory if swap else
                                                    limits.memory)
-                swap_max.write_text(str(value))
+                write_file(swap_max, str(value))
         if limits.cpu_quota is not None or limits.cpu_period is not None:
             quota = limits.cpu_quota if limits.cpu_quota is not None else "max"
-            (self.path / "cpu.max").write_text(f"{quota} {limits.cpu_period or 100000}")
+            write_file(self.path / "cpu.max", f"{quota} {limits.cpu_period or 100000}")
         if limits.cpu_shares is not None:
-            (self.path / "cpu.weight").write_text(str(cpu_weight(limits.cpu_shares)))
+            write_file(self.path / "cpu.weight", str(cpu_weight(limits.cpu_shares)))
         if limits.cpuset_cpus is not None:
-            (self.path / "cpuset.cpus").write_text(limits.cpuset_cpus)
+            write_file(self.path / "cpuset.cpus", limits.cpuset_cpus)
         if limits.pids_limit is not None:
-            (self.path / "pids.max").write_text(str(limits.pids_limit))
+            write_file(self.path / "pids.max", str(limits.pids_limit))
+        if limits.memory_reservation is not None:
+            write_file(self.path / "memory.low", str(limits.memory_reservation))
+        if limits.cpuset_mems is not None:
+            write_file(self.path / "cpuset.mems", limits.cpuset_mems)
+        self._set_io(limits)
+
+    def _set_io(self, limits: Limits) -> None:
+        """The io controller: a weight and, per block device, a line of io.max."""
+        if limits.blkio_weight is not None:
+            write_file(self.path / "io.weight", str(io_weight(limits.blkio_weight)))
+        for key, rates in (("rbps", limits.blkio_device_read_bps),
+                           ("wbps", limits.blkio_device_write_bps)):
+            for device, rate in rates or ():
+                write_file(self.path / "io.max", f"{block_device_number(device)} {key}={rate}")
 
     def stats(self) -> Stats:
         memory_max = read_int(self.path / "memory.max", -1)
@@ -108,7 +130,7 @@ def enable_controllers(directory: Path) -> None:
     available = set((directory / "cgroup.controllers").read_text().split())
     enabled = set((directory / "cgroup.subtree_control").read_text().split())
     for controller in sorted(set(WANTED) & available - enabled):
-        (directory / "cgroup.subtree_control").write_text(f"+{controller}")
+        write_file(directory / "cgroup.subtree_control", f"+{controller}")
 
 
 def _controllers_for(limits: Limits) -> set[str]:
@@ -121,4 +143,11 @@ def _controllers_for(limits: Limits) -> set[str]:
         needed.add("cpuset")
     if limits.pids_limit is not None:
         needed.add("pids")
+    if limits.memory_reservation is not None:
+        needed.add("memory")
+    if limits.cpuset_mems is not None:
+        needed.add("cpuset")
+    if (limits.blkio_weight or limits.blkio_device_read_bps
+            or limits.blkio_device_write_bps):
+        needed.add("io")
     return needed

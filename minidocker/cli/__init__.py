@@ -22,6 +22,8 @@ import sys
 
 import click
 
+from minidocker.cli.flags import filter_option
+
 CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
 click.UsageError.exit_code = 125  # ``minidocker --nope``: Docker's code for a bad flag
 
@@ -126,22 +128,26 @@ def commit(author, message, changes, container, repository):
 @click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
               "template, e.g. '{{.Repository}}:{{.Tag}}' (fields: .ID .Repository .Tag "
               ".Digest .CreatedSince .CreatedAt .Size).")
-def images(show_all, quiet, fmt):
+@filter_option
+def images(show_all, quiet, fmt, filters):
     """List images."""
     from minidocker.cli.formatting import IMAGE_HEADERS, IMAGES_TABLE, format_rows, image_rows
+    from minidocker.image import filters as by
     from minidocker.image.store import ImageStore
 
-    images = ImageStore().images()
+    store = ImageStore()
+    images = store.images()
     if not show_all:  # build steps' images are intermediate, as Docker's: shown with -a
         from minidocker.build.cache import BuildCache
 
-        steps = BuildCache(ImageStore()).intermediate_ids()
+        steps = BuildCache(store).intermediate_ids()
         images = [image for image in images if image.tags or image.id not in steps]
     for broken in (image for image in images if image.damage):
         name = broken.tags[0] if broken.tags else broken.short_id
         click.echo(f"minidocker: image {name} is damaged: {broken.damage}; remove it with "
                    f"'minidocker rmi -f {name}' or run 'minidocker image prune'", err=True)
-    rows = [row for image in images for row in image_rows(image)]
+    chosen = by.select(images, by.parse(filters), store)
+    rows = [row for image in chosen for row in image_rows(image)]
     if quiet:
         click.echo("".join(dict.fromkeys(f"{row['ID']}\n" for row in rows)), nl=False)
         return

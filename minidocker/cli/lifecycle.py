@@ -6,7 +6,8 @@ import sys
 import click
 
 from minidocker.cli import CONTEXT, EngineCommand, Group, main, require_root
-from minidocker.cli.flags import container_request, later_stage_options
+from minidocker.cli.flags import container_request, filter_option, later_stage_options
+from minidocker.cli.registry import ensure_image
 
 
 def container_options(command):
@@ -92,10 +93,27 @@ def write_cidfile(file, container_id: str) -> None:
 RUN_CONTEXT = {**CONTEXT, "allow_interspersed_args": False}
 
 
+def sig_proxy_option(command):
+    """``--sig-proxy`` (true by default; ``--sig-proxy=false`` turns it off), as Docker's."""
+    return click.option("--sig-proxy", type=bool, default=True, is_flag=False, flag_value=True,
+                        metavar="BOOL", help="Pass signals received on to the container's "
+                        "PID 1 (default true).")(command)
+
+
+def detach_keys_option(command):
+    return click.option("--detach-keys", metavar="KEYS", help="Keys that detach, e.g. "
+                        "ctrl-x,x (default ctrl-p,ctrl-q).")(command)
+
+
 @main.command(cls=EngineCommand, context_settings=RUN_CONTEXT)
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print its ID.")
+@click.option("--explain", is_flag=True, help="Print each kernel step of the start as it "
+              "happens: the syscalls, cgroup files, veth and iptables rules, in stage order.")
+@click.option("--explain-time", is_flag=True, help="--explain, with milliseconds since the "
+              "command began.")
+@sig_proxy_option
 @container_options
-def run(detach, **options):
+def run(detach, explain, explain_time, sig_proxy, **options):
     """Run a command in a new container.
 
     \b
@@ -108,8 +126,11 @@ def run(detach, **options):
     require_root("run")
     config, host, name = container_request(options)
     cidfile = check_cidfile(options["cidfile"])
+    if explain or explain_time:
+        explain_steps(detach, explain_time)
     from minidocker.container import create
 
+    ensure_image(config.Image, options["pull"])
     record = create(config, host, name)
     write_cidfile(cidfile, record.Id)
     if detach:
@@ -120,7 +141,19 @@ def run(detach, **options):
         return
     from minidocker.container.lifecycle import run_in_foreground
 
-    sys.exit(run_in_foreground(record))
+    sys.exit(run_in_foreground(record, sig_proxy))
+
+
+def explain_steps(detach: bool, timing: bool) -> None:
+    """``--explain``: the engine's own trace (minidocker/explain.py) on our stderr. A detached
+    container is started by its monitor, another process: only a foreground run is told."""
+    from minidocker import explain
+    from minidocker.errors import MinidockerError
+
+    if detach:
+        raise MinidockerError("--explain tells the steps of a foreground run: drop -d (the "
+                              "monitor of a detached container starts it out of sight)")
+    explain.listen(2, timing=timing)
 
 
 @main.command(cls=EngineCommand, context_settings=RUN_CONTEXT)
@@ -132,6 +165,7 @@ def create(**options):
 
     config, host, name = container_request(options)
     cidfile = check_cidfile(options["cidfile"])
+    ensure_image(config.Image, options["pull"])
     record = make(config, host, name)
     write_cidfile(cidfile, record.Id)
     click.echo(record.Id)
@@ -140,26 +174,29 @@ def create(**options):
 @main.command(context_settings=CONTEXT)
 @click.option("-a", "--attach", is_flag=True, help="Attach its output (and exit with its code).")
 @click.option("-i", "--interactive", is_flag=True, help="Attach its stdin.")
+@detach_keys_option
 @click.argument("containers", nargs=-1, required=True)
-def start(attach, interactive, containers):
+def start(attach, interactive, detach_keys, containers):
     """Start one or more created or stopped containers."""
     require_root("start")
     from minidocker.container import lifecycle
+    from minidocker.container.attach import DETACH_KEYS, parse_detach_keys
 
+    keys = parse_detach_keys(detach_keys) if detach_keys else DETACH_KEYS
     for name in containers:
         record = lifecycle.find(name)
         if attach or interactive:
-            sys.exit(_start_attached(record, interactive))
+            sys.exit(_start_attached(record, interactive, keys))
         lifecycle.start(record)
         click.echo(name)
 
 
-def _start_attached(record, interactive: bool) -> int:
+def _start_attached(record, interactive: bool, detach_keys: bytes) -> int:
     from minidocker.container import attach, lifecycle
 
     lifecycle.start(record, attach=True)
     client = attach.connect(record.directory / "attach.sock", interactive)
-    detached, code = _relay_with_signals(record, client, interactive)
+    detached, code = _relay_with_signals(record, client, interactive, detach_keys)
     if detached:
         return 0  # it runs on
     if code is None:  # no last frame: it could not start, the monitor wrote why
@@ -169,7 +206,8 @@ def _start_attached(record, interactive: bool) -> int:
     return code
 
 
-def _relay_with_signals(record, client, with_stdin: bool):
+def _relay_with_signals(record, client, with_stdin: bool, detach_keys: bytes,
+                        sig_proxy: bool = True):
     """attach.relay, with signals to us passed on to the container's PID 1 (--sig-proxy)."""
     import contextlib
     import os
@@ -184,8 +222,9 @@ def _relay_with_signals(record, client, with_stdin: bool):
                 if record.reload().State["Pid"] > 0:
                     os.kill(record.State["Pid"], signum)
 
-    SignalProxy(raw_terminal=record.Config.Tty and with_stdin).deliver_to(Pid1())
-    return attach.relay(client, with_stdin, record.Config.Tty)
+    SignalProxy(raw_terminal=record.Config.Tty and with_stdin, forward=sig_proxy).deliver_to(
+        Pid1())
+    return attach.relay(client, with_stdin, record.Config.Tty, detach_keys)
 
 
 @main.command(context_settings=CONTEXT)
@@ -196,13 +235,16 @@ def _relay_with_signals(record, client, with_stdin: bool):
 @click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
               "template, e.g. 'table {{.ID}}\\t{{.Names}}' (fields: .ID .Image .Command "
               ".CreatedAt .RunningFor .Ports .Status .State .Names .Labels .Mounts .Networks).")
-def ps(show_all, quiet, no_trunc, fmt):
+@filter_option
+def ps(show_all, quiet, no_trunc, fmt, filters):
     """List containers."""
     from minidocker.cli.formatting import CONTAINER_HEADERS, PS_TABLE, container_row, format_rows
+    from minidocker.container import filters as by
     from minidocker.container.lifecycle import ACTIVE, current_records
 
-    rows = [container_row(r, no_trunc) for r in current_records()
-            if show_all or r.status in ACTIVE]
+    chosen = by.parse(filters)
+    shown = [r for r in current_records() if show_all or by.shows_all(chosen) or r.status in ACTIVE]
+    rows = [container_row(r, no_trunc) for r in by.select(shown, chosen)]
     if quiet:
         click.echo("".join(f"{row['ID']}\n" for row in rows), nl=False)
         return
@@ -226,20 +268,23 @@ def logs(follow, tail, timestamps, container):
 
 @main.command(context_settings=CONTEXT)
 @click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@detach_keys_option
+@sig_proxy_option
 @click.argument("container")
-def attach(no_stdin, container):
+def attach(no_stdin, detach_keys, sig_proxy, container):
     """Attach to a running container's stdio (detach: Ctrl-P Ctrl-Q)."""
     require_root("attach")
     from minidocker.container import attach as attaching
     from minidocker.container import lifecycle
     from minidocker.errors import Conflict
 
+    keys = attaching.parse_detach_keys(detach_keys) if detach_keys else attaching.DETACH_KEYS
     record = lifecycle.find(container)
     if record.status != "running":
         raise Conflict(f"You cannot attach to a {record.status} container, start it first")
     with_stdin = record.Config.OpenStdin and not no_stdin
     client = attaching.connect(record.directory / "attach.sock", with_stdin)
-    detached, code = _relay_with_signals(record, client, with_stdin)
+    detached, code = _relay_with_signals(record, client, with_stdin, keys, sig_proxy)
     if detached:
         click.echo("\r\nread escape sequence", err=True)
         return

@@ -3,6 +3,7 @@
 import click
 
 from minidocker.cli import CONTEXT, Group, main, require_root
+from minidocker.cli.flags import filter_option
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -54,12 +55,15 @@ def network_create(driver, subnet, gateway, internal, options, labels, name):
 @click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
 @click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
               "template (fields: .ID .Name .Driver .Scope .Internal .Labels .CreatedAt).")
-def network_ls(quiet, no_trunc, fmt):
+@filter_option
+def network_ls(quiet, no_trunc, fmt, filters):
     """List networks."""
     from minidocker.cli.formatting import NETWORK_HEADERS, NETWORKS_TABLE, format_rows, network_row
+    from minidocker.filters import Filters
     from minidocker.network import networks
 
-    rows = [network_row(n, no_trunc) for n in networks.ls()]
+    chosen = Filters.parse(filters, networks.NETWORK_FILTERS, "network ls")
+    rows = [network_row(n, no_trunc) for n in networks.ls(chosen)]
     if quiet:
         click.echo("\n".join(row["ID"] for row in rows))
         return

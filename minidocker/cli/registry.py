@@ -1,14 +1,30 @@
-"""``minidocker registry ...`` (stage 11): serve a registry, collect its garbage."""
+"""Stage 11 commands: ``registry ...`` (serve one, its certificates and users, its garbage),
+and the client's ``login``, ``logout``, ``push``, ``pull`` — plus ``ensure_image``, the pull
+that ``run`` and ``create`` do when the image is missing."""
+
+import sys
 
 import click
 
-from minidocker.cli import CONTEXT, Group, main
+from minidocker.cli import CONTEXT, Group, main, require_root
+
+INSECURE = click.option(
+    "--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]|CIDR",
+    help="Reach this registry without verified TLS (HTTPS unchecked, then plain HTTP), like "
+         "dockerd's --insecure-registry; loopback always is. Also "
+         "$MINIDOCKER_INSECURE_REGISTRIES (comma-separated).")
 
 
 def _default_root() -> str:
     from minidocker.state import state_root
 
     return str(state_root() / "registry")
+
+
+def _default_certs() -> str:
+    from minidocker.state import state_root
+
+    return str(state_root() / "registry-certs")
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -22,11 +38,74 @@ def registry():
 @click.option("--root", type=click.Path(file_okay=False), metavar="DIR",
               help="Storage directory (distribution's rootdirectory) "
                    "[default: <state root>/registry].")
-def registry_serve(addr, root):
+@click.option("--auth", metavar="htpasswd:FILE|token:FILE",
+              help="Require users from an htpasswd file (bcrypt): by HTTP Basic, or by Bearer "
+                   "tokens from this server's /token endpoint.")
+@click.option("--tls", is_flag=True, help="Serve HTTPS with the kit's certificate (made in "
+              "--certs on first use, for HOST of --addr).")
+@click.option("--certs", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where ca.crt, server.crt and server.key live "
+                   "[default: <state root>/registry-certs].")
+def registry_serve(addr, root, auth, tls, certs):
     """Serve the registry in the foreground until interrupted (Ctrl-C)."""
-    from minidocker.registry.app import serve
+    from pathlib import Path
 
-    serve(addr, root or _default_root())
+    from minidocker.registry.app import parse_addr, serve
+    from minidocker.registry.auth import make_policy
+
+    policy = make_policy(auth) if auth else None
+    keypair = None
+    if tls:
+        folder = Path(certs or _default_certs())
+        keypair = folder / "server.crt", folder / "server.key"
+        if not keypair[0].exists():
+            from minidocker.registry.tls import make_certs
+
+            keypair = make_certs(folder, _cert_hosts([parse_addr(addr)[0]]))
+        click.echo(f"TLS: clients trust {folder / 'ca.crt'} when it is copied to "
+                   f"/etc/minidocker/certs.d/{addr}/ca.crt", err=True)
+    serve(addr, root or _default_root(), auth=policy, tls=keypair)
+
+
+def _cert_hosts(hosts) -> list[str]:
+    return list(dict.fromkeys([*hosts, "localhost", "127.0.0.1"]))
+
+
+@registry.command("certs", context_settings=CONTEXT)
+@click.option("--host", "hosts", multiple=True, metavar="NAME|IP",
+              help="A name the server is reached by (repeatable) [default: localhost, "
+                   "127.0.0.1].")
+@click.argument("directory", type=click.Path(file_okay=False))
+def registry_certs(hosts, directory):
+    """Make the kit's CA (once) and a server certificate for HOSTs, with openssl."""
+    from pathlib import Path
+
+    from minidocker.registry.tls import make_certs
+
+    crt, key = make_certs(Path(directory), _cert_hosts(hosts))
+    click.echo(f"CA:          {Path(directory) / 'ca.crt'}")
+    click.echo(f"certificate: {crt}")
+    click.echo(f"key:         {key}")
+    click.echo("Trust it on a client: copy ca.crt to /etc/minidocker/certs.d/HOST:PORT/ca.crt")
+
+
+@registry.command("htpasswd", context_settings=CONTEXT)
+@click.option("-p", "--password", help="The password (else read from stdin).")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("user")
+def registry_htpasswd(password, file, user):
+    """Add or replace USER in an htpasswd FILE (bcrypt, as 'htpasswd -B')."""
+    from pathlib import Path
+
+    from minidocker.registry.auth import htpasswd_line
+
+    if password is None:
+        password = sys.stdin.readline().rstrip("\n")
+    path = Path(file)
+    lines = path.read_text().splitlines() if path.exists() else []
+    lines = [line for line in lines if line.partition(":")[0] != user]
+    path.write_text("\n".join([*lines, htpasswd_line(user, password)]) + "\n")
+    path.chmod(0o600)
 
 
 @registry.command("garbage-collect", context_settings=CONTEXT)
@@ -39,3 +118,122 @@ def registry_garbage_collect(dry_run, root):
 
     for line in garbage_collect(root or _default_root(), dry_run=dry_run):
         click.echo(line)
+
+
+# --- the client ---------------------------------------------------------------------------------
+
+@main.command(context_settings=CONTEXT)
+@click.option("-u", "--username", help="Username.")
+@click.option("-p", "--password", help="Password (visible to other users: prefer "
+              "--password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Take the password from stdin.")
+@INSECURE
+@click.argument("server", required=False)
+def login(username, password, password_stdin, insecure, server):
+    """Log in to a registry (Docker Hub without SERVER); the credentials go to config.json."""
+    from minidocker.errors import MinidockerError
+    from minidocker.registry import client, credentials
+
+    if password and password_stdin:
+        raise MinidockerError("--password and --password-stdin are mutually exclusive")
+    if password_stdin:
+        if not username:
+            raise MinidockerError("Must provide --username with --password-stdin")
+        password = sys.stdin.read().rstrip("\r\n")
+    elif password:
+        click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.",
+                   err=True)
+    host = server.removeprefix("https://").removeprefix("http://").rstrip("/") \
+        if server else client.DOCKER_HUB
+    username = username or click.prompt("Username")
+    password = password if password is not None else click.prompt("Password", hide_input=True)
+    client.login(host, username, password, insecure)
+    path = credentials.store(host, username, password)
+    click.echo(f"WARNING! Your password will be stored unencrypted in {path}.", err=True)
+    click.echo("Login Succeeded")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("server", required=False)
+def logout(server):
+    """Forget the credentials of a registry (Docker Hub without SERVER)."""
+    from minidocker.registry import client, credentials
+
+    host = server or client.DOCKER_HUB
+    if credentials.erase(host):
+        click.echo(f"Removing login credentials for {host}")
+    else:
+        click.echo(f"Not logged in to {host}")
+
+
+@main.command(context_settings=CONTEXT)
+@INSECURE
+@click.argument("name")
+def push(insecure, name):
+    """Push an image to the registry its name names (127.0.0.1:5000/app:1)."""
+    require_root("push")
+    from minidocker.registry import progress
+    from minidocker.registry.push import push as push_image
+
+    report = progress.for_stream()
+    try:
+        push_image(name, report, insecure)
+    finally:
+        report.close()
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="The platform to pick from a multi-platform image [default: this "
+                   "machine's].")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image's name.")
+@INSECURE
+@click.argument("name")
+def pull(platform, quiet, insecure, name):
+    """Pull an image from a registry (NAME[:TAG] or NAME@sha256:...)."""
+    require_root("pull")
+    import io
+
+    from minidocker.registry import progress
+    from minidocker.registry.client import locate
+    from minidocker.registry.pull import pull as pull_image
+
+    report = progress.Report(io.StringIO()) if quiet else progress.for_stream()
+    try:
+        pull_image(name, report, platform, insecure)
+    finally:
+        report.close()
+    target = locate(name)
+    click.echo(f"{target.host}/{target.repository}" +
+               (f"@{target.digest}" if target.digest else f":{target.tag}"))
+
+
+def ensure_image(name: str, policy: str = "missing") -> None:
+    """Docker's ``--pull`` for ``run`` and ``create``: ``missing`` (the default) pulls an image
+    not in the store, ``always`` pulls it anyway, ``never`` only looks here; the progress goes
+    to stderr, before the container is made."""
+    from minidocker.errors import MinidockerError, NotFound
+    from minidocker.image.reference import parse_reference
+    from minidocker.image.store import ImageStore
+
+    missing = None
+    try:
+        ImageStore().get(name)
+        if policy != "always":
+            return
+    except NotFound as error:
+        if policy == "never":
+            raise
+        missing = error
+    from minidocker.registry import progress
+    from minidocker.registry.pull import pull as pull_image
+
+    if missing:
+        click.echo(f"Unable to find image '{parse_reference(name)}' locally", err=True)
+    report = progress.for_stream(sys.stderr)
+    try:
+        pull_image(name, report)
+    except MinidockerError as failed:
+        raise NotFound(f"{missing or ''} Pulling it failed: {failed}".strip()) from None
+    finally:
+        report.close()

@@ -5,6 +5,7 @@ import sys
 import click
 
 from minidocker.cli import CONTEXT, Group, main, require_root
+from minidocker.cli.flags import filter_option
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -33,12 +34,16 @@ def volume_create(driver, labels, name):
 @click.option("-q", "--quiet", is_flag=True, help="Only display volume names.")
 @click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
               "template (fields: .Name .Driver .Mountpoint .Scope .Labels).")
-def volume_ls(quiet, fmt):
+@filter_option
+def volume_ls(quiet, fmt, filters):
     """List volumes."""
     from minidocker.cli.formatting import VOLUME_HEADERS, VOLUMES_TABLE, format_rows, volume_row
-    from minidocker.volumes import list_volumes
+    from minidocker.filters import Filters
+    from minidocker.volumes import VOLUME_FILTERS, list_volumes, select_volumes
 
-    rows = [volume_row(v) for v in list_volumes()]
+    chosen = Filters.parse(filters, VOLUME_FILTERS, "volume ls")
+    in_use = set(volumes_in_use()) if "dangling" in chosen else set()
+    rows = [volume_row(v) for v in select_volumes(list_volumes(), chosen, in_use)]
     if quiet:
         click.echo("".join(f"{row['Name']}\n" for row in rows), nl=False)
         return

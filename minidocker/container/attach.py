@@ -5,7 +5,8 @@ listens on a unix socket, ``<container>/attach.sock``. A client connects and say
 brings stdin (one byte: ``i`` or ``o``); then the monitor sends it every piece of output as a
 *frame* — one byte for the stream (1 stdout, 2 stderr), four bytes of length, the bytes, the
 same multiplexing Docker's attach API uses — and copies whatever the client sends to the
-container's stdin. The client detaches with Ctrl-P Ctrl-Q; the container keeps running.
+container's stdin. The client detaches with Ctrl-P Ctrl-Q (or the keys of ``--detach-keys``);
+the container keeps running.
 
 ``attach`` is not ``exec``: attach joins the container's *existing* PID 1 conversation (you see
 what it prints, you type to it; Ctrl-C goes to it), exec starts a *new* process beside it.
@@ -26,6 +27,24 @@ from minidocker.errors import MinidockerError
 STREAMS = {"stdout": 1, "stderr": 2}
 EXIT = 3  # the last frame: the container's exit code, four bytes
 DETACH_KEYS = b"\x10\x11"  # Ctrl-P Ctrl-Q, Docker's default --detach-keys
+CTRL_KEYS = "@abcdefghijklmnopqrstuvwxyz[\\]^_"  # ctrl-@ is byte 0, ctrl-a 1, ... ctrl-_ 31
+
+
+def parse_detach_keys(text: str) -> bytes:
+    """Docker's ``--detach-keys`` format: comma-separated keys, each a single character or
+    ``ctrl-<c>`` (a letter or one of @ [ \\ ] ^ _), e.g. ``ctrl-x,x`` or ``ctrl-p,ctrl-q``."""
+    keys = b""
+    for key in text.split(","):
+        name = key.lower().removeprefix("ctrl-")
+        if key.lower().startswith("ctrl-") and len(name) == 1 and name in CTRL_KEYS:
+            keys += bytes([CTRL_KEYS.index(name)])
+        elif len(key) == 1 and key.isascii():
+            keys += key.encode()
+        else:
+            raise MinidockerError(f"invalid --detach-keys '{text}': give keys separated by "
+                                  "commas, each a character or ctrl-<letter> (e.g. "
+                                  "ctrl-p,ctrl-q)")
+    return keys
 
 
 def frame(stream: str, data: bytes) -> bytes:
@@ -73,12 +92,13 @@ def connect(socket_path: Path, with_stdin: bool) -> socket.socket:
     return client
 
 
-def relay(client: socket.socket, with_stdin: bool, tty: bool) -> tuple[bool, int | None]:
+def relay(client: socket.socket, with_stdin: bool, tty: bool,
+          detach_keys: bytes = DETACH_KEYS) -> tuple[bool, int | None]:
     """Copy frames to our stdout/stderr and our stdin to the container, until we detach with
-    Ctrl-P Ctrl-Q (returns ``(True, None)``) or the container ends (``(False, code)``, the
+    the detach keys (returns ``(True, None)``) or the container ends (``(False, code)``, the
     code from the monitor's last frame: still known when ``--rm`` removed the record)."""
     inputs = [client, 0] if with_stdin else [client]
-    buffer, held, code = b"", b"", None  # held: a Ctrl-P that may start the detach keys
+    buffer, held, code = b"", b"", None  # held: typed keys that may start the detach keys
     with raw_terminal(0) if (tty and with_stdin) else contextlib.nullcontext():
         while True:
             ready, _, _ = select.select(inputs, [], [])
@@ -100,10 +120,18 @@ def relay(client: socket.socket, with_stdin: bool, tty: bool) -> tuple[bool, int
                     inputs.remove(0)
                     continue
                 data, held = held + data, b""
-                if DETACH_KEYS in data:  # what came before the keys still goes in
-                    client.sendall(data[:data.index(DETACH_KEYS)])
+                if detach_keys in data:  # what came before the keys still goes in
+                    client.sendall(data[:data.index(detach_keys)])
                     return True, None
-                if data.endswith(DETACH_KEYS[:1]):  # wait for the next key to decide
-                    data, held = data[:-1], data[-1:]
+                data, held = hold_key_prefix(data, detach_keys)  # wait for the next keys
                 if data:
                     client.sendall(data)
+
+
+def hold_key_prefix(data: bytes, keys: bytes) -> tuple[bytes, bytes]:
+    """Split ``data`` into what can go to the container now and its end that may be the
+    beginning of ``keys`` (the next read decides)."""
+    for size in range(min(len(keys) - 1, len(data)), 0, -1):
+        if data.endswith(keys[:size]):
+            return data[:-size], data[-size:]
+    return data, b""

@@ -160,6 +160,7 @@ class Config:
     WorkingDir: str = ""
     User: str = ""
     Hostname: str = ""  # "": the first 12 hex digits of the container ID
+    Domainname: str = ""  # --domainname: the NIS domain name of its UTS namespace
     Tty: bool = False
     OpenStdin: bool = False
     StdinOnce: bool = False
@@ -167,7 +168,8 @@ class Config:
     StopTimeout: int | None = None  # seconds before SIGKILL (None: 10)
     ExposedPorts: dict = field(default_factory=dict)  # {"80/tcp": {}}
     Volumes: dict = field(default_factory=dict)  # {"/data": {}}: anonymous volumes
-    Labels: dict = field(default_factory=dict)
+    Labels: dict = field(default_factory=dict)  # --label, --label-file
+    MacAddress: str = ""  # --mac-address (the endpoint's; "": 02:42 + its IPv4 address)
     LowerDirs: list[str] = field(default_factory=list)  # the image's unpacked layers
 
     @property
@@ -200,6 +202,7 @@ class HostConfig:
     PortBindings: list = field(default_factory=list)  # network.PortBinding, parsed from -p
     PublishAllPorts: bool = False
     NetworkAliases: list[str] = field(default_factory=list)
+    IPAMConfig: dict = field(default_factory=dict)  # --ip: {"IPv4Address": "172.19.0.9"}
     Links: list[str] = field(default_factory=list)
     Dns: list[str] = field(default_factory=list)
     DnsSearch: list[str] = field(default_factory=list)
@@ -209,6 +212,11 @@ class HostConfig:
     Tmpfs: list[str] = field(default_factory=list)  # --tmpfs
     VolumesFrom: list[str] = field(default_factory=list)
     Resources: Limits = field(default_factory=Limits)
+    CgroupParent: str = ""  # --cgroup-parent: "" is minidocker/
+    Ulimits: list[dict] = field(default_factory=list)  # [{"Name": "nofile", "Soft", "Hard"}]
+    Sysctls: dict = field(default_factory=dict)  # {"net.ipv4.ip_forward": "1"}
+    ShmSize: int = 64 * 2**20  # bytes of the /dev/shm tmpfs (--shm-size)
+    OomScoreAdj: int = 0  # -1000..1000: /proc/<pid>/oom_score_adj of PID 1
     RestartPolicy: RestartPolicy = field(default_factory=RestartPolicy)
     AutoRemove: bool = False  # --rm
     ReadonlyRootfs: bool = False
@@ -304,21 +312,38 @@ def parse_port_bindings_dict(data: dict) -> list:
             for port, bindings in data.items() for b in bindings or []]
 
 
-DOCKER_LIMITS = {"memory": "Memory", "memory_swap": "MemorySwap", "cpu_quota": "CpuQuota",
-                 "cpu_period": "CpuPeriod", "cpu_shares": "CpuShares",
-                 "cpuset_cpus": "CpusetCpus", "pids_limit": "PidsLimit"}
+# our Limits field -> (Docker's HostConfig name, what inspect shows for "not set")
+DOCKER_LIMITS = {"memory": ("Memory", 0), "memory_swap": ("MemorySwap", 0),
+                 "cpu_quota": ("CpuQuota", 0), "cpu_period": ("CpuPeriod", 0),
+                 "cpu_shares": ("CpuShares", 0), "cpuset_cpus": ("CpusetCpus", ""),
+                 "pids_limit": ("PidsLimit", 0), "memory_reservation": ("MemoryReservation", 0),
+                 "memory_swappiness": ("MemorySwappiness", None),
+                 "oom_kill_disable": ("OomKillDisable", False),
+                 "cpuset_mems": ("CpusetMems", ""), "blkio_weight": ("BlkioWeight", 0),
+                 "blkio_device_read_bps": ("BlkioDeviceReadBps", []),
+                 "blkio_device_write_bps": ("BlkioDeviceWriteBps", [])}
+DEVICE_RATES = ("blkio_device_read_bps", "blkio_device_write_bps")
 
 
 def docker_limits(limits: Limits) -> dict:
-    """The limits under Docker's HostConfig names (0 or "" = unlimited), for ``inspect``."""
-    return {docker: getattr(limits, ours) or ("" if ours == "cpuset_cpus" else 0)
-            for ours, docker in DOCKER_LIMITS.items()}
+    """The limits under Docker's HostConfig names, for ``inspect``; device throttles as
+    ``[{"Path": "/dev/vda", "Rate": 1048576}]``."""
+    result = {}
+    for ours, (docker, unset) in DOCKER_LIMITS.items():
+        value = getattr(limits, ours)
+        if ours in DEVICE_RATES:
+            value = [{"Path": path, "Rate": rate} for path, rate in value or ()]
+        result[docker] = unset if value is None else value
+    return result
 
 
 def limits_of(host_config: dict) -> Limits:
     """The limits back from a HostConfig as ``inspect`` shows it."""
-    return Limits(**{ours: host_config.get(docker) or None
-                     for ours, docker in DOCKER_LIMITS.items()})
+    values = {ours: host_config.get(docker) for ours, (docker, _) in DOCKER_LIMITS.items()}
+    for ours in DEVICE_RATES:
+        values[ours] = tuple((d["Path"], d["Rate"]) for d in values[ours] or ()) or None
+    return Limits(**{ours: None if value in (None, 0, "", False) and ours != "memory_swappiness"
+                     else value for ours, value in values.items()})
 
 
 # --- small values of the flags ----------------------------------------------------------------

@@ -21,9 +21,9 @@ import dataclasses
 import os
 
 from minidocker import volumes
-from minidocker.cgroups.limits import parse_bytes
-from minidocker.container import records
+from minidocker.container import records, tunables
 from minidocker.container.config import Config, HostConfig, parse_signal
+from minidocker.container.logs import check_log_config
 from minidocker.container.names import check_name, new_id
 from minidocker.errors import MinidockerError
 
@@ -67,10 +67,15 @@ def check_request(config: Config, host: HostConfig) -> None:
     if host.AutoRemove and host.RestartPolicy.Name != "no":
         raise MinidockerError("Conflicting options: --restart and --rm: a container removed "
                               "when it exits cannot be restarted; choose one")
-    host.LogConfig = {"Type": "json-file",
-                      "Config": parse_log_opts(host.LogConfig.get("Config") or {})}
+    host.LogConfig = check_log_config(host.LogConfig.get("Type") or "json-file",
+                                      host.LogConfig.get("Config") or {})
     if config.StopSignal:
         parse_signal(config.StopSignal)  # a bad --stop-signal fails now, not at 'stop'
+    tunables.check_sysctls(host.Sysctls, set(host.namespaces()))
+    tunables.check_oom_score_adj(host.OomScoreAdj)
+    if config.Domainname and not host.UTSMode.is_private:
+        raise MinidockerError("Conflicting options: --domainname and --uts host: the host's "
+                              "domain name is not the container's to set")
 
 
 def with_image_defaults(config: Config, image: dict, reference: str) -> Config:
@@ -127,18 +132,3 @@ def mount_requests(host: HostConfig) -> tuple[list, list]:
         name, mode = volumes.parse_volumes_from(item)
         inherited += volumes.volumes_from(records.find(name).Mounts, mode)
     return requests, inherited
-
-
-def parse_log_opts(options: dict) -> dict:
-    """``--log-opt max-size=10m --log-opt max-file=3`` for the json-file log."""
-    config = {"max-size": "10m", "max-file": "3"}
-    for key, value in options.items():
-        if key not in config:
-            raise MinidockerError(f"unknown log opt '{key}={value}' for the json-file log "
-                                  "driver: use max-size=SIZE or max-file=N")
-        config[key] = str(value)
-    parse_bytes("--log-opt max-size", config["max-size"])  # checked now, not at the start
-    if not config["max-file"].isdigit() or int(config["max-file"]) < 1:
-        raise MinidockerError(f"--log-opt max-file={config['max-file']}: give a number of "
-                              "files, 1 or more")
-    return config

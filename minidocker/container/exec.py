@@ -20,8 +20,8 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from minidocker import cgroups, namespaces, security
-from minidocker.container import records
+from minidocker import namespaces, security
+from minidocker.container import records, tunables
 from minidocker.container import tty as terminal
 from minidocker.container.start import environment
 from minidocker.errors import Conflict
@@ -70,7 +70,7 @@ def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, s
         os.dup2(devnull, 0)
     pid1 = record.State["Pid"]
     report.step("join the cgroup")
-    cgroups.for_container(record.Id).add_process(os.getpid())
+    record.cgroup().add_process(os.getpid())
     report.step("join the namespaces")
     kinds = [k for k in namespaces.NAMESPACES  # with the user namespace, if it has one
              if namespaces.namespaces_of(pid1)[k] != namespaces.namespaces_of()[k]]
@@ -86,6 +86,9 @@ def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, s
                       home=user.home)
     report.step("change to the working directory")
     os.chdir(spec.workdir or config.WorkingDir)
+    report.step("set the rlimits")  # --ulimit holds for exec'd processes too, as in runc
+    tunables.set_rlimits(record.HostConfig.Ulimits)
+    tunables.set_oom_score_adj(os.getpid(), record.HostConfig.OomScoreAdj)
     if console:
         report.step("open the terminal")
         namespaces.open_console(console)

@@ -36,10 +36,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from minidocker import cgroups
 from minidocker.container import records, teardown
 from minidocker.container.config import parse_signal
-from minidocker.container.logs import LogEntry, follow, read_entries
+from minidocker.container.logs import LogEntry, check_readable, follow, read_entries
 from minidocker.container.names import check_name
 from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.namespaces import SIGNALS_TO_FORWARD
@@ -116,14 +115,15 @@ def start(record: records.ContainerRecord, attach: bool = False) -> int:
     return launch(record, wait_for_attach=attach)
 
 
-def run_in_foreground(record: records.ContainerRecord) -> int:
+def run_in_foreground(record: records.ContainerRecord, sig_proxy: bool = True) -> int:
     """``docker run`` without ``-d``: this process is the container's monitor, with our
-    terminal attached (output logged too, so ``logs`` works later); returns the exit code."""
+    terminal attached (output logged too, so ``logs`` works later); returns the exit code.
+    With ``sig_proxy`` False (``--sig-proxy=false``) signals to us do not reach PID 1."""
     from minidocker.container import tty as terminal
     from minidocker.container.monitor import Monitor, Terminal
 
     interactive, raw = record.Config.OpenStdin, record.Config.Tty and record.Config.OpenStdin
-    proxy = SignalProxy(raw_terminal=raw)
+    proxy = SignalProxy(raw_terminal=raw, forward=sig_proxy)
     monitor = Monitor(record, local=Terminal(interactive))
     with terminal.raw_terminal(0) if raw else contextlib.nullcontext():
         code = monitor.run(on_start=lambda container: proxy.deliver_to(container.process))
@@ -137,15 +137,18 @@ def run_in_foreground(record: records.ContainerRecord) -> int:
 
 class SignalProxy:
     """docker run's --sig-proxy: signals sent to the CLI go on to the container's PID 1.
-    Installed before the container starts; what arrives early is held and delivered later."""
+    Installed before the container starts; what arrives early is held and delivered later.
+    With ``forward`` False (``--sig-proxy=false``) they are ignored instead: PID 1 never hears
+    them, and the CLI — the container's monitor in a foreground run — stays with it (stop it
+    with ``minidocker stop`` or ``kill``)."""
 
-    def __init__(self, raw_terminal: bool):
+    def __init__(self, raw_terminal: bool, forward: bool = True):
         self.process, self.pending = None, []
         proxied = [s for s in SIGNALS_TO_FORWARD if s != signal.SIGWINCH]
         if raw_terminal:  # Ctrl-C arrives as a byte through the raw pty: pass on only
             proxied = [signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]
         for signum in proxied:
-            signal.signal(signum, self._received)
+            signal.signal(signum, self._received if forward else signal.SIG_IGN)
 
     def _received(self, signum, _frame) -> None:
         if self.process is None:
@@ -167,7 +170,7 @@ def stop(record: records.ContainerRecord, timeout: int | None = None) -> None:
     if timeout is None:
         timeout = record.Config.StopTimeout
     timeout = 10 if timeout is None else timeout
-    cgroup = cgroups.for_container(record.Id)
+    cgroup = record.cgroup()
     if record.status == "paused":
         cgroup.thaw()  # a frozen process cannot act on its signal
     _signal(record, parse_signal(record.Config.StopSignal or "SIGTERM"))
@@ -186,7 +189,7 @@ def kill(record: records.ContainerRecord, signame: str = "KILL") -> None:
     if signum in (signal.SIGKILL, parse_signal(record.Config.StopSignal or "SIGTERM")):
         record.update_state(ManuallyStopped=True)
     if record.status == "paused" and signum == signal.SIGKILL:
-        cgroups.for_container(record.Id).thaw()
+        record.cgroup().thaw()
     _signal(record, signum)
     if signum == signal.SIGKILL:
         _wait_for_exit(record, 10)
@@ -201,14 +204,14 @@ def pause(record: records.ContainerRecord) -> None:
     if record.status != "running":
         raise Conflict(f"Container {record.Name} is not running" if record.status != "paused"
                        else f"Container {record.Name} is already paused")
-    cgroups.for_container(record.Id).freeze()
+    record.cgroup().freeze()
     record.update_state(Status="paused")
 
 
 def unpause(record: records.ContainerRecord) -> None:
     if record.status != "paused":
         raise Conflict(f"Container {record.Name} is not paused")
-    cgroups.for_container(record.Id).thaw()
+    record.cgroup().thaw()
     record.update_state(Status="running")
 
 
@@ -266,6 +269,7 @@ def logs(record: records.ContainerRecord, follow_output: bool = False,
          tail: str = "all") -> Iterator[LogEntry]:
     """``logs [-f] [--tail N]``: what the container printed, oldest first; with
     ``follow_output``, more as it comes, until the container stops."""
+    check_readable(record.HostConfig.LogConfig)
     try:
         count = None if tail == "all" else int(tail)
     except ValueError:
@@ -292,7 +296,7 @@ def top(record: records.ContainerRecord, ps_args: list[str] | None = None) -> st
     """``top``: the container's processes, as ``ps -f`` on the host shows them (host PIDs)."""
     if record.status not in ("running", "paused"):
         raise Conflict(f"Container {record.Name} is not running")
-    pids = cgroups.for_container(record.Id).pids()
+    pids = record.cgroup().pids()
     if not pids:
         return ""
     result = subprocess.run(["ps", *(ps_args or ["-f"]), "-p", ",".join(map(str, pids))],

@@ -11,6 +11,10 @@ files) and a new one begins — log rotation, as logrotate(8) does it for daemon
 ``minidocker logs`` reads the files back, oldest first; ``-f`` keeps reading as the file grows
 (and follows a rotation, by noticing the name now points to a new inode).
 
+``--log-driver`` chooses: ``json-file`` (the default), ``local`` (Docker's compact binary
+format; minidocker writes the same JSON lines, so ``logs`` reads both) or ``none``: nothing is
+kept, and ``logs`` refuses, as Docker's does.
+
 Man pages: pipe(7), rename(2), inotify(7) (which ``-f`` could use; it polls instead).
 """
 
@@ -27,6 +31,7 @@ from minidocker.errors import MinidockerError
 from minidocker.state import now
 
 LOG_NAME = "container-json.log"
+LOG_DRIVERS = ("json-file", "local", "none")
 
 
 class LogWriter:
@@ -81,6 +86,58 @@ class LogWriter:
     def close(self) -> None:
         self.flush_partial()
         self.file.close()
+
+
+class NoLog:
+    """``--log-driver none``: the output goes to attached clients only, never to disk."""
+
+    def write(self, stream: str, data: bytes) -> None:
+        pass
+
+    def flush_partial(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def open_log(path: Path, log_config: dict) -> "LogWriter | NoLog":
+    """The writer the container's LogConfig asks for."""
+    if log_config.get("Type") == "none":
+        return NoLog()
+    options = log_config.get("Config") or {}
+    return LogWriter(path, options.get("max-size", "10m"), options.get("max-file", "3"))
+
+
+def check_log_config(driver: str, options: dict) -> dict:
+    """``--log-driver`` and its ``--log-opt``s as Docker's HostConfig.LogConfig, checked now
+    rather than when the first line is written."""
+    if driver not in LOG_DRIVERS:
+        raise MinidockerError(f"invalid --log-driver '{driver}': minidocker has "
+                              f"{', '.join(LOG_DRIVERS)}")
+    if driver == "none":
+        if options:
+            raise MinidockerError(f"--log-driver none keeps no log: drop --log-opt "
+                                  f"{next(iter(options))}")
+        return {"Type": "none", "Config": {}}
+    config = {"max-size": "10m", "max-file": "3"}
+    for key, value in options.items():
+        if key not in config:
+            raise MinidockerError(f"unknown log opt '{key}={value}' for the {driver} log "
+                                  "driver: use max-size=SIZE or max-file=N")
+        config[key] = str(value)
+    parse_bytes("--log-opt max-size", config["max-size"])
+    if not config["max-file"].isdigit() or int(config["max-file"]) < 1:
+        raise MinidockerError(f"--log-opt max-file={config['max-file']}: give a number of "
+                              "files, 1 or more")
+    return {"Type": driver, "Config": config}
+
+
+def check_readable(log_config: dict) -> None:
+    """``logs`` of a container whose driver keeps nothing: Docker's refusal."""
+    if log_config.get("Type") == "none":
+        raise MinidockerError('configured logging driver does not support reading (the '
+                              'container runs with --log-driver none)')
 
 
 @dataclass

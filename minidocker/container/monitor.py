@@ -36,7 +36,7 @@ from pathlib import Path
 
 from minidocker.container import records
 from minidocker.container.attach import exit_frame, frame, short_address
-from minidocker.container.logs import LogWriter
+from minidocker.container.logs import open_log
 from minidocker.container.start import Container, start
 from minidocker.container.tty import copy_window_size, write_all
 from minidocker.errors import MinidockerError
@@ -102,9 +102,7 @@ class Monitor:
         self.readers: set[socket.socket] = set()  # clients that may still send something
         self.container: Container | None = None
         self.stdin_w: int | None = None
-        log = record.HostConfig.LogConfig.get("Config", {})
-        self.log = LogWriter(Path(record.LogPath), log.get("max-size", "10m"),
-                             log.get("max-file", "3"))
+        self.log = open_log(Path(record.LogPath), record.HostConfig.LogConfig)
         self.listener = self._listen(record.directory / "attach.sock")
         self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wakeup_w)

@@ -67,7 +67,8 @@ class NetworkPlan:
             aliases=host.NetworkAliases, publish=host.PortBindings,
             publish_all=host.PublishAllPorts, expose=exposed_ports(config.ExposedPorts),
             links=host.Links, dns=host.Dns, dns_search=host.DnsSearch,
-            add_hosts=host.ExtraHosts)
+            add_hosts=host.ExtraHosts, ip=host.IPAMConfig.get("IPv4Address", ""),
+            mac=config.MacAddress)
         network.attach(self.record.Id, pid, request)
         network.write_container_files(self.record.Id, self.record.directory)
 
@@ -100,7 +101,9 @@ class NetworkPlan:
         for e in endpoints:
             settings["Networks"][e.network] = {
                 "IPAddress": e.ip_address, "IPPrefixLen": e.prefixlen, "Gateway": e.gateway,
-                "MacAddress": e.mac_address, "Aliases": e.aliases, "NetworkID": e.network_id}
+                "MacAddress": e.mac_address, "Aliases": e.aliases, "NetworkID": e.network_id,
+                "IPAMConfig": self.record.HostConfig.IPAMConfig or None
+                if e.network == str(self.mode) else None}
             for b in e.ports:
                 settings["Ports"].setdefault(f"{b.container_port}/{b.proto}", []).append(
                     {"HostIp": b.host_ip, "HostPort": str(b.host_port)})

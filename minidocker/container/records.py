@@ -26,6 +26,7 @@ import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from minidocker import cgroups
 from minidocker.container.config import Config, HostConfig
 from minidocker.container.names import random_name
 from minidocker.errors import Conflict, NotFound
@@ -73,6 +74,10 @@ class ContainerRecord:
     @property
     def status(self) -> str:
         return self.State["Status"]
+
+    def cgroup(self) -> cgroups.Cgroup:
+        """The container's cgroup (below ``--cgroup-parent``, if it was given one)."""
+        return cgroups.for_container(self.Id, self.HostConfig.CgroupParent)
 
     def save(self) -> None:
         status = self.State["Status"]  # Docker's booleans, always derived from the status

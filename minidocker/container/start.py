@@ -10,19 +10,22 @@ models):
 2. ``make_cgroup``: the container's cgroup, with its limits and allowed devices (stages 3, 9);
 3. ``namespaces.spawn`` forks the shim, which unshares a PID namespace (after a user namespace,
    with ``--userns``); its child unshares uts, mnt, ipc and net (or joins another container's)
-   and waits while ``parent_side`` moves it into the cgroup and plugs its network in (stage 8);
+   and waits while ``parent_side`` moves it into the cgroup, sets its OOM score and plugs its
+   network in (stage 8);
    then it unshares the cgroup namespace, so its cgroup looks like the root;
 4. ``child_side``, as the container's PID 1: make every mount private, mount the overlay of the
-   image, a small init layer and the container's upper dir (stage 4); pivot_root into it with
-   /proc, /sys and /dev, and the devices, volumes, /etc/hosts and tini on top (stages 2, 7);
-   set the hostname; bring ``lo`` up; go to the working directory; and as the very last step
+   image, a small init layer and the container's upper dir (stage 4); write its sysctls while
+   /proc/sys is still writable; pivot_root into it with /proc, /sys and /dev, and the devices,
+   volumes, /etc/hosts and tini on top (stages 2, 7); set the host and domain names; bring
+   ``lo`` up; go to the working directory; set the rlimits; and as the very last step
    capabilities, the user (``-u``) and the seccomp filter (stage 9);
 5. exec the command; whoever started it (the monitor) waits for the shim, and ``teardown.finish``
    records the exit code and gives back the cgroup and the network.
 
 Man pages: see stages 1 to 9: unshare(2), setns(2), mount(2), overlay (filesystems/overlayfs
 in the kernel docs), pivot_root(2), sethostname(2), cgroups(7), capabilities(7), seccomp(2),
-execve(2). Used by: ``minidocker run``/``start``, the monitor, notebooks 00 and 06.
+setrlimit(2), sysctl(8), execve(2). Used by: ``minidocker run``/``start``, the monitor,
+notebooks 00 and 06.
 """
 
 import functools
@@ -31,8 +34,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minidocker import cgroups, kernel, namespaces, rootfs, security, unionfs, volumes
-from minidocker.container import records, teardown
+from minidocker import cgroups, explain, kernel, namespaces, rootfs, security, unionfs, volumes
+from minidocker.container import records, teardown, tunables
 from minidocker.container.config import Config, HostConfig
 from minidocker.container.create import create
 from minidocker.container.networking import NetworkPlan, link_environment
@@ -165,6 +168,7 @@ def plan_start(record: records.ContainerRecord) -> StartPlan:
 def parent_side(plan: StartPlan, cgroup: cgroups.Cgroup, pid: int) -> None:
     """The parent's part, while the child waits in its new namespaces for "go"."""
     cgroup.add_process(pid)  # cgroup.procs: the limits hold from its first instruction
+    tunables.set_oom_score_adj(pid, plan.host.OomScoreAdj)  # /proc/<pid>/oom_score_adj
     plan.network.attach(pid)  # a veth into its network namespace, an address, NAT
     if plan.idmap:  # root inside cannot reach into the state root (0700): we mount for it
         mount_from_outside(pid, plan.dirs, functools.partial(mount_host_files, plan),
@@ -177,17 +181,20 @@ def child_side(plan: StartPlan) -> None:
     if not plan.idmap:  # overlay: the image's layers, the init layer, the upper dir
         unionfs.mount_overlay(plan.dirs, nodev=not plan.protection.privileged)
     root = userns_root(str(state_root())) if plan.idmap else plan.dirs.merged
+    tunables.write_sysctls(plan.host.Sysctls)  # --sysctl, while /proc/sys is writable
     rootfs.enter_rootfs(rootfs.RootfsSpec(  # /proc, /sys, /dev, then pivot_root(2)
         root, readonly=plan.host.ReadonlyRootfs, privileged=plan.protection.privileged,
-        more_mounts=functools.partial(mount_extras, plan)))
+        shm_size=plan.host.ShmSize, more_mounts=functools.partial(mount_extras, plan)))
     if "uts" in plan.kinds:  # never the host's (--uts host)
         kernel.sethostname(plan.config.Hostname)  # sethostname(2)
+        kernel.setdomainname(plan.config.Domainname)  # setdomainname(2)
     if plan.network.mode.is_none:
         kernel.interface_up("lo")  # a new network namespace has only lo, and it is down
     user = resolve_user(plan.config.User, plan.host.GroupAdd)  # the image's /etc/passwd
     if not any(item.startswith("HOME=") for item in plan.config.Env):
         plan.env["HOME"] = user.home  # env is this process's copy: spawn execs with it
     enter_workdir(plan.config.WorkingDir)
+    tunables.set_rlimits(plan.host.Ulimits)  # setrlimit(2), while it may still raise them
     security.apply(plan.protection, switch_user=lambda: switch_user(user))  # the last step
 
 
@@ -277,7 +284,7 @@ def mount_init(merged: str) -> None:
 def make_cgroup(plan: StartPlan) -> cgroups.Cgroup:
     """The container's cgroup, made and limited before its process exists; the plan learns
     whether this machine's cgroups restrict its devices (v1 can, see security/devices.py)."""
-    cgroup = cgroups.for_container(plan.record.Id)
+    cgroup = plan.record.cgroup()
     rules = rules_for(plan.host.Devices, plan.protection.privileged)
     try:
         for attempt in range(3):  # the shared parent may vanish under us (its last
@@ -300,6 +307,7 @@ def enter_workdir(workdir: str) -> None:
     """chdir to the working directory, creating it first as Docker does."""
     try:
         os.makedirs(workdir, exist_ok=True)
+        explain.step("chdir", repr(workdir))
         os.chdir(workdir)
     except OSError as exc:
         raise MinidockerError(f"cannot use working directory {workdir}: {exc.strerror}",

@@ -19,7 +19,7 @@ Man pages: cgroups(7) (cgroup.kill), rmdir(2), veth(4).
 
 import shutil
 
-from minidocker import cgroups, volumes
+from minidocker import volumes
 from minidocker.container import records
 from minidocker.container.networking import NetworkPlan
 from minidocker.errors import MinidockerError
@@ -28,7 +28,7 @@ from minidocker.errors import MinidockerError
 def release(record: records.ContainerRecord) -> None:
     """Give back what a container held in the kernel: its processes and its cgroup (killed
     through the cgroup: every process of the container, nobody else's), its network."""
-    cgroups.for_container(record.Id).destroy()
+    record.cgroup().destroy()
     NetworkPlan(record).release()
 
 

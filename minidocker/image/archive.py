@@ -190,7 +190,7 @@ def _load_oci(archive: _Archive, scratch: Path) -> list[str]:
         for layer, diff_id in zip(manifest["layers"], _diff_ids(config_bytes, manifest),
                                   strict=True):
             source = archive.open(_blob_name(layer["digest"]))
-            layers.append(_import_layer(store, source, scratch, layer["digest"], diff_id))
+            layers.append(import_layer(store, source, scratch, layer["digest"], diff_id))
         name = _oci_name(descriptor)
         image = store.add_image_with_config(config_bytes, layers, name)
         loaded.append(name or image.id)
@@ -253,7 +253,7 @@ def _load_docker(archive: _Archive, scratch: Path) -> list[str]:
     for entry in archive.json("manifest.json"):
         config_bytes = archive.read(entry["Config"])
         diff_ids = _diff_ids(config_bytes, {"layers": entry["Layers"]})
-        layers = [_import_layer(store, archive.open(name), scratch, None, diff_id)
+        layers = [import_layer(store, archive.open(name), scratch, None, diff_id)
                   for name, diff_id in zip(entry["Layers"], diff_ids, strict=True)]
         tags = [short_name(tag) for tag in entry.get("RepoTags") or []]
         image = store.add_image_with_config(config_bytes, layers, tags[0] if tags else None)
@@ -275,9 +275,10 @@ def _diff_ids(config_bytes: bytes, manifest: dict) -> list[str]:
     return [check_digest(d) for d in diff_ids]
 
 
-def _import_layer(store: ImageStore, source, scratch: Path, blob_digest: str | None,
-                  diff_id: str) -> Layer:
-    """Decompress one layer to a temp file (hashing both forms), check the digests, store."""
+def import_layer(store: ImageStore, source, scratch: Path, blob_digest: str | None,
+                 diff_id: str) -> Layer:
+    """Decompress one layer to a temp file (hashing both forms), check the digests, store.
+    ``load`` reads layers from an archive with it, ``pull`` from a registry's blobs."""
     tar_path = scratch / "layer.tar"
     blob_hash = HashingWriter()
     with open(tar_path, "wb") as out:
@@ -346,4 +347,4 @@ def import_tarball(path: Path, name: str | None, config: dict, comment: str) -> 
             return store.add_image(new_config([layer.diff_id], config, history), [layer], name)
 
 
-__all__ = ["ArchiveError", "import_tarball", "load", "save"]
+__all__ = ["ArchiveError", "import_layer", "import_tarball", "load", "save"]

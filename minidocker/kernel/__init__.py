@@ -20,6 +20,7 @@ from .libc import (
     open_tree,
     pivot_root,
     prctl,
+    setdomainname,
     sethostname,
     setns,
     umount2,
@@ -27,5 +28,5 @@ from .libc import (
 )
 
 __all__ = ["capget", "capset", "interface_up", "mount", "mount_setattr", "move_mount", "open_tree",
-           "pivot_root", "prctl", "sethostname", "setns", "umount2", "unshare"]
+           "pivot_root", "prctl", "setdomainname", "sethostname", "setns", "umount2", "unshare"]
 __all__ += [name for name in dir() if name.isupper()]

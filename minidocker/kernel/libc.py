@@ -1,22 +1,26 @@
 """Stage 0 — the syscalls a container is made of, called straight from Python.
 
 Python's ``os`` module has ``fork``, ``execve``, ``chdir`` and ``mknod`` but not the calls that
-make containers: unshare(2), setns(2), mount(2), umount2(2), pivot_root(2), sethostname(2) and
-prctl(2). ``ctypes`` reaches them in the C library. Each wrapper keeps the man page's signature,
-and when the kernel says no it raises ``OSError`` naming the call, the errno and the arguments:
+make containers: unshare(2), setns(2), mount(2), umount2(2), pivot_root(2), sethostname(2),
+setdomainname(2) and prctl(2). ``ctypes`` reaches them in the C library. Each wrapper keeps the
+man page's signature, and when the kernel says no it raises ``OSError`` naming the call, the errno and the arguments:
 ``OSError: [Errno 16] pivot_root('/x', '/x/old'): Device or resource busy``.
 
-Man pages: unshare(2) setns(2) mount(2) umount2(2) pivot_root(2) sethostname(2) prctl(2) errno(3)
-open_tree(2) move_mount(2) mount_setattr(2).
+Man pages: unshare(2) setns(2) mount(2) umount2(2) pivot_root(2) sethostname(2) setdomainname(2)
+prctl(2) errno(3) open_tree(2) move_mount(2) mount_setattr(2).
 Used by: every later stage; notebook 01-namespaces shows them one by one.
 """
 
 import ctypes
+import errno
 import fcntl
 import os
 import socket
 import struct
 
+from minidocker import explain
+
+from . import constants
 from .constants import (
     _LINUX_CAPABILITY_VERSION_3,
     AT_FDCWD,
@@ -33,12 +37,44 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "riscv64": 41}[o
 
 
 def _check(result: int, call: str, *args) -> int:
-    """Turn libc's ``-1`` + errno into an OSError that names the call."""
-    if result == -1:
-        err = ctypes.get_errno()
+    """Turn libc's ``-1`` + errno into an OSError that names the call; tell the trace of
+    ``run --explain`` (minidocker/explain.py) about the call either way."""
+    err = ctypes.get_errno() if result == -1 else 0
+    if explain.listening():
+        explain.step(call, _decoded(call, args),
+                     f"-1 {errno.errorcode.get(err, err)}" if err else str(result))
+    if err:
         shown = ", ".join(repr(a) for a in args)
         raise OSError(err, f"{call}({shown}): {os.strerror(err)}")
     return result
+
+
+# the names the man pages use for the flags each call takes (0x24020000 → CLONE_NEWPID|...),
+# one prefix for each flags argument in turn
+FLAG_NAMES = {"unshare": ["CLONE_NEW"], "setns": ["CLONE_NEW"], "mount": ["MS_"],
+              "mount_setattr": ["AT_", "MOUNT_ATTR_"]}
+
+
+def _decoded(call: str, args: tuple) -> str:
+    """The arguments as strace would show them: strings quoted, flags by name."""
+    shown, prefixes = [], list(FLAG_NAMES.get(call, []))
+    for index, arg in enumerate(args):
+        if isinstance(arg, str) and arg.startswith("0x") and prefixes:
+            shown.append(_flag_names(int(arg, 16), prefixes.pop(0)))
+        elif call == "prctl" and index == 0:
+            shown.append(next((name for name, value in vars(constants).items()
+                               if name.startswith("PR_") and "_AMBIENT_" not in name
+                               and value == arg), str(arg)))
+        else:
+            shown.append(repr(arg) if isinstance(arg, str) else str(arg))
+    return ", ".join(shown)
+
+
+def _flag_names(value: int, prefix: str) -> str:
+    names = [name for name, bit in vars(constants).items()
+             if name.startswith(prefix) and isinstance(bit, int) and bit and bit & value == bit
+             and bit & (bit - 1) == 0]
+    return "|".join(names) or "0"
 
 
 def _b(value: str | None) -> bytes | None:
@@ -83,6 +119,12 @@ def sethostname(name: str) -> None:
     """sethostname(2): set the hostname of this process's UTS namespace."""
     raw = name.encode()
     _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname", name)
+
+
+def setdomainname(name: str) -> None:
+    """setdomainname(2): set the NIS domain name of this process's UTS namespace."""
+    raw = name.encode()
+    _check(_libc.setdomainname(raw, ctypes.c_size_t(len(raw))), "setdomainname", name)
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:

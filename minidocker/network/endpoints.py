@@ -50,6 +50,8 @@ class NetworkRequest:
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     add_hosts: list[str] = field(default_factory=list)  # --add-host name:ip
+    ip: str = ""  # --ip: a static address on the user network (IPAMConfig.IPv4Address)
+    mac: str = ""  # --mac-address ("": 02:42 + the IPv4 address)
 
     @property
     def mode(self) -> str:
@@ -88,7 +90,7 @@ def attach(container_id: str, pid: int, request: NetworkRequest) -> list[Endpoin
             if request.mode == "none":
                 veth.loopback_up(pid)
             if network:
-                _join(record, network, bindings)
+                _join(record, network, bindings, request.ip, request.mac)
                 hosts.refresh_peers(network)
         except BaseException:
             _release(container_id)  # what was made so far, from the record
@@ -115,6 +117,10 @@ def _check_mode(record: dict, request: NetworkRequest) -> Network | None:
     if request.mode != "bridge":
         return None
     network = store.find(request.network)
+    if request.ip and network.predefined:
+        raise MinidockerError("user specified IP address is supported on user defined "
+                              f"networks only, not on {network.name}: make one with "
+                              "'network create'")
     if network.driver != "bridge":
         raise MinidockerError(f"network {network.name} is of driver {network.driver!r}: use "
                               f"--network {'host' if network.driver == 'host' else 'none'}")
@@ -133,15 +139,16 @@ def _requested_ports(request: NetworkRequest) -> list[ports.PortBinding]:
     return bindings
 
 
-def _join(record: dict, network: Network, bindings: list[ports.PortBinding]) -> dict:
+def _join(record: dict, network: Network, bindings: list[ports.PortBinding],
+          wanted_ip: str = "", mac: str = "") -> dict:
     """Plug the container into one bridge network (record first, then make)."""
     bring_up(network)
-    address = ipam.allocate(network, record["container"])
+    address = ipam.allocate(network, record["container"], wanted_ip)
     store.save(network)
     endpoint = {"network": network.name, "network_id": network.id,
                 "ifname": free_ifname(record), "veth": veth.new_veth_name(),
                 "ip_address": address, "prefixlen": ipam.prefixlen(network),
-                "gateway": network.gateway, "mac_address": ipam.mac_for(address),
+                "gateway": network.gateway, "mac_address": mac or ipam.mac_for(address),
                 "aliases": list(record["aliases"]), "ports": [], "rules": []}
     record["endpoints"].append(endpoint)
     store.write_endpoints(record)

@@ -35,6 +35,7 @@ Used by: notebook 08-networking; lab 08-networking has the student build the sam
 import subprocess
 from dataclasses import dataclass
 
+from minidocker import explain
 from minidocker.errors import MinidockerError
 
 # Our chains, per table, and where the built-in chains jump into them.
@@ -85,6 +86,7 @@ def add(rule: Rule, first: bool = False) -> None:
     """Append the rule (insert it first with ``first``) unless it is already there."""
     if not exists(rule):
         where = ["-I", rule.chain, "1"] if first else ["-A", rule.chain]
+        explain.step("iptables", " ".join(["-t", rule.table, *where, *rule.args]))
         iptables("-t", rule.table, *where, *rule.args)
 
 

@@ -2,8 +2,8 @@
 
 Like Docker's default IPAM driver: a user network without ``--subnet`` gets the next free /16
 of a pool (172.19.0.0/16, 172.20.0.0/16, ...); the gateway is the first host address (the
-bridge's own); containers get the following ones in order, and an address is free again when
-its container is released. Subnets of two networks must not overlap: the kernel would not know
+bridge's own); containers get the following ones in order, or the one they ask for (``run
+--ip``, on a user network), and an address is free again when its container is released. Subnets of two networks must not overlap: the kernel would not know
 which bridge to route an address to.
 
 The allocations live in the network's record, changed only under the networks lock
@@ -63,12 +63,14 @@ def next_free_subnet(networks: list[Network]) -> str:
                           "network, or create one with an explicit --subnet")
 
 
-def allocate(network: Network, container_id: str) -> str:
-    """Give ``container_id`` the lowest free host address of the network (the caller holds
-    the lock and saves the record)."""
+def allocate(network: Network, container_id: str, wanted: str = "") -> str:
+    """Give ``container_id`` the lowest free host address of the network, or ``wanted`` if it
+    is one (the caller holds the lock and saves the record)."""
     if container_id in network.allocations:
         return network.allocations[container_id]
     taken = set(network.allocations.values()) | {network.gateway}
+    if wanted:
+        return claim(network, container_id, wanted, taken)
     for address in parse_subnet(network.subnet).hosts():
         if str(address) not in taken:
             network.allocations[container_id] = str(address)
@@ -76,6 +78,19 @@ def allocate(network: Network, container_id: str) -> str:
     raise MinidockerError(f"no available IPv4 addresses on network {network.name} "
                           f"({network.subnet}): remove a container from it, or use a network "
                           "with a larger subnet")
+
+
+def claim(network: Network, container_id: str, wanted: str, taken: set[str]) -> str:
+    """A static address (``--ip``): a free host address of the network's subnet."""
+    if ipaddress.ip_address(wanted) not in set(parse_subnet(network.subnet).hosts()):
+        raise MinidockerError(f"Invalid address {wanted}: It does not belong to any of this "
+                              f"network's subnets ({network.name}: {network.subnet}); choose "
+                              "a host address inside it")
+    if wanted in taken:
+        raise MinidockerError(f"Address already in use: {wanted} on network {network.name} "
+                              "(the gateway's or another container's); choose another --ip")
+    network.allocations[container_id] = wanted
+    return wanted
 
 
 def release(network: Network, container_id: str) -> None:

@@ -86,8 +86,34 @@ def _check_bridge_name_free(name: str, existing: list[Network]) -> None:
                        f"-o {BRIDGE_NAME_OPTION}=NAME")
 
 
-def ls() -> list[Network]:
-    return store.all_networks()
+NETWORK_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
+
+
+def ls(filters=None) -> list[Network]:
+    """The networks, those ``filters`` match (``network ls --filter``): ``dangling`` (true: no
+    container on it; never a predefined one), ``driver``, ``id`` (a prefix), ``label``,
+    ``name`` (a regular expression), ``scope`` (local), ``type`` (builtin: bridge, host and
+    none; custom: the others). The rules are minidocker/filters.py's."""
+    networks = store.all_networks()
+    if not filters:
+        return networks
+    used = in_use()
+    return [n for n in networks if matches(n, filters, used)]
+
+
+def matches(n: Network, f, used: set[str]) -> bool:
+    kind = "builtin" if n.predefined else "custom"
+    return (f.match_bool("dangling", not n.predefined and not {n.id, n.name} & used)
+            and f.match("driver", n.driver.__eq__) and f.match("id", n.id.startswith)
+            and f.match_labels(n.labels) and f.match_name(n.name)
+            and f.match("scope", "local".__eq__) and f.match("type", kind.__eq__))
+
+
+def in_use() -> set[str]:
+    """The networks some container is on: IDs of bridge networks, names of host and none."""
+    records = store.all_endpoint_records()
+    return ({e["network_id"] for r in records for e in r["endpoints"]}
+            | {r["network"] for r in records if r["mode"] in ("host", "none")})
 
 
 def inspect(name_or_id: str) -> dict:

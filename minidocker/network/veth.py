@@ -23,6 +23,7 @@ import secrets
 
 from pyroute2 import IPRoute, NetlinkError
 
+from minidocker import explain
 from minidocker.network.bridge import MTU
 
 
@@ -46,6 +47,11 @@ def plug(pid: int, veth: str, bridge: str, ifname: str, address: str, prefixlen:
          mac: str, gateway: str | None) -> None:
     """Connect the container ``pid`` to ``bridge``: the whole veth story, in order."""
     peer = "p" + veth[1:]  # a temporary name for the container's end while it is on the host
+    explain.step("ip link", f"add {veth} type veth peer name {peer}; set {peer} netns {pid} "
+                 f"name {ifname}; set {veth} master {bridge}")
+    explain.step("ip addr", f"add {address}/{prefixlen} dev {ifname} (in {pid}'s namespace)")
+    if gateway:
+        explain.step("ip route", f"add default via {gateway} (in {pid}'s namespace)")
     with IPRoute() as host:
         host.link("add", ifname=veth, kind="veth", peer={"ifname": peer})
         host_end = host.link_lookup(ifname=veth)[0]

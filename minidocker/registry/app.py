@@ -5,8 +5,10 @@ slashes, so it is matched as a path and the grammar check in ``paths`` decides w
 a name. Every response carries ``Docker-Distribution-API-Version: registry/2.0`` (clients use
 it to recognise a v2 registry). Every refusal is the spec's JSON
 ``{"errors": [{"code", "message", "detail"}]}``: a ``RegistryError`` with its own code, an
-unknown route or method with ``NAME_UNKNOWN``/``UNSUPPORTED``. ``serve(addr, root)`` runs it
-in the foreground with uvicorn, which also decodes HTTP chunked request bodies.
+unknown route or method with ``NAME_UNKNOWN``/``UNSUPPORTED``. With ``auth`` (``auth.py``) every
+``/v2`` request is authorised first, and token auth adds its token endpoint. ``serve(addr,
+root)`` runs it in the foreground with uvicorn, which also decodes HTTP chunked request bodies
+and, with ``tls``, speaks HTTPS with the kit's certificate (``tls.py``).
 
 Spec: distribution-spec spec.md, "API", "Endpoints", "Error Codes".
 Model: distribution's ``registry/handlers/app.go`` (route registration).
@@ -23,6 +25,7 @@ from starlette.routing import Route
 
 from minidocker.errors import MinidockerError
 from minidocker.registry import handlers
+from minidocker.registry.auth import RequireAuth, TokenAuth, token_endpoint
 from minidocker.registry.errors import RegistryError
 from minidocker.registry.storage import Storage
 
@@ -99,13 +102,19 @@ class APIVersionHeader:
         await self.app(scope, receive, send_with_header)
 
 
-def create_app(root: Path) -> Starlette:
-    app = Starlette(routes=ROUTES, exception_handlers={
+def create_app(root: Path, auth=None) -> Starlette:
+    """The registry over ``root``; ``auth`` is a policy of ``auth.py`` (None: open to all)."""
+    routes = ROUTES + ([Route("/token", token_endpoint, methods=["GET"])]
+                       if isinstance(auth, TokenAuth) else [])
+    app = Starlette(routes=routes, exception_handlers={
         RegistryError: on_registry_error, HTTPException: on_http_error,
         ClientDisconnect: on_disconnect, OSError: on_os_error})
     app.router.redirect_slashes = False  # a redirect would hide a bad name or digest
     app.state.storage = Storage(Path(root))
-    app.add_middleware(APIVersionHeader)
+    app.state.auth = auth
+    if auth is not None:
+        app.add_middleware(RequireAuth, policy=auth)
+    app.add_middleware(APIVersionHeader)  # added last: outermost, so a 401 carries it too
     return app
 
 
@@ -116,10 +125,13 @@ def parse_addr(addr: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve(addr: str, root: Path, log_level: str = "info") -> None:
-    """Run the registry in the foreground until interrupted."""
+def serve(addr: str, root: Path, log_level: str = "info", auth=None,
+          tls: tuple[Path, Path] | None = None) -> None:
+    """Run the registry in the foreground until interrupted; ``tls`` is (cert, key)."""
     import uvicorn
 
     host, port = parse_addr(addr)
     Path(root).mkdir(parents=True, exist_ok=True)
-    uvicorn.run(create_app(root), host=host, port=port, log_level=log_level)
+    certfile, keyfile = tls or (None, None)
+    uvicorn.run(create_app(root, auth), host=host, port=port, log_level=log_level,
+                ssl_certfile=certfile, ssl_keyfile=keyfile)

@@ -1,0 +1,154 @@
+"""``--filter`` on every listing (``ps``, ``images``, ``volume ls``, ``network ls``), with
+Docker's keys and rules: one scene of containers, images, volumes and networks, and for each
+key what the listing shows."""
+
+import json
+
+import pytest
+
+from minidocker.errors import MinidockerError
+from minidocker.filters import Filters
+
+from .conftest import minidocker as md
+
+# --- the rules every listing shares ---------------------------------------------------------
+
+
+def test_keys_combine_as_dockers_filters_args():
+    f = Filters.parse(["status=exited", "status=created", "label=a", "label=b=2"],
+                      ("status", "label"), "ps")
+    assert f.match("status", "created".__eq__)  # one key twice: either value
+    assert f.match_labels({"a": "x", "b": "2"})  # labels: every one
+    assert not f.match_labels({"a": "x", "b": "3"}) and not f.match_labels({"b": "2"})
+    assert Filters().match("status", lambda _: False)  # not asked for: everything matches
+
+
+@pytest.mark.parametrize("items, words", [
+    (["nokey"], "use --filter KEY=VALUE"),
+    (["colour=red"], "invalid filter 'colour' for ps: use one of status, name"),
+])
+def test_a_bad_filter_names_itself_and_the_keys(items, words):
+    with pytest.raises(MinidockerError, match=words):
+        Filters.parse(items, ("status", "name"), "ps")
+
+
+def test_a_bad_value_is_refused():
+    with pytest.raises(MinidockerError, match="dangling=true or dangling=false"):
+        Filters.parse(["dangling=maybe"], ("dangling",), "images").match_bool("dangling", True)
+    with pytest.raises(MinidockerError, match="regular expression"):
+        Filters.parse(["name=(("], ("name",), "ps").match_name("web")
+
+
+# --- the scene ------------------------------------------------------------------------------
+
+PREFIX = "flt"
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """web (running, labelled, -p 8080:80, on a user network, a named volume), job (exited 3),
+    idle (created), an untagged labelled image committed from job, a used and an unused
+    volume, a used and an unused network."""
+    md("network", "create", "--label", "team=a", f"{PREFIX}-net")
+    md("network", "create", f"{PREFIX}-empty")
+    md("volume", "create", "--label", "keep=yes", f"{PREFIX}-spare")
+    made = [md("run", "-d", "--name", f"{PREFIX}-web", "-l", "tier=web", "-p", "8080:80",
+               "--network", f"{PREFIX}-net", "-v", f"{PREFIX}-data:/data", "busybox",
+               "sleep", "60"),
+            md("run", "--name", f"{PREFIX}-job", "-l", "tier=batch", "--expose", "53/udp",
+               "busybox", "sh", "-c", "exit 3"),
+            md("create", "--name", f"{PREFIX}-idle", "busybox", "true")]
+    assert [r.returncode for r in made] == [0, 3, 0], [r.stderr for r in made]
+    image = md("commit", "-c", "LABEL stage=test", f"{PREFIX}-job").stdout.strip()
+    yield image
+    md("rm", "-f", "-v", f"{PREFIX}-web", f"{PREFIX}-job", f"{PREFIX}-idle")
+    md("rmi", image)
+    md("volume", "rm", f"{PREFIX}-spare", f"{PREFIX}-data")
+    md("network", "rm", f"{PREFIX}-net", f"{PREFIX}-empty")
+
+
+def names(*args: str) -> list[str]:
+    result = md(*args, "--format", "{{.Names}}")
+    assert result.returncode == 0, result.stderr
+    return sorted(n.removeprefix(f"{PREFIX}-") for n in result.stdout.split()
+                  if n.startswith(PREFIX))
+
+
+@pytest.mark.parametrize("filters, shown", [
+    ([], ["web"]),  # ps without -a: the running ones
+    (["-a"], ["idle", "job", "web"]),
+    (["-f", "label=tier"], ["web"]),
+    (["-a", "-f", "label=tier=batch"], ["job"]),
+    (["-f", "status=exited"], ["job"]),  # status= and exited= imply -a, as Docker's
+    (["-f", "status=exited", "-f", "status=created"], ["idle", "job"]),
+    (["-f", "exited=3"], ["job"]),
+    (["-f", "exited=0"], []),
+    (["-a", "-f", f"name={PREFIX}-(web|idle)"], ["idle", "web"]),
+    (["-a", "-f", "ancestor=busybox"], ["idle", "job", "web"]),
+    (["-a", "-f", "ancestor=busybox:latest", "-f", "label=tier"], ["job", "web"]),
+    (["-a", "-f", f"since={PREFIX}-web"], ["idle", "job"]),
+    (["-a", "-f", f"before={PREFIX}-idle", "-f", f"since={PREFIX}-web"], ["job"]),
+    (["-a", "-f", f"network={PREFIX}-net"], ["web"]),
+    (["-a", "-f", f"volume={PREFIX}-data"], ["web"]),
+    (["-a", "-f", "volume=/data"], ["web"]),
+    (["-a", "-f", "publish=80"], ["web"]),
+    (["-a", "-f", "publish=8000-8100/tcp"], []),  # container ports: 8080 is the host's
+    (["-a", "-f", "publish=70-90"], ["web"]),
+    (["-a", "-f", "expose=53/udp"], ["job"]),
+    (["-a", "-f", "expose=53"], []),  # tcp unless told
+])
+def test_ps_filters(scene, filters, shown):
+    assert names("ps", *filters) == shown
+
+
+def test_ps_filter_by_id_prefix(scene):
+    cid = md("inspect", "-f", "{{.Id}}", f"{PREFIX}-job").stdout.strip()
+    assert names("ps", "-a", "-f", f"id={cid[:8]}") == ["job"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["ps", "-f", "status=sleeping"], "status=sleeping"),
+    (["ps", "-f", "exited=x"], "exited=x"),
+    (["ps", "-f", "publish=http"], "publish=PORT[/PROTO]"),
+    (["images", "-f", "status=running"], "for images"),
+    (["volume", "ls", "-f", "dangling=perhaps"], "dangling=true or dangling=false"),
+    (["network", "ls", "-f", "colour=red"], "for network ls"),
+])
+def test_listings_refuse_bad_filters(args, words):
+    result = md(*args)
+    assert result.returncode == 1 and words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_images_filters(scene):
+    image = scene[:12] if not scene.startswith("sha256:") else scene[7:19]
+
+    def ids(*filters: str) -> list[str]:
+        return md("images", "-q", *filters).stdout.split()
+    assert image in ids("-f", "dangling=true") and image not in ids("-f", "dangling=false")
+    assert ids("-f", "label=stage=test") == [image]
+    assert image not in ids("-f", "reference=busy*") and ids("-f", "reference=busy*")
+    assert image in ids("-f", "since=busybox") and image not in ids("-f", "before=busybox")
+
+
+def test_volume_ls_filters(scene):
+    def volumes(*filters: str) -> list[str]:
+        return [v for v in md("volume", "ls", "-q", *filters).stdout.split()
+                if v.startswith(PREFIX)]
+    assert volumes("-f", "dangling=true") == [f"{PREFIX}-spare"]
+    assert volumes("-f", "dangling=false") == [f"{PREFIX}-data"]
+    assert volumes("-f", "label=keep=yes") == [f"{PREFIX}-spare"]
+    assert volumes("-f", f"name={PREFIX}-d", "-f", "driver=local") == [f"{PREFIX}-data"]
+
+
+def test_network_ls_filters(scene):
+    def networks(*filters: str) -> list[str]:
+        return sorted(md("network", "ls", *filters, "--format", "{{.Name}}").stdout.split())
+    assert networks("-f", "type=builtin") == ["bridge", "host", "none"]
+    assert {f"{PREFIX}-net", f"{PREFIX}-empty"} <= set(networks("-f", "type=custom"))
+    assert f"{PREFIX}-empty" in networks("-f", "dangling=true")
+    assert f"{PREFIX}-net" not in networks("-f", "dangling=true")
+    assert networks("-f", "label=team=a") == [f"{PREFIX}-net"]
+    assert networks("-f", "driver=host") == ["host"]
+    net_id = json.loads(md("network", "inspect", f"{PREFIX}-net").stdout)[0]["Id"]
+    assert networks("-f", f"id={net_id[:10]}", "-f", "scope=local") == [f"{PREFIX}-net"]
+    assert networks("-f", "name=^flt-e") == [f"{PREFIX}-empty"]
