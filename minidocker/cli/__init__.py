@@ -361,4 +361,4 @@ def lab_list():
 
 
 # The later stages' commands live in their own modules and add themselves to ``main``.
-from minidocker.cli import lifecycle, network, registry, volume  # noqa: E402,F401  (registers the commands)
+from minidocker.cli import daemon, lifecycle, network, registry, volume  # noqa: E402,F401  (registers the commands)
