@@ -22,7 +22,7 @@ import os
 import re
 import socket
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -234,12 +234,19 @@ def serve(host: str = DEFAULT_HOST, group: str | None = None, insecure_tcp: bool
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
     config = uvicorn.Config(create_app(), http=EngineHTTP, ws="none", lifespan="off",
                             log_level=log_level, timeout_graceful_shutdown=2)
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        if sock.family == socket.AF_UNIX:
-            with_path = host.partition("://")[2]
-            try:
-                os.unlink(with_path)
-            except FileNotFoundError:
-                pass
+    path = host.partition("://")[2] if sock.family == socket.AF_UNIX else None
+    socket_remover(uvicorn.Server, path)(config).run(sockets=[sock])
+
+
+def socket_remover(server_class, path: str | None):
+    """uvicorn's Server, removing the socket file at shutdown: after it uvicorn re-raises the
+    SIGTERM that stopped it, so no ``finally`` of ours would run."""
+
+    class Server(server_class):
+        async def shutdown(self, sockets=None) -> None:
+            await super().shutdown(sockets)
+            if path:
+                with suppress(FileNotFoundError):
+                    os.unlink(path)
+
+    return Server

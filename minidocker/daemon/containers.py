@@ -46,7 +46,7 @@ from minidocker.container import attach, create, lifecycle
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.hijack import MULTIPLEXED, RAW, RawStream, frame
 from minidocker.daemon.params import filters, flag, integer, json_body
-from minidocker.daemon.translate import container_request
+from minidocker.daemon.translate import container_request, docker_host_config
 from minidocker.errors import NotFound
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, which dockerd shows for "never"
@@ -154,6 +154,7 @@ def container_inspect(request: Request) -> Response:
     state = {**record.State, **{k: record.State[k] or ZERO_TIME
                                 for k in ("StartedAt", "FinishedAt")}}
     data.update(Name=f"/{record.Name}", State=state, Path=record.command[0],
+                HostConfig=docker_host_config(record.HostConfig),
                 Args=record.command[1:], Driver="overlay2", Platform="linux")
     return JSONResponse(data)
 

@@ -94,7 +94,8 @@ class HijackedConnection(asyncio.Protocol):
                 await self._more()
             body, self.buffer = bytes(self.buffer[:self.body_left]), self.buffer[self.body_left:]
             self.body_left = -1
-            return {"type": "http.request", "body": body, "more_body": False}
+            if not self.upgraded:  # after the 101 a body nobody read is skipped, not streamed
+                return {"type": "http.request", "body": body, "more_body": False}
         while not self.buffer:  # then the stream
             if self.lost:
                 return {"type": "http.disconnect"}

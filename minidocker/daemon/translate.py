@@ -221,3 +221,31 @@ def limits(body: dict):
                         str(nano / 1e9) if nano else None, text("CpuShares"),
                         text("CpuPeriod"), text("CpuQuota"), text("CpusetCpus"),
                         text("PidsLimit") if (body.get("PidsLimit") or 0) > 0 else None)
+
+
+# --- and back: the HostConfig of ``inspect`` in Docker's shapes ------------------------------
+
+def docker_host_config(host: HostConfig) -> dict:
+    """``HostConfig.to_dict()`` with the three fields whose shape differs from the flags'
+    text put back in Docker's: ``Tmpfs`` a map, ``Mounts`` and ``Devices`` objects (the
+    docker CLI decodes these into typed Go structs and fails on any other shape)."""
+    data = host.to_dict()
+    data["Tmpfs"] = dict(item.partition(":")[::2] for item in host.Tmpfs)
+    data["Mounts"] = [mount_object(text) for text in host.Mounts]
+    data["Devices"] = [{"PathOnHost": d.host_path, "PathInContainer": d.container_path,
+                        "CgroupPermissions": d.permissions} for d in host.Devices]
+    return data
+
+
+def mount_object(text: str) -> dict:
+    """``type=bind,source=/a,target=/b,readonly`` as Docker's Mount object."""
+    keys = {"type": "Type", "source": "Source", "src": "Source", "target": "Target",
+            "destination": "Target", "dst": "Target"}
+    mount = {"Type": "volume", "Source": "", "Target": "", "ReadOnly": False}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key in keys:
+            mount[keys[key]] = value
+        elif key in ("readonly", "ro"):
+            mount["ReadOnly"] = value in ("", "1", "true")
+    return mount
