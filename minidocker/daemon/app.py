@@ -3,7 +3,7 @@ error body, and the socket it listens on.
 
 ``create_app()`` maps each route of the API to its handler (one module per section:
 system, containers, execs, images, networks, volumes). A client may put a version before any
-path (``/v1.50/containers/json``): ``VersionPrefix`` strips it and refuses versions outside
+path (``/v1.50/containers/json``): ``Versioning`` strips it and refuses versions outside
 1.24-1.50, as dockerd refuses them. Every refusal is Docker's ``{"message": ...}`` (errors.py).
 
 ``serve()`` runs it with uvicorn on a unix socket that it makes itself, so that the socket is
@@ -95,34 +95,10 @@ def version_tuple(text: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-class VersionPrefix:
-    """ASGI middleware: ``/v1.NN/path`` is ``/path``, for 1.24 <= NN <= 1.50."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            match = VERSION_PREFIX.match(scope["path"])
-            if match:
-                asked = int(match[1]), int(match[2])
-                problem = ""
-                if asked < version_tuple(system.MIN_API_VERSION):
-                    problem = (f"client version {match[1]}.{match[2]} is too old. Minimum "
-                               f"supported API version is {system.MIN_API_VERSION}, please "
-                               "upgrade your client to a newer version")
-                elif asked > version_tuple(system.API_VERSION):
-                    problem = (f"client version {match[1]}.{match[2]} is too new. Maximum "
-                               f"supported API version is {system.API_VERSION}")
-                if problem:
-                    return await error_response(problem, 400)(scope, receive, send)
-                scope = {**scope, "path": match[3],
-                         "raw_path": match[3].encode()}
-        await self.app(scope, receive, send)
-
-
-class ServerHeaders:
-    """ASGI middleware: ``Api-Version`` and ``Server`` on every answer, as dockerd sends."""
+class Versioning:
+    """ASGI middleware for the API's versions: ``/v1.NN/path`` is ``/path`` for
+    1.24 <= NN <= 1.50 (another version is refused), and every answer says which version
+    and server answered (``Api-Version``, ``Server``), as dockerd's do."""
 
     def __init__(self, app):
         self.app = app
@@ -130,16 +106,33 @@ class ServerHeaders:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        extra = [(k.lower().encode(), v.encode()) for k, v in system.headers().items()]
+        match = VERSION_PREFIX.match(scope["path"])
+        if match:
+            problem = version_problem(int(match[1]), int(match[2]))
+            if problem:
+                return await error_response(problem, 400)(scope, receive, send)
+            scope = {**scope, "path": match[3], "raw_path": match[3].encode()}
+        ours = [(k.lower().encode(), v.encode()) for k, v in system.headers().items()]
 
-        async def send_with_headers(message):
+        async def send_with_version(message):
             if message["type"] == "http.response.start":
-                names = {name for name, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    h for h in extra if h[0] not in names]
+                given = list(message.get("headers", []))
+                names = {name for name, _ in given}
+                message["headers"] = given + [h for h in ours if h[0] not in names]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, send_with_version)
+
+
+def version_problem(major: int, minor: int) -> str:
+    asked = f"{major}.{minor}"
+    if (major, minor) < version_tuple(system.MIN_API_VERSION):
+        return (f"client version {asked} is too old. Minimum supported API version is "
+                f"{system.MIN_API_VERSION}, please upgrade your client to a newer version")
+    if (major, minor) > version_tuple(system.API_VERSION):
+        return (f"client version {asked} is too new. Maximum supported API version is "
+                f"{system.API_VERSION}")
+    return ""
 
 
 def create_app() -> Starlette:
@@ -148,8 +141,7 @@ def create_app() -> Starlette:
         Exception: on_bug})
     app.router.redirect_slashes = False
     app.state.sessions = Sessions()
-    app.add_middleware(ServerHeaders)
-    app.add_middleware(VersionPrefix)
+    app.add_middleware(Versioning)
     return app
 
 
