@@ -34,6 +34,7 @@ MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 HIJACK = "minidocker.hijacked"  # the scope extension that says the socket is ours to keep
 
 log = logging.getLogger("minidocker.daemon")
+RUNNING: set[asyncio.Task] = set()  # the hijacked connections being served
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -69,7 +70,9 @@ class HijackedConnection(asyncio.Protocol):
         headers = dict(scope["headers"])
         self.body_left = int(headers.get(b"content-length", b"0") or 0)
         scope = {**scope, "extensions": {**scope.get("extensions", {}), HIJACK: {}}}
-        self.task = asyncio.get_running_loop().create_task(self.run(app, scope))
+        task = asyncio.get_running_loop().create_task(self.run(app, scope))
+        RUNNING.add(task)  # the loop keeps only a weak reference to a task: without this one,
+        task.add_done_callback(RUNNING.discard)  # a quiet stream is garbage-collected
 
     # --- the asyncio.Protocol side: bytes from the client --------------------------------------
 
