@@ -223,6 +223,43 @@ def test_run_it_through_a_real_pty(daemon):
     assert os.waitstatus_to_exitcode(status) == 3
 
 
+def test_exec_it_through_a_real_pty(daemon):
+    """``docker exec -it``: a second process with its own pty, raw over the hijacked stream."""
+    name = f"{PREFIX}exec-tty"
+    ok(daemon.docker("run", "-d", "--name", name, "busybox", "sleep", "300"))
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execve(DOCKER, [DOCKER, "exec", "-it", name, "sh"], daemon.env)
+    seen = b""
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+            if b"# " in seen and b"tty-is" not in seen:
+                os.write(master, b"echo tty-is-$(tty); exit 5\r")
+                seen += b"tty-is"  # typed once
+    finally:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:
+            os.kill(pid, 9)
+            _, status = os.waitpid(pid, 0)
+        os.close(master)
+        daemon.docker("rm", "-f", name)
+    assert b"tty-is-/dev/pts/" in seen
+    assert os.waitstatus_to_exitcode(status) == 5
+
+
+def test_container_prune(daemon):
+    name = f"{PREFIX}pruned"
+    ok(daemon.docker("create", "--name", name, "busybox", "true"))
+    assert name not in ok(daemon.docker("container", "prune", "-f"))  # IDs are listed
+    assert daemon.docker("inspect", name).returncode == 1
+
+
 def test_stopping_the_daemon_loses_nothing(tmp_path):
     """Containers run under their own monitors: the daemon stops, they go on, a new daemon
     serves them again."""

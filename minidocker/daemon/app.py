@@ -47,6 +47,7 @@ ROUTES = [
     Route("/info", system.system_info, methods=["GET"]),
     Route("/containers/json", containers.container_list, methods=["GET"]),
     Route("/containers/create", containers.container_create, methods=["POST"]),
+    Route("/containers/prune", containers.container_prune, methods=["POST"]),
     Route(C + "/json", containers.container_inspect, methods=["GET"]),
     Route(C + "/top", containers.container_top, methods=["GET"]),
     Route(C + "/logs", containers.container_logs, methods=["GET"]),

@@ -19,6 +19,7 @@ runs it, and ``teardown`` ends it, whoever asked.
     GET    /containers/{id}/top               container_top
     GET    /containers/{id}/changes           container_changes
     DELETE /containers/{id}                   container_delete
+    POST   /containers/prune                  container_prune
 
 ``docker run --rm busybox echo hi`` is four of them in this order: create, attach (the client
 holds the stream open before anything runs), wait (``condition=removed``), start. So start
@@ -369,6 +370,11 @@ def container_delete(request: Request) -> Response:
     """``DELETE /containers/{id}?force=&v=``: the engine's ``rm`` (the one teardown)."""
     lifecycle.rm(_find(request), force=flag(request, "force"), volumes_too=flag(request, "v"))
     return Response(status_code=204)
+
+
+def container_prune(request: Request) -> Response:
+    """``POST /containers/prune``: every container that does not run, gone."""
+    return JSONResponse({"ContainersDeleted": lifecycle.prune(), "SpaceReclaimed": 0})
 
 
 def container_top(request: Request) -> Response:
