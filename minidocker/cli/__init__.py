@@ -373,4 +373,11 @@ def lab_list():
 
 
 # The later stages' commands live in their own modules and add themselves to ``main``.
-from minidocker.cli import build, lifecycle, network, registry, volume  # noqa: E402,F401  (registers the commands)
+from minidocker.cli import (  # noqa: E402,F401  (registers the commands)
+    build,
+    daemon,
+    lifecycle,
+    network,
+    registry,
+    volume,
+)

@@ -14,9 +14,8 @@ Model: docker/cli ``cli/command/formatter/`` (``container.go``, ``image.go``...)
 page "Format command and log output". Used by notebooks 05-08 (their ``ps``/``images`` cells).
 """
 
-from datetime import UTC, datetime
-
 from minidocker.cli.templates import parse
+from minidocker.humanize import ago, created_at, ports_of, status
 
 # The column header Docker prints for each field, per listing.
 CONTAINER_HEADERS = {
@@ -129,46 +128,3 @@ def history_row(entry: dict, image_id: str, size: str) -> dict:
     return {"Comment": entry.get("comment", ""), "CreatedBy": entry.get("created_by", "")[:45],
             "CreatedSince": f"{ago(entry.get('created', ''))} ago", "ID": image_id,
             "Size": size}
-
-
-# --- Docker's words for ports, state and time --------------------------------------------------
-
-def ports_of(record) -> str:
-    """The PORTS column: what stage 8 published, as Docker prints it."""
-    ports = record.NetworkSettings.get("Ports") or {}
-    return ", ".join(f"{b['HostIp']}:{b['HostPort']}->{port}" for port, bindings in ports.items()
-                     for b in bindings or [])
-
-
-def status(record) -> str:
-    """The STATUS column, in Docker's words."""
-    state = record.State
-    if state["Status"] == "running":
-        return f"Up {ago(state['StartedAt'])}"
-    if state["Status"] == "paused":
-        return f"Up {ago(state['StartedAt'])} (Paused)"
-    if state["Status"] == "restarting":
-        return f"Restarting ({state['ExitCode']}) {ago(state['FinishedAt'])} ago"
-    if state["Status"] == "exited":
-        return f"Exited ({state['ExitCode']}) {ago(state['FinishedAt'])} ago"
-    return state["Status"].capitalize()
-
-
-def ago(timestamp: str) -> str:
-    """How long ago, as Docker says it: "3 minutes", "Less than a second"."""
-    if not timestamp:
-        return "?"
-    seconds = (datetime.now(UTC) - datetime.fromisoformat(timestamp)).total_seconds()
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= 2 * size:
-            return f"{int(seconds // size)} {unit}"
-    if seconds < 1:
-        return "Less than a second"
-    return "1 second" if int(seconds) == 1 else f"{int(seconds)} seconds"
-
-
-def created_at(timestamp: str) -> str:
-    """The .CreatedAt field: Go's time format, ``2026-12-04 18:18:51 +0000 UTC``."""
-    if not timestamp:
-        return ""
-    return datetime.fromisoformat(timestamp).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")

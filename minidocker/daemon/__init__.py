@@ -1,0 +1,16 @@
+"""Stage 12 — the daemon: minidocker speaks the Docker Engine API on a unix socket, so the
+real docker CLI, docker-py and compose drive it unchanged.
+
+It is a *front end*, like the CLI: each endpoint reads Docker's JSON, fills the engine's typed
+``Config``/``HostConfig`` (translate.py) and calls the same engine functions the CLI calls —
+``create``, ``lifecycle.start/stop/kill/rm``, ``exec_in``, the image store and its verbs, the
+network and volume stores. Nothing here creates, starts or tears down a container by itself:
+each container still has its own monitor (container/monitor.py), so stopping the daemon loses
+nothing. What is new is only the HTTP conversation: the routes (app.py), one handler per
+endpoint (system, containers, execs, images, networks, volumes), Docker's error body
+(errors.py) and the hijacked attach stream (hijack.py).
+
+Spec: Docker Engine API v1.50 (docs.docker.com/reference/api/engine/version/v1.50/).
+Model: moby ``api/server/router/`` (one router per section, one handler per route).
+Used by: ``minidocker daemon`` (cli/daemon.py); tests/test_daemon*.py.
+"""

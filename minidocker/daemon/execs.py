@@ -1,0 +1,135 @@
+"""One handler per exec endpoint of the Engine API: a second process in a running container.
+
+    POST /containers/{id}/exec   container_exec   (ExecCreate: remember what to run)
+    POST /exec/{id}/start        exec_start       (hijacked like attach, see hijack.py)
+    POST /exec/{id}/resize       exec_resize
+    GET  /exec/{id}/json         exec_inspect     (ExitCode: the docker CLI's exit status)
+
+``exec start`` runs ``exec_process`` (the engine's ``exec_in`` with pipes for stdio) and
+copies its output to the client as frames (stdout 1, stderr 2; raw with a TTY) and the
+client's bytes to its stdin. The instance and its exit code stay in the daemon's memory
+(sessions.py) for ``exec inspect``, as dockerd keeps them.
+
+Spec: Docker Engine API v1.50, section "Exec". Model: moby ``daemon/exec.go``.
+"""
+
+import asyncio
+import json
+import secrets
+import sys
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from minidocker.container import lifecycle
+from minidocker.daemon.errors import ApiError
+from minidocker.daemon.hijack import RawStream, frame
+from minidocker.daemon.params import expect, json_body
+from minidocker.errors import Conflict, NotFound
+
+EXEC_FIELDS = {"AttachStdin": bool, "AttachStdout": bool, "AttachStderr": bool,
+               "DetachKeys": str, "Tty": bool, "Env": list, "Cmd": list, "Privileged": bool,
+               "User": str, "WorkingDir": str, "ConsoleSize": list}
+
+
+async def container_exec(request: Request) -> Response:
+    body = await json_body(request)
+    expect("ExecConfig", body, EXEC_FIELDS)
+    if not body.get("Cmd"):
+        raise ApiError("No exec command specified")
+    if body.get("Privileged"):
+        raise ApiError("exec --privileged is not supported by minidocker: an exec gets no "
+                       "more than the container's PID 1")
+    record = lifecycle.find(request.path_params["id"])
+    if record.status != "running":
+        raise Conflict(f"Container {record.Id} is not running")
+    exec_id = secrets.token_hex(32)
+    request.app.state.sessions.execs[exec_id] = {
+        "ID": exec_id, "ContainerID": record.Id, "Running": False, "ExitCode": None,
+        "Pid": 0, "OpenStdin": bool(body.get("AttachStdin")),
+        "OpenStdout": bool(body.get("AttachStdout")),
+        "OpenStderr": bool(body.get("AttachStderr")), "CanRemove": False,
+        "DetachKeys": body.get("DetachKeys") or "",
+        "ProcessConfig": {"tty": bool(body.get("Tty")), "entrypoint": body["Cmd"][0],
+                          "arguments": body["Cmd"][1:], "privileged": False,
+                          "user": body.get("User") or ""},
+        "spec": {"command": list(body["Cmd"]), "interactive": bool(body.get("AttachStdin")),
+                 "tty": bool(body.get("Tty")), "env": list(body.get("Env") or []),
+                 "workdir": body.get("WorkingDir") or None, "user": body.get("User") or None},
+    }
+    return JSONResponse({"Id": exec_id}, status_code=201)
+
+
+def _instance(request: Request) -> dict:
+    instance = request.app.state.sessions.execs.get(request.path_params["id"])
+    if instance is None:
+        raise NotFound(f"No such exec instance: {request.path_params['id']}")
+    return instance
+
+
+def exec_inspect(request: Request) -> Response:
+    instance = _instance(request)
+    return JSONResponse({k: v for k, v in instance.items() if k != "spec"})
+
+
+def exec_resize(request: Request) -> Response:
+    _instance(request)
+    return Response(status_code=200)
+
+
+async def exec_start(request: Request) -> Response:
+    """``POST /exec/{id}/start``: run it, streamed over the hijacked connection (or in the
+    background with ``Detach``)."""
+    instance = _instance(request)
+    body = await json_body(request)
+    expect("ExecStartConfig", body, {"Detach": bool, "Tty": bool, "ConsoleSize": list})
+    if instance["Running"] or instance["ExitCode"] is not None:
+        raise Conflict(f"exec instance {instance['ID']} has already been started")
+    spec = instance["spec"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "minidocker.daemon.exec_process", instance["ContainerID"],
+        json.dumps(spec), stdin=asyncio.subprocess.PIPE if spec["interactive"]
+        else asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT if spec["tty"] else asyncio.subprocess.PIPE)
+    instance.update(Running=True, Pid=process.pid)
+    if body.get("Detach"):
+        asyncio.create_task(_finish(instance, process))
+        return Response(status_code=200)
+
+    async def pump(receive, write) -> None:
+        feeder = asyncio.create_task(_feed(receive, process)) if spec["interactive"] else None
+        outputs = [(1, process.stdout)] + ([(2, process.stderr)] if process.stderr else [])
+        try:
+            await asyncio.gather(*(_copy(stream, pipe, spec["tty"], write)
+                                   for stream, pipe in outputs))
+        finally:
+            if feeder:
+                feeder.cancel()
+            await _finish(instance, process)
+
+    return RawStream(spec["tty"], pump)
+
+
+async def _copy(stream: int, pipe: asyncio.StreamReader, tty: bool, write) -> None:
+    while data := await pipe.read(65536):
+        await write(data if tty else frame(stream, data))
+
+
+async def _feed(receive, process: asyncio.subprocess.Process) -> None:
+    while True:
+        message = await receive()
+        data = message.get("body", b"")
+        try:
+            if data:
+                process.stdin.write(data)
+                await process.stdin.drain()
+            if message["type"] == "http.disconnect" or not message.get("more_body", True):
+                process.stdin.close()
+                return
+        except ConnectionError:
+            return
+
+
+async def _finish(instance: dict, process: asyncio.subprocess.Process) -> None:
+    code = await process.wait()
+    instance.update(Running=False, ExitCode=code, Pid=0)

@@ -1,0 +1,94 @@
+"""One handler per network endpoint of the Engine API, over stage 8's ``network.networks``.
+
+    GET    /networks                  network_list
+    POST   /networks/create           network_create
+    GET    /networks/{id}             network_inspect
+    DELETE /networks/{id}             network_delete
+    POST   /networks/{id}/connect     network_connect
+    POST   /networks/{id}/disconnect  network_disconnect
+    POST   /networks/prune            network_prune
+
+Spec: Docker Engine API v1.50, section "Network" (NetworkCreateRequest, IPAM).
+"""
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from minidocker.container import lifecycle
+from minidocker.daemon.errors import ApiError
+from minidocker.daemon.params import expect, filters, json_body
+
+
+def _networks():
+    from minidocker.network import networks  # pyroute2 only when a network is touched
+
+    return networks
+
+
+def network_list(request: Request) -> Response:
+    wanted = filters(request)
+    found = []
+    for network in _networks().ls():
+        if wanted.get("name") and not any(n in network.name for n in wanted["name"]):
+            continue
+        if wanted.get("id") and not any(network.id.startswith(i) for i in wanted["id"]):
+            continue
+        found.append(_networks().inspect(network.id))
+    return JSONResponse(found)
+
+
+async def network_create(request: Request) -> Response:
+    body = await json_body(request)
+    expect("Network", body, {"Name": str, "Driver": str, "Internal": bool, "IPAM": dict,
+                             "Options": dict, "Labels": dict, "CheckDuplicate": bool,
+                             "Attachable": bool, "EnableIPv6": bool, "EnableIPv4": bool,
+                             "Scope": str, "Ingress": bool, "ConfigOnly": bool})
+    if not body.get("Name"):
+        raise ApiError("give the network a Name")
+    configs = (body.get("IPAM") or {}).get("Config") or []
+    if len(configs) > 1 or not all(isinstance(c, dict) for c in configs):
+        raise ApiError("IPAM.Config: minidocker's networks have one IPv4 subnet")
+    ipam = configs[0] if configs else {}
+    network = await run_in_threadpool(
+        _networks().create, body["Name"], driver=body.get("Driver") or "bridge",
+        subnet=ipam.get("Subnet") or None, gateway=ipam.get("Gateway") or None,
+        internal=bool(body.get("Internal")),
+        options={str(k): str(v) for k, v in (body.get("Options") or {}).items()},
+        labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()})
+    return JSONResponse({"Id": network.id, "Warning": ""}, status_code=201)
+
+
+def network_inspect(request: Request) -> Response:
+    return JSONResponse(_networks().inspect(request.path_params["id"]))
+
+
+def network_delete(request: Request) -> Response:
+    _networks().remove(request.path_params["id"])
+    return Response(status_code=204)
+
+
+def network_prune(request: Request) -> Response:
+    return JSONResponse({"NetworksDeleted": _networks().prune()})
+
+
+async def _container_of(request: Request) -> tuple[str, dict]:
+    body = await json_body(request)
+    expect("Network", body, {"Container": str, "EndpointConfig": dict, "Force": bool})
+    if not body.get("Container"):
+        raise ApiError("name the Container to connect or disconnect")
+    return lifecycle.find(body["Container"]).Id, body
+
+
+async def network_connect(request: Request) -> Response:
+    container_id, body = await _container_of(request)
+    aliases = (body.get("EndpointConfig") or {}).get("Aliases") or []
+    await run_in_threadpool(_networks().connect, request.path_params["id"], container_id,
+                            [str(a) for a in aliases])
+    return Response(status_code=200)
+
+
+async def network_disconnect(request: Request) -> Response:
+    container_id, _ = await _container_of(request)
+    await run_in_threadpool(_networks().disconnect, request.path_params["id"], container_id)
+    return Response(status_code=200)

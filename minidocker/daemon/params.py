@@ -1,0 +1,103 @@
+"""Reading a request the way dockerd reads it: JSON bodies, boolean and integer query
+parameters, and the ``filters`` parameter.
+
+Everything a client sends is untrusted. A body is read up to ``MAX_BODY`` bytes (a bigger one
+is refused with 413 before it fills the daemon's memory), must be one JSON object, and each
+value is checked for its type by the handler that uses it (``expect``), so a wrong type is a
+400 that names the field, never a ``TypeError`` deep in the engine.
+
+Spec: Docker Engine API v1.50 (query parameters of each endpoint; ``filters`` is "a JSON
+encoded value of the filters (a map[string][]string)"). Model: moby ``api/server/httputils``
+(``BoolValue``, ``ReadJSON``) and ``api/types/filters/parse.go``.
+"""
+
+import json
+
+from starlette.requests import Request
+
+from minidocker.daemon.errors import ApiError
+
+MAX_BODY = 1 << 20  # 1 MiB: a container's whole configuration is a few kB
+
+
+async def json_body(request: Request) -> dict:
+    """The request's JSON object ({} for an empty body)."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY:
+            raise ApiError(f"request body too large: more than {MAX_BODY} bytes", 413)
+    if not data.strip():
+        return {}
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(f"invalid JSON in the request body: {exc}") from None
+    if not isinstance(value, dict):
+        raise ApiError("the request body must be a JSON object")
+    return value
+
+
+def flag(request: Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter as dockerd reads one: absent, "", "0", "no", "false" and
+    "none" are false, anything else is true."""
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("", "0", "no", "false", "none")
+
+
+def integer(request: Request, name: str, default: int | None = None) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(f"invalid value for {name}: {value!r} is not an integer") from None
+
+
+def filters(request: Request) -> dict[str, list[str]]:
+    """``?filters={"label":["a=b"],"status":["running"]}`` (also the old form
+    ``{"label":{"a=b":true}}``) as {name: [values]}."""
+    text = request.query_params.get("filters")
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise ApiError(f"invalid filters: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ApiError("invalid filters: give a JSON object of lists")
+    result = {}
+    for name, values in raw.items():
+        if isinstance(values, dict):
+            values = [v for v, on in values.items() if on]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ApiError(f"invalid filter {name!r}: give a list of strings")
+        result[name] = values
+    return result
+
+
+TYPES = {bool: "a boolean", str: "a string", int: "an integer", list: "a list",
+         dict: "an object"}
+
+
+def expect(section: str, data: dict, types: dict[str, type]) -> None:
+    """Each field of ``data`` named in ``types`` is null or of that type (a list of strings for
+    ``list``); a wrong one is a 400 that names it."""
+    for name, kind in types.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if ok and kind is list and name not in LIST_OF_OBJECTS:
+            ok = all(isinstance(v, str) for v in value)
+        if not ok:
+            raise ApiError(f"invalid {section}.{name}: expected {TYPES[kind]}"
+                           + (" of strings" if kind is list else "")
+                           + f", got {json.dumps(value)[:60]}")
+
+
+LIST_OF_OBJECTS = {"Devices", "Mounts", "Ulimits", "BlkioWeightDevice", "DeviceRequests",
+                   "ConsoleSize", "Config"}

@@ -1,0 +1,251 @@
+"""From the JSON of ``POST /containers/create`` to the engine's typed ``Config`` and
+``HostConfig``: the one place where the daemon reads a container's configuration.
+
+The body is Docker's ``ContainerConfig`` with two more objects inside, ``HostConfig`` and
+``NetworkingConfig``. Most fields keep their name and meaning in minidocker's dataclasses
+(container/config.py); a few arrive in another shape and are translated here:
+
+* ``NetworkMode`` "" or "default" is the default bridge (dockerd's default; the Python API's
+  own default is ``none``);
+* ``Config.Volumes`` (``-v /data``) become anonymous volumes, like ``Binds`` without a source;
+* ``Mounts`` arrive as objects (``{"Type", "Source", "Target", "ReadOnly"}``), ``Tmpfs`` as
+  ``{path: options}``, ``Devices`` as ``{"PathOnHost", "PathInContainer",
+  "CgroupPermissions"}``: each becomes the flag text the engine parses (``--mount``,
+  ``--tmpfs``, ``--device``), so both front ends go through one parser;
+* the limits are flat (``Memory``, ``NanoCpus``...) and are checked as ``-m``/``--cpus`` are;
+* ``CapAdd``/``CapDrop``/``Privileged``/``SecurityOpt`` become stage 9's options.
+
+A field that Docker knows and minidocker does not implement (``Healthcheck``, ``ShmSize``...)
+is accepted when empty and reported in the answer's ``Warnings`` when set; a field that is not
+Docker's at all, or has the wrong type, is a 400 that names it.
+
+Spec: Docker Engine API v1.50, "ContainerCreate" (ContainerConfig, HostConfig,
+NetworkingConfig, Mount). Model: moby ``runconfig/config.go`` (decodeContainerConfig).
+"""
+
+from minidocker.cgroups import build_limits
+from minidocker.container.config import (
+    CgroupnsMode,
+    Config,
+    HostConfig,
+    IpcMode,
+    NetworkMode,
+    PidMode,
+    RestartPolicy,
+    UsernsMode,
+    UTSMode,
+)
+from minidocker.daemon.errors import ApiError
+from minidocker.daemon.params import expect
+from minidocker.errors import MinidockerError
+
+# ContainerConfig: the fields used, with their JSON types; then those accepted and ignored.
+CONFIG_FIELDS = {"Hostname": str, "User": str, "Tty": bool, "OpenStdin": bool,
+                 "StdinOnce": bool, "Env": list, "Cmd": list, "Image": str, "Volumes": dict,
+                 "WorkingDir": str, "Entrypoint": list, "Labels": dict, "StopSignal": str,
+                 "StopTimeout": int, "ExposedPorts": dict}
+CONFIG_IGNORED = {"Domainname", "AttachStdin", "AttachStdout", "AttachStderr", "ArgsEscaped",
+                  "OnBuild", "NetworkDisabled", "MacAddress", "Shell", "Healthcheck"}
+CLIENT_SIDE = {"AttachStdin", "AttachStdout", "AttachStderr", "ArgsEscaped", "Domainname"}
+
+HOST_FIELDS = {"Binds": list, "NetworkMode": str, "PortBindings": dict, "RestartPolicy": dict,
+               "AutoRemove": bool, "VolumesFrom": list, "Mounts": list, "CapAdd": list,
+               "CapDrop": list, "CgroupnsMode": str, "Dns": list, "DnsSearch": list,
+               "ExtraHosts": list, "GroupAdd": list, "IpcMode": str, "Links": list,
+               "PidMode": str, "Privileged": bool, "PublishAllPorts": bool,
+               "ReadonlyRootfs": bool, "SecurityOpt": list, "Tmpfs": dict, "UTSMode": str,
+               "UsernsMode": str, "Init": bool, "LogConfig": dict, "Devices": list,
+               "Memory": int, "MemorySwap": int, "NanoCpus": int, "CpuQuota": int,
+               "CpuPeriod": int, "CpuShares": int, "CpusetCpus": str, "PidsLimit": int,
+               "ConsoleSize": list}
+HOST_IGNORED = {"ContainerIDFile", "VolumeDriver", "Annotations", "DnsOptions", "Cgroup",
+                "OomScoreAdj", "StorageOpt", "ShmSize", "Sysctls", "Runtime", "Isolation",
+                "MaskedPaths", "ReadonlyPaths", "CgroupParent", "BlkioWeight",
+                "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
+                "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod",
+                "CpuRealtimeRuntime", "CpusetMems", "DeviceCgroupRules", "DeviceRequests",
+                "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "MemorySwappiness",
+                "OomKillDisable", "Ulimits", "CpuCount", "CpuPercent", "IOMaximumIOps",
+                "IOMaximumBandwidth"}
+
+
+def container_request(body: dict) -> tuple[Config, HostConfig, list[str]]:
+    """``(Config, HostConfig, warnings)`` from a create body; a bad field is an ApiError."""
+    host_body = body.get("HostConfig") or {}
+    networking = body.get("NetworkingConfig") or {}
+    if not isinstance(host_body, dict) or not isinstance(networking, dict):
+        raise ApiError("invalid HostConfig or NetworkingConfig: expected an object")
+    config_body = {k: [v] if k in ("Cmd", "Entrypoint") and isinstance(v, str) else v
+                   for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+    warnings = check_fields("Config", config_body, CONFIG_FIELDS, CONFIG_IGNORED - CLIENT_SIDE,
+                            CLIENT_SIDE)
+    warnings += check_fields("HostConfig", host_body, HOST_FIELDS, HOST_IGNORED, set())
+    try:
+        config, host = config_of(config_body), host_config_of(host_body, networking)
+    except ApiError:
+        raise
+    except MinidockerError as exc:  # the engine's parsers said what is wrong: a bad request
+        raise ApiError(str(exc)) from None
+    except (ValueError, TypeError, AttributeError) as exc:  # a value of the wrong shape inside
+        raise ApiError(f"invalid container configuration: {exc}") from None
+    host.Binds += list(config_body.get("Volumes") or {})  # -v /data: an anonymous volume
+    return config, host, warnings
+
+
+def check_fields(section: str, data: dict, used: dict, ignored: set, silent: set) -> list[str]:
+    unknown = sorted(set(data) - set(used) - ignored - silent)
+    if unknown:
+        raise ApiError(f"unknown field{'s' if len(unknown) > 1 else ''} in {section}: "
+                       f"{', '.join(unknown)}")
+    expect(section, data, used)
+    return [f"{section}.{name} is not supported by minidocker and was ignored"
+            for name in sorted(ignored) if data.get(name) not in (None, "", 0, -1, False, [], {})]
+
+
+def config_of(body: dict) -> Config:
+    image = body.get("Image") or ""
+    if not image:
+        raise ApiError("Config.Image is empty: name the image to run")
+    return Config(
+        Image=image, Cmd=strings(body.get("Cmd")), Entrypoint=strings(body.get("Entrypoint")),
+        Env=list(body.get("Env") or []), WorkingDir=body.get("WorkingDir") or "",
+        User=body.get("User") or "", Hostname=body.get("Hostname") or "",
+        Tty=bool(body.get("Tty")), OpenStdin=bool(body.get("OpenStdin")),
+        StdinOnce=bool(body.get("StdinOnce")), StopSignal=body.get("StopSignal") or "",
+        StopTimeout=body.get("StopTimeout"), ExposedPorts=dict(body.get("ExposedPorts") or {}),
+        Labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()})
+
+
+def strings(value) -> list[str] | None:
+    """Docker's StrSlice: null, one string, or a list of strings."""
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def host_config_of(body: dict, networking: dict) -> HostConfig:
+    from minidocker import security
+    from minidocker.security.devices import parse_device
+
+    host = HostConfig.from_dict({  # the fields whose shape is already minidocker's
+        "PortBindings": body.get("PortBindings") or {},
+        "RestartPolicy": restart_policy(body.get("RestartPolicy") or {}),
+    })
+    mode = NetworkMode.parse(body.get("NetworkMode") or "default")
+    host.NetworkMode = mode
+    host.IpcMode = IpcMode.parse(body.get("IpcMode"))
+    host.PidMode = PidMode.parse(body.get("PidMode"))
+    host.UTSMode = UTSMode.parse(body.get("UTSMode"))
+    host.UsernsMode = UsernsMode.parse(body.get("UsernsMode"))
+    host.CgroupnsMode = CgroupnsMode.parse(body.get("CgroupnsMode"))
+    if host.UsernsMode.is_private:
+        raise ApiError("HostConfig.UsernsMode 'private' is not served by the daemon yet; use "
+                       "minidocker's CLI (--userns private)")
+    host.Binds = list(body.get("Binds") or [])
+    host.Mounts = [mount_flag(m) for m in body.get("Mounts") or []]
+    host.Tmpfs = [f"{path}:{options}" if options else path
+                  for path, options in (body.get("Tmpfs") or {}).items()]
+    host.VolumesFrom = list(body.get("VolumesFrom") or [])
+    host.AutoRemove = bool(body.get("AutoRemove"))
+    host.ReadonlyRootfs = bool(body.get("ReadonlyRootfs"))
+    host.Init = bool(body.get("Init"))
+    host.PublishAllPorts = bool(body.get("PublishAllPorts"))
+    host.Links = list(body.get("Links") or [])
+    host.Dns = list(body.get("Dns") or [])
+    host.DnsSearch = list(body.get("DnsSearch") or [])
+    host.ExtraHosts = list(body.get("ExtraHosts") or [])
+    host.NetworkAliases = aliases(networking, mode)
+    log_config = body.get("LogConfig") or {}
+    if log_config.get("Type") not in (None, "", "json-file"):
+        raise ApiError(f"log driver {log_config['Type']!r} is not supported: minidocker "
+                       "writes json-file logs")
+    host.LogConfig = {"Type": "json-file", "Config": dict(log_config.get("Config") or {})}
+    host.Resources = limits(body)
+    host.Devices = [parse_device(device_flag(d)) for d in body.get("Devices") or []]
+    host.CapAdd, host.CapDrop = list(body.get("CapAdd") or []), list(body.get("CapDrop") or [])
+    host.Privileged, host.SecurityOpt = bool(body.get("Privileged")), list(
+        body.get("SecurityOpt") or [])
+    host.GroupAdd = list(body.get("GroupAdd") or [])
+    host.Security = security.parse_security_opts(host.SecurityOpt, cap_add=host.CapAdd,
+                                                 cap_drop=host.CapDrop,
+                                                 privileged=host.Privileged)
+    return host
+
+
+def restart_policy(body: dict) -> dict:
+    name = body.get("Name") or "no"
+    count = body.get("MaximumRetryCount") or 0
+    if not isinstance(name, str) or not isinstance(count, int):
+        raise ApiError("invalid HostConfig.RestartPolicy: expected {\"Name\": string, "
+                       "\"MaximumRetryCount\": integer}")
+    return vars(RestartPolicy.parse(f"{name}:{count}" if count else name))
+
+
+def aliases(networking: dict, mode: NetworkMode) -> list[str]:
+    """``--network-alias``: the Aliases of the endpoint for the container's network."""
+    endpoints = networking.get("EndpointsConfig") or {}
+    endpoint = endpoints.get(str(mode)) or endpoints.get(mode.network) or {}
+    return [str(a) for a in (endpoint.get("Aliases") or [])] if isinstance(endpoint, dict) \
+        else []
+
+
+def mount_flag(mount) -> str:
+    """A Mount object as the ``--mount`` text the engine parses."""
+    if not isinstance(mount, dict):
+        raise ApiError("invalid HostConfig.Mounts: expected a list of objects")
+    parts = [f"type={mount.get('Type') or 'volume'}"]
+    if mount.get("Source"):
+        parts.append(f"source={mount['Source']}")
+    parts.append(f"target={mount.get('Target') or ''}")
+    if mount.get("ReadOnly"):
+        parts.append("readonly")
+    return ",".join(parts)
+
+
+def device_flag(device) -> str:
+    if not isinstance(device, dict) or not device.get("PathOnHost"):
+        raise ApiError("invalid HostConfig.Devices: expected objects with PathOnHost")
+    return ":".join([device["PathOnHost"],
+                     device.get("PathInContainer") or device["PathOnHost"],
+                     device.get("CgroupPermissions") or "rwm"])
+
+
+def limits(body: dict):
+    """The flat limits, checked as the CLI's ``-m``, ``--cpus``... are (0: no limit)."""
+    def text(name: str) -> str | None:
+        value = body.get(name)
+        return str(value) if value not in (None, 0, "") else None
+
+    nano = body.get("NanoCpus") or 0
+    return build_limits(text("Memory"), text("MemorySwap"),
+                        str(nano / 1e9) if nano else None, text("CpuShares"),
+                        text("CpuPeriod"), text("CpuQuota"), text("CpusetCpus"),
+                        text("PidsLimit") if (body.get("PidsLimit") or 0) > 0 else None)
+
+
+# --- and back: the HostConfig of ``inspect`` in Docker's shapes ------------------------------
+
+def docker_host_config(host: HostConfig) -> dict:
+    """``HostConfig.to_dict()`` with the three fields whose shape differs from the flags'
+    text put back in Docker's: ``Tmpfs`` a map, ``Mounts`` and ``Devices`` objects (the
+    docker CLI decodes these into typed Go structs and fails on any other shape)."""
+    data = host.to_dict()
+    data["Tmpfs"] = dict(item.partition(":")[::2] for item in host.Tmpfs)
+    data["Mounts"] = [mount_object(text) for text in host.Mounts]
+    data["Devices"] = [{"PathOnHost": d.host_path, "PathInContainer": d.container_path,
+                        "CgroupPermissions": d.permissions} for d in host.Devices]
+    return data
+
+
+def mount_object(text: str) -> dict:
+    """``type=bind,source=/a,target=/b,readonly`` as Docker's Mount object."""
+    keys = {"type": "Type", "source": "Source", "src": "Source", "target": "Target",
+            "destination": "Target", "dst": "Target"}
+    mount = {"Type": "volume", "Source": "", "Target": "", "ReadOnly": False}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key in keys:
+            mount[keys[key]] = value
+        elif key in ("readonly", "ro"):
+            mount["ReadOnly"] = value in ("", "1", "true")
+    return mount
