@@ -33,6 +33,7 @@ def enter_lab_host() -> None:
     root = tempfile.mkdtemp(prefix="minidocker-test-")
     kernel.mount("tmpfs", root, "tmpfs", 0, "mode=711")
     os.environ["MINIDOCKER_ROOT"] = root
+    os.environ["MINIDOCKER_LAB_WORKDIR"] = f"{root}/lab-work"  # never a student's mine.py
     os.environ["MINIDOCKER_LAB_HOST"] = str(os.getpid())
     # Cgroups are not namespaced: this session's containers get a parent of their own, so
     # the leak check sees only them, even with another test run on the same machine.

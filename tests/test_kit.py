@@ -97,12 +97,19 @@ def test_lab_prepare_is_idempotent(lab_env):
 
 
 def test_lab_prepares_then_starts_jupyterlab_with_the_custom_css():
-    """``./kit lab`` runs the set-up above before JupyterLab, which loads the custom CSS."""
+    """``./kit lab`` runs the set-up above before JupyterLab, which loads the custom CSS
+    (``lab`` is ``setup`` then ``lab_serve``, which ``./kit lab-serve`` runs alone)."""
     text = KIT.read_text()
-    lab = text[text.index("\nlab() {"):]
-    lab = lab[:lab.index("\n}\n")]
-    assert lab.index("lab_prepare") < lab.index('jupyter" lab')
-    assert "--LabApp.custom_css=True" in lab
+
+    def body(name: str) -> str:
+        found = text[text.index(f"\n{name}() {{"):]
+        return found[:found.index("\n}\n")]
+
+    lab = body("lab")
+    assert lab.index("setup") < lab.index("lab_serve")
+    serve = body("lab_serve")
+    assert serve.index("lab_prepare") < serve.index('jupyter" lab')
+    assert "--LabApp.custom_css=True" in serve
 
 
 def test_lab_prepare_without_a_venv_says_what_to_do(tmp_path):

@@ -357,7 +357,8 @@ def lab():
 @click.argument("number")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 def lab_check(number, path):
-    """Check lab NUMBER (e.g. 01); PATH is your file (default: the lab's starter.py)."""
+    """Check lab NUMBER (e.g. 01); PATH is your file (default: your copy, labs/NN-topic/mine.py,
+    made by 'lab reset'; the starter while there is none)."""
     require_root("lab check")
     from minidocker.labs import check
 
@@ -366,10 +367,35 @@ def lab_check(number, path):
 
 @lab.command("list", context_settings=CONTEXT)
 def lab_list():
-    """List the labs."""
+    """List the labs, with the verdict of each one's last check."""
     from minidocker.labs import list_labs
 
     click.echo(list_labs(), nl=False)
+
+
+@lab.command("hint", context_settings=CONTEXT)
+@click.argument("number")
+@click.option("--next", "more", is_flag=True, help="Open one more hint.")
+@click.option("--step", type=int, help="The step (default: where your last check stopped).")
+def lab_hint(number, more, step):
+    """Show the hints of lab NUMBER opened so far, from its README; --next opens one more."""
+    from minidocker.labs import hint
+
+    click.echo(hint(number, step, more).text(), nl=False)
+
+
+@lab.command("reset", context_settings=CONTEXT)
+@click.argument("number")
+def lab_reset(number):
+    """Start lab NUMBER afresh: copy its starter to your file, labs/NN-topic/mine.py (an
+    existing one is kept as mine.py.bak)."""
+    from minidocker.labs import reset
+
+    done = reset(number)
+    if done.backup:
+        click.echo(f"your previous file is now {done.backup}")
+    click.echo(f"{done.copy} is a fresh copy of the starter: write your code there, then "
+               f"sudo minidocker lab check {number}")
 
 
 # The later stages' commands live in their own modules and add themselves to ``main``.

@@ -161,8 +161,9 @@ def function(student: ModuleType, name: str) -> Callable:
     return found
 
 
-def run_steps(lab: Lab, file: Path, workspace=None) -> list[Result]:
-    """Check every step of ``lab`` on ``file``, printing each verdict as soon as it is known."""
+def run_steps(lab: Lab, file: Path, workspace=None, echo: bool = True) -> list[Result]:
+    """Check every step of ``lab`` on ``file``, printing each verdict as soon as it is known
+    (unless ``echo`` is false: a notebook shows the verdicts as a table instead)."""
     results: list[Result] = []
     for step in lab.steps:
         waiting = next((r for r in results if r.status != PASS), None) if lab.cumulative \
@@ -173,7 +174,8 @@ def run_steps(lab: Lab, file: Path, workspace=None) -> list[Result]:
             outcome = run_sandboxed(lambda step=step: step.check(load_student(file), workspace),
                                     STEP_TIMEOUT)
         results.append(Result(step, outcome.status, outcome.detail))
-        print_result(results[-1])
+        if echo:
+            print_result(results[-1])
     return results
 
 
@@ -185,8 +187,10 @@ def print_result(result: Result) -> None:
                              break_on_hyphens=False))
 
 
-def check(labs: list[Lab], number: str, path: str | os.PathLike | None = None) -> int:
-    """``minidocker lab check NUMBER [PATH]``: print the verdict of every step; 0 if all pass."""
+def check(labs: list[Lab], number: str, path: str | os.PathLike | None = None,
+          record: Callable[[Lab, Path, list[Result]], None] | None = None) -> int:
+    """``minidocker lab check NUMBER [PATH]``: print the verdict of every step; 0 if all pass.
+    ``record`` is given the verdicts (``minidocker lab list`` shows the last ones)."""
     lab = find_lab(labs, number)
     file = student_file(lab, path)
     if os.geteuid() != 0:
@@ -196,20 +200,30 @@ def check(labs: list[Lab], number: str, path: str | os.PathLike | None = None) -
         click.echo(f"Lab {lab.number} — {lab.title}")
         click.echo(f"checking {_shown(file)}\n")
         results = run_steps(lab, file, workspace)
+    if record:
+        record(lab, file, results)
     passed = sum(r.status == PASS for r in results)
     click.echo(f"\n{passed} of {len(results)} steps pass.")
     missing = next((r for r in results if r.status != PASS), None)
     if missing:
-        click.echo(f"Next: step {missing.step.number}. Hints: {_shown(lab.path / 'README.md')}")
+        click.echo(f"Next: step {missing.step.number}. Hints: sudo minidocker lab hint "
+                   f"{lab.number} (one more each time with --next), or "
+                   f"{_shown(lab.path / 'README.md')}")
         return 1
     click.echo(f"Lab {lab.number} is done.")
     return 0
 
 
-def list_labs(labs: list[Lab]) -> str:
-    """``minidocker lab list``: one line per lab, and how to check one."""
-    lines = [f"{lab.number}  {lab.title}  ({_shown(lab.path)}/)" for lab in labs]
-    lines.append("\nCheck your work with: sudo minidocker lab check NUMBER [PATH]")
+def list_labs(labs: list[Lab], status: Callable[[Lab], str] | None = None) -> str:
+    """``minidocker lab list``: one line per lab (with ``status(lab)``, the last check's
+    verdict, when given), and how to check one."""
+    width = max(len(lab.title) for lab in labs)
+    lines = []
+    for lab in labs:
+        verdict = f"{status(lab):20}  " if status else ""
+        lines.append(f"{lab.number}  {lab.title:{width}}  {verdict}{_shown(lab.path)}/")
+    lines.append("\nYour copy of a lab: sudo minidocker lab reset NUMBER; check it: sudo minidocker "
+                 "lab check NUMBER [PATH]; stuck: sudo minidocker lab hint NUMBER --next")
     return "\n".join(lines) + "\n"
 
 
