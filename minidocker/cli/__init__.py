@@ -188,17 +188,7 @@ def image_users():
     from minidocker.container import records
 
     with records.all_locked():
-        yield images_in_use()
-
-
-def images_in_use() -> dict[str, list[str]]:
-    """Every image some container (running or not) was made from, with the containers' IDs."""
-    from minidocker.container import records
-
-    users: dict[str, list[str]] = {}
-    for record in records.all_records():
-        users.setdefault(record.Image, []).append(record.Id)
-    return users
+        yield records.images_in_use()
 
 
 @main.command(context_settings=CONTEXT)

@@ -104,11 +104,9 @@ def volume_prune(everything, force):
 
 
 def volumes_in_use() -> dict[str, list[str]]:
-    """Every volume some container (running or not) mounts, with the containers' names."""
-    from minidocker.container import records
-    from minidocker.volumes import volume_users
+    from minidocker.container import records  # here: 'volume --help' needs no records
 
-    return volume_users((r.Name, getattr(r, "Mounts", None) or []) for r in records.all_records())
+    return records.volumes_in_use()
 
 
 def _label(item: str) -> tuple[str, str]:

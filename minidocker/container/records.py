@@ -207,6 +207,23 @@ def unrecorded_dirs() -> list[Path]:
             if d.is_dir() and not (d / "config.json").exists()]
 
 
+def images_in_use() -> dict[str, list[str]]:
+    """Image ID -> the IDs of the containers made from it (running or not). Act on it under
+    ``all_locked``, so that no create takes an image meanwhile (rmi, image prune)."""
+    users: dict[str, list[str]] = {}
+    for record in all_records():
+        users.setdefault(record.Image, []).append(record.Id)
+    return users
+
+
+def volumes_in_use(but: str = "") -> dict[str, list[str]]:
+    """Volume name -> the names of the containers that mount it, except the container ``but``
+    (the one being removed)."""
+    from minidocker.volumes import volume_users
+
+    return volume_users((r.Name, r.Mounts) for r in all_records() if r.Id != but)
+
+
 def claim_name(name: str | None) -> str:
     """A free name (``name``, or a random one); call it under ``all_locked`` and save the
     record before letting go, so that two creates cannot both take one name."""

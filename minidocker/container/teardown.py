@@ -37,8 +37,7 @@ def remove(record: records.ContainerRecord, volumes_too: bool = False) -> None:
     container uses, then its directory (upper dir, log, record)."""
     release(record)
     if volumes_too:
-        others = ((r.Name, r.Mounts) for r in records.all_records() if r.Id != record.Id)
-        volumes.remove_anonymous(record.Mounts, volumes.volume_users(others))
+        volumes.remove_anonymous(record.Mounts, records.volumes_in_use(but=record.Id))
     record.remove()
     shutil.rmtree(record.directory, ignore_errors=True)
 

@@ -37,14 +37,6 @@ def _epoch(timestamp: str | None) -> int:
         return 0
 
 
-def image_users() -> dict[str, list[str]]:
-    """image ID -> the containers made from it; call it under ``records.all_locked``."""
-    users: dict[str, list[str]] = {}
-    for record in records.all_records():
-        users.setdefault(record.Image, []).append(record.Id)
-    return users
-
-
 def image_list(request: Request) -> Response:
     wanted = filters(request)
     result = []
@@ -111,7 +103,7 @@ def image_delete(request: Request) -> Response:
     name = request.path_params["name"]
     with records.all_locked():
         try:
-            done = verbs.remove_image(name, flag(request, "force"), image_users())
+            done = verbs.remove_image(name, flag(request, "force"), records.images_in_use())
         except NotFound:
             raise _no_such_image(name) from None
     return JSONResponse([{line.split(": ", 1)[0]: line.split(": ", 1)[1]} for line in done])
@@ -121,7 +113,7 @@ def image_prune(request: Request) -> Response:
     wanted = filters(request)
     everything = wanted.get("dangling", ["true"])[0] in ("false", "0")
     with records.all_locked():
-        done = verbs.prune_images(everything, image_users())
+        done = verbs.prune_images(everything, records.images_in_use())
     deleted = [{line.split(": ", 1)[0]: line.split(": ", 1)[1]} for line in done]
     return JSONResponse({"ImagesDeleted": deleted or None, "SpaceReclaimed": 0})
 

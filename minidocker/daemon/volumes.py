@@ -21,10 +21,6 @@ from minidocker.container import records
 from minidocker.daemon.params import expect, filters, flag, json_body
 
 
-def volumes_in_use() -> dict[str, list[str]]:
-    return volumes.volume_users((r.Name, r.Mounts) for r in records.all_records())
-
-
 def volume_list(request: Request) -> Response:
     wanted = filters(request)
     found = [v.inspect() for v in volumes.list_volumes()
@@ -49,12 +45,12 @@ def volume_inspect(request: Request) -> Response:
 
 
 def volume_delete(request: Request) -> Response:
-    volumes.remove_volume(request.path_params["name"], volumes_in_use(),
+    volumes.remove_volume(request.path_params["name"], records.volumes_in_use(),
                           force=flag(request, "force"))
     return Response(status_code=204)
 
 
 def volume_prune(request: Request) -> Response:
     everything = flag(request, "all") or "all=true" in filters(request).get("all", [])
-    removed, reclaimed = volumes.prune_volumes(volumes_in_use(), everything)
+    removed, reclaimed = volumes.prune_volumes(records.volumes_in_use(), everything)
     return JSONResponse({"VolumesDeleted": removed, "SpaceReclaimed": reclaimed})
