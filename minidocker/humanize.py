@@ -23,6 +23,10 @@ def ports_of(record) -> str:
 def status(record) -> str:
     """The STATUS column, in Docker's words."""
     state = record.State
+    if state["Status"] == "running" and state.get("Health"):
+        health = state["Health"]["Status"]
+        health = "health: starting" if health == "starting" else health
+        return f"Up {ago(state['StartedAt'])} ({health})"
     if state["Status"] == "running":
         return f"Up {ago(state['StartedAt'])}"
     if state["Status"] == "paused":

@@ -24,7 +24,6 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from decimal import Decimal, InvalidOperation
 
 from minidocker.build.commands import (
     Add,
@@ -57,6 +56,7 @@ from minidocker.build.parser import (
     heredoc_from_word,
     parse,
 )
+from minidocker.container.health import go_duration  # HEALTHCHECK's --interval=1m30s
 from minidocker.errors import MinidockerError
 
 # Build args every build knows without an ARG line (reference: "Predefined ARGs")
@@ -347,31 +347,6 @@ def retries(flags: Mapping[str, object]) -> int:
     if int(text) < 0:
         raise MinidockerError(f"--retries cannot be negative ({int(text)})")
     return int(text)
-
-
-DURATION_UNITS = {"ns": 1, "us": 1_000, "\u00b5s": 1_000, "\u03bcs": 1_000, "ms": 1_000_000,
-                  "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-DURATION_PART = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
-
-
-def go_duration(text: str) -> int:
-    """Go's ``time.ParseDuration``, as Docker reads ``--interval=1m30s``: in nanoseconds."""
-    sign, body = (-1, text[1:]) if text[:1] == "-" else (1, text.removeprefix("+"))
-    if body == "0":
-        return 0
-    total, pos = Decimal(0), 0
-    while pos < len(body):
-        match = DURATION_PART.match(body, pos)
-        if not match or match.group(1) in ("", "."):
-            raise MinidockerError(f"time: invalid duration {text!r} (write e.g. 30s, 1m30s, 500ms)")
-        try:
-            total += Decimal(match.group(1)) * DURATION_UNITS[match.group(2)]
-        except InvalidOperation:
-            raise MinidockerError(f"time: invalid duration {text!r}") from None
-        pos = match.end()
-    if not body:
-        raise MinidockerError(f"time: invalid duration {text!r}")
-    return sign * int(total)
 
 
 def read_simple(kind: type, read: Callable[[Node], object]) -> Callable[[Node], Command]:

@@ -72,6 +72,20 @@ MORE_OPTIONS = [
                  help="missing (default), never or always (needs a registry)."),
     click.option("--platform", metavar="OS/ARCH", help="Platform of the image (this "
                  "machine's)."),
+    click.option("--health-cmd", metavar="COMMAND", help="Command to run to check health "
+                 "(a shell line, run inside the container)."),
+    click.option("--health-interval", metavar="DURATION", help="Time between running the "
+                 "check (ms|s|m|h, default 30s)."),
+    click.option("--health-timeout", metavar="DURATION", help="Maximum time to allow one "
+                 "check to run (default 30s)."),
+    click.option("--health-retries", type=int, metavar="N", help="Consecutive failures "
+                 "needed to report unhealthy (default 3)."),
+    click.option("--health-start-period", metavar="DURATION", help="Start period for the "
+                 "container to initialize before failures count (default 0s)."),
+    click.option("--health-start-interval", metavar="DURATION", help="Time between checks "
+                 "during the start period (default 5s)."),
+    click.option("--no-healthcheck", is_flag=True, help="Disable any container-specified "
+                 "HEALTHCHECK."),
 ]
 NETWORK_OPTIONS = [
     click.option("--network", "--net", "network", default="bridge", metavar="NETWORK",
@@ -104,6 +118,7 @@ def later_stage_options(command):
 def container_request(o: dict):
     """``(Config, HostConfig, name)`` from the flags of run/create (a bad flag fails here)."""
     from minidocker.cgroups import build_limits
+    from minidocker.container import health
     from minidocker.container.config import Config, HostConfig, RestartPolicy
 
     check_pull(o["pull"])
@@ -119,7 +134,11 @@ def container_request(o: dict):
         Tty=o["tty"], OpenStdin=o["interactive"], StopSignal=o["stop_signal"] or "",
         StopTimeout=o["stop_timeout"], ExposedPorts=exposed_ports(o["expose"]),
         Labels=labels(o["labels"], o["label_file"]),
-        MacAddress=check_mac(o["mac_address"] or ""))
+        MacAddress=check_mac(o["mac_address"] or ""),
+        Healthcheck=health.from_flags(o["health_cmd"], o["health_interval"],
+                                      o["health_timeout"], o["health_start_period"],
+                                      o["health_start_interval"], o["health_retries"],
+                                      o["no_healthcheck"]))
     host = HostConfig(
         Binds=list(o["volumes"]), Mounts=list(o["mounts"]), Tmpfs=list(o["tmpfs"]),
         VolumesFrom=list(o["volumes_from"]), AutoRemove=o["remove"], Init=o["init"],

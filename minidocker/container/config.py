@@ -170,6 +170,7 @@ class Config:
     Volumes: dict = field(default_factory=dict)  # {"/data": {}}: anonymous volumes
     Labels: dict = field(default_factory=dict)  # --label, --label-file
     MacAddress: str = ""  # --mac-address (the endpoint's; "": 02:42 + its IPv4 address)
+    Healthcheck: dict | None = None  # {"Test": [...], "Interval": ns, ...}: see health.py
     LowerDirs: list[str] = field(default_factory=list)  # the image's unpacked layers
 
     @property

@@ -10,6 +10,7 @@ the same way the first time and after a restart. Docker's rules for combining:
 * the environment is the image's Env, then the request's (a later KEY wins);
 * ``WorkingDir``, ``User`` and ``StopSignal`` fall back to the image's (then ``/``, root,
   SIGTERM); ``ExposedPorts`` and ``Labels`` are the image's plus the request's;
+* the image's ``Healthcheck`` holds unless the request gives its own (health.py);
 * each path in the image's Volumes becomes an anonymous volume unless a mount covers it;
 * ``container:NAME`` modes are resolved to the container's ID, once.
 
@@ -21,7 +22,7 @@ import dataclasses
 import os
 
 from minidocker import volumes
-from minidocker.container import records, tunables
+from minidocker.container import health, records, tunables
 from minidocker.container.config import Config, HostConfig, parse_signal
 from minidocker.container.logs import check_log_config
 from minidocker.container.names import check_name, new_id
@@ -97,7 +98,8 @@ def with_image_defaults(config: Config, image: dict, reference: str) -> Config:
         StopSignal=config.StopSignal or image.get("StopSignal") or "SIGTERM",
         ExposedPorts={**(image.get("ExposedPorts") or {}), **config.ExposedPorts},
         Volumes=image.get("Volumes") or {},
-        Labels={**(image.get("Labels") or {}), **config.Labels})
+        Labels={**(image.get("Labels") or {}), **config.Labels},
+        Healthcheck=health.merge(image.get("Healthcheck"), config.Healthcheck))
 
 
 def merge_env(image_env: list[str], env: list[str]) -> list[str]:

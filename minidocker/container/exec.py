@@ -97,3 +97,22 @@ def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, s
     security.apply(record.HostConfig.security_options(), switch_user=lambda: switch_user(user))
     namespaces.close_other_fds({report.fd})  # only stdio (and the close-on-exec report pipe)
     namespaces.execute(spec.command, env, report)
+
+
+def start_in(record: records.ContainerRecord, spec: ExecSpec, output: int) -> int:
+    """Start ``spec.command`` in the container without waiting for it: its stdout and stderr
+    go to ``output``; returns the child's PID, which is also the PID of a process group of its
+    own, so ``killpg`` reaches the command inside too. The healthcheck's way (health.py)."""
+    child = namespaces.fork_child(f"run a command in container {record.Name}",
+                                  _in_own_group, record, spec, output, failure_code=126)
+    with child.reports:
+        child.wait_exec()
+    return child.pid
+
+
+def _in_own_group(report: namespaces.Report, record: records.ContainerRecord, spec: ExecSpec,
+                  output: int) -> None:
+    os.setpgid(0, 0)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    _join_and_exec(report, record, spec, None)

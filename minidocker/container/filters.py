@@ -4,7 +4,8 @@
 paused, restarting, exited...), ``exited`` (an exit code), ``ancestor`` (the image: a name,
 ``name:tag`` or an ID), ``before`` / ``since`` (another container), ``network``, ``volume``
 (a volume name, a bind's source or a mount's destination), ``expose`` and ``publish`` (a
-port, ``PORT/PROTO`` or a range ``8000-8080/tcp``). The rules shared by every listing are in
+port, ``PORT/PROTO`` or a range ``8000-8080/tcp``), ``health`` (starting, healthy, unhealthy,
+none: see health.py). The rules shared by every listing are in
 minidocker/filters.py.
 
 Docker: ``docker ps --help``, "Filtering". Used by: ``minidocker ps``, (later) the Engine
@@ -13,13 +14,14 @@ API's ``GET /containers/json``.
 
 import functools
 
-from minidocker.container import records
+from minidocker.container import health, records
 from minidocker.errors import MinidockerError
 from minidocker.filters import Filters
 
-CONTAINER_FILTERS = ("ancestor", "before", "expose", "exited", "id", "label", "name",
+CONTAINER_FILTERS = ("ancestor", "before", "expose", "exited", "health", "id", "label", "name",
                      "network", "publish", "since", "status", "volume")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+HEALTH = ("starting", "healthy", "unhealthy", "none")
 
 
 def parse(items) -> Filters:
@@ -28,6 +30,10 @@ def parse(items) -> Filters:
         if status not in STATUSES:
             raise MinidockerError(f"invalid filter 'status={status}': use one of "
                                   f"{', '.join(STATUSES)}")
+    for status in filters.args.get("health", []):
+        if status not in HEALTH:
+            raise MinidockerError(f"invalid filter 'health={status}': use one of "
+                                  f"{', '.join(HEALTH)}")
     for code in filters.args.get("exited", []):
         if not code.lstrip("-").isdigit():
             raise MinidockerError(f"invalid filter 'exited={code}': give an exit code, "
@@ -52,6 +58,7 @@ def matches(c: records.ContainerRecord, f: Filters, created, ancestors) -> bool:
     return (f.match("id", c.Id.startswith) and f.match_name(c.Name)
             and f.match_labels(c.Config.Labels)
             and f.match("status", lambda status: c.status == status)
+            and f.match("health", lambda status: health.status_of(c) == status)
             and f.match("exited", lambda code: c.status == "exited"
                         and c.State.get("ExitCode") == int(code))
             and f.match("ancestor", lambda image: c.Image in ancestors(image)

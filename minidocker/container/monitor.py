@@ -11,7 +11,8 @@ and record its exit code. That is the monitor, one per running container:
    PR_SET_PDEATHSIG, so a killed monitor never leaves an unwatched container behind);
 3. it copies every output line to the json-file log and to attached clients, and what clients
    type to the container's stdin (see attach.py);
-4. when PID 1 exits: exit code and OOM kill into the record, cgroup removed; then the restart
+4. with a HEALTHCHECK, it runs the probes and records their verdicts (health.py);
+5. when PID 1 exits: exit code and OOM kill into the record, cgroup removed; then the restart
    policy decides — ``no``; ``on-failure[:N]`` (a non-zero exit, at most N times);
    ``always`` and ``unless-stopped`` (unless a user stopped it) — with a back-off delay that
    doubles from 100 ms, as Docker's does.
@@ -34,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from minidocker.container import records
+from minidocker.container import health, records
 from minidocker.container.attach import exit_frame, frame, short_address
 from minidocker.container.logs import open_log
 from minidocker.container.start import Container, start
@@ -182,19 +183,29 @@ class Monitor:
         """Copy output to the log and the clients, input to the container, until PID 1 has
         exited and its output is drained; then record the exit."""
         process, pid1_gone = self.container.process, False
+        prober = health.prober_for(self.record)  # HEALTHCHECK: probes run from this loop
         while outputs or process.poll() is None:
             if not pid1_gone and process.exit_code is not None:
                 pid1_gone = True  # the rest go with PID 1, also in a PID namespace we share
                 self.container.cgroup.kill_all()
-            readable = [*outputs, self.listener, self.wakeup_r, *self.readers]
+                if prober:
+                    prober.stop()
+                    prober = None
+            probes = prober.fds() if prober else []
+            readable = [*outputs, self.listener, self.wakeup_r, *self.readers, *probes]
             if self.local and self.local.stdin_open:
                 readable.append(0)
             try:
-                ready, _, _ = select.select(readable, [], [], 1.0)
+                ready, _, _ = select.select(readable, [], [],
+                                            min(1.0, prober.wait_time()) if prober else 1.0)
             except InterruptedError:
                 continue
+            if prober:
+                prober.tick(ready)
             for fd in ready:
-                if fd in outputs:
+                if fd in probes:
+                    continue  # the prober read it
+                elif fd in outputs:
                     self.copy_output(fd, outputs)
                 elif fd is self.listener:
                     self.accept()

@@ -33,7 +33,6 @@ Spec: Docker Engine API v1.50, section "Container". Model: moby
 
 import asyncio
 import contextlib
-import re
 import struct
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +43,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from minidocker import humanize
 from minidocker.container import attach, create, lifecycle
+from minidocker.container import filters as container_filters
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.hijack import MULTIPLEXED, RAW, RawStream, frame
 from minidocker.daemon.params import filters, flag, integer, json_body
@@ -89,37 +89,17 @@ def _create(config, host, name):
 
 
 def container_list(request: Request) -> Response:
-    """``GET /containers/json?all=&filters=``: running containers (every one with ``all``)."""
-    wanted = filters(request)
-    everything = flag(request, "all") or "status" in wanted
-    records = [r for r in lifecycle.current_records()
-               if (everything or r.status in lifecycle.ACTIVE) and matches(r, wanted)]
+    """``GET /containers/json?all=&filters=``: running containers (every one with ``all``),
+    filtered by the same rules as ``minidocker ps --filter`` (container/filters.py)."""
+    wanted = container_filters.parse(f"{key}={value}" for key, values in filters(request).items()
+                                     for value in values)
+    everything = flag(request, "all") or container_filters.shows_all(wanted)
+    records = container_filters.select([r for r in lifecycle.current_records()
+                                        if everything or r.status in lifecycle.ACTIVE], wanted)
     limit = integer(request, "limit", -1)
     if limit > 0:
         records = records[:limit]
     return JSONResponse([summary(r) for r in records])
-
-
-def matches(record, wanted: dict[str, list[str]]) -> bool:
-    """Docker's container filters: each filter named must match one of its values."""
-    tests = {
-        "id": lambda v: record.Id.startswith(v),
-        "name": lambda v: re.search(v.lstrip("/"), record.Name) is not None,
-        "status": lambda v: record.status == v,
-        "label": lambda v: _has_label(record.Config.Labels, v),
-        "ancestor": lambda v: v in (record.Config.Image, record.Image),
-    }
-    for name, values in wanted.items():
-        if name not in tests:
-            raise ApiError(f"invalid filter '{name}'")
-        if not any(tests[name](v) for v in values):
-            return False
-    return True
-
-
-def _has_label(labels: dict, wanted: str) -> bool:
-    key, sep, value = wanted.partition("=")
-    return key in labels and (not sep or labels[key] == value)
 
 
 def summary(record) -> dict:

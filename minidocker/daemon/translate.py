@@ -15,7 +15,7 @@ The body is Docker's ``ContainerConfig`` with two more objects inside, ``HostCon
 * the limits are flat (``Memory``, ``NanoCpus``...) and are checked as ``-m``/``--cpus`` are;
 * ``CapAdd``/``CapDrop``/``Privileged``/``SecurityOpt`` become stage 9's options.
 
-A field that Docker knows and minidocker does not implement (``Healthcheck``, ``ShmSize``...)
+A field that Docker knows and minidocker does not implement (``Shell``, ``OnBuild``...)
 is accepted when empty and reported in the answer's ``Warnings`` when set; a field that is not
 Docker's at all, or has the wrong type, is a 400 that names it.
 
@@ -24,6 +24,7 @@ NetworkingConfig, Mount). Model: moby ``runconfig/config.go`` (decodeContainerCo
 """
 
 from minidocker.cgroups import build_limits
+from minidocker.container import health
 from minidocker.container.config import (
     CgroupnsMode,
     Config,
@@ -43,9 +44,9 @@ from minidocker.errors import MinidockerError
 CONFIG_FIELDS = {"Hostname": str, "User": str, "Tty": bool, "OpenStdin": bool,
                  "StdinOnce": bool, "Env": list, "Cmd": list, "Image": str, "Volumes": dict,
                  "WorkingDir": str, "Entrypoint": list, "Labels": dict, "StopSignal": str,
-                 "StopTimeout": int, "ExposedPorts": dict}
+                 "StopTimeout": int, "ExposedPorts": dict, "Healthcheck": dict}
 CONFIG_IGNORED = {"Domainname", "AttachStdin", "AttachStdout", "AttachStderr", "ArgsEscaped",
-                  "OnBuild", "NetworkDisabled", "MacAddress", "Shell", "Healthcheck"}
+                  "OnBuild", "NetworkDisabled", "MacAddress", "Shell"}
 CLIENT_SIDE = {"AttachStdin", "AttachStdout", "AttachStderr", "ArgsEscaped", "Domainname"}
 
 HOST_FIELDS = {"Binds": list, "NetworkMode": str, "PortBindings": dict, "RestartPolicy": dict,
@@ -113,7 +114,27 @@ def config_of(body: dict) -> Config:
         Tty=bool(body.get("Tty")), OpenStdin=bool(body.get("OpenStdin")),
         StdinOnce=bool(body.get("StdinOnce")), StopSignal=body.get("StopSignal") or "",
         StopTimeout=body.get("StopTimeout"), ExposedPorts=dict(body.get("ExposedPorts") or {}),
-        Labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()})
+        Labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()},
+        Healthcheck=healthcheck(body.get("Healthcheck")))
+
+
+def healthcheck(body: dict | None) -> dict | None:
+    """``Config.Healthcheck``: a test Docker knows, durations that are whole nanoseconds."""
+    if not body:
+        return None
+    test = body.get("Test") or []
+    if not isinstance(test, list) or not all(isinstance(word, str) for word in test):
+        raise ApiError("invalid Healthcheck.Test: expected a list of strings")
+    check = health.HealthConfig.from_dict(body)
+    if check.Test and check.Test[0] not in ("NONE", "CMD", "CMD-SHELL"):
+        raise ApiError(f"invalid Healthcheck.Test {list(check.Test)}: it starts with NONE, "
+                       "CMD or CMD-SHELL")
+    if check.Test[:1] in (("CMD",), ("CMD-SHELL",)) and len(check.Test) < 2:
+        raise ApiError(f"invalid Healthcheck.Test {list(check.Test)}: give the command")
+    for name in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+        if getattr(check, name) < 0:
+            raise ApiError(f"Healthcheck.{name} cannot be negative")
+    return check.to_dict()
 
 
 def strings(value) -> list[str] | None:
