@@ -491,7 +491,7 @@ def test_inspect_format_forms(md, containers, tmp_path):
 
 
 def test_rename_wait_and_top(md, containers):
-    old = containers.run_d("busybox", "sh", "-c", "sleep 3; exit 6")
+    old = containers.run_d("busybox", "sh", "-c", "until [ -e /tmp/go ]; do sleep 0.1; done; exit 6")
     new = containers.name("renamed")
     assert md("rename", old, new).returncode == 0
     assert inspect(md, new, "{{.Name}}") == f"/{new}"
@@ -500,7 +500,8 @@ def test_rename_wait_and_top(md, containers):
     assert "already in use" in md("rename", new, taken).stderr
     top = md("top", new).stdout.splitlines()
     assert top[0].split()[:3] == ["UID", "PID", "PPID"]
-    assert any("sleep 3" in line for line in top[1:])
+    assert any("until [ -e /tmp/go ]" in line for line in top[1:])
+    assert md("exec", new, "touch", "/tmp/go").returncode == 0
     assert md("wait", new).stdout == "6\n"
     assert "is not running" in md("top", new).stderr
 
