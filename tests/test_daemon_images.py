@@ -175,6 +175,10 @@ def test_import_push_login_pull(daemon, registry, tmp_path):
                  f"Status: Downloaded newer image for {remote}"):
         assert word in out, out
     assert ok(daemon.docker("image", "inspect", "-f", "{{.Id}}", remote)).strip() == image_id
+    (tmp_path / "Dockerfile").write_text(f"FROM {remote}\n")  # --pull: with the CLI's login
+    built = ok(daemon.docker("build", "--pull", "-t", f"{PREFIX}pulled:1", str(tmp_path),
+                             env=CLASSIC, timeout=120))
+    assert f"Status: Image is up to date for {remote}" in built, built
     missing = daemon.docker("pull", f"{registry.host}/{PREFIX}course/nothing:1")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
 
@@ -260,10 +264,15 @@ def raw_request(daemon, head: str) -> tuple[int, dict]:
 ], ids=["dotdot", "absolute", "through-symlink", "dockerfile-symlink-out", "bad-dockerfile",
         "not-a-tar"])
 def test_build_refuses_a_bad_context(daemon, context, message):
+    from minidocker.state import state_root
+
+    scratch = state_root() / "tmp"
+    before = set(scratch.iterdir())
     with daemon.http() as http:
         answer = http.post("/build", content=context,
                            headers={"Content-Type": "application/x-tar"})
     assert answer.status_code == 400 and message in answer.json()["message"], answer.text
+    assert set(scratch.iterdir()) == before  # the received context is gone too
     assert not list(__import__("pathlib").Path("/").glob("*escaped"))
     assert not list(__import__("pathlib").Path("/tmp").glob("*escaped"))
 
@@ -298,6 +307,13 @@ def test_bad_queries_and_bodies(daemon):
         assert http.post("/images/nosuch:1/push").status_code == 404
         search = http.get("/images/search", params={"term": "busybox"})
         assert search.status_code == 501 and "not supported" in search.json()["message"]
+    huge = http_post_auth(daemon, b'{"username": "' + b"x" * (2 << 20) + b'"}')
+    assert huge.status_code == 413 and "too large" in huge.json()["message"]
     status, body = raw_request(daemon, "POST /build HTTP/1.1\r\nHost: d\r\n"
                                        "Content-Length: 99999999999\r\n\r\n")
     assert status == 413 and "too large" in body["message"]
+
+
+def http_post_auth(daemon, body: bytes):
+    with daemon.http() as http:
+        return http.post("/auth", content=body)

@@ -8,7 +8,8 @@ image's ID, or the error) is written to ``result.json`` next to the context. A p
 own, not a thread of the daemon: a build starts containers and waits for them, and a client
 that hangs up stops it with SIGINT as Ctrl-C stops ``minidocker build``.
 
-Usage: ``python -m minidocker.daemon.build_process SCRATCH REQUEST_JSON``.
+Usage: ``python -m minidocker.daemon.build_process SCRATCH`` with the request's JSON on stdin
+(the options; for ``pull=1`` the base images and the client's registry logins).
 """
 
 import json
@@ -21,14 +22,20 @@ from minidocker.build import progress as views
 from minidocker.build.context import BuildContext, Ignore
 from minidocker.build.parser import parse
 from minidocker.errors import MinidockerError
+from minidocker.registry.client import locate
+from minidocker.registry.progress import Report
+from minidocker.registry.pull import pull
 
 
 def main(argv: list[str]) -> int:
-    scratch, request = Path(argv[0]), json.loads(argv[1])
+    scratch, request = Path(argv[0]), json.load(sys.stdin)
     root = scratch / "context"
     view = views.Quiet() if request["quiet"] else views.Plain(sys.stdout)
     result: dict = {}
     try:
+        for name in request["pull"]:  # ?pull=1: newer base images first, as dockerd does
+            login = request["logins"].get(locate(name).host)
+            pull(name, Report(sys.stdout), login=tuple(login) if login else None)
         dockerfile = parse((root / request["dockerfile"]).read_bytes(),
                            file=posixpath.basename(request["dockerfile"]))
         image = builder.build(dockerfile, BuildContext(root, Ignore.of_directory(root)),

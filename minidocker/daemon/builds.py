@@ -5,7 +5,7 @@ the request's body; the query says the rest (``t``, ``dockerfile``, ``buildargs`
 story of one request:
 
 1. **read the query** into stage 10's ``BuildOptions``; a bad value is a 400 before any byte
-   of the context is read;
+   of the context is read (``pull=1`` pulls the base images first, with stage 11's client);
 2. **receive the context**: the body goes to a file in the store's scratch space, capped
    (uploads.py), then is unpacked by the layer extractor, which refuses ``..``, absolute paths,
    writes through symlinks and bombs — a refusal is a 400 ``{"message": ...}``, and nothing
@@ -26,6 +26,8 @@ Spec: Docker Engine API v1.50, "ImageBuild". Model: moby
 """
 
 import asyncio
+import base64
+import binascii
 import codecs
 import json
 import signal
@@ -54,12 +56,16 @@ async def image_build(request: Request) -> Response:
     try:
         where = Path(scratch.name)
         await receive_file(request, where / "context.tar", MAX_CONTEXT, "build context")
-        await run_in_threadpool(unpack_and_check, where, dockerfile)
+        bases = await run_in_threadpool(unpack_and_check, where, dockerfile)
+        pulls = bases if flag(request, "pull") else []
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "minidocker.daemon.build_process", str(where),
-            json.dumps({"options": options, "quiet": quiet, "dockerfile": dockerfile}),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT)
+        process.stdin.write(json.dumps({  # on stdin: passwords never go on a command line
+            "options": options, "quiet": quiet, "dockerfile": dockerfile, "pull": pulls,
+            "logins": registry_logins(request) if pulls else {}}).encode())
+        process.stdin.close()
     except BaseException:
         scratch.cleanup()
         raise
@@ -92,6 +98,26 @@ def build_options(request: Request) -> tuple[dict, bool]:
     return options, flag(request, "q")
 
 
+def registry_logins(request: Request) -> dict[str, tuple[str, str]]:
+    """``X-Registry-Config``: base64 JSON of {registry: {"username", "password"}}, every
+    login the CLI knows (a build may pull from several registries)."""
+    header = request.headers.get("x-registry-config", "").strip()
+    if not header:
+        return {}
+    try:
+        configs = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (ValueError, binascii.Error):
+        raise ApiError("invalid X-Registry-Config header: expected base64url-encoded "
+                       "JSON") from None
+    if not isinstance(configs, dict):
+        raise ApiError("invalid X-Registry-Config header: expected a JSON object")
+    return {host.removeprefix("https://").removeprefix("http://").split("/")[0]:
+            (auth["username"], auth.get("password") or "")
+            for host, auth in configs.items()
+            if isinstance(auth, dict) and isinstance(auth.get("username"), str)
+            and isinstance(auth.get("password", ""), str) and auth["username"]}
+
+
 def string_map(query, name: str, drop_null: bool = False) -> dict[str, str]:
     """``?buildargs={"A":"1"}``: a JSON object of strings (null: the client had no value)."""
     text = query.get(name)
@@ -117,9 +143,9 @@ def dockerfile_path(name: str) -> str:
     return cleaned
 
 
-def unpack_and_check(where: Path, dockerfile: str) -> None:
+def unpack_and_check(where: Path, dockerfile: str) -> list[str]:
     """Steps 2 and 3, in a worker thread: the context unpacked safely, the Dockerfile inside
-    it and parseable."""
+    it and parseable; returns the base images it names."""
     from minidocker.build.context import receive_context, within
     from minidocker.build.instructions import stages
     from minidocker.build.parser import parse
@@ -138,7 +164,11 @@ def unpack_and_check(where: Path, dockerfile: str) -> None:
                        "inside the build context)")
     if path.stat().st_size > MAX_DOCKERFILE:
         raise ApiError(f"the Dockerfile {dockerfile} is larger than {MAX_DOCKERFILE} bytes")
-    stages(parse(path.read_bytes(), file=Path(dockerfile).name))  # DockerfileError: 400
+    found = stages(parse(path.read_bytes(), file=Path(dockerfile).name))  # else a 400
+    names = {stage.name for stage in found}
+    return list(dict.fromkeys(  # the base images, for ?pull=1 (not scratch, not a stage)
+        s.from_.image for s in found
+        if s.from_.image not in names and s.from_.image != "scratch" and "$" not in s.from_.image))
 
 
 async def build_stream(process, where: Path, quiet: bool, scratch):
