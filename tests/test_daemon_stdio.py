@@ -76,41 +76,36 @@ def ask_size(term: Terminal, tag: str) -> None:
     term.type(f"echo {tag}-$(stty size | tr ' ' x)-\r")
 
 
-def test_run_it_follows_the_window_size(daemon):
-    name = f"{PREFIX}tty"
-    term = Terminal(daemon, ["run", "--rm", "-it", "--name", name, "busybox", "sh"], 33, 77)
+def follows_sizes(daemon, argv: list[str], first: tuple[int, int],
+                  second: tuple[int, int], code: int, name: str) -> None:
+    """``stty size`` inside sees our window's size, and again after we resize it."""
+    term = Terminal(daemon, argv, *first)
     try:
         assert b"# " in term.read_until(b"# ")
-        ask_size(term, "first")
-        assert b"first-33x77-" in term.read_until(b"first-33x77-")
-        term.resize(41, 101)
-        time.sleep(0.5)  # the CLI's SIGWINCH handler POSTs the resize
-        ask_size(term, "second")
-        assert b"second-41x101-" in term.read_until(b"second-41x101-")
-        term.type("exit 3\r")
+        for tag, (rows, columns) in (("first", first), ("second", second)):
+            if tag == "second":
+                term.resize(rows, columns)
+                time.sleep(0.5)  # the CLI's SIGWINCH handler POSTs the resize
+            ask_size(term, tag)
+            expected = f"{tag}-{rows}x{columns}-".encode()
+            assert expected in term.read_until(expected)
+        term.type(f"exit {code}\r")
     finally:
-        code = term.finish()
+        status = term.finish()
         daemon.docker("rm", "-f", name)
-    assert code == 3
+    assert status == code
+
+
+def test_run_it_follows_the_window_size(daemon):
+    name = f"{PREFIX}tty"
+    follows_sizes(daemon, ["run", "--rm", "-it", "--name", name, "busybox", "sh"], (33, 77),
+                  (41, 101), 3, name)
 
 
 def test_exec_it_follows_the_window_size(daemon):
     name = f"{PREFIX}exec-tty"
     assert daemon.docker("run", "-d", "--name", name, "busybox", "sleep", "300").returncode == 0
-    term = Terminal(daemon, ["exec", "-it", name, "sh"], 25, 90)
-    try:
-        assert b"# " in term.read_until(b"# ")
-        ask_size(term, "first")
-        assert b"first-25x90-" in term.read_until(b"first-25x90-")
-        term.resize(50, 132)
-        time.sleep(0.5)
-        ask_size(term, "second")
-        assert b"second-50x132-" in term.read_until(b"second-50x132-")
-        term.type("exit 4\r")
-    finally:
-        code = term.finish()
-        daemon.docker("rm", "-f", name)
-    assert code == 4
+    follows_sizes(daemon, ["exec", "-it", name, "sh"], (25, 90), (50, 132), 4, name)
 
 
 def test_resize_of_a_container_without_monitor_is_a_conflict(daemon):

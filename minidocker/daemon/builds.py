@@ -26,8 +26,6 @@ Spec: Docker Engine API v1.50, "ImageBuild". Model: moby
 """
 
 import asyncio
-import base64
-import binascii
 import codecs
 import json
 import signal
@@ -38,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from minidocker.daemon.distribution import registry_logins
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.params import flag
 from minidocker.daemon.progress import error_message, line
@@ -96,26 +95,6 @@ def build_options(request: Request) -> tuple[dict, bool]:
                "network": query.get("networkmode") or "default",
                "remove": flag(request, "rm", True), "force_remove": flag(request, "forcerm")}
     return options, flag(request, "q")
-
-
-def registry_logins(request: Request) -> dict[str, tuple[str, str]]:
-    """``X-Registry-Config``: base64 JSON of {registry: {"username", "password"}}, every
-    login the CLI knows (a build may pull from several registries)."""
-    header = request.headers.get("x-registry-config", "").strip()
-    if not header:
-        return {}
-    try:
-        configs = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
-    except (ValueError, binascii.Error):
-        raise ApiError("invalid X-Registry-Config header: expected base64url-encoded "
-                       "JSON") from None
-    if not isinstance(configs, dict):
-        raise ApiError("invalid X-Registry-Config header: expected a JSON object")
-    return {host.removeprefix("https://").removeprefix("http://").split("/")[0]:
-            (auth["username"], auth.get("password") or "")
-            for host, auth in configs.items()
-            if isinstance(auth, dict) and isinstance(auth.get("username"), str)
-            and isinstance(auth.get("password", ""), str) and auth["username"]}
 
 
 def string_map(query, name: str, drop_null: bool = False) -> dict[str, str]:

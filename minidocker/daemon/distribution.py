@@ -33,20 +33,26 @@ from minidocker.errors import MinidockerError, NotFound
 MAX_AUTH_HEADER = 16 << 10
 
 
-def registry_login(request: Request) -> tuple[str, str] | None:
-    """The user and password of ``X-Registry-Auth`` (None when absent or anonymous)."""
-    header = request.headers.get("x-registry-auth", "").strip()
+def header_json(request: Request, name: str) -> dict | None:
+    """A header holding base64url-encoded JSON (``X-Registry-Auth``, ``X-Registry-Config``):
+    the object, or None when the header is absent."""
+    header = request.headers.get(name, "").strip()
     if not header:
         return None
     if len(header) > MAX_AUTH_HEADER:
-        raise ApiError("X-Registry-Auth is too long", 400)
+        raise ApiError(f"{name} is too long")
     try:
         data = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
     except (ValueError, binascii.Error):
-        raise ApiError("invalid X-Registry-Auth header: expected base64url-encoded JSON "
-                       "(username, password, serveraddress)") from None
+        raise ApiError(f"invalid {name} header: expected base64url-encoded JSON") from None
     if not isinstance(data, dict):
-        raise ApiError("invalid X-Registry-Auth header: expected a JSON object")
+        raise ApiError(f"invalid {name} header: expected a JSON object")
+    return data
+
+
+def registry_login(request: Request) -> tuple[str, str] | None:
+    """The user and password of ``X-Registry-Auth`` (None when absent or anonymous)."""
+    data = header_json(request, "X-Registry-Auth") or {}
     expect("X-Registry-Auth", data, {"username": str, "password": str})
     if data.get("identitytoken") or data.get("registrytoken"):
         raise ApiError("identity and registry tokens are not supported by minidocker's "
@@ -54,6 +60,17 @@ def registry_login(request: Request) -> tuple[str, str] | None:
     if not data.get("username"):
         return None
     return data["username"], data.get("password") or ""
+
+
+def registry_logins(request: Request) -> dict[str, tuple[str, str]]:
+    """``X-Registry-Config`` (sent with a build): {registry: {"username", "password"}}, every
+    login the CLI knows, since a build may pull from several registries."""
+    configs = header_json(request, "X-Registry-Config") or {}
+    return {host.removeprefix("https://").removeprefix("http://").split("/")[0]:
+            (auth["username"], auth.get("password") or "")
+            for host, auth in configs.items()
+            if isinstance(auth, dict) and isinstance(auth.get("username"), str)
+            and isinstance(auth.get("password", ""), str) and auth["username"]}
 
 
 def registry_status(exc: MinidockerError) -> int:
