@@ -33,6 +33,13 @@ def test_stdin_eof_ends_run_i(daemon):
     counted = daemon.docker("run", "-i", "--rm", "busybox", "wc", "-l", input="1\n2\n3\n",
                             timeout=30)
     assert counted.stdout.strip() == "3"
+    name = f"{PREFIX}exec-i"
+    assert daemon.docker("run", "-d", "--name", name, "busybox", "sleep", "300").returncode == 0
+    try:
+        execed = daemon.docker("exec", "-i", name, "cat", input="through exec\n", timeout=30)
+        assert (execed.returncode, execed.stdout) == (0, "through exec\n")
+    finally:
+        daemon.docker("rm", "-f", name)
 
 
 class Terminal:
