@@ -4,6 +4,7 @@ push with login against minidocker's own registry (on loopback in the test sessi
 network namespace), save/load, commit, search — and the bad input each endpoint must refuse
 with a 4xx ``{"message": ...}`` and no file written outside the store."""
 
+import gzip
 import io
 import json
 import socket
@@ -133,7 +134,8 @@ def test_docker_py_build(daemon):
     client = docker.DockerClient(base_url=f"unix://{daemon.socket}", version="auto", timeout=120)
     try:
         context = tar_of({"Dockerfile": "FROM busybox\nARG WORD\nRUN echo $WORD > /word\n"})
-        image, logs = client.images.build(fileobj=io.BytesIO(context), custom_context=True,
+        image, logs = client.images.build(fileobj=io.BytesIO(gzip.compress(context)),
+                                          custom_context=True, encoding="gzip",
                                           tag=f"{PREFIX}py:1", buildargs={"WORD": "pyword"},
                                           rm=True, nocache=True)
         logs = list(logs)  # an iterator: read it once
@@ -317,3 +319,41 @@ def test_bad_queries_and_bodies(daemon):
 def http_post_auth(daemon, body: bytes):
     with daemon.http() as http:
         return http.post("/auth", content=body)
+
+
+def test_a_client_that_hangs_up_stops_its_build(daemon):
+    """The build's process gets SIGINT, as Ctrl-C: its RUN container goes, nothing is left."""
+    import subprocess
+
+    context = tar_of({"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+    with daemon.http() as http, http.stream("POST", "/build", content=context,
+                                            params={"nocache": "1"}) as answer:
+        for chunk in answer.iter_lines():
+            if "started" in chunk:
+                break  # hang up in the middle of the RUN
+    from minidocker.state import state_root
+
+    ours = f"minidocker.daemon.build_process {state_root()}"  # this session's builds only
+    deadline = time.monotonic() + 20
+    while subprocess.run(["pgrep", "-f", ours], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the build went on without its client"
+        time.sleep(0.2)
+    assert minidocker("ps", "-a", "-q").stdout.split() == []
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_a_context_over_the_cap_is_refused_as_it_streams(monkeypatch):
+    """A chunked body (no Content-Length) is cut at the cap, not read to its end."""
+    from starlette.testclient import TestClient
+
+    from minidocker.daemon import app, builds
+
+    monkeypatch.setattr(builds, "MAX_CONTEXT", 4096)
+
+    def body():
+        for _ in range(64):
+            yield b"\0" * 1024
+
+    with TestClient(app.create_app()) as client:
+        answer = client.post("/build", content=body())
+    assert answer.status_code == 413 and "build context too large" in answer.json()["message"]
