@@ -185,7 +185,7 @@ def test_import_push_login_pull(daemon, registry, tmp_path):
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
 
 
-def test_docker_py_pull_progress_and_push(daemon, registry):
+def test_docker_py_import_push_pull_progress(daemon, registry):
     docker = pytest.importorskip("docker")
     client = docker.DockerClient(base_url=f"unix://{daemon.socket}", version="auto", timeout=120)
     auth = {"username": "alice", "password": "wonderland"}
@@ -193,16 +193,24 @@ def test_docker_py_pull_progress_and_push(daemon, registry):
     try:
         assert client.login("alice", "wonderland", registry=registry.host)["Status"] \
             == "Login Succeeded"
-        client.images.get("busybox").tag(repository, "2")
+        rootfs = tar_of({"py.txt": f"docker-py at {time.time()}\n" + "x" * 100_000})
+        imported = json.loads(client.api.import_image_from_data(rootfs, repository, "2"))
         pushed = list(client.api.push(repository, "2", auth_config=auth, stream=True,
                                       decode=True))
         assert any(m.get("aux", {}).get("Tag") == "2" for m in pushed), pushed
+        assert {"status": "Pushed", "progressDetail": {}, "id": pushed[-3]["id"]} in pushed
         client.images.remove(f"{repository}:2")
         messages = list(client.api.pull(repository, "2", auth_config=auth, stream=True,
                                         decode=True))
-        assert {"status": "Pulling from " + f"{PREFIX}py/box", "id": "2"} in messages
-        assert all(set(m) & {"status", "id", "progressDetail", "progress"} for m in messages)
-        assert client.images.get(f"{repository}:2").id == client.images.get("busybox").id
+        assert messages[0] == {"status": f"Pulling from {PREFIX}py/box", "id": "2"}
+        statuses = [m["status"] for m in messages]
+        for status in ("Pulling fs layer", "Downloading", "Download complete",
+                       "Pull complete"):
+            assert status in statuses, statuses
+        downloading = next(m for m in messages if m["status"] == "Downloading")
+        assert set(downloading["progressDetail"]) == {"current", "total"}
+        assert statuses[-1] == f"Status: Downloaded newer image for {repository}:2"
+        assert client.images.get(f"{repository}:2").id == imported["status"]
         client.images.remove(f"{repository}:2")
     finally:
         client.close()
