@@ -7,9 +7,11 @@ with a 4xx ``{"message": ...}`` and no file written outside the store."""
 import gzip
 import io
 import json
+import shutil
 import socket
 import tarfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,8 +19,7 @@ from tests.conftest import minidocker
 from tests.daemon_helpers import DOCKER, running_daemon
 from tests.registry_helpers import minidocker_registry
 
-pytestmark = pytest.mark.skipif(not __import__("shutil").which(DOCKER),
-                                reason="needs the docker CLI")
+pytestmark = pytest.mark.skipif(not shutil.which(DOCKER), reason="needs the docker CLI")
 
 PREFIX = "dmnimg-"
 CLASSIC = {"DOCKER_BUILDKIT": "0"}
@@ -283,8 +284,7 @@ def test_build_refuses_a_bad_context(daemon, context, message):
                            headers={"Content-Type": "application/x-tar"})
     assert answer.status_code == 400 and message in answer.json()["message"], answer.text
     assert set(scratch.iterdir()) == before  # the received context is gone too
-    assert not list(__import__("pathlib").Path("/").glob("*escaped"))
-    assert not list(__import__("pathlib").Path("/tmp").glob("*escaped"))
+    assert not list(Path("/").glob("*escaped")) and not list(Path("/tmp").glob("*escaped"))
 
 
 def test_bad_queries_and_bodies(daemon):
@@ -308,6 +308,12 @@ def test_bad_queries_and_bodies(daemon):
         assert http.post("/images/create").status_code == 400
         assert http.post("/images/create", params={"fromSrc": "http://example.com/r.tar"}) \
             .status_code == 400
+        for rootfs in (b"garbage" * 999, tar_of({"../escaped": "x"}),
+                       tar_of({}, {"out": "/tmp"}, {"out/escaped": "x"})):
+            imported = http.post("/images/create", params={"fromSrc": "-", "repo": "x"},
+                                 content=rootfs)
+            assert imported.status_code == 400, imported.text
+        assert not list(Path("/tmp").glob("*escaped")) and not list(Path("/").glob("*escaped"))
         load = http.post("/images/load", content=b"\x00" * 4096)
         assert load.status_code == 400 and "archive" in load.json()["message"]
         assert http.get("/images/get", params={"names": "nosuch:1"}).status_code == 404
@@ -320,7 +326,7 @@ def test_bad_queries_and_bodies(daemon):
     huge = http_post_auth(daemon, b'{"username": "' + b"x" * (2 << 20) + b'"}')
     assert huge.status_code == 413 and "too large" in huge.json()["message"]
     status, body = raw_request(daemon, "POST /build HTTP/1.1\r\nHost: d\r\n"
-                                       "Content-Length: 99999999999\r\n\r\n")
+                                       "Connection: close\r\nContent-Length: 99999999999\r\n\r\n")
     assert status == 413 and "too large" in body["message"]
 
 
