@@ -371,3 +371,15 @@ def test_a_context_over_the_cap_is_refused_as_it_streams(monkeypatch):
     with TestClient(app.create_app()) as client:
         answer = client.post("/build", content=body())
     assert answer.status_code == 413 and "build context too large" in answer.json()["message"]
+
+
+def test_build_network_none_and_rm_false(daemon, tmp_path):
+    """``--network none``: the RUN step sees only lo; ``--rm=false``: its container stays."""
+    (tmp_path / "Dockerfile").write_text(f"FROM busybox\nRUN ls /sys/class/net # {time.time()}\n")
+    before = set(minidocker("ps", "-a", "-q").stdout.split())
+    out = ok(daemon.docker("build", "--network", "none", "--rm=false", str(tmp_path),
+                           env=CLASSIC, timeout=120))
+    assert "\nlo\n" in out and "eth0" not in out
+    left = set(minidocker("ps", "-a", "-q").stdout.split()) - before
+    assert len(left) == 1 and "Removing intermediate container" not in out
+    minidocker("rm", "-f", *left)
