@@ -47,10 +47,12 @@ MAX_DOCKERFILE = 1 << 20
 
 
 async def image_build(request: Request) -> Response:
+    """Steps 1-3 before the answer (a refusal is a 4xx), step 4 streamed."""
     from minidocker.image.store import ImageStore
 
     options, quiet = build_options(request)
     dockerfile = dockerfile_path(request.query_params.get("dockerfile") or "Dockerfile")
+    logins = registry_logins(request) if flag(request, "pull") else {}
     scratch = ImageStore().scratch()
     try:
         where = Path(scratch.name)
@@ -63,7 +65,7 @@ async def image_build(request: Request) -> Response:
             stderr=asyncio.subprocess.STDOUT)
         process.stdin.write(json.dumps({  # on stdin: passwords never go on a command line
             "options": options, "quiet": quiet, "dockerfile": dockerfile, "pull": pulls,
-            "logins": registry_logins(request) if pulls else {}}).encode())
+            "logins": logins}).encode())
         process.stdin.close()
     except BaseException:
         scratch.cleanup()
