@@ -53,11 +53,11 @@ class Daemon:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
 
-    def docker(self, *args: str, input: str | None = None,
-               timeout: float = 60) -> subprocess.CompletedProcess:
-        """The real docker CLI, talking to this daemon."""
+    def docker(self, *args: str, input: str | None = None, timeout: float = 60,
+               env: dict | None = None) -> subprocess.CompletedProcess:
+        """The real docker CLI, talking to this daemon (with more ``env`` if given)."""
         return subprocess.run([DOCKER, *args], input=input, capture_output=True, text=True,
-                              timeout=timeout, env=self.env)
+                              timeout=timeout, env={**self.env, **(env or {})})
 
     def http(self) -> httpx.Client:
         """Raw HTTP on the socket, for what the CLI never sends (bad input)."""

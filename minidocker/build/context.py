@@ -78,6 +78,14 @@ def compile_pattern(text: str) -> re.Pattern:
     return re.compile(regex + "$", re.DOTALL)
 
 
+def within(root: Path, relative: str) -> bool:
+    """Does ``root/relative``, its symlinks followed, stay inside ``root``? (A context is
+    untrusted: ``Dockerfile -> /etc/shadow`` must not make the daemon read the host's.)"""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(root, relative))
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
 def clean(path: str) -> str:
     """Go's ``filepath.Clean`` for a path in the context, seen from its root: no ``.``, no
     doubled slashes, ``..`` resolved and never above the root, no leading slash."""
@@ -106,7 +114,9 @@ class Ignore:
     @classmethod
     def of_directory(cls, directory: Path) -> "Ignore":
         path = Path(directory) / IGNORE_FILE
-        return cls.parse(path.read_text(errors="replace")) if path.is_file() else cls()
+        if not path.is_file() or not within(Path(directory), IGNORE_FILE):
+            return cls()  # none, or a symlink out of the context: never read a host file
+        return cls.parse(path.read_text(errors="replace"))
 
     def excluded(self, path: str) -> Pattern | None:
         """The pattern that excludes ``path`` (relative, slash-separated), or None. A pattern

@@ -6,7 +6,10 @@ brings stdin (one byte: ``i`` or ``o``); then the monitor sends it every piece o
 *frame* — one byte for the stream (1 stdout, 2 stderr), four bytes of length, the bytes, the
 same multiplexing Docker's attach API uses — and copies whatever the client sends to the
 container's stdin. The client detaches with Ctrl-P Ctrl-Q (or the keys of ``--detach-keys``);
-the container keeps running.
+the container keeps running. A client that brought stdin and closes its
+writing half (shutdown(2), its stdin ended) closes the container's stdin too when the container
+was made with ``StdinOnce`` (``docker run -i``), so ``echo x | docker run -i busybox cat``
+ends. A third kind of client, ``r``, only resizes the container's terminal (``resize``).
 
 ``attach`` is not ``exec``: attach joins the container's *existing* PID 1 conversation (you see
 what it prints, you type to it; Ctrl-C goes to it), exec starts a *new* process beside it.
@@ -80,6 +83,22 @@ def short_address(path: Path):
 
 
 def connect(socket_path: Path, with_stdin: bool) -> socket.socket:
+    return _connect(socket_path, b"i" if with_stdin else b"o")
+
+
+def resize(socket_path: Path, height: int, width: int) -> None:
+    """Set the container's terminal to ``height`` rows and ``width`` columns: the monitor
+    holds the pty's master and passes the size on (TIOCSWINSZ, tty_ioctl(4)); the kernel
+    then sends SIGWINCH to the container's foreground process. A client that says ``r``
+    sends the size as ``struct winsize`` (four unsigned shorts) and hangs up."""
+    _connect(socket_path, b"r" + window_size(height, width)).close()
+
+
+def window_size(height: int, width: int) -> bytes:
+    return struct.pack("HHHH", height, width, 0, 0)
+
+
+def _connect(socket_path: Path, hello: bytes) -> socket.socket:
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         with short_address(socket_path) as address:
@@ -88,7 +107,7 @@ def connect(socket_path: Path, with_stdin: bool) -> socket.socket:
         client.close()
         raise MinidockerError("cannot attach: the container's monitor is not listening "
                               f"({exc.strerror}); is the container running?") from exc
-    client.sendall(b"i" if with_stdin else b"o")
+    client.sendall(hello)
     return client
 
 

@@ -32,6 +32,7 @@ import select
 import signal
 import socket
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -103,6 +104,8 @@ class Monitor:
         self.readers: set[socket.socket] = set()  # clients that may still send something
         self.container: Container | None = None
         self.stdin_w: int | None = None
+        self.console: int | None = None  # the pty's master, with -t
+        self.window: bytes | None = None  # a size asked for before the pty existed
         self.log = open_log(Path(record.LogPath), record.HostConfig.LogConfig)
         self.listener = self._listen(record.directory / "attach.sock")
         self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -171,7 +174,9 @@ class Monitor:
             if theirs:
                 theirs.close()
         if tty:
-            master = receive_console(ours)
+            master = self.console = receive_console(ours)
+            if self.window:
+                self.set_window(self.window)
             if self.local:
                 copy_window_size(0, master)
                 signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(0, master))
@@ -236,6 +241,8 @@ class Monitor:
         if not data:
             del outputs[fd]
             os.close(fd)
+            if fd == self.console:
+                self.console = None
             return
         self.log.write(stream, data)
         if self.local:
@@ -261,10 +268,15 @@ class Monitor:
         client, _ = self.listener.accept()
         client.settimeout(1.0)
         try:
-            wants_stdin = client.recv(1) == b"i"
+            kind = client.recv(1)
+            if kind == b"r":  # a resize: the size, and goodbye
+                self.set_window(client.recv(8, socket.MSG_WAITALL))
+                client.close()
+                return
         except OSError:
             client.close()
             return
+        wants_stdin = kind == b"i"
         client.settimeout(None)
         self.clients[client] = wants_stdin
         self.readers.add(client)
@@ -277,7 +289,28 @@ class Monitor:
             data = b""
         if not data:  # it closed its input (it may still watch), or it is gone
             self.readers.discard(client)
+            if self.clients.get(client):
+                self.stdin_ended()
         return data if self.clients.get(client) else b""
+
+    def stdin_ended(self) -> None:
+        """An attached client's stdin ended: with ``StdinOnce`` (``docker run -i``) the
+        container's stdin ends with it (EOF for ``cat``), as dockerd closes it; a terminal
+        (``-t``) stays open."""
+        config = self.record.Config
+        if config.StdinOnce and not config.Tty and self.stdin_w is not None:
+            os.close(self.stdin_w)
+            self.stdin_w = None
+
+    def set_window(self, size: bytes) -> None:
+        """TIOCSWINSZ on the pty's master: the container's terminal gets the client's size
+        (and its foreground process a SIGWINCH). Before the pty exists, it is kept for it."""
+        if len(size) != 8:
+            return
+        self.window = size
+        if self.console is not None:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(self.console, termios.TIOCSWINSZ, size)
 
     def drop(self, client: socket.socket) -> None:
         self.clients.pop(client, None)

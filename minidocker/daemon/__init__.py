@@ -7,8 +7,9 @@ It is a *front end*, like the CLI: each endpoint reads Docker's JSON, fills the 
 network and volume stores. Nothing here creates, starts or tears down a container by itself:
 each container still has its own monitor (container/monitor.py), so stopping the daemon loses
 nothing. What is new is only the HTTP conversation: the routes (app.py), one handler per
-endpoint (system, containers, execs, images, networks, volumes), Docker's error body
-(errors.py) and the hijacked attach stream (hijack.py).
+endpoint (system, containers, execs, images, builds, distribution, networks, volumes), Docker's
+error body (errors.py), the hijacked attach stream (hijack.py), and the streamed JSON progress
+of long image operations (progress.py).
 
 Spec: Docker Engine API v1.50 (docs.docker.com/reference/api/engine/version/v1.50/).
 Model: moby ``api/server/router/`` (one router per section, one handler per route).

@@ -29,7 +29,16 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
-from minidocker.daemon import containers, execs, images, networks, system, volumes
+from minidocker.daemon import (
+    builds,
+    containers,
+    distribution,
+    execs,
+    images,
+    networks,
+    system,
+    volumes,
+)
 from minidocker.daemon.errors import (
     error_response,
     on_bug,
@@ -74,6 +83,15 @@ ROUTES = [
     Route("/images/{name:path}/history", images.image_history, methods=["GET"]),
     Route("/images/{name:path}/tag", images.image_tag, methods=["POST"]),
     Route("/images/{name:path}", images.image_delete, methods=["DELETE"]),
+    # images over the wire: build, load/save, commit, and the registry's side
+    Route("/build", builds.image_build, methods=["POST"]),
+    Route("/images/load", images.image_load, methods=["POST"]),
+    Route("/images/get", images.images_get, methods=["GET"]),
+    Route("/images/search", distribution.image_search, methods=["GET"]),
+    Route("/images/{name:path}/get", images.image_get, methods=["GET"]),
+    Route("/images/{name:path}/push", distribution.image_push, methods=["POST"]),
+    Route("/commit", images.image_commit, methods=["POST"]),
+    Route("/auth", distribution.auth, methods=["POST"]),
     Route("/networks", networks.network_list, methods=["GET"]),
     Route("/networks/create", networks.network_create, methods=["POST"]),
     Route("/networks/prune", networks.network_prune, methods=["POST"]),

@@ -15,7 +15,7 @@ runs it, and ``teardown`` ends it, whoever asked.
     POST   /containers/{id}/stop|kill|restart container_stop, container_kill, container_restart
     POST   /containers/{id}/pause|unpause     container_pause, container_unpause
     POST   /containers/{id}/rename            container_rename
-    POST   /containers/{id}/resize            container_resize
+    POST   /containers/{id}/resize            container_resize   (?h=&w=: TIOCSWINSZ)
     GET    /containers/{id}/top               container_top
     GET    /containers/{id}/changes           container_changes
     DELETE /containers/{id}                   container_delete
@@ -48,7 +48,7 @@ from minidocker.daemon.errors import ApiError
 from minidocker.daemon.hijack import MULTIPLEXED, RAW, RawStream, frame
 from minidocker.daemon.params import filters, flag, integer, json_body
 from minidocker.daemon.translate import container_request, docker_host_config
-from minidocker.errors import NotFound
+from minidocker.errors import Conflict, MinidockerError, NotFound
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, which dockerd shows for "never"
 CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}
@@ -340,10 +340,23 @@ def container_rename(request: Request) -> Response:
 
 
 def container_resize(request: Request) -> Response:
-    """``POST /containers/{id}/resize?h=&w=``: accepted; the monitor has no way yet to pass a
-    window size on to the container's pty (it copies the size only from its own terminal)."""
-    _find(request)
+    """``POST /containers/{id}/resize?h=&w=``: the client's window size, passed to the
+    monitor, which sets it on the container's pty (TIOCSWINSZ)."""
+    height, width = window(request)
+    record = _find(request)
+    try:  # the monitor listens from before the start (run -it resizes at once) to the end
+        attach.resize(record.directory / "attach.sock", height, width)
+    except MinidockerError:
+        raise Conflict(f"Container {record.Id} is not running") from None
     return Response(status_code=200)
+
+
+def window(request: Request) -> tuple[int, int]:
+    """``?h=ROWS&w=COLUMNS`` as a terminal size (0-65535 each, as ``struct winsize``)."""
+    height, width = integer(request, "h", 0), integer(request, "w", 0)
+    if not (0 <= height <= 0xFFFF and 0 <= width <= 0xFFFF):
+        raise ApiError(f"invalid terminal size {height}x{width}: give h and w from 0 to 65535")
+    return height, width
 
 
 def container_delete(request: Request) -> Response:

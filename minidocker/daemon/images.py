@@ -6,7 +6,12 @@
     POST   /images/{name}/tag        image_tag      (?repo=&tag=)
     DELETE /images/{name}            image_delete   (?force=)
     POST   /images/prune             image_prune
-    POST   /images/create            image_create   (pull: not served yet, a clear 404)
+    POST   /images/create            image_create   (pull, or import with fromSrc=-)
+    POST   /images/load              image_load     (docker load)
+    GET    /images/{name}/get        image_get      (docker save)
+    GET    /images/get?names=        images_get     (docker save A B)
+    POST   /commit                   image_commit
+    POST   /build                    builds.py; push, /auth, search: distribution.py
 
 Removing an image must not race a create that is about to use it: like the CLI, the handlers
 hold the containers lock (``records.all_locked``) while they find the images' users and
@@ -18,13 +23,17 @@ image/verbs.py).
 """
 
 from datetime import datetime
+from pathlib import Path
 
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from minidocker.container import records
 from minidocker.daemon.errors import ApiError
-from minidocker.daemon.params import filters, flag
+from minidocker.daemon.params import filters, flag, json_body
+from minidocker.daemon.progress import line
+from minidocker.daemon.uploads import MAX_ARCHIVE, receive_file
 from minidocker.errors import NotFound
 from minidocker.image import verbs
 from minidocker.image.store import ImageStore
@@ -118,8 +127,118 @@ def image_prune(request: Request) -> Response:
     return JSONResponse({"ImagesDeleted": deleted or None, "SpaceReclaimed": 0})
 
 
-def image_create(request: Request) -> Response:
-    """``docker pull`` (and the pull ``docker run`` tries for a missing image)."""
-    name = request.query_params.get("fromImage") or request.query_params.get("fromSrc") or ""
-    raise ApiError(f"pull access denied for {name}: minidocker's daemon does not pull yet; "
-                   "load the image with 'minidocker load' or 'minidocker pull'", 404)
+async def image_create(request: Request) -> Response:
+    """``docker pull`` (``?fromImage=NAME&tag=``, distribution.py) or ``docker import``
+    (``?fromSrc=-&repo=&tag=&changes=&message=``: the body is a root filesystem tar)."""
+    from minidocker.daemon.distribution import image_pull
+
+    name = request.query_params.get("fromImage")
+    if name:
+        return await image_pull(request, name)
+    if request.query_params.get("fromSrc") == "-":
+        return await image_import(request)
+    if request.query_params.get("fromSrc"):
+        raise ApiError("import from a URL is not supported by minidocker's daemon: download "
+                       "the tarball and send it (docker import FILE, or fromSrc=-)")
+    raise ApiError("give fromImage=NAME (pull) or fromSrc=- (import)")
+
+
+async def image_import(request: Request) -> Response:
+    """A flat root filesystem tar becomes a one-layer image (image/archive.import_tarball)."""
+    from minidocker.image.archive import import_tarball
+    from minidocker.image.config import apply_changes
+
+    repo, tag = request.query_params.get("repo") or "", request.query_params.get("tag") or ""
+    name = (f"{repo}:{tag}" if tag else repo) or None
+    changes = request.query_params.getlist("changes")
+    message = request.query_params.get("message") or ""
+    with ImageStore().scratch() as scratch:
+        path = Path(scratch) / "rootfs.tar"
+        await receive_file(request, path, MAX_ARCHIVE, "root filesystem tar")
+        image = await run_in_threadpool(import_tarball, path, name,
+                                        apply_changes({}, changes), message)
+    return JSONResponse({"status": image.id})
+
+
+async def image_load(request: Request) -> Response:
+    """``docker load``: an OCI or docker archive in the body (image/archive.load)."""
+    from minidocker.image.archive import ArchiveError, load
+
+    with ImageStore().scratch() as scratch:
+        path = Path(scratch) / "images.tar"
+        await receive_file(request, path, MAX_ARCHIVE, "image archive")
+        try:
+            names = await run_in_threadpool(load, path)
+        except ArchiveError as exc:  # its message names our scratch file: name the upload
+            raise ApiError(str(exc).replace(str(path), "the uploaded archive")) from None
+    lines = b"".join(line({"stream": f"Loaded image: {name}\n"}) for name in names)
+    return Response(lines, media_type="application/json")
+
+
+def image_get(request: Request) -> Response:
+    """``docker save NAME``: the image as a tar (OCI layout + docker ``manifest.json``)."""
+    return _save([request.path_params["name"]])
+
+
+def images_get(request: Request) -> Response:
+    """``docker save A B ...``: ``GET /images/get?names=A&names=B``."""
+    names = request.query_params.getlist("names")
+    if not names:
+        raise ApiError("give the images to save: ?names=NAME (repeatable)")
+    return _save(names)
+
+
+def _save(names: list[str]) -> Response:
+    """The archive is written to a scratch file first (image/archive.save), then streamed:
+    a missing image is a 404 before any byte of the tar is sent."""
+    from minidocker.image.archive import save
+    from minidocker.image.store import tag_named
+
+    store = ImageStore()
+    chosen = []
+    for name in names:
+        try:
+            image = store.get(name)
+        except NotFound:
+            raise _no_such_image(name) from None
+        chosen.append((image, tag_named(name, image)))
+    scratch = store.scratch()
+    path = Path(scratch.name) / "images.tar"
+    try:
+        with open(path, "wb") as out:
+            save(chosen, out)
+    except BaseException:
+        scratch.cleanup()
+        raise
+
+    def chunks():
+        try:
+            with open(path, "rb") as tar:
+                while chunk := tar.read(1 << 20):
+                    yield chunk
+        finally:
+            scratch.cleanup()
+
+    return StreamingResponse(iterate_in_threadpool(chunks()), media_type="application/x-tar")
+
+
+async def image_commit(request: Request) -> Response:
+    """``docker commit``: ``POST /commit?container=&repo=&tag=&comment=&author=&changes=``
+    (container/commit.py). The body's ContainerConfig may only be empty: the image's config
+    changes are given as ``changes`` (Dockerfile instructions), as the CLI's ``-c`` sends."""
+    from minidocker.container.commit import commit
+
+    container = request.query_params.get("container")
+    if not container:
+        raise ApiError("give the container to commit: ?container=NAME")
+    body = await json_body(request, allow_null=True)
+    if any(value not in (None, "", [], {}, False, 0) for value in body.values()):
+        raise ApiError("a config in the body of commit is not supported by minidocker: give "
+                       "the changes as Dockerfile instructions (?changes=CMD [...], the CLI's "
+                       "-c)")
+    repo, tag = request.query_params.get("repo") or "", request.query_params.get("tag") or ""
+    name = (f"{repo}:{tag}" if tag else repo) or None
+    image = await run_in_threadpool(
+        commit, container, name, request.query_params.get("author") or "",
+        request.query_params.get("comment") or "", request.query_params.getlist("changes"))
+    return JSONResponse({"Id": image.id}, status_code=201)

@@ -20,8 +20,8 @@ from minidocker.daemon.errors import ApiError
 MAX_BODY = 1 << 20  # 1 MiB: a container's whole configuration is a few kB
 
 
-async def json_body(request: Request) -> dict:
-    """The request's JSON object ({} for an empty body)."""
+async def json_body(request: Request, allow_null: bool = False) -> dict:
+    """The request's JSON object ({} for an empty body, and for ``null`` if allowed)."""
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
@@ -33,6 +33,8 @@ async def json_body(request: Request) -> dict:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(f"invalid JSON in the request body: {exc}") from None
+    if value is None and allow_null:
+        return {}
     if not isinstance(value, dict):
         raise ApiError("the request body must be a JSON object")
     return value

@@ -114,12 +114,14 @@ def pick_platform(index: dict, wanted: Platform, asked: bool) -> dict:
 # --- the story ------------------------------------------------------------------------------
 
 def pull(name: str, report: Report, platform: str | None = None,
-         insecure: tuple[str, ...] = ()) -> Image:
+         insecure: tuple[str, ...] = (), login: tuple[str, str] | None = None) -> Image:
+    """``login``: the user and password to use (the daemon's client sends them); without it,
+    those stored by ``minidocker login``, if any."""
     target = locate(name)
     if "@" not in name and ":" not in name.rsplit("/", 1)[-1]:
         report.line("Using default tag: latest")
     wanted = Platform.parse(platform) if platform else Platform.this_machine()
-    with Session(target, ("pull",), insecure) as session:                      # 1
+    with Session(target, ("pull",), insecure, login=login) as session:         # 1
         digest, manifest = resolve_manifest(session, target, wanted, bool(platform))  # 2, 3
         report.line(f"{target.reference}: Pulling from {target.repository}")
         config_bytes = fetch_config(session, manifest["config"])               # 4

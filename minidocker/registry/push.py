@@ -42,8 +42,10 @@ from minidocker.registry.progress import Report
 CHUNK = 1 << 20
 
 
-def push(name: str, report: Report, insecure: tuple[str, ...] = ()) -> str:
-    """Push the image ``name`` names; returns the manifest's digest."""
+def push(name: str, report: Report, insecure: tuple[str, ...] = (),
+         login: tuple[str, str] | None = None) -> str:
+    """Push the image ``name`` names; returns the manifest's digest. ``login`` as for
+    ``pull``."""
     target = locate(name)
     if target.digest:
         raise MinidockerError(f"cannot push a digest reference ({name}): push a tag")
@@ -55,7 +57,8 @@ def push(name: str, report: Report, insecure: tuple[str, ...] = ()) -> str:
     layers = image.manifest["layers"]
     for layer in reversed(layers):  # Docker lists the top layer first
         report.status(short_digest(layer["digest"]), "Preparing")
-    with Session(target, ("pull", "push"), insecure, also_pull=sources) as session:
+    with Session(target, ("pull", "push"), insecure, also_pull=sources,
+                 login=login) as session:
         for layer in reversed(layers):
             push_blob(session, store, layer, sources, report)
         push_blob(session, store, image.manifest["config"], sources, None)

@@ -1,0 +1,164 @@
+"""Stage 12: a container's stdio through the daemon with the real docker CLI — stdin that ends
+(``echo x | docker run -i``: the half-closed hijacked connection closes the container's stdin),
+the terminal's size (``resize`` → TIOCSWINSZ on the container's pty, seen by ``stty size``), and
+the API versions a client may ask for (``/v1.24/`` up to the daemon's own)."""
+
+import fcntl
+import os
+import pty
+import select
+import shutil
+import struct
+import termios
+import time
+
+import pytest
+
+from tests.daemon_helpers import DOCKER, running_daemon
+
+pytestmark = pytest.mark.skipif(not shutil.which(DOCKER), reason="needs the docker CLI")
+
+PREFIX = "dmnio-"
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    with running_daemon(tmp_path_factory.mktemp("daemon"), PREFIX) as running:
+        yield running
+
+
+def test_stdin_eof_ends_run_i(daemon):
+    result = daemon.docker("run", "-i", "--rm", "busybox", "cat", input="x\ny\n", timeout=30)
+    assert (result.returncode, result.stdout) == (0, "x\ny\n")
+    counted = daemon.docker("run", "-i", "--rm", "busybox", "wc", "-l", input="1\n2\n3\n",
+                            timeout=30)
+    assert counted.stdout.strip() == "3"
+    name = f"{PREFIX}exec-i"
+    assert daemon.docker("run", "-d", "--name", name, "busybox", "sleep", "300").returncode == 0
+    try:
+        execed = daemon.docker("exec", "-i", name, "cat", input="through exec\n", timeout=30)
+        assert (execed.returncode, execed.stdout) == (0, "through exec\n")
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
+class Terminal:
+    """The docker CLI on a real pty of ours, whose size we set as a terminal emulator does."""
+
+    def __init__(self, daemon, argv: list[str], rows: int, columns: int):
+        self.pid, self.master = pty.fork()
+        if self.pid == 0:
+            os.execve(DOCKER, [DOCKER, *argv], daemon.env)
+        self.resize(rows, columns)
+        self.seen = b""
+
+    def resize(self, rows: int, columns: int) -> None:
+        """TIOCSWINSZ on our side: the kernel sends the CLI SIGWINCH, it POSTs ``resize``."""
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+    def read_until(self, marker: bytes, timeout: float = 20) -> bytes:
+        deadline = time.monotonic() + timeout
+        while marker not in self.seen and time.monotonic() < deadline:
+            if select.select([self.master], [], [], 0.2)[0]:
+                try:
+                    self.seen += os.read(self.master, 4096)
+                except OSError:
+                    break
+        return self.seen
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def finish(self) -> int:
+        self.read_until(b"\x00", timeout=5)  # until the CLI closes the terminal
+        done, status = os.waitpid(self.pid, os.WNOHANG)
+        if not done:
+            os.kill(self.pid, 9)
+            _, status = os.waitpid(self.pid, 0)
+        os.close(self.master)
+        return os.waitstatus_to_exitcode(status)
+
+
+def ask_size(term: Terminal, tag: str) -> None:
+    term.type(f"echo {tag}-$(stty size | tr ' ' x)-\r")
+
+
+def follows_sizes(daemon, argv: list[str], first: tuple[int, int],
+                  second: tuple[int, int], code: int, name: str) -> None:
+    """``stty size`` inside sees our window's size, and again after we resize it."""
+    term = Terminal(daemon, argv, *first)
+    try:
+        assert b"# " in term.read_until(b"# ")
+        for tag, (rows, columns) in (("first", first), ("second", second)):
+            if tag == "second":
+                term.resize(rows, columns)
+                time.sleep(0.5)  # the CLI's SIGWINCH handler POSTs the resize
+            ask_size(term, tag)
+            expected = f"{tag}-{rows}x{columns}-".encode()
+            assert expected in term.read_until(expected)
+        term.type(f"exit {code}\r")
+    finally:
+        status = term.finish()
+        daemon.docker("rm", "-f", name)
+    assert status == code
+
+
+def test_run_it_follows_the_window_size(daemon):
+    name = f"{PREFIX}tty"
+    follows_sizes(daemon, ["run", "--rm", "-it", "--name", name, "busybox", "sh"], (33, 77),
+                  (41, 101), 3, name)
+
+
+def test_exec_it_follows_the_window_size(daemon):
+    name = f"{PREFIX}exec-tty"
+    assert daemon.docker("run", "-d", "--name", name, "busybox", "sleep", "300").returncode == 0
+    follows_sizes(daemon, ["exec", "-it", name, "sh"], (25, 90), (50, 132), 4, name)
+
+
+def test_resize_of_a_container_without_monitor_is_a_conflict(daemon):
+    name = f"{PREFIX}stopped"
+    assert daemon.docker("create", "--name", name, "busybox", "true").returncode == 0
+    with daemon.http() as http:
+        answer = http.post(f"/containers/{name}/resize", params={"h": 10, "w": 10})
+        assert answer.status_code == 409 and "is not running" in answer.json()["message"]
+        bad = http.post(f"/containers/{name}/resize", params={"h": -1, "w": 99999})
+        assert bad.status_code == 400 and "terminal size" in bad.json()["message"]
+    daemon.docker("rm", name)
+
+
+# --- versions ------------------------------------------------------------------------------------
+
+def test_the_oldest_api_version_through_the_docker_cli(daemon):
+    result = daemon.docker("ps", "-a", env={"DOCKER_API_VERSION": "1.24"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("CONTAINER ID")
+    version = daemon.docker("version", "--format", "{{.Client.APIVersion}} "
+                            "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}",
+                            env={"DOCKER_API_VERSION": "1.24"})
+    assert version.stdout.split() == ["1.24", "1.50", "1.24"]
+
+
+def test_versions_outside_the_range_are_refused(daemon):
+    with daemon.http() as http:
+        assert http.get("/v1.24/containers/json").status_code == 200
+        assert http.get("/v1.50/_ping").text == "OK"
+        old = http.get("/v1.23/containers/json")
+        assert old.status_code == 400 and old.json()["message"] == (
+            "client version 1.23 is too old. Minimum supported API version is 1.24, please "
+            "upgrade your client to a newer version")
+        new = http.get("/v1.51/version")
+        assert new.status_code == 400 and "1.51 is too new" in new.json()["message"]
+        assert http.get("/version").json()["MinAPIVersion"] == "1.24"
+
+
+def test_docker_py_pinned_to_an_old_version(daemon):
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=f"unix://{daemon.socket}", version="1.30",
+                                 timeout=60)
+    try:
+        assert client.api.api_version == "1.30"
+        out = client.containers.run("busybox", ["echo", "via-1.30"], remove=True)
+        assert out == b"via-1.30\n"
+        assert any("busybox:latest" in image.tags for image in client.images.list())
+    finally:
+        client.close()
