@@ -225,3 +225,36 @@ def run(spec: ClusterSpec = ClusterSpec(), strategies: tuple[str, ...] = ("sprea
         placement = place(view, name, services)
         results[name] = (placement, fail_and_reschedule(view, name, fraction, spec.seed))
     return results
+
+
+@dataclass(frozen=True)
+class Verdict:
+    what: str
+    value: float
+    target: str
+    met: bool
+
+
+def verdicts(results: dict[str, tuple[Placement, Recovery]], bound: int) -> list[Verdict]:
+    """The seeds' targets, against what the simulation measured."""
+    found = []
+    for name, (placement, recovery) in results.items():
+        found.append(Verdict(f"{name}: placements per second", round(placement.per_second),
+                             ">= 1000", placement.per_second >= 1000))
+        assigned = sum(v for k, v in recovery.timeline.items()
+                       if k not in ("busiest agent starts its tasks", "agents report running"))
+        found.append(Verdict(f"{name}: {recovery.failed} nodes failed, tasks rescheduled (s)",
+                             round(assigned, 1), "<= 30", assigned <= 30))
+        found.append(Verdict(f"{name}: ... and running again (s)", round(recovery.seconds, 1),
+                             "(context)", True))
+    if "binpack" in results:
+        used = results["binpack"][0].nodes_used
+        found.append(Verdict(f"binpack: nodes used / lower bound ({bound})",
+                             round(used / bound, 3), "<= 1.10", used <= 1.1 * bound))
+    if "spread" in results:
+        placement, recovery = results["spread"]
+        found.append(Verdict("spread: max - min tasks per node", placement.spread, "<= 1",
+                             placement.spread <= 1))
+        found.append(Verdict("spread: ... after the failure", recovery.spread_after, "<= 1",
+                             recovery.spread_after <= 1))
+    return found
