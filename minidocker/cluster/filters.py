@@ -156,7 +156,7 @@ def resources(task: TaskSpec, candidates: set[str], view: ClusterView, soft: boo
     if not (wanted.memory or wanted.nano_cpus):
         return candidates
     nodes = view.nodes
-    return {i for i in candidates if wanted.fits_in(nodes[i].free)}
+    return {i for i in candidates if nodes[i].fits(wanted)}
 
 
 def placement_pref(task: TaskSpec, candidates: set[str], view: ClusterView,

@@ -92,6 +92,11 @@ class NodeView:
     def free(self) -> Resources:
         return self.total - self.reserved
 
+    def fits(self, wanted: Resources) -> bool:
+        """Would ``wanted`` still fit in what the node has not promised yet?"""
+        return (self.reserved.memory + wanted.memory <= self.total.memory
+                and self.reserved.nano_cpus + wanted.nano_cpus <= self.total.nano_cpus)
+
     @property
     def schedulable(self) -> bool:
         """Ready (its lease is alive) and active (not paused or drained by the operator)."""

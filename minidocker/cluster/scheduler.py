@@ -160,7 +160,7 @@ class Scheduler:
         heapq.heapify(heap)
         decisions = []
         for task in tasks:
-            while heap and not task.reservations.fits_in(nodes[heap[0][1]].free):
+            while heap and not nodes[heap[0][1]].fits(task.reservations):
                 heapq.heappop(heap)  # full for this task, so for the replicas after it too
             if not heap:
                 decisions.append(self.place(task))  # raises NoSuitableNode, explained

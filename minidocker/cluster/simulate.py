@@ -149,13 +149,17 @@ def lower_bound(services: list[list[TaskSpec]], capacity: Resources) -> int:
 
 # --- placing, failing, placing again ------------------------------------------------------------
 
-def place(view: ClusterView, name: str, services: list[list[TaskSpec]]) -> Placement:
-    """Every service's replicas through the scheduler, timed; the store traffic counted."""
+def place(view: ClusterView, name: str, services: list[list[TaskSpec]],
+          one_by_one: bool = False) -> Placement:
+    """Every service's replicas through the scheduler, timed; the store traffic counted.
+    ``one_by_one``: each task placed alone (filters and scores over every node each time),
+    as tasks with affinities or placement preferences are, instead of as a group."""
     scheduler = Scheduler(view, strategy(name))
     traffic = StoreTraffic()
     started = time.perf_counter()
     for tasks in services:
-        decisions = scheduler.place_replicas(tasks)
+        decisions = [scheduler.place(t) for t in tasks] if one_by_one \
+            else scheduler.place_replicas(tasks)
         traffic.manager_writes(len(tasks))  # the orchestrator creates the tasks
         traffic.manager_writes(len(tasks))  # the scheduler assigns them
         traffic.agent_reports(Counter(d.node for d in decisions))
@@ -213,6 +217,16 @@ def fail_and_reschedule(view: ClusterView, name: str, fraction: float = 0.1, see
     tasks_per_node, _ = balance(view)
     return Recovery(len(failed), len(orphans), schedule_seconds, traffic, timeline,
                     max(tasks_per_node) - min(tasks_per_node))
+
+
+def one_by_one_rates(spec: ClusterSpec, tasks: int = 2000,
+                     strategies: tuple[str, ...] = ("spread", "binpack", "random")
+                     ) -> dict[str, float]:
+    """Placements per second when each task is placed alone, on the spec's cluster."""
+    services = make_services(ClusterSpec(spec.nodes, tasks, spec.replicas, spec.capacity,
+                                         spec.seed))
+    return {name: place(ClusterView(make_nodes(spec)), name, services, one_by_one=True)
+            .per_second for name in strategies}
 
 
 def run(spec: ClusterSpec = ClusterSpec(), strategies: tuple[str, ...] = ("spread", "binpack"),

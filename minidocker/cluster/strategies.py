@@ -16,7 +16,7 @@ tasks, as the seeds' definition says, and binpack weighs the reservations.
 Docs: docs.docker.com "Swarm strategies" (classic). Used by: scheduler.py, lab 14-scheduler.
 """
 
-import zlib
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,8 +50,9 @@ def binpack_score(node: NodeView, task: TaskSpec) -> float:
     """How full the node would be with the task, from 0 (empty) to 1 (full): the used share of
     its memory and of its CPUs, averaged. Fullest wins; the resources filter has already removed
     the nodes where the task does not fit."""
-    after = node.reserved + task.reservations
-    return (share(after.memory, node.total.memory) + share(after.nano_cpus, node.total.nano_cpus)) / 2
+    used, wanted, total = node.reserved, task.reservations, node.total
+    return (share(used.memory + wanted.memory, total.memory)
+            + share(used.nano_cpus + wanted.nano_cpus, total.nano_cpus)) / 2
 
 
 def share(used: int, total: int) -> float:
@@ -68,7 +69,8 @@ def random_strategy(seed: int = 0) -> Strategy:
     read as a number in [0, 1). The same seed gives the same choices, whatever the order in
     which the candidates come; another seed, other choices."""
     def draw(node: NodeView, task: TaskSpec) -> float:
-        return zlib.crc32(f"{seed}/{task.id}/{node.hostname}".encode()) / 2**32
+        digest = hashlib.blake2b(f"{seed}/{task.id}/{node.hostname}".encode(), digest_size=8)
+        return int.from_bytes(digest.digest()) / 2**64
     return Strategy("random", draw, HIGHEST, "seeded draw")
 
 
