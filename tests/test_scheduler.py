@@ -294,3 +294,22 @@ def test_the_bench_runs_on_a_small_cluster(tmp_path):
     report = json.loads((tmp_path / "cluster.json").read_text())
     assert all(v["met"] for v in report["verdicts"])
     assert report["strategies"]["spread"]["keys_per_task"] == 3
+
+
+def test_a_label_added_later_is_seen_by_the_constraints():
+    view = three()
+    view.set_labels("n3", {"zone": "west", "gpu": "yes"})
+    assert hostname(view, task("t", constraints=("node.labels.gpu==yes",))) == "n3"
+    view.set_labels("n3", {"zone": "west"})
+    with pytest.raises(NoSuitableNode):
+        hostname(view, task("u", constraints=("node.labels.gpu==yes",)))
+
+
+def test_the_orphans_of_a_failure_go_in_groups_of_the_same_placement():
+    view = three()
+    scheduler = Scheduler(view, SPREAD)
+    scheduler.place_all([task(f"a{i}", memory=1, service="a") for i in range(3)]
+                        + [task(f"b{i}", memory=1, service="b") for i in range(3)]
+                        + [task(f"c{i}", memory=2, service="c") for i in range(3)])
+    assert sorted(n.tasks for n in view.nodes.values()) == [3, 3, 3]
+    assert view.node("n1").service_tasks == {"a": 1, "b": 1, "c": 1}

@@ -131,6 +131,12 @@ class TaskSpec:
     def as_container(self) -> Container:
         return Container(self.name or self.id, self.image, self.labels)
 
+    def placement(self) -> tuple:
+        """What the filters and strategies read of this task: two tasks with the same
+        placement can take each other's place in a decision, whatever their service."""
+        return (self.reservations, self.constraints, self.affinities, self.placement_prefs,
+                self.ports, self.volumes_from, self.links, self.network_mode)
+
     def dependencies(self) -> list[str]:
         """The containers this task must run next to: ``--volumes-from NAME[:ro]``,
         ``--link NAME[:ALIAS]``, ``--network container:NAME``."""

@@ -142,9 +142,18 @@ class Scheduler:
         self.view.bind(task, decision.node)
         return decision
 
+    def place_all(self, tasks: list[TaskSpec]) -> list[Decision]:
+        """Place many tasks at once (the orphans of failed nodes): those asking for the same
+        placement go as one group (``place_replicas``), the groups in order of arrival."""
+        groups: dict[tuple, list[TaskSpec]] = {}
+        for task in tasks:
+            groups.setdefault(task.placement(), []).append(task)
+        return [d for group in groups.values() for d in self.place_replicas(group)]
+
     def place_replicas(self, tasks: list[TaskSpec]) -> list[Decision]:
-        """Place tasks that differ only by their ID and name (the replicas of one service),
-        filtering the nodes once for all of them, as SwarmKit schedules a task group.
+        """Place tasks that ask for the same placement (``TaskSpec.placement``: the replicas of
+        one service, or any tasks with the same reservations and rules), filtering the nodes
+        once for all of them, as SwarmKit schedules a task group.
 
         The candidates go into a heap ordered by the strategy's rank; each task takes the best
         node that still fits, which goes back into the heap with its new rank. Only that node

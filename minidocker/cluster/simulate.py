@@ -185,16 +185,12 @@ def fail_and_reschedule(view: ClusterView, name: str, fraction: float = 0.1, see
     draw = random.Random(seed)
     failed = draw.sample(sorted(view.nodes), round(len(view.nodes) * fraction))
     orphans = [task for node_id in failed for task in view.fail(node_id)]
-    by_service: dict[str, list[TaskSpec]] = {}
-    for task in orphans:
-        by_service.setdefault(task.service, []).append(task)
-
     marked = StoreTraffic()
     marked.manager_writes(len(orphans))  # old tasks marked orphaned
     marked.manager_writes(len(orphans))  # their replacements created
     scheduler = Scheduler(view, strategy(name))
     started = time.perf_counter()
-    decisions = [d for tasks in by_service.values() for d in scheduler.place_replicas(tasks)]
+    decisions = scheduler.place_all(orphans)
     schedule_seconds = time.perf_counter() - started
     assigned = StoreTraffic()
     assigned.manager_writes(len(orphans))

@@ -64,6 +64,16 @@ class ClusterView:
             raise SchedulingError(f"no such node: {ref} (see the nodes of the cluster)")
         return found
 
+    def set_labels(self, ref: str, labels: dict[str, str]) -> None:
+        """``node update --label-add K=V`` / ``--label-rm K``: the node's labels are now
+        ``labels``, and the constraint index follows."""
+        node = self.node(ref)
+        for key in node_attributes(node):
+            self.attributes[key].discard(node.id)
+        node.labels = dict(labels)
+        for key in node_attributes(node):
+            self.attributes[key].add(node.id)
+
     def set_availability(self, ref: str, availability: str) -> None:
         """``node update --availability active|pause|drain``."""
         node = self.node(ref)
