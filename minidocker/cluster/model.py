@@ -43,9 +43,6 @@ class Resources:
     def __sub__(self, other: "Resources") -> "Resources":
         return Resources(self.memory - other.memory, self.nano_cpus - other.nano_cpus)
 
-    def fits_in(self, free: "Resources") -> bool:
-        return self.memory <= free.memory and self.nano_cpus <= free.nano_cpus
-
 
 @dataclass(frozen=True, slots=True)
 class Port:
