@@ -2,6 +2,9 @@
 explanation of a decision, bad rules as one-line errors, and the simulation's quality targets
 on a small cluster (no container runs: these tests take well under a second each)."""
 
+import dataclasses
+import json
+
 import pytest
 
 from minidocker.cluster import simulate
@@ -226,6 +229,9 @@ def test_a_decision_explains_each_filter_and_each_score():
     assert "port            8080/tcp" in text and "removed n1 (1 left)" in text
     assert "scores          tasks running: n2 1" in text
     assert decision.summary() == "health removed 1, port removed 1"
+    event = json.loads(json.dumps(dataclasses.asdict(decision)))  # as an event would carry it
+    assert event["steps"][4] == {"filter": "port", "rules": ["8080/tcp"], "removed": ["n1"],
+                                 "left": 1}
 
 
 def test_binpack_scores_are_the_share_used_with_the_task():
@@ -248,6 +254,9 @@ def test_binpack_scores_are_the_share_used_with_the_task():
      "invalid affinity 'container==': expected KEY==VALUE"),
     (lambda: explain(three(), task("t", placement_prefs=("pack=node.labels.zone",))),
      "invalid placement preference 'pack=node.labels.zone': expected spread=node.labels.KEY"),
+    (lambda: three().set_availability("n1", "drained"),
+     "invalid availability 'drained': use active, pause or drain"),
+    (lambda: three().node("n9"), "no such node: n9"),
     (lambda: hostname(three(), task("t", memory=100)),
      "no suitable node for task t (resources removed 3): see the explanation"),
 ])
@@ -281,7 +290,6 @@ def test_the_store_traffic_counts_keys_and_transactions():
 
 
 def test_the_bench_runs_on_a_small_cluster(tmp_path):
-    import json
     import subprocess
     import sys
     from pathlib import Path

@@ -21,7 +21,19 @@ Used by: scheduler.py, filters.py, simulate.py, notebook 15-scheduling, lab 14-s
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from minidocker.cluster.model import DOWN, NodeView, SchedulingError, TaskSpec
+from minidocker.cluster.model import (
+    ACTIVE,
+    DOWN,
+    DRAIN,
+    PAUSE,
+    READY,
+    NodeView,
+    SchedulingError,
+    TaskSpec,
+)
+
+AVAILABILITIES = (ACTIVE, PAUSE, DRAIN)
+STATES = (READY, DOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +88,17 @@ class ClusterView:
 
     def set_availability(self, ref: str, availability: str) -> None:
         """``node update --availability active|pause|drain``."""
+        if availability not in AVAILABILITIES:
+            raise SchedulingError(f"invalid availability {availability!r}: use active, pause "
+                                  "or drain")
         node = self.node(ref)
         node.availability = availability
         self._refresh(node)
 
     def set_state(self, ref: str, state: str) -> None:
         """What the managers observed: ``ready`` (keep-alives arrive) or ``down``."""
+        if state not in STATES:
+            raise SchedulingError(f"invalid node state {state!r}: use ready or down")
         node = self.node(ref)
         node.state = state
         self._refresh(node)
