@@ -321,3 +321,30 @@ def test_the_orphans_of_a_failure_go_in_groups_of_the_same_placement():
                         + [task(f"c{i}", memory=2, service="c") for i in range(3)])
     assert sorted(n.tasks for n in view.nodes.values()) == [3, 3, 3]
     assert view.node("n1").service_tasks == {"a": 1, "b": 1, "c": 1}
+
+
+def test_spread_by_its_index_chooses_as_scoring_every_node_would():
+    """The fast path (the set filters, then spread's index best first, reservations checked
+    lazily) against the explained one (every filter, every node scored), on random clusters."""
+    import random
+
+    draw = random.Random(16)
+    for _round in range(30):
+        view = ClusterView([node(f"n{i:02d}", memory=draw.choice((2, 4, 8)),
+                                 labels={"zone": draw.choice("ab")}) for i in range(12)])
+        view.set_availability(f"n{draw.randrange(12):02d}", DRAIN)
+        scheduler = Scheduler(view, SPREAD)
+        for i in range(40):
+            rules = {"constraints": ("node.labels.zone==a",)} if draw.random() < 0.2 else {}
+            if draw.random() < 0.2:
+                rules["ports"] = (Port(draw.choice((80, 443))),)
+            if draw.random() < 0.1:
+                rules["affinities"] = ("container~=t3",)
+            t = task(f"t{i}", memory=draw.choice((0, 0.5, 1, 3)), **rules)
+            try:
+                fast = scheduler.schedule(t).node
+            except NoSuitableNode:
+                fast = None
+            assert fast == explain(view, t).node, t
+            if fast:
+                view.bind(t, fast)

@@ -98,6 +98,9 @@ class Filter:
     name: str
     apply: Apply
     rules: Callable[[TaskSpec], list[str]]  # what it tests for this task, for the explanation
+    # The same test on one node, for a filter that must look at each candidate: the scheduler
+    # may then ask it only of the nodes a strategy's index hands out, best first.
+    keeps: Callable[[NodeView, TaskSpec], bool] | None = None
 
 
 def health(task: TaskSpec, candidates: set[str], view: ClusterView, soft: bool) -> set[str]:
@@ -159,6 +162,10 @@ def resources(task: TaskSpec, candidates: set[str], view: ClusterView, soft: boo
     return {i for i in candidates if nodes[i].fits(wanted)}
 
 
+def fits(node: NodeView, task: TaskSpec) -> bool:
+    return node.fits(task.reservations)
+
+
 def placement_pref(task: TaskSpec, candidates: set[str], view: ClusterView,
                    soft: bool) -> set[str]:
     """For each preference in turn: group the candidates by the label's value (nodes without
@@ -213,6 +220,6 @@ CONSTRAINT = Filter("constraint", constraint, lambda task: list(task.constraints
 AFFINITY = Filter("affinity", affinity, lambda task: list(task.affinities))
 DEPENDENCY = Filter("dependency", dependency, TaskSpec.dependencies)
 PORT = Filter("port", port, port_rules)
-RESOURCES = Filter("resources", resources, _reservations)
+RESOURCES = Filter("resources", resources, _reservations, keeps=fits)
 PLACEMENT_PREF = Filter("placement-pref", placement_pref, lambda task: list(task.placement_prefs))
 DEFAULT_FILTERS = (HEALTH, CONSTRAINT, AFFINITY, DEPENDENCY, PORT, RESOURCES, PLACEMENT_PREF)

@@ -12,6 +12,11 @@ Then the view (view.py) binds the task to the node: its reservations, ports and 
 count there. Later the binding is written to the cluster's store, and the node's agent,
 watching the store, starts the container.
 
+Scoring every candidate is a pass over every node, for every task. Two shortcuts give the same
+choice for less: the replicas of a service are placed as a group (``place_replicas``), and
+spread, whose order does not depend on the task, walks the view's index of nodes by task count,
+best first, asking the reservations only of the nodes it reaches (``first_fit``).
+
 A ``Decision`` says what happened: which nodes each filter removed, and how each candidate
 scored. Asked with ``explain=True`` it keeps everything (for ``service ps --explain`` or an
 event); without it, only the choice, which is what the 100,000-task simulation needs.
@@ -22,7 +27,7 @@ import heapq
 from dataclasses import dataclass, field
 
 from minidocker.cluster.filters import DEFAULT_FILTERS, Filter
-from minidocker.cluster.model import SchedulingError, TaskSpec
+from minidocker.cluster.model import NodeView, SchedulingError, TaskSpec
 from minidocker.cluster.strategies import SPREAD, Strategy
 from minidocker.cluster.view import ClusterView
 
@@ -112,6 +117,11 @@ class Scheduler:
     def schedule(self, task: TaskSpec, explain: bool = False) -> Decision:
         """Choose a node for ``task`` (the view does not change). Raises NoSuitableNode, with
         the explanation, when the filters leave none."""
+        if not explain and self.strategy.best_first and not task.placement_prefs:
+            chosen = self.first_fit(task)
+            if chosen:
+                return Decision(task.id, self.strategy.name, chosen.id, chosen.hostname)
+            return self.schedule(task, explain=True)  # the whole story, or the soft rules dropped
         decision = Decision(task.id, self.strategy.name, meaning=self.strategy.meaning)
         candidates = self.candidates(task, decision, explain)
         if not candidates:
@@ -127,13 +137,27 @@ class Scheduler:
                                    for n in ranked]
         return decision
 
-    def candidates(self, task: TaskSpec, decision: Decision, explain: bool) -> set[str]:
+    def first_fit(self, task: TaskSpec) -> NodeView | None:
+        """The same choice without scoring every node: the set filters run, then the
+        strategy's index hands out the candidates best first, and the first one that the
+        per-node filters keep (its reservations fit) wins."""
+        by_set = tuple(f for f in self.filters if not f.keeps)
+        per_node = [f.keeps for f in self.filters if f.keeps]
+        candidates = self.candidates(task, Decision(task.id, ""), False, by_set)
+        for node in self.strategy.best_first(self.view, candidates):
+            if all(keeps(node, task) for keeps in per_node):
+                return node
+        return None
+
+    def candidates(self, task: TaskSpec, decision: Decision, explain: bool,
+                   filters: tuple[Filter, ...] | None = None) -> set[str]:
         """The nodes every filter kept; without the soft rules if no node satisfies them."""
-        candidates = self.filtered(task, decision, soft=True, explain=explain)
+        filters = self.filters if filters is None else filters
+        candidates = self.filtered(task, decision, filters, soft=True, explain=explain)
         if not candidates and self.has_soft_rules(task):
             decision.steps.clear()
             decision.relaxed = True
-            candidates = self.filtered(task, decision, soft=False, explain=explain)
+            candidates = self.filtered(task, decision, filters, soft=False, explain=explain)
         return candidates
 
     def place(self, task: TaskSpec, explain: bool = False) -> Decision:
@@ -181,10 +205,10 @@ class Scheduler:
             decisions.append(Decision(task.id, self.strategy.name, node.id, node.hostname))
         return decisions
 
-    def filtered(self, task: TaskSpec, decision: Decision, soft: bool,
-                 explain: bool) -> set[str]:
+    def filtered(self, task: TaskSpec, decision: Decision, filters: tuple[Filter, ...],
+                 soft: bool, explain: bool) -> set[str]:
         candidates = set(self.view.nodes)
-        for step in self.filters:
+        for step in filters:
             kept = step.apply(task, candidates, self.view, soft)
             if explain:
                 removed = sorted(self.view.nodes[i].hostname for i in candidates - kept)

@@ -10,6 +10,7 @@ changes, and a filter becomes a set operation:
   labels, hostname, role, ID);
 - ``schedulable``: the nodes that are ready and active (the health filter);
 - ``port_users[Port(80)]``: the nodes where a published port is taken (the port filter);
+- ``by_task_count[3]``: the nodes running three tasks (spread's order, fewest first);
 - ``container_node["web"]``, ``image_nodes["redis"]``, ``container_labels[(k, v)]``: where
   containers run, which images a node holds (affinity and dependency filters).
 
@@ -49,6 +50,7 @@ class ClusterView:
         self.nodes: dict[str, NodeView] = {}
         self.bindings: dict[str, Binding] = {}
         self.node_tasks: dict[str, set[str]] = defaultdict(set)
+        self.by_task_count: dict[int, set[str]] = defaultdict(set)
         self.schedulable: set[str] = set()
         self.attributes: dict[tuple[str, str], set[str]] = defaultdict(set)
         self.port_users: dict = defaultdict(set)
@@ -64,6 +66,7 @@ class ClusterView:
         if node.id in self.nodes:
             raise SchedulingError(f"node {node.id} is already in the cluster")
         self.nodes[node.id] = node
+        self.by_task_count[node.tasks].add(node.id)
         for key in node_attributes(node):
             self.attributes[key].add(node.id)
         self._refresh(node)
@@ -127,7 +130,7 @@ class ClusterView:
         self.bindings[task.id] = Binding(task, node_id)
         self.node_tasks[node_id].add(task.id)
         node.reserved += task.reservations
-        node.tasks += 1
+        self._count(node, +1)
         node.service_tasks[task.service] += 1
         for port in task.ports:
             node.ports.add(port)
@@ -147,7 +150,7 @@ class ClusterView:
         task, node = binding.task, self.nodes[binding.node_id]
         self.node_tasks[node.id].discard(task_id)
         node.reserved -= task.reservations
-        node.tasks -= 1
+        self._count(node, -1)
         node.service_tasks[task.service] -= 1
         for port in task.ports:
             node.ports.discard(port)
@@ -161,6 +164,15 @@ class ClusterView:
             if users[node.id] <= 0:
                 del users[node.id]
         return task
+
+    def _count(self, node: NodeView, change: int) -> None:
+        """One task more or less on ``node``, in its count and in spread's index."""
+        bucket = self.by_task_count[node.tasks]
+        bucket.discard(node.id)
+        if not bucket:
+            del self.by_task_count[node.tasks]
+        node.tasks += change
+        self.by_task_count[node.tasks].add(node.id)
 
     def node_of(self, task_id: str) -> str | None:
         binding = self.bindings.get(task_id)
