@@ -12,8 +12,8 @@ against the targets:
 - the time until the failed nodes' tasks are rescheduled (lease expiry + store writes +
   scheduler): <= 30 s simulated; the time until they run again is shown beside it;
 - the store traffic of the design: keys and transactions per task (etcd is measured later);
-- for context, the rate when each task is placed alone (2,000 tasks): tasks with affinities or
-  placement preferences, and the random strategy, are placed so, the others as groups.
+- for context, the rate when each task is placed alone (2,000 tasks), as tasks with affinities
+  or placement preferences and every task under random are; the others go as groups.
 
 No root, no container: it runs anywhere the package imports.
 
@@ -76,8 +76,8 @@ def show(console: Console, results, found: list[simulate.Verdict],
         verdict = "" if v.target == "(context)" else "[green]met[/]" if v.met else "[red]missed[/]"
         table.add_row(v.what, f"{v.value:g}", v.target, verdict)
     console.print(table)
-    console.print("one task at a time (affinities, placement preferences, random: the filters "
-                  "and the scores over every node for each task), placements/s: "
+    console.print("one task at a time (as tasks with affinities or placement preferences go; "
+                  "spread walks its index, the others score every node), placements/s: "
                   + ", ".join(f"{name} {rate:.0f}" for name, rate in alone.items()))
     traffic = Table(title="Store traffic of the design, per task (etcd, measured later)")
     for column in ("strategy", "keys", "transactions", "after the failure: keys per orphan"):
