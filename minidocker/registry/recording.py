@@ -68,8 +68,8 @@ class RecordExchanges:
             return message
 
         def record() -> None:
-            if not recorded:  # written down before the last byte leaves, so that a client
-                recorded.append(True)  # that has its answer finds it in the record
+            if not recorded:  # written down before the answer's last byte leaves, so that a
+                recorded.append(True)  # client that has its answer finds it in the record
                 self.exchanges.append(Exchange(
                     method=scope["method"], path=scope["path"],
                     query=scope["query_string"].decode("latin-1"), status=answer["status"],
@@ -82,6 +82,9 @@ class RecordExchanges:
                 answer.update(status=message["status"], headers=message.get("headers", []))
                 length = _story(answer["headers"], ("content-length",)).get("content-length")
                 answer["left"] = int(length) if length and length.isdigit() else None
+                if answer["left"] == 0 or scope["method"] == "HEAD" or \
+                        answer["status"] in (204, 304):
+                    record()  # no body follows: the headers are the whole answer
             elif message["type"] == "http.response.body":
                 if answer.get("left") is not None:
                     answer["left"] -= len(message.get("body", b""))
