@@ -38,6 +38,7 @@ from minidocker.labs import (
     lab08_networking,
     lab09_security,
     lab10_runtime,
+    lab11_registry,
     lab14_scheduler,
     student,
 )
@@ -47,8 +48,9 @@ LABS = [lab01_namespaces.LAB, lab02_root_filesystem.LAB, lab03_cgroups.LAB, lab0
         lab07_volumes.LAB,
         lab08_networking.LAB,
         lab09_security.LAB,
-        lab10_runtime.LAB]
-LABS.append(lab14_scheduler.LAB)  # stage 14: the scheduler (no kernel work, placements)
+        lab10_runtime.LAB,
+        lab11_registry.LAB,
+        lab14_scheduler.LAB]
 
 
 def check(number: str, path: str | os.PathLike | None = None) -> int:
