@@ -118,3 +118,31 @@ def test_lab_prepare_without_a_venv_says_what_to_do(tmp_path):
                             text=True, timeout=30)
     assert result.returncode != 0
     assert "run ./kit setup first" in result.stderr
+
+
+def test_kit_daemon_starts_answers_and_stops(tmp_path):
+    """``./kit daemon-ctl`` (``./kit daemon`` without the set-up), on a socket of the test's."""
+    env = {**os.environ, "MINIDOCKER_VENV": str(Path(sys.executable).parent.parent),
+           "PYTHONPATH": str(KIT_DIR), "MINIDOCKER_DAEMON_HOST": f"unix://{tmp_path}/md.sock",
+           "MINIDOCKER_DAEMON_PIDFILE": str(tmp_path / "pid"),
+           "MINIDOCKER_DAEMON_LOG": str(tmp_path / "log")}
+
+    def kit(*args):
+        return subprocess.run([str(KIT), "daemon-ctl", *args], capture_output=True, text=True,
+                              env=env, timeout=60)
+
+    started = kit("start")
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "export DOCKER_HOST=unix://" in started.stdout
+        assert "already runs" in kit("start").stdout
+        import httpx
+
+        transport = httpx.HTTPTransport(uds=str(tmp_path / "md.sock"))
+        with httpx.Client(transport=transport, base_url="http://docker") as client:
+            assert client.get("/_ping").text == "OK"
+    finally:
+        stopped = kit("stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert kit("status").returncode == 3
+    assert not (tmp_path / "md.sock").exists() and not (tmp_path / "pid").exists()

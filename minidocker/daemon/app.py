@@ -6,10 +6,12 @@ system, containers, execs, images, networks, volumes). A client may put a versio
 path (``/v1.50/containers/json``): ``Versioning`` strips it and refuses versions outside
 1.24-1.50, as dockerd refuses them. Every refusal is Docker's ``{"message": ...}`` (errors.py).
 
-``serve()`` runs it with uvicorn on a unix socket that it makes itself, so that the socket is
-born with its final mode: 0600 (root only), or 0660 owned by ``--group``, as dockerd's
-``docker`` group. A TCP listener is refused unless ``insecure_tcp`` is given: the Engine API
-is a root shell for whoever reaches it (TLS client certificates are not done yet).
+``serve()`` applies the settings (daemon.json and the flags, settings.py) and runs the app with
+uvicorn on a unix socket that it makes itself, so that the socket is born with its final mode:
+0600 (root only), or 0660 owned by ``--group``, as dockerd's ``docker`` group. The Engine API
+is a root shell for whoever reaches it, so a TCP listener needs ``--tlsverify``: TLS where the
+client too shows a certificate signed by the daemon's CA (``--tlscacert``), as dockerd's —
+or, against advice, ``--insecure-tcp``.
 
 Spec: Docker Engine API v1.50 ("Versioning", "Errors"); dockerd(8) (``-H``, ``--group``).
 Model: moby ``api/server/server.go`` and ``api/server/router/*`` (route registration).
@@ -47,6 +49,7 @@ from minidocker.daemon.errors import (
     on_os_error,
 )
 from minidocker.daemon.sessions import Sessions
+from minidocker.daemon.settings import Settings, bridge_subnet
 from minidocker.errors import MinidockerError
 
 C = "/containers/{id}"
@@ -154,12 +157,13 @@ def version_problem(major: int, minor: int) -> str:
     return ""
 
 
-def create_app() -> Starlette:
+def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(routes=ROUTES, exception_handlers={
         MinidockerError: on_engine_error, HTTPException: on_http_error, OSError: on_os_error,
         Exception: on_bug})
     app.router.redirect_slashes = False
     app.state.sessions = Sessions()
+    app.state.settings = settings or Settings()
     app.add_middleware(Versioning)
     return app
 
@@ -169,25 +173,27 @@ def create_app() -> Starlette:
 DEFAULT_HOST = "unix:///run/minidocker.sock"
 
 
-def listen(host: str, group: str | None, insecure_tcp: bool) -> socket.socket:
+def listen(host: str, group: str | None, insecure_tcp: bool, tls: bool = False,
+           ) -> socket.socket:
     """The listening socket for ``-H``/``--host``: ``unix://PATH``, or ``tcp://ADDR:PORT``
-    only with ``insecure_tcp``."""
+    with TLS client certificates (``tls``) or, against advice, ``insecure_tcp``."""
     scheme, sep, where = host.partition("://")
     if not sep:
         raise MinidockerError(f"invalid --host {host!r}: use unix:///path/to.sock")
     if scheme == "tcp":
-        if not insecure_tcp:
+        if not (tls or insecure_tcp):
             raise MinidockerError(
-                "refusing to listen on TCP: anyone who reaches the Engine API is root on this "
-                "host, and TLS client certificates (--tlsverify) are not implemented yet. Use "
-                "a unix socket, or --insecure-tcp on a private network only.")
+                "refusing to listen on TCP without TLS: anyone who reaches the Engine API is "
+                "root on this host. Use --tlsverify with certificates ('minidocker daemon "
+                "certs DIR' makes them), a unix socket, or --insecure-tcp on a private "
+                "network only.")
         address, _, port = where.rpartition(":")
         if not port.isdigit():
             raise MinidockerError(f"invalid --host {host!r}: use tcp://ADDRESS:PORT")
-        print(f"WARNING: the Engine API on tcp://{address}:{port} without TLS gives root on "
-              "this host to anyone who can connect", file=sys.stderr)
-        sock = socket.create_server((address.strip("[]"), int(port)))
-        return sock
+        if not tls:
+            print(f"WARNING: the Engine API on tcp://{address}:{port} without TLS gives root "
+                  "on this host to anyone who can connect", file=sys.stderr)
+        return socket.create_server((address.strip("[]"), int(port)))
     if scheme != "unix" or not where.startswith("/"):
         raise MinidockerError(f"invalid --host {host!r}: use unix:///absolute/path.sock")
     return unix_socket(Path(where), group)
@@ -233,20 +239,47 @@ def umask(mask: int):
         os.umask(old)
 
 
-def serve(host: str = DEFAULT_HOST, group: str | None = None, insecure_tcp: bool = False,
-          log_level: str = "info") -> None:
+def serve(settings: Settings, insecure_tcp: bool = False) -> None:
     """Run the daemon in the foreground until SIGINT/SIGTERM. Containers keep running under
     their monitors when it stops; the socket is removed."""
     import uvicorn
 
     from minidocker.daemon.hijack import EngineHTTP
 
-    sock = listen(host, group, insecure_tcp)
-    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
-    config = uvicorn.Config(create_app(), http=EngineHTTP, ws="none", lifespan="off",
-                            log_level=log_level, timeout_graceful_shutdown=2)
-    path = host.partition("://")[2] if sock.family == socket.AF_UNIX else None
+    os.environ.update(settings.environment())  # before anything reads the state root
+    apply_bridge(settings)
+    host = (settings.hosts or [DEFAULT_HOST])[0]
+    sock = listen(host, settings.group or None, insecure_tcp, tls=settings.tlsverify)
+    if settings.tlsverify:  # TLS is a front door that relays to a private unix socket
+        sock = behind_tls(sock, settings)
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO))
+    config = uvicorn.Config(create_app(settings), http=EngineHTTP, ws="none", lifespan="off",
+                            log_level=settings.log_level, timeout_graceful_shutdown=2)
+    path = sock.getsockname() if sock.family == socket.AF_UNIX else None
     socket_remover(uvicorn.Server, path)(config).run(sockets=[sock])
+
+
+def behind_tls(front: socket.socket, settings: Settings) -> socket.socket:
+    """``--tlsverify``: the TCP listener becomes TLS's front door (tls.py), and the app
+    listens on a unix socket in a directory only root can enter (removed at shutdown)."""
+    import tempfile
+
+    from minidocker.daemon.tls import FrontDoor, server_context
+
+    context = server_context(settings.tlscacert, settings.tlscert, settings.tlskey)
+    private = Path(tempfile.mkdtemp(prefix="minidocker-daemon-"))  # mode 0700
+    sock = unix_socket(private / "engine.sock", None)
+    FrontDoor(front, context, str(private / "engine.sock")).start()
+    return sock
+
+
+def apply_bridge(settings: Settings) -> None:
+    """``bip``: the default bridge takes that subnet (made again if it had another one and no
+    container is on it; with containers on it, the daemon refuses to start)."""
+    if settings.bip:
+        from minidocker.network.networks import readdress_default_bridge
+
+        readdress_default_bridge(bridge_subnet(settings.bip))
 
 
 def socket_remover(server_class, path: str | None):
@@ -259,5 +292,7 @@ def socket_remover(server_class, path: str | None):
             if path:
                 with suppress(FileNotFoundError):
                     os.unlink(path)
+                if Path(path).parent.name.startswith("minidocker-daemon-"):
+                    Path(path).parent.rmdir()  # behind_tls's private directory
 
     return Server

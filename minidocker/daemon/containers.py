@@ -72,7 +72,8 @@ async def _record(request: Request):
 async def container_create(request: Request) -> Response:
     """``POST /containers/create?name=``: the body's Config and HostConfig, the engine's
     ``create``; 404 "No such image" sends the docker CLI to pull and try again."""
-    config, host, warnings = container_request(await json_body(request))
+    config, host, warnings = container_request(await json_body(request),
+                                               request.app.state.settings.log_config())
     name = request.query_params.get("name") or None
     record = await run_in_threadpool(_create, config, host, name)
     return JSONResponse({"Id": record.Id, "Warnings": warnings}, status_code=201)

@@ -70,8 +70,10 @@ HOST_IGNORED = {"ContainerIDFile", "VolumeDriver", "Annotations", "DnsOptions", 
                 "IOMaximumBandwidth"}
 
 
-def container_request(body: dict) -> tuple[Config, HostConfig, list[str]]:
-    """``(Config, HostConfig, warnings)`` from a create body; a bad field is an ApiError."""
+def container_request(body: dict, log_default: dict | None = None,
+                      ) -> tuple[Config, HostConfig, list[str]]:
+    """``(Config, HostConfig, warnings)`` from a create body; a bad field is an ApiError.
+    ``log_default`` is the daemon's LogConfig (daemon.json) for a body without one."""
     host_body = body.get("HostConfig") or {}
     networking = body.get("NetworkingConfig") or {}
     if not isinstance(host_body, dict) or not isinstance(networking, dict):
@@ -83,6 +85,8 @@ def container_request(body: dict) -> tuple[Config, HostConfig, list[str]]:
     warnings += check_fields("HostConfig", host_body, HOST_FIELDS, HOST_IGNORED, set())
     try:
         config, host = config_of(config_body), host_config_of(host_body, networking)
+        if not (host_body.get("LogConfig") or {}).get("Type") and log_default:
+            host.LogConfig = dict(log_default)
     except ApiError:
         raise
     except MinidockerError as exc:  # the engine's parsers said what is wrong: a bad request
@@ -176,11 +180,9 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
     host.DnsSearch = list(body.get("DnsSearch") or [])
     host.ExtraHosts = list(body.get("ExtraHosts") or [])
     host.NetworkAliases = aliases(networking, mode)
-    log_config = body.get("LogConfig") or {}
-    if log_config.get("Type") not in (None, "", "json-file"):
-        raise ApiError(f"log driver {log_config['Type']!r} is not supported: minidocker "
-                       "writes json-file logs")
-    host.LogConfig = {"Type": "json-file", "Config": dict(log_config.get("Config") or {})}
+    log_config = body.get("LogConfig") or {}  # checked by create (json-file, local, none)
+    host.LogConfig = {"Type": log_config.get("Type") or "json-file",
+                      "Config": dict(log_config.get("Config") or {})}
     host.Resources = limits(body)
     host.Devices = [parse_device(device_flag(d)) for d in body.get("Devices") or []]
     host.CapAdd, host.CapDrop = list(body.get("CapAdd") or []), list(body.get("CapDrop") or [])

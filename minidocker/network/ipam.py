@@ -17,12 +17,12 @@ Used by: notebook 08-networking, lab 08-networking.
 """
 
 import ipaddress
+import os
 
 from minidocker.errors import MinidockerError
 from minidocker.network.records import Network
 
-POOL = ipaddress.ip_network("172.19.0.0/16")  # the first pool of user networks
-POOL_LIMIT = ipaddress.ip_network("172.31.0.0/16")  # Docker's local pools end at 172.31
+POOL_FIRST = 19  # user networks: 172.19.0.0/16, 172.20.0.0/16, ... (Docker's end at 172.31)
 
 
 class PoolOverlaps(MinidockerError):
@@ -52,15 +52,32 @@ def check_no_overlap(subnet: str, networks: list[Network]) -> None:
 
 
 def next_free_subnet(networks: list[Network]) -> str:
-    """The first /16 of the pool that no network overlaps."""
-    candidate = POOL
-    while candidate.network_address <= POOL_LIMIT.network_address:
-        if not any(n.subnet and candidate.overlaps(ipaddress.ip_network(n.subnet))
-                   for n in networks):
-            return str(candidate)
-        candidate = ipaddress.ip_network(f"{candidate.broadcast_address + 1}/16")
+    """The first subnet of the address pools that no network overlaps."""
+    taken = [ipaddress.ip_network(n.subnet) for n in networks if n.subnet]
+    for base, size in address_pools():
+        for candidate in base.subnets(new_prefix=size):
+            if not any(candidate.overlaps(subnet) for subnet in taken):
+                return str(candidate)
     raise MinidockerError("all predefined address pools have been fully subnetted: remove a "
                           "network, or create one with an explicit --subnet")
+
+
+def address_pools() -> list[tuple[ipaddress.IPv4Network, int]]:
+    """Where new networks take their subnets: ``(base, prefix length)`` pairs — Docker's
+    local pools 172.19-172.31, one /16 each, or the daemon's ``default-address-pools``
+    (``$MINIDOCKER_ADDRESS_POOLS``, ``BASE/LEN:SIZE,...``; see daemon/settings.py)."""
+    given = os.environ.get("MINIDOCKER_ADDRESS_POOLS", "")
+    if not given:
+        return [(ipaddress.ip_network(f"172.{n}.0.0/16"), 16) for n in range(POOL_FIRST, 32)]
+    pools = []
+    for item in given.split(","):
+        base, _, size = item.rpartition(":")
+        try:
+            pools.append((ipaddress.IPv4Network(base), int(size)))
+        except ValueError:
+            raise MinidockerError(f"invalid address pool {item!r} in MINIDOCKER_ADDRESS_POOLS: "
+                                  "use BASE/LEN:SIZE, e.g. 10.70.0.0/16:24") from None
+    return pools
 
 
 def allocate(network: Network, container_id: str, wanted: str = "") -> str:

@@ -162,6 +162,25 @@ def remove(name_or_id: str) -> Network:
 
 
 @outside_event_loop
+def readdress_default_bridge(subnet: str) -> None:
+    """The daemon's ``bip`` (and ``icc``): the default bridge as the settings say, made again
+    if its record says otherwise and no container is on it (dockerd reconfigures docker0 at
+    start the same way). The settings reach the record through the environment (store.py)."""
+    with store.locked():
+        current = store.find("bridge")
+        wanted = store.predefined("bridge")
+        if (current.subnet, current.icc) == (subnet, wanted.icc):
+            return
+        users = _in_use(current)
+        if users:
+            raise Conflict(f"the default bridge has subnet {current.subnet} and containers on "
+                           f"it ({', '.join(users)}): stop them before changing bip to "
+                           f"{subnet} (or icc), or keep the old settings")
+        endpoints.bring_down(current)
+        store.delete(current)  # the next look-up makes it from the settings
+
+
+@outside_event_loop
 def prune() -> list[str]:
     """Remove every user network that no container uses (``network prune``)."""
     unused = [n for n in store.all_networks() if not n.predefined and not _in_use(n)]

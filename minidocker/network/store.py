@@ -87,12 +87,12 @@ def all_networks() -> list[Network]:
     names = {n.name for n in found}
     for name in PREDEFINED:
         if name not in names:
-            found.append(_predefined(name))
+            found.append(predefined(name))
             save(found[-1])
     return sorted(found, key=lambda n: (not n.predefined, n.created))
 
 
-def _predefined(name: str) -> Network:
+def predefined(name: str) -> Network:
     """A predefined network; its ID is derived from its name, so that two first-time callers
     racing to create it write the same record."""
     network_id = hashlib.sha256(f"minidocker predefined network {name}".encode()).hexdigest()

@@ -37,22 +37,33 @@ CERTS_D = Path("/etc/minidocker/certs.d")
 def make_certs(directory: Path, hosts: list[str]) -> tuple[Path, Path]:
     """``ca.crt``/``ca.key`` (made once) and ``server.crt``/``server.key`` for ``hosts``;
     returns (server.crt, server.key)."""
+    names = ",".join(("IP:" if _is_ip(h) else "DNS:") + h for h in hosts)
+    return issue(directory, "server", hosts[0],
+                 f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n")
+
+
+def make_client_cert(directory: Path, name: str = "client") -> tuple[Path, Path]:
+    """A client certificate from the same CA (``NAME.crt``/``NAME.key``), for mutual TLS:
+    the daemon's ``--tlsverify`` lets in only clients that show one."""
+    return issue(directory, name, name, "extendedKeyUsage=clientAuth\n")
+
+
+def issue(directory: Path, name: str, common_name: str, extensions: str) -> tuple[Path, Path]:
+    """The kit's CA (made once) signs a new key's certificate request: NAME.crt, NAME.key."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_crt, ca_key = directory / "ca.crt", directory / "ca.key"
-    crt, key, csr = directory / "server.crt", directory / "server.key", directory / "server.csr"
+    crt, key, csr = (directory / f"{name}.{kind}" for kind in ("crt", "key", "csr"))
     if not ca_crt.exists():
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
                  "-subj", "/CN=minidocker kit CA", "-keyout", ca_key, "-out", ca_crt,
                  "-addext", "basicConstraints=critical,CA:TRUE",
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    names = ",".join(("IP:" if _is_ip(h) else "DNS:") + h for h in hosts)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={hosts[0]}",
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={common_name}",
              "-keyout", key, "-out", csr)
-    extensions = directory / "server.ext"
-    extensions.write_text(f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n"
-                          "basicConstraints=CA:FALSE\n")
+    extfile = directory / f"{name}.ext"
+    extfile.write_text(extensions + "basicConstraints=CA:FALSE\n")
     _openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
-             "-days", "365", "-extfile", extensions, "-out", crt)
+             "-days", "365", "-extfile", extfile, "-out", crt)
     for secret in (ca_key, key):
         secret.chmod(0o600)
     csr.unlink()
