@@ -69,9 +69,10 @@ def test_the_probe_command_of_each_form():
 # --- on the real kernel -----------------------------------------------------------------------
 
 def test_starting_unhealthy_healthy_and_the_ps_column(containers):
+    waiting = containers.run_d("--health-cmd", "true", "busybox", "sleep", "60")
+    assert "(health: starting)" in ok(minidocker("ps", "--filter", f"name={waiting}"))  # 30 s
     name = containers.run_d("--health-cmd", "echo probing; test -e /tmp/ok", *FAST,
                             "busybox", "sleep", "60")
-    assert "(health: starting)" in ok(minidocker("ps", "--filter", f"name={name}"))
     unhealthy = wait_for(name, "unhealthy")
     assert unhealthy["FailingStreak"] >= 2
     assert unhealthy["Log"][-1]["ExitCode"] == 1 and unhealthy["Log"][-1]["Output"] == "probing\n"
