@@ -408,6 +408,38 @@ def test_stdin_quiet_iidfile_labels_and_prune(builds, md, tmp_path):
     assert len(left) == 1, [md("history", i).stdout + md("history", i).stderr for i in left]  # busybox alone
 
 
+def test_dockerfile_from_stdin_with_a_context_directory(builds, md, tmp_path):
+    context = write(tmp_path, {"f.txt": "from the directory\n"})
+    result = builds(context, "-f", "-", "-t", "stdinfile",
+                    input="FROM busybox\nCOPY f.txt /\n")
+    assert result.returncode == 0, result.stderr
+    assert md("run", "--rm", "stdinfile", "cat", "/f.txt").stdout == "from the directory\n"
+
+
+def test_from_pulls_a_missing_image_and_pull_pulls_a_present_one(builds, md, tmp_path):
+    from tests.registry_helpers import minidocker_registry
+
+    server = minidocker_registry(tmp_path / "storage", tmp_path / "serve.log")
+    base = f"{server.host}/base:1"
+    try:
+        md("tag", "busybox", base)
+        assert md("push", base).returncode == 0
+        md("rmi", base)
+        context = write(tmp_path / "ctx", {"Dockerfile": f"FROM {base}\nRUN true\n"})
+        first = builds(context)
+        assert first.returncode == 0, first.stderr
+        assert f"Unable to find image '{base}' locally" in first.stdout  # missing: pulled
+        again = builds(context)
+        assert "Pull" not in again.stdout and steps(again.stdout) == ["cache"]
+        pulled = builds(context, "--pull")
+        assert pulled.returncode == 0, pulled.stderr
+        assert "Unable to find" not in pulled.stdout and f"Status: Image is up to date for " \
+            f"{base}" in pulled.stdout  # present, yet the registry was asked
+    finally:
+        server.stop()
+        md("rmi", "-f", base)
+
+
 # --- the pieces, without the engine ---------------------------------------------------------------
 
 @pytest.mark.parametrize("pattern, path, matches", [

@@ -75,6 +75,7 @@ class BuildOptions:
     network: str = "bridge"
     remove: bool = True  # --rm: remove the intermediate containers
     force_remove: bool = False  # --force-rm
+    pull: bool = False  # --pull: fetch every FROM image anew, even one in the store
 
 
 @dataclass
@@ -100,9 +101,12 @@ class Builder:
     """One build: the Dockerfile, the context, the options, and where it prints."""
 
     def __init__(self, dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,
-                 progress=None):
+                 progress=None, fetch_image=None):
         self.dockerfile, self.context, self.options = dockerfile, context, options
         self.progress = progress or Plain()
+        # fetch_image(name, policy): the registry client's pull ("missing" or "always"),
+        # handed in by the CLI, since the registry is a later stage than the builder
+        self.fetch_image = fetch_image
         self.store = ImageStore()
         self.cache = cache.BuildCache(self.store)
         self.escape = dockerfile.escape_token
@@ -226,6 +230,8 @@ class Builder:
                 self.cache.record(cache.step_key("", "FROM scratch", {}), image)
             return image
         try:
+            if self.fetch_image is not None:
+                self.fetch_image(name, "always" if self.options.pull else "missing")
             return self.store.get(name)
         except MinidockerError as err:
             raise BuildError(f"{stage.from_.file}:{stage.from_.line}: FROM {name}: {err}") \
@@ -445,6 +451,6 @@ def stage_label(stage: Stage) -> str:
 
 
 def build(dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,
-          progress=None) -> Image:
+          progress=None, fetch_image=None) -> Image:
     """Build ``dockerfile`` with the files of ``context``; the final image, tagged."""
-    return Builder(dockerfile, context, options, progress).build()
+    return Builder(dockerfile, context, options, progress, fetch_image).build()
