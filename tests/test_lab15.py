@@ -1,4 +1,4 @@
-"""Lab 10, the capstone runtime: the checker says TODO on the starter, passes the solution
+"""Lab 15, the capstone runtime: the checker says TODO on the starter, passes the solution
 (through the API and the CLI), fails a solution that misses one property, and leaves no cgroup,
 mount or link behind."""
 
@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from minidocker import labs
-from minidocker.labs import lab10_runtime
+from minidocker.labs import lab15_runtime
 from tests.helpers import cli_check_passes, expect_first_failure, with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
-SOLUTION = REPO / "labs/solutions/10-runtime.py"
-STEPS = len(lab10_runtime.LAB.steps)
+SOLUTION = REPO / "labs/solutions/15-runtime.py"
+STEPS = len(lab15_runtime.LAB.steps)
 
 
 def traces() -> dict:
@@ -22,8 +22,8 @@ def traces() -> dict:
         mounts = sorted(line.split()[4] for line in f)
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     return {"mounts": mounts, "links": [line.split(":")[1] for line in links.splitlines()],
-            "scratch": sorted(glob.glob("/tmp/minidocker-lab10-*")),
-            "cgroups": sorted(glob.glob("/sys/fs/cgroup/**/minidocker-lab10-*", recursive=True))}
+            "scratch": sorted(glob.glob("/tmp/minidocker-lab15-*")),
+            "cgroups": sorted(glob.glob("/sys/fs/cgroup/**/minidocker-lab15-*", recursive=True))}
 
 
 @pytest.fixture(autouse=True)
@@ -34,23 +34,23 @@ def nothing_left_behind():
 
 
 def test_the_starter_is_a_todo_at_every_step(capsys):
-    assert labs.check("10") == 1
+    assert labs.check("15") == 1
     report = capsys.readouterr().out
     assert report.count("TODO") == STEPS and "FAIL" not in report
     assert "Step 1: run() is not written yet" in report
 
 
 def test_the_solution_passes_every_step(capsys):
-    assert labs.check("10", SOLUTION) == 0
+    assert labs.check("15", SOLUTION) == 0
     report = capsys.readouterr().out
     assert report.count("PASS") == STEPS and f"{STEPS} of {STEPS} steps pass" in report
     print(report)
 
 
 def test_the_cli_checks_the_solution(md):
-    printed = cli_check_passes(md, "10", SOLUTION, STEPS)
-    assert "Lab 10 — " in printed
-    assert "10  " in md("lab", "list").stdout
+    printed = cli_check_passes(md, "15", SOLUTION, STEPS)
+    assert "Lab 15 — " in printed
+    assert "15  " in md("lab", "list").stdout
 
 
 def test_a_stub_reached_inside_the_container_is_a_todo(tmp_path):
@@ -61,7 +61,7 @@ def test_a_stub_reached_inside_the_container_is_a_todo(tmp_path):
                            'pivot_root into it, a fresh /proc."""\n',
                            '    """Step 2"""\n    raise NotImplementedError("Step 2: enter_root() '
                            'is not written yet")\n', tmp_path, source)
-    results = labs.run("10", student)
+    results = labs.run("15", student)
     assert [r.status for r in results][:2] == ["TODO", "TODO"], [r.detail for r in results]
     assert results[0].detail == "Step 2: enter_root() is not written yet"
 
@@ -90,5 +90,5 @@ MISTAKES = {
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     right, wrong, complaint = MISTAKES[mistake]
-    expect_first_failure(labs.run("10", with_mistake(SOLUTION, right, wrong, tmp_path)),
+    expect_first_failure(labs.run("15", with_mistake(SOLUTION, right, wrong, tmp_path)),
                          complaint)
