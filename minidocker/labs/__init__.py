@@ -4,9 +4,9 @@ Each lab is a folder ``labs/NN-topic/`` next to this package: ``README.md`` (the
 in steps, hints that go from a nudge to nearly the answer, how to check) and ``starter.py``, the
 student's file, whose stubs raise ``NotImplementedError("Step N: ...")``. Reference solutions
 live apart, in ``labs/solutions/``. The checker of each lab is a module here
-(``lab01_namespaces`` ... ``lab09_security``, one per stage 1-9, and ``lab15_runtime``,
-the capstone that puts stages 1-9 together, the last lab) built on ``framework`` (the
-format, the report) and
+(``lab01_namespaces`` ... ``lab09_security``, one per stage 1-9, ``lab10_build`` (stage 10),
+and ``lab15_runtime``, the capstone that puts stages 1-9 together, the last lab) built
+on ``framework`` (the format, the report) and
 ``sandbox`` (where the student's code runs without touching the host).
 
     sudo minidocker lab list                      # every lab, and the last check's verdict
@@ -38,6 +38,7 @@ from minidocker.labs import (
     lab07_volumes,
     lab08_networking,
     lab09_security,
+    lab10_build,
     lab15_runtime,
     student,
 )
@@ -47,6 +48,7 @@ LABS = [lab01_namespaces.LAB, lab02_root_filesystem.LAB, lab03_cgroups.LAB, lab0
         lab07_volumes.LAB,
         lab08_networking.LAB,
         lab09_security.LAB,
+        lab10_build.LAB,
         lab15_runtime.LAB]
 
 
