@@ -95,6 +95,7 @@ class BuildCache:
 
     def __init__(self, store: ImageStore):
         self.store = store
+        self.known: dict[str, Image] | None = None  # the store's images, read once a build
 
     def read(self) -> dict:
         try:
@@ -108,11 +109,14 @@ class BuildCache:
                 "finals": data.get("finals") or []}
 
     def lookup(self, key: str) -> Image | None:
-        """The image a step with this key made, if it is still whole in the store."""
+        """The image a step with this key made, if it is still whole in the store. The store
+        is read at the first lookup of a build, not at every step."""
         image_id = self.read()["keys"].get(key)
         if image_id is None:
             return None
-        image = next((i for i in self.store.images() if i.id == image_id), None)
+        if self.known is None:
+            self.known = {image.id: image for image in self.store.images()}
+        image = self.known.get(image_id)
         return image if image is not None and not image.damage else None
 
     def record(self, key: str, image: Image) -> None:
@@ -121,6 +125,8 @@ class BuildCache:
             data["keys"][key] = image.id
             data["images"] = list(dict.fromkeys([*data["images"], image.id]))
             write_json(cache_file(), data)
+        if self.known is not None:
+            self.known[image.id] = image
 
     def image_ids(self) -> set[str]:
         return set(self.read()["images"])
