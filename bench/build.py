@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "runs": args.runs,
               "warmup": args.warmup, "pause_s": args.pause, "files": FILES,
-              "host": lifecycle.host_info() | common.tool_versions(("buildah",)),
+              "host": lifecycle.host_info() | {"buildah": buildah_version()},
               "skipped": {}, "results": {}, "ratios": {}}
 
     def bench(ws: peers.Workspace) -> None:
@@ -160,6 +160,15 @@ def buildah_cases(ws: peers.Workspace, context: Path, md_env: dict[str, str]) ->
            "--pull=never", "--layers", "-q", "-t", "bench-build"]
     return {"buildah-cold": Case("buildah-cold", [*bud, "--no-cache", str(context)], None),
             "buildah-cached": Case("buildah-cached", [*bud, str(context)], None)}
+
+
+def buildah_version() -> str:
+    """``buildah version 1.28.2 (image-spec ...)`` -> ``1.28.2``."""
+    try:
+        words = subprocess.run(["buildah", "--version"], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return "not installed"
+    return words.split()[2] if len(words.split()) > 2 else "?"
 
 
 def remove_buildah_storage(base: list[str], where: Path) -> None:
