@@ -105,12 +105,14 @@ def test_a_second_build_only_uses_the_cache(builds, md, tmp_path):
     assert first.returncode == 0, first.stderr
     blobs = set(os.listdir(state_root() / "oci" / "blobs" / "sha256"))
     containers = (state_root() / "containers").stat().st_mtime_ns
+    cache_file = (state_root() / "build-cache.json").stat().st_mtime_ns
     second = builds(context, "-t", "cached")
     assert second.returncode == 0, second.stderr
     assert steps(second.stdout) == ["cache"] * 5
     assert "Running in" not in second.stdout
     assert set(os.listdir(state_root() / "oci" / "blobs" / "sha256")) == blobs  # nothing new
     assert (state_root() / "containers").stat().st_mtime_ns == containers  # no container made
+    assert (state_root() / "build-cache.json").stat().st_mtime_ns == cache_file  # no key added
     last = re.findall(r"Successfully built (\w+)", first.stdout + second.stdout)
     assert last[0] == last[1]
     live = builds(context, "--progress", "tty").stdout  # the live table, drawn once off a tty

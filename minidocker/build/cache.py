@@ -133,6 +133,8 @@ class BuildCache:
 
     def mark_final(self, image: Image) -> None:
         """A build's result: ``images`` lists it even untagged (Docker's ``<none>``)."""
+        if image.id in self.read()["finals"]:
+            return  # a build of cache hits writes nothing new
         with self.store.transaction():
             data = self.read()
             data["finals"] = list(dict.fromkeys([*data["finals"], image.id]))
