@@ -1,7 +1,7 @@
 """What every benchmark script does around its measurements: the round options, the workspace
 and its failures, the versions of the tools compared, the JSON report.
 
-Used by: bench/run.py, bench/lifecycle.py, bench/network.py, bench/startup.py.
+Used by: bench/run.py, bench/lifecycle.py, bench/network.py, bench/startup.py, bench/build.py.
 """
 
 import argparse

@@ -181,3 +181,21 @@ def test_network_bench_runs_small_and_leaves_nothing(tmp_path):
     assert len(figures["many"]["start"]["samples_ms"]) == 2
     for series in figures["attach_series"].values():
         assert len(series["attach"]["samples_ms"]) == 2
+
+
+def test_build_bench_runs_once_and_leaves_nothing(tmp_path):
+    """bench/build.py end to end, one round (buildah too where it is installed): the figures
+    are there (not judged), the workspace is gone."""
+    report = tmp_path / "build.json"
+    skip = [] if shutil.which("buildah") else ["--skip", "buildah"]
+    result = subprocess.run([sys.executable, str(BENCH.parent / "build.py"), "--runs", "1",
+                             "--warmup", "0", *skip, "--json", str(report)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    workspace = re.search(r"setting up in (\S+)", result.stdout).group(1)
+    assert not Path(workspace).exists()
+    figures = json.loads(report.read_text())
+    assert figures["results"]["minidocker-cached"]["median_ms"] > 0
+    if not skip:
+        assert set(figures["ratios"]) == {"cold_minidocker_over_buildah",
+                                          "cached_minidocker_over_buildah"}

@@ -105,15 +105,26 @@ def test_a_second_build_only_uses_the_cache(builds, md, tmp_path):
     assert first.returncode == 0, first.stderr
     blobs = set(os.listdir(state_root() / "oci" / "blobs" / "sha256"))
     containers = (state_root() / "containers").stat().st_mtime_ns
+    cache_file = (state_root() / "build-cache.json").stat().st_mtime_ns
     second = builds(context, "-t", "cached")
     assert second.returncode == 0, second.stderr
     assert steps(second.stdout) == ["cache"] * 5
     assert "Running in" not in second.stdout
     assert set(os.listdir(state_root() / "oci" / "blobs" / "sha256")) == blobs  # nothing new
     assert (state_root() / "containers").stat().st_mtime_ns == containers  # no container made
+    assert (state_root() / "build-cache.json").stat().st_mtime_ns == cache_file  # no key added
     last = re.findall(r"Successfully built (\w+)", first.stdout + second.stdout)
     assert last[0] == last[1]
+    live = builds(context, "--progress", "tty").stdout  # the live table, drawn once off a tty
+    assert live.count("CACHED") == 5 and f"\nSuccessfully built {last[0]}\n" in live
     assert steps(builds(context, "--no-cache", "-t", "cached").stdout) == ["run"] * 5
+
+
+def test_run_steps_have_the_default_bridge_unless_told(builds, tmp_path):
+    context = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN ip -4 -o addr show eth0\n"})
+    bridged = builds(context, "--network", "default", "--no-cache")
+    assert bridged.returncode == 0 and " eth0 " in bridged.stdout, bridged.stderr
+    assert builds(context, "--no-cache").returncode == 1  # --network none: no eth0
 
 
 def test_a_changed_file_invalidates_its_step_and_the_ones_after(builds, md, tmp_path):
@@ -253,17 +264,21 @@ def test_heredocs_run_as_scripts_and_copy_as_files(builds, md, tmp_path):
 
 
 def test_add_unpacks_a_local_archive_and_copy_does_not(builds, md, tmp_path):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        data = b"inside the archive\n"
-        info = tarfile.TarInfo("pkg/readme.txt")
-        info.size, info.uid, info.mode = len(data), 42, 0o640
-        tar.addfile(info, io.BytesIO(data))
-    (tmp_path / "pkg.tar.gz").write_bytes(buffer.getvalue())
-    write(tmp_path, {"Dockerfile": "FROM busybox\nADD pkg.tar.gz /opt/\nCOPY pkg.tar.gz /raw/\n"})
+    for compression in ("gz", "bz2", "xz"):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode=f"w:{compression}") as tar:
+            data = f"inside the {compression} archive\n".encode()
+            info = tarfile.TarInfo(f"{compression}/readme.txt")
+            info.size, info.uid, info.mode = len(data), 42, 0o640
+            tar.addfile(info, io.BytesIO(data))
+        (tmp_path / f"pkg.tar.{compression}").write_bytes(buffer.getvalue())
+    write(tmp_path, {"Dockerfile": "FROM busybox\nADD pkg.tar.gz pkg.tar.bz2 pkg.tar.xz /opt/\n"
+                                   "COPY pkg.tar.gz /raw/\n"})
     assert builds(tmp_path, "-t", "added").returncode == 0
-    listing = md("run", "--rm", "added", "ls", "-ln", "/opt/pkg/readme.txt", "/raw").stdout
+    listing = md("run", "--rm", "added", "ls", "-ln", "/opt/gz/readme.txt", "/raw").stdout
     assert "-rw-r-----    1 42" in listing and "pkg.tar.gz" in listing
+    shown = md("run", "--rm", "added", "cat", "/opt/bz2/readme.txt", "/opt/xz/readme.txt")
+    assert shown.stdout == "inside the bz2 archive\ninside the xz archive\n"
 
 
 
@@ -406,6 +421,38 @@ def test_stdin_quiet_iidfile_labels_and_prune(builds, md, tmp_path):
     assert "Deleted build cache objects" in md("builder", "prune", "-f").stdout
     left = md("images", "-a", "-q").stdout.split()
     assert len(left) == 1, [md("history", i).stdout + md("history", i).stderr for i in left]  # busybox alone
+
+
+def test_dockerfile_from_stdin_with_a_context_directory(builds, md, tmp_path):
+    context = write(tmp_path, {"f.txt": "from the directory\n"})
+    result = builds(context, "-f", "-", "-t", "stdinfile",
+                    input="FROM busybox\nCOPY f.txt /\n")
+    assert result.returncode == 0, result.stderr
+    assert md("run", "--rm", "stdinfile", "cat", "/f.txt").stdout == "from the directory\n"
+
+
+def test_from_pulls_a_missing_image_and_pull_pulls_a_present_one(builds, md, tmp_path):
+    from tests.registry_helpers import minidocker_registry
+
+    server = minidocker_registry(tmp_path / "storage", tmp_path / "serve.log")
+    base = f"{server.host}/base:1"
+    try:
+        md("tag", "busybox", base)
+        assert md("push", base).returncode == 0
+        md("rmi", base)
+        context = write(tmp_path / "ctx", {"Dockerfile": f"FROM {base}\nRUN true\n"})
+        first = builds(context)
+        assert first.returncode == 0, first.stderr
+        assert f"Unable to find image '{base}' locally" in first.stdout  # missing: pulled
+        again = builds(context)
+        assert "Pull" not in again.stdout and steps(again.stdout) == ["cache"]
+        pulled = builds(context, "--pull")
+        assert pulled.returncode == 0, pulled.stderr
+        assert "Unable to find" not in pulled.stdout and f"Status: Image is up to date for " \
+            f"{base}" in pulled.stdout  # present, yet the registry was asked
+    finally:
+        server.stop()
+        md("rmi", "-f", base)
 
 
 # --- the pieces, without the engine ---------------------------------------------------------------

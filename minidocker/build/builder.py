@@ -27,6 +27,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from minidocker.build import cache, imageconfig
 from minidocker.build.commands import (
@@ -42,19 +43,17 @@ from minidocker.build.commands import (
 )
 from minidocker.build.context import BuildContext
 from minidocker.build.expansion import expand, variables_used
-from minidocker.build.filecopy import CopyPlan, copy_into
 from minidocker.build.instructions import PREDEFINED_ARGS, meta_args, parse_trigger, stages
 from minidocker.build.parser import Dockerfile, DockerfileError
 from minidocker.build.progress import Plain, short
 from minidocker.build.remote import download, is_url
-from minidocker.build.runstep import run_command, stdin_of
-from minidocker.container import Config, HostConfig, NetworkMode, create, start, teardown
-from minidocker.container.commit import commit
 from minidocker.errors import MinidockerError
 from minidocker.image.reference import parse_reference
 from minidocker.image.store import Image, ImageStore
-from minidocker.namespaces import Stdio
-from minidocker.unionfs import OverlayDirs
+
+if TYPE_CHECKING:
+    from minidocker.build.filecopy import CopyPlan
+    from minidocker.container.records import ContainerRecord
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 
@@ -75,6 +74,7 @@ class BuildOptions:
     network: str = "bridge"
     remove: bool = True  # --rm: remove the intermediate containers
     force_remove: bool = False  # --force-rm
+    pull: bool = False  # --pull: fetch every FROM image anew, even one in the store
 
 
 @dataclass
@@ -100,11 +100,15 @@ class Builder:
     """One build: the Dockerfile, the context, the options, and where it prints."""
 
     def __init__(self, dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,
-                 progress=None):
+                 progress=None, fetch_image=None, keys: cache.KeyRules = cache.KeyRules()):
         self.dockerfile, self.context, self.options = dockerfile, context, options
         self.progress = progress or Plain()
+        # fetch_image(name, policy): the registry client's pull ("missing" or "always"),
+        # handed in by the CLI, since the registry is a later stage than the builder
+        self.fetch_image = fetch_image
         self.store = ImageStore()
         self.cache = cache.BuildCache(self.store)
+        self.keys = keys  # step_key and files_checksum: the cache's rules (lab 10: yours)
         self.escape = dockerfile.escape_token
         self.meta = self.meta_values()
         self.stages = stages(dockerfile)
@@ -172,8 +176,9 @@ class Builder:
         expanded = expand(command, env, self.escape)
         if isinstance(expanded, Arg):
             self.declare_args(state, expanded)
-        key = cache.step_key(state.image.id, repr(expanded), self.args_used(state, expanded, env),
-                             self.files_checksum(state, expanded))
+        key = self.keys.step_key(state.image.id, repr(expanded),
+                                 self.args_used(state, expanded, env),
+                                 self.files_checksum(state, expanded))
         cached = None if self.options.no_cache else self.cache.lookup(key)
         if cached is not None:
             self.progress.cached()
@@ -209,7 +214,8 @@ class Builder:
                               f"{'s' if len(triggers) > 1 else ''}")
             with self.store.transaction():  # kept (and pruned) with the build's images
                 state.image = imageconfig.without_triggers(self.store, image)
-                self.cache.record(cache.step_key(image.id, "ONBUILD done", {}), state.image)
+                self.cache.record(self.keys.step_key(image.id, "ONBUILD done", {}, ""),
+                                  state.image)
             for text in triggers:
                 trigger = parse_trigger(Onbuild(text, file=f"{base_name} (ONBUILD)",
                                                 line=stage.from_.line))
@@ -223,9 +229,11 @@ class Builder:
         if name == "scratch":
             with self.store.transaction():
                 image = imageconfig.scratch_image(self.store)
-                self.cache.record(cache.step_key("", "FROM scratch", {}), image)
+                self.cache.record(self.keys.step_key("", "FROM scratch", {}, ""), image)
             return image
         try:
+            if self.fetch_image is not None:
+                self.fetch_image(name, "always" if self.options.pull else "missing")
             return self.store.get(name)
         except MinidockerError as err:
             raise BuildError(f"{stage.from_.file}:{stage.from_.line}: FROM {name}: {err}") \
@@ -235,6 +243,12 @@ class Builder:
 
     def run(self, state: StageState, command: Run) -> Image:
         """Run the command in a container of the image so far; commit its changes."""
+        # The engine is imported only when a step runs: a build of cache hits never needs it.
+        from minidocker.build.runstep import run_command, stdin_of
+        from minidocker.container import Config, HostConfig, NetworkMode, create, start
+        from minidocker.container.commit import commit
+        from minidocker.namespaces import Stdio
+
         if command.mounts or command.security:
             raise BuildError(f"{self.where(command)}: RUN --mount and --security are BuildKit "
                              "features that minidocker's builder does not have")
@@ -259,9 +273,11 @@ class Builder:
             self.remove_intermediate(record, succeeded)
         return image
 
-    def remove_intermediate(self, record, succeeded: bool) -> None:
+    def remove_intermediate(self, record: "ContainerRecord", succeeded: bool) -> None:
         """``--rm`` (the default) removes the step's container; ``--rm=false`` keeps it, unless
         ``--force-rm``. The container was the monitor's: teardown is the one way it ends."""
+        from minidocker.container import teardown
+
         if self.options.remove or self.options.force_remove:
             if succeeded:
                 self.progress.say(f"Removing intermediate container {record.Id[:12]}")
@@ -281,6 +297,11 @@ class Builder:
 
     def copy(self, state: StageState, command: FileCopy) -> Image:
         """Copy into a container's root (never started); commit its changes as the layer."""
+        from minidocker.build.filecopy import copy_into
+        from minidocker.container import Config, create, teardown
+        from minidocker.container.commit import commit
+        from minidocker.unionfs import OverlayDirs
+
         plan = self.copy_plan(state, command)
         source_root, source_layers = "", []
         if isinstance(command, Copy) and command.from_:
@@ -296,9 +317,11 @@ class Builder:
         finally:
             teardown.remove(record, volumes_too=True)
 
-    def copy_plan(self, state: StageState, command: FileCopy) -> CopyPlan:
+    def copy_plan(self, state: StageState, command: FileCopy) -> "CopyPlan":
         """Docker's COPY rules: the sources (wildcards matched in the context), the
         destination (relative to WORKDIR), whether it is a directory."""
+        from minidocker.build.filecopy import CopyPlan
+
         from_stage = isinstance(command, Copy) and bool(command.from_)
         sources = [s.lstrip("/") or "." for s in command.sources] if from_stage \
             else self.sources_of(command)[1]
@@ -352,7 +375,7 @@ class Builder:
         if isinstance(command, Copy) and command.from_:
             return self.copy_source(command).id
         root, paths = self.sources_of(command)
-        return cache.files_checksum(root, paths)
+        return self.keys.files_checksum(root, paths)
 
     def sources_of(self, command: FileCopy) -> tuple[Path, list[str]]:
         """Where a COPY/ADD reads, and which paths there: the context (wildcards matched),
@@ -445,6 +468,6 @@ def stage_label(stage: Stage) -> str:
 
 
 def build(dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,
-          progress=None) -> Image:
+          progress=None, fetch_image=None, keys: cache.KeyRules = cache.KeyRules()) -> Image:
     """Build ``dockerfile`` with the files of ``context``; the final image, tagged."""
-    return Builder(dockerfile, context, options, progress).build()
+    return Builder(dockerfile, context, options, progress, fetch_image, keys).build()

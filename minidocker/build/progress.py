@@ -128,6 +128,8 @@ class Live(Quiet):
         self.word = word
         self.live.update(self.table(), refresh=True)
         self.live.stop()
+        if not self.live.console.is_terminal:  # rich ends the table's line only on a terminal
+            self.live.console.line()
         return True
 
 

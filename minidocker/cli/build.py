@@ -7,6 +7,7 @@ Dockerfile alone, with an empty context); ``-f -`` reads the Dockerfile from std
 A failed build exits 1, as ``docker build`` does.
 """
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -33,7 +34,8 @@ def _pairs(values: tuple[str, ...], flag: str, from_environment: bool = False) -
 class BuildCommand(click.Command):
     """``build``: Docker's boolean flags also take a value (``--rm=false``)."""
 
-    BOOLEANS = {"--rm": "--no-rm", "--force-rm": None, "--no-cache": None, "--quiet": None}
+    BOOLEANS = {"--rm": "--no-rm", "--force-rm": None, "--no-cache": None, "--quiet": None,
+                "--pull": None}
 
     def parse_args(self, ctx, args):
         spelled = []
@@ -60,6 +62,8 @@ class BuildCommand(click.Command):
               help="Set metadata on the image.")
 @click.option("--target", default="", help="Build this stage (and those it needs) only.")
 @click.option("--no-cache", is_flag=True, help="Do not use the cache.")
+@click.option("--pull", is_flag=True, help="Always pull the FROM images, even those in the "
+              "store (a missing one is pulled anyway).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID (the output "
               "comes back if the build fails).")
 @click.option("--iidfile", type=click.Path(dir_okay=False), help="Write the image ID here.")
@@ -71,22 +75,24 @@ class BuildCommand(click.Command):
               "containers (--rm=false or --no-rm keeps them).")
 @click.option("--force-rm", is_flag=True, help="Always remove the intermediate containers.")
 @click.argument("context")
-def build(tags, dockerfile, build_args, labels, target, no_cache, quiet, iidfile, network,
-          progress, remove, force_rm, context):
+def build(tags, dockerfile, build_args, labels, target, no_cache, pull, quiet, iidfile,
+          network, progress, remove, force_rm, context):
     """Build an image from a Dockerfile and a context directory."""
     require_root("build")
     from minidocker.build import builder
     from minidocker.build import progress as views
+    from minidocker.cli.registry import ensure_image
     from minidocker.image.store import ImageStore
 
     options = builder.BuildOptions(
         list(tags), _pairs(build_args, "--build-arg", from_environment=True),
-        _pairs(labels, "--label"), target, no_cache, network, remove, force_rm)
+        _pairs(labels, "--label"), target, no_cache, network, remove, force_rm, pull)
     view = views.choose(progress, quiet)
     try:
         with ImageStore().scratch() as scratch:
             parsed, received = _prepare(context, dockerfile, Path(scratch), view)
-            image = builder.build(parsed, received, options, view)
+            image = builder.build(parsed, received, options, view,
+                                  functools.partial(ensure_image, out=view.out))
     except BaseException:
         view.failed()
         raise

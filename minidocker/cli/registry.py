@@ -208,10 +208,10 @@ def pull(platform, quiet, insecure, name):
                (f"@{target.digest}" if target.digest else f":{target.tag}"))
 
 
-def ensure_image(name: str, policy: str = "missing") -> None:
-    """Docker's ``--pull`` for ``run`` and ``create``: ``missing`` (the default) pulls an image
-    not in the store, ``always`` pulls it anyway, ``never`` only looks here; the progress goes
-    to stderr, before the container is made."""
+def ensure_image(name: str, policy: str = "missing", out=None) -> None:
+    """Docker's ``--pull`` for ``run``, ``create`` and ``build``'s FROM: ``missing`` (the
+    default) pulls an image not in the store, ``always`` pulls it anyway, ``never`` only looks
+    here; the progress goes to ``out`` (stderr unless told: before the container is made)."""
     from minidocker.errors import MinidockerError, NotFound
     from minidocker.image.reference import parse_reference
     from minidocker.image.store import ImageStore
@@ -228,9 +228,10 @@ def ensure_image(name: str, policy: str = "missing") -> None:
     from minidocker.registry import progress
     from minidocker.registry.pull import pull as pull_image
 
+    out = out or sys.stderr
     if missing:
-        click.echo(f"Unable to find image '{parse_reference(name)}' locally", err=True)
-    report = progress.for_stream(sys.stderr)
+        click.echo(f"Unable to find image '{parse_reference(name)}' locally", file=out)
+    report = progress.for_stream(out)
     try:
         pull_image(name, report)
     except MinidockerError as failed:

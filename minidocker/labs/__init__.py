@@ -4,8 +4,9 @@ Each lab is a folder ``labs/NN-topic/`` next to this package: ``README.md`` (the
 in steps, hints that go from a nudge to nearly the answer, how to check) and ``starter.py``, the
 student's file, whose stubs raise ``NotImplementedError("Step N: ...")``. Reference solutions
 live apart, in ``labs/solutions/``. The checker of each lab is a module here
-(``lab01_namespaces`` ... ``lab09_security``, one per stage 1-9, and ``lab10_runtime``, the
-capstone that puts them together) built on ``framework`` (the format, the report) and
+(``lab01_namespaces`` ... ``lab09_security``, one per stage 1-9, ``lab10_build`` (stage 10),
+and ``lab15_runtime``, the capstone that puts stages 1-9 together, the last lab) built
+on ``framework`` (the format, the report) and
 ``sandbox`` (where the student's code runs without touching the host).
 
     sudo minidocker lab list                      # every lab, and the last check's verdict
@@ -19,7 +20,7 @@ as a table in a notebook.
 
 Man pages: each lab module names those of its stage (lab01_namespaces.py: unshare(2),
 namespaces(7), ...); the labs' own READMEs link them.
-Used by: labs/01-namespaces ... labs/10-runtime through ``minidocker lab`` (cli/), and the
+Used by: labs/01-namespaces ... labs/15-runtime through ``minidocker lab`` (cli/), and the
 tests (tests/test_labs.py, test_labNN.py), which prove that every checker fails on its starter
 and passes on its solution, and (tests/test_lab_steps.py) fails each step without its work.
 """
@@ -37,9 +38,10 @@ from minidocker.labs import (
     lab07_volumes,
     lab08_networking,
     lab09_security,
-    lab10_runtime,
+    lab10_build,
     lab11_registry,
     lab14_scheduler,
+    lab15_runtime,
     student,
 )
 
@@ -48,9 +50,10 @@ LABS = [lab01_namespaces.LAB, lab02_root_filesystem.LAB, lab03_cgroups.LAB, lab0
         lab07_volumes.LAB,
         lab08_networking.LAB,
         lab09_security.LAB,
-        lab10_runtime.LAB,
+        lab10_build.LAB,
         lab11_registry.LAB,
-        lab14_scheduler.LAB]
+        lab14_scheduler.LAB,
+        lab15_runtime.LAB]
 
 
 def check(number: str, path: str | os.PathLike | None = None) -> int:

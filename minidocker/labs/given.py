@@ -1,6 +1,6 @@
 """Helpers the labs give the student ready-made, so that each lab is only about its lesson.
 
-``from minidocker.labs.given import exec_command, wait_for`` in a lab's starter file; lab 10's
+``from minidocker.labs.given import exec_command, wait_for`` in a lab's starter file; lab 15's
 checker describes the container it wants in a ``ContainerSpec``.
 
 Man pages: execve(2), waitpid(2).
@@ -32,7 +32,7 @@ def wait_for(pid: int) -> int:
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    """Lab 10: the container the checker asks your ``run(spec, argv)`` to make."""
+    """Lab 15: the container the checker asks your ``run(spec, argv)`` to make."""
 
     hostname: str
     image: str  # the image's files: the overlay's lower layer, never written

@@ -10,6 +10,7 @@
     volumes.py       which container mounts what, with the kernel's mountinfo line
     network.py       the network topology from netlink, and a packet's path traced
     security.py      the escape table (each escape tried from inside), the uid map graph
+    build.py         a build as steps -> containers -> images and layers, cache hits in gold
     registry.py      a registry's HTTP conversation (table, sequence diagram), its files as a tree
     graph.py         the nodes-and-edges data that the graph pictures draw
     table.py         the Table every helper returns (plain text and HTML)
@@ -18,7 +19,7 @@
 Each helper keeps its logic in plain functions that tests call; graphviz is imported only when
 a picture is drawn. Each module names the man pages of what it reads (proc(5), cgroups(7),
 rtnetlink(7) ...).
-Used by: every notebook, 00-tour to 11-registries (each module names its own).
+Used by: every notebook, 00-tour to 15-scheduling (each module names its own).
 """
 
 from minidocker.viz.cgroups import draw_cgroup_tree, files_table, memory_widget, sample

@@ -1,4 +1,4 @@
-"""Lab 10 — the capstone: a container runtime of your own, from the pieces of labs 01-09.
+"""Lab 15 — the capstone: a container runtime of your own, from the pieces of labs 01-09.
 
 ``run(spec, argv)`` makes one whole container and runs ``argv`` in it, the way ``minidocker
 run`` (and runc) do: new namespaces, an overlay root entered with pivot_root, a cgroup with a
@@ -17,10 +17,10 @@ what the container sees (its hostname, ``$$``, its ``/`` in mountinfo, its cgrou
 addresses, CapEff, whether mkdir is refused). Write run() first, then add one call to it per
 step: the checker checks the steps in order, each on the whole of run().
 
-    sudo minidocker lab check 10                # this file
-    sudo minidocker lab check 10 PATH           # a copy of it
+    sudo minidocker lab check 15                # this file
+    sudo minidocker lab check 15 PATH           # a copy of it
 
-Steps and hints: labs/10-runtime/README.md. Man pages: namespaces(7) pivot_root(2) cgroups(7)
+Steps and hints: labs/15-runtime/README.md. Man pages: namespaces(7) pivot_root(2) cgroups(7)
 veth(4) capabilities(7) seccomp(2).
 """
 

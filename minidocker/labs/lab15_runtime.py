@@ -1,4 +1,4 @@
-"""Checker of lab 10 — the capstone: one ``run(spec, argv)`` that makes a whole container.
+"""Checker of lab 15 — the capstone: one ``run(spec, argv)`` that makes a whole container.
 
 The student assembles labs 01-09 into one runtime: new namespaces with a hostname and PID 1, an
 overlay root over the busybox image entered with pivot_root, a pids limit in a cgroup, a veth
@@ -15,7 +15,7 @@ per check in the pids hierarchy and removed with everything below it (as lab 03'
 
 Man pages: namespaces(7) pivot_root(2) overlayfs (kernel docs filesystems/overlayfs.rst)
 cgroups(7) veth(4) ip-link(8) capabilities(7) seccomp(2) proc(5).
-Used by: ``minidocker lab check 10``; the lab is labs/10-runtime/.
+Used by: ``minidocker lab check 15``; the lab is labs/15-runtime/.
 """
 
 import os
@@ -44,7 +44,7 @@ from minidocker.labs.sandbox import (
 )
 from minidocker.security import syscalls
 
-HOSTNAME = "lab10"
+HOSTNAME = "lab15"
 EXIT_CODE = 7  # every probe that gets to its end exits with it
 PIDS_LIMIT = 8
 FORKS_TRIED = 16  # the probe's fork loop: more than PIDS_LIMIT allows
@@ -67,11 +67,11 @@ PROBES = {
        f'if ping -c1 -W2 {HOST_IP} >/dev/null 2>&1; then echo "ping ok"; '
        'else echo "ping failed"; fi',
     5: 'grep -E "^Cap(Eff|Prm|Bnd):" /proc/self/status | sed "s/:[[:space:]]*/ /"; '
-       'touch /lab10-file; if chown 1000 /lab10-file 2>/dev/null; then echo "chown ok"; '
+       'touch /lab15-file; if chown 1000 /lab15-file 2>/dev/null; then echo "chown ok"; '
        'else echo "chown refused"; fi',
     6: 'grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status | sed "s/:[[:space:]]*/ /"; '
-       'echo "mkdir $(mkdir /lab10-dir 2>&1 && echo ok)"; '
-       'echo "touch $(touch /lab10-other 2>&1 && echo ok)"',
+       'echo "mkdir $(mkdir /lab15-dir 2>&1 && echo ok)"; '
+       'echo "touch $(touch /lab15-other 2>&1 && echo ok)"',
 }
 
 
@@ -91,8 +91,8 @@ def workspace() -> Iterator[Workspace]:
     image = str(single_layer_dir("busybox"))
     version, hierarchies = find_hierarchies()
     hierarchy = hierarchies["pids"]
-    parent = hierarchy / f"minidocker-lab10-{os.getpid()}"
-    scratch = tempfile.mkdtemp(prefix="minidocker-lab10-")
+    parent = hierarchy / f"minidocker-lab15-{os.getpid()}"
+    scratch = tempfile.mkdtemp(prefix="minidocker-lab15-")
     try:
         if version == "v2":  # the root passes the controller down to our parent
             enable_controller(hierarchy, "pids")
@@ -292,7 +292,7 @@ def check_seccomp(student, space: Workspace) -> str:
 
 
 LAB = Lab(
-    directory="10-runtime",
+    directory="15-runtime",
     steps=(
         Step(1, "namespaces: a hostname, PID 1, its own uts, ipc, mnt, net, pid", check_namespaces),
         Step(2, "an overlay root over the image, pivot_root, a fresh /proc", check_root),

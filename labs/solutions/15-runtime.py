@@ -1,11 +1,11 @@
-"""Lab 10 — the capstone: a reference solution (spoilers: try the lab first).
+"""Lab 15 — the capstone: a reference solution (spoilers: try the lab first).
 
 One ``run(spec, argv)`` made of the pieces of labs 01-09, in the order runc's parent and child
 do them. The parent forks a child that unshares its namespaces and says "ready"; the parent
 puts that child in the cgroup and wires its network namespace, then says "go"; the child forks
 the container's PID 1, which builds its root, drops its privileges and execs the command.
 
-Check it: sudo minidocker lab check 10 labs/solutions/10-runtime.py
+Check it: sudo minidocker lab check 15 labs/solutions/15-runtime.py
 """
 
 import ctypes
