@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/run.py: needs root (containers need namespaces and mounts): "
               "run 'sudo ./kit bench'", file=sys.stderr)
         return 1
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = common.console()
     host = host_info()
     console.print(", ".join(f"{k} {v}" for k, v in host.items()))
 
