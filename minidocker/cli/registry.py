@@ -61,20 +61,25 @@ def registry_serve(addr, root, auth, tls, certs):
         if not keypair[0].exists():
             from minidocker.registry.tls import make_certs
 
-            keypair = make_certs(folder, _cert_hosts([parse_addr(addr)[0]]))
+            keypair = make_certs(folder, cert_hosts([parse_addr(addr)[0]]))
         click.echo(f"TLS: clients trust {folder / 'ca.crt'} when it is copied to "
                    f"/etc/minidocker/certs.d/{addr}/ca.crt", err=True)
     serve(addr, root or _default_root(), auth=policy, tls=keypair)
 
 
-def _cert_hosts(hosts) -> list[str]:
+def cert_hosts(hosts) -> list[str]:
     return list(dict.fromkeys([*hosts, "localhost", "127.0.0.1"]))
 
 
+def cert_hosts_option(who: str):
+    """``--host NAME|IP``: the names a certificate is for (its subjectAltName)."""
+    return click.option("--host", "hosts", multiple=True, metavar="NAME|IP",
+                        help=f"A name the {who} is reached by (repeatable) [default: "
+                             "localhost, 127.0.0.1].")
+
+
 @registry.command("certs", context_settings=CONTEXT)
-@click.option("--host", "hosts", multiple=True, metavar="NAME|IP",
-              help="A name the server is reached by (repeatable) [default: localhost, "
-                   "127.0.0.1].")
+@cert_hosts_option("server")
 @click.argument("directory", type=click.Path(file_okay=False))
 def registry_certs(hosts, directory):
     """Make the kit's CA (once) and a server certificate for HOSTs, with openssl."""
@@ -82,7 +87,7 @@ def registry_certs(hosts, directory):
 
     from minidocker.registry.tls import make_certs
 
-    crt, key = make_certs(Path(directory), _cert_hosts(hosts))
+    crt, key = make_certs(Path(directory), cert_hosts(hosts))
     click.echo(f"CA:          {Path(directory) / 'ca.crt'}")
     click.echo(f"certificate: {crt}")
     click.echo(f"key:         {key}")
