@@ -203,6 +203,8 @@ def all_locked():
 def unrecorded_dirs() -> list[Path]:
     """Container directories without a record: a create killed before it saved one. Only
     meaningful under ``all_locked`` (a create in progress holds it)."""
+    if not containers_dir().is_dir():  # a state root where no container was ever made
+        return []
     return [d for d in containers_dir().iterdir()
             if d.is_dir() and not (d / "config.json").exists()]
 
