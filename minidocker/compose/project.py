@@ -288,18 +288,30 @@ def down(project_name: str, services: list[str] | None, say: Say, volumes_too: b
     found = containers(project_name, oneoff=True)
     rank = {name: index for index, name in enumerate(services or [])}
     found.sort(key=lambda r: rank.get(r.Config.Labels.get(SERVICE), len(rank)), reverse=True)
+    chosen = []
     for record in found:
         service = record.Config.Labels.get(SERVICE)
         if services is None or service in services or remove_orphans:
-            remove_container(record, say, volumes_too=volumes_too)
+            chosen.append(record)
         else:
             say(f"WARNING: Found orphan container {record.Name} of service {service!r}: "
                 "remove it with --remove-orphans")
+    stop_all(chosen)
+    for record in chosen:
+        remove_container(record, say, volumes_too=volumes_too)
     remove_networks(project_name, say)
     if volumes_too:
         remove_volumes(project_name, say)
     for image in images_to_remove:
         remove_image(image, say)
+
+
+def stop_all(containers: list[records.ContainerRecord]) -> None:
+    """Stop them all at once, as Compose does: each stop may wait for its grace period."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda r: lifecycle.stop(r, r.Config.StopTimeout), containers))
 
 
 def remove_networks(project_name: str, say: Say) -> None:
