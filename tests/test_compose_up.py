@@ -185,3 +185,16 @@ def test_service_healthy(down):
         result.stderr.index("health-migrate-1  Started")
     assert inspect("health-migrate-1")["State"]["ExitCode"] == 0
     assert inspect("health-app-1")["State"]["Status"] == "running"
+
+
+def test_external_resources_must_exist(tmp_path):
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  app: {image: busybox, volumes: ['keep:/keep']}\n"
+        "volumes:\n  keep: {external: true, name: precious}\n")
+    result = minidocker("compose", "-p", "ext", "-f", str(tmp_path / "compose.yaml"), "up",
+                        "-d")
+    assert result.returncode == 1
+    assert result.stderr == ("minidocker: volume precious is declared as external, but could "
+                             "not be found: create it with 'minidocker volume create "
+                             "precious'\n")
+    assert labelled("ext") == [] and labelled("ext", "network") == []

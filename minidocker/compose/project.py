@@ -93,6 +93,7 @@ def selected(project: Project, wanted: list[str], with_dependencies: bool = True
 def up(project: Project, options: UpOptions, say: Say) -> list[records.ContainerRecord]:
     """Bring the project to what its file says; the containers it runs."""
     names = selected(project, options.services, not options.no_deps)
+    check_external(project)
     make_networks(project, say)
     make_volumes(project, say)
     orphans(project, options.remove_orphans, say)
@@ -116,36 +117,49 @@ def make_networks(project: Project, say: Say) -> None:
 
     used = {n for s in project.services.values() for n in s.networks}
     for key, spec in project.networks.items():
-        if key not in used:
-            continue
-        try:
-            store.find(spec.name)
-            continue
-        except NotFound:
-            if spec.external:
-                raise MinidockerError(f"network {spec.name} declared as external, but could "
-                                      "not be found: create it with 'minidocker network "
-                                      f"create {spec.name}'") from None
-        networks.create(spec.name, subnet=spec.subnet or None, gateway=spec.gateway or None,
-                        internal=spec.internal, labels={**spec.labels, PROJECT: project.name,
-                                                        convert.NETWORK: key})
-        say(f" Network {spec.name}  Created")
+        if key in used and missing(store.find, spec, "network"):
+            networks.create(spec.name, subnet=spec.subnet or None,
+                            gateway=spec.gateway or None, internal=spec.internal,
+                            labels={**spec.labels, PROJECT: project.name,
+                                    convert.NETWORK: key})
+            say(f" Network {spec.name}  Created")
 
 
 def make_volumes(project: Project, say: Say) -> None:
     from minidocker import volumes
 
     for key, spec in project.volumes.items():
-        try:
-            volumes.get_volume(spec.name)
-            continue
-        except NotFound:
-            if spec.external:
-                raise MinidockerError(f"external volume {spec.name!r} not found: create it "
-                                      f"with 'minidocker volume create {spec.name}'") from None
-        volumes.create_volume(spec.name, labels={**spec.labels, PROJECT: project.name,
-                                                 convert.VOLUME: key})
-        say(f" Volume {spec.name}  Created")
+        if missing(volumes.get_volume, spec, "volume"):
+            volumes.create_volume(spec.name, labels={**spec.labels, PROJECT: project.name,
+                                                     convert.VOLUME: key})
+            say(f" Volume {spec.name}  Created")
+
+
+def check_external(project: Project) -> None:
+    """Every external network and volume exists, before anything is made."""
+    from minidocker import volumes
+    from minidocker.network import store
+
+    for spec in project.networks.values():
+        if spec.external:
+            missing(store.find, spec, "network")
+    for spec in project.volumes.values():
+        if spec.external:
+            missing(volumes.get_volume, spec, "volume")
+
+
+def missing(find, spec, kind: str) -> bool:
+    """Is it still to be made? An ``external`` one must exist already: Compose never makes
+    it (nor removes it)."""
+    try:
+        find(spec.name)
+        return False
+    except NotFound:
+        if spec.external:
+            raise MinidockerError(f"{kind} {spec.name} is declared as external, but could not "
+                                  f"be found: create it with 'minidocker {kind} create "
+                                  f"{spec.name}'") from None
+        return True
 
 
 def orphans(project: Project, remove: bool, say: Say) -> None:
