@@ -145,3 +145,73 @@ def test_start_order():
         ["db", "app", "web", "cache"]
     with pytest.raises(DependencyCycle, match="a -> a"):
         start_order({"a": ["a"]})
+
+
+def test_a_service_becomes_the_engines_config(tmp_path):
+    from minidocker.compose.convert import container_request
+
+    project = load(tmp_path, """
+services:
+  db: {image: busybox}
+  app:
+    image: busybox
+    entrypoint: [/bin/sh, -c]
+    command: echo hi
+    environment: [A=1, UNSET_HERE]
+    user: "1000"
+    working_dir: /srv
+    hostname: apphost
+    labels: {tier: back}
+    expose: ["9000", 53/udp]
+    ports: ["127.0.0.1:8080:80"]
+    volumes: ["./src:/src:ro", "data:/data", "/cache", {type: tmpfs, target: /scratch}]
+    tmpfs: /run
+    volumes_from: [db]
+    links: ["db:database"]
+    networks:
+      back: {aliases: [api], ipv4_address: 10.9.0.9}
+    restart: on-failure:3
+    cap_add: [NET_ADMIN]
+    cap_drop: [MKNOD]
+    read_only: true
+    init: true
+    stop_signal: SIGINT
+    stop_grace_period: 1m30s
+    mem_limit: 64m
+    cpus: 0.5
+    pids_limit: 50
+  side: {image: busybox, network_mode: "service:app"}
+volumes:
+  data:
+networks:
+  back:
+""", project_name="p")
+    config, host = container_request(project, project.services["app"], 2)
+    assert (config.Entrypoint, config.Cmd) == (["/bin/sh", "-c"], ["echo", "hi"])
+    assert config.Env == ["A=1"]  # a bare name not set in the environment is left out
+    assert (config.User, config.WorkingDir, config.Hostname) == ("1000", "/srv", "apphost")
+    assert (config.StopSignal, config.StopTimeout) == ("SIGINT", 90)
+    assert set(config.ExposedPorts) == {"9000/tcp", "53/udp", "80/tcp"}
+    assert config.Labels["tier"] == "back"
+    assert config.Labels["com.docker.compose.container-number"] == "2"
+    assert host.Binds == [f"{tmp_path}/src:/src:ro", "p_data:/data", "/cache"]
+    assert host.Tmpfs == ["/run", "/scratch"]
+    assert host.VolumesFrom == ["p-db-1"] and host.Links == ["p-db-1:database"]
+    assert str(host.NetworkMode) == "p_back" and host.NetworkAliases == ["app", "api"]
+    assert host.IPAMConfig == {"IPv4Address": "10.9.0.9"}
+    assert [(b.host_ip, b.host_port, b.container_port) for b in host.PortBindings] == \
+        [("127.0.0.1", 8080, 80)]
+    assert (host.RestartPolicy.Name, host.RestartPolicy.MaximumRetryCount) == ("on-failure", 3)
+    assert (host.CapAdd, host.CapDrop, host.ReadonlyRootfs, host.Init) == \
+        (["NET_ADMIN"], ["MKNOD"], True, True)
+    assert (host.Resources.memory, host.Resources.pids_limit) == (64 * 2**20, 50)
+    assert host.Resources.cpu_quota == host.Resources.cpu_period // 2
+    _, side = container_request(project, project.services["side"], 1)
+    assert str(side.NetworkMode) == "container:p-app-1"
+
+
+def test_config_hash_follows_the_configuration_not_the_scale(tmp_path):
+    base = "services:\n  web:\n    image: busybox\n"
+    first = load(tmp_path, base).services["web"].config_hash()
+    assert load(tmp_path, base + "    scale: 3\n").services["web"].config_hash() == first
+    assert load(tmp_path, base + "    user: nobody\n").services["web"].config_hash() != first
