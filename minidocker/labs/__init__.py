@@ -38,6 +38,7 @@ from minidocker.labs import (
     lab08_networking,
     lab09_security,
     lab10_runtime,
+    lab13_compose,
     student,
 )
 
@@ -46,7 +47,8 @@ LABS = [lab01_namespaces.LAB, lab02_root_filesystem.LAB, lab03_cgroups.LAB, lab0
         lab07_volumes.LAB,
         lab08_networking.LAB,
         lab09_security.LAB,
-        lab10_runtime.LAB]
+        lab10_runtime.LAB,
+        lab13_compose.LAB]
 
 
 def check(number: str, path: str | os.PathLike | None = None) -> int:
