@@ -21,8 +21,10 @@ Docker: ``docker compose up/down`` reference; compose v2 ``pkg/compose/convergen
 Used by: ``minidocker compose``, notebook 13-compose.
 """
 
+import contextlib
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from minidocker.compose import convert, images, order
@@ -91,25 +93,72 @@ def selected(project: Project, wanted: list[str], with_dependencies: bool = True
 # --- up -----------------------------------------------------------------------------------------
 
 def up(project: Project, options: UpOptions, say: Say) -> list[records.ContainerRecord]:
-    """Bring the project to what its file says; the containers it runs."""
+    """Bring the project to what its file says; the containers it runs. The images come
+    first, then the services level by level: those that depend on nothing here, then those
+    whose dependencies are all up, ... — the services of one level side by side, in threads
+    (each start waits for its container's monitor: the engine's slow part)."""
     names = selected(project, options.services, not options.no_deps)
     check_external(project)
     make_networks(project, say)
     make_volumes(project, say)
     orphans(project, options.remove_orphans, say)
+    for name in names:
+        with failure_of(name):
+            images.ensure(project.services[name], options.build, say)
     running = []
+    for level in levels(project, names):
+        results = side_by_side([lambda name=name: bring_up(project, name, options, say)
+                                for name in level])
+        for name, (started, error) in zip(level, results, strict=True):
+            if error:
+                with failure_of(name):
+                    raise error
+            running += started
+    return running
+
+
+def bring_up(project: Project, name: str, options: UpOptions,
+             say: Say) -> list[records.ContainerRecord]:
+    service = project.services[name]
+    wait_for_dependencies(project, service, say)
+    replicas = options.scale.get(name, service.replicas)
+    return converge(project, service, replicas, options.force_recreate, say)
+
+
+@contextlib.contextmanager
+def failure_of(name: str):
+    """A failure of service ``name`` as the one line ``up`` ends with."""
+    try:
+        yield
+    except MinidockerError as error:
+        raise ServiceFailed(f"service {name!r} failed: {error} (the services started before "
+                            "it keep running; 'compose down' removes them)") from None
+
+
+def levels(project: Project, names: list[str]) -> list[list[str]]:
+    """``names`` (in start order) grouped: each service one level above the highest of the
+    services it needs among them."""
+    level: dict[str, int] = {}
     for name in names:
         service = project.services[name]
+        needs = [*service.depends_on, *(link.partition(":")[0] for link in service.links)]
+        level[name] = 1 + max((level[n] for n in needs if n in level), default=-1)
+    return [[n for n in names if level[n] == i] for i in range(max(level.values(), default=-1)
+                                                                + 1)]
+
+
+def side_by_side(calls: list) -> list[tuple[object, MinidockerError | None]]:
+    """Run ``calls`` in threads; each one's result, or the MinidockerError it raised."""
+    def attempt(call):
         try:
-            wait_for_dependencies(project, service, say)
-            images.ensure(service, options.build, say)
-            replicas = options.scale.get(name, service.replicas)
-            running += converge(project, service, replicas, options.force_recreate, say)
+            return call(), None
         except MinidockerError as error:
-            raise ServiceFailed(f"service {name!r} failed: {error} (the services started "
-                                "before it keep running; 'compose down' removes them)") \
-                from None
-    return running
+            return None, error
+
+    if len(calls) == 1:
+        return [attempt(calls[0])]
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(attempt, calls))
 
 
 def make_networks(project: Project, say: Say) -> None:
@@ -322,8 +371,6 @@ def down(project_name: str, services: list[str] | None, say: Say, volumes_too: b
 
 def stop_all(containers: list[records.ContainerRecord]) -> None:
     """Stop them all at once, as Compose does: each stop may wait for its grace period."""
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda r: lifecycle.stop(r, r.Config.StopTimeout), containers))
 
