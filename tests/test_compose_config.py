@@ -91,3 +91,18 @@ def test_config_services_and_merge(md):
     services = md("compose", "-f", str(CASES / "healthy" / "compose.yaml"), "config",
                   "--services")
     assert services.stdout.split() == ["db", "migrate", "app"]
+
+
+def test_bad_input_is_one_line_with_dockers_exit_codes(md, tmp_path):
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: busybox\n"
+                                           "    restart: sometimes\n")
+    bad_file = md("compose", "-f", str(tmp_path / "compose.yaml"), "config")
+    assert bad_file.returncode == 1
+    assert bad_file.stderr == ("minidocker: compose.yaml: service 'web': key 'restart': invalid "
+                               "restart policy 'sometimes': use no, always, on-failure, "
+                               "on-failure:N or unless-stopped\n")
+    bad_flag = md("compose", "-f", str(CASES / "scaled" / "compose.yaml"), "up", "--scale",
+                  "worker")
+    assert bad_flag.returncode == 125 and "use SERVICE=NUMBER" in bad_flag.stderr
+    no_file = md("compose", "-f", str(tmp_path / "nothere.yaml"), "ps")
+    assert no_file.returncode == 1 and "no such file" in no_file.stderr

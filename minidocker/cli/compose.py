@@ -64,14 +64,13 @@ def say(line: str) -> None:
     click.echo(line, err=True)
 
 
-def scale_option(values) -> dict[str, int]:
-    from minidocker.errors import MinidockerError
-
+def scale_option(_ctx, _param, values) -> dict[str, int]:
+    """``--scale web=3`` (repeatable) as ``{"web": 3}``; a bad value is a bad flag (125)."""
     scale = {}
     for item in values:
         service, sep, count = item.partition("=")
         if not sep or not count.isdigit():
-            raise MinidockerError(f"invalid --scale {item!r}: use SERVICE=NUMBER, e.g. web=3")
+            raise click.BadParameter(f"{item!r}: use SERVICE=NUMBER, e.g. web=3")
         scale[service] = int(count)
     return scale
 
@@ -79,8 +78,8 @@ def scale_option(values) -> dict[str, int]:
 @compose.command("up", context_settings=CONTEXT)
 @click.option("-d", "--detach", is_flag=True, help="Run the containers in the background.")
 @click.option("--build", "build_", is_flag=True, help="Build images before starting.")
-@click.option("--scale", multiple=True, metavar="SERVICE=NUM", help="Scale SERVICE to NUM "
-              "containers (overrides scale/deploy.replicas).")
+@click.option("--scale", multiple=True, metavar="SERVICE=NUM", callback=scale_option,
+              help="Scale SERVICE to NUM containers (overrides scale/deploy.replicas).")
 @click.option("--no-deps", is_flag=True, help="Do not start the services it depends on.")
 @click.option("--force-recreate", is_flag=True, help="Recreate containers even if their "
               "configuration has not changed.")
@@ -96,7 +95,7 @@ def up(ctx, detach, build_, scale, no_deps, force_recreate, remove_orphans, serv
 
     project = load(ctx, services)
     options = UpOptions(list(services), build_, no_deps, force_recreate, remove_orphans,
-                        scale_option(scale))
+                        scale)
     started = bring_up(project, options, say)
     if not detach:
         follow_until_interrupted(started)

@@ -314,7 +314,7 @@ def wait_healthy(record: records.ContainerRecord, dependency: Service, say: Say)
         raise MinidockerError(f"depends_on {dependency.name!r} with condition service_healthy "
                               "needs healthchecks, which this engine does not run yet: use "
                               "condition: service_started for now")
-    if dependency.healthcheck is None and not (record.Config.Healthcheck or {}).get("Test"):
+    if dependency.healthcheck is None and not getattr(record.Config, "Healthcheck", None):
         raise MinidockerError(f"container {record.Name} has no healthcheck configured: give "
                               f"service {dependency.name!r} a healthcheck")
     say(f" Container {record.Name}  Waiting")
