@@ -156,3 +156,28 @@ def test_same_files_same_result(dockerd, case):
     assert [c["name"] for c in ours["containers"]] == [c["name"] for c in theirs["containers"]]
     for our, their in zip(ours["containers"], theirs["containers"], strict=True):
         assert our == their, our["name"]
+
+
+@pytest.mark.xfail(reason="minidocker's daemon does not serve docker-compose 1.29's up yet: it "
+                          "reads NetworkSettings.Networks of a created container (None here) "
+                          "and connects networks before the start", strict=False)
+def test_docker_compose_through_minidockers_daemon(tmp_path):
+    """Issue 15, item 4: docker-compose 1.29 through minidocker's daemon, against minidocker
+    compose, on the same file. It passes once the daemon serves what 1.29's up asks."""
+    from tests.daemon_helpers import running_daemon
+
+    try:
+        with running_daemon(tmp_path, "viad") as daemon:
+            env = {**daemon.env, **ENV}
+            try:
+                up = docker_compose(env, "viad", "scaled", "up", "-d")
+                assert up.returncode == 0, up.stderr.strip().splitlines()[-1]
+                theirs = observed(minidocker, "viad")
+            finally:
+                docker_compose(env, "viad", "scaled", "down", "-v")
+        up = mine("viad", "scaled", "up", "-d")
+        assert up.returncode == 0, up.stderr
+        ours = observed(minidocker, "viad")
+    finally:
+        mine("viad", "scaled", "down", "-v", "--remove-orphans")  # by the labels, whoever made it
+    assert ours == theirs
