@@ -140,8 +140,9 @@ def _requested_ports(request: NetworkRequest) -> list[ports.PortBinding]:
 
 
 def _join(record: dict, network: Network, bindings: list[ports.PortBinding],
-          wanted_ip: str = "", mac: str = "") -> dict:
-    """Plug the container into one bridge network (record first, then make)."""
+          wanted_ip: str = "", mac: str = "", aliases: list[str] | None = None) -> dict:
+    """Plug the container into one bridge network (record first, then make). Its aliases
+    are per network, as Docker's: those of the first network, or those given to connect."""
     bring_up(network)
     address = ipam.allocate(network, record["container"], wanted_ip)
     store.save(network)
@@ -149,7 +150,8 @@ def _join(record: dict, network: Network, bindings: list[ports.PortBinding],
                 "ifname": free_ifname(record), "veth": veth.new_veth_name(),
                 "ip_address": address, "prefixlen": ipam.prefixlen(network),
                 "gateway": network.gateway, "mac_address": mac or ipam.mac_for(address),
-                "aliases": list(record["aliases"]), "ports": [], "rules": []}
+                "aliases": list(record["aliases"] if aliases is None else aliases),
+                "ports": [], "rules": []}
     record["endpoints"].append(endpoint)
     store.write_endpoints(record)
     first_route = not network.internal and not any(
@@ -323,8 +325,7 @@ def connect_endpoint(container_id: str, network: Network, aliases: list[str]) ->
     if any(e["network_id"] == network.id for e in record["endpoints"]):
         raise MinidockerError(f"endpoint with name {record['name']} already exists in network "
                               f"{network.name}")
-    record["aliases"] = sorted(set(record["aliases"]) | set(aliases))
-    endpoint = _join(record, network, [])
+    endpoint = _join(record, network, [], aliases=aliases)
     hosts.refresh_peers(network)
     return _endpoint(endpoint)
 
