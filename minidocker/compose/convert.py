@@ -95,9 +95,9 @@ def seconds(text: str) -> float:
 
 
 def add_healthcheck(config: Config, service: Service) -> None:
-    """``healthcheck`` as Docker's ``Config.Healthcheck`` (durations in nanoseconds), when the
-    engine knows healthchecks (the monitor runs them)."""
-    if service.healthcheck is None or not hasattr(config, "Healthcheck"):
+    """``healthcheck`` as Docker's ``Config.Healthcheck`` (durations in nanoseconds); the
+    container's monitor runs it (container/health.py)."""
+    if service.healthcheck is None:
         return
     check = service.healthcheck
     nanos = {name: int(seconds(value) * 1e9) for name, value in (

@@ -307,14 +307,9 @@ def wait_for_dependencies(project: Project, service: Service, say: Say) -> None:
 
 
 def wait_healthy(record: records.ContainerRecord, dependency: Service, say: Say) -> None:
-    """Poll ``State.Health.Status`` (what ``inspect`` shows) until it is ``healthy``."""
-    from minidocker.container.config import Config
-
-    if not hasattr(Config(), "Healthcheck"):
-        raise MinidockerError(f"depends_on {dependency.name!r} with condition service_healthy "
-                              "needs healthchecks, which this engine does not run yet: use "
-                              "condition: service_started for now")
-    if dependency.healthcheck is None and not getattr(record.Config, "Healthcheck", None):
+    """Poll ``State.Health.Status`` (what ``inspect`` shows; the container's monitor runs the
+    probes, container/health.py) until it is ``healthy``."""
+    if dependency.healthcheck is None and not record.Config.Healthcheck:
         raise MinidockerError(f"container {record.Name} has no healthcheck configured: give "
                               f"service {dependency.name!r} a healthcheck")
     say(f" Container {record.Name}  Waiting")
