@@ -34,7 +34,7 @@ def network_list(request: Request) -> Response:
             continue
         if wanted.get("id") and not any(network.id.startswith(i) for i in wanted["id"]):
             continue
-        found.append(_networks().inspect(network.id))
+        found.append(docker_network(_networks().inspect(network.id)))
     return JSONResponse(found)
 
 
@@ -59,8 +59,14 @@ async def network_create(request: Request) -> Response:
     return JSONResponse({"Id": network.id, "Warning": ""}, status_code=201)
 
 
+def docker_network(data: dict) -> dict:
+    """The engine's inspect with dockerd's keys for config-only networks, which minidocker
+    does not have."""
+    return {"ConfigFrom": {"Network": ""}, "ConfigOnly": False, **data}
+
+
 def network_inspect(request: Request) -> Response:
-    return JSONResponse(_networks().inspect(request.path_params["id"]))
+    return JSONResponse(docker_network(_networks().inspect(request.path_params["id"])))
 
 
 def network_delete(request: Request) -> Response:

@@ -16,6 +16,8 @@ Spec: Docker Engine API v1.50, section "System" (SystemPing, SystemVersion, Syst
 import os
 import platform
 import socket
+from datetime import UTC, datetime
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -39,16 +41,24 @@ def system_ping(request: Request) -> Response:
     return PlainTextResponse(body, headers={**headers(), "Cache-Control": "no-cache"})
 
 
+def build_time() -> str:
+    """dockerd's BuildTime is when its binary was built; minidocker's, when its code was
+    installed (the package's mtime)."""
+    mtime = Path(minidocker.__file__).stat().st_mtime
+    return datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
+
+
 def system_version(request: Request) -> Response:
     kernel, arch = platform.release(), architecture()
     engine = {"Version": minidocker.__version__, "ApiVersion": API_VERSION,
               "MinAPIVersion": MIN_API_VERSION, "GitCommit": "", "GoVersion":
               f"python{platform.python_version()}", "Os": "linux", "Arch": arch,
-              "KernelVersion": kernel, "BuildTime": ""}
+              "KernelVersion": kernel, "BuildTime": build_time()}
     return JSONResponse({
         "Platform": {"Name": "minidocker"},
         "Components": [{"Name": "Engine", "Version": minidocker.__version__,
-                        "Details": {k: v for k, v in engine.items() if k != "Version"}}],
+                        "Details": {**{k: v for k, v in engine.items() if k != "Version"},
+                                    "Experimental": "false"}}],
         **engine})
 
 
