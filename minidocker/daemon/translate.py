@@ -89,8 +89,16 @@ def container_request(body: dict) -> tuple[Config, HostConfig, list[str]]:
         raise ApiError(str(exc)) from None
     except (ValueError, TypeError, AttributeError) as exc:  # a value of the wrong shape inside
         raise ApiError(f"invalid container configuration: {exc}") from None
-    host.Binds += list(config_body.get("Volumes") or {})  # -v /data: an anonymous volume
+    taken = targets(host)  # docker-compose names a volume in both Binds and Config.Volumes
+    host.Binds += [path for path in config_body.get("Volumes") or {}  # -v /data: anonymous
+                   if path.rstrip("/") not in taken]
     return config, host, warnings
+
+
+def targets(host: HostConfig) -> set[str]:
+    """The container paths that Binds (``src:dst[:opts]`` or ``dst``) and Mounts fill."""
+    binds = {(bind.split(":")[1] if ":" in bind else bind).rstrip("/") for bind in host.Binds}
+    return binds | {mount_object(text)["Target"].rstrip("/") for text in host.Mounts}
 
 
 def check_fields(section: str, data: dict, used: dict, ignored: set, silent: set) -> list[str]:
@@ -313,7 +321,7 @@ def docker_container(record, data: dict) -> dict:
                           **data["HostConfig"]}
     data["Config"] = {**CONFIG_ZERO, **data["Config"]}
     settings = data.setdefault("NetworkSettings", {})
-    networks = settings.get("Networks") or {}
+    networks = settings.get("Networks") or planned_network(record)
     first = next(iter(networks.values()), {})
     pid = record.State.get("Pid")
     data["NetworkSettings"] = {
@@ -322,3 +330,14 @@ def docker_container(record, data: dict) -> dict:
         "SandboxKey": f"/proc/{pid}/ns/net" if pid else "", **settings,
         "Networks": {name: {**ENDPOINT_ZERO, **endpoint} for name, endpoint in networks.items()}}
     return {**CONTAINER_ZERO, **data}
+
+
+def planned_network(record) -> dict:
+    """The network a container that never started will join, as dockerd shows it: its name
+    and the aliases asked for, no address yet."""
+    mode = record.HostConfig.NetworkMode
+    if record.State.get("StartedAt") or not mode.is_bridge:
+        return {}
+    return {mode.network: {"Aliases": list(record.HostConfig.NetworkAliases), "NetworkID": "",
+                           "IPAMConfig": None, "IPAddress": "", "IPPrefixLen": 0,
+                           "Gateway": "", "MacAddress": ""}}
