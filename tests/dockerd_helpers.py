@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.daemon_helpers import DOCKER
+from tests.daemon_helpers import DOCKER, terminate
 
 DOCKERD = "/usr/sbin/dockerd"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -72,12 +72,7 @@ class Dockerd:
             ids = self.docker("ps", "-aq").stdout.split()
             if ids:
                 self.docker("rm", "-f", "-v", *ids)
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        terminate(self.proc, 20)
         deadline = time.monotonic() + 5
         while self.leftover_processes() and time.monotonic() < deadline:
             time.sleep(0.1)
