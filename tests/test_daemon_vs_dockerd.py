@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 
+import httpx
 import pytest
 
 from tests.daemon_helpers import DOCKER, running_daemon
@@ -109,7 +110,8 @@ def differences(theirs, ours, path: str = "", data_keys: tuple[str, ...] = ()) -
 
 
 DATA_KEYS = ("Labels", "Networks", "Ports", "PortBindings", "ExposedPorts", "Volumes",
-             "Options", "Containers", "DriverOpts", "Status", "Data")
+             "Options", "Containers", "DriverOpts", "Status", "Data", "Runtimes",
+             "IndexConfigs")
 
 
 def compare(name: str, theirs, ours) -> dict:
@@ -161,6 +163,30 @@ def test_the_same_values_where_both_engines_agree(daemons):
             "{{.State.Status}} {{.Path}} {{.Args}}")
     shown = {ok(d.docker("inspect", "-f", keys, NAME)) for d in daemons}
     assert len(shown) == 1, shown
+
+
+def test_the_api_lists_key_by_key(daemons):
+    """What docker-py and docker-compose read without the CLI: the list endpoints' JSON."""
+    name, network = json.dumps({"name": [NAME]}), json.dumps({"name": [NETWORK]})
+    found = {}
+    for kind, path in (("GET /containers/json", f"/containers/json?filters={name}"),
+                       ("GET /images/json", "/images/json"),
+                       ("GET /networks", f"/networks?filters={network}"),
+                       ("GET /volumes", "/volumes"), ("GET /info", "/info")):
+        answers = [api(daemon, path) for daemon in daemons]
+        if kind == "GET /volumes":
+            answers = [{**a, "Volumes": [v for v in a["Volumes"] if v["Name"] == VOLUME]}
+                       for a in answers]
+        found.update(compare(kind, *(a[0] if isinstance(a, list) else a for a in answers)))
+    assert found == known("GET ")
+
+
+def api(daemon, path: str):
+    transport = httpx.HTTPTransport(uds=str(daemon.socket))
+    with httpx.Client(transport=transport, base_url="http://docker", timeout=30) as client:
+        answer = client.get(path)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
 
 
 def known(*prefixes: str) -> dict:

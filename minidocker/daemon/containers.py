@@ -47,7 +47,12 @@ from minidocker.container import filters as container_filters
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.hijack import MULTIPLEXED, RAW, RawStream, frame
 from minidocker.daemon.params import filters, flag, integer, json_body
-from minidocker.daemon.translate import container_request, docker_container, docker_host_config
+from minidocker.daemon.translate import (
+    container_request,
+    docker_container,
+    docker_endpoints,
+    docker_host_config,
+)
 from minidocker.errors import Conflict, MinidockerError, NotFound
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, which dockerd shows for "never"
@@ -113,7 +118,7 @@ def summary(record) -> dict:
         "Labels": record.Config.Labels, "State": record.status,
         "Status": humanize.status(record),
         "HostConfig": {"NetworkMode": str(record.HostConfig.NetworkMode)},
-        "NetworkSettings": {"Networks": networks}, "Mounts": record.Mounts,
+        "NetworkSettings": {"Networks": docker_endpoints(networks)}, "Mounts": record.Mounts,
     }
 
 

@@ -328,8 +328,13 @@ def docker_container(record, data: dict) -> dict:
         **SETTINGS_ZERO, "IPPrefixLen": first.get("IPPrefixLen", 0),
         "MacAddress": first.get("MacAddress", ""),
         "SandboxKey": f"/proc/{pid}/ns/net" if pid else "", **settings,
-        "Networks": {name: {**ENDPOINT_ZERO, **endpoint} for name, endpoint in networks.items()}}
+        "Networks": docker_endpoints(networks)}
     return {**CONTAINER_ZERO, **data}
+
+
+def docker_endpoints(networks: dict) -> dict:
+    """``NetworkSettings.Networks`` with every key of dockerd's EndpointSettings."""
+    return {name: {**ENDPOINT_ZERO, **endpoint} for name, endpoint in networks.items()}
 
 
 def planned_network(record) -> dict:
