@@ -189,7 +189,27 @@ def api(daemon, path: str):
     return answer.json()
 
 
+MISTAKES = [  # what a user gets wrong: the same exit code from both, and a message
+    ("inspect", "nosuch"), ("rm", "nosuch"), ("logs", "nosuch"), ("start", "nosuch"),
+    ("image", "inspect", "nosuch"), ("rmi", "nosuch"), ("network", "inspect", "nosuch"),
+    ("network", "rm", "nosuch"), ("volume", "inspect", "nosuch"), ("volume", "rm", "nosuch"),
+    ("network", "create", NETWORK), ("volume", "rm", VOLUME), ("rm", NAME), ("rmi", "busybox"),
+    ("run", "--name", NAME, "busybox", "true"), ("exec", EXITED, "true"), ("kill", EXITED),
+    ("network", "rm", NETWORK), ("run", "--rm", "busybox", "nosuchcmd"),
+    ("run", "--rm", "busybox", "/etc/passwd"), ("run", "--rm", "busybox", "sh", "-c", "exit 7"),
+]
+
+
+def test_the_same_exit_codes_for_the_same_mistakes(daemons):
+    for args in MISTAKES:
+        theirs, ours = (daemon.docker(*args) for daemon in daemons)
+        assert (ours.returncode, bool(ours.stderr)) == (theirs.returncode, bool(theirs.stderr)), \
+            f"{args}: dockerd {theirs.returncode} {theirs.stderr!r}, " \
+            f"minidocker {ours.returncode} {ours.stderr!r}"
+
+
 def known(*prefixes: str) -> dict:
     return {path: problem for path, (problem, _why) in KNOWN.items()
             if path.startswith(prefixes)}
+
 
