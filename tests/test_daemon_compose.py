@@ -104,6 +104,18 @@ def test_scale_app_to_two(compose):
     assert eventually(lambda: run("logs", "app").stdout.count("app got row-1") == 2)
 
 
+def test_recreate_keeps_the_named_volume(compose):
+    """A recreated container gets the old one's volumes (compose reads the image's
+    ContainerConfig and the old container's Mounts for that)."""
+    run, _ = compose
+    before = minidocker("inspect", "-f", "{{.Id}}", f"{PROJECT}_db_1").stdout
+    said = ok(run("up", "-d", "--force-recreate", "--no-deps", "db"))
+    assert f"Recreating {PROJECT}_db_1 ... done" in said
+    assert minidocker("inspect", "-f", "{{.Id}}", f"{PROJECT}_db_1").stdout != before
+    assert eventually(lambda: run("exec", "-T", "db", "cat", "/data/www/rows").stdout
+                      == "row-1\nrow-1\n")
+
+
 def test_down_v_leaves_nothing_of_the_project(compose):
     run, _ = compose
     said = ok(run("down", "-v", "--rmi", "local"))

@@ -15,6 +15,7 @@ import subprocess
 import httpx
 import pytest
 
+from tests.conftest import MINIDOCKER
 from tests.daemon_helpers import DOCKER, running_daemon
 from tests.dockerd_helpers import DOCKERD, running_dockerd
 
@@ -45,12 +46,12 @@ KNOWN: dict[str, tuple[str, str]] = {}
 
 @pytest.fixture(scope="module")
 def daemons(tmp_path_factory):
-    """(dockerd, minidocker's daemon), each with the same busybox image, user network, named
-    volume and running container."""
+    """(dockerd, minidocker's daemon), each with the same busybox image (``minidocker save``
+    into ``docker load``), user network, named volume, running and exited container."""
     with running_dockerd(tmp_path_factory.mktemp("dockerd")) as dockerd, \
             running_daemon(tmp_path_factory.mktemp("md"), PREFIX) as md:
-        saved = subprocess.run([DOCKER, "save", "busybox"], env=md.env, capture_output=True,
-                               check=True).stdout
+        saved = subprocess.run([*MINIDOCKER, "save", "busybox"], capture_output=True,
+                               check=True).stdout  # the engine's own CLI writes the tar
         ok(dockerd.docker("load", input=saved))
         for daemon in (dockerd, md):
             ok(daemon.docker("network", "create", "--label", "course=12", NETWORK))
