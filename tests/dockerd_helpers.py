@@ -134,4 +134,6 @@ def running_dockerd(directory: Path):
         left = daemon.stop()
         subprocess.run(["umount", "-R", str(directory)], check=False)
     left += [f"host path {p}" for p in HOST_PATHS if p.exists() and p not in before]
+    with open("/proc/self/mountinfo") as mounts:  # its own mounts died with its namespace
+        left += [f"mount {line.split()[4]}" for line in mounts if str(directory) in line]
     assert not left, f"dockerd left: {left}"
