@@ -51,7 +51,7 @@ class Dockerd:
     def start(self) -> "Dockerd":
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while self.docker("version", "--format", "{{.Server.Version}}").returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
@@ -104,7 +104,8 @@ class Dockerd:
         return found
 
     def leftover_cgroups(self) -> list[Path]:
-        return [d for d in CGROUP_ROOT.glob(f"*/{self.cgroup_parent}") if d.is_dir()]
+        places = [CGROUP_ROOT / self.cgroup_parent, *CGROUP_ROOT.glob(f"*/{self.cgroup_parent}")]
+        return [d for d in places if d.is_dir()]  # v2: at the top; v1: in each hierarchy
 
     def remove_cgroups(self) -> None:
         for top in self.leftover_cgroups():
