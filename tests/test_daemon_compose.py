@@ -30,15 +30,28 @@ DIRECTORY = Path(__file__).parent / "compose-daemon"
 WEB_PORT = "18493"
 
 
+class Compose:
+    """docker-compose for the project, talking to one daemon."""
+
+    def __init__(self, env: dict):
+        self.env = env
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([COMPOSE, "-p", PROJECT, *args], cwd=DIRECTORY, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def on_a_terminal(self, *args: str) -> subprocess.CompletedProcess:
+        """The command with a terminal on its stdin, as a user types it (script(1) gives it a
+        pty): ``exec`` then asks the daemon for a TTY."""
+        typed = " ".join([COMPOSE, "-p", PROJECT, *args])
+        return subprocess.run(["script", "-qec", typed, "/dev/null"], cwd=DIRECTORY,
+                              env=self.env, capture_output=True, text=True, timeout=60)
+
+
 @pytest.fixture(scope="module")
 def compose(tmp_path_factory):
     with running_daemon(tmp_path_factory.mktemp("daemon"), f"{PROJECT}_") as daemon:
-        env = {**daemon.env, "WEB_PORT": WEB_PORT, "DOCKER_BUILDKIT": "0"}
-
-        def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-            return subprocess.run([COMPOSE, "-p", PROJECT, *args], cwd=DIRECTORY, env=env,
-                                  capture_output=True, text=True, timeout=timeout)
-
+        run = Compose({**daemon.env, "WEB_PORT": WEB_PORT, "DOCKER_BUILDKIT": "0"})
         up = run("up", "-d")
         try:
             yield run, up
@@ -80,6 +93,8 @@ def test_up_ps_logs_exec_and_the_published_port(compose):
     # exec, and the service names resolve on the project's network
     assert ok(run("exec", "-T", "web", "wget", "-qO-", "http://app:8000/")) == "row-1\n"
     assert ok(run("exec", "-T", "db", "cat", "/data/www/rows")) == "row-1\n"
+    on_a_terminal = ok(run.on_a_terminal("exec", "web", "tty"))  # compose's default: a TTY
+    assert on_a_terminal.replace("\x00", "").strip() == "/dev/pts/0"
     page = eventually(lambda: _get(f"http://127.0.0.1:{WEB_PORT}/"))
     assert page == "hello-from-web\n"
     assert f"{PROJECT}_back" in minidocker("network", "ls", "--format", "{{.Name}}").stdout
