@@ -127,6 +127,7 @@ class Monitor:
                     raise
                 if report:
                     report({"error": str(exc), "exit_code": exc.exit_code})
+                self.tell_clients_it_failed(exc)
                 code = exc.exit_code
                 break
             if report:
@@ -231,6 +232,15 @@ class Monitor:
                 client.sendall(exit_frame(code))
             self.drop(client)
         return code
+
+    def tell_clients_it_failed(self, exc: MinidockerError) -> None:
+        """A start that failed (``exec: "x": executable file not found``): the attached
+        clients, who came before the start (``docker run``), hear why on stderr and the exit
+        code (127, 126...) — launch() may have returned at "listening" and cannot tell them."""
+        for client in list(self.clients):
+            with contextlib.suppress(OSError):
+                client.sendall(frame("stderr", f"{exc}\n".encode()) + exit_frame(exc.exit_code))
+            self.drop(client)
 
     def copy_output(self, fd: int, outputs: dict[int, str]) -> None:
         stream = outputs[fd]

@@ -16,6 +16,8 @@ Spec: Docker Engine API v1.50, section "System" (SystemPing, SystemVersion, Syst
 import os
 import platform
 import socket
+from datetime import UTC, datetime
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -39,16 +41,24 @@ def system_ping(request: Request) -> Response:
     return PlainTextResponse(body, headers={**headers(), "Cache-Control": "no-cache"})
 
 
+def build_time() -> str:
+    """dockerd's BuildTime is when its binary was built; minidocker's, when its code was
+    installed (the package's mtime)."""
+    mtime = Path(minidocker.__file__).stat().st_mtime
+    return datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
+
+
 def system_version(request: Request) -> Response:
     kernel, arch = platform.release(), architecture()
     engine = {"Version": minidocker.__version__, "ApiVersion": API_VERSION,
               "MinAPIVersion": MIN_API_VERSION, "GitCommit": "", "GoVersion":
               f"python{platform.python_version()}", "Os": "linux", "Arch": arch,
-              "KernelVersion": kernel, "BuildTime": ""}
+              "KernelVersion": kernel, "BuildTime": build_time()}
     return JSONResponse({
         "Platform": {"Name": "minidocker"},
         "Components": [{"Name": "Engine", "Version": minidocker.__version__,
-                        "Details": {k: v for k, v in engine.items() if k != "Version"}}],
+                        "Details": {**{k: v for k, v in engine.items() if k != "Version"},
+                                    "Experimental": "false"}}],
         **engine})
 
 
@@ -61,7 +71,7 @@ def system_info(request: Request) -> Response:
              for status in ("running", "paused", "exited", "created")}
     layout = cgroups.layout()
     return JSONResponse({
-        "ID": "", "Name": socket.gethostname(), "ServerVersion": minidocker.__version__,
+        **host_facts(), "ID": "", "Name": socket.gethostname(), "ServerVersion": minidocker.__version__,
         "Containers": len(records), "ContainersRunning": count["running"],
         "ContainersPaused": count["paused"],
         "ContainersStopped": count["exited"] + count["created"],
@@ -74,24 +84,71 @@ def system_info(request: Request) -> Response:
         "LoggingDriver": "json-file", "DefaultRuntime": "minidocker",
         "Runtimes": {"minidocker": {"path": "minidocker"}},
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
-                    "Log": ["json-file"]},
+                    "Authorization": None, "Log": ["json-file"]},
         "SecurityOptions": ["name=seccomp,profile=builtin"],
-        "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": ""},
+        "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "",
+                  "ControlAvailable": False, "Error": "", "RemoteManagers": None},
         "Warnings": [], "ExperimentalBuild": False, "Debug": False,
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": []},
+        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": [],
+                           "AllowNondistributableArtifactsCIDRs": [],
+                           "AllowNondistributableArtifactsHostnames": []},
     })
 
 
+def host_facts() -> dict:
+    """The rest of dockerd's ``/info``: what the kernel offers (the cgroup controllers the
+    limits need, forwarding and bridge netfilter), the process's own counts, the proxy
+    settings, and the zero values of what minidocker does not have (swarm, plugins)."""
+    import threading
+    from datetime import UTC
+
+    def controller(name: str) -> bool:
+        unified = Path("/sys/fs/cgroup/cgroup.controllers")
+        if unified.exists():
+            return name in unified.read_text().split()
+        return Path("/sys/fs/cgroup", name).is_dir()
+
+    def sysctl(path: str) -> bool:
+        try:
+            return Path("/proc/sys", path).read_text().strip() == "1"
+        except OSError:
+            return False
+
+    memory, cpu = controller("memory"), controller("cpu")
+    commit = {"ID": "", "Expected": ""}
+    return {
+        "MemoryLimit": memory, "SwapLimit": memory, "KernelMemory": False,
+        "KernelMemoryTCP": False, "CpuCfsPeriod": cpu, "CpuCfsQuota": cpu, "CPUShares": cpu,
+        "CPUSet": controller("cpuset"), "PidsLimit": controller("pids"),
+        "OomKillDisable": False, "IPv4Forwarding": sysctl("net/ipv4/ip_forward"),
+        "BridgeNfIptables": sysctl("net/bridge/bridge-nf-call-iptables"),
+        "BridgeNfIp6tables": sysctl("net/bridge/bridge-nf-call-ip6tables"),
+        "NFd": len(os.listdir("/proc/self/fd")), "NGoroutines": threading.active_count(),
+        "SystemTime": datetime.now(UTC).isoformat(), "NEventsListener": 0,
+        "OSVersion": os_release("VERSION_ID"), "GenericResources": None, "Labels": [],
+        "HttpProxy": os.environ.get("HTTP_PROXY", ""),
+        "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
+        "NoProxy": os.environ.get("NO_PROXY", ""), "LiveRestoreEnabled": True,
+        "Isolation": "", "InitBinary": "tini", "ContainerdCommit": commit,
+        "RuncCommit": commit, "InitCommit": commit,
+    }
+
+
 def os_name() -> str:
+    return os_release("PRETTY_NAME") or "Linux"
+
+
+def os_release(key: str) -> str:
+    """One field of os-release(5)."""
     try:
         with open("/etc/os-release") as f:
             for line in f:
-                if line.startswith("PRETTY_NAME="):
+                if line.startswith(f"{key}="):
                     return line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
-    return "Linux"
+    return ""
 
 
 def mem_total() -> int:
