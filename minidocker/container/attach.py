@@ -11,14 +11,17 @@ the container keeps running.
 ``attach`` is not ``exec``: attach joins the container's *existing* PID 1 conversation (you see
 what it prints, you type to it; Ctrl-C goes to it), exec starts a *new* process beside it.
 
-Man pages: unix(7), socket(2), select(2).
+Man pages: unix(7), socket(2), select(2), tty_ioctl(4) (TIOCSWINSZ).
 """
 
 import contextlib
+import fcntl
 import os
 import select
+import signal
 import socket
 import struct
+import termios
 from pathlib import Path
 
 from minidocker.container.tty import raw_terminal, write_all
@@ -26,6 +29,7 @@ from minidocker.errors import MinidockerError
 
 STREAMS = {"stdout": 1, "stderr": 2}
 EXIT = 3  # the last frame: the container's exit code, four bytes
+RESIZE = b"r"  # a connection that only brings a terminal's new size (struct winsize)
 DETACH_KEYS = b"\x10\x11"  # Ctrl-P Ctrl-Q, Docker's default --detach-keys
 CTRL_KEYS = "@abcdefghijklmnopqrstuvwxyz[\\]^_"  # ctrl-@ is byte 0, ctrl-a 1, ... ctrl-_ 31
 
@@ -90,6 +94,28 @@ def connect(socket_path: Path, with_stdin: bool) -> socket.socket:
                               f"({exc.strerror}); is the container running?") from exc
     client.sendall(b"i" if with_stdin else b"o")
     return client
+
+
+def resize(socket_path: Path, window: bytes) -> None:
+    """Tell the monitor a terminal's size (a struct winsize, as TIOCGWINSZ gives it) on a
+    short connection of its own; the monitor sets it on the pty (TIOCSWINSZ) and the kernel
+    sends SIGWINCH to the container. Docker's CLI calls ``/containers/{id}/resize``."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as control:
+        with short_address(socket_path) as address:
+            control.connect(address)
+        control.sendall(RESIZE + window)
+
+
+def follow_window_size(socket_path: Path, fd: int = 0) -> None:
+    """Keep the container's pty the size of our terminal ``fd``: now, and at each SIGWINCH
+    (the kernel's word that our window changed)."""
+    def send_size(*_):
+        with contextlib.suppress(OSError):
+            resize(socket_path, fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+
+    if os.isatty(fd):
+        send_size()
+        signal.signal(signal.SIGWINCH, send_size)
 
 
 def relay(client: socket.socket, with_stdin: bool, tty: bool,

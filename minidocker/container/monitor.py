@@ -31,11 +31,12 @@ import select
 import signal
 import socket
 import sys
+import termios
 import time
 from pathlib import Path
 
 from minidocker.container import records
-from minidocker.container.attach import exit_frame, frame, short_address
+from minidocker.container.attach import RESIZE, exit_frame, frame, short_address
 from minidocker.container.logs import open_log
 from minidocker.container.start import Container, start
 from minidocker.container.tty import copy_window_size, write_all
@@ -102,6 +103,8 @@ class Monitor:
         self.readers: set[socket.socket] = set()  # clients that may still send something
         self.container: Container | None = None
         self.stdin_w: int | None = None
+        self.master: int | None = None  # the pty's master end, with -t
+        self.window: bytes | None = None  # the size an attached terminal asked for
         self.log = open_log(Path(record.LogPath), record.HostConfig.LogConfig)
         self.listener = self._listen(record.directory / "attach.sock")
         self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -170,7 +173,9 @@ class Monitor:
             if theirs:
                 theirs.close()
         if tty:
-            master = receive_console(ours)
+            master = self.master = receive_console(ours)
+            if self.window:
+                fcntl.ioctl(master, termios.TIOCSWINSZ, self.window)
             if self.local:
                 copy_window_size(0, master)
                 signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(0, master))
@@ -225,6 +230,8 @@ class Monitor:
         if not data:
             del outputs[fd]
             os.close(fd)
+            if fd == self.master:
+                self.master = None
             return
         self.log.write(stream, data)
         if self.local:
@@ -250,13 +257,28 @@ class Monitor:
         client, _ = self.listener.accept()
         client.settimeout(1.0)
         try:
-            wants_stdin = client.recv(1) == b"i"
+            kind = client.recv(1)
+            if kind == RESIZE:
+                self.resize(client.recv(8))
         except OSError:
+            kind = RESIZE
+        if kind == RESIZE:
             client.close()
             return
+        wants_stdin = kind == b"i"
         client.settimeout(None)
         self.clients[client] = wants_stdin
         self.readers.add(client)
+
+    def resize(self, window: bytes) -> None:
+        """An attached terminal changed size (attach.py's resize): the pty takes its size
+        (TIOCSWINSZ), and the kernel sends SIGWINCH to the container's foreground group."""
+        if len(window) != 8:
+            return
+        self.window = window
+        if self.master is not None:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ, window)
 
     def _recv(self, client: socket.socket) -> bytes:
         """What a client sent: input for the container, or its goodbye (then b"")."""

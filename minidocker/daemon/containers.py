@@ -360,9 +360,15 @@ def container_rename(request: Request) -> Response:
 
 
 def container_resize(request: Request) -> Response:
-    """``POST /containers/{id}/resize?h=&w=``: accepted; the monitor has no way yet to pass a
-    window size on to the container's pty (it copies the size only from its own terminal)."""
-    _find(request)
+    """``POST /containers/{id}/resize?h=&w=``: the monitor sets the pty's window size."""
+    from minidocker.container.attach import resize
+
+    try:
+        rows, cols = int(request.query_params.get("h", 0)), int(request.query_params.get("w", 0))
+        window = struct.pack("HHHH", rows, cols, 0, 0)
+    except (ValueError, struct.error):
+        raise ApiError("give the size as ?h=ROWS&w=COLUMNS (whole numbers)") from None
+    resize(_find(request).directory / "attach.sock", window)
     return Response(status_code=200)
 
 
