@@ -67,7 +67,9 @@ def process_spec(plan, user: User) -> dict:
     """``process``: argv, env, cwd and the terminal (stage 6), rlimits and the OOM score
     (tunables), the user and stage 9's capabilities and no_new_privs."""
     env = {**plan.env, "HOME": plan.env.get("HOME", user.home)}
-    caps = sorted(plan.protection.capabilities, key=lambda n: capabilities.BY_NAME[n].number)
+    ours = set(capabilities.names(capabilities.read_status().bounding))  # runc can give no
+    caps = sorted(plan.protection.capabilities & ours,                   # more than it has
+                  key=lambda n: capabilities.BY_NAME[n].number)
     return {
         "terminal": plan.config.Tty,
         "user": {"uid": user.uid, "gid": user.gid,

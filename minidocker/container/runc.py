@@ -34,7 +34,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from minidocker import kernel, namespaces, rootfs, unionfs
+from minidocker import cgroups, kernel, namespaces, rootfs, unionfs
 from minidocker.container import bundle, records
 from minidocker.errors import MinidockerError
 from minidocker.security.users import resolve_user
@@ -160,11 +160,20 @@ def state(container_id: str) -> dict | None:
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
-def delete(container_id: str) -> None:
+def delete(container_id: str, cgroup: cgroups.Cgroup | None = None) -> None:
     """``runc delete --force ID``: kill what is left, remove runc's cgroup and state. Done
-    only when runc knows the container (its state directory), so it is cheap otherwise."""
+    only when runc knows the container (its state directory), so it is cheap otherwise.
+    runc made the cgroup's parent in every hierarchy (name=systemd too) and leaves it: the
+    shared parent goes with its last container, as ``Cgroup.destroy`` does for its own."""
     if (runc_root() / container_id).exists():
         runc("delete", "--force", container_id, capture_output=True)
+    if cgroup is not None and cgroup.owns_parent:
+        root = cgroups.CGROUP_ROOT
+        hierarchies = [root] if cgroups.layout() == "v2" else [
+            d for d in root.iterdir() if d.is_dir()]
+        for hierarchy in hierarchies:
+            with contextlib.suppress(OSError):  # not empty: another container still uses it
+                (hierarchy / Path(cgroup.name).parent).rmdir()
 
 
 def exec_in(record: records.ContainerRecord, spec, env: dict[str, str]) -> int:

@@ -29,7 +29,7 @@ def release(record: records.ContainerRecord) -> None:
     """Give back what a container held in the kernel: its processes and its cgroup (killed
     through the cgroup: every process of the container, nobody else's), its network."""
     if record.HostConfig.Runtime == "runc":
-        runc.delete(record.Id)  # runc's state, and the cgroup dirs runc made
+        runc.delete(record.Id, record.cgroup())  # runc's state, and the cgroup it made
     record.cgroup().destroy()
     NetworkPlan(record).release()
 
