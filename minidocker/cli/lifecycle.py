@@ -160,6 +160,21 @@ def explain_steps(detach: bool, timing: bool) -> None:
     explain.listen(2, timing=timing)
 
 
+@main.command("export-bundle", context_settings=CONTEXT)
+@click.argument("container")
+@click.argument("directory", type=click.Path(file_okay=False))
+def export_bundle(container, directory):
+    """Write a container as an OCI bundle: DIRECTORY/rootfs and config.json (runc run)."""
+    require_root("export-bundle")
+    from pathlib import Path
+
+    from minidocker.container import lifecycle, runc
+    from minidocker.container.start import plan_start
+
+    runc.export_bundle(plan_start(lifecycle.find(container)), Path(directory))
+    click.echo(directory)
+
+
 @main.command(cls=EngineCommand, context_settings=RUN_CONTEXT)
 @container_options
 def create(**options):

@@ -41,22 +41,23 @@ NAMESPACE_TYPES = {"pid": "pid", "net": "network", "ipc": "ipc", "uts": "uts", "
                    "cgroup": "cgroup", "user": "user"}
 
 
-def runtime_spec(plan, user: User, root: str, hooks: bool = True) -> dict:
+def runtime_spec(plan, user: User, root: str, standalone: bool = False) -> dict:
     """The whole ``config.json`` for one start (``plan``: ``start.StartPlan``), with the
-    process running as ``user`` in the root filesystem at ``root``; ``hooks`` adds the
-    network's createRuntime hook (a bundle exported for reading leaves it out)."""
+    process running as ``user`` in the root filesystem at ``root``. A ``standalone`` bundle
+    (``export-bundle``) needs no minidocker: no network hook and no /etc files of its record
+    (its network namespace has only ``lo``), and runc picks its cgroup's place."""
     spec = {
         "ociVersion": OCI_VERSION,
         "root": {"path": root, "readonly": plan.host.ReadonlyRootfs},
         "process": process_spec(plan, user),
-        "mounts": mounts_spec(plan),
-        "linux": linux_spec(plan),
+        "mounts": mounts_spec(plan, standalone),
+        "linux": linux_spec(plan, standalone),
         "annotations": {"org.opencontainers.image.ref.name": plan.config.Image,
                         "io.minidocker.container.name": plan.record.Name},
     }
     if "uts" in plan.kinds:  # runc refuses a hostname without a UTS namespace of its own
         spec.update(hostname=plan.config.Hostname, domainname=plan.config.Domainname)
-    if hooks and not plan.network.mode.is_none:
+    if not standalone and not plan.network.mode.is_none:
         spec["hooks"] = {"createRuntime": [network_hook(plan)]}
     return spec
 
@@ -91,7 +92,7 @@ def rlimit(value: int) -> int:
 
 # --- mounts: stage 2's kernel filesystems, then volumes and the host's files ---------------
 
-def mounts_spec(plan) -> list[dict]:
+def mounts_spec(plan, standalone: bool = False) -> list[dict]:
     """``mounts``, in order: the kernel's filesystems (stage 2), then the volumes (stage 7),
     the network's /etc files (stage 8) and tini (``--init``), as ``start.py`` mounts them."""
     privileged = plan.protection.privileged
@@ -113,7 +114,7 @@ def mounts_spec(plan) -> list[dict]:
     for mount in sorted(plan.mounts, key=lambda m: m.Destination.count("/")):
         mounts.append(volume_mount(mount, privileged))
     user_paths = {m.Destination for m in plan.mounts}
-    if not plan.network.mode.is_none:
+    if not standalone and not plan.network.mode.is_none:
         for name in plan.network.FILES:
             if f"/etc/{name}" not in user_paths:
                 mounts.append(bind(str(plan.record.directory / name), f"/etc/{name}",
@@ -142,11 +143,11 @@ def bind(source: str, destination: str, options: list[str]) -> dict:
 
 # --- linux: namespaces, cgroup, devices, paths, seccomp, sysctls ---------------------------
 
-def linux_spec(plan) -> dict:
+def linux_spec(plan, standalone: bool = False) -> dict:
     privileged = plan.protection.privileged
     linux = {
         "namespaces": namespaces_spec(plan),
-        "cgroupsPath": "/" + plan.record.cgroup().name,
+        **({} if standalone else {"cgroupsPath": "/" + plan.record.cgroup().name}),
         "resources": resources_spec(plan),
         "devices": [device_spec(d) for d in (host_devices() if privileged
                                              else plan.host.Devices)],

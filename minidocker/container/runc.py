@@ -146,6 +146,27 @@ def runc_error(directory: Path) -> str:
     return "see its log"
 
 
+def export_bundle(plan, directory: Path) -> None:
+    """``minidocker export-bundle``: the container as a bundle anyone's runc can run —
+    ``DIR/rootfs`` (its files, as ``export`` writes them) and ``DIR/config.json`` (standalone:
+    ``root.path`` is ``rootfs``, nothing calls minidocker back)."""
+    from minidocker.container.commit import export
+
+    if directory.exists() and any(directory.iterdir()):
+        raise MinidockerError(f"{directory} is not empty: give a new or empty directory")
+    root = directory / "rootfs"
+    root.mkdir(parents=True, exist_ok=True)
+    with subprocess.Popen(["tar", "-x", "-C", str(root), "-f", "-"],
+                          stdin=subprocess.PIPE) as untar:
+        export(plan.record.Id, untar.stdin)
+        untar.stdin.close()
+    if untar.returncode != 0:
+        raise MinidockerError(f"cannot unpack the container's files into {root}")
+    user = resolve_user(plan.config.User, plan.host.GroupAdd, root=str(root))
+    write_json(directory / "config.json",
+               bundle.runtime_spec(plan, user, "rootfs", standalone=True))
+
+
 # --- the rest of a container's life --------------------------------------------------------
 
 def kill(container_id: str, signum: int) -> None:
