@@ -106,10 +106,8 @@ def mounts_spec(plan, standalone: bool = False) -> list[dict]:
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
          "options": [*nosuid, "mode=1777", f"size={plan.host.ShmSize}"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": nosuid},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": [*nosuid, "rw" if privileged else "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": [*nosuid, "relatime", "rw" if privileged else "ro"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",  # no cgroupfs below
+         "options": [*nosuid, "rw" if privileged else "ro"]},           # it, as rootfs.py
     ]
     for mount in sorted(plan.mounts, key=lambda m: m.Destination.count("/")):
         mounts.append(volume_mount(mount, privileged))
