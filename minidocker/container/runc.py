@@ -12,8 +12,8 @@ runc). Everything else — the record, the monitor, logs, attach, teardown — s
    ``createRuntime`` hook (``hooks.py``: minidocker plugs the network in), mounts,
    pivot_roots, and leaves PID 1 (``runc init``) waiting; its stdio is ours to give
    (runc's "pass-through" mode), or a pty whose master runc sends to ``--console-socket``;
-3. we are a *child subreaper* (prctl PR_SET_CHILD_SUBREAPER): when ``runc create`` exits,
-   the orphaned PID 1 becomes our child, so waitpid(2) gives its exit status as it does for
+3. we are a *child subreaper* (prctl PR_SET_CHILD_SUBREAPER) while it runs: when ``runc
+   create`` exits, the orphaned PID 1 becomes our child, so waitpid(2) gives its exit status as it does for
    minidocker's shim (containerd's shim does the same);
 4. ``runc start`` lets PID 1 exec the command;
 5. ``runc kill`` signals it, ``runc exec`` runs a process beside it, ``runc state`` tells
@@ -25,6 +25,7 @@ prctl(2) (PR_SET_CHILD_SUBREAPER). Used by: notebook 06b-oci-runtime, bench/runt
 """
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -62,8 +63,7 @@ def spawn(plan, stdio: namespaces.Stdio) -> namespaces.Process:
     directory.mkdir(exist_ok=True)
     for name in plan.network.FILES if not plan.network.mode.is_none else ():
         (record.directory / name).touch()  # bind sources; the hook writes them in place
-    kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)  # PID 1 will be ours when runc exits
-    with console_socket(stdio.console) as (console, listener):
+    with child_subreaper(), console_socket(stdio.console) as (console, listener):
         create = namespaces.fork_child(f"create container {record.Name} with runc",
                                        _mount_root_and_create, plan, directory, stdio, console)
         with create.reports:
@@ -103,6 +103,20 @@ def _mount_root_and_create(report: namespaces.Report, plan, directory: Path,
             "--pid-file", str(directory / "pid"),
             *(["--console-socket", console] if console else []), plan.record.Id]
     os.execvp(RUNC, argv)
+
+
+@contextlib.contextmanager
+def child_subreaper():
+    """While runc create runs, we are a child subreaper (prctl(2)): the PID 1 it leaves
+    behind becomes our child. Only then: afterwards, other orphans below us (a daemon's
+    double fork) go to init as before, instead of waiting to be reaped by us."""
+    was = ctypes.c_int(0)
+    kernel.prctl(kernel.PR_GET_CHILD_SUBREAPER, ctypes.addressof(was))
+    kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        yield
+    finally:
+        kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, was.value)
 
 
 @contextlib.contextmanager
