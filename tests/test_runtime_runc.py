@@ -119,3 +119,16 @@ def test_the_daemon_takes_hostconfig_runtime():
     assert host.Runtime == "runc"
     with pytest.raises(ApiError, match="unknown or invalid runtime name: kata"):
         container_request({"Image": "busybox", "HostConfig": {"Runtime": "kata"}})
+
+
+@pytest.mark.parametrize("command, code", [("nosuchcmd", 127), ("/etc", 126)])
+def test_a_command_that_cannot_run_fails_alike(md, command, code):
+    results = [md("run", "--rm", "--runtime", runtime, "busybox", command)
+               for runtime in ("minidocker", "runc")]
+    assert [(r.returncode, r.stderr) for r in results] == [(code, results[0].stderr)] * 2
+
+
+def test_userns_private_is_refused_with_the_reason(md):
+    result = md("run", "--rm", "--runtime", "runc", "--userns", "private", "busybox", "true")
+    assert result.returncode == 125
+    assert "--userns private does not work with --runtime runc" in result.stderr

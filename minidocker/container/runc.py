@@ -58,6 +58,10 @@ def spawn(plan, stdio: namespaces.Stdio) -> namespaces.Process:
     if shutil.which(RUNC) is None:
         raise MinidockerError("--runtime runc needs runc: it is not installed (apt-get "
                               "install runc), or use --runtime minidocker")
+    if plan.idmap:
+        raise MinidockerError("--userns private does not work with --runtime runc yet: runc's "
+                              "init, root of the user namespace, cannot reach the overlay in "
+                              "the state root (0700); use --runtime minidocker")
     record, directory = plan.record, plan.record.directory / "bundle"
     delete(record.Id)  # what a killed run may have left in runc's state
     directory.mkdir(exist_ok=True)
@@ -70,13 +74,13 @@ def spawn(plan, stdio: namespaces.Stdio) -> namespaces.Process:
             create.wait_exec()
         _, status = os.waitpid(create.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
-            raise MinidockerError(f"runc create failed: {runc_error(directory)}")
+            raise start_error(runc_error(directory))
         if listener:
             pass_console(listener, stdio.console)
     pid = int((directory / "pid").read_text())
     started = runc("start", record.Id, capture_output=True, text=True)
     if started.returncode != 0:
-        raise MinidockerError(f"runc start failed: {started.stderr.strip()}")
+        raise MinidockerError(f"runc start: {started.stderr.strip()}")
     return namespaces.Process(pid, pid)
 
 
@@ -147,6 +151,17 @@ def pass_console(listener: socket.socket, to: socket.socket) -> None:
         _message, fds, _flags, _address = socket.recv_fds(connection, 4096, 1)
     socket.send_fds(to, [b"pty"], fds)
     os.close(fds[0])
+
+
+def start_error(error: str) -> MinidockerError:
+    """runc's error as minidocker's own start says it, with Docker's exit code: 127 for a
+    command that is not there, 126 for one that cannot run (dockerd reads runc's words too)."""
+    reason = error[error.find("exec: "):] if "exec: " in error else error
+    if "exec: " in error and ("not found" in error or "no such file" in error):
+        return MinidockerError(reason, 127)
+    if "exec: " in error and "permission denied" in error:
+        return MinidockerError(reason, 126)
+    return MinidockerError(f"runc: {error}")
 
 
 def runc_error(directory: Path) -> str:
