@@ -132,3 +132,20 @@ def test_userns_private_is_refused_with_the_reason(md):
     result = md("run", "--rm", "--runtime", "runc", "--userns", "private", "busybox", "true")
     assert result.returncode == 125
     assert "--userns private does not work with --runtime runc" in result.stderr
+
+
+def test_the_network_hook_plugs_a_runc_container_into_a_user_network(md, containers):
+    network = containers.name("net")
+    assert md("network", "create", network).returncode == 0
+    try:
+        server = containers.run_d("--runtime", "runc", "--network", network, "busybox",
+                                  "sleep", "60")
+        for runtime in ("minidocker", "runc"):  # found by name, reached through the bridge
+            ping = md("run", "--rm", "--runtime", runtime, "--network", network, "busybox",
+                      "ping", "-c", "1", "-W", "2", server)
+            assert ping.returncode == 0 and "1 packets received" in ping.stdout, ping.stderr
+        settings = json.loads(md("inspect", server).stdout)[0]["NetworkSettings"]
+        assert settings["Networks"][network]["IPAddress"].startswith("172.")  # recorded by the monitor after the hook's attach
+    finally:
+        containers.remove_all()
+        md("network", "rm", network)
