@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["00-tour", "05-images", "06-container-lifecycle", "06b-oci-runtime", "07-volumes",
-             "08-networking", "09-security"]
+NOTEBOOKS = ["00-tour", "05-images", "06-container-lifecycle", "07-volumes", "08-networking",
+             "09-security"]
 
 # Run by sh inside the new namespaces: fill the store as the README's tour leaves it, then
 # become (exec, same PID) the pytest that runs the notebooks.
