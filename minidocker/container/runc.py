@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from minidocker import cgroups, kernel, namespaces, rootfs, unionfs
+from minidocker import cgroups, explain, kernel, namespaces, rootfs, unionfs
 from minidocker.container import bundle, records
 from minidocker.errors import MinidockerError
 from minidocker.security.users import resolve_user
@@ -49,7 +49,8 @@ def runc_root() -> Path:
 
 
 def runc(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    """``runc --root <state root>/runc ARGS``."""
+    """``runc --root <state root>/runc ARGS`` (told to ``run --explain`` as one step)."""
+    explain.step("runc", " ".join(args[:1] + args[-1:]))
     return subprocess.run([RUNC, "--root", str(runc_root()), *args], **kwargs)
 
 
@@ -102,6 +103,7 @@ def _mount_root_and_create(report: namespaces.Report, plan, directory: Path,
     namespaces.close_other_fds({report.fd})
     namespaces.reset_signal_dispositions()
     report.step("exec runc create")
+    explain.step("execve", f"'runc', 'create', '--bundle', {str(directory)!r}")
     argv = [RUNC, "--root", str(runc_root()), "--log", str(directory / "runc.log"),
             "--log-format", "json", "create", "--bundle", str(directory),
             "--pid-file", str(directory / "pid"),
