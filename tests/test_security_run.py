@@ -265,10 +265,7 @@ def test_ipc_container_shares_system_v_ipc(md, containers):
     assert key in shared.stdout and key not in own.stdout
 
 
-def test_ipc_container_shares_dev_shm_like_docker(md, containers, runtime):
-    if runtime == "runc":
-        pytest.skip("the other container's /dev/shm lives in its mount namespace: mount(2) "
-                    "binds it only from there (sharing.py), which a bundle cannot say")
+def test_ipc_container_shares_dev_shm_like_docker(md, containers):
     first = containers.run_d("--ipc", "shareable", "busybox", "sh", "-c",
                              "echo hello > /dev/shm/note; sleep 30")
     result = sh(md, "--ipc", f"container:{first}", script="cat /dev/shm/note")

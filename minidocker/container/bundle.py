@@ -103,8 +103,7 @@ def mounts_spec(plan, standalone: bool = False) -> list[dict]:
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": [*nosuid, "mode=1777", f"size={plan.host.ShmSize}"]},
+        shm_mount(plan, standalone),
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": nosuid},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",  # no cgroupfs below
          "options": [*nosuid, "rw" if privileged else "ro"]},           # it, as rootfs.py
@@ -122,6 +121,20 @@ def mounts_spec(plan, standalone: bool = False) -> list[dict]:
 
         mounts.append(bind(TINI, INIT_PATH, ["bind", "ro", "rprivate"]))
     return mounts
+
+
+def shm_mount(plan, standalone: bool) -> dict:
+    """``/dev/shm``: a tmpfs of its own (``--shm-size``); with ``--ipc host`` or ``--ipc
+    container:X`` that one's, since POSIX shared memory lives there and not in the IPC
+    namespace (sharing.py). X's is mounted only in X's mount namespace: runc.py clones it
+    into ``bundle/shm`` for runc to bind."""
+    options = ["rbind", "rprivate", "nosuid", "nodev", "noexec"]
+    if plan.host.IpcMode.is_host:
+        return bind("/dev/shm", "/dev/shm", options)
+    if "ipc" in plan.join and not standalone:
+        return bind(str(plan.record.directory / "bundle" / "shm"), "/dev/shm", options)
+    return {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={plan.host.ShmSize}"]}
 
 
 def volume_mount(mount, privileged: bool) -> dict:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from minidocker import cgroups, explain, kernel, namespaces, rootfs, unionfs
 from minidocker.container import bundle, records
+from minidocker.container.sharing import mount_from_namespace
 from minidocker.errors import MinidockerError
 from minidocker.security.users import resolve_user
 from minidocker.state import state_root, write_json
@@ -93,6 +94,10 @@ def _mount_root_and_create(report: namespaces.Report, plan, directory: Path,
     rootfs.make_mounts_private()  # mount_namespaces(7): the overlay never reaches the host
     report.step("mount the overlay")
     unionfs.mount_overlay(plan.dirs, nodev=not plan.protection.privileged)
+    if "ipc" in plan.join:  # --ipc container:X: X's /dev/shm, cloned from its namespace
+        report.step("share the other container's /dev/shm")
+        os.makedirs(directory / "shm", exist_ok=True)
+        mount_from_namespace(plan.join["ipc"], "/dev/shm", str(directory / "shm"))
     report.step("write config.json")
     user = resolve_user(plan.config.User, plan.host.GroupAdd, root=plan.dirs.merged)
     write_json(directory / "config.json", bundle.runtime_spec(plan, user, plan.dirs.merged))
