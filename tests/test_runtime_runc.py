@@ -149,3 +149,11 @@ def test_the_network_hook_plugs_a_runc_container_into_a_user_network(md, contain
     finally:
         containers.remove_all()
         md("network", "rm", network)
+
+
+def test_the_process_gets_the_same_environment_user_and_directory(md):
+    flags = ["-u", "nobody", "-e", "X=1", "-w", "/tmp", "--hostname", "box", "busybox", "sh",
+             "-c", "env | sort; id; pwd; ulimit -n"]
+    seen = [md("run", "--rm", "--runtime", runtime, *flags) for runtime in ("minidocker", "runc")]
+    assert seen[0].returncode == 0 and "HOME=/home" in seen[0].stdout.split()
+    assert seen[1].stdout == seen[0].stdout

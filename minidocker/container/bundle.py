@@ -67,7 +67,9 @@ def runtime_spec(plan, user: User, root: str, standalone: bool = False) -> dict:
 def process_spec(plan, user: User) -> dict:
     """``process``: argv, env, cwd and the terminal (stage 6), rlimits and the OOM score
     (tunables), the user and stage 9's capabilities and no_new_privs."""
-    env = {**plan.env, "HOME": plan.env.get("HOME", user.home)}
+    env = dict(plan.env)
+    if not any(item.startswith("HOME=") for item in plan.config.Env):
+        env["HOME"] = user.home  # the user's, from the image's /etc/passwd (as start.py)
     ours = set(capabilities.names(capabilities.read_status().bounding))  # runc can give no
     caps = sorted(plan.protection.capabilities & ours,                   # more than it has
                   key=lambda n: capabilities.BY_NAME[n].number)
