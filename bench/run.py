@@ -6,7 +6,8 @@ moment of the machine hits all of them alike; every other round in reverse order
 after a short pause (``--pause``) so that none starts in the wake of the one before; the first
 rounds are a warm-up, the median of the rest is what counts.
 
-  CLI:  ``minidocker run --rm busybox true``  vs  ``podman run --rm``  vs  ``runc run``
+  CLI:  ``minidocker run --rm busybox true``  vs  ``podman run --rm``  vs  ``runc run``;
+        and ``minidocker run --rm --runtime runc`` (minidocker's story, runc's spawn)
   API:  ``run(spec).wait()`` inside this Python process  vs  ``runc run``
   cgroups: minidocker (CLI and API) and runc again with -m 64m --pids-limit 100 --cpus 0.5;
         and a container's cgroup work alone (create + limits, join, destroy), in-process
@@ -39,6 +40,8 @@ RATIOS = [
     ("cli_minidocker_over_runc", "minidocker-cli", "runc", None),
     ("api_minidocker_over_runc", "minidocker-api", "runc", 1.0),
     ("api_minidocker_limits_over_runc_limits", "minidocker-api-limits", "runc-limits", None),
+    ("cli_runtime_runc_over_own_runtime", "minidocker-cli-runc", "minidocker-cli", None),
+    ("cli_runtime_runc_over_runc_run", "minidocker-cli-runc", "runc", None),
 ]
 # The cases timed in steps: {case: (table title, {step: what it does})}.
 PHASES = {

@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from minidocker.container import records, teardown
+from minidocker.container import records, runc, teardown
 from minidocker.container.config import parse_signal
 from minidocker.container.logs import LogEntry, check_readable, follow, read_entries
 from minidocker.container.names import check_name
@@ -310,7 +310,9 @@ def _signal(record: records.ContainerRecord, signum: int) -> None:
     """``signum`` to PID 1, if there is one: between two runs (``restarting``) the record's
     Pid is 0, and kill(2) with pid 0 would signal *our own* process group."""
     pid = record.State["Pid"]
-    if pid > 0:
+    if pid > 0 and record.HostConfig.Runtime == "runc":
+        runc.kill(record.Id, signum)  # runc kill: the OCI runtime's own word for it
+    elif pid > 0:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 

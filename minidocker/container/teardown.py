@@ -20,7 +20,7 @@ Man pages: cgroups(7) (cgroup.kill), rmdir(2), veth(4).
 import shutil
 
 from minidocker import volumes
-from minidocker.container import records
+from minidocker.container import records, runc
 from minidocker.container.networking import NetworkPlan
 from minidocker.errors import MinidockerError
 
@@ -28,6 +28,8 @@ from minidocker.errors import MinidockerError
 def release(record: records.ContainerRecord) -> None:
     """Give back what a container held in the kernel: its processes and its cgroup (killed
     through the cgroup: every process of the container, nobody else's), its network."""
+    if record.HostConfig.Runtime == "runc":
+        runc.delete(record.Id, record.cgroup())  # runc's state, and the cgroup it made
     record.cgroup().destroy()
     NetworkPlan(record).release()
 

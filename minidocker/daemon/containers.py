@@ -352,7 +352,7 @@ def container_resize(request: Request) -> Response:
     height, width = window(request)
     record = _find(request)
     try:  # the monitor listens from before the start (run -it resizes at once) to the end
-        attach.resize(record.directory / "attach.sock", height, width)
+        attach.resize(record.directory / "attach.sock", attach.window_size(height, width))
     except MinidockerError:
         raise Conflict(f"Container {record.Id} is not running") from None
     return Response(status_code=200)

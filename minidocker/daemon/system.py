@@ -82,7 +82,7 @@ def system_info(request: Request) -> Response:
         "NCPU": os.cpu_count() or 1, "MemTotal": mem_total(),
         "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if layout == "v2" else "1",
         "LoggingDriver": "json-file", "DefaultRuntime": "minidocker",
-        "Runtimes": {"minidocker": {"path": "minidocker"}},
+        "Runtimes": {"minidocker": {"path": "minidocker"}, "runc": {"path": "runc"}},
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
                     "Authorization": None, "Log": ["json-file"]},
         "SecurityOptions": ["name=seccomp,profile=builtin"],

@@ -35,6 +35,7 @@ from minidocker.container.config import (
     RestartPolicy,
     UsernsMode,
     UTSMode,
+    check_runtime,
 )
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.params import expect
@@ -58,9 +59,9 @@ HOST_FIELDS = {"Binds": list, "NetworkMode": str, "PortBindings": dict, "Restart
                "UsernsMode": str, "Init": bool, "LogConfig": dict, "Devices": list,
                "Memory": int, "MemorySwap": int, "NanoCpus": int, "CpuQuota": int,
                "CpuPeriod": int, "CpuShares": int, "CpusetCpus": str, "PidsLimit": int,
-               "ConsoleSize": list}
+               "ConsoleSize": list, "Runtime": str}
 HOST_IGNORED = {"ContainerIDFile", "VolumeDriver", "Annotations", "DnsOptions", "Cgroup",
-                "OomScoreAdj", "StorageOpt", "ShmSize", "Sysctls", "Runtime", "Isolation",
+                "OomScoreAdj", "StorageOpt", "ShmSize", "Sysctls", "Isolation",
                 "MaskedPaths", "ReadonlyPaths", "CgroupParent", "BlkioWeight",
                 "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                 "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod",
@@ -197,6 +198,10 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
     host.Privileged, host.SecurityOpt = bool(body.get("Privileged")), list(
         body.get("SecurityOpt") or [])
     host.GroupAdd = list(body.get("GroupAdd") or [])
+    try:
+        host.Runtime = check_runtime(body.get("Runtime") or "minidocker")
+    except MinidockerError as exc:
+        raise ApiError(str(exc)) from None
     host.Security = security.parse_security_opts(host.SecurityOpt, cap_add=host.CapAdd,
                                                  cap_drop=host.CapDrop,
                                                  privileged=host.Privileged)
