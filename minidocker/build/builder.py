@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minidocker import events
 from minidocker.build import cache, imageconfig
 from minidocker.build.commands import (
     Add,
@@ -447,4 +448,6 @@ def stage_label(stage: Stage) -> str:
 def build(dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,
           progress=None) -> Image:
     """Build ``dockerfile`` with the files of ``context``; the final image, tagged."""
-    return Builder(dockerfile, context, options, progress).build()
+    image = Builder(dockerfile, context, options, progress).build()
+    events.emit("image", "build", image.id, {"name": image.tags[0] if image.tags else image.id})
+    return image
