@@ -101,7 +101,28 @@ class CgroupV2(Cgroup):
             pids_current=read_int(self.path / "pids.current", len(self.pids())),
             pids_limit=None if pids_max < 0 else pids_max,
             oom_kills=read_keyed(self.path / "memory.events").get("oom_kill", 0),
-            forks_refused=read_keyed(self.path / "pids.events").get("max", 0))
+            forks_refused=read_keyed(self.path / "pids.events").get("max", 0),
+            **self._usage_details())
+
+    def _usage_details(self) -> dict:
+        """cpu.stat in microseconds; io.stat one line per device: ``8:0 rbytes=N wbytes=N
+        ...``."""
+        cpu = read_keyed(self.path / "cpu.stat")
+        io = []
+        try:
+            lines = (self.path / "io.stat").read_text()
+        except OSError:
+            lines = ""
+        for line in lines.splitlines():
+            device, *pairs = line.split()
+            major, _, minor = device.partition(":")
+            counts = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+            io += [(int(major), int(minor), op, int(counts.get(key, 0)))
+                   for op, key in (("read", "rbytes"), ("write", "wbytes"))]
+        return {"cpu_user_ns": cpu.get("user_usec", 0) * 1000,
+                "cpu_system_ns": cpu.get("system_usec", 0) * 1000,
+                "memory_stat": read_keyed(self.path / "memory.stat"),
+                "io_bytes": tuple(io)}
 
     def freeze(self) -> None:
         self._freeze("1")
