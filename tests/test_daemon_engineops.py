@@ -76,9 +76,9 @@ def test_archive_endpoints_on_the_wire(daemon):
 
 
 @pytest.mark.parametrize("members, words", [
-    ([("../../../../../tmp/dmnops-dots", b"x")], "'..'"),
-    ([("/tmp/dmnops-abs", b"x")], "absolute path"),
-    ([("link", "/tmp"), ("link/dmnops-through", b"x")], "symlink"),
+    ([("../../../../../tmp/dmnops-hostile-dots", b"x")], "'..'"),
+    ([("/tmp/dmnops-hostile-abs", b"x")], "absolute path"),
+    ([("link", "/tmp"), ("link/dmnops-hostile-through", b"x")], "symlink"),
 ])
 def test_hostile_archive_put_is_a_400(daemon, members, words):
     with daemon.http() as http:
@@ -87,7 +87,7 @@ def test_hostile_archive_put_is_a_400(daemon, members, words):
     assert answer.status_code == 400, answer.text
     message = answer.json()["message"]
     assert words in message and "Traceback" not in message
-    assert not list(Path("/tmp").glob("dmnops-*"))
+    assert not list(Path("/tmp").glob("dmnops-hostile-*"))
 
 
 def test_docker_stats_no_stream_and_update(daemon):
@@ -135,3 +135,24 @@ def test_docker_system_df_info_and_export(daemon, tmp_path):
     assert info.split()[0] == "overlay2" and int(info.split()[1]) >= 1
     ok(daemon.docker("export", "-o", str(tmp_path / "box.tar"), BOX))
     assert "bin/busybox" in tarfile.open(tmp_path / "box.tar").getnames()
+
+
+def test_a_client_that_leaves_mid_tar_leaves_nothing_behind(daemon):
+    """The child writing the tar must see its reader go: else it blocks on a full pipe
+    forever, and the daemon cannot stop."""
+    for path in (f"/containers/{BOX}/export", f"/containers/{BOX}/archive?path=/bin"):
+        with daemon.http() as http, http.stream("GET", path) as answer:
+            assert answer.status_code == 200
+            next(answer.iter_raw(1024))
+    deadline = time.monotonic() + 10
+    while children(daemon.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert children(daemon.proc.pid) == []
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(child) for child in text]
+    return found

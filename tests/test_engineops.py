@@ -150,9 +150,9 @@ def hostile_tar(*members: tuple[str, bytes | str]) -> io.BytesIO:
 
 
 @pytest.mark.parametrize("members, words", [
-    ([("../../../../tmp/engops-dots", b"x")], "'..'"),
-    ([("/tmp/engops-abs", b"x")], "absolute path"),
-    ([("link", "/tmp"), ("link/engops-through", b"x")], "symlink"),
+    ([("../../../../tmp/engops-hostile-dots", b"x")], "'..'"),
+    ([("/tmp/engops-hostile-abs", b"x")], "absolute path"),
+    ([("link", "/tmp"), ("link/engops-hostile-through", b"x")], "symlink"),
     ([("plain", b"")], None),  # a harmless member: the container accepts it
 ])
 def test_hostile_archives_are_refused(box, members, words, tmp_path):
@@ -169,7 +169,7 @@ def test_hostile_archives_are_refused(box, members, words, tmp_path):
         with pytest.raises(MinidockerError, match=words) as refused:
             archive.extract_archive(record, "/tmp", source)
     assert "nothing was written outside the container" in str(refused.value)
-    assert not list(Path("/tmp").glob("engops-*"))
+    assert not list(Path("/tmp").glob("engops-hostile-*"))
 
 
 # --- stats, update, info, df, aliases -------------------------------------------------------------

@@ -89,7 +89,7 @@ class PathStat:
 
 def stat_path(record: records.ContainerRecord, path: str) -> PathStat:
     """``HEAD /containers/{id}/archive?path=``."""
-    return PathStat(**_in_root(record, "stat", _stat_in_root, _absolute(path)))
+    return PathStat(**_in_root(record, "stat", _stat_in_root, (_absolute(path),)))
 
 
 def archive_path(record: records.ContainerRecord, path: str, output: BinaryIO,
@@ -97,8 +97,8 @@ def archive_path(record: records.ContainerRecord, path: str, output: BinaryIO,
     """Write the tar of ``path`` to ``output`` (a file or pipe with a fileno); its names
     begin with ``rebase`` (default: the path's base name, ``.`` for ``DIR/.``)."""
     output.flush()
-    return PathStat(**_in_root(record, "read", _tar_in_root, _absolute(path), output.fileno(),
-                               rebase))
+    return PathStat(**_in_root(record, "read", _tar_in_root,
+                               (_absolute(path), output.fileno(), rebase), output.fileno()))
 
 
 def extract_archive(record: records.ContainerRecord, path: str, source: BinaryIO,
@@ -106,8 +106,9 @@ def extract_archive(record: records.ContainerRecord, path: str, source: BinaryIO
     """Unpack the tar read from ``source`` into the directory ``path`` of the container."""
     if record.HostConfig.ReadonlyRootfs:
         raise Conflict(f"container rootfs is marked read-only: cannot copy into {record.Name}")
-    _in_root(record, "write", _extract_in_root, _absolute(path), source.fileno(),
-             copy_uid_gid, no_overwrite_dir_non_dir)
+    _in_root(record, "write", _extract_in_root,
+             (_absolute(path), source.fileno(), copy_uid_gid, no_overwrite_dir_non_dir),
+             source.fileno())
 
 
 def _absolute(path: str) -> str:
@@ -128,12 +129,13 @@ class Refused(Exception):
         self.not_found = not_found
 
 
-def _in_root(record: records.ContainerRecord, verb: str, work, *args):
-    """``work(*args)`` in a child inside the container's root; what it refuses comes back as
-    data (an exception does not cross the fork) and is raised here as the engine's error."""
+def _in_root(record: records.ContainerRecord, verb: str, work, args: tuple, keep_fd: int = -1):
+    """``work(*args)`` in a child inside the container's root, which keeps only ``keep_fd``
+    of our fds; what it refuses comes back as data (an exception does not cross the fork)
+    and is raised here as the engine's error."""
     running = record.status in ACTIVE and record.State["Pid"] > 0
     result = namespaces.in_child(f"{verb} files of container {record.Name}", _enter_and_work,
-                                 running, record, work, args)
+                                 running, record, work, args, keep_fd)
     if isinstance(result, dict) and "refused" in result:
         error = NotFound if result["not_found"] else MinidockerError
         raise error(f"{result['refused']} (container {record.Name})")
@@ -141,7 +143,10 @@ def _in_root(record: records.ContainerRecord, verb: str, work, *args):
 
 
 def _enter_and_work(report: namespaces.Report, running: bool,
-                    record: records.ContainerRecord, work, args):
+                    record: records.ContainerRecord, work, args: tuple, keep_fd: int):
+    # Nothing of ours goes inside: a daemon's sockets, and the read end of the very pipe we
+    # write a tar to (held here, it would keep us from ever seeing the reader go).
+    namespaces.close_other_fds({report.fd, keep_fd} - {-1})
     if running:
         report.step("join the container's mount namespace")
         namespaces.join(record.State["Pid"], ["mnt"])  # its root and cwd become the container's

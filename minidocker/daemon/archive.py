@@ -83,10 +83,17 @@ async def stream(write, *args):
         with os.fdopen(write_end, "wb") as output:
             write(*args, output)
 
-    done = asyncio.get_running_loop().run_in_executor(None, writer)
-    with os.fdopen(read_end, "rb") as reader:
-        while chunk := await run_in_threadpool(reader.read1, 65536):
+    loop = asyncio.get_running_loop()
+    done = loop.run_in_executor(None, writer)
+    done.add_done_callback(lambda f: f.cancelled() or f.exception())  # logged below, or moot
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                os.fdopen(read_end, "rb", buffering=0))
+    try:
+        while chunk := await reader.read(65536):
             yield chunk
+    finally:  # also when the client went: the writer's next write fails, and it ends
+        transport.close()
     try:
         await done
     except Exception as exc:  # the headers are sent: the truncated tar says it, the log why
