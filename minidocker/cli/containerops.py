@@ -11,6 +11,7 @@ Docker: ``docker cp --help``, ``docker stats --help``, ``docker update --help``.
 import click
 
 from minidocker.cli import CONTEXT, main, require_root
+from minidocker.humanize import size
 
 
 @main.command(context_settings=CONTEXT)
@@ -128,33 +129,16 @@ def stats_row(sample: dict, shown_id: str) -> dict:
     return {
         "ID": shown_id, "Container": shown_id, "Name": sample["name"].lstrip("/"),
         "CPUPerc": f"{percent:.2f}%" if running else "--",
-        "MemUsage": f"{binary_size(usage)} / {binary_size(limit)}" if running else "-- / --",
+        "MemUsage": (f"{size(usage, 4, binary=True)} / {size(limit, 4, binary=True)}"
+                     if running else "-- / --"),
         "MemPerc": f"{usage / limit * 100:.2f}%" if running and limit else "--",
-        "NetIO": (f"{decimal_size(sum(n['rx_bytes'] for n in networks))} / "
-                  f"{decimal_size(sum(n['tx_bytes'] for n in networks))}") if running else "--",
-        "BlockIO": (f"{decimal_size(sum(b['value'] for b in blkio if b['op'] == 'read'))} / "
-                    f"{decimal_size(sum(b['value'] for b in blkio if b['op'] == 'write'))}")
+        "NetIO": (f"{size(sum(n['rx_bytes'] for n in networks))} / "
+                  f"{size(sum(n['tx_bytes'] for n in networks))}") if running else "--",
+        "BlockIO": (f"{size(sum(b['value'] for b in blkio if b['op'] == 'read'))} / "
+                    f"{size(sum(b['value'] for b in blkio if b['op'] == 'write'))}")
         if running else "--",
         "PIDs": str(sample["pids_stats"].get("current", 0)) if running else "--",
     }
-
-
-def binary_size(size: float) -> str:
-    """go-units ``BytesSize``: 4 significant digits, powers of 1024 (``1.5MiB``)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024:
-            return f"{size:.4g}{unit}"
-        size /= 1024
-    return f"{size:.4g}PiB"
-
-
-def decimal_size(size: float) -> str:
-    """go-units ``HumanSizeWithPrecision(size, 3)``: powers of 1000 (``1.1kB``)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000:
-            return f"{size:.3g}{unit}"
-        size /= 1000
-    return f"{size:.3g}PB"
 
 
 # --- update -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import click
 from minidocker.cli import CONTEXT, image, images, main
 from minidocker.cli.flags import filter_option
 from minidocker.cli.lifecycle import container, ps, system
+from minidocker.humanize import size
 
 
 @main.command(context_settings=CONTEXT)
@@ -139,21 +140,13 @@ def df_rows(usage: dict) -> list[dict]:
     ]
 
 
-def _df_row(kind: str, count: int, active: int, size: int, reclaimable: int) -> dict:
-    shown = human_size(reclaimable)
-    if size > 0:
-        shown += f" ({reclaimable * 100 // size}%)"
+def _df_row(kind: str, count: int, active: int, total: int, reclaimable: int) -> dict:
+    """Sizes as go-units' ``HumanSize`` (4 significant digits), the share in percent."""
+    shown = size(reclaimable, 4)
+    if total > 0:
+        shown += f" ({reclaimable * 100 // total}%)"
     return {"Type": kind, "TotalCount": str(count), "Active": str(active),
-            "Size": human_size(size), "Reclaimable": shown}
-
-
-def human_size(size: float) -> str:
-    """docker/go-units ``HumanSize``: 4 significant digits, powers of 1000."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000:
-            return f"{size:.4g}{unit}"
-        size /= 1000
-    return f"{size:.4g}PB"
+            "Size": size(total, 4), "Reclaimable": shown}
 
 
 # --- aliases, as Docker's management commands ------------------------------------------------

@@ -42,7 +42,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minidocker import events
+from minidocker import events, humanize
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.image import DEFAULT_PATH  # noqa: F401  (Docker's PATH; re-exported)
 from minidocker.image.blobs import (
@@ -105,11 +105,7 @@ class Image:
 
 def human_size(size: float) -> str:
     """Sizes as ``docker images`` prints them: 3 significant digits, powers of 1000."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.3g}{unit}"
-        size /= 1000
-    return f"{size:.3g}TB"
+    return humanize.size(size)
 
 
 def layout_dir() -> Path:
