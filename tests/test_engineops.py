@@ -232,3 +232,83 @@ def test_events_since_and_filter(containers):
     bad = minidocker("events", "--filter", "colour=red", "--until", "0s")
     assert bad.returncode == 1 and "invalid filter" in bad.stderr
     assert os.path.exists(events.log_path())
+
+
+# --- stats from both cgroup versions, as the kernel formats the files -----------------------------
+
+def write_files(directory: Path, files: dict[str, str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+
+
+def test_stats_details_from_cgroup_v1_files(tmp_path, monkeypatch):
+    from minidocker.cgroups import v1
+    from minidocker.cgroups.limits import Limits
+
+    name = "minidocker/x"
+    mounts = {c: tmp_path / c for c in ("memory", "cpu", "cpuacct", "pids", "blkio")}
+    write_files(mounts["cpuacct"] / name, {"cpuacct.usage": "3000000000\n",
+                                           "cpuacct.stat": "user 200\nsystem 100\n"})
+    write_files(mounts["memory"] / name, {
+        "memory.usage_in_bytes": "10485760\n", "memory.limit_in_bytes": "33554432\n",
+        "memory.memsw.limit_in_bytes": "67108864\n", "memory.oom_control": "oom_kill 0\n",
+        "memory.stat": "cache 4096\ntotal_inactive_file 2097152\n"})
+    write_files(mounts["pids"] / name, {"pids.current": "3\n", "pids.max": "max\n"})
+    write_files(mounts["blkio"] / name, {"blkio.throttle.io_service_bytes":
+                                         "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n"
+                                         "Total 12288\n"})
+    cgroup = v1.CgroupV1(name, mounts)
+    used = cgroup.stats()
+    ticks = 10**9 // os.sysconf("SC_CLK_TCK")
+    assert (used.cpu_usage_ns, used.cpu_user_ns, used.cpu_system_ns) == (3 * 10**9,
+                                                                        200 * ticks, 100 * ticks)
+    assert used.memory_limit == 32 * 2**20 and used.pids_limit is None
+    assert used.memory_stat["total_inactive_file"] == 2097152
+    assert used.io_bytes == ((8, 0, "read", 4096), (8, 0, "write", 8192))
+
+    order = []
+    monkeypatch.setattr(v1, "write_file", lambda path, value: order.append(path.name))
+    cgroup.set_limits(Limits(memory=128 * 2**20))  # grows: memory+swap first
+    cgroup.set_limits(Limits(memory=16 * 2**20))  # shrinks: memory first
+    assert order == ["memory.memsw.limit_in_bytes", "memory.limit_in_bytes",
+                     "memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+
+
+def test_stats_details_from_cgroup_v2_files(tmp_path):
+    from minidocker.cgroups.v2 import CgroupV2
+
+    write_files(tmp_path / "minidocker" / "x", {
+        "cpu.stat": "usage_usec 3000000\nuser_usec 2000000\nsystem_usec 1000000\n",
+        "memory.current": "10485760\n", "memory.max": "max\n", "memory.events": "oom_kill 1\n",
+        "memory.stat": "anon 1048576\ninactive_file 2097152\n", "pids.current": "2\n",
+        "pids.max": "50\n", "io.stat": "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 "
+                                      "dios=0\n"})
+    used = CgroupV2("minidocker/x", tmp_path).stats()
+    assert (used.cpu_usage_ns, used.cpu_user_ns, used.cpu_system_ns) == (3 * 10**9, 2 * 10**9,
+                                                                        10**9)
+    assert used.memory_limit is None and used.pids_limit == 50 and used.oom_kills == 1
+    assert used.memory_stat["inactive_file"] == 2097152
+    assert used.io_bytes == ((8, 0, "read", 4096), (8, 0, "write", 8192))
+
+
+def test_stats_row_computes_as_the_docker_cli():
+    from minidocker.cli.containerops import stats_row
+
+    sample = {"name": "/web", "read": "2026-12-04T21:00:01Z",
+              "cpu_stats": {"cpu_usage": {"total_usage": 3 * 10**9},
+                            "system_cpu_usage": 20 * 10**9, "online_cpus": 2},
+              "precpu_stats": {"cpu_usage": {"total_usage": 2 * 10**9},
+                               "system_cpu_usage": 16 * 10**9},
+              "memory_stats": {"usage": 10 * 2**20, "limit": 32 * 2**20,
+                               "stats": {"inactive_file": 2 * 2**20}},
+              "networks": {"eth0": {"rx_bytes": 1500, "tx_bytes": 500}},
+              "blkio_stats": {"io_service_bytes_recursive": [
+                  {"major": 8, "minor": 0, "op": "read", "value": 4096},
+                  {"major": 8, "minor": 0, "op": "write", "value": 0}]},
+              "pids_stats": {"current": 3}}
+    row = stats_row(sample, "abc")
+    assert row["CPUPerc"] == "50.00%"  # 1 s of CPU in 4 s of two CPUs' time: 1/4 * 2
+    assert row["MemUsage"] == "8MiB / 32MiB" and row["MemPerc"] == "25.00%"
+    assert row["NetIO"] == "1.5kB / 500B" and row["BlockIO"] == "4.1kB / 0B"
+    assert row["PIDs"] == "3" and row["Name"] == "web"
