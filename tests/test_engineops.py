@@ -193,6 +193,9 @@ def test_stats_no_stream_and_update(containers):
 
     used = lifecycle.find(name).cgroup().stats()  # the kernel's own answer
     assert used.memory_limit == 64 * 2**20 and used.pids_limit == 20
+    ok(minidocker("update", "--pids-limit", "-1", name))  # unlimited again
+    assert lifecycle.find(name).cgroup().stats().pids_limit is None
+    assert ok(minidocker("inspect", "-f", "{{.HostConfig.PidsLimit}}", name)).strip() == "0"
     bad = minidocker("update", "--cpus", "lots", name)
     assert bad.returncode == 1 and "--cpus" in bad.stderr  # a bad value, Docker's code
     assert minidocker("update", name).returncode == 1

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from minidocker.cgroups.base import Cgroup, Stats, make_dir, read_int, read_keyed, write_file
-from minidocker.cgroups.limits import Limits, block_device_number
+from minidocker.cgroups.limits import Limits, block_device_number, pids_max
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio")
 UNLIMITED = 2**63 - 4096  # what v1 reports for "no limit" (PAGE_COUNTER_MAX in bytes)
@@ -92,7 +92,7 @@ class CgroupV1(Cgroup):
         if limits.cpuset_cpus is not None:
             write_file(self.path("cpuset") / "cpuset.cpus", limits.cpuset_cpus)
         if limits.pids_limit is not None:
-            write_file(self.path("pids") / "pids.max", str(limits.pids_limit))
+            write_file(self.path("pids") / "pids.max", pids_max(limits.pids_limit))
         self._set_memory_policy(memory, limits)
         if limits.cpuset_mems is not None:
             write_file(self.path("cpuset") / "cpuset.mems", limits.cpuset_mems)

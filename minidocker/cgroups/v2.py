@@ -20,7 +20,13 @@ import time
 from pathlib import Path
 
 from minidocker.cgroups.base import Cgroup, Stats, make_dir, read_int, read_keyed, write_file
-from minidocker.cgroups.limits import Limits, block_device_number, cpu_weight, io_weight
+from minidocker.cgroups.limits import (
+    Limits,
+    block_device_number,
+    cpu_weight,
+    io_weight,
+    pids_max,
+)
 
 WANTED = ("cpu", "cpuset", "io", "memory", "pids")
 DISCARDED = {"memory_swappiness": "cgroup v2 has no per-cgroup swappiness: "
@@ -75,7 +81,7 @@ class CgroupV2(Cgroup):
         if limits.cpuset_cpus is not None:
             write_file(self.path / "cpuset.cpus", limits.cpuset_cpus)
         if limits.pids_limit is not None:
-            write_file(self.path / "pids.max", str(limits.pids_limit))
+            write_file(self.path / "pids.max", pids_max(limits.pids_limit))
         if limits.memory_reservation is not None:
             write_file(self.path / "memory.low", str(limits.memory_reservation))
         if limits.cpuset_mems is not None:

@@ -153,7 +153,8 @@ def stats_row(sample: dict, shown_id: str) -> dict:
 @click.option("--cpu-quota", metavar="US", help="CFS quota in microseconds per period.")
 @click.option("--cpuset-cpus", metavar="LIST", help="CPUs it may run on (0-1, 0,2).")
 @click.option("--cpuset-mems", metavar="LIST", help="Memory nodes it may use.")
-@click.option("--pids-limit", metavar="N", help="Maximum number of processes.")
+@click.option("--pids-limit", metavar="N", help="Maximum number of processes (-1: "
+              "unlimited).")
 @click.option("--blkio-weight", metavar="N", help="Block IO weight (10-1000).")
 @click.option("--restart", metavar="POLICY", help="no, on-failure[:N], always or "
               "unless-stopped.")
@@ -162,6 +163,8 @@ def update(memory, memory_swap, memory_reservation, cpus, cpu_shares, cpu_period
            cpuset_cpus, cpuset_mems, pids_limit, blkio_weight, restart, containers):
     """Update the resource limits (and restart policy) of one or more containers."""
     require_root("update")
+    import dataclasses
+
     from minidocker.cgroups import build_limits
     from minidocker.cli.lifecycle import _each
     from minidocker.container import resources
@@ -173,6 +176,8 @@ def update(memory, memory_swap, memory_reservation, cpus, cpu_shares, cpu_period
                            cpu_shares=cpu_shares, cpu_period=cpu_period, cpu_quota=cpu_quota,
                            cpuset_cpus=cpuset_cpus, cpuset_mems=cpuset_mems,
                            pids_limit=pids_limit, blkio_weight=blkio_weight)
+    if pids_limit is not None and changes.pids_limit is None:  # 0 or -1: unlimited again
+        changes = dataclasses.replace(changes, pids_limit=-1)
     policy = RestartPolicy.parse(restart) if restart else None
     if not changes.any() and policy is None:
         raise MinidockerError("you must provide one or more flags when using this command "

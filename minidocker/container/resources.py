@@ -128,8 +128,8 @@ def networks(pid: int) -> dict:
 
 def update(record: records.ContainerRecord, changes: Limits,
            restart: RestartPolicy | None = None) -> list[str]:
-    """``docker update``: the limits set in ``changes`` (None: unchanged) replace the
-    container's, in its cgroup if it runs and in its record; the restart policy too. Returns
+    """``docker update``: the limits set in ``changes`` (None: unchanged; ``pids_limit``
+    -1: unlimited again) replace the container's, in its cgroup if it runs and in its record; the restart policy too. Returns
     the warnings of limits this cgroup version cannot apply."""
     wanted = {k: v for k, v in dataclasses.asdict(changes).items() if v is not None}
     if restart is not None and restart.Name != "no" and record.HostConfig.AutoRemove:
@@ -141,6 +141,8 @@ def update(record: records.ContainerRecord, changes: Limits,
                 None, -1):
             wanted["memory_swap"] = None  # Docker: swap follows memory unless given
         new = dataclasses.replace(old, **wanted)
+        if new.pids_limit is not None and new.pids_limit < 0:  # lifted: unlimited again
+            new = dataclasses.replace(new, pids_limit=None)
         if new.memory_reservation and new.memory and new.memory_reservation > new.memory:
             raise MinidockerError("Minimum memory limit can not be less than memory "
                                   "reservation limit, see usage")

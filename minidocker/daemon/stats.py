@@ -15,6 +15,7 @@ Spec: Docker Engine API v1.50, "ContainerStats", "ContainerUpdate".
 """
 
 import asyncio
+import dataclasses
 import json
 
 from starlette.concurrency import run_in_threadpool
@@ -87,6 +88,8 @@ async def container_update(request: Request) -> Response:
         cpu_period=text("CpuPeriod"), cpu_quota=text("CpuQuota"),
         cpuset_cpus=body.get("CpusetCpus") or None, cpuset_mems=body.get("CpusetMems") or None,
         pids_limit=text("PidsLimit"), blkio_weight=text("BlkioWeight"))
+    if (body.get("PidsLimit") or 0) < 0:  # -1: unlimited again
+        changes = dataclasses.replace(changes, pids_limit=-1)
     policy = body.get("RestartPolicy")
     restart = None
     if policy and policy.get("Name"):
