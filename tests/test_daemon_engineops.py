@@ -156,3 +156,31 @@ def children(pid: int) -> list[int]:
         text = (task / "children").read_text().split()
         found += [int(child) for child in text]
     return found
+
+
+def test_stats_one_shot_stream_and_bad_input(daemon):
+    with daemon.http() as http:
+        once = http.get(f"/containers/{BOX}/stats", params={"stream": "false"}).json()
+        assert once["name"] == f"/{BOX}" and once["pids_stats"]["current"] == 1
+        assert once["precpu_stats"]["cpu_usage"]["total_usage"] > 0  # two samples
+        assert once["memory_stats"]["limit"] > 0 and "eth0" in once["networks"]
+        shot = http.get(f"/containers/{BOX}/stats", params={"one-shot": "1", "stream": "0"})
+        assert shot.json()["preread"] == "0001-01-01T00:00:00Z"
+        with http.stream("GET", f"/containers/{BOX}/stats") as streamed:
+            lines = streamed.iter_lines()
+            first, second = json.loads(next(lines)), json.loads(next(lines))
+        assert second["precpu_stats"] == first["cpu_stats"]
+        refusals = [
+            (http.get("/containers/nosuch/stats"), 404, "No such container"),
+            (http.post(f"/containers/{BOX}/update", json={"Memory": "lots"}), 400,
+             "UpdateConfig.Memory"),
+            (http.post(f"/containers/{BOX}/update", json={"CpusetCpus": "999"}), 400,
+             "not available"),
+            (http.post(f"/containers/{BOX}/update", content=b"{oops"), 400, "invalid JSON"),
+            (http.get("/events", params={"filters": '{"colour":["red"]}'}), 400,
+             "invalid filter"),
+            (http.get("/events", params={"since": "yesterday"}), 400, "invalid time"),
+        ]
+        for answer, status, words in refusals:
+            assert answer.status_code == status, answer.text
+            assert words in answer.json()["message"]
