@@ -94,6 +94,18 @@ def test_cp_both_ways_with_docker_rules(box, tmp_path):
     assert (out / "h").read_text() == inside(box, "hostname")
     assert (out / "newdir" / "sub" / "g").read_text() == "g\n"
     assert (out / "etc-contents" / "passwd").is_file()
+    inside(box, "ln", "-sfn", "/etc/hostname", "/tmp/link")
+    ok(minidocker("cp", f"{box}:/tmp/link", str(out / "as-link")))
+    ok(minidocker("cp", "-L", f"{box}:/tmp/link", str(out / "followed")))
+    assert os.readlink(out / "as-link") == "/etc/hostname"
+    assert (out / "followed").read_text() == (out / "h").read_text()
+    os.chown(tmp_path / "file", 1234, 1234)
+    ok(minidocker("cp", "-a", str(tmp_path / "file"), f"{box}:/tmp/kept"))
+    assert inside(box, "stat", "-c", "%u:%g", "/tmp/kept").strip() == "1234:1234"
+    ok(minidocker("cp", str(tmp_path / "dir"), f"{box}:/tmp/kind"))
+    inside(box, "sh", "-c", "rm -r /tmp/kind/sub && touch /tmp/kind/sub")
+    clash = minidocker("cp", f"{tmp_path}/dir/.", f"{box}:/tmp/kind")
+    assert clash.returncode == 1 and "replace a file with a directory" in clash.stderr
     tar = minidocker("cp", f"{box}:/etc/passwd", "-")
     assert "passwd" in tar.stdout[:512]
 

@@ -15,9 +15,13 @@ from minidocker.humanize import size
 
 
 @main.command(context_settings=CONTEXT)
+@click.option("-a", "--archive", "keep_owners", is_flag=True, help="Archive mode (copy all "
+              "uid/gid information).")
+@click.option("-L", "--follow-link", is_flag=True, help="Always follow a symbol link in "
+              "SRC_PATH.")
 @click.argument("source")
 @click.argument("destination")
-def cp(source, destination):
+def cp(keep_owners, follow_link, source, destination):
     """Copy files between a container and the host.
 
     \b
@@ -35,10 +39,10 @@ def cp(source, destination):
                               "supported: one of SRC and DEST must be CONTAINER:PATH")
     if inside_src:
         name, path = inside_src
-        archive.copy_from(lifecycle.find(name), path, destination)
+        archive.copy_from(lifecycle.find(name), path, destination, keep_owners, follow_link)
     else:
         name, path = inside_dst
-        archive.copy_to(lifecycle.find(name), source, path)
+        archive.copy_to(lifecycle.find(name), source, path, keep_owners, follow_link)
 
 
 def _split_container(arg: str) -> tuple[str, str] | None:

@@ -225,7 +225,8 @@ def _extract_in_root(path: str, source: int, copy_uid_gid: bool,
     with os.fdopen(os.dup(source), "rb") as tar_stream:
         try:
             extract_layer(tar_stream, Path(resolved), whiteouts=False,
-                          owner=None if copy_uid_gid else (0, 0))
+                          owner=None if copy_uid_gid else (0, 0),
+                          keep_kinds=no_overwrite_dir_non_dir)
         except LayerError as exc:
             if hasattr(exc, "threat"):
                 raise Refused(f"refused archive member {exc.member!r}: {exc.threat}; "
@@ -251,30 +252,38 @@ def rfc3339(ns: int) -> str:
 
 # --- what the CLI adds: docker cp's rules on the host's side ------------------------------------
 
-def copy_from(record: records.ContainerRecord, source: str, destination: str) -> None:
-    """``cp CONTAINER:SRC DEST`` (DEST ``-``: the tar to stdout). The container's files are
-    untrusted on the host too: the same extractor unpacks them, owned by us (``docker cp``
-    without ``-a``)."""
+def copy_from(record: records.ContainerRecord, source: str, destination: str,
+              keep_owners: bool = False, follow_link: bool = False) -> None:
+    """``cp [-a] [-L] CONTAINER:SRC DEST`` (DEST ``-``: the tar to stdout). The container's
+    files are untrusted on the host too: the same extractor unpacks them, owned by us unless
+    ``keep_owners`` (``-a``). With ``follow_link`` a symlink SRC is copied as what it leads to
+    (resolved inside the container), under its own name."""
     if destination == "-":
         archive_path(record, source, sys.stdout.buffer)
         return
     found = stat_path(record, source)
+    name = source
+    if follow_link and found.linkTarget:
+        source, found = found.linkTarget, stat_path(record, found.linkTarget)
     into, rebase = _destination(Path(destination).is_dir(), Path(destination).exists(),
-                                found.is_dir, source, destination)
+                                found.is_dir, name, destination)
     if not Path(into).is_dir():
         raise NotFound(f"destination directory {into} does not exist")
     with tempfile.TemporaryFile() as tar:
         archive_path(record, source, tar, rebase)
         tar.seek(0)
         try:
-            extract_layer(tar, Path(into), whiteouts=False, owner=(os.getuid(), os.getgid()))
+            extract_layer(tar, Path(into), whiteouts=False,
+                          owner=None if keep_owners else (os.getuid(), os.getgid()))
         except LayerError as exc:
             raise MinidockerError(f"refused the container's archive: {exc}") from None
 
 
-def copy_to(record: records.ContainerRecord, source: str, destination: str) -> None:
-    """``cp SRC CONTAINER:DEST``: the host's file or directory packed under the name it must
-    have, then unpacked into the container's directory that receives it."""
+def copy_to(record: records.ContainerRecord, source: str, destination: str,
+            keep_owners: bool = False, follow_link: bool = False) -> None:
+    """``cp [-a] [-L] SRC CONTAINER:DEST``: the host's file or directory packed under the name
+    it must have, then unpacked into the container's directory that receives it (owned by
+    root there, unless ``keep_owners``)."""
     src = Path(source)
     if not src.exists() and not src.is_symlink():
         raise NotFound(f"no such file or directory: {source}")
@@ -286,11 +295,14 @@ def copy_to(record: records.ContainerRecord, source: str, destination: str) -> N
     into, rebase = _destination(found is not None and found.is_dir, found is not None,
                                 src.is_dir(), source, destination)
     contents = source.endswith("/.")
+    if follow_link and src.is_symlink():
+        src = src.resolve()
     with tempfile.TemporaryFile() as tar:
         write_path_tar(src if contents else src.parent, "." if contents else src.name,
                        rebase, tar)
         tar.seek(0)
-        extract_archive(record, into, tar)
+        extract_archive(record, into, tar, copy_uid_gid=keep_owners,
+                        no_overwrite_dir_non_dir=True)
 
 
 def _destination(is_dir: bool, exists: bool, source_is_dir: bool, source: str,

@@ -184,7 +184,8 @@ def _join(parent: str, name: str) -> str:
 
 def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                   max_members: int = DEFAULT_MAX_MEMBERS, whiteouts: bool = True,
-                  owner: tuple[int, int] | None = None) -> list[str]:
+                  owner: tuple[int, int] | None = None,
+                  keep_kinds: bool = False) -> list[str]:
     """Extract an UNTRUSTED layer tar (plain or gzip, detected by magic bytes) into `dest` (an
     empty directory that becomes an overlay lower dir). OCI whiteouts become overlay whiteouts:
     `.wh.X` -> char device 0/0 named X (os.mknod), `.wh..wh..opq` -> xattr
@@ -192,7 +193,8 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
     docstring; refuses with LayerError (and the caller throws `dest` away). Device nodes are
     skipped with a notice on stderr; returns their paths. ``docker cp`` uses it too: with
     ``whiteouts`` False a ``.wh.`` name is a plain file, and ``owner`` (uid, gid) replaces
-    the owners written in the tar."""
+    the owners written in the tar; with ``keep_kinds`` a file is never replaced by a
+    directory either (``noOverwriteDirNonDir``)."""
     stream = _CappedReader(_decompressed(fileobj), max_bytes)
     root_fd = os.open(dest, DIR_FLAGS)
     dir_mtimes: dict[tuple[str, ...], float] = {}  # set last: creating entries changes them
@@ -215,7 +217,7 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
                                      " refused as a possible bomb")
                 try:
                     if not _is_device(member, skipped):
-                        _extract_member(tar, member, root_fd, dir_mtimes, whiteouts)
+                        _extract_member(tar, member, root_fd, dir_mtimes, whiteouts, keep_kinds)
                 except gzip.BadGzipFile:
                     raise
                 except OSError as error:  # no space left, a name too long, ...
@@ -254,7 +256,7 @@ def _tell_skipped(paths: list[str]) -> None:
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
-                    dir_mtimes: dict, whiteouts: bool = True) -> None:
+                    dir_mtimes: dict, whiteouts: bool = True, keep_kinds: bool = False) -> None:
     """Create one member inside the root, after checking it is no threat."""
     parts = _path_parts(member.name, member.name)
     if not parts:  # the layer's "./": dest keeps its own mode
@@ -265,6 +267,8 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
         name = parts[-1]
         if whiteouts and name.startswith(WHITEOUT_PREFIX):
             _apply_whiteout(parent_fd, name, member)
+        elif keep_kinds and member.isdir() and _is_non_dir(parent_fd, name):
+            _refuse(member.name, "it would replace a file with a directory")
         else:
             _create(tar, member, root_fd, parent_fd, name)
         if member.isdir():
@@ -421,6 +425,13 @@ def _set_owner_and_mtime(parent_fd: int, name: str, member: tarfile.TarInfo) -> 
     """For a symlink or whiteout (no fd to open): lchown and utimensat with AT_SYMLINK_NOFOLLOW."""
     os.chown(name, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
     os.utime(name, (member.mtime, member.mtime), dir_fd=parent_fd, follow_symlinks=False)
+
+
+def _is_non_dir(dir_fd: int, name: str) -> bool:
+    try:
+        return not stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _exists(dir_fd: int, name: str) -> bool:
