@@ -184,3 +184,28 @@ def test_stats_one_shot_stream_and_bad_input(daemon):
         for answer, status, words in refusals:
             assert answer.status_code == status, answer.text
             assert words in answer.json()["message"]
+
+
+def test_docker_py_archives_stats_events_and_df(daemon):
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=f"unix://{daemon.socket}", version="auto", timeout=60)
+    try:
+        box = client.containers.get(BOX)
+        since = time.time()
+        assert box.put_archive("/tmp", hostile_tar(("py-file", b"from python\n")).getvalue())
+        chunks, stat = box.get_archive("/tmp/py-file")
+        assert stat["name"] == "py-file" and stat["size"] == len(b"from python\n")
+        member = tarfile.open(fileobj=io.BytesIO(b"".join(chunks)))
+        assert member.extractfile("py-file").read() == b"from python\n"
+        used = box.stats(stream=False)
+        assert used["pids_stats"]["current"] == 1 and used["memory_stats"]["usage"] > 0
+        box.pause()
+        box.unpause()
+        seen = [e["Action"] for e in client.events(since=since, until=time.time() + 0.5,
+                                                    decode=True,
+                                                    filters={"container": BOX})]
+        assert seen[-2:] == ["pause", "unpause"], seen
+        usage = client.df()
+        assert any(c["Names"] == [f"/{BOX}"] for c in usage["Containers"])
+    finally:
+        client.close()
