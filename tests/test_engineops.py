@@ -5,7 +5,9 @@
 import io
 import json
 import os
+import subprocess
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -327,3 +329,23 @@ def test_stats_row_computes_as_the_docker_cli():
     assert row["MemUsage"] == "8MiB / 32MiB" and row["MemPerc"] == "25.00%"
     assert row["NetIO"] == "1.5kB / 500B" and row["BlockIO"] == "4.1kB / 0B"
     assert row["PIDs"] == "3" and row["Name"] == "web"
+
+
+def test_events_streams_as_they_happen():
+    from tests.conftest import MINIDOCKER
+
+    follower = subprocess.Popen([*MINIDOCKER, "events", "--filter", "type=volume", "--format",
+                                 "{{.Type}} {{.Action}} {{.Actor.ID}}"],
+                                stdout=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(30, follower.kill)  # a missing event fails, never hangs
+    watchdog.start()
+    try:
+        time.sleep(1.5)  # it has started and looks at the log's end
+        ok(minidocker("volume", "create", "engops-streamed"))
+        ok(minidocker("volume", "rm", "engops-streamed"))
+        lines = [follower.stdout.readline().strip() for _ in range(2)]
+        assert lines == ["volume create engops-streamed", "volume destroy engops-streamed"]
+    finally:
+        watchdog.cancel()
+        follower.terminate()
+        follower.wait(10)
