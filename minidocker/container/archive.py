@@ -106,9 +106,18 @@ def extract_archive(record: records.ContainerRecord, path: str, source: BinaryIO
     """Unpack the tar read from ``source`` into the directory ``path`` of the container."""
     if record.HostConfig.ReadonlyRootfs:
         raise Conflict(f"container rootfs is marked read-only: cannot copy into {record.Name}")
+    owner = None if copy_uid_gid else container_root(record)
     _in_root(record, "write", _extract_in_root,
-             (_absolute(path), source.fileno(), copy_uid_gid, no_overwrite_dir_non_dir),
+             (_absolute(path), source.fileno(), owner, no_overwrite_dir_non_dir),
              source.fileno())
+
+
+def container_root(record: records.ContainerRecord) -> tuple[int, int]:
+    """Who root *inside* the container is on the host: 0, or with ``--userns private`` the
+    first id of its map, so a copied file belongs to its root, not to ``nobody``."""
+    idmap = record.HostConfig.UsernsMap if record.HostConfig.UsernsMode.is_private else None
+    root = idmap.outside - idmap.inside if idmap else 0
+    return root, root
 
 
 def _absolute(path: str) -> str:
@@ -215,7 +224,7 @@ def _tar_in_root(path: str, output: int, rebase: str | None) -> dict:
     return found
 
 
-def _extract_in_root(path: str, source: int, copy_uid_gid: bool,
+def _extract_in_root(path: str, source: int, owner: tuple[int, int] | None,
                      no_overwrite_dir_non_dir: bool) -> None:
     resolved = os.path.realpath(path)
     if not os.path.isdir(resolved):
@@ -224,8 +233,7 @@ def _extract_in_root(path: str, source: int, copy_uid_gid: bool,
         raise Refused(f"extraction point is not a directory: {path}")
     with os.fdopen(os.dup(source), "rb") as tar_stream:
         try:
-            extract_layer(tar_stream, Path(resolved), whiteouts=False,
-                          owner=None if copy_uid_gid else (0, 0),
+            extract_layer(tar_stream, Path(resolved), whiteouts=False, owner=owner,
                           keep_kinds=no_overwrite_dir_non_dir)
         except LayerError as exc:
             if hasattr(exc, "threat"):

@@ -173,7 +173,9 @@ def stop(record: records.ContainerRecord, timeout: int | None = None) -> None:
     cgroup = record.cgroup()
     if record.status == "paused":
         cgroup.thaw()  # a frozen process cannot act on its signal
-    _signal(record, parse_signal(record.Config.StopSignal or "SIGTERM"))
+    stop_signal = parse_signal(record.Config.StopSignal or "SIGTERM")
+    _signal(record, stop_signal)
+    record.event("kill", signal=stop_signal)  # Docker's stop: kill, die, stop
     if not _wait_for_exit(record, timeout):
         cgroup.kill_all()
     _wait_for_exit(record, 10)
