@@ -392,9 +392,11 @@ def lab_reset(number):
 from minidocker.cli import (  # noqa: E402,F401  (registers the commands)
     build,
     compose,
+    containerops,
     daemon,
     lifecycle,
     network,
     registry,
+    system,
     volume,
 )

@@ -314,6 +314,7 @@ def attach(no_stdin, detach_keys, sig_proxy, container):
         raise Conflict(f"You cannot attach to a {record.status} container, start it first")
     with_stdin = record.Config.OpenStdin and not no_stdin
     client = attaching.connect(record.directory / "attach.sock", with_stdin)
+    record.event("attach")
     detached, code = _relay_with_signals(record, client, with_stdin, keys, sig_proxy)
     if detached:
         click.echo("\r\nread escape sequence", err=True)
@@ -336,7 +337,9 @@ def exec_(interactive, tty, env, workdir, user, container, command):
     from minidocker.container.exec import ExecSpec, exec_in
 
     spec = ExecSpec(list(command), interactive, tty, list(env), workdir, user)
-    sys.exit(exec_in(lifecycle.find(container), spec))
+    record = lifecycle.find(container)
+    record.event(f"exec_create: {' '.join(command)}")
+    sys.exit(exec_in(record, spec))
 
 
 @main.command(context_settings=RUN_CONTEXT)

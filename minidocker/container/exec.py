@@ -54,6 +54,7 @@ def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
                           tty=spec.tty)
         return runc.exec_in(record, spec, env)
     ours, theirs = socket.socketpair() if spec.tty else (None, None)
+    record.event(f"exec_start: {' '.join(spec.command)}")
     child = namespaces.fork_child(f"exec in container {record.Name}", _join_and_exec,
                                   record, spec, theirs, failure_code=126)
     if theirs is not None:
@@ -65,7 +66,9 @@ def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
         terminal.copy_window_size(0, master)
         terminal.relay(master, spec.interactive)
         os.close(master)
-    return namespaces.wait_forwarding_signals(child.pid)
+    code = namespaces.wait_forwarding_signals(child.pid)
+    record.event("exec_die", exitCode=code)
+    return code
 
 
 def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, spec: ExecSpec,

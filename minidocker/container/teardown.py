@@ -42,12 +42,14 @@ def remove(record: records.ContainerRecord, volumes_too: bool = False) -> None:
         volumes.remove_anonymous(record.Mounts, records.volumes_in_use(but=record.Id))
     record.remove()
     shutil.rmtree(record.directory, ignore_errors=True)
+    record.event("destroy")
 
 
 def finish(record: records.ContainerRecord, exit_code: int, oom_killed: bool = False,
            error: str = "") -> None:
     """The container's PID 1 has ended (or never started): ``--rm`` removes it with its
     anonymous volumes, as ``rm -v``; otherwise it is released and its exit recorded."""
+    record.event("die", exitCode=exit_code)
     if record.HostConfig.AutoRemove:
         remove(record, volumes_too=True)
         return

@@ -176,6 +176,7 @@ async def container_attach(request: Request) -> Response:
     sessions = _sessions(request)
     started = None if record.status in lifecycle.ACTIVE else sessions.wait_for_start(record.Id)
     keys = detach_keys(request.query_params.get("detachKeys"))
+    record.event("attach")
 
     async def pump(receive, write) -> None:
         if started is not None:

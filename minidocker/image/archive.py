@@ -34,6 +34,7 @@ import tarfile
 import zlib
 from pathlib import Path
 
+from minidocker import events
 from minidocker.errors import MinidockerError
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
 from minidocker.image.layers import GZIP_MAGIC
@@ -89,6 +90,8 @@ def save(images: list[tuple[Image, str | None]], output) -> None:
             info.size, info.mode = path.stat().st_size, 0o644
             with open(path, "rb") as f:
                 tar.addfile(info, f)
+    for image, name in images:
+        events.emit("image", "save", image.id, {"name": name or image.id})
 
 
 def _blob_name(digest: str) -> str:
@@ -105,6 +108,13 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def load(path: Path) -> list[str]:
     """Load every image of an OCI archive or a docker-archive; return what was loaded."""
+    names = _load(path)
+    for name in names:
+        events.emit("image", "load", name, {"name": name})
+    return names
+
+
+def _load(path: Path) -> list[str]:
     try:
         tar = tarfile.open(path)
     except (tarfile.TarError, OSError) as exc:
@@ -344,7 +354,9 @@ def import_tarball(path: Path, name: str | None, config: dict, comment: str) -> 
             _decompress(source, HashingWriter(), plain)
         with store.transaction():  # from the layer's blob to the image's name
             layer = store.add_layer(tar_path)
-            return store.add_image(new_config([layer.diff_id], config, history), [layer], name)
+            image = store.add_image(new_config([layer.diff_id], config, history), [layer], name)
+    events.emit("image", "import", image.id, {"name": name or image.id})
+    return image
 
 
 __all__ = ["ArchiveError", "import_layer", "import_tarball", "load", "save"]

@@ -42,6 +42,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minidocker import events, humanize
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.image import DEFAULT_PATH  # noqa: F401  (Docker's PATH; re-exported)
 from minidocker.image.blobs import (
@@ -104,11 +105,7 @@ class Image:
 
 def human_size(size: float) -> str:
     """Sizes as ``docker images`` prints them: 3 significant digits, powers of 1000."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.3g}{unit}"
-        size /= 1000
-    return f"{size:.3g}TB"
+    return humanize.size(size)
 
 
 def layout_dir() -> Path:
@@ -274,6 +271,7 @@ class ImageStore:
                               if not (d["digest"] == image.manifest_digest and not _ref(d))]
         index["manifests"].append(_descriptor(image, name))
         self._write_index(index)
+        events.emit("image", "tag", image.id, {"name": name})
         return name
 
     @_mutation
@@ -286,6 +284,7 @@ class ImageStore:
         if not any(d["digest"] == image.manifest_digest for d in index["manifests"]):
             index["manifests"].append(_descriptor(image, None))  # kept, as <none>:<none>
         self._write_index(index)
+        events.emit("image", "untag", image.id, {"name": name})
         return image
 
     @_mutation
@@ -296,6 +295,7 @@ class ImageStore:
                               if d["digest"] != image.manifest_digest]
         self._write_index(index)
         self.collect_garbage()
+        events.emit("image", "delete", image.id, {"name": image.id})
 
     # --- adding images ---------------------------------------------------------------------------
 

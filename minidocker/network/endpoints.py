@@ -29,6 +29,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minidocker import events
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.network import bridge, firewall, hosts, ipam, ports, store, veth
 from minidocker.network.netlink import outside_event_loop
@@ -95,7 +96,15 @@ def attach(container_id: str, pid: int, request: NetworkRequest) -> list[Endpoin
         except BaseException:
             _release(container_id)  # what was made so far, from the record
             raise
+    for endpoint in record["endpoints"]:
+        _event("connect", container_id, endpoint)
     return [_endpoint(e) for e in record["endpoints"]]
+
+
+def _event(action: str, container_id: str, endpoint: dict) -> None:
+    """``docker events``: a container joined or left a network."""
+    events.emit("network", action, endpoint["network_id"], {
+        "container": container_id, "name": endpoint["network"], "type": "bridge"})
 
 
 def _new_record(container_id: str, pid: int, request: NetworkRequest) -> dict:
@@ -280,6 +289,7 @@ def _release(container_id: str) -> None:
     record = store.read_endpoints(container_id) or {"endpoints": []}
     for endpoint in reversed(record["endpoints"]):
         _unplug(endpoint)
+        _event("disconnect", container_id, endpoint)
     for network in store.all_networks():  # also an address allocated just before a crash
         if container_id in network.allocations:
             ipam.release(network, container_id)
@@ -307,6 +317,7 @@ def disconnect_endpoint(container_id: str, network: Network) -> None:
         raise MinidockerError(f"container {container_id[:12]} is not connected to network "
                               f"{network.name}")
     _unplug(mine[0])
+    _event("disconnect", container_id, mine[0])
     record["endpoints"].remove(mine[0])
     ipam.release(network, container_id)
     store.save(network)
@@ -327,6 +338,7 @@ def connect_endpoint(container_id: str, network: Network, aliases: list[str]) ->
                               f"{network.name}")
     endpoint = _join(record, network, [], aliases=aliases)
     hosts.refresh_peers(network)
+    _event("connect", container_id, endpoint)
     return _endpoint(endpoint)
 
 

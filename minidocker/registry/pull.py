@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from minidocker import events
 from minidocker.errors import MinidockerError
 from minidocker.image.archive import ACCEPTED_MANIFESTS, INDEXES, import_layer
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
@@ -134,6 +135,7 @@ def pull(name: str, report: Report, platform: str | None = None,
             image = store_image(store, target, config_bytes, manifest["layers"],  # 6
                                 diff_ids, files, Path(scratch), report)
     report.line(f"Digest: {digest}")
+    events.emit("image", "pull", str(target), {"name": str(target)})
     if before == image.id:
         report.line(f"Status: Image is up to date for {target}")
     else:

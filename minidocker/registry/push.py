@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from minidocker import events
 from minidocker.errors import MinidockerError
 from minidocker.image.blobs import sha256_digest
 from minidocker.image.store import Image, ImageStore
@@ -64,6 +65,7 @@ def push(name: str, report: Report, insecure: tuple[str, ...] = (),
         push_blob(session, store, image.manifest["config"], sources, None)
         digest = push_manifest(session, target, manifest, image.manifest["mediaType"])
     report.line(f"{target.tag}: digest: {digest} size: {len(manifest)}")
+    events.emit("image", "push", f"{target.name}:{target.tag}", {"name": f"{target.name}:{target.tag}"})
     return digest
 
 
