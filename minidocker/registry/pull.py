@@ -14,9 +14,10 @@ The story, as the bytes travel (``pull()`` reads in this order):
    mirror safe, since the manifest's digest was checked, and it names every blob by digest;
 6. store: under the store lock, each layer is imported as ``load`` imports one
    (``image.archive.import_layer``: its uncompressed digest must be the config's
-   ``diff_id``), then the image is named. Downloads happen before the lock is taken and into
-   temp files, so a pull that dies leaves nothing with a name; the store's garbage
-   collection removes its temp files.
+   ``diff_id``), then the image is named: by its tag, and by ``name@<digest of step 2>``
+   (Docker's RepoDigest: the store re-writes the manifest, so its own digest differs).
+   Downloads happen before the lock is taken and into temp files, so a pull that dies
+   leaves nothing with a name; the store's garbage collection removes its temp files.
 
 Spec: distribution-spec spec.md ("Pulling manifests", "Pulling blobs"); image-spec
 image-index.md (platforms), manifest.md, descriptor.md (``urls``: non-distributable layers).
@@ -130,7 +131,7 @@ def pull(name: str, report: Report, platform: str | None = None,
             files = download_layers(session, store, manifest["layers"], diff_ids,  # 5
                                     Path(scratch), report)
             image = store_image(store, target, config_bytes, manifest["layers"],  # 6
-                                diff_ids, files, Path(scratch), report)
+                                diff_ids, files, Path(scratch), report, digest)
     report.line(f"Digest: {digest}")
     if before == image.id:
         report.line(f"Status: Image is up to date for {target}")
@@ -292,8 +293,9 @@ def _verify(descriptor: dict, size: int, digest: str) -> None:
 
 def store_image(store: ImageStore, target: Target, config_bytes: bytes, layers: list[dict],
                 diff_ids: list[str], files: dict[str, Path], scratch: Path,
-                report: Report) -> Image:
-    """Import the downloaded layers and name the image: one store transaction."""
+                report: Report, digest: str) -> Image:
+    """Import the downloaded layers and name the image — by its tag, and by the digest the
+    registry calls it (``name@sha256:...``, its RepoDigest): one store transaction."""
     with store.transaction():
         have = _layers_in_store(store)
         stored = []
@@ -306,7 +308,9 @@ def store_image(store: ImageStore, target: Target, config_bytes: bytes, layers: 
                 report.status(short_digest(layer["digest"]), "Pull complete")
             stored.append(have[diff_id])
         tag = f"{target.name}:{target.tag}" if not target.digest else None
-        return store.add_image_with_config(config_bytes, stored, tag)
+        image = store.add_image_with_config(config_bytes, stored, tag)
+        store.add_repo_digest(image, target.name, digest)
+        return image
 
 
 def _layers_in_store(store: ImageStore) -> dict:
@@ -324,8 +328,8 @@ def _layers_in_store(store: ImageStore) -> dict:
 
 
 def _image_of(store: ImageStore, target: Target) -> str | None:
-    name = f"{target.name}:{target.tag}"
-    return next((i.id for i in store.images() if name in i.tags), None)
+    name = f"{target.name}@{target.digest}" if target.digest else f"{target.name}:{target.tag}"
+    return next((i.id for i in store.images() if name in i.tags or name in i.digests), None)
 
 
 def _json(data: bytes, what: str) -> dict:
