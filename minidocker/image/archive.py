@@ -278,24 +278,30 @@ def _diff_ids(config_bytes: bytes, manifest: dict) -> list[str]:
 def import_layer(store: ImageStore, source, scratch: Path, blob_digest: str | None,
                  diff_id: str) -> Layer:
     """Decompress one layer to a temp file (hashing both forms), check the digests, store.
-    ``load`` reads layers from an archive with it, ``pull`` from a registry's blobs."""
+    ``load`` reads layers from an archive with it, ``pull`` from a registry's blobs. A gzip
+    layer is kept as it came, the blob the manifest names (as Docker keeps it): compressing
+    it again would cost more than the whole download; a plain tar is gzipped by the store."""
     tar_path = scratch / "layer.tar"
-    blob_hash = HashingWriter()
-    with open(tar_path, "wb") as out:
-        diff_hash = HashingWriter(out)
-        _decompress(source, blob_hash, diff_hash)
-    if blob_digest and blob_hash.digest != blob_digest:
-        raise ArchiveError(f"layer {blob_digest} is corrupt: its bytes hash to "
-                           f"{blob_hash.digest}")
-    if diff_hash.digest != diff_id:
-        raise ArchiveError(f"layer diff_id mismatch: the config says {diff_id}, the layer's "
-                           f"uncompressed tar hashes to {diff_hash.digest}")
-    return store.add_layer(tar_path)
+    with store.transaction():  # callers hold it until the image is named (load, pull)
+        with store.blobs.writer() as (blob, commit), open(tar_path, "wb") as out:
+            diff_hash = HashingWriter(out)
+            compressed = _decompress(source, blob, diff_hash)
+            if blob_digest and blob.digest != blob_digest:
+                raise ArchiveError(f"layer {blob_digest} is corrupt: its bytes hash to "
+                                   f"{blob.digest}")
+            if diff_hash.digest != diff_id:
+                raise ArchiveError(f"layer diff_id mismatch: the config says {diff_id}, the "
+                                   f"layer's uncompressed tar hashes to {diff_hash.digest}")
+            layer = Layer(commit(), diff_id, blob.size) if compressed else None
+        if layer is None:
+            return store.add_layer(tar_path)
+        store.unpack(diff_id, tar_path)
+        return layer
 
 
-def _decompress(source, raw: HashingWriter, plain: HashingWriter) -> None:
+def _decompress(source, raw, plain: HashingWriter) -> bool:
     """Copy a layer, plain or gzip (told apart by its first bytes, not by a media type), to
-    ``plain`` uncompressed while ``raw`` hashes the bytes as they were."""
+    ``plain`` uncompressed while ``raw`` takes the bytes as they were; True if it was gzip."""
     head = source.read(4)
     if head == ZSTD_MAGIC:
         raise ArchiveError("a layer is compressed with zstd, which minidocker cannot read: "
@@ -307,6 +313,7 @@ def _decompress(source, raw: HashingWriter, plain: HashingWriter) -> None:
         plain.write(chunk)
         if plain.size > MAX_LAYER:
             raise ArchiveError(f"a layer is larger than {MAX_LAYER} bytes uncompressed")
+    return head[:2] == GZIP_MAGIC
 
 
 class _Tee:
