@@ -289,14 +289,45 @@ def import_layer(store: ImageStore, source, scratch: Path, blob_digest: str | No
             if blob_digest and blob.digest != blob_digest:
                 raise ArchiveError(f"layer {blob_digest} is corrupt: its bytes hash to "
                                    f"{blob.digest}")
-            if diff_hash.digest != diff_id:
-                raise ArchiveError(f"layer diff_id mismatch: the config says {diff_id}, the "
-                                   f"layer's uncompressed tar hashes to {diff_hash.digest}")
+            _check_diff_id(diff_hash, diff_id)
             layer = Layer(commit(), diff_id, blob.size) if compressed else None
         if layer is None:
             return store.add_layer(tar_path)
         store.unpack(diff_id, tar_path)
         return layer
+
+
+def import_downloaded_layer(store: ImageStore, blob_file: Path, scratch: Path,
+                            blob_digest: str, diff_id: str) -> Layer:
+    """A pull's layer: ``blob_file`` was hashed against ``blob_digest`` as it arrived, so it
+    is not hashed again — a gzip blob moves into the store as it is (a rename), and only its
+    uncompressed tar is checked against ``diff_id`` on the way to being unpacked."""
+    tar_path = scratch / "layer.tar"
+    with store.transaction():  # the caller holds it until the image is named
+        with open(blob_file, "rb") as source, open(tar_path, "wb") as out:
+            diff_hash = HashingWriter(out)
+            compressed = _decompress(source, _Discard(), diff_hash)
+        _check_diff_id(diff_hash, diff_id)
+        if not compressed:
+            return store.add_layer(tar_path)
+        size = blob_file.stat().st_size
+        layer = Layer(store.blobs.adopt(blob_file, blob_digest), diff_id, size)
+        store.unpack(diff_id, tar_path)
+        return layer
+
+
+def _check_diff_id(diff_hash: HashingWriter, diff_id: str) -> None:
+    if diff_hash.digest != diff_id:
+        raise ArchiveError(f"layer diff_id mismatch: the config says {diff_id}, the "
+                           f"layer's uncompressed tar hashes to {diff_hash.digest}")
+
+
+class _Discard:
+    """A sink for bytes already hashed elsewhere."""
+
+    @staticmethod
+    def write(data: bytes) -> int:
+        return len(data)
 
 
 def _decompress(source, raw, plain: HashingWriter) -> bool:
@@ -354,4 +385,5 @@ def import_tarball(path: Path, name: str | None, config: dict, comment: str) -> 
             return store.add_image(new_config([layer.diff_id], config, history), [layer], name)
 
 
-__all__ = ["ArchiveError", "import_layer", "import_tarball", "load", "save"]
+__all__ = ["ArchiveError", "import_downloaded_layer", "import_layer", "import_tarball",
+           "load", "save"]

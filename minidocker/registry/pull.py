@@ -12,10 +12,11 @@ The story, as the bytes travel (``pull()`` reads in this order):
    streamed to a temp file while it is hashed; a size or digest that differs from the
    manifest's descriptor is refused — that check is what makes a pull from an untrusted
    mirror safe, since the manifest's digest was checked, and it names every blob by digest;
-6. store: under the store lock, each layer is imported as ``load`` imports one
-   (``image.archive.import_layer``: its uncompressed digest must be the config's
-   ``diff_id``), then the image is named: by its tag, and by ``name@<digest of step 2>``
-   (Docker's RepoDigest: the store re-writes the manifest, so its own digest differs).
+6. store: under the store lock, each layer is unpacked while its uncompressed digest is
+   checked against the config's ``diff_id`` (``image.archive.import_downloaded_layer``), the
+   downloaded file itself becoming the blob (no second copy, no second hash), then the image
+   is named: by its tag, and by ``name@<digest of step 2>`` (Docker's RepoDigest: the store
+   may re-write the manifest, and then its own digest differs).
    Downloads happen before the lock is taken and into temp files, so a pull that dies
    leaves nothing with a name; the store's garbage collection removes its temp files.
 
@@ -33,7 +34,7 @@ from pathlib import Path
 import httpx
 
 from minidocker.errors import MinidockerError
-from minidocker.image.archive import ACCEPTED_MANIFESTS, INDEXES, import_layer
+from minidocker.image.archive import ACCEPTED_MANIFESTS, INDEXES, import_downloaded_layer
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
 from minidocker.image.store import Image, ImageStore, layer_dir
 from minidocker.registry.client import (
@@ -302,9 +303,8 @@ def store_image(store: ImageStore, target: Target, config_bytes: bytes, layers: 
         for layer, diff_id in zip(layers, diff_ids, strict=True):
             if diff_id not in have:
                 report.status(short_digest(layer["digest"]), "Extracting")
-                with open(files[layer["digest"]], "rb") as source:
-                    have[diff_id] = import_layer(store, source, scratch, layer["digest"],
-                                                 diff_id)
+                have[diff_id] = import_downloaded_layer(store, files[layer["digest"]],
+                                                        scratch, layer["digest"], diff_id)
                 report.status(short_digest(layer["digest"]), "Pull complete")
             stored.append(have[diff_id])
         tag = f"{target.name}:{target.tag}" if not target.digest else None
