@@ -300,20 +300,20 @@ def import_layer(store: ImageStore, source, scratch: Path, blob_digest: str | No
 def import_downloaded_layer(store: ImageStore, blob_file: Path, scratch: Path,
                             blob_digest: str, diff_id: str) -> Layer:
     """A pull's layer: ``blob_file`` was hashed against ``blob_digest`` as it arrived, so it
-    is not hashed again — a gzip blob moves into the store as it is (a rename), and only its
-    uncompressed tar is checked against ``diff_id`` on the way to being unpacked."""
-    tar_path = scratch / "layer.tar"
-    with store.transaction():  # the caller holds it until the image is named
-        with open(blob_file, "rb") as source, open(tar_path, "wb") as out:
-            diff_hash = HashingWriter(out)
-            compressed = _decompress(source, _Discard(), diff_hash)
-        _check_diff_id(diff_hash, diff_id)
-        if not compressed:
-            return store.add_layer(tar_path)
+    is not hashed again. A gzip blob is unpacked straight from the decompressor, its tar
+    hashed on the way and checked against ``diff_id`` before the layer directory gets its
+    name, and the file moves into the store as the blob (a rename); any other layer goes
+    through ``import_layer``."""
+    with store.transaction(), open(blob_file, "rb") as source:  # held until the image is named
+        if source.read(2) != GZIP_MAGIC:
+            source.seek(0)
+            return import_layer(store, source, scratch, blob_digest, diff_id)
+        source.seek(0)
+        tar = _HashingReader(gzip.GzipFile(fileobj=source))
+        store.unpack(diff_id, None, stream=tar,
+                     verify=lambda: _check_diff_id(tar.drained(), diff_id))
         size = blob_file.stat().st_size
-        layer = Layer(store.blobs.adopt(blob_file, blob_digest), diff_id, size)
-        store.unpack(diff_id, tar_path)
-        return layer
+        return Layer(store.blobs.adopt(blob_file, blob_digest), diff_id, size)
 
 
 def _check_diff_id(diff_hash: HashingWriter, diff_id: str) -> None:
@@ -322,12 +322,23 @@ def _check_diff_id(diff_hash: HashingWriter, diff_id: str) -> None:
                            f"layer's uncompressed tar hashes to {diff_hash.digest}")
 
 
-class _Discard:
-    """A sink for bytes already hashed elsewhere."""
+class _HashingReader:
+    """Hashes what is read through it; ``drained()`` reads the rest (a tar reader stops at the
+    end-of-archive blocks) and is the hash of the whole stream."""
 
-    @staticmethod
-    def write(data: bytes) -> int:
-        return len(data)
+    def __init__(self, stream):
+        self.stream, self.hash = stream, HashingWriter()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.hash.write(data)
+        return data
+
+    def drained(self) -> HashingWriter:
+        while self.read(1 << 20):
+            if self.hash.size > MAX_LAYER:  # zeros after the tar's end: a bomb, not padding
+                raise ArchiveError(f"a layer is larger than {MAX_LAYER} bytes uncompressed")
+        return self.hash
 
 
 def _decompress(source, raw, plain: HashingWriter) -> bool:

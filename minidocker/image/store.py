@@ -362,8 +362,11 @@ class ImageStore:
         self.unpack(diff_id.digest, tar_path, source_dir)
         return Layer(digest, diff_id.digest, size)
 
-    def unpack(self, diff_id: str, tar_path: Path, source_dir: Path | None = None) -> Path:
-        """Extract a layer into ``layers/<diff_id>`` unless it is there already."""
+    def unpack(self, diff_id: str, tar_path: Path | None, source_dir: Path | None = None, *,
+               stream=None, verify=None) -> Path:
+        """Extract a layer into ``layers/<diff_id>`` unless it is there already: from the tar
+        file, or from ``stream`` (a tar read as it is decompressed and hashed; ``verify()``
+        then checks it before the directory gets its name), or by copying ``source_dir``."""
         target = layer_dir(diff_id)
         if target.is_dir():
             return target
@@ -373,9 +376,13 @@ class ImageStore:
             if source_dir is not None:  # cp keeps whiteouts (0/0 devices) and opaque xattrs
                 subprocess.run(["cp", "-a", "--preserve=all", "-T", str(source_dir),
                                 str(staging)], check=True, capture_output=True)
+            elif stream is not None:
+                extract_layer(stream, staging)
             else:
                 with open(tar_path, "rb") as f:
                     extract_layer(f, staging)
+            if verify is not None:
+                verify()
             try:
                 os.rename(staging, target)
             except OSError:  # another load unpacked the same layer first: keep theirs
