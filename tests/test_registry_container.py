@@ -14,7 +14,7 @@ from minidocker.registry.auth import BasicAuth, TokenAuth
 from minidocker.registry.config import ConfigError, load_config
 from tests import test_pull_push as client_tests
 from tests.conftest import minidocker
-from tests.registry_helpers import Server, free_port, push_blob
+from tests.registry_helpers import Server, distribution_config, free_port, push_blob
 
 fresh = client_tests.fresh  # the fixture: a state root of its own for each test
 ok, refused = client_tests.ok, client_tests.refused
@@ -59,19 +59,10 @@ def test_the_registry_image_runs_detached_and_takes_a_push_and_a_pull(fresh):
         minidocker("stop", container)
         ok(minidocker("rm", "-v", container))
         minidocker("rmi", f"127.0.0.1:{port}/team/busybox:1", "registry")
+        minidocker("builder", "prune", "-f")  # the build's step images
 
 
-CONFIG = """\
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
+MORE_CONFIG = """\
   tls:
     certificate: {certs}/server.crt
     key: {certs}/server.key
@@ -86,9 +77,9 @@ def test_serve_reads_distributions_config_yml(tmp_path):
     users, certs, port = tmp_path / "htpasswd", tmp_path / "certs", free_port()
     ok(minidocker("registry", "htpasswd", "-p", "wonderland", str(users), "alice"))
     ok(minidocker("registry", "certs", str(certs)))
-    config = tmp_path / "config.yml"
-    config.write_text(CONFIG.format(root=tmp_path / "storage", port=port, certs=certs,
-                                    users=users))
+    # the config the distribution tests use (its http section last), with TLS and Basic auth
+    config = distribution_config(tmp_path / "storage", tmp_path, port)
+    config.write_text(config.read_text() + MORE_CONFIG.format(certs=certs, users=users))
     server = Server([sys.executable, "-m", "minidocker.cli", "registry", "serve", "--config",
                      str(config)], port, tmp_path / "serve.log")
     try:

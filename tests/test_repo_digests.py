@@ -3,6 +3,8 @@ after a pull or a push, shown by ``image inspect`` and ``images --digests``, and
 ``name@sha256:...`` by run, create, pull, image inspect, tag and rmi — against minidocker's own
 registry on loopback of the test session's private network namespace."""
 
+import json
+
 import pytest
 
 from minidocker.cli.formatting import image_rows
@@ -35,7 +37,19 @@ def inspect(run, name: str, field: str) -> str:
     return ok(run("image", "inspect", "-f", "{{json ." + field + "}}", name)).strip()
 
 
-def test_a_push_and_a_pull_remember_the_registrys_digest(pushed, fresh):
+def engine_image_list(run, monkeypatch) -> list[dict]:
+    """What the daemon's ``GET /images/json`` answers over ``run``'s state root."""
+    from starlette.requests import Request
+
+    from minidocker.daemon.images import image_list
+
+    monkeypatch.setenv("MINIDOCKER_ROOT", str(run.root))
+    request = Request({"type": "http", "method": "GET", "path": "/images/json",
+                       "query_string": b"", "headers": []})
+    return json.loads(image_list(request).body)
+
+
+def test_a_push_and_a_pull_remember_the_registrys_digest(pushed, fresh, monkeypatch):
     name, repository, digest = pushed
     assert f'"{repository}@{digest}"' in inspect(minidocker, name, "RepoDigests")
     ok(fresh("pull", name))
@@ -45,6 +59,8 @@ def test_a_push_and_a_pull_remember_the_registrys_digest(pushed, fresh):
                                 "SIZE"]
     assert table[1].split()[:3] == [repository, "digests", digest]
     assert ok(fresh("images", "--format", "{{.Digest}}")).strip() == digest
+    assert engine_image_list(fresh, monkeypatch)[0]["RepoDigests"] == \
+        [f"{repository}@{digest}"]
     # moby's rule: with the repository's last tag go its digests, and the image
     assert ok(fresh("rmi", name)).splitlines()[:2] == [f"Untagged: {name}",
                                                        f"Untagged: {repository}@{digest}"]
