@@ -120,3 +120,5 @@ def test_config_yml_token_auth_and_its_refusals(tmp_path):
     config.write_text("version: 0.2\n")
     error = refused(minidocker("registry", "serve", "--config", str(config)))
     assert "'version: 0.1' is the only config version" in error and error.count("\n") == 1
+    missing = refused(minidocker("registry", "image", "--binary", str(tmp_path / "nope")))
+    assert "apt-get install docker-registry" in missing and missing.count("\n") == 1

@@ -81,7 +81,7 @@ def _cert_hosts(hosts) -> list[str]:
 @click.option("-t", "--tag", default="registry", show_default=True, metavar="NAME[:TAG]",
               help="Name of the image.")
 @click.option("--binary", default="/usr/bin/docker-registry", show_default=True,
-              type=click.Path(dir_okay=False, exists=True),
+              type=click.Path(dir_okay=False),
               help="distribution's registry program (Debian's docker-registry).")
 def registry_image(tag, binary):
     """Build the 'registry' image (Docker Hub's, offline): distribution's program, its
@@ -90,7 +90,12 @@ def registry_image(tag, binary):
     require_root("registry image")
     from pathlib import Path
 
+    from minidocker.errors import MinidockerError
     from minidocker.image.store import ImageStore
+
+    if not Path(binary).is_file():
+        raise MinidockerError(f"{binary} is not there: install distribution's registry "
+                              "('apt-get install docker-registry') or name it with --binary")
     from minidocker.registry.image import build_registry_image
 
     with ImageStore().scratch() as scratch:
