@@ -44,3 +44,10 @@ def test_a_downloaded_layer_is_checked_unpacked_and_kept_as_it_came(tmp_path, mo
                                                             .read_bytes()))
     assert not path.exists()  # renamed into the store
     assert (layer_dir(diff_id) / "hello").read_text() == "hi\n"
+    # a layer unpacked already is not unpacked again, but its tar is checked all the same
+    path, digest, _ = layer_files(tmp_path)
+    wrong_dir = layer_dir(wrong)
+    wrong_dir.mkdir()
+    with pytest.raises(ArchiveError, match="diff_id mismatch"):
+        import_downloaded_layer(store, path, tmp_path / "scratch", digest, wrong)
+    assert not list(wrong_dir.iterdir())

@@ -47,6 +47,7 @@ from minidocker.image.store import (
     ImageStore,
     Layer,
     architecture,
+    layer_dir,
     new_config,
 )
 
@@ -310,8 +311,11 @@ def import_downloaded_layer(store: ImageStore, blob_file: Path, scratch: Path,
             return import_layer(store, source, scratch, blob_digest, diff_id)
         source.seek(0)
         tar = _HashingReader(gzip.GzipFile(fileobj=source))
-        store.unpack(diff_id, None, stream=tar,
-                     verify=lambda: _check_diff_id(tar.drained(), diff_id))
+        if layer_dir(diff_id).is_dir():  # unpacked already: the tar is checked all the same
+            _check_diff_id(tar.drained(), diff_id)
+        else:
+            store.unpack(diff_id, None, stream=tar,
+                         verify=lambda: _check_diff_id(tar.drained(), diff_id))
         size = blob_file.stat().st_size
         return Layer(store.blobs.adopt(blob_file, blob_digest), diff_id, size)
 
