@@ -17,6 +17,7 @@ Targets (reported, not enforced): the CLI no slower than podman, the API no slow
 is shown in ms and as a fraction of the run.
 
 Usage: bench/run.py [--runs N] [--warmup N] [--pause S] [--skip podman|runc] [--json PATH]
+       bench/run.py --registry [--json PATH]     (the registry's benchmark: bench/registry.py)
 """
 
 import argparse
@@ -76,6 +77,10 @@ CGROUP_PARTS = [  # (key, steps of the cgroup case, label)
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.registry:  # the registry's benchmark instead: bench/registry.py
+        import registry
+
+        return registry.main(["--json", args.json] if args.json else [])
     if os.geteuid() != 0:
         print("bench/run.py: needs root (containers need namespaces and mounts): "
               "run 'sudo ./kit bench'", file=sys.stderr)
@@ -117,6 +122,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              runs_help="measured rounds; the median is reported")
     parser.add_argument("--skip", action="append", default=[], choices=["podman", "runc"],
                         help="leave a peer out (repeatable)")
+    parser.add_argument("--registry", action="store_true",
+                        help="instead: the registry benchmark (bench/registry.py: skopeo, "
+                             "distribution, a 200 MB image, a 1 GiB blob; about a minute)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.pause < 0:
         parser.error("--runs must be at least 1, --warmup and --pause at least 0")

@@ -368,6 +368,11 @@ def wait(containers):
 @click.argument("names", nargs=-1, required=True)
 def inspect(template, names):
     """Show low-level information on containers or images, as JSON."""
+    print_inspected(template, names, _inspect_object)
+
+
+def print_inspected(template, names, look_up) -> None:
+    """``inspect``'s output: each object ``look_up`` finds, as JSON or through ``template``."""
     import json
 
     from minidocker.cli.templates import TemplateError, parse
@@ -377,7 +382,7 @@ def inspect(template, names):
     except TemplateError as exc:
         click.echo(f"minidocker: template parsing error: {exc}", err=True)
         sys.exit(64)
-    found = [_inspect_object(name) for name in names]
+    found = [look_up(name) for name in names]
     if parsed is None:
         click.echo(json.dumps(found, indent=4))
     else:

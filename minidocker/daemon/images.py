@@ -64,7 +64,7 @@ def image_list(request: Request) -> Response:
                                              wanted["reference"] for t in image.tags):
             continue
         result.append({"Id": image.id, "ParentId": "", "RepoTags": image.tags,
-                       "RepoDigests": [], "Created": _epoch(image.config.get("created")),
+                       "RepoDigests": image.digests, "Created": _epoch(image.config.get("created")),
                        "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
                        "Labels": labels, "Containers": -1})
     return JSONResponse(result)
