@@ -1,8 +1,9 @@
 """The same Compose files, brought up by docker-compose 1.29 on the real dockerd 20.10 and by
 ``minidocker compose`` on minidocker: the containers, their labels, networks and aliases,
-volumes, mounts, published ports and environments must agree. dockerd runs inside the test
-session's private network and mount namespaces, on a tmpfs of its own, without iptables, under
-a cgroup parent of its own; it is stopped by its PID at the end.
+volumes, mounts, published ports and environments must agree. dockerd runs in namespaces of
+its own, on a tmpfs, without iptables, under a cgroup parent of its own
+(tests/dockerd_helpers.py); it is stopped by its PID at the end. The same files also go
+through docker-compose 1.29 driving minidocker's own daemon.
 
 The differences that remain, each with its reason, are in ``normalised``: container names
 (``_`` in 1.29, ``-`` in Compose v2, which minidocker follows; the image built for a service
@@ -11,20 +12,15 @@ tool (version, config hash, how the files are written), and the image reference 
 (``busybox`` vs ``busybox:latest``).
 """
 
-import contextlib
 import json
 import os
-import shutil
-import signal
 import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from minidocker import kernel
 from tests.conftest import MINIDOCKER, minidocker
+from tests.dockerd_helpers import running_dockerd
 
 CASES = Path(__file__).parent / "compose"
 DOCKER = "/usr/local/bin/docker"
@@ -36,42 +32,15 @@ ENV = {"PATH": os.environ["PATH"], "HOME": "/root", "FROM_SHELL": "shell"}
 
 
 @pytest.fixture(scope="module")
-def dockerd():
-    """A private dockerd; yields the environment that points docker and docker-compose at it."""
-    root = Path(tempfile.mkdtemp(prefix="minidocker-dockerd-"))
-    kernel.mount("tmpfs", str(root), "tmpfs", 0, "mode=700")
-    parent = f"{os.environ.get('MINIDOCKER_CGROUP_PARENT', 'minidocker')}-dockerd"
-    log = open(root / "log", "w")
-    daemon = subprocess.Popen(
-        ["dockerd", "--data-root", f"{root}/data", "--exec-root", f"{root}/exec",
-         "--pidfile", f"{root}/pid", "-H", f"unix://{root}/sock", "--iptables=false",
-         "--ip-masq=false", "--bridge=none", "--cgroup-parent", parent,
-         "--containerd-namespace", "minidocker-test", "--log-level", "error"],
-        stdout=log, stderr=subprocess.STDOUT)
-    env = {**ENV, "DOCKER_HOST": f"unix://{root}/sock", "DOCKER_CONFIG": f"{root}/config"}
-    try:
-        deadline = time.monotonic() + 60
-        while subprocess.run([DOCKER, "version"], env=env, capture_output=True).returncode:
-            assert daemon.poll() is None and time.monotonic() < deadline, \
-                (root / "log").read_text()
-            time.sleep(0.3)
+def dockerd(tmp_path_factory):
+    """A private dockerd (tests/dockerd_helpers.py: its own namespaces, a tmpfs on /run, its
+    own roots); yields the environment that points docker and docker-compose at it."""
+    with running_dockerd(tmp_path_factory.mktemp("dockerd")) as daemon:
         image = subprocess.run([*MINIDOCKER, "save", "busybox"], capture_output=True)
-        subprocess.run([DOCKER, "load"], input=image.stdout, env=env, check=True,
-                       capture_output=True)
-        yield env
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            daemon.wait(30)
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        log.close()
-        kernel.umount2(str(root), kernel.MNT_DETACH)
-        shutil.rmtree(root, ignore_errors=True)
-        for directory in Path("/sys/fs/cgroup").glob(f"*/{parent}"):
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+        loaded = daemon.docker("load", input=image.stdout)
+        assert loaded.returncode == 0, loaded.stderr
+        yield {**ENV, "DOCKER_HOST": daemon.env["DOCKER_HOST"],
+               "DOCKER_CONFIG": daemon.env["DOCKER_CONFIG"]}
 
 
 def docker_compose(env, project: str, case: str, *args: str):
@@ -158,26 +127,25 @@ def test_same_files_same_result(dockerd, case):
         assert our == their, our["name"]
 
 
-@pytest.mark.xfail(reason="minidocker's daemon does not serve docker-compose 1.29's up yet: it "
-                          "reads NetworkSettings.Networks of a created container (None here) "
-                          "and connects networks before the start", strict=False)
-def test_docker_compose_through_minidockers_daemon(tmp_path):
+@pytest.mark.parametrize("case", ["webapp", "twonets"])
+def test_docker_compose_through_minidockers_daemon(tmp_path, case):
     """Issue 15, item 4: docker-compose 1.29 through minidocker's daemon, against minidocker
-    compose, on the same file. It passes once the daemon serves what 1.29's up asks."""
+    compose, on the same file: the same containers, labels, networks, aliases, volumes, mounts,
+    ports and environments (``normalised``)."""
     from tests.daemon_helpers import running_daemon
 
     try:
         with running_daemon(tmp_path, "viad") as daemon:
             env = {**daemon.env, **ENV}
             try:
-                up = docker_compose(env, "viad", "scaled", "up", "-d")
-                assert up.returncode == 0, up.stderr.strip().splitlines()[-1]
+                up = docker_compose(env, "viad", case, "up", "-d")
+                assert up.returncode == 0, up.stderr
                 theirs = observed(minidocker, "viad")
             finally:
-                docker_compose(env, "viad", "scaled", "down", "-v")
-        up = mine("viad", "scaled", "up", "-d")
+                docker_compose(env, "viad", case, "down", "-v", "--rmi", "local")
+        up = mine("viad", case, "up", "-d")
         assert up.returncode == 0, up.stderr
         ours = observed(minidocker, "viad")
-    finally:
-        mine("viad", "scaled", "down", "-v", "--remove-orphans")  # by the labels, whoever made it
+    finally:  # by the labels, whoever made it
+        mine("viad", case, "down", "-v", "--remove-orphans", "--rmi", "local")
     assert ours == theirs

@@ -203,6 +203,9 @@ class HostConfig:
     PortBindings: list = field(default_factory=list)  # network.PortBinding, parsed from -p
     PublishAllPorts: bool = False
     NetworkAliases: list[str] = field(default_factory=list)
+    # More networks, joined at each start after NetworkMode's (Docker's NetworkingConfig
+    # beyond the first, and `network connect` of a container): {network: [aliases]}
+    MoreNetworks: dict = field(default_factory=dict)
     IPAMConfig: dict = field(default_factory=dict)  # --ip: {"IPv4Address": "172.19.0.9"}
     Links: list[str] = field(default_factory=list)
     Dns: list[str] = field(default_factory=list)

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from minidocker.container import lifecycle
+from minidocker.container import lifecycle, networking
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.params import expect, filters, json_body
 from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION
@@ -96,41 +96,17 @@ async def _container_of(request: Request) -> tuple[str, dict]:
 
 
 async def network_connect(request: Request) -> Response:
+    """A container joins the network: now if it runs, and at each later start (docker-compose
+    connects each container before it starts it). container/networking.py does both."""
     container_id, body = await _container_of(request)
     aliases = [str(a) for a in (body.get("EndpointConfig") or {}).get("Aliases") or []]
-    if not lifecycle.find(container_id).State["Running"]:
-        await run_in_threadpool(_configure_stopped, request.path_params["id"], container_id,
-                                aliases)
-    else:
-        await run_in_threadpool(_networks().connect, request.path_params["id"], container_id,
-                                aliases)
+    await run_in_threadpool(networking.connect, lifecycle.find(container_id),
+                            request.path_params["id"], aliases)
     return Response(status_code=200)
 
 
 async def network_disconnect(request: Request) -> Response:
     container_id, _ = await _container_of(request)
-    if not lifecycle.find(container_id).State["Running"]:
-        await run_in_threadpool(_configure_stopped, request.path_params["id"], container_id,
-                                None)
-    else:
-        await run_in_threadpool(_networks().disconnect, request.path_params["id"],
-                                container_id)
+    await run_in_threadpool(networking.disconnect, lifecycle.find(container_id),
+                            request.path_params["id"])
     return Response(status_code=200)
-
-
-def _configure_stopped(network_ref: str, container_id: str, aliases: list[str] | None) -> None:
-    """A container that is not running has no endpoint: connect and disconnect change what
-    it gets at its next start, as with dockerd (docker-compose connects each container just
-    before it starts it, with the service name and the short id as aliases). A minidocker
-    container starts on one network, its NetworkMode: only that network's aliases change
-    here (``None``: a disconnect, which forgets them)."""
-    network = _networks().inspect(network_ref)
-    record = lifecycle.find(container_id)
-    mode = record.HostConfig.NetworkMode.network
-    if mode not in (network["Name"], network["Id"]):
-        raise ApiError(f"container {record.Name} is not running: minidocker starts a "
-                       f"container on one network ({mode or record.HostConfig.NetworkMode}); "
-                       f"start it, then connect it to {network['Name']}", 409)
-    with record.locked():
-        record.HostConfig.NetworkAliases = [] if aliases is None else list(
-            dict.fromkeys([*record.HostConfig.NetworkAliases, *aliases]))

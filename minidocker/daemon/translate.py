@@ -189,6 +189,7 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
     host.DnsSearch = list(body.get("DnsSearch") or [])
     host.ExtraHosts = list(body.get("ExtraHosts") or [])
     host.NetworkAliases = aliases(networking, mode)
+    host.MoreNetworks = more_networks(networking, mode)
     log_config = body.get("LogConfig") or {}  # checked by create (json-file, local, none)
     host.LogConfig = {"Type": log_config.get("Type") or "json-file",
                       "Config": dict(log_config.get("Config") or {})}
@@ -223,6 +224,18 @@ def aliases(networking: dict, mode: NetworkMode) -> list[str]:
     endpoint = endpoints.get(str(mode)) or endpoints.get(mode.network) or {}
     return [str(a) for a in (endpoint.get("Aliases") or [])] if isinstance(endpoint, dict) \
         else []
+
+
+def more_networks(networking: dict, mode: NetworkMode) -> dict[str, list[str]]:
+    """The other endpoints of ``NetworkingConfig`` (API 1.44+ creates a container on several
+    networks): joined after NetworkMode's at each start."""
+    endpoints = networking.get("EndpointsConfig") or {}
+    if not isinstance(endpoints, dict):
+        raise ApiError("invalid NetworkingConfig.EndpointsConfig: expected an object")
+    return {str(name): [str(a) for a in (endpoint or {}).get("Aliases") or []]
+            for name, endpoint in endpoints.items()
+            if name not in (str(mode), mode.network, "default")  # "default": bridge's name
+            and isinstance(endpoint, dict | None)}
 
 
 def mount_flag(mount) -> str:
@@ -345,11 +358,12 @@ def docker_endpoints(networks: dict) -> dict:
 
 
 def planned_network(record) -> dict:
-    """The network a container that never started will join, as dockerd shows it: its name
-    and the aliases asked for, no address yet."""
-    mode = record.HostConfig.NetworkMode
-    if record.State.get("StartedAt") or not mode.is_bridge:
+    """The networks a container that never started will join, as dockerd shows them: their
+    names and the aliases asked for, no address yet."""
+    host = record.HostConfig
+    if record.State.get("StartedAt") or not host.NetworkMode.is_bridge:
         return {}
-    return {mode.network: {"Aliases": list(record.HostConfig.NetworkAliases), "NetworkID": "",
-                           "IPAMConfig": None, "IPAddress": "", "IPPrefixLen": 0,
-                           "Gateway": "", "MacAddress": ""}}
+    planned = {host.NetworkMode.network: host.NetworkAliases, **host.MoreNetworks}
+    return {name: {"Aliases": list(aliases), "NetworkID": "", "IPAMConfig": None,
+                   "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": ""}
+            for name, aliases in planned.items()}
