@@ -182,7 +182,7 @@ class Timers:
 
     def __init__(self):
         self.ms: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
+        self.calls: dict[str, int] = {}  # every category, 0 when not called
         self._undo = contextlib.ExitStack()
 
     def wrap(self, module, name: str, category: str) -> None:
@@ -197,10 +197,12 @@ class Timers:
                 self.calls[category] = self.calls.get(category, 0) + 1
         setattr(module, name, timed)
         self._undo.callback(setattr, module, name, original)
+        self.ms.setdefault(category, 0.0)
+        self.calls.setdefault(category, 0)
 
     def reset(self) -> None:
-        self.ms.clear()
-        self.calls.clear()
+        self.ms = dict.fromkeys(self.ms, 0.0)
+        self.calls = dict.fromkeys(self.calls, 0)
 
     def __enter__(self) -> "Timers":
         return self
@@ -214,6 +216,7 @@ def timers_for_steps() -> Timers:
 
     timers = Timers()
     timers.wrap(firewall, "iptables", "iptables")
+    timers.wrap(firewall, "_restore", "iptables")  # a container's rules, in one batch
     timers.wrap(bridge, "ensure_bridge", "bridge (netlink + sysctl)")
     timers.wrap(veth, "plug", "veth plug (netlink, both namespaces)")
     timers.wrap(veth, "unplug", "veth unplug (netlink)")
