@@ -391,6 +391,7 @@ def lab_reset(number):
 # The later stages' commands live in their own modules and add themselves to ``main``.
 from minidocker.cli import (  # noqa: E402,F401  (registers the commands)
     build,
+    cluster,
     daemon,
     lifecycle,
     network,
