@@ -4,7 +4,8 @@ A cluster needs several hosts on one network. Here a *host* is a network namespa
 interfaces, addresses, routes and iptables), and the *network* between them is a bridge that
 lives in one more namespace, the *lab*, so nothing of it touches this machine's own network:
 
-    lab netns:   bridge lab0 (10.77.0.1/24), etcd members on 10.77.0.2-4, one port per node
+    lab netns:   bridge lab0 (10.77.0.1/24), one port per host
+    etcd1..3:    eth0 10.77.0.2-4/24 <- veth -> lab0     one etcd member each (etcd.py)
     node n1:     eth0 10.77.0.11/24 <- veth -> lab0     minidocker daemon on n1/md.sock
     node n2:     eth0 10.77.0.12/24 <- veth -> lab0     ...
 
@@ -77,6 +78,7 @@ class Lab:
     nodes: dict[str, Node] = field(default_factory=dict)
     etcd: dict[str, int] = field(default_factory=dict)  # member name -> PID
     etcd_addresses: dict[str, str] = field(default_factory=dict)
+    etcd_holders: dict[str, int] = field(default_factory=dict)  # member name -> netns holder
 
     @property
     def netns(self) -> str:
@@ -173,7 +175,7 @@ def netlink(netns: str):
 
 
 def make_underlay(lab: Lab) -> None:
-    """The lab's switch: bridge lab0, up, with the lab's gateway address and etcd's."""
+    """The lab's switch: bridge lab0, up, with the lab's own address (10.77.0.1)."""
     explain.step("ip link", f"add {LAB_BRIDGE} type bridge (in the lab's namespace)")
     with netlink(lab.netns) as ip:
         ip.link("set", index=ip.link_lookup(ifname="lo")[0], state="up")
@@ -181,16 +183,11 @@ def make_underlay(lab: Lab) -> None:
         bridge = ip.link_lookup(ifname=LAB_BRIDGE)[0]
         ip.addr("add", index=bridge, address=str(UNDERLAY.network_address + 1),
                 prefixlen=UNDERLAY.prefixlen)
-        for index in range(1, ETCD_MEMBERS + 1):
-            address = etcd_address(index)
-            lab.etcd_addresses[f"etcd{index}"] = address
-            ip.addr("add", index=bridge, address=address, prefixlen=UNDERLAY.prefixlen)
         ip.link("set", index=bridge, state="up")
-    lab.save()
 
 
 def add_node(lab: Lab, index: int) -> Node:
-    """Node ``n<index>``: a namespace, a veth from its eth0 to a port of lab0, an address."""
+    """Node ``n<index>``: a namespace plugged into the lab, a state root, a cgroup parent."""
     name = f"n{index}"
     directory = Path(lab.directory) / name
     directory.mkdir(exist_ok=True)
@@ -199,21 +196,39 @@ def add_node(lab: Lab, index: int) -> Node:
                 f"172.31.{index}.0/24")
     lab.nodes[name] = node
     lab.save()
+    plug_in(lab, name, node.holder, node.address)
+    return node
+
+
+def plug_in(lab: Lab, name: str, holder: int, address: str) -> None:
+    """A host on the lab's switch: a veth pair, one end (``v<name>``) a port of lab0, the other
+    moved into the host's namespace as ``eth0``, with the host's address."""
     port = f"v{name}"
     explain.step("ip link", f"add {port} type veth peer name eth0 netns {name}; "
-                 f"set {port} master {LAB_BRIDGE}; addr {node.address}/24 on {name}'s eth0")
+                 f"set {port} master {LAB_BRIDGE}; addr {address}/24 on {name}'s eth0")
     with netlink(lab.netns) as ip:
         ip.link("add", ifname=port, kind="veth", peer={"ifname": f"e{name}"})
         ip.link("set", index=ip.link_lookup(ifname=port)[0],
                 master=ip.link_lookup(ifname=LAB_BRIDGE)[0], state="up")
-        ip.link("set", index=ip.link_lookup(ifname=f"e{name}")[0], net_ns_pid=node.holder)
-    with netlink(node.netns) as ip:
+        ip.link("set", index=ip.link_lookup(ifname=f"e{name}")[0], net_ns_pid=holder)
+    with netlink(f"/proc/{holder}/ns/net") as ip:
         eth0 = ip.link_lookup(ifname=f"e{name}")[0]
         ip.link("set", index=eth0, ifname="eth0")
-        ip.addr("add", index=eth0, address=node.address, prefixlen=UNDERLAY.prefixlen)
+        ip.addr("add", index=eth0, address=address, prefixlen=UNDERLAY.prefixlen)
         ip.link("set", index=eth0, state="up")
         ip.link("set", index=ip.link_lookup(ifname="lo")[0], state="up")
-    return node
+
+
+def enter(lab: Lab) -> None:
+    """Move this process into the lab's network namespace (setns(2)), where etcd is reached:
+    what ``ip netns exec lab`` does before it runs a command."""
+    from minidocker import kernel
+
+    fd = os.open(lab.netns, os.O_RDONLY)
+    try:
+        kernel.setns(fd, kernel.CLONE_NEWNET)
+    finally:
+        os.close(fd)
 
 
 def in_namespace(netns: str, argv: list[str], private_mounts: bool = False) -> list[str]:
@@ -322,7 +337,7 @@ def down() -> list[str]:
     for node in lab.nodes.values():
         remove_node(node)
         removed.append(node.name)
-    for pid in lab.etcd.values():
+    for pid in [*lab.etcd.values(), *lab.etcd_holders.values()]:
         kill(pid)
     kill(lab.holder)
     subprocess.run(["rm", "-rf", "--one-file-system", lab.directory], check=False)
