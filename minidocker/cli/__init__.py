@@ -396,5 +396,6 @@ from minidocker.cli import (  # noqa: E402,F401  (registers the commands)
     lifecycle,
     network,
     registry,
+    swarm,
     volume,
 )

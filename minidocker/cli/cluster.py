@@ -73,5 +73,31 @@ _fault("heal", "Remove NODE's partition.",
        lambda lab, made, node: lab.partition(made, node, healed=True))
 _fault("crash", "Kill NODE's daemon (and its swarm agent) with SIGKILL.",
        lambda lab, made, node: lab.crash(made, node))
-_fault("restart", "Start NODE's crashed daemon again.",
-       lambda lab, made, node: lab.restart(made, node))
+
+
+@cluster.command("restart", context_settings=CONTEXT)
+@click.argument("node")
+def cluster_restart(node):
+    """Start again whatever of NODE's processes is not running: its daemon, and its swarm
+    agent and manager."""
+    require_root("cluster restart")
+    from minidocker.cluster import lab, swarm
+
+    made = lab.load()
+    lab.restart(made, node)
+    if made.etcd:
+        lab.enter(made)
+        swarm.ensure_agents(made, swarm.Store.for_lab(made))
+    click.echo(node)
+
+
+@cluster.command("etcd", context_settings=CONTEXT)
+@click.argument("action", type=click.Choice(["stop", "start"]))
+@click.argument("member")
+def cluster_etcd(action, member):
+    """Stop (SIGKILL) or start one etcd member, e.g. 'cluster etcd stop etcd1'."""
+    require_root("cluster etcd")
+    from minidocker.cluster import lab, swarm
+
+    swarm.etcd_member(lab.load(), member, running=action == "start")
+    click.echo(member)
