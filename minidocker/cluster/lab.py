@@ -157,7 +157,7 @@ def hold_namespace() -> int:
     Its own session, so a Ctrl-C in this terminal does not end the lab."""
     holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              start_new_session=True)
+                              stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT
     own = os.stat("/proc/self/ns/net").st_ino
     while os.stat(f"/proc/{holder.pid}/ns/net").st_ino == own:  # unshare has not run yet

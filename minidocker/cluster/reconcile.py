@@ -10,7 +10,7 @@ as SwarmKit's orchestrator, scheduler and dispatcher do in turn:
    schedulable node (global); an empty slot gets a new task, an extra one is shut down;
 3. **schedule**: each new task is placed by the scheduler (scheduler.py, with its explanation
    kept in the task); with no suitable node it stays ``pending`` and is tried again next pass;
-4. **dispatch**: each Ready node's daemon is asked for the containers it runs (by their task
+4. **dispatch**: each Ready node's daemon (all at once, a thread each) is asked for the containers it runs (by their task
    label). A container whose task should not run there — shut down while the node was
    unreachable, for example — is removed; a task without its container gets one; a container
    that exited marks its task ``failed``, and the next pass refills the slot.
@@ -23,6 +23,7 @@ Docs: docs.docker.com "How services work" (tasks and scheduling), SwarmKit desig
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from minidocker.cluster import swarm as records
@@ -144,9 +145,9 @@ def reconcile(store) -> Snapshot | None:
     for task in sorted(state.tasks.values(), key=lambda t: (t["CreatedAt"], t["ID"])):
         if task["DesiredState"] == RUNNING and not task.get("NodeID"):
             schedule(state, task, scheduler)
-    for node in state.nodes.values():
-        if node["ID"] in state.alive and not node.get("Left"):
-            dispatch(state, node)
+    ready = [n for n in state.nodes.values() if n["ID"] in state.alive and not n.get("Left")]
+    with ThreadPoolExecutor(max_workers=max(len(ready), 1)) as pool:  # the nodes work at once
+        list(pool.map(lambda node: dispatch(state, node), ready))
     forget_old_tasks(store, state)
     for task_id in state.changed:
         records.write(store, records.TASKS + task_id, state.tasks[task_id])

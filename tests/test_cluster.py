@@ -1,0 +1,234 @@
+"""Stage 14: a lab of three nodes (network namespaces, a daemon each) on a 3-member etcd, one
+swarm, and the faults a cluster must survive: a node drained, crashed, partitioned; an etcd
+member killed; the manager restarted. One lab for the whole module (it takes seconds to make);
+each test makes its own service and removes it. At the end, ``cluster down`` leaves nothing."""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from minidocker.cluster.engine import SERVICE_LABEL, TASK_LABEL, Engine
+from tests.conftest import minidocker
+
+DOCKER = "/usr/local/bin/docker"
+RESCHEDULE_WITHIN = 12.0  # seconds: a lease's TTL (3 s), a pass (1 s), a container start
+
+
+def md_ok(*args: str, timeout: float = 90) -> str:
+    result = minidocker(*args, timeout=timeout)
+    assert result.returncode == 0, f"minidocker {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def lab_record() -> dict:
+    return json.loads((Path(os.environ["MINIDOCKER_ROOT"]) / "cluster" / "lab.json").read_text())
+
+
+def wait_for(condition, within: float, what: str):
+    deadline = time.monotonic() + within
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within:.0f}s: {what}")
+        time.sleep(0.3)
+
+
+def containers_of(service: str) -> dict[str, list[str]]:
+    """Node name -> the task IDs of ``service`` its daemon runs (asked of each daemon)."""
+    found = {}
+    for name, node in lab_record()["nodes"].items():
+        engine = Engine(node["socket"])
+        running = engine.containers(label=TASK_LABEL) if engine.ping() else []
+        found[name] = sorted(c["Labels"][TASK_LABEL] for c in running
+                             if c["Labels"].get(SERVICE_LABEL) == service)
+    return found
+
+
+def tasks_running(service: str) -> list[tuple[str, str]]:
+    """(slot name, node) of each task ``service ps`` shows as running."""
+    rows = md_ok("service", "ps", service, "--format", "{{.Name}} {{.Node}} {{.CurrentState}}")
+    return [tuple(line.split()[:2]) for line in rows.splitlines()
+            if "\\_" not in line and " Running " in line + " "]
+
+
+def converged(service: str, replicas: int) -> bool:
+    """The service runs ``replicas`` tasks, one per slot, and the daemons run exactly them."""
+    running = tasks_running(service)
+    on_nodes = [t for tasks in containers_of(service).values() for t in tasks]
+    return len(running) == replicas == len({slot for slot, _ in running}) == len(on_nodes)
+
+
+def nodes_running(service: str) -> set[str]:
+    return {node for node, tasks in containers_of(service).items() if tasks}
+
+
+def test_no_lab_is_a_clear_error():
+    result = minidocker("node", "ls")
+    assert result.returncode == 1
+    assert result.stderr.startswith("minidocker: no cluster lab is up: start one with")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def swarm():
+    """``cluster up --nodes 3``, ``swarm init`` on n1, n2 and n3 joined as workers."""
+    try:
+        md_ok("cluster", "up", "--nodes", "3")
+        md_ok("swarm", "init", "--node", "n1")
+        token = md_ok("swarm", "join-token", "-q", "worker").strip()
+        for node in ("n2", "n3"):
+            assert md_ok("swarm", "join", "--node", node, "--token", token) == \
+                "This node joined a swarm as a worker.\n"
+        wait_for(lambda: md_ok("node", "ls").count(" Ready ") == 3, 15, "3 nodes Ready")
+        yield lab_record()
+    finally:
+        minidocker("cluster", "down", timeout=120)
+
+
+@pytest.fixture
+def service(swarm, request):
+    """A service name for this test, removed at its end."""
+    name = request.node.name.removeprefix("test_").replace("_", "-")[:20]
+    yield name
+    minidocker("service", "rm", name)
+
+
+def test_nodes_are_namespaces_with_a_daemon_each(swarm):
+    ours = os.stat("/proc/self/ns/net").st_ino
+    holders = [node["holder"] for node in swarm["nodes"].values()]
+    inodes = {os.stat(f"/proc/{pid}/ns/net").st_ino for pid in holders}
+    assert len(inodes) == 3 and ours not in inodes
+    assert len({node["bridge_subnet"] for node in swarm["nodes"].values()}) == 3
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "lab0" not in links and "vn1" not in links  # nothing in our own namespace
+    inside = subprocess.run(["nsenter", f"--net=/proc/{holders[1]}/ns/net", "ip", "-o", "-4",
+                             "addr", "show", "eth0"], capture_output=True, text=True).stdout
+    assert "10.77.0.12/24" in inside
+    docker = subprocess.run([DOCKER, "-H", f"unix://{swarm['nodes']['n2']['socket']}",
+                             "version", "--format", "{{.Server.APIVersion}}"],
+                            capture_output=True, text=True, timeout=30)
+    assert docker.returncode == 0 and docker.stdout.strip(), docker.stderr
+    table = md_ok("node", "ls").splitlines()
+    assert table[0].split() == ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER",
+                                "STATUS", "ENGINE", "VERSION"]
+    assert [line.split()[1:4] for line in table[1:]] == [
+        ["*", "n1", "Ready"], ["n2", "Ready", "Active"], ["n3", "Ready", "Active"]]
+    assert "Leader" in table[1]
+
+
+def test_replicas_spread_with_an_explanation(service):
+    out = md_ok("service", "create", "--name", service, "--replicas", "3",
+                "--reserve-memory", "16m", "busybox", "sleep", "1000")
+    assert out.splitlines()[1:] == ["overall progress: 3 out of 3 tasks",
+                                    "verify: Service converged"]
+    assert nodes_running(service) == {"n1", "n2", "n3"}  # spread: one each
+    explained = md_ok("service", "ps", "--explain", service)
+    assert "resources       memory 16 MiB" in explained and "scores" in explained
+    inspected = json.loads(md_ok("service", "inspect", service))[0]
+    assert inspected["Spec"]["Mode"] == {"Replicated": {"Replicas": 3}}
+    assert inspected["Spec"]["TaskTemplate"]["Resources"]["Reservations"] == \
+        {"MemoryBytes": 16 * 1024 * 1024}
+    listed = md_ok("service", "ls").splitlines()
+    assert listed[0].split() == ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
+    assert listed[1].split()[1:5] == [service, "replicated", "3/3", "busybox"]
+
+
+def test_a_drained_node_and_a_crashed_node_lose_their_tasks(service):
+    md_ok("service", "create", "--name", service, "--replicas", "3", "busybox", "sleep",
+          "1000")
+    md_ok("node", "update", "--availability", "drain", "n3")
+    try:
+        wait_for(lambda: converged(service, 3) and "n3" not in nodes_running(service), 20,
+                 "the tasks leave the drained node")
+    finally:
+        md_ok("node", "update", "--availability", "active", "n3")
+    md_ok("cluster", "crash", "n2")
+    crashed = time.monotonic()
+    wait_for(lambda: all(node != "n2" for _, node in tasks_running(service))
+             and len(tasks_running(service)) == 3, RESCHEDULE_WITHIN,
+             "the crashed node's tasks rescheduled")
+    print(f"rescheduled {time.monotonic() - crashed:.1f}s after the crash")
+    md_ok("cluster", "restart", "n2")
+    wait_for(lambda: converged(service, 3), 20, "the old task removed from the node back")
+
+
+def test_a_partitioned_node_runs_no_task_twice_once_healed(service):
+    md_ok("service", "create", "--name", service, "--replicas", "3", "busybox", "sleep",
+          "1000")
+    assert "n2" in nodes_running(service)
+    md_ok("cluster", "partition", "n2")
+    try:
+        wait_for(lambda: " Down " in md_ok("node", "ls"), RESCHEDULE_WITHIN, "n2 Down")
+        wait_for(lambda: sorted(n for _, n in tasks_running(service)) == ["n1", "n1", "n3"]
+                 or sorted(n for _, n in tasks_running(service)) == ["n1", "n3", "n3"],
+                 RESCHEDULE_WITHIN, "n2's task rescheduled")
+        assert containers_of(service)["n2"]  # cut off, it still runs its old one
+    finally:
+        md_ok("cluster", "heal", "n2")
+    wait_for(lambda: md_ok("node", "ls").count(" Ready ") == 3, 15, "n2 Ready again")
+    wait_for(lambda: not containers_of(service)["n2"], 10, "n2's stale task removed")
+    assert converged(service, 3)
+
+
+def test_one_etcd_member_killed_the_cluster_keeps_scheduling(service):
+    md_ok("service", "create", "--name", service, "--replicas", "1", "busybox", "sleep",
+          "1000")
+    md_ok("cluster", "etcd", "stop", "etcd1")
+    try:
+        assert f"{service} scaled to 3" in md_ok("service", "scale", f"{service}=3")
+        assert converged(service, 3)
+        md_ok("cluster", "crash", "n3")
+        wait_for(lambda: len(tasks_running(service)) == 3
+                 and all(n != "n3" for _, n in tasks_running(service)), RESCHEDULE_WITHIN,
+                 "rescheduled with two etcd members")
+    finally:
+        md_ok("cluster", "etcd", "start", "etcd1")
+        md_ok("cluster", "restart", "n3")
+    wait_for(lambda: converged(service, 3), 20, "converged after n3 came back")
+
+
+def test_a_restarted_manager_rebuilds_its_view_from_etcd(service):
+    md_ok("service", "create", "--name", service, "--replicas", "2", "busybox", "sleep",
+          "1000")
+    manager = lab_record()["nodes"]["n1"]["processes"]["manager"]
+    os.kill(manager, 9)
+    md_ok("service", "scale", "--detach", f"{service}=4")
+    time.sleep(2)
+    assert len(tasks_running(service)) == 2  # no manager: nothing happens
+    md_ok("cluster", "restart", "n1")
+    wait_for(lambda: converged(service, 4), 20, "the new manager converged the service")
+    slots = sorted(slot for slot, _ in tasks_running(service))
+    assert slots == [f"{service}.{i}" for i in range(1, 5)]
+
+
+def test_cluster_down_leaves_nothing(swarm):
+    lab = lab_record()
+    pids = [lab["holder"], *lab["etcd"].values(), *lab["etcd_holders"].values()]
+    for node in lab["nodes"].values():
+        pids += [node["holder"], node["daemon"], *node["processes"].values()]
+    roots = [node["root"] for node in lab["nodes"].values()]
+    parents = [node["cgroup_parent"] for node in lab["nodes"].values()]
+    assert md_ok("cluster", "down", timeout=120) == "removed 3 node(s)\n"
+    alive = [pid for pid in pids if pid and Path(f"/proc/{pid}").exists()
+             and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]]
+    assert alive == []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        assert not any(f"MINIDOCKER_ROOT={root}".encode() in environ for root in roots), cmdline
+        assert b"minidocker-lab" not in cmdline  # no etcd member
+    for parent in parents:
+        assert not list(Path("/sys/fs/cgroup").glob(f"*/{parent}")), parent
+        assert not Path("/sys/fs/cgroup", parent).exists()
+    assert not (Path(os.environ["MINIDOCKER_ROOT"]) / "cluster").exists()
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert "/cluster/" not in mounts
