@@ -141,6 +141,30 @@ def test_replicas_spread_with_an_explanation(web):
     assert listed[1].split()[1:5] == [web, "replicated", "3/3", "busybox"]
 
 
+def test_a_global_service_publishes_its_port_on_each_node(swarm):
+    """One task per node; the published port answers on the node's own address (mode=host),
+    from another node; a second service wanting that port finds no node and says why."""
+    md_ok("service", "create", "--name", "edge", "--mode", "global", "--publish", "8080:80",
+          "busybox", "sh", "-c", "echo hello from $(hostname); exec httpd -f -p 80 -h /etc")
+    try:
+        assert nodes_running("edge") == {"n1", "n2", "n3"}
+        n2 = swarm["nodes"]["n2"]["holder"]
+        fetched = subprocess.run(["nsenter", f"--net=/proc/{n2}/ns/net", "busybox", "wget",
+                                  "-qO-", "http://10.77.0.11:8080/hostname"],
+                                 capture_output=True, text=True, timeout=30)
+        on_n1 = containers_of("edge")["n1"][0]
+        logs = md_ok("service", "logs", "edge")
+        assert f"hello from {fetched.stdout.strip()}" in logs, (fetched, logs)
+        assert "@n1    | hello from" in logs and on_n1
+        md_ok("service", "create", "--name", "extra", "--detach", "--publish", "8080:80",
+              "busybox", "sleep", "1000")
+        wait_for(lambda: "port            8080/tcp                     removed n1, n2, n3"
+                 in md_ok("service", "ps", "--explain", "extra"), 10, "extra explained")
+        assert "Pending" in md_ok("service", "ps", "extra")
+    finally:
+        minidocker("service", "rm", "edge", "extra")
+
+
 def test_a_drained_node_and_a_crashed_node_lose_their_tasks(web):
     md_ok("node", "update", "--availability", "drain", "n3")
     try:
@@ -222,7 +246,8 @@ def test_cluster_down_leaves_nothing(swarm):
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
         assert not any(f"MINIDOCKER_ROOT={root}".encode() in environ for root in roots), cmdline
-        assert b"minidocker-lab" not in cmdline  # no etcd member
+        assert lab["directory"].encode() not in cmdline  # no etcd member
+        assert f"MINIDOCKER_LAB={lab['directory']}".encode() not in environ
     for parent in parents:
         assert not list(Path("/sys/fs/cgroup").glob(f"*/{parent}")), parent
         assert not Path("/sys/fs/cgroup", parent).exists()

@@ -243,7 +243,7 @@ def _wait(records, store, service: dict, detach: bool) -> None:
                                    f"--explain {service['Spec']['Name']}'")
 
 
-@service.command("create", context_settings={**CONTEXT, "ignore_unknown_options": False})
+@service.command("create", context_settings={**CONTEXT, "allow_interspersed_args": False})
 @click.option("--name", default="", help="Service name.")
 @click.option("--replicas", type=click.IntRange(0), help="Number of tasks.")
 @click.option("--mode", default="replicated", show_default=True,

@@ -46,6 +46,7 @@ ETCD_MEMBERS = 3
 FIRST_NODE_HOST = 11  # n1 is 10.77.0.11
 MAX_NODES = 20
 START_TIMEOUT = 20.0
+LAB_MARK = "MINIDOCKER_LAB"  # in the environment of every process the lab starts
 
 
 class LabError(MinidockerError):
@@ -157,7 +158,8 @@ def hold_namespace() -> int:
     Its own session, so a Ctrl-C in this terminal does not end the lab."""
     holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+                              stderr=subprocess.DEVNULL, env=marked_environment(),
+                              start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT
     own = os.stat("/proc/self/ns/net").st_ino
     while os.stat(f"/proc/{holder.pid}/ns/net").st_ino == own:  # unshare has not run yet
@@ -245,10 +247,18 @@ def node_environment(node: Node) -> dict[str, str]:
             "MINIDOCKER_BRIDGE_SUBNET": node.bridge_subnet}
 
 
-def spawn(argv: list[str], log: Path, env: dict[str, str]) -> int:
+def marked_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every process the lab starts, marked with the lab's directory, so
+    that ``down`` finds them all, even one whose PID was never recorded."""
+    return {**(env or os.environ), LAB_MARK: str(lab_directory())}
+
+
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None) -> int:
+    """Start a lab process in the background (its own session), its output in ``log``."""
     with open(log, "ab") as out:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                   stderr=subprocess.STDOUT, env=marked_environment(env),
+                                   start_new_session=True)
     return process.pid
 
 
@@ -339,6 +349,10 @@ def down() -> list[str]:
     for pid in [*lab.etcd.values(), *lab.etcd_holders.values()]:
         kill(pid)
     kill(lab.holder)
+    for pid in marked_processes(lab.directory):  # any the records missed
+        kill(pid)
+    for node in lab.nodes.values():
+        remove_cgroups(node.cgroup_parent)
     subprocess.run(["rm", "-rf", "--one-file-system", lab.directory], check=False)
     return removed
 
@@ -360,21 +374,25 @@ def remove_node(node: Node) -> None:
     kill(node.holder)
 
 
+def marked_processes(directory: str) -> list[int]:
+    mark = f"{LAB_MARK}={directory}".encode()
+    return [int(pid) for pid, environ in environments() if mark in environ.split(b"\0")]
+
+
+def environments():
+    """(PID, environ) of every process we may read."""
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            yield entry, Path(f"/proc/{entry}/environ").read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+
+
 def monitors_of(root: str) -> list[int]:
     """Container monitors of a node, by the state root in their environment (a monitor outlives
     its daemon)."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            if b"minidocker.container.monitor" not in cmdline:
-                continue
-            if f"MINIDOCKER_ROOT={root}".encode() in Path(f"/proc/{entry}/environ")\
-                    .read_bytes().split(b"\0"):
-                found.append(int(entry))
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return found
+    mark = f"MINIDOCKER_ROOT={root}".encode()
+    return [int(pid) for pid, environ in environments() if mark in environ.split(b"\0")]
 
 
 def cgroup_directories(parent: str) -> list[Path]:

@@ -15,7 +15,8 @@ as SwarmKit's orchestrator, scheduler and dispatcher do in turn:
    unreachable, for example — is removed; a task without its container gets one; a container
    that exited marks its task ``failed``, and the next pass refills the slot.
 
-The view is rebuilt from etcd at every pass, so a manager keeps nothing that etcd does not
+What a pass changed is written back in one etcd transaction: a reader never sees half a
+pass. The view is rebuilt from etcd at every pass, so a manager keeps nothing that etcd does not
 have: a restarted manager (or a newly elected one) carries on where the last one stopped.
 Docs: docs.docker.com "How services work" (tasks and scheduling), SwarmKit design docs
 (orchestrators, scheduler, dispatcher). Used by: agent.py (the manager process).
@@ -35,6 +36,7 @@ from minidocker.cluster.engine import (
     Engine,
     EngineError,
 )
+from minidocker.cluster.filters import constraint
 from minidocker.cluster.model import (
     DOWN,
     READY,
@@ -148,9 +150,10 @@ def reconcile(store) -> Snapshot | None:
     ready = [n for n in state.nodes.values() if n["ID"] in state.alive and not n.get("Left")]
     with ThreadPoolExecutor(max_workers=max(len(ready), 1)) as pool:  # the nodes work at once
         list(pool.map(lambda node: dispatch(state, node), ready))
-    forget_old_tasks(store, state)
-    for task_id in state.changed:
-        records.write(store, records.TASKS + task_id, state.tasks[task_id])
+    forgotten = forget_old_tasks(state)
+    store.commit({records.TASKS + task_id: json.dumps(state.tasks[task_id], sort_keys=True)
+                  for task_id in state.changed},
+                 [records.TASKS + task_id for task_id in forgotten])
     return state
 
 
@@ -192,7 +195,7 @@ def orchestrate(state: Snapshot, service: dict, view: ClusterView) -> None:
         wanted = {slot: {"Slot": slot} for slot in range(1, mode["Replicated"]["Replicas"] + 1)}
         key = "Slot"
     else:
-        wanted = {n.id: {"Pinned": n.id} for n in view.nodes.values() if n.schedulable}
+        wanted = {node_id: {"Pinned": node_id} for node_id in eligible(service, view)}
         key = "Pinned"
     taken = set()
     for task in sorted(live, key=lambda t: (t["Status"]["State"] != RUNNING, t["CreatedAt"])):
@@ -207,6 +210,17 @@ def orchestrate(state: Snapshot, service: dict, view: ClusterView) -> None:
                     "Status": {"State": "new", "Timestamp": now()}}
             state.tasks[task["ID"]] = task
             state.changed.add(task["ID"])
+
+
+def eligible(service: dict, view: ClusterView) -> set[str]:
+    """Where a global service runs: every schedulable node that its constraints allow."""
+    return constraint(task_spec({"ID": "", "Slot": 0}, service), set(view.schedulable), view,
+                      soft=True)
+
+
+def global_tasks_wanted(store, service: dict) -> int:
+    state = snapshot(store)
+    return len(eligible(service, build_view(state))) if state else 0
 
 
 def schedule(state: Snapshot, task: dict, scheduler: Scheduler) -> None:
@@ -300,19 +314,21 @@ def container_body(task: dict, service: dict, node: dict) -> dict:
             "HostConfig": host}
 
 
-def forget_old_tasks(store, state: Snapshot) -> None:
-    """Keep the last HISTORY dead tasks of each slot (and none of a removed service)."""
+def forget_old_tasks(state: Snapshot) -> list[str]:
+    """Keep the last HISTORY dead tasks of each slot (and none of a removed service); the
+    IDs of the others, to delete."""
     dead: dict[tuple, list[dict]] = {}
     for task in state.tasks.values():
         if task["DesiredState"] != RUNNING and task["Status"]["State"] not in (RUNNING,
                                                                               "orphaned"):
             dead.setdefault((task["ServiceID"], task.get("Slot") or task.get("Pinned")),
                             []).append(task)
+    forgotten = []
     for (service_id, _), tasks in dead.items():
         tasks.sort(key=lambda t: t["CreatedAt"])
         keep = HISTORY if service_id in state.services else 0
         for task in tasks[:max(len(tasks) - keep, 0)]:
-            store.delete(records.TASKS + task["ID"])
+            forgotten.append(task["ID"])
             state.changed.discard(task["ID"])
             del state.tasks[task["ID"]]
-
+    return forgotten

@@ -32,6 +32,7 @@ import httpx
 from minidocker.cluster.etcd import CLIENT_CERT, CLIENT_PORT, EtcdError
 
 TIMEOUT = 3.0
+MAX_OPERATIONS = 128  # etcd's --max-txn-ops: a bigger pass is written in several steps
 
 
 def b64(text: str) -> str:
@@ -129,6 +130,13 @@ class Store:
                          "create_revision": "0"}],
             "success": [{"request_put": put}]})
         return bool(answer.get("succeeded"))
+
+    def commit(self, puts: dict[str, str], deletes: list[str] = ()) -> None:
+        """Several writes as one transaction (no condition): all of them, or none."""
+        operations = [{"request_put": {"key": b64(k), "value": b64(v)}} for k, v in puts.items()]
+        operations += [{"request_delete_range": {"key": b64(k)}} for k in deletes]
+        for first in range(0, len(operations), MAX_OPERATIONS):
+            self.call("kv/txn", {"success": operations[first:first + MAX_OPERATIONS]})
 
     # --- leases -------------------------------------------------------------------------------------
 

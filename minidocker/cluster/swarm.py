@@ -309,15 +309,17 @@ def wait_converged(store: Store, service: dict, timeout: float) -> tuple[int, in
         time.sleep(0.3)
 
 
-def replicas_of(store: Store, service: dict, nodes: dict | None = None,
-                alive: set | None = None) -> tuple[int, int]:
-    """(running tasks, wanted tasks): the REPLICAS column, ``2/3``."""
+def replicas_of(store: Store, service: dict) -> tuple[int, int]:
+    """(running tasks, wanted tasks): the REPLICAS column, ``2/3``; a global service wants one
+    task per node its constraints allow."""
     tasks = [t for t in tasks_of(store, service["ID"]) if t["DesiredState"] == RUNNING]
     running = sum(t["Status"]["State"] == RUNNING for t in tasks)
     mode = service["Spec"]["Mode"]
     if "Replicated" in mode:
         return running, mode["Replicated"]["Replicas"]
-    return running, len(tasks)
+    from minidocker.cluster.reconcile import global_tasks_wanted
+
+    return running, global_tasks_wanted(store, service)
 
 
 def ensure_agents(lab, store: Store) -> None:
