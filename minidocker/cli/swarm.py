@@ -181,24 +181,21 @@ def node_update(availability, label_add, label_rm, role, ref):
     click.echo(ref)
 
 
-@node.command("promote", context_settings=CONTEXT)
-@click.argument("refs", nargs=-1, required=True)
-def node_promote(refs):
-    """Promote one or more nodes to manager in the swarm."""
-    records, lab, store = _connect()
-    for ref in refs:
-        records.promote(lab, store, ref, "manager")
-        click.echo(f"Node {ref} promoted to a manager in the swarm.")
+def _role_command(name: str, role: str, said: str, help_text: str) -> None:
+    """``node promote`` and ``node demote``: the same change of role, in two directions."""
+    @node.command(name, context_settings=CONTEXT, help=help_text)
+    @click.argument("refs", nargs=-1, required=True)
+    def command(refs):
+        records, lab, store = _connect()
+        for ref in refs:
+            records.promote(lab, store, ref, role)
+            click.echo(said.format(ref=ref))
 
 
-@node.command("demote", context_settings=CONTEXT)
-@click.argument("refs", nargs=-1, required=True)
-def node_demote(refs):
-    """Demote one or more nodes from manager in the swarm."""
-    records, lab, store = _connect()
-    for ref in refs:
-        records.promote(lab, store, ref, "worker")
-        click.echo(f"Manager {ref} demoted in the swarm.")
+_role_command("promote", "manager", "Node {ref} promoted to a manager in the swarm.",
+              "Promote one or more nodes to manager in the swarm.")
+_role_command("demote", "worker", "Manager {ref} demoted in the swarm.",
+              "Demote one or more nodes from manager in the swarm.")
 
 
 @node.command("rm", context_settings=CONTEXT)

@@ -73,7 +73,7 @@ def manage(store: Store, node: dict) -> None:
         changed.clear()
         if leadership.held.is_set():
             try:
-                reconcile(store)
+                reconcile(store, node["ID"])
             except EtcdError as exc:
                 log.warning("manager: %s", exc)
 

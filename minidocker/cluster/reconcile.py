@@ -15,8 +15,8 @@ as SwarmKit's orchestrator, scheduler and dispatcher do in turn:
    unreachable, for example — is removed; a task without its container gets one; a container
    that exited marks its task ``failed``, and the next pass refills the slot.
 
-What a pass changed is written back in one etcd transaction: a reader never sees half a
-pass. The view is rebuilt from etcd at every pass, so a manager keeps nothing that etcd does not
+What a pass changed is written back in one etcd transaction, on condition that this manager
+still holds the leader key: a reader never sees half a pass, and a deposed leader writes nothing. The view is rebuilt from etcd at every pass, so a manager keeps nothing that etcd does not
 have: a restarted manager (or a newly elected one) carries on where the last one stopped.
 Docs: docs.docker.com "How services work" (tasks and scheduling), SwarmKit design docs
 (orchestrators, scheduler, dispatcher). Used by: agent.py (the manager process).
@@ -133,8 +133,10 @@ def build_view(state: Snapshot) -> ClusterView:
 
 # --- one pass ---------------------------------------------------------------------------------------
 
-def reconcile(store) -> Snapshot | None:
-    """One pass: orphans, orchestrate, schedule, dispatch; the changed tasks written back."""
+def reconcile(store, leader: str) -> Snapshot | None:
+    """One pass: orphans, orchestrate, schedule, dispatch; the changed tasks written back,
+    only if ``leader`` (a node ID) still leads: a manager whose lease expired mid-pass writes
+    nothing (its stale view must not win over the new leader's)."""
     state = snapshot(store)
     if state is None:
         return None
@@ -151,9 +153,12 @@ def reconcile(store) -> Snapshot | None:
     with ThreadPoolExecutor(max_workers=max(len(ready), 1)) as pool:  # the nodes work at once
         list(pool.map(lambda node: dispatch(state, node), ready))
     forgotten = forget_old_tasks(state)
-    store.commit({records.TASKS + task_id: json.dumps(state.tasks[task_id], sort_keys=True)
-                  for task_id in state.changed},
-                 [records.TASKS + task_id for task_id in forgotten])
+    if not store.commit({records.TASKS + task_id: json.dumps(state.tasks[task_id],
+                                                             sort_keys=True)
+                         for task_id in state.changed},
+                        [records.TASKS + task_id for task_id in forgotten],
+                        only_if=(records.LEADER, leader)):
+        log.warning("no longer the leader: this pass is not written")
     return state
 
 

@@ -131,12 +131,20 @@ class Store:
             "success": [{"request_put": put}]})
         return bool(answer.get("succeeded"))
 
-    def commit(self, puts: dict[str, str], deletes: list[str] = ()) -> None:
-        """Several writes as one transaction (no condition): all of them, or none."""
+    def commit(self, puts: dict[str, str], deletes: list[str] = (),
+               only_if: tuple[str, str] | None = None) -> bool:
+        """Several writes as one transaction: all of them, or none — and none unless key
+        ``only_if[0]`` still holds ``only_if[1]`` (a leader writes only while it leads)."""
         operations = [{"request_put": {"key": b64(k), "value": b64(v)}} for k, v in puts.items()]
         operations += [{"request_delete_range": {"key": b64(k)}} for k in deletes]
+        compare = [{"key": b64(only_if[0]), "target": "VALUE", "result": "EQUAL",
+                    "value": b64(only_if[1])}] if only_if else []
         for first in range(0, len(operations), MAX_OPERATIONS):
-            self.call("kv/txn", {"success": operations[first:first + MAX_OPERATIONS]})
+            answer = self.call("kv/txn", {"compare": compare,
+                                          "success": operations[first:first + MAX_OPERATIONS]})
+            if not answer.get("succeeded"):
+                return False
+        return True
 
     # --- leases -------------------------------------------------------------------------------------
 

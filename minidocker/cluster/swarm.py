@@ -108,7 +108,8 @@ def join(lab, store: Store, hostname: str, token: str) -> dict:
 def register(lab, store: Store, hostname: str, role: str) -> dict:
     """The node's record, then its agent (and, for a manager, its manager loop)."""
     node = lab.node(hostname)
-    if find_node(store, hostname, missing_ok=True):
+    member = find_node(store, hostname, missing_ok=True)
+    if member and not member.get("Left"):
         raise SwarmError("This node is already part of a swarm. Use \"minidocker swarm leave\" "
                          "to leave this swarm and join another one.")
     record = {"ID": new_id(), "CreatedAt": now(), "Hostname": hostname, "Role": role,
@@ -159,6 +160,8 @@ def find_node(store: Store, ref: str, missing_ok: bool = False) -> dict | None:
     nodes = read_all(store, NODES)
     found = [n for n in nodes.values() if ref in (n["ID"], n["Hostname"])] or \
         [n for n in nodes.values() if n["ID"].startswith(ref)]
+    if len(found) > 1:  # a hostname that left and joined again: the member, not the ghost
+        found = [n for n in found if not n.get("Left")] or found[:1]
     if len(found) == 1:
         return found[0]
     if missing_ok:
@@ -269,7 +272,7 @@ def find_service(store: Store, ref: str, missing_ok: bool = False) -> dict | Non
         return found[0]
     if missing_ok:
         return None
-    raise SwarmError(f"service {ref} not found")
+    raise SwarmError(f"no such service: {ref}")
 
 
 def scale(store: Store, ref: str, replicas: int) -> dict:
