@@ -165,6 +165,24 @@ def test_a_global_service_publishes_its_port_on_each_node(swarm):
         minidocker("service", "rm", "edge", "extra")
 
 
+def test_a_rolling_update_and_a_failed_one_rolled_back(web):
+    before = {t for tasks in containers_of(web).values() for t in tasks}
+    out = md_ok("service", "update", "--env-add", "V=2", "--update-parallelism", "0", web)
+    assert out.splitlines()[-1] == "verify: Service converged"
+    status = json.loads(md_ok("service", "inspect", web))[0]["UpdateStatus"]
+    assert status["State"] == "completed"
+    after = {t for tasks in containers_of(web).values() for t in tasks}
+    assert len(after) == 3 and not after & before  # every task replaced
+    failing = minidocker("service", "update", "--args", "sh -c 'exit 3'",
+                         "--update-failure-action", "rollback", web, timeout=120)
+    assert failing.returncode == 1
+    assert "update rolled back due to failure or early termination of task" in failing.stderr
+    status = json.loads(md_ok("service", "inspect", web))[0]["UpdateStatus"]
+    assert status["State"] == "rollback_completed"
+    wait_for(lambda: converged(web, 3), 20, "the rolled-back service converged")
+    assert "Failed" in md_ok("service", "ps", web)
+
+
 def test_a_drained_node_and_a_crashed_node_lose_their_tasks(web):
     md_ok("node", "update", "--availability", "drain", "n3")
     try:
@@ -201,10 +219,10 @@ def test_a_partitioned_node_runs_no_task_twice_once_healed(web):
 
 def test_one_etcd_member_killed_the_cluster_keeps_scheduling(web):
     md_ok("cluster", "etcd", "stop", "etcd1")
+    crashed = a_worker_running(web)
     try:
         assert f"{web} scaled to 4" in md_ok("service", "scale", f"{web}=4")
         assert converged(web, 4)
-        crashed = a_worker_running(web)
         md_ok("cluster", "crash", crashed)
         wait_for(lambda: len(tasks_running(web)) == 4
                  and all(n != crashed for _, n in tasks_running(web)), RESCHEDULE_WITHIN,

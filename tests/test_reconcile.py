@@ -18,7 +18,7 @@ def node(node_id: str, **fields) -> dict:
 def service(service_id: str, replicas: int | None = 3, constraints=(), memory=0,
             ports=()) -> dict:
     mode = {"Replicated": {"Replicas": replicas}} if replicas is not None else {"Global": {}}
-    return {"ID": service_id, "Spec": {
+    return {"ID": service_id, "Version": {"Index": 1}, "Spec": {
         "Name": service_id, "Mode": mode,
         "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Args": ["sleep", "9"]},
                          "Resources": {"Reservations": {"MemoryBytes": memory}},
@@ -98,6 +98,26 @@ def test_the_container_carries_its_task_labels_and_published_port():
     assert body["Labels"]["com.docker.swarm.task.id"] == "t1"
     assert body["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostPort": "8080"}]}
     assert reconcile.container_name(task("t1", "web", 1, "a"), made) == "web.1.t1"
+
+
+def test_a_rolling_update_replaces_one_batch_at_a_time_and_rolls_back_on_failure():
+    from minidocker.cluster import update
+
+    made = service("web", 3)
+    made["Spec"]["UpdateConfig"] = {"Parallelism": 2, "FailureAction": "rollback"}
+    tasks = [task(f"t{i}", "web", i, "a") for i in (1, 2, 3)]
+    spec = {**made["Spec"], "TaskTemplate": {**made["Spec"]["TaskTemplate"],
+                                             "ContainerSpec": {"Image": "busybox:2"}}}
+    update.begin(made, spec)
+    assert [t["ID"] for t in update.roll(made, tasks, [])] == ["t1", "t2"]
+    fresh = task("t4", "web", 1, "a", state="new") | {"SpecVersion": 2,
+                                                       "CreatedAt": made["UpdateStatus"]["StartedAt"]}
+    assert update.roll(made, [fresh, tasks[2]], []) == []  # the batch is still starting
+    failed = fresh | {"DesiredState": SHUTDOWN, "Status": {"State": "failed"}}
+    assert update.roll(made, [tasks[2]], [failed]) == []
+    assert made["UpdateStatus"]["State"] == update.ROLLBACK_STARTED
+    assert made["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == "busybox"
+    assert update.parse_duration("--update-delay", "1.5s") == 1_500_000_000
 
 
 def test_a_prefix_range_and_the_log_stream_frames():

@@ -230,7 +230,11 @@ def _ports(values: tuple[str, ...]) -> list[dict]:
 def _wait(records, store, service: dict, detach: bool) -> None:
     if detach:
         return
-    running, wanted = records.wait_converged(store, service, CONVERGE_TIMEOUT)
+    running, wanted, status = records.wait_converged(store, service, CONVERGE_TIMEOUT)
+    ours = status.get("StartedAt", "") >= service.get("UpdatedAt", "")  # not an older update's
+    if ours and status.get("State") in ("paused", "rollback_completed") and \
+            "failure" in status.get("Message", ""):
+        raise records.SwarmError(f"{service['Spec']['Name']}: {status['Message']}")
     click.echo(f"overall progress: {running} out of {wanted} tasks")
     if running == wanted:
         click.echo("verify: Service converged")
@@ -427,6 +431,55 @@ def service_scale(detach, pairs):
         made = records.scale(store, name, int(count))
         click.echo(f"{name} scaled to {count}")
         _wait(records, store, made, detach)
+
+
+@service.command("update", context_settings=CONTEXT)
+@click.option("--image", help="Service image tag.")
+@click.option("--args", help="Service command args (one string, split as a shell would).")
+@click.option("--env-add", multiple=True, help="Add or update an environment variable.")
+@click.option("--replicas", type=click.IntRange(0), help="Number of tasks.")
+@click.option("--update-parallelism", type=click.IntRange(0), help="Maximum number of tasks "
+              "updated simultaneously (0 to update all at once).")
+@click.option("--update-delay", help="Delay between updates (ns|us|ms|s|m|h).")
+@click.option("--update-failure-action", type=click.Choice(["pause", "continue", "rollback"]),
+              help="Action on update failure.")
+@click.option("--rollback", is_flag=True, help="Rollback to previous specification.")
+@click.option("-d", "--detach", is_flag=True, help="Exit immediately instead of waiting for "
+              "the service to converge.")
+@click.argument("ref")
+def service_update(image, args, env_add, replicas, update_parallelism, update_delay,
+                   update_failure_action, rollback, detach, ref):
+    """Update a service: a new task template rolls out a few tasks at a time."""
+    import shlex
+
+    from minidocker.cluster.update import parse_duration
+
+    records, lab, store = _connect()
+    if rollback:
+        made = records.rollback_service(store, ref)
+    else:
+        config = {key: value for key, value in (
+            ("Parallelism", update_parallelism),
+            ("Delay", parse_duration("--update-delay", update_delay) if update_delay else None),
+            ("FailureAction", update_failure_action)) if value is not None}
+        made = records.update_service(store, ref, image,
+                                      shlex.split(args) if args is not None else None,
+                                      list(env_add), replicas, config)
+    click.echo(ref)
+    _wait(records, store, made, detach)
+
+
+@service.command("rollback", context_settings=CONTEXT)
+@click.option("-d", "--detach", is_flag=True, help="Exit immediately instead of waiting for "
+              "the service to converge.")
+@click.argument("ref")
+def service_rollback(detach, ref):
+    """Revert changes to a service's configuration."""
+    records, lab, store = _connect()
+    made = records.rollback_service(store, ref)
+    click.echo(ref)
+    click.echo("rollback: manually requested rollback")
+    _wait(records, store, made, detach)
 
 
 @service.command("rm", context_settings=CONTEXT)

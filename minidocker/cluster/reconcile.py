@@ -6,7 +6,8 @@ as SwarmKit's orchestrator, scheduler and dispatcher do in turn:
 
 1. **orphans**: a task whose node is Down, drained or gone, or whose service was removed, is
    shut down (its slot becomes empty);
-2. **orchestrate**: each service gets its tasks — one per slot 1..N (replicated) or one per
+2. **orchestrate**: a rolling update shuts down its next batch of tasks (update.py); then
+   each service gets its tasks — one per slot 1..N (replicated) or one per
    schedulable node (global); an empty slot gets a new task, an extra one is shut down;
 3. **schedule**: each new task is placed by the scheduler (scheduler.py, with its explanation
    kept in the task); with no suitable node it stays ``pending`` and is tried again next pass;
@@ -28,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from minidocker.cluster import swarm as records
+from minidocker.cluster import update
 from minidocker.cluster.engine import (
     NODE_LABEL,
     SERVICE_ID_LABEL,
@@ -66,6 +68,7 @@ class Snapshot:
     services: dict[str, dict]
     tasks: dict[str, dict]
     changed: set[str] = field(default_factory=set)  # the task IDs this pass rewrote
+    changed_services: set[str] = field(default_factory=set)  # their update's progress
 
 
 def snapshot(store) -> Snapshot | None:
@@ -96,8 +99,9 @@ def node_view(record: dict, alive: dict | None) -> NodeView:
 
 
 def task_spec(task: dict, service: dict) -> TaskSpec:
-    """What the scheduler reads of a task: its service's reservations and placement rules."""
-    template = service["Spec"]["TaskTemplate"]
+    """What the scheduler reads of a task: the reservations and placement rules of the spec
+    it was made from."""
+    template = task.get("Spec") or service["Spec"]["TaskTemplate"]
     reserved = template.get("Resources", {}).get("Reservations", {})
     placement = template.get("Placement", {})
     constraints = tuple(placement.get("Constraints", []))
@@ -153,9 +157,12 @@ def reconcile(store, leader: str) -> Snapshot | None:
     with ThreadPoolExecutor(max_workers=max(len(ready), 1)) as pool:  # the nodes work at once
         list(pool.map(lambda node: dispatch(state, node), ready))
     forgotten = forget_old_tasks(state)
-    if not store.commit({records.TASKS + task_id: json.dumps(state.tasks[task_id],
-                                                             sort_keys=True)
-                         for task_id in state.changed},
+    writes = {records.TASKS + task_id: json.dumps(state.tasks[task_id], sort_keys=True)
+              for task_id in state.changed}
+    writes |= {records.SERVICES + service_id: json.dumps(state.services[service_id],
+                                                         sort_keys=True)
+               for service_id in state.changed_services}
+    if not store.commit(writes,
                         [records.TASKS + task_id for task_id in forgotten],
                         only_if=(records.LEADER, leader)):
         log.warning("no longer the leader: this pass is not written")
@@ -193,8 +200,13 @@ def shut_down_orphans(state: Snapshot) -> None:
 def orchestrate(state: Snapshot, service: dict, view: ClusterView) -> None:
     """Give every slot of ``service`` one task that should run: new ones for empty slots,
     extra ones shut down (scale down)."""
-    live = [t for t in state.tasks.values()
-            if t["ServiceID"] == service["ID"] and t["DesiredState"] == RUNNING]
+    mine = [t for t in state.tasks.values() if t["ServiceID"] == service["ID"]]
+    live = [t for t in mine if t["DesiredState"] == RUNNING]
+    for task in update.roll(service, live, [t for t in mine if t["DesiredState"] != RUNNING]):
+        retire(state, view, task, "updating")
+        live.remove(task)
+    if service.pop("_changed", False):
+        state.changed_services.add(service["ID"])
     mode = service["Spec"]["Mode"]
     if "Replicated" in mode:
         wanted = {slot: {"Slot": slot} for slot in range(1, mode["Replicated"]["Replicas"] + 1)}
@@ -207,14 +219,24 @@ def orchestrate(state: Snapshot, service: dict, view: ClusterView) -> None:
         if task.get(key) in wanted and task.get(key) not in taken:
             taken.add(task[key])
         else:
-            set_status(state, task, task["Status"]["State"], "scaled down", desired=SHUTDOWN)
+            retire(state, view, task, "scaled down")
     for slot, fields in wanted.items():
         if slot not in taken:
             task = {"ID": records.new_id(), "ServiceID": service["ID"], **fields,
                     "CreatedAt": now(), "DesiredState": RUNNING, "NodeID": "",
-                    "Status": {"State": "new", "Timestamp": now()}}
+                    "Status": {"State": "new", "Timestamp": now()},
+                    "SpecVersion": service["Version"]["Index"],
+                    "Spec": service["Spec"]["TaskTemplate"]}
             state.tasks[task["ID"]] = task
             state.changed.add(task["ID"])
+
+
+def retire(state: Snapshot, view: ClusterView, task: dict, why: str) -> None:
+    """The task should no longer run: what it held on its node is free for this pass's new
+    tasks (its container stops at dispatch, before any new one starts there)."""
+    set_status(state, task, task["Status"]["State"], why, desired=SHUTDOWN)
+    if view.node_of(task["ID"]):
+        view.unbind(task["ID"])
 
 
 def eligible(service: dict, view: ClusterView) -> set[str]:
@@ -302,7 +324,7 @@ def container_body(task: dict, service: dict, node: dict) -> dict:
     """The Engine API's ContainerCreate body for a task: image, command, env, limits, the host
     ports it publishes, and the labels that tie the container to its task."""
     spec = service["Spec"]
-    template = spec["TaskTemplate"]
+    template = task.get("Spec") or spec["TaskTemplate"]
     container = template["ContainerSpec"]
     limits = template.get("Resources", {}).get("Limits", {})
     ports = spec.get("EndpointSpec", {}).get("Ports", [])

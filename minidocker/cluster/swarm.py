@@ -288,6 +288,52 @@ def scale(store: Store, ref: str, replicas: int) -> dict:
     return record
 
 
+def update_service(store: Store, ref: str, image: str | None, args: list[str] | None,
+                   env_add: list[str], replicas: int | None, update_config: dict) -> dict:
+    """``service update``: a changed task template starts a rolling update (update.py); a
+    changed replica count alone is a scale."""
+    from minidocker.cluster import update
+
+    record = find_service(store, ref)
+    spec = json.loads(json.dumps(record["Spec"]))
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    if image:
+        container["Image"] = image
+    if args is not None:
+        container["Args"] = args
+    if env_add:
+        names = {e.partition("=")[0] for e in env_add}
+        container["Env"] = [e for e in container.get("Env", [])
+                            if e.partition("=")[0] not in names] + env_add
+    spec["UpdateConfig"] = {**spec.get("UpdateConfig", {"Parallelism": 1, "Delay": 0,
+                                                       "FailureAction": "pause"}),
+                            **update_config}
+    if replicas is not None:
+        if "Replicated" not in spec["Mode"]:
+            raise SwarmError("replicas can only be used with replicated mode")
+        spec["Mode"]["Replicated"]["Replicas"] = replicas
+    if spec["TaskTemplate"] != record["Spec"]["TaskTemplate"]:
+        update.begin(record, spec)
+    else:
+        record["Spec"] = spec
+        record["Version"]["Index"] += 1
+        record["UpdatedAt"] = now()
+    write(store, SERVICES + record["ID"], record)
+    return record
+
+
+def rollback_service(store: Store, ref: str) -> dict:
+    """``service rollback``: the previous spec becomes current, rolled out as an update."""
+    from minidocker.cluster import update
+
+    record = find_service(store, ref)
+    if not record.get("PreviousSpec"):
+        raise SwarmError(f"service {record['Spec']['Name']} does not have a previous spec")
+    update.begin(record, record["PreviousSpec"], rollback=True)
+    write(store, SERVICES + record["ID"], record)
+    return record
+
+
 def remove_service(store: Store, ref: str) -> dict:
     """The spec goes; the manager shuts its tasks down and removes their containers."""
     record = find_service(store, ref)
@@ -300,15 +346,21 @@ def tasks_of(store: Store, service_id: str | None = None) -> list[dict]:
     return [t for t in tasks if service_id is None or t["ServiceID"] == service_id]
 
 
-def wait_converged(store: Store, service: dict, timeout: float) -> tuple[int, int]:
-    """Poll until the service runs as many tasks as it wants; (running, wanted)."""
+def wait_converged(store: Store, service: dict, timeout: float) -> tuple[int, int, dict]:
+    """Poll until the service runs as many tasks as it wants and its update (if any) is over;
+    (running, wanted, its UpdateStatus)."""
     import time
+
+    from minidocker.cluster.update import IN_PROGRESS
 
     deadline = time.monotonic() + timeout
     while True:
-        running, wanted = replicas_of(store, service)
-        if running == wanted or time.monotonic() > deadline:
-            return running, wanted
+        current = read(store, SERVICES + service["ID"]) or service
+        status = current.get("UpdateStatus") or {}
+        running, wanted = replicas_of(store, current)
+        if running == wanted and status.get("State") not in IN_PROGRESS or \
+                status.get("State") == "paused" or time.monotonic() > deadline:
+            return running, wanted, status
         time.sleep(0.3)
 
 
