@@ -167,14 +167,16 @@ def test_a_global_service_publishes_its_port_on_each_node(swarm):
 
 def test_a_rolling_update_and_a_failed_one_rolled_back(web):
     before = {t for tasks in containers_of(web).values() for t in tasks}
-    out = md_ok("service", "update", "--env-add", "V=2", "--update-parallelism", "0", web)
+    out = md_ok("service", "update", "--env-add", "V=2", "--update-parallelism", "0",
+                "--update-monitor", "1s", web)
     assert out.splitlines()[-1] == "verify: Service converged"
     status = json.loads(md_ok("service", "inspect", web))[0]["UpdateStatus"]
     assert status["State"] == "completed"
     after = {t for tasks in containers_of(web).values() for t in tasks}
     assert len(after) == 3 and not after & before  # every task replaced
     failing = minidocker("service", "update", "--args", "sh -c 'exit 3'",
-                         "--update-failure-action", "rollback", web, timeout=120)
+                         "--update-monitor", "3s", "--update-failure-action", "rollback", web,
+                         timeout=120)
     assert failing.returncode == 1
     assert "update rolled back due to failure or early termination of task" in failing.stderr
     status = json.loads(md_ok("service", "inspect", web))[0]["UpdateStatus"]

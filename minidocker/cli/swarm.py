@@ -441,6 +441,8 @@ def service_scale(detach, pairs):
 @click.option("--update-parallelism", type=click.IntRange(0), help="Maximum number of tasks "
               "updated simultaneously (0 to update all at once).")
 @click.option("--update-delay", help="Delay between updates (ns|us|ms|s|m|h).")
+@click.option("--update-monitor", help="Duration after each task update to monitor for "
+              "failure (ns|us|ms|s|m|h) [default: 5s].")
 @click.option("--update-failure-action", type=click.Choice(["pause", "continue", "rollback"]),
               help="Action on update failure.")
 @click.option("--rollback", is_flag=True, help="Rollback to previous specification.")
@@ -448,7 +450,7 @@ def service_scale(detach, pairs):
               "the service to converge.")
 @click.argument("ref")
 def service_update(image, args, env_add, replicas, update_parallelism, update_delay,
-                   update_failure_action, rollback, detach, ref):
+                   update_monitor, update_failure_action, rollback, detach, ref):
     """Update a service: a new task template rolls out a few tasks at a time."""
     import shlex
 
@@ -461,6 +463,8 @@ def service_update(image, args, env_add, replicas, update_parallelism, update_de
         config = {key: value for key, value in (
             ("Parallelism", update_parallelism),
             ("Delay", parse_duration("--update-delay", update_delay) if update_delay else None),
+            ("Monitor", parse_duration("--update-monitor", update_monitor)
+             if update_monitor else None),
             ("FailureAction", update_failure_action)) if value is not None}
         made = records.update_service(store, ref, image,
                                       shlex.split(args) if args is not None else None,

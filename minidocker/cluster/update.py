@@ -8,10 +8,10 @@ before the slots are filled, ``roll`` looks at the service's update:
 - a task of the new version failed since the update began: ``--update-failure-action pause``
   stops the update there, ``rollback`` makes the previous spec current again (a new version),
   which rolls back the same way;
-- otherwise, once every task of the new version runs and ``--update-delay`` has passed since
-  the last of them started, the next ``--update-parallelism`` outdated tasks are shut down —
-  their slots, empty, get tasks of the new version in the same pass;
-- no outdated task left: the update is completed.
+- otherwise, once every task of the new version runs, and has run for ``--update-monitor``
+  (watched for failure; 5 s) and ``--update-delay``, the next ``--update-parallelism``
+  outdated tasks are shut down — their slots, empty, get tasks of the new version in the same
+  pass; with no outdated task left, the update is completed.
 
 Docs: docs.docker.com "Apply rolling updates to a service", ``service update`` and
 ``service rollback``; Engine API ServiceSpec.UpdateConfig, Service.UpdateStatus.
@@ -29,6 +29,7 @@ ROLLBACK_STARTED, ROLLBACK_COMPLETED = "rollback_started", "rollback_completed"
 IN_PROGRESS = (UPDATING, ROLLBACK_STARTED)
 FAILED = ("failed", "rejected")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)$")
+MONITOR = 5 * 10**9  # --update-monitor: how long a new task is watched for failure (ns)
 UNITS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
 
@@ -75,6 +76,14 @@ def roll(service: dict, live: list[dict], dead: list[dict]) -> list[dict]:
         return []
     outdated = sorted((t for t in live if t.get("SpecVersion", 0) < version),
                       key=lambda t: (str(t.get("Slot") or t.get("Pinned"))))
+    fresh = [t for t in live if t.get("SpecVersion") == version]
+    if any(t["Status"]["State"] != "running" for t in fresh):
+        return []  # the last batch is still starting
+    last_start = max((t["Status"]["Timestamp"] for t in fresh), default=status["StartedAt"])
+    waited = (datetime.fromisoformat(now()) - datetime.fromisoformat(last_start))
+    watch = max(config.get("Delay", 0), config.get("Monitor", MONITOR))
+    if fresh and waited.total_seconds() * 10**9 < watch:
+        return []  # the last batch is watched for failures, then the delay
     if not outdated:  # done (a rollback keeps its reason as its message)
         if status["State"] == UPDATING:
             status.update(State=COMPLETED, Message="update completed")
@@ -82,13 +91,6 @@ def roll(service: dict, live: list[dict], dead: list[dict]) -> list[dict]:
             status["State"] = ROLLBACK_COMPLETED
         status["CompletedAt"] = now()
         service["_changed"] = True
-        return []
-    fresh = [t for t in live if t.get("SpecVersion") == version]
-    if any(t["Status"]["State"] != "running" for t in fresh):
-        return []  # the last batch is still starting
-    last_start = max((t["Status"]["Timestamp"] for t in fresh), default=status["StartedAt"])
-    waited = (datetime.fromisoformat(now()) - datetime.fromisoformat(last_start))
-    if fresh and waited.total_seconds() * 10**9 < config.get("Delay", 0):
         return []
     parallelism = config.get("Parallelism", 1)  # 0: all at once
     return outdated[:parallelism] if parallelism else outdated
