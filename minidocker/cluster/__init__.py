@@ -21,4 +21,5 @@ Then the hosts, the store and the swarm that use it:
     swarm.py       the swarm's records in etcd and the verbs that write them
     agent.py       a node's heartbeat (its lease) and the manager's election and loop
     reconcile.py   the manager's pass: orphans, slots, scheduling, dispatch to the daemons
+    update.py      rolling updates and rollbacks, a batch at a time
 """

@@ -109,6 +109,9 @@ def start_cluster(lab) -> None:
     from minidocker.cluster import lab as labs
     from minidocker.cluster.store import Store
 
+    if not Path(ETCD).exists():
+        raise EtcdError(f"etcd is not installed ({ETCD}): install it (apt install etcd-server), "
+                        "or make a lab without it: 'minidocker cluster up --no-etcd'")
     directory = Path(lab.directory) / "etcd"
     pki = directory / "pki"
     for index in range(1, labs.ETCD_MEMBERS + 1):
