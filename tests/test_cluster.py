@@ -248,6 +248,20 @@ def test_a_restarted_manager_rebuilds_its_view_from_etcd(web):
     wait_for(lambda: not any(containers_of(web).values()), 20, "the service's containers gone")
 
 
+def test_when_the_leader_crashes_another_manager_takes_over(swarm):
+    assert md_ok("node", "promote", "n2") == "Node n2 promoted to a manager in the swarm.\n"
+    md_ok("cluster", "crash", "n1")
+    try:
+        wait_for(lambda: [line.split()[1] for line in md_ok("node", "ls").splitlines()
+                          if "Leader" in line] == ["n2"], RESCHEDULE_WITHIN, "n2 leads")
+        md_ok("service", "create", "--name", "later", "--replicas", "2", "busybox", "sleep",
+              "1000")
+        assert nodes_running("later") == {"n2", "n3"}
+    finally:
+        md_ok("cluster", "restart", "n1")
+    md_ok("service", "rm", "later")
+
+
 def test_cluster_down_leaves_nothing(swarm):
     lab = lab_record()
     pids = [lab["holder"], *lab["etcd"].values(), *lab["etcd_holders"].values()]

@@ -342,6 +342,9 @@ def down() -> list[str]:
         lab = load()
     except LabError:
         return []
+    for node in lab.nodes.values():  # first the managers and agents: nothing new starts
+        for pid in node.processes.values():
+            kill(pid)
     removed = []
     for node in lab.nodes.values():
         remove_node(node)
