@@ -17,7 +17,9 @@ as SwarmKit's orchestrator, scheduler and dispatcher do in turn:
    that exited marks its task ``failed``, and the next pass refills the slot.
 
 What a pass changed is written back in one etcd transaction, on condition that this manager
-still holds the leader key: a reader never sees half a pass, and a deposed leader writes nothing. The view is rebuilt from etcd at every pass, so a manager keeps nothing that etcd does not
+still holds the leader key and that no service it rewrites (an update's progress) was changed
+by the CLI meanwhile: a reader never sees half a pass, a deposed leader writes nothing, and a
+``service scale`` is never overwritten by a stale copy. The view is rebuilt from etcd at every pass, so a manager keeps nothing that etcd does not
 have: a restarted manager (or a newly elected one) carries on where the last one stopped.
 Docs: docs.docker.com "How services work" (tasks and scheduling), SwarmKit design docs
 (orchestrators, scheduler, dispatcher). Used by: agent.py (the manager process).
@@ -69,10 +71,11 @@ class Snapshot:
     tasks: dict[str, dict]
     changed: set[str] = field(default_factory=set)  # the task IDs this pass rewrote
     changed_services: set[str] = field(default_factory=set)  # their update's progress
+    revision: int = 0  # the store's revision when it was read
 
 
 def snapshot(store) -> Snapshot | None:
-    values, _ = store.get_prefix(records.PREFIX)
+    values, revision = store.get_prefix(records.PREFIX)
 
     def under(prefix: str) -> dict[str, dict]:
         return {k.removeprefix(prefix): json.loads(v) for k, v in values.items()
@@ -82,7 +85,7 @@ def snapshot(store) -> Snapshot | None:
     if swarm is None:
         return None
     return Snapshot(swarm, under(records.NODES), under(records.ALIVE),
-                    under(records.SERVICES), under(records.TASKS))
+                    under(records.SERVICES), under(records.TASKS), revision=revision)
 
 
 # --- from the store to the scheduler's view ---------------------------------------------------------
@@ -162,10 +165,12 @@ def reconcile(store, leader: str) -> Snapshot | None:
     writes |= {records.SERVICES + service_id: json.dumps(state.services[service_id],
                                                          sort_keys=True)
                for service_id in state.changed_services}
-    if not store.commit(writes,
-                        [records.TASKS + task_id for task_id in forgotten],
-                        only_if=(records.LEADER, leader)):
-        log.warning("no longer the leader: this pass is not written")
+    services = [records.SERVICES + service_id for service_id in state.changed_services]
+    if not store.commit(writes, [records.TASKS + task_id for task_id in forgotten],
+                        only_if=(records.LEADER, leader), unchanged=services,
+                        since=state.revision):
+        log.warning("no longer the leader, or a service changed meanwhile: this pass is not "
+                    "written (the next one starts from the store again)")
     return state
 
 

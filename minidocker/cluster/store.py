@@ -132,13 +132,21 @@ class Store:
         return bool(answer.get("succeeded"))
 
     def commit(self, puts: dict[str, str], deletes: list[str] = (),
-               only_if: tuple[str, str] | None = None) -> bool:
+               only_if: tuple[str, str] | None = None, unchanged: list[str] = (),
+               since: int = 0) -> bool:
         """Several writes as one transaction: all of them, or none — and none unless key
-        ``only_if[0]`` still holds ``only_if[1]`` (a leader writes only while it leads)."""
+        ``only_if[0]`` still holds ``only_if[1]`` (a leader writes only while it leads) and no
+        key of ``unchanged`` was modified after revision ``since`` (nobody wrote it since we
+        read it: optimistic concurrency)."""
         operations = [{"request_put": {"key": b64(k), "value": b64(v)}} for k, v in puts.items()]
         operations += [{"request_delete_range": {"key": b64(k)}} for k in deletes]
         compare = [{"key": b64(only_if[0]), "target": "VALUE", "result": "EQUAL",
                     "value": b64(only_if[1])}] if only_if else []
+        for key in unchanged:  # still there, and not written since
+            compare += [{"key": b64(key), "target": "CREATE", "result": "GREATER",
+                         "create_revision": "0"},
+                        {"key": b64(key), "target": "MOD", "result": "LESS",
+                         "mod_revision": str(since + 1)}]
         for first in range(0, len(operations), MAX_OPERATIONS):
             answer = self.call("kv/txn", {"compare": compare,
                                           "success": operations[first:first + MAX_OPERATIONS]})
