@@ -139,6 +139,7 @@ def up(count: int, with_etcd: bool = True) -> Lab:
         make_underlay(lab)
         for index in range(1, count + 1):
             add_node(lab, index)
+        prepare_roots(list(lab.nodes.values()))
         for node in lab.nodes.values():
             start_daemon(lab, node)
         if with_etcd:
@@ -262,13 +263,25 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None) -> int:
     return process.pid
 
 
+def prepare_roots(nodes: list[Node]) -> None:
+    """``minidocker setup`` in each node's state root (the busybox image, offline), all at
+    once."""
+    setups = [subprocess.Popen([sys.executable, "-m", "minidocker.cli", "setup"],
+                               env=node_environment(node), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+              for node in nodes if not Path(node.root, "oci").exists()]
+    for setup in setups:
+        _, error = setup.communicate()
+        if setup.returncode:
+            raise LabError(f"minidocker setup failed for a node: {error.decode().strip()}")
+
+
 def start_daemon(lab: Lab, node: Node) -> None:
-    """The node's engine: ``minidocker setup`` for its state root (busybox, offline), then
-    ``minidocker daemon`` on its socket, inside the node's namespaces."""
+    """The node's engine: ``minidocker daemon`` on its socket, inside the node's namespaces
+    (its state root prepared first)."""
     env = node_environment(node)
     cli = [sys.executable, "-m", "minidocker.cli"]
-    if not Path(node.root, "oci").exists():
-        subprocess.run([*cli, "setup"], env=env, check=True, capture_output=True)
+    prepare_roots([node])
     argv = in_namespace(node.netns, [*cli, "daemon", "-H", f"unix://{node.socket}",
                                      "--log-level", "warning"], private_mounts=True)
     explain.step("nsenter", f"--net={node.name} unshare --mount minidocker daemon "
