@@ -7,7 +7,7 @@ before the slots are filled, ``roll`` looks at the service's update:
 
 - a task of the new version failed since the update began: ``--update-failure-action pause``
   stops the update there, ``rollback`` makes the previous spec current again (a new version),
-  which rolls back the same way;
+  which rolls back the same way, ``continue`` goes on;
 - otherwise, once every task of the new version runs, and has run for ``--update-monitor``
   (watched for failure; 5 s) and ``--update-delay``, the next ``--update-parallelism``
   outdated tasks are shut down — their slots, empty, get tasks of the new version in the same
@@ -64,7 +64,7 @@ def roll(service: dict, live: list[dict], dead: list[dict]) -> list[dict]:
     config = service["Spec"].get("UpdateConfig", {})
     failed = [t for t in dead if t.get("SpecVersion") == version
               and t["Status"]["State"] in FAILED and t["CreatedAt"] >= status["StartedAt"]]
-    if status["State"] == UPDATING and failed:
+    if status["State"] == UPDATING and failed and config.get("FailureAction") != "continue":
         reason = (f"update rolled back due to failure or early termination of task "
                   f"{failed[0]['ID']}")
         if config.get("FailureAction") == "rollback" and service.get("PreviousSpec"):
