@@ -412,12 +412,14 @@ def lab_reset(number):
 # The later stages' commands live in their own modules and add themselves to ``main``.
 from minidocker.cli import (  # noqa: E402,F401  (registers the commands)
     build,
+    cluster,
     compose,
     containerops,
     daemon,
     lifecycle,
     network,
     registry,
+    swarm,
     system,
     volume,
 )

@@ -11,4 +11,15 @@ The scheduler comes first; it needs no container:
     strategies.py  spread, binpack, random
     scheduler.py   filters then a strategy; a Decision that explains itself
     simulate.py    1,000 nodes and 100,000 tasks in memory (bench/cluster.py, notebook 15)
+
+Then the hosts, the store and the swarm that use it:
+
+    lab.py         ``cluster up|down``: nodes as network namespaces on a lab bridge, a daemon each
+    etcd.py        a 3-member etcd cluster in the lab, with TLS from the lab's own CA
+    store.py       etcd's v3 JSON gateway over httpx: keys, transactions, leases, watches
+    engine.py      a node's daemon, seen from a manager (the Engine API on its unix socket)
+    swarm.py       the swarm's records in etcd and the verbs that write them
+    agent.py       a node's heartbeat (its lease) and the manager's election and loop
+    reconcile.py   the manager's pass: orphans, slots, scheduling, dispatch to the daemons
+    update.py      rolling updates and rollbacks, a batch at a time
 """

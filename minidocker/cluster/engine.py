@@ -1,0 +1,77 @@
+"""A node's engine, seen from a manager: the Docker Engine API over the node's unix socket.
+
+The managers never make a container themselves: they ask the node's daemon (stage 12), with
+the same calls the docker CLI sends — ``POST /containers/create``, ``/start``, ``DELETE
+/containers/{id}?force=1``, ``GET /containers/json`` with a label filter. A task's container
+carries Swarm's labels (``com.docker.swarm.service.name``, ``com.docker.swarm.task.id``), so a
+node's containers say which tasks it runs, whatever the store believes.
+
+Spec: Docker Engine API v1.50 (Container section). Used by: swarm.py, lab.py.
+"""
+
+import json
+
+import httpx
+
+TIMEOUT = 10.0
+SERVICE_LABEL = "com.docker.swarm.service.name"
+SERVICE_ID_LABEL = "com.docker.swarm.service.id"
+TASK_LABEL = "com.docker.swarm.task.id"
+NODE_LABEL = "com.docker.swarm.node.id"
+
+
+class EngineError(Exception):
+    """The node's daemon refused a call, or did not answer."""
+
+
+class Engine:
+    def __init__(self, socket: str):
+        self.socket = socket
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(transport=httpx.HTTPTransport(uds=self.socket),
+                            base_url="http://docker/v1.50", timeout=TIMEOUT)
+
+    def call(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            with self.client() as client:
+                response = client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise EngineError(f"the daemon on {self.socket} did not answer: {exc}") from None
+        if response.status_code >= 400:
+            message = response.json().get("message", response.text) \
+                if response.headers.get("content-type", "").startswith("application/json") \
+                else response.text
+            raise EngineError(message)
+        return response
+
+    def ping(self) -> bool:
+        try:
+            return self.call("GET", "/_ping").text == "OK"
+        except EngineError:
+            return False
+
+    def containers(self, all: bool = False, label: str | None = None) -> list[dict]:
+        params = {"all": "1" if all else "0"}
+        if label:
+            params["filters"] = json.dumps({"label": [label]})
+        return self.call("GET", "/containers/json", params=params).json()
+
+    def run(self, name: str, body: dict) -> str:
+        """``docker run -d``: create, then start; returns the container's ID."""
+        created = self.call("POST", "/containers/create", params={"name": name}, json=body)
+        container = created.json()["Id"]
+        self.call("POST", f"/containers/{container}/start")
+        return container
+
+    def remove(self, container: str) -> None:
+        """``docker rm -f -v``; a container already gone is fine."""
+        try:
+            self.call("DELETE", f"/containers/{container}", params={"force": "1", "v": "1"})
+        except EngineError as exc:
+            if "No such container" not in str(exc):
+                raise
+
+    def logs(self, container: str) -> bytes:
+        return self.call("GET", f"/containers/{container}/logs",
+                         params={"stdout": "1", "stderr": "1"}).content
