@@ -15,12 +15,12 @@ Docs: etcd.io "Clustering Guide" (static bootstrap), "Transport security model";
 etcd(1). Used by: lab.py (``cluster up``), store.py, tests/test_cluster.py.
 """
 
-import subprocess
 import time
 from pathlib import Path
 
 from minidocker import explain
 from minidocker.errors import MinidockerError
+from minidocker.registry.tls import issue
 
 ETCD = "/usr/bin/etcd"
 CLIENT_PORT, PEER_PORT = 2379, 2380
@@ -34,48 +34,10 @@ class EtcdError(MinidockerError):
 
 # --- certificates --------------------------------------------------------------------------------
 
-def openssl(*args) -> None:
-    try:
-        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
-    except FileNotFoundError:
-        raise EtcdError("openssl is not installed: install it (apt install openssl)") from None
-    except subprocess.CalledProcessError as exc:
-        raise EtcdError(f"openssl {args[0]} failed: {exc.stderr.decode().strip()}") from None
-
-
-def make_ca(directory: Path) -> None:
-    """The lab's certificate authority: a self-signed certificate that may sign others."""
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "30", "-subj", "/CN=minidocker lab CA",
-            "-keyout", directory / "ca.key", "-out", directory / "ca.crt",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    (directory / "ca.key").chmod(0o600)
-
-
-def issue(directory: Path, name: str, common_name: str, extensions: str) -> tuple[Path, Path]:
-    """``name.crt`` and ``name.key``, signed by the lab's CA, with ``extensions``
-    (subjectAltName, extendedKeyUsage, as openssl x509v3_config(5) writes them)."""
-    crt, key, csr = (directory / f"{name}.{suffix}" for suffix in ("crt", "key", "csr"))
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-subj", f"/CN={common_name}", "-keyout", key, "-out", csr)
-    ext = directory / f"{name}.ext"
-    ext.write_text(extensions + "\nbasicConstraints=CA:FALSE\n")
-    openssl("x509", "-req", "-in", csr, "-CA", directory / "ca.crt", "-CAkey",
-            directory / "ca.key", "-CAcreateserial", "-days", "30", "-extfile", ext,
-            "-out", crt)
-    key.chmod(0o600)
-    csr.unlink()
-    ext.unlink()
-    return crt, key
-
-
 def make_certificates(directory: Path, members: dict[str, str]) -> None:
     """The CA, one certificate per member (a server to clients, a client to its peers, so
     both usages), and the client certificate of minidocker's processes."""
-    directory.mkdir(parents=True, exist_ok=True)
-    make_ca(directory)
-    for name, address in members.items():
+    for name, address in members.items():  # the kit's CA (registry/tls.py) is made first
         issue(directory, name, name, f"subjectAltName=IP:{address}\n"
               "extendedKeyUsage=serverAuth,clientAuth")
     issue(directory, CLIENT_CERT, "minidocker", "extendedKeyUsage=clientAuth")

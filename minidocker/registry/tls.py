@@ -61,7 +61,7 @@ def issue(directory: Path, name: str, common_name: str, extensions: str) -> tupl
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={common_name}",
              "-keyout", key, "-out", csr)
     extfile = directory / f"{name}.ext"
-    extfile.write_text(extensions + "basicConstraints=CA:FALSE\n")
+    extfile.write_text(extensions.rstrip("\n") + "\nbasicConstraints=CA:FALSE\n")
     _openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
              "-days", "365", "-extfile", extfile, "-out", crt)
     for secret in (ca_key, key):
