@@ -254,6 +254,11 @@ def frames(stream: _Stream, connection: int) -> list[Message]:
     return found
 
 
+def parse_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """A whole multiplexed stream (a ``logs`` body, say) as (stream, payload) pairs."""
+    return [(m.header_bytes[0], m.body) for m in frames(_Stream([Chunk(0.0, 0, DAEMON, data)]), 0)]
+
+
 def _raw(stream: _Stream, connection: int, sender: str) -> list[Message]:
     """The rest of the bytes, raw: one message per piece as it passed the tap."""
     ends = [*stream.starts[1:], len(stream.data)]
@@ -294,7 +299,8 @@ def _connection(number: int, sent: list[Chunk], answered: list[Chunk]) -> list[M
                 found += _raw(daemon, number, DAEMON)
             found += _raw(client, number, CLIENT)
             break
-        body, chunks = _body(daemon, headers, to_the_end=True)
+        no_body = line.split(" ", 2)[1] in ("204", "304") or found[-1].line.startswith("HEAD")
+        body, chunks = _body(daemon, headers, to_the_end=not no_body)
         later = [(when, data) for when, data in chunks if when > at]  # streamed, after the head
         if later:
             body = b"".join(data for when, data in chunks if when <= at)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from minidocker.container import records
 from minidocker.daemon.wiretap import CLIENT, Message
-from minidocker.viz.lifecycle import children, status
+from minidocker.viz.lifecycle import children, tree_rows
 from minidocker.viz.sequence import Arrow
 from minidocker.viz.table import Table
 
@@ -186,17 +186,10 @@ def engine_tree(pid: int, roles: dict[int, str] | None = None, title: str = "",
     """The processes under ``pid``: name, role (``roles`` names some), and PSS (unless
     ``memory`` is False: a tree that is the same from run to run)."""
     roles = roles or {}
-    rows = []
 
-    def walk(process: int, depth: int) -> None:
-        info = status(process)
-        if not info:
-            return
-        indent = "  " * max(depth - 1, 0) + ("└─ " if depth else "")
-        row = (indent + info.get("Name", "?"), roles.get(process, ""))
-        rows.append((*row, f"{pss_kib(process) / 1024:.1f} MiB") if memory else row)
-        for child in children(process):
-            walk(child, depth + 1)
+    def row(process: int, _info: dict, name: str) -> tuple:
+        found = (name, roles.get(process, ""))
+        return (*found, f"{pss_kib(process) / 1024:.1f} MiB") if memory else found
 
-    walk(pid, 0)
+    rows = tree_rows(pid, row)
     return Table(("process", "role", "PSS") if memory else ("process", "role"), rows, title)
