@@ -60,3 +60,19 @@ def test_a_process_tree_with_its_memory():
         child.kill()
         child.wait()
     assert pss_kib(child.pid) == 0
+
+
+def test_dockerd_is_started_in_namespaces_of_its_own(tmp_path):
+    from minidocker.viz.engines import Dockerd
+
+    argv = Dockerd(tmp_path).argv()
+    assert argv[:3] == ["unshare", "-m", "-n"]
+    script = argv[-1]
+    private = tmp_path / "private"
+    assert f"mount -t tmpfs tmpfs {private}" in script and script.index("tmpfs") < \
+        script.index("exec dockerd")
+    for flag in (f"--data-root={private}/data", f"--exec-root={private}/exec",
+                 f"--pidfile={private}/dockerd.pid", f"-H=unix://{tmp_path}/docker.sock",
+                 "--bridge=none", "--iptables=false", "--cgroup-parent=/minidocker-dockerd-"):
+        assert flag in script
+    assert "--bridge=none" not in Dockerd(tmp_path, bridge=True).argv()[-1]
