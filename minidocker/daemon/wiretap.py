@@ -84,6 +84,7 @@ class Wiretap:
         self._count = 0
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._threads: list[threading.Thread] = []
+        self._open: set[socket.socket] = set()  # the connections being relayed
 
     def start(self) -> "Wiretap":
         with contextlib.suppress(FileNotFoundError):
@@ -97,9 +98,16 @@ class Wiretap:
         return self
 
     def stop(self) -> None:
+        """Close the listener and every connection still open (a client that never hangs up
+        does not keep the tap), then wait for the relays to end."""
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
+        with self._lock:
+            still_open = list(self._open)
+        for sock in still_open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
             thread.join(timeout=10)
         with contextlib.suppress(FileNotFoundError):
@@ -135,12 +143,16 @@ class Wiretap:
 
     def _serve(self, client: socket.socket, number: int) -> None:
         daemon = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with self._lock:
+            self._open.update((client, daemon))
         try:
             daemon.connect(self.upstream)
             self._relay(client, daemon, number)
         except OSError:
             pass
         finally:
+            with self._lock:
+                self._open.difference_update((client, daemon))
             daemon.close()
             client.close()
 

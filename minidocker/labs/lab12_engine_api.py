@@ -102,8 +102,8 @@ def engine(scratch: str) -> Iterator[Engine]:
     try:
         yield running
     finally:
+        remove_every_container(running)  # first: whatever the student's code left open
         running.tap.stop()
-        remove_every_container(running)
         daemon.terminate()
         daemon.wait(10)
 
