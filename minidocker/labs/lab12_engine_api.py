@@ -291,12 +291,17 @@ def check_run(student, scratch: str) -> str:
         with running.http() as client:
             left = client.get("/containers/json", params={"all": 1}).json()
         said = story(heard)
+        requests = [m for m in heard if m.kind == "request"]
+        attach = next((m for m in requests if "/attach" in m.line), None)
+        start = next((m for m in requests if m.line.split()[1].endswith("/start")), None)
+        if start is not None and (attach is None or start.at < attach.at):
+            raise CheckFailed(f"the container was started before it was attached (the daemon "
+                              f"heard: {said}): attach first, or its first lines are lost")
         if failed:
             raise CheckFailed(f"{failed}; the daemon heard: {said}")
         if not (isinstance(result, tuple) and len(result) == 3):
             raise CheckFailed(f"run() returned {repr(result)[:80]}: return (exit code, stdout "
                               f"bytes, stderr bytes); the daemon heard: {said}")
-        requests = [m for m in heard if m.kind == "request"]
         created = next((m for m in requests if "/containers/create" in m.line), None)
         if created is None:
             raise CheckFailed(f"the daemon heard no POST /containers/create: {said}")
@@ -304,16 +309,13 @@ def check_run(student, scratch: str) -> str:
         if mode != "none":
             raise CheckFailed(f"the container was created with NetworkMode {mode!r}: ask for "
                               "\"HostConfig\": {\"NetworkMode\": \"none\"}")
-        attach = next((m for m in requests if "/attach" in m.line), None)
         upgraded = any(m.status == 101 for m in heard)
         if attach is None or attach.headers.get("upgrade", "").lower() != "tcp" or not upgraded:
             raise CheckFailed(f"no attach was upgraded (the daemon heard: {said}): send POST "
                               "/containers/<id>/attach?stream=1&stdout=1&stderr=1 with "
                               "'Connection: Upgrade' and 'Upgrade: tcp', and read its 101")
-        start = next((m for m in requests if m.line.split()[1].endswith("/start")), None)
-        if start is None or start.at < attach.at:
-            raise CheckFailed(f"the container was started before it was attached (the daemon "
-                              f"heard: {said}): attach first, or its first lines are lost")
+        if start is None:
+            raise CheckFailed(f"the container was never started (the daemon heard: {said})")
         for needed in ("/wait", "DELETE "):
             if not any(needed in m.line for m in requests):
                 raise CheckFailed(f"the daemon heard no {needed.strip()} (it heard: {said})")
