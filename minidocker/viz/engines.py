@@ -20,6 +20,7 @@ reference: --data-root, --exec-root, --pidfile, -H).
 Used by: notebook 12-client-and-daemon; bench/daemon.py.
 """
 
+import atexit
 import os
 import shutil
 import signal
@@ -71,6 +72,7 @@ class Dockerd:
         with open(self.directory / "dockerd.log", "ab") as log:
             self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
+        atexit.register(self.stop)  # a notebook whose cell failed still stops it on exit
         deadline = time.monotonic() + START_TIMEOUT
         while not self.answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -115,6 +117,7 @@ class Dockerd:
             raise MinidockerError(f"docker load failed: {loaded.stderr.decode().strip()}")
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -184,6 +187,7 @@ class Podman:
                   f"&& mount -t tmpfs tmpfs {lib} && echo ready && exec sleep infinity")
         self.holder = subprocess.Popen(["unshare", "-m", "-n", "sh", "-c", script],
                                        stdout=subprocess.PIPE, start_new_session=True)
+        atexit.register(self.stop)  # a notebook whose cell failed still stops it on exit
         if self.holder.stdout.readline() != b"ready\n":
             self.stop()
             raise MinidockerError("podman's namespaces could not be made")
@@ -212,6 +216,7 @@ class Podman:
                    .stdout)
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         if self.holder is None:
             return
         if self.holder.poll() is None:
