@@ -109,6 +109,17 @@ def test_the_tap_between_the_docker_cli_and_the_daemon(tmp_path):
              if m.kind == "request"]
     assert [p for p in paths if p != "_ping"] == ["create", "attach", "wait", "start"]
     assert any(m.status == 101 for m in said)
-    assert [(m.header_bytes[0], m.body) for m in said if m.kind == "frame"] == \
-        [(1, b"out in\n"), (2, b"err\n")]
+    assert sorted((m.header_bytes[0], m.body) for m in said if m.kind == "frame") == \
+        [(1, b"out in\n"), (2, b"err\n")]  # two pipes: either may be read first
     assert not (tmp_path / "tap.sock").exists()
+
+
+def test_a_stream_dockerd_20_calls_raw_is_read_as_frames_when_the_container_has_no_tty():
+    """dockerd before API 1.42 answers every attach with ``raw-stream``: the create request
+    (``Tty`` false) says the stream is multiplexed all the same."""
+    recording = run_i_recording()
+    upgraded = recording[3]
+    recording[3] = Chunk(upgraded.at, upgraded.connection, upgraded.sender, upgraded.data
+                         .replace(b"multiplexed-stream", b"raw-stream"))
+    frames = [m.body for m in messages(recording) if m.kind == "frame"]
+    assert frames == [b"hello student\n", b"oops\n"]

@@ -24,6 +24,7 @@ Used by: notebook 12-client-and-daemon (viz/daemon.py); tests/test_daemon_wireta
 """
 
 import contextlib
+import json
 import os
 import select
 import socket
@@ -284,8 +285,11 @@ def _raw(stream: _Stream, connection: int, sender: str) -> list[Message]:
     return found
 
 
-def _connection(number: int, sent: list[Chunk], answered: list[Chunk]) -> list[Message]:
-    """Requests and answers in turn on one connection, then the stream after a 101."""
+def _connection(number: int, sent: list[Chunk], answered: list[Chunk],
+                ttys: dict[str, bool] | None = None) -> list[Message]:
+    """Requests and answers in turn on one connection, then the stream after a 101: frames
+    unless the container has a TTY (``ttys``, from its create request), or, for a container
+    not created on the tap, unless the answer's content type says raw."""
     client, daemon = _Stream(sent), _Stream(answered)
     found = []
     while client.left():
@@ -305,7 +309,8 @@ def _connection(number: int, sent: list[Chunk], answered: list[Chunk]) -> list[M
         line, headers = head
         if line.split(" ", 2)[1] == "101":  # the hijack: from here on, a stream each way
             found.append(Message(at, number, DAEMON, "response", line, headers))
-            if headers.get("content-type") == MULTIPLEXED:
+            tty = next((t for c, t in (ttys or {}).items() if f"/{c}/" in found[-2].line), None)
+            if tty is False or (tty is None and headers.get("content-type") == MULTIPLEXED):
                 found += frames(daemon, number)
             else:
                 found += _raw(daemon, number, DAEMON)
@@ -323,10 +328,30 @@ def _connection(number: int, sent: list[Chunk], answered: list[Chunk]) -> list[M
 
 
 def messages(chunks: list[Chunk]) -> list[Message]:
-    """Every connection's messages, all sorted by the time their first byte passed the tap."""
-    found = []
+    """Every connection's messages, all sorted by the time their first byte passed the tap.
+
+    Read twice: the first reading finds each container created on the tap and whether it has
+    a TTY (``Tty`` in the create request, the ``Id`` in its answer); the second reads each
+    attach stream by that. The content type of the ``101`` is not enough: dockerd before API
+    1.42 calls a multiplexed stream ``raw-stream`` too."""
+    connections = {}
     for number in sorted({c.connection for c in chunks}):
-        sent = [c for c in chunks if c.connection == number and c.sender == CLIENT]
-        answered = [c for c in chunks if c.connection == number and c.sender == DAEMON]
-        found += _connection(number, sent, answered)
+        connections[number] = ([c for c in chunks if c.connection == number and c.sender == CLIENT],
+                               [c for c in chunks if c.connection == number and c.sender == DAEMON])
+    first = [m for number, (sent, answered) in connections.items()
+             for m in _connection(number, sent, answered)]
+    ttys = _ttys(first)
+    found = [m for number, (sent, answered) in connections.items()
+             for m in _connection(number, sent, answered, ttys)]
     return sorted(found, key=lambda m: m.at)
+
+
+def _ttys(said: list[Message]) -> dict[str, bool]:
+    """Container ID -> whether it has a TTY, from each create request and its answer."""
+    found = {}
+    for request, answer in zip(said, said[1:], strict=False):
+        if request.kind == "request" and "/containers/create" in request.line and \
+                answer.kind == "response" and answer.connection == request.connection:
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                found[json.loads(answer.body)["Id"]] = bool(json.loads(request.body).get("Tty"))
+    return found

@@ -20,13 +20,14 @@ Used by: notebook 12-client-and-daemon; tests/test_viz_daemon.py.
 
 import json
 import re
+import time
 from collections.abc import Iterable
 from http import HTTPStatus
 from pathlib import Path
 
 from minidocker.container import records
 from minidocker.daemon.wiretap import CLIENT, Message
-from minidocker.viz.lifecycle import children, tree_rows
+from minidocker.viz.lifecycle import children, status, tree_rows
 from minidocker.viz.sequence import Arrow
 from minidocker.viz.table import Table
 
@@ -170,6 +171,16 @@ def tree_pids(pid: int) -> list[int]:
     for child in children(pid):
         found += tree_pids(child)
     return found
+
+
+def settled(pid: int, timeout: float = 10) -> None:
+    """Wait until no process under ``pid`` is still runc's ``runc:[2:INIT]`` (the container's
+    PID 1 before its exec): ``docker run -d`` may return before runc's init has become the
+    container's command."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(
+            status(p).get("Name", "").startswith("runc") for p in tree_pids(pid)):
+        time.sleep(0.02)
 
 
 def monitor_roles(name: str) -> dict[int, str]:
