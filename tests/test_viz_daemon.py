@@ -69,8 +69,8 @@ def test_dockerd_is_started_in_namespaces_of_its_own(tmp_path):
     assert argv[:3] == ["unshare", "-m", "-n"]
     script = argv[-1]
     private = tmp_path / "private"
-    assert f"mount -t tmpfs tmpfs {private}" in script and script.index("tmpfs") < \
-        script.index("exec dockerd")
+    assert f"mount -t tmpfs tmpfs {private}" in script and "mount -t tmpfs tmpfs /run" in script
+    assert script.rindex("tmpfs") < script.index("exec dockerd")
     for flag in (f"--data-root={private}/data", f"--exec-root={private}/exec",
                  f"--pidfile={private}/dockerd.pid", f"-H=unix://{tmp_path}/docker.sock",
                  "--bridge=none", "--iptables=false", "--cgroup-parent=/minidocker-dockerd-"):

@@ -5,7 +5,10 @@ notebook or a benchmark can run the same docker CLI against both daemons.
 where a tmpfs holds its ``--data-root``, ``--exec-root`` and ``--pidfile`` (so its overlay
 mounts and image store exist only there and vanish with it), and a private network namespace
 (so its bridge, veths and iptables rules never reach the host). Only its socket is made in
-``directory``, on the host's filesystem, where the docker CLI finds it. dockerd starts its own
+``directory``, on the host's filesystem, where the docker CLI finds it (so ``directory`` must
+not be under ``/run``, which is a tmpfs of its own there: containerd 1.6 puts its shims' sockets
+in ``/run/containerd/s`` and dockerd its plugins' in ``/run/docker``, whatever the flags say).
+dockerd starts its own
 containerd (the "managed" one, under the exec root), and each container gets a
 ``containerd-shim-runc-v2`` that starts ``runc``: the process tree the notebook draws.
 
@@ -62,7 +65,8 @@ class Dockerd:
         flags += [] if self.bridge else ["--bridge=none", "--iptables=false",
                                          "--ip-masq=false"]
         script = (f"mount --make-rprivate / && ip link set lo up && mkdir -p {p} && "
-                  f"mount -t tmpfs tmpfs {p} && exec dockerd {' '.join(flags)}")
+                  f"mount -t tmpfs tmpfs {p} && mount -t tmpfs tmpfs /run && "
+                  f"exec dockerd {' '.join(flags)}")
         return ["unshare", "-m", "-n", "sh", "-c", script]
 
     def start(self) -> "Dockerd":
