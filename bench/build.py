@@ -25,7 +25,6 @@ Usage: bench/build.py [--runs N] [--warmup N] [--pause S] [--skip buildah] [--js
 (as root; ``sudo ./kit bench``)
 """
 
-import os
 import statistics
 import subprocess
 import sys
@@ -55,13 +54,9 @@ RATIOS = [("cold_minidocker_over_buildah", "minidocker-cold", "buildah-cold", 1.
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        print("bench/build.py needs root (containers, mounts): sudo ./kit bench",
-              file=sys.stderr)
+    console = common.lab_host("bench/build.py", "containers, mounts")
+    if console is None:
         return 1
-    lifecycle.private_namespaces()
-    lifecycle.reap_orphans()
-    console = Console(width=None if sys.stdout.isatty() else 120)
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "runs": args.runs,
               "warmup": args.warmup, "pause_s": args.pause, "files": FILES,
               "host": lifecycle.host_info() | {"buildah": buildah_version()},
@@ -218,14 +213,8 @@ def show(console: Console, report: dict) -> None:
         table.add_row(key, f"{r['median_ms']:.0f}", f"{r['min_ms']:.0f}", f"{r['max_ms']:.0f}")
     console.print(table)
     if report["ratios"]:
-        verdicts = Table(title="minidocker / buildah (median of the per-round ratios)")
-        for column in ("comparison", "ratio", "target", "verdict"):
-            verdicts.add_column(column)
-        for key, r in report["ratios"].items():
-            verdicts.add_row(key.replace("_over_", " / ").replace("_", " "),
-                             f"{r['value']:.2f}×", f"≤ {r['target']:.1f}×",
-                             "[green]met[/]" if r["met"] else "[red]missed[/]")
-        console.print(verdicts)
+        console.print(common.ratio_table("minidocker / buildah (median of the per-round ratios)",
+                                         report["ratios"]))
     for name, reason in report["skipped"].items():
         console.print(f"[yellow]{name} skipped:[/] {reason}")
 

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.nodes < 10 or args.tasks < args.nodes:
         parser.error("--nodes must be at least 10 and --tasks at least --nodes")
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = common.console()
     spec = simulate.ClusterSpec(nodes=args.nodes, tasks=args.tasks)
     console.print(f"simulating {spec.nodes} nodes of {spec.capacity.memory // simulate.GiB} GiB "
                   f"and {spec.capacity.nano_cpus // simulate.NANO} CPUs, {spec.tasks} tasks in "

@@ -57,13 +57,9 @@ PODMAN_LOG = ["--log-driver", "k8s-file"]  # conmon writes the log file, as the 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        print("bench/lifecycle.py needs root (containers need namespaces and mounts): "
-              "sudo ./kit bench", file=sys.stderr)
+    console = common.lab_host("bench/lifecycle.py", "containers need namespaces and mounts")
+    if console is None:
         return 1
-    private_namespaces()
-    reap_orphans()
-    console = Console(width=None if sys.stdout.isatty() else 120)
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "containers": args.n,
               "command": " ".join(COMMAND), "host": host_info(), "skipped": {}}
 
@@ -104,36 +100,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def private_namespaces() -> None:
-    """A private mount and network namespace for this process and all it starts: the
-    containers' mounts, podman's overlay and any link or firewall rule stay in here."""
-    from minidocker import kernel
+private_namespaces, reap_orphans = common.private_namespaces, common.reap_orphans  # older names
 
-    kernel.unshare(kernel.CLONE_NEWNS | kernel.CLONE_NEWNET)
-    kernel.mount(None, "/", None, kernel.MS_REC | kernel.MS_PRIVATE)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-
-
-def reap_orphans() -> None:
-    """Fork: the child runs the benchmark, this process reaps the orphans below it, as init
-    does on a normal machine. A detached monitor (or conmon) is an orphan once the command that
-    started it exits; when it exits in turn it stays a zombie until someone reaps it, and
-    ``minidocker rm -f`` waits for its monitor to be gone. This machine's PID 1 reaps orphans
-    about a second late, which alone made every ``rm -f`` a second slower."""
-    from minidocker import kernel
-
-    kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)
-    bench = os.fork()
-    if bench == 0:
-        return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the benchmark: it cleans up
-    while True:
-        pid, status = os.wait()
-        if pid == bench:
-            os._exit(os.waitstatus_to_exitcode(status) % 256)
-
-
-# --- measuring -------------------------------------------------------------------------------
 
 def memory(pid: int) -> dict[str, int]:
     """PSS, USS (private clean + private dirty) and RSS of a process, in kB."""
@@ -456,15 +424,7 @@ def show(console: Console, report: dict) -> None:
     console.print(table)
 
     if report["ratios"]:
-        verdicts = Table(title="minidocker / podman")
-        for column in ("comparison", "ratio", "target", "verdict"):
-            verdicts.add_column(column)
-        for key, r in report["ratios"].items():
-            target = f"≤ {r['target']:.1f}×" if r["target"] else "(context)"
-            verdict = "" if r["met"] is None else "[green]met[/]" if r["met"] else "[red]missed[/]"
-            verdicts.add_row(key.replace("_over_", " / ").replace("_", " "),
-                             f"{r['value']:.2f}×", target, verdict)
-        console.print(verdicts)
+        console.print(common.ratio_table("minidocker / podman", report["ratios"]))
     for name, reason in report["skipped"].items():
         console.print(f"[yellow]{name} skipped:[/] {reason}")
 

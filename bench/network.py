@@ -55,13 +55,9 @@ RUN_IMPORTS = "import minidocker.cli, minidocker.container.lifecycle, minidocker
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        print("bench/network.py needs root (namespaces, links, iptables): sudo ./kit bench",
-              file=sys.stderr)
+    console = common.lab_host("bench/network.py", "namespaces, links, iptables")
+    if console is None:
         return 1
-    lifecycle.private_namespaces()
-    lifecycle.reap_orphans()
-    console = Console(width=None if sys.stdout.isatty() else 120)
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "runs": args.runs,
               "warmup": args.warmup, "pause_s": args.pause, "containers": args.n,
               "host": lifecycle.host_info() | {

@@ -210,7 +210,14 @@ def minidocker_cases(ws: Workspace) -> tuple[list[Case], Path]:
                       f"host.Resources = build_limits({limits_text})", api_once(True))
     phases = Case("minidocker-api-phases", "phases", "minidocker",
                   "create(spec); start(...); .wait()", phases_once)
-    return [cli, cli_limits, api, api_limits, phases, cgroup_case(limits)], image_root
+    cases = [cli, cli_limits, api, api_limits, phases, cgroup_case(limits)]
+    if shutil.which("runc"):  # the same command, with runc spawning PID 1 from a bundle
+        cases.insert(1, Case("minidocker-cli-runc", "cli", "minidocker --runtime runc",
+                             "minidocker run --rm --network none --runtime runc busybox true",
+                             timed_command([str(entry_point), "run", "--rm", "--network",
+                                            "none", "--runtime", "runc", "busybox", "true"],
+                                           env=env)))
+    return cases, image_root
 
 
 def root_directory(image: Image) -> Path:

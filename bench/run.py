@@ -6,7 +6,8 @@ moment of the machine hits all of them alike; every other round in reverse order
 after a short pause (``--pause``) so that none starts in the wake of the one before; the first
 rounds are a warm-up, the median of the rest is what counts.
 
-  CLI:  ``minidocker run --rm busybox true``  vs  ``podman run --rm``  vs  ``runc run``
+  CLI:  ``minidocker run --rm busybox true``  vs  ``podman run --rm``  vs  ``runc run``;
+        and ``minidocker run --rm --runtime runc`` (minidocker's story, runc's spawn)
   API:  ``run(spec).wait()`` inside this Python process  vs  ``runc run``
   cgroups: minidocker (CLI and API) and runc again with -m 64m --pids-limit 100 --cpus 0.5;
         and a container's cgroup work alone (create + limits, join, destroy), in-process
@@ -16,6 +17,7 @@ Targets (reported, not enforced): the CLI no slower than podman, the API no slow
 is shown in ms and as a fraction of the run.
 
 Usage: bench/run.py [--runs N] [--warmup N] [--pause S] [--skip podman|runc] [--json PATH]
+       bench/run.py --registry [--json PATH]     (the registry's benchmark: bench/registry.py)
 """
 
 import argparse
@@ -39,6 +41,8 @@ RATIOS = [
     ("cli_minidocker_over_runc", "minidocker-cli", "runc", None),
     ("api_minidocker_over_runc", "minidocker-api", "runc", 1.0),
     ("api_minidocker_limits_over_runc_limits", "minidocker-api-limits", "runc-limits", None),
+    ("cli_runtime_runc_over_own_runtime", "minidocker-cli-runc", "minidocker-cli", None),
+    ("cli_runtime_runc_over_runc_run", "minidocker-cli-runc", "runc", None),
 ]
 # The cases timed in steps: {case: (table title, {step: what it does})}.
 PHASES = {
@@ -73,11 +77,15 @@ CGROUP_PARTS = [  # (key, steps of the cgroup case, label)
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.registry:  # the registry's benchmark instead: bench/registry.py
+        import registry
+
+        return registry.main(["--json", args.json] if args.json else [])
     if os.geteuid() != 0:
         print("bench/run.py: needs root (containers need namespaces and mounts): "
               "run 'sudo ./kit bench'", file=sys.stderr)
         return 1
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = common.console()
     host = host_info()
     console.print(", ".join(f"{k} {v}" for k, v in host.items()))
 
@@ -114,6 +122,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              runs_help="measured rounds; the median is reported")
     parser.add_argument("--skip", action="append", default=[], choices=["podman", "runc"],
                         help="leave a peer out (repeatable)")
+    parser.add_argument("--registry", action="store_true",
+                        help="instead: the registry benchmark (bench/registry.py: skopeo, "
+                             "distribution, a 200 MB image, a 1 GiB blob; about a minute)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.pause < 0:
         parser.error("--runs must be at least 1, --warmup and --pause at least 0")

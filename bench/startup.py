@@ -52,13 +52,9 @@ ENTRY_POINT = Path(sys.executable).with_name("minidocker")
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        print("bench/startup.py needs root (namespaces, links, iptables, cgroups)",
-              file=sys.stderr)
+    console = common.lab_host("bench/startup.py", "namespaces, links, iptables, cgroups")
+    if console is None:
         return 1
-    lifecycle.private_namespaces()
-    lifecycle.reap_orphans()
-    console = Console(width=None if sys.stdout.isatty() else 120)
     checkouts = [str(Path(c).resolve()) for c in args.checkout]
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "runs": args.runs,
               "warmup": args.warmup, "pause_s": args.pause, "checkouts": checkouts,

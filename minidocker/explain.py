@@ -35,7 +35,7 @@ STAGES = [
     ("minidocker.network", 8, "network", 34),
     ("minidocker.security", 9, "security", 31),
 ]
-MAN_PAGES = {"unshare": "unshare(2)", "setns": "setns(2)", "mount": "mount(2)",
+MAN_PAGES = {"unshare": "unshare(2)", "runc": "runc(8)", "setns": "setns(2)", "mount": "mount(2)",
              "umount2": "umount2(2)", "pivot_root": "pivot_root(2)",
              "sethostname": "sethostname(2)", "prctl": "prctl(2)", "capset": "capset(2)",
              "open_tree": "open_tree(2)", "move_mount": "move_mount(2)",

@@ -56,3 +56,16 @@ def created_at(timestamp: str) -> str:
     if not timestamp:
         return ""
     return datetime.fromisoformat(timestamp).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+
+
+def size(value: float, digits: int = 3, binary: bool = False) -> str:
+    """Bytes as Docker's go-units prints them: ``HumanSizeWithPrecision`` (powers of 1000,
+    ``1.04MB``: 3 significant digits in ``docker images``, 4 in ``system df``) or, ``binary``,
+    ``BytesSize`` (powers of 1024, ``1.5MiB``: the memory column of ``docker stats``)."""
+    base, units = ((1024, ("B", "KiB", "MiB", "GiB", "TiB", "PiB")) if binary
+                   else (1000, ("B", "kB", "MB", "GB", "TB", "PB")))
+    for unit in units[:-1]:
+        if value < base:
+            return f"{value:.{digits}g}{unit}"
+        value /= base
+    return f"{value:.{digits}g}{units[-1]}"

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from minidocker import kernel, rootfs
+from minidocker import events, kernel, rootfs
 from minidocker.cgroups.limits import parse_bytes
 from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.state import now, read_json, state_root, write_json
@@ -117,7 +117,8 @@ def create_volume(name: str | None = None, labels: dict | None = None,
         volume = Volume(name, str(directory / "_data"), Labels=dict(labels or {}),
                         Anonymous=anonymous)
         volume.save()  # written last: a volume exists once its volume.json does
-        return volume
+    events.emit("volume", "create", name, {"driver": "local"})
+    return volume
 
 
 def get_volume(name: str) -> Volume:
@@ -185,6 +186,7 @@ def remove_volume(name: str, in_use: dict[str, list[str]], force: bool = False) 
     doomed = volumes_dir() / f".removing-{os.getpid()}-{volume.Name}"
     os.rename(volume.directory, doomed)
     shutil.rmtree(doomed)
+    events.emit("volume", "destroy", volume.Name, {"driver": "local"})
 
 
 def prune_volumes(in_use: dict[str, list[str]], everything: bool = False

@@ -58,3 +58,19 @@ def attached(*args: str) -> Iterator[subprocess.Popen]:
     finally:
         client.kill()
         client.wait()
+
+
+RUNTIMES = ("minidocker", "runc")  # --runtime: minidocker's own spawn, or runc's (an OCI bundle)
+
+
+def cli_on_runtime(runtime: str):
+    """The ``md`` fixture's command, with every ``run`` and ``create`` on ``runtime``: a test
+    module parametrized by it checks that both runtimes give a container the same world."""
+    from .conftest import minidocker
+
+    def md(*args: str, **kwargs):
+        if args and args[0] in ("run", "create"):
+            args = (args[0], "--runtime", runtime, *args[1:])
+        return minidocker(*args, **kwargs)
+
+    return md

@@ -70,8 +70,11 @@ def test_bench_runs_once_and_cleans_up(tmp_path):
         assert "runc" in results["results"], results["skipped"].get("runc")
         assert "runc-limits" in results["results"], results["skipped"].get("runc-limits")
         assert "limits_runc" in cost
+        assert len(results["results"]["minidocker-cli-runc"]["samples_ms"]) == 1
         assert set(results["ratios"]) == {"cli_minidocker_over_runc", "api_minidocker_over_runc",
-                                          "api_minidocker_limits_over_runc_limits"}
+                                          "api_minidocker_limits_over_runc_limits",
+                                          "cli_runtime_runc_over_own_runtime",
+                                          "cli_runtime_runc_over_runc_run"}
     else:
         assert "runc" in results["skipped"]
 

@@ -18,12 +18,25 @@ from minidocker.container import Config, HostConfig, run
 from minidocker.errors import MinidockerError
 from minidocker.namespaces import Stdio
 
+from .helpers import RUNTIMES, cli_on_runtime
+
 DRIVER = cgroups.for_container("x").version  # what containers use on this machine
 
 
-def start(command: list[str], **limits) -> "run":
+@pytest.fixture(params=RUNTIMES)
+def runtime(request):
+    """The limits hold whoever writes them: minidocker's driver, or runc from config.json."""
+    return request.param
+
+
+@pytest.fixture
+def md(runtime):
+    return cli_on_runtime(runtime)
+
+
+def start(command: list[str], runtime: str = "minidocker", **limits) -> "run":
     null = os.open(os.devnull, os.O_RDWR)
-    host = HostConfig(AutoRemove=True, Resources=build_limits(**limits))
+    host = HostConfig(AutoRemove=True, Resources=build_limits(**limits), Runtime=runtime)
     container = run(Config(Image="busybox", Cmd=command), host, stdio=Stdio(null, null, null))
     os.close(null)
     return container
@@ -55,9 +68,9 @@ def test_oom_kill_is_recorded_in_the_state(md, driver):
     md("rm", "hog")
 
 
-def test_fork_loop_stops_at_the_pids_limit(driver):
+def test_fork_loop_stops_at_the_pids_limit(driver, runtime):
     container = start(["sh", "-c", "(while :; do sleep 30 & done) 2>/dev/null; sleep 30"],
-                      pids_limit="20")
+                      runtime, pids_limit="20")
     try:
         deadline, peak = time.time() + 3, 0
         while time.time() < deadline and container.stats().forks_refused < 5:
@@ -107,8 +120,8 @@ def test_half_a_cpu_does_about_half_the_work(driver):
     assert 0.35 <= half / full <= 0.65, (half, full, half_cpu, full_cpu)
 
 
-def test_stats_agree_with_the_cgroup_files(driver):
-    container = start(["sh", "-c", "sleep 30"], memory="64m", pids_limit="50")  # sh execs sleep
+def test_stats_agree_with_the_cgroup_files(driver, runtime):
+    container = start(["sh", "-c", "sleep 30"], runtime, memory="64m", pids_limit="50")  # sh execs sleep
     try:
         stats = container.stats()
         files = container.cgroup.directories()
@@ -122,8 +135,8 @@ def test_stats_agree_with_the_cgroup_files(driver):
         container.wait()
 
 
-def test_freeze_stops_progress_and_thaw_resumes_it(driver):
-    container = start(["sh", "-c", "while :; do :; done"])
+def test_freeze_stops_progress_and_thaw_resumes_it(driver, runtime):
+    container = start(["sh", "-c", "while :; do :; done"], runtime)
     try:
         time.sleep(0.2)
         container.pause()

@@ -46,6 +46,15 @@ def test_run_rm_echo_hi(daemon):
     assert "hi" not in result.stderr
 
 
+def test_run_with_runtime_runc(daemon):
+    """The Docker CLI's ``--runtime runc`` is HostConfig.Runtime: runc spawns the container."""
+    result = daemon.docker("run", "--rm", "--runtime", "runc", "busybox", "sh", "-c",
+                           "echo hi from $(hostname)")
+    assert ok(result).startswith("hi from ")
+    refused = daemon.docker("run", "--rm", "--runtime", "kata", "busybox", "true")
+    assert refused.returncode == 125 and "unknown or invalid runtime name: kata" in refused.stderr
+
+
 def test_run_rm_passes_the_exit_code_and_removes(daemon):
     name = f"{PREFIX}exit3"
     result = daemon.docker("run", "--rm", "--name", name, "busybox", "sh", "-c",

@@ -84,6 +84,10 @@ def test_starting_unhealthy_healthy_and_the_ps_column(containers):
     assert name in listed.split()
     time.sleep(1.5)  # more probes than the log keeps
     assert len(state_health(name)["Log"]) == health.MAX_LOG_ENTRIES
+    changes = ok(minidocker("events", "--since", "1m", "--until", "0s", "--filter",
+                            f"container={name}", "--filter", "event=health_status",
+                            "--format", "{{.Action}}")).split("\n")
+    assert [c for c in changes if c] == ["health_status: unhealthy", "health_status: healthy"]
 
 
 def test_a_probe_that_hangs_is_killed_at_its_timeout(containers):

@@ -69,11 +69,16 @@ def test_skopeo_copies_the_store_into_the_registry_and_back(work, registry, tmp_
     assert raw == original
 
 
+def podman_argv(work: Path) -> list:  # noqa: F811
+    """podman with its own storage in the module's short temp dir (its runroot must stay
+    short), nothing of the machine's."""
+    return [need("podman"), "--root", work / "registry-podman", "--runroot", work / "rr",
+            "--tmpdir", work / "tmp", "--storage-driver", "vfs", "--cgroup-manager",
+            "cgroupfs", "--events-backend", "file"]
+
+
 def test_podman_pushes_to_and_pulls_from_the_registry(work, registry):  # noqa: F811
-    # podman's own storage in the module's short temp dir (its runroot must stay short)
-    podman = [need("podman"), "--root", work / "registry-podman", "--runroot",
-              work / "rr", "--tmpdir", work / "tmp", "--storage-driver",
-              "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+    podman = podman_argv(work)
     store = layout_dir()
     skopeo_copy(work, f"oci:{store}:busybox:latest", f"docker://{registry.host}/busybox:latest")
     source, copy = f"{registry.host}/busybox:latest", f"{registry.host}/podman/busybox:v2"

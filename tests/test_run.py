@@ -5,6 +5,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from minidocker import namespaces, rootfs
 from minidocker.container import Config, HostConfig, run
 
@@ -167,10 +169,40 @@ def test_interactive_shell_on_a_pty():
             os.unlink(out)
 
 
-def wait_for_screen(session: str, text: str, timeout: float = 10) -> str:
+@pytest.mark.parametrize("runtime", ["minidocker", "runc"])
+def test_run_it_detaches_with_ctrl_p_ctrl_q_and_attach_comes_back(md, runtime):
+    # Docker's default --detach-keys: the CLI goes, the container runs on; attach finds it.
+    session = f"md-detach-{os.getpid()}"
+    tmux = ["tmux", "-L", session]  # a server of our own, in our namespaces and environment
+    env = f"MINIDOCKER_ROOT={os.environ['MINIDOCKER_ROOT']} PYTHONPATH={os.getcwd()}"
+    shell = f"cd {os.getcwd()} && export {env} && {' '.join(MINIDOCKER)}"
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+                    f"{shell} run -it --runtime {runtime} --name detached busybox sh; echo EXIT=$?; "
+                    f"{shell} attach --detach-keys ctrl-x,x detached; echo EXIT=$?; sleep 60"],
+                   check=True)
+    try:
+        wait_for_screen(session, "/ #", tmux=tmux)
+        subprocess.run([*tmux, "send-keys", "-t", session, "echo one$((1+1))", "Enter"])
+        wait_for_screen(session, "one2", tmux=tmux)
+        subprocess.run([*tmux, "send-keys", "-t", session, "C-p", "C-q"])
+        wait_for_screen(session, "EXIT=0", tmux=tmux)
+        assert md("inspect", "-f", "{{.State.Status}}", "detached").stdout == "running\n"
+        subprocess.run([*tmux, "send-keys", "-t", session, "echo two$$ $(stty size)", "Enter"])
+        wait_for_screen(session, " 24 80", tmux=tmux)  # our window size
+        assert "two1 24 80" in wait_for_screen(session, "two", tmux=tmux)  # the same PID 1
+        subprocess.run([*tmux, "send-keys", "-t", session, "C-x", "x"])
+        wait_for_screen(session, "read escape sequence\nEXIT=0", tmux=tmux)
+        assert md("inspect", "-f", "{{.State.Status}}", "detached").stdout == "running\n"
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+        md("rm", "-f", "detached")
+
+
+def wait_for_screen(session: str, text: str, timeout: float = 10,
+                    tmux: tuple | list = ("tmux",)) -> str:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+        screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", session],
                                 capture_output=True, text=True).stdout
         if text in screen:
             return screen

@@ -19,8 +19,21 @@ from minidocker import kernel
 from minidocker.security import capabilities
 from minidocker.viz import security as table
 
+from .helpers import RUNTIMES, cli_on_runtime
+
 DOCKER_CAPEFF = "00000000a80425fb"
 LAB_HOSTNAME = socket.gethostname()
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def runtime(request):
+    """Every check of this module holds for minidocker's own runtime and for runc's."""
+    return request.param
+
+
+@pytest.fixture
+def md(runtime):
+    return cli_on_runtime(runtime)
 
 
 def status(md, *flags: str) -> dict[str, str]:
@@ -121,13 +134,13 @@ PRIVILEGED = {"mount": {"works"}, "module": {"ENOSYS", "ENOEXEC"},  # past the p
 
 
 @pytest.fixture(scope="module")
-def default_attempts():
-    return table.try_escapes(rows=ROWS)
+def default_attempts(runtime):
+    return table.try_escapes("--runtime", runtime, rows=ROWS)
 
 
 @pytest.fixture(scope="module")
-def privileged_attempts():
-    return table.try_escapes("--privileged", rows=ROWS)
+def privileged_attempts(runtime):
+    return table.try_escapes("--runtime", runtime, "--privileged", rows=ROWS)
 
 
 def needs_a_disk(name):

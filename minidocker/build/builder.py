@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from minidocker import events
 from minidocker.build import cache, imageconfig
 from minidocker.build.commands import (
     Add,
@@ -470,4 +471,6 @@ def stage_label(stage: Stage) -> str:
 def build(dockerfile: Dockerfile, context: BuildContext, options: BuildOptions,
           progress=None, fetch_image=None, keys: cache.KeyRules = cache.KeyRules()) -> Image:
     """Build ``dockerfile`` with the files of ``context``; the final image, tagged."""
-    return Builder(dockerfile, context, options, progress, fetch_image, keys).build()
+    image = Builder(dockerfile, context, options, progress, fetch_image, keys).build()
+    events.emit("image", "build", image.id, {"name": image.tags[0] if image.tags else image.id})
+    return image

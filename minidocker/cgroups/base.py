@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from minidocker import explain
@@ -32,6 +32,12 @@ class Stats:
     pids_limit: int | None  # None = unlimited
     oom_kills: int  # processes the kernel killed for going over the memory limit
     forks_refused: int  # fork(2)s that failed with EAGAIN because of the pids limit
+    # for docker stats: the CPU time split, the memory controller's own counters
+    # (memory.stat), bytes read and written per block device ((major, minor, op, bytes))
+    cpu_user_ns: int = 0
+    cpu_system_ns: int = 0
+    memory_stat: dict = field(default_factory=dict)
+    io_bytes: tuple = ()
 
 
 class Cgroup(ABC):

@@ -35,7 +35,7 @@ class Limits:
     cpu_period: int | None = None  # microseconds: --cpu-period
     cpu_shares: int | None = None  # relative weight, 1024 = normal: --cpu-shares
     cpuset_cpus: str | None = None  # CPU list: --cpuset-cpus
-    pids_limit: int | None = None  # processes: --pids-limit
+    pids_limit: int | None = None  # processes: --pids-limit (-1 in an update: lift it)
     memory_reservation: int | None = None  # bytes, a soft limit: --memory-reservation
     memory_swappiness: int | None = None  # 0..100, how eagerly it is swapped out
     oom_kill_disable: bool | None = None  # --oom-kill-disable: wait for memory instead
@@ -218,6 +218,11 @@ def _cpuset(text):
 def _pids(text):
     value = _int_in("--pids-limit", text, -1, 2**31)
     return None if value is None or value <= 0 else value  # 0 and -1 mean unlimited
+
+
+def pids_max(limit: int) -> str:
+    """``pids.max``: a number, or ``max`` for -1 (``update --pids-limit -1`` lifts it)."""
+    return "max" if limit < 0 else str(limit)
 
 
 def _int_in(flag, text, low, high):

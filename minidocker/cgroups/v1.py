@@ -15,11 +15,12 @@ Man pages: cgroups(7), cpuset(7); kernel docs admin-guide/cgroup-v1/.
 Used by: notebook 03-cgroups on a v1 or hybrid machine, lab 03-cgroups (``controller_mounts``).
 """
 
+import os
 import time
 from pathlib import Path
 
 from minidocker.cgroups.base import Cgroup, Stats, make_dir, read_int, read_keyed, write_file
-from minidocker.cgroups.limits import Limits, block_device_number
+from minidocker.cgroups.limits import Limits, block_device_number, pids_max
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio")
 UNLIMITED = 2**63 - 4096  # what v1 reports for "no limit" (PAGE_COUNTER_MAX in bytes)
@@ -81,13 +82,7 @@ class CgroupV1(Cgroup):
     def set_limits(self, limits: Limits) -> None:
         memory, cpu = self.path("memory"), self.path("cpu")
         if limits.memory is not None:
-            write_file(memory / "memory.limit_in_bytes", str(limits.memory))
-            swap = limits.memory_swap
-            if swap is None:
-                swap = 2 * limits.memory  # Docker: as much swap as memory
-            memsw = memory / "memory.memsw.limit_in_bytes"
-            if memsw.exists():  # only with swap accounting
-                write_file(memsw, str(swap))
+            self._set_memory_and_swap(memory, limits)
         if limits.cpu_period is not None:
             write_file(cpu / "cpu.cfs_period_us", str(limits.cpu_period))
         if limits.cpu_quota is not None:
@@ -97,11 +92,25 @@ class CgroupV1(Cgroup):
         if limits.cpuset_cpus is not None:
             write_file(self.path("cpuset") / "cpuset.cpus", limits.cpuset_cpus)
         if limits.pids_limit is not None:
-            write_file(self.path("pids") / "pids.max", str(limits.pids_limit))
+            write_file(self.path("pids") / "pids.max", pids_max(limits.pids_limit))
         self._set_memory_policy(memory, limits)
         if limits.cpuset_mems is not None:
             write_file(self.path("cpuset") / "cpuset.mems", limits.cpuset_mems)
         self._set_io(limits)
+
+    def _set_memory_and_swap(self, memory: Path, limits: Limits) -> None:
+        """The kernel keeps memory <= memory+swap at every moment, so a limit that grows (an
+        ``update``) needs memsw raised first, and one that shrinks needs it lowered last."""
+        swap = limits.memory_swap
+        if swap is None:
+            swap = 2 * limits.memory  # Docker: as much swap as memory
+        steps = [(memory / "memory.limit_in_bytes", limits.memory)]
+        memsw = memory / "memory.memsw.limit_in_bytes"
+        if memsw.exists():  # only with swap accounting
+            growing = swap == -1 or limits.memory > read_int(memory / "memory.limit_in_bytes")
+            steps = [(memsw, swap), *steps] if growing else [*steps, (memsw, swap)]
+        for path, value in steps:
+            write_file(path, str(value))
 
     def _set_memory_policy(self, memory: Path, limits: Limits) -> None:
         """The memory controller beyond the hard limit: a soft limit the kernel reclaims down
@@ -139,7 +148,28 @@ class CgroupV1(Cgroup):
             pids_current=read_int(self.path("pids") / "pids.current"),
             pids_limit=None if pids_limit < 0 else pids_limit,
             oom_kills=oom.get("oom_kill", 0),
-            forks_refused=read_keyed(self.path("pids") / "pids.events").get("max", 0))
+            forks_refused=read_keyed(self.path("pids") / "pids.events").get("max", 0),
+            **self._usage_details())
+
+    def _usage_details(self) -> dict:
+        """cpuacct.stat counts in clock ticks (USER_HZ); blkio's throttle file counts every
+        byte read or written, per device and operation."""
+        ticks = read_keyed(self.path("cpuacct") / "cpuacct.stat")
+        to_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        io = []
+        try:
+            lines = (self.path("blkio") / "blkio.throttle.io_service_bytes").read_text()
+        except OSError:
+            lines = ""
+        for line in lines.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and ":" in parts[0] and parts[1] in ("Read", "Write"):
+                major, minor = parts[0].split(":")
+                io.append((int(major), int(minor), parts[1].lower(), int(parts[2])))
+        return {"cpu_user_ns": ticks.get("user", 0) * to_ns,
+                "cpu_system_ns": ticks.get("system", 0) * to_ns,
+                "memory_stat": read_keyed(self.path("memory") / "memory.stat"),
+                "io_bytes": tuple(io)}
 
     def freeze(self) -> None:
         self._freezer("FROZEN")

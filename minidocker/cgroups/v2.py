@@ -20,7 +20,13 @@ import time
 from pathlib import Path
 
 from minidocker.cgroups.base import Cgroup, Stats, make_dir, read_int, read_keyed, write_file
-from minidocker.cgroups.limits import Limits, block_device_number, cpu_weight, io_weight
+from minidocker.cgroups.limits import (
+    Limits,
+    block_device_number,
+    cpu_weight,
+    io_weight,
+    pids_max,
+)
 
 WANTED = ("cpu", "cpuset", "io", "memory", "pids")
 DISCARDED = {"memory_swappiness": "cgroup v2 has no per-cgroup swappiness: "
@@ -75,7 +81,7 @@ class CgroupV2(Cgroup):
         if limits.cpuset_cpus is not None:
             write_file(self.path / "cpuset.cpus", limits.cpuset_cpus)
         if limits.pids_limit is not None:
-            write_file(self.path / "pids.max", str(limits.pids_limit))
+            write_file(self.path / "pids.max", pids_max(limits.pids_limit))
         if limits.memory_reservation is not None:
             write_file(self.path / "memory.low", str(limits.memory_reservation))
         if limits.cpuset_mems is not None:
@@ -101,7 +107,28 @@ class CgroupV2(Cgroup):
             pids_current=read_int(self.path / "pids.current", len(self.pids())),
             pids_limit=None if pids_max < 0 else pids_max,
             oom_kills=read_keyed(self.path / "memory.events").get("oom_kill", 0),
-            forks_refused=read_keyed(self.path / "pids.events").get("max", 0))
+            forks_refused=read_keyed(self.path / "pids.events").get("max", 0),
+            **self._usage_details())
+
+    def _usage_details(self) -> dict:
+        """cpu.stat in microseconds; io.stat one line per device: ``8:0 rbytes=N wbytes=N
+        ...``."""
+        cpu = read_keyed(self.path / "cpu.stat")
+        io = []
+        try:
+            lines = (self.path / "io.stat").read_text()
+        except OSError:
+            lines = ""
+        for line in lines.splitlines():
+            device, *pairs = line.split()
+            major, _, minor = device.partition(":")
+            counts = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+            io += [(int(major), int(minor), op, int(counts.get(key, 0)))
+                   for op, key in (("read", "rbytes"), ("write", "wbytes"))]
+        return {"cpu_user_ns": cpu.get("user_usec", 0) * 1000,
+                "cpu_system_ns": cpu.get("system_usec", 0) * 1000,
+                "memory_stat": read_keyed(self.path / "memory.stat"),
+                "io_bytes": tuple(io)}
 
     def freeze(self) -> None:
         self._freeze("1")

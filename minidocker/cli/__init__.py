@@ -125,13 +125,20 @@ def commit(author, message, changes, container, repository):
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show all images (also the "
               "intermediate images of build steps).")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
+@click.option("--digests", is_flag=True, help="Show the digests registries know them by.")
 @click.option("--format", "fmt", metavar="FORMAT", help="'table TEMPLATE', 'json' or a Go "
               "template, e.g. '{{.Repository}}:{{.Tag}}' (fields: .ID .Repository .Tag "
               ".Digest .CreatedSince .CreatedAt .Size).")
 @filter_option
-def images(show_all, quiet, fmt, filters):
+def images(show_all, quiet, digests, fmt, filters):
     """List images."""
-    from minidocker.cli.formatting import IMAGE_HEADERS, IMAGES_TABLE, format_rows, image_rows
+    from minidocker.cli.formatting import (
+        IMAGE_HEADERS,
+        IMAGES_DIGESTS_TABLE,
+        IMAGES_TABLE,
+        format_rows,
+        image_rows,
+    )
     from minidocker.image import filters as by
     from minidocker.image.store import ImageStore
 
@@ -141,17 +148,19 @@ def images(show_all, quiet, fmt, filters):
         from minidocker.build.cache import BuildCache
 
         steps = BuildCache(store).intermediate_ids()
-        images = [image for image in images if image.tags or image.id not in steps]
+        images = [image for image in images
+                  if image.tags or image.digests or image.id not in steps]
     for broken in (image for image in images if image.damage):
         name = broken.tags[0] if broken.tags else broken.short_id
         click.echo(f"minidocker: image {name} is damaged: {broken.damage}; remove it with "
                    f"'minidocker rmi -f {name}' or run 'minidocker image prune'", err=True)
     chosen = by.select(images, by.parse(filters), store)
-    rows = [row for image in chosen for row in image_rows(image)]
+    rows = [row for image in chosen for row in image_rows(image, digests)]
     if quiet:
         click.echo("".join(dict.fromkeys(f"{row['ID']}\n" for row in rows)), nl=False)
         return
-    click.echo(format_rows(rows, fmt, IMAGES_TABLE, IMAGE_HEADERS), nl=False)
+    table = IMAGES_DIGESTS_TABLE if digests else IMAGES_TABLE
+    click.echo(format_rows(rows, fmt, table, IMAGE_HEADERS), nl=False)
 
 
 @main.command(context_settings=CONTEXT)
@@ -209,6 +218,18 @@ def history(image, fmt):
 @main.group(cls=Group, context_settings=CONTEXT)
 def image():
     """Manage images."""
+
+
+@image.command("inspect", context_settings=CONTEXT)
+@click.option("-f", "--format", "template", help="Format with a Go template, "
+              "e.g. '{{.Id}}' or '{{json .RepoDigests}}'.")
+@click.argument("names", nargs=-1, required=True)
+def image_inspect(template, names):
+    """Show low-level information on images (by name, name@sha256:..., or ID), as JSON."""
+    from minidocker.cli.lifecycle import print_inspected
+    from minidocker.image.verbs import inspect_image
+
+    print_inspected(template, names, inspect_image)
 
 
 @image.command("prune", context_settings=CONTEXT)
@@ -391,9 +412,12 @@ def lab_reset(number):
 # The later stages' commands live in their own modules and add themselves to ``main``.
 from minidocker.cli import (  # noqa: E402,F401  (registers the commands)
     build,
+    compose,
+    containerops,
     daemon,
     lifecycle,
     network,
     registry,
+    system,
     volume,
 )

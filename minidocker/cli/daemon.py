@@ -6,6 +6,7 @@ kit's certificates for ``--tlsverify``."""
 import click
 
 from minidocker.cli import CONTEXT, main, require_root
+from minidocker.cli.registry import cert_hosts, cert_hosts_option
 
 # flag -> its daemon.json key (a key given both ways is refused, as dockerd does)
 FLAG_KEYS = {"host": "hosts", "group": "group", "log_level": "log-level",
@@ -78,9 +79,7 @@ def flag_value(name: str, value):
 
 
 @daemon.command("certs", context_settings=CONTEXT)
-@click.option("--host", "hosts", multiple=True, metavar="NAME|IP",
-              help="A name the daemon is reached by (repeatable) [default: localhost, "
-              "127.0.0.1].")
+@cert_hosts_option("daemon")
 @click.argument("directory", type=click.Path(file_okay=False))
 def daemon_certs(hosts, directory):
     """Make the kit's CA (once), the daemon's certificate and a client's, with openssl.
@@ -92,7 +91,7 @@ def daemon_certs(hosts, directory):
     from minidocker.registry.tls import make_certs, make_client_cert
 
     folder = Path(directory)
-    crt, key = make_certs(folder, list(dict.fromkeys([*hosts, "localhost", "127.0.0.1"])))
+    crt, key = make_certs(folder, cert_hosts(hosts))
     client_crt, client_key = make_client_cert(folder)
     client = folder / "client"
     client.mkdir(exist_ok=True)

@@ -66,6 +66,8 @@ MORE_OPTIONS = [
     click.option("--cpuset-mems", metavar="LIST", help="Memory nodes it may use (0-1, 0,2)."),
     click.option("--cgroup-parent", metavar="PATH", help="Parent cgroup for the container "
                  "(default minidocker)."),
+    click.option("--runtime", default="minidocker", metavar="NAME", help="Who starts the "
+                 "container: minidocker (default) or runc, from an OCI bundle."),
     click.option("--log-driver", default="json-file", metavar="DRIVER",
                  help="json-file (default), local or none."),
     click.option("--pull", default="missing", metavar="WHEN",
@@ -160,6 +162,7 @@ def process_config(o: dict) -> dict:
     place, as HostConfig fields."""
     from minidocker.cgroups.limits import parse_bytes
     from minidocker.container import tunables
+    from minidocker.container.config import check_runtime
 
     shm = parse_bytes("--shm-size", o["shm_size"]) if o["shm_size"] else 64 * 2**20
     if shm <= 0:
@@ -170,7 +173,8 @@ def process_config(o: dict) -> dict:
             "Sysctls": dict(tunables.parse_sysctl(spec) for spec in o["sysctls"]),
             "ShmSize": shm, "OomScoreAdj": tunables.check_oom_score_adj(
                 whole_number("--oom-score-adj", o["oom_score_adj"] or "0")),
-            "CgroupParent": check_cgroup_parent(o["cgroup_parent"] or "")}
+            "CgroupParent": check_cgroup_parent(o["cgroup_parent"] or ""),
+            "Runtime": check_runtime(o["runtime"])}
 
 
 def warn_about_limits(limits) -> None:

@@ -45,6 +45,8 @@ HISTORY_HEADERS = {
 PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
             "{{.Ports}}\t{{.Names}}")
 IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+IMAGES_DIGESTS_TABLE = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t"
+                        "{{.CreatedSince}}\t{{.Size}}")
 NETWORKS_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 VOLUMES_TABLE = "table {{.Driver}}\t{{.Name}}"
 HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
@@ -96,17 +98,27 @@ def container_row(record, no_trunc: bool = False) -> dict:
     }
 
 
-def image_rows(image) -> list[dict]:
-    """The lines of ``images`` for one image: one per tag, ``<none>`` when it has none."""
+def image_rows(image, digests: bool = False) -> list[dict]:
+    """The lines of ``images`` for one image: one per tag (with ``digests``, one per tag and
+    repo digest of its repository), ``<none>`` for a repository named only by digest, and
+    ``<none>`` ``<none>`` for an image with no name at all (docker/cli's formatter rules)."""
     from minidocker.image.store import human_size
 
     created = image.config.get("created", "")
+    common = {"CreatedAt": created_at(created), "CreatedSince": f"{ago(created)} ago",
+              "ID": image.short_id, "Size": human_size(image.size)}
+    by_repository: dict[str, tuple[list[str], list[str]]] = {}
+    for tag in image.tags:
+        by_repository.setdefault(tag.rpartition(":")[0], ([], []))[0].append(
+            tag.rpartition(":")[2])
+    for name in image.digests:
+        repository, _, digest = name.partition("@")
+        by_repository.setdefault(repository, ([], []))[1].append(digest)
     rows = []
-    for tag in image.tags or ["<none>:<none>"]:
-        repository, _, name = tag.rpartition(":")
-        rows.append({"CreatedAt": created_at(created), "CreatedSince": f"{ago(created)} ago",
-                     "Digest": "<none>", "ID": image.short_id, "Repository": repository,
-                     "Size": human_size(image.size), "Tag": name})
+    for repository, (tags, repo_digests) in by_repository.items() or [("<none>", ([], []))]:
+        shown = (repo_digests or ["<none>"]) if digests else (repo_digests or ["<none>"])[:1]
+        rows += [{**common, "Repository": repository, "Tag": tag, "Digest": digest}
+                 for tag in tags or ["<none>"] for digest in shown]
     return rows
 
 

@@ -112,8 +112,9 @@ def detach_keys_option(command):
 @click.option("--explain-time", is_flag=True, help="--explain, with milliseconds since the "
               "command began.")
 @sig_proxy_option
+@detach_keys_option
 @container_options
-def run(detach, explain, explain_time, sig_proxy, **options):
+def run(detach, explain, explain_time, sig_proxy, detach_keys, **options):
     """Run a command in a new container.
 
     \b
@@ -125,6 +126,7 @@ def run(detach, explain, explain_time, sig_proxy, **options):
     """
     require_root("run")
     config, host, name = container_request(options)
+    keys = detach_keys_for(detach_keys)
     cidfile = check_cidfile(options["cidfile"])
     if explain or explain_time:
         explain_steps(detach, explain_time)
@@ -139,6 +141,8 @@ def run(detach, explain, explain_time, sig_proxy, **options):
         start(record)
         click.echo(record.Id)
         return
+    if config.Tty and config.OpenStdin and not (explain or explain_time):
+        sys.exit(_start_attached(record, True, keys, sig_proxy))  # -it: Ctrl-P Ctrl-Q detaches
     from minidocker.container.lifecycle import run_in_foreground
 
     sys.exit(run_in_foreground(record, sig_proxy))
@@ -154,6 +158,21 @@ def explain_steps(detach: bool, timing: bool) -> None:
         raise MinidockerError("--explain tells the steps of a foreground run: drop -d (the "
                               "monitor of a detached container starts it out of sight)")
     explain.listen(2, timing=timing)
+
+
+@main.command("export-bundle", context_settings=CONTEXT)
+@click.argument("container")
+@click.argument("directory", type=click.Path(file_okay=False))
+def export_bundle(container, directory):
+    """Write a container as an OCI bundle: DIRECTORY/rootfs and config.json (runc run)."""
+    require_root("export-bundle")
+    from pathlib import Path
+
+    from minidocker.container import lifecycle, runc
+    from minidocker.container.start import plan_start
+
+    runc.export_bundle(plan_start(lifecycle.find(container)), Path(directory))
+    click.echo(directory)
 
 
 @main.command(cls=EngineCommand, context_settings=RUN_CONTEXT)
@@ -180,9 +199,8 @@ def start(attach, interactive, detach_keys, containers):
     """Start one or more created or stopped containers."""
     require_root("start")
     from minidocker.container import lifecycle
-    from minidocker.container.attach import DETACH_KEYS, parse_detach_keys
 
-    keys = parse_detach_keys(detach_keys) if detach_keys else DETACH_KEYS
+    keys = detach_keys_for(detach_keys)
     for name in containers:
         record = lifecycle.find(name)
         if attach or interactive:
@@ -191,12 +209,22 @@ def start(attach, interactive, detach_keys, containers):
         click.echo(name)
 
 
-def _start_attached(record, interactive: bool, detach_keys: bytes) -> int:
+def detach_keys_for(text: str | None) -> bytes:
+    """``--detach-keys`` as bytes (Docker's default, Ctrl-P Ctrl-Q, without it)."""
+    from minidocker.container.attach import DETACH_KEYS, parse_detach_keys
+
+    return parse_detach_keys(text) if text else DETACH_KEYS
+
+
+def _start_attached(record, interactive: bool, detach_keys: bytes,
+                    sig_proxy: bool = True) -> int:
+    """``start -a`` and ``run -it``: the container under its own (detached) monitor, and
+    we its attached client, so that the detach keys leave it running as Docker's CLI does."""
     from minidocker.container import attach, lifecycle
 
     lifecycle.start(record, attach=True)
     client = attach.connect(record.directory / "attach.sock", interactive)
-    detached, code = _relay_with_signals(record, client, interactive, detach_keys)
+    detached, code = _relay_with_signals(record, client, interactive, detach_keys, sig_proxy)
     if detached:
         return 0  # it runs on
     if code is None:  # no last frame: it could not start, the monitor wrote why
@@ -224,6 +252,8 @@ def _relay_with_signals(record, client, with_stdin: bool, detach_keys: bytes,
 
     SignalProxy(raw_terminal=record.Config.Tty and with_stdin, forward=sig_proxy).deliver_to(
         Pid1())
+    if record.Config.Tty and with_stdin:
+        attach.follow_window_size(record.directory / "attach.sock")
     return attach.relay(client, with_stdin, record.Config.Tty, detach_keys)
 
 
@@ -278,12 +308,13 @@ def attach(no_stdin, detach_keys, sig_proxy, container):
     from minidocker.container import lifecycle
     from minidocker.errors import Conflict
 
-    keys = attaching.parse_detach_keys(detach_keys) if detach_keys else attaching.DETACH_KEYS
+    keys = detach_keys_for(detach_keys)
     record = lifecycle.find(container)
     if record.status != "running":
         raise Conflict(f"You cannot attach to a {record.status} container, start it first")
     with_stdin = record.Config.OpenStdin and not no_stdin
     client = attaching.connect(record.directory / "attach.sock", with_stdin)
+    record.event("attach")
     detached, code = _relay_with_signals(record, client, with_stdin, keys, sig_proxy)
     if detached:
         click.echo("\r\nread escape sequence", err=True)
@@ -306,7 +337,9 @@ def exec_(interactive, tty, env, workdir, user, container, command):
     from minidocker.container.exec import ExecSpec, exec_in
 
     spec = ExecSpec(list(command), interactive, tty, list(env), workdir, user)
-    sys.exit(exec_in(lifecycle.find(container), spec))
+    record = lifecycle.find(container)
+    record.event(f"exec_create: {' '.join(command)}")
+    sys.exit(exec_in(record, spec))
 
 
 @main.command(context_settings=RUN_CONTEXT)
@@ -335,6 +368,11 @@ def wait(containers):
 @click.argument("names", nargs=-1, required=True)
 def inspect(template, names):
     """Show low-level information on containers or images, as JSON."""
+    print_inspected(template, names, _inspect_object)
+
+
+def print_inspected(template, names, look_up) -> None:
+    """``inspect``'s output: each object ``look_up`` finds, as JSON or through ``template``."""
     import json
 
     from minidocker.cli.templates import TemplateError, parse
@@ -344,7 +382,7 @@ def inspect(template, names):
     except TemplateError as exc:
         click.echo(f"minidocker: template parsing error: {exc}", err=True)
         sys.exit(64)
-    found = [_inspect_object(name) for name in names]
+    found = [look_up(name) for name in names]
     if parsed is None:
         click.echo(json.dumps(found, indent=4))
     else:

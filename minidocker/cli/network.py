@@ -138,11 +138,11 @@ def port(container, private_port):
 @click.argument("network_name", metavar="NETWORK")
 @click.argument("container")
 def network_connect(aliases, network_name, container):
-    """Connect a running container to a network."""
+    """Connect a container to a network (now if it runs, and at each start)."""
     require_root("network connect")
-    from minidocker.network import networks
+    from minidocker.container import lifecycle, networking
 
-    networks.connect(network_name, _container_id(container), list(aliases))
+    networking.connect(lifecycle.find(_container_id(container)), network_name, list(aliases))
 
 
 @network.command("disconnect", context_settings=CONTEXT)
@@ -151,6 +151,6 @@ def network_connect(aliases, network_name, container):
 def network_disconnect(network_name, container):
     """Disconnect a container from a network."""
     require_root("network disconnect")
-    from minidocker.network import networks
+    from minidocker.container import lifecycle, networking
 
-    networks.disconnect(network_name, _container_id(container))
+    networking.disconnect(lifecycle.find(_container_id(container)), network_name)

@@ -33,8 +33,11 @@ def registry():
 
 
 @registry.command("serve", context_settings=CONTEXT)
-@click.option("--addr", default="127.0.0.1:5000", show_default=True, metavar="HOST:PORT",
-              help="Address to listen on.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="distribution's config.yml (storage.filesystem.rootdirectory, http.addr, "
+                   "http.tls, auth.htpasswd, auth.token); the flags below override it.")
+@click.option("--addr", metavar="HOST:PORT", help="Address to listen on [default: "
+              "127.0.0.1:5000].")
 @click.option("--root", type=click.Path(file_okay=False), metavar="DIR",
               help="Storage directory (distribution's rootdirectory) "
                    "[default: <state root>/registry].")
@@ -46,35 +49,68 @@ def registry():
 @click.option("--certs", type=click.Path(file_okay=False), metavar="DIR",
               help="Where ca.crt, server.crt and server.key live "
                    "[default: <state root>/registry-certs].")
-def registry_serve(addr, root, auth, tls, certs):
+def registry_serve(config_file, addr, root, auth, tls, certs):
     """Serve the registry in the foreground until interrupted (Ctrl-C)."""
     from pathlib import Path
 
     from minidocker.registry.app import parse_addr, serve
     from minidocker.registry.auth import make_policy
+    from minidocker.registry.config import Settings, load_config
 
-    policy = make_policy(auth) if auth else None
-    keypair = None
+    settings = load_config(Path(config_file)) if config_file else Settings()
+    addr = addr or settings.addr or "127.0.0.1:5000"
+    policy = make_policy(auth) if auth else settings.auth
+    keypair = settings.tls
     if tls:
         folder = Path(certs or _default_certs())
         keypair = folder / "server.crt", folder / "server.key"
         if not keypair[0].exists():
             from minidocker.registry.tls import make_certs
 
-            keypair = make_certs(folder, _cert_hosts([parse_addr(addr)[0]]))
+            keypair = make_certs(folder, cert_hosts([parse_addr(addr)[0]]))
         click.echo(f"TLS: clients trust {folder / 'ca.crt'} when it is copied to "
                    f"/etc/minidocker/certs.d/{addr}/ca.crt", err=True)
-    serve(addr, root or _default_root(), auth=policy, tls=keypair)
+    serve(addr, root or settings.root or _default_root(), auth=policy, tls=keypair)
 
 
-def _cert_hosts(hosts) -> list[str]:
+def cert_hosts(hosts) -> list[str]:
     return list(dict.fromkeys([*hosts, "localhost", "127.0.0.1"]))
 
 
+@registry.command("image", context_settings=CONTEXT)
+@click.option("-t", "--tag", default="registry", show_default=True, metavar="NAME[:TAG]",
+              help="Name of the image.")
+@click.option("--binary", default="/usr/bin/docker-registry", show_default=True,
+              type=click.Path(dir_okay=False),
+              help="distribution's registry program (Debian's docker-registry).")
+def registry_image(tag, binary):
+    """Build the 'registry' image (Docker Hub's, offline): distribution's program, its
+    libraries and a config.yml, with minidocker's own builder. Then:
+    minidocker run -d -p 5000:5000 registry"""
+    require_root("registry image")
+    from pathlib import Path
+
+    from minidocker.errors import MinidockerError
+    from minidocker.image.store import ImageStore
+
+    if not Path(binary).is_file():
+        raise MinidockerError(f"{binary} is not there: install distribution's registry "
+                              "('apt-get install docker-registry') or name it with --binary")
+    from minidocker.registry.image import build_registry_image
+
+    with ImageStore().scratch() as scratch:
+        build_registry_image(Path(binary), Path(scratch), tag)
+
+
+def cert_hosts_option(who: str):
+    """``--host NAME|IP``: the names a certificate is for (its subjectAltName)."""
+    return click.option("--host", "hosts", multiple=True, metavar="NAME|IP",
+                        help=f"A name the {who} is reached by (repeatable) [default: "
+                             "localhost, 127.0.0.1].")
+
+
 @registry.command("certs", context_settings=CONTEXT)
-@click.option("--host", "hosts", multiple=True, metavar="NAME|IP",
-              help="A name the server is reached by (repeatable) [default: localhost, "
-                   "127.0.0.1].")
+@cert_hosts_option("server")
 @click.argument("directory", type=click.Path(file_okay=False))
 def registry_certs(hosts, directory):
     """Make the kit's CA (once) and a server certificate for HOSTs, with openssl."""
@@ -82,7 +118,7 @@ def registry_certs(hosts, directory):
 
     from minidocker.registry.tls import make_certs
 
-    crt, key = make_certs(Path(directory), _cert_hosts(hosts))
+    crt, key = make_certs(Path(directory), cert_hosts(hosts))
     click.echo(f"CA:          {Path(directory) / 'ca.crt'}")
     click.echo(f"certificate: {crt}")
     click.echo(f"key:         {key}")

@@ -14,14 +14,17 @@ ends. A third kind of client, ``r``, only resizes the container's terminal (``re
 ``attach`` is not ``exec``: attach joins the container's *existing* PID 1 conversation (you see
 what it prints, you type to it; Ctrl-C goes to it), exec starts a *new* process beside it.
 
-Man pages: unix(7), socket(2), select(2).
+Man pages: unix(7), socket(2), select(2), tty_ioctl(4) (TIOCSWINSZ).
 """
 
 import contextlib
+import fcntl
 import os
 import select
+import signal
 import socket
 import struct
+import termios
 from pathlib import Path
 
 from minidocker.container.tty import raw_terminal, write_all
@@ -29,6 +32,7 @@ from minidocker.errors import MinidockerError
 
 STREAMS = {"stdout": 1, "stderr": 2}
 EXIT = 3  # the last frame: the container's exit code, four bytes
+RESIZE = b"r"  # a connection that only brings a terminal's new size (struct winsize)
 DETACH_KEYS = b"\x10\x11"  # Ctrl-P Ctrl-Q, Docker's default --detach-keys
 CTRL_KEYS = "@abcdefghijklmnopqrstuvwxyz[\\]^_"  # ctrl-@ is byte 0, ctrl-a 1, ... ctrl-_ 31
 
@@ -86,14 +90,6 @@ def connect(socket_path: Path, with_stdin: bool) -> socket.socket:
     return _connect(socket_path, b"i" if with_stdin else b"o")
 
 
-def resize(socket_path: Path, height: int, width: int) -> None:
-    """Set the container's terminal to ``height`` rows and ``width`` columns: the monitor
-    holds the pty's master and passes the size on (TIOCSWINSZ, tty_ioctl(4)); the kernel
-    then sends SIGWINCH to the container's foreground process. A client that says ``r``
-    sends the size as ``struct winsize`` (four unsigned shorts) and hangs up."""
-    _connect(socket_path, b"r" + window_size(height, width)).close()
-
-
 def window_size(height: int, width: int) -> bytes:
     return struct.pack("HHHH", height, width, 0, 0)
 
@@ -109,6 +105,26 @@ def _connect(socket_path: Path, hello: bytes) -> socket.socket:
                               f"({exc.strerror}); is the container running?") from exc
     client.sendall(hello)
     return client
+
+
+def resize(socket_path: Path, window: bytes) -> None:
+    """Tell the monitor a terminal's size (a struct winsize, as TIOCGWINSZ gives it, or
+    ``window_size(rows, columns)``) on a short connection of its own: the monitor holds the
+    pty's master and sets it (TIOCSWINSZ, tty_ioctl(4)); the kernel then sends SIGWINCH to the
+    container's foreground process. Docker's CLI calls ``/containers/{id}/resize``."""
+    _connect(socket_path, RESIZE + window).close()
+
+
+def follow_window_size(socket_path: Path, fd: int = 0) -> None:
+    """Keep the container's pty the size of our terminal ``fd``: now, and at each SIGWINCH
+    (the kernel's word that our window changed)."""
+    def send_size(*_):
+        with contextlib.suppress(OSError, MinidockerError):
+            resize(socket_path, fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+
+    if os.isatty(fd):
+        send_size()
+        signal.signal(signal.SIGWINCH, send_size)
 
 
 def relay(client: socket.socket, with_stdin: bool, tty: bool,

@@ -75,6 +75,7 @@ def export(name: str, output) -> None:
 def _write_flat_tar(report: namespaces.Report, directory: str, lower: list[str],
                     output: int) -> None:
     """The child of ``export``: a throwaway mount namespace, a read-only overlay, the tar."""
+    namespaces.close_other_fds({report.fd, output})  # no copy of a pipe's read end held here
     report.step("unshare the mount namespace")
     kernel.unshare(kernel.CLONE_NEWNS)  # the mount lives and dies with this child
     rootfs.make_mounts_private()

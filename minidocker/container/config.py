@@ -203,6 +203,9 @@ class HostConfig:
     PortBindings: list = field(default_factory=list)  # network.PortBinding, parsed from -p
     PublishAllPorts: bool = False
     NetworkAliases: list[str] = field(default_factory=list)
+    # More networks, joined at each start after NetworkMode's (Docker's NetworkingConfig
+    # beyond the first, and `network connect` of a container): {network: [aliases]}
+    MoreNetworks: dict = field(default_factory=dict)
     IPAMConfig: dict = field(default_factory=dict)  # --ip: {"IPv4Address": "172.19.0.9"}
     Links: list[str] = field(default_factory=list)
     Dns: list[str] = field(default_factory=list)
@@ -230,6 +233,7 @@ class HostConfig:
     GroupAdd: list[str] = field(default_factory=list)
     Devices: list = field(default_factory=list)  # security.devices.Device
     Security: object = None  # security.SecurityOptions (None: Docker's defaults)
+    Runtime: str = "minidocker"  # --runtime: who spawns PID 1, minidocker or runc
 
     def namespaces(self) -> list[str]:
         """The kinds of namespace to create: a host or ``container:`` mode creates none."""
@@ -284,6 +288,18 @@ class HostConfig:
             else None
         host.Resources = limits_of(data)
         return host
+
+
+RUNTIMES = {"minidocker": "minidocker's own: namespaces.spawn, the shim (stages 1-9)",
+            "runc": "the OCI runtime: an OCI bundle (container/bundle.py) run by runc"}
+
+
+def check_runtime(name: str) -> str:
+    """``--runtime``: one of ``RUNTIMES``, as dockerd refuses a runtime it was not told of."""
+    if name not in RUNTIMES:
+        raise MinidockerError(f"unknown or invalid runtime name: {name} (use "
+                              f"{' or '.join(RUNTIMES)})")
+    return name
 
 
 MODES = {"NetworkMode": NetworkMode, "IpcMode": IpcMode, "PidMode": PidMode,

@@ -56,6 +56,7 @@ def make_record(config: Config, host: HostConfig, name: str | None) -> records.C
                              inherited=inherited)  # last: it makes volumes and dirs
     record.Mounts = [m.to_dict() for m in mounts]
     record.save()
+    record.event("create")
     (record.directory / "upper").mkdir(exist_ok=True)  # diff/commit/export work before start
     return record
 
@@ -103,13 +104,10 @@ def with_image_defaults(config: Config, image: dict, reference: str) -> Config:
 
 
 def merge_env(image_env: list[str], env: list[str]) -> list[str]:
-    """The image's Env, then the request's: one KEY=VALUE per key, the later value winning."""
-    merged: dict[str, str] = {}
-    for item in [*image_env, *env]:
-        key = item.partition("=")[0]
-        merged.pop(key, None)  # the later one goes to the end, as Docker lists it
-        merged[key] = item
-    return list(merged.values())
+    """The request's Env, then each of the image's whose key the request does not set: the
+    order dockerd keeps (moby ``runconfig.Merge``), which ``inspect`` shows."""
+    keys = {item.partition("=")[0] for item in env}
+    return [*env, *(item for item in image_env if item.partition("=")[0] not in keys)]
 
 
 def resolve_shared_containers(host: HostConfig) -> HostConfig:

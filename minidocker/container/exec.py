@@ -11,6 +11,8 @@ What the kernel needs for "inside" is everything the container's PID 1 has:
    from the container's devpts with ``-t``, and its capabilities and seccomp filter (stage 9:
    an exec'd process may do no more than PID 1); then execve(2).
 
+With ``--runtime runc`` the same is asked of ``runc exec`` (runc.py), which does these steps.
+
 Compare with ``attach``, which starts nothing: it connects you to PID 1's own stdio.
 
 Man pages: setns(2), nsenter(1), cgroups(7), credentials(7).
@@ -21,7 +23,7 @@ import socket
 from dataclasses import dataclass, field
 
 from minidocker import namespaces, security
-from minidocker.container import records, tunables
+from minidocker.container import records, runc, tunables
 from minidocker.container import tty as terminal
 from minidocker.container.start import environment
 from minidocker.errors import Conflict
@@ -47,7 +49,12 @@ def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
     if record.status != "running":
         raise Conflict(f"Container {record.Name} is not running: start it first "
                        f"('minidocker start {record.Name}')")
+    if record.HostConfig.Runtime == "runc":  # runc joins the namespaces for us
+        env = environment(record.Config.Hostname, [*record.Config.Env, *spec.env],
+                          tty=spec.tty)
+        return runc.exec_in(record, spec, env)
     ours, theirs = socket.socketpair() if spec.tty else (None, None)
+    record.event(f"exec_start: {' '.join(spec.command)}")
     child = namespaces.fork_child(f"exec in container {record.Name}", _join_and_exec,
                                   record, spec, theirs, failure_code=126)
     if theirs is not None:
@@ -59,7 +66,9 @@ def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
         terminal.copy_window_size(0, master)
         terminal.relay(master, spec.interactive)
         os.close(master)
-    return namespaces.wait_forwarding_signals(child.pid)
+    code = namespaces.wait_forwarding_signals(child.pid)
+    record.event("exec_die", exitCode=code)
+    return code
 
 
 def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, spec: ExecSpec,

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from minidocker import events
 from minidocker.container import records
 from minidocker.errors import MinidockerError
 from minidocker.state import now
@@ -180,7 +181,8 @@ class Prober:
         self.began = time.monotonic()
         self.probe: Probe | None = None
         self.next_due = self.began + self.interval()
-        self.save(status="starting", streak=0, log=[])  # each start begins again
+        self.record.State.pop("Health", None)  # each start begins again, with no event
+        self.save(status="starting", streak=0, log=[])
 
     # the monitor's loop asks these three
 
@@ -289,9 +291,15 @@ class Prober:
         self.next_due = time.monotonic() + self.interval()
 
     def save(self, status: str, streak: int, log: list) -> None:
+        """The verdict into the record; a change of status is also an event, as dockerd's
+        ``health_status: healthy`` (not the first ``starting`` of each start)."""
+        before = (self.record.State.get("Health") or {}).get("Status")
         with contextlib.suppress(MinidockerError), self.record.locked() as record:
             record.State["Health"] = {"Status": status, "FailingStreak": streak, "Log": log}
         self.record.State["Health"] = {"Status": status, "FailingStreak": streak, "Log": log}
+        if before and before != status:
+            events.health_status(self.record.Id, status, {"name": self.record.Name,
+                                                          "image": self.record.Config.Image})
 
 
 def prober_for(record: records.ContainerRecord) -> Prober | None:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from minidocker.container import records, teardown
+from minidocker.container import records, runc, teardown
 from minidocker.container.config import parse_signal
 from minidocker.container.logs import LogEntry, check_readable, follow, read_entries
 from minidocker.container.names import check_name
@@ -173,10 +173,13 @@ def stop(record: records.ContainerRecord, timeout: int | None = None) -> None:
     cgroup = record.cgroup()
     if record.status == "paused":
         cgroup.thaw()  # a frozen process cannot act on its signal
-    _signal(record, parse_signal(record.Config.StopSignal or "SIGTERM"))
+    stop_signal = parse_signal(record.Config.StopSignal or "SIGTERM")
+    _signal(record, stop_signal)
+    record.event("kill", signal=stop_signal)  # Docker's stop: kill, die, stop
     if not _wait_for_exit(record, timeout):
         cgroup.kill_all()
     _wait_for_exit(record, 10)
+    record.event("stop")
 
 
 def kill(record: records.ContainerRecord, signame: str = "KILL") -> None:
@@ -191,6 +194,7 @@ def kill(record: records.ContainerRecord, signame: str = "KILL") -> None:
     if record.status == "paused" and signum == signal.SIGKILL:
         record.cgroup().thaw()
     _signal(record, signum)
+    record.event("kill", signal=signum)
     if signum == signal.SIGKILL:
         _wait_for_exit(record, 10)
 
@@ -206,6 +210,7 @@ def pause(record: records.ContainerRecord) -> None:
                        else f"Container {record.Name} is already paused")
     record.cgroup().freeze()
     record.update_state(Status="paused")
+    record.event("pause")
 
 
 def unpause(record: records.ContainerRecord) -> None:
@@ -213,6 +218,7 @@ def unpause(record: records.ContainerRecord) -> None:
         raise Conflict(f"Container {record.Name} is not paused")
     record.cgroup().thaw()
     record.update_state(Status="running")
+    record.event("unpause")
 
 
 def rm(record: records.ContainerRecord, force: bool = False, volumes_too: bool = False) -> None:
@@ -286,10 +292,12 @@ def logs(record: records.ContainerRecord, follow_output: bool = False,
 
 
 def rename(record: records.ContainerRecord, new_name: str) -> None:
+    old_name = record.Name
     with records.all_locked():
         new_name = records.claim_name(check_name(new_name))
         with record.locked():
             record.Name = new_name
+    record.event("rename", oldName=f"/{old_name}")
 
 
 def top(record: records.ContainerRecord, ps_args: list[str] | None = None) -> str:
@@ -310,7 +318,9 @@ def _signal(record: records.ContainerRecord, signum: int) -> None:
     """``signum`` to PID 1, if there is one: between two runs (``restarting``) the record's
     Pid is 0, and kill(2) with pid 0 would signal *our own* process group."""
     pid = record.State["Pid"]
-    if pid > 0:
+    if pid > 0 and record.HostConfig.Runtime == "runc":
+        runc.kill(record.Id, signum)  # runc kill: the OCI runtime's own word for it
+    elif pid > 0:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 

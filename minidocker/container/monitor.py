@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from minidocker.container import health, records
-from minidocker.container.attach import exit_frame, frame, short_address
+from minidocker.container.attach import RESIZE, exit_frame, frame, short_address
 from minidocker.container.logs import open_log
 from minidocker.container.start import Container, start
 from minidocker.container.tty import copy_window_size, write_all
@@ -104,8 +104,8 @@ class Monitor:
         self.readers: set[socket.socket] = set()  # clients that may still send something
         self.container: Container | None = None
         self.stdin_w: int | None = None
-        self.console: int | None = None  # the pty's master, with -t
-        self.window: bytes | None = None  # a size asked for before the pty existed
+        self.master: int | None = None  # the pty's master end, with -t
+        self.window: bytes | None = None  # the size an attached terminal asked for
         self.log = open_log(Path(record.LogPath), record.HostConfig.LogConfig)
         self.listener = self._listen(record.directory / "attach.sock")
         self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -127,6 +127,7 @@ class Monitor:
                     raise
                 if report:
                     report({"error": str(exc), "exit_code": exc.exit_code})
+                self.tell_clients_it_failed(exc)
                 code = exc.exit_code
                 break
             if report:
@@ -174,9 +175,9 @@ class Monitor:
             if theirs:
                 theirs.close()
         if tty:
-            master = self.console = receive_console(ours)
+            master = self.master = receive_console(ours)
             if self.window:
-                self.set_window(self.window)
+                fcntl.ioctl(master, termios.TIOCSWINSZ, self.window)
             if self.local:
                 copy_window_size(0, master)
                 signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(0, master))
@@ -232,6 +233,15 @@ class Monitor:
             self.drop(client)
         return code
 
+    def tell_clients_it_failed(self, exc: MinidockerError) -> None:
+        """A start that failed (``exec: "x": executable file not found``): the attached
+        clients, who came before the start (``docker run``), hear why on stderr and the exit
+        code (127, 126...) — launch() may have returned at "listening" and cannot tell them."""
+        for client in list(self.clients):
+            with contextlib.suppress(OSError):
+                client.sendall(frame("stderr", f"{exc}\n".encode()) + exit_frame(exc.exit_code))
+            self.drop(client)
+
     def copy_output(self, fd: int, outputs: dict[int, str]) -> None:
         stream = outputs[fd]
         try:
@@ -241,8 +251,8 @@ class Monitor:
         if not data:
             del outputs[fd]
             os.close(fd)
-            if fd == self.console:
-                self.console = None
+            if fd == self.master:
+                self.master = None
             return
         self.log.write(stream, data)
         if self.local:
@@ -269,17 +279,27 @@ class Monitor:
         client.settimeout(1.0)
         try:
             kind = client.recv(1)
-            if kind == b"r":  # a resize: the size, and goodbye
-                self.set_window(client.recv(8, socket.MSG_WAITALL))
-                client.close()
-                return
+            if kind == RESIZE:  # a terminal's size (attach.resize), then goodbye
+                self.resize(client.recv(8, socket.MSG_WAITALL))
         except OSError:
+            kind = RESIZE
+        if kind == RESIZE:
             client.close()
             return
         wants_stdin = kind == b"i"
         client.settimeout(None)
         self.clients[client] = wants_stdin
         self.readers.add(client)
+
+    def resize(self, window: bytes) -> None:
+        """An attached terminal changed size (attach.py's resize): the pty takes its size
+        (TIOCSWINSZ), and the kernel sends SIGWINCH to the container's foreground group."""
+        if len(window) != 8:
+            return
+        self.window = window
+        if self.master is not None:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ, window)
 
     def _recv(self, client: socket.socket) -> bytes:
         """What a client sent: input for the container, or its goodbye (then b"")."""
@@ -301,16 +321,6 @@ class Monitor:
         if config.StdinOnce and not config.Tty and self.stdin_w is not None:
             os.close(self.stdin_w)
             self.stdin_w = None
-
-    def set_window(self, size: bytes) -> None:
-        """TIOCSWINSZ on the pty's master: the container's terminal gets the client's size
-        (and its foreground process a SIGWINCH). Before the pty exists, it is kept for it."""
-        if len(size) != 8:
-            return
-        self.window = size
-        if self.console is not None:
-            with contextlib.suppress(OSError):
-                fcntl.ioctl(self.console, termios.TIOCSWINSZ, size)
 
     def drop(self, client: socket.socket) -> None:
         self.clients.pop(client, None)

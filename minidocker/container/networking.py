@@ -19,6 +19,44 @@ def exposed_ports(exposed: dict) -> list[tuple[int, str]]:
     return sorted(pairs)
 
 
+def connect(record: records.ContainerRecord, network_ref: str, aliases: list[str]) -> None:
+    """``network connect``: a running container gets an endpoint now; every container keeps
+    the network in its configuration (``HostConfig.MoreNetworks``), so each later start joins
+    it again, as Docker's containers do (docker-compose connects each container before it
+    starts it)."""
+    from minidocker.network import networks
+
+    name = networks.inspect(network_ref)["Name"]
+    if record.status in ("running", "paused"):
+        networks.connect(name, record.Id, aliases)
+    _remember(record, name, aliases)
+
+
+def disconnect(record: records.ContainerRecord, network_ref: str) -> None:
+    """``network disconnect``: the endpoint goes now, if it runs, and from its configuration."""
+    from minidocker.network import networks
+
+    name = networks.inspect(network_ref)["Name"]
+    if record.status in ("running", "paused"):
+        networks.disconnect(name, record.Id)
+    _remember(record, name, None)
+
+
+def _remember(record: records.ContainerRecord, name: str, aliases: list[str] | None) -> None:
+    """The network of ``--network`` itself keeps its place (only its aliases change); the
+    others are added to or removed from ``MoreNetworks``."""
+    with record.locked():
+        host = record.HostConfig
+        if name == host.NetworkMode.network:
+            host.NetworkAliases = [] if aliases is None else list(
+                dict.fromkeys([*host.NetworkAliases, *aliases]))
+        elif aliases is None:
+            host.MoreNetworks.pop(name, None)
+        else:
+            host.MoreNetworks[name] = list(dict.fromkeys(
+                [*host.MoreNetworks.get(name, []), *aliases]))
+
+
 def link_environment(links: list[str]) -> dict[str, str]:
     """What ``--link web:site`` tells the program, as Docker's legacy links do: SITE_NAME,
     SITE_PORT_80_TCP=tcp://IP:80 (and _ADDR, _PORT, _PROTO) for each exposed port, and the
@@ -70,6 +108,8 @@ class NetworkPlan:
             add_hosts=host.ExtraHosts, ip=host.IPAMConfig.get("IPv4Address", ""),
             mac=config.MacAddress)
         network.attach(self.record.Id, pid, request)
+        for name, aliases in host.MoreNetworks.items():  # Docker's other endpoints, in order
+            network.connect(name, self.record.Id, list(aliases))
         network.write_container_files(self.record.Id, self.record.directory)
 
     def mount_files(self, root: str, user_mounts: set[str]) -> None:

@@ -26,7 +26,7 @@ import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from minidocker import cgroups
+from minidocker import cgroups, events
 from minidocker.container.config import Config, HostConfig
 from minidocker.container.names import random_name
 from minidocker.errors import Conflict, NotFound
@@ -111,9 +111,23 @@ class ContainerRecord:
             self.State.update(changes)
 
     def mark_running(self, pid: int) -> None:
-        """Running, watched by this process (the monitor)."""
+        """Running, watched by this process (the monitor): its volumes mounted, started."""
         self.update_state(Status="running", Pid=pid, MonitorPid=os.getpid(), MonitorStart=start_time(os.getpid()),
                           StartedAt=now(), ExitCode=0, Error="", OOMKilled=False)
+        for mount in self.Mounts:
+            if mount.get("Type") == "volume":
+                events.emit("volume", "mount", mount["Name"], {
+                    "container": self.Id, "destination": mount["Destination"],
+                    "driver": mount.get("Driver") or "local", "read/write": mount.get("RW"),
+                    "propagation": mount.get("Propagation") or ""})
+        self.event("start")
+
+    def event(self, action: str, **attributes) -> None:
+        """Tell ``docker events`` what happened to this container (minidocker/events.py),
+        with Docker's attributes: its labels, image and name."""
+        events.emit("container", action, self.Id, {**self.Config.Labels, "image":
+                                                   self.Config.Image, "name": self.Name,
+                                                   **attributes})
 
     def mark_exited(self, exit_code: int, oom_killed: bool = False, error: str = "") -> None:
         self.update_state(Status="exited", Pid=0, MonitorPid=0, ExitCode=exit_code, FinishedAt=now(),
@@ -203,6 +217,8 @@ def all_locked():
 def unrecorded_dirs() -> list[Path]:
     """Container directories without a record: a create killed before it saved one. Only
     meaningful under ``all_locked`` (a create in progress holds it)."""
+    if not containers_dir().is_dir():  # a state root where no container was ever made
+        return []
     return [d for d in containers_dir().iterdir()
             if d.is_dir() and not (d / "config.json").exists()]
 

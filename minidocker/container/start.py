@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minidocker import cgroups, explain, kernel, namespaces, rootfs, security, unionfs, volumes
-from minidocker.container import records, teardown, tunables
+from minidocker.container import records, runc, teardown, tunables
 from minidocker.container.config import Config, HostConfig
 from minidocker.container.create import create
 from minidocker.container.networking import NetworkPlan, link_environment
@@ -125,11 +125,14 @@ def start(record: records.ContainerRecord,
     """Start a created (or exited) container; returns once its command has been exec'd."""
     try:
         plan = plan_start(record)
-        cgroup = make_cgroup(plan)
-        process = namespaces.spawn(plan.command, plan.kinds, env=plan.env, stdio=stdio,
-                                   join=plan.join, user_map=plan.idmap,
-                                   before_start=functools.partial(parent_side, plan, cgroup),
-                                   setup=functools.partial(child_side, plan))
+        if plan.host.Runtime == "runc":  # the spawn step handed to runc (runc.py)
+            process, cgroup = runc.spawn(plan, stdio or namespaces.Stdio()), record.cgroup()
+        else:
+            cgroup = make_cgroup(plan)
+            process = namespaces.spawn(plan.command, plan.kinds, env=plan.env, stdio=stdio,
+                                       join=plan.join, user_map=plan.idmap,
+                                       before_start=functools.partial(parent_side, plan, cgroup),
+                                       setup=functools.partial(child_side, plan))
     except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
         teardown.finish(record, getattr(exc, "exit_code", 125), error=str(exc))
         raise

@@ -20,7 +20,7 @@ Man pages: cgroups(7) (cgroup.kill), rmdir(2), veth(4).
 import shutil
 
 from minidocker import volumes
-from minidocker.container import records
+from minidocker.container import records, runc
 from minidocker.container.networking import NetworkPlan
 from minidocker.errors import MinidockerError
 
@@ -28,6 +28,8 @@ from minidocker.errors import MinidockerError
 def release(record: records.ContainerRecord) -> None:
     """Give back what a container held in the kernel: its processes and its cgroup (killed
     through the cgroup: every process of the container, nobody else's), its network."""
+    if record.HostConfig.Runtime == "runc":
+        runc.delete(record.Id, record.cgroup())  # runc's state, and the cgroup it made
     record.cgroup().destroy()
     NetworkPlan(record).release()
 
@@ -40,12 +42,14 @@ def remove(record: records.ContainerRecord, volumes_too: bool = False) -> None:
         volumes.remove_anonymous(record.Mounts, records.volumes_in_use(but=record.Id))
     record.remove()
     shutil.rmtree(record.directory, ignore_errors=True)
+    record.event("destroy")
 
 
 def finish(record: records.ContainerRecord, exit_code: int, oom_killed: bool = False,
            error: str = "") -> None:
     """The container's PID 1 has ended (or never started): ``--rm`` removes it with its
     anonymous volumes, as ``rm -v``; otherwise it is released and its exit recorded."""
+    record.event("die", exitCode=exit_code)
     if record.HostConfig.AutoRemove:
         remove(record, volumes_too=True)
         return

@@ -32,12 +32,15 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from minidocker.daemon import (
+    archive,
     builds,
     containers,
     distribution,
+    events,
     execs,
     images,
     networks,
+    stats,
     system,
     volumes,
 )
@@ -107,6 +110,16 @@ ROUTES = [
     Route("/volumes/prune", volumes.volume_prune, methods=["POST"]),
     Route("/volumes/{name}", volumes.volume_inspect, methods=["GET"]),
     Route("/volumes/{name}", volumes.volume_delete, methods=["DELETE"]),
+]
+
+# a container's files, resources and the engine's news (archive.py, stats.py, events.py)
+ROUTES += [
+    Route(C + "/archive", archive.container_archive, methods=["GET", "HEAD", "PUT"]),
+    Route(C + "/export", archive.container_export, methods=["GET"]),
+    Route(C + "/stats", stats.container_stats, methods=["GET"]),
+    Route(C + "/update", stats.container_update, methods=["POST"]),
+    Route("/events", events.system_events, methods=["GET"]),
+    Route("/system/df", events.system_data_usage, methods=["GET"]),
 ]
 
 VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")

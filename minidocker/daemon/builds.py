@@ -38,7 +38,7 @@ from starlette.responses import Response, StreamingResponse
 
 from minidocker.daemon.distribution import registry_logins
 from minidocker.daemon.errors import ApiError
-from minidocker.daemon.params import flag
+from minidocker.daemon.params import flag, json_query
 from minidocker.daemon.progress import error_message, line
 from minidocker.daemon.uploads import MAX_CONTEXT, receive_file
 from minidocker.errors import MinidockerError
@@ -101,13 +101,9 @@ def build_options(request: Request) -> tuple[dict, bool]:
 
 def string_map(query, name: str, drop_null: bool = False) -> dict[str, str]:
     """``?buildargs={"A":"1"}``: a JSON object of strings (null: the client had no value)."""
-    text = query.get(name)
-    if not text:
+    value = json_query(query, name)
+    if value is None:
         return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise ApiError(f"invalid {name}: {exc}") from None
     if not isinstance(value, dict) or not all(
             isinstance(v, str) or (v is None and drop_null) for v in value.values()):
         raise ApiError(f"invalid {name}: give a JSON object of strings")

@@ -47,7 +47,12 @@ from minidocker.container import filters as container_filters
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.hijack import MULTIPLEXED, RAW, RawStream, frame
 from minidocker.daemon.params import filters, flag, integer, json_body
-from minidocker.daemon.translate import container_request, docker_host_config
+from minidocker.daemon.translate import (
+    container_request,
+    docker_container,
+    docker_endpoints,
+    docker_host_config,
+)
 from minidocker.errors import Conflict, MinidockerError, NotFound
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, which dockerd shows for "never"
@@ -108,12 +113,13 @@ def summary(record) -> dict:
     networks = record.NetworkSettings.get("Networks") or {}
     return {
         "Id": record.Id, "Names": [f"/{record.Name}"], "Image": record.Config.Image,
-        "ImageID": record.Image, "Command": " ".join(record.command),
+        "ImageID": record.Image,
+        "Command": " ".join(f"'{a}'" if " " in a else a for a in record.command),  # as dockerd
         "Created": _epoch(record.Created), "Ports": _ports(record),
         "Labels": record.Config.Labels, "State": record.status,
         "Status": humanize.status(record),
         "HostConfig": {"NetworkMode": str(record.HostConfig.NetworkMode)},
-        "NetworkSettings": {"Networks": networks}, "Mounts": record.Mounts,
+        "NetworkSettings": {"Networks": docker_endpoints(networks)}, "Mounts": record.Mounts,
     }
 
 
@@ -138,7 +144,7 @@ def container_inspect(request: Request) -> Response:
     data.update(Name=f"/{record.Name}", State=state, Path=record.command[0],
                 HostConfig=docker_host_config(record.HostConfig),
                 Args=record.command[1:], Driver="overlay2", Platform="linux")
-    return JSONResponse(data)
+    return JSONResponse(docker_container(record, data))
 
 
 # --- start, attach, wait, logs -----------------------------------------------------------------
@@ -170,6 +176,7 @@ async def container_attach(request: Request) -> Response:
     sessions = _sessions(request)
     started = None if record.status in lifecycle.ACTIVE else sessions.wait_for_start(record.Id)
     keys = detach_keys(request.query_params.get("detachKeys"))
+    record.event("attach")
 
     async def pump(receive, write) -> None:
         if started is not None:
@@ -346,7 +353,7 @@ def container_resize(request: Request) -> Response:
     height, width = window(request)
     record = _find(request)
     try:  # the monitor listens from before the start (run -it resizes at once) to the end
-        attach.resize(record.directory / "attach.sock", height, width)
+        attach.resize(record.directory / "attach.sock", attach.window_size(height, width))
     except MinidockerError:
         raise Conflict(f"Container {record.Id} is not running") from None
     return Response(status_code=200)

@@ -67,6 +67,7 @@ async def container_exec(request: Request) -> Response:
                  "tty": bool(body.get("Tty")), "env": list(body.get("Env") or []),
                  "workdir": body.get("WorkingDir") or None, "user": body.get("User") or None},
     }
+    record.event(f"exec_create: {' '.join(body['Cmd'])}", execID=exec_id)
     return JSONResponse({"Id": exec_id}, status_code=201)
 
 

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from minidocker.container import records
+from minidocker.daemon.containers import ZERO_TIME
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.params import filters, flag, json_body
 from minidocker.daemon.progress import line
@@ -63,7 +64,7 @@ def image_list(request: Request) -> Response:
                                              wanted["reference"] for t in image.tags):
             continue
         result.append({"Id": image.id, "ParentId": "", "RepoTags": image.tags,
-                       "RepoDigests": [], "Created": _epoch(image.config.get("created")),
+                       "RepoDigests": image.digests, "Created": _epoch(image.config.get("created")),
                        "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
                        "Labels": labels, "Containers": -1})
     return JSONResponse(result)
@@ -73,12 +74,32 @@ def _no_such_image(name: str) -> ApiError:
     return ApiError(f"No such image: {name}", 404)
 
 
+# An image's Config as dockerd answers it: every field present, with Go's zero values.
+IMAGE_CONFIG_ZERO = {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
+                     "AttachStdout": False, "AttachStderr": False, "Tty": False,
+                     "OpenStdin": False, "StdinOnce": False, "Env": None, "Cmd": None,
+                     "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
+                     "OnBuild": None, "Labels": None}
+
+
 def image_inspect(request: Request) -> Response:
+    """``GET /images/{name}/json``: the engine's inspect completed with dockerd's keys (the
+    unpacked layers as ``GraphDriver``, the zero values of what minidocker does not keep)."""
     name = request.path_params["name"]
     try:
-        return JSONResponse(verbs.inspect_image(name))
+        data = verbs.inspect_image(name)
+        layers = ImageStore().get(name).layer_dirs()
     except NotFound:
         raise _no_such_image(name) from None
+    config = {**IMAGE_CONFIG_ZERO, **(data.get("Config") or {})}
+    return JSONResponse({  # Container, ContainerConfig, VirtualSize: gone from API 1.45, but
+        # docker-compose 1.29 reads ContainerConfig.Volumes when it recreates a container
+        "Parent": "", "Comment": "", "DockerVersion": "", "Container": "",
+        "ContainerConfig": config, "VirtualSize": data.get("Size", 0), **data,
+        "Config": config,
+        "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": ":".join(layers[1:]),
+                                                     "UpperDir": layers[0] if layers else ""}},
+        "Metadata": {"LastTagTime": ZERO_TIME}})
 
 
 def image_history(request: Request) -> Response:

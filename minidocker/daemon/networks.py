@@ -15,9 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from minidocker.container import lifecycle
+from minidocker.container import lifecycle, networking
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.params import expect, filters, json_body
+from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION
 
 
 def _networks():
@@ -34,7 +35,7 @@ def network_list(request: Request) -> Response:
             continue
         if wanted.get("id") and not any(network.id.startswith(i) for i in wanted["id"]):
             continue
-        found.append(_networks().inspect(network.id))
+        found.append(docker_network(_networks().inspect(network.id)))
     return JSONResponse(found)
 
 
@@ -59,8 +60,22 @@ async def network_create(request: Request) -> Response:
     return JSONResponse({"Id": network.id, "Warning": ""}, status_code=201)
 
 
+def docker_network(data: dict) -> dict:
+    """The engine's inspect as dockerd answers it: the keys of config-only networks (which
+    minidocker does not have), and a user network's ``Options`` as they were given —
+    without the defaults minidocker writes down (ICC on, the ``md-<id>`` bridge name):
+    docker-compose compares them with its own and would recreate the network."""
+    options = dict(data.get("Options") or {})
+    if data.get("Name") != "bridge":
+        if options.get(ICC_OPTION) == "true":
+            del options[ICC_OPTION]
+        if options.get(BRIDGE_NAME_OPTION) == f"md-{data['Id'][:12]}":
+            del options[BRIDGE_NAME_OPTION]
+    return {"ConfigFrom": {"Network": ""}, "ConfigOnly": False, **data, "Options": options}
+
+
 def network_inspect(request: Request) -> Response:
-    return JSONResponse(_networks().inspect(request.path_params["id"]))
+    return JSONResponse(docker_network(_networks().inspect(request.path_params["id"])))
 
 
 def network_delete(request: Request) -> Response:
@@ -81,14 +96,17 @@ async def _container_of(request: Request) -> tuple[str, dict]:
 
 
 async def network_connect(request: Request) -> Response:
+    """A container joins the network: now if it runs, and at each later start (docker-compose
+    connects each container before it starts it). container/networking.py does both."""
     container_id, body = await _container_of(request)
-    aliases = (body.get("EndpointConfig") or {}).get("Aliases") or []
-    await run_in_threadpool(_networks().connect, request.path_params["id"], container_id,
-                            [str(a) for a in aliases])
+    aliases = [str(a) for a in (body.get("EndpointConfig") or {}).get("Aliases") or []]
+    await run_in_threadpool(networking.connect, lifecycle.find(container_id),
+                            request.path_params["id"], aliases)
     return Response(status_code=200)
 
 
 async def network_disconnect(request: Request) -> Response:
     container_id, _ = await _container_of(request)
-    await run_in_threadpool(_networks().disconnect, request.path_params["id"], container_id)
+    await run_in_threadpool(networking.disconnect, lifecycle.find(container_id),
+                            request.path_params["id"])
     return Response(status_code=200)

@@ -59,16 +59,24 @@ def integer(request: Request, name: str, default: int | None = None) -> int | No
         raise ApiError(f"invalid value for {name}: {value!r} is not an integer") from None
 
 
+def json_query(query, name: str):
+    """A query parameter that carries JSON (``?filters={...}``, ``?buildargs={...}``), decoded;
+    None when it is absent or empty."""
+    text = query.get(name)
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ApiError(f"invalid {name}: {exc}") from None
+
+
 def filters(request: Request) -> dict[str, list[str]]:
     """``?filters={"label":["a=b"],"status":["running"]}`` (also the old form
     ``{"label":{"a=b":true}}``) as {name: [values]}."""
-    text = request.query_params.get("filters")
-    if not text:
+    raw = json_query(request.query_params, "filters")
+    if raw is None:
         return {}
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise ApiError(f"invalid filters: {exc}") from None
     if not isinstance(raw, dict):
         raise ApiError("invalid filters: give a JSON object of lists")
     result = {}

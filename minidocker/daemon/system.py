@@ -13,17 +13,15 @@ Spec: Docker Engine API v1.50, section "System" (SystemPing, SystemVersion, Syst
 "Versioning".
 """
 
-import os
 import platform
-import socket
+from datetime import UTC, datetime
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 import minidocker
-from minidocker import cgroups
 from minidocker.image.store import architecture
-from minidocker.state import state_root
 
 API_VERSION = "1.50"  # what the docker CLI 28.2 speaks
 MIN_API_VERSION = "1.24"
@@ -39,64 +37,29 @@ def system_ping(request: Request) -> Response:
     return PlainTextResponse(body, headers={**headers(), "Cache-Control": "no-cache"})
 
 
+def build_time() -> str:
+    """dockerd's BuildTime is when its binary was built; minidocker's, when its code was
+    installed (the package's mtime)."""
+    mtime = Path(minidocker.__file__).stat().st_mtime
+    return datetime.fromtimestamp(mtime, UTC).isoformat(timespec="seconds")
+
+
 def system_version(request: Request) -> Response:
     kernel, arch = platform.release(), architecture()
     engine = {"Version": minidocker.__version__, "ApiVersion": API_VERSION,
               "MinAPIVersion": MIN_API_VERSION, "GitCommit": "", "GoVersion":
               f"python{platform.python_version()}", "Os": "linux", "Arch": arch,
-              "KernelVersion": kernel, "BuildTime": ""}
+              "KernelVersion": kernel, "BuildTime": build_time()}
     return JSONResponse({
         "Platform": {"Name": "minidocker"},
         "Components": [{"Name": "Engine", "Version": minidocker.__version__,
-                        "Details": {k: v for k, v in engine.items() if k != "Version"}}],
+                        "Details": {**{k: v for k, v in engine.items() if k != "Version"},
+                                    "Experimental": "false"}}],
         **engine})
 
 
 def system_info(request: Request) -> Response:
-    from minidocker.container import lifecycle
-    from minidocker.image.store import ImageStore
+    """``GET /info``: the engine's own facts (container/system.py), as ``docker info``."""
+    from minidocker.container.system import info
 
-    records = lifecycle.current_records()
-    count = {status: sum(r.status == status for r in records)
-             for status in ("running", "paused", "exited", "created")}
-    layout = cgroups.layout()
-    return JSONResponse({
-        "ID": "", "Name": socket.gethostname(), "ServerVersion": minidocker.__version__,
-        "Containers": len(records), "ContainersRunning": count["running"],
-        "ContainersPaused": count["paused"],
-        "ContainersStopped": count["exited"] + count["created"],
-        "Images": len(ImageStore().images()), "Driver": "overlay2",
-        "DriverStatus": [["Backing Filesystem", "minidocker's OCI layout + overlayfs"]],
-        "DockerRootDir": str(state_root()), "OSType": "linux", "Architecture":
-        platform.machine(), "OperatingSystem": os_name(), "KernelVersion": platform.release(),
-        "NCPU": os.cpu_count() or 1, "MemTotal": mem_total(),
-        "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if layout == "v2" else "1",
-        "LoggingDriver": "json-file", "DefaultRuntime": "minidocker",
-        "Runtimes": {"minidocker": {"path": "minidocker"}},
-        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
-                    "Log": ["json-file"]},
-        "SecurityOptions": ["name=seccomp,profile=builtin"],
-        "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": ""},
-        "Warnings": [], "ExperimentalBuild": False, "Debug": False,
-        "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": []},
-    })
-
-
-def os_name() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"
-
-
-def mem_total() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            return int(f.readline().split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return 0
+    return JSONResponse(info())

@@ -35,6 +35,7 @@ from minidocker.container.config import (
     RestartPolicy,
     UsernsMode,
     UTSMode,
+    check_runtime,
 )
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.params import expect
@@ -58,9 +59,9 @@ HOST_FIELDS = {"Binds": list, "NetworkMode": str, "PortBindings": dict, "Restart
                "UsernsMode": str, "Init": bool, "LogConfig": dict, "Devices": list,
                "Memory": int, "MemorySwap": int, "NanoCpus": int, "CpuQuota": int,
                "CpuPeriod": int, "CpuShares": int, "CpusetCpus": str, "PidsLimit": int,
-               "ConsoleSize": list}
+               "ConsoleSize": list, "Runtime": str}
 HOST_IGNORED = {"ContainerIDFile", "VolumeDriver", "Annotations", "DnsOptions", "Cgroup",
-                "OomScoreAdj", "StorageOpt", "ShmSize", "Sysctls", "Runtime", "Isolation",
+                "OomScoreAdj", "StorageOpt", "ShmSize", "Sysctls", "Isolation",
                 "MaskedPaths", "ReadonlyPaths", "CgroupParent", "BlkioWeight",
                 "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                 "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod",
@@ -93,8 +94,16 @@ def container_request(body: dict, log_default: dict | None = None,
         raise ApiError(str(exc)) from None
     except (ValueError, TypeError, AttributeError) as exc:  # a value of the wrong shape inside
         raise ApiError(f"invalid container configuration: {exc}") from None
-    host.Binds += list(config_body.get("Volumes") or {})  # -v /data: an anonymous volume
+    taken = targets(host)  # docker-compose names a volume in both Binds and Config.Volumes
+    host.Binds += [path for path in config_body.get("Volumes") or {}  # -v /data: anonymous
+                   if path.rstrip("/") not in taken]
     return config, host, warnings
+
+
+def targets(host: HostConfig) -> set[str]:
+    """The container paths that Binds (``src:dst[:opts]`` or ``dst``) and Mounts fill."""
+    binds = {(bind.split(":")[1] if ":" in bind else bind).rstrip("/") for bind in host.Binds}
+    return binds | {mount_object(text)["Target"].rstrip("/") for text in host.Mounts}
 
 
 def check_fields(section: str, data: dict, used: dict, ignored: set, silent: set) -> list[str]:
@@ -180,6 +189,7 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
     host.DnsSearch = list(body.get("DnsSearch") or [])
     host.ExtraHosts = list(body.get("ExtraHosts") or [])
     host.NetworkAliases = aliases(networking, mode)
+    host.MoreNetworks = more_networks(networking, mode)
     log_config = body.get("LogConfig") or {}  # checked by create (json-file, local, none)
     host.LogConfig = {"Type": log_config.get("Type") or "json-file",
                       "Config": dict(log_config.get("Config") or {})}
@@ -189,6 +199,10 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
     host.Privileged, host.SecurityOpt = bool(body.get("Privileged")), list(
         body.get("SecurityOpt") or [])
     host.GroupAdd = list(body.get("GroupAdd") or [])
+    try:
+        host.Runtime = check_runtime(body.get("Runtime") or "minidocker")
+    except MinidockerError as exc:
+        raise ApiError(str(exc)) from None
     host.Security = security.parse_security_opts(host.SecurityOpt, cap_add=host.CapAdd,
                                                  cap_drop=host.CapDrop,
                                                  privileged=host.Privileged)
@@ -210,6 +224,18 @@ def aliases(networking: dict, mode: NetworkMode) -> list[str]:
     endpoint = endpoints.get(str(mode)) or endpoints.get(mode.network) or {}
     return [str(a) for a in (endpoint.get("Aliases") or [])] if isinstance(endpoint, dict) \
         else []
+
+
+def more_networks(networking: dict, mode: NetworkMode) -> dict[str, list[str]]:
+    """The other endpoints of ``NetworkingConfig`` (API 1.44+ creates a container on several
+    networks): joined after NetworkMode's at each start."""
+    endpoints = networking.get("EndpointsConfig") or {}
+    if not isinstance(endpoints, dict):
+        raise ApiError("invalid NetworkingConfig.EndpointsConfig: expected an object")
+    return {str(name): [str(a) for a in (endpoint or {}).get("Aliases") or []]
+            for name, endpoint in endpoints.items()
+            if name not in (str(mode), mode.network, "default")  # "default": bridge's name
+            and isinstance(endpoint, dict | None)}
 
 
 def mount_flag(mount) -> str:
@@ -272,3 +298,72 @@ def mount_object(text: str) -> dict:
         elif key in ("readonly", "ro"):
             mount["ReadOnly"] = value in ("", "1", "true")
     return mount
+
+
+# What dockerd answers in ``inspect`` for what minidocker does not model: the same keys with
+# Docker's zero values, so a client that reads them finds them with the type it expects
+# (tests/test_daemon_vs_dockerd.py compares both daemons key by key).
+CONTAINER_ZERO = {"MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None}
+CONFIG_ZERO = {"AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+               "OnBuild": None}
+HOST_ZERO = {"ContainerIDFile": "", "VolumeDriver": "", "DnsOptions": [], "Cgroup": "",
+             "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "", "NanoCpus": 0,
+             "BlkioWeightDevice": [], "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [],
+             "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "DeviceCgroupRules": None,
+             "DeviceRequests": None, "KernelMemory": 0, "KernelMemoryTCP": 0, "CpuCount": 0,
+             "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0}
+SETTINGS_ZERO = {"Bridge": "", "SandboxID": "", "HairpinMode": False,
+                 "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+                 "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+                 "EndpointID": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                 "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": ""}
+ENDPOINT_ZERO = {"Links": None, "EndpointID": "", "IPv6Gateway": "", "GlobalIPv6Address": "",
+                 "GlobalIPv6PrefixLen": 0, "DriverOpts": None}
+
+
+def docker_container(record, data: dict) -> dict:
+    """Complete a container's inspect JSON with dockerd's keys: the files bind-mounted over
+    /etc (``ResolvConfPath``...), the overlay's directories (``GraphDriver``), the paths the
+    container cannot see (``MaskedPaths``), the legacy top-level network fields (filled by
+    Docker from the container's first network) and the zero values of the rest."""
+    from minidocker.rootfs import MASKED_PATHS, READONLY_PATHS
+
+    directory = record.directory
+    for key, name in (("ResolvConfPath", "resolv.conf"), ("HostnamePath", "hostname"),
+                      ("HostsPath", "hosts")):
+        data[key] = str(directory / name) if (directory / name).exists() else ""
+    data["GraphDriver"] = {"Name": "overlay2", "Data": {
+        "LowerDir": ":".join(record.Config.LowerDirs), "UpperDir": str(directory / "upper"),
+        "WorkDir": str(directory / "work"), "MergedDir": str(directory / "merged")}}
+    privileged = record.HostConfig.Privileged
+    data["HostConfig"] = {**HOST_ZERO, "MaskedPaths": [] if privileged else list(MASKED_PATHS),
+                          "ReadonlyPaths": [] if privileged else list(READONLY_PATHS),
+                          **data["HostConfig"]}
+    data["Config"] = {**CONFIG_ZERO, **data["Config"]}
+    settings = data.setdefault("NetworkSettings", {})
+    networks = settings.get("Networks") or planned_network(record)
+    first = next(iter(networks.values()), {})
+    pid = record.State.get("Pid")
+    data["NetworkSettings"] = {
+        **SETTINGS_ZERO, "IPPrefixLen": first.get("IPPrefixLen", 0),
+        "MacAddress": first.get("MacAddress", ""),
+        "SandboxKey": f"/proc/{pid}/ns/net" if pid else "", **settings,
+        "Networks": docker_endpoints(networks)}
+    return {**CONTAINER_ZERO, **data}
+
+
+def docker_endpoints(networks: dict) -> dict:
+    """``NetworkSettings.Networks`` with every key of dockerd's EndpointSettings."""
+    return {name: {**ENDPOINT_ZERO, **endpoint} for name, endpoint in networks.items()}
+
+
+def planned_network(record) -> dict:
+    """The networks a container that never started will join, as dockerd shows them: their
+    names and the aliases asked for, no address yet."""
+    host = record.HostConfig
+    if record.State.get("StartedAt") or not host.NetworkMode.is_bridge:
+        return {}
+    planned = {host.NetworkMode.network: host.NetworkAliases, **host.MoreNetworks}
+    return {name: {"Aliases": list(aliases), "NetworkID": "", "IPAMConfig": None,
+                   "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": ""}
+            for name, aliases in planned.items()}

@@ -34,6 +34,7 @@ import tarfile
 import zlib
 from pathlib import Path
 
+from minidocker import events
 from minidocker.errors import MinidockerError
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
 from minidocker.image.layers import GZIP_MAGIC
@@ -47,6 +48,7 @@ from minidocker.image.store import (
     ImageStore,
     Layer,
     architecture,
+    layer_dir,
     new_config,
 )
 
@@ -89,6 +91,8 @@ def save(images: list[tuple[Image, str | None]], output) -> None:
             info.size, info.mode = path.stat().st_size, 0o644
             with open(path, "rb") as f:
                 tar.addfile(info, f)
+    for image, name in images:
+        events.emit("image", "save", image.id, {"name": name or image.id})
 
 
 def _blob_name(digest: str) -> str:
@@ -105,6 +109,13 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def load(path: Path) -> list[str]:
     """Load every image of an OCI archive or a docker-archive; return what was loaded."""
+    names = _load(path)
+    for name in names:
+        events.emit("image", "load", name, {"name": name})
+    return names
+
+
+def _load(path: Path) -> list[str]:
     try:
         tar = tarfile.open(path)
     except (tarfile.TarError, OSError) as exc:
@@ -278,24 +289,75 @@ def _diff_ids(config_bytes: bytes, manifest: dict) -> list[str]:
 def import_layer(store: ImageStore, source, scratch: Path, blob_digest: str | None,
                  diff_id: str) -> Layer:
     """Decompress one layer to a temp file (hashing both forms), check the digests, store.
-    ``load`` reads layers from an archive with it, ``pull`` from a registry's blobs."""
+    ``load`` reads layers from an archive with it, ``pull`` from a registry's blobs. A gzip
+    layer is kept as it came, the blob the manifest names (as Docker keeps it): compressing
+    it again would cost more than the whole download; a plain tar is gzipped by the store."""
     tar_path = scratch / "layer.tar"
-    blob_hash = HashingWriter()
-    with open(tar_path, "wb") as out:
-        diff_hash = HashingWriter(out)
-        _decompress(source, blob_hash, diff_hash)
-    if blob_digest and blob_hash.digest != blob_digest:
-        raise ArchiveError(f"layer {blob_digest} is corrupt: its bytes hash to "
-                           f"{blob_hash.digest}")
+    with store.transaction():  # callers hold it until the image is named (load, pull)
+        with store.blobs.writer() as (blob, commit), open(tar_path, "wb") as out:
+            diff_hash = HashingWriter(out)
+            compressed = _decompress(source, blob, diff_hash)
+            if blob_digest and blob.digest != blob_digest:
+                raise ArchiveError(f"layer {blob_digest} is corrupt: its bytes hash to "
+                                   f"{blob.digest}")
+            _check_diff_id(diff_hash, diff_id)
+            layer = Layer(commit(), diff_id, blob.size) if compressed else None
+        if layer is None:
+            return store.add_layer(tar_path)
+        store.unpack(diff_id, tar_path)
+        return layer
+
+
+def import_downloaded_layer(store: ImageStore, blob_file: Path, scratch: Path,
+                            blob_digest: str, diff_id: str) -> Layer:
+    """A pull's layer: ``blob_file`` was hashed against ``blob_digest`` as it arrived, so it
+    is not hashed again. A gzip blob is unpacked straight from the decompressor, its tar
+    hashed on the way and checked against ``diff_id`` before the layer directory gets its
+    name, and the file moves into the store as the blob (a rename); any other layer goes
+    through ``import_layer``."""
+    with store.transaction(), open(blob_file, "rb") as source:  # held until the image is named
+        if source.read(2) != GZIP_MAGIC:
+            source.seek(0)
+            return import_layer(store, source, scratch, blob_digest, diff_id)
+        source.seek(0)
+        tar = _HashingReader(gzip.GzipFile(fileobj=source))
+        if layer_dir(diff_id).is_dir():  # unpacked already: the tar is checked all the same
+            _check_diff_id(tar.drained(), diff_id)
+        else:
+            store.unpack(diff_id, None, stream=tar,
+                         verify=lambda: _check_diff_id(tar.drained(), diff_id))
+        size = blob_file.stat().st_size
+        return Layer(store.blobs.adopt(blob_file, blob_digest), diff_id, size)
+
+
+def _check_diff_id(diff_hash: HashingWriter, diff_id: str) -> None:
     if diff_hash.digest != diff_id:
-        raise ArchiveError(f"layer diff_id mismatch: the config says {diff_id}, the layer's "
-                           f"uncompressed tar hashes to {diff_hash.digest}")
-    return store.add_layer(tar_path)
+        raise ArchiveError(f"layer diff_id mismatch: the config says {diff_id}, the "
+                           f"layer's uncompressed tar hashes to {diff_hash.digest}")
 
 
-def _decompress(source, raw: HashingWriter, plain: HashingWriter) -> None:
+class _HashingReader:
+    """Hashes what is read through it; ``drained()`` reads the rest (a tar reader stops at the
+    end-of-archive blocks) and is the hash of the whole stream."""
+
+    def __init__(self, stream):
+        self.stream, self.hash = stream, HashingWriter()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.hash.write(data)
+        return data
+
+    def drained(self) -> HashingWriter:
+        while self.read(1 << 20):
+            if self.hash.size > MAX_LAYER:  # zeros after the tar's end: a bomb, not padding
+                raise ArchiveError(f"a layer is larger than {MAX_LAYER} bytes uncompressed")
+        return self.hash
+
+
+def _decompress(source, raw, plain: HashingWriter) -> bool:
     """Copy a layer, plain or gzip (told apart by its first bytes, not by a media type), to
-    ``plain`` uncompressed while ``raw`` hashes the bytes as they were."""
+    ``plain`` uncompressed while ``raw`` takes the bytes as they were; True if it was gzip."""
     head = source.read(4)
     if head == ZSTD_MAGIC:
         raise ArchiveError("a layer is compressed with zstd, which minidocker cannot read: "
@@ -307,6 +369,7 @@ def _decompress(source, raw: HashingWriter, plain: HashingWriter) -> None:
         plain.write(chunk)
         if plain.size > MAX_LAYER:
             raise ArchiveError(f"a layer is larger than {MAX_LAYER} bytes uncompressed")
+    return head[:2] == GZIP_MAGIC
 
 
 class _Tee:
@@ -344,7 +407,10 @@ def import_tarball(path: Path, name: str | None, config: dict, comment: str) -> 
             _decompress(source, HashingWriter(), plain)
         with store.transaction():  # from the layer's blob to the image's name
             layer = store.add_layer(tar_path)
-            return store.add_image(new_config([layer.diff_id], config, history), [layer], name)
+            image = store.add_image(new_config([layer.diff_id], config, history), [layer], name)
+    events.emit("image", "import", image.id, {"name": name or image.id})
+    return image
 
 
-__all__ = ["ArchiveError", "import_layer", "import_tarball", "load", "save"]
+__all__ = ["ArchiveError", "import_downloaded_layer", "import_layer", "import_tarball",
+           "load", "save"]

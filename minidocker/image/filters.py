@@ -28,7 +28,7 @@ def select(images: list, filters: Filters, store) -> list:
 
 
 def matches(image, f: Filters, created) -> bool:
-    return (f.match_bool("dangling", not image.tags)
+    return (f.match_bool("dangling", not image.tags and not image.digests)
             and f.match_labels((image.config.get("config") or {}).get("Labels") or {})
             and f.match("reference", lambda pattern: named(image, pattern))
             and f.match_created(created_of(image), created))

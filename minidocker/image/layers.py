@@ -88,6 +88,27 @@ def write_layer_tar(source: Path, fileobj: BinaryIO) -> None:
                         tar.addfile(info, content)
 
 
+def write_path_tar(parent: Path, base: str, rebase: str, fileobj: BinaryIO) -> None:
+    """One entry of ``parent`` (a file, a link, or a directory with everything below it) as
+    a tar whose names begin with ``rebase`` instead of ``base`` (``docker cp``'s archive:
+    ``/etc`` as ``etc/...``, ``/etc/.`` as ``./...``). The same members as a layer's."""
+    first_path: dict[tuple[int, int], str] = {}
+    st = os.lstat(parent / base)
+    nodes = [(base, st), *(_walk(parent / base, base + "/") if stat.S_ISDIR(st.st_mode) else ())]
+    with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT,
+                      encoding="utf-8", errors="surrogateescape") as tar:
+        for name, node in nodes:
+            for info, path in _members_for(parent, name, node, first_path):
+                info.name = rebase + info.name[len(base):]
+                if info.islnk():
+                    info.linkname = rebase + info.linkname[len(base):]
+                if path is None:
+                    tar.addfile(info)
+                else:
+                    with open(path, "rb") as content:
+                        tar.addfile(info, content)
+
+
 def _walk(directory: Path, prefix: str):
     """(relative name, lstat) of every node below `directory`, depth first. In each directory
     the whiteouts come first (OCI asks for that), then the rest; both sorted by their bytes."""
@@ -162,13 +183,18 @@ def _join(parent: str, name: str) -> str:
 # --- Extracting: an untrusted layer tar becomes a directory -----------------------------------
 
 def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                  max_members: int = DEFAULT_MAX_MEMBERS) -> list[str]:
+                  max_members: int = DEFAULT_MAX_MEMBERS, whiteouts: bool = True,
+                  owner: tuple[int, int] | None = None,
+                  keep_kinds: bool = False) -> list[str]:
     """Extract an UNTRUSTED layer tar (plain or gzip, detected by magic bytes) into `dest` (an
     empty directory that becomes an overlay lower dir). OCI whiteouts become overlay whiteouts:
     `.wh.X` -> char device 0/0 named X (os.mknod), `.wh..wh..opq` -> xattr
     trusted.overlay.opaque=y on its directory. Safe against every threat in the module
     docstring; refuses with LayerError (and the caller throws `dest` away). Device nodes are
-    skipped with a notice on stderr; returns their paths."""
+    skipped with a notice on stderr; returns their paths. ``docker cp`` uses it too: with
+    ``whiteouts`` False a ``.wh.`` name is a plain file, and ``owner`` (uid, gid) replaces
+    the owners written in the tar; with ``keep_kinds`` a file is never replaced by a
+    directory either (``noOverwriteDirNonDir``)."""
     stream = _CappedReader(_decompressed(fileobj), max_bytes)
     root_fd = os.open(dest, DIR_FLAGS)
     dir_mtimes: dict[tuple[str, ...], float] = {}  # set last: creating entries changes them
@@ -184,12 +210,14 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
                 if member.issparse():  # a few bytes of map can claim terabytes of holes
                     _refuse(member.name, "is a sparse file, which layers may not hold")
                 written += member.size if member.isreg() else 0
+                if owner is not None:
+                    member.uid, member.gid = owner
                 if written > max_bytes:
                     raise LayerError(f"the layer's files add up to more than {max_bytes} bytes;"
                                      " refused as a possible bomb")
                 try:
                     if not _is_device(member, skipped):
-                        _extract_member(tar, member, root_fd, dir_mtimes)
+                        _extract_member(tar, member, root_fd, dir_mtimes, whiteouts, keep_kinds)
                 except gzip.BadGzipFile:
                     raise
                 except OSError as error:  # no space left, a name too long, ...
@@ -228,7 +256,7 @@ def _tell_skipped(paths: list[str]) -> None:
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
-                    dir_mtimes: dict) -> None:
+                    dir_mtimes: dict, whiteouts: bool = True, keep_kinds: bool = False) -> None:
     """Create one member inside the root, after checking it is no threat."""
     parts = _path_parts(member.name, member.name)
     if not parts:  # the layer's "./": dest keeps its own mode
@@ -237,8 +265,10 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
         return
     with _open_dir(root_fd, parts[:-1], member.name, create=True) as parent_fd:
         name = parts[-1]
-        if name.startswith(WHITEOUT_PREFIX):
+        if whiteouts and name.startswith(WHITEOUT_PREFIX):
             _apply_whiteout(parent_fd, name, member)
+        elif keep_kinds and member.isdir() and _is_non_dir(parent_fd, name):
+            _refuse(member.name, "it would replace a file with a directory")
         else:
             _create(tar, member, root_fd, parent_fd, name)
         if member.isdir():
@@ -397,6 +427,13 @@ def _set_owner_and_mtime(parent_fd: int, name: str, member: tarfile.TarInfo) -> 
     os.utime(name, (member.mtime, member.mtime), dir_fd=parent_fd, follow_symlinks=False)
 
 
+def _is_non_dir(dir_fd: int, name: str) -> bool:
+    try:
+        return not stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def _exists(dir_fd: int, name: str) -> bool:
     try:
         os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -406,9 +443,11 @@ def _exists(dir_fd: int, name: str) -> bool:
 
 
 def _refuse(member_name: str, threat: str) -> NoReturn:
-    raise LayerError(f"layer member {member_name!r}: {threat}. The image is broken or malicious; "
-                     "nothing was written outside the destination. Pull it from a source you "
-                     "trust")
+    error = LayerError(f"layer member {member_name!r}: {threat}. The image is broken or "
+                       "malicious; nothing was written outside the destination. Pull it from a "
+                       "source you trust")
+    error.member, error.threat = member_name, threat  # for docker cp's own words
+    raise error
 
 
 # --- The byte stream: gzip or not, and never more than max_bytes ------------------------------

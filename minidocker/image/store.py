@@ -21,6 +21,12 @@ never deletes, a blob or layer that a writer has made but not yet named. Readers
 they see the index before or after a change, never during one. The engine's lock order is
 containers lock (``records.all_locked``), then this store lock, then one container's lock.
 
+A registry names an image by the digest of *its* manifest, which need not be the store's
+(a pull re-writes a Docker manifest as an OCI one): that digest is remembered per repository
+in ``repodigests.json`` beside the layout (``127.0.0.1:5000/app@sha256:...`` -> the store's
+manifest digest), Docker's ``RepoDigests``, so that ``run app@sha256:...`` finds what a pull
+or a push saw. It is written like ``index.json``: atomically, under the store lock.
+
 An image whose blobs are not all there (a disk fault, an older version's crash) is listed with
 its ``damage``; using it is an error that names it, and ``image prune`` drops it.
 
@@ -42,6 +48,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minidocker import events, humanize
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.image import DEFAULT_PATH  # noqa: F401  (Docker's PATH; re-exported)
 from minidocker.image.blobs import (
@@ -80,6 +87,7 @@ class Image:
     manifest: dict
     config: dict
     tags: list[str] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)  # RepoDigests: name@sha256:... a registry saw
     damage: str = ""  # what the store lacks of it ("blob sha256:... is missing"), if anything
 
     @property
@@ -104,11 +112,7 @@ class Image:
 
 def human_size(size: float) -> str:
     """Sizes as ``docker images`` prints them: 3 significant digits, powers of 1000."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.3g}{unit}"
-        size /= 1000
-    return f"{size:.3g}TB"
+    return humanize.size(size)
 
 
 def layout_dir() -> Path:
@@ -180,6 +184,28 @@ class ImageStore:
             atomic_write(self.root / "oci-layout", json.dumps(OCI_LAYOUT).encode())
         write_json(self.root / "index.json", index)
 
+    # --- repodigests.json: what registries call the images ----------------------------------------
+
+    def _repo_digests(self) -> dict[str, str]:
+        """``name@sha256:<registry's manifest digest>`` -> the store's manifest digest."""
+        path = repo_digests_path()
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _write_repo_digests(self, digests: dict[str, str]) -> None:
+        write_json(repo_digests_path(), digests)
+
+    @_mutation
+    def add_repo_digest(self, image: Image, repository: str, digest: str) -> str:
+        """Remember that ``repository``'s registry calls ``image`` by ``digest`` (after a pull
+        or a push): ``repository@digest`` names it from now on."""
+        name = f"{parse_reference(repository).repository}@{check_digest(digest)}"
+        digests = self._repo_digests()
+        digests[name] = image.manifest_digest
+        self._write_repo_digests(digests)
+        if name not in image.digests:
+            image.digests.append(name)
+        return name
+
     def images(self) -> list[Image]:
         """Every image in the store, its tags gathered (an image may have several). A reader
         that finds a blob missing may have read the index just before an ``rmi`` deleted it:
@@ -199,6 +225,9 @@ class ImageStore:
             ref = descriptor.get("annotations", {}).get(REF_NAME)
             if ref:
                 found[digest].tags.append(ref)
+        for name, digest in sorted(self._repo_digests().items()):
+            if digest in found:
+                found[digest].digests.append(name)
         return sorted(found.values(), key=lambda i: i.config.get("created", ""), reverse=True)
 
     def _load(self, manifest_digest: str) -> Image:
@@ -240,13 +269,13 @@ class ImageStore:
         images = self.images()
         candidates = [name]
         try:
-            candidates.append(str(parse_reference(name)))
+            candidates.append(canonical_name(parse_reference(name)))
         except MinidockerError:
             if not ID_PREFIX.match(name):
                 raise  # neither a name nor an ID: say what is wrong with it as a name
         for image in images:
-            if any(c in image.tags for c in candidates) or name in (image.id,
-                                                                    image.manifest_digest):
+            if any(c in image.tags or c in image.digests for c in candidates) or \
+                    name in (image.id, image.manifest_digest):
                 return image
         bare = name.removeprefix("sha256:")
         matches = [i for i in images if len(bare) >= 4 and i.id[7:].startswith(bare)]
@@ -274,18 +303,26 @@ class ImageStore:
                               if not (d["digest"] == image.manifest_digest and not _ref(d))]
         index["manifests"].append(_descriptor(image, name))
         self._write_index(index)
+        events.emit("image", "tag", image.id, {"name": name})
         return name
 
     @_mutation
     def untag(self, reference: str) -> Image:
-        """Remove one name; the image stays (untagged) if nothing else names it."""
-        name = str(parse_reference(reference))
+        """Remove one name (a tag or a repo digest); the image stays (untagged) if nothing else
+        names it."""
+        name = canonical_name(parse_reference(reference))
         image = self.find(name)
+        if "@" in name:
+            digests = self._repo_digests()
+            digests.pop(name, None)
+            self._write_repo_digests(digests)
+            return image
         index = self._index()
         index["manifests"] = [d for d in index["manifests"] if _ref(d) != name]
         if not any(d["digest"] == image.manifest_digest for d in index["manifests"]):
             index["manifests"].append(_descriptor(image, None))  # kept, as <none>:<none>
         self._write_index(index)
+        events.emit("image", "untag", image.id, {"name": name})
         return image
 
     @_mutation
@@ -296,6 +333,14 @@ class ImageStore:
                               if d["digest"] != image.manifest_digest]
         self._write_index(index)
         self.collect_garbage()
+        events.emit("image", "delete", image.id, {"name": image.id})
+
+    def _forget_repo_digests(self, present: set[str]) -> None:
+        """Drop the repo digests of images no longer in ``index.json``."""
+        digests = self._repo_digests()
+        kept = {name: digest for name, digest in digests.items() if digest in present}
+        if kept != digests:
+            self._write_repo_digests(kept)
 
     # --- adding images ---------------------------------------------------------------------------
 
@@ -317,8 +362,11 @@ class ImageStore:
         self.unpack(diff_id.digest, tar_path, source_dir)
         return Layer(digest, diff_id.digest, size)
 
-    def unpack(self, diff_id: str, tar_path: Path, source_dir: Path | None = None) -> Path:
-        """Extract a layer into ``layers/<diff_id>`` unless it is there already."""
+    def unpack(self, diff_id: str, tar_path: Path | None, source_dir: Path | None = None, *,
+               stream=None, verify=None) -> Path:
+        """Extract a layer into ``layers/<diff_id>`` unless it is there already: from the tar
+        file, or from ``stream`` (a tar read as it is decompressed and hashed; ``verify()``
+        then checks it before the directory gets its name), or by copying ``source_dir``."""
         target = layer_dir(diff_id)
         if target.is_dir():
             return target
@@ -328,9 +376,13 @@ class ImageStore:
             if source_dir is not None:  # cp keeps whiteouts (0/0 devices) and opaque xattrs
                 subprocess.run(["cp", "-a", "--preserve=all", "-T", str(source_dir),
                                 str(staging)], check=True, capture_output=True)
+            elif stream is not None:
+                extract_layer(stream, staging)
             else:
                 with open(tar_path, "rb") as f:
                     extract_layer(f, staging)
+            if verify is not None:
+                verify()
             try:
                 os.rename(staging, target)
             except OSError:  # another load unpacked the same layer first: keep theirs
@@ -380,7 +432,9 @@ class ImageStore:
         the store lock: a writer's blobs not yet named are not there to see (its transaction
         holds the lock), and its temp files carry its live PID."""
         used_blobs, used_layers = set(), set()
-        for image in self.images():
+        images = self.images()
+        self._forget_repo_digests({image.manifest_digest for image in images})
+        for image in images:
             used_blobs |= {image.manifest_digest, image.id}
             used_blobs |= {layer["digest"] for layer in image.manifest["layers"]}
             used_layers |= {layer_dir(d).name for d in image.diff_ids}
@@ -402,16 +456,28 @@ class ImageStore:
         return tempfile.TemporaryDirectory(dir=scratch_root(), prefix=temp_prefix())
 
 
+def repo_digests_path() -> Path:
+    # beside the layout, as oci.lock: the OCI layout itself has no place for them
+    return state_root() / "repodigests.json"
+
+
+def canonical_name(ref: Reference) -> str:
+    """How the store spells a reference: ``name:tag``, or ``name@digest`` when a digest is
+    given (Docker looks a ``name:tag@digest`` up by its digest alone)."""
+    return f"{ref.repository}@{ref.digest}" if ref.digest else str(ref)
+
+
 def scratch_root() -> Path:
     return state_root() / "tmp"
 
 
 def tag_named(name: str, image: Image) -> str | None:
-    """The tag of ``image`` that ``name`` spells (``busybox`` is ``busybox:latest``)."""
+    """The name (tag or repo digest) of ``image`` that ``name`` spells (``busybox`` is
+    ``busybox:latest``)."""
     candidates = {name}
     with contextlib.suppress(MinidockerError):
-        candidates.add(str(parse_reference(name)))
-    return next((t for t in image.tags if t in candidates), None)
+        candidates.add(canonical_name(parse_reference(name)))
+    return next((t for t in [*image.tags, *image.digests] if t in candidates), None)
 
 
 def _ref(descriptor: dict) -> str | None:

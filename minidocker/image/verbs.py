@@ -29,11 +29,12 @@ def remove_image(name: str, force: bool, users: Users) -> list[str]:
 def _remove_image(store: ImageStore, name: str, force: bool, users: Users) -> list[str]:
     image = store.find(name)  # a damaged image too: rmi is how it goes
     tag = tag_named(name, image)
+    names = [*image.tags, *image.digests]
     if tag is None and len(image.tags) > 1 and not force:
         raise Conflict(f"unable to delete {image.short_id} (must be forced) - image is "
                        f"referenced in multiple repositories: {', '.join(image.tags)}")
-    untag = [tag] if tag else list(image.tags)
-    last_name = set(untag) >= set(image.tags)
+    untag = _names_going(tag, image) if tag else names
+    last_name = set(untag) >= set(names)
     used_by = users.get(image.id, [])
     if last_name and used_by and not force:
         raise Conflict(f"unable to remove {name} (must force) - container "
@@ -48,13 +49,26 @@ def _remove_image(store: ImageStore, name: str, force: bool, users: Users) -> li
     return done
 
 
+def _names_going(name: str, image) -> list[str]:
+    """The names an ``rmi NAME`` takes away: NAME, and with the last tag of a repository that
+    repository's digests too (moby's rule: a digest alone would keep an image nobody asked
+    for)."""
+    if "@" in name:
+        return [name]
+    repository = name.rpartition(":")[0]
+    if any(t.rpartition(":")[0] == repository for t in image.tags if t != name):
+        return [name]
+    return [name, *(d for d in image.digests if d.partition("@")[0] == repository)]
+
+
 def prune_images(everything: bool, users: Users) -> list[str]:
     """``docker image prune``: untagged images no container uses (``-a``: every unused), and
     damaged ones (``index.json`` names a blob the store lacks): the store is whole again."""
     store, removed = ImageStore(), []
     with transaction():
         for image in store.images():
-            if (everything or not image.tags or image.damage) and not users.get(image.id):
+            dangling = not image.tags and not image.digests
+            if (everything or dangling or image.damage) and not users.get(image.id):
                 store.delete(image)
                 removed += [f"Untagged: {tag}" for tag in image.tags if image.damage]
                 removed.append(f"Deleted: {image.id}")
@@ -83,7 +97,7 @@ def inspect_image(name: str) -> dict:
         raise NotFound(f"No such object: {name} (neither a container, see 'minidocker "
                        "ps -a', nor an image, see 'minidocker images')") from None
     config = image.config
-    return {"Id": image.id, "RepoTags": image.tags, "RepoDigests": [],
+    return {"Id": image.id, "RepoTags": image.tags, "RepoDigests": image.digests,
             "Created": config.get("created"), "Author": config.get("author", ""),
             "Architecture": config.get("architecture"), "Os": config.get("os"),
             "Size": image.size, "Config": config.get("config", {}),

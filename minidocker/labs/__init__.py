@@ -41,6 +41,7 @@ from minidocker.labs import (
     lab10_build,
     lab11_registry,
     lab12_engine_api,
+    lab13_compose,
     lab14_scheduler,
     lab15_runtime,
     student,
@@ -54,6 +55,7 @@ LABS = [lab01_namespaces.LAB, lab02_root_filesystem.LAB, lab03_cgroups.LAB, lab0
         lab10_build.LAB,
         lab11_registry.LAB,
         lab12_engine_api.LAB,
+        lab13_compose.LAB,
         lab14_scheduler.LAB,
         lab15_runtime.LAB]
 

@@ -23,7 +23,8 @@ import importlib
 # none`` and ``minidocker --help`` stay fast.
 EXPORTS = {"Endpoint": "endpoints", "NetworkRequest": "endpoints", "attach": "endpoints",
            "endpoints_of": "endpoints", "port_lines": "endpoints", "prune": "endpoints",
-           "release": "endpoints", "write_container_files": "hosts", "PortBinding": "ports"}
+           "release": "endpoints", "write_container_files": "hosts", "PortBinding": "ports",
+           "connect": "networks"}
 __all__ = sorted(EXPORTS)
 
 

@@ -156,15 +156,17 @@ def _files_text(record: dict) -> tuple[str, str]:
     return text, resolv_conf(record["dns"], record["dns_search"], host_resolv)
 
 
-def _names(record: dict) -> list[str]:
-    return list(dict.fromkeys([record["name"], *record["aliases"], record["container"][:12]]))
+def _names(record: dict, endpoint: dict | None = None) -> list[str]:
+    """A container's names on one network: its name, that endpoint's aliases, its short ID."""
+    aliases = record["aliases"] if endpoint is None else endpoint.get("aliases", [])
+    return list(dict.fromkeys([record["name"], *aliases, record["container"][:12]]))
 
 
 def _peer_lines(record: dict) -> list[tuple[str, list[str]]]:
     """The other containers on our user-defined networks (not on the default ``bridge``,
     where Docker only resolves ``--link``s)."""
     mine = {e["network_id"]: e for e in record["endpoints"] if e["network"] != "bridge"}
-    return [(e["ip_address"], _names(other)) for other in store.all_endpoint_records()
+    return [(e["ip_address"], _names(other, e)) for other in store.all_endpoint_records()
             if other["container"] != record["container"]
             for e in other["endpoints"] if e["network_id"] in mine]
 

@@ -15,6 +15,7 @@ Used by: notebook 08-networking (``network create``, ``connect``, ``disconnect``
 
 import re
 
+from minidocker import events
 from minidocker.errors import Conflict, MinidockerError
 from minidocker.network import bridge, endpoints, ipam, store
 from minidocker.network.endpoints import Endpoint
@@ -62,6 +63,7 @@ def create(name: str, *, driver: str = "bridge", subnet: str | None = None,
                           internal, options, labels or {})
         _check_bridge_name_free(network.bridge, existing)
         _make(network)
+    events.emit("network", "create", network.id, {"name": name, "type": "bridge"})
     return network
 
 
@@ -158,6 +160,7 @@ def remove(name_or_id: str) -> Network:
                            "disconnect them first")
         endpoints.bring_down(network)
         store.delete(network)
+    events.emit("network", "destroy", network.id, {"name": network.name, "type": "bridge"})
     return network
 
 

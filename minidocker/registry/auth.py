@@ -173,6 +173,7 @@ class TokenAuth:
     users: Htpasswd
     service: str = "minidocker-registry"
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    realm: str | None = None  # where clients get tokens [default: this server's /token]
 
     # the token server's side (token.md, "Requesting a Token")
 
@@ -211,7 +212,8 @@ class TokenAuth:
 
     def authorize(self, request: dict, needed: list[Access]) -> None:
         scope = " ".join(str(a) for a in needed)
-        challenge = f'Bearer realm="{request["base"]}/token",service="{self.service}"' + \
+        realm = self.realm or f"{request['base']}/token"
+        challenge = f'Bearer realm="{realm}",service="{self.service}"' + \
             (f',scope="{scope}"' if scope else "")
         scheme, _, token = request["authorization"].partition(" ")
         claims = self._claims(token.strip()) if scheme.lower() == "bearer" else None

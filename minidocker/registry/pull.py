@@ -12,11 +12,13 @@ The story, as the bytes travel (``pull()`` reads in this order):
    streamed to a temp file while it is hashed; a size or digest that differs from the
    manifest's descriptor is refused — that check is what makes a pull from an untrusted
    mirror safe, since the manifest's digest was checked, and it names every blob by digest;
-6. store: under the store lock, each layer is imported as ``load`` imports one
-   (``image.archive.import_layer``: its uncompressed digest must be the config's
-   ``diff_id``), then the image is named. Downloads happen before the lock is taken and into
-   temp files, so a pull that dies leaves nothing with a name; the store's garbage
-   collection removes its temp files.
+6. store: under the store lock, each layer is unpacked while its uncompressed digest is
+   checked against the config's ``diff_id`` (``image.archive.import_downloaded_layer``), the
+   downloaded file itself becoming the blob (no second copy, no second hash), then the image
+   is named: by its tag, and by ``name@<digest of step 2>`` (Docker's RepoDigest: the store
+   may re-write the manifest, and then its own digest differs).
+   Downloads happen before the lock is taken and into temp files, so a pull that dies
+   leaves nothing with a name; the store's garbage collection removes its temp files.
 
 Spec: distribution-spec spec.md ("Pulling manifests", "Pulling blobs"); image-spec
 image-index.md (platforms), manifest.md, descriptor.md (``urls``: non-distributable layers).
@@ -31,8 +33,9 @@ from pathlib import Path
 
 import httpx
 
+from minidocker import events
 from minidocker.errors import MinidockerError
-from minidocker.image.archive import ACCEPTED_MANIFESTS, INDEXES, import_layer
+from minidocker.image.archive import ACCEPTED_MANIFESTS, INDEXES, import_downloaded_layer
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
 from minidocker.image.store import Image, ImageStore, layer_dir
 from minidocker.registry.client import (
@@ -132,8 +135,9 @@ def pull(name: str, report: Report, platform: str | None = None,
             files = download_layers(session, store, manifest["layers"], diff_ids,  # 5
                                     Path(scratch), report)
             image = store_image(store, target, config_bytes, manifest["layers"],  # 6
-                                diff_ids, files, Path(scratch), report)
+                                diff_ids, files, Path(scratch), report, digest)
     report.line(f"Digest: {digest}")
+    events.emit("image", "pull", str(target), {"name": str(target)})
     if before == image.id:
         report.line(f"Status: Image is up to date for {target}")
     else:
@@ -294,21 +298,23 @@ def _verify(descriptor: dict, size: int, digest: str) -> None:
 
 def store_image(store: ImageStore, target: Target, config_bytes: bytes, layers: list[dict],
                 diff_ids: list[str], files: dict[str, Path], scratch: Path,
-                report: Report) -> Image:
-    """Import the downloaded layers and name the image: one store transaction."""
+                report: Report, digest: str) -> Image:
+    """Import the downloaded layers and name the image — by its tag, and by the digest the
+    registry calls it (``name@sha256:...``, its RepoDigest): one store transaction."""
     with store.transaction():
         have = _layers_in_store(store)
         stored = []
         for layer, diff_id in zip(layers, diff_ids, strict=True):
             if diff_id not in have:
                 report.status(short_digest(layer["digest"]), "Extracting")
-                with open(files[layer["digest"]], "rb") as source:
-                    have[diff_id] = import_layer(store, source, scratch, layer["digest"],
-                                                 diff_id)
+                have[diff_id] = import_downloaded_layer(store, files[layer["digest"]],
+                                                        scratch, layer["digest"], diff_id)
                 report.status(short_digest(layer["digest"]), "Pull complete")
             stored.append(have[diff_id])
         tag = f"{target.name}:{target.tag}" if not target.digest else None
-        return store.add_image_with_config(config_bytes, stored, tag)
+        image = store.add_image_with_config(config_bytes, stored, tag)
+        store.add_repo_digest(image, target.name, digest)
+        return image
 
 
 def _layers_in_store(store: ImageStore) -> dict:
@@ -326,8 +332,8 @@ def _layers_in_store(store: ImageStore) -> dict:
 
 
 def _image_of(store: ImageStore, target: Target) -> str | None:
-    name = f"{target.name}:{target.tag}"
-    return next((i.id for i in store.images() if name in i.tags), None)
+    name = f"{target.name}@{target.digest}" if target.digest else f"{target.name}:{target.tag}"
+    return next((i.id for i in store.images() if name in i.tags or name in i.digests), None)
 
 
 def _json(data: bytes, what: str) -> dict:

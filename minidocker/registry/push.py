@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from minidocker import events
 from minidocker.errors import MinidockerError
 from minidocker.image.blobs import sha256_digest
 from minidocker.image.store import Image, ImageStore
@@ -63,7 +64,9 @@ def push(name: str, report: Report, insecure: tuple[str, ...] = (),
             push_blob(session, store, layer, sources, report)
         push_blob(session, store, image.manifest["config"], sources, None)
         digest = push_manifest(session, target, manifest, image.manifest["mediaType"])
+    store.add_repo_digest(image, target.name, digest)  # its RepoDigest, as Docker records
     report.line(f"{target.tag}: digest: {digest} size: {len(manifest)}")
+    events.emit("image", "push", f"{target.name}:{target.tag}", {"name": f"{target.name}:{target.tag}"})
     return digest
 
 

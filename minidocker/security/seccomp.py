@@ -284,6 +284,46 @@ def _compile_check(asm: Assembler, check: ArgCheck, fail: str, tag: str) -> None
 
 # --- installing it ----------------------------------------------------------------------------
 
+# --- the spec's JSON form: what runc hands to libseccomp ----------------------------------
+
+OCI_ACTIONS = {kernel.SECCOMP_RET_ALLOW: "SCMP_ACT_ALLOW", kernel.SECCOMP_RET_ERRNO: "SCMP_ACT_ERRNO",
+               kernel.SECCOMP_RET_KILL_PROCESS: "SCMP_ACT_KILL_PROCESS",
+               kernel.SECCOMP_RET_KILL_THREAD: "SCMP_ACT_KILL",
+               kernel.SECCOMP_RET_LOG: "SCMP_ACT_LOG", kernel.SECCOMP_RET_TRAP: "SCMP_ACT_TRAP",
+               kernel.SECCOMP_RET_TRACE: "SCMP_ACT_TRACE"}
+OCI_ARCHES = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
+
+
+def oci_form(profile: Profile, caps: frozenset[str] = frozenset(),
+             arch: str = syscalls.NATIVE) -> dict:
+    """``profile`` as the OCI runtime spec's ``linux.seccomp``, for a container holding
+    ``caps``: the rules that apply to it (capabilities, architecture, kernel) already chosen,
+    as Docker does before it hands the profile to runc, which compiles it with libseccomp."""
+    entries = []
+    for rule in profile.rules:
+        names = [n for n in rule.names if syscalls.number(arch, n) is not None]
+        if names and _applies(rule, arch, caps):
+            entry = {"names": names, **_oci_action(rule.action)}
+            if rule.args:
+                entry["args"] = [{"index": c.index, "value": c.value, "valueTwo": c.value_two,
+                                  "op": f"SCMP_CMP_{c.op}"} for c in rule.args]
+            entries.append(entry)
+    default = _oci_action(profile.default_action)
+    form = {"defaultAction": default["action"], "architectures": [OCI_ARCHES[arch]],
+            "syscalls": entries}
+    if "errnoRet" in default:
+        form["defaultErrnoRet"] = default["errnoRet"]
+    return form
+
+
+def _oci_action(action: int) -> dict:
+    """A filter's return value split into the spec's action name and its errno."""
+    kind, data = action & kernel.SECCOMP_RET_ACTION_FULL, action & kernel.SECCOMP_RET_DATA
+    if kind == kernel.SECCOMP_RET_ERRNO:
+        return {"action": "SCMP_ACT_ERRNO", "errnoRet": data}
+    return {"action": OCI_ACTIONS[kind]}
+
+
 class _SockFprog(ctypes.Structure):
     """``struct sock_fprog``: how many instructions, and where they are."""
 

@@ -9,6 +9,7 @@
     lifecycle.py     the container state machine, process trees and signals from /proc
     volumes.py       which container mounts what, with the kernel's mountinfo line
     network.py       the network topology from netlink, and a packet's path traced
+    compose.py       a Compose file beside what it became; a project's timeline
     security.py      the escape table (each escape tried from inside), the uid map graph
     build.py         a build as steps -> containers -> images and layers, cache hits in gold
     registry.py      a registry's HTTP conversation (table, sequence diagram), its files as a tree

@@ -11,7 +11,7 @@ output (they change from run to run): the process tree under a monitor
 (``/proc/<pid>/fd``), and the freezer's files of a cgroup.
 
 Man pages: proc(5), credentials(7) (sessions), signal(7), cgroups(7) (freezer).
-Used by: notebook 06-container-lifecycle.
+Used by: notebooks 06-container-lifecycle, 06b-oci-runtime.
 """
 
 import os

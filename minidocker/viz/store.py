@@ -11,7 +11,7 @@ it was, unmounts the tmpfs and removes the directory, once no container is left 
 Only the files are private: the kernel's objects (the bridge ``minidocker0``, iptables rules,
 cgroups) are the machine's, shared with the real state root.
 Man pages: mount(2), umount(2), tmpfs(5); see state.py for the state root's layout.
-Used by: notebooks 05-images, 06-container-lifecycle, 07-volumes.
+Used by: notebooks 05-images, 06-container-lifecycle, 06b-oci-runtime, 07-volumes.
 """
 
 import os

@@ -1,0 +1,193 @@
+"""``minidocker compose`` bringing projects up and down on the real engine (in the test
+session's private namespaces): Docker's names and labels, idempotent ``up``, scaling, two
+networks, a failed ``up``, an ``up`` killed half-way, and ``down`` leaving nothing."""
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MINIDOCKER, minidocker
+
+CASES = Path(__file__).parent / "compose"
+pytestmark = pytest.mark.slow
+
+
+def compose(project: str, case: str, *args: str, files=("compose.yaml",), timeout=120):
+    paths = [arg for name in files for arg in ("-f", str(CASES / case / name))]
+    return minidocker("compose", "-p", project, *paths, *args, timeout=timeout)
+
+
+@pytest.fixture
+def down():
+    """Projects to take down at the end of the test, whatever happened."""
+    made = []
+    yield made.append
+    for project in made:
+        minidocker("compose", "-p", project, "down", "-v", "--remove-orphans", timeout=120)
+
+
+def inspect(name: str) -> dict:
+    result = minidocker("inspect", name)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)[0]
+
+
+def labelled(project: str, kind: str = "ps") -> list[str]:
+    label = f"label=com.docker.compose.project={project}"
+    args = {"ps": ["ps", "-a", "--format", "{{.Names}}"],
+            "network": ["network", "ls", "--format", "{{.Name}}"],
+            "volume": ["volume", "ls", "--format", "{{.Name}}"]}[kind]
+    return sorted(minidocker(*args, "--filter", label).stdout.split())
+
+
+def test_up_is_idempotent_and_down_removes_everything(down, tmp_path):
+    down("shop")
+    first = compose("shop", "webapp", "up", "-d")
+    assert first.returncode == 0, first.stderr
+    names = ["shop-app-1", "shop-db-1", "shop-web-1"]
+    assert labelled("shop") == names
+    assert labelled("shop", "network") == ["shop_default"]
+    assert labelled("shop", "volume") == ["shop_dbdata"]
+    web = inspect("shop-web-1")
+    labels = web["Config"]["Labels"]
+    assert (labels["com.docker.compose.project"], labels["com.docker.compose.service"],
+            labels["com.docker.compose.container-number"],
+            labels["com.docker.compose.oneoff"]) == ("shop", "web", "1", "False")
+    assert len(labels["com.docker.compose.config-hash"]) == 64
+    assert web["NetworkSettings"]["Networks"]["shop_default"]["Aliases"][0] == "web"
+    assert web["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort":
+                                                             "8080"}]}
+    assert inspect("shop-app-1")["Config"]["Image"] == "shop-app:latest"  # built
+    assert any(m.get("Name") == "shop_dbdata" for m in inspect("shop-db-1")["Mounts"])
+    page = compose("shop", "webapp", "exec", "-T", "app", "wget", "-qO-", "http://web/")
+    assert page.stdout == "<h1>hello</h1>\n", page.stderr  # by name, on the project network
+
+    ids = {name: inspect(name)["Id"] for name in names}
+    again = compose("shop", "webapp", "up", "-d")
+    assert again.returncode == 0 and again.stderr.count("Running") == 3, again.stderr
+    assert {name: inspect(name)["Id"] for name in names} == ids  # unchanged: left running
+
+    override = tmp_path / "override.yaml"
+    override.write_text("services:\n  app:\n    environment:\n      MODE: changed\n")
+    changed = minidocker("compose", "-p", "shop", "-f", str(CASES / "webapp" / "compose.yaml"),
+                         "-f", str(override), "up", "-d")
+    assert changed.returncode == 0, changed.stderr
+    assert "shop-app-1  Recreate" in changed.stderr
+    assert inspect("shop-app-1")["Id"] != ids["shop-app-1"]
+    assert inspect("shop-db-1")["Id"] == ids["shop-db-1"]
+    assert "MODE=changed" in inspect("shop-app-1")["Config"]["Env"]
+
+    gone = compose("shop", "webapp", "down", "-v", "--rmi", "local")
+    assert gone.returncode == 0, gone.stderr
+    assert labelled("shop") == labelled("shop", "network") == labelled("shop", "volume") == []
+    assert "shop-app" not in minidocker("images").stdout
+
+
+def test_scale_and_replicas_by_one_name(down):
+    down("farm")
+    scaled = compose("farm", "scaled", "up", "-d", "--scale", "worker=2")
+    assert scaled.returncode == 0, scaled.stderr
+    assert labelled("farm") == ["farm-client-1", "farm-worker-1", "farm-worker-2"]
+    hosts = compose("farm", "scaled", "exec", "-T", "client", "cat", "/etc/hosts").stdout
+    assert sum(" worker" in line for line in hosts.splitlines()) == 2  # both answer 'worker'
+    assert compose("farm", "scaled", "up", "-d").returncode == 0  # the file says 3
+    assert labelled("farm") == ["farm-client-1", "farm-worker-1", "farm-worker-2",
+                                "farm-worker-3"]
+    assert compose("farm", "scaled", "up", "-d", "--scale", "worker=1").returncode == 0
+    assert labelled("farm") == ["farm-client-1", "farm-worker-1"]
+    listing = compose("farm", "scaled", "ps").stdout.splitlines()
+    assert listing[0].split()[:4] == ["NAME", "IMAGE", "COMMAND", "SERVICE"]
+    assert [line.split()[0] for line in listing[1:]] == ["farm-client-1", "farm-worker-1"]
+
+
+def test_two_networks_and_aliases(down):
+    down("nets")
+    assert compose("nets", "twonets", "up", "-d").returncode == 0
+    assert labelled("nets", "network") == ["nets_backnet", "nets_frontnet"]
+    middle = inspect("nets-middle-1")["NetworkSettings"]["Networks"]
+    assert sorted(middle) == ["nets_backnet", "nets_frontnet"]
+    assert middle["nets_backnet"]["IPAddress"].startswith("10.251.7.")
+
+    def ping(service, name):
+        return compose("nets", "twonets", "exec", "-T", service, "ping", "-c1", "-W1",
+                       name).returncode
+
+    assert ping("front", "api") == 0 and ping("back", "api-internal") == 0
+    assert ping("back", "middle") == 0 and ping("front", "middle") == 0
+    assert ping("back", "front") != 0  # not on a network they share
+
+
+def test_logs_run_and_exec(down):
+    down("tools")
+    assert compose("tools", "webapp", "up", "-d", "db", "app").returncode == 0
+    logs = compose("tools", "webapp", "logs", "app", "--no-color")
+    assert logs.stdout == "tools-app-1 | app up\n", logs.stderr
+    run = compose("tools", "webapp", "run", "--rm", "-e", "X=42", "app", "sh", "-c",
+                  "echo $X $DB_HOST; exit 3")
+    assert (run.returncode, run.stdout) == (3, "42 db\n"), run.stderr
+    assert labelled("tools") == ["tools-app-1", "tools-db-1"]  # the one-off is gone
+    assert compose("tools", "webapp", "exec", "-T", "db", "cat", "/data/ready").stdout == "ok\n"
+    stopped = compose("tools", "webapp", "stop")
+    assert stopped.returncode == 0 and "Stopped" in stopped.stderr
+    assert compose("tools", "webapp", "ps").stdout.count("\n") == 1  # only the header
+    assert compose("tools", "webapp", "ps", "-a").stdout.count("Exited") == 2
+
+
+def test_a_failed_up_names_the_service_and_keeps_the_others(down, tmp_path):
+    down("clash")
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  first:\n    image: busybox\n    init: true\n    command: sleep 3600\n"
+        "    ports: ['8090:80']\n  second:\n    image: busybox\n    command: sleep 3600\n"
+        "    ports: ['8090:80']\n    depends_on: [first]\n")
+    failed = minidocker("compose", "-p", "clash", "-f", str(tmp_path / "compose.yaml"), "up",
+                        "-d")
+    assert failed.returncode == 1
+    error = failed.stderr.strip().splitlines()[-1]
+    assert error.startswith("minidocker: service 'second' failed:") and "8090" in error
+    assert "Traceback" not in failed.stderr
+    assert inspect("clash-first-1")["State"]["Status"] == "running"
+    gone = minidocker("compose", "-p", "clash", "down")  # no file: the labels say it all
+    assert gone.returncode == 0, gone.stderr
+    assert labelled("clash") == [] and labelled("clash", "network") == []
+
+
+def test_down_after_an_up_killed_half_way(down):
+    down("crash")
+    command = [*MINIDOCKER, "compose", "-p", "crash", "-f", str(CASES / "scaled" /
+                                                                 "compose.yaml"), "up", "-d"]
+    up = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    for line in up.stderr:
+        if "Started" in line:
+            up.send_signal(signal.SIGKILL)  # mid-way: more replicas were still to come
+            break
+    up.wait()
+    assert 1 <= len(labelled("crash")) < 4
+    gone = compose("crash", "scaled", "down")
+    assert gone.returncode == 0, gone.stderr
+    assert labelled("crash") == [] and labelled("crash", "network") == []
+
+
+def test_service_healthy(down):
+    down("health")
+    result = compose("health", "healthy", "up", "-d")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.index("health-db-1  Healthy") < \
+        result.stderr.index("health-migrate-1  Started")
+    assert inspect("health-migrate-1")["State"]["ExitCode"] == 0
+    assert inspect("health-app-1")["State"]["Status"] == "running"
+
+
+def test_external_resources_must_exist(tmp_path):
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  app: {image: busybox, volumes: ['keep:/keep']}\n"
+        "volumes:\n  keep: {external: true, name: precious}\n")
+    result = minidocker("compose", "-p", "ext", "-f", str(tmp_path / "compose.yaml"), "up",
+                        "-d")
+    assert result.returncode == 1
+    assert result.stderr == ("minidocker: volume precious is declared as external, but could "
+                             "not be found: create it with 'minidocker volume create "
+                             "precious'\n")
+    assert labelled("ext") == [] and labelled("ext", "network") == []

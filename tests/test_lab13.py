@@ -1,0 +1,55 @@
+"""Lab 13, compose: the checker says TODO on the starter, passes the solution (also through the
+CLI), fails the classic mistakes, and leaves no container, mount or cgroup behind."""
+
+import glob
+import os
+from pathlib import Path
+
+import pytest
+
+from minidocker import labs
+from tests.helpers import cli_check_passes, expect_first_failure, with_mistake
+
+REPO = Path(__file__).resolve().parents[1]
+SOLUTION = REPO / "labs/solutions/13-compose.py"
+PARENT = os.environ.get("MINIDOCKER_CGROUP_PARENT", "minidocker")  # this session's containers
+
+
+def traces() -> dict:
+    with open("/proc/self/mountinfo") as f:
+        mounts = sorted(line.split()[4] for line in f)
+    return {"mounts": mounts, "scratch": sorted(glob.glob("/tmp/minidocker-lab13-*")),
+            "cgroups": sorted(glob.glob(f"/sys/fs/cgroup/**/{PARENT}/*/", recursive=True))}
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    before = traces()
+    yield
+    assert traces() == before
+
+
+def test_the_starter_is_a_todo_at_every_step(capsys):
+    assert labs.check("13") == 1
+    report = capsys.readouterr().out
+    assert report.count("TODO") == 3 and "FAIL" not in report
+
+
+def test_the_solution_passes_every_step(md):
+    printed = cli_check_passes(md, "13", SOLUTION, 3)
+    assert "the engine started db, app, web, cache" in printed
+
+
+@pytest.mark.parametrize("right, wrong, complaint", [
+    ("        for dependency in depends.get(service, []):\n            place(dependency)\n"
+     "        placed.append(service)",
+     "        placed.append(service)\n        for dependency in depends.get(service, []):\n"
+     "            place(dependency)", "web comes before app, which it depends on"),
+    ("            return path[path.index(service):] + [service]",
+     "            return path[path.index(service):]", "give the path round the cycle"),
+    ("    return list(reversed(start_order(depends)))", "    return start_order(depends)",
+     "comes after"),
+])
+def test_mistakes_fail_with_a_reason(right, wrong, complaint, tmp_path):
+    student = with_mistake(SOLUTION, right, wrong, tmp_path)
+    expect_first_failure(labs.run("13", student), complaint)

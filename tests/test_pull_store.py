@@ -1,0 +1,53 @@
+"""Stage 11, how a pull stores a layer: unpacked straight from the decompressor, its tar
+checked against the config's diff_id before the layer gets its name, the downloaded gzip file
+renamed into the store as the blob (the registry's bytes, never compressed again)."""
+
+import gzip
+import hashlib
+import io
+import tarfile
+
+import pytest
+
+from minidocker.image.archive import ArchiveError, import_downloaded_layer
+from minidocker.image.store import ImageStore, layer_dir
+
+
+def layer_files(tmp_path):
+    """A gzip layer holding ``hello``: (the blob's file, its digest, the tar's digest)."""
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w") as tar:
+        info = tarfile.TarInfo("hello")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    blob = gzip.compress(plain.getvalue(), mtime=0)
+    path = tmp_path / "blob"
+    path.write_bytes(blob)
+    return (path, f"sha256:{hashlib.sha256(blob).hexdigest()}",
+            f"sha256:{hashlib.sha256(plain.getvalue()).hexdigest()}")
+
+
+def test_a_downloaded_layer_is_checked_unpacked_and_kept_as_it_came(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIDOCKER_ROOT", str(tmp_path / "state"))
+    (tmp_path / "scratch").mkdir()
+    store = ImageStore()
+    path, digest, diff_id = layer_files(tmp_path)
+    wrong = "sha256:" + "0" * 64
+    with pytest.raises(ArchiveError, match="diff_id mismatch"):
+        import_downloaded_layer(store, path, tmp_path / "scratch", digest, wrong)
+    assert not layer_dir(wrong).exists() and not store.blobs.has(digest) and path.exists()
+    assert not list(layer_dir(wrong).parent.iterdir())  # no staging directory left
+
+    layer = import_downloaded_layer(store, path, tmp_path / "scratch", digest, diff_id)
+    assert (layer.digest, layer.diff_id, layer.size) == (digest, diff_id,
+                                                        len(store.blobs.path(digest)
+                                                            .read_bytes()))
+    assert not path.exists()  # renamed into the store
+    assert (layer_dir(diff_id) / "hello").read_text() == "hi\n"
+    # a layer unpacked already is not unpacked again, but its tar is checked all the same
+    path, digest, _ = layer_files(tmp_path)
+    wrong_dir = layer_dir(wrong)
+    wrong_dir.mkdir()
+    with pytest.raises(ArchiveError, match="diff_id mismatch"):
+        import_downloaded_layer(store, path, tmp_path / "scratch", digest, wrong)
+    assert not list(wrong_dir.iterdir())
