@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
 
 
@@ -203,3 +205,33 @@ def test_build_bench_runs_once_and_leaves_nothing(tmp_path):
     if not skip:
         assert set(figures["ratios"]) == {"cold_minidocker_over_buildah",
                                           "cached_minidocker_over_buildah"}
+
+
+@pytest.mark.skipif(not (shutil.which("dockerd") and Path("/usr/local/bin/docker").exists()),
+                    reason="needs dockerd (docker.io) and the docker CLI")
+def test_daemon_bench_runs_small_and_leaves_nothing(tmp_path):
+    """bench/daemon.py end to end, small (1 round, 2 containers, no podman): both daemons ran
+    the four cases and the detached containers, and nothing is left — no dockerd, containerd or
+    shim, no cgroup of either daemon, no workspace."""
+    report = tmp_path / "daemon.json"
+    before = minidocker_cgroups()
+    theirs = set(glob.glob("/sys/fs/cgroup/*/minidocker-dockerd-*"))
+    result = subprocess.run([sys.executable, str(BENCH.parent / "daemon.py"), "--runs", "1",
+                             "--warmup", "0", "-n", "2", "--skip", "podman", "--json",
+                             str(report)], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    workspace = re.search(r"setting up in (\S+)", result.stdout).group(1)
+    assert not Path(workspace).exists()
+    assert new_cgroups(before) == set()
+    assert set(glob.glob("/sys/fs/cgroup/*/minidocker-dockerd-*")) <= theirs
+    for entry in os.listdir("/proc"):  # no daemon of the benchmark is left
+        with contextlib.suppress(OSError):
+            assert workspace.encode() not in Path(f"/proc/{entry}/cmdline").read_bytes()
+    figures = json.loads(report.read_text())
+    assert set(figures["run_ms"]) == {"minidocker-none", "minidocker-bridge", "dockerd-none",
+                                      "dockerd-bridge"}
+    assert figures["minidocker"]["processes_per_container"] == 2  # a monitor and a shim
+    assert figures["dockerd"]["processes_per_container"] == 1  # a containerd-shim
+    assert set(figures["ratios"]) == {"run_none_minidocker_over_dockerd",
+                                      "run_bridge_minidocker_over_dockerd",
+                                      "memory_minidocker_over_dockerd"}

@@ -40,6 +40,7 @@ from minidocker.labs import (
     lab09_security,
     lab10_build,
     lab11_registry,
+    lab12_engine_api,
     lab13_compose,
     lab14_scheduler,
     lab15_runtime,
@@ -53,6 +54,7 @@ LABS = [lab01_namespaces.LAB, lab02_root_filesystem.LAB, lab03_cgroups.LAB, lab0
         lab09_security.LAB,
         lab10_build.LAB,
         lab11_registry.LAB,
+        lab12_engine_api.LAB,
         lab13_compose.LAB,
         lab14_scheduler.LAB,
         lab15_runtime.LAB]

@@ -146,10 +146,9 @@ def session_facts(pid: int, launcher: int | None = None) -> Table:
     return Table(("fact", "kernel says"), rows)
 
 
-def process_tree(pid: int, roles: dict[int, str] | None = None) -> Table:
-    """The tree under ``pid``: each process's name, role, State and PID inside the
-    container. ``roles`` names some of them ({monitor_pid: "monitor", ...})."""
-    roles = roles or {}
+def tree_rows(pid: int, row) -> list[tuple]:
+    """One row per process of the tree under ``pid``, parents first: ``row(process, status,
+    name)``, the name indented as ``pstree`` draws it (``└─ sleep``)."""
     rows = []
 
     def walk(process: int, depth: int) -> None:
@@ -157,12 +156,20 @@ def process_tree(pid: int, roles: dict[int, str] | None = None) -> Table:
         if not info:
             return
         indent = "  " * max(depth - 1, 0) + ("└─ " if depth else "")
-        rows.append((indent + info.get("Name", "?"), roles.get(process, ""),
-                     info.get("State", "?"), pid_inside(process)))
+        rows.append(row(process, info, indent + info.get("Name", "?")))
         for child in children(process):
             walk(child, depth + 1)
 
     walk(pid, 0)
+    return rows
+
+
+def process_tree(pid: int, roles: dict[int, str] | None = None) -> Table:
+    """The tree under ``pid``: each process's name, role, State and PID inside the
+    container. ``roles`` names some of them ({monitor_pid: "monitor", ...})."""
+    roles = roles or {}
+    rows = tree_rows(pid, lambda process, info, name: (
+        name, roles.get(process, ""), info.get("State", "?"), pid_inside(process)))
     return Table(("process", "role", "State", "PID inside"), rows)
 
 

@@ -4,8 +4,8 @@
 request: the method and path, the status, and the headers that carry the protocol (a
 ``Location`` to upload to, a ``Range`` received so far, a ``Docker-Content-Digest``, a
 ``WWW-Authenticate`` challenge). ``sequence_graph`` is the same story as the data of a
-sequence diagram: one lifeline for the client, one for the registry, an arrow per request and
-per answer, top to bottom in time; ``draw_sequence`` draws it with graphviz.
+sequence diagram (viz/sequence.py): one lifeline for the client, one for the registry, an
+arrow per request and per answer, top to bottom in time; ``draw_sequence`` draws it.
 
 ``layout_tree(root, roles)`` draws a storage directory as ``tree(1)`` does (distribution's
 ``docker/registry/v2`` or minidocker's OCI image store), each digest cut to 12 hex digits and
@@ -24,7 +24,9 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from minidocker.registry.recording import Exchange
-from minidocker.viz.graph import FITS_THE_COLUMN, Graph, GraphNode
+from minidocker.viz import sequence
+from minidocker.viz.graph import Graph
+from minidocker.viz.sequence import Arrow
 from minidocker.viz.table import Table
 
 DIGEST = re.compile(r"\b(sha256|sha512):([0-9a-f]{64,128})\b")
@@ -78,68 +80,31 @@ def conversation(exchanges: Iterable[Exchange], title: str = "") -> Table:
 
 # --- the sequence diagram ------------------------------------------------------------------------
 
-def sequence_graph(exchanges: Iterable[Exchange], client: str = "client",
-                   server: str = "registry") -> Graph:
-    """Two lifelines (nodes ``client:N`` and ``server:N``, one pair per moment) and the
-    messages between them: a request from ``client:2i`` to ``server:2i`` (with the scheme of
-    its credentials, ``[Bearer]``), its answer from ``server:2i+1`` back to ``client:2i+1``.
-    Lifeline edges have the label ``""``."""
-    nodes = [GraphNode("client:head", client, "participant"),
-             GraphNode("server:head", server, "participant")]
-    messages = []
-    for i, exchange in enumerate(exchanges):
+def arrows(exchanges: Iterable[Exchange]) -> list[Arrow]:
+    """Each exchange as two arrows: the request (with the scheme of its credentials,
+    ``[Bearer]``) in blue, its answer dashed and coloured by its status."""
+    found = []
+    for exchange in exchanges:
         scheme = credentials(exchange)
         carries = f"  [{scheme}]" if scheme != "-" else ""
-        messages.append(("client", f"{2 * i}", request_line(exchange) + carries))
-        answer = status_line(exchange)
-        notes = answer_notes(exchange)
-        messages.append(("server", f"{2 * i + 1}", f"{answer}\n{notes}" if notes else answer))
-    edges = []
-    previous = "head"
-    for side, moment, label in messages:
-        for lifeline in ("client", "server"):
-            nodes.append(GraphNode(f"{lifeline}:{moment}", "", "moment"))
-            edges.append((f"{lifeline}:{previous}", f"{lifeline}:{moment}", ""))
-        other = "server" if side == "client" else "client"
-        edges.append((f"{side}:{moment}", f"{other}:{moment}", label))
-        previous = moment
-    return Graph(nodes, edges)
+        found.append(Arrow("client", request_line(exchange) + carries, COLOURS["request"]))
+        answer, notes = status_line(exchange), answer_notes(exchange)
+        found.append(Arrow("server", f"{answer}\n{notes}" if notes else answer,
+                           COLOURS.get(str(exchange.status)[:1], "black"), dashed=True))
+    return found
+
+
+def sequence_graph(exchanges: Iterable[Exchange], client: str = "client",
+                   server: str = "registry") -> Graph:
+    """The data of the diagram (viz/sequence.py): a request from ``client:2i`` to
+    ``server:2i``, its answer from ``server:2i+1`` back to ``client:2i+1``."""
+    return sequence.sequence_graph(arrows(exchanges), client, server)
 
 
 def draw_sequence(exchanges: Iterable[Exchange], client: str = "client",
                   server: str = "registry", title: str = ""):
     """The picture of ``sequence_graph``: requests in blue, answers coloured by status."""
-    import graphviz  # only the notebooks need it (the "lab" extra)
-
-    graph = sequence_graph(exchanges, client, server)
-    dot = graphviz.Digraph("sequence", graph_attr={
-        "rankdir": "TB", "size": FITS_THE_COLUMN, "nodesep": "4", "ranksep": "0.5",
-        "label": title, "labelloc": "t", "fontname": "Helvetica"},
-        node_attr={"fontname": "Helvetica", "fontsize": "11"},
-        edge_attr={"fontname": "Courier", "fontsize": "9"})
-    plain = {node.id: node.id.replace(":", "_") for node in graph.nodes}
-    moments = [n.id.split(":")[1] for n in graph.nodes if n.id.startswith("client:")]
-    for moment in moments:
-        with dot.subgraph() as row:  # the two ends of a message side by side
-            row.attr(rank="same")
-            for lifeline in ("client", "server"):
-                node = graph.node(f"{lifeline}:{moment}")
-                if node.kind == "participant":
-                    row.node(plain[node.id], node.label, shape="box", style="filled",
-                             fillcolor="#eeeeee")
-                else:
-                    row.node(plain[node.id], "", shape="point", width="0.01")
-    for source, target, label in graph.edges:
-        if not label:  # a lifeline: dashed, straight down
-            dot.edge(plain[source], plain[target], style="dashed", arrowhead="none",
-                     weight="100", color="#999999")
-            continue
-        request = source.startswith("client:")
-        status = label.split(" ", 1)[0][:1]
-        colour = COLOURS["request"] if request else COLOURS.get(status, "black")
-        dot.edge(plain[source], plain[target], label=label, color=colour, fontcolor=colour,
-                 constraint="false", style="solid" if request else "dashed")
-    return dot
+    return sequence.draw_sequence(arrows(exchanges), client, server, title)
 
 
 # --- the files of a store ------------------------------------------------------------------------
