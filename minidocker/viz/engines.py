@@ -33,7 +33,10 @@ from pathlib import Path
 
 from minidocker.errors import MinidockerError
 
-DOCKER = "/usr/local/bin/docker"
+# The docker CLI: 28.2 where this kit's machine has it, else Debian's (docker.io, 20.10),
+# which the kit installs with dockerd; both negotiate the API version with the daemon.
+DOCKER = "/usr/local/bin/docker" if os.path.exists("/usr/local/bin/docker") else \
+    shutil.which("docker") or "docker"
 START_TIMEOUT = 30  # seconds for dockerd (and its containerd) to answer /_ping
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
