@@ -127,7 +127,7 @@ def test_same_files_same_result(dockerd, case):
         assert our == their, our["name"]
 
 
-@pytest.mark.parametrize("case", ["webapp", "twonets"])
+@pytest.mark.parametrize("case", CASES_COMPARED)
 def test_docker_compose_through_minidockers_daemon(tmp_path, case):
     """Issue 15, item 4: docker-compose 1.29 through minidocker's daemon, against minidocker
     compose, on the same file: the same containers, labels, networks, aliases, volumes, mounts,
