@@ -11,4 +11,6 @@ The scheduler comes first; it needs no container:
     strategies.py  spread, binpack, random
     scheduler.py   filters then a strategy; a Decision that explains itself
     simulate.py    1,000 nodes and 100,000 tasks in memory (bench/cluster.py, notebook 15)
+
+Pods need no cluster: pods.py groups containers of one host around an infra container.
 """
