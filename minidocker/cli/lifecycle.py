@@ -504,7 +504,21 @@ def rm(force, volumes, containers):
     require_root("rm")
     from minidocker.container.lifecycle import rm as remove
 
-    _each(remove, containers, force=force, volumes_too=volumes)
+    _each(remove, joiners_first(containers), force=force, volumes_too=volumes)
+
+
+def joiners_first(names) -> list[str]:
+    """Those that joined another container's namespaces (``container:X``, a pod's members)
+    first: the engine removes no container while running ones share its namespaces."""
+    from minidocker.container import lifecycle
+    from minidocker.errors import MinidockerError
+
+    def joins(name: str) -> bool:
+        try:
+            return bool(lifecycle.find(name).HostConfig.shared())
+        except MinidockerError:  # reported in its turn
+            return False
+    return sorted(names, key=lambda name: not joins(name))
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
