@@ -198,7 +198,7 @@ def refuse_own_namespaces(pod: Pod, config: Config, host: HostConfig) -> None:
             "the pod's containers share its network (give --network to 'pod create')"),
            ("--ipc/--uts", str(host.IpcMode) or str(host.UTSMode),
             "the pod's containers share its IPC and UTS namespaces"),
-           ("--hostname", config.Hostname,
+           ("--hostname/--domainname", config.Hostname or config.Domainname,
             "the pod's containers share its host name (give --hostname to 'pod create')")]
     for flag, given, why in own:
         if given:
