@@ -86,11 +86,20 @@ def test_bad_input_is_one_line(pod, args, code, complaint):
     assert complaint in result.stderr
 
 
-def test_pod_rm_leaves_nothing():
+def status(pod: str) -> str:
+    return ok("pod", "ls", "--format", "{{.Name}} {{.Status}}").partition(f"{pod} ")[2].split()[0]
+
+
+def test_pod_stop_start_then_rm_leaves_nothing():
     before = veths()
     pod_id = ok("pod", "create", "--name", "gone").strip()
+    assert status("gone") == "Created"
     ok("run", "-d", "--pod", "gone", "busybox", "sleep", "60")
     assert len(veths() - before) == 1  # the infra's end on the bridge
+    ok("pod", "stop", "-t", "1", "gone")
+    assert status("gone") == "Exited"
+    ok("pod", "start", "gone")
+    assert status("gone") == "Running"  # the infra, then its member, started again
     assert ok("pod", "rm", "-f", "gone").strip() == pod_id
     assert ok("ps", "-aq", "--filter", f"label=io.minidocker.pod={pod_id}") == ""
     assert "gone_shared" not in ok("volume", "ls", "-q").split()
