@@ -43,6 +43,7 @@ from minidocker.container.config import (
     IpcMode,
     NetworkMode,
     UTSMode,
+    port_bindings_dict,
 )
 from minidocker.container.create import create
 from minidocker.container.names import check_name, new_id, random_name
@@ -106,7 +107,7 @@ class Pod:
                        if not k.startswith(POD_LABEL)},
             "InfraContainerID": self.infra.Id, "SharedNamespaces": list(SHARED_KINDS),
             "InfraConfig": {"NetworkMode": str(host.NetworkMode),
-                            "PortBindings": host.to_dict()["PortBindings"],
+                            "PortBindings": port_bindings_dict(host.PortBindings),
                             "Volumes": list(host.Binds)},
             "NumContainers": 1 + len(self.members),
             "Containers": [{"Id": r.Id, "Name": r.Name, "State": r.status}
@@ -124,9 +125,10 @@ def list_pods() -> list[Pod]:
     """Every pod, newest first: the infra containers, each with the members that carry its ID."""
     found = [lifecycle.refresh(r) for r in records.all_records()]
     found = [r for r in found if lifecycle.still_recorded(r)]
-    return [Pod(r, [m for m in found if m.Config.Labels.get(POD_LABEL) == r.Config.Labels[
-                POD_LABEL] and m.Id != r.Id])
-            for r in found if r.Config.Labels.get(INFRA_LABEL) == "true"]
+    infras = [r for r in found if r.Config.Labels.get(INFRA_LABEL) == "true"]
+    return [Pod(infra, [r for r in found if r is not infra
+                        and r.Config.Labels.get(POD_LABEL) == infra.Config.Labels[POD_LABEL]])
+            for infra in infras]
 
 
 def find_pod(name_or_id: str) -> Pod:
