@@ -418,6 +418,7 @@ from minidocker.cli import (  # noqa: E402,F401  (registers the commands)
     daemon,
     lifecycle,
     network,
+    pod,
     registry,
     swarm,
     system,

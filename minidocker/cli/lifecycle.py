@@ -50,6 +50,8 @@ def container_options(command):
                      help="Mount a tmpfs directory."),
         click.option("--volumes-from", multiple=True, metavar="CONTAINER[:ro|rw]",
                      help="Mount the volumes of another container."),
+        click.option("--pod", metavar="POD", help="Run in a pod: join its infra container's "
+                     "network, IPC and UTS namespaces and volumes ('minidocker pod')."),
         click.option("-m", "--memory", metavar="BYTES", help="Memory limit (e.g. 32m, 1g)."),
         click.option("--memory-swap", metavar="BYTES",
                      help="Memory plus swap limit; -1 = unlimited swap."),
@@ -133,6 +135,7 @@ def run(detach, explain, explain_time, sig_proxy, detach_keys, **options):
     from minidocker.container import create
 
     ensure_image(config.Image, options["pull"])
+    config, host = in_pod(options["pod"], config, host, start=True)
     record = create(config, host, name)
     write_cidfile(cidfile, record.Id)
     if detach:
@@ -146,6 +149,15 @@ def run(detach, explain, explain_time, sig_proxy, detach_keys, **options):
     from minidocker.container.lifecycle import run_in_foreground
 
     sys.exit(run_in_foreground(record, sig_proxy))
+
+
+def in_pod(pod: str | None, config, host, start: bool = False):
+    """``--pod P``: the request made a member of pod P (cluster/pods.py)."""
+    if not pod:
+        return config, host
+    from minidocker.cluster import pods
+
+    return pods.join(pod, config, host, start=start)
 
 
 def explain_steps(detach: bool, timing: bool) -> None:
@@ -185,6 +197,7 @@ def create(**options):
     config, host, name = container_request(options)
     cidfile = check_cidfile(options["cidfile"])
     ensure_image(config.Image, options["pull"])
+    config, host = in_pod(options["pod"], config, host)
     record = make(config, host, name)
     write_cidfile(cidfile, record.Id)
     click.echo(record.Id)
@@ -496,7 +509,21 @@ def rm(force, volumes, containers):
     require_root("rm")
     from minidocker.container.lifecycle import rm as remove
 
-    _each(remove, containers, force=force, volumes_too=volumes)
+    _each(remove, joiners_first(containers), force=force, volumes_too=volumes)
+
+
+def joiners_first(names) -> list[str]:
+    """Those that joined another container's namespaces (``container:X``, a pod's members)
+    first: the engine removes no container while running ones share its namespaces."""
+    from minidocker.container import lifecycle
+    from minidocker.errors import MinidockerError
+
+    def joins(name: str) -> bool:
+        try:
+            return bool(lifecycle.find(name).HostConfig.shared())
+        except MinidockerError:  # reported in its turn
+            return False
+    return sorted(names, key=lambda name: not joins(name))
 
 
 @main.group(cls=Group, context_settings=CONTEXT)

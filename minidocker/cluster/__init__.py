@@ -22,4 +22,6 @@ Then the hosts, the store and the swarm that use it:
     agent.py       a node's heartbeat (its lease) and the manager's election and loop
     reconcile.py   the manager's pass: orphans, slots, scheduling, dispatch to the daemons
     update.py      rolling updates and rollbacks, a batch at a time
+
+Pods need no cluster: pods.py groups containers of one host around an infra container.
 """

@@ -80,6 +80,10 @@ class PidMode(NamespaceMode):
 
 
 class UTSMode(NamespaceMode):
+    """``--uts host`` only, as Docker's flag; ``container:ID`` is never parsed from a flag,
+    but a pod's members hold it: they share their infra container's host name, as the
+    containers of a Kubernetes pod do (cluster/pods.py)."""
+
     flag, joins_containers = "--uts", False
 
 
@@ -251,7 +255,8 @@ class HostConfig:
 
     def shared(self) -> dict[str, str]:
         """``{kind: container}`` for each namespace joined from another container."""
-        modes = {"net": self.NetworkMode, "ipc": self.IpcMode, "pid": self.PidMode}
+        modes = {"net": self.NetworkMode, "ipc": self.IpcMode, "pid": self.PidMode,
+                 "uts": self.UTSMode}
         return {kind: mode.container for kind, mode in modes.items() if mode.container}
 
     def to_dict(self) -> dict:

@@ -111,10 +111,11 @@ def merge_env(image_env: list[str], env: list[str]) -> list[str]:
 
 
 def resolve_shared_containers(host: HostConfig) -> HostConfig:
-    """``--network/--ipc/--pid container:NAME`` name a container that must exist; the record
-    keeps its ID (as Docker's), so a rename or a prefix cannot change what is joined."""
+    """``--network/--ipc/--pid container:NAME`` (and a pod member's UTS mode) name a container
+    that must exist; the record keeps its ID (as Docker's), so a rename or a prefix cannot
+    change what is joined."""
     changes = {}
-    for field_name in ("NetworkMode", "IpcMode", "PidMode"):
+    for field_name in ("NetworkMode", "IpcMode", "PidMode", "UTSMode"):
         mode = getattr(host, field_name)
         if mode.container:
             changes[field_name] = type(mode)(f"container:{records.find(mode.container).Id}")

@@ -224,6 +224,7 @@ def unpause(record: records.ContainerRecord) -> None:
 def rm(record: records.ContainerRecord, force: bool = False, volumes_too: bool = False) -> None:
     """``rm``: a stopped container goes; a running one only with ``force`` (SIGKILL first);
     ``volumes_too`` (``rm -v``): its anonymous volumes with it."""
+    refuse_if_joined(record)
     if record.status in ACTIVE:
         if not force:
             raise Conflict(f"You cannot remove a {record.status} container {record.Id[:12]}. "
@@ -236,6 +237,18 @@ def rm(record: records.ContainerRecord, force: bool = False, volumes_too: bool =
     teardown.remove(record, volumes_too)
 
 
+def refuse_if_joined(record: records.ContainerRecord) -> None:
+    """A container whose namespaces running containers joined (``--network container:X``,
+    a pod's infra) is not removed under them, as podman refuses: they would be left in
+    namespaces that no record names."""
+    joined = sorted(other.Name for other in records.all_records()
+                    if record.Id in other.HostConfig.shared().values()
+                    and refresh(other).status in ACTIVE)
+    if joined:
+        raise Conflict(f"cannot remove container {record.Name}: running container(s) "
+                       f"{', '.join(joined)} share its namespaces (stop or remove them first)")
+
+
 def prune() -> list[str]:
     """``container prune``: remove every container that is not running, and the directories
     of creates that were killed before they saved a record. No create runs meanwhile."""
@@ -243,7 +256,10 @@ def prune() -> list[str]:
     with records.all_locked():
         for record in records.all_records():
             if refresh(record).status not in ACTIVE:
-                rm(record)
+                try:
+                    rm(record)
+                except Conflict:  # running containers joined its namespaces: it stays
+                    continue
                 removed.append(record.Id)
         for directory in records.unrecorded_dirs():
             shutil.rmtree(directory, ignore_errors=True)
