@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         minidocker = Minidocker(ws)
         console.print(f"minidocker: {args.n} × run -d busybox {' '.join(COMMAND)}")
         report["minidocker"] = minidocker.measure(args.n, context=True)
+        if "daemon" not in args.skip:
+            console.print(f"minidocker daemon: {args.n} × create + start through the API")
+            report["minidocker_daemon"] = minidocker.measure_daemon(args.n)
         if "podman" in args.skip:
             report["skipped"]["podman"] = "--skip"
             return
@@ -92,8 +95,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = common.argument_parser("bench/lifecycle.py", __doc__)
     parser.add_argument("-n", "--containers", dest="n", type=int, default=50, metavar="N",
                         help="detached containers to start, per engine (default 50)")
-    parser.add_argument("--skip", action="append", default=[], choices=["podman"],
-                        help="leave podman out")
+    parser.add_argument("--skip", action="append", default=[], choices=["podman", "daemon"],
+                        help="leave podman (or minidocker's daemon mode) out")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("-n must be at least 1")
@@ -264,6 +267,49 @@ class Minidocker:
         wait_for_none(self.state, "minidocker's monitors")
         return result
 
+    def measure_daemon(self, n: int) -> dict:
+        """Daemon mode: ``minidocker daemon`` on a socket in the workspace, N containers
+        created and started through the Engine API; all of them are watched by one monitor
+        host. Memory per container: the host's PSS / N, and (host + API server) / N."""
+        import httpx
+
+        sock = self.ws.path / "md.sock"
+        daemon = subprocess.Popen([*self.cli, "daemon", "--host", f"unix://{sock}",
+                                   "--log-level", "warning"], env=self.env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        api = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)),
+                           base_url="http://docker", timeout=60)
+        ids = []
+        try:
+            wait_for_socket(api, daemon)
+            starts = []
+            for _ in range(n):
+                started = perf_counter()
+                created = api.post("/containers/create", json={
+                    "Image": "busybox", "Cmd": COMMAND, "HostConfig": {"NetworkMode": "none"}})
+                ids.append(created.json()["Id"])
+                if api.post(f"/containers/{ids[-1]}/start").status_code != 204:
+                    raise peers.BenchError(f"the daemon could not start container {ids[-1]}")
+                starts.append(perf_counter() - started)
+            _, out = self.run("inspect", "--format", "{{.State.MonitorPid}}", *ids)
+            hosts = set(out.split())
+            if len(hosts) != 1:
+                raise peers.BenchError(f"expected one monitor host, found {sorted(hosts)}")
+            host = memory(int(hosts.pop()))
+            server = memory(daemon.pid)
+            per = {key: round(host[key] / n, 1) for key in FIELDS}
+            both = {key: round((host[key] + server[key]) / n, 1) for key in FIELDS}
+            result = {"start": start_figures(starts), "host_kb": host, "api_server_kb": server,
+                      "memory_kb": {"host_per_container": per,
+                                    "host_and_server_per_container": both}}
+        finally:
+            api.close()
+            daemon.terminate()
+            daemon.wait()
+        result.update(remove_timed([*self.cli, "rm", "-f", *ids], self.env))
+        self.remove_all()
+        return result
+
     def remove_all(self) -> None:
         """Whatever is left (an interrupted run): remove every container, wait for the
         monitors to go."""
@@ -275,6 +321,18 @@ class Minidocker:
             wait_for_none(self.state, "minidocker's monitors")
         with _environment(self.env):
             peers._release_cgroups(self.state)
+
+
+def wait_for_socket(api, daemon: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise peers.BenchError("minidocker daemon exited at start-up")
+        with contextlib.suppress(Exception):
+            if api.get("/_ping").text == "OK":
+                return
+        time.sleep(0.1)
+    raise peers.BenchError("minidocker daemon did not answer on its socket")
 
 
 def _remove_cgroup_parent(parent: str) -> None:
@@ -388,7 +446,7 @@ def ratios(report: dict) -> dict[str, dict]:
 
 def show(console: Console, report: dict) -> None:
     n = report["containers"]
-    engines = [e for e in ("minidocker", "podman") if e in report]
+    engines = [e for e in ("minidocker", "minidocker_daemon", "podman") if e in report]
     starts = Table(title=f"{n} × run -d busybox {report['command']}, one after the other "
                          "(wall time per command, ms)")
     for column in ("", "1st", "10th", "last", "median", "last / 1st", "last 5 / first 5",
@@ -412,6 +470,11 @@ def show(console: Console, report: dict) -> None:
     rows = [("minidocker monitor", report["minidocker"]["memory_kb"]["monitor"]),
             ("minidocker shim", report["minidocker"]["memory_kb"]["shim"]),
             ("minidocker monitor + shim", report["minidocker"]["memory_kb"]["monitor_shim"])]
+    if "minidocker_daemon" in report:
+        daemon = report["minidocker_daemon"]["memory_kb"]
+        rows += [("minidocker daemon: monitor host / N", daemon["host_per_container"]),
+                 ("minidocker daemon: (host + API server) / N",
+                  daemon["host_and_server_per_container"])]
     if "podman" in report:
         rows.append(("podman's conmon", report["podman"]["memory_kb"]["conmon"]))
     context = report["minidocker"].get("context_kb", {})
