@@ -437,6 +437,7 @@ def _start(shim: Child, go_w: int, user_map: IdMap | None,
             started = shim.gather({"pid", "unshared"})
             if adopt:  # the shim has left: PID 1 is our child now (we are a subreaper)
                 os.waitpid(shim.pid, 0)
+                shim.pid = started["pid"]  # whom a failure reaps from now on
         except BaseException:
             os.close(go_w)
             raise

@@ -110,3 +110,9 @@ def test_restart_policy_and_healthcheck_in_the_host(daemon):
         time.sleep(0.3)
     assert (state, health.strip()) == (["2", "exited", "3"], "healthy")
     assert daemon.docker("rm", "-f", failing, checked).returncode == 0
+
+
+def test_a_command_that_cannot_start_says_why_through_the_host(daemon):
+    result = daemon.docker("run", "--rm", "--network", "none", "busybox", "nosuchcmd")
+    assert result.returncode == 127
+    assert 'exec: "nosuchcmd": executable file not found' in result.stderr
