@@ -8,8 +8,8 @@ of the monitor against podman's conmon (target ≤ 2×)."
    1st, 10th and last start, the median, last / 1st, and the median of the last five over the
    median of the first five (one sample each is noisy; five are less so).
 2. With all N running: the memory of each container's monitor (``python -m
-   minidocker.container.monitor``) and of its shim (the monitor's forked child, the parent of
-   PID 1), from ``/proc/<pid>/smaps_rollup``: PSS (each shared page divided among the processes
+   minidocker.container.monitor``) and of its shim, if one stays (the monitor's forked child,
+   the parent of PID 1; 0 since the monitor adopts PID 1 itself), from ``/proc/<pid>/smaps_rollup``: PSS (each shared page divided among the processes
    that map it: the fair share, since the N monitors share the interpreter's pages), USS (pages
    only this process maps) and RSS (every page it maps, shared or not).
 3. The same with ``podman run -d`` (its own store, ``--runtime runc``) and its per-container
@@ -247,11 +247,15 @@ class Minidocker:
         if len(pairs) != n:
             raise peers.BenchError(f"minidocker inspect listed {len(pairs)} of {n} containers")
         for monitor_pid, pid1 in ((int(a), int(b)) for a, b in pairs):
-            shims = children(monitor_pid)
-            if len(shims) != 1 or children(shims[0]) != [pid1]:
-                raise peers.BenchError(f"monitor {monitor_pid}: expected one shim, the parent "
-                                       f"of PID 1 {pid1}; found children {shims}")
-            monitor, shim = memory(monitor_pid), memory(shims[0])
+            below = children(monitor_pid)
+            if below == [pid1]:  # the monitor adopted PID 1: no shim stays
+                shim = dict.fromkeys(FIELDS, 0)
+            elif len(below) == 1 and children(below[0]) == [pid1]:
+                shim = memory(below[0])
+            else:
+                raise peers.BenchError(f"monitor {monitor_pid}: expected PID 1 {pid1} or one "
+                                       f"shim, its parent, below it; found {below}")
+            monitor = memory(monitor_pid)
             per_container.append({"monitor": monitor, "shim": shim,
                                   "monitor_shim": add(monitor, shim)})
         result = {"start": start_figures(starts),

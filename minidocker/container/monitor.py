@@ -6,9 +6,11 @@ and record its exit code. That is the monitor, one per running container:
 1. ``launch()`` (in the CLI) starts ``python -m minidocker.container.monitor ID`` in a session
    of its own (setsid(2): no terminal, so closing yours does not kill it) and waits on a pipe
    until the monitor reports "running" or an error;
-2. the monitor starts the container with pipes (or a pty with ``-t``) as its stdio; it is the
-   parent of the shim, which is the parent of PID 1 (and the shim dies if the monitor dies:
-   PR_SET_PDEATHSIG, so a killed monitor never leaves an unwatched container behind);
+2. the monitor starts the container with pipes (or a pty with ``-t``) as its stdio. It is a
+   *child subreaper* (prctl PR_SET_CHILD_SUBREAPER) and starts it with ``adopt``: the shim
+   leaves once PID 1 is born, and PID 1, orphaned, becomes the monitor's own child — as conmon
+   adopts runc's PID 1 (one Python process per container, not two). PID 1 dies if the monitor
+   dies (PR_SET_PDEATHSIG), so a killed monitor never leaves an unwatched container behind;
 3. it copies every output line to the json-file log and to attached clients, and what clients
    type to the container's stdin (see attach.py);
 4. with a HEALTHCHECK, it runs the probes and records their verdicts (health.py);
@@ -31,8 +33,8 @@ minidocker.container.monitor --host SOCKET``): the same loop with many monitors 
 process apart from the API server as containerd is apart from dockerd. The API server may stop
 and start again; the host keeps the containers, and their records name it as their monitor, so
 a new API server simply finds them (re-adoption). The host is a child subreaper and starts
-containers with ``adopt``: each shim leaves once PID 1 is born, so 50 containers cost one
-process. It exits when its last container has ended.
+containers with ``adopt`` too, so 50 containers cost one process. It exits when its last
+container has ended.
 
 Man pages: setsid(2), pipe(7), waitpid(2), prctl(2) (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER),
 unix(7), pty(7), select(2).
@@ -728,7 +730,7 @@ def main(argv: list[str]) -> None:
                 os.close(status_fd)
 
     try:
-        monitor = Monitor(records.load(container_id))
+        monitor = Monitor(records.load(container_id), adopt=True)
         monitor.run(report, wait_for_attach="--wait-for-attach" in argv)
     except BaseException as exc:  # anything unexpected: say so, where launch() can read it
         report({"error": f"monitor: {exc}", "exit_code": 125})
