@@ -8,8 +8,8 @@ of the monitor against podman's conmon (target ≤ 2×)."
    1st, 10th and last start, the median, last / 1st, and the median of the last five over the
    median of the first five (one sample each is noisy; five are less so).
 2. With all N running: the memory of each container's monitor (``python -m
-   minidocker.container.monitor``) and of its shim (the monitor's forked child, the parent of
-   PID 1), from ``/proc/<pid>/smaps_rollup``: PSS (each shared page divided among the processes
+   minidocker.container.monitor``) and of its shim, if one stays (the monitor's forked child,
+   the parent of PID 1; 0 since the monitor adopts PID 1 itself), from ``/proc/<pid>/smaps_rollup``: PSS (each shared page divided among the processes
    that map it: the fair share, since the N monitors share the interpreter's pages), USS (pages
    only this process maps) and RSS (every page it maps, shared or not).
 3. The same with ``podman run -d`` (its own store, ``--runtime runc``) and its per-container
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         minidocker = Minidocker(ws)
         console.print(f"minidocker: {args.n} × run -d busybox {' '.join(COMMAND)}")
         report["minidocker"] = minidocker.measure(args.n, context=True)
+        if "daemon" not in args.skip:
+            console.print(f"minidocker daemon: {args.n} × create + start through the API")
+            report["minidocker_daemon"] = minidocker.measure_daemon(args.n)
         if "podman" in args.skip:
             report["skipped"]["podman"] = "--skip"
             return
@@ -92,8 +95,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = common.argument_parser("bench/lifecycle.py", __doc__)
     parser.add_argument("-n", "--containers", dest="n", type=int, default=50, metavar="N",
                         help="detached containers to start, per engine (default 50)")
-    parser.add_argument("--skip", action="append", default=[], choices=["podman"],
-                        help="leave podman out")
+    parser.add_argument("--skip", action="append", default=[], choices=["podman", "daemon"],
+                        help="leave podman (or minidocker's daemon mode) out")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("-n must be at least 1")
@@ -244,11 +247,15 @@ class Minidocker:
         if len(pairs) != n:
             raise peers.BenchError(f"minidocker inspect listed {len(pairs)} of {n} containers")
         for monitor_pid, pid1 in ((int(a), int(b)) for a, b in pairs):
-            shims = children(monitor_pid)
-            if len(shims) != 1 or children(shims[0]) != [pid1]:
-                raise peers.BenchError(f"monitor {monitor_pid}: expected one shim, the parent "
-                                       f"of PID 1 {pid1}; found children {shims}")
-            monitor, shim = memory(monitor_pid), memory(shims[0])
+            below = children(monitor_pid)
+            if below == [pid1]:  # the monitor adopted PID 1: no shim stays
+                shim = dict.fromkeys(FIELDS, 0)
+            elif len(below) == 1 and children(below[0]) == [pid1]:
+                shim = memory(below[0])
+            else:
+                raise peers.BenchError(f"monitor {monitor_pid}: expected PID 1 {pid1} or one "
+                                       f"shim, its parent, below it; found {below}")
+            monitor = memory(monitor_pid)
             per_container.append({"monitor": monitor, "shim": shim,
                                   "monitor_shim": add(monitor, shim)})
         result = {"start": start_figures(starts),
@@ -264,6 +271,49 @@ class Minidocker:
         wait_for_none(self.state, "minidocker's monitors")
         return result
 
+    def measure_daemon(self, n: int) -> dict:
+        """Daemon mode: ``minidocker daemon`` on a socket in the workspace, N containers
+        created and started through the Engine API; all of them are watched by one monitor
+        host. Memory per container: the host's PSS / N, and (host + API server) / N."""
+        import httpx
+
+        sock = self.ws.path / "md.sock"
+        daemon = subprocess.Popen([*self.cli, "daemon", "--host", f"unix://{sock}",
+                                   "--log-level", "warning"], env=self.env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        api = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)),
+                           base_url="http://docker", timeout=60)
+        ids = []
+        try:
+            wait_for_socket(api, daemon)
+            starts = []
+            for _ in range(n):
+                started = perf_counter()
+                created = api.post("/containers/create", json={
+                    "Image": "busybox", "Cmd": COMMAND, "HostConfig": {"NetworkMode": "none"}})
+                ids.append(created.json()["Id"])
+                if api.post(f"/containers/{ids[-1]}/start").status_code != 204:
+                    raise peers.BenchError(f"the daemon could not start container {ids[-1]}")
+                starts.append(perf_counter() - started)
+            _, out = self.run("inspect", "--format", "{{.State.MonitorPid}}", *ids)
+            hosts = set(out.split())
+            if len(hosts) != 1:
+                raise peers.BenchError(f"expected one monitor host, found {sorted(hosts)}")
+            host = memory(int(hosts.pop()))
+            server = memory(daemon.pid)
+            per = {key: round(host[key] / n, 1) for key in FIELDS}
+            both = {key: round((host[key] + server[key]) / n, 1) for key in FIELDS}
+            result = {"start": start_figures(starts), "host_kb": host, "api_server_kb": server,
+                      "memory_kb": {"host_per_container": per,
+                                    "host_and_server_per_container": both}}
+        finally:
+            api.close()
+            daemon.terminate()
+            daemon.wait()
+        result.update(remove_timed([*self.cli, "rm", "-f", *ids], self.env))
+        self.remove_all()
+        return result
+
     def remove_all(self) -> None:
         """Whatever is left (an interrupted run): remove every container, wait for the
         monitors to go."""
@@ -275,6 +325,18 @@ class Minidocker:
             wait_for_none(self.state, "minidocker's monitors")
         with _environment(self.env):
             peers._release_cgroups(self.state)
+
+
+def wait_for_socket(api, daemon: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise peers.BenchError("minidocker daemon exited at start-up")
+        with contextlib.suppress(Exception):
+            if api.get("/_ping").text == "OK":
+                return
+        time.sleep(0.1)
+    raise peers.BenchError("minidocker daemon did not answer on its socket")
 
 
 def _remove_cgroup_parent(parent: str) -> None:
@@ -388,7 +450,7 @@ def ratios(report: dict) -> dict[str, dict]:
 
 def show(console: Console, report: dict) -> None:
     n = report["containers"]
-    engines = [e for e in ("minidocker", "podman") if e in report]
+    engines = [e for e in ("minidocker", "minidocker_daemon", "podman") if e in report]
     starts = Table(title=f"{n} × run -d busybox {report['command']}, one after the other "
                          "(wall time per command, ms)")
     for column in ("", "1st", "10th", "last", "median", "last / 1st", "last 5 / first 5",
@@ -412,6 +474,11 @@ def show(console: Console, report: dict) -> None:
     rows = [("minidocker monitor", report["minidocker"]["memory_kb"]["monitor"]),
             ("minidocker shim", report["minidocker"]["memory_kb"]["shim"]),
             ("minidocker monitor + shim", report["minidocker"]["memory_kb"]["monitor_shim"])]
+    if "minidocker_daemon" in report:
+        daemon = report["minidocker_daemon"]["memory_kb"]
+        rows += [("minidocker daemon: monitor host / N", daemon["host_per_container"]),
+                 ("minidocker daemon: (host + API server) / N",
+                  daemon["host_and_server_per_container"])]
     if "podman" in report:
         rows.append(("podman's conmon", report["podman"]["memory_kb"]["conmon"]))
     context = report["minidocker"].get("context_kb", {})

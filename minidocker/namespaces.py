@@ -12,7 +12,10 @@ for the parent's "go" (cgroup joined), runs the caller's setup (the root filesys
 and execs the command. With a user namespace the shim makes it *first* and waits until the
 parent has written its uid and gid maps: every namespace made after it is owned by it, which
 is what lets root-inside mount /proc for its PID namespace and sysfs for its network one. The shim stays behind as the container's parent:
-it waits for PID 1 and exits with its status, 128+N when a signal N killed it.
+it waits for PID 1 and exits with its status, 128+N when a signal N killed it. With ``adopt``
+the shim exits as soon as PID 1 is born instead, and the caller — a *child subreaper*
+(prctl PR_SET_CHILD_SUBREAPER) — becomes PID 1's parent and waits for it itself, as conmon and
+containerd's shim do with ``runc create``: one process less per container (the monitor host).
 
 Every child that works for a parent (the shim, ``enter``, ``exec``, ``export``, sharing
 /dev/shm) talks back through one *report pipe* (``in_child``, ``fork_child``): JSON lines that
@@ -22,6 +25,8 @@ Man pages: namespaces(7) pid_namespaces(7) user_namespaces(7) unshare(2) setns(2
 prctl(2) nsenter(1). Used by: notebook 01-namespaces, lab 01-namespaces.
 """
 
+import contextlib
+import ctypes
 import fcntl
 import json
 import os
@@ -393,7 +398,7 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
           setup: Callable[[], None] | None = None,
           before_start: Callable[[int], None] | None = None,
           user_map: IdMap | None = None, init: bool = False,
-          join: dict[str, int] | None = None) -> Process:
+          join: dict[str, int] | None = None, adopt: bool = False) -> Process:
     """Start ``argv`` as PID 1 of new namespaces and return once it has exec'd.
 
     ``setup`` runs inside the new namespaces just before exec (stage 2 builds the root
@@ -402,7 +407,8 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
     raises ``MinidockerError`` with Docker's exit code (125, 126 or 127). With ``init`` the
     PID 1 is ``mini_init``, which runs ``argv`` as its child (``--init``). ``join`` names
     namespaces to share instead of create, ``{kind: pid}`` (``--pid container:X``,
-    ``--ipc container:X``, ``--network container:X``): setns(2) into that process's.
+    ``--ipc container:X``, ``--network container:X``): setns(2) into that process's. With
+    ``adopt`` the shim leaves once PID 1 is born and the caller becomes PID 1's parent.
     """
     join = join or {}
     kinds = set(kinds) - set(join)
@@ -411,9 +417,16 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
         user_map = user_map or IdMap()
     go_r, go_w = os.pipe2(os.O_CLOEXEC)  # parent -> child: one byte = "go on"
     # child -> parent: the report pipe (JSON lines; EOF = the command exec'd)
-    shim = fork_child("", _shim, argv, flags, env, stdio or Stdio(), setup, init, go_r, go_w,
-                      join)
-    os.close(go_r)
+    with child_subreaper() if adopt else contextlib.nullcontext():
+        shim = fork_child("", _shim, argv, flags, env, stdio or Stdio(), setup, init, go_r,
+                          go_w, join, adopt)
+        os.close(go_r)
+        return _start(shim, go_w, user_map, before_start, adopt)
+
+
+def _start(shim: Child, go_w: int, user_map: IdMap | None,
+           before_start: Callable[[int], None] | None, adopt: bool) -> Process:
+    """The parent's side of spawn: id maps, wait for PID 1, ``before_start``, "go"."""
     with shim.reports:
         try:
             if user_map:  # the shim made the user namespace first: give it its id maps
@@ -422,10 +435,13 @@ def spawn(argv: list[str], kinds: Iterable[str] = CONTAINER_NAMESPACES, *,
                 os.write(go_w, b"u")
             # Two reports, in either order: the shim's "pid", the child's "unshared".
             started = shim.gather({"pid", "unshared"})
+            if adopt:  # the shim has left: PID 1 is our child now (we are a subreaper)
+                os.waitpid(shim.pid, 0)
+                shim.pid = started["pid"]  # whom a failure reaps from now on
         except BaseException:
             os.close(go_w)
             raise
-        process = Process(pid=started["pid"], shim_pid=shim.pid)
+        process = Process(pid=started["pid"], shim_pid=started["pid"] if adopt else shim.pid)
         try:
             if before_start:
                 before_start(process.pid)
@@ -450,8 +466,23 @@ def write_id_maps(pid: int, idmap: IdMap) -> None:
             f.write(idmap.line())
 
 
-def _shim(report, argv, flags, env, stdio, setup, init, go_r, go_w, join) -> None:
-    """The shim: the container's parent on the host. It never returns."""
+@contextlib.contextmanager
+def child_subreaper():
+    """For a while, we are a child subreaper (prctl(2)): an orphan below us (PID 1 when its
+    shim or ``runc create`` exits) becomes our child instead of init's. Only for a while:
+    afterwards other orphans below us (a daemon's double fork) go to init as before."""
+    was = ctypes.c_int(0)
+    kernel.prctl(kernel.PR_GET_CHILD_SUBREAPER, ctypes.addressof(was))
+    kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        yield
+    finally:
+        kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, was.value)
+
+
+def _shim(report, argv, flags, env, stdio, setup, init, go_r, go_w, join, adopt) -> None:
+    """The shim: the container's parent on the host (with ``adopt``, only until PID 1 is
+    born). It never returns."""
     os.close(go_w)  # only the parent says "go": the read end must see EOF if it gives up
     try:
         kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # our monitor dies -> we die
@@ -475,9 +506,11 @@ def _shim(report, argv, flags, env, stdio, setup, init, go_r, go_w, join) -> Non
             explain.step("clone", "SIGCHLD", f"{os.getpid()} in the shim's PID namespace: the "
                          "container's PID 1 (it is 1 inside)")
             _container_process(report, argv, flags, env, stdio, setup, init, go_r,
-                               {k: p for k, p in join.items() if k != "pid"})
+                               {k: p for k, p in join.items() if k != "pid"}, adopt)
         report.send(pid=child)
-        close_other_fds(set())  # the report and go pipes too: the shim only waits now
+        close_other_fds(set())
+        if adopt:
+            os._exit(0)  # PID 1 is orphaned: the subreaper above us adopts it  # the report and go pipes too: the shim only waits now
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(signum, lambda s, _frame: os.kill(child, s))
         os._exit(_exit_code(os.waitpid(child, 0)[1]))
@@ -501,10 +534,12 @@ def close_other_fds(keep: set[int]) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def _container_process(report, argv, flags, env, stdio, setup, init, go_r, join) -> None:
+def _container_process(report, argv, flags, env, stdio, setup, init, go_r, join,
+                       adopt=False) -> None:
     """What becomes the container: unshare, wait for "go", set up, exec. Never returns."""
     try:
-        kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # the shim dies -> we die
+        if not adopt:
+            kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)  # the shim dies -> we die
         reset_signal_dispositions()
         _connect_stdio(stdio)
         report.step("unshare")
@@ -515,6 +550,8 @@ def _container_process(report, argv, flags, env, stdio, setup, init, go_r, join)
         report.send(unshared=True)
         if os.read(go_r, 1) != b"g":
             os._exit(125)  # the parent gave up on us
+        if adopt:  # "go" comes once the shim is gone: our parent is the adopter now
+            kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)
         if flags & kernel.CLONE_NEWCGROUP:
             kernel.unshare(kernel.CLONE_NEWCGROUP)  # after the parent put us in our cgroup
         if setup:

@@ -138,7 +138,7 @@ def test_lifecycle_bench_runs_small_and_cleans_up(tmp_path):
     report = tmp_path / "lifecycle.json"
     before = minidocker_cgroups()
     result = subprocess.run([sys.executable, str(script), "-n", "2", "--skip", "podman",
-                             "--json", str(report)], capture_output=True, text=True, timeout=60)
+                             "--json", str(report)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert new_cgroups(before) == set()
     workspace = re.search(r"setting up in (\S+)", result.stdout).group(1)
@@ -156,12 +156,18 @@ def test_lifecycle_bench_runs_small_and_cleans_up(tmp_path):
     assert start["first_ms"] > 0 and start["last_over_first"] > 0
     memory = figures["minidocker"]["memory_kb"]
     assert set(memory) == {"monitor", "shim", "monitor_shim"}
-    for part in memory.values():
+    for name, part in memory.items():
         assert set(part) == {"pss", "uss", "rss"}
-        assert 0 < part["uss"] <= part["pss"] <= part["rss"]
+        if name != "shim":  # the monitor adopts PID 1: no shim stays, 0
+            assert 0 < part["uss"] <= part["pss"] <= part["rss"]
     assert memory["monitor_shim"]["pss"] == memory["monitor"]["pss"] + memory["shim"]["pss"]
     assert set(figures["minidocker"]["context_kb"]) == {"python", "python_monitor_imports"}
     assert len(figures["minidocker"]["per_container_kb"]) == 2
+    daemon = figures["minidocker_daemon"]  # one monitor host for both containers
+    assert set(daemon["memory_kb"]) == {"host_per_container", "host_and_server_per_container"}
+    per_container = daemon["memory_kb"]["host_per_container"]["pss"]
+    assert 0 < per_container == pytest.approx(daemon["host_kb"]["pss"] / 2, abs=0.1)
+    assert len(daemon["start"]["samples_ms"]) == 2
     assert figures["minidocker"]["remove_all_ms"] > 0
 
 

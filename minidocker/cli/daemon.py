@@ -50,7 +50,7 @@ FLAG_KEYS = {"host": "hosts", "group": "group", "log_level": "log-level",
 @click.pass_context
 def daemon(ctx, config_file, insecure_tcp, **flags):
     """Serve the Engine API in the foreground until stopped (Ctrl-C, SIGTERM); containers
-    keep running under their monitors when it stops.
+    keep running under the monitor host when it stops.
 
     Use it with the docker CLI: DOCKER_HOST=unix:///run/minidocker.sock docker ps"""
     if ctx.invoked_subcommand:

@@ -27,6 +27,7 @@ Docker: ``docker run --help`` (--sig-proxy), ``docker logs --help``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -355,10 +356,26 @@ def _wait_for_exit(record: records.ContainerRecord, timeout: float) -> bool:
 
 
 def _wait_for_monitor(record: records.ContainerRecord, timeout: float) -> bool:
-    """Wait until the container's monitor has ended; False if it still runs."""
+    """Wait until the container's monitor is done with it; False if it still holds it. A
+    monitor holds ``monitor.lock`` while it watches the container: a monitor process until it
+    ends, the daemon's monitor host (which stays, for the others) until it lets this one go."""
     deadline = time.monotonic() + timeout
-    while monitor_alive(record):
+    while _monitor_holds(record):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
     return True
+
+
+def _monitor_holds(record: records.ContainerRecord) -> bool:
+    try:
+        fd = os.open(record.directory / "monitor.lock", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # free: nobody watches it
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

@@ -6,9 +6,11 @@ and record its exit code. That is the monitor, one per running container:
 1. ``launch()`` (in the CLI) starts ``python -m minidocker.container.monitor ID`` in a session
    of its own (setsid(2): no terminal, so closing yours does not kill it) and waits on a pipe
    until the monitor reports "running" or an error;
-2. the monitor starts the container with pipes (or a pty with ``-t``) as its stdio; it is the
-   parent of the shim, which is the parent of PID 1 (and the shim dies if the monitor dies:
-   PR_SET_PDEATHSIG, so a killed monitor never leaves an unwatched container behind);
+2. the monitor starts the container with pipes (or a pty with ``-t``) as its stdio. It is a
+   *child subreaper* (prctl PR_SET_CHILD_SUBREAPER) and starts it with ``adopt``: the shim
+   leaves once PID 1 is born, and PID 1, orphaned, becomes the monitor's own child — as conmon
+   adopts runc's PID 1 (one Python process per container, not two). PID 1 dies if the monitor
+   dies (PR_SET_PDEATHSIG), so a killed monitor never leaves an unwatched container behind;
 3. it copies every output line to the json-file log and to attached clients, and what clients
    type to the container's stdin (see attach.py);
 4. with a HEALTHCHECK, it runs the probes and records their verdicts (health.py);
@@ -20,7 +22,22 @@ and record its exit code. That is the monitor, one per running container:
 A foreground ``minidocker run`` is its own container's monitor: the same loop, with the
 terminal as one more attached client.
 
-Man pages: setsid(2), pipe(7), waitpid(2), prctl(2) (PR_SET_PDEATHSIG), unix(7), pty(7).
+**One loop, many containers.** The loop (``Loop``) knows nothing of containers: each turn it
+asks every ``Monitor`` which fds it waits on and how long it may sleep (a probe due, a restart
+back-off ending), calls select(2) once for all of them, and hands each monitor the fds that are
+ready. A ``Monitor`` is one container's state machine: ``waiting`` (for an attach client,
+``start -a``), ``running``, ``restarting`` (a back-off is a deadline, never a sleep), ``done``.
+The daemonless CLI runs the loop with one monitor in it. The daemon (stage 12) hands every
+container to one long-lived *monitor host* (``serve_host``, ``python -m
+minidocker.container.monitor --host SOCKET``): the same loop with many monitors in it, a
+process apart from the API server as containerd is apart from dockerd. The API server may stop
+and start again; the host keeps the containers, and their records name it as their monitor, so
+a new API server simply finds them (re-adoption). The host is a child subreaper and starts
+containers with ``adopt`` too, so 50 containers cost one process. It exits when its last
+container has ended.
+
+Man pages: setsid(2), pipe(7), waitpid(2), prctl(2) (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER),
+unix(7), pty(7), select(2).
 """
 
 import contextlib
@@ -34,8 +51,10 @@ import socket
 import sys
 import termios
 import time
+import traceback
 from pathlib import Path
 
+from minidocker import kernel
 from minidocker.container import health, records
 from minidocker.container.attach import RESIZE, exit_frame, frame, short_address
 from minidocker.container.logs import open_log
@@ -48,17 +67,40 @@ MAX_BACKOFF = 10.0  # seconds between restarts, at most
 STEADY = 10.0  # a container that ran this long restarts without delay again
 
 
+HOST: Path | None = None  # the monitor host's socket, when our caller uses one (the daemon)
+HOST_IDLE = 2.0  # seconds the host lingers after its last container has ended
+
+
+def use_host(path: Path) -> None:
+    """From now on ``launch()`` hands containers to the monitor host listening on ``path``
+    (started when none answers) instead of starting a monitor process for each."""
+    global HOST
+    HOST = path
+
+
 def launch(record: records.ContainerRecord, wait_for_attach: bool = False) -> int:
-    """Start a detached monitor for the container; returns PID 1 once it runs. With
-    ``wait_for_attach`` the monitor starts the container only after one client has attached
-    (``start -a``: no output is lost)."""
+    """Start a detached monitor for the container — a process of its own, or the monitor host
+    after ``use_host`` — and return PID 1 once it runs. With ``wait_for_attach`` the container
+    starts only after one client has attached (``start -a``: no output is lost)."""
+    if HOST is not None:
+        for attempt in range(3):  # a host that was just leaving (idle) closes on us: again
+            with suppress_reconnect(attempt == 2):
+                return read_reports(record, ask_host(HOST, record, wait_for_attach),
+                                    wait_for_attach, HOST.with_suffix(".log"))
     status_r, status_w = os.pipe()
     argv = [sys.executable, "-m", "minidocker.container.monitor", record.Id, str(status_w)]
     if wait_for_attach:
         argv.append("--wait-for-attach")
     daemonize(argv, status_w, record.directory / "monitor.log")
     os.close(status_w)
-    with os.fdopen(status_r, "rb") as reports:
+    return read_reports(record, os.fdopen(status_r, "rb"), wait_for_attach,
+                        record.directory / "monitor.log")
+
+
+def read_reports(record: records.ContainerRecord, reports, wait_for_attach: bool,
+                 log: Path) -> int:
+    """What the monitor says of the first start: PID 1, or the error it raises."""
+    with reports:
         for line in reports:
             report = json.loads(line)
             if "error" in report:
@@ -67,8 +109,58 @@ def launch(record: records.ContainerRecord, wait_for_attach: bool = False) -> in
                 return report["running"]
             if "listening" in report and wait_for_attach:
                 return 0  # the caller attaches now; the start follows
-    raise MinidockerError(f"the monitor of {record.Name} died while starting it; see "
-                          f"{record.directory / 'monitor.log'}")
+    raise HostLeft(f"the monitor of {record.Name} died while starting it; see {log}")
+
+
+class HostLeft(MinidockerError):
+    """The monitor ended before it said how the start went."""
+
+
+@contextlib.contextmanager
+def suppress_reconnect(last: bool):
+    """Retry on a host that went away (it closed its socket as we came), unless ``last``."""
+    try:
+        yield
+    except (HostLeft, ConnectionError):
+        if last:
+            raise
+
+
+def ask_host(path: Path, record: records.ContainerRecord, wait_for_attach: bool):
+    """Connect to the monitor host (start it if none answers), ask it to start the container;
+    returns the connection to read its reports from."""
+    connection = connect_host(path)
+    request = {"start": record.Id, "wait_for_attach": wait_for_attach}
+    connection.sendall((json.dumps(request) + "\n").encode())
+    return connection.makefile("rb")
+
+
+def connect_host(path: Path, timeout: float = 10.0) -> socket.socket:
+    deadline = time.monotonic() + timeout
+    while True:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with short_address(path) as address:
+                connection.connect(address)
+            return connection
+        except (FileNotFoundError, ConnectionRefusedError):
+            connection.close()
+            if time.monotonic() > deadline:
+                raise MinidockerError(f"the monitor host does not answer on {path}; see "
+                                      f"{path.with_suffix('.log')}") from None
+        start_host(path)
+
+
+def start_host(path: Path) -> None:
+    """Start the monitor host, detached as a monitor is; wait until it listens (or has found
+    another host already serving, and left)."""
+    status_r, status_w = os.pipe()
+    argv = [sys.executable, "-m", "minidocker.container.monitor", "--host", str(path),
+            str(status_w)]
+    daemonize(argv, status_w, path.with_suffix(".log"))
+    os.close(status_w)
+    with os.fdopen(status_r, "rb") as reports:
+        reports.read()  # EOF: it listens, or it left
 
 
 def daemonize(argv: list[str], keep_fd: int, log: Path) -> None:
@@ -93,13 +185,78 @@ def daemonize(argv: list[str], keep_fd: int, log: Path) -> None:
     os.waitpid(child, 0)
 
 
-class Monitor:
-    """The loop that starts, watches, logs and restarts one container."""
+class Loop:
+    """One select(2) loop for any number of containers (and, in the host, its own socket).
 
-    def __init__(self, record: records.ContainerRecord, local: "Terminal | None" = None):
+    Each turn: ask every monitor for the fds it waits on and how long it may sleep, wait for
+    all of them at once, then give each monitor its ready fds. SIGCHLD (a PID 1 or a probe
+    ended) wakes select() through the signal wake-up pipe; nobody ever sleeps."""
+
+    def __init__(self, keep_going: bool = False):
+        self.keep_going = keep_going  # the host: one container's failure is not the others'
+        self.monitors: list[Monitor] = []
+        self.handlers: dict = {}  # more fds to watch (the host's socket) -> what to call
+        self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wakeup_w = wakeup_w
+        signal.set_wakeup_fd(wakeup_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() when a child ends
+
+    def add(self, monitor: "Monitor") -> None:
+        self.monitors.append(monitor)
+
+    def run_until(self, done) -> None:
+        while not done():
+            self.turn()
+
+    def turn(self) -> None:
+        waits, timeout = {}, 1.0
+        for monitor in self.monitors:
+            for fd in monitor.fds():
+                waits[fd] = monitor
+            timeout = min(timeout, monitor.timeout())
+        try:
+            ready, _, _ = select.select([*waits, *self.handlers, self.wakeup_r], [], [],
+                                        max(timeout, 0))
+        except InterruptedError:
+            ready = []
+        if self.wakeup_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.wakeup_r, 512)
+        for monitor in list(self.monitors):
+            self.step(monitor, [fd for fd in ready if waits.get(fd) is monitor])
+        for fd in ready:
+            if fd in self.handlers:
+                self.handlers[fd]()
+        self.monitors = [monitor for monitor in self.monitors if monitor.state != "done"]
+
+    def step(self, monitor: "Monitor", ready: list) -> None:
+        if not self.keep_going:
+            monitor.step(ready)
+            return
+        try:
+            monitor.step(ready)
+        except Exception:  # a bug, for this container only: it goes, the others stay
+            traceback.print_exc()
+            monitor.abort()
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(-1)
+        os.close(self.wakeup_r)
+        os.close(self.wakeup_w)
+
+
+class Monitor:
+    """One container's state machine in the loop: it starts, watches, logs and restarts it.
+
+    ``waiting`` (for the first attach client) -> ``running`` -> (PID 1 exits) -> ``restarting``
+    (the back-off) -> ``running`` ... -> ``done``."""
+
+    def __init__(self, record: records.ContainerRecord, local: "Terminal | None" = None,
+                 adopt: bool = False):
         self.lock = hold_monitor_lock(record)  # one monitor per container, for its whole life
         self.record = record
         self.local = local  # the foreground terminal, or None when detached
+        self.adopt = adopt  # we are a child subreaper: PID 1 is our own child, no shim
         self.clients: dict[socket.socket, bool] = {}  # attached client -> brought stdin?
         self.readers: set[socket.socket] = set()  # clients that may still send something
         self.container: Container | None = None
@@ -108,48 +265,105 @@ class Monitor:
         self.window: bytes | None = None  # the size an attached terminal asked for
         self.log = open_log(Path(record.LogPath), record.HostConfig.LogConfig)
         self.listener = self._listen(record.directory / "attach.sock")
-        self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wakeup_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() when the shim ends
+        self.state = "new"
+        self.code = 0
+        self.report = self.on_start = None
+        self.outputs: dict[int, str] = {}
+        self.prober: health.Prober | None = None
+        self.pid1_gone = False
+        self.deadline = 0.0  # the end of a back-off, or of the wait for an attach client
+        self.delay = 0.1
+        self.began = 0.0
+        self.closed = False
 
-    def run(self, report=None, on_start=None) -> int:
-        """Start the container, and again as its restart policy says; returns the last exit
-        code. ``report(dict)`` hears "running" (or the error) after the first start; without
-        it a first start's error is raised. ``on_start(container)`` hears of every start."""
-        code, delay, first = 0, 0.1, True
-        while True:
-            began = time.monotonic()
-            try:
-                outputs = self.start_once()
-            except MinidockerError as exc:
-                if first and not report:
-                    self.close()
-                    raise
-                if report:
-                    report({"error": str(exc), "exit_code": exc.exit_code})
-                self.tell_clients_it_failed(exc)
-                code = exc.exit_code
-                break
+    def run(self, report=None, on_start=None, wait_for_attach: bool = False) -> int:
+        """The loop with this one container: start it, and again as its restart policy says;
+        returns the last exit code. ``report(dict)`` hears "running" (or the error) after the
+        first start; without it a first start's error is raised. ``on_start(container)``
+        hears of every start."""
+        loop = Loop()
+        try:
+            self.begin(report, on_start, wait_for_attach)
+            loop.add(self)
+            loop.run_until(lambda: self.state == "done")
+        except BaseException:  # our stdout closed (| head), Ctrl-C, a bug: the container
+            self.abort()       # goes, its record is finished, nothing is left behind
+            raise
+        finally:
+            loop.close()
+        return self.code
+
+    def begin(self, report=None, on_start=None, wait_for_attach: bool = False) -> None:
+        """The first move: start now, or (``start -a``) once a client has attached."""
+        self.report, self.on_start = report, on_start
+        if wait_for_attach:
+            self.state, self.deadline = "waiting", time.monotonic() + 10
             if report:
-                report({"running": self.container.pid})
-                report = None
-            if on_start:
-                on_start(self.container)
-            first = False
-            try:
-                code = self.watch(outputs)
-            except BaseException:  # our stdout closed (| head), Ctrl-C, a bug: the container
-                self.container.cgroup.kill_all()  # goes, its record is finished, nothing
-                self.container.wait()             # is left behind
-                self.close()
+                report({"listening": True})
+        else:
+            self.start_running()
+
+    # what the loop asks
+
+    def fds(self) -> list:
+        if self.state == "waiting":
+            return [self.listener]
+        if self.state != "running":
+            return []
+        fds = [*self.outputs, self.listener, *self.readers,
+               *(self.prober.fds() if self.prober else [])]
+        if self.local and self.local.stdin_open:
+            fds.append(0)
+        return fds
+
+    def timeout(self) -> float:
+        if self.state == "restarting":
+            return 0.05  # a user's stop ends the back-off: look at the record often
+        if self.state == "waiting":
+            return self.deadline - time.monotonic()
+        if self.state == "running" and self.prober:
+            return self.prober.wait_time()
+        return 1.0
+
+    def step(self, ready: list) -> None:
+        """One turn of the loop for this container."""
+        if self.state == "waiting":
+            if self.listener in ready:
+                self.accept()
+                self.start_running()
+            elif time.monotonic() > self.deadline:  # nobody came
+                self.finish()
+        elif self.state == "running":
+            self.watch(ready)
+        elif self.state == "restarting":
+            self.restart_if_due()
+
+    # running
+
+    def start_running(self) -> None:
+        """Start the container; a failure ends this monitor (and is raised, for a first
+        start that nobody hears reported)."""
+        self.began = time.monotonic()
+        try:
+            self.outputs = self.start_once()
+        except MinidockerError as exc:
+            if self.state in ("new", "waiting") and not self.report:
+                self.finish()
                 raise
-            if not self.should_restart(code):
-                break
-            delay = 0.1 if time.monotonic() - began > STEADY else min(delay * 2, MAX_BACKOFF)
-            if not self.wait_to_restart(delay):
-                break
-        self.close()
-        return code
+            if self.report:
+                self.report({"error": str(exc), "exit_code": exc.exit_code})
+                self.report = None
+            self.tell_clients_it_failed(exc)
+            self.code = exc.exit_code
+            self.finish()
+            return
+        self.state, self.pid1_gone = "running", False
+        if self.report:
+            self.report({"running": self.container.pid})
+            self.report = None
+        if self.on_start:
+            self.on_start(self.container)
+        self.prober = health.prober_for(self.record)  # HEALTHCHECK: probes run from this loop
 
     def start_once(self) -> dict[int, str]:
         """Start the container with fresh stdio; returns its output fds by stream name."""
@@ -167,7 +381,8 @@ class Monitor:
             (os.open(os.devnull, os.O_RDONLY), None)
         gc.freeze()  # the shim is forked from us: keep the collector off the pages we share
         try:
-            self.container = start(self.record.reload(), Stdio(in_r, out_w, err_w, console=theirs))
+            self.container = start(self.record.reload(), Stdio(in_r, out_w, err_w, console=theirs),
+                                   adopt=self.adopt)
         finally:
             for fd in (in_r, out_w if not tty else None, err_w if not tty else None):
                 if fd is not None:
@@ -185,53 +400,66 @@ class Monitor:
             return {master: "stdout"}
         return {out_r: "stdout", err_r: "stderr"} if err_r is not None else {out_r: "stdout"}
 
-    def watch(self, outputs: dict[int, str]) -> int:
-        """Copy output to the log and the clients, input to the container, until PID 1 has
-        exited and its output is drained; then record the exit."""
-        process, pid1_gone = self.container.process, False
-        prober = health.prober_for(self.record)  # HEALTHCHECK: probes run from this loop
-        while outputs or process.poll() is None:
-            if not pid1_gone and process.exit_code is not None:
-                pid1_gone = True  # the rest go with PID 1, also in a PID namespace we share
-                self.container.cgroup.kill_all()
-                if prober:
-                    prober.stop()
-                    prober = None
-            probes = prober.fds() if prober else []
-            readable = [*outputs, self.listener, self.wakeup_r, *self.readers, *probes]
-            if self.local and self.local.stdin_open:
-                readable.append(0)
-            try:
-                ready, _, _ = select.select(readable, [], [],
-                                            min(1.0, prober.wait_time()) if prober else 1.0)
-            except InterruptedError:
-                continue
-            if prober:
-                prober.tick(ready)
-            for fd in ready:
-                if fd in probes:
-                    continue  # the prober read it
-                elif fd in outputs:
-                    self.copy_output(fd, outputs)
-                elif fd is self.listener:
-                    self.accept()
-                elif fd == self.wakeup_r:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self.wakeup_r, 512)
-                elif fd == 0:
-                    self.copy_input(os.read(0, 65536), local=True)
-                else:
-                    self.copy_input(self._recv(fd))
+    def watch(self, ready: list) -> None:
+        """Copy output to the log and the clients, input to the container; once PID 1 has
+        exited and its output is drained, record the exit."""
+        process = self.container.process
+        probes = self.prober.fds() if self.prober else []  # before tick: it may close them
+        if self.prober:
+            self.prober.tick(ready)
+        for fd in ready:
+            if fd in probes:
+                continue  # the prober read it
+            elif fd in self.outputs:
+                self.copy_output(fd, self.outputs)
+            elif fd is self.listener:
+                self.accept()
+            elif fd == 0:
+                self.copy_input(os.read(0, 65536), local=True)
+            else:
+                self.copy_input(self._recv(fd))
+        if not self.pid1_gone and process.poll() is not None:
+            self.pid1_gone = True  # the rest go with PID 1, also in a PID namespace we share
+            self.container.cgroup.kill_all()
+            if self.prober:
+                self.prober.stop()
+                self.prober = None
+        if self.pid1_gone and not self.outputs:
+            self.exited()
+
+    def exited(self) -> None:
+        """PID 1 is gone and its output drained: record the exit, tell the clients, then
+        restart or finish as the policy says."""
         self.log.flush_partial()
         if self.stdin_w is not None and not self.record.Config.Tty:
             os.close(self.stdin_w)
         self.stdin_w = None
-        code = self.container.wait()
+        self.code = code = self.container.wait()
         for client in list(self.clients):  # the attached see the end and the exit code
             with contextlib.suppress(OSError):
                 client.sendall(exit_frame(code))
             self.drop(client)
-        return code
+        if self.should_restart(code):
+            steady = time.monotonic() - self.began > STEADY
+            self.delay = 0.1 if steady else min(self.delay * 2, MAX_BACKOFF)
+            self.begin_back_off()
+        else:
+            self.finish()
+
+    def abort(self) -> None:
+        """Something went wrong in the loop: the container goes, and its record is finished."""
+        if self.state == "running" and self.container:
+            self.container.cgroup.kill_all()
+            self.container.wait()
+        if self.state != "done":
+            self.finish()
+
+    def finish(self) -> None:
+        self.state = "done"
+        if self.prober:
+            self.prober.stop()
+            self.prober = None
+        self.close()
 
     def tell_clients_it_failed(self, exc: MinidockerError) -> None:
         """A start that failed (``exec: "x": executable file not found``): the attached
@@ -343,32 +571,41 @@ class Monitor:
             return limit == 0 or record.RestartCount < limit
         return False
 
-    def wait_to_restart(self, delay: float) -> bool:
-        """The back-off: "restarting" for ``delay`` seconds, unless stopped meanwhile."""
+    def begin_back_off(self) -> None:
+        """The back-off: "restarting" until a deadline ``delay`` seconds away — a deadline the
+        loop looks at, never a sleep: the other containers go on meanwhile."""
         try:
             with self.record.locked():
                 self.record.RestartCount += 1
-                self.record.State.update(Status="restarting",
-                                         MonitorPid=os.getpid())
+                self.record.State.update(Status="restarting", MonitorPid=os.getpid())
         except MinidockerError:
-            return False
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline:
-            time.sleep(min(0.05, delay))
-            try:
-                if self.record.reload().State["ManuallyStopped"]:
-                    self.record.mark_exited(self.record.State["ExitCode"])
-                    return False
-            except MinidockerError:
-                return False
-        return True
+            self.finish()
+            return
+        self.state, self.deadline = "restarting", time.monotonic() + self.delay
+
+    def restart_if_due(self) -> None:
+        """Restart once the back-off is over, unless a user stopped (or removed) it."""
+        try:
+            if self.record.reload().State["ManuallyStopped"]:
+                self.record.mark_exited(self.record.State["ExitCode"])
+                self.finish()
+                return
+        except MinidockerError:
+            self.finish()
+            return
+        if time.monotonic() >= self.deadline:
+            self.start_running()
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         self.log.close()
         self.listener.close()
         with contextlib.suppress(OSError):
             os.unlink(self.record.directory / "attach.sock")
-        signal.set_wakeup_fd(-1)
+        with contextlib.suppress(OSError):
+            os.close(self.lock)  # the next monitor of this container may come
 
     @staticmethod
     def _listen(path: Path) -> socket.socket:
@@ -408,12 +645,79 @@ def same_file(fd_a: int, fd_b: int) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+def serve_host(path: Path, status_fd: int) -> None:
+    """The monitor host (the daemon's): one loop for every container handed to it on
+    ``path``; it leaves once it has had no container for ``HOST_IDLE`` seconds."""
+    lock = hold_host_lock(path.with_suffix(".lock"))
+    if lock is None:
+        return  # another host serves: launch() connects to it
+    kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)  # PID 1 of each container: our child
+    listener = Monitor._listen(path)
+    loop = Loop(keep_going=True)
+    loop.handlers[listener] = lambda: take_request(loop, listener.accept()[0])
+    os.close(status_fd)  # "listening": start_host() sees EOF
+    idle_since = time.monotonic()
+    while loop.monitors or time.monotonic() - idle_since < HOST_IDLE:
+        loop.turn()
+        if loop.monitors:
+            idle_since = time.monotonic()
+    listener.close()
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def take_request(loop: Loop, connection: socket.socket) -> None:
+    """One request, ``{"start": ID, "wait_for_attach": bool}``: a monitor for that container
+    joins the loop; the reports go back on the connection, as launch() reads them."""
+    def report(message: dict) -> None:
+        with contextlib.suppress(OSError):
+            connection.sendall((json.dumps(message) + "\n").encode())
+        if "listening" not in message:
+            connection.close()
+
+    monitor = None
+    try:
+        connection.settimeout(5)
+        with connection.makefile("rb") as lines:
+            request = json.loads(lines.readline())
+        connection.settimeout(None)
+        monitor = Monitor(records.load(request["start"]), adopt=True)
+        monitor.begin(report, wait_for_attach=bool(request.get("wait_for_attach")))
+    except Exception as exc:  # a bad request, a removed container, one already running
+        if monitor:
+            monitor.abort()
+        report({"error": f"monitor host: {exc}", "exit_code": getattr(exc, "exit_code", 125)})
+        return
+    loop.add(monitor)
+
+
+def hold_host_lock(path: Path, timeout: float = 5.0) -> int | None:
+    """flock(2) the host's lock file: one host per state root. A host that is leaving holds
+    it for a moment still: wait a little; None if another host keeps it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                return None
+            time.sleep(0.05)
+
+
 def main(argv: list[str]) -> None:
-    """The detached monitor's life (``python -m minidocker.container.monitor ID FD``)."""
-    container_id, status_fd = argv[0], int(argv[1])
-    os.set_inheritable(status_fd, False)
+    """The detached monitor's life (``python -m minidocker.container.monitor ID FD``), or
+    the monitor host's (``... --host SOCKET FD``)."""
     for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_IGN)
+    if argv[0] == "--host":
+        os.set_inheritable(int(argv[2]), False)
+        serve_host(Path(argv[1]), int(argv[2]))
+        return
+    container_id, status_fd = argv[0], int(argv[1])
+    os.set_inheritable(status_fd, False)
 
     def report(message: dict) -> None:
         """Tell launch() how the first start went. It may have stopped listening already
@@ -421,18 +725,13 @@ def main(argv: list[str]) -> None:
         hear of it instead, so a closed pipe is no error."""
         with contextlib.suppress(OSError):
             os.write(status_fd, (json.dumps(message) + "\n").encode())
-        with contextlib.suppress(OSError):
-            os.close(status_fd)
+        if "listening" not in message:
+            with contextlib.suppress(OSError):
+                os.close(status_fd)
 
     try:
-        monitor = Monitor(records.load(container_id))
-        if "--wait-for-attach" in argv:
-            os.write(status_fd, b'{"listening": true}\n')
-            if not select.select([monitor.listener], [], [], 10)[0]:  # nobody came
-                monitor.close()
-                return
-            monitor.accept()
-        monitor.run(report)
+        monitor = Monitor(records.load(container_id), adopt=True)
+        monitor.run(report, wait_for_attach="--wait-for-attach" in argv)
     except BaseException as exc:  # anything unexpected: say so, where launch() can read it
         report({"error": f"monitor: {exc}", "exit_code": 125})
         raise

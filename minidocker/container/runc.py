@@ -25,7 +25,6 @@ prctl(2) (PR_SET_CHILD_SUBREAPER). Used by: notebook 06b-oci-runtime, bench/runt
 """
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -69,7 +68,7 @@ def spawn(plan, stdio: namespaces.Stdio) -> namespaces.Process:
     directory.mkdir(exist_ok=True)
     for name in plan.network.FILES if not plan.network.mode.is_none else ():
         (record.directory / name).touch()  # bind sources; the hook writes them in place
-    with child_subreaper(), console_socket(stdio.console) as (console, listener):
+    with namespaces.child_subreaper(), console_socket(stdio.console) as (console, listener):
         create = namespaces.fork_child(f"create container {record.Name} with runc",
                                        _mount_root_and_create, plan, directory, stdio, console)
         with create.reports:
@@ -114,20 +113,6 @@ def _mount_root_and_create(report: namespaces.Report, plan, directory: Path,
             "--pid-file", str(directory / "pid"),
             *(["--console-socket", console] if console else []), plan.record.Id]
     os.execvp(RUNC, argv)
-
-
-@contextlib.contextmanager
-def child_subreaper():
-    """While runc create runs, we are a child subreaper (prctl(2)): the PID 1 it leaves
-    behind becomes our child. Only then: afterwards, other orphans below us (a daemon's
-    double fork) go to init as before, instead of waiting to be reaped by us."""
-    was = ctypes.c_int(0)
-    kernel.prctl(kernel.PR_GET_CHILD_SUBREAPER, ctypes.addressof(was))
-    kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)
-    try:
-        yield
-    finally:
-        kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, was.value)
 
 
 @contextlib.contextmanager

@@ -121,8 +121,9 @@ def run(config: Config, host: HostConfig | None = None, name: str | None = None,
 
 
 def start(record: records.ContainerRecord,
-          stdio: namespaces.Stdio | None = None) -> Container:
-    """Start a created (or exited) container; returns once its command has been exec'd."""
+          stdio: namespaces.Stdio | None = None, adopt: bool = False) -> Container:
+    """Start a created (or exited) container; returns once its command has been exec'd.
+    With ``adopt`` the caller, a child subreaper, is PID 1's parent: no shim stays."""
     try:
         plan = plan_start(record)
         if plan.host.Runtime == "runc":  # the spawn step handed to runc (runc.py)
@@ -132,7 +133,8 @@ def start(record: records.ContainerRecord,
             process = namespaces.spawn(plan.command, plan.kinds, env=plan.env, stdio=stdio,
                                        join=plan.join, user_map=plan.idmap,
                                        before_start=functools.partial(parent_side, plan, cgroup),
-                                       setup=functools.partial(child_side, plan))
+                                       setup=functools.partial(child_side, plan),
+                                       adopt=adopt)
     except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
         teardown.finish(record, getattr(exc, "exit_code", 125), error=str(exc))
         raise

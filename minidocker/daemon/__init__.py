@@ -5,8 +5,9 @@ It is a *front end*, like the CLI: each endpoint reads Docker's JSON, fills the 
 ``Config``/``HostConfig`` (translate.py) and calls the same engine functions the CLI calls —
 ``create``, ``lifecycle.start/stop/kill/rm``, ``exec_in``, the image store and its verbs, the
 network and volume stores. Nothing here creates, starts or tears down a container by itself:
-each container still has its own monitor (container/monitor.py), so stopping the daemon loses
-nothing. What is new is only the HTTP conversation: the routes (app.py), one handler per
+the containers it starts are all watched by one *monitor host*, a process apart (one select
+loop for all of them, container/monitor.py), so stopping the daemon loses nothing and the next
+one finds them again from their records. What is new is only the HTTP conversation: the routes (app.py), one handler per
 endpoint (system, containers, execs, images, builds, distribution, networks, volumes), Docker's
 error body (errors.py), the hijacked attach stream (hijack.py), and the streamed JSON progress
 of long image operations (progress.py).

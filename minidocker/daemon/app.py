@@ -254,12 +254,16 @@ def umask(mask: int):
 
 def serve(settings: Settings, insecure_tcp: bool = False) -> None:
     """Run the daemon in the foreground until SIGINT/SIGTERM. Containers keep running under
-    their monitors when it stops; the socket is removed."""
+    the monitor host (container/monitor.py) when it stops; the socket is removed."""
     import uvicorn
 
     from minidocker.daemon.hijack import EngineHTTP
 
     os.environ.update(settings.environment())  # before anything reads the state root
+    from minidocker.container import monitor
+    from minidocker.state import state_root
+
+    monitor.use_host(state_root() / "monitor-host.sock")  # one loop for all our containers
     apply_bridge(settings)
     host = (settings.hosts or [DEFAULT_HOST])[0]
     sock = listen(host, settings.group or None, insecure_tcp, tls=settings.tlsverify)
