@@ -39,7 +39,7 @@ def vagrant(*args: str, box: str | None, home: Path) -> subprocess.CompletedProc
 
 @pytest.mark.skipif(shutil.which("vagrant") is None, reason="needs Debian's vagrant package")
 def test_vagrantfile_validates_for_both_boxes(tmp_path):
-    for box in (None, "bento/ubuntu-24.04", "debian/bookworm64"):
+    for box in (None, "debian/bookworm64"):  # None: the default, bento/ubuntu-24.04
         result = vagrant("validate", "--ignore-provider", box=box, home=tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "validated successfully" in result.stdout
