@@ -8,7 +8,7 @@ import time
 from minidocker import namespaces, rootfs
 from minidocker.container import Config, HostConfig, run
 
-from .conftest import MINIDOCKER
+from .conftest import MINIDOCKER, TIMEOUT_SCALE
 
 
 def test_ps_inside_shows_only_the_container(md):
@@ -168,7 +168,7 @@ def test_interactive_shell_on_a_pty():
 
 
 def wait_for_screen(session: str, text: str, timeout: float = 10) -> str:
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * TIMEOUT_SCALE
     while time.time() < deadline:
         screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
                                 capture_output=True, text=True).stdout
