@@ -7,13 +7,15 @@ import sys
 import pytest
 
 MINIDOCKER = [sys.executable, "-m", "minidocker.cli"]
+# Emulated VMs (tools/v2vm under TCG) run everything ~10x slower: their runs set a factor.
+TIMEOUT_SCALE = float(os.environ.get("MINIDOCKER_TEST_TIMEOUT_SCALE", "1"))
 
 
 def minidocker(*args: str, input: str | None = None, timeout: float = 30,
                env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``minidocker ARGS...`` as a user would, capturing stdout and stderr."""
     return subprocess.run([*MINIDOCKER, *args], input=input, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+                          timeout=timeout * TIMEOUT_SCALE, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from minidocker import namespaces, rootfs
 from minidocker.container import Config, HostConfig, run
 
-from .conftest import MINIDOCKER
+from .conftest import MINIDOCKER, TIMEOUT_SCALE
 
 
 def test_ps_inside_shows_only_the_container(md):
@@ -200,7 +200,7 @@ def test_run_it_detaches_with_ctrl_p_ctrl_q_and_attach_comes_back(md, runtime):
 
 def wait_for_screen(session: str, text: str, timeout: float = 10,
                     tmux: tuple | list = ("tmux",)) -> str:
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * TIMEOUT_SCALE
     while time.time() < deadline:
         screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", session],
                                 capture_output=True, text=True).stdout

@@ -88,7 +88,8 @@ def info_text(d: dict) -> str:
              *(f"  {k}: {v}" for k, v in d["DriverStatus"]),
              f" Logging Driver: {d['LoggingDriver']}", f" Cgroup Driver: {d['CgroupDriver']}",
              f" Cgroup Version: {d['CgroupVersion']}", " Plugins:",
-             *(f"  {kind}: {' '.join(names)}" for kind, names in d["Plugins"].items()),
+             *(f"  {kind}: {' '.join(names)}" for kind, names in d["Plugins"].items()
+               if names),  # dockerd's Authorization: null
              f" Swarm: {d['Swarm']['LocalNodeState']}",
              f" Runtimes: {' '.join(d['Runtimes'])}", f" Default Runtime: {d['DefaultRuntime']}",
              " Security Options:", *(f"  {o.split(',')[0].removeprefix('name=')}"

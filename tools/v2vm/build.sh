@@ -10,62 +10,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PACKAGES=systemd-sysv,udev,linux-image-amd64,initramfs-tools,python3,python3-venv,busybox-static,iproute2,util-linux,procps,kmod,tini,psmisc,iptables,ca-certificates,tmux
 
-command -v debootstrap >/dev/null && command -v qemu-system-x86_64 >/dev/null &&
-    command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null || {
-    say "installing host packages: qemu-system-x86 debootstrap e2fsprogs"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        qemu-system-x86 debootstrap e2fsprogs >/dev/null
-}
-mkdir -p "$WORK"
-
-MOUNTED=()
-chroot_umount() {
-    local i
-    for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
-        mountpoint -q "${MOUNTED[i]}" && umount -l "${MOUNTED[i]}"
-    done
-    MOUNTED=()
-}
-trap chroot_umount EXIT
-chroot_mount() {
-    local m
-    for m in proc sys dev dev/pts; do
-        mountpoint -q "$ROOTFS/$m" && continue
-        case $m in
-            proc) mount -t proc proc "$ROOTFS/proc" ;;
-            sys) mount -t sysfs sysfs "$ROOTFS/sys" ;;
-            dev) mount --bind /dev "$ROOTFS/dev" ;;
-            dev/pts) mount -t devpts -o newinstance devpts "$ROOTFS/dev/pts" ;;
-        esac
-        MOUNTED+=("$ROOTFS/$m")
-    done
-}
-in_chroot() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
-
 # 1. The Debian 12 rootfs (kernel and modules included: the kernel boots from it).
-if [ ! -f "$WORK/.debootstrap-done" ]; then
-    say "debootstrap $SUITE into $ROOTFS (a few minutes)"
-    rm -rf "$ROOTFS"
-    debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR" \
-        >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log"; die "debootstrap failed"; }
-    touch "$WORK/.debootstrap-done"
-fi
-
-# Packages added to the list after the rootfs was made: installed into it (the chroot uses the
-# host's network for apt; the guest itself never has one).
-MISSING=()
-for p in ${PACKAGES//,/ }; do
-    chroot "$ROOTFS" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-        MISSING+=("$p")
-done
-if [ ${#MISSING[@]} -gt 0 ]; then
-    say "installing into the rootfs: ${MISSING[*]}"
-    chroot_mount
-    in_chroot apt-get update -qq
-    in_chroot env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${MISSING[@]}" >"$WORK/apt.log" 2>&1 || { tail -20 "$WORK/apt.log"; die "apt-get install failed"; }
-    chroot_umount
-fi
+trap chroot_umount EXIT
+bootstrap_rootfs "$PACKAGES"
 
 # 2. The system settings the guest needs: no network, root disk, autologin-free, tests on boot.
 say "configuring the guest"
@@ -86,18 +33,8 @@ for unit in systemd-networkd-wait-online.service getty@tty1.service; do
 done
 
 # 3. Wheels for the [dev] extras, fetched on the host (the guest has no network).
-ARCHIVE=$WORK/repo.tar
-git -C "$REPO_DIR" archive --format=tar HEAD >"$ARCHIVE"
+fetch_wheels dev
 HEAD=$(git -C "$REPO_DIR" rev-parse HEAD)
-if [ ! -f "$WORK/.wheels-$HEAD" ]; then
-    say "downloading the [dev] wheels for $HEAD"
-    rm -rf "$WORK/src" "$WHEELS" "$WORK"/.wheels-*
-    mkdir -p "$WORK/src" "$WHEELS"
-    tar -xf "$ARCHIVE" -C "$WORK/src"
-    /usr/bin/python3 -m pip wheel -q --wheel-dir "$WHEELS" "$WORK/src[dev]" setuptools wheel pip \
-        >"$WORK/wheels.log" 2>&1 || { tail -20 "$WORK/wheels.log"; die "pip wheel failed"; }
-    touch "$WORK/.wheels-$HEAD"
-fi
 
 # 4. The repo at /repo and its venv, installed in the chroot from those wheels only.
 say "copying the repo (git archive HEAD) to /repo and building its venv"
@@ -117,11 +54,4 @@ mkdir -p "$ROOTFS/results"
 chroot_umount
 
 # 5. Kernel and initramfs out of the rootfs, then the disk image from the directory.
-KERNEL=$(ls "$ROOTFS"/boot/vmlinuz-* | sort -V | tail -1)
-INITRD=$(ls "$ROOTFS"/boot/initrd.img-* | sort -V | tail -1)
-cp "$KERNEL" "$WORK/vmlinuz"
-cp "$INITRD" "$WORK/initrd.img"
-say "making $IMAGE ($IMAGE_SIZE ext4, from the directory)"
-rm -f "$IMAGE"
-mkfs.ext4 -q -F -L v2vm-root -d "$ROOTFS" "$IMAGE" "$IMAGE_SIZE"
-say "built: kernel $(basename "$KERNEL"), image $IMAGE"
+image_from_rootfs

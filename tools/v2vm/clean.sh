@@ -4,9 +4,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 for m in dev/pts dev sys proc; do
     mountpoint -q "$ROOTFS/$m" 2>/dev/null && umount -l "$ROOTFS/$m"
 done
-if [ -f "$WORK/qemu.pid" ] && kill -0 "$(cat "$WORK/qemu.pid")" 2>/dev/null; then
-    kill "$(cat "$WORK/qemu.pid")"
-fi
+qemu_stop
 grep -q " $WORK" /proc/self/mountinfo && die "something is still mounted under $WORK"
 rm -rf "$WORK"
 say "removed $WORK"

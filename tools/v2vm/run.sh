@@ -19,7 +19,6 @@ case $MODE in
     *) die "mode is systemd or bare, not $MODE" ;;
 esac
 [ -f "$IMAGE" ] && [ -f "$WORK/vmlinuz" ] || die "no image yet: run tools/v2vm/build.sh first"
-[ -e /dev/kvm ] || V2VM_ACCEL=tcg
 
 # The pytest args go into the image with debugfs (no mount): /results/args, one per line.
 ARGS_FILE=$WORK/args
@@ -28,44 +27,12 @@ debugfs -w -R "rm /results/args" "$IMAGE" >/dev/null 2>&1 || true
 debugfs -w -R "rm /results/output.txt" "$IMAGE" >/dev/null 2>&1 || true
 debugfs -w -R "write $ARGS_FILE /results/args" "$IMAGE" >/dev/null 2>&1
 
-# KVM first; in some nested setups (a KVM that is itself a guest's) the guest kernel hangs right
-# after its real-mode setup, so a 20 s probe decides, and TCG (slow, but right) is the fallback.
-accel() {
-    case ${V2VM_ACCEL:-auto} in
-        kvm) echo "-enable-kvm -cpu ${V2VM_CPU:-host,-arch-capabilities}"; return ;;
-        tcg) echo "-accel tcg,thread=multi -cpu max"; return ;;
-    esac
-    local probe=$WORK/kvm-probe.log
-    rm -f "$probe"
-    timeout 20 qemu-system-x86_64 -enable-kvm -cpu "${V2VM_CPU:-host,-arch-capabilities}" -m 256 \
-        -machine q35 -nic none -display none -monitor none -no-reboot -serial "file:$probe" \
-        -kernel "$WORK/vmlinuz" -append "console=ttyS0 panic=-1" >/dev/null 2>&1 || true
-    if grep -q "Linux version" "$probe" 2>/dev/null; then
-        echo "-enable-kvm -cpu ${V2VM_CPU:-host,-arch-capabilities}"
-    else
-        say "KVM does not boot a guest kernel here (see $probe): using TCG"
-        echo "-accel tcg,thread=multi -cpu max"
-    fi
-}
-ACCEL=$(accel)
-
 SERIAL=$WORK/serial-$MODE.log
-PIDFILE=$WORK/qemu.pid
 rm -f "$SERIAL"
-cleanup() {
-    if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-        kill "$(cat "$PIDFILE")"
-    fi
-    rm -f "$PIDFILE"
-}
-trap cleanup EXIT
+trap qemu_stop EXIT
+qemu_command "$SERIAL" "$INIT"
 say "booting ($MODE, $ACCEL), serial console in $SERIAL (timeout ${V2VM_TIMEOUT:-1800}s)"
-timeout "${V2VM_TIMEOUT:-1800}" qemu-system-x86_64 $ACCEL -smp 2 -m 2048 \
-    -machine q35 -nic none -display none -monitor none -no-reboot \
-    -serial "file:$SERIAL" -pidfile "$PIDFILE" \
-    -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img" \
-    -drive "file=$IMAGE,format=raw,if=virtio" \
-    -append "root=/dev/vda rw console=ttyS0 panic=-1 systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all systemd.show_status=0 $INIT" \
+timeout "${V2VM_TIMEOUT:-1800}" "${QEMU[@]}" -nic none -drive "file=$IMAGE,format=raw,if=virtio" \
     || say "qemu exited with status $?"
 
 mkdir -p "$RESULTS"

@@ -6,6 +6,7 @@ cd /repo || exit 1
 ARGS=(tests/test_cgroups.py tests/test_lab03.py tests/test_smoke.py tests/test_run.py -q -rs)
 if [ -s /results/args ]; then mapfile -t ARGS </results/args; fi
 mkdir -p /results
+export MINIDOCKER_TEST_TIMEOUT_SCALE=${MINIDOCKER_TEST_TIMEOUT_SCALE:-10}   # TCG: ~10x slower
 {
     echo "=== v2vm: commit $(cat /repo/.v2vm-commit 2>/dev/null), kernel $(uname -r), mode ${V2VM_MODE:-systemd}"
     echo "=== /proc/cmdline"; cat /proc/cmdline
