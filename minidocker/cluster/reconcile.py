@@ -260,7 +260,7 @@ def schedule(state: Snapshot, task: dict, scheduler: Scheduler) -> None:
     service = state.services[task["ServiceID"]]
     spec = task_spec(task, service)
     try:
-        decision = scheduler.place(spec, explain=True)
+        decision = own_scheduler(service, scheduler).place(spec, explain=True)
     except (NoSuitableNode, SchedulingError) as exc:
         explanation = str(getattr(exc, "decision", exc))
         if task.get("Explain") != explanation:
@@ -271,6 +271,15 @@ def schedule(state: Snapshot, task: dict, scheduler: Scheduler) -> None:
     task["NodeID"] = decision.node
     task["Explain"] = str(decision)
     set_status(state, task, "assigned", "scheduler assigned task to node")
+
+
+def own_scheduler(service: dict, scheduler: Scheduler) -> Scheduler:
+    """A service's own strategy (``service create --strategy``, kept as its label) ranks
+    the nodes instead of the swarm's, on the same view."""
+    name = service["Spec"].get("Labels", {}).get(records.STRATEGY_LABEL)
+    if not name or name == scheduler.strategy.name:
+        return scheduler
+    return Scheduler(scheduler.view, named_strategy(name), scheduler.filters)
 
 
 def dispatch(state: Snapshot, node: dict) -> None:
@@ -339,10 +348,11 @@ def container_body(task: dict, service: dict, node: dict) -> dict:
                              [{"HostPort": str(p["PublishedPort"])}] for p in ports
                              if p.get("PublishedPort")}}
     return {"Image": container["Image"], "Cmd": container.get("Args") or None,
-            "Env": container.get("Env", []),
+            "Entrypoint": container.get("Command") or None, "Env": container.get("Env", []),
             "ExposedPorts": {k: {} for k in host["PortBindings"]},
-            "Labels": {SERVICE_LABEL: spec["Name"], SERVICE_ID_LABEL: service["ID"],
-                       TASK_LABEL: task["ID"], NODE_LABEL: node["ID"]},
+            "Labels": {**container.get("Labels", {}), SERVICE_LABEL: spec["Name"],
+                       SERVICE_ID_LABEL: service["ID"], TASK_LABEL: task["ID"],
+                       NODE_LABEL: node["ID"]},
             "HostConfig": host}
 
 
