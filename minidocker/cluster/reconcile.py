@@ -140,10 +140,12 @@ def build_view(state: Snapshot) -> ClusterView:
 
 # --- one pass ---------------------------------------------------------------------------------------
 
-def reconcile(store, leader: str) -> Snapshot | None:
+def reconcile(store, leader: str, engine=Engine, workers: int = 0) -> Snapshot | None:
     """One pass: orphans, orchestrate, schedule, dispatch; the changed tasks written back,
     only if ``leader`` (a node ID) still leads: a manager whose lease expired mid-pass writes
-    nothing (its stale view must not win over the new leader's)."""
+    nothing (its stale view must not win over the new leader's). ``engine`` makes a node's
+    daemon client from its socket (traffic.py passes simulated ones), ``workers`` caps the
+    threads of dispatch (0: one per node)."""
     state = snapshot(store)
     if state is None:
         return None
@@ -157,8 +159,8 @@ def reconcile(store, leader: str) -> Snapshot | None:
         if task["DesiredState"] == RUNNING and not task.get("NodeID"):
             schedule(state, task, scheduler)
     ready = [n for n in state.nodes.values() if n["ID"] in state.alive and not n.get("Left")]
-    with ThreadPoolExecutor(max_workers=max(len(ready), 1)) as pool:  # the nodes work at once
-        list(pool.map(lambda node: dispatch(state, node), ready))
+    with ThreadPoolExecutor(max_workers=workers or max(len(ready), 1)) as pool:  # at once
+        list(pool.map(lambda node: dispatch(state, node, engine(node["Socket"])), ready))
     forgotten = forget_old_tasks(state)
     writes = {records.TASKS + task_id: json.dumps(state.tasks[task_id], sort_keys=True)
               for task_id in state.changed}
@@ -282,9 +284,8 @@ def own_scheduler(service: dict, scheduler: Scheduler) -> Scheduler:
     return Scheduler(scheduler.view, named_strategy(name), scheduler.filters)
 
 
-def dispatch(state: Snapshot, node: dict) -> None:
+def dispatch(state: Snapshot, node: dict, engine: Engine) -> None:
     """Make node ``node``'s daemon run exactly the tasks assigned to it."""
-    engine = Engine(node["Socket"])
     try:
         containers = engine.containers(all=True, label=TASK_LABEL)
     except EngineError as exc:
