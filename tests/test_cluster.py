@@ -367,3 +367,6 @@ def test_cluster_down_leaves_nothing(swarm):
     assert not (Path(os.environ["MINIDOCKER_ROOT"]) / "cluster").exists()
     mounts = Path("/proc/self/mountinfo").read_text()
     assert "/cluster/" not in mounts
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert not [line for line in links.splitlines()
+                if any(word in line for word in ("vxlan", "lab0", "veth"))], links
