@@ -305,7 +305,6 @@ services:
 
 
 def test_stack_deploy_ls_services_ps_rm(swarm, tmp_path):
-    (tmp_path / "Dockerfile").write_text("FROM busybox\n")
     (tmp_path / "compose.yml").write_text(STACK_FILE)
     deployed = minidocker("stack", "deploy", "-c", str(tmp_path / "compose.yml"),
                           "--detach=false", "demo", timeout=120)
