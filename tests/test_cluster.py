@@ -330,10 +330,11 @@ def test_stack_deploy_ls_services_ps_rm(swarm, tmp_path):
     web = [c for c in running if c["Labels"].get(SERVICE_LABEL) == "demo_web"]
     assert len(web) == 2 and web[0]["Labels"]["tier"] == "front"
     assert "web hello" in md_ok("service", "logs", "demo_web")
-    again = md_ok("stack", "deploy", "-c", str(tmp_path / "compose.yml"), "demo")
+    (tmp_path / "compose.yml").write_text(STACK_FILE.split("  agent:")[0])
+    again = md_ok("stack", "deploy", "--prune", "-c", str(tmp_path / "compose.yml"), "demo")
     assert "Updating service demo_web (id: " in again
-    assert md_ok("stack", "rm", "demo") == ("Removing service demo_agent\n"
-                                            "Removing service demo_web\n")
+    assert again.splitlines()[-1] == "Removing service demo_agent"
+    assert md_ok("stack", "rm", "demo") == "Removing service demo_web\n"
     wait_for(lambda: not any(containers_of("demo_web").values())
              and not any(containers_of("demo_agent").values()), 20, "the stack's tasks gone")
     gone = minidocker("stack", "ps", "demo")

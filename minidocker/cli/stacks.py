@@ -16,11 +16,12 @@ def stack():
 @click.option("-c", "--compose-file", "files", multiple=True, required=True, metavar="FILE",
               help="Path to a Compose file (repeatable: later files override earlier ones).")
 @click.option("--prune", is_flag=True, help="Prune services that are no longer referenced.")
-@click.option("-d", "--detach", type=click.BOOL, default=True, is_flag=False, flag_value=True,
-              show_default=True, help="Exit immediately instead of waiting for the stack "
-              "services to converge (--detach=false waits).")
+@click.option("--detach", type=click.BOOL, default=True, is_flag=False, flag_value=True,
+              metavar="[=BOOL]", show_default=True, help="Exit immediately instead of waiting "
+              "for the stack services to converge; --detach=false waits.")
+@click.option("-d", "short_detach", is_flag=True, help="--detach=true (the default).")
 @click.argument("name")
-def stack_deploy(files, prune, detach, name):
+def stack_deploy(files, prune, detach, short_detach, name):
     """Deploy a new stack or update an existing stack."""
     from minidocker.cluster import stack as stacks
 

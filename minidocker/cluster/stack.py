@@ -29,6 +29,7 @@ Docs: docs.docker.com "Deploy a stack to a swarm", ``docker stack deploy``; the 
 Specification's deploy section (deploy.md). Used by: cli/stack.py, tests/test_cluster.py.
 """
 
+import re
 from dataclasses import dataclass, field
 
 from minidocker.cluster import swarm as records
@@ -39,6 +40,7 @@ from minidocker.compose.model import Project, Service
 NAMESPACE = "com.docker.stack.namespace"
 IMAGE_LABEL = "com.docker.stack.image"
 STRATEGY_LABEL = records.STRATEGY_LABEL
+STACK_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 # docker/cli's compose loader: what swarm mode ignores, what it calls deprecated, what it
 # refuses — restricted to the keys stage 13 reads, plus those minidocker's tasks do not apply
@@ -79,7 +81,7 @@ class Plan:
 
 def plan(files: list[str], stack: str) -> Plan:
     """Read the file with stage 13's loader and turn each service into a ServiceSpec."""
-    if not records.STACK_NAME.fullmatch(stack):
+    if not STACK_NAME.fullmatch(stack):
         raise StackError(f"invalid stack name {stack!r}: use letters, digits, '_', '.' or '-'")
     project = load(Options(files=files, project_name=stack, builds=False))
     made = Plan(stack, [])

@@ -20,7 +20,6 @@ agent.py, tests/test_cluster.py.
 """
 
 import json
-import re
 import secrets
 import string
 import sys
@@ -41,7 +40,6 @@ SERVICES, TASKS = PREFIX + "services/", PREFIX + "tasks/"
 ALPHABET = string.ascii_lowercase + string.digits
 RUNNING, SHUTDOWN = "running", "shutdown"
 STRATEGY_LABEL = "com.minidocker.scheduler.strategy"  # a service's own strategy (its label)
-STACK_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 
 class SwarmError(MinidockerError):
