@@ -66,7 +66,9 @@ services:
      "invalid update_config.failure_action 'panic': use pause, continue or rollback"),
     ("services: {web: {image: busybox, deploy: {placement: {constraint: [a]}}}}",
      "key 'deploy.placement.constraint': unknown key (did you mean 'constraints'?)"),
-], ids=["forbidden", "network", "strategy", "failure-action", "typo"])
+    ("services: {web: {image: busybox, deploy: {mode: global, replicas: 2}}}",
+     "replicas can only be used with replicated mode"),
+], ids=["forbidden", "network", "strategy", "failure-action", "typo", "global-replicas"])
 def test_what_a_stack_refuses_is_one_line(tmp_path, text, error):
     (tmp_path / "compose.yml").write_text(text)
     result = minidocker("stack", "deploy", "-c", str(tmp_path / "compose.yml"), "demo")

@@ -131,7 +131,7 @@ def service_spec(stack: str, service: Service, made: Plan) -> dict:
     mode = deploy.get("mode", "replicated")
     spec = records.service_spec(
         f"{stack}_{service.name}", service.image, service.command or [],
-        deploy.get("replicas") if mode == "replicated" else None, mode,
+        deploy.get("replicas"), mode,
         placement.get("constraints", []),
         [f"spread={p['spread']}" for p in placement.get("preferences", []) if "spread" in p],
         endpoint_ports(service, made),
