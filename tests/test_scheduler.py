@@ -301,6 +301,28 @@ def test_the_managers_pass_writes_a_task_once_and_an_orphan_twice():
     assert measured.leftovers == []
 
 
+def test_a_service_with_its_own_strategy_in_the_managers_pass():
+    """The swarm spreads; a service labelled binpack (``service create --strategy``) packs,
+    in the manager's real pass (simulated daemons, a counting store)."""
+    from minidocker.cluster import swarm
+
+    store = traffic.CountingStore()
+    daemons = traffic.make_swarm(store, 4, "spread")
+    for name, strategy_name in (("spread", ""), ("packed", "binpack")):
+        swarm.create_service(store, swarm.service_spec(
+            name, "busybox", [], 4, "replicated", [], [], [], [], 0, 2**28, 0,
+            strategy=strategy_name))
+    traffic.converge(store, daemons)
+    nodes_of = {name: {d.node for d in daemons.values() for labels in d.running.values()
+                       if labels[traffic.reconcile.SERVICE_LABEL] == name}
+                for name in ("spread", "packed")}
+    assert len(nodes_of["spread"]) == 4 and len(nodes_of["packed"]) == 1
+    packed = swarm.find_service(store, "packed")
+    assert packed["Spec"]["Labels"] == {swarm.STRATEGY_LABEL: "binpack"}
+    tasks = swarm.tasks_of(store, packed["ID"])
+    assert all("(strategy binpack)" in t["Explain"] for t in tasks)
+
+
 def test_the_bench_runs_on_a_small_cluster(tmp_path):
     import subprocess
     import sys

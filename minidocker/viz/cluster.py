@@ -132,14 +132,18 @@ class Seen:
 
 
 class Watcher(threading.Thread):
-    """Every change under ``/minidocker/``, as it happens, kept in ``events``. It ends when
-    etcd goes (``cluster down``)."""
+    """Every change under ``/minidocker/``, as it happens, kept in ``events``. After
+    ``stop()`` it ends at the next event (its connection closed); also if etcd goes."""
 
     def __init__(self, etcd: LabEtcd):
         super().__init__(daemon=True)
         self.etcd = etcd
         self.events: list[Seen] = []
         self.watching = threading.Event()
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
 
     def run(self) -> None:
         from minidocker.cluster import lab as labs
@@ -148,11 +152,16 @@ class Watcher(threading.Thread):
         labs.enter(self.etcd.lab)
         _, revision = self.etcd.store.get_prefix(PREFIX)
         self.watching.set()
+        stream = self.etcd.store.watch(PREFIX, start_revision=revision + 1)
         try:
-            for event in self.etcd.store.watch(PREFIX, start_revision=revision + 1):
+            for event in stream:
+                if self.stopping.is_set():
+                    return
                 self.events.append(Seen(time.time(), event.type, event.key, parse(event.value)))
         except EtcdError:
             return
+        finally:
+            stream.close()  # the HTTP stream with it
 
 
 def parse(value: str | None) -> dict | str | None:
