@@ -29,7 +29,8 @@ services:
         constraints: ["node.labels.zone==east"]
         preferences: [{spread: node.labels.rack}]
         max_replicas_per_node: 2
-      resources: {limits: {cpus: "0.5"}, reservations: {cpus: "0.25", memory: 1g}}
+      resources: {limits: {cpus: "0.5", pids: 10}, reservations: {cpus: "0.25", memory: 1g}}
+      restart_policy: {condition: on-failure}
 """)
     [spec] = made.specs
     assert spec["Name"] == "demo_web" and spec["Mode"] == {"Global": {}}
@@ -46,7 +47,8 @@ services:
         "Reservations": {"MemoryBytes": 2**30, "NanoCPUs": 250_000_000}}
     assert spec["EndpointSpec"]["Ports"] == [{"Protocol": "tcp", "TargetPort": 80,
                                               "PublishedPort": 8080, "PublishMode": "host"}]
-    assert made.ignored == ["deploy.placement.max_replicas_per_node"]
+    assert made.ignored == ["deploy.placement.max_replicas_per_node",
+                            "deploy.resources.limits.pids", "deploy.restart_policy"]
     assert made.deprecated == ["container_name: Setting the container name is not "
                                "supported."]
     assert made.notes == ["port 8080 of web: published in host mode (the routing mesh is "

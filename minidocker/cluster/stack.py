@@ -58,8 +58,11 @@ FORBIDDEN = {"volumes_from": "To share a volume between services, define it usin
              "mem_limit": "Set resource limits using deploy.resources",
              "cpus": "Set resource limits using deploy.resources",
              "pids_limit": "Set resource limits using deploy.resources"}
-UNSUPPORTED_DEPLOY = {("placement", "max_replicas_per_node"), ("update_config", "order"),
-                      ("update_config", "max_failure_ratio")}
+# deploy keys the managers do not apply (a failed task's slot is always filled again, a
+# rollback goes as update_config says, a service is reached at its tasks' addresses...)
+UNSUPPORTED_DEPLOY = ("endpoint_mode", "placement.max_replicas_per_node", "resources.limits.pids",
+                      "restart_policy", "rollback_config", "update_config.max_failure_ratio",
+                      "update_config.order")
 
 
 class StackError(records.SwarmError):
@@ -123,8 +126,7 @@ def service_spec(stack: str, service: Service, made: Plan) -> dict:
         raise StackError(f"service {service.name!r}: a stack deploys images; give it an "
                          "'image:' (build it and push it first)")
     deploy = service.definition.get("deploy", {})
-    made.ignored += [f"deploy.{a}.{b}" for a, b in UNSUPPORTED_DEPLOY
-                     if b in deploy.get(a, {})]
+    made.ignored += [f"deploy.{path}" for path in UNSUPPORTED_DEPLOY if given(deploy, path)]
     placement = deploy.get("placement", {})
     resources = deploy.get("resources", {})
     limits, reserved = resources.get("limits", {}), resources.get("reservations", {})
@@ -150,6 +152,15 @@ def service_spec(stack: str, service: Service, made: Plan) -> dict:
     if strategy:
         named_strategy(strategy)  # a one-line error for an unknown name
     return spec
+
+
+def given(mapping: dict, path: str) -> bool:
+    """Whether the dotted ``path`` (``update_config.order``) is set in ``mapping``."""
+    for key in path.split("."):
+        if not isinstance(mapping, dict) or key not in mapping:
+            return False
+        mapping = mapping[key]
+    return True
 
 
 def endpoint_ports(service: Service, made: Plan) -> list[dict]:
