@@ -26,7 +26,8 @@ tasks use each node's bridge, and a file that names networks is refused (``netwo
 Published ports are host-mode until the routing mesh exists (``endpoint_ports``).
 
 Docs: docs.docker.com "Deploy a stack to a swarm", ``docker stack deploy``; the Compose
-Specification's deploy section (deploy.md). Used by: cli/stack.py, tests/test_cluster.py.
+Specification's deploy section (deploy.md). Used by: cli/stacks.py, tests/test_stack.py,
+tests/test_cluster.py, notebooks/14-cluster.ipynb.
 """
 
 import re
