@@ -259,12 +259,15 @@ def _wait(records, store, service: dict, detach: bool) -> None:
 @click.option("--limit-memory", default="", help="Limit Memory.")
 @click.option("--reserve-memory", default="", help="Reserve Memory.")
 @click.option("--reserve-cpu", default="", help="Reserve CPUs.")
+@click.option("--strategy", type=click.Choice(["spread", "binpack", "random"]),
+              help="This service's scheduling strategy [default: the swarm's].")
 @click.option("-d", "--detach", is_flag=True, help="Exit immediately instead of waiting for "
               "the service to converge.")
 @click.argument("image")
 @click.argument("command", nargs=-1)
 def service_create(name, replicas, mode, constraint, placement_pref, publish, env,
-                   limit_memory, reserve_memory, reserve_cpu, detach, image, command):
+                   limit_memory, reserve_memory, reserve_cpu, strategy, detach, image,
+                   command):
     """Create a new service."""
     from minidocker.cgroups.limits import parse_bytes
 
@@ -280,7 +283,8 @@ def service_create(name, replicas, mode, constraint, placement_pref, publish, en
         name, image, list(command), replicas, mode, list(constraint), list(placement_pref),
         _ports(publish), list(env),
         parse_bytes("--limit-memory", limit_memory) if limit_memory else 0,
-        parse_bytes("--reserve-memory", reserve_memory) if reserve_memory else 0, cpus)
+        parse_bytes("--reserve-memory", reserve_memory) if reserve_memory else 0, cpus,
+        strategy=strategy or "")
     made = records.create_service(store, spec)
     click.echo(made["ID"])
     _wait(records, store, made, detach)
@@ -296,13 +300,18 @@ def _published(service: dict) -> str:
 @click.option("--format", "fmt", metavar="TEMPLATE", help="'json' or a Go template.")
 def service_ls(quiet, fmt):
     """List services."""
-    from minidocker.cli.formatting import format_rows
-
     records, lab, store = _connect()
     records.swarm(store)
+    print_services(records, store, records.read_all(store, records.SERVICES).values(), quiet,
+                   fmt)
+
+
+def print_services(records, store, services, quiet: bool, fmt: str | None) -> None:
+    """The table of ``service ls`` (and ``stack services``)."""
+    from minidocker.cli.formatting import format_rows
+
     rows = []
-    for made in sorted(records.read_all(store, records.SERVICES).values(),
-                       key=lambda s: s["Spec"]["Name"]):
+    for made in sorted(services, key=lambda s: s["Spec"]["Name"]):
         running, wanted = records.replicas_of(store, made)
         mode = "replicated" if "Replicated" in made["Spec"]["Mode"] else "global"
         rows.append({"ID": made["ID"][:12], "Name": made["Spec"]["Name"], "Mode": mode,
@@ -351,12 +360,18 @@ def _task_rows(records, store, made: dict, nodes: dict) -> list[tuple[dict, dict
 @click.argument("refs", nargs=-1, required=True)
 def service_ps(quiet, explain, fmt, refs):
     """List the tasks of one or more services."""
+    records, lab, store = _connect()
+    print_tasks(records, store, [records.find_service(store, ref) for ref in refs], quiet,
+                explain, fmt)
+
+
+def print_tasks(records, store, services: list[dict], quiet: bool, explain: bool,
+                fmt: str | None) -> None:
+    """The table of ``service ps`` (and ``stack ps``), with the decisions if asked."""
     from minidocker.cli.formatting import format_rows
 
-    records, lab, store = _connect()
     nodes = records.read_all(store, records.NODES)
-    rows = [row for ref in refs
-            for row in _task_rows(records, store, records.find_service(store, ref), nodes)]
+    rows = [row for made in services for row in _task_rows(records, store, made, nodes)]
     if quiet:
         click.echo("".join(row["ID"] + "\n" for row, _ in rows), nl=False)
         return

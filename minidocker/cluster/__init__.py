@@ -22,6 +22,8 @@ Then the hosts, the store and the swarm that use it:
     agent.py       a node's heartbeat (its lease) and the manager's election and loop
     reconcile.py   the manager's pass: orphans, slots, scheduling, dispatch to the daemons
     update.py      rolling updates and rollbacks, a batch at a time
+    stack.py       ``stack deploy``: a Compose file (stage 13's model) as services
+    traffic.py     the manager's pass against a store that counts etcd's requests
 
 Pods need no cluster: pods.py groups containers of one host around an infra container.
 """

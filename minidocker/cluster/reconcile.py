@@ -140,10 +140,12 @@ def build_view(state: Snapshot) -> ClusterView:
 
 # --- one pass ---------------------------------------------------------------------------------------
 
-def reconcile(store, leader: str) -> Snapshot | None:
+def reconcile(store, leader: str, engine=Engine, workers: int = 0) -> Snapshot | None:
     """One pass: orphans, orchestrate, schedule, dispatch; the changed tasks written back,
     only if ``leader`` (a node ID) still leads: a manager whose lease expired mid-pass writes
-    nothing (its stale view must not win over the new leader's)."""
+    nothing (its stale view must not win over the new leader's). ``engine`` makes a node's
+    daemon client from its socket (traffic.py passes simulated ones), ``workers`` caps the
+    threads of dispatch (0: one per node)."""
     state = snapshot(store)
     if state is None:
         return None
@@ -157,8 +159,8 @@ def reconcile(store, leader: str) -> Snapshot | None:
         if task["DesiredState"] == RUNNING and not task.get("NodeID"):
             schedule(state, task, scheduler)
     ready = [n for n in state.nodes.values() if n["ID"] in state.alive and not n.get("Left")]
-    with ThreadPoolExecutor(max_workers=max(len(ready), 1)) as pool:  # the nodes work at once
-        list(pool.map(lambda node: dispatch(state, node), ready))
+    with ThreadPoolExecutor(max_workers=workers or max(len(ready), 1)) as pool:  # at once
+        list(pool.map(lambda node: dispatch(state, node, engine(node["Socket"])), ready))
     forgotten = forget_old_tasks(state)
     writes = {records.TASKS + task_id: json.dumps(state.tasks[task_id], sort_keys=True)
               for task_id in state.changed}
@@ -260,7 +262,7 @@ def schedule(state: Snapshot, task: dict, scheduler: Scheduler) -> None:
     service = state.services[task["ServiceID"]]
     spec = task_spec(task, service)
     try:
-        decision = scheduler.place(spec, explain=True)
+        decision = own_scheduler(service, scheduler).place(spec, explain=True)
     except (NoSuitableNode, SchedulingError) as exc:
         explanation = str(getattr(exc, "decision", exc))
         if task.get("Explain") != explanation:
@@ -273,9 +275,17 @@ def schedule(state: Snapshot, task: dict, scheduler: Scheduler) -> None:
     set_status(state, task, "assigned", "scheduler assigned task to node")
 
 
-def dispatch(state: Snapshot, node: dict) -> None:
+def own_scheduler(service: dict, scheduler: Scheduler) -> Scheduler:
+    """A service's own strategy (``service create --strategy``, kept as its label) ranks
+    the nodes instead of the swarm's, on the same view."""
+    name = service["Spec"].get("Labels", {}).get(records.STRATEGY_LABEL)
+    if not name or name == scheduler.strategy.name:
+        return scheduler
+    return Scheduler(scheduler.view, named_strategy(name), scheduler.filters)
+
+
+def dispatch(state: Snapshot, node: dict, engine: Engine) -> None:
     """Make node ``node``'s daemon run exactly the tasks assigned to it."""
-    engine = Engine(node["Socket"])
     try:
         containers = engine.containers(all=True, label=TASK_LABEL)
     except EngineError as exc:
@@ -339,10 +349,11 @@ def container_body(task: dict, service: dict, node: dict) -> dict:
                              [{"HostPort": str(p["PublishedPort"])}] for p in ports
                              if p.get("PublishedPort")}}
     return {"Image": container["Image"], "Cmd": container.get("Args") or None,
-            "Env": container.get("Env", []),
+            "Entrypoint": container.get("Command") or None, "Env": container.get("Env", []),
             "ExposedPorts": {k: {} for k in host["PortBindings"]},
-            "Labels": {SERVICE_LABEL: spec["Name"], SERVICE_ID_LABEL: service["ID"],
-                       TASK_LABEL: task["ID"], NODE_LABEL: node["ID"]},
+            "Labels": {**container.get("Labels", {}), SERVICE_LABEL: spec["Name"],
+                       SERVICE_ID_LABEL: service["ID"], TASK_LABEL: task["ID"],
+                       NODE_LABEL: node["ID"]},
             "HostConfig": host}
 
 
