@@ -111,6 +111,16 @@ def pod_stop(timeout, names):
     _each(names, "stop_pod", timeout=timeout)
 
 
+@pod.command("restart", context_settings=CONTEXT)
+@click.option("-t", "--time", "timeout", type=int, metavar="SECONDS",
+              help="Seconds to wait before killing each container (default 10).")
+@click.argument("names", nargs=-1, required=True)
+def pod_restart(timeout, names):
+    """Restart pods: stop them, then start the infra container and the pod's containers."""
+    require_root("pod restart")
+    _each(names, "restart_pod", timeout=timeout)
+
+
 @pod.command("rm", context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True, help="Kill running containers, then remove.")
 @click.argument("names", nargs=-1, required=True)
