@@ -11,6 +11,7 @@ the cgroup files of the container's process, /proc, the mount table, the bridge'
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -156,7 +157,9 @@ def tty_and_detach_keys(tour: Tour) -> None:
         term = tour.terminal(line)
         term.type(f"echo {word}-$((40+2))\r")
         assert f"{word}-42".encode() in term.read_until(f"{word}-42".encode())
-        term.type(keys)
+        for key in keys:  # one at a time, as typed
+            term.type(key)
+            time.sleep(0.2)
         assert b"read escape sequence" in term.read_until(b"read escape sequence")
         term.finish()
         assert tour.inspect("{{.State.Running}}", "web") == "true" and alive(pid)

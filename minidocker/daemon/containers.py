@@ -231,14 +231,20 @@ async def bridge(socket_path: Path, with_stdin: bool, tty: bool, streams: set[in
 
 
 async def feed(receive, writer: asyncio.StreamWriter, keys: bytes) -> None:
-    """The client's bytes to the container's stdin; at the detach keys, hang up."""
+    """The client's bytes to the container's stdin; at the detach keys, hang up. A human
+    types the keys one at a time: the start of them is held back until the next bytes say
+    whether they are the keys (then dropped) or input (then sent)."""
+    held = b""
     while True:
         message = await receive()
-        data = message.get("body", b"")
+        data = held + message.get("body", b"")
         if keys in data:
             writer.write(data[:data.index(keys)])
             writer.close()  # the bridge ends; the container runs on
             return
+        held = next((data[-n:] for n in range(min(len(keys) - 1, len(data)), 0, -1)
+                     if data.endswith(keys[:n])), b"")
+        data = data[:len(data) - len(held)]
         if data:
             writer.write(data)
             await writer.drain()
@@ -246,6 +252,8 @@ async def feed(receive, writer: asyncio.StreamWriter, keys: bytes) -> None:
             writer.close()
             return
         if not message.get("more_body", True):
+            writer.write(held)  # not the keys after all
+            held = b""
             writer.write_eof()  # the client's stdin ended
 
 
