@@ -128,9 +128,10 @@ class Terminal:
         os.write(self.master, text.encode())
 
     def finish(self, timeout: float = 5) -> int:
-        """The CLI's exit code, once it has closed the terminal (killed after ``timeout``)."""
+        """The CLI's exit code, once it has closed the terminal (read for ``timeout`` seconds,
+        killed if it is still there 30 s later)."""
         self.read_until(b"\x00", timeout=timeout)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + 30  # a loaded machine: the CLI's last requests
         while not (done := os.waitpid(self.pid, os.WNOHANG))[0]:
             if time.monotonic() > deadline:
                 os.kill(self.pid, 9)

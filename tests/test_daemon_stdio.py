@@ -45,14 +45,16 @@ def follows_sizes(daemon, argv: list[str], first: tuple[int, int],
     """``stty size`` inside sees our window's size, and again after we resize it."""
     term = Terminal(daemon, argv, *first)
     try:
-        assert b"# " in term.read_until(b"# ")
+        assert b"# " in term.read_until(b"# ", timeout=60)
         for tag, (rows, columns) in (("first", first), ("second", second)):
             if tag == "second":
-                term.resize(rows, columns)
-                time.sleep(0.5)  # the CLI's SIGWINCH handler POSTs the resize
-            ask_size(term, tag)
+                term.resize(rows, columns)  # the CLI's SIGWINCH handler POSTs the resize
             expected = f"{tag}-{rows}x{columns}-".encode()
-            assert expected in term.read_until(expected)
+            deadline = time.monotonic() + 60
+            while expected not in term.seen:  # ask again until the resize has landed
+                assert time.monotonic() < deadline, term.seen[-400:]
+                ask_size(term, tag)
+                term.read_until(expected, timeout=3)
         term.type(f"exit {code}\r")
     finally:
         status = term.finish()
