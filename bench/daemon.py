@@ -87,25 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, daemon in daemons.items():
             console.print(f"{name}: {args.n} × docker run -d busybox {' '.join(COMMAND)}")
             report[name] = daemon.detached(args.n)
-        if "podman" in args.skip:
-            report["skipped"]["podman"] = "--skip"
-            return
-        try:
-            podman = lifecycle.Podman(ws, daemons["minidocker"].engine.image_root)
-            console.print(f"podman: {args.n} × run -d <busybox import> {' '.join(COMMAND)}")
-            conmon = podman.measure(args.n)["memory_kb"]["conmon"]["pss"]
+        podman = lifecycle.podman_figures(ws, daemons["minidocker"].engine.image_root, args,
+                                          report, console)
+        if podman:
+            conmon = podman["memory_kb"]["conmon"]["pss"]
             report["podman"] = {"per_container_kb": round(conmon, 1), "once_kb": 0}
-        except peers.Skipped as exc:
-            report["skipped"]["podman"] = str(exc)
 
-    failed, _ = common.in_workspace("bench/daemon.py", bench)
-    if failed:
-        return failed
-    report["ratios"] = ratios(report)
-    show(console, report)
-    if args.json:
-        common.write_json(console, args.json, report)
-    return 0
+    return common.measure_and_show("bench/daemon.py", bench, console, report, args, show, ratios)
 
 
 def dockerd_version() -> str:
@@ -166,14 +154,26 @@ class MinidockerDaemon:
                for _ in range(n)]
         _, out = self.engine.run("inspect", "--format", "{{.State.MonitorPid}} {{.State.Pid}}",
                                  *ids)
-        pids = [line.split() for line in out.strip().splitlines()]
-        containers = [p for monitor, pid1 in pids
-                      for p in tree_pids(int(monitor)) if p != int(pid1)]
-        once = pss_kib(self.proc.pid)
-        result = memory_figures(once, sum(pss_kib(p) for p in containers), n)
-        result["processes_per_container"] = len(containers) / n
+        shared, own = watchers([tuple(map(int, line.split()))
+                                for line in out.strip().splitlines()])
+        once = pss_kib(self.proc.pid) + sum(pss_kib(p) for p in shared)
+        result = memory_figures(once, sum(pss_kib(p) for p in own), n)
+        result["processes_per_container"] = len(own) / n
+        result["shared_watchers"] = len(shared)
         self.docker("rm", "-f", *ids)
         return result
+
+
+def watchers(monitors: list[tuple[int, int]]) -> tuple[set[int], set[int]]:
+    """What watches the containers, from their (``State.MonitorPid``, ``State.Pid``) pairs,
+    without the containers' own processes: the processes a monitor PID shared by several
+    containers runs (the daemon's one monitor host, counted once), and those of monitors that
+    watch one container each (a monitor per container, and its shim)."""
+    containers = {p for _, pid1 in monitors for p in tree_pids(pid1)}
+    counts = {m: sum(1 for other, _ in monitors if other == m) for m, _ in monitors}
+    shared = {p for m, n in counts.items() if n > 1 for p in tree_pids(m)} - containers
+    own = {p for m, n in counts.items() if n == 1 for p in tree_pids(m)} - containers
+    return shared, own
 
     def stop(self) -> None:
         if self.proc.poll() is None:
