@@ -23,9 +23,9 @@ dockerd+shim and ≤ 1.0× conmon."
 
 Ratios (reported, not enforced): run through minidocker's daemon / through dockerd, for
 ``--network none`` and for the default bridge (target ≤ 1.0×); memory per detached container,
-minidocker / dockerd (target ≤ 0.5×) and minidocker / conmon (target ≤ 1.0×). Today each
-container through minidocker's daemon still has its own Python monitor (issue 14, item 6 —
-one monitor for many — comes later): these are the baseline.
+minidocker / dockerd (target ≤ 0.5×) and minidocker / conmon (target ≤ 1.0×). The containers
+started through minidocker's daemon share its one monitor host (issue 14, item 6): a monitor
+PID that several containers share is counted once, with the daemon.
 
 All of it runs in a private mount and network namespace (bench/lifecycle.py's), with a
 temporary state root, cgroup parents and podman store, removed at the end.
@@ -163,6 +163,12 @@ class MinidockerDaemon:
         self.docker("rm", "-f", *ids)
         return result
 
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+        self.engine.remove_all()
+
 
 def watchers(monitors: list[tuple[int, int]]) -> tuple[set[int], set[int]]:
     """What watches the containers, from their (``State.MonitorPid``, ``State.Pid``) pairs,
@@ -174,12 +180,6 @@ def watchers(monitors: list[tuple[int, int]]) -> tuple[set[int], set[int]]:
     shared = {p for m, n in counts.items() if n > 1 for p in tree_pids(m)} - containers
     own = {p for m, n in counts.items() if n == 1 for p in tree_pids(m)} - containers
     return shared, own
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
-        self.engine.remove_all()
 
 
 class DockerdPeer:
