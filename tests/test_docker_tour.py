@@ -8,6 +8,7 @@ After each line the test checks what the CLI printed and, where it matters, what
 the cgroup files of the container's process, /proc, the mount table, the bridge's link.
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -231,13 +232,16 @@ def registry(tour: Tour) -> None:
 def networks_volumes_events(tour: Tour) -> None:
     network_id = tour.run("docker network create shop && docker network ls").splitlines()[0]
     assert len(network_id) == 64
-    shop = tour.run("docker network inspect shop")
-    bridge = re.search(r'"com.docker.network.bridge.name": "([^"]+)"', shop)
-    subnet = re.search(r'"Subnet": "([^"]+)"', shop).group(1)
-    if bridge:  # the kernel's bridge of that network
-        link = subprocess.run(["ip", "-d", "link", "show", bridge.group(1)],
-                              capture_output=True, text=True).stdout
-        assert " bridge " in link
+    shop = json.loads(tour.run("docker network inspect shop"))[0]
+    assert (shop["Id"], shop["Driver"]) == (network_id, "bridge")
+    subnet, gateway = (shop["IPAM"]["Config"][0][key] for key in ("Subnet", "Gateway"))
+    bridge = f"md-{network_id[:12]}"  # the engine's name for it (Docker's: br-<id>)
+    link = subprocess.run(["ip", "-d", "-o", "addr", "show", bridge], capture_output=True,
+                          text=True).stdout  # the kernel's bridge, with the gateway's address
+    assert f"inet {gateway}/{subnet.split('/')[1]}" in link, link
+    details = subprocess.run(["ip", "-d", "link", "show", bridge], capture_output=True,
+                             text=True).stdout
+    assert "bridge forward_delay" in details, details
     tour.run("docker run -d --name db busybox sleep 1000 && docker network connect shop db")
     addresses = tour.daemon.docker("exec", "db", "ip", "-o", "-4", "addr").stdout
     prefix = subnet.rsplit(".", 1)[0]
