@@ -91,6 +91,7 @@ ROUTES = [
     Route("/images/{name:path}", images.image_delete, methods=["DELETE"]),
     # images over the wire: build, load/save, commit, and the registry's side
     Route("/build", builds.image_build, methods=["POST"]),
+    Route("/build/prune", builds.build_prune, methods=["POST"]),
     Route("/images/load", images.image_load, methods=["POST"]),
     Route("/images/get", images.images_get, methods=["GET"]),
     Route("/images/search", distribution.image_search, methods=["GET"]),

@@ -307,7 +307,7 @@ CONTAINER_ZERO = {"MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "
 CONFIG_ZERO = {"AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
                "OnBuild": None}
 HOST_ZERO = {"ContainerIDFile": "", "VolumeDriver": "", "DnsOptions": [], "Cgroup": "",
-             "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "", "NanoCpus": 0,
+             "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "",
              "BlkioWeightDevice": [], "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [],
              "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "DeviceCgroupRules": None,
              "DeviceRequests": None, "KernelMemory": 0, "KernelMemoryTCP": 0, "CpuCount": 0,
