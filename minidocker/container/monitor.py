@@ -27,8 +27,8 @@ asks every ``Monitor`` which fds it waits on and how long it may sleep (a probe 
 back-off ending), calls select(2) once for all of them, and hands each monitor the fds that are
 ready. A ``Monitor`` is one container's state machine: ``waiting`` (for an attach client,
 ``start -a``), ``running``, ``restarting`` (a back-off is a deadline, never a sleep), ``done``.
-The daemonless CLI runs the loop with one monitor in it. The daemon (stage 12) hands every
-container to one long-lived *monitor host* (``serve_host``, ``python -m
+The daemonless CLI runs the loop with one monitor in it. The daemon (stage 12), and compose
+(stage 13) for a project's containers, hand every container to one long-lived *monitor host* (``serve_host``, ``python -m
 minidocker.container.monitor --host SOCKET``): the same loop with many monitors in it, a
 process apart from the API server as containerd is apart from dockerd. The API server may stop
 and start again; the host keeps the containers, and their records name it as their monitor, so
@@ -50,6 +50,7 @@ import signal
 import socket
 import sys
 import termios
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -62,6 +63,7 @@ from minidocker.container.start import Container, start
 from minidocker.container.tty import copy_window_size, write_all
 from minidocker.errors import MinidockerError
 from minidocker.namespaces import Stdio, close_other_fds, receive_console
+from minidocker.state import state_root
 
 MAX_BACKOFF = 10.0  # seconds between restarts, at most
 STEADY = 10.0  # a container that ran this long restarts without delay again
@@ -69,6 +71,12 @@ STEADY = 10.0  # a container that ran this long restarts without delay again
 
 HOST: Path | None = None  # the monitor host's socket, when our caller uses one (the daemon)
 HOST_IDLE = 2.0  # seconds the host lingers after its last container has ended
+STARTING_HOST = threading.Lock()
+
+
+def host_socket() -> Path:
+    """Where this state root's monitor host listens (the daemon's, and compose's)."""
+    return state_root() / "monitor-host.sock"
 
 
 def use_host(path: Path) -> None:
@@ -136,19 +144,30 @@ def ask_host(path: Path, record: records.ContainerRecord, wait_for_attach: bool)
 
 
 def connect_host(path: Path, timeout: float = 10.0) -> socket.socket:
+    """A connection to the monitor host; start it if none answers. Threads of one caller
+    (compose starting services side by side) start one host between them: a second host
+    would wait out the first one's lock before leaving (hold_host_lock)."""
     deadline = time.monotonic() + timeout
-    while True:
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            with short_address(path) as address:
-                connection.connect(address)
-            return connection
-        except (FileNotFoundError, ConnectionRefusedError):
-            connection.close()
-            if time.monotonic() > deadline:
-                raise MinidockerError(f"the monitor host does not answer on {path}; see "
-                                      f"{path.with_suffix('.log')}") from None
-        start_host(path)
+    while (connection := try_connect(path)) is None:
+        if time.monotonic() > deadline:
+            raise MinidockerError(f"the monitor host does not answer on {path}; see "
+                                  f"{path.with_suffix('.log')}")
+        with STARTING_HOST:
+            if (connection := try_connect(path)) is not None:
+                break
+            start_host(path)
+    return connection
+
+
+def try_connect(path: Path) -> socket.socket | None:
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with short_address(path) as address:
+            connection.connect(address)
+        return connection
+    except (FileNotFoundError, ConnectionRefusedError):
+        connection.close()
+        return None
 
 
 def start_host(path: Path) -> None:
@@ -679,7 +698,11 @@ def take_request(loop: Loop, connection: socket.socket) -> None:
     try:
         connection.settimeout(5)
         with connection.makefile("rb") as lines:
-            request = json.loads(lines.readline())
+            line = lines.readline()
+        if not line:  # a caller that only made sure the host runs (compose's up)
+            connection.close()
+            return
+        request = json.loads(line)
         connection.settimeout(None)
         monitor = Monitor(records.load(request["start"]), adopt=True)
         monitor.begin(report, wait_for_attach=bool(request.get("wait_for_attach")))
