@@ -289,6 +289,9 @@ def run(ctx, detach, remove, env, service, command):
     record = run_oneoff(project, project.services[service], list(command) or None, list(env),
                         remove, say)
     if detach:
+        from minidocker.compose.project import one_monitor_for_all
+
+        one_monitor_for_all()
         lifecycle.start(record)
         click.echo(record.Name)
         return
