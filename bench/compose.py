@@ -13,7 +13,10 @@ not counted). The engines:
 
 * ``minidocker compose`` (the command line, a new Python process each time);
 * ``docker-compose`` 1.29 talking to ``minidocker daemon`` (the Engine API over a socket);
-* ``podman-compose`` on podman;
+* ``podman-compose`` (PyPI, a dev dependency) on podman 4.3 with a store of its own (as in
+  bench/lifecycle.py), ``--in-pod false`` (a container each on the project network, as Compose
+  makes them; podman-compose's default is one pod for the project), tini for ``init: true``
+  (podman's catatonit is not packaged here);
 * for reference, ``docker-compose`` 1.29 on the real dockerd 20.10 (its own data root, no
   iptables, its own cgroup parent).
 

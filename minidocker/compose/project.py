@@ -126,13 +126,13 @@ def one_monitor_for_all() -> None:
     """The project's containers are handed to the state root's monitor host, as the daemon's
     are (container/monitor.py): one process watches them all, and a start costs no new
     Python process and no imports of its own (in a running host, a fifth of a start under a
-    monitor of its own). The host is started now if none runs; it leaves by itself once its
-    last container has ended."""
+    monitor of its own). The host is started now if none runs, and loads the network stage
+    while we make the networks; it leaves by itself once its last container has ended."""
     from minidocker.container import monitor
 
     if monitor.HOST is None:
         monitor.use_host(monitor.host_socket())
-        monitor.connect_host(monitor.HOST).close()
+        monitor.warm_host(monitor.HOST)
 
 
 def bring_up(project: Project, name: str, options: UpOptions,

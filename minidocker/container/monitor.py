@@ -43,6 +43,7 @@ unix(7), pty(7), select(2).
 import contextlib
 import fcntl
 import gc
+import importlib
 import json
 import os
 import select
@@ -157,6 +158,14 @@ def connect_host(path: Path, timeout: float = 10.0) -> socket.socket:
                 break
             start_host(path)
     return connection
+
+
+def warm_host(path: Path, stage: str = "network") -> None:
+    """Start the monitor host if none runs, and have it load ``stage`` now: a caller about to
+    start many containers (compose's up) pays both while it makes their networks."""
+    with connect_host(path) as connection:
+        connection.sendall((json.dumps({"prepare": stage}) + "\n").encode())
+        connection.recv(1)  # EOF: done
 
 
 def try_connect(path: Path) -> socket.socket | None:
@@ -698,11 +707,11 @@ def take_request(loop: Loop, connection: socket.socket) -> None:
     try:
         connection.settimeout(5)
         with connection.makefile("rb") as lines:
-            line = lines.readline()
-        if not line:  # a caller that only made sure the host runs (compose's up)
+            request = json.loads(lines.readline())
+        if "prepare" in request:  # {"prepare": "network"}: see warm_host()
+            prepare(request["prepare"])
             connection.close()
             return
-        request = json.loads(line)
         connection.settimeout(None)
         monitor = Monitor(records.load(request["start"]), adopt=True)
         monitor.begin(report, wait_for_attach=bool(request.get("wait_for_attach")))
@@ -712,6 +721,13 @@ def take_request(loop: Loop, connection: socket.socket) -> None:
         report({"error": f"monitor host: {exc}", "exit_code": getattr(exc, "exit_code", 125)})
         return
     loop.add(monitor)
+
+
+def prepare(stage: str) -> None:
+    """Load what the coming starts need while no start waits for it: the network stage
+    (pyroute2 alone takes a quarter of a second to import)."""
+    if stage == "network":
+        importlib.import_module("minidocker.network.endpoints")
 
 
 def hold_host_lock(path: Path, timeout: float = 5.0) -> int | None:
