@@ -262,9 +262,8 @@ def serve(settings: Settings, insecure_tcp: bool = False) -> None:
 
     os.environ.update(settings.environment())  # before anything reads the state root
     from minidocker.container import monitor
-    from minidocker.state import state_root
 
-    monitor.use_host(state_root() / "monitor-host.sock")  # one loop for all our containers
+    monitor.use_host(monitor.host_socket())  # one loop for all our containers
     apply_bridge(settings)
     host = (settings.hosts or [DEFAULT_HOST])[0]
     sock = listen(host, settings.group or None, insecure_tcp, tls=settings.tlsverify)
