@@ -42,6 +42,12 @@ def _container_id(name_or_id: str) -> str:
 def network_create(driver, subnet, gateway, internal, options, labels, name):
     """Create a network."""
     require_root("network create")
+    if driver == "overlay":  # the swarm's: a record in etcd, built on the nodes that need it
+        from minidocker.cluster import overlay, swarm
+
+        _, store = swarm.connect()
+        click.echo(overlay.create(store, name, subnet)["ID"])
+        return
     from minidocker.network import networks
 
     created = networks.create(name, driver=driver, subnet=subnet, gateway=gateway,
@@ -86,11 +92,29 @@ def network_inspect(names):
 def network_rm(names):
     """Remove one or more networks."""
     require_root("network rm")
+    from minidocker.errors import NotFound
     from minidocker.network import networks
 
     for name in names:
-        networks.remove(name)
+        try:
+            networks.remove(name)
+        except NotFound:
+            if not _remove_overlay(name):
+                raise
         click.echo(name)
+
+
+def _remove_overlay(name: str) -> bool:
+    """``network rm`` of a swarm's overlay (when a lab is up and its etcd knows the name)."""
+    from minidocker.cluster import lab, overlay, swarm
+
+    if not (lab.lab_directory() / "lab.json").exists():
+        return False
+    _, store = swarm.connect()
+    if not overlay.find(store, name, missing_ok=True):
+        return False
+    overlay.remove(store, name)
+    return True
 
 
 @network.command("prune", context_settings=CONTEXT)
