@@ -116,12 +116,12 @@ def test_the_routing_mesh_answers_on_every_node(lab):
         _, _, inspect = task_container(lab, "mesh")
         for address in (N1, N2, N3):  # from the lab's own namespace: a client outside
             fetched = wait_for(lambda a=address: in_netns(
-                lab["holder"], "busybox", "wget", "-T", "3", "-qO-",
+                lab["holder"], "curl", "-sS", "-m", "3",
                 f"http://{a}:8080/hostname").stdout.strip(), 20, f"the mesh on {address}")
             assert fetched == inspect["Config"]["Hostname"]
-        assert in_netns(lab["holder"], "busybox", "wget", "-T", "3", "-qO-",
+        assert in_netns(lab["holder"], "curl", "-sS", "-m", "3",
                         f"http://{N3}:8081/hostname").returncode == 0
-        assert in_netns(lab["holder"], "busybox", "wget", "-T", "3", "-qO-",
+        assert in_netns(lab["holder"], "curl", "-sS", "-m", "3",
                         f"http://{N1}:8081/hostname").returncode != 0  # mode=host: n3 only
         rules = in_netns(lab["nodes"]["n1"]["holder"], "iptables", "-t", "nat", "-S",
                          "MD-MESH").stdout
