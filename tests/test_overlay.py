@@ -4,6 +4,7 @@ them. At the end, ``network rm`` and ``cluster down`` leave no VXLAN device, bri
 or rule."""
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -147,3 +148,34 @@ def test_network_rm_takes_every_end_down(lab, appnet):
 
     wait_for(gone, 20, "no VXLAN device, bridge or mesh rule left on any node")
     assert json.loads(md_ok("network", "inspect", "bridge"))
+
+
+def netns_in_use(inode: int) -> bool:
+    """Does any process still hold the network namespace ``inode``?"""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.stat(f"/proc/{pid}/ns/net").st_ino == inode:
+                return True
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+    return False
+
+
+def test_cluster_down_leaves_no_vxlan_device_bridge_entry_or_rule(lab):
+    """Down with an overlay in use: every node's namespace goes, and with it (the kernel's
+    doing) its VXLAN devices, bridges, FDB and neighbour entries and iptables rules; nothing
+    of the overlay was ever made in this namespace."""
+    md_ok("network", "create", "-d", "overlay", "last")
+    md_ok("service", "create", "--name", "everywhere", "--mode", "global", "--network", "last",
+          "--publish", "8082:80", "busybox", "sleep", "1000")
+    holders = [node["holder"] for node in lab["nodes"].values()]
+    for holder in holders:
+        assert "vxlan id" in in_netns(holder, "ip", "-d", "link", "show", "type", "vxlan").stdout
+    inodes = [os.stat(f"/proc/{holder}/ns/net").st_ino for holder in holders]
+    assert md_ok("cluster", "down", timeout=120) == "removed 3 node(s)\n"
+    assert [inode for inode in inodes if netns_in_use(inode)] == []
+    here = subprocess.run(["ip", "-o", "link", "show", "type", "vxlan"], capture_output=True,
+                          text=True).stdout
+    assert "vx40" not in here
+    assert subprocess.run(["iptables", "-t", "nat", "-S", "MD-MESH"],
+                          capture_output=True).returncode != 0

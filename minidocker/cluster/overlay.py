@@ -69,6 +69,15 @@ def networks(store) -> dict[str, dict]:
     return records.read_all(store, NETWORKS)
 
 
+def read_state(store) -> dict[str, dict[str, dict]]:
+    """What a node needs to know, in one read: networks, tasks, nodes and services by ID."""
+    values, _ = store.get_prefix(records.PREFIX)
+    return {kind: {k.removeprefix(prefix): json.loads(v) for k, v in values.items()
+                   if k.startswith(prefix) and v}
+            for kind, prefix in (("networks", NETWORKS), ("tasks", records.TASKS),
+                                 ("nodes", records.NODES), ("services", records.SERVICES))}
+
+
 def find(store, ref: str, missing_ok: bool = False) -> dict | None:
     found = [n for n in networks(store).values() if ref in (n["ID"], n["Name"])] or \
         [n for n in networks(store).values() if n["ID"].startswith(ref)]

@@ -32,7 +32,6 @@ ip-neighbour(8). Used by: agent.py; notebook 14b-overlay-networks.
 """
 
 import ipaddress
-import json
 import logging
 
 from pyroute2 import IPRoute, NetlinkError
@@ -71,11 +70,7 @@ def remote_endpoints(network: dict, tasks: dict[str, dict], nodes: dict[str, dic
 def sync(store, node: dict) -> dict:
     """Make this node's overlays what etcd says (one pass of the agent); returns the snapshot
     read, for the node's name server."""
-    values, _ = store.get_prefix(records.PREFIX)
-    state = {kind: {k.removeprefix(prefix): json.loads(v) for k, v in values.items()
-                    if k.startswith(prefix) and v}
-             for kind, prefix in (("networks", overlay.NETWORKS), ("tasks", records.TASKS),
-                                  ("nodes", records.NODES), ("services", records.SERVICES))}
+    state = overlay.read_state(store)
     engine = Engine(node["Socket"])
     mine = {n["ID"]: n for n in state["networks"].values() if node["ID"] in n["NodeAddresses"]}
     for network in mine.values():
