@@ -82,9 +82,19 @@ def network_inspect(names):
     """Display detailed information on one or more networks."""
     import json
 
+    from minidocker.errors import NotFound
     from minidocker.network import networks
 
-    click.echo(json.dumps([networks.inspect(name) for name in names], indent=4))
+    found = []
+    for name in names:
+        try:
+            found.append(networks.inspect(name))
+        except NotFound:
+            overlay = _overlay(name)
+            if overlay is None:
+                raise
+            found.append(overlay)
+    click.echo(json.dumps(found, indent=4))
 
 
 @network.command("rm", context_settings=CONTEXT)
@@ -104,16 +114,23 @@ def network_rm(names):
         click.echo(name)
 
 
-def _remove_overlay(name: str) -> bool:
-    """``network rm`` of a swarm's overlay (when a lab is up and its etcd knows the name)."""
+def _overlay(name: str) -> dict | None:
+    """A swarm's overlay network by name (when a lab is up and its etcd knows the name)."""
     from minidocker.cluster import lab, overlay, swarm
 
     if not (lab.lab_directory() / "lab.json").exists():
-        return False
+        return None
     _, store = swarm.connect()
-    if not overlay.find(store, name, missing_ok=True):
+    return overlay.find(store, name, missing_ok=True)
+
+
+def _remove_overlay(name: str) -> bool:
+    """``network rm`` of a swarm's overlay."""
+    from minidocker.cluster import overlay, swarm
+
+    if _overlay(name) is None:
         return False
-    overlay.remove(store, name)
+    overlay.remove(swarm.connect()[1], name)
     return True
 
 

@@ -186,5 +186,23 @@ def layers(packet: dict) -> Table:
     return Table(("layer", "field", "value"), rows)
 
 
+def lab_state() -> dict:
+    """What etcd holds (``overlay.read_state``), read by a child that joins the lab's network
+    namespace — the notebook's own process stays where it is."""
+    out = subprocess.run([sys.executable, "-m", "minidocker.viz.overlay", "--state"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    return json.loads(out)
+
+
+def _print_state() -> None:
+    from minidocker.cluster import swarm
+
+    _, store = swarm.connect()
+    print(json.dumps(overlay.read_state(store)))
+
+
 if __name__ == "__main__":
-    print(json.dumps(read_vxlan(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))))
+    if sys.argv[1:] == ["--state"]:
+        _print_state()
+    else:
+        print(json.dumps(read_vxlan(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))))
