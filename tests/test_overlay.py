@@ -11,7 +11,7 @@ import pytest
 
 from minidocker.cluster.engine import SERVICE_LABEL, TASK_LABEL, Engine
 from tests.conftest import minidocker
-from tests.test_cluster import lab_record, md_ok, wait_for
+from tests.test_cluster import md_ok, swarm, wait_for  # noqa: F401 (swarm: a fixture)
 
 N1, N2, N3 = "10.77.0.11", "10.77.0.12", "10.77.0.13"
 
@@ -38,17 +38,9 @@ def exec_in(lab: dict, node: str, container: str, *argv: str) -> subprocess.Comp
 
 
 @pytest.fixture(scope="module")
-def lab():
-    try:
-        md_ok("cluster", "up", "--nodes", "3")
-        md_ok("swarm", "init", "--node", "n1")
-        token = md_ok("swarm", "join-token", "-q", "worker").strip()
-        for node in ("n2", "n3"):
-            md_ok("swarm", "join", "--node", node, "--token", token)
-        wait_for(lambda: md_ok("node", "ls").count(" Ready ") == 3, 15, "3 nodes Ready")
-        yield lab_record()
-    finally:
-        minidocker("cluster", "down", timeout=120)
+def lab(swarm):  # noqa: F811 (the imported fixture, asked for by name)
+    """test_cluster.py's lab of three nodes in one swarm, made again for this module."""
+    return swarm
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ HOOKS = [("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "
          ("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "MD-MESH"]),
          ("nat", "POSTROUTING", ["-j", "MD-MESH-SNAT"]),
          ("filter", "FORWARD", ["-j", "MD-MESH-FORWARD"])]
-_applied: list[str] = []  # the rules last written: unchanged, nothing is rewritten
+_applied: dict[str, list[str] | None] = {"rules": None}  # last written (None: not yet)
 
 
 def backends(state: dict, service: dict) -> list[str]:
@@ -81,16 +81,16 @@ def apply(state: dict, mine: dict[str, dict], node: dict) -> None:
     """Write the mesh's chains (whole, with ``iptables-restore --noflush``) if they changed;
     with no overlay left on the node, remove the chains and their hooks."""
     wanted = rules(state, mine, node["ID"])
-    if wanted == _applied and (wanted or not hooked()):
-        return
+    if wanted == _applied["rules"]:
+        return  # unchanged: no iptables run at all
     if not mine:
-        remove()
+        remove()  # also the first time: whatever an earlier agent of this node left
     else:
         restore(wanted)
         for table, chain, args in HOOKS:
             if iptables("-t", table, "-C", chain, *args).returncode:
                 iptables("-t", table, "-I", chain, "1", *args)
-    _applied[:] = wanted
+    _applied["rules"] = wanted
 
 
 def restore(lines: list[str]) -> None:
@@ -102,10 +102,6 @@ def restore(lines: list[str]) -> None:
         text.append("COMMIT")
     subprocess.run(["iptables-restore", "-w", "--noflush"], input="\n".join(text) + "\n",
                    text=True, check=True, capture_output=True)
-
-
-def hooked() -> bool:
-    return iptables("-t", "nat", "-S", "MD-MESH").returncode == 0
 
 
 def remove() -> None:
