@@ -59,6 +59,8 @@ def test_overlay_network_is_a_record_until_a_task_needs_it(lab):
 
 
 def test_tasks_on_two_nodes_ping_each_other_by_name_over_vxlan(lab, appnet):
+    listed = [line.split()[1:] for line in md_ok("network", "ls").splitlines()]
+    assert ["appnet", "overlay", "swarm"] in listed
     node_a, a, inspect_a = task_container(lab, "a")
     node_b, b, inspect_b = task_container(lab, "b")
     assert (node_a, node_b) == ("n1", "n2")

@@ -70,6 +70,8 @@ def network_ls(quiet, no_trunc, fmt, filters):
 
     chosen = Filters.parse(filters, networks.NETWORK_FILTERS, "network ls")
     rows = [network_row(n, no_trunc) for n in networks.ls(chosen)]
+    if not filters:
+        rows += _overlay_rows(no_trunc)
     if quiet:
         click.echo("\n".join(row["ID"] for row in rows))
         return
@@ -112,6 +114,24 @@ def network_rm(names):
             if not _remove_overlay(name):
                 raise
         click.echo(name)
+
+
+def _overlay_rows(no_trunc: bool) -> list[dict]:
+    """The swarm's overlays, as a manager's ``docker network ls`` shows them (scope swarm)."""
+    from minidocker.cluster import lab, overlay, swarm
+    from minidocker.cluster.etcd import EtcdError
+    from minidocker.humanize import created_at
+
+    if not (lab.lab_directory() / "lab.json").exists():
+        return []
+    try:
+        found = overlay.networks(swarm.connect()[1]).values()
+    except (EtcdError, swarm.SwarmError):
+        return []  # no etcd here (a lab without one), or not reachable: the local ones only
+    return [{"CreatedAt": created_at(n["CreatedAt"]), "Driver": "overlay",
+             "ID": n["ID"] if no_trunc else n["ID"][:12], "Internal": "false", "Labels": "",
+             "Name": n["Name"], "Scope": "swarm"}
+            for n in sorted(found, key=lambda n: n["Name"])]
 
 
 def _overlay(name: str) -> dict | None:
