@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from minidocker.cluster.engine import SERVICE_LABEL, TASK_LABEL, Engine
+from minidocker.viz.overlay import lab_state
 from tests.conftest import minidocker
 from tests.test_cluster import md_ok, swarm, wait_for  # noqa: F401 (swarm: a fixture)
 
@@ -65,7 +66,9 @@ def test_tasks_on_two_nodes_ping_each_other_by_name_over_vxlan(lab, appnet):
     node_b, b, inspect_b = task_container(lab, "b")
     assert (node_a, node_b) == ("n1", "n2")
     address_b = inspect_b["NetworkSettings"]["Networks"]["appnet"]["IPAddress"]
-    assert address_b.startswith("10.0.9.")
+    given = {t["NetworksAttachments"][0]["Address"] for t in lab_state()["tasks"].values()
+             if t["DesiredState"] == "running" and t.get("NetworksAttachments")}
+    assert address_b.startswith("10.0.9.") and address_b in given  # the manager's, from etcd
     eth0 = exec_in(lab, "n1", a, "ip", "link", "show", "eth0").stdout
     assert "mtu 1450" in eth0  # 1500 - 50 bytes of VXLAN encapsulation
     pinged = wait_for(lambda: exec_in(lab, "n1", a, "ping", "-c", "1", "-W", "2", "b")
