@@ -92,13 +92,17 @@ def sync(store, node: dict) -> dict:
 # --- the node's end of one overlay ------------------------------------------------------------------
 
 def build(engine: Engine, network: dict, address: str, underlay: str) -> None:
-    """The overlay's bridge (a network of the node's daemon) and its VXLAN port, if missing."""
+    """The overlay's bridge (a network of the node's daemon) and its VXLAN port, if missing;
+    both with the MTU the underlay leaves them (eth0's, less the VXLAN encapsulation)."""
+    with IPRoute() as ip:
+        underlay_mtu = ip.get_links(ip.link_lookup(ifname=UNDERLAY_DEVICE)[0])[0] \
+            .get_attr("IFLA_MTU")
     if not engine.has_network(network["Name"]):
         engine.call("POST", "/networks/create", json={
             "Name": network["Name"], "Driver": "bridge",
             "IPAM": {"Config": [{"Subnet": network["Subnet"], "Gateway": address}]},
             "Options": {BRIDGE_NAME_OPTION: overlay.bridge_name(network),
-                        MTU_OPTION: str(overlay.mtu())},
+                        MTU_OPTION: str(overlay.mtu(underlay_mtu))},
             "Labels": {NETWORK_LABEL: network["ID"]}})
     with IPRoute() as ip:
         bridge = ip.link_lookup(ifname=overlay.bridge_name(network))[0]
@@ -106,10 +110,10 @@ def build(engine: Engine, network: dict, address: str, underlay: str) -> None:
         # write it into their tables without asking.
         ip.link("set", index=bridge, address=mac_for(address))
         if not ip.link_lookup(ifname=overlay.vxlan_name(network)):
-            add_vxlan(ip, network, underlay, bridge)
+            add_vxlan(ip, network, underlay, bridge, overlay.mtu(underlay_mtu))
 
 
-def add_vxlan(ip: IPRoute, network: dict, underlay: str, bridge: int) -> None:
+def add_vxlan(ip: IPRoute, network: dict, underlay: str, bridge: int, mtu: int) -> None:
     """``ip link add vx<VNI> type vxlan id <VNI> dstport 4789 local <underlay> dev eth0
     nolearning proxy``, MTU 1450, a port of the overlay's bridge."""
     name = overlay.vxlan_name(network)
@@ -118,7 +122,7 @@ def add_vxlan(ip: IPRoute, network: dict, underlay: str, bridge: int) -> None:
             vxlan_link=ip.link_lookup(ifname=UNDERLAY_DEVICE)[0],
             vxlan_learning=0, vxlan_proxy=1)
     index = ip.link_lookup(ifname=name)[0]
-    ip.link("set", index=index, mtu=overlay.mtu(), master=bridge, state="up")
+    ip.link("set", index=index, mtu=mtu, master=bridge, state="up")
 
 
 def program(network: dict, remote: dict[str, str]) -> None:
