@@ -144,7 +144,8 @@ def test_replicas_spread_with_an_explanation(web):
 def test_a_global_service_publishes_its_port_on_each_node(swarm):
     """One task per node; the published port answers on the node's own address (mode=host),
     from another node; a second service wanting that port finds no node and says why."""
-    md_ok("service", "create", "--name", "edge", "--mode", "global", "--publish", "8080:80",
+    md_ok("service", "create", "--name", "edge", "--mode", "global", "--publish",
+          "mode=host,published=8080,target=80",
           "busybox", "sh", "-c", "echo hello from $(hostname); exec httpd -f -p 80 -h /etc")
     try:
         assert nodes_running("edge") == {"n1", "n2", "n3"}
@@ -156,7 +157,8 @@ def test_a_global_service_publishes_its_port_on_each_node(swarm):
         logs = md_ok("service", "logs", "edge")
         assert f"hello from {fetched.stdout.strip()}" in logs, (fetched, logs)
         assert "@n1    | hello from" in logs and on_n1
-        md_ok("service", "create", "--name", "extra", "--detach", "--publish", "8080:80",
+        md_ok("service", "create", "--name", "extra", "--detach", "--publish",
+              "mode=host,published=8080,target=80",
               "busybox", "sleep", "1000")
         wait_for(lambda: "port            8080/tcp                     removed n1, n2, n3"
                  in md_ok("service", "ps", "--explain", "extra"), 10, "extra explained")

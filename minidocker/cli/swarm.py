@@ -217,14 +217,34 @@ def service():
 
 
 def _ports(values: tuple[str, ...]) -> list[dict]:
+    """``--publish 8080:80`` (the routing mesh: every node) or the long form
+    ``--publish mode=host,published=8080,target=80[,protocol=udp]`` (the task's node only)."""
     from minidocker.network.ports import parse_publish
 
     ports = []
     for value in values:
+        if "=" in value:
+            ports.append(_long_port(value))
+            continue
         for binding in parse_publish(value):
             ports.append({"Protocol": binding.proto, "TargetPort": binding.container_port,
-                          "PublishedPort": binding.host_port, "PublishMode": "host"})
+                          "PublishedPort": binding.host_port, "PublishMode": "ingress"})
     return ports
+
+
+def _long_port(value: str) -> dict:
+    from minidocker.cluster.swarm import SwarmError
+
+    fields = dict(part.partition("=")[::2] for part in value.split(","))
+    unknown = set(fields) - {"mode", "published", "target", "protocol"}
+    mode, proto = fields.get("mode", "ingress"), fields.get("protocol", "tcp")
+    if unknown or mode not in ("ingress", "host") or proto not in ("tcp", "udp") or \
+            not fields.get("target", "").isdigit() or \
+            not fields.get("published", "0").isdigit():
+        raise SwarmError(f"invalid --publish {value!r}: use PUBLISHED:TARGET or "
+                         "mode=host|ingress,published=N,target=N[,protocol=tcp|udp]")
+    return {"Protocol": proto, "TargetPort": int(fields["target"]),
+            "PublishedPort": int(fields.get("published", "0")), "PublishMode": mode}
 
 
 def _wait(records, store, service: dict, detach: bool) -> None:
@@ -254,7 +274,10 @@ def _wait(records, store, service: dict, detach: bool) -> None:
 @click.option("--placement-pref", multiple=True, help="Add a placement preference, e.g. "
               "spread=node.labels.zone.")
 @click.option("-p", "--publish", multiple=True, metavar="PUBLISHED:TARGET",
-              help="Publish a port on the node that runs the task (mode=host).")
+              help="Publish a port on every node (the routing mesh), or with "
+              "mode=host,published=P,target=T on the task's node only.")
+@click.option("--network", "networks", multiple=True, help="Network attachments (an overlay "
+              "network's name).")
 @click.option("-e", "--env", multiple=True, help="Set environment variables.")
 @click.option("--limit-memory", default="", help="Limit Memory.")
 @click.option("--reserve-memory", default="", help="Reserve Memory.")
@@ -265,7 +288,7 @@ def _wait(records, store, service: dict, detach: bool) -> None:
               "the service to converge.")
 @click.argument("image")
 @click.argument("command", nargs=-1)
-def service_create(name, replicas, mode, constraint, placement_pref, publish, env,
+def service_create(name, replicas, mode, constraint, placement_pref, publish, networks, env,
                    limit_memory, reserve_memory, reserve_cpu, strategy, detach, image,
                    command):
     """Create a new service."""
@@ -285,9 +308,21 @@ def service_create(name, replicas, mode, constraint, placement_pref, publish, en
         parse_bytes("--limit-memory", limit_memory) if limit_memory else 0,
         parse_bytes("--reserve-memory", reserve_memory) if reserve_memory else 0, cpus,
         strategy=strategy or "")
+    spec["TaskTemplate"]["Networks"] = _networks(store, list(networks), spec)
     made = records.create_service(store, spec)
     click.echo(made["ID"])
     _wait(records, store, made, detach)
+
+
+def _networks(store, names: list[str], spec: dict) -> list[dict]:
+    """``--network``: overlay networks by name (their IDs in the spec, as Docker keeps them);
+    a service that publishes through the mesh and names none joins ``ingress``."""
+    from minidocker.cluster import overlay
+
+    found = [overlay.find(store, name) for name in names]
+    if not found and overlay.mesh_ports({"Spec": spec}):
+        found = [overlay.ingress(store)]
+    return [{"Target": network["ID"]} for network in found]
 
 
 def _published(service: dict) -> str:

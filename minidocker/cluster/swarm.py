@@ -262,7 +262,8 @@ def create_service(store: Store, spec: dict) -> dict:
     swarm(store)
     if not spec["Name"]:
         spec["Name"] = "service_" + new_id(6)
-    if find_service(store, spec["Name"], missing_ok=True):
+    if any(s["Spec"]["Name"] == spec["Name"] for s in read_all(store, SERVICES).values()):
+        # by name only: a new name may well be the prefix of another service's ID
         raise SwarmError(f"rpc error: code = AlreadyExists desc = name conflicts with an "
                          f"existing object: service {spec['Name']} already exists")
     record = {"ID": new_id(), "CreatedAt": now(), "UpdatedAt": now(), "Version": {"Index": 1},
