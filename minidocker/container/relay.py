@@ -123,12 +123,13 @@ class Relay:
         return fds
 
     def relay(self, ready: list) -> None:
-        """Copy what is ready: output to the log and the clients, input to the container."""
+        """Copy what is ready: output to the log and the clients, input to the container. A
+        client that came in the same turn is taken in first: it sees this output too."""
+        if self.listener in ready:
+            self.accept()
         for fd in ready:
             if fd in self.outputs:
                 self.copy_output(fd)
-            elif fd is self.listener:
-                self.accept()
             elif fd == 0:
                 self.copy_input(os.read(0, 65536), local=True)
             elif fd in self.readers:
