@@ -1,6 +1,7 @@
 """The container's log: what it printed, one JSON object per line, as Docker's json-file driver.
 
-The monitor reads the container's stdout and stderr pipes and appends, for every line::
+The monitor reads the container's stdout and stderr pipes and appends (jsonfile.py's
+``LogWriter``), for every line::
 
     {"log": "hello\\n", "stream": "stdout", "time": "2026-11-22T22:04:52.123456Z"}
 

@@ -3,16 +3,19 @@
 Without a daemon, *someone* must hold a detached container's stdio, write its log, wait for it
 and record its exit code. That is the monitor, one per running container:
 
-1. ``launch()`` (in the CLI) starts ``python -m minidocker.container.monitor ID`` in a session
-   of its own (setsid(2): no terminal, so closing yours does not kill it) and waits on a pipe
-   until the monitor reports "running" or an error;
+1. ``launch()`` (in the CLI) forks the monitor in a session of its own (setsid(2): no
+   terminal, so closing yours does not kill it) — a fork of the CLI, which has the engine
+   loaded already, so no second interpreter imports it again — and waits on a pipe until
+   the monitor reports "running" or an error;
 2. the monitor starts the container with pipes (or a pty with ``-t``) as its stdio. It is a
    *child subreaper* (prctl PR_SET_CHILD_SUBREAPER) and starts it with ``adopt``: the shim
    leaves once PID 1 is born, and PID 1, orphaned, becomes the monitor's own child — as conmon
    adopts runc's PID 1 (one Python process per container, not two). PID 1 dies if the monitor
    dies (PR_SET_PDEATHSIG), so a killed monitor never leaves an unwatched container behind;
 3. it copies every output line to the json-file log and to attached clients, and what clients
-   type to the container's stdin (see attach.py);
+   type to the container's stdin (relay.py, attach.py). For that it needs none of the engine:
+   once the container runs, the monitor execve(2)s the lean watcher (watch.py) — the same
+   process, a fraction of the memory — which hands the container back at PID 1's exit;
 4. with a HEALTHCHECK, it runs the probes and records their verdicts (health.py);
 5. when PID 1 exits: exit code and OOM kill into the record, cgroup removed; then the restart
    policy decides — ``no``; ``on-failure[:N]`` (a non-zero exit, at most N times);
@@ -36,8 +39,8 @@ a new API server simply finds them (re-adoption). The host is a child subreaper 
 containers with ``adopt`` too, so 50 containers cost one process. It exits when its last
 container has ended.
 
-Man pages: setsid(2), pipe(7), waitpid(2), prctl(2) (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER),
-unix(7), pty(7), select(2).
+Man pages: setsid(2), fork(2), execve(2), pipe(7), waitpid(2), prctl(2) (PR_SET_PDEATHSIG,
+PR_SET_CHILD_SUBREAPER), unix(7), pty(7), select(2).
 """
 
 import contextlib
