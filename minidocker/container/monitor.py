@@ -283,9 +283,12 @@ class Monitor:
             loop.close()
         return self.code
 
-    def run_in(self, loop: Loop) -> None:
-        """Turn ``loop`` with this container until it is done."""
+    def run_in(self, loop: Loop, look_now: bool = False) -> None:
+        """Turn ``loop`` with this container until it is done (``look_now``: take a step
+        before the first wait)."""
         try:
+            if look_now:
+                self.step([])
             loop.add(self)
             loop.run_until(lambda: self.state == "done")
         except BaseException:  # our stdout closed (| head), Ctrl-C, a bug: the container
@@ -536,7 +539,7 @@ def resume(loop: Loop, state: dict, relay: Relay) -> None:
     process = Process(pid=state["pid"], shim_pid=state["pid"])  # our child, as before
     monitor.container = Container(record, process, record.cgroup())
     monitor.state, monitor.began, monitor.delay = "running", state["began"], state["delay"]
-    monitor.run_in(loop)
+    monitor.run_in(loop, look_now=True)  # PID 1 has exited: nothing would wake the loop
 
 def hold_monitor_lock(record: records.ContainerRecord) -> int:
     """flock(2) ``<container>/monitor.lock`` for as long as this process lives (the kernel
