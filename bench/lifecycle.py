@@ -7,8 +7,9 @@ of the monitor against podman's conmon (target ≤ 2×)."
    timed from the start of the command to its exit (the container runs then). Reported: the
    1st, 10th and last start, the median, last / 1st, and the median of the last five over the
    median of the first five (one sample each is noisy; five are less so).
-2. With all N running: the memory of each container's monitor (``python -m
-   minidocker.container.monitor``) and of its shim, if one stays (the monitor's forked child,
+2. With all N running: the memory of each container's monitor (``State.MonitorPid``: once
+   the container runs, the lean watcher it exec'd, ``container/watch.py``) and of its shim,
+   if one stays (the monitor's forked child,
    the parent of PID 1; 0 since the monitor adopts PID 1 itself), from ``/proc/<pid>/smaps_rollup``: PSS (each shared page divided among the processes
    that map it: the fair share, since the N monitors share the interpreter's pages), USS (pages
    only this process maps) and RSS (every page it maps, shared or not).
