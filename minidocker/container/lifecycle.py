@@ -121,7 +121,8 @@ def run_in_foreground(record: records.ContainerRecord, sig_proxy: bool = True) -
     terminal attached (output logged too, so ``logs`` works later); returns the exit code.
     With ``sig_proxy`` False (``--sig-proxy=false``) signals to us do not reach PID 1."""
     from minidocker.container import tty as terminal
-    from minidocker.container.monitor import Monitor, Terminal
+    from minidocker.container.monitor import Monitor
+    from minidocker.container.relay import Terminal
 
     interactive, raw = record.Config.OpenStdin, record.Config.Tty and record.Config.OpenStdin
     proxy = SignalProxy(raw_terminal=raw, forward=sig_proxy)
