@@ -38,7 +38,7 @@ def exec_watcher(state: dict) -> None:
     if the exec failed (OSError). Without ``site`` the new interpreter does not know where
     the packages are (the engine needs them again at the end): it gets our ``sys.path``."""
     flags = ["-I", "-S", *(["-B"] if sys.flags.dont_write_bytecode else [])]
-    path = [PACKAGE_ROOT, *sys.path]
+    path = [PACKAGE_ROOT, *(entry for entry in sys.path if entry)]  # no '' (the cwd, now /)
     os.execv(sys.executable, [sys.executable, *flags, "-c", BOOT, json.dumps(path),
                               json.dumps(state)])
 
