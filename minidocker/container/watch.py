@@ -16,7 +16,8 @@ more.
 
 When PID 1 exits, the watcher imports the engine again (monitor.py's ``resume``): the
 exit code goes into the record, the container's cgroup and network are given back, and its
-restart policy may start it again — after which it hands off to a new watcher.
+restart policy may start it again — after which it hands off to a new watcher. ``rm -f``
+does not wait for that: it ends a watcher itself (lifecycle.py's ``end_watcher``).
 
 Man pages: execve(2) (what survives it), fcntl(2) (FD_CLOEXEC), waitid(2) (WNOWAIT).
 """
