@@ -7,8 +7,9 @@ of the monitor against podman's conmon (target ≤ 2×)."
    timed from the start of the command to its exit (the container runs then). Reported: the
    1st, 10th and last start, the median, last / 1st, and the median of the last five over the
    median of the first five (one sample each is noisy; five are less so).
-2. With all N running: the memory of each container's monitor (``python -m
-   minidocker.container.monitor``) and of its shim, if one stays (the monitor's forked child,
+2. With all N running: the memory of each container's monitor (``State.MonitorPid``: once
+   the container runs, the lean watcher it exec'd, ``container/watch.py``) and of its shim,
+   if one stays (the monitor's forked child,
    the parent of PID 1; 0 since the monitor adopts PID 1 itself), from ``/proc/<pid>/smaps_rollup``: PSS (each shared page divided among the processes
    that map it: the fair share, since the N monitors share the interpreter's pages), USS (pages
    only this process maps) and RSS (every page it maps, shared or not).
@@ -184,6 +185,18 @@ def our_processes(path: Path) -> list[int]:
     return found
 
 
+def wait_for_watchers(monitors: list[int], timeout: float = 30.0) -> None:
+    """A detached monitor exec's the lean watcher (container/watch.py) right after it has
+    reported "running": measure the watchers, not a monitor caught before its exec."""
+    deadline = time.monotonic() + timeout
+    for pid in monitors:
+        while time.monotonic() < deadline:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"minidocker.container.watch" in f.read():
+                    break
+            time.sleep(0.05)
+
+
 def wait_for_none(path: Path, what: str, timeout: float = 15.0) -> None:
     """Wait until no process of the benchmark is left; kill those that stay (by pid)."""
     deadline = time.monotonic() + timeout
@@ -197,11 +210,17 @@ def wait_for_none(path: Path, what: str, timeout: float = 15.0) -> None:
                                f"(killed): {left}")
 
 
-def idle_python(imports: str) -> dict[str, int]:
-    """Memory of a Python process that has run ``imports`` and waits (context rows)."""
+def idle_python(imports: str, isolated: bool = False) -> dict[str, int]:
+    """Memory of a Python process that has run ``imports`` and waits (context rows);
+    ``isolated``: started as the watcher is, ``python -I -S`` with the package on its path."""
     code = f"{imports}; import os; os.write(1, b'r'); os.read(0, 1)"
-    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE)
+    if isolated:
+        root = Path(__file__).resolve().parents[1]
+        path = f"import sys; sys.path.insert(0, {str(root)!r})"
+        argv = [sys.executable, "-I", "-S", "-c", f"{path}; {code}"]
+    else:
+        argv = [sys.executable, "-c", code]
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         if process.stdout.read(1) != b"r":
             raise peers.BenchError(f"python -c '{imports}' failed")
@@ -223,8 +242,10 @@ class Minidocker:
         self.cgroup_parent = f"minidocker-bench-{os.getpid()}-lifecycle"
         ws.undo.callback(_remove_cgroup_parent, self.cgroup_parent)
         ws.undo.callback(self.remove_all)  # runs first: containers, then their cgroups
+        # bytecode written and reused, as an installed package's is, whatever the caller's
+        # PYTHONDONTWRITEBYTECODE says (as in startup.py): only the warm-up run compiles
         self.env = {**os.environ, "MINIDOCKER_ROOT": str(self.state),
-                    "MINIDOCKER_CGROUP_PARENT": self.cgroup_parent}
+                    "MINIDOCKER_CGROUP_PARENT": self.cgroup_parent, "PYTHONDONTWRITEBYTECODE": ""}
         entry_point = Path(sys.executable).with_name("minidocker")
         self.cli = [str(entry_point)] if entry_point.exists() else \
             [sys.executable, "-m", "minidocker.cli"]
@@ -248,6 +269,7 @@ class Minidocker:
         pairs = [line.split() for line in out.strip().splitlines()]
         if len(pairs) != n:
             raise peers.BenchError(f"minidocker inspect listed {len(pairs)} of {n} containers")
+        wait_for_watchers([int(a) for a, _ in pairs])
         for monitor_pid, pid1 in ((int(a), int(b)) for a, b in pairs):
             below = children(monitor_pid)
             if below == [pid1]:  # the monitor adopted PID 1: no shim stays
@@ -267,7 +289,9 @@ class Minidocker:
         if context:  # while the N monitors run, so PSS shares the interpreter alike
             result["context_kb"] = {
                 "python": idle_python("import sys"),
-                "python_monitor_imports": idle_python("import minidocker.container.monitor")}
+                "python_monitor_imports": idle_python("import minidocker.container.monitor"),
+                "python_watcher_imports": idle_python(
+                    "import minidocker.container.watch", isolated=True)}
         result.update(remove_timed([*self.cli, "rm", "-f", *ids], self.env))
         self.remove_all()  # what a failed 'rm -f' left
         wait_for_none(self.state, "minidocker's monitors")
@@ -485,7 +509,9 @@ def show(console: Console, report: dict) -> None:
         rows.append(("podman's conmon", report["podman"]["memory_kb"]["conmon"]))
     context = report["minidocker"].get("context_kb", {})
     for key, label in (("python", "(context) idle python"),
-                       ("python_monitor_imports", "(context) idle python + monitor imports")):
+                       ("python_monitor_imports", "(context) idle python + monitor imports"),
+                       ("python_watcher_imports",
+                        "(context) idle python -I -S + watcher imports")):
         if key in context:
             rows.append((label, context[key]))
     for label, kb in rows:

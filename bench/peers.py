@@ -26,8 +26,10 @@ from pathlib import Path
 from time import perf_counter
 
 from minidocker import cgroups, kernel
-from minidocker.container import Config, HostConfig, create, run, start
+from minidocker.container import Config, HostConfig, run
+from minidocker.container.create import create
 from minidocker.container.names import new_id
+from minidocker.container.start import start
 from minidocker.image.busybox import create_busybox_image
 from minidocker.image.store import Image
 from minidocker.namespaces import Stdio

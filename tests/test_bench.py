@@ -161,7 +161,8 @@ def test_lifecycle_bench_runs_small_and_cleans_up(tmp_path):
         if name != "shim":  # the monitor adopts PID 1: no shim stays, 0
             assert 0 < part["uss"] <= part["pss"] <= part["rss"]
     assert memory["monitor_shim"]["pss"] == memory["monitor"]["pss"] + memory["shim"]["pss"]
-    assert set(figures["minidocker"]["context_kb"]) == {"python", "python_monitor_imports"}
+    assert set(figures["minidocker"]["context_kb"]) == {"python", "python_monitor_imports",
+                                                        "python_watcher_imports"}
     assert len(figures["minidocker"]["per_container_kb"]) == 2
     daemon = figures["minidocker_daemon"]  # one monitor host for both containers
     assert set(daemon["memory_kb"]) == {"host_per_container", "host_and_server_per_container"}

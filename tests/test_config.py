@@ -7,8 +7,9 @@ import os
 import pytest
 
 from minidocker import volumes
-from minidocker.container import Config, HostConfig, NetworkMode, create, records, run, teardown
+from minidocker.container import Config, HostConfig, NetworkMode, records, run, teardown
 from minidocker.container.config import IpcMode, PidMode, RestartPolicy, UsernsMode, UTSMode
+from minidocker.container.create import create
 from minidocker.errors import MinidockerError
 from minidocker.namespaces import CONTAINER_NAMESPACES, ExecFailed, IdMap, Stdio
 from minidocker.network.ports import parse_publish

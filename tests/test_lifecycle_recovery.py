@@ -11,7 +11,8 @@ import time
 import pytest
 
 from minidocker import cgroups
-from minidocker.container import Config, create, lifecycle, records
+from minidocker.container import Config, lifecycle, records
+from minidocker.container.create import create
 from minidocker.network import bridge, store
 
 from .conftest import MINIDOCKER

@@ -2,8 +2,9 @@
 
 import pytest
 
-from minidocker.container import Config, HostConfig, create
+from minidocker.container import Config, HostConfig
 from minidocker.container.bundle import runtime_spec
+from minidocker.container.create import create
 from minidocker.container.start import plan_start
 from minidocker.container.teardown import remove
 from minidocker.security.users import User

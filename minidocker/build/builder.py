@@ -246,8 +246,10 @@ class Builder:
         """Run the command in a container of the image so far; commit its changes."""
         # The engine is imported only when a step runs: a build of cache hits never needs it.
         from minidocker.build.runstep import run_command, stdin_of
-        from minidocker.container import Config, HostConfig, NetworkMode, create, start
+        from minidocker.container import Config, HostConfig, NetworkMode
         from minidocker.container.commit import commit
+        from minidocker.container.create import create
+        from minidocker.container.start import start
         from minidocker.namespaces import Stdio
 
         if command.mounts or command.security:
@@ -299,8 +301,9 @@ class Builder:
     def copy(self, state: StageState, command: FileCopy) -> Image:
         """Copy into a container's root (never started); commit its changes as the layer."""
         from minidocker.build.filecopy import copy_into
-        from minidocker.container import Config, create, teardown
+        from minidocker.container import Config, teardown
         from minidocker.container.commit import commit
+        from minidocker.container.create import create
         from minidocker.unionfs import OverlayDirs
 
         plan = self.copy_plan(state, command)

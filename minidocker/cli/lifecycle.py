@@ -132,7 +132,7 @@ def run(detach, explain, explain_time, sig_proxy, detach_keys, **options):
     cidfile = check_cidfile(options["cidfile"])
     if explain or explain_time:
         explain_steps(detach, explain_time)
-    from minidocker.container import create
+    from minidocker.container.create import create
 
     ensure_image(config.Image, options["pull"])
     config, host = in_pod(options["pod"], config, host, start=True)
@@ -192,7 +192,7 @@ def export_bundle(container, directory):
 def create(**options):
     """Create a new container without starting it; prints its ID."""
     require_root("create")
-    from minidocker.container import create as make
+    from minidocker.container.create import create as make
 
     config, host, name = container_request(options)
     cidfile = check_cidfile(options["cidfile"])

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from minidocker.compose import convert, images, order
 from minidocker.compose.convert import NUMBER, ONEOFF, PROJECT, SERVICE
 from minidocker.compose.model import Project, Service
-from minidocker.container import create, lifecycle, records
+from minidocker.container import lifecycle, records
 from minidocker.container.config import RestartPolicy
+from minidocker.container.create import create
 from minidocker.errors import MinidockerError, NotFound
 
 Say = Callable[[str], None]

@@ -25,7 +25,6 @@ import signal
 import socket
 import struct
 import termios
-from pathlib import Path
 
 from minidocker.container.tty import raw_terminal, write_all
 from minidocker.errors import MinidockerError
@@ -75,18 +74,19 @@ def read_frames(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
 
 
 @contextlib.contextmanager
-def short_address(path: Path):
+def short_address(path: "str | os.PathLike"):
     """A unix socket's address may be at most 107 bytes (unix(7)); a deep state root is
     longer. ``/proc/self/fd/N/name``, with N an open fd of the directory, names the same
     place in a few bytes."""
-    directory = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    parent, name = os.path.split(os.fspath(path))
+    directory = os.open(parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        yield f"/proc/self/fd/{directory}/{path.name}"
+        yield f"/proc/self/fd/{directory}/{name}"
     finally:
         os.close(directory)
 
 
-def connect(socket_path: Path, with_stdin: bool) -> socket.socket:
+def connect(socket_path: "str | os.PathLike", with_stdin: bool) -> socket.socket:
     return _connect(socket_path, b"i" if with_stdin else b"o")
 
 
@@ -94,7 +94,7 @@ def window_size(height: int, width: int) -> bytes:
     return struct.pack("HHHH", height, width, 0, 0)
 
 
-def _connect(socket_path: Path, hello: bytes) -> socket.socket:
+def _connect(socket_path: "str | os.PathLike", hello: bytes) -> socket.socket:
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         with short_address(socket_path) as address:
@@ -107,7 +107,7 @@ def _connect(socket_path: Path, hello: bytes) -> socket.socket:
     return client
 
 
-def resize(socket_path: Path, window: bytes) -> None:
+def resize(socket_path: "str | os.PathLike", window: bytes) -> None:
     """Tell the monitor a terminal's size (a struct winsize, as TIOCGWINSZ gives it, or
     ``window_size(rows, columns)``) on a short connection of its own: the monitor holds the
     pty's master and sets it (TIOCSWINSZ, tty_ioctl(4)); the kernel then sends SIGWINCH to the
@@ -115,7 +115,7 @@ def resize(socket_path: Path, window: bytes) -> None:
     _connect(socket_path, RESIZE + window).close()
 
 
-def follow_window_size(socket_path: Path, fd: int = 0) -> None:
+def follow_window_size(socket_path: "str | os.PathLike", fd: int = 0) -> None:
     """Keep the container's pty the size of our terminal ``fd``: now, and at each SIGWINCH
     (the kernel's word that our window changed)."""
     def send_size(*_):

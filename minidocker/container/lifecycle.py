@@ -140,7 +140,8 @@ def run_in_foreground(record: records.ContainerRecord, sig_proxy: bool = True) -
     terminal attached (output logged too, so ``logs`` works later); returns the exit code.
     With ``sig_proxy`` False (``--sig-proxy=false``) signals to us do not reach PID 1."""
     from minidocker.container import tty as terminal
-    from minidocker.container.monitor import Monitor, Terminal
+    from minidocker.container.monitor import Monitor
+    from minidocker.container.relay import Terminal
 
     interactive, raw = record.Config.OpenStdin, record.Config.Tty and record.Config.OpenStdin
     proxy = SignalProxy(raw_terminal=raw, forward=sig_proxy)
@@ -250,11 +251,31 @@ def rm(record: records.ContainerRecord, force: bool = False, volumes_too: bool =
             raise Conflict(f"You cannot remove a {record.status} container {record.Id[:12]}. "
                            "Stop it first, or use 'minidocker rm -f'.")
         record.update_state(ManuallyStopped=True)
+        if end_watcher(record):
+            record.event("die", exitCode=128 + signal.SIGKILL)  # what its end would have said
         for _ in range(3):  # a monitor may be restarting it right now: kill that run too
             teardown.release(record)  # thaw and SIGKILL through the cgroup: all of it
             if _wait_for_monitor(record, 2):
                 break
     teardown.remove(record, volumes_too)
+
+
+def end_watcher(record: records.ContainerRecord) -> bool:
+    """``rm -f`` of a container whose monitor has become the lean watcher (watch.py): it only
+    relays, and would load the whole engine to record an exit that we are about to delete.
+    We end it instead (SIGKILL; PID 1 follows it, PR_SET_PDEATHSIG), and do the rest here.
+    True if there was such a watcher."""
+    pid = record.State.get("MonitorPid") or 0
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            is_watcher = b"minidocker.container.watch" in f.read()
+    except OSError:
+        return False
+    if not (is_watcher and monitor_alive(record)):  # the start time: not a reused PID
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return True
 
 
 def refuse_if_joined(record: records.ContainerRecord) -> None:

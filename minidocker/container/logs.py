@@ -1,6 +1,7 @@
 """The container's log: what it printed, one JSON object per line, as Docker's json-file driver.
 
-The monitor reads the container's stdout and stderr pipes and appends, for every line::
+The monitor reads the container's stdout and stderr pipes and appends (jsonfile.py's
+``LogWriter``), for every line::
 
     {"log": "hello\\n", "stream": "stdout", "time": "2026-11-22T22:04:52.123456Z"}
 
@@ -27,86 +28,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minidocker.cgroups.limits import parse_bytes
+from minidocker.container.jsonfile import LogWriter, NoLog
 from minidocker.errors import MinidockerError
-from minidocker.state import now
 
-LOG_NAME = "container-json.log"
 LOG_DRIVERS = ("json-file", "local", "none")
 
 
-class LogWriter:
-    """Append a container's output to its json-file log, rotating by size."""
-
-    def __init__(self, path: Path, max_size: str = "10m", max_file: str = "3"):
-        self.path = path
-        self.max_size = parse_bytes("--log-opt max-size", max_size)
-        try:
-            self.max_file = max(1, int(max_file))
-        except ValueError:
-            raise MinidockerError(f"--log-opt max-file={max_file}: give a number of files, "
-                                  "e.g. 3") from None
-        self.partial = {"stdout": b"", "stderr": b""}
-        self.file = open(path, "ab")
-
-    def write(self, stream: str, data: bytes) -> None:
-        """Log complete lines; keep a trailing half line until its newline comes."""
-        data = self.partial[stream] + data
-        *lines, self.partial[stream] = data.split(b"\n")
-        for line in lines:
-            self._append(stream, line + b"\n")
-
-    def flush_partial(self) -> None:
-        """At the end of the output: log what was printed without a final newline."""
-        for stream, rest in self.partial.items():
-            if rest:
-                self._append(stream, rest)
-            self.partial[stream] = b""
-
-    def _append(self, stream: str, line: bytes) -> None:
-        entry = {"log": line.decode(errors="replace"), "stream": stream, "time": now()}
-        self.file.write(json.dumps(entry).encode() + b"\n")
-        self.file.flush()
-        if self.file.tell() >= self.max_size:
-            self.rotate()
-
-    def rotate(self) -> None:
-        self.file.close()
-        if self.max_file == 1:
-            self.path.unlink()  # one file: start a new one (a follower sees a new inode)
-        else:
-            for n in range(self.max_file - 1, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{n}")
-                if n == self.max_file - 1:
-                    older.unlink(missing_ok=True)
-                previous = self.path.with_name(f"{self.path.name}.{n - 1}") if n > 1 else self.path
-                if previous.exists():
-                    os.rename(previous, older)
-        self.file = open(self.path, "ab")
-
-    def close(self) -> None:
-        self.flush_partial()
-        self.file.close()
-
-
-class NoLog:
-    """``--log-driver none``: the output goes to attached clients only, never to disk."""
-
-    def write(self, stream: str, data: bytes) -> None:
-        pass
-
-    def flush_partial(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def open_log(path: Path, log_config: dict) -> "LogWriter | NoLog":
+def open_log(path: Path, log_config: dict) -> LogWriter | NoLog:
     """The writer the container's LogConfig asks for."""
     if log_config.get("Type") == "none":
         return NoLog()
     options = log_config.get("Config") or {}
-    return LogWriter(path, options.get("max-size", "10m"), options.get("max-file", "3"))
+    max_file = options.get("max-file", "3")
+    if not str(max_file).isdigit():
+        raise MinidockerError(f"--log-opt max-file={max_file}: give a number of files, e.g. 3")
+    return LogWriter(path, parse_bytes("--log-opt max-size", options.get("max-size", "10m")),
+                     int(max_file))
 
 
 def check_log_config(driver: str, options: dict) -> dict:

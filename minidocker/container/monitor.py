@@ -3,16 +3,19 @@
 Without a daemon, *someone* must hold a detached container's stdio, write its log, wait for it
 and record its exit code. That is the monitor, one per running container:
 
-1. ``launch()`` (in the CLI) starts ``python -m minidocker.container.monitor ID`` in a session
-   of its own (setsid(2): no terminal, so closing yours does not kill it) and waits on a pipe
-   until the monitor reports "running" or an error;
+1. ``launch()`` (in the CLI) forks the monitor in a session of its own (setsid(2): no
+   terminal, so closing yours does not kill it) — a fork of the CLI, which has the engine
+   loaded already, so no second interpreter imports it again — and waits on a pipe until
+   the monitor reports "running" or an error;
 2. the monitor starts the container with pipes (or a pty with ``-t``) as its stdio. It is a
    *child subreaper* (prctl PR_SET_CHILD_SUBREAPER) and starts it with ``adopt``: the shim
    leaves once PID 1 is born, and PID 1, orphaned, becomes the monitor's own child — as conmon
    adopts runc's PID 1 (one Python process per container, not two). PID 1 dies if the monitor
    dies (PR_SET_PDEATHSIG), so a killed monitor never leaves an unwatched container behind;
 3. it copies every output line to the json-file log and to attached clients, and what clients
-   type to the container's stdin (see attach.py);
+   type to the container's stdin (relay.py, attach.py). For that it needs none of the engine:
+   once the container runs, the monitor execve(2)s the lean watcher (watch.py) — the same
+   process, a fraction of the memory — which hands the container back at PID 1's exit;
 4. with a HEALTHCHECK, it runs the probes and records their verdicts (health.py);
 5. when PID 1 exits: exit code and OOM kill into the record, cgroup removed; then the restart
    policy decides — ``no``; ``on-failure[:N]`` (a non-zero exit, at most N times);
@@ -36,17 +39,17 @@ a new API server simply finds them (re-adoption). The host is a child subreaper 
 containers with ``adopt`` too, so 50 containers cost one process. It exits when its last
 container has ended.
 
-Man pages: setsid(2), pipe(7), waitpid(2), prctl(2) (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER),
-unix(7), pty(7), select(2).
+Man pages: setsid(2), fork(2), execve(2), pipe(7), waitpid(2), prctl(2) (PR_SET_PDEATHSIG,
+PR_SET_CHILD_SUBREAPER), unix(7), pty(7), select(2).
 """
 
 import contextlib
 import fcntl
+import functools
 import gc
 import importlib
 import json
 import os
-import select
 import signal
 import socket
 import sys
@@ -54,16 +57,18 @@ import termios
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from minidocker import kernel
-from minidocker.container import health, records
-from minidocker.container.attach import RESIZE, exit_frame, frame, short_address
+from minidocker.container import health, records, watch
+from minidocker.container.attach import exit_frame, frame, short_address
 from minidocker.container.logs import open_log
+from minidocker.container.relay import Loop, Relay, Terminal
 from minidocker.container.start import Container, start
-from minidocker.container.tty import copy_window_size, write_all
+from minidocker.container.tty import copy_window_size
 from minidocker.errors import MinidockerError
-from minidocker.namespaces import Stdio, close_other_fds, receive_console
+from minidocker.namespaces import Process, Stdio, receive_console
 from minidocker.state import state_root
 
 MAX_BACKOFF = 10.0  # seconds between restarts, at most
@@ -97,10 +102,13 @@ def launch(record: records.ContainerRecord, wait_for_attach: bool = False) -> in
                 return read_reports(record, ask_host(HOST, record, wait_for_attach),
                                     wait_for_attach, HOST.with_suffix(".log"))
     status_r, status_w = os.pipe()
-    argv = [sys.executable, "-m", "minidocker.container.monitor", record.Id, str(status_w)]
-    if wait_for_attach:
-        argv.append("--wait-for-attach")
-    daemonize(argv, status_w, record.directory / "monitor.log")
+    if len(os.listdir("/proc/self/task")) == 1:  # a fork of us has the engine loaded already
+        work = functools.partial(monitor_detached, record.Id, status_w, wait_for_attach)
+    else:  # a fork would inherit locks our other threads hold: a new interpreter instead
+        argv = [sys.executable, "-m", "minidocker.container.monitor", record.Id, str(status_w),
+                *(["--wait-for-attach"] if wait_for_attach else [])]
+        work = functools.partial(exec_detached, argv, status_w)
+    daemonize(work, status_w, record.directory / "monitor.log")
     os.close(status_w)
     return read_reports(record, os.fdopen(status_r, "rb"), wait_for_attach,
                         record.directory / "monitor.log")
@@ -185,16 +193,21 @@ def start_host(path: Path) -> None:
     status_r, status_w = os.pipe()
     argv = [sys.executable, "-m", "minidocker.container.monitor", "--host", str(path),
             str(status_w)]
-    daemonize(argv, status_w, path.with_suffix(".log"))
+    daemonize(functools.partial(exec_detached, argv, status_w), status_w,
+              path.with_suffix(".log"))
     os.close(status_w)
     with os.fdopen(status_r, "rb") as reports:
         reports.read()  # EOF: it listens, or it left
 
 
-def daemonize(argv: list[str], keep_fd: int, log: Path) -> None:
-    """Run ``argv`` detached, the classic way: fork, setsid(2) (a session of its own, no
+def daemonize(work: Callable[[], None], keep_fd: int, log: Path) -> None:
+    """Run ``work()`` detached, the classic way: fork, setsid(2) (a session of its own, no
     terminal), fork again and exit, so the daemon is nobody's child here (init adopts it) and
-    can never become our zombie. Its stdio: /dev/null in and out, errors to ``log``."""
+    can never become our zombie. Its stdio: /dev/null in and out, errors to ``log``; of our
+    other fds it keeps ``keep_fd`` and those Python opened (close-on-exec, all of them).
+    ``work`` runs in a fork of us, and never returns into our code: os._exit ends it."""
+    sys.stdout.flush()  # what we printed but did not write yet is not written twice
+    sys.stderr.flush()
     child = os.fork()
     if child == 0:
         try:
@@ -205,98 +218,79 @@ def daemonize(argv: list[str], keep_fd: int, log: Path) -> None:
                 os.dup2(null, 0)
                 os.dup2(null, 1)
                 os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), 2)
-                os.set_inheritable(keep_fd, True)
-                close_other_fds({keep_fd})  # whatever the launcher had open stays with it
-                os.execv(argv[0], argv)
+                close_inherited_fds({keep_fd})  # what the launcher's parent gave it stays
+                work()
+        except BaseException:
+            traceback.print_exc()
         finally:
             os._exit(0)
     os.waitpid(child, 0)
 
 
-class Loop:
-    """One select(2) loop for any number of containers (and, in the host, its own socket).
+def close_inherited_fds(keep: set[int]) -> None:
+    """Close the fds above 2 that would survive an execve(2) (no FD_CLOEXEC), but ``keep``:
+    what our own caller passed down (a test's pipe), which a daemon must not hold open. The
+    fds Python opened are close-on-exec (PEP 446) and belong to its objects: they stay."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        with contextlib.suppress(OSError):  # the listing's own fd is gone already
+            if fd > 2 and fd not in keep and not fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                os.close(fd)
 
-    Each turn: ask every monitor for the fds it waits on and how long it may sleep, wait for
-    all of them at once, then give each monitor its ready fds. SIGCHLD (a PID 1 or a probe
-    ended) wakes select() through the signal wake-up pipe; nobody ever sleeps."""
 
-    def __init__(self, keep_going: bool = False):
-        self.keep_going = keep_going  # the host: one container's failure is not the others'
-        self.monitors: list[Monitor] = []
-        self.handlers: dict = {}  # more fds to watch (the host's socket) -> what to call
-        self.wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.wakeup_w = wakeup_w
-        signal.set_wakeup_fd(wakeup_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() when a child ends
+def exec_detached(argv: list[str], status_fd: int) -> None:
+    """In the detached fork: a new program, that reports on ``status_fd``."""
+    os.set_inheritable(status_fd, True)
+    os.execv(argv[0], argv)
 
-    def add(self, monitor: "Monitor") -> None:
-        self.monitors.append(monitor)
 
-    def run_until(self, done) -> None:
-        while not done():
-            self.turn()
+def monitor_detached(container_id: str, status_fd: int, wait_for_attach: bool) -> None:
+    """A detached monitor's life: start the container, report "running" (or the error) on
+    ``status_fd`` to launch(), then watch it (as the lean watcher, see ``hand_off``)."""
+    for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_IGN)
+    os.set_inheritable(status_fd, False)
 
-    def turn(self) -> None:
-        waits, timeout = {}, 1.0
-        for monitor in self.monitors:
-            for fd in monitor.fds():
-                waits[fd] = monitor
-            timeout = min(timeout, monitor.timeout())
-        try:
-            ready, _, _ = select.select([*waits, *self.handlers, self.wakeup_r], [], [],
-                                        max(timeout, 0))
-        except InterruptedError:
-            ready = []
-        if self.wakeup_r in ready:
-            with contextlib.suppress(BlockingIOError):
-                os.read(self.wakeup_r, 512)
-        for monitor in list(self.monitors):
-            self.step(monitor, [fd for fd in ready if waits.get(fd) is monitor])
-        for fd in ready:
-            if fd in self.handlers:
-                self.handlers[fd]()
-        self.monitors = [monitor for monitor in self.monitors if monitor.state != "done"]
+    def report(message: dict) -> None:
+        """Tell launch() how the first start went. It may have stopped listening already
+        (``start -a`` returns at "listening" to attach): the attached client and the record
+        hear of it instead, so a closed pipe is no error."""
+        with contextlib.suppress(OSError):
+            os.write(status_fd, (json.dumps(message) + "\n").encode())
+        if "listening" not in message:
+            with contextlib.suppress(OSError):
+                os.close(status_fd)
 
-    def step(self, monitor: "Monitor", ready: list) -> None:
-        if not self.keep_going:
-            monitor.step(ready)
-            return
-        try:
-            monitor.step(ready)
-        except Exception:  # a bug, for this container only: it goes, the others stay
-            traceback.print_exc()
-            monitor.abort()
-
-    def close(self) -> None:
-        signal.set_wakeup_fd(-1)
-        os.close(self.wakeup_r)
-        os.close(self.wakeup_w)
+    try:
+        monitor = Monitor(records.load(container_id), adopt=True, watcher=True)
+        monitor.run(report, wait_for_attach=wait_for_attach)
+    except BaseException as exc:  # anything unexpected: say so, where launch() can read it
+        report({"error": f"monitor: {exc}", "exit_code": 125})
+        raise
 
 
 class Monitor:
     """One container's state machine in the loop: it starts, watches, logs and restarts it.
 
     ``waiting`` (for the first attach client) -> ``running`` -> (PID 1 exits) -> ``restarting``
-    (the back-off) -> ``running`` ... -> ``done``."""
+    (the back-off) -> ``running`` ... -> ``done``. The container's stdio, while it runs, is
+    the ``Relay``'s (relay.py)."""
 
-    def __init__(self, record: records.ContainerRecord, local: "Terminal | None" = None,
-                 adopt: bool = False):
-        self.lock = hold_monitor_lock(record)  # one monitor per container, for its whole life
+    def __init__(self, record: records.ContainerRecord, local: Terminal | None = None,
+                 adopt: bool = False, watcher: bool = False, relay: Relay | None = None,
+                 lock: int | None = None):
+        # one monitor per container, for its whole life (a watcher hands its lock back)
+        self.lock = hold_monitor_lock(record) if lock is None else lock
         self.record = record
-        self.local = local  # the foreground terminal, or None when detached
         self.adopt = adopt  # we are a child subreaper: PID 1 is our own child, no shim
-        self.clients: dict[socket.socket, bool] = {}  # attached client -> brought stdin?
-        self.readers: set[socket.socket] = set()  # clients that may still send something
+        self.watcher = watcher  # detached: once it runs, become the lean watcher (watch.py)
+        self.relay = relay or Relay(self._listen(record.directory / "attach.sock"),
+                                    open_log(Path(record.LogPath), record.HostConfig.LogConfig),
+                                    record.Config.Tty, record.Config.StdinOnce, local)
         self.container: Container | None = None
-        self.stdin_w: int | None = None
-        self.master: int | None = None  # the pty's master end, with -t
-        self.window: bytes | None = None  # the size an attached terminal asked for
-        self.log = open_log(Path(record.LogPath), record.HostConfig.LogConfig)
-        self.listener = self._listen(record.directory / "attach.sock")
         self.state = "new"
         self.code = 0
         self.report = self.on_start = None
-        self.outputs: dict[int, str] = {}
         self.prober: health.Prober | None = None
         self.pid1_gone = False
         self.deadline = 0.0  # the end of a back-off, or of the wait for an attach client
@@ -312,14 +306,22 @@ class Monitor:
         loop = Loop()
         try:
             self.begin(report, on_start, wait_for_attach)
+            self.run_in(loop)
+        finally:
+            loop.close()
+        return self.code
+
+    def run_in(self, loop: Loop, look_now: bool = False) -> None:
+        """Turn ``loop`` with this container until it is done (``look_now``: take a step
+        before the first wait)."""
+        try:
+            if look_now:
+                self.step([])
             loop.add(self)
             loop.run_until(lambda: self.state == "done")
         except BaseException:  # our stdout closed (| head), Ctrl-C, a bug: the container
             self.abort()       # goes, its record is finished, nothing is left behind
             raise
-        finally:
-            loop.close()
-        return self.code
 
     def begin(self, report=None, on_start=None, wait_for_attach: bool = False) -> None:
         """The first move: start now, or (``start -a``) once a client has attached."""
@@ -335,14 +337,10 @@ class Monitor:
 
     def fds(self) -> list:
         if self.state == "waiting":
-            return [self.listener]
+            return [self.relay.listener]
         if self.state != "running":
             return []
-        fds = [*self.outputs, self.listener, *self.readers,
-               *(self.prober.fds() if self.prober else [])]
-        if self.local and self.local.stdin_open:
-            fds.append(0)
-        return fds
+        return [*self.relay.fds(), *(self.prober.fds() if self.prober else [])]
 
     def timeout(self) -> float:
         if self.state == "restarting":
@@ -356,8 +354,8 @@ class Monitor:
     def step(self, ready: list) -> None:
         """One turn of the loop for this container."""
         if self.state == "waiting":
-            if self.listener in ready:
-                self.accept()
+            if self.relay.listener in ready:
+                self.relay.accept()
                 self.start_running()
             elif time.monotonic() > self.deadline:  # nobody came
                 self.finish()
@@ -370,10 +368,11 @@ class Monitor:
 
     def start_running(self) -> None:
         """Start the container; a failure ends this monitor (and is raised, for a first
-        start that nobody hears reported)."""
+        start that nobody hears reported). Detached, a running container without probes
+        is handed to the lean watcher."""
         self.began = time.monotonic()
         try:
-            self.outputs = self.start_once()
+            self.relay.outputs = self.start_once()
         except MinidockerError as exc:
             if self.state in ("new", "waiting") and not self.report:
                 self.finish()
@@ -392,20 +391,22 @@ class Monitor:
         if self.on_start:
             self.on_start(self.container)
         self.prober = health.prober_for(self.record)  # HEALTHCHECK: probes run from this loop
+        if self.watcher and not self.prober:  # probes exec into the container: the engine's
+            self.hand_off()
 
     def start_once(self) -> dict[int, str]:
         """Start the container with fresh stdio; returns its output fds by stream name."""
-        config = self.record.Config
+        config, relay = self.record.Config, self.relay
         tty, with_stdin = config.Tty, config.OpenStdin
         ours, theirs = socket.socketpair() if tty else (None, None)
         out_r, out_w = os.pipe() if not tty else (None, 1)
         err_r, err_w = os.pipe() if not tty else (None, 2)
-        if not tty and self.local and same_file(1, 2) and not os.isatty(1):
+        if not tty and relay.local and same_file(1, 2) and not os.isatty(1):
             # '2>&1' into a pipe or file: one pipe keeps the order (logged as stdout)
             os.close(err_r)
             os.close(err_w)
             err_r, err_w = None, os.dup(out_w)
-        in_r, self.stdin_w = os.pipe() if with_stdin and not tty else \
+        in_r, relay.stdin_w = os.pipe() if with_stdin and not tty else \
             (os.open(os.devnull, os.O_RDONLY), None)
         gc.freeze()  # the shim is forked from us: keep the collector off the pages we share
         try:
@@ -418,55 +419,53 @@ class Monitor:
             if theirs:
                 theirs.close()
         if tty:
-            master = self.master = receive_console(ours)
-            if self.window:
-                fcntl.ioctl(master, termios.TIOCSWINSZ, self.window)
-            if self.local:
+            master = relay.master = receive_console(ours)
+            if relay.window:
+                fcntl.ioctl(master, termios.TIOCSWINSZ, relay.window)
+            if relay.local:
                 copy_window_size(0, master)
                 signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(0, master))
-            self.stdin_w = master if with_stdin else None
+            relay.stdin_w = master if with_stdin else None
             return {master: "stdout"}
         return {out_r: "stdout", err_r: "stderr"} if err_r is not None else {out_r: "stdout"}
 
+    def hand_off(self) -> None:
+        """Become the watcher: execve(2) a small program (watch.py) that keeps our PID — so
+        PID 1 stays our child — our lock and the relay's pipes and sockets, and only relays
+        them; the engine's code and imports go, and with them most of our memory. When PID 1
+        exits, the watcher loads the engine again and hands the container back (``resume``)."""
+        state = {**self.relay.handoff_state(), "id": self.record.Id, "pid": self.container.pid,
+                 "lock": self.lock, "began": self.began, "delay": self.delay}
+        os.set_inheritable(self.lock, True)
+        try:
+            watch.exec_watcher(state)
+        except OSError as exc:  # no interpreter to exec: we stay, and watch as we are
+            print(f"minidocker monitor: cannot exec the watcher ({exc}); watching on",
+                  file=sys.stderr)
+
     def watch(self, ready: list) -> None:
-        """Copy output to the log and the clients, input to the container; once PID 1 has
-        exited and its output is drained, record the exit."""
+        """Relay output and input; once PID 1 has exited and its output is drained, record
+        the exit."""
         process = self.container.process
         probes = self.prober.fds() if self.prober else []  # before tick: it may close them
         if self.prober:
             self.prober.tick(ready)
-        for fd in ready:
-            if fd in probes:
-                continue  # the prober read it
-            elif fd in self.outputs:
-                self.copy_output(fd, self.outputs)
-            elif fd is self.listener:
-                self.accept()
-            elif fd == 0:
-                self.copy_input(os.read(0, 65536), local=True)
-            else:
-                self.copy_input(self._recv(fd))
+        self.relay.relay([fd for fd in ready if fd not in probes])  # the prober read those
         if not self.pid1_gone and process.poll() is not None:
             self.pid1_gone = True  # the rest go with PID 1, also in a PID namespace we share
             self.container.cgroup.kill_all()
             if self.prober:
                 self.prober.stop()
                 self.prober = None
-        if self.pid1_gone and not self.outputs:
+        if self.pid1_gone and not self.relay.outputs:
             self.exited()
 
     def exited(self) -> None:
         """PID 1 is gone and its output drained: record the exit, tell the clients, then
         restart or finish as the policy says."""
-        self.log.flush_partial()
-        if self.stdin_w is not None and not self.record.Config.Tty:
-            os.close(self.stdin_w)
-        self.stdin_w = None
+        self.relay.drained()
         self.code = code = self.container.wait()
-        for client in list(self.clients):  # the attached see the end and the exit code
-            with contextlib.suppress(OSError):
-                client.sendall(exit_frame(code))
-            self.drop(client)
+        self.relay.tell_clients(exit_frame(code))  # the attached see the end and the code
         if self.should_restart(code):
             steady = time.monotonic() - self.began > STEADY
             self.delay = 0.1 if steady else min(self.delay * 2, MAX_BACKOFF)
@@ -493,95 +492,7 @@ class Monitor:
         """A start that failed (``exec: "x": executable file not found``): the attached
         clients, who came before the start (``docker run``), hear why on stderr and the exit
         code (127, 126...) — launch() may have returned at "listening" and cannot tell them."""
-        for client in list(self.clients):
-            with contextlib.suppress(OSError):
-                client.sendall(frame("stderr", f"{exc}\n".encode()) + exit_frame(exc.exit_code))
-            self.drop(client)
-
-    def copy_output(self, fd: int, outputs: dict[int, str]) -> None:
-        stream = outputs[fd]
-        try:
-            data = os.read(fd, 65536)
-        except OSError:  # EIO from a pty: every process holding its slave end is gone
-            data = b""
-        if not data:
-            del outputs[fd]
-            os.close(fd)
-            if fd == self.master:
-                self.master = None
-            return
-        self.log.write(stream, data)
-        if self.local:
-            write_all(1 if stream == "stdout" else 2, data)
-        for client in list(self.clients):
-            try:
-                client.sendall(frame(stream, data))
-            except OSError:
-                self.drop(client)
-
-    def copy_input(self, data: bytes, local: bool = False) -> None:
-        """Bytes typed by the terminal or a client, to the container's stdin."""
-        if data and self.stdin_w is not None:
-            with contextlib.suppress(OSError):
-                write_all(self.stdin_w, data)
-        elif not data and local:  # the terminal's stdin ended: like 'docker run -i', close
-            self.local.stdin_open = False  # the container's stdin too
-            if self.stdin_w is not None and not self.record.Config.Tty:
-                os.close(self.stdin_w)
-                self.stdin_w = None
-
-    def accept(self) -> None:
-        client, _ = self.listener.accept()
-        client.settimeout(1.0)
-        try:
-            kind = client.recv(1)
-            if kind == RESIZE:  # a terminal's size (attach.resize), then goodbye
-                self.resize(client.recv(8, socket.MSG_WAITALL))
-        except OSError:
-            kind = RESIZE
-        if kind == RESIZE:
-            client.close()
-            return
-        wants_stdin = kind == b"i"
-        client.settimeout(None)
-        self.clients[client] = wants_stdin
-        self.readers.add(client)
-
-    def resize(self, window: bytes) -> None:
-        """An attached terminal changed size (attach.py's resize): the pty takes its size
-        (TIOCSWINSZ), and the kernel sends SIGWINCH to the container's foreground group."""
-        if len(window) != 8:
-            return
-        self.window = window
-        if self.master is not None:
-            with contextlib.suppress(OSError):
-                fcntl.ioctl(self.master, termios.TIOCSWINSZ, window)
-
-    def _recv(self, client: socket.socket) -> bytes:
-        """What a client sent: input for the container, or its goodbye (then b"")."""
-        try:
-            data = client.recv(65536)
-        except OSError:
-            data = b""
-        if not data:  # it closed its input (it may still watch), or it is gone
-            self.readers.discard(client)
-            if self.clients.get(client):
-                self.stdin_ended()
-        return data if self.clients.get(client) else b""
-
-    def stdin_ended(self) -> None:
-        """An attached client's stdin ended: with ``StdinOnce`` (``docker run -i``) the
-        container's stdin ends with it (EOF for ``cat``), as dockerd closes it; a terminal
-        (``-t``) stays open."""
-        config = self.record.Config
-        if config.StdinOnce and not config.Tty and self.stdin_w is not None:
-            os.close(self.stdin_w)
-            self.stdin_w = None
-
-    def drop(self, client: socket.socket) -> None:
-        self.clients.pop(client, None)
-        self.readers.discard(client)
-        client.close()
+        self.relay.tell_clients(frame("stderr", f"{exc}\n".encode()) + exit_frame(exc.exit_code))
 
     def should_restart(self, code: int) -> bool:
         """Docker's restart policies, after an exit with ``code``."""
@@ -628,8 +539,7 @@ class Monitor:
         if self.closed:
             return
         self.closed = True
-        self.log.close()
-        self.listener.close()
+        self.relay.close()
         with contextlib.suppress(OSError):
             os.unlink(self.record.directory / "attach.sock")
         with contextlib.suppress(OSError):
@@ -647,6 +557,18 @@ class Monitor:
         return listener
 
 
+def resume(loop: Loop, state: dict, relay: Relay) -> None:
+    """The watcher's PID 1 has exited (watch.py): a monitor, with the engine loaded again,
+    takes the container back as it was handed off — the relay, the lock, the restart
+    back-off — records the exit, and restarts it if its policy says so."""
+    record = records.load(state["id"])
+    os.set_inheritable(state["lock"], False)
+    monitor = Monitor(record, adopt=True, watcher=True, relay=relay, lock=state["lock"])
+    process = Process(pid=state["pid"], shim_pid=state["pid"])  # our child, as before
+    monitor.container = Container(record, process, record.cgroup())
+    monitor.state, monitor.began, monitor.delay = "running", state["began"], state["delay"]
+    monitor.run_in(loop, look_now=True)  # PID 1 has exited: nothing would wake the loop
+
 def hold_monitor_lock(record: records.ContainerRecord) -> int:
     """flock(2) ``<container>/monitor.lock`` for as long as this process lives (the kernel
     drops it when we die): two ``start`` at once cannot both run the container."""
@@ -658,13 +580,6 @@ def hold_monitor_lock(record: records.ContainerRecord) -> int:
         raise MinidockerError(f"container {record.Name} is already running (another monitor "
                               "holds it)") from None
     return fd
-
-
-class Terminal:
-    """The foreground CLI's own stdio, as an attached client of its container's monitor."""
-
-    def __init__(self, interactive: bool):
-        self.stdin_open = interactive
 
 
 def same_file(fd_a: int, fd_b: int) -> bool:
@@ -747,33 +662,15 @@ def hold_host_lock(path: Path, timeout: float = 5.0) -> int | None:
 
 
 def main(argv: list[str]) -> None:
-    """The detached monitor's life (``python -m minidocker.container.monitor ID FD``), or
-    the monitor host's (``... --host SOCKET FD``)."""
+    """``python -m minidocker.container.monitor ID FD [--wait-for-attach]``: a detached
+    monitor, launched by a process with threads; ``... --host SOCKET FD``: the monitor host."""
+    if argv[0] != "--host":
+        monitor_detached(argv[0], int(argv[1]), "--wait-for-attach" in argv)
+        return
     for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_IGN)
-    if argv[0] == "--host":
-        os.set_inheritable(int(argv[2]), False)
-        serve_host(Path(argv[1]), int(argv[2]))
-        return
-    container_id, status_fd = argv[0], int(argv[1])
-    os.set_inheritable(status_fd, False)
-
-    def report(message: dict) -> None:
-        """Tell launch() how the first start went. It may have stopped listening already
-        (``start -a`` returns at "listening" to attach): the attached client and the record
-        hear of it instead, so a closed pipe is no error."""
-        with contextlib.suppress(OSError):
-            os.write(status_fd, (json.dumps(message) + "\n").encode())
-        if "listening" not in message:
-            with contextlib.suppress(OSError):
-                os.close(status_fd)
-
-    try:
-        monitor = Monitor(records.load(container_id), adopt=True)
-        monitor.run(report, wait_for_attach="--wait-for-attach" in argv)
-    except BaseException as exc:  # anything unexpected: say so, where launch() can read it
-        report({"error": f"monitor: {exc}", "exit_code": 125})
-        raise
+    os.set_inheritable(int(argv[2]), False)
+    serve_host(Path(argv[1]), int(argv[2]))
 
 
 if __name__ == "__main__":

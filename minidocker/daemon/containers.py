@@ -43,8 +43,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from minidocker import humanize
-from minidocker.container import attach, create, lifecycle
+from minidocker.container import attach, lifecycle
 from minidocker.container import filters as container_filters
+from minidocker.container.create import create
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.hijack import MULTIPLEXED, RAW, RawStream, frame
 from minidocker.daemon.params import filters, flag, integer, json_body
