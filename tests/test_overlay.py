@@ -12,7 +12,14 @@ import pytest
 from minidocker.cluster.engine import SERVICE_LABEL, TASK_LABEL, Engine
 from minidocker.viz.overlay import lab_state
 from tests.conftest import minidocker
-from tests.test_cluster import md_ok, swarm, wait_for  # noqa: F401 (swarm: a fixture)
+from tests.test_cluster import (  # noqa: F401 (swarm: a fixture)
+    RESCHEDULE_WITHIN,
+    converged,
+    md_ok,
+    swarm,
+    tasks_running,
+    wait_for,
+)
 
 N1, N2, N3 = "10.77.0.11", "10.77.0.12", "10.77.0.13"
 
@@ -126,6 +133,46 @@ def test_the_routing_mesh_answers_on_every_node(lab):
         assert "--dport 8080 -j DNAT" in rules
     finally:
         minidocker("service", "rm", "mesh", "local")
+
+
+def test_a_meshed_service_on_an_overlay_survives_a_crash_and_a_partition(lab, appnet):
+    """The issue's "done when": a replicated service with a published port on an overlay
+    network keeps answering, through the mesh and by name, after a node crashes and after
+    another is cut off — and runs no slot twice once the cut node is back."""
+    md_ok("service", "create", "--name", "ha", "--network", "appnet", "--replicas", "2",
+          "--publish", "8090:80", "--constraint", "node.hostname!=n1",
+          "busybox", "sh", "-c", "exec httpd -f -p 80 -h /etc")
+    _, a, _ = task_container(lab, "a")  # on n1, a client on the same overlay
+
+    def answers(*addresses: str) -> bool:
+        by_mesh = all(in_netns(lab["holder"], "curl", "-sS", "-m", "3",
+                               f"http://{address}:8090/hostname").returncode == 0
+                      for address in addresses)
+        return by_mesh and exec_in(lab, "n1", a, "wget", "-qO-", "http://ha/hostname") \
+            .returncode == 0
+
+    try:
+        wait_for(lambda: converged("ha", 2) and answers(N1, N2, N3), 30, "ha answers")
+        md_ok("cluster", "crash", "n2")
+        try:
+            wait_for(lambda: [node for _, node in tasks_running("ha")] == ["n3", "n3"],
+                     RESCHEDULE_WITHIN, "n2's task rescheduled on n3")
+            wait_for(lambda: answers(N1, N3), 20, "ha answers with n2 crashed")
+        finally:
+            md_ok("cluster", "restart", "n2")
+        wait_for(lambda: md_ok("node", "ls").count(" Ready ") == 3, 20, "n2 Ready again")
+        md_ok("cluster", "partition", "n3")
+        try:
+            wait_for(lambda: len(tasks_running("ha")) == 2
+                     and all(node == "n2" for _, node in tasks_running("ha")),
+                     RESCHEDULE_WITHIN + 5, "n3's tasks rescheduled on n2")
+            wait_for(lambda: answers(N1, N2), 20, "ha answers with n3 cut off")
+        finally:
+            md_ok("cluster", "heal", "n3")
+        wait_for(lambda: md_ok("node", "ls").count(" Ready ") == 3, 20, "n3 Ready again")
+        wait_for(lambda: converged("ha", 2), 20, "no slot runs twice after the heal")
+    finally:
+        minidocker("service", "rm", "ha")
 
 
 def test_network_rm_takes_every_end_down(lab, appnet):
