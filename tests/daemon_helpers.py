@@ -105,8 +105,11 @@ class Terminal:
     def __init__(self, daemon, argv: list[str], rows: int = 24, columns: int = 80,
                  program: str = DOCKER, env: dict | None = None):
         self.pid, self.master = pty.fork()
-        if self.pid == 0:
-            os.execve(program, [program, *argv], {**daemon.env, **(env or {})})
+        if self.pid == 0:  # never back into pytest: a failed exec ends the child
+            try:
+                os.execve(program, [program, *argv], {**daemon.env, **(env or {})})
+            finally:
+                os._exit(127)
         self.resize(rows, columns)
         self.seen = b""
 

@@ -108,6 +108,10 @@ def test_scale_and_replicas_by_one_name(down):
     listing = compose("farm", "scaled", "ps").stdout.splitlines()
     assert listing[0].split()[:4] == ["NAME", "IMAGE", "COMMAND", "SERVICE"]
     assert [line.split()[0] for line in listing[1:]] == ["farm-client-1", "farm-worker-1"]
+    assert compose("farm", "scaled", "stop", "-t", "1", "client").returncode == 0
+    killed = compose("farm", "scaled", "kill")  # only the running containers, as Compose
+    assert killed.returncode == 0 and killed.stderr.splitlines() == [
+        " Container farm-worker-1  Killed"], killed.stderr
 
 
 def test_two_networks_and_aliases(down):

@@ -132,3 +132,30 @@ def test_members_rejoin_the_namespaces_of_a_restarted_infra():
             assert shares_the_infras_namespaces("again", "again-web")
     finally:
         md("pod", "rm", "-f", "again")
+
+
+def test_an_infra_started_attached_moves_no_member_yet(monkeypatch):
+    """``start -a`` of an infra: its container runs only once the client attaches, so its
+    members are not restarted into namespaces that do not exist yet (fast: stubs, no kernel)."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from minidocker.container import lifecycle, monitor, records
+
+    def stub(cid, labels, status, shared):
+        return SimpleNamespace(Id=cid, status=status, State={}, RestartCount=0,
+                               Config=SimpleNamespace(Labels=labels),
+                               HostConfig=SimpleNamespace(shared=lambda: shared),
+                               locked=contextlib.nullcontext)
+
+    infra = stub("infra1", {lifecycle.POD_INFRA_LABEL: "true"}, "exited", {})
+    member = stub("member1", {}, "running", {"net": "infra1"})
+    restarted = []
+    monkeypatch.setattr(monitor, "launch", lambda record, wait_for_attach: 0)
+    monkeypatch.setattr(records, "all_records", lambda: [infra, member])
+    monkeypatch.setattr(lifecycle, "refresh", lambda record: record)
+    monkeypatch.setattr(lifecycle, "restart", lambda record: restarted.append(record.Id))
+    lifecycle.start(infra, attach=True)
+    assert restarted == []
+    lifecycle.start(infra)
+    assert restarted == ["member1"]

@@ -5,6 +5,7 @@ tests/test_cluster.py, on the module's lab)."""
 import pytest
 
 from minidocker.cluster import stack
+from minidocker.errors import MinidockerError
 from tests.conftest import minidocker
 
 
@@ -77,3 +78,8 @@ def test_what_a_stack_refuses_is_one_line(tmp_path, text, error):
     assert result.returncode == 1
     assert result.stderr.startswith("minidocker: ") and error in result.stderr, result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_missing_stack_file_names_the_c_option(tmp_path):
+    with pytest.raises(MinidockerError, match=r"no such file \(check the -c option\)"):
+        stack.plan([str(tmp_path / "missing.yml")], "demo")

@@ -340,17 +340,17 @@ def push(ctx, services):
             images.push(project.services[name].image, say)
 
 
-def each_container(name: str, done: str, *options):
+def each_container(name: str, done: str, *options, stopped: bool = True):
     """Make ``act(record, **flags)`` the command ``compose NAME [OPTIONS] [SERVICE...]``: it
-    acts on each container of the services (all if none), and says so as Compose does
-    (`` Container web-1  Stopped``)."""
+    acts on each container of the services (all if none; only the running ones unless
+    ``stopped``), and says so as Compose does (`` Container web-1  Stopped``)."""
     def register(act):
         @click.argument("services", nargs=-1)
         @click.pass_context
         @functools.wraps(act)
         def command(ctx, services, **flags):
             require_root(f"compose {name}")
-            for record in project_containers(load_or_name(ctx), services):
+            for record in project_containers(load_or_name(ctx), services, stopped):
                 act(record, **flags)
                 say(f" Container {record.Name}  {done}")
 
@@ -403,13 +403,12 @@ def restart(record, timeout):
 
 
 @each_container("kill", "Killed", click.option("-s", "--signal", "signame", default="KILL",
-                                               help="Signal (default KILL)."))
+                                               help="Signal (default KILL)."), stopped=False)
 def kill(record, signame):
     """Send a signal to the services' running containers."""
     from minidocker.container import lifecycle
 
-    if record.status in lifecycle.ACTIVE:
-        lifecycle.kill(record, signame)
+    lifecycle.kill(record, signame)
 
 
 @compose.command("rm", context_settings=CONTEXT)

@@ -87,7 +87,7 @@ def plan(files: list[str], stack: str) -> Plan:
     """Read the file with stage 13's loader and turn each service into a ServiceSpec."""
     if not STACK_NAME.fullmatch(stack):
         raise StackError(f"invalid stack name {stack!r}: use letters, digits, '_', '.' or '-'")
-    project = load(Options(files=files, project_name=stack, builds=False))
+    project = load(Options(files=files, project_name=stack, builds=False, files_flag="-c"))
     made = Plan(stack, [])
     refuse_forbidden(project)
     networks_of(project)

@@ -46,6 +46,7 @@ class Options:
     environ: dict[str, str] | None = None  # the shell's (default: os.environ)
     cwd: str = ""
     builds: bool = True  # check each build context (``stack deploy`` ignores ``build:``)
+    files_flag: str = "-f"  # the option that names the files (``stack deploy``'s is -c)
 
 
 def load(options: Options, services: list[str] = ()) -> model.Project:
@@ -81,7 +82,8 @@ def find_files(options: Options, environ: dict) -> list[Path]:
         paths = [cwd / f for f in named]
         for path in paths:
             if not path.is_file():
-                raise ComposeFileError(f"{path}: no such file (check the -f option)")
+                raise ComposeFileError(f"{path}: no such file (check the {options.files_flag} "
+                                       "option)")
         return paths
     for directory in [cwd, *cwd.parents]:
         for name in FILE_NAMES:

@@ -117,7 +117,8 @@ def start(record: records.ContainerRecord, attach: bool = False) -> int:
         record.State["ManuallyStopped"] = False
         record.RestartCount = 0
     pid = launch(record, wait_for_attach=attach)
-    rejoin(record)
+    if not attach:  # attached, it runs only once its client comes: no namespaces to join yet
+        rejoin(record)
     return pid
 
 

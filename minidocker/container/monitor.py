@@ -170,8 +170,10 @@ def connect_host(path: Path, timeout: float = 10.0) -> socket.socket:
 
 def warm_host(path: Path, stage: str = "network") -> None:
     """Start the monitor host if none runs, and have it load ``stage`` now: a caller about to
-    start many containers (compose's up) pays both while it makes their networks."""
-    with connect_host(path) as connection:
+    start many containers (compose's up) pays both while it makes their networks. Only a
+    head start: a host that was just leaving (idle) drops us, and the first start brings up
+    a new one."""
+    with connect_host(path) as connection, contextlib.suppress(ConnectionError):
         connection.sendall((json.dumps({"prepare": stage}) + "\n").encode())
         connection.recv(1)  # EOF: done
 

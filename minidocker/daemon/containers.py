@@ -244,8 +244,7 @@ async def feed(receive, writer: asyncio.StreamWriter, keys: bytes) -> None:
             writer.write(data[:data.index(keys)])
             writer.close()  # the bridge ends; the container runs on
             return
-        held = next((data[-n:] for n in range(min(len(keys) - 1, len(data)), 0, -1)
-                     if data.endswith(keys[:n])), b"")
+        held = keys_begun(data, keys)
         data = data[:len(data) - len(held)]
         if data:
             writer.write(data)
@@ -257,6 +256,15 @@ async def feed(receive, writer: asyncio.StreamWriter, keys: bytes) -> None:
             writer.write(held)  # not the keys after all
             held = b""
             writer.write_eof()  # the client's stdin ended
+
+
+def keys_begun(data: bytes, keys: bytes) -> bytes:
+    """The end of ``data`` that could be the start of the detach ``keys`` (the longest such
+    end, b"" if none): ``ctrl-p`` alone may be followed by ``ctrl-q``."""
+    for n in range(min(len(keys) - 1, len(data)), 0, -1):
+        if data.endswith(keys[:n]):
+            return data[-n:]
+    return b""
 
 
 async def container_wait(request: Request) -> Response:

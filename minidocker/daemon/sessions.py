@@ -14,7 +14,6 @@ records are untouched.
 """
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 
 
@@ -31,13 +30,15 @@ class Sessions:
         self.exits.setdefault(container_id, asyncio.Event()).set()
 
     async def exit_seen(self, container_id: str, seconds: float) -> bool:
-        """Sleep ``seconds``, or until an attach stream sees the container exit (True)."""
+        """Sleep ``seconds``, or until an attach stream sees the container exit (True). Every
+        waiter woken by one exit hears of it, whichever of them clears the event first."""
         event = self.exits.setdefault(container_id, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(event.wait(), seconds)
-        seen = event.is_set()
+        except TimeoutError:
+            return False
         event.clear()
-        return seen
+        return True
 
     def forget_exit(self, container_id: str) -> None:
         self.exits.pop(container_id, None)

@@ -37,8 +37,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 class Server:
     """``argv`` listening on ``host:port`` (``host``, as an image name writes a registry's;
-    ``url`` with ``http://``), its output
-    in ``log``; ``stop()`` sends SIGTERM to its PID (SIGKILL after 10 s)."""
+    ``url`` with ``http://``), its output in ``log``; ``stop()`` sends SIGTERM to its PID
+    (SIGKILL after 10 s)."""
 
     def __init__(self, argv: list[str], port: int, log: Path, host: str = "127.0.0.1",
                  env: dict[str, str] | None = None):
@@ -52,6 +52,9 @@ class Server:
         except ServerFailed as failure:
             self.stop()
             raise ServerFailed(f"{failure}: {log.read_text()[-500:]}") from None
+        except BaseException:  # interrupted (Ctrl-C, a test's timeout): leave no server
+            self.stop()
+            raise
 
     def wait_until_listening(self, address: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT
