@@ -166,6 +166,13 @@ networks:
 
 
 def test_a_stack_on_its_own_overlay_by_name_through_the_mesh(lab, tmp_path):
+    (tmp_path / "compose.yml").write_text(STACK_FILE.replace("back: {}",
+                                                             "back: {external: true}"))
+    refused = minidocker("stack", "deploy", "-c", str(tmp_path / "compose.yml"), "st")
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        "minidocker: network 'back' is declared as external, but could not be found"), \
+        refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
     (tmp_path / "compose.yml").write_text(STACK_FILE)
     deployed = md_ok("stack", "deploy", "-c", str(tmp_path / "compose.yml"),
                      "--detach=false", "st", timeout=90)

@@ -23,7 +23,8 @@ underlay of MTU 1500 the overlay's MTU is 1450, or a full-size packet would not 
 
 Docs: RFC 7348 (VXLAN), docs.docker.com "Overlay network driver", "Manage swarm service
 networks" (ingress, routing mesh); libnetwork docs/overlay.md.
-Used by: cli/network.py, cli/swarm.py, reconcile.py, vxlan.py, notebook 14b-overlay-networks.
+Used by: cli/network.py, cli/swarm.py, reconcile.py, stack.py, vxlan.py, notebook
+14b-overlay-networks.
 """
 
 import ipaddress
