@@ -38,8 +38,10 @@ tests/test_cluster.py, notebooks/14-cluster.ipynb.
 """
 
 import re
+import time
 from dataclasses import dataclass, field
 
+from minidocker.cluster import overlay
 from minidocker.cluster import swarm as records
 from minidocker.cluster.strategies import strategy as named_strategy
 from minidocker.compose.loader import Options, load
@@ -267,8 +269,6 @@ def deploy(store, made: Plan, prune: bool = False) -> list[str]:
 def make_networks(store, made: Plan) -> list[str]:
     """The stack's overlays, made if missing (an external one must exist), and each service's
     networks by ID, as the swarm keeps them."""
-    from minidocker.cluster import overlay
-
     said, ids = [], {}
     for network in made.networks:
         found = overlay.find(store, network.name, missing_ok=True)
@@ -306,8 +306,6 @@ def stacks(store) -> dict[str, int]:
 
 def networks_of_stack(store, stack: str) -> list[dict]:
     """The overlays the stack made (an external network has not its label), by name."""
-    from minidocker.cluster import overlay
-
     found = [n for n in overlay.networks(store).values()
              if n.get("Labels", {}).get(NAMESPACE) == stack]
     return sorted(found, key=lambda n: n["Name"])
@@ -327,18 +325,12 @@ def remove(store, stack: str, timeout: float = 30.0):
             raise StackError(f"failed to remove network {network['Name']}: still in use "
                              f"after {timeout:.0f}s; see 'minidocker stack ps {stack}' and "
                              "run 'minidocker stack rm' again")
-        from minidocker.cluster import overlay
-
         overlay.remove(store, network["ID"])
 
 
 def wait_unused(store, network_id: str, timeout: float) -> bool:
     """Poll until no task runs (or should run) on the network and no node holds an address
     on it (the manager takes them back once their tasks are gone)."""
-    import time
-
-    from minidocker.cluster import overlay
-
     deadline = time.monotonic() + timeout
     while True:
         state = overlay.read_state(store)
