@@ -312,7 +312,8 @@ def test_stack_deploy_ls_services_ps_rm(swarm, tmp_path):
                           "--detach=false", "demo", timeout=120)
     assert deployed.returncode == 0, deployed.stderr
     assert deployed.stderr == "Ignoring unsupported options: build\n\n"
-    assert deployed.stdout.splitlines()[:2] == ["Creating service demo_agent",
+    assert deployed.stdout.splitlines()[:3] == ["Creating network demo_default",
+                                                "Creating service demo_agent",
                                                 "Creating service demo_web"]
     assert md_ok("stack", "ls").split() == ["NAME", "SERVICES", "demo", "2"]
     listed = md_ok("stack", "services", "demo").splitlines()
@@ -336,7 +337,8 @@ def test_stack_deploy_ls_services_ps_rm(swarm, tmp_path):
     again = md_ok("stack", "deploy", "--prune", "-c", str(tmp_path / "compose.yml"), "demo")
     assert "Updating service demo_web (id: " in again
     assert again.splitlines()[-1] == "Removing service demo_agent"
-    assert md_ok("stack", "rm", "demo") == "Removing service demo_web\n"
+    assert md_ok("stack", "rm", "demo") == ("Removing service demo_web\n"
+                                            "Removing network demo_default\n")
     wait_for(lambda: not any(containers_of("demo_web").values())
              and not any(containers_of("demo_agent").values()), 20, "the stack's tasks gone")
     gone = minidocker("stack", "ps", "demo")

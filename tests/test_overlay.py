@@ -194,6 +194,61 @@ def test_network_rm_takes_every_end_down(lab, appnet):
     assert json.loads(md_ok("network", "inspect", "bridge"))
 
 
+STACK_FILE = """
+services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "exec httpd -f -p 80 -h /etc"]
+    ports: ["8090:80"]
+    networks: [back]
+    deploy: {placement: {constraints: ["node.hostname==n2"]}}
+  client:
+    image: busybox
+    command: sleep 1000
+    networks: [back]
+    deploy: {placement: {constraints: ["node.hostname==n1"]}}
+networks:
+  back: {}
+"""
+
+
+def test_a_stack_on_its_own_overlay_by_name_through_the_mesh(lab, tmp_path):
+    (tmp_path / "compose.yml").write_text(STACK_FILE.replace("back: {}",
+                                                             "back: {external: true}"))
+    refused = minidocker("stack", "deploy", "-c", str(tmp_path / "compose.yml"), "st")
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        "minidocker: network 'back' is declared as external, but could not be found"), \
+        refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    (tmp_path / "compose.yml").write_text(STACK_FILE)
+    deployed = md_ok("stack", "deploy", "-c", str(tmp_path / "compose.yml"),
+                     "--detach=false", "st", timeout=90)
+    assert deployed.splitlines()[:3] == ["Creating network st_back",
+                                         "Creating service st_client", "Creating service st_web"]
+    [network] = json.loads(md_ok("network", "inspect", "st_back"))
+    assert network["Labels"] == {"com.docker.stack.namespace": "st"}
+    vni = network["VNI"]
+    _, client, _ = task_container(lab, "st_client")
+    _, _, web = task_container(lab, "st_web")
+    fetched = wait_for(lambda: exec_in(lab, "n1", client, "wget", "-qO-", "http://web/hostname")
+                       .stdout.strip(), 15, "client on n1 reaches web on n2 by its short name")
+    assert fetched == web["Config"]["Hostname"]
+    for address in (N1, N2, N3):  # the routing mesh: every node answers
+        assert wait_for(lambda a=address: in_netns(
+            lab["holder"], "curl", "-sS", "-m", "3", f"http://{a}:8090/hostname")
+            .stdout.strip(), 15, f"the mesh on {address}") == web["Config"]["Hostname"]
+    assert md_ok("stack", "rm", "st", timeout=60).splitlines() == [
+        "Removing service st_client", "Removing service st_web", "Removing network st_back"]
+    assert "st_back" not in md_ok("network", "ls")
+
+    def gone():
+        return not any(f"vx{vni}" in links or f"ov{vni}" in links
+                       for links in (in_netns(node["holder"], "ip", "-o", "link").stdout
+                                     for node in lab["nodes"].values()))
+
+    wait_for(gone, 20, "no VXLAN device or bridge of the stack's overlay left on any node")
+
+
 def netns_in_use(inode: int) -> bool:
     """Does any process still hold the network namespace ``inode``?"""
     for pid in filter(str.isdigit, os.listdir("/proc")):

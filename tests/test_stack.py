@@ -47,21 +47,22 @@ services:
         "Limits": {"NanoCPUs": 500_000_000},
         "Reservations": {"MemoryBytes": 2**30, "NanoCPUs": 250_000_000}}
     assert spec["EndpointSpec"]["Ports"] == [{"Protocol": "tcp", "TargetPort": 80,
-                                              "PublishedPort": 8080, "PublishMode": "host"}]
+                                              "PublishedPort": 8080, "PublishMode": "ingress"}]
+    assert spec["TaskTemplate"]["Networks"] == [{"Target": "demo_default", "Aliases": ["web"]}]
+    assert made.networks == [stack.StackNetwork("demo_default")]
     assert made.ignored == ["deploy.placement.max_replicas_per_node",
                             "deploy.resources.limits.pids", "deploy.restart_policy"]
     assert made.deprecated == ["container_name: Setting the container name is not "
                                "supported."]
-    assert made.notes == ["port 8080 of web: published in host mode (the routing mesh is "
-                          "not available yet)"]
+    assert made.notes == []
 
 
 @pytest.mark.parametrize("text, error", [
     ("services: {web: {image: busybox, mem_limit: 64m}}",
      "Compose file contains unsupported options: mem_limit: Set resource limits using "
      "deploy.resources"),
-    ("services: {web: {image: busybox, networks: [front]}}\nnetworks: {front: {}}",
-     "network 'front': overlay networks are not available in this cluster yet"),
+    ("services: {web: {image: busybox, networks: [front]}}\nnetworks: {front: {driver: "
+     "bridge}}", "network 'front': driver 'bridge' is not supported in a stack"),
     ("services: {web: {image: busybox, deploy: {labels: "
      "{com.minidocker.scheduler.strategy: tightest}}}}",
      "unknown scheduling strategy 'tightest': use spread, binpack or random"),
@@ -83,3 +84,63 @@ def test_what_a_stack_refuses_is_one_line(tmp_path, text, error):
 def test_a_missing_stack_file_names_the_c_option(tmp_path):
     with pytest.raises(MinidockerError, match=r"no such file \(check the -c option\)"):
         stack.plan([str(tmp_path / "missing.yml")], "demo")
+
+
+def test_networks_are_the_stacks_overlays_and_services_have_their_short_names(tmp_path):
+    made = plan(tmp_path, """
+services:
+  web:
+    image: busybox
+    networks: {front: {aliases: [www]}, back: {}}
+    ports: [{target: 80, published: 8080, mode: host}]
+  db:
+    image: busybox
+    networks: [back, shared]
+  lone:
+    image: busybox
+networks:
+  front: {}
+  back: {driver: overlay, ipam: {config: [{subnet: 10.0.42.0/24}]}}
+  shared: {external: true}
+  unused: {}
+""")
+    assert made.networks == [stack.StackNetwork("demo_back", subnet="10.0.42.0/24"),
+                             stack.StackNetwork("demo_default"),
+                             stack.StackNetwork("demo_front"),
+                             stack.StackNetwork("shared", external=True)]
+    specs = {spec["Name"]: spec for spec in made.specs}
+    assert specs["demo_web"]["TaskTemplate"]["Networks"] == [
+        {"Target": "demo_back", "Aliases": ["web"]},
+        {"Target": "demo_front", "Aliases": ["web", "www"]}]
+    assert specs["demo_lone"]["TaskTemplate"]["Networks"] == [
+        {"Target": "demo_default", "Aliases": ["lone"]}]
+    assert specs["demo_web"]["EndpointSpec"]["Ports"][0]["PublishMode"] == "host"
+    assert made.notes == [
+        "service web names 2 networks: its tasks are attached to demo_back only (an overlay "
+        "task joins its first network here)",
+        "service db names 2 networks: its tasks are attached to demo_back only (an overlay "
+        "task joins its first network here)"]
+
+
+def test_an_alias_is_answered_on_its_own_network_only():
+    from minidocker.cluster.resolver import Resolver, aliases
+
+    def task(service, address, network):
+        return {"ID": service + "t", "ServiceID": service, "Slot": 1, "DesiredState": "running",
+                "Status": {"State": "running"},
+                "NetworksAttachments": [{"NetworkID": network, "Address": address}]}
+
+    def service(name, network):
+        return {"Spec": {"Name": name, "TaskTemplate": {"Networks": [
+            {"Target": network, "Aliases": ["web"]}]}}}
+
+    state = {"networks": {"n1": {"Subnet": "10.0.1.0/24"}, "n2": {"Subnet": "10.0.2.0/24"}},
+             "services": {"a": service("a_web", "n1"), "b": service("b_web", "n2")},
+             "tasks": {"at": task("a", "10.0.1.3", "n1"), "bt": task("b", "10.0.2.3", "n2")}}
+    assert aliases(state) == {"10.0.1.0/24": {"web": ["10.0.1.3"]},
+                              "10.0.2.0/24": {"web": ["10.0.2.3"]}}
+    resolver = Resolver.__new__(Resolver)
+    resolver.update(state)
+    assert resolver.lookup("web", "10.0.2.9") == ["10.0.2.3"]
+    assert resolver.lookup("a_web", "10.0.2.9") == ["10.0.1.3"]
+    assert resolver.lookup("web", "10.77.0.1") is None

@@ -129,7 +129,8 @@ def _overlay_rows(no_trunc: bool) -> list[dict]:
     except (EtcdError, swarm.SwarmError):
         return []  # no etcd here (a lab without one), or not reachable: the local ones only
     return [{"CreatedAt": created_at(n["CreatedAt"]), "Driver": "overlay",
-             "ID": n["ID"] if no_trunc else n["ID"][:12], "Internal": "false", "Labels": "",
+             "ID": n["ID"] if no_trunc else n["ID"][:12], "Internal": "false",
+             "Labels": ",".join(f"{k}={v}" for k, v in sorted(n.get("Labels", {}).items())),
              "Name": n["Name"], "Scope": "swarm"}
             for n in sorted(found, key=lambda n: n["Name"])]
 

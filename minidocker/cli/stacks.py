@@ -105,8 +105,9 @@ def stack_rm(names):
     records, lab, store = _connect()
     records.swarm(store)
     for name in names:
-        said = stacks.remove(store, name)
+        said = False
+        for line in stacks.remove(store, name):
+            click.echo(line)
+            said = True
         if not said:
             click.echo(f"Nothing found in stack: {name}", err=True)
-        for line in said:
-            click.echo(line)

@@ -22,7 +22,7 @@ Then the hosts, the store and the swarm that use it:
     agent.py       a node's heartbeat (its lease) and the manager's election and loop
     reconcile.py   the manager's pass: orphans, slots, scheduling, dispatch to the daemons
     update.py      rolling updates and rollbacks, a batch at a time
-    stack.py       ``stack deploy``: a Compose file (stage 13's model) as services
+    stack.py       ``stack deploy``: a Compose file (stage 13's model) as services on overlays
     traffic.py     the manager's pass against a store that counts etcd's requests
 
 And the network between the nodes (notebook 14b):

@@ -23,7 +23,8 @@ underlay of MTU 1500 the overlay's MTU is 1450, or a full-size packet would not 
 
 Docs: RFC 7348 (VXLAN), docs.docker.com "Overlay network driver", "Manage swarm service
 networks" (ingress, routing mesh); libnetwork docs/overlay.md.
-Used by: cli/network.py, cli/swarm.py, reconcile.py, vxlan.py, notebook 14b-overlay-networks.
+Used by: cli/network.py, cli/swarm.py, reconcile.py, stack.py, vxlan.py, notebook
+14b-overlay-networks.
 """
 
 import ipaddress
@@ -88,7 +89,8 @@ def find(store, ref: str, missing_ok: bool = False) -> dict | None:
     raise OverlayError(f"network {ref} not found: see 'minidocker network ls'")
 
 
-def create(store, name: str, subnet: str | None = None, ingress: bool = False) -> dict:
+def create(store, name: str, subnet: str | None = None, ingress: bool = False,
+           labels: dict[str, str] | None = None) -> dict:
     """The network's record: its name, subnet and VNI (the next free one). Nothing is made on
     any node until a task or a published port needs it there."""
     records.swarm(store)
@@ -103,7 +105,7 @@ def create(store, name: str, subnet: str | None = None, ingress: bool = False) -
     record = {"ID": records.new_id(), "Name": name, "Driver": "overlay", "Scope": "swarm",
               "CreatedAt": now(), "Ingress": ingress, "Subnet": str(chosen),
               "VNI": max([n["VNI"] for n in existing], default=FIRST_VNI - 1) + 1,
-              "NodeAddresses": {}}
+              "NodeAddresses": {}, "Labels": labels or {}}
     if not store.create(NETWORKS + record["ID"], json.dumps(record, sort_keys=True)):
         raise OverlayError(f"network {name} could not be written: try again")
     return record

@@ -6,6 +6,10 @@ there the node's agent answers DNS queries (UDP port 53) from what it last read 
     web                  every running task of service ``web``: all their addresses, in an
     tasks.web            order that turns at each query (DNS round robin)
     web.2.<task id>      one task, by its container's name
+    front                an alias the service has on a network (``TaskTemplate.Networks[].
+                         Aliases``: a stack's service ``demo_front`` is ``front`` on its
+                         stack's networks) — answered only to a client on that network, as
+                         Docker scopes aliases, so two stacks may each have a ``front``
 
 We chose **DNS round robin** over a virtual IP. A VIP needs a load balancer on the path: IPVS
 (not in this kernel) or iptables DNAT with the ``statistic`` match — and since a task on
@@ -25,6 +29,7 @@ Docs: RFC 1035 (messages), docs.docker.com "Manage swarm service networks" (serv
 ``tasks.<service>``, ``--endpoint-mode dnsrr``). Used by: agent.py, notebook 14b-overlay-networks.
 """
 
+import ipaddress
 import itertools
 import logging
 import socket
@@ -63,26 +68,55 @@ def names(state: dict) -> dict[str, list[str]]:
     return table
 
 
+def aliases(state: dict) -> dict[str, dict[str, list[str]]]:
+    """Each network's subnet -> the aliases of the services on it, with their running tasks'
+    addresses there (a task's first network, the one it is attached to)."""
+    scoped: dict[str, dict[str, list[str]]] = {}
+    for task in sorted(state["tasks"].values(), key=lambda t: (t.get("Slot") or 0, t["ID"])):
+        service = state["services"].get(task["ServiceID"])
+        if not service or task["DesiredState"] != records.RUNNING or \
+                task["Status"]["State"] != records.RUNNING:
+            continue
+        given = {n["Target"]: n.get("Aliases", [])
+                 for n in service["Spec"]["TaskTemplate"].get("Networks", [])}
+        for attachment in task.get("NetworksAttachments", [])[:1]:
+            network = state["networks"].get(attachment["NetworkID"])
+            for alias in given.get(attachment["NetworkID"], []) if network else []:
+                scoped.setdefault(network["Subnet"], {}).setdefault(alias.lower(), []) \
+                    .append(attachment["Address"])
+    return scoped
+
+
 class Resolver:
     """The node's name server: a UDP socket and the table of the latest etcd read."""
 
     def __init__(self, address: str = "0.0.0.0", port: int = PORT):
         self.table: dict[str, list[str]] = {}
+        self.aliases: dict[str, dict[str, list[str]]] = {}
         self.turns = itertools.count()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((address, port))
 
     def update(self, state: dict) -> None:
-        self.table = names(state)
+        self.table, self.aliases = names(state), aliases(state)
 
-    def answer(self, query: bytes) -> bytes:
+    def lookup(self, name: str, client: str) -> list[str] | None:
+        """A swarm-wide name, or an alias on the client's own network."""
+        if name in self.table:
+            return self.table[name]
+        for subnet, names_ in self.aliases.items():
+            if client and ipaddress.ip_address(client) in ipaddress.ip_network(subnet):
+                return names_.get(name)
+        return None
+
+    def answer(self, query: bytes, client: str = "") -> bytes:
         request = dns.message.from_wire(query)
         response = dns.message.make_response(request)
         response.flags |= dns.flags.RA
         question = request.question[0]
         name = question.name.to_text(omit_final_dot=True).lower()
-        addresses = self.table.get(name)
+        addresses = self.lookup(name, client)
         if addresses is None:
             response.set_rcode(dns.rcode.REFUSED)
         elif question.rdtype == dns.rdatatype.A:
@@ -96,7 +130,7 @@ class Resolver:
         while True:
             query, client = self.sock.recvfrom(4096)
             try:
-                self.sock.sendto(self.answer(query), client)
+                self.sock.sendto(self.answer(query, client[0]), client)
             except Exception as exc:  # a malformed query must not stop the name server
                 log.warning("dns query from %s: %s", client[0], exc)
 

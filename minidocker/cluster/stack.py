@@ -13,7 +13,8 @@ by it, as docker/cli does. From a service's definition:
     deploy.update_config                              -> UpdateConfig
     deploy.labels                                     -> the service's Labels (and so the
                                                          scheduling strategy, see below)
-    ports                                             -> EndpointSpec.Ports, host mode
+    ports (mode: ingress, the default | host)         -> EndpointSpec.Ports
+    networks (with their aliases)                     -> TaskTemplate.Networks
 
 A service picks its own scheduling strategy with the label ``com.minidocker.scheduler.strategy``
 in ``deploy.labels`` (``service create --strategy`` writes the same label). What swarm mode
@@ -21,9 +22,15 @@ cannot do is said as ``docker stack deploy`` says it: "Ignoring unsupported opti
 "Ignoring deprecated options", or an error for the options it refuses ("mem_limit: Set resource
 limits using deploy.resources").
 
-Networks: a stack's networks are overlay networks, which this cluster does not have yet; its
-tasks use each node's bridge, and a file that names networks is refused (``networks_of``).
-Published ports are host-mode until the routing mesh exists (``endpoint_ports``).
+Networks: each network the services use is an overlay (overlay.py) named ``<stack>_<key>``,
+``<stack>_default`` for the services that name none, labelled with the stack's namespace and
+made before the services; an ``external: true`` one must exist already. A service joins its
+networks with its short name as an alias (``web`` for ``demo_web``), so the stack's services
+find each other as the file calls them (resolver.py answers an alias on its network only).
+A task is attached to its service's *first* network (the overlay's limit here); a service
+that names more is told so. Ports go through the routing mesh (``mode: ingress``, every node
+answers, mesh.py) or are published on the task's node only (``mode: host``). ``stack rm``
+removes the services, then, once none of their tasks is left on them, the networks it made.
 
 Docs: docs.docker.com "Deploy a stack to a swarm", ``docker stack deploy``; the Compose
 Specification's deploy section (deploy.md). Used by: cli/stacks.py, tests/test_stack.py,
@@ -31,8 +38,10 @@ tests/test_cluster.py, notebooks/14-cluster.ipynb.
 """
 
 import re
+import time
 from dataclasses import dataclass, field
 
+from minidocker.cluster import overlay
 from minidocker.cluster import swarm as records
 from minidocker.cluster.strategies import strategy as named_strategy
 from minidocker.compose.loader import Options, load
@@ -71,6 +80,15 @@ class StackError(records.SwarmError):
 
 
 @dataclass
+class StackNetwork:
+    """An overlay the stack's services use: made by the stack, or ``external`` (found)."""
+
+    name: str
+    external: bool = False
+    subnet: str = ""
+
+
+@dataclass
 class Plan:
     """What ``stack deploy`` will write: the service specs, and what it says first."""
 
@@ -79,6 +97,7 @@ class Plan:
     ignored: list[str] = field(default_factory=list)
     deprecated: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    networks: list[StackNetwork] = field(default_factory=list)
 
 
 # --- from the Compose file to service specs ---------------------------------------------------
@@ -88,14 +107,14 @@ def plan(files: list[str], stack: str) -> Plan:
     if not STACK_NAME.fullmatch(stack):
         raise StackError(f"invalid stack name {stack!r}: use letters, digits, '_', '.' or '-'")
     project = load(Options(files=files, project_name=stack, builds=False, files_flag="-c"))
-    made = Plan(stack, [])
+    made = Plan(stack, [], networks=networks_of(project))
     refuse_forbidden(project)
-    networks_of(project)
     for service in project.services.values():
         made.ignored += [k for k in UNSUPPORTED if k in service.definition]
         made.deprecated += [f"{k}: {why}" for k, why in DEPRECATED.items()
                             if k in service.definition]
         made.specs.append(service_spec(stack, service, made))
+        made.specs[-1]["TaskTemplate"]["Networks"] = task_networks(service, project, made)
     made.ignored = sorted(set(made.ignored))
     made.deprecated = sorted(set(made.deprecated))
     return made
@@ -108,17 +127,32 @@ def refuse_forbidden(project: Project) -> None:
         raise StackError("Compose file contains unsupported options: " + "; ".join(found))
 
 
-def networks_of(project: Project) -> list[str]:
-    """The overlay networks the stack needs. The hook for the overlay driver: until it is
-    there, the implicit ``default`` network is each node's bridge, and a file that names
-    networks of its own is refused rather than deployed without them."""
-    named = sorted({net for s in project.services.values() for net in s.networks
-                    if net != "default"})
-    if named:
-        raise StackError(f"network {named[0]!r}: overlay networks are not available in this "
-                         "cluster yet; remove 'networks:' from the file (the tasks then use "
-                         "each node's bridge) or wait for 'network create -d overlay'")
-    return []
+def networks_of(project: Project) -> list[StackNetwork]:
+    """The overlays the stack's services use (its other networks are left alone, as docker
+    does), by the names they have in the swarm."""
+    used = sorted({key for s in project.services.values() for key in s.networks})
+    found = []
+    for key in used:
+        spec = project.networks[key]
+        driver = project.model["networks"][key].get("driver", "overlay")
+        if driver != "overlay" and not spec.external:
+            raise StackError(f"network {key!r}: driver {driver!r} is not supported in a "
+                             "stack: its networks span the nodes; use 'driver: overlay' "
+                             "(or leave the driver out)")
+        found.append(StackNetwork(spec.name, spec.external, spec.subnet))
+    return found
+
+
+def task_networks(service: Service, project: Project, made: Plan) -> list[dict]:
+    """``TaskTemplate.Networks``: each network by name (``deploy`` puts its ID in), with the
+    service's short name and its own aliases; a note if the tasks join only the first."""
+    joined = [{"Target": project.networks[key].name, "Aliases": [service.name, *options.aliases]}
+              for key, options in sorted(service.networks.items())]
+    if len(joined) > 1:
+        made.notes.append(f"service {service.name} names {len(joined)} networks: its tasks "
+                          f"are attached to {joined[0]['Target']} only (an overlay task "
+                          "joins its first network here)")
+    return joined
 
 
 def service_spec(stack: str, service: Service, made: Plan) -> dict:
@@ -137,7 +171,7 @@ def service_spec(stack: str, service: Service, made: Plan) -> dict:
         deploy.get("replicas"), mode,
         placement.get("constraints", []),
         [f"spread={p['spread']}" for p in placement.get("preferences", []) if "spread" in p],
-        endpoint_ports(service, made),
+        endpoint_ports(service),
         [f"{k}={v}" for k, v in service.environment.items() if v is not None],
         memory(limits), memory(reserved), nano_cpus(reserved),
         labels={**deploy.get("labels", {}), NAMESPACE: stack, IMAGE_LABEL: service.image})
@@ -164,21 +198,17 @@ def given(mapping: dict, path: str) -> bool:
     return True
 
 
-def endpoint_ports(service: Service, made: Plan) -> list[dict]:
-    """Published ports, in host mode: each task publishes on its own node. The routing mesh
-    (``mode: ingress``, every node answering) is the overlay's; until it lands an ingress port
-    is published in host mode, and said so."""
+def endpoint_ports(service: Service) -> list[dict]:
+    """Published ports: through the routing mesh (``mode: ingress``, Docker's default: every
+    node answers) or on the task's own node (``mode: host``)."""
     ports = []
     for port, raw in zip(service.ports, service.definition.get("ports", []), strict=True):
         published = int(port.published) if port.published.isdigit() else 0
         if port.published and not published:
             raise StackError(f"service {service.name!r}: port {port.published}: a stack "
                              "publishes one port per target (no ranges)")
-        if published and raw.get("mode", "ingress") == "ingress":
-            made.notes.append(f"port {published} of {service.name}: published in host mode "
-                              "(the routing mesh is not available yet)")
         ports.append({"Protocol": port.protocol, "TargetPort": port.target,
-                      "PublishedPort": published, "PublishMode": "host"})
+                      "PublishedPort": published, "PublishMode": raw.get("mode", "ingress")})
     return ports
 
 
@@ -219,7 +249,7 @@ def deploy(store, made: Plan, prune: bool = False) -> list[str]:
     """Create each service, or update it if the stack already has it; with ``prune``, remove
     the stack's services the file no longer names. What was done, in Docker's words."""
     records.swarm(store)
-    said = []
+    said = make_networks(store, made)
     current = {s["Spec"]["Name"]: s for s in services_of(store, made.stack)}
     for spec in sorted(made.specs, key=lambda s: s["Name"]):
         if spec["Name"] in current:
@@ -233,6 +263,27 @@ def deploy(store, made: Plan, prune: bool = False) -> list[str]:
     for name in sorted(set(current) - wanted) if prune else ():
         records.remove_service(store, current[name]["ID"])
         said.append(f"Removing service {name}")
+    return said
+
+
+def make_networks(store, made: Plan) -> list[str]:
+    """The stack's overlays, made if missing (an external one must exist), and each service's
+    networks by ID, as the swarm keeps them."""
+    said, ids = [], {}
+    for network in made.networks:
+        found = overlay.find(store, network.name, missing_ok=True)
+        if network.external and not found:
+            raise StackError(f"network {network.name!r} is declared as external, but could "
+                             "not be found: create it first with 'minidocker network create "
+                             f"-d overlay {network.name}'")
+        if not found:
+            said.append(f"Creating network {network.name}")
+            found = overlay.create(store, network.name, network.subnet or None,
+                                   labels={NAMESPACE: made.stack})
+        ids[network.name] = found["ID"]
+    for spec in made.specs:
+        for attachment in spec["TaskTemplate"].get("Networks", []):
+            attachment["Target"] = ids.get(attachment["Target"], attachment["Target"])
     return said
 
 
@@ -253,10 +304,43 @@ def stacks(store) -> dict[str, int]:
     return dict(sorted(counted.items()))
 
 
-def remove(store, stack: str) -> list[str]:
-    """``stack rm``: the stack's services go (the managers stop their tasks)."""
-    said = []
+def networks_of_stack(store, stack: str) -> list[dict]:
+    """The overlays the stack made (an external network has not its label), by name."""
+    found = [n for n in overlay.networks(store).values()
+             if n.get("Labels", {}).get(NAMESPACE) == stack]
+    return sorted(found, key=lambda n: n["Name"])
+
+
+def remove(store, stack: str, timeout: float = 30.0):
+    """``stack rm``: the stack's services go (the managers stop their tasks), then its
+    networks, each once no task is on it and no node holds its end any more (so that each
+    node's agent takes its bridge and VXLAN device down). Yields what it did, as it does it;
+    a network still in use after ``timeout`` is a StackError."""
     for service in services_of(store, stack):
         records.remove_service(store, service["ID"])
-        said.append(f"Removing service {service['Spec']['Name']}")
-    return said
+        yield f"Removing service {service['Spec']['Name']}"
+    for network in networks_of_stack(store, stack):
+        yield f"Removing network {network['Name']}"
+        if not wait_unused(store, network["ID"], timeout):
+            raise StackError(f"failed to remove network {network['Name']}: still in use "
+                             f"after {timeout:.0f}s; see 'minidocker stack ps {stack}' and "
+                             "run 'minidocker stack rm' again")
+        overlay.remove(store, network["ID"])
+
+
+def wait_unused(store, network_id: str, timeout: float) -> bool:
+    """Poll until no task runs (or should run) on the network and no node holds an address
+    on it (the manager takes them back once their tasks are gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = overlay.read_state(store)
+        network = state["networks"].get(network_id)
+        busy = [t for t in state["tasks"].values()
+                if (t["DesiredState"] == records.RUNNING or
+                    t["Status"]["State"] == records.RUNNING) and
+                any(a["NetworkID"] == network_id for a in t.get("NetworksAttachments", []))]
+        if network is None or not busy and not network["NodeAddresses"]:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.3)

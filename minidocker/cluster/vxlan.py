@@ -80,9 +80,9 @@ def sync(store, node: dict) -> dict:
                                               node["ID"]))
         except (EngineError, NetlinkError) as exc:
             log.warning("overlay %s: %s", network["Name"], exc)
-    for name, network_id in local_overlays(engine).items():
+    for name, (network_id, bridge) in local_overlays(engine).items():
         if network_id not in mine:
-            take_down(engine, name, state["networks"].get(network_id))
+            take_down(engine, name, bridge)
     from minidocker.cluster import mesh
 
     mesh.apply(state, mine, node)
@@ -147,28 +147,28 @@ def program(network: dict, remote: dict[str, str]) -> None:
                    flags=NTF_SELF)
 
 
-def local_overlays(engine: Engine) -> dict[str, str]:
-    """The overlays this node's daemon has: network name -> overlay ID."""
+def local_overlays(engine: Engine) -> dict[str, tuple[str, str]]:
+    """The overlays this node's daemon has: network name -> (overlay ID, bridge name)."""
     try:
         found = engine.call("GET", "/networks").json()
     except EngineError:
         return {}
-    return {n["Name"]: n["Labels"][NETWORK_LABEL] for n in found
-            if NETWORK_LABEL in (n.get("Labels") or {})}
+    return {n["Name"]: (n["Labels"][NETWORK_LABEL], n["Options"].get(BRIDGE_NAME_OPTION, ""))
+            for n in found if NETWORK_LABEL in (n.get("Labels") or {})}
 
 
-def take_down(engine: Engine, name: str, network: dict | None) -> None:
+def take_down(engine: Engine, name: str, bridge: str) -> None:
     """The overlay is no longer needed here: its network goes (once no container is on it),
-    and with its bridge the VXLAN device and its entries."""
+    and with its bridge ``ov<VNI>`` the VXLAN device ``vx<VNI>`` and its entries — named
+    from the node's own network, so also when the record is already gone from etcd."""
     try:
         engine.call("DELETE", f"/networks/{name}")
     except EngineError as exc:
         log.info("overlay %s stays for now: %s", name, exc)
         return
-    if network:
-        with IPRoute() as ip:
-            for index in ip.link_lookup(ifname=overlay.vxlan_name(network)):
-                ip.link("del", index=index)
+    with IPRoute() as ip:
+        for index in ip.link_lookup(ifname="vx" + bridge.removeprefix("ov")):
+            ip.link("del", index=index)
 
 
 def vxlan_devices() -> list[dict]:
