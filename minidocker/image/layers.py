@@ -53,6 +53,8 @@ OPAQUE_MARKER = ".wh..wh..opq"  # "hide everything below this directory in the l
 OPAQUE_XATTR = "trusted.overlay.opaque"
 DEFAULT_MAX_BYTES = 8 << 30  # 8 GiB expanded: larger than any sane layer, smaller than a bomb
 DEFAULT_MAX_MEMBERS = 1_000_000
+CHUNK = 1 << 20  # the writer's and the reader's block: large reads, few calls
+OCTAL_7, OCTAL_11 = 8 ** 7, 8 ** 11  # the largest numbers a ustar field holds, plus one
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -74,29 +76,28 @@ def write_layer_tar(source: Path, fileobj: BinaryIO) -> None:
     a directory with xattr trusted.overlay.opaque=y -> the dir entry then `.wh..wh..opq`.
     Within a directory, whiteouts come before their siblings. Hardlinks (same inode within
     source) become tar hardlinks to the first path. Sockets are skipped. Same content ->
-    byte-identical output."""
+    byte-identical output: the very bytes ``tarfile`` writes in PAX format (tests hold the two
+    together), each file read once, in large blocks, the small ones batched into one write."""
     source = Path(source)
     first_path: dict[tuple[int, int], str] = {}  # (device, inode) -> first name written
-    with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT,
-                      encoding="utf-8", errors="surrogateescape") as tar:
-        for name, st in _walk(source, ""):
-            for info, path in _members_for(source, name, st, first_path):
-                if path is None:
-                    tar.addfile(info)
-                else:
-                    with open(path, "rb") as content:
-                        tar.addfile(info, content)
+    tar = _TarWriter(fileobj)
+    for name, st in _walk(os.fsencode(source), ""):
+        for member, path in _members_for(source, name, st, first_path):
+            tar.add(member, path)
+    tar.close()
 
 
-def _walk(directory: Path, prefix: str):
+def _walk(directory: bytes, prefix: str):
     """(relative name, lstat) of every node below `directory`, depth first. In each directory
     the whiteouts come first (OCI asks for that), then the rest; both sorted by their bytes."""
-    entries = [(name, os.lstat(directory / name)) for name in os.listdir(directory)]
-    entries.sort(key=lambda entry: (not is_whiteout_stat(entry[1]), os.fsencode(entry[0])))
+    with os.scandir(directory) as found:
+        entries = [(entry.name, entry.stat(follow_symlinks=False)) for entry in found]
+    entries.sort(key=lambda entry: (not is_whiteout_stat(entry[1]), entry[0]))
     for name, st in entries:
-        yield prefix + name, st
+        text = os.fsdecode(name)
+        yield prefix + text, st
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk(directory / name, prefix + name + "/")
+            yield from _walk(directory + b"/" + name, prefix + text + "/")
 
 
 def _members_for(source: Path, name: str, st: os.stat_result, first_path: dict):
@@ -157,6 +158,93 @@ def _header(name: str, st: os.stat_result, member_type: bytes) -> tarfile.TarInf
 
 def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
+
+
+class _TarWriter:
+    """Tar blocks to a sink: each member's header, its file's bytes, the padding to 512 bytes.
+    The small pieces are gathered and written 1 MiB at a time (one call into the hash, the
+    compressor and the file instead of three per member); a large file goes through in 1 MiB
+    reads. The end: two zero blocks, then zeros to a whole 10 KiB record, as tarfile does."""
+
+    def __init__(self, sink: BinaryIO):
+        self.sink, self.pending, self.offset = sink, bytearray(), 0
+
+    def add(self, info: tarfile.TarInfo, path: Path | None) -> None:
+        self._put(_header_block(info))
+        if path is not None:
+            self._copy(path, info.size)
+            self._put(bytes(-info.size % tarfile.BLOCKSIZE))
+
+    def close(self) -> None:
+        self._put(bytes(2 * tarfile.BLOCKSIZE))
+        self._put(bytes(-self.offset % tarfile.RECORDSIZE))
+        self._flush()
+
+    def _put(self, data: bytes) -> None:
+        self.pending += data
+        self.offset += len(data)
+        if len(self.pending) >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.sink.write(self.pending)
+            self.pending = bytearray()
+
+    def _copy(self, path: Path, size: int) -> None:
+        """Exactly `size` bytes of the file (its size when it was listed), read once."""
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb",
+                  buffering=0) as content:
+            if size < CHUNK:
+                data = content.read(size)
+                if len(data) < size:
+                    _shrunk(path)
+                self._put(data)
+                return
+            self._flush()
+            buffer = memoryview(bytearray(CHUNK))
+            left = size
+            while left:
+                got = content.readinto(buffer[:min(left, CHUNK)])
+                if not got:
+                    _shrunk(path)
+                self.sink.write(buffer[:got])
+                left -= got
+            self.offset += size
+
+
+def _shrunk(path: Path) -> NoReturn:
+    raise LayerError(f"{path} got shorter while it was being stored; stop what writes to it "
+                     "(the container) and try again")
+
+
+def _header_block(info: tarfile.TarInfo) -> bytes:
+    """The 512-byte ustar header of `info`, the same bytes as ``info.tobuf(PAX_FORMAT)``. The
+    common member (an ASCII name of at most 100 bytes, numbers that fit their octal fields)
+    is packed here; any other goes to tarfile, which adds a PAX extended header before it."""
+    name = info.name + "/" if info.type == tarfile.DIRTYPE and not info.name.endswith("/") \
+        else info.name
+    device = info.type in (tarfile.CHRTYPE, tarfile.BLKTYPE)
+    if not (name.isascii() and len(name) <= 100 and info.linkname.isascii()
+            and len(info.linkname) <= 100 and 0 <= info.uid < OCTAL_7 and 0 <= info.gid < OCTAL_7
+            and 0 <= info.size < OCTAL_11 and 0 <= info.mtime < OCTAL_11
+            and isinstance(info.mtime, int) and not info.pax_headers
+            and not (device and max(info.devmajor, info.devminor) >= OCTAL_7)):
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    devices = b"%07o\0%07o\0" % (info.devmajor, info.devminor) if device else bytes(16)
+    block = b"".join((
+        name.encode().ljust(100, b"\0"),
+        b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (info.mode & 0o7777, info.uid, info.gid,
+                                                info.size, info.mtime),
+        b" " * 8,  # the checksum counts its own field as spaces
+        info.type,
+        info.linkname.encode().ljust(100, b"\0"),
+        tarfile.POSIX_MAGIC,
+        bytes(64),  # uname, gname: empty, ids are numeric
+        devices,
+        bytes(167),  # prefix (unused: long names go to tarfile) and the block's padding
+    ))
+    return block[:148] + b"%06o\0" % sum(block) + block[155:]
 
 
 # --- Extracting: an untrusted layer tar becomes a directory -----------------------------------
