@@ -36,9 +36,10 @@ from pathlib import Path
 
 from minidocker.errors import MinidockerError
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
-from minidocker.image.layers import GZIP_MAGIC
+from minidocker.image.layers import CHUNK, GZIP_MAGIC, extract_layer
 from minidocker.image.reference import short_name
 from minidocker.image.store import (
+    GZIP_LEVEL,
     INDEX,
     MANIFEST,
     OCI_LAYOUT,
@@ -277,36 +278,67 @@ def _diff_ids(config_bytes: bytes, manifest: dict) -> list[str]:
 
 def import_layer(store: ImageStore, source, scratch: Path, blob_digest: str | None,
                  diff_id: str) -> Layer:
-    """Decompress one layer to a temp file (hashing both forms), check the digests, store.
-    ``load`` reads layers from an archive with it, ``pull`` from a registry's blobs."""
-    tar_path = scratch / "layer.tar"
-    blob_hash = HashingWriter()
-    with open(tar_path, "wb") as out:
-        diff_hash = HashingWriter(out)
-        _decompress(source, blob_hash, diff_hash)
-    if blob_digest and blob_hash.digest != blob_digest:
-        raise ArchiveError(f"layer {blob_digest} is corrupt: its bytes hash to "
-                           f"{blob_hash.digest}")
-    if diff_hash.digest != diff_id:
-        raise ArchiveError(f"layer diff_id mismatch: the config says {diff_id}, the layer's "
-                           f"uncompressed tar hashes to {diff_hash.digest}")
-    return store.add_layer(tar_path)
+    """One layer of ``load`` or ``pull``, checked and stored in one pass over its bytes."""
+    return store_layer(store, source, blob_digest, diff_id)
 
 
-def _decompress(source, raw: HashingWriter, plain: HashingWriter) -> None:
-    """Copy a layer, plain or gzip (told apart by its first bytes, not by a media type), to
-    ``plain`` uncompressed while ``raw`` hashes the bytes as they were."""
+def store_layer(store: ImageStore, source, blob_digest: str | None = None,
+                diff_id: str | None = None) -> Layer:
+    """Read a layer (gzip or plain, told apart by its first bytes, not by a media type) once:
+    its bytes are hashed (the blob's digest) and kept as the blob, gzip as they came, a plain
+    tar gzipped at the store's level; uncompressed, they are hashed (the diff_id) and
+    extracted at the same time, into a staging directory that becomes the layer only if the
+    digests are right (when they are known: ``import`` learns them here). No tar on disk in
+    between, no byte read twice."""
     head = source.read(4)
     if head == ZSTD_MAGIC:
         raise ArchiveError("a layer is compressed with zstd, which minidocker cannot read: "
                            "compress it with gzip, or not at all")
-    raw.write(head)
-    stream = _Tee(source, raw, head)
-    reader = gzip.GzipFile(fileobj=stream) if head[:2] == GZIP_MAGIC else stream
-    while chunk := reader.read(1 << 20):
-        plain.write(chunk)
-        if plain.size > MAX_LAYER:
+    gzipped = head[:2] == GZIP_MAGIC
+    with store.blobs.writer() as (sink, commit), store.unpacking(diff_id) as staging:
+        packed = None if gzipped else gzip.GzipFile(fileobj=sink, mode="wb", mtime=0,
+                                                     compresslevel=GZIP_LEVEL)
+        raw = HashingWriter(sink if gzipped else None)
+        raw.write(head)
+        stream = _Tee(source, raw, head)
+        plain = _HashingReader(gzip.GzipFile(fileobj=stream) if gzipped else stream, packed)
+        if staging.path is not None:
+            extract_layer(plain, staging.path, max_bytes=MAX_LAYER)
+        plain.drain()  # the end-of-tar padding, and for gzip its trailer: all are hashed
+        stream.drain()
+        if blob_digest and raw.digest != blob_digest:
+            raise ArchiveError(f"layer {blob_digest} is corrupt: its bytes hash to "
+                               f"{raw.digest}")
+        if diff_id not in (None, plain.digest):
+            raise ArchiveError(f"layer diff_id mismatch: the config says {diff_id}, the "
+                               f"layer's uncompressed tar hashes to {plain.digest}")
+        staging.keep(plain.digest)
+        if packed is not None:
+            packed.close()
+        return Layer(commit(), plain.digest, sink.size)
+
+
+class _HashingReader:
+    """Hashes (the diff_id) what is read through it, copying it to ``target`` if one is
+    given, and stops a stream larger than MAX_LAYER."""
+
+    def __init__(self, stream, target=None):
+        self.stream, self.counted = stream, HashingWriter(target)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.counted.write(data)
+        if self.counted.size > MAX_LAYER:
             raise ArchiveError(f"a layer is larger than {MAX_LAYER} bytes uncompressed")
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return self.counted.digest
 
 
 class _Tee:
@@ -329,6 +361,10 @@ class _Tee:
         self.sink.write(data)
         return data
 
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
 
 # --- import ----------------------------------------------------------------------------------
 
@@ -337,14 +373,9 @@ def import_tarball(path: Path, name: str | None, config: dict, comment: str) -> 
     store = ImageStore()
     history = [{"created_by": f"minidocker import {os.path.basename(path)}",
                 "comment": comment}]
-    with store.scratch() as scratch, open(path, "rb") as source:
-        tar_path = Path(scratch) / "layer.tar"
-        with open(tar_path, "wb") as out:
-            plain = HashingWriter(out)
-            _decompress(source, HashingWriter(), plain)
-        with store.transaction():  # from the layer's blob to the image's name
-            layer = store.add_layer(tar_path)
-            return store.add_image(new_config([layer.diff_id], config, history), [layer], name)
+    with open(path, "rb") as source, store.transaction():  # from the layer to the name
+        layer = store_layer(store, source)
+        return store.add_image(new_config([layer.diff_id], config, history), [layer], name)
 
 
 __all__ = ["ArchiveError", "import_layer", "import_tarball", "load", "save"]

@@ -36,7 +36,6 @@ Used by: notebooks 04-union-filesystems and 05-images, labs 04-overlay and 05-im
 import errno
 import gzip
 import os
-import shutil
 import stat
 import sys
 import tarfile
@@ -263,7 +262,7 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
     skipped: list[str] = []
     try:
         with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
-                          errors="surrogateescape") as tar:
+                          errors="surrogateescape") as tar, _Parents(root_fd) as parents:
             written = 0
             for count, member in enumerate(tar, start=1):
                 if count > max_members:
@@ -277,7 +276,7 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
                                      " refused as a possible bomb")
                 try:
                     if not _is_device(member, skipped):
-                        _extract_member(tar, member, root_fd, dir_mtimes)
+                        _extract_member(tar, member, parents, dir_mtimes)
                 except gzip.BadGzipFile:
                     raise
                 except OSError as error:  # no space left, a name too long, ...
@@ -315,7 +314,7 @@ def _tell_skipped(paths: list[str]) -> None:
           file=sys.stderr)
 
 
-def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, parents: "_Parents",
                     dir_mtimes: dict) -> None:
     """Create one member inside the root, after checking it is no threat."""
     parts = _path_parts(member.name, member.name)
@@ -323,14 +322,42 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
         if not member.isdir():
             _refuse(member.name, "the layer's root must be a directory")
         return
-    with _open_dir(root_fd, parts[:-1], member.name, create=True) as parent_fd:
-        name = parts[-1]
-        if name.startswith(WHITEOUT_PREFIX):
-            _apply_whiteout(parent_fd, name, member)
-        else:
-            _create(tar, member, root_fd, parent_fd, name)
-        if member.isdir():
-            dir_mtimes[tuple(parts)] = member.mtime
+    parent_fd = parents.open(parts[:-1], member.name)
+    name = parts[-1]
+    if name.startswith(WHITEOUT_PREFIX):
+        _apply_whiteout(parent_fd, name, member)
+    else:
+        _create(tar, member, parents.root_fd, parent_fd, name)
+    if member.isdir():
+        dir_mtimes[tuple(parts)] = member.mtime
+
+
+class _Parents:
+    """The fd of the directory the last member went into, kept for the next member: a layer
+    lists a directory's entries together, so most members skip the walk from the root. Safe
+    to keep: the extractor never removes, renames or replaces a directory (``_make_room``
+    refuses a non-directory over one), so the fd names what a fresh walk would find."""
+
+    def __init__(self, root_fd: int):
+        self.root_fd, self.parts, self.fd = root_fd, None, -1
+
+    def open(self, parts: list[str], member_name: str) -> int:
+        if tuple(parts) != self.parts:
+            self.close()
+            with _open_dir(self.root_fd, parts, member_name, create=True) as fd:
+                self.fd, self.parts = os.dup(fd), tuple(parts)
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.parts, self.fd = None, -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _path_parts(path: str, member_name: str) -> list[str]:
@@ -418,8 +445,7 @@ def _create(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int, parent_
     fd = _open_new(member, parent_fd, name)
     try:
         if member.isreg():
-            with os.fdopen(fd, "wb", closefd=False) as out, tar.extractfile(member) as content:
-                shutil.copyfileobj(content, out)
+            _write_all(fd, tar.extractfile(member))
         if member.isdir() and replaced_whiteout:  # ".wh.X" then "X/": lower X stays deleted
             os.setxattr(fd, OPAQUE_XATTR, b"y")
         os.fchown(fd, member.uid, member.gid)  # before fchmod: chown(2) may clear mode bits
@@ -428,6 +454,14 @@ def _create(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int, parent_
             os.utime(fd, (member.mtime, member.mtime))
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, content: BinaryIO) -> None:
+    """A member's bytes into the new file, CHUNK at a time (a write may take only part)."""
+    while data := content.read(CHUNK):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _open_new(member: tarfile.TarInfo, parent_fd: int, name: str) -> int:

@@ -32,7 +32,6 @@ Used by: notebooks 02-root-filesystems, 04-union-filesystems, 05-images; lab 05-
 import contextlib
 import fcntl
 import functools
-import gzip
 import json
 import os
 import re
@@ -51,7 +50,6 @@ from minidocker.image.blobs import (
     is_abandoned,
     temp_prefix,
 )
-from minidocker.image.layers import CHUNK, extract_layer, write_layer_tar
 from minidocker.image.reference import Reference, parse_reference
 from minidocker.state import atomic_write, now, state_root, write_json
 
@@ -117,6 +115,16 @@ def human_size(size: float) -> str:
 
 def layout_dir() -> Path:
     return state_root() / "oci"
+
+
+@dataclass
+class Staging:
+    """Where ``ImageStore.unpacking`` lets a layer be extracted, and the digest to keep it by."""
+    path: Path | None
+    diff_id: str | None = None
+
+    def keep(self, diff_id: str) -> None:
+        self.diff_id = diff_id
 
 
 def layer_dir(diff_id: str) -> Path:
@@ -307,7 +315,7 @@ class ImageStore:
     def add_layer(self, tar_path: Path) -> Layer:
         """Store an uncompressed layer tar: gzip it into a blob, unpack it once."""
         with open(tar_path, "rb") as source:
-            layer = self._store_blob(lambda sink: shutil.copyfileobj(source, sink, CHUNK))
+            layer = self._store_blob(lambda sink: shutil.copyfileobj(source, sink, 1 << 20))
         self.unpack(layer.diff_id, tar_path)
         return layer
 
@@ -316,6 +324,8 @@ class ImageStore:
         one pass over its files: tar -> the diff_id's hash -> gzip -> the blob's hash -> the
         blob file, no tar on disk in between. Its unpacked copy is ``cp -a`` of the directory:
         much faster than extracting 10,000 files again, and the same files."""
+        from minidocker.image.layers import write_layer_tar  # the writer: off run's path
+
         layer = self._store_blob(lambda sink: write_layer_tar(source_dir, sink))
         self.unpack(layer.diff_id, None, source_dir)
         return layer
@@ -323,6 +333,8 @@ class ImageStore:
     def _store_blob(self, write_tar) -> Layer:
         """``write_tar(sink)`` writes a layer tar: hash it (the diff_id), gzip it at
         GZIP_LEVEL, hash that (the blob's digest) and store it, all as the bytes go by."""
+        import gzip
+
         diff_id = HashingWriter()
         with self.blobs.writer() as (sink, commit):
             with gzip.GzipFile(fileobj=sink, mode="wb", mtime=0,
@@ -334,28 +346,43 @@ class ImageStore:
     def unpack(self, diff_id: str, tar_path: Path | None,
                source_dir: Path | None = None) -> Path:
         """Extract a layer into ``layers/<diff_id>`` unless it is there already."""
-        target = layer_dir(diff_id)
-        if target.is_dir():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=temp_prefix()))
-        try:
-            if source_dir is not None:  # cp keeps whiteouts (0/0 devices) and opaque xattrs
+        with self.unpacking(diff_id) as staging:
+            if staging.path is None:
+                pass
+            elif source_dir is not None:  # cp keeps whiteouts (0/0 devices) and opaque xattrs
                 subprocess.run(["cp", "-a", "--preserve=all", "-T", str(source_dir),
-                                str(staging)], check=True, capture_output=True)
+                                str(staging.path)], check=True, capture_output=True)
+                staging.keep(diff_id)
             else:
+                from minidocker.image.layers import extract_layer
+
                 with open(tar_path, "rb") as f:
-                    extract_layer(f, staging)
-            try:
-                os.rename(staging, target)
-            except OSError:  # another load unpacked the same layer first: keep theirs
-                if not target.is_dir():
-                    raise
-                shutil.rmtree(staging, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+                    extract_layer(f, staging.path)
+                staging.keep(diff_id)
+        return layer_dir(diff_id)
+
+    @contextlib.contextmanager
+    def unpacking(self, diff_id: str | None = None):
+        """``with store.unpacking(diff_id) as staging``: a directory to extract a layer into
+        (``staging.path``; None when ``layers/<diff_id>`` is there already). When the block
+        ends, it becomes ``layers/<diff_id>`` if ``staging.keep(diff_id)`` was called (the
+        digest may be known only once the layer has gone by), else it is removed."""
+        if diff_id is not None and layer_dir(diff_id).is_dir():
+            yield Staging(None)
+            return
+        (state_root() / "layers").mkdir(parents=True, exist_ok=True)
+        staging = Staging(Path(tempfile.mkdtemp(dir=state_root() / "layers", prefix=temp_prefix())))
+        try:
+            yield staging
+            if staging.diff_id is not None:
+                target = layer_dir(staging.diff_id)
+                try:
+                    os.rename(staging.path, target)
+                except OSError:  # another load unpacked the same layer first: keep theirs
+                    if not target.is_dir():
+                        raise
+        finally:
+            shutil.rmtree(staging.path, ignore_errors=True)  # gone if it was renamed
 
     def add_image(self, config: dict, layers: list[Layer], tag: str | None) -> Image:
         """Write config and manifest blobs and name the image."""
