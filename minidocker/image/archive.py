@@ -26,7 +26,6 @@ Used by: notebook 05-images (``save``, ``load``, ``import``), tests/test_interop
 """
 
 import gzip
-import io
 import json
 import os
 import posixpath
@@ -36,7 +35,7 @@ from pathlib import Path
 
 from minidocker.errors import MinidockerError
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
-from minidocker.image.layers import CHUNK, GZIP_MAGIC, extract_layer
+from minidocker.image.layers import CHUNK, GZIP_MAGIC, TarWriter, extract_layer
 from minidocker.image.reference import short_name
 from minidocker.image.store import (
     GZIP_LEVEL,
@@ -81,25 +80,25 @@ def save(images: list[tuple[Image, str | None]], output) -> None:
                                 "Layers": [_blob_name(d) for d in layers]})
         for digest in [image.manifest_digest, image.id, *layers]:
             blobs[digest] = store.blobs.path(digest)
-    with tarfile.open(fileobj=output, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        _add_bytes(tar, "oci-layout", json.dumps(OCI_LAYOUT).encode())
-        _add_bytes(tar, "index.json", json.dumps(index).encode())
-        _add_bytes(tar, "manifest.json", json.dumps(docker_manifest).encode())
-        for digest, path in sorted(blobs.items()):
-            info = tarfile.TarInfo(_blob_name(digest))
-            info.size, info.mode = path.stat().st_size, 0o644
-            with open(path, "rb") as f:
-                tar.addfile(info, f)
+    tar = TarWriter(output)  # tarfile's bytes, in 1 MiB blocks (tarfile's are 10 KiB)
+    _add_bytes(tar, "oci-layout", json.dumps(OCI_LAYOUT).encode())
+    _add_bytes(tar, "index.json", json.dumps(index).encode())
+    _add_bytes(tar, "manifest.json", json.dumps(docker_manifest).encode())
+    for digest, path in sorted(blobs.items()):
+        info = tarfile.TarInfo(_blob_name(digest))
+        info.size, info.mode = path.stat().st_size, 0o644
+        tar.add(info, path)
+    tar.close()
 
 
 def _blob_name(digest: str) -> str:
     return "blobs/sha256/" + check_digest(digest).split(":")[1]
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add_bytes(tar: TarWriter, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
-    info.size, info.mode = len(data), 0o644
-    tar.addfile(info, io.BytesIO(data))
+    info.mode = 0o644
+    tar.add_bytes(info, data)
 
 
 # --- load ------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def write_layer_tar(source: Path, fileobj: BinaryIO) -> None:
     together), each file read once, in large blocks, the small ones batched into one write."""
     source = Path(source)
     first_path: dict[tuple[int, int], str] = {}  # (device, inode) -> first name written
-    tar = _TarWriter(fileobj)
+    tar = TarWriter(fileobj)
     for name, st in _walk(os.fsencode(source), ""):
         for member, path in _members_for(source, name, st, first_path):
             tar.add(member, path)
@@ -159,7 +159,7 @@ def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
-class _TarWriter:
+class TarWriter:
     """Tar blocks to a sink: each member's header, its file's bytes, the padding to 512 bytes.
     The small pieces are gathered and written 1 MiB at a time (one call into the hash, the
     compressor and the file instead of three per member); a large file goes through in 1 MiB
@@ -169,10 +169,17 @@ class _TarWriter:
         self.sink, self.pending, self.offset = sink, bytearray(), 0
 
     def add(self, info: tarfile.TarInfo, path: Path | None) -> None:
+        """A member; a regular file's bytes come from `path`."""
         self._put(_header_block(info))
         if path is not None:
             self._copy(path, info.size)
             self._put(bytes(-info.size % tarfile.BLOCKSIZE))
+
+    def add_bytes(self, info: tarfile.TarInfo, data: bytes) -> None:
+        """A regular file member whose bytes are `data`."""
+        info.size = len(data)
+        self._put(_header_block(info))
+        self._put(data + bytes(-len(data) % tarfile.BLOCKSIZE))
 
     def close(self) -> None:
         self._put(bytes(2 * tarfile.BLOCKSIZE))
