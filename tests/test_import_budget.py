@@ -40,10 +40,27 @@ def imported_by(*args: str) -> set[str]:
             if line.startswith("import time:") and line.count("|") == 2} - {"imported package"}
 
 
+def heavy_in(modules: set[str], budget: dict[str, str]) -> dict[str, str]:
+    return {name: why for name, why in budget.items()
+            if any(m == name or m.startswith(name + ".") for m in modules)}
+
+
 def test_run_without_a_network_imports_nothing_heavy():
     modules = imported_by("run", "--rm", "--network", "none", "busybox", "true")
     assert "minidocker.container.start" in modules, "the report was not parsed"
-    heavy = {name: why for name, why in HEAVY.items()
-             if any(m == name or m.startswith(name + ".") for m in modules)}
+    heavy = heavy_in(modules, HEAVY)
     assert not heavy, (f"'run --network none' imports {heavy}: import them inside the "
                        "function that needs them")
+
+
+def test_run_on_the_bridge_imports_only_pyroute2s_rtnetlink_client():
+    """pyroute2's own ``__init__`` imports every netlink family it knows; network/netlink.py
+    loads its rtnetlink client alone."""
+    modules = imported_by("run", "--rm", "busybox", "true")
+    assert "pyroute2.iproute" in modules, "the report was not parsed"
+    budget = {name: why for name, why in HEAVY.items() if name != "pyroute2"}
+    budget.update(dict.fromkeys(("pyroute2.ipdb", "pyroute2.ndb", "pyroute2.conntrack",
+                                 "pyroute2.ethtool", "pyroute2.iwutil", "pyroute2.ipvs"),
+                                "netlink families the bridge does not use"))
+    heavy = heavy_in(modules, budget)
+    assert not heavy, f"'run' on the bridge imports {heavy}"
