@@ -110,13 +110,13 @@ def load(path: Path) -> list[str]:
     except (tarfile.TarError, OSError) as exc:
         raise ArchiveError(f"{path} is not an image archive (a tar from 'save'): {exc}") from exc
     store = ImageStore()
-    with tar, store.scratch() as scratch, store.transaction():  # every image, or none named
+    with tar, store.transaction():  # every image, or none named
         try:
             archive = _Archive(tar)
             if archive.has("index.json"):
-                return _load_oci(archive, Path(scratch))
+                return _load_oci(archive)
             if archive.has("manifest.json"):
-                return _load_docker(archive, Path(scratch))
+                return _load_docker(archive)
         except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise ArchiveError(f"{path} is damaged: {exc}") from None
         except (KeyError, TypeError, AttributeError) as exc:  # JSON of the wrong shape
@@ -180,7 +180,7 @@ def _clean(name: str) -> str:
 
 # --- load: OCI archives ------------------------------------------------------------------------
 
-def _load_oci(archive: _Archive, scratch: Path) -> list[str]:
+def _load_oci(archive: _Archive) -> list[str]:
     store, loaded = ImageStore(), []
     for descriptor in _image_manifests(archive, archive.json("index.json")):
         manifest = archive.json(_blob_name(descriptor["digest"]), descriptor["digest"])
@@ -190,7 +190,7 @@ def _load_oci(archive: _Archive, scratch: Path) -> list[str]:
         for layer, diff_id in zip(manifest["layers"], _diff_ids(config_bytes, manifest),
                                   strict=True):
             source = archive.open(_blob_name(layer["digest"]))
-            layers.append(import_layer(store, source, scratch, layer["digest"], diff_id))
+            layers.append(import_layer(store, source, layer["digest"], diff_id))
         name = _oci_name(descriptor)
         image = store.add_image_with_config(config_bytes, layers, name)
         loaded.append(name or image.id)
@@ -246,14 +246,14 @@ def _oci_name(descriptor: dict) -> str | None:
 
 # --- load: docker-archives ---------------------------------------------------------------------
 
-def _load_docker(archive: _Archive, scratch: Path) -> list[str]:
+def _load_docker(archive: _Archive) -> list[str]:
     """``manifest.json`` lists each image: its config file, its layer files (plain tars in
     Docker's and podman's archives, gzip in ours) in order, and its tags."""
     store, loaded = ImageStore(), []
     for entry in archive.json("manifest.json"):
         config_bytes = archive.read(entry["Config"])
         diff_ids = _diff_ids(config_bytes, {"layers": entry["Layers"]})
-        layers = [import_layer(store, archive.open(name), scratch, None, diff_id)
+        layers = [import_layer(store, archive.open(name), None, diff_id)
                   for name, diff_id in zip(entry["Layers"], diff_ids, strict=True)]
         tags = [short_name(tag) for tag in entry.get("RepoTags") or []]
         image = store.add_image_with_config(config_bytes, layers, tags[0] if tags else None)
@@ -275,8 +275,7 @@ def _diff_ids(config_bytes: bytes, manifest: dict) -> list[str]:
     return [check_digest(d) for d in diff_ids]
 
 
-def import_layer(store: ImageStore, source, scratch: Path, blob_digest: str | None,
-                 diff_id: str) -> Layer:
+def import_layer(store: ImageStore, source, blob_digest: str | None, diff_id: str) -> Layer:
     """One layer of ``load`` or ``pull``, checked and stored in one pass over its bytes."""
     return store_layer(store, source, blob_digest, diff_id)
 

@@ -132,7 +132,7 @@ def pull(name: str, report: Report, platform: str | None = None,
             files = download_layers(session, store, manifest["layers"], diff_ids,  # 5
                                     Path(scratch), report)
             image = store_image(store, target, config_bytes, manifest["layers"],  # 6
-                                diff_ids, files, Path(scratch), report)
+                                diff_ids, files, report)
     report.line(f"Digest: {digest}")
     if before == image.id:
         report.line(f"Status: Image is up to date for {target}")
@@ -293,8 +293,7 @@ def _verify(descriptor: dict, size: int, digest: str) -> None:
 
 
 def store_image(store: ImageStore, target: Target, config_bytes: bytes, layers: list[dict],
-                diff_ids: list[str], files: dict[str, Path], scratch: Path,
-                report: Report) -> Image:
+                diff_ids: list[str], files: dict[str, Path], report: Report) -> Image:
     """Import the downloaded layers and name the image: one store transaction."""
     with store.transaction():
         have = _layers_in_store(store)
@@ -303,7 +302,7 @@ def store_image(store: ImageStore, target: Target, config_bytes: bytes, layers: 
             if diff_id not in have:
                 report.status(short_digest(layer["digest"]), "Extracting")
                 with open(files[layer["digest"]], "rb") as source:
-                    have[diff_id] = import_layer(store, source, scratch, layer["digest"],
+                    have[diff_id] = import_layer(store, source, layer["digest"],
                                                  diff_id)
                 report.status(short_digest(layer["digest"]), "Pull complete")
             stored.append(have[diff_id])
