@@ -52,7 +52,8 @@ OPAQUE_MARKER = ".wh..wh..opq"  # "hide everything below this directory in the l
 OPAQUE_XATTR = "trusted.overlay.opaque"
 DEFAULT_MAX_BYTES = 8 << 30  # 8 GiB expanded: larger than any sane layer, smaller than a bomb
 DEFAULT_MAX_MEMBERS = 1_000_000
-CHUNK = 1 << 20  # the writer's and the reader's block: large reads, few calls
+CHUNK = 1 << 20  # the writer's block: large reads, few calls
+READ_CHUNK = 64 << 10  # the extractor's, as shutil.copyfileobj's (see _write_all)
 OCTAL_7, OCTAL_11 = 8 ** 7, 8 ** 11  # the largest numbers a ustar field holds, plus one
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -464,8 +465,9 @@ def _create(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int, parent_
 
 
 def _write_all(fd: int, content: BinaryIO) -> None:
-    """A member's bytes into the new file, CHUNK at a time (a write may take only part)."""
-    while data := content.read(CHUNK):
+    """A member's bytes into the new file, 64 KiB at a time (tarfile's stream hands them out
+    in 10 KiB pieces it joins: a larger read only copies more; a write may take only part)."""
+    while data := content.read(READ_CHUNK):
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
