@@ -368,6 +368,26 @@ def test_the_output_is_deterministic(tree, tmp_path):
     assert layer_bytes(tmp_path / "copy") == first
 
 
+def test_the_writer_writes_the_bytes_tarfile_would(tree):
+    """The layer writer packs common headers itself and batches its writes; the bytes stay
+    those of tarfile's PAX writer (so a layer's diff_id never changes with the writer): with
+    a file larger than the writer's 1 MiB block, a device node and numbers that need PAX."""
+    from minidocker.image import layers
+
+    (tree / "lib/large").write_bytes(random.Random(1).randbytes(3 * layers.CHUNK + 5))
+    os.mknod(tree / "run/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.chown(tree / "home/user/notes", 8 ** 7, 1000)  # too large for ustar's octal field
+    stamp(tree)
+    reference, first_path = io.BytesIO(), {}
+    with tarfile.open(fileobj=reference, mode="w|", format=tarfile.PAX_FORMAT,
+                      encoding="utf-8", errors="surrogateescape") as tar:
+        for name, st in layers._walk(os.fsencode(tree), ""):
+            for info, path in layers._members_for(tree, name, st, first_path):
+                with open(path, "rb") if path else io.BytesIO() as content:
+                    tar.addfile(info, content if path else None)
+    assert layer_bytes(tree) == reference.getvalue()
+
+
 def test_sockets_are_skipped(tmp_path):
     (tmp_path / "src").mkdir()
     with socket.socket(socket.AF_UNIX) as server:

@@ -36,7 +36,6 @@ Used by: notebooks 04-union-filesystems and 05-images, labs 04-overlay and 05-im
 import errno
 import gzip
 import os
-import shutil
 import stat
 import sys
 import tarfile
@@ -53,6 +52,9 @@ OPAQUE_MARKER = ".wh..wh..opq"  # "hide everything below this directory in the l
 OPAQUE_XATTR = "trusted.overlay.opaque"
 DEFAULT_MAX_BYTES = 8 << 30  # 8 GiB expanded: larger than any sane layer, smaller than a bomb
 DEFAULT_MAX_MEMBERS = 1_000_000
+CHUNK = 1 << 20  # the writer's block: large reads, few calls
+READ_CHUNK = 64 << 10  # the extractor's, as shutil.copyfileobj's (see _write_all)
+OCTAL_7, OCTAL_11 = 8 ** 7, 8 ** 11  # the largest numbers a ustar field holds, plus one
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -74,50 +76,28 @@ def write_layer_tar(source: Path, fileobj: BinaryIO) -> None:
     a directory with xattr trusted.overlay.opaque=y -> the dir entry then `.wh..wh..opq`.
     Within a directory, whiteouts come before their siblings. Hardlinks (same inode within
     source) become tar hardlinks to the first path. Sockets are skipped. Same content ->
-    byte-identical output."""
+    byte-identical output: the very bytes ``tarfile`` writes in PAX format (tests hold the two
+    together), each file read once, in large blocks, the small ones batched into one write."""
     source = Path(source)
     first_path: dict[tuple[int, int], str] = {}  # (device, inode) -> first name written
-    with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT,
-                      encoding="utf-8", errors="surrogateescape") as tar:
-        for name, st in _walk(source, ""):
-            for info, path in _members_for(source, name, st, first_path):
-                if path is None:
-                    tar.addfile(info)
-                else:
-                    with open(path, "rb") as content:
-                        tar.addfile(info, content)
+    tar = TarWriter(fileobj)
+    for name, st in _walk(os.fsencode(source), ""):
+        for member, path in _members_for(source, name, st, first_path):
+            tar.add(member, path)
+    tar.close()
 
 
-def write_path_tar(parent: Path, base: str, rebase: str, fileobj: BinaryIO) -> None:
-    """One entry of ``parent`` (a file, a link, or a directory with everything below it) as
-    a tar whose names begin with ``rebase`` instead of ``base`` (``docker cp``'s archive:
-    ``/etc`` as ``etc/...``, ``/etc/.`` as ``./...``). The same members as a layer's."""
-    first_path: dict[tuple[int, int], str] = {}
-    st = os.lstat(parent / base)
-    nodes = [(base, st), *(_walk(parent / base, base + "/") if stat.S_ISDIR(st.st_mode) else ())]
-    with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT,
-                      encoding="utf-8", errors="surrogateescape") as tar:
-        for name, node in nodes:
-            for info, path in _members_for(parent, name, node, first_path):
-                info.name = rebase + info.name[len(base):]
-                if info.islnk():
-                    info.linkname = rebase + info.linkname[len(base):]
-                if path is None:
-                    tar.addfile(info)
-                else:
-                    with open(path, "rb") as content:
-                        tar.addfile(info, content)
-
-
-def _walk(directory: Path, prefix: str):
+def _walk(directory: bytes, prefix: str):
     """(relative name, lstat) of every node below `directory`, depth first. In each directory
     the whiteouts come first (OCI asks for that), then the rest; both sorted by their bytes."""
-    entries = [(name, os.lstat(directory / name)) for name in os.listdir(directory)]
-    entries.sort(key=lambda entry: (not is_whiteout_stat(entry[1]), os.fsencode(entry[0])))
+    with os.scandir(directory) as found:
+        entries = [(entry.name, entry.stat(follow_symlinks=False)) for entry in found]
+    entries.sort(key=lambda entry: (not is_whiteout_stat(entry[1]), entry[0]))
     for name, st in entries:
-        yield prefix + name, st
+        text = os.fsdecode(name)
+        yield prefix + text, st
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk(directory / name, prefix + name + "/")
+            yield from _walk(directory + b"/" + name, prefix + text + "/")
 
 
 def _members_for(source: Path, name: str, st: os.stat_result, first_path: dict):
@@ -180,6 +160,100 @@ def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
+class TarWriter:
+    """Tar blocks to a sink: each member's header, its file's bytes, the padding to 512 bytes.
+    The small pieces are gathered and written 1 MiB at a time (one call into the hash, the
+    compressor and the file instead of three per member); a large file goes through in 1 MiB
+    reads. The end: two zero blocks, then zeros to a whole 10 KiB record, as tarfile does."""
+
+    def __init__(self, sink: BinaryIO):
+        self.sink, self.pending, self.offset = sink, bytearray(), 0
+
+    def add(self, info: tarfile.TarInfo, path: Path | None) -> None:
+        """A member; a regular file's bytes come from `path`."""
+        self._put(_header_block(info))
+        if path is not None:
+            self._copy(path, info.size)
+            self._put(bytes(-info.size % tarfile.BLOCKSIZE))
+
+    def add_bytes(self, info: tarfile.TarInfo, data: bytes) -> None:
+        """A regular file member whose bytes are `data`."""
+        info.size = len(data)
+        self._put(_header_block(info))
+        self._put(data + bytes(-len(data) % tarfile.BLOCKSIZE))
+
+    def close(self) -> None:
+        self._put(bytes(2 * tarfile.BLOCKSIZE))
+        self._put(bytes(-self.offset % tarfile.RECORDSIZE))
+        self._flush()
+
+    def _put(self, data: bytes) -> None:
+        self.pending += data
+        self.offset += len(data)
+        if len(self.pending) >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.sink.write(self.pending)
+            self.pending = bytearray()
+
+    def _copy(self, path: Path, size: int) -> None:
+        """Exactly `size` bytes of the file (its size when it was listed), read once."""
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb",
+                  buffering=0) as content:
+            if size < CHUNK:
+                data = content.read(size)
+                if len(data) < size:
+                    _shrunk(path)
+                self._put(data)
+                return
+            self._flush()
+            buffer = memoryview(bytearray(CHUNK))
+            left = size
+            while left:
+                got = content.readinto(buffer[:min(left, CHUNK)])
+                if not got:
+                    _shrunk(path)
+                self.sink.write(buffer[:got])
+                left -= got
+            self.offset += size
+
+
+def _shrunk(path: Path) -> NoReturn:
+    raise LayerError(f"{path} got shorter while it was being stored; stop what writes to it "
+                     "(the container) and try again")
+
+
+def _header_block(info: tarfile.TarInfo) -> bytes:
+    """The 512-byte ustar header of `info`, the same bytes as ``info.tobuf(PAX_FORMAT)``. The
+    common member (an ASCII name of at most 100 bytes, numbers that fit their octal fields)
+    is packed here; any other goes to tarfile, which adds a PAX extended header before it."""
+    name = info.name + "/" if info.type == tarfile.DIRTYPE and not info.name.endswith("/") \
+        else info.name
+    device = info.type in (tarfile.CHRTYPE, tarfile.BLKTYPE)
+    if not (name.isascii() and len(name) <= 100 and info.linkname.isascii()
+            and len(info.linkname) <= 100 and 0 <= info.uid < OCTAL_7 and 0 <= info.gid < OCTAL_7
+            and 0 <= info.size < OCTAL_11 and 0 <= info.mtime < OCTAL_11
+            and isinstance(info.mtime, int) and not info.pax_headers
+            and not (device and max(info.devmajor, info.devminor) >= OCTAL_7)):
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    devices = b"%07o\0%07o\0" % (info.devmajor, info.devminor) if device else bytes(16)
+    block = b"".join((
+        name.encode().ljust(100, b"\0"),
+        b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (info.mode & 0o7777, info.uid, info.gid,
+                                                info.size, info.mtime),
+        b" " * 8,  # the checksum counts its own field as spaces
+        info.type,
+        info.linkname.encode().ljust(100, b"\0"),
+        tarfile.POSIX_MAGIC,
+        bytes(64),  # uname, gname: empty, ids are numeric
+        devices,
+        bytes(167),  # prefix (unused: long names go to tarfile) and the block's padding
+    ))
+    return block[:148] + b"%06o\0" % sum(block) + block[155:]
+
+
 # --- Extracting: an untrusted layer tar becomes a directory -----------------------------------
 
 def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -201,7 +275,7 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
     skipped: list[str] = []
     try:
         with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
-                          errors="surrogateescape") as tar:
+                          errors="surrogateescape") as tar, _Parents(root_fd) as parents:
             written = 0
             for count, member in enumerate(tar, start=1):
                 if count > max_members:
@@ -217,7 +291,7 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
                                      " refused as a possible bomb")
                 try:
                     if not _is_device(member, skipped):
-                        _extract_member(tar, member, root_fd, dir_mtimes, whiteouts, keep_kinds)
+                        _extract_member(tar, member, parents, dir_mtimes)
                 except gzip.BadGzipFile:
                     raise
                 except OSError as error:  # no space left, a name too long, ...
@@ -255,24 +329,50 @@ def _tell_skipped(paths: list[str]) -> None:
           file=sys.stderr)
 
 
-def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
-                    dir_mtimes: dict, whiteouts: bool = True, keep_kinds: bool = False) -> None:
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, parents: "_Parents",
+                    dir_mtimes: dict) -> None:
     """Create one member inside the root, after checking it is no threat."""
     parts = _path_parts(member.name, member.name)
     if not parts:  # the layer's "./": dest keeps its own mode
         if not member.isdir():
             _refuse(member.name, "the layer's root must be a directory")
         return
-    with _open_dir(root_fd, parts[:-1], member.name, create=True) as parent_fd:
-        name = parts[-1]
-        if whiteouts and name.startswith(WHITEOUT_PREFIX):
-            _apply_whiteout(parent_fd, name, member)
-        elif keep_kinds and member.isdir() and _is_non_dir(parent_fd, name):
-            _refuse(member.name, "it would replace a file with a directory")
-        else:
-            _create(tar, member, root_fd, parent_fd, name)
-        if member.isdir():
-            dir_mtimes[tuple(parts)] = member.mtime
+    parent_fd = parents.open(parts[:-1], member.name)
+    name = parts[-1]
+    if name.startswith(WHITEOUT_PREFIX):
+        _apply_whiteout(parent_fd, name, member)
+    else:
+        _create(tar, member, parents.root_fd, parent_fd, name)
+    if member.isdir():
+        dir_mtimes[tuple(parts)] = member.mtime
+
+
+class _Parents:
+    """The fd of the directory the last member went into, kept for the next member: a layer
+    lists a directory's entries together, so most members skip the walk from the root. Safe
+    to keep: the extractor never removes, renames or replaces a directory (``_make_room``
+    refuses a non-directory over one), so the fd names what a fresh walk would find."""
+
+    def __init__(self, root_fd: int):
+        self.root_fd, self.parts, self.fd = root_fd, None, -1
+
+    def open(self, parts: list[str], member_name: str) -> int:
+        if tuple(parts) != self.parts:
+            self.close()
+            with _open_dir(self.root_fd, parts, member_name, create=True) as fd:
+                self.fd, self.parts = os.dup(fd), tuple(parts)
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.parts, self.fd = None, -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _path_parts(path: str, member_name: str) -> list[str]:
@@ -360,8 +460,7 @@ def _create(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int, parent_
     fd = _open_new(member, parent_fd, name)
     try:
         if member.isreg():
-            with os.fdopen(fd, "wb", closefd=False) as out, tar.extractfile(member) as content:
-                shutil.copyfileobj(content, out)
+            _write_all(fd, tar.extractfile(member))
         if member.isdir() and replaced_whiteout:  # ".wh.X" then "X/": lower X stays deleted
             os.setxattr(fd, OPAQUE_XATTR, b"y")
         os.fchown(fd, member.uid, member.gid)  # before fchmod: chown(2) may clear mode bits
@@ -370,6 +469,15 @@ def _create(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int, parent_
             os.utime(fd, (member.mtime, member.mtime))
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, content: BinaryIO) -> None:
+    """A member's bytes into the new file, 64 KiB at a time (tarfile's stream hands them out
+    in 10 KiB pieces it joins: a larger read only copies more; a write may take only part)."""
+    while data := content.read(READ_CHUNK):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _open_new(member: tarfile.TarInfo, parent_fd: int, name: str) -> int:
