@@ -86,8 +86,12 @@ def test_up_ps_logs_exec_and_the_published_port(compose):
     assert sorted(project_containers()) == [f"{PROJECT}_{s}_1" for s in ("app", "db", "web")]
     ps = ok(run("ps"))
     assert f"{PROJECT}_web_1" in ps and f"0.0.0.0:{WEB_PORT}->80/tcp" in ps
-    assert all(line.split()[0].startswith(PROJECT) and " Up " in line
-               for line in ps.splitlines()[2:] if line.strip())
+
+    def all_up() -> bool:  # app may still be starting on a loaded machine
+        rows = [line for line in ok(run("ps")).splitlines()[2:]  # a long command wraps
+                if line.split() and line.split()[0].startswith(PROJECT)]  # onto "..." lines
+        return len(rows) == 3 and all(" Up " in row for row in rows)
+    assert eventually(all_up), ok(run("ps"))
     assert eventually(lambda: "app got row-1" in run("logs", "app").stdout)
     assert "web-up" in ok(run("logs", "web"))
     # exec, and the service names resolve on the project's network

@@ -23,6 +23,7 @@ import base64
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ import httpx
 from minidocker.cluster.etcd import CLIENT_CERT, CLIENT_PORT, EtcdError
 
 TIMEOUT = 3.0
+ELECTION_RETRIES = 10  # about 11 s of asking again while Raft elects a leader
 MAX_OPERATIONS = 128  # etcd's --max-txn-ops: a bigger pass is written in several steps
 
 
@@ -77,6 +79,19 @@ class Store:
     # --- one call, to the first member that answers ---------------------------------------------
 
     def call(self, path: str, body: dict) -> dict:
+        """One request; while the members elect a new leader (``leader changed``, ``no
+        leader``: Raft's election after a member died) it is asked again, a few times."""
+        for attempt in range(ELECTION_RETRIES):
+            try:
+                return self.call_once(path, body)
+            except EtcdError as exc:
+                if attempt == ELECTION_RETRIES - 1 or not any(
+                        word in str(exc) for word in ("leader changed", "no leader")):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def call_once(self, path: str, body: dict) -> dict:
         errors = []
         for endpoint in list(self.endpoints):
             try:

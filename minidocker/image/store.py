@@ -489,7 +489,8 @@ class ImageStore:
     def scratch(self) -> tempfile.TemporaryDirectory:
         """A temporary directory on the store's filesystem (renames into place stay cheap)."""
         scratch_root().mkdir(parents=True, exist_ok=True)
-        return tempfile.TemporaryDirectory(dir=scratch_root(), prefix=temp_prefix())
+        return tempfile.TemporaryDirectory(dir=scratch_root(), prefix=temp_prefix(),
+                                           ignore_cleanup_errors=True)  # swept already: fine
 
 
 def repo_digests_path() -> Path:
