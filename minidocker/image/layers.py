@@ -87,6 +87,23 @@ def write_layer_tar(source: Path, fileobj: BinaryIO) -> None:
     tar.close()
 
 
+def write_path_tar(parent: Path, base: str, rebase: str, fileobj: BinaryIO) -> None:
+    """One entry of ``parent`` (a file, a link, or a directory with everything below it) as
+    a tar whose names begin with ``rebase`` instead of ``base`` (``docker cp``'s archive:
+    ``/etc`` as ``etc/...``, ``/etc/.`` as ``./...``). The same members as a layer's."""
+    first_path: dict[tuple[int, int], str] = {}
+    st = os.lstat(parent / base)
+    below = _walk(os.fsencode(parent / base), base + "/") if stat.S_ISDIR(st.st_mode) else ()
+    tar = TarWriter(fileobj)
+    for name, node in [(base, st), *below]:
+        for info, path in _members_for(parent, name, node, first_path):
+            info.name = rebase + info.name[len(base):]
+            if info.islnk():
+                info.linkname = rebase + info.linkname[len(base):]
+            tar.add(info, path)
+    tar.close()
+
+
 def _walk(directory: bytes, prefix: str):
     """(relative name, lstat) of every node below `directory`, depth first. In each directory
     the whiteouts come first (OCI asks for that), then the rest; both sorted by their bytes."""
@@ -291,7 +308,8 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
                                      " refused as a possible bomb")
                 try:
                     if not _is_device(member, skipped):
-                        _extract_member(tar, member, parents, dir_mtimes)
+                        _extract_member(tar, member, parents, dir_mtimes, whiteouts,
+                                        keep_kinds)
                 except gzip.BadGzipFile:
                     raise
                 except OSError as error:  # no space left, a name too long, ...
@@ -330,7 +348,7 @@ def _tell_skipped(paths: list[str]) -> None:
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, parents: "_Parents",
-                    dir_mtimes: dict) -> None:
+                    dir_mtimes: dict, whiteouts: bool = True, keep_kinds: bool = False) -> None:
     """Create one member inside the root, after checking it is no threat."""
     parts = _path_parts(member.name, member.name)
     if not parts:  # the layer's "./": dest keeps its own mode
@@ -339,8 +357,10 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, parents: "_Pa
         return
     parent_fd = parents.open(parts[:-1], member.name)
     name = parts[-1]
-    if name.startswith(WHITEOUT_PREFIX):
+    if whiteouts and name.startswith(WHITEOUT_PREFIX):
         _apply_whiteout(parent_fd, name, member)
+    elif keep_kinds and member.isdir() and _is_non_dir(parent_fd, name):
+        _refuse(member.name, "it would replace a file with a directory")
     else:
         _create(tar, member, parents.root_fd, parent_fd, name)
     if member.isdir():
