@@ -8,6 +8,7 @@ a check fails the run if anything leaked: a process, a mount or a container name
 import os
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -109,6 +110,10 @@ def leaks() -> list[str]:
 
 def pytest_sessionfinish(session, exitstatus):
     left = leaks()
+    deadline = time.monotonic() + 15  # a monitor host exits a moment after its last container
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = leaks()
     if left:
         print("\nminidocker tests leaked:\n  " + "\n  ".join(left))
         session.exitstatus = 1

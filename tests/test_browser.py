@@ -279,6 +279,13 @@ def wait_for_output(widget, pattern: str, timeout: float = 90) -> str:
     return text
 
 
+def wait_for_count(locator, expected: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while (count := locator.count()) != expected:
+        assert time.monotonic() < deadline, f"{count} widget views rendered, not {expected}"
+        time.sleep(0.5)
+
+
 def memory_widget_reacts(page) -> None:
     widget = page.locator(".widget-vbox", has=page.locator("button", has_text="run the hog"))
     widget.first.scroll_into_view_if_needed()
@@ -344,7 +351,7 @@ def test_a_notebook_runs_in_jupyterlab_in_a_browser(name, jupyterlab, browser):
             assert not missing, f"{title!r} lacks {missing}"
 
         views = page.locator(".jp-OutputArea-output .widget-vbox:not(.widget-vbox .widget-vbox)")
-        assert views.count() == WIDGETS[name]
+        wait_for_count(views, WIDGETS[name])  # widget views render after the kernel is idle
         if name in REACTIONS:
             REACTIONS[name](page)
             page.screenshot(path=str(ARTIFACTS / f"{name}-widget.png"), full_page=True)

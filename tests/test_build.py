@@ -369,7 +369,7 @@ def test_an_interrupted_build_leaves_a_store_that_works(builds, md, tmp_path, si
     while "started" not in build.stdout.readline():
         pass
     build.send_signal(signal_number)
-    assert build.wait(timeout=30) != 0
+    assert build.wait(timeout=90) != 0
     build.stdout.close()
     assert md("images").returncode == 0 and "cut" not in md("images").stdout
     leftover = md("ps", "-aq").stdout.split()  # Ctrl-C: none; kill -9: at most an exited one

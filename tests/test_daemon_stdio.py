@@ -71,7 +71,11 @@ class Terminal:
 
     def finish(self) -> int:
         self.read_until(b"\x00", timeout=5)  # until the CLI closes the terminal
-        done, status = os.waitpid(self.pid, os.WNOHANG)
+        deadline = time.monotonic() + 30
+        while not (done_status := os.waitpid(self.pid, os.WNOHANG))[0] \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        done, status = done_status
         if not done:
             os.kill(self.pid, 9)
             _, status = os.waitpid(self.pid, 0)
@@ -88,14 +92,16 @@ def follows_sizes(daemon, argv: list[str], first: tuple[int, int],
     """``stty size`` inside sees our window's size, and again after we resize it."""
     term = Terminal(daemon, argv, *first)
     try:
-        assert b"# " in term.read_until(b"# ")
+        assert b"# " in term.read_until(b"# ", timeout=60)
         for tag, (rows, columns) in (("first", first), ("second", second)):
             if tag == "second":
-                term.resize(rows, columns)
-                time.sleep(0.5)  # the CLI's SIGWINCH handler POSTs the resize
-            ask_size(term, tag)
+                term.resize(rows, columns)  # the CLI's SIGWINCH handler POSTs the resize
             expected = f"{tag}-{rows}x{columns}-".encode()
-            assert expected in term.read_until(expected)
+            deadline = time.monotonic() + 60
+            while expected not in term.seen:  # ask again until the resize has landed
+                assert time.monotonic() < deadline, term.seen[-400:]
+                ask_size(term, tag)
+                term.read_until(expected, timeout=3)
         term.type(f"exit {code}\r")
     finally:
         status = term.finish()
