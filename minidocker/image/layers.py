@@ -45,7 +45,23 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from minidocker.errors import MinidockerError
-from minidocker.unionfs import is_opaque, is_whiteout_stat
+from minidocker.image.tarformat import (
+    BLKTYPE,
+    BLOCK,
+    CHRTYPE,
+    DIRTYPE,
+    FIFOTYPE,
+    LNKTYPE,
+    RECORD,
+    REGTYPE,
+    SYMTYPE,
+    ZEROS,
+    Member,
+    TarFormatError,
+    TarReader,
+    ustar_header,
+)
+from minidocker.unionfs import is_whiteout_stat
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"  # "hide everything below this directory in the lower layers"
@@ -53,12 +69,12 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 DEFAULT_MAX_BYTES = 8 << 30  # 8 GiB expanded: larger than any sane layer, smaller than a bomb
 DEFAULT_MAX_MEMBERS = 1_000_000
 CHUNK = 1 << 20  # the writer's block: large reads, few calls
-READ_CHUNK = 64 << 10  # the extractor's, as shutil.copyfileobj's (see _write_all)
-OCTAL_7, OCTAL_11 = 8 ** 7, 8 ** 11  # the largest numbers a ustar field holds, plus one
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 STRIPPED_BITS = stat.S_ISUID | stat.S_ISGID
 
 
@@ -77,13 +93,11 @@ def write_layer_tar(source: Path, fileobj: BinaryIO) -> None:
     Within a directory, whiteouts come before their siblings. Hardlinks (same inode within
     source) become tar hardlinks to the first path. Sockets are skipped. Same content ->
     byte-identical output: the very bytes ``tarfile`` writes in PAX format (tests hold the two
-    together), each file read once, in large blocks, the small ones batched into one write."""
-    source = Path(source)
-    first_path: dict[tuple[int, int], str] = {}  # (device, inode) -> first name written
+    together). Each directory is read with one scandir and each node lstat'ed once; each file
+    is opened by name in its directory's fd (openat(2)) and read once."""
     tar = TarWriter(fileobj)
-    for name, st in _walk(os.fsencode(source), ""):
-        for member, path in _members_for(source, name, st, first_path):
-            tar.add(member, path)
+    with _directory(os.fsencode(source)) as fd:
+        _write_tree(tar, fd, "", Path(source), {})
     tar.close()
 
 
@@ -91,86 +105,81 @@ def write_path_tar(parent: Path, base: str, rebase: str, fileobj: BinaryIO) -> N
     """One entry of ``parent`` (a file, a link, or a directory with everything below it) as
     a tar whose names begin with ``rebase`` instead of ``base`` (``docker cp``'s archive:
     ``/etc`` as ``etc/...``, ``/etc/.`` as ``./...``). The same members as a layer's."""
-    first_path: dict[tuple[int, int], str] = {}
-    st = os.lstat(parent / base)
-    below = _walk(os.fsencode(parent / base), base + "/") if stat.S_ISDIR(st.st_mode) else ()
     tar = TarWriter(fileobj)
-    for name, node in [(base, st), *below]:
-        for info, path in _members_for(parent, name, node, first_path):
-            info.name = rebase + info.name[len(base):]
-            if info.islnk():
-                info.linkname = rebase + info.linkname[len(base):]
-            tar.add(info, path)
+    with _directory(os.fsencode(parent)) as fd:
+        st = os.stat(base, dir_fd=fd, follow_symlinks=False)
+        _write_node(tar, fd, base, rebase, st, Path(parent), {})
     tar.close()
 
 
-def _walk(directory: bytes, prefix: str):
-    """(relative name, lstat) of every node below `directory`, depth first. In each directory
-    the whiteouts come first (OCI asks for that), then the rest; both sorted by their bytes."""
-    with os.scandir(directory) as found:
+@contextmanager
+def _directory(name: bytes | str, dir_fd: int | None = None):
+    """An fd of a directory, opened without following a symlink."""
+    fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _write_tree(tar: "TarWriter", dir_fd: int, prefix: str, source: Path,
+                first_path: dict) -> None:
+    """Every node below the directory `dir_fd`, depth first, named `prefix` + its name. In
+    each directory the whiteouts come first (OCI asks for that), then the rest; both sorted
+    by the bytes of their names."""
+    with os.scandir(dir_fd) as found:
         entries = [(entry.name, entry.stat(follow_symlinks=False)) for entry in found]
-    entries.sort(key=lambda entry: (not is_whiteout_stat(entry[1]), entry[0]))
+    entries.sort(key=_whiteouts_first)
     for name, st in entries:
-        text = os.fsdecode(name)
-        yield prefix + text, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from _walk(directory + b"/" + name, prefix + text + "/")
+        _write_node(tar, dir_fd, name, prefix + name, st, source, first_path)
 
 
-def _members_for(source: Path, name: str, st: os.stat_result, first_path: dict):
-    """The tar members for one node: (TarInfo, path of its content or None). Usually one; none
-    for a socket (it only lives while its server does); two for an opaque directory."""
-    parent, _, base = name.rpartition("/")
-    if is_whiteout_stat(st):
-        yield _header(_join(parent, WHITEOUT_PREFIX + base), st, tarfile.REGTYPE), None
+def _whiteouts_first(entry: tuple[str, os.stat_result]) -> tuple[bool, bytes]:
+    return not is_whiteout_stat(entry[1]), os.fsencode(entry[0])
+
+
+def _write_node(tar: "TarWriter", dir_fd: int, name: str, member: str, st: os.stat_result,
+                source: Path, first_path: dict) -> None:
+    """The member(s) for the node `name` of the directory `dir_fd`: usually one; none for a
+    socket (it only lives while its server does); two for an opaque directory."""
+    mode = st.st_mode
+    if stat.S_ISCHR(mode) and st.st_rdev == 0:  # an overlay whiteout
+        parent, _, base = member.rpartition("/")
+        tar.add_node(_join(parent, WHITEOUT_PREFIX + base), REGTYPE, st)
         return
-    if stat.S_ISSOCK(st.st_mode):
+    if stat.S_ISSOCK(mode):
         return
-    if base.startswith(WHITEOUT_PREFIX):
-        raise LayerError(f"{source / name}: names starting with {WHITEOUT_PREFIX!r} mean "
+    if name.startswith(WHITEOUT_PREFIX):
+        raise LayerError(f"{source / member}: names starting with {WHITEOUT_PREFIX!r} mean "
                          "'deleted' in a layer, so this file cannot be stored; rename it")
-    if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+    if st.st_nlink > 1 and not stat.S_ISDIR(mode):
         inode = (st.st_dev, st.st_ino)
         if inode in first_path:
-            info = _header(name, st, tarfile.LNKTYPE)
-            info.linkname = first_path[inode]
-            yield info, None
+            tar.add_node(member, LNKTYPE, st, linkname=first_path[inode])
             return
-        first_path[inode] = name
-    yield from _plain_member(source / name, name, st)
-
-
-def _plain_member(path: Path, name: str, st: os.stat_result):
-    mode = st.st_mode
+        first_path[inode] = member
     if stat.S_ISREG(mode):
-        info = _header(name, st, tarfile.REGTYPE)
-        info.size = st.st_size
-        yield info, path
+        tar.add_file(member, st, dir_fd, name, source)
     elif stat.S_ISDIR(mode):
-        yield _header(name, st, tarfile.DIRTYPE), None
-        if is_opaque(path):
-            yield _header(_join(name, OPAQUE_MARKER), st, tarfile.REGTYPE), None
+        with _directory(name, dir_fd) as fd:
+            tar.add_node(member, DIRTYPE, st)
+            if _is_opaque(fd):
+                tar.add_node(_join(member, OPAQUE_MARKER), REGTYPE, st)
+            _write_tree(tar, fd, member + "/", source, first_path)
     elif stat.S_ISLNK(mode):
-        info = _header(name, st, tarfile.SYMTYPE)
-        info.linkname = os.readlink(path)
-        yield info, None
+        tar.add_node(member, SYMTYPE, st, linkname=os.readlink(name, dir_fd=dir_fd))
     elif stat.S_ISFIFO(mode):
-        yield _header(name, st, tarfile.FIFOTYPE), None
+        tar.add_node(member, FIFOTYPE, st)
     else:  # a real device node, as in a whole root fs's /dev
-        info = _header(name, st, tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE)
-        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        yield info, None
+        kind = CHRTYPE if stat.S_ISCHR(mode) else BLKTYPE
+        tar.add_node(member, kind, st, device=(os.major(st.st_rdev), os.minor(st.st_rdev)))
 
 
-def _header(name: str, st: os.stat_result, member_type: bytes) -> tarfile.TarInfo:
-    """A tar header that depends only on what is on disk: no user names, no atime or ctime."""
-    info = tarfile.TarInfo(name)
-    info.type = member_type
-    info.mode = stat.S_IMODE(st.st_mode)
-    info.uid, info.gid = st.st_uid, st.st_gid
-    info.uname = info.gname = ""
-    info.mtime = st.st_mtime_ns // 1_000_000_000  # whole seconds, as Docker writes them
-    return info
+def _is_opaque(dir_fd: int) -> bool:
+    try:
+        return os.getxattr(dir_fd, OPAQUE_XATTR) == b"y"
+    except OSError:
+        return False
 
 
 def _join(parent: str, name: str) -> str:
@@ -186,22 +195,46 @@ class TarWriter:
     def __init__(self, sink: BinaryIO):
         self.sink, self.pending, self.offset = sink, bytearray(), 0
 
+    def add_node(self, name: str, kind: bytes, st: os.stat_result, size: int = 0,
+                 linkname: str = "", device: tuple[int, int] | None = None) -> None:
+        """A header that depends only on what is on disk: no user names, no atime or ctime,
+        the mtime in whole seconds (as Docker writes them)."""
+        self._put(_header(name, kind, st.st_mode, st.st_uid, st.st_gid, size,
+                          st.st_mtime_ns // 1_000_000_000, linkname, device))
+
+    def add_file(self, name: str, st: os.stat_result, dir_fd: int, entry: str,
+                 source: Path) -> None:
+        """A regular file: its header, then exactly st_size bytes (its size when it was
+        listed) of `entry` in the directory `dir_fd`, read once."""
+        size = st.st_size
+        self.add_node(name, REGTYPE, st, size)
+        fd = os.open(entry, FILE_FLAGS, dir_fd=dir_fd)
+        try:
+            self._copy(fd, size, source, name)
+        finally:
+            os.close(fd)
+
     def add(self, info: tarfile.TarInfo, path: Path | None) -> None:
-        """A member; a regular file's bytes come from `path`."""
-        self._put(_header_block(info))
+        """A member described by a TarInfo (``save``); a regular file's bytes from `path`."""
+        self._put(_header(info.name, info.type, info.mode, info.uid, info.gid, info.size,
+                          int(info.mtime), info.linkname, None))
         if path is not None:
-            self._copy(path, info.size)
-            self._put(bytes(-info.size % tarfile.BLOCKSIZE))
+            fd = os.open(path, FILE_FLAGS)
+            try:
+                self._copy(fd, info.size, path, "")
+            finally:
+                os.close(fd)
 
     def add_bytes(self, info: tarfile.TarInfo, data: bytes) -> None:
         """A regular file member whose bytes are `data`."""
         info.size = len(data)
-        self._put(_header_block(info))
-        self._put(data + bytes(-len(data) % tarfile.BLOCKSIZE))
+        self.add(info, None)
+        self._put(data)
+        self._put(ZEROS[:-len(data) % BLOCK])
 
     def close(self) -> None:
-        self._put(bytes(2 * tarfile.BLOCKSIZE))
-        self._put(bytes(-self.offset % tarfile.RECORDSIZE))
+        self._put(bytes(2 * BLOCK))
+        self._put(ZEROS[:-self.offset % RECORD])
         self._flush()
 
     def _put(self, data: bytes) -> None:
@@ -215,60 +248,52 @@ class TarWriter:
             self.sink.write(self.pending)
             self.pending = bytearray()
 
-    def _copy(self, path: Path, size: int) -> None:
-        """Exactly `size` bytes of the file (its size when it was listed), read once."""
-        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb",
-                  buffering=0) as content:
-            if size < CHUNK:
-                data = content.read(size)
-                if len(data) < size:
-                    _shrunk(path)
-                self._put(data)
-                return
+    def _copy(self, fd: int, size: int, source: Path, name: str) -> None:
+        """`size` bytes of the file `fd` (source/name), then the padding to a whole block."""
+        if size < CHUNK:
+            data = os.read(fd, size)
+            while len(data) < size:
+                more = os.read(fd, size - len(data))
+                if not more:
+                    _shrunk(source, name)
+                data += more
+            self._put(data)
+        else:
             self._flush()
             buffer = memoryview(bytearray(CHUNK))
             left = size
             while left:
-                got = content.readinto(buffer[:min(left, CHUNK)])
+                got = os.readv(fd, [buffer[:min(left, CHUNK)]])
                 if not got:
-                    _shrunk(path)
+                    _shrunk(source, name)
                 self.sink.write(buffer[:got])
                 left -= got
             self.offset += size
+        self._put(ZEROS[:-size % BLOCK])
 
 
-def _shrunk(path: Path) -> NoReturn:
-    raise LayerError(f"{path} got shorter while it was being stored; stop what writes to it "
+def _shrunk(source: Path, name: str) -> NoReturn:
+    raise LayerError(f"{source / name} got shorter while it was being stored; stop what writes to it "
                      "(the container) and try again")
 
 
-def _header_block(info: tarfile.TarInfo) -> bytes:
-    """The 512-byte ustar header of `info`, the same bytes as ``info.tobuf(PAX_FORMAT)``. The
-    common member (an ASCII name of at most 100 bytes, numbers that fit their octal fields)
-    is packed here; any other goes to tarfile, which adds a PAX extended header before it."""
-    name = info.name + "/" if info.type == tarfile.DIRTYPE and not info.name.endswith("/") \
-        else info.name
-    device = info.type in (tarfile.CHRTYPE, tarfile.BLKTYPE)
-    if not (name.isascii() and len(name) <= 100 and info.linkname.isascii()
-            and len(info.linkname) <= 100 and 0 <= info.uid < OCTAL_7 and 0 <= info.gid < OCTAL_7
-            and 0 <= info.size < OCTAL_11 and 0 <= info.mtime < OCTAL_11
-            and isinstance(info.mtime, int) and not info.pax_headers
-            and not (device and max(info.devmajor, info.devminor) >= OCTAL_7)):
-        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    devices = b"%07o\0%07o\0" % (info.devmajor, info.devminor) if device else bytes(16)
-    block = b"".join((
-        name.encode().ljust(100, b"\0"),
-        b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (info.mode & 0o7777, info.uid, info.gid,
-                                                info.size, info.mtime),
-        b" " * 8,  # the checksum counts its own field as spaces
-        info.type,
-        info.linkname.encode().ljust(100, b"\0"),
-        tarfile.POSIX_MAGIC,
-        bytes(64),  # uname, gname: empty, ids are numeric
-        devices,
-        bytes(167),  # prefix (unused: long names go to tarfile) and the block's padding
-    ))
-    return block[:148] + b"%06o\0" % sum(block) + block[155:]
+def _header(name: str, kind: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
+            linkname: str, device: tuple[int, int] | None) -> bytes:
+    """The header block of one member: packed here when it fits ustar (``ustar_header``);
+    else tarfile writes it, with the PAX extended header it needs before it."""
+    if kind == DIRTYPE and not name.endswith("/"):
+        name += "/"
+    if name.isascii() and linkname.isascii():
+        block = ustar_header(name.encode(), kind, mode, uid, gid, size, mtime,
+                             linkname.encode(), device)
+        if block is not None:
+            return block
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid = kind, mode & 0o7777, uid, gid
+    info.size, info.mtime, info.linkname = size, mtime, linkname
+    info.devmajor, info.devminor = device or (0, 0)
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
 # --- Extracting: an untrusted layer tar becomes a directory -----------------------------------
@@ -277,9 +302,9 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
                   max_members: int = DEFAULT_MAX_MEMBERS, whiteouts: bool = True,
                   owner: tuple[int, int] | None = None,
                   keep_kinds: bool = False) -> list[str]:
-    """Extract an UNTRUSTED layer tar (plain or gzip, detected by magic bytes) into `dest` (an
-    empty directory that becomes an overlay lower dir). OCI whiteouts become overlay whiteouts:
-    `.wh.X` -> char device 0/0 named X (os.mknod), `.wh..wh..opq` -> xattr
+    """Extract an UNTRUSTED layer tar (plain, gzip or zstd, told apart by magic bytes) into
+    `dest` (an empty directory that becomes an overlay lower dir). OCI whiteouts become
+    overlay whiteouts: `.wh.X` -> char device 0/0 named X (os.mknod), `.wh..wh..opq` -> xattr
     trusted.overlay.opaque=y on its directory. Safe against every threat in the module
     docstring; refuses with LayerError (and the caller throws `dest` away). Device nodes are
     skipped with a notice on stderr; returns their paths. ``docker cp`` uses it too: with
@@ -290,9 +315,10 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
     root_fd = os.open(dest, DIR_FLAGS)
     dir_mtimes: dict[tuple[str, ...], float] = {}  # set last: creating entries changes them
     skipped: list[str] = []
+    umask = _umask()
     try:
-        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
-                          errors="surrogateescape") as tar, _Parents(root_fd) as parents:
+        with _Parents(root_fd) as parents:
+            tar = TarReader(stream)
             written = 0
             for count, member in enumerate(tar, start=1):
                 if count > max_members:
@@ -308,7 +334,7 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
                                      " refused as a possible bomb")
                 try:
                     if not _is_device(member, skipped):
-                        _extract_member(tar, member, parents, dir_mtimes, whiteouts,
+                        _extract_member(tar, member, parents, dir_mtimes, umask, whiteouts,
                                         keep_kinds)
                 except gzip.BadGzipFile:
                     raise
@@ -317,7 +343,7 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
         for parts, mtime in dir_mtimes.items():
             with _open_dir(root_fd, parts[:-1], "/".join(parts), create=False) as parent_fd:
                 os.utime(parts[-1], (mtime, mtime), dir_fd=parent_fd, follow_symlinks=False)
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+    except (TarFormatError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise LayerError(f"the layer is not a valid tar (or gzip) stream: {error}") from error
     finally:
         os.close(root_fd)
@@ -326,14 +352,26 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
     return skipped
 
 
-def _is_device(member: tarfile.TarInfo, skipped: list[str]) -> bool:
+def _umask() -> int:
+    """The process's umask, read in /proc/self/status (umask(2) reads it only by setting
+    it); 0o777 when unknown, so that every mode is then set with fchmod."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o777
+
+
+def _is_device(member: Member, skipped: list[str]) -> bool:
     """Whether `member` is a device node, or a hard link to a skipped one; its path then goes
     to `skipped` (the module docstring says why none is created). A bad name is still refused."""
-    path = "/".join(_path_parts(member.name, member.name))
-    links_to_skipped = member.islnk() and "/".join(
-        _path_parts(member.linkname, member.name)) in skipped
-    if member.ischr() or member.isblk() or links_to_skipped:
-        skipped.append(path)
+    if member.ischr() or member.isblk() or (
+            skipped and member.islnk()
+            and "/".join(_path_parts(member.linkname, member.name)) in skipped):
+        skipped.append("/".join(_path_parts(member.name, member.name)))
         return True
     return False
 
@@ -347,8 +385,8 @@ def _tell_skipped(paths: list[str]) -> None:
           file=sys.stderr)
 
 
-def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, parents: "_Parents",
-                    dir_mtimes: dict, whiteouts: bool = True, keep_kinds: bool = False) -> None:
+def _extract_member(tar: TarReader, member: Member, parents: "_Parents", dir_mtimes: dict,
+                    umask: int, whiteouts: bool = True, keep_kinds: bool = False) -> None:
     """Create one member inside the root, after checking it is no threat."""
     parts = _path_parts(member.name, member.name)
     if not parts:  # the layer's "./": dest keeps its own mode
@@ -362,7 +400,7 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, parents: "_Pa
     elif keep_kinds and member.isdir() and _is_non_dir(parent_fd, name):
         _refuse(member.name, "it would replace a file with a directory")
     else:
-        _create(tar, member, parents.root_fd, parent_fd, name)
+        _create(tar, member, parents.root_fd, parent_fd, name, umask)
     if member.isdir():
         dir_mtimes[tuple(parts)] = member.mtime
 
@@ -448,7 +486,7 @@ def _describe(error: OSError, dir_fd: int, name: str) -> str:
     return f"which cannot be opened ({error.strerror})"
 
 
-def _apply_whiteout(parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
+def _apply_whiteout(parent_fd: int, name: str, member: Member) -> None:
     """Translate an OCI whiteout into overlayfs's form, inside the already-resolved parent."""
     if not member.isreg():
         _refuse(member.name, f"a name starting with {WHITEOUT_PREFIX!r} must be a regular file")
@@ -465,59 +503,79 @@ def _apply_whiteout(parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
     _set_owner_and_mtime(parent_fd, hidden, member)
 
 
-def _create(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int, parent_fd: int,
-            name: str) -> None:
+def _create(tar: TarReader, member: Member, root_fd: int, parent_fd: int, name: str,
+            umask: int) -> None:
     """Create a regular file, directory, symlink, hard link or FIFO named `name`, then give it
-    the member's owner, mode (without setuid/setgid) and mtime."""
-    replaced_whiteout = _make_room(parent_fd, name, member)
+    the member's owner, mode (without setuid/setgid) and mtime. Each is created with
+    ``O_EXCL`` (or mkdir, symlink, link: none replaces a name): only when the name is taken
+    (EEXIST) does ``_make_room`` look at what is there."""
     if member.issym():
-        os.symlink(member.linkname, name, dir_fd=parent_fd)  # harmless until followed
+        _made(lambda: os.symlink(member.linkname, name, dir_fd=parent_fd),  # harmless until
+              parent_fd, name, member)                                    # followed
         _set_owner_and_mtime(parent_fd, name, member)
         return
     if member.islnk():
         _create_hardlink(member, root_fd, parent_fd, name)  # shares its target's metadata
         return
-    fd = _open_new(member, parent_fd, name)
+    mode = member.mode & 0o7777 & ~STRIPPED_BITS
+    fd, replaced_whiteout = _open_new(member, parent_fd, name, mode)
     try:
         if member.isreg():
-            _write_all(fd, tar.extractfile(member))
+            _write_all(fd, tar.data(member))
         if member.isdir() and replaced_whiteout:  # ".wh.X" then "X/": lower X stays deleted
             os.setxattr(fd, OPAQUE_XATTR, b"y")
         os.fchown(fd, member.uid, member.gid)  # before fchmod: chown(2) may clear mode bits
-        os.fchmod(fd, member.mode & 0o7777 & ~STRIPPED_BITS)
+        if not member.isreg() or mode != mode & 0o777 & ~umask:  # open(2) gave the rest
+            os.fchmod(fd, mode)
         if not member.isdir():  # a directory's mtime is set last, after its contents
             os.utime(fd, (member.mtime, member.mtime))
     finally:
         os.close(fd)
 
 
-def _write_all(fd: int, content: BinaryIO) -> None:
-    """A member's bytes into the new file, 64 KiB at a time (tarfile's stream hands them out
-    in 10 KiB pieces it joins: a larger read only copies more; a write may take only part)."""
-    while data := content.read(READ_CHUNK):
-        view = memoryview(data)
+def _write_all(fd: int, chunks) -> None:
+    """A member's bytes into the new file, as the reader hands them out (views of its 1 MiB
+    buffer); a write may take only part of one."""
+    for view in chunks:
         while view:
             view = view[os.write(fd, view):]
 
 
-def _open_new(member: tarfile.TarInfo, parent_fd: int, name: str) -> int:
-    """Create `name` and return an fd of it, so that the metadata lands on what we created."""
+def _open_new(member: Member, parent_fd: int, name: str, mode: int) -> tuple[int, bool]:
+    """Create `name` and return an fd of it, so that the metadata lands on what we created,
+    and whether it replaced a whiteout. A regular file is created with its permissions."""
     if member.isreg():
-        return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                       0o600, dir_fd=parent_fd)
+        return _made(lambda: os.open(name, NEW_FILE_FLAGS, mode & 0o777, dir_fd=parent_fd),
+                     parent_fd, name, member)
     if member.isdir():
-        if not _exists(parent_fd, name):  # an existing directory merges with this one
+        try:
             os.mkdir(name, 0o700, dir_fd=parent_fd)
-        return os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+            replaced = False
+        except FileExistsError:  # an existing directory merges with this one
+            replaced = _make_room(parent_fd, name, member)
+            if not _exists(parent_fd, name):  # it was no directory: removed, now made
+                os.mkdir(name, 0o700, dir_fd=parent_fd)
+        return os.open(name, DIR_FLAGS, dir_fd=parent_fd), replaced
     if member.isfifo():
-        os.mkfifo(name, 0o600, dir_fd=parent_fd)
+        _, replaced = _made(lambda: os.mkfifo(name, 0o600, dir_fd=parent_fd), parent_fd, name,
+                            member)
         # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
         return os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
-                       dir_fd=parent_fd)
+                       dir_fd=parent_fd), replaced
     _refuse(member.name, f"tar member type {member.type!r} is not supported in a layer")
 
 
-def _make_room(parent_fd: int, name: str, member: tarfile.TarInfo) -> bool:
+def _made(make, parent_fd: int, name: str, member: Member):
+    """``make()`` creates `name`; when the name is taken, make room and call it once more.
+    Returns what make returned, and whether a whiteout was replaced."""
+    try:
+        return make(), False
+    except FileExistsError:
+        replaced = _make_room(parent_fd, name, member)
+        return make(), replaced
+
+
+def _make_room(parent_fd: int, name: str, member: Member) -> bool:
     """Remove what `name` is now, unless both are directories (then they merge). unlink(2)
     never follows a symlink, so replacing a link replaces the link, not its target. Returns
     whether the old entry was a whiteout."""
@@ -534,7 +592,7 @@ def _make_room(parent_fd: int, name: str, member: tarfile.TarInfo) -> bool:
     return is_whiteout_stat(old)
 
 
-def _create_hardlink(member: tarfile.TarInfo, root_fd: int, parent_fd: int, name: str) -> None:
+def _create_hardlink(member: Member, root_fd: int, parent_fd: int, name: str) -> None:
     """Link to a path of this layer, resolved inside the root like any member path. Without
     AT_SYMLINK_FOLLOW, linkat(2) links a symlink itself, never what it points to."""
     target = _path_parts(member.linkname, member.name)
@@ -542,14 +600,15 @@ def _create_hardlink(member: tarfile.TarInfo, root_fd: int, parent_fd: int, name
         _refuse(member.name, "a hard link to the layer's root directory is refused")
     with _open_dir(root_fd, target[:-1], member.name, create=False) as target_parent_fd:
         try:
-            os.link(target[-1], name, src_dir_fd=target_parent_fd, dst_dir_fd=parent_fd,
-                    follow_symlinks=False)
+            _made(lambda: os.link(target[-1], name, src_dir_fd=target_parent_fd,
+                                  dst_dir_fd=parent_fd, follow_symlinks=False),
+                  parent_fd, name, member)
         except OSError as error:
             _refuse(member.name, f"the hard link to {member.linkname!r} failed ({error.strerror}): "
                     "it must name a file earlier in this layer")
 
 
-def _set_owner_and_mtime(parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
+def _set_owner_and_mtime(parent_fd: int, name: str, member: Member) -> None:
     """For a symlink or whiteout (no fd to open): lchown and utimensat with AT_SYMLINK_NOFOLLOW."""
     os.chown(name, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
     os.utime(name, (member.mtime, member.mtime), dir_fd=parent_fd, follow_symlinks=False)
