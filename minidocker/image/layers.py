@@ -54,6 +54,7 @@ from minidocker.image.tarformat import (
     LNKTYPE,
     RECORD,
     REGTYPE,
+    REGULAR_TYPES,
     SYMTYPE,
     ZEROS,
     Member,
@@ -76,6 +77,7 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 STRIPPED_BITS = stat.S_ISUID | stat.S_ISGID
+DEVICE_TYPES = (CHRTYPE, BLKTYPE)
 
 
 class LayerError(MinidockerError):
@@ -324,9 +326,9 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
                 if count > max_members:
                     raise LayerError(f"the layer has more than {max_members} members; refused "
                                      "as a possible bomb (raise max_members if you trust it)")
-                if member.issparse():  # a few bytes of map can claim terabytes of holes
+                if member.sparse:  # a few bytes of map can claim terabytes of holes
                     _refuse(member.name, "is a sparse file, which layers may not hold")
-                written += member.size if member.isreg() else 0
+                written += member.size if member.type in REGULAR_TYPES else 0
                 if owner is not None:
                     member.uid, member.gid = owner
                 if written > max_bytes:
@@ -368,7 +370,7 @@ def _umask() -> int:
 def _is_device(member: Member, skipped: list[str]) -> bool:
     """Whether `member` is a device node, or a hard link to a skipped one; its path then goes
     to `skipped` (the module docstring says why none is created). A bad name is still refused."""
-    if member.ischr() or member.isblk() or (
+    if member.type in DEVICE_TYPES or (
             skipped and member.islnk()
             and "/".join(_path_parts(member.linkname, member.name)) in skipped):
         skipped.append("/".join(_path_parts(member.name, member.name)))
@@ -400,7 +402,7 @@ def _extract_member(tar: TarReader, member: Member, parents: "_Parents", dir_mti
     elif keep_kinds and member.isdir() and _is_non_dir(parent_fd, name):
         _refuse(member.name, "it would replace a file with a directory")
     else:
-        _create(tar, member, parents.root_fd, parent_fd, name, umask)
+        _create(tar, member, parents, name, umask)
     if member.isdir():
         dir_mtimes[tuple(parts)] = member.mtime
 
@@ -413,12 +415,17 @@ class _Parents:
 
     def __init__(self, root_fd: int):
         self.root_fd, self.parts, self.fd = root_fd, None, -1
+        self.new_owner: tuple[int, int] | None = None  # see open()
 
     def open(self, parts: list[str], member_name: str) -> int:
-        if tuple(parts) != self.parts:
+        if parts != self.parts:
             self.close()
             with _open_dir(self.root_fd, parts, member_name, create=True) as fd:
-                self.fd, self.parts = os.dup(fd), tuple(parts)
+                self.fd, self.parts = os.dup(fd), parts
+            # Who owns a file made here (open(2)): our effective uid and gid -- unless the
+            # directory is set-group-ID, whose group the file then gets.
+            setgid = os.fstat(self.fd).st_mode & stat.S_ISGID
+            self.new_owner = None if setgid else (os.geteuid(), os.getegid())
         return self.fd
 
     def close(self) -> None:
@@ -503,29 +510,33 @@ def _apply_whiteout(parent_fd: int, name: str, member: Member) -> None:
     _set_owner_and_mtime(parent_fd, hidden, member)
 
 
-def _create(tar: TarReader, member: Member, root_fd: int, parent_fd: int, name: str,
-            umask: int) -> None:
-    """Create a regular file, directory, symlink, hard link or FIFO named `name`, then give it
-    the member's owner, mode (without setuid/setgid) and mtime. Each is created with
-    ``O_EXCL`` (or mkdir, symlink, link: none replaces a name): only when the name is taken
-    (EEXIST) does ``_make_room`` look at what is there."""
+def _create(tar: TarReader, member: Member, parents: _Parents, name: str, umask: int) -> None:
+    """Create a regular file, directory, symlink, hard link or FIFO named `name` in the
+    directory ``parents.fd``, then give it the member's owner, mode (without setuid/setgid)
+    and mtime. Each is created with ``O_EXCL`` (or mkdir, symlink, link: none replaces a
+    name): only when the name is taken (EEXIST) does ``_make_room`` look at what is there.
+    A new file is created with its permissions, and already has its owner when the member's
+    is ours: then neither fchmod nor fchown is needed (GNU tar calls both every time)."""
+    parent_fd = parents.fd
     if member.issym():
         _made(lambda: os.symlink(member.linkname, name, dir_fd=parent_fd),  # harmless until
               parent_fd, name, member)                                    # followed
         _set_owner_and_mtime(parent_fd, name, member)
         return
     if member.islnk():
-        _create_hardlink(member, root_fd, parent_fd, name)  # shares its target's metadata
-        return
+        _create_hardlink(member, parents.root_fd, parent_fd, name)  # shares its target's
+        return                                                      # metadata
+    regular = member.isreg()
     mode = member.mode & 0o7777 & ~STRIPPED_BITS
     fd, replaced_whiteout = _open_new(member, parent_fd, name, mode)
     try:
-        if member.isreg():
+        if regular:
             _write_all(fd, tar.data(member))
-        if member.isdir() and replaced_whiteout:  # ".wh.X" then "X/": lower X stays deleted
+        elif member.isdir() and replaced_whiteout:  # ".wh.X" then "X/": lower X stays deleted
             os.setxattr(fd, OPAQUE_XATTR, b"y")
-        os.fchown(fd, member.uid, member.gid)  # before fchmod: chown(2) may clear mode bits
-        if not member.isreg() or mode != mode & 0o777 & ~umask:  # open(2) gave the rest
+        if not regular or (member.uid, member.gid) != parents.new_owner:
+            os.fchown(fd, member.uid, member.gid)  # before fchmod: chown may clear mode bits
+        if not regular or mode != mode & 0o777 & ~umask:
             os.fchmod(fd, mode)
         if not member.isdir():  # a directory's mtime is set last, after its contents
             os.utime(fd, (member.mtime, member.mtime))
@@ -545,8 +556,11 @@ def _open_new(member: Member, parent_fd: int, name: str, mode: int) -> tuple[int
     """Create `name` and return an fd of it, so that the metadata lands on what we created,
     and whether it replaced a whiteout. A regular file is created with its permissions."""
     if member.isreg():
-        return _made(lambda: os.open(name, NEW_FILE_FLAGS, mode & 0o777, dir_fd=parent_fd),
-                     parent_fd, name, member)
+        try:
+            return os.open(name, NEW_FILE_FLAGS, mode & 0o777, dir_fd=parent_fd), False
+        except FileExistsError:
+            replaced = _make_room(parent_fd, name, member)
+            return os.open(name, NEW_FILE_FLAGS, mode & 0o777, dir_fd=parent_fd), replaced
     if member.isdir():
         try:
             os.mkdir(name, 0o700, dir_fd=parent_fd)

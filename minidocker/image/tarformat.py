@@ -44,6 +44,7 @@ REGTYPE, AREGTYPE, CONTTYPE = b"0", b"\0", b"7"  # a regular file (old, new, con
 LNKTYPE, SYMTYPE, CHRTYPE, BLKTYPE, DIRTYPE, FIFOTYPE = b"1", b"2", b"3", b"4", b"5", b"6"
 PAX_LOCAL, PAX_GLOBAL = b"x", b"g"
 GNU_LONGNAME, GNU_LONGLINK, GNU_SPARSE = b"L", b"K", b"S"
+REGULAR_TYPES = (REGTYPE, AREGTYPE, CONTTYPE)
 
 # name, mode, uid, gid, size, mtime, checksum, type, linkname, magic, uname, gname,
 # devmajor, devminor, prefix: the fields of a header block, in order
@@ -90,7 +91,7 @@ class Member:
                  "devmajor", "devminor", "sparse")
 
     def isreg(self) -> bool:
-        return self.type in (REGTYPE, AREGTYPE, CONTTYPE)
+        return self.type in REGULAR_TYPES
 
     def isdir(self) -> bool:
         return self.type == DIRTYPE
@@ -131,7 +132,8 @@ class TarReader:
 
     def next(self) -> Member | None:
         """The next member, or None at the end (a zero block, as tarfile reads it)."""
-        self._skip(self.left)
+        if self.left:
+            self._skip(self.left)
         pax: dict[str, str] = {}
         long_name = long_link = None
         while True:
@@ -172,7 +174,15 @@ class TarReader:
 
     def data(self, member: Member):
         """The member's bytes, as memoryviews of the read buffer (each valid until the next
-        read from this reader); then its padding is skipped."""
+        read from this reader); its padding is skipped with the next header."""
+        end = self.pos + member.size
+        if end <= len(self.buffer):  # all read already (a small file): one view
+            view = memoryview(self.buffer)[self.pos:end]
+            self.pos, self.left = end, self.left - member.size
+            return (view,)
+        return self._chunks(member)
+
+    def _chunks(self, member: Member):
         want = member.size
         while want:
             if self.pos == len(self.buffer) and not self._read_more():
