@@ -331,12 +331,23 @@ def tree(tmp_path) -> Path:
     return tmp_path / "src"
 
 
-@pytest.mark.parametrize("gzipped", [False, True])
-def test_a_tree_round_trips(tree, tmp_path, gzipped):
+@pytest.mark.parametrize("compression", ["plain", "gzip", "zstd"])
+def test_a_tree_round_trips(tree, tmp_path, compression):
     layer = layer_bytes(tree)
+    if compression == "gzip":
+        layer = gzip.compress(layer)
+    elif compression == "zstd":
+        layer = pytest.importorskip("zstandard").ZstdCompressor().compress(layer)
     (tmp_path / "dest").mkdir()
-    extract_layer(io.BytesIO(gzip.compress(layer) if gzipped else layer), tmp_path / "dest")
+    extract_layer(io.BytesIO(layer), tmp_path / "dest")
     assert manifest(tmp_path / "dest") == manifest(tree)
+
+
+def test_a_zstd_bomb_stops_at_max_bytes(box):
+    zstandard = pytest.importorskip("zstandard")
+    raw = tar_of(regular("zeros", bytes(10 << 20))).getvalue()
+    box.refuses(io.BytesIO(zstandard.ZstdCompressor().compress(raw)), match="bomb",
+                max_bytes=1 << 20)
 
 
 def test_whiteouts_become_oci_markers_and_back(tree, tmp_path):

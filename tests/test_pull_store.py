@@ -42,3 +42,19 @@ def test_a_pulled_layer_is_checked_unpacked_and_kept_as_it_came(tmp_path, monkey
     assert (layer.digest, layer.diff_id) == (digest, diff_id)  # the registry's bytes, as sent
     assert store.blobs.path(digest).read_bytes() == path.read_bytes()
     assert (layer_dir(diff_id) / "hello").read_text() == "hi\n"
+
+
+def test_a_zstd_layer_is_checked_unpacked_and_stored_as_gzip(tmp_path, monkeypatch):
+    """OCI's tar+zstd layers (a registry may serve them): the registry's digest is checked on
+    the zstd bytes, the diff_id on the tar inside; the store keeps its layers gzip."""
+    zstandard = pytest.importorskip("zstandard")
+    monkeypatch.setenv("MINIDOCKER_ROOT", str(tmp_path / "state"))
+    path, _, diff_id = layer_files(tmp_path)
+    blob = zstandard.ZstdCompressor().compress(gzip.decompress(path.read_bytes()))
+    digest = f"sha256:{hashlib.sha256(blob).hexdigest()}"
+    with pytest.raises(ArchiveError, match="corrupt"):
+        import_layer(ImageStore(), io.BytesIO(blob), "sha256:" + "1" * 64, diff_id)
+    layer = import_layer(ImageStore(), io.BytesIO(blob), digest, diff_id)
+    assert layer.diff_id == diff_id and layer.digest != digest
+    assert ImageStore().blobs.path(layer.digest).read_bytes()[:2] == b"\x1f\x8b"
+    assert (layer_dir(diff_id) / "hello").read_text() == "hi\n"

@@ -36,7 +36,14 @@ from pathlib import Path
 from minidocker import events
 from minidocker.errors import MinidockerError
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
-from minidocker.image.layers import CHUNK, GZIP_MAGIC, TarWriter, extract_layer
+from minidocker.image.layers import (
+    CHUNK,
+    GZIP_MAGIC,
+    ZSTD_MAGIC,
+    TarWriter,
+    ZstdReader,
+    extract_layer,
+)
 from minidocker.image.reference import short_name
 from minidocker.image.store import (
     GZIP_LEVEL,
@@ -52,10 +59,13 @@ from minidocker.image.store import (
 )
 
 MAX_JSON = 4 << 20  # manifests, configs, indexes: never more than this
+LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+# save --compress zstd: zstd's own default level, faster than gzip's level 1 for a smaller
+# blob; one thread (zstd's multi-threaded frames differ from single-threaded ones).
+ZSTD_LEVEL = 3
 MAX_LAYER = 8 << 30  # uncompressed bytes per layer
 ACCEPTED_MANIFESTS = (MANIFEST, "application/vnd.docker.distribution.manifest.v2+json")
 INDEXES = (INDEX, "application/vnd.docker.distribution.manifest.list.v2+json")
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class ArchiveError(MinidockerError):
@@ -64,32 +74,67 @@ class ArchiveError(MinidockerError):
 
 # --- save ------------------------------------------------------------------------------------
 
-def save(images: list[tuple[Image, str | None]], output) -> None:
-    """Write the images (each with the name it was asked by) as an OCI + docker archive."""
+def save(images: list[tuple[Image, str | None]], output, compression: str = "gzip") -> None:
+    """Write the images (each with the name it was asked by) as an OCI + docker archive. With
+    ``compression="zstd"`` each layer is written compressed with zstd instead (OCI's
+    ``tar+zstd``): a new blob, so a new manifest; the config, and so the image ID, stays
+    the same (its diff_ids are the digests of the uncompressed tars)."""
     store = ImageStore()
     index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": []}
     docker_manifest, blobs = [], {}
-    for image, name in images:
-        descriptor = {"mediaType": MANIFEST, "digest": image.manifest_digest,
-                      "size": store.blobs.path(image.manifest_digest).stat().st_size}
-        if name:
-            descriptor["annotations"] = {REF_NAME: name}
-        index["manifests"].append(descriptor)
-        layers = [layer["digest"] for layer in image.manifest["layers"]]
-        docker_manifest.append({"Config": _blob_name(image.id),
-                                "RepoTags": [name] if name else [],
-                                "Layers": [_blob_name(d) for d in layers]})
-        for digest in [image.manifest_digest, image.id, *layers]:
-            blobs[digest] = store.blobs.path(digest)
-    tar = TarWriter(output)  # tarfile's bytes, in 1 MiB blocks (tarfile's are 10 KiB)
-    _add_bytes(tar, "oci-layout", json.dumps(OCI_LAYOUT).encode())
-    _add_bytes(tar, "index.json", json.dumps(index).encode())
-    _add_bytes(tar, "manifest.json", json.dumps(docker_manifest).encode())
-    for digest, path in sorted(blobs.items()):
-        info = tarfile.TarInfo(_blob_name(digest))
-        info.size, info.mode = path.stat().st_size, 0o644
-        tar.add(info, path)
-    tar.close()
+    with store.scratch() as scratch:
+        for image, name in images:
+            blobs[image.id] = store.blobs.path(image.id)
+            if compression == "zstd":
+                manifest_digest, layers = _zstd_manifest(store, image, Path(scratch), blobs)
+            else:
+                manifest_digest, layers = image.manifest_digest, image.manifest["layers"]
+                for digest in [manifest_digest, *(layer["digest"] for layer in layers)]:
+                    blobs[digest] = store.blobs.path(digest)
+            descriptor = {"mediaType": MANIFEST, "digest": manifest_digest,
+                          "size": blobs[manifest_digest].stat().st_size}
+            if name:
+                descriptor["annotations"] = {REF_NAME: name}
+            index["manifests"].append(descriptor)
+            docker_manifest.append({"Config": _blob_name(image.id),
+                                    "RepoTags": [name] if name else [],
+                                    "Layers": [_blob_name(layer["digest"]) for layer in layers]})
+        tar = TarWriter(output)  # tarfile's bytes, in 1 MiB blocks (tarfile's are 10 KiB)
+        _add_bytes(tar, "oci-layout", json.dumps(OCI_LAYOUT).encode())
+        _add_bytes(tar, "index.json", json.dumps(index).encode())
+        _add_bytes(tar, "manifest.json", json.dumps(docker_manifest).encode())
+        for digest, path in sorted(blobs.items()):
+            info = tarfile.TarInfo(_blob_name(digest))
+            info.size, info.mode = path.stat().st_size, 0o644
+            tar.add(info, path)
+        tar.close()
+
+
+def _zstd_manifest(store: ImageStore, image: Image, scratch: Path,
+                   blobs: dict[str, Path]) -> tuple[str, list[dict]]:
+    """The image's manifest with zstd layers, its blobs written to `scratch` (and listed in
+    `blobs`): each gzip layer decompressed and compressed again at ZSTD_LEVEL, one pass."""
+    try:
+        import zstandard
+    except ImportError:
+        raise ArchiveError("save --compress zstd needs the zstandard package: pip install "
+                           "zstandard (or save with gzip layers, the default)") from None
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+    layers = []
+    for layer in image.manifest["layers"]:
+        path = scratch / ("zstd-" + layer["digest"].split(":")[1])
+        with open(store.blobs.path(layer["digest"]), "rb") as blob, open(path, "wb") as out:
+            packed = HashingWriter(out)
+            compressor.copy_stream(gzip.GzipFile(fileobj=blob), packed, read_size=CHUNK,
+                                   write_size=CHUNK)
+        blobs[packed.digest] = path
+        layers.append({"mediaType": LAYER_ZSTD, "digest": packed.digest, "size": packed.size})
+    manifest = json.dumps({**image.manifest, "layers": layers}, sort_keys=True,
+                          separators=(",", ":")).encode()
+    digest = sha256_digest(manifest)
+    blobs[digest] = scratch / ("manifest-" + digest.split(":")[1])
+    blobs[digest].write_bytes(manifest)
+    return digest, layers
 
 
 def _blob_name(digest: str) -> str:
@@ -290,16 +335,14 @@ def import_layer(store: ImageStore, source, blob_digest: str | None, diff_id: st
 
 def store_layer(store: ImageStore, source, blob_digest: str | None = None,
                 diff_id: str | None = None) -> Layer:
-    """Read a layer (gzip or plain, told apart by its first bytes, not by a media type) once:
-    its bytes are hashed (the blob's digest) and kept as the blob, gzip as they came, a plain
-    tar gzipped at the store's level; uncompressed, they are hashed (the diff_id) and
+    """Read a layer (gzip, zstd or plain, told apart by its first bytes, not by a media type)
+    once: its bytes are hashed (the blob's digest) and kept as the blob, gzip as they came, a
+    plain or zstd one gzipped at the store's level (the store's layers are all gzip, its
+    manifests say so); uncompressed, they are hashed (the diff_id) and
     extracted at the same time, into a staging directory that becomes the layer only if the
     digests are right (when they are known: ``import`` learns them here). No tar on disk in
     between, no byte read twice."""
     head = source.read(4)
-    if head == ZSTD_MAGIC:
-        raise ArchiveError("a layer is compressed with zstd, which minidocker cannot read: "
-                           "compress it with gzip, or not at all")
     gzipped = head[:2] == GZIP_MAGIC
     with store.blobs.writer() as (sink, commit), store.unpacking(diff_id) as staging:
         packed = None if gzipped else gzip.GzipFile(fileobj=sink, mode="wb", mtime=0,
@@ -307,7 +350,9 @@ def store_layer(store: ImageStore, source, blob_digest: str | None = None,
         raw = HashingWriter(sink if gzipped else None)
         raw.write(head)
         stream = _Tee(source, raw, head)
-        plain = _HashingReader(gzip.GzipFile(fileobj=stream) if gzipped else stream, packed)
+        unpacked = gzip.GzipFile(fileobj=stream) if gzipped else \
+            ZstdReader(stream) if head == ZSTD_MAGIC else stream
+        plain = _HashingReader(unpacked, packed)
         if staging.path is not None:
             extract_layer(plain, staging.path, max_bytes=MAX_LAYER)
         plain.drain()  # the end-of-tar padding, and for gzip its trailer: all are hashed

@@ -663,9 +663,30 @@ def _decompressed(fileobj: BinaryIO) -> BinaryIO:
     if head.startswith(GZIP_MAGIC):
         return gzip.GzipFile(fileobj=stream, mode="rb")
     if head == ZSTD_MAGIC:
-        raise LayerError("the layer is zstd-compressed, which minidocker cannot read; pull an "
-                         "image variant with gzip layers")
+        return ZstdReader(stream)
     return stream
+
+
+class ZstdReader:
+    """The bytes inside a zstd stream (RFC 8878; OCI's ``tar+zstd`` layers), decompressed by
+    the ``zstandard`` package when it is installed (an optional dependency). Its errors
+    become LayerError, as a broken gzip stream's do."""
+
+    def __init__(self, stream: BinaryIO):
+        try:
+            import zstandard
+        except ImportError:
+            raise LayerError("the layer is zstd-compressed: install the zstandard package "
+                             "(pip install zstandard) to read it, or use an image with gzip "
+                             "layers") from None
+        self.reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+        self.error = zstandard.ZstdError
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.reader.read(size)
+        except self.error as error:
+            raise LayerError(f"the layer's zstd stream is broken: {error}") from None
 
 
 class _Prefixed:
