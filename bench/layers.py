@@ -15,11 +15,17 @@ counted), four pairs timed as whole commands, and the ratio of their medians:
 tar's part of it. ``extract`` is the extractor alone, with every safety check, against
 ``tar -xzf``. Targets (reported, not enforced): commit, save and extraction <= 1.5x tar.
 
+Each side's CPU time (user + system, the process and the children it waited for, from
+getrusage(2)) is reported beside its wall time: on a loaded machine the scheduler hands the
+two sides different shares (``tar -xzf`` is two processes, tar and gzip, that often sleep on
+their pipe), so the CPU ratio says what each side costs when the wall ratio says little.
+
 Everything runs in a private mount and network namespace, on a tmpfs state root.
 Usage: bench/layers.py [--runs N] [--files N] [--large-mb N] [--json PATH]   (as root)
 """
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,6 +34,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import common  # bench/common.py: the lab host, the ratio table, the JSON report
 from rich.table import Table
@@ -104,7 +111,7 @@ def measure(minidocker: list[str], root: Path, dataset: str, fill, runs: int) ->
     upper = next(Path(os.environ["MINIDOCKER_ROOT"], "containers").glob("*/upper"))
     fill(upper)
     scratch = root / "scratch"
-    times: dict[str, list[tuple[float, float]]] = {case: [] for case in CASES}
+    times: dict[str, list[tuple[Spent, Spent]]] = {case: [] for case in CASES}
     for round_ in range(runs + 1):
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
@@ -118,14 +125,23 @@ def measure(minidocker: list[str], root: Path, dataset: str, fill, runs: int) ->
     shutil.rmtree(scratch, ignore_errors=True)
     result = {}
     for case, pairs in times.items():
-        ours, tars = (statistics.median(side) * 1000 for side in zip(*pairs, strict=True))
-        result[case] = {"minidocker_ms": round(ours, 1), "tar_ms": round(tars, 1),
-                        "ratio": round(ours / tars, 2), "target": TARGET}
+        ours, tars = ([statistics.median(s.wall for s in side) * 1000,
+                       statistics.median(s.cpu for s in side) * 1000]
+                      for side in zip(*pairs, strict=True))
+        result[case] = {"minidocker_ms": round(ours[0], 1), "tar_ms": round(tars[0], 1),
+                        "ratio": round(ours[0] / tars[0], 2), "target": TARGET,
+                        "minidocker_cpu_ms": round(ours[1], 1), "tar_cpu_ms": round(tars[1], 1),
+                        "cpu_ratio": round(ours[1] / tars[1], 2) if tars[1] else None}
     return result
 
 
-def one_pair(minidocker, case, dataset, upper, scratch, flip) -> tuple[float, float]:
-    """(minidocker's seconds, tar's seconds) for one case, in the round's order."""
+class Spent(NamedTuple):
+    wall: float  # seconds
+    cpu: float  # seconds of user + system time
+
+
+def one_pair(minidocker, case, dataset, upper, scratch, flip) -> tuple[Spent, Spent]:
+    """(minidocker's time, tar's time) for one case, in the round's order."""
     image = f"{dataset}:bench"
     pairs = {
         "commit": lambda: ([*minidocker, "commit", dataset, image],
@@ -146,13 +162,16 @@ def one_pair(minidocker, case, dataset, upper, scratch, flip) -> tuple[float, fl
     return spent[id(ours)], spent[id(theirs)]
 
 
-def timed(command) -> float:
-    started = time.perf_counter()
+def timed(command) -> Spent:
+    """Wall and CPU time of a command (a subprocess) or a function (in this process)."""
+    who = resource.RUSAGE_SELF if callable(command) else resource.RUSAGE_CHILDREN
+    before, started = resource.getrusage(who), time.perf_counter()
     if callable(command):
         command()
     else:
         subprocess.run(command, check=True, capture_output=True)
-    return time.perf_counter() - started
+    wall, after = time.perf_counter() - started, resource.getrusage(who)
+    return Spent(wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
 
 
 def fresh(folder: Path) -> str:
@@ -193,13 +212,16 @@ def show(console, report: dict) -> None:
     table = Table(title=f"layers vs GNU tar, median of {report['runs']} rounds, ms "
                         f"(load average {report['load_average'][0]:.1f} -> "
                         f"{report['load_average_after'][0]:.1f})")
-    for column in ("dataset", "case", "minidocker", "tar", "ratio", "target"):
+    for column in ("dataset", "case", "minidocker", "tar", "ratio", "target", "CPU ms",
+                   "CPU ratio"):
         table.add_column(column)
     for dataset, cases in report["datasets"].items():
         for case, r in cases.items():
             verdict = "[green]met[/]" if r["ratio"] <= TARGET else "[red]missed[/]"
+            cpu = f"{r['cpu_ratio']:.2f}×" if r["cpu_ratio"] else "-"
             table.add_row(dataset, case, f"{r['minidocker_ms']:.0f}", f"{r['tar_ms']:.0f}",
-                          f"{r['ratio']:.2f}×", f"≤ {TARGET}× {verdict}")
+                          f"{r['ratio']:.2f}×", f"≤ {TARGET}× {verdict}",
+                          f"{r['minidocker_cpu_ms']:.0f} / {r['tar_cpu_ms']:.0f}", cpu)
     console.print(table)
 
 

@@ -399,6 +399,16 @@ def test_the_writer_writes_the_bytes_tarfile_would(tree):
     assert layer_bytes(tree) == reference.getvalue()
 
 
+def test_a_file_sink_gets_the_same_bytes(tree, tmp_path):
+    """Into a plain file, a large member's bytes go by sendfile(2): the same tar."""
+    from minidocker.image import layers
+
+    (tree / "lib/large").write_bytes(random.Random(1).randbytes(2 * layers.CHUNK + 5))
+    with open(tmp_path / "layer.tar", "wb") as out:
+        write_layer_tar(tree, out)
+    assert (tmp_path / "layer.tar").read_bytes() == layer_bytes(tree)
+
+
 def reference_members(root: Path, prefix: str = "", first: dict | None = None):
     """The layer's members as tarfile.TarInfo, walked the plain way (the writer's rules in a
     dozen lines): (TarInfo, path of the content or None)."""

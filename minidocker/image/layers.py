@@ -28,6 +28,11 @@ nodes) and its root is mounted ``nodev``. On the host, though, a ``0666`` node n
 disk would open it for any user who can reach the layer directory. Skipping costs nothing and
 removes that door. (A 0/0 char device is no OCI whiteout either: those are ``.wh.`` files.)
 
+The tar format itself (headers, PAX, reading a stream) is in tarformat.py; this module
+walks directories and creates files. Both work a directory fd at a time (scandir and openat
+on it), so a path is resolved once per directory, not once per file; layers come gzip,
+zstd (with the optional ``zstandard`` package) or plain, told apart by their first bytes.
+
 Man pages: openat(2) (O_NOFOLLOW, O_DIRECTORY), mknod(2), linkat(2), fchownat(2),
 utimensat(2), xattr(7), tar(5). Kernel: Documentation/filesystems/overlayfs.rst.
 Used by: notebooks 04-union-filesystems and 05-images, labs 04-overlay and 05-images.
@@ -262,8 +267,8 @@ class TarWriter:
             self._put(data)
         else:
             self._flush()
+            left = self._send(fd, size, source, name)
             buffer = memoryview(bytearray(CHUNK))
-            left = size
             while left:
                 got = os.readv(fd, [buffer[:min(left, CHUNK)]])
                 if not got:
@@ -272,6 +277,26 @@ class TarWriter:
                 left -= got
             self.offset += size
         self._put(ZEROS[:-size % BLOCK])
+
+    def _send(self, fd: int, size: int, source: Path, name: str) -> int:
+        """When the sink is a plain file (``save -o``) or a pipe, the kernel copies a large
+        file into it (sendfile(2): no trip through Python's memory). Returns what is left for
+        the read/write loop: all of it for a sink that hashes or compresses what it gets."""
+        try:
+            out = self.sink.fileno()  # before flush(): a compressor's flush adds bytes
+        except (AttributeError, OSError, ValueError):
+            return size
+        self.sink.flush()
+        left = size
+        while left:
+            try:
+                sent = os.sendfile(out, fd, None, min(left, 1 << 30))
+            except OSError:  # a kind of file sendfile cannot handle: read and write it
+                return left
+            if not sent:
+                _shrunk(source, name)
+            left -= sent
+        return 0
 
 
 def _shrunk(source: Path, name: str) -> NoReturn:
