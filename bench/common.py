@@ -116,6 +116,21 @@ def in_workspace(prog: str, measure: Callable[[peers.Workspace], T]) -> tuple[in
         return 130, None
 
 
+def measure_and_show(prog: str, measure: Callable[[peers.Workspace], None], console: Console,
+                     report: dict, args: argparse.Namespace, show: Callable,
+                     ratios: Callable[[dict], dict]) -> int:
+    """A benchmark's end: ``measure`` in a workspace (it fills ``report``), then the ratios,
+    the tables and ``--json``. Returns the exit code (``in_workspace``'s on a failure)."""
+    failed, _ = in_workspace(prog, measure)
+    if failed:
+        return failed
+    report["ratios"] = ratios(report)
+    show(console, report)
+    if args.json:
+        write_json(console, args.json, report)
+    return 0
+
+
 def tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
     """Each tool's version, as the last word of the first line of ``TOOL --version``."""
     versions = {}

@@ -13,7 +13,10 @@ not counted). The engines:
 
 * ``minidocker compose`` (the command line, a new Python process each time);
 * ``docker-compose`` 1.29 talking to ``minidocker daemon`` (the Engine API over a socket);
-* ``podman-compose`` on podman;
+* ``podman-compose`` (PyPI, a dev dependency) on podman 4.3 with a store of its own (as in
+  bench/lifecycle.py), ``--in-pod false`` (a container each on the project network, as Compose
+  makes them; podman-compose's default is one pod for the project), tini for ``init: true``
+  (podman's catatonit is not packaged here);
 * for reference, ``docker-compose`` 1.29 on the real dockerd 20.10 (its own data root, no
   iptables, its own cgroup parent).
 
@@ -26,6 +29,7 @@ Usage: bench/compose.py [--runs N] [--warmup N] [--skip ENGINE] [--json PATH]   
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import statistics
@@ -33,6 +37,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import common  # bench/common.py: options, the workspace and its failures, the report
 import lifecycle  # bench/lifecycle.py: private namespaces, the reaper, the minidocker workspace
@@ -241,16 +246,27 @@ class DockerdCompose(Engine):
 
 
 class PodmanCompose(Engine):
+    """podman-compose (PyPI, beside this Python) on podman with a store of its own: the busybox
+    root imported and tagged ``docker.io/library/busybox`` (so ``image: busybox`` finds it and
+    nothing is pulled), podman's global flags through ``--podman-args`` and the sandbox's run
+    flags through ``--podman-run-args`` (podman-compose creates, then starts)."""
+
     def __init__(self, ws: peers.Workspace, ours: MinidockerCompose):
         super().__init__(ws)
-        if not shutil.which("podman-compose"):
+        tool = shutil.which("podman-compose", path=f"{Path(sys.executable).parent}:"
+                            f"{os.environ.get('PATH', '')}")
+        if not tool:
             raise peers.Skipped("podman-compose is not installed (pip install podman-compose)")
-        root = ws.dir("podman")
-        self.env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(root / "storage.conf")}
-        (root / "storage.conf").write_text(
-            f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/root"\n'
-            f'runroot = "{root}/run"\n')
-        self.argv = ["podman-compose", "--podman-args", "--runtime runc", "-p", "benchp"]
+        podman = lifecycle.Podman(ws, ours.minidocker.image_root)
+        peers.check([*podman.podman, "tag", peers.PODMAN_IMAGE, "docker.io/library/busybox"],
+                    env=podman.env)
+        run_flags = [flag for flag in podman.flags if flag not in ("--network", "none")]
+        if shutil.which("tini-static"):  # --init: podman's catatonit is not packaged here
+            run_flags += ["--init-path", shutil.which("tini-static")]
+        self.env = podman.env
+        self.argv = [tool, "--in-pod", "false", "--podman-path", podman.podman[0],
+                     "--podman-args", shlex.join(podman.podman[1:]),
+                     "--podman-run-args", shlex.join(run_flags), "-p", "benchp"]
         ws.undo.callback(self.compose_quietly, "down", "-v")
 
 

@@ -23,9 +23,9 @@ dockerd+shim and ≤ 1.0× conmon."
 
 Ratios (reported, not enforced): run through minidocker's daemon / through dockerd, for
 ``--network none`` and for the default bridge (target ≤ 1.0×); memory per detached container,
-minidocker / dockerd (target ≤ 0.5×) and minidocker / conmon (target ≤ 1.0×). Today each
-container through minidocker's daemon still has its own Python monitor (issue 14, item 6 —
-one monitor for many — comes later): these are the baseline.
+minidocker / dockerd (target ≤ 0.5×) and minidocker / conmon (target ≤ 1.0×). The containers
+started through minidocker's daemon share its one monitor host (issue 14, item 6): a monitor
+PID that several containers share is counted once, with the daemon.
 
 All of it runs in a private mount and network namespace (bench/lifecycle.py's), with a
 temporary state root, cgroup parents and podman store, removed at the end.
@@ -87,25 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, daemon in daemons.items():
             console.print(f"{name}: {args.n} × docker run -d busybox {' '.join(COMMAND)}")
             report[name] = daemon.detached(args.n)
-        if "podman" in args.skip:
-            report["skipped"]["podman"] = "--skip"
-            return
-        try:
-            podman = lifecycle.Podman(ws, daemons["minidocker"].engine.image_root)
-            console.print(f"podman: {args.n} × run -d <busybox import> {' '.join(COMMAND)}")
-            conmon = podman.measure(args.n)["memory_kb"]["conmon"]["pss"]
+        podman = lifecycle.podman_figures(ws, daemons["minidocker"].engine.image_root, args,
+                                          report, console)
+        if podman:
+            conmon = podman["memory_kb"]["conmon"]["pss"]
             report["podman"] = {"per_container_kb": round(conmon, 1), "once_kb": 0}
-        except peers.Skipped as exc:
-            report["skipped"]["podman"] = str(exc)
 
-    failed, _ = common.in_workspace("bench/daemon.py", bench)
-    if failed:
-        return failed
-    report["ratios"] = ratios(report)
-    show(console, report)
-    if args.json:
-        common.write_json(console, args.json, report)
-    return 0
+    return common.measure_and_show("bench/daemon.py", bench, console, report, args, show, ratios)
 
 
 def dockerd_version() -> str:
@@ -166,12 +154,12 @@ class MinidockerDaemon:
                for _ in range(n)]
         _, out = self.engine.run("inspect", "--format", "{{.State.MonitorPid}} {{.State.Pid}}",
                                  *ids)
-        pids = [line.split() for line in out.strip().splitlines()]
-        containers = [p for monitor, pid1 in pids
-                      for p in tree_pids(int(monitor)) if p != int(pid1)]
-        once = pss_kib(self.proc.pid)
-        result = memory_figures(once, sum(pss_kib(p) for p in containers), n)
-        result["processes_per_container"] = len(containers) / n
+        shared, own = watchers([tuple(map(int, line.split()))
+                                for line in out.strip().splitlines()])
+        once = pss_kib(self.proc.pid) + sum(pss_kib(p) for p in shared)
+        result = memory_figures(once, sum(pss_kib(p) for p in own), n)
+        result["processes_per_container"] = len(own) / n
+        result["shared_watchers"] = len(shared)
         self.docker("rm", "-f", *ids)
         return result
 
@@ -180,6 +168,18 @@ class MinidockerDaemon:
             self.proc.terminate()
             self.proc.wait(20)
         self.engine.remove_all()
+
+
+def watchers(monitors: list[tuple[int, int]]) -> tuple[set[int], set[int]]:
+    """What watches the containers, from their (``State.MonitorPid``, ``State.Pid``) pairs,
+    without the containers' own processes: the processes a monitor PID shared by several
+    containers runs (the daemon's one monitor host, counted once), and those of monitors that
+    watch one container each (a monitor per container, and its shim)."""
+    containers = {p for _, pid1 in monitors for p in tree_pids(pid1)}
+    counts = {m: sum(1 for other, _ in monitors if other == m) for m, _ in monitors}
+    shared = {p for m, n in counts.items() if n > 1 for p in tree_pids(m)} - containers
+    own = {p for m, n in counts.items() if n == 1 for p in tree_pids(m)} - containers
+    return shared, own
 
 
 class DockerdPeer:

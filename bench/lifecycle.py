@@ -71,24 +71,26 @@ def main(argv: list[str] | None = None) -> int:
         if "daemon" not in args.skip:
             console.print(f"minidocker daemon: {args.n} × create + start through the API")
             report["minidocker_daemon"] = minidocker.measure_daemon(args.n)
-        if "podman" in args.skip:
-            report["skipped"]["podman"] = "--skip"
-            return
-        try:
-            podman = Podman(ws, minidocker.image_root)
-            console.print(f"podman: {args.n} × run -d <busybox import> {' '.join(COMMAND)}")
-            report["podman"] = podman.measure(args.n)
-        except peers.Skipped as exc:
-            report["skipped"]["podman"] = str(exc)
+        if podman := podman_figures(ws, minidocker.image_root, args, report, console):
+            report["podman"] = podman
 
-    failed, _ = common.in_workspace("bench/lifecycle.py", bench)
-    if failed:
-        return failed
-    report["ratios"] = ratios(report)
-    show(console, report)
-    if args.json:
-        common.write_json(console, args.json, report)
-    return 0
+    return common.measure_and_show("bench/lifecycle.py", bench, console, report, args, show, ratios)
+
+
+def podman_figures(ws: peers.Workspace, image_root: Path, args: argparse.Namespace,
+                   report: dict, console: Console) -> dict | None:
+    """podman's figures for ``args.n`` detached containers, or None: skipped (``--skip
+    podman``, or podman missing), with the reason in ``report["skipped"]``."""
+    if "podman" in args.skip:
+        report["skipped"]["podman"] = "--skip"
+        return None
+    try:
+        podman = Podman(ws, image_root)
+        console.print(f"podman: {args.n} × run -d <busybox import> {' '.join(COMMAND)}")
+        return podman.measure(args.n)
+    except peers.Skipped as exc:
+        report["skipped"]["podman"] = str(exc)
+        return None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

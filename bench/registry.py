@@ -21,13 +21,10 @@ end. Usage: bench/registry.py [--size-mb N] [--blob-mb N] [--json PATH] (as root
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from time import perf_counter
 
 import common  # bench/common.py: options, workspace, report
@@ -36,66 +33,29 @@ from lifecycle import private_namespaces
 from rich.console import Console
 from rich.table import Table
 
+from minidocker.viz.servers import Server, ServerFailed, distribution_registry, minidocker_registry
+
 MINIDOCKER = [sys.executable, "-m", "minidocker.cli"]
 TARGETS = {"server_push": 1.1, "server_pull": 1.1, "client_push": 1.0, "client_pull": 1.0}
 RSS_TARGET_MB = 100
 CHUNK = 1 << 20
 
 
-class Server:
-    """A registry process on a free loopback port, stopped by its PID."""
-
-    def __init__(self, argv: list[str], port: int, log: Path, env: dict | None = None):
-        self.host = f"127.0.0.1:{port}"
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return
-            except OSError:
-                if self.proc.poll() is None and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-            self.stop()
-            raise peers.BenchError(f"{argv[0]} did not listen: {log.read_text()[-300:]}")
-
-    def memory(self, field: str = "VmRSS") -> int:
-        """``VmRSS`` (now) or ``VmHWM`` (the peak so far) of the server, in bytes."""
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            return int(next(line.split()[1] for line in f if line.startswith(field))) * 1024
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def minidocker_server(ws: peers.Workspace, name: str) -> Server:
-    port = free_port()
-    server = Server([*MINIDOCKER, "registry", "serve", "--addr", f"127.0.0.1:{port}",
-                     "--root", str(ws.dir(name))], port, ws.path / f"{name}.log")
-    ws.undo.callback(server.stop)
-    return server
+    return started(ws, lambda: minidocker_registry(ws.dir(name), ws.path / f"{name}.log"))
 
 
 def distribution_server(ws: peers.Workspace, name: str) -> Server:
-    port = free_port()
-    config = ws.path / f"{name}.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                      f"    rootdirectory: {ws.dir(name)}\nhttp:\n  addr: 127.0.0.1:{port}\n")
-    server = Server(["docker-registry", "serve", str(config)], port, ws.path / f"{name}.log")
+    return started(ws, lambda: distribution_registry(ws.dir(name), ws.dir(f"{name}-config"),
+                                                     ws.path / f"{name}.log"))
+
+
+def started(ws: peers.Workspace, start) -> Server:
+    """A server of minidocker/viz/servers.py, stopped with the workspace."""
+    try:
+        server = start()
+    except ServerFailed as failure:
+        raise peers.BenchError(str(failure)) from None
     ws.undo.callback(server.stop)
     return server
 

@@ -2,10 +2,15 @@
 its PID at the end, and the containers it made removed."""
 
 import contextlib
+import fcntl
 import os
+import pty
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -92,3 +97,47 @@ def running_daemon(directory: Path, prefix: str, *args: str):
     finally:
         daemon.stop()
         remove_containers(prefix)
+
+
+class Terminal:
+    """The docker CLI on a real pty of ours, whose size we set as a terminal emulator does."""
+
+    def __init__(self, daemon, argv: list[str], rows: int = 24, columns: int = 80,
+                 program: str = DOCKER, env: dict | None = None):
+        self.pid, self.master = pty.fork()
+        if self.pid == 0:
+            os.execve(program, [program, *argv], {**daemon.env, **(env or {})})
+        self.resize(rows, columns)
+        self.seen = b""
+
+    def resize(self, rows: int, columns: int) -> None:
+        """TIOCSWINSZ on our side: the kernel sends the CLI SIGWINCH, it POSTs ``resize``."""
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+    def read_until(self, marker: bytes, timeout: float = 20) -> bytes:
+        deadline = time.monotonic() + timeout
+        while marker not in self.seen and time.monotonic() < deadline:
+            if select.select([self.master], [], [], 0.2)[0]:
+                try:
+                    self.seen += os.read(self.master, 4096)
+                except OSError:
+                    break
+        return self.seen
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def finish(self, timeout: float = 5) -> int:
+        """The CLI's exit code, once it has closed the terminal (read for ``timeout`` seconds,
+        killed if it is still there 30 s later)."""
+        self.read_until(b"\x00", timeout=timeout)
+        deadline = time.monotonic() + 30  # a loaded machine: the CLI's last requests
+        while not (done := os.waitpid(self.pid, os.WNOHANG))[0]:
+            if time.monotonic() > deadline:
+                os.kill(self.pid, 9)
+                done = os.waitpid(self.pid, 0)
+                break
+            time.sleep(0.05)
+        status = done[1]
+        os.close(self.master)
+        return os.waitstatus_to_exitcode(status)

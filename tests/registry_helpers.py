@@ -1,17 +1,21 @@
 """Helpers for the registry tests: start a registry on a free loopback port of the test
-session's private network namespace, and push small images to it with raw HTTP (httpx)."""
+session's private network namespace (minidocker/viz/servers.py, shared with bench/registry.py),
+and push small images to it with raw HTTP (httpx)."""
 
 import hashlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from minidocker.viz import servers
+from minidocker.viz.servers import (  # noqa: F401  (the tests take them from here)
+    Server,
+    distribution_config,
+    distribution_registry,
+    free_port,
+)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -20,93 +24,12 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20,
-                  host: str = "127.0.0.1") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            socket.create_connection((host, port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
-
-
-class Server:
-    """A registry process (minidocker's, or another command) on <host>:<port> (loopback
-    unless told), stopped by its PID."""
-
-    def __init__(self, argv: list[str], port: int, log: Path, host: str = "127.0.0.1"):
-        self.port, self.log = port, log
-        self.url = f"http://{host}:{port}"
-        self.host = f"{host}:{port}"
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-        try:
-            wait_for_port(port, self.proc, host=host)
-        except RuntimeError:
-            self.stop()
-            raise RuntimeError(log.read_text()) from None
-
-    def rss(self) -> int:
-        """The server's resident memory, in bytes."""
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            kb = next(line.split()[1] for line in f if line.startswith("VmRSS:"))
-        return int(kb) * 1024
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
 def minidocker_registry(root: Path, log: Path, *options: str,
                         host: str = "127.0.0.1") -> Server:
-    """``minidocker registry serve`` on a free port of ``host``, with more ``options``
-    (``--auth``, ``--tls``...); ``server.root`` is its storage."""
-    port = free_port()
-    argv = [sys.executable, "-m", "minidocker.cli", "registry", "serve",
-            "--addr", f"{host}:{port}", "--root", str(root), *options]
-    server = Server(argv, port, log, host=host)
-    server.root = root
-    return server
-
-
-def distribution_registry(root: Path, workdir: Path) -> Server:
-    """Debian's ``docker-registry`` (distribution 2.8) serving ``root`` on loopback."""
-    port = free_port()
-    config = distribution_config(root, workdir, port)
-    return Server(["docker-registry", "serve", str(config)], port, workdir / "registry.log")
-
-
-def distribution_config(root: Path, workdir: Path, port: int = 5000) -> Path:
-    """A config of our own: filesystem storage in ``root``, deletes enabled, loopback only."""
-    config = workdir / "config.yml"
-    config.write_text(f"""version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
-""")
-    return config
+    """``minidocker registry serve`` of this checkout on a free port of ``host``, with more
+    ``options`` (``--auth``, ``--tls``...); ``server.root`` is its storage."""
+    return servers.minidocker_registry(root, log, *options, host=host,
+                                       env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
 
 
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:

@@ -249,7 +249,8 @@ def test_daemon_bench_runs_small_and_leaves_nothing(tmp_path):
     figures = json.loads(report.read_text())
     assert set(figures["run_ms"]) == {"minidocker-none", "minidocker-bridge", "dockerd-none",
                                       "dockerd-bridge"}
-    assert figures["minidocker"]["processes_per_container"] == 2  # a monitor and a shim
+    assert figures["minidocker"]["processes_per_container"] == 0  # none of its own:
+    assert figures["minidocker"]["shared_watchers"] == 1  # the daemon's one monitor host
     assert figures["dockerd"]["processes_per_container"] == 1  # a containerd-shim
     assert set(figures["ratios"]) == {"run_none_minidocker_over_dockerd",
                                       "run_bridge_minidocker_over_dockerd",

@@ -187,7 +187,8 @@ def test_bad_limits_are_refused_before_anything_is_created(md, flags, message):
 
 def test_limits_are_parsed_like_docker():
     assert build_limits(memory="1.5g").memory == int(1.5 * 2**30)
-    assert build_limits(cpus="1.5") == Limits(cpu_quota=150000, cpu_period=100000)
+    assert build_limits(cpus="1.5") == Limits(cpu_quota=150000, cpu_period=100000,
+                                              nano_cpus=1_500_000_000)  # as Docker keeps it
     assert build_limits(pids_limit="-1").pids_limit is None
     with pytest.raises(MinidockerError):
         build_limits(memory="")

@@ -144,7 +144,8 @@ def test_replicas_spread_with_an_explanation(web):
 def test_a_global_service_publishes_its_port_on_each_node(swarm):
     """One task per node; the published port answers on the node's own address (mode=host),
     from another node; a second service wanting that port finds no node and says why."""
-    md_ok("service", "create", "--name", "edge", "--mode", "global", "--publish", "8080:80",
+    md_ok("service", "create", "--name", "edge", "--mode", "global", "--publish",
+          "mode=host,published=8080,target=80",
           "busybox", "sh", "-c", "echo hello from $(hostname); exec httpd -f -p 80 -h /etc")
     try:
         assert nodes_running("edge") == {"n1", "n2", "n3"}
@@ -156,7 +157,8 @@ def test_a_global_service_publishes_its_port_on_each_node(swarm):
         logs = md_ok("service", "logs", "edge")
         assert f"hello from {fetched.stdout.strip()}" in logs, (fetched, logs)
         assert "@n1    | hello from" in logs and on_n1
-        md_ok("service", "create", "--name", "extra", "--detach", "--publish", "8080:80",
+        md_ok("service", "create", "--name", "extra", "--detach", "--publish",
+              "mode=host,published=8080,target=80",
               "busybox", "sleep", "1000")
         wait_for(lambda: "port            8080/tcp                     removed n1, n2, n3"
                  in md_ok("service", "ps", "--explain", "extra"), 10, "extra explained")
@@ -262,6 +264,85 @@ def test_when_the_leader_crashes_another_manager_takes_over(swarm):
     md_ok("service", "rm", "later")
 
 
+def test_a_service_with_its_own_strategy(swarm):
+    """The swarm spreads; a service created with ``--strategy binpack`` packs its replicas
+    onto one node, and ``service inspect`` shows the strategy as the service's label."""
+    md_ok("service", "create", "--name", "packed", "--strategy", "binpack", "--replicas", "3",
+          "--reserve-memory", "16m", "busybox", "sleep", "1000")
+    try:
+        assert len(nodes_running("packed")) == 1
+        labels = json.loads(md_ok("service", "inspect", "packed"))[0]["Spec"]["Labels"]
+        assert labels == {"com.minidocker.scheduler.strategy": "binpack"}
+        assert "(strategy binpack)" in md_ok("service", "ps", "--explain", "packed")
+    finally:
+        md_ok("service", "rm", "packed")
+
+
+STACK_FILE = """
+services:
+  web:
+    image: busybox
+    build: .
+    command: ["sh", "-c", "echo web $$GREETING; exec sleep 1000"]
+    environment:
+      GREETING: hello
+    labels:
+      tier: front
+    deploy:
+      replicas: 2
+      labels:
+        com.minidocker.scheduler.strategy: binpack
+      placement:
+        constraints: ["node.hostname!=n1"]
+      resources:
+        reservations: {memory: 16M}
+        limits: {memory: 64M}
+      update_config: {parallelism: 2, delay: 1s, failure_action: rollback}
+  agent:
+    image: busybox
+    command: sleep 1000
+    deploy:
+      mode: global
+"""
+
+
+def test_stack_deploy_ls_services_ps_rm(swarm, tmp_path):
+    (tmp_path / "compose.yml").write_text(STACK_FILE)
+    deployed = minidocker("stack", "deploy", "-c", str(tmp_path / "compose.yml"),
+                          "--detach=false", "demo", timeout=120)
+    assert deployed.returncode == 0, deployed.stderr
+    assert deployed.stderr == "Ignoring unsupported options: build\n\n"
+    assert deployed.stdout.splitlines()[:2] == ["Creating service demo_agent",
+                                                "Creating service demo_web"]
+    assert md_ok("stack", "ls").split() == ["NAME", "SERVICES", "demo", "2"]
+    listed = md_ok("stack", "services", "demo").splitlines()
+    assert [line.split()[1:4] for line in listed[1:]] == [
+        ["demo_agent", "global", "3/3"], ["demo_web", "replicated", "2/2"]]
+    rows = md_ok("stack", "ps", "demo", "--format", "{{.Name}} {{.Node}} {{.DesiredState}}")
+    web_nodes = {line.split()[1] for line in rows.splitlines() if line.startswith("demo_web.")}
+    assert len(web_nodes) == 1 and "n1" not in web_nodes  # binpack, and the constraint
+    spec = json.loads(md_ok("service", "inspect", "demo_web"))[0]["Spec"]
+    assert spec["Labels"]["com.docker.stack.namespace"] == "demo"
+    assert spec["UpdateConfig"] == {"Parallelism": 2, "Delay": 10**9,
+                                    "FailureAction": "rollback"}
+    assert spec["TaskTemplate"]["Resources"] == {"Limits": {"MemoryBytes": 64 * 2**20},
+                                                 "Reservations": {"MemoryBytes": 16 * 2**20}}
+    node = swarm["nodes"][web_nodes.pop()]
+    running = Engine(node["socket"]).containers(label="com.docker.stack.namespace=demo")
+    web = [c for c in running if c["Labels"].get(SERVICE_LABEL) == "demo_web"]
+    assert len(web) == 2 and web[0]["Labels"]["tier"] == "front"
+    assert "web hello" in md_ok("service", "logs", "demo_web")
+    (tmp_path / "compose.yml").write_text(STACK_FILE.split("  agent:")[0])
+    again = md_ok("stack", "deploy", "--prune", "-c", str(tmp_path / "compose.yml"), "demo")
+    assert "Updating service demo_web (id: " in again
+    assert again.splitlines()[-1] == "Removing service demo_agent"
+    assert md_ok("stack", "rm", "demo") == "Removing service demo_web\n"
+    wait_for(lambda: not any(containers_of("demo_web").values())
+             and not any(containers_of("demo_agent").values()), 20, "the stack's tasks gone")
+    gone = minidocker("stack", "ps", "demo")
+    assert (gone.returncode, gone.stderr) == (1, "minidocker: nothing found in stack: demo\n")
+
+
 def test_cluster_down_leaves_nothing(swarm):
     lab = lab_record()
     pids = [lab["holder"], *lab["etcd"].values(), *lab["etcd_holders"].values()]
@@ -288,3 +369,6 @@ def test_cluster_down_leaves_nothing(swarm):
     assert not (Path(os.environ["MINIDOCKER_ROOT"]) / "cluster").exists()
     mounts = Path("/proc/self/mountinfo").read_text()
     assert "/cluster/" not in mounts
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert not [line for line in links.splitlines()
+                if any(word in line for word in ("vxlan", "lab0", "veth"))], links

@@ -35,6 +35,10 @@ def inspect(name: str) -> dict:
     return json.loads(result.stdout)[0]
 
 
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def labelled(project: str, kind: str = "ps") -> list[str]:
     label = f"label=com.docker.compose.project={project}"
     args = {"ps": ["ps", "-a", "--format", "{{.Names}}"],
@@ -51,6 +55,9 @@ def test_up_is_idempotent_and_down_removes_everything(down, tmp_path):
     assert labelled("shop") == names
     assert labelled("shop", "network") == ["shop_default"]
     assert labelled("shop", "volume") == ["shop_dbdata"]
+    watchers = {parent_of(inspect(name)["State"]["Pid"]) for name in names}
+    assert len(watchers) == 1  # the state root's monitor host, not a monitor process each
+    assert b"--host" in Path(f"/proc/{watchers.pop()}/cmdline").read_bytes().split(b"\0")
     web = inspect("shop-web-1")
     labels = web["Config"]["Labels"]
     assert (labels["com.docker.compose.project"], labels["com.docker.compose.service"],

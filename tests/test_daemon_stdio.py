@@ -3,18 +3,12 @@
 the terminal's size (``resize`` → TIOCSWINSZ on the container's pty, seen by ``stty size``), and
 the API versions a client may ask for (``/v1.24/`` up to the daemon's own)."""
 
-import fcntl
-import os
-import pty
-import select
 import shutil
-import struct
-import termios
 import time
 
 import pytest
 
-from tests.daemon_helpers import DOCKER, running_daemon
+from tests.daemon_helpers import DOCKER, Terminal, running_daemon
 
 pytestmark = pytest.mark.skipif(not shutil.which(DOCKER), reason="needs the docker CLI")
 
@@ -40,47 +34,6 @@ def test_stdin_eof_ends_run_i(daemon):
         assert (execed.returncode, execed.stdout) == (0, "through exec\n")
     finally:
         daemon.docker("rm", "-f", name)
-
-
-class Terminal:
-    """The docker CLI on a real pty of ours, whose size we set as a terminal emulator does."""
-
-    def __init__(self, daemon, argv: list[str], rows: int, columns: int):
-        self.pid, self.master = pty.fork()
-        if self.pid == 0:
-            os.execve(DOCKER, [DOCKER, *argv], daemon.env)
-        self.resize(rows, columns)
-        self.seen = b""
-
-    def resize(self, rows: int, columns: int) -> None:
-        """TIOCSWINSZ on our side: the kernel sends the CLI SIGWINCH, it POSTs ``resize``."""
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-
-    def read_until(self, marker: bytes, timeout: float = 20) -> bytes:
-        deadline = time.monotonic() + timeout
-        while marker not in self.seen and time.monotonic() < deadline:
-            if select.select([self.master], [], [], 0.2)[0]:
-                try:
-                    self.seen += os.read(self.master, 4096)
-                except OSError:
-                    break
-        return self.seen
-
-    def type(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def finish(self) -> int:
-        self.read_until(b"\x00", timeout=5)  # until the CLI closes the terminal
-        deadline = time.monotonic() + 30
-        while not (done_status := os.waitpid(self.pid, os.WNOHANG))[0] \
-                and time.monotonic() < deadline:
-            time.sleep(0.2)
-        done, status = done_status
-        if not done:
-            os.kill(self.pid, 9)
-            _, status = os.waitpid(self.pid, 0)
-        os.close(self.master)
-        return os.waitstatus_to_exitcode(status)
 
 
 def ask_size(term: Terminal, tag: str) -> None:

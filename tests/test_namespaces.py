@@ -16,7 +16,7 @@ def captured(argv, kinds, **kw):
     process = namespaces.spawn(argv, kinds, stdio=namespaces.Stdio(null, write_fd, 2), **kw)
     os.close(write_fd)
     os.close(null)
-    out = namespaces._read_all(read_fd).decode()
+    out = namespaces.read_all(read_fd).decode()
     return process.wait(), out
 
 

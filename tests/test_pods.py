@@ -104,3 +104,31 @@ def test_pod_stop_start_then_rm_leaves_nothing():
     assert ok("ps", "-aq", "--filter", f"label=io.minidocker.pod={pod_id}") == ""
     assert "gone_shared" not in ok("volume", "ls", "-q").split()
     assert veths() <= before
+
+
+def shares_the_infras_namespaces(pod: str, member: str) -> bool:
+    infra, pid = pid_of(f"{pod}-infra"), pid_of(member)
+    return all(os.readlink(f"/proc/{infra}/ns/{kind}") == os.readlink(f"/proc/{pid}/ns/{kind}")
+               for kind in ("net", "ipc", "uts"))
+
+
+def test_members_rejoin_the_namespaces_of_a_restarted_infra():
+    """The infra restarted alone (``restart``), the pod stopped and started, ``pod restart``:
+    each time the running member ends up in the infra's new namespaces, as podman's."""
+    ok("pod", "create", "--name", "again", "--network", "none")  # no bridge: quicker
+    try:
+        ok("run", "-d", "--pod", "again", "--name", "again-web", "busybox", "sh", "-c",
+           "trap 'exit 0' TERM; sleep 300 & wait")  # a prompt stop, each time
+        first = pid_of("again-infra")
+        ok("restart", "-t", "1", "again-infra")
+        assert pid_of("again-infra") != first and shares_the_infras_namespaces("again",
+                                                                               "again-web")
+        for verbs in (["pod", "stop", "-t", "1", "again"], ["pod", "start", "again"]), \
+                (["pod", "restart", "-t", "1", "again"],):
+            before = pid_of("again-web")
+            for verb in verbs:
+                ok(*verb)
+            assert status("again") == "Running" and pid_of("again-web") != before
+            assert shares_the_infras_namespaces("again", "again-web")
+    finally:
+        md("pod", "rm", "-f", "again")

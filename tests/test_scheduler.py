@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from minidocker.cluster import simulate
+from minidocker.cluster import simulate, traffic
 from minidocker.cluster.model import (
     DOWN,
     DRAIN,
@@ -279,14 +279,48 @@ def test_the_small_simulation_meets_the_quality_targets():
     assert spread.spread == 0 and recovery.failed == 6 and recovery.spread_after <= 1
     assert recovery.orphans == 600 and recovery.timeline["lease expires"] == 10
     binpack, _ = results["binpack"]
-    assert binpack.nodes_used < spec.nodes and binpack.traffic.keys == 3 * spec.tasks
+    assert binpack.nodes_used < spec.nodes and binpack.traffic.keys == spec.tasks
 
 
 def test_the_store_traffic_counts_keys_and_transactions():
     traffic = simulate.StoreTraffic()
     traffic.manager_writes(300)  # 128 + 128 + 44
-    traffic.agent_reports({"n1": 5, "n2": 130})
-    assert (traffic.keys, traffic.txns) == (435, 3 + 1 + 2)
+    assert (traffic.keys, traffic.txns) == (300, 3)
+
+
+def test_the_managers_pass_writes_a_task_once_and_an_orphan_twice():
+    """The manager's real pass against a store that counts what etcd would receive: 100
+    tasks made, placed and started in one pass (one key each, in transactions of 128); 2 of
+    20 nodes fail, and one pass marks their tasks and writes the replacements; no service
+    runs more tasks than its replicas on the nodes left."""
+    measured = traffic.measure(nodes=20, services=10, replicas=10)
+    assert (measured.placing.passes, measured.placing.counts.keys) == (1, 100)
+    assert measured.placing.counts.txns == 1 and measured.placing.counts.reads == 2
+    assert measured.failed == 2 and measured.rescheduling.passes == 1
+    assert measured.rescheduling.per_task()["keys"] == 2.0
+    assert measured.leftovers == []
+
+
+def test_a_service_with_its_own_strategy_in_the_managers_pass():
+    """The swarm spreads; a service labelled binpack (``service create --strategy``) packs,
+    in the manager's real pass (simulated daemons, a counting store)."""
+    from minidocker.cluster import swarm
+
+    store = traffic.CountingStore()
+    daemons = traffic.make_swarm(store, 4, "spread")
+    for name, strategy_name in (("spread", ""), ("packed", "binpack")):
+        swarm.create_service(store, swarm.service_spec(
+            name, "busybox", [], 4, "replicated", [], [], [], [], 0, 2**28, 0,
+            strategy=strategy_name))
+    traffic.converge(store, daemons)
+    nodes_of = {name: {d.node for d in daemons.values() for labels in d.running.values()
+                       if labels[traffic.reconcile.SERVICE_LABEL] == name}
+                for name in ("spread", "packed")}
+    assert len(nodes_of["spread"]) == 4 and len(nodes_of["packed"]) == 1
+    packed = swarm.find_service(store, "packed")
+    assert packed["Spec"]["Labels"] == {swarm.STRATEGY_LABEL: "binpack"}
+    tasks = swarm.tasks_of(store, packed["ID"])
+    assert all("(strategy binpack)" in t["Explain"] for t in tasks)
 
 
 def test_the_bench_runs_on_a_small_cluster(tmp_path):
@@ -295,13 +329,15 @@ def test_the_bench_runs_on_a_small_cluster(tmp_path):
     from pathlib import Path
 
     bench = Path(__file__).resolve().parents[1] / "bench" / "cluster.py"
-    result = subprocess.run([sys.executable, str(bench), "--nodes", "20", "--tasks", "2000",
+    result = subprocess.run([sys.executable, str(bench), "--nodes", "20", "--tasks", "500",
                              "--json", str(tmp_path / "cluster.json")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((tmp_path / "cluster.json").read_text())
     assert all(v["met"] for v in report["verdicts"])
-    assert report["strategies"]["spread"]["keys_per_task"] == 3
+    spread = report["strategies"]["spread"]
+    assert spread["keys_per_task"] == 1 and spread["recovery_keys_per_task"] == 2
+    assert 11 < spread["recovery_s"] <= 30  # the lease, a pass, the starts
 
 
 def test_a_label_added_later_is_seen_by_the_constraints():

@@ -24,3 +24,15 @@ def test_no_process_holds_a_foreign_namespace():
         if theirs["mnt"] != ours["mnt"] and theirs["net"] == ours["net"]:
             foreign.append(pid)  # a process in our lab host's network but another mount ns
     assert foreign == []
+
+
+def test_no_overlay_was_made_in_the_session_namespace():
+    """The swarm's overlays live in the lab's node namespaces only (test_overlay.py): no VXLAN
+    device and no routing-mesh chain here."""
+    import subprocess
+
+    vxlans = subprocess.run(["ip", "-o", "link", "show", "type", "vxlan"], capture_output=True,
+                            text=True).stdout
+    assert vxlans == ""
+    assert subprocess.run(["iptables", "-t", "nat", "-S", "MD-MESH"],
+                          capture_output=True).returncode != 0

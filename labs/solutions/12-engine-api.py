@@ -4,47 +4,10 @@ import json
 import socket
 import struct
 
+from minidocker.labs.given import Reader
+
 STDIN, STDOUT, STDERR = 0, 1, 2
 HEADER_SIZE = 8  # [stream, 0, 0, 0, size as a big-endian uint32]
-
-
-# --- given: reading a socket ----------------------------------------------------------------------
-
-class Reader:
-    """Bytes from a socket, read as they come, with what was read too far kept for later."""
-
-    def __init__(self, sock: socket.socket, already: bytes = b""):
-        self.sock, self.buffer = sock, already
-
-    def more(self) -> bool:
-        """Read once more from the socket; False when the other side has closed."""
-        data = self.sock.recv(65536)
-        self.buffer += data
-        return bool(data)
-
-    def line(self) -> bytes:
-        """One line, without its CRLF."""
-        while b"\r\n" not in self.buffer:
-            if not self.more():
-                raise ConnectionError("the connection closed in the middle of a line")
-        line, _, self.buffer = self.buffer.partition(b"\r\n")
-        return line
-
-    def exactly(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            if not self.more():
-                raise ConnectionError(f"the connection closed after {len(self.buffer)} of "
-                                      f"{size} bytes")
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-    def pieces(self):
-        """What is left: first what is already buffered, then each read, to the end."""
-        if self.buffer:
-            yield self.buffer
-            self.buffer = b""
-        while data := self.sock.recv(65536):
-            yield data
 
 
 # --- step 1 ---------------------------------------------------------------------------------------

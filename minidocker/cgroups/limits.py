@@ -32,6 +32,7 @@ class Limits:
     memory: int | None = None  # bytes: -m
     memory_swap: int | None = None  # bytes of memory+swap: --memory-swap (-1 = unlimited)
     cpu_quota: int | None = None  # microseconds per period: --cpus or --cpu-quota
+    nano_cpus: int | None = None  # --cpus as Docker keeps it (1e9 = one CPU): quota/period
     cpu_period: int | None = None  # microseconds: --cpu-period
     cpu_shares: int | None = None  # relative weight, 1024 = normal: --cpu-shares
     cpuset_cpus: str | None = None  # CPU list: --cpuset-cpus
@@ -96,6 +97,7 @@ def build_limits(memory=None, memory_swap=None, cpus=None, cpu_shares=None, cpu_
         raise MinidockerError("Minimum memory limit allowed is 6MB (--memory)")
     swap = _memory_swap(memory_swap, mem)
     period, quota = _cpu_quota(cpus, cpu_period, cpu_quota)
+    nano = round(float(cpus) * 1e9) if cpus is not None else None
     shares = _int_in("--cpu-shares", cpu_shares, 2, 262144)
     weight = _int_in("--blkio-weight", blkio_weight, 0, 1000)
     if weight and weight < 10:
@@ -103,6 +105,7 @@ def build_limits(memory=None, memory_swap=None, cpus=None, cpu_shares=None, cpu_
                               "is from 10 to 1000 (0: the default)")
     swappiness = _int_in("--memory-swappiness", memory_swappiness, -1, 100)
     return Limits(memory=mem, memory_swap=swap, cpu_quota=quota, cpu_period=period,
+                  nano_cpus=nano,
                   cpu_shares=shares, cpuset_cpus=_cpuset(cpuset_cpus),
                   pids_limit=_pids(pids_limit),
                   memory_reservation=_reservation(memory_reservation, mem),

@@ -423,6 +423,7 @@ from minidocker.cli import (  # noqa: E402,F401  (registers the commands)
     network,
     pod,
     registry,
+    stacks,
     swarm,
     system,
     volume,

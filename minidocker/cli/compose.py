@@ -1,6 +1,7 @@
 """``minidocker compose ...`` (stage 13): a project of services from a Compose file, run
 through the same engine calls as ``run``, ``network create`` and ``volume create``."""
 
+import functools
 import sys
 
 import click
@@ -288,6 +289,9 @@ def run(ctx, detach, remove, env, service, command):
     record = run_oneoff(project, project.services[service], list(command) or None, list(env),
                         remove, say)
     if detach:
+        from minidocker.compose.project import one_monitor_for_all
+
+        one_monitor_for_all()
         lifecycle.start(record)
         click.echo(record.Name)
         return
@@ -336,11 +340,27 @@ def push(ctx, services):
             images.push(project.services[name].image, say)
 
 
-def each_container(ctx, services, action, done: str, **kwargs) -> None:
-    """``action`` on each container of the services (all if none), as Compose says it."""
-    for record in project_containers(load_or_name(ctx), services):
-        action(record, **kwargs)
-        say(f" Container {record.Name}  {done}")
+def each_container(name: str, done: str, *options):
+    """Make ``act(record, **flags)`` the command ``compose NAME [OPTIONS] [SERVICE...]``: it
+    acts on each container of the services (all if none), and says so as Compose does
+    (`` Container web-1  Stopped``)."""
+    def register(act):
+        @click.argument("services", nargs=-1)
+        @click.pass_context
+        @functools.wraps(act)
+        def command(ctx, services, **flags):
+            require_root(f"compose {name}")
+            for record in project_containers(load_or_name(ctx), services):
+                act(record, **flags)
+                say(f" Container {record.Name}  {done}")
+
+        for option in options:
+            command = option(command)
+        return compose.command(name, context_settings=CONTEXT)(command)
+    return register
+
+
+TIMEOUT = click.option("-t", "--timeout", type=int, help="Seconds to wait before SIGKILL.")
 
 
 @compose.command("start", context_settings=CONTEXT)
@@ -349,9 +369,10 @@ def each_container(ctx, services, action, done: str, **kwargs) -> None:
 def start(ctx, services):
     """Start the services' existing containers."""
     require_root("compose start")
-    from minidocker.compose.project import connect_other_networks
+    from minidocker.compose.project import connect_other_networks, one_monitor_for_all
 
     project = load(ctx)
+    one_monitor_for_all()
     for record in project_containers(project, services):
         from minidocker.container import lifecycle
 
@@ -363,44 +384,32 @@ def start(ctx, services):
         say(f" Container {record.Name}  Started")
 
 
-@compose.command("stop", context_settings=CONTEXT)
-@click.option("-t", "--timeout", type=int, help="Seconds to wait before SIGKILL.")
-@click.argument("services", nargs=-1)
-@click.pass_context
-def stop(ctx, timeout, services):
+@each_container("stop", "Stopped", TIMEOUT)
+def stop(record, timeout):
     """Stop the services' containers."""
-    require_root("compose stop")
     from minidocker.container import lifecycle
 
-    each_container(ctx, services, lifecycle.stop, "Stopped", timeout=timeout)
+    lifecycle.stop(record, timeout)
 
 
-@compose.command("restart", context_settings=CONTEXT)
-@click.option("-t", "--timeout", type=int, help="Seconds to wait before SIGKILL.")
-@click.argument("services", nargs=-1)
-@click.pass_context
-def restart(ctx, timeout, services):
+@each_container("restart", "Restarted", TIMEOUT)
+def restart(record, timeout):
     """Restart the services' containers."""
-    require_root("compose restart")
+    from minidocker.compose.project import one_monitor_for_all
     from minidocker.container import lifecycle
 
-    each_container(ctx, services, lifecycle.restart, "Restarted", timeout=timeout)
+    one_monitor_for_all()
+    lifecycle.restart(record, timeout)
 
 
-@compose.command("kill", context_settings=CONTEXT)
-@click.option("-s", "--signal", "signame", default="KILL", help="Signal (default KILL).")
-@click.argument("services", nargs=-1)
-@click.pass_context
-def kill(ctx, signame, services):
+@each_container("kill", "Killed", click.option("-s", "--signal", "signame", default="KILL",
+                                               help="Signal (default KILL)."))
+def kill(record, signame):
     """Send a signal to the services' running containers."""
-    require_root("compose kill")
     from minidocker.container import lifecycle
 
-    def signal_running(record, signame):
-        if record.status in lifecycle.ACTIVE:
-            lifecycle.kill(record, signame)
-
-    each_container(ctx, services, signal_running, "Killed", signame=signame)
+    if record.status in lifecycle.ACTIVE:
+        lifecycle.kill(record, signame)
 
 
 @compose.command("rm", context_settings=CONTEXT)

@@ -42,6 +42,12 @@ def _container_id(name_or_id: str) -> str:
 def network_create(driver, subnet, gateway, internal, options, labels, name):
     """Create a network."""
     require_root("network create")
+    if driver == "overlay":  # the swarm's: a record in etcd, built on the nodes that need it
+        from minidocker.cluster import overlay, swarm
+
+        _, store = swarm.connect()
+        click.echo(overlay.create(store, name, subnet)["ID"])
+        return
     from minidocker.network import networks
 
     created = networks.create(name, driver=driver, subnet=subnet, gateway=gateway,
@@ -64,6 +70,8 @@ def network_ls(quiet, no_trunc, fmt, filters):
 
     chosen = Filters.parse(filters, networks.NETWORK_FILTERS, "network ls")
     rows = [network_row(n, no_trunc) for n in networks.ls(chosen)]
+    if not filters:
+        rows += _overlay_rows(no_trunc)
     if quiet:
         click.echo("\n".join(row["ID"] for row in rows))
         return
@@ -76,9 +84,19 @@ def network_inspect(names):
     """Display detailed information on one or more networks."""
     import json
 
+    from minidocker.errors import NotFound
     from minidocker.network import networks
 
-    click.echo(json.dumps([networks.inspect(name) for name in names], indent=4))
+    found = []
+    for name in names:
+        try:
+            found.append(networks.inspect(name))
+        except NotFound:
+            overlay = _overlay(name)
+            if overlay is None:
+                raise
+            found.append(overlay)
+    click.echo(json.dumps(found, indent=4))
 
 
 @network.command("rm", context_settings=CONTEXT)
@@ -86,11 +104,54 @@ def network_inspect(names):
 def network_rm(names):
     """Remove one or more networks."""
     require_root("network rm")
+    from minidocker.errors import NotFound
     from minidocker.network import networks
 
     for name in names:
-        networks.remove(name)
+        try:
+            networks.remove(name)
+        except NotFound:
+            if not _remove_overlay(name):
+                raise
         click.echo(name)
+
+
+def _overlay_rows(no_trunc: bool) -> list[dict]:
+    """The swarm's overlays, as a manager's ``docker network ls`` shows them (scope swarm)."""
+    from minidocker.cluster import lab, overlay, swarm
+    from minidocker.cluster.etcd import EtcdError
+    from minidocker.humanize import created_at
+
+    if not (lab.lab_directory() / "lab.json").exists():
+        return []
+    try:
+        found = overlay.networks(swarm.connect()[1]).values()
+    except (EtcdError, swarm.SwarmError):
+        return []  # no etcd here (a lab without one), or not reachable: the local ones only
+    return [{"CreatedAt": created_at(n["CreatedAt"]), "Driver": "overlay",
+             "ID": n["ID"] if no_trunc else n["ID"][:12], "Internal": "false", "Labels": "",
+             "Name": n["Name"], "Scope": "swarm"}
+            for n in sorted(found, key=lambda n: n["Name"])]
+
+
+def _overlay(name: str) -> dict | None:
+    """A swarm's overlay network by name (when a lab is up and its etcd knows the name)."""
+    from minidocker.cluster import lab, overlay, swarm
+
+    if not (lab.lab_directory() / "lab.json").exists():
+        return None
+    _, store = swarm.connect()
+    return overlay.find(store, name, missing_ok=True)
+
+
+def _remove_overlay(name: str) -> bool:
+    """``network rm`` of a swarm's overlay."""
+    from minidocker.cluster import overlay, swarm
+
+    if _overlay(name) is None:
+        return False
+    overlay.remove(swarm.connect()[1], name)
+    return True
 
 
 @network.command("prune", context_settings=CONTEXT)

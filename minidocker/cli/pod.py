@@ -93,6 +93,10 @@ def pod_inspect(names):
     click.echo(json.dumps([pods.find_pod(name).inspect() for name in names], indent=4))
 
 
+stop_timeout = click.option("-t", "--time", "timeout", type=int, metavar="SECONDS",
+                            help="Seconds to wait before killing each container (default 10).")
+
+
 @pod.command("start", context_settings=CONTEXT)
 @click.argument("names", nargs=-1, required=True)
 def pod_start(names):
@@ -102,13 +106,21 @@ def pod_start(names):
 
 
 @pod.command("stop", context_settings=CONTEXT)
-@click.option("-t", "--time", "timeout", type=int, metavar="SECONDS",
-              help="Seconds to wait before killing each container (default 10).")
+@stop_timeout
 @click.argument("names", nargs=-1, required=True)
 def pod_stop(timeout, names):
     """Stop pods: the pod's containers, then the infra container."""
     require_root("pod stop")
     _each(names, "stop_pod", timeout=timeout)
+
+
+@pod.command("restart", context_settings=CONTEXT)
+@stop_timeout
+@click.argument("names", nargs=-1, required=True)
+def pod_restart(timeout, names):
+    """Restart pods: stop them, then start the infra container and the pod's containers."""
+    require_root("pod restart")
+    _each(names, "restart_pod", timeout=timeout)
 
 
 @pod.command("rm", context_settings=CONTEXT)

@@ -217,14 +217,34 @@ def service():
 
 
 def _ports(values: tuple[str, ...]) -> list[dict]:
+    """``--publish 8080:80`` (the routing mesh: every node) or the long form
+    ``--publish mode=host,published=8080,target=80[,protocol=udp]`` (the task's node only)."""
     from minidocker.network.ports import parse_publish
 
     ports = []
     for value in values:
+        if "=" in value:
+            ports.append(_long_port(value))
+            continue
         for binding in parse_publish(value):
             ports.append({"Protocol": binding.proto, "TargetPort": binding.container_port,
-                          "PublishedPort": binding.host_port, "PublishMode": "host"})
+                          "PublishedPort": binding.host_port, "PublishMode": "ingress"})
     return ports
+
+
+def _long_port(value: str) -> dict:
+    from minidocker.cluster.swarm import SwarmError
+
+    fields = dict(part.partition("=")[::2] for part in value.split(","))
+    unknown = set(fields) - {"mode", "published", "target", "protocol"}
+    mode, proto = fields.get("mode", "ingress"), fields.get("protocol", "tcp")
+    if unknown or mode not in ("ingress", "host") or proto not in ("tcp", "udp") or \
+            not fields.get("target", "").isdigit() or \
+            not fields.get("published", "0").isdigit():
+        raise SwarmError(f"invalid --publish {value!r}: use PUBLISHED:TARGET or "
+                         "mode=host|ingress,published=N,target=N[,protocol=tcp|udp]")
+    return {"Protocol": proto, "TargetPort": int(fields["target"]),
+            "PublishedPort": int(fields.get("published", "0")), "PublishMode": mode}
 
 
 def _wait(records, store, service: dict, detach: bool) -> None:
@@ -254,17 +274,23 @@ def _wait(records, store, service: dict, detach: bool) -> None:
 @click.option("--placement-pref", multiple=True, help="Add a placement preference, e.g. "
               "spread=node.labels.zone.")
 @click.option("-p", "--publish", multiple=True, metavar="PUBLISHED:TARGET",
-              help="Publish a port on the node that runs the task (mode=host).")
+              help="Publish a port on every node (the routing mesh), or with "
+              "mode=host,published=P,target=T on the task's node only.")
+@click.option("--network", "networks", multiple=True, help="Network attachments (an overlay "
+              "network's name).")
 @click.option("-e", "--env", multiple=True, help="Set environment variables.")
 @click.option("--limit-memory", default="", help="Limit Memory.")
 @click.option("--reserve-memory", default="", help="Reserve Memory.")
 @click.option("--reserve-cpu", default="", help="Reserve CPUs.")
+@click.option("--strategy", type=click.Choice(["spread", "binpack", "random"]),
+              help="This service's scheduling strategy [default: the swarm's].")
 @click.option("-d", "--detach", is_flag=True, help="Exit immediately instead of waiting for "
               "the service to converge.")
 @click.argument("image")
 @click.argument("command", nargs=-1)
-def service_create(name, replicas, mode, constraint, placement_pref, publish, env,
-                   limit_memory, reserve_memory, reserve_cpu, detach, image, command):
+def service_create(name, replicas, mode, constraint, placement_pref, publish, networks, env,
+                   limit_memory, reserve_memory, reserve_cpu, strategy, detach, image,
+                   command):
     """Create a new service."""
     from minidocker.cgroups.limits import parse_bytes
 
@@ -280,10 +306,23 @@ def service_create(name, replicas, mode, constraint, placement_pref, publish, en
         name, image, list(command), replicas, mode, list(constraint), list(placement_pref),
         _ports(publish), list(env),
         parse_bytes("--limit-memory", limit_memory) if limit_memory else 0,
-        parse_bytes("--reserve-memory", reserve_memory) if reserve_memory else 0, cpus)
+        parse_bytes("--reserve-memory", reserve_memory) if reserve_memory else 0, cpus,
+        strategy=strategy or "")
+    spec["TaskTemplate"]["Networks"] = _networks(store, list(networks), spec)
     made = records.create_service(store, spec)
     click.echo(made["ID"])
     _wait(records, store, made, detach)
+
+
+def _networks(store, names: list[str], spec: dict) -> list[dict]:
+    """``--network``: overlay networks by name (their IDs in the spec, as Docker keeps them);
+    a service that publishes through the mesh and names none joins ``ingress``."""
+    from minidocker.cluster import overlay
+
+    found = [overlay.find(store, name) for name in names]
+    if not found and overlay.mesh_ports({"Spec": spec}):
+        found = [overlay.ingress(store)]
+    return [{"Target": network["ID"]} for network in found]
 
 
 def _published(service: dict) -> str:
@@ -296,13 +335,18 @@ def _published(service: dict) -> str:
 @click.option("--format", "fmt", metavar="TEMPLATE", help="'json' or a Go template.")
 def service_ls(quiet, fmt):
     """List services."""
-    from minidocker.cli.formatting import format_rows
-
     records, lab, store = _connect()
     records.swarm(store)
+    print_services(records, store, records.read_all(store, records.SERVICES).values(), quiet,
+                   fmt)
+
+
+def print_services(records, store, services, quiet: bool, fmt: str | None) -> None:
+    """The table of ``service ls`` (and ``stack services``)."""
+    from minidocker.cli.formatting import format_rows
+
     rows = []
-    for made in sorted(records.read_all(store, records.SERVICES).values(),
-                       key=lambda s: s["Spec"]["Name"]):
+    for made in sorted(services, key=lambda s: s["Spec"]["Name"]):
         running, wanted = records.replicas_of(store, made)
         mode = "replicated" if "Replicated" in made["Spec"]["Mode"] else "global"
         rows.append({"ID": made["ID"][:12], "Name": made["Spec"]["Name"], "Mode": mode,
@@ -351,12 +395,18 @@ def _task_rows(records, store, made: dict, nodes: dict) -> list[tuple[dict, dict
 @click.argument("refs", nargs=-1, required=True)
 def service_ps(quiet, explain, fmt, refs):
     """List the tasks of one or more services."""
+    records, lab, store = _connect()
+    print_tasks(records, store, [records.find_service(store, ref) for ref in refs], quiet,
+                explain, fmt)
+
+
+def print_tasks(records, store, services: list[dict], quiet: bool, explain: bool,
+                fmt: str | None) -> None:
+    """The table of ``service ps`` (and ``stack ps``), with the decisions if asked."""
     from minidocker.cli.formatting import format_rows
 
-    records, lab, store = _connect()
     nodes = records.read_all(store, records.NODES)
-    rows = [row for ref in refs
-            for row in _task_rows(records, store, records.find_service(store, ref), nodes)]
+    rows = [row for made in services for row in _task_rows(records, store, made, nodes)]
     if quiet:
         click.echo("".join(row["ID"] + "\n" for row, _ in rows), nl=False)
         return

@@ -22,6 +22,15 @@ Then the hosts, the store and the swarm that use it:
     agent.py       a node's heartbeat (its lease) and the manager's election and loop
     reconcile.py   the manager's pass: orphans, slots, scheduling, dispatch to the daemons
     update.py      rolling updates and rollbacks, a batch at a time
+    stack.py       ``stack deploy``: a Compose file (stage 13's model) as services
+    traffic.py     the manager's pass against a store that counts etcd's requests
+
+And the network between the nodes (notebook 14b):
+
+    overlay.py     overlay networks in etcd: VNI, subnet, every task's and node's address
+    vxlan.py       a node's end, built by its agent: bridge, VXLAN device, FDB and ARP entries
+    resolver.py    the node's name server: service names, round robin, from etcd
+    mesh.py        the routing mesh: a published port on every node (iptables DNAT + SNAT)
 
 Pods need no cluster: pods.py groups containers of one host around an infra container.
 """

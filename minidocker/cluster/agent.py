@@ -12,6 +12,10 @@ one wins and keeps the key alive while the others wait; if the leader dies, its 
 and the next one wins. The leader runs a pass (reconcile.py) whenever the watch on
 ``/minidocker/`` reports a change, and at least every ``PASS_INTERVAL`` seconds.
 
+The agent also keeps the node's end of the overlay networks (vxlan.py: bridges, VXLAN devices,
+their FDB and neighbour entries, the routing mesh's rules) and answers DNS for the swarm's
+names (resolver.py), both from etcd, in a thread woken by the same kind of watch.
+
 Each runs as ``python -m minidocker.cluster.agent agent|manager NODE_ID`` inside the node's
 network namespace (swarm.py starts them). Docs: etcd.io "Interacting with etcd" (leases,
 watches, elections), docs.docker.com "Raft consensus in swarm mode".
@@ -58,6 +62,24 @@ def heartbeat(store: Store, node: dict) -> None:
         except EtcdError as exc:
             log.warning("heartbeat: %s", exc)
         time.sleep(RENEW_EVERY)
+
+
+def networking(store: Store, node: dict) -> None:
+    """The node's overlays and name server, made to match etcd on every change and every
+    second."""
+    from minidocker.cluster import vxlan
+    from minidocker.cluster.resolver import Resolver
+
+    resolver = Resolver().start()
+    changed = threading.Event()
+    threading.Thread(target=watch, args=(store, changed), daemon=True).start()
+    while True:
+        changed.wait(PASS_INTERVAL)
+        changed.clear()
+        try:
+            resolver.update(vxlan.sync(store, node))
+        except Exception as exc:  # the node's networking is retried at the next change
+            log.warning("overlay: %s", exc)
 
 
 def manage(store: Store, node: dict) -> None:
@@ -133,6 +155,8 @@ def main(argv: list[str]) -> None:
             node = records.read(store, records.NODES + node_id)
         except EtcdError:
             time.sleep(RENEW_EVERY)
+    if role == "agent":
+        threading.Thread(target=networking, args=(store, node), daemon=True).start()
     (heartbeat if role == "agent" else manage)(store, node)
 
 

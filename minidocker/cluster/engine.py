@@ -72,6 +72,13 @@ class Engine:
             if "No such container" not in str(exc):
                 raise
 
+    def has_network(self, name: str) -> bool:
+        try:
+            self.call("GET", f"/networks/{name}")
+            return True
+        except EngineError:
+            return False
+
     def logs(self, container: str) -> bytes:
         return self.call("GET", f"/containers/{container}/logs",
                          params={"stdout": "1", "stderr": "1"}).content

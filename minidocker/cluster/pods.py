@@ -51,7 +51,7 @@ from minidocker.errors import Conflict, MinidockerError, NotFound
 
 POD_LABEL = "io.minidocker.pod"  # the pod's ID, on the infra and on every member
 NAME_LABEL = "io.minidocker.pod.name"  # on the infra
-INFRA_LABEL = "io.minidocker.pod.infra"  # "true" on the infra
+INFRA_LABEL = lifecycle.POD_INFRA_LABEL  # "true" on the infra: its start brings members back
 SHARED_AT = "/shared"  # where the pod's emptyDir-like volume is mounted
 INFRA_IMAGE = "busybox"
 INFRA_COMMAND = ["sleep", "infinity"]  # only waits; tini (--init) is PID 1 and forwards
@@ -219,6 +219,12 @@ def start_pod(pod: Pod) -> None:
     for member in pod.members:
         if member.status not in lifecycle.ACTIVE:
             lifecycle.start(member)
+
+
+def restart_pod(pod: Pod, timeout: int | None = None) -> None:
+    """``pod restart``: stop, then start, so every member joins the infra's new namespaces."""
+    stop_pod(pod, timeout)
+    start_pod(find_pod(pod.id))
 
 
 def stop_pod(pod: Pod, timeout: int | None = None) -> None:

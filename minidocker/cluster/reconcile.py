@@ -30,8 +30,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from minidocker.cluster import overlay, update
 from minidocker.cluster import swarm as records
-from minidocker.cluster import update
 from minidocker.cluster.engine import (
     NODE_LABEL,
     SERVICE_ID_LABEL,
@@ -72,6 +72,8 @@ class Snapshot:
     changed: set[str] = field(default_factory=set)  # the task IDs this pass rewrote
     changed_services: set[str] = field(default_factory=set)  # their update's progress
     revision: int = 0  # the store's revision when it was read
+    networks: dict[str, dict] = field(default_factory=dict)  # the overlays (overlay.py)
+    changed_networks: set[str] = field(default_factory=set)  # their nodes' addresses
 
 
 def snapshot(store) -> Snapshot | None:
@@ -85,7 +87,8 @@ def snapshot(store) -> Snapshot | None:
     if swarm is None:
         return None
     return Snapshot(swarm, under(records.NODES), under(records.ALIVE),
-                    under(records.SERVICES), under(records.TASKS), revision=revision)
+                    under(records.SERVICES), under(records.TASKS), revision=revision,
+                    networks=under(overlay.NETWORKS))
 
 
 # --- from the store to the scheduler's view ---------------------------------------------------------
@@ -111,8 +114,7 @@ def task_spec(task: dict, service: dict) -> TaskSpec:
     if task.get("Pinned"):  # a global service's task belongs to one node
         constraints += (f"node.id=={task['Pinned']}",)
     ports = tuple(Port(p["PublishedPort"], p.get("Protocol", "tcp"))
-                  for p in service["Spec"].get("EndpointSpec", {}).get("Ports", [])
-                  if p.get("PublishedPort"))
+                  for p in host_ports(service))
     return TaskSpec(task["ID"], service["Spec"]["Name"], template["ContainerSpec"]["Image"],
                     name=container_name(task, service),
                     reservations=Resources(reserved.get("MemoryBytes", 0),
@@ -121,6 +123,13 @@ def task_spec(task: dict, service: dict) -> TaskSpec:
                     placement_prefs=tuple(f"spread={p['Spread']['SpreadDescriptor']}"
                                           for p in placement.get("Preferences", [])),
                     ports=ports)
+
+
+def host_ports(service: dict) -> list[dict]:
+    """The ports published on the task's own node (``mode=host``): a resource of the node, so
+    the port filter sees them; the routing mesh's are every node's at once (vxlan.py)."""
+    return [p for p in service["Spec"].get("EndpointSpec", {}).get("Ports", [])
+            if p.get("PublishedPort") and p.get("PublishMode", "ingress") == "host"]
 
 
 def container_name(task: dict, service: dict) -> str:
@@ -140,10 +149,12 @@ def build_view(state: Snapshot) -> ClusterView:
 
 # --- one pass ---------------------------------------------------------------------------------------
 
-def reconcile(store, leader: str) -> Snapshot | None:
+def reconcile(store, leader: str, engine=Engine, workers: int = 0) -> Snapshot | None:
     """One pass: orphans, orchestrate, schedule, dispatch; the changed tasks written back,
     only if ``leader`` (a node ID) still leads: a manager whose lease expired mid-pass writes
-    nothing (its stale view must not win over the new leader's)."""
+    nothing (its stale view must not win over the new leader's). ``engine`` makes a node's
+    daemon client from its socket (traffic.py passes simulated ones), ``workers`` caps the
+    threads of dispatch (0: one per node)."""
     state = snapshot(store)
     if state is None:
         return None
@@ -157,15 +168,21 @@ def reconcile(store, leader: str) -> Snapshot | None:
         if task["DesiredState"] == RUNNING and not task.get("NodeID"):
             schedule(state, task, scheduler)
     ready = [n for n in state.nodes.values() if n["ID"] in state.alive and not n.get("Left")]
-    with ThreadPoolExecutor(max_workers=max(len(ready), 1)) as pool:  # the nodes work at once
-        list(pool.map(lambda node: dispatch(state, node), ready))
+    state.changed_networks = overlay.place_nodes(state.networks, overlay.needed(
+        state.networks, state.services, state.tasks, [n["ID"] for n in ready]), state.tasks)
+    with ThreadPoolExecutor(max_workers=workers or max(len(ready), 1)) as pool:  # at once
+        list(pool.map(lambda node: dispatch(state, node, engine(node["Socket"])), ready))
     forgotten = forget_old_tasks(state)
     writes = {records.TASKS + task_id: json.dumps(state.tasks[task_id], sort_keys=True)
               for task_id in state.changed}
     writes |= {records.SERVICES + service_id: json.dumps(state.services[service_id],
                                                          sort_keys=True)
                for service_id in state.changed_services}
+    writes |= {overlay.NETWORKS + network_id: json.dumps(state.networks[network_id],
+                                                         sort_keys=True)
+               for network_id in state.changed_networks}
     services = [records.SERVICES + service_id for service_id in state.changed_services]
+    services += [overlay.NETWORKS + network_id for network_id in state.changed_networks]
     if not store.commit(writes, [records.TASKS + task_id for task_id in forgotten],
                         only_if=(records.LEADER, leader), unchanged=services,
                         since=state.revision):
@@ -232,6 +249,7 @@ def orchestrate(state: Snapshot, service: dict, view: ClusterView) -> None:
                     "Status": {"State": "new", "Timestamp": now()},
                     "SpecVersion": service["Version"]["Index"],
                     "Spec": service["Spec"]["TaskTemplate"]}
+            overlay.attach_task(task, service, state.networks, state.tasks)
             state.tasks[task["ID"]] = task
             state.changed.add(task["ID"])
 
@@ -260,7 +278,7 @@ def schedule(state: Snapshot, task: dict, scheduler: Scheduler) -> None:
     service = state.services[task["ServiceID"]]
     spec = task_spec(task, service)
     try:
-        decision = scheduler.place(spec, explain=True)
+        decision = own_scheduler(service, scheduler).place(spec, explain=True)
     except (NoSuitableNode, SchedulingError) as exc:
         explanation = str(getattr(exc, "decision", exc))
         if task.get("Explain") != explanation:
@@ -273,9 +291,17 @@ def schedule(state: Snapshot, task: dict, scheduler: Scheduler) -> None:
     set_status(state, task, "assigned", "scheduler assigned task to node")
 
 
-def dispatch(state: Snapshot, node: dict) -> None:
+def own_scheduler(service: dict, scheduler: Scheduler) -> Scheduler:
+    """A service's own strategy (``service create --strategy``, kept as its label) ranks
+    the nodes instead of the swarm's, on the same view."""
+    name = service["Spec"].get("Labels", {}).get(records.STRATEGY_LABEL)
+    if not name or name == scheduler.strategy.name:
+        return scheduler
+    return Scheduler(scheduler.view, named_strategy(name), scheduler.filters)
+
+
+def dispatch(state: Snapshot, node: dict, engine: Engine) -> None:
     """Make node ``node``'s daemon run exactly the tasks assigned to it."""
-    engine = Engine(node["Socket"])
     try:
         containers = engine.containers(all=True, label=TASK_LABEL)
     except EngineError as exc:
@@ -315,8 +341,14 @@ def remove(engine: Engine, container: dict, task: dict | None, state: Snapshot) 
 def start(state: Snapshot, engine: Engine, node: dict, task: dict) -> None:
     """``docker run -d`` on the node, through its daemon, with the task's labels."""
     service = state.services[task["ServiceID"]]
+    body = container_body(task, service, node, state.networks)
+    if body["HostConfig"].get("NetworkMode") and \
+            not engine.has_network(body["HostConfig"]["NetworkMode"]):
+        if task["Status"]["State"] != "preparing":  # the node's agent has not built it yet
+            set_status(state, task, "preparing", "waiting for the overlay network on the node")
+        return
     try:
-        container = engine.run(container_name(task, service), container_body(task, service, node))
+        container = engine.run(container_name(task, service), body)
     except EngineError as exc:
         set_status(state, task, "rejected", "starting container failed", str(exc),
                    desired=SHUTDOWN)
@@ -325,25 +357,35 @@ def start(state: Snapshot, engine: Engine, node: dict, task: dict) -> None:
     set_status(state, task, RUNNING, "started")
 
 
-def container_body(task: dict, service: dict, node: dict) -> dict:
+def container_body(task: dict, service: dict, node: dict,
+                   networks: dict[str, dict] | None = None) -> dict:
     """The Engine API's ContainerCreate body for a task: image, command, env, limits, the host
-    ports it publishes, and the labels that tie the container to its task."""
+    ports it publishes, its overlay network (its address from the manager, the node's name
+    server on it), and the labels that tie the container to its task."""
     spec = service["Spec"]
     template = task.get("Spec") or spec["TaskTemplate"]
     container = template["ContainerSpec"]
     limits = template.get("Resources", {}).get("Limits", {})
-    ports = spec.get("EndpointSpec", {}).get("Ports", [])
     host = {"Memory": limits.get("MemoryBytes", 0),
             "NanoCpus": limits.get("NanoCPUs", 0),
             "PortBindings": {f"{p['TargetPort']}/{p.get('Protocol', 'tcp')}":
-                             [{"HostPort": str(p["PublishedPort"])}] for p in ports
-                             if p.get("PublishedPort")}}
-    return {"Image": container["Image"], "Cmd": container.get("Args") or None,
-            "Env": container.get("Env", []),
+                             [{"HostPort": str(p["PublishedPort"])}]
+                             for p in host_ports(service)}}
+    body = {"Image": container["Image"], "Cmd": container.get("Args") or None,
+            "Entrypoint": container.get("Command") or None, "Env": container.get("Env", []),
             "ExposedPorts": {k: {} for k in host["PortBindings"]},
-            "Labels": {SERVICE_LABEL: spec["Name"], SERVICE_ID_LABEL: service["ID"],
-                       TASK_LABEL: task["ID"], NODE_LABEL: node["ID"]},
+            "Labels": {**container.get("Labels", {}), SERVICE_LABEL: spec["Name"],
+                       SERVICE_ID_LABEL: service["ID"], TASK_LABEL: task["ID"],
+                       NODE_LABEL: node["ID"]},
             "HostConfig": host}
+    attachments = task.get("NetworksAttachments") or []
+    network = (networks or {}).get(attachments[0]["NetworkID"]) if attachments else None
+    if network:  # one overlay per task: the first of the service's networks
+        host["NetworkMode"] = network["Name"]
+        host["Dns"] = [network["NodeAddresses"].get(node["ID"], "")]
+        body["NetworkingConfig"] = {"EndpointsConfig": {network["Name"]: {
+            "IPAMConfig": {"IPv4Address": attachments[0]["Address"]}}}}
+    return body
 
 
 def forget_old_tasks(state: Snapshot) -> list[str]:

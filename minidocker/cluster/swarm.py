@@ -39,6 +39,7 @@ NODES, ALIVE = PREFIX + "nodes/", PREFIX + "alive/"
 SERVICES, TASKS = PREFIX + "services/", PREFIX + "tasks/"
 ALPHABET = string.ascii_lowercase + string.digits
 RUNNING, SHUTDOWN = "running", "shutdown"
+STRATEGY_LABEL = "com.minidocker.scheduler.strategy"  # a service's own strategy (its label)
 
 
 class SwarmError(MinidockerError):
@@ -225,8 +226,14 @@ def remove_node(store: Store, ref: str, force: bool = False) -> dict:
 def service_spec(name: str, image: str, args: list[str], replicas: int | None, mode: str,
                  constraints: list[str], preferences: list[str], ports: list[dict],
                  env: list[str], limit_memory: int, reserve_memory: int,
-                 reserve_cpu: int) -> dict:
-    """The spec ``service create`` sends (Engine API ServiceSpec), its rules checked first."""
+                 reserve_cpu: int, labels: dict | None = None, strategy: str = "") -> dict:
+    """The spec ``service create`` sends (Engine API ServiceSpec), its rules checked first.
+    ``strategy`` overrides the swarm's for this service: it is kept as the service's label
+    STRATEGY_LABEL, which a stack file can also set (``deploy.labels``)."""
+    labels = dict(labels or {})
+    if strategy:
+        named_strategy(strategy)  # a one-line error for an unknown name
+        labels[STRATEGY_LABEL] = strategy
     for constraint in constraints:
         parse_constraint(constraint)
     spread = [parse_preference(p) for p in preferences]
@@ -238,7 +245,7 @@ def service_spec(name: str, image: str, args: list[str], replicas: int | None, m
                  "Reservations": {k: v for k, v in (("MemoryBytes", reserve_memory),
                                                     ("NanoCPUs", reserve_cpu)) if v}}
     return {
-        "Name": name, "Labels": {},
+        "Name": name, "Labels": labels,
         "TaskTemplate": {
             "ContainerSpec": {"Image": image, "Args": args, "Env": env},
             "Resources": resources,
@@ -255,7 +262,8 @@ def create_service(store: Store, spec: dict) -> dict:
     swarm(store)
     if not spec["Name"]:
         spec["Name"] = "service_" + new_id(6)
-    if find_service(store, spec["Name"], missing_ok=True):
+    if any(s["Spec"]["Name"] == spec["Name"] for s in read_all(store, SERVICES).values()):
+        # by name only: a new name may well be the prefix of another service's ID
         raise SwarmError(f"rpc error: code = AlreadyExists desc = name conflicts with an "
                          f"existing object: service {spec['Name']} already exists")
     record = {"ID": new_id(), "CreatedAt": now(), "UpdatedAt": now(), "Version": {"Index": 1},
@@ -292,8 +300,6 @@ def update_service(store: Store, ref: str, image: str | None, args: list[str] | 
                    env_add: list[str], replicas: int | None, update_config: dict) -> dict:
     """``service update``: a changed task template starts a rolling update (update.py); a
     changed replica count alone is a scale."""
-    from minidocker.cluster import update
-
     record = find_service(store, ref)
     spec = json.loads(json.dumps(record["Spec"]))
     container = spec["TaskTemplate"]["ContainerSpec"]
@@ -312,6 +318,14 @@ def update_service(store: Store, ref: str, image: str | None, args: list[str] | 
         if "Replicated" not in spec["Mode"]:
             raise SwarmError("replicas can only be used with replicated mode")
         spec["Mode"]["Replicated"]["Replicas"] = replicas
+    return replace_spec(store, record, spec)
+
+
+def replace_spec(store: Store, record: dict, spec: dict) -> dict:
+    """``spec`` becomes the service's: a changed task template is rolled out (update.py), any
+    other change (replicas, labels) takes effect at the next pass."""
+    from minidocker.cluster import update
+
     if spec["TaskTemplate"] != record["Spec"]["TaskTemplate"]:
         update.begin(record, spec)
     else:

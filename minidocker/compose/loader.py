@@ -45,6 +45,7 @@ class Options:
     profiles: list[str] = field(default_factory=list)  # --profile
     environ: dict[str, str] | None = None  # the shell's (default: os.environ)
     cwd: str = ""
+    builds: bool = True  # check each build context (``stack deploy`` ignores ``build:``)
 
 
 def load(options: Options, services: list[str] = ()) -> model.Project:
@@ -66,7 +67,7 @@ def load(options: Options, services: list[str] = ()) -> model.Project:
     profiles = options.profiles or [p for p in environ.get("COMPOSE_PROFILES", "").split(",")
                                     if p]
     tree = complete(tree, name, profiles, services, origins)
-    check_references(tree, origins)
+    check_references(tree, origins, options.builds)
     return make_project(tree, name, directory, files, warnings)
 
 
@@ -199,7 +200,7 @@ def host_name(project: str, key: str, spec: dict) -> dict:
 
 # --- 7. what refers to what ---------------------------------------------------------------------
 
-def check_references(tree: dict, origins: dict) -> None:
+def check_references(tree: dict, origins: dict, builds: bool = True) -> None:
     services = tree["services"]
     for key, service in services.items():
         where = Where(origins[key], "service", key)
@@ -214,7 +215,7 @@ def check_references(tree: dict, origins: dict) -> None:
                                  "top-level networks")
         for volume in service.get("volumes", []):
             check_volume(volume, tree, where)
-        check_image_or_build(service, where)
+        check_image_or_build(service, where, builds)
         mode = service.get("network_mode", "")
         if mode.startswith("service:") and mode[8:] not in services:
             raise where.fail("network_mode", f"no service named {mode[8:]!r}")
@@ -240,11 +241,11 @@ def check_volume(volume: dict, tree: dict, where: Where) -> None:
         raise where.fail("volumes", f"the bind mount of {volume['target']} needs a source")
 
 
-def check_image_or_build(service: dict, where: Where) -> None:
+def check_image_or_build(service: dict, where: Where, builds: bool = True) -> None:
     build = service.get("build")
     if not build and not service.get("image"):
         raise where.fail("image", "a service needs an image or a build")
-    if build:
+    if build and builds:
         context = Path(build["context"])
         if not context.is_dir():
             raise where.fail("build.context", f"the build context {context} is not a "

@@ -120,23 +120,29 @@ class Service:
 
 
 @dataclass
-class NetworkSpec:
+class TopLevelSpec:
+    """A network or volume of the file's top level: ``up`` makes it, labelled with the
+    project, unless it is ``external`` (then it must exist)."""
+
     key: str  # its name in the file
     name: str  # its name on this host
     external: bool = False
-    driver: str = "bridge"
-    subnet: str = ""
-    gateway: str = ""
-    internal: bool = False
     labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
-class VolumeSpec:
-    key: str
-    name: str
-    external: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
+class VolumeSpec(TopLevelSpec):
+    """A named volume."""
+
+
+@dataclass
+class NetworkSpec(TopLevelSpec):
+    """A network, with what ``network create`` takes of it."""
+
+    driver: str = "bridge"
+    subnet: str = ""
+    gateway: str = ""
+    internal: bool = False
 
 
 @dataclass
@@ -187,9 +193,9 @@ SIMPLE = {"command", "entrypoint", "environment", "expose", "volumes_from", "net
 
 def network_of(key: str, d: dict) -> NetworkSpec:
     config = (d.get("ipam", {}).get("config") or [{}])[0]
-    return NetworkSpec(key, d["name"], d.get("external", False), d.get("driver", "bridge"),
-                       config.get("subnet", ""), config.get("gateway", ""),
-                       d.get("internal", False), d.get("labels", {}))
+    return NetworkSpec(key, d["name"], d.get("external", False), d.get("labels", {}),
+                       d.get("driver", "bridge"), config.get("subnet", ""),
+                       config.get("gateway", ""), d.get("internal", False))
 
 
 def volume_of(key: str, d: dict) -> VolumeSpec:

@@ -364,7 +364,20 @@ DEPENDS_KEYS = {"condition": string, "restart": boolean, "required": boolean}
 SERVICE_NETWORK_KEYS = {"aliases": strings, "ipv4_address": string}
 LIMIT_KEYS = {"cpus": number_text, "memory": number_text, "pids": integer}
 RESOURCES_KEYS = {"limits": limits, "reservations": limits}
-DEPLOY_KEYS = {"replicas": integer, "resources": resources}
+PLACEMENT_KEYS = {"constraints": strings, "max_replicas_per_node": integer,
+                  "preferences": lambda v, w, k: [
+                      sub_mapping(item, {"spread": string}, w, k)
+                      for item in expect(v, (list,), w, k, "a list of {spread: KEY}")]}
+UPDATE_KEYS = {"parallelism": integer, "delay": duration, "failure_action": string,
+               "monitor": duration, "max_failure_ratio": number_text, "order": string}
+RESTART_POLICY_KEYS = {"condition": string, "delay": duration, "max_attempts": integer,
+                       "window": duration}
+DEPLOY_KEYS = {"replicas": integer, "resources": resources, "mode": string,
+               "labels": mapping, "endpoint_mode": string,
+               "update_config": lambda v, w, k: sub_mapping(v, UPDATE_KEYS, w, k),
+               "rollback_config": lambda v, w, k: sub_mapping(v, UPDATE_KEYS, w, k),
+               "restart_policy": lambda v, w, k: sub_mapping(v, RESTART_POLICY_KEYS, w, k),
+               "placement": lambda v, w, k: sub_mapping(v, PLACEMENT_KEYS, w, k)}
 PORT_KEYS = {"target": integer, "published": name_or_number, "host_ip": string,
              "protocol": string, "mode": string}
 VOLUME_MOUNT_KEYS = {"type": string, "source": string, "target": string,

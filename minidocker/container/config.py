@@ -337,6 +337,7 @@ def parse_port_bindings_dict(data: dict) -> list:
 # our Limits field -> (Docker's HostConfig name, what inspect shows for "not set")
 DOCKER_LIMITS = {"memory": ("Memory", 0), "memory_swap": ("MemorySwap", 0),
                  "cpu_quota": ("CpuQuota", 0), "cpu_period": ("CpuPeriod", 0),
+                 "nano_cpus": ("NanoCpus", 0),
                  "cpu_shares": ("CpuShares", 0), "cpuset_cpus": ("CpusetCpus", ""),
                  "pids_limit": ("PidsLimit", 0), "memory_reservation": ("MemoryReservation", 0),
                  "memory_swappiness": ("MemorySwappiness", None),

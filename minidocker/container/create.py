@@ -34,6 +34,7 @@ def create(config: Config, host: HostConfig | None = None,
     """Check the request, resolve the image and write the container's record."""
     host = host or HostConfig()
     check_request(config, host)
+    host = with_log_config(host)
     with records.all_locked():  # the name stays free, the image stays until the record is saved
         return make_record(config, host, name)
 
@@ -69,8 +70,6 @@ def check_request(config: Config, host: HostConfig) -> None:
     if host.AutoRemove and host.RestartPolicy.Name != "no":
         raise MinidockerError("Conflicting options: --restart and --rm: a container removed "
                               "when it exits cannot be restarted; choose one")
-    host.LogConfig = check_log_config(host.LogConfig.get("Type") or "json-file",
-                                      host.LogConfig.get("Config") or {})
     if config.StopSignal:
         parse_signal(config.StopSignal)  # a bad --stop-signal fails now, not at 'stop'
     tunables.check_sysctls(host.Sysctls, set(host.namespaces()))
@@ -78,6 +77,14 @@ def check_request(config: Config, host: HostConfig) -> None:
     if config.Domainname and not host.UTSMode.is_private:
         raise MinidockerError("Conflicting options: --domainname and --uts host: the host's "
                               "domain name is not the container's to set")
+
+
+def with_log_config(host: HostConfig) -> HostConfig:
+    """The request with its ``--log-driver`` and ``--log-opt``s checked and completed by the
+    driver's defaults (``max-size``, ``max-file``): the LogConfig ``inspect`` shows."""
+    log_config = check_log_config(host.LogConfig.get("Type") or "json-file",
+                                  host.LogConfig.get("Config") or {})
+    return dataclasses.replace(host, LogConfig=log_config)
 
 
 def with_image_defaults(config: Config, image: dict, reference: str) -> Config:

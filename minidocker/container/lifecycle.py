@@ -44,6 +44,8 @@ from minidocker.container.names import check_name
 from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.namespaces import SIGNALS_TO_FORWARD
 
+POD_INFRA_LABEL = "io.minidocker.pod.infra"  # "true" on a pod's infra (cluster/pods.py)
+
 # (from, command or event, to): the container state machine, drawn by notebook 06.
 TRANSITIONS = [
     ("created", "start", "running"),
@@ -106,14 +108,31 @@ def still_recorded(record: records.ContainerRecord) -> bool:
 
 def start(record: records.ContainerRecord, attach: bool = False) -> int:
     """``start``: a created or exited container runs again, under a new monitor. Started by
-    hand, its restart policy begins afresh (RestartCount 0), as Docker's does."""
+    hand, its restart policy begins afresh (RestartCount 0), as Docker's does. A pod's infra
+    container brings its running members into its new namespaces (``rejoin``)."""
     if record.status in ACTIVE:
         return record.State["Pid"]
     from minidocker.container.monitor import launch  # here: ps and logs never need it
     with record.locked():
         record.State["ManuallyStopped"] = False
         record.RestartCount = 0
-    return launch(record, wait_for_attach=attach)
+    pid = launch(record, wait_for_attach=attach)
+    rejoin(record)
+    return pid
+
+
+def rejoin(infra: records.ContainerRecord) -> None:
+    """A pod's infra container started anew holds new network, IPC and UTS namespaces; its
+    members still running sit in the old ones, which only they keep alive. Each is restarted
+    into the new ones, as podman's ``pod restart`` and Kubernetes' kubelet do when a pod's
+    sandbox is replaced. (A plain ``--network container:X`` is left alone, as Docker leaves
+    it.)"""
+    if infra.Config.Labels.get(POD_INFRA_LABEL) != "true":
+        return
+    for member in records.all_records():
+        if infra.Id in member.HostConfig.shared().values() and \
+                refresh(member).status in ACTIVE:
+            restart(member)
 
 
 def run_in_foreground(record: records.ContainerRecord, sig_proxy: bool = True) -> int:

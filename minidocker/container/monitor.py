@@ -27,8 +27,8 @@ asks every ``Monitor`` which fds it waits on and how long it may sleep (a probe 
 back-off ending), calls select(2) once for all of them, and hands each monitor the fds that are
 ready. A ``Monitor`` is one container's state machine: ``waiting`` (for an attach client,
 ``start -a``), ``running``, ``restarting`` (a back-off is a deadline, never a sleep), ``done``.
-The daemonless CLI runs the loop with one monitor in it. The daemon (stage 12) hands every
-container to one long-lived *monitor host* (``serve_host``, ``python -m
+The daemonless CLI runs the loop with one monitor in it. The daemon (stage 12), and compose
+(stage 13) for a project's containers, hand every container to one long-lived *monitor host* (``serve_host``, ``python -m
 minidocker.container.monitor --host SOCKET``): the same loop with many monitors in it, a
 process apart from the API server as containerd is apart from dockerd. The API server may stop
 and start again; the host keeps the containers, and their records name it as their monitor, so
@@ -43,6 +43,7 @@ unix(7), pty(7), select(2).
 import contextlib
 import fcntl
 import gc
+import importlib
 import json
 import os
 import select
@@ -50,6 +51,7 @@ import signal
 import socket
 import sys
 import termios
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -62,6 +64,7 @@ from minidocker.container.start import Container, start
 from minidocker.container.tty import copy_window_size, write_all
 from minidocker.errors import MinidockerError
 from minidocker.namespaces import Stdio, close_other_fds, receive_console
+from minidocker.state import state_root
 
 MAX_BACKOFF = 10.0  # seconds between restarts, at most
 STEADY = 10.0  # a container that ran this long restarts without delay again
@@ -69,6 +72,12 @@ STEADY = 10.0  # a container that ran this long restarts without delay again
 
 HOST: Path | None = None  # the monitor host's socket, when our caller uses one (the daemon)
 HOST_IDLE = 2.0  # seconds the host lingers after its last container has ended
+STARTING_HOST = threading.Lock()
+
+
+def host_socket() -> Path:
+    """Where this state root's monitor host listens (the daemon's, and compose's)."""
+    return state_root() / "monitor-host.sock"
 
 
 def use_host(path: Path) -> None:
@@ -136,19 +145,38 @@ def ask_host(path: Path, record: records.ContainerRecord, wait_for_attach: bool)
 
 
 def connect_host(path: Path, timeout: float = 10.0) -> socket.socket:
+    """A connection to the monitor host; start it if none answers. Threads of one caller
+    (compose starting services side by side) start one host between them: a second host
+    would wait out the first one's lock before leaving (hold_host_lock)."""
     deadline = time.monotonic() + timeout
-    while True:
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            with short_address(path) as address:
-                connection.connect(address)
-            return connection
-        except (FileNotFoundError, ConnectionRefusedError):
-            connection.close()
-            if time.monotonic() > deadline:
-                raise MinidockerError(f"the monitor host does not answer on {path}; see "
-                                      f"{path.with_suffix('.log')}") from None
-        start_host(path)
+    while (connection := try_connect(path)) is None:
+        if time.monotonic() > deadline:
+            raise MinidockerError(f"the monitor host does not answer on {path}; see "
+                                  f"{path.with_suffix('.log')}")
+        with STARTING_HOST:
+            if (connection := try_connect(path)) is not None:
+                break
+            start_host(path)
+    return connection
+
+
+def warm_host(path: Path, stage: str = "network") -> None:
+    """Start the monitor host if none runs, and have it load ``stage`` now: a caller about to
+    start many containers (compose's up) pays both while it makes their networks."""
+    with connect_host(path) as connection:
+        connection.sendall((json.dumps({"prepare": stage}) + "\n").encode())
+        connection.recv(1)  # EOF: done
+
+
+def try_connect(path: Path) -> socket.socket | None:
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with short_address(path) as address:
+            connection.connect(address)
+        return connection
+    except (FileNotFoundError, ConnectionRefusedError):
+        connection.close()
+        return None
 
 
 def start_host(path: Path) -> None:
@@ -680,6 +708,10 @@ def take_request(loop: Loop, connection: socket.socket) -> None:
         connection.settimeout(5)
         with connection.makefile("rb") as lines:
             request = json.loads(lines.readline())
+        if "prepare" in request:  # {"prepare": "network"}: see warm_host()
+            prepare(request["prepare"])
+            connection.close()
+            return
         connection.settimeout(None)
         monitor = Monitor(records.load(request["start"]), adopt=True)
         monitor.begin(report, wait_for_attach=bool(request.get("wait_for_attach")))
@@ -689,6 +721,13 @@ def take_request(loop: Loop, connection: socket.socket) -> None:
         report({"error": f"monitor host: {exc}", "exit_code": getattr(exc, "exit_code", 125)})
         return
     loop.add(monitor)
+
+
+def prepare(stage: str) -> None:
+    """Load what the coming starts need while no start waits for it: the network stage
+    (pyroute2 alone takes a quarter of a second to import)."""
+    if stage == "network":
+        importlib.import_module("minidocker.network.endpoints")
 
 
 def hold_host_lock(path: Path, timeout: float = 5.0) -> int | None:

@@ -140,6 +140,8 @@ def update(record: records.ContainerRecord, changes: Limits,
         if "memory" in wanted and "memory_swap" not in wanted and old.memory_swap not in (
                 None, -1):
             wanted["memory_swap"] = None  # Docker: swap follows memory unless given
+        if {"cpu_quota", "cpu_period"} & wanted.keys() and "nano_cpus" not in wanted:
+            wanted["nano_cpus"] = None  # a quota of its own: no longer --cpus
         new = dataclasses.replace(old, **wanted)
         if new.pids_limit is not None and new.pids_limit < 0:  # lifted: unlimited again
             new = dataclasses.replace(new, pids_limit=None)

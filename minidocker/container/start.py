@@ -7,7 +7,8 @@ models):
 
 1. ``plan_start``: everything the record asks for, read once (overlay dirs, command,
    environment, namespaces to create or join, mounts, devices, security options);
-2. ``make_cgroup``: the container's cgroup, with its limits and allowed devices (stages 3, 9);
+2. ``make_cgroup``: the container's cgroup, with its limits and allowed devices (stages 3, 9),
+   and whether it guards them (cgroup v1); if not, step 4 mounts /dev read-only;
 3. ``namespaces.spawn`` forks the shim, which unshares a PID namespace (after a user namespace,
    with ``--userns``); its child unshares uts, mnt, ipc and net (or joins another container's)
    and waits while ``parent_side`` moves it into the cgroup, sets its OOM score and plugs its
@@ -31,7 +32,7 @@ notebooks 00 and 06.
 import functools
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from minidocker import cgroups, explain, kernel, namespaces, rootfs, security, unionfs, volumes
@@ -103,7 +104,6 @@ class StartPlan:
     protection: security.SecurityOptions
     mounts: list[volumes.Mount]
     network: NetworkPlan
-    devices_restricted: bool = field(default=False)  # a devices cgroup guards /dev (v1)
 
     @property
     def host(self) -> HostConfig:
@@ -129,11 +129,12 @@ def start(record: records.ContainerRecord,
         if plan.host.Runtime == "runc":  # the spawn step handed to runc (runc.py)
             process, cgroup = runc.spawn(plan, stdio or namespaces.Stdio()), record.cgroup()
         else:
-            cgroup = make_cgroup(plan)
+            cgroup, devices_guarded = make_cgroup(plan)
             process = namespaces.spawn(plan.command, plan.kinds, env=plan.env, stdio=stdio,
                                        join=plan.join, user_map=plan.idmap,
                                        before_start=functools.partial(parent_side, plan, cgroup),
-                                       setup=functools.partial(child_side, plan),
+                                       setup=functools.partial(child_side, plan,
+                                                               devices_guarded),
                                        adopt=adopt)
     except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
         teardown.finish(record, getattr(exc, "exit_code", 125), error=str(exc))
@@ -180,8 +181,9 @@ def parent_side(plan: StartPlan, cgroup: cgroups.Cgroup, pid: int) -> None:
                            nodev=not plan.protection.privileged)
 
 
-def child_side(plan: StartPlan) -> None:
-    """The container's side, as its PID 1 in the new namespaces, just before execve(2)."""
+def child_side(plan: StartPlan, devices_guarded: bool) -> None:
+    """The container's side, as its PID 1 in the new namespaces, just before execve(2).
+    ``devices_guarded``: a devices cgroup (v1) already keeps it from opening other devices."""
     rootfs.make_mounts_private()  # mount_namespaces(7): nothing we mount reaches the host
     if not plan.idmap:  # overlay: the image's layers, the init layer, the upper dir
         unionfs.mount_overlay(plan.dirs, nodev=not plan.protection.privileged)
@@ -189,7 +191,8 @@ def child_side(plan: StartPlan) -> None:
     tunables.write_sysctls(plan.host.Sysctls)  # --sysctl, while /proc/sys is writable
     rootfs.enter_rootfs(rootfs.RootfsSpec(  # /proc, /sys, /dev, then pivot_root(2)
         root, readonly=plan.host.ReadonlyRootfs, privileged=plan.protection.privileged,
-        shm_size=plan.host.ShmSize, more_mounts=functools.partial(mount_extras, plan)))
+        shm_size=plan.host.ShmSize,
+        more_mounts=functools.partial(mount_extras, plan, devices_guarded)))
     if "uts" in plan.kinds:  # never the host's (--uts host)
         kernel.sethostname(plan.config.Hostname)  # sethostname(2)
         kernel.setdomainname(plan.config.Domainname)  # setdomainname(2)
@@ -203,13 +206,13 @@ def child_side(plan: StartPlan) -> None:
     security.apply(plan.protection, switch_user=lambda: switch_user(user))  # the last step
 
 
-def mount_extras(plan: StartPlan, root: str) -> None:
+def mount_extras(plan: StartPlan, devices_guarded: bool, root: str) -> None:
     """Inside, after /proc, /sys and /dev, before pivot_root: devices, /dev/shm, and what
     comes from the host's files (a volume may go under /dev)."""
     dev = os.path.join(root, "dev")
     for device in host_devices() if plan.protection.privileged else plan.host.Devices:
         make_node(dev, device)  # mknod(2)
-    if not plan.devices_restricted and not plan.protection.privileged:
+    if not devices_guarded and not plan.protection.privileged:
         # no devices cgroup (v2): a node the container makes in /dev must not open
         kernel.mount(None, dev, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY
                      | kernel.MS_NOSUID)
@@ -286,9 +289,9 @@ def mount_init(merged: str) -> None:
     kernel.mount(None, target, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY)
 
 
-def make_cgroup(plan: StartPlan) -> cgroups.Cgroup:
-    """The container's cgroup, made and limited before its process exists; the plan learns
-    whether this machine's cgroups restrict its devices (v1 can, see security/devices.py)."""
+def make_cgroup(plan: StartPlan) -> tuple[cgroups.Cgroup, bool]:
+    """The container's cgroup, made and limited before its process exists, and whether this
+    machine's cgroups guard its devices (v1 can, see security/devices.py)."""
     cgroup = plan.record.cgroup()
     rules = rules_for(plan.host.Devices, plan.protection.privileged)
     try:
@@ -300,12 +303,12 @@ def make_cgroup(plan: StartPlan) -> cgroups.Cgroup:
                 if attempt == 2:
                     raise
         cgroup.set_limits(plan.host.Resources)
-        plan.devices_restricted = cgroup.allow_devices(rules)
+        devices_guarded = cgroup.allow_devices(rules)
     except OSError as exc:
         cgroup.destroy()
         raise MinidockerError(f"cannot set up the container's cgroup: {exc} (run "
                               "'minidocker doctor' to see the cgroup layout)") from exc
-    return cgroup
+    return cgroup, devices_guarded
 
 
 def enter_workdir(workdir: str) -> None:

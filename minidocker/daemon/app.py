@@ -91,6 +91,7 @@ ROUTES = [
     Route("/images/{name:path}", images.image_delete, methods=["DELETE"]),
     # images over the wire: build, load/save, commit, and the registry's side
     Route("/build", builds.image_build, methods=["POST"]),
+    Route("/build/prune", builds.build_prune, methods=["POST"]),
     Route("/images/load", images.image_load, methods=["POST"]),
     Route("/images/get", images.images_get, methods=["GET"]),
     Route("/images/search", distribution.image_search, methods=["GET"]),
@@ -261,9 +262,8 @@ def serve(settings: Settings, insecure_tcp: bool = False) -> None:
 
     os.environ.update(settings.environment())  # before anything reads the state root
     from minidocker.container import monitor
-    from minidocker.state import state_root
 
-    monitor.use_host(state_root() / "monitor-host.sock")  # one loop for all our containers
+    monitor.use_host(monitor.host_socket())  # one loop for all our containers
     apply_bridge(settings)
     host = (settings.hosts or [DEFAULT_HOST])[0]
     sock = listen(host, settings.group or None, insecure_tcp, tls=settings.tlsverify)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from minidocker.daemon.distribution import registry_logins
 from minidocker.daemon.errors import ApiError
@@ -72,6 +72,13 @@ async def image_build(request: Request) -> Response:
         raise
     return StreamingResponse(build_stream(process, where, quiet, scratch),
                              media_type="application/json")
+
+
+def build_prune(request: Request) -> Response:
+    """``POST /build/prune`` (``docker system prune``, ``docker builder prune``): the classic
+    builder's cache is the store's own images, pruned with them, so there is no cache of its
+    own to free."""
+    return JSONResponse({"CachesDeleted": None, "SpaceReclaimed": 0})
 
 
 def build_options(request: Request) -> tuple[dict, bool]:

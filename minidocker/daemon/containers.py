@@ -34,6 +34,7 @@ Spec: Docker Engine API v1.50, section "Container". Model: moby
 import asyncio
 import contextlib
 import struct
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -184,7 +185,7 @@ async def container_attach(request: Request) -> Response:
         code = await bridge(record.directory / "attach.sock", with_stdin, tty, streams, keys,
                             receive, write)
         if code is not None:
-            sessions.exit_codes[record.Id] = code
+            sessions.saw_exit(record.Id, code)
 
     return RawStream(tty, pump)
 
@@ -231,14 +232,20 @@ async def bridge(socket_path: Path, with_stdin: bool, tty: bool, streams: set[in
 
 
 async def feed(receive, writer: asyncio.StreamWriter, keys: bytes) -> None:
-    """The client's bytes to the container's stdin; at the detach keys, hang up."""
+    """The client's bytes to the container's stdin; at the detach keys, hang up. A human
+    types the keys one at a time: the start of them is held back until the next bytes say
+    whether they are the keys (then dropped) or input (then sent)."""
+    held = b""
     while True:
         message = await receive()
-        data = message.get("body", b"")
+        data = held + message.get("body", b"")
         if keys in data:
             writer.write(data[:data.index(keys)])
             writer.close()  # the bridge ends; the container runs on
             return
+        held = next((data[-n:] for n in range(min(len(keys) - 1, len(data)), 0, -1)
+                     if data.endswith(keys[:n])), b"")
+        data = data[:len(data) - len(held)]
         if data:
             writer.write(data)
             await writer.drain()
@@ -246,6 +253,8 @@ async def feed(receive, writer: asyncio.StreamWriter, keys: bytes) -> None:
             writer.close()
             return
         if not message.get("more_body", True):
+            writer.write(held)  # not the keys after all
+            held = b""
             writer.write_eof()  # the client's stdin ended
 
 
@@ -256,17 +265,24 @@ async def container_wait(request: Request) -> Response:
     if condition not in WAIT_CONDITIONS:
         raise ApiError(f"invalid condition {condition!r}: use {', '.join(WAIT_CONDITIONS)}")
     record = await _record(request)
-    exit_codes = _sessions(request).exit_codes
+    sessions = _sessions(request)
 
     async def answer():
-        code = await wait_for(record, condition, exit_codes)
+        try:
+            code = await wait_for(record, condition, sessions)
+        finally:
+            sessions.forget_exit(record.Id)
         yield f'{{"StatusCode":{code}}}\n'.encode()
 
     return StreamingResponse(answer(), media_type="application/json")
 
 
-async def wait_for(record, condition: str, exit_codes: dict[str, int]) -> int:
+async def wait_for(record, condition: str, sessions) -> int:
+    """Look at the record every 0.1 s until the condition holds; an attach stream that sees the
+    exit wakes us at once, and then we look every 10 ms for a second (the monitor records the
+    exit, and removes a ``--rm`` container, within milliseconds)."""
     finished_before, code = record.State["FinishedAt"], record.State["ExitCode"]
+    exit_codes, hurry_until = sessions.exit_codes, 0.0
     while True:
         try:
             record = await run_in_threadpool(lifecycle.find, record.Id)
@@ -282,7 +298,10 @@ async def wait_for(record, condition: str, exit_codes: dict[str, int]) -> int:
             return code
         if condition == "next-exit" and stopped and record.State["FinishedAt"] != finished_before:
             return code
-        await asyncio.sleep(0.1)
+        if time.monotonic() < hurry_until:
+            await asyncio.sleep(0.01)
+        elif await sessions.exit_seen(record.Id, 0.1):
+            hurry_until = time.monotonic() + 1
 
 
 def container_logs(request: Request) -> Response:

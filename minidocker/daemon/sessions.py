@@ -4,7 +4,8 @@
   first, then starts, so that no output is lost): the start lets the container's monitor wait
   for them (``lifecycle.start(record, attach=True)``) and then wakes them;
 * the exit code each attach stream saw last (a ``--rm`` container's record is gone by the time
-  ``wait?condition=removed`` answers, but its code must still reach the CLI);
+  ``wait?condition=removed`` answers, but its code must still reach the CLI); seeing it wakes
+  the ``wait`` requests of that container at once, instead of at their next look at the record;
 * exec instances between ``exec create`` and ``exec start`` and after they end (``exec
   inspect`` gives the exit code), as dockerd keeps them in memory too.
 
@@ -13,6 +14,7 @@ records are untouched.
 """
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 
@@ -21,6 +23,24 @@ class Sessions:
     waiting: dict[str, list[asyncio.Future]] = field(default_factory=dict)
     exit_codes: dict[str, int] = field(default_factory=dict)
     execs: dict[str, dict] = field(default_factory=dict)
+    exits: dict[str, asyncio.Event] = field(default_factory=dict)  # set: an exit was seen
+
+    def saw_exit(self, container_id: str, code: int) -> None:
+        """An attach stream saw the container's exit code: keep it, wake its waiters."""
+        self.exit_codes[container_id] = code
+        self.exits.setdefault(container_id, asyncio.Event()).set()
+
+    async def exit_seen(self, container_id: str, seconds: float) -> bool:
+        """Sleep ``seconds``, or until an attach stream sees the container exit (True)."""
+        event = self.exits.setdefault(container_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+        seen = event.is_set()
+        event.clear()
+        return seen
+
+    def forget_exit(self, container_id: str) -> None:
+        self.exits.pop(container_id, None)
 
     def wait_for_start(self, container_id: str) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()

@@ -189,6 +189,7 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
     host.DnsSearch = list(body.get("DnsSearch") or [])
     host.ExtraHosts = list(body.get("ExtraHosts") or [])
     host.NetworkAliases = aliases(networking, mode)
+    host.IPAMConfig = ipam_config(networking, mode)
     host.MoreNetworks = more_networks(networking, mode)
     log_config = body.get("LogConfig") or {}  # checked by create (json-file, local, none)
     host.LogConfig = {"Type": log_config.get("Type") or "json-file",
@@ -224,6 +225,14 @@ def aliases(networking: dict, mode: NetworkMode) -> list[str]:
     endpoint = endpoints.get(str(mode)) or endpoints.get(mode.network) or {}
     return [str(a) for a in (endpoint.get("Aliases") or [])] if isinstance(endpoint, dict) \
         else []
+
+
+def ipam_config(networking: dict, mode: NetworkMode) -> dict:
+    """``--ip``: the IPAMConfig of the endpoint for the container's network."""
+    endpoints = networking.get("EndpointsConfig") or {}
+    endpoint = endpoints.get(str(mode)) or endpoints.get(mode.network) or {}
+    wanted = (endpoint.get("IPAMConfig") or {}) if isinstance(endpoint, dict) else {}
+    return {"IPv4Address": str(wanted["IPv4Address"])} if wanted.get("IPv4Address") else {}
 
 
 def more_networks(networking: dict, mode: NetworkMode) -> dict[str, list[str]]:
@@ -307,7 +316,7 @@ CONTAINER_ZERO = {"MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "
 CONFIG_ZERO = {"AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
                "OnBuild": None}
 HOST_ZERO = {"ContainerIDFile": "", "VolumeDriver": "", "DnsOptions": [], "Cgroup": "",
-             "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "", "NanoCpus": 0,
+             "Runtime": "runc", "ConsoleSize": [0, 0], "Isolation": "",
              "BlkioWeightDevice": [], "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [],
              "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "DeviceCgroupRules": None,
              "DeviceRequests": None, "KernelMemory": 0, "KernelMemoryTCP": 0, "CpuCount": 0,

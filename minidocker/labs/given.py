@@ -1,13 +1,15 @@
 """Helpers the labs give the student ready-made, so that each lab is only about its lesson.
 
-``from minidocker.labs.given import exec_command, wait_for`` in a lab's starter file; lab 15's
-checker describes the container it wants in a ``ContainerSpec``.
+``from minidocker.labs.given import exec_command, wait_for`` in a lab's starter file; lab 12's
+HTTP client reads its socket with a ``Reader``; lab 15's checker describes the container it
+wants in a ``ContainerSpec``.
 
-Man pages: execve(2), waitpid(2).
+Man pages: execve(2), waitpid(2), recv(2).
 Used by: the labs' starter files (labs/NN-topic/starter.py) and their solutions.
 """
 
 import os
+import socket
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -28,6 +30,43 @@ def wait_for(pid: int) -> int:
     status = os.waitpid(pid, 0)[1]
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
+
+
+class Reader:
+    """Lab 12: bytes from a socket, read as they come, with what was read too far kept for later."""
+
+    def __init__(self, sock: socket.socket, already: bytes = b""):
+        self.sock, self.buffer = sock, already
+
+    def more(self) -> bool:
+        """Read once more from the socket; False when the other side has closed."""
+        data = self.sock.recv(65536)
+        self.buffer += data
+        return bool(data)
+
+    def line(self) -> bytes:
+        """One line, without its CRLF."""
+        while b"\r\n" not in self.buffer:
+            if not self.more():
+                raise ConnectionError("the connection closed in the middle of a line")
+        line, _, self.buffer = self.buffer.partition(b"\r\n")
+        return line
+
+    def exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if not self.more():
+                raise ConnectionError(f"the connection closed after {len(self.buffer)} of "
+                                      f"{size} bytes")
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def pieces(self):
+        """What is left: first what is already buffered, then each read, to the end."""
+        if self.buffer:
+            yield self.buffer
+            self.buffer = b""
+        while data := self.sock.recv(65536):
+            yield data
 
 
 @dataclass(frozen=True)

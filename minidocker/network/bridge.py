@@ -35,7 +35,7 @@ def link_exists(name: str) -> bool:
         return bool(ip.link_lookup(ifname=name))
 
 
-def ensure_bridge(name: str, gateway: str, prefixlen: int, owner: str) -> None:
+def ensure_bridge(name: str, gateway: str, prefixlen: int, owner: str, mtu: int = MTU) -> None:
     """Create the bridge if it is missing, mark it with its ``owner`` (its alias, which
     ``ip link`` shows), give it the gateway address, and bring it up."""
     with IPRoute() as ip:
@@ -46,7 +46,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, owner: str) -> None:
             ip.link("set", index=index, ifalias=owner)
         if not ip.get_addr(index=index, address=gateway):
             ip.addr("add", index=index, address=gateway, prefixlen=prefixlen)
-        ip.link("set", index=index, mtu=MTU, state="up")
+        ip.link("set", index=index, mtu=mtu, state="up")
     sysctl("net.ipv4.ip_forward", "1")  # be a router between the bridges and the world
     # Let packets to 127.0.0.1 be DNAT'ed onto the bridge (see firewall.py, "hairpin").
     sysctl(f"net.ipv4.conf.{name}.route_localnet", "1")

@@ -167,7 +167,7 @@ def _join(record: dict, network: Network, bindings: list[ports.PortBinding],
         e["gateway"] and e is not endpoint and not _internal(e) for e in record["endpoints"])
     veth.plug(record["pid"], endpoint["veth"], network.bridge, endpoint["ifname"], address,
               endpoint["prefixlen"], endpoint["mac_address"],
-              network.gateway if first_route else None)
+              network.gateway if first_route else None, network.mtu)
     _publish(record, endpoint, network, bindings)
     if not network.icc:
         _allow_links(record, endpoint, network)
@@ -238,7 +238,7 @@ def bring_up(network: Network) -> None:
                                        network.icc):
         firewall.add(rule)
     bridge.ensure_bridge(network.bridge, network.gateway, ipam.prefixlen(network),
-                         store.bridge_owner())
+                         store.bridge_owner(), network.mtu)
 
 
 def bring_down(network: Network) -> None:

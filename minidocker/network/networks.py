@@ -20,7 +20,7 @@ from minidocker.errors import Conflict, MinidockerError
 from minidocker.network import bridge, endpoints, ipam, store
 from minidocker.network.endpoints import Endpoint
 from minidocker.network.netlink import outside_event_loop
-from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION, Network
+from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION, MTU_OPTION, Network
 
 NETWORK_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # as Docker's names of objects
 
@@ -38,6 +38,10 @@ def create(name: str, *, driver: str = "bridge", subnet: str | None = None,
         raise MinidockerError(f"invalid network name {name!r}: use letters, digits and "
                               "_.- (starting with a letter or digit), e.g. shop_net")
     options = {ICC_OPTION: "true", **(options or {})}
+    if not options.get(MTU_OPTION, "1500").isdigit() or \
+            not 68 <= int(options.get(MTU_OPTION, "1500")) <= 65535:
+        raise MinidockerError(f"invalid {MTU_OPTION} {options[MTU_OPTION]!r}: give an MTU "
+                              "from 68 to 65535, e.g. 1450")
     with store.locked():
         endpoints.roll_back_creates()  # a killed create's subnet and bridge are free again
         existing = store.all_networks()

@@ -19,6 +19,7 @@ DEFAULT_BRIDGE = "minidocker0"  # Docker's docker0
 DEFAULT_SUBNET = "172.18.0.0/16"  # Docker's 172.17.0.0/16, moved one up to live beside it
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+MTU_OPTION = "com.docker.network.driver.mtu"  # the bridge's and the veths' MTU (1500)
 PREDEFINED = ("bridge", "host", "none")
 
 
@@ -42,6 +43,12 @@ class Network:
     def icc(self) -> bool:
         """May containers on this network talk to each other? (``--opt enable_icc=false``)"""
         return self.options.get(ICC_OPTION, "true").lower() != "false"
+
+    @property
+    def mtu(self) -> int:
+        """The MTU of the bridge and of every veth on it (``--opt ...driver.mtu=1450``: an
+        overlay's bridge leaves room for the VXLAN header)."""
+        return int(self.options.get(MTU_OPTION, "1500"))
 
     @property
     def predefined(self) -> bool:

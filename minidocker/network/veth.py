@@ -43,7 +43,7 @@ def loopback_up(pid: int) -> None:
 
 
 def plug(pid: int, veth: str, bridge: str, ifname: str, address: str, prefixlen: int,
-         mac: str, gateway: str | None) -> None:
+         mac: str, gateway: str | None, mtu: int = MTU) -> None:
     """Connect the container ``pid`` to ``bridge``: the whole veth story, in order."""
     peer = "p" + veth[1:]  # a temporary name for the container's end while it is on the host
     explain.step("ip link", f"add {veth} type veth peer name {peer}; set {peer} netns {pid} "
@@ -55,11 +55,11 @@ def plug(pid: int, veth: str, bridge: str, ifname: str, address: str, prefixlen:
         host.link("add", ifname=veth, kind="veth", peer={"ifname": peer})
         host_end = host.link_lookup(ifname=veth)[0]
         host.link("set", index=host_end, master=host.link_lookup(ifname=bridge)[0])
-        host.link("set", index=host_end, mtu=MTU, state="up")
+        host.link("set", index=host_end, mtu=mtu, state="up")
         host.link("set", index=host.link_lookup(ifname=peer)[0], net_ns_pid=pid)
     with container_netns(pid) as ns:
         inside = ns.link_lookup(ifname=peer)[0]
-        ns.link("set", index=inside, ifname=ifname, address=mac, mtu=MTU)
+        ns.link("set", index=inside, ifname=ifname, address=mac, mtu=mtu)
         ns.addr("add", index=inside, address=address, prefixlen=prefixlen)
         ns.link("set", index=inside, state="up")
         ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")

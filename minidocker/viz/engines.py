@@ -45,12 +45,15 @@ class Dockerd:
     """dockerd in private mount and network namespaces; its socket is ``directory/docker.sock``.
     A context manager."""
 
-    def __init__(self, directory: str | Path, bridge: bool = False):
+    text = False  # the docker CLI's output as bytes (True: as text, unless input is bytes)
+
+    def __init__(self, directory: str | Path, bridge: bool = False, flags: tuple = ()):
         self.directory = Path(directory)
         self.socket = self.directory / "docker.sock"
         self.private = self.directory / "private"  # a tmpfs, seen only by dockerd
         self.cgroup_parent = f"minidocker-dockerd-{os.getpid()}-{id(self) % 10000}"
         self.bridge = bridge
+        self.flags = list(flags)  # more of dockerd's flags
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -67,6 +70,7 @@ class Dockerd:
                  "--containerd-plugins-namespace=minidocker-side-plugins"]
         flags += [] if self.bridge else ["--bridge=none", "--iptables=false",
                                          "--ip-masq=false"]
+        flags += self.flags
         script = (f"mount --make-rprivate / && ip link set lo up && mkdir -p {p} && "
                   f"mount -t tmpfs tmpfs {p} && mount -t tmpfs tmpfs /run && "
                   f"exec dockerd {' '.join(flags)}")
@@ -97,9 +101,10 @@ class Dockerd:
         """dockerd's PID (``unshare`` and ``sh`` exec'd into it)."""
         return self.proc.pid
 
-    def docker(self, *args: str, input: bytes | None = None,
+    def docker(self, *args: str, input: bytes | str | None = None,
                timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run([DOCKER, *args], input=input, capture_output=True,
+                              text=self.text and not isinstance(input, bytes),
                               timeout=timeout, env=self.env)
 
     def shims(self) -> list[int]:
@@ -130,7 +135,8 @@ class Dockerd:
         if self.proc.poll() is None:
             ids = self.docker("ps", "-aq", timeout=30).stdout.split()
             if ids:
-                self.docker("rm", "-f", *[i.decode() for i in ids], timeout=60)
+                self.docker("rm", "-f", "-v", *[i if isinstance(i, str) else i.decode()
+                                                 for i in ids], timeout=60)
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(30)

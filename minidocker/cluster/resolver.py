@@ -1,0 +1,105 @@
+"""Service discovery: a name server on each node, answering from etcd, round robin.
+
+A task's ``/etc/resolv.conf`` names its node's address on the overlay (the task's gateway), and
+there the node's agent answers DNS queries (UDP port 53) from what it last read in etcd:
+
+    web                  every running task of service ``web``: all their addresses, in an
+    tasks.web            order that turns at each query (DNS round robin)
+    web.2.<task id>      one task, by its container's name
+
+We chose **DNS round robin** over a virtual IP. A VIP needs a load balancer on the path: IPVS
+(not in this kernel) or iptables DNAT with the ``statistic`` match — and since a task on
+another node would answer the client directly, the DNAT'd packets must also be SNAT'd to an
+address of the balancing node, so the server never sees its client. Round robin needs nothing
+on the path: a client gets every address, the first one turning at each query, and connects
+straight over the overlay (Docker's ``--endpoint-mode dnsrr``). Its price: a client that
+caches an answer keeps its server (the TTL is 0 to discourage it), and a dead task stays in an
+answer until the agent reads the next change (a second at most). The routing mesh, where the
+client is outside the overlay and cannot resolve anything, does use DNAT and SNAT (mesh.py).
+
+Names the swarm does not know get ``REFUSED``: the lab has no upstream resolver to ask.
+The DNS messages are parsed and built by dnspython; what the course shows is which names exist
+and where their answers come from.
+
+Docs: RFC 1035 (messages), docs.docker.com "Manage swarm service networks" (service discovery,
+``tasks.<service>``, ``--endpoint-mode dnsrr``). Used by: agent.py, notebook 14b-overlay-networks.
+"""
+
+import itertools
+import logging
+import socket
+import threading
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from minidocker.cluster import swarm as records
+
+PORT = 53
+TTL = 0
+log = logging.getLogger("minidocker.resolver")
+
+
+def names(state: dict) -> dict[str, list[str]]:
+    """Every name the swarm answers for, with its addresses (running tasks only)."""
+    table: dict[str, list[str]] = {}
+    for task in sorted(state["tasks"].values(), key=lambda t: (t.get("Slot") or 0, t["ID"])):
+        service = state["services"].get(task["ServiceID"])
+        if not service or task["DesiredState"] != records.RUNNING or \
+                task["Status"]["State"] != records.RUNNING:
+            continue
+        addresses = [a["Address"] for a in task.get("NetworksAttachments", [])]
+        if not addresses:
+            continue
+        name = service["Spec"]["Name"]
+        slot = task.get("Slot") or task.get("Pinned")
+        for key in (name, f"tasks.{name}"):
+            table.setdefault(key.lower(), []).extend(addresses[:1])
+        table[f"{name}.{slot}.{task['ID']}".lower()] = addresses[:1]
+    return table
+
+
+class Resolver:
+    """The node's name server: a UDP socket and the table of the latest etcd read."""
+
+    def __init__(self, address: str = "0.0.0.0", port: int = PORT):
+        self.table: dict[str, list[str]] = {}
+        self.turns = itertools.count()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((address, port))
+
+    def update(self, state: dict) -> None:
+        self.table = names(state)
+
+    def answer(self, query: bytes) -> bytes:
+        request = dns.message.from_wire(query)
+        response = dns.message.make_response(request)
+        response.flags |= dns.flags.RA
+        question = request.question[0]
+        name = question.name.to_text(omit_final_dot=True).lower()
+        addresses = self.table.get(name)
+        if addresses is None:
+            response.set_rcode(dns.rcode.REFUSED)
+        elif question.rdtype == dns.rdatatype.A:
+            turn = next(self.turns) % len(addresses)  # round robin: start one further each time
+            rotated = addresses[turn:] + addresses[:turn]
+            response.answer.append(dns.rrset.from_text_list(
+                question.name, TTL, dns.rdataclass.IN, dns.rdatatype.A, rotated))
+        return response.to_wire()
+
+    def serve(self) -> None:
+        while True:
+            query, client = self.sock.recvfrom(4096)
+            try:
+                self.sock.sendto(self.answer(query), client)
+            except Exception as exc:  # a malformed query must not stop the name server
+                log.warning("dns query from %s: %s", client[0], exc)
+
+    def start(self) -> "Resolver":
+        threading.Thread(target=self.serve, daemon=True).start()
+        return self
