@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if console is None:
         return 1
     with tmpfs_state_root() as root:
-        minidocker = [sys.executable, "-m", "minidocker.cli"]
+        # -P: the CLI from PYTHONPATH even when run in a checkout (-m puts the cwd first)
+        minidocker = [sys.executable, "-P", "-m", "minidocker.cli"]
         subprocess.run([*minidocker, "setup"], check=True, capture_output=True)
         report = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                   "load_average": os.getloadavg(), "runs": args.runs, "datasets": {}}
