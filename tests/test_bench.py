@@ -131,6 +131,19 @@ def test_image_bench_runs_once(tmp_path):
     assert figures["commit_vs_tar"]["commit_ms"] > 0
 
 
+def test_layer_bench_runs_once(tmp_path):
+    """bench/layers.py end to end on a tiny dataset: every pair is timed and has a ratio."""
+    out = tmp_path / "layers.json"
+    script = Path(__file__).resolve().parents[1] / "bench" / "layers.py"
+    result = subprocess.run([sys.executable, str(script), "--files", "50", "--only", "small",
+                             "--runs", "1", "--json", str(out)], capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr
+    datasets = json.loads(out.read_text())["datasets"]
+    assert set(datasets) == {"small"}
+    assert all(case["ratio"] > 0 for cases in datasets.values() for case in cases.values())
+
+
 def test_lifecycle_bench_runs_small_and_cleans_up(tmp_path):
     """bench/lifecycle.py end to end with 2 detached containers and no podman: the figures
     are there (not judged), and nothing is left — no monitor, no cgroup, no workspace."""

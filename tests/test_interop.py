@@ -159,6 +159,33 @@ def test_skopeo_reads_and_copies_a_saved_archive(work, image, saved, transport):
     assert runs_here(name) == EXPECTED
 
 
+def test_skopeo_reads_and_unpacks_a_zstd_saved_archive(work, image):
+    """``save --compress zstd``: OCI's tar+zstd layers. skopeo copies them as they are (dir:),
+    and decompresses them to gzip them again (skopeo will not put zstd in a docker-archive):
+    that archive loads back with the same image ID, every diff_id checked."""
+    need("skopeo")
+    pytest.importorskip("zstandard")
+    archive = work / "saved-zstd.tar"
+    ok(md("save", "--compress", "zstd", "-o", str(archive), image))
+    target = work / "skopeo-zstd-dir"
+    peer(work, "skopeo", "copy", f"oci-archive:{archive}", f"dir:{target}")
+    layers = json.loads((target / "manifest.json").read_text())["layers"]
+    assert {layer["mediaType"] for layer in layers} == \
+        {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    for layer in layers:
+        assert (target / layer["digest"].split(":")[1]).read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+    gzipped, name = work / "skopeo-from-zstd.tar", "skopeo/from-zstd:1"
+    peer(work, "skopeo", "copy", "--dest-compress-format", "gzip", f"oci-archive:{archive}",
+         f"oci-archive:{gzipped}:{name}")
+    assert ok(md("load", "-i", str(gzipped))).stdout == f"Loaded image: {name}\n"
+    assert image_id(name) == image_id(image)
+    ok(md("tag", image, "interop:zstd-source"))
+    ok(md("rmi", image))  # minidocker reads its own zstd archive back too
+    assert ok(md("load", "-i", str(archive))).stdout == f"Loaded image: {image}\n"
+    assert image_id(image) == image_id("interop:zstd-source")
+    assert runs_here(image) == EXPECTED
+
+
 def test_skopeo_reads_the_store_layout(work):
     need("skopeo")
     layout, store = layout_dir(), ImageStore()

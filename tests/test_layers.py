@@ -331,12 +331,23 @@ def tree(tmp_path) -> Path:
     return tmp_path / "src"
 
 
-@pytest.mark.parametrize("gzipped", [False, True])
-def test_a_tree_round_trips(tree, tmp_path, gzipped):
+@pytest.mark.parametrize("compression", ["plain", "gzip", "zstd"])
+def test_a_tree_round_trips(tree, tmp_path, compression):
     layer = layer_bytes(tree)
+    if compression == "gzip":
+        layer = gzip.compress(layer)
+    elif compression == "zstd":
+        layer = pytest.importorskip("zstandard").ZstdCompressor().compress(layer)
     (tmp_path / "dest").mkdir()
-    extract_layer(io.BytesIO(gzip.compress(layer) if gzipped else layer), tmp_path / "dest")
+    extract_layer(io.BytesIO(layer), tmp_path / "dest")
     assert manifest(tmp_path / "dest") == manifest(tree)
+
+
+def test_a_zstd_bomb_stops_at_max_bytes(box):
+    zstandard = pytest.importorskip("zstandard")
+    raw = tar_of(regular("zeros", bytes(10 << 20))).getvalue()
+    box.refuses(io.BytesIO(zstandard.ZstdCompressor().compress(raw)), match="bomb",
+                max_bytes=1 << 20)
 
 
 def test_whiteouts_become_oci_markers_and_back(tree, tmp_path):
@@ -367,6 +378,75 @@ def test_the_output_is_deterministic(tree, tmp_path):
     assert layer_bytes(tree) == first
     subprocess.run(["cp", "-a", tree, tmp_path / "copy"], check=True)  # new inodes, same metadata
     assert layer_bytes(tmp_path / "copy") == first
+
+
+def test_the_writer_writes_the_bytes_tarfile_would(tree):
+    """The layer writer packs common headers itself and batches its writes; the bytes stay
+    those of tarfile's PAX writer (so a layer's diff_id never changes with the writer): with
+    a file larger than the writer's 1 MiB block, a device node and numbers that need PAX."""
+    from minidocker.image import layers
+
+    (tree / "lib/large").write_bytes(random.Random(1).randbytes(3 * layers.CHUNK + 5))
+    os.mknod(tree / "run/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.chown(tree / "home/user/notes", 8 ** 7, 1000)  # too large for ustar's octal field
+    stamp(tree)
+    reference = io.BytesIO()
+    with tarfile.open(fileobj=reference, mode="w|", format=tarfile.PAX_FORMAT,
+                      encoding="utf-8", errors="surrogateescape") as tar:
+        for info, path in reference_members(tree):
+            with open(path, "rb") if path else io.BytesIO() as content:
+                tar.addfile(info, content if path else None)
+    assert layer_bytes(tree) == reference.getvalue()
+
+
+def test_a_file_sink_gets_the_same_bytes(tree, tmp_path):
+    """Into a plain file, a large member's bytes go by sendfile(2): the same tar."""
+    from minidocker.image import layers
+
+    (tree / "lib/large").write_bytes(random.Random(1).randbytes(2 * layers.CHUNK + 5))
+    with open(tmp_path / "layer.tar", "wb") as out:
+        write_layer_tar(tree, out)
+    assert (tmp_path / "layer.tar").read_bytes() == layer_bytes(tree)
+
+
+def reference_members(root: Path, prefix: str = "", first: dict | None = None):
+    """The layer's members as tarfile.TarInfo, walked the plain way (the writer's rules in a
+    dozen lines): (TarInfo, path of the content or None)."""
+    first = {} if first is None else first
+    nodes = [(name, os.lstat(root / name)) for name in os.listdir(root)]
+    nodes.sort(key=lambda node: (not (stat.S_ISCHR(node[1].st_mode) and not node[1].st_rdev),
+                                 os.fsencode(node[0])))
+    for name, st in nodes:
+        info = tarfile.TarInfo(prefix + name)
+        info.mode, info.uid, info.gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+        info.uname = info.gname = ""
+        info.mtime = st.st_mtime_ns // 1_000_000_000
+        path = None
+        if stat.S_ISCHR(st.st_mode) and not st.st_rdev:
+            info.name = prefix + ".wh." + name
+        elif not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1 and st.st_ino in first:
+            info.type, info.linkname = tarfile.LNKTYPE, first[st.st_ino]
+        elif stat.S_ISREG(st.st_mode):
+            first[st.st_ino] = info.name
+            info.size, path = st.st_size, root / name
+        elif stat.S_ISLNK(st.st_mode):
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(root / name)
+        elif stat.S_ISFIFO(st.st_mode):
+            info.type = tarfile.FIFOTYPE
+        elif stat.S_ISCHR(st.st_mode):
+            info.type = tarfile.CHRTYPE
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        if not stat.S_ISDIR(st.st_mode):
+            yield info, path
+            continue
+        info.type = tarfile.DIRTYPE
+        yield info, None
+        if opaque(root / name) == b"y":
+            marker = tarfile.TarInfo(f"{info.name}/.wh..wh..opq")
+            for field in ("mode", "uid", "gid", "mtime", "uname", "gname"):
+                setattr(marker, field, getattr(info, field))
+            yield marker, None
+        yield from reference_members(root / name, f"{info.name}/", first)
 
 
 def test_sockets_are_skipped(tmp_path):

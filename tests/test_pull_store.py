@@ -1,6 +1,6 @@
 """Stage 11, how a pull stores a layer: unpacked straight from the decompressor, its tar
-checked against the config's diff_id before the layer gets its name, the downloaded gzip file
-renamed into the store as the blob (the registry's bytes, never compressed again)."""
+checked against the config's diff_id before the layer gets its name, the gzip blob kept as the
+registry sent it (never compressed again)."""
 
 import gzip
 import hashlib
@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from minidocker.image.archive import ArchiveError, import_downloaded_layer
+from minidocker.image.archive import ArchiveError, import_layer
 from minidocker.image.store import ImageStore, layer_dir
 
 
@@ -27,27 +27,34 @@ def layer_files(tmp_path):
             f"sha256:{hashlib.sha256(plain.getvalue()).hexdigest()}")
 
 
-def test_a_downloaded_layer_is_checked_unpacked_and_kept_as_it_came(tmp_path, monkeypatch):
+def test_a_pulled_layer_is_checked_unpacked_and_kept_as_it_came(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIDOCKER_ROOT", str(tmp_path / "state"))
-    (tmp_path / "scratch").mkdir()
     store = ImageStore()
     path, digest, diff_id = layer_files(tmp_path)
     wrong = "sha256:" + "0" * 64
-    with pytest.raises(ArchiveError, match="diff_id mismatch"):
-        import_downloaded_layer(store, path, tmp_path / "scratch", digest, wrong)
-    assert not layer_dir(wrong).exists() and not store.blobs.has(digest) and path.exists()
+    with open(path, "rb") as source, pytest.raises(ArchiveError, match="diff_id mismatch"):
+        import_layer(store, source, digest, wrong)
+    assert not layer_dir(wrong).exists() and not store.blobs.has(digest)
     assert not list(layer_dir(wrong).parent.iterdir())  # no staging directory left
 
-    layer = import_downloaded_layer(store, path, tmp_path / "scratch", digest, diff_id)
-    assert (layer.digest, layer.diff_id, layer.size) == (digest, diff_id,
-                                                        len(store.blobs.path(digest)
-                                                            .read_bytes()))
-    assert not path.exists()  # renamed into the store
+    with open(path, "rb") as source:
+        layer = import_layer(store, source, digest, diff_id)
+    assert (layer.digest, layer.diff_id) == (digest, diff_id)  # the registry's bytes, as sent
+    assert store.blobs.path(digest).read_bytes() == path.read_bytes()
     assert (layer_dir(diff_id) / "hello").read_text() == "hi\n"
-    # a layer unpacked already is not unpacked again, but its tar is checked all the same
-    path, digest, _ = layer_files(tmp_path)
-    wrong_dir = layer_dir(wrong)
-    wrong_dir.mkdir()
-    with pytest.raises(ArchiveError, match="diff_id mismatch"):
-        import_downloaded_layer(store, path, tmp_path / "scratch", digest, wrong)
-    assert not list(wrong_dir.iterdir())
+
+
+def test_a_zstd_layer_is_checked_unpacked_and_stored_as_gzip(tmp_path, monkeypatch):
+    """OCI's tar+zstd layers (a registry may serve them): the registry's digest is checked on
+    the zstd bytes, the diff_id on the tar inside; the store keeps its layers gzip."""
+    zstandard = pytest.importorskip("zstandard")
+    monkeypatch.setenv("MINIDOCKER_ROOT", str(tmp_path / "state"))
+    path, _, diff_id = layer_files(tmp_path)
+    blob = zstandard.ZstdCompressor().compress(gzip.decompress(path.read_bytes()))
+    digest = f"sha256:{hashlib.sha256(blob).hexdigest()}"
+    with pytest.raises(ArchiveError, match="corrupt"):
+        import_layer(ImageStore(), io.BytesIO(blob), "sha256:" + "1" * 64, diff_id)
+    layer = import_layer(ImageStore(), io.BytesIO(blob), digest, diff_id)
+    assert layer.diff_id == diff_id and layer.digest != digest
+    assert ImageStore().blobs.path(layer.digest).read_bytes()[:2] == b"\x1f\x8b"
+    assert (layer_dir(diff_id) / "hello").read_text() == "hi\n"

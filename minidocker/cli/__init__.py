@@ -248,8 +248,11 @@ def image_prune(everything):
 @main.command(context_settings=CONTEXT)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file "
               "instead of stdout.")
+@click.option("--compress", type=click.Choice(["gzip", "zstd"]), default="gzip",
+              show_default=True, help="How the layers are compressed (zstd: OCI's tar+zstd, "
+              "needs the zstandard package).")
 @click.argument("images", nargs=-1, required=True)
-def save(output, images):
+def save(output, compress, images):
     """Save images to a tar archive (OCI layout + docker manifest.json)."""
     from minidocker.image.archive import save as write
     from minidocker.image.store import ImageStore
@@ -257,7 +260,7 @@ def save(output, images):
     store = ImageStore()
     chosen = [(store.get(name), _tag_or_none(store, name)) for name in images]
     with _output(output) as out:
-        write(chosen, out)
+        write(chosen, out, compress)
 
 
 @main.command(context_settings=CONTEXT)

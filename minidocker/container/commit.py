@@ -34,13 +34,10 @@ def commit(name: str, tag: str | None = None, author: str = "", message: str = "
     own lock while its upper dir is read, so that an ``rm`` waits until the layer is made."""
     record = records.find(name)
     store = ImageStore()
-    with store.scratch() as scratch, store.transaction():
+    with store.transaction():
         parent = store.get(record.Image)
         with record.locked():  # NotFound if an rm came first
-            tar_path = Path(scratch) / "layer.tar"
-            with open(tar_path, "wb") as out:
-                write_layer_tar(record.directory / "upper", out)
-            layer = store.add_layer(tar_path, source_dir=record.directory / "upper")
+            layer = store.add_layer_from(record.directory / "upper")
         config = child_config(parent, layer, " ".join(record.command), author, message,
                               changes)
         parents = [Layer(d["digest"], diff_id, d["size"]) for d, diff_id

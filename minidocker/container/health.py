@@ -34,7 +34,6 @@ import re
 import signal
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 
 from minidocker import events
 from minidocker.container import records
@@ -140,7 +139,10 @@ DURATION_PART = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 
 
 def go_duration(text: str) -> int:
-    """Go's ``time.ParseDuration``, as Docker reads ``--interval=1m30s``: in nanoseconds."""
+    """Go's ``time.ParseDuration``, as Docker reads ``--interval=1m30s``: in nanoseconds.
+    Exact decimals, as Go's integer arithmetic (decimal is imported here: off ``run``'s path)."""
+    from decimal import Decimal, InvalidOperation
+
     sign, body = (-1, text[1:]) if text[:1] == "-" else (1, text.removeprefix("+"))
     if body == "0":
         return 0

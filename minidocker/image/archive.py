@@ -26,7 +26,6 @@ Used by: notebook 05-images (``save``, ``load``, ``import``), tests/test_interop
 """
 
 import gzip
-import io
 import json
 import os
 import posixpath
@@ -37,9 +36,17 @@ from pathlib import Path
 from minidocker import events
 from minidocker.errors import MinidockerError
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
-from minidocker.image.layers import GZIP_MAGIC
+from minidocker.image.layers import (
+    CHUNK,
+    GZIP_MAGIC,
+    ZSTD_MAGIC,
+    TarWriter,
+    ZstdReader,
+    extract_layer,
+)
 from minidocker.image.reference import short_name
 from minidocker.image.store import (
+    GZIP_LEVEL,
     INDEX,
     MANIFEST,
     OCI_LAYOUT,
@@ -48,15 +55,17 @@ from minidocker.image.store import (
     ImageStore,
     Layer,
     architecture,
-    layer_dir,
     new_config,
 )
 
 MAX_JSON = 4 << 20  # manifests, configs, indexes: never more than this
+LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+# save --compress zstd: zstd's own default level, faster than gzip's level 1 for a smaller
+# blob; one thread (zstd's multi-threaded frames differ from single-threaded ones).
+ZSTD_LEVEL = 3
 MAX_LAYER = 8 << 30  # uncompressed bytes per layer
 ACCEPTED_MANIFESTS = (MANIFEST, "application/vnd.docker.distribution.manifest.v2+json")
 INDEXES = (INDEX, "application/vnd.docker.distribution.manifest.list.v2+json")
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class ArchiveError(MinidockerError):
@@ -65,44 +74,77 @@ class ArchiveError(MinidockerError):
 
 # --- save ------------------------------------------------------------------------------------
 
-def save(images: list[tuple[Image, str | None]], output) -> None:
-    """Write the images (each with the name it was asked by) as an OCI + docker archive."""
+def save(images: list[tuple[Image, str | None]], output, compression: str = "gzip") -> None:
+    """Write the images (each with the name it was asked by) as an OCI + docker archive. With
+    ``compression="zstd"`` each layer is written compressed with zstd instead (OCI's
+    ``tar+zstd``): a new blob, so a new manifest; the config, and so the image ID, stays
+    the same (its diff_ids are the digests of the uncompressed tars)."""
     store = ImageStore()
     index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": []}
     docker_manifest, blobs = [], {}
-    for image, name in images:
-        descriptor = {"mediaType": MANIFEST, "digest": image.manifest_digest,
-                      "size": store.blobs.path(image.manifest_digest).stat().st_size}
-        if name:
-            descriptor["annotations"] = {REF_NAME: name}
-        index["manifests"].append(descriptor)
-        layers = [layer["digest"] for layer in image.manifest["layers"]]
-        docker_manifest.append({"Config": _blob_name(image.id),
-                                "RepoTags": [name] if name else [],
-                                "Layers": [_blob_name(d) for d in layers]})
-        for digest in [image.manifest_digest, image.id, *layers]:
-            blobs[digest] = store.blobs.path(digest)
-    with tarfile.open(fileobj=output, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    with store.scratch() as scratch:
+        for image, name in images:
+            blobs[image.id] = store.blobs.path(image.id)
+            if compression == "zstd":
+                manifest_digest, layers = _zstd_manifest(store, image, Path(scratch), blobs)
+            else:
+                manifest_digest, layers = image.manifest_digest, image.manifest["layers"]
+                for digest in [manifest_digest, *(layer["digest"] for layer in layers)]:
+                    blobs[digest] = store.blobs.path(digest)
+            descriptor = {"mediaType": MANIFEST, "digest": manifest_digest,
+                          "size": blobs[manifest_digest].stat().st_size}
+            if name:
+                descriptor["annotations"] = {REF_NAME: name}
+            index["manifests"].append(descriptor)
+            docker_manifest.append({"Config": _blob_name(image.id),
+                                    "RepoTags": [name] if name else [],
+                                    "Layers": [_blob_name(layer["digest"]) for layer in layers]})
+        tar = TarWriter(output)  # tarfile's bytes, in 1 MiB blocks (tarfile's are 10 KiB)
         _add_bytes(tar, "oci-layout", json.dumps(OCI_LAYOUT).encode())
         _add_bytes(tar, "index.json", json.dumps(index).encode())
         _add_bytes(tar, "manifest.json", json.dumps(docker_manifest).encode())
         for digest, path in sorted(blobs.items()):
             info = tarfile.TarInfo(_blob_name(digest))
             info.size, info.mode = path.stat().st_size, 0o644
-            with open(path, "rb") as f:
-                tar.addfile(info, f)
-    for image, name in images:
-        events.emit("image", "save", image.id, {"name": name or image.id})
+            tar.add(info, path)
+        tar.close()
+
+
+def _zstd_manifest(store: ImageStore, image: Image, scratch: Path,
+                   blobs: dict[str, Path]) -> tuple[str, list[dict]]:
+    """The image's manifest with zstd layers, its blobs written to `scratch` (and listed in
+    `blobs`): each gzip layer decompressed and compressed again at ZSTD_LEVEL, one pass."""
+    try:
+        import zstandard
+    except ImportError:
+        raise ArchiveError("save --compress zstd needs the zstandard package: pip install "
+                           "zstandard (or save with gzip layers, the default)") from None
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
+    layers = []
+    for layer in image.manifest["layers"]:
+        path = scratch / ("zstd-" + layer["digest"].split(":")[1])
+        with open(store.blobs.path(layer["digest"]), "rb") as blob, open(path, "wb") as out:
+            packed = HashingWriter(out)
+            compressor.copy_stream(gzip.GzipFile(fileobj=blob), packed, read_size=CHUNK,
+                                   write_size=CHUNK)
+        blobs[packed.digest] = path
+        layers.append({"mediaType": LAYER_ZSTD, "digest": packed.digest, "size": packed.size})
+    manifest = json.dumps({**image.manifest, "layers": layers}, sort_keys=True,
+                          separators=(",", ":")).encode()
+    digest = sha256_digest(manifest)
+    blobs[digest] = scratch / ("manifest-" + digest.split(":")[1])
+    blobs[digest].write_bytes(manifest)
+    return digest, layers
 
 
 def _blob_name(digest: str) -> str:
     return "blobs/sha256/" + check_digest(digest).split(":")[1]
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add_bytes(tar: TarWriter, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
-    info.size, info.mode = len(data), 0o644
-    tar.addfile(info, io.BytesIO(data))
+    info.mode = 0o644
+    tar.add_bytes(info, data)
 
 
 # --- load ------------------------------------------------------------------------------------
@@ -121,13 +163,13 @@ def _load(path: Path) -> list[str]:
     except (tarfile.TarError, OSError) as exc:
         raise ArchiveError(f"{path} is not an image archive (a tar from 'save'): {exc}") from exc
     store = ImageStore()
-    with tar, store.scratch() as scratch, store.transaction():  # every image, or none named
+    with tar, store.transaction():  # every image, or none named
         try:
             archive = _Archive(tar)
             if archive.has("index.json"):
-                return _load_oci(archive, Path(scratch))
+                return _load_oci(archive)
             if archive.has("manifest.json"):
-                return _load_docker(archive, Path(scratch))
+                return _load_docker(archive)
         except (tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise ArchiveError(f"{path} is damaged: {exc}") from None
         except (KeyError, TypeError, AttributeError) as exc:  # JSON of the wrong shape
@@ -191,7 +233,7 @@ def _clean(name: str) -> str:
 
 # --- load: OCI archives ------------------------------------------------------------------------
 
-def _load_oci(archive: _Archive, scratch: Path) -> list[str]:
+def _load_oci(archive: _Archive) -> list[str]:
     store, loaded = ImageStore(), []
     for descriptor in _image_manifests(archive, archive.json("index.json")):
         manifest = archive.json(_blob_name(descriptor["digest"]), descriptor["digest"])
@@ -201,7 +243,7 @@ def _load_oci(archive: _Archive, scratch: Path) -> list[str]:
         for layer, diff_id in zip(manifest["layers"], _diff_ids(config_bytes, manifest),
                                   strict=True):
             source = archive.open(_blob_name(layer["digest"]))
-            layers.append(import_layer(store, source, scratch, layer["digest"], diff_id))
+            layers.append(import_layer(store, source, layer["digest"], diff_id))
         name = _oci_name(descriptor)
         image = store.add_image_with_config(config_bytes, layers, name)
         loaded.append(name or image.id)
@@ -257,14 +299,14 @@ def _oci_name(descriptor: dict) -> str | None:
 
 # --- load: docker-archives ---------------------------------------------------------------------
 
-def _load_docker(archive: _Archive, scratch: Path) -> list[str]:
+def _load_docker(archive: _Archive) -> list[str]:
     """``manifest.json`` lists each image: its config file, its layer files (plain tars in
     Docker's and podman's archives, gzip in ours) in order, and its tags."""
     store, loaded = ImageStore(), []
     for entry in archive.json("manifest.json"):
         config_bytes = archive.read(entry["Config"])
         diff_ids = _diff_ids(config_bytes, {"layers": entry["Layers"]})
-        layers = [import_layer(store, archive.open(name), scratch, None, diff_id)
+        layers = [import_layer(store, archive.open(name), None, diff_id)
                   for name, diff_id in zip(entry["Layers"], diff_ids, strict=True)]
         tags = [short_name(tag) for tag in entry.get("RepoTags") or []]
         image = store.add_image_with_config(config_bytes, layers, tags[0] if tags else None)
@@ -286,90 +328,68 @@ def _diff_ids(config_bytes: bytes, manifest: dict) -> list[str]:
     return [check_digest(d) for d in diff_ids]
 
 
-def import_layer(store: ImageStore, source, scratch: Path, blob_digest: str | None,
-                 diff_id: str) -> Layer:
-    """Decompress one layer to a temp file (hashing both forms), check the digests, store.
-    ``load`` reads layers from an archive with it, ``pull`` from a registry's blobs. A gzip
-    layer is kept as it came, the blob the manifest names (as Docker keeps it): compressing
-    it again would cost more than the whole download; a plain tar is gzipped by the store."""
-    tar_path = scratch / "layer.tar"
-    with store.transaction():  # callers hold it until the image is named (load, pull)
-        with store.blobs.writer() as (blob, commit), open(tar_path, "wb") as out:
-            diff_hash = HashingWriter(out)
-            compressed = _decompress(source, blob, diff_hash)
-            if blob_digest and blob.digest != blob_digest:
-                raise ArchiveError(f"layer {blob_digest} is corrupt: its bytes hash to "
-                                   f"{blob.digest}")
-            _check_diff_id(diff_hash, diff_id)
-            layer = Layer(commit(), diff_id, blob.size) if compressed else None
-        if layer is None:
-            return store.add_layer(tar_path)
-        store.unpack(diff_id, tar_path)
-        return layer
+def import_layer(store: ImageStore, source, blob_digest: str | None, diff_id: str) -> Layer:
+    """One layer of ``load`` or ``pull``, checked and stored in one pass over its bytes."""
+    return store_layer(store, source, blob_digest, diff_id)
 
 
-def import_downloaded_layer(store: ImageStore, blob_file: Path, scratch: Path,
-                            blob_digest: str, diff_id: str) -> Layer:
-    """A pull's layer: ``blob_file`` was hashed against ``blob_digest`` as it arrived, so it
-    is not hashed again. A gzip blob is unpacked straight from the decompressor, its tar
-    hashed on the way and checked against ``diff_id`` before the layer directory gets its
-    name, and the file moves into the store as the blob (a rename); any other layer goes
-    through ``import_layer``."""
-    with store.transaction(), open(blob_file, "rb") as source:  # held until the image is named
-        if source.read(2) != GZIP_MAGIC:
-            source.seek(0)
-            return import_layer(store, source, scratch, blob_digest, diff_id)
-        source.seek(0)
-        tar = _HashingReader(gzip.GzipFile(fileobj=source))
-        if layer_dir(diff_id).is_dir():  # unpacked already: the tar is checked all the same
-            _check_diff_id(tar.drained(), diff_id)
-        else:
-            store.unpack(diff_id, None, stream=tar,
-                         verify=lambda: _check_diff_id(tar.drained(), diff_id))
-        size = blob_file.stat().st_size
-        return Layer(store.blobs.adopt(blob_file, blob_digest), diff_id, size)
-
-
-def _check_diff_id(diff_hash: HashingWriter, diff_id: str) -> None:
-    if diff_hash.digest != diff_id:
-        raise ArchiveError(f"layer diff_id mismatch: the config says {diff_id}, the "
-                           f"layer's uncompressed tar hashes to {diff_hash.digest}")
+def store_layer(store: ImageStore, source, blob_digest: str | None = None,
+                diff_id: str | None = None) -> Layer:
+    """Read a layer (gzip, zstd or plain, told apart by its first bytes, not by a media type)
+    once: its bytes are hashed (the blob's digest) and kept as the blob, gzip as they came, a
+    plain or zstd one gzipped at the store's level (the store's layers are all gzip, its
+    manifests say so); uncompressed, they are hashed (the diff_id) and
+    extracted at the same time, into a staging directory that becomes the layer only if the
+    digests are right (when they are known: ``import`` learns them here). No tar on disk in
+    between, no byte read twice."""
+    head = source.read(4)
+    gzipped = head[:2] == GZIP_MAGIC
+    with store.blobs.writer() as (sink, commit), store.unpacking(diff_id) as staging:
+        packed = None if gzipped else gzip.GzipFile(fileobj=sink, mode="wb", mtime=0,
+                                                     compresslevel=GZIP_LEVEL)
+        raw = HashingWriter(sink if gzipped else None)
+        raw.write(head)
+        stream = _Tee(source, raw, head)
+        unpacked = gzip.GzipFile(fileobj=stream) if gzipped else \
+            ZstdReader(stream) if head == ZSTD_MAGIC else stream
+        plain = _HashingReader(unpacked, packed)
+        if staging.path is not None:
+            extract_layer(plain, staging.path, max_bytes=MAX_LAYER)
+        plain.drain()  # the end-of-tar padding, and for gzip its trailer: all are hashed
+        stream.drain()
+        if blob_digest and raw.digest != blob_digest:
+            raise ArchiveError(f"layer {blob_digest} is corrupt: its bytes hash to "
+                               f"{raw.digest}")
+        if diff_id not in (None, plain.digest):
+            raise ArchiveError(f"layer diff_id mismatch: the config says {diff_id}, the "
+                               f"layer's uncompressed tar hashes to {plain.digest}")
+        staging.keep(plain.digest)
+        if packed is not None:
+            packed.close()
+        return Layer(commit(), plain.digest, sink.size)
 
 
 class _HashingReader:
-    """Hashes what is read through it; ``drained()`` reads the rest (a tar reader stops at the
-    end-of-archive blocks) and is the hash of the whole stream."""
+    """Hashes (the diff_id) what is read through it, copying it to ``target`` if one is
+    given, and stops a stream larger than MAX_LAYER."""
 
-    def __init__(self, stream):
-        self.stream, self.hash = stream, HashingWriter()
+    def __init__(self, stream, target=None):
+        self.stream, self.counted = stream, HashingWriter(target)
 
     def read(self, size: int = -1) -> bytes:
         data = self.stream.read(size)
-        self.hash.write(data)
+        self.counted.write(data)
+        if self.counted.size > MAX_LAYER:
+            raise ArchiveError(f"a layer is larger than {MAX_LAYER} bytes uncompressed")
         return data
 
-    def drained(self) -> HashingWriter:
-        while self.read(1 << 20):
-            if self.hash.size > MAX_LAYER:  # zeros after the tar's end: a bomb, not padding
-                raise ArchiveError(f"a layer is larger than {MAX_LAYER} bytes uncompressed")
-        return self.hash
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
 
-
-def _decompress(source, raw, plain: HashingWriter) -> bool:
-    """Copy a layer, plain or gzip (told apart by its first bytes, not by a media type), to
-    ``plain`` uncompressed while ``raw`` takes the bytes as they were; True if it was gzip."""
-    head = source.read(4)
-    if head == ZSTD_MAGIC:
-        raise ArchiveError("a layer is compressed with zstd, which minidocker cannot read: "
-                           "compress it with gzip, or not at all")
-    raw.write(head)
-    stream = _Tee(source, raw, head)
-    reader = gzip.GzipFile(fileobj=stream) if head[:2] == GZIP_MAGIC else stream
-    while chunk := reader.read(1 << 20):
-        plain.write(chunk)
-        if plain.size > MAX_LAYER:
-            raise ArchiveError(f"a layer is larger than {MAX_LAYER} bytes uncompressed")
-    return head[:2] == GZIP_MAGIC
+    @property
+    def digest(self) -> str:
+        return self.counted.digest
 
 
 class _Tee:
@@ -392,6 +412,10 @@ class _Tee:
         self.sink.write(data)
         return data
 
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
 
 # --- import ----------------------------------------------------------------------------------
 
@@ -400,17 +424,10 @@ def import_tarball(path: Path, name: str | None, config: dict, comment: str) -> 
     store = ImageStore()
     history = [{"created_by": f"minidocker import {os.path.basename(path)}",
                 "comment": comment}]
-    with store.scratch() as scratch, open(path, "rb") as source:
-        tar_path = Path(scratch) / "layer.tar"
-        with open(tar_path, "wb") as out:
-            plain = HashingWriter(out)
-            _decompress(source, HashingWriter(), plain)
-        with store.transaction():  # from the layer's blob to the image's name
-            layer = store.add_layer(tar_path)
-            image = store.add_image(new_config([layer.diff_id], config, history), [layer], name)
-    events.emit("image", "import", image.id, {"name": name or image.id})
-    return image
+    with open(path, "rb") as source, store.transaction():  # from the layer to the name
+        layer = store_layer(store, source)
+        return store.add_image(new_config([layer.diff_id], config, history), [layer], name)
 
 
-__all__ = ["ArchiveError", "import_downloaded_layer", "import_layer", "import_tarball",
+__all__ = ["ArchiveError", "import_layer", "import_tarball",
            "load", "save"]

@@ -110,15 +110,6 @@ class BlobStore:
         ``commit(expected=None)``; it returns the digest and renames the temp file into place."""
         return _BlobWriter(self)
 
-    def adopt(self, path: Path, digest: str) -> str:
-        """Move a file whose bytes the caller has checked against ``digest`` into the store
-        (same filesystem: a rename, after an fsync like every blob write)."""
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-        self.path(digest).parent.mkdir(parents=True, exist_ok=True)
-        os.rename(path, self.path(digest))
-        return digest
-
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
 

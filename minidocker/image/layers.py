@@ -28,6 +28,11 @@ nodes) and its root is mounted ``nodev``. On the host, though, a ``0666`` node n
 disk would open it for any user who can reach the layer directory. Skipping costs nothing and
 removes that door. (A 0/0 char device is no OCI whiteout either: those are ``.wh.`` files.)
 
+The tar format itself (headers, PAX, reading a stream) is in tarformat.py; this module
+walks directories and creates files. Both work a directory fd at a time (scandir and openat
+on it), so a path is resolved once per directory, not once per file; layers come gzip,
+zstd (with the optional ``zstandard`` package) or plain, told apart by their first bytes.
+
 Man pages: openat(2) (O_NOFOLLOW, O_DIRECTORY), mknod(2), linkat(2), fchownat(2),
 utimensat(2), xattr(7), tar(5). Kernel: Documentation/filesystems/overlayfs.rst.
 Used by: notebooks 04-union-filesystems and 05-images, labs 04-overlay and 05-images.
@@ -36,7 +41,6 @@ Used by: notebooks 04-union-filesystems and 05-images, labs 04-overlay and 05-im
 import errno
 import gzip
 import os
-import shutil
 import stat
 import sys
 import tarfile
@@ -46,18 +50,39 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from minidocker.errors import MinidockerError
-from minidocker.unionfs import is_opaque, is_whiteout_stat
+from minidocker.image.tarformat import (
+    BLKTYPE,
+    BLOCK,
+    CHRTYPE,
+    DIRTYPE,
+    FIFOTYPE,
+    LNKTYPE,
+    RECORD,
+    REGTYPE,
+    REGULAR_TYPES,
+    SYMTYPE,
+    ZEROS,
+    Member,
+    TarFormatError,
+    TarReader,
+    ustar_header,
+)
+from minidocker.unionfs import is_whiteout_stat
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"  # "hide everything below this directory in the lower layers"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 DEFAULT_MAX_BYTES = 8 << 30  # 8 GiB expanded: larger than any sane layer, smaller than a bomb
 DEFAULT_MAX_MEMBERS = 1_000_000
+CHUNK = 1 << 20  # the writer's block: large reads, few calls
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 STRIPPED_BITS = stat.S_ISUID | stat.S_ISGID
+DEVICE_TYPES = (CHRTYPE, BLKTYPE)
 
 
 class LayerError(MinidockerError):
@@ -74,110 +99,228 @@ def write_layer_tar(source: Path, fileobj: BinaryIO) -> None:
     a directory with xattr trusted.overlay.opaque=y -> the dir entry then `.wh..wh..opq`.
     Within a directory, whiteouts come before their siblings. Hardlinks (same inode within
     source) become tar hardlinks to the first path. Sockets are skipped. Same content ->
-    byte-identical output."""
-    source = Path(source)
-    first_path: dict[tuple[int, int], str] = {}  # (device, inode) -> first name written
-    with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT,
-                      encoding="utf-8", errors="surrogateescape") as tar:
-        for name, st in _walk(source, ""):
-            for info, path in _members_for(source, name, st, first_path):
-                if path is None:
-                    tar.addfile(info)
-                else:
-                    with open(path, "rb") as content:
-                        tar.addfile(info, content)
+    byte-identical output: the very bytes ``tarfile`` writes in PAX format (tests hold the two
+    together). Each directory is read with one scandir and each node lstat'ed once; each file
+    is opened by name in its directory's fd (openat(2)) and read once."""
+    tar = TarWriter(fileobj)
+    with _directory(os.fsencode(source)) as fd:
+        _write_tree(tar, fd, "", Path(source), {})
+    tar.close()
 
 
 def write_path_tar(parent: Path, base: str, rebase: str, fileobj: BinaryIO) -> None:
     """One entry of ``parent`` (a file, a link, or a directory with everything below it) as
     a tar whose names begin with ``rebase`` instead of ``base`` (``docker cp``'s archive:
     ``/etc`` as ``etc/...``, ``/etc/.`` as ``./...``). The same members as a layer's."""
-    first_path: dict[tuple[int, int], str] = {}
-    st = os.lstat(parent / base)
-    nodes = [(base, st), *(_walk(parent / base, base + "/") if stat.S_ISDIR(st.st_mode) else ())]
-    with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT,
-                      encoding="utf-8", errors="surrogateescape") as tar:
-        for name, node in nodes:
-            for info, path in _members_for(parent, name, node, first_path):
-                info.name = rebase + info.name[len(base):]
-                if info.islnk():
-                    info.linkname = rebase + info.linkname[len(base):]
-                if path is None:
-                    tar.addfile(info)
-                else:
-                    with open(path, "rb") as content:
-                        tar.addfile(info, content)
+    tar = TarWriter(fileobj)
+    with _directory(os.fsencode(parent)) as fd:
+        st = os.stat(base, dir_fd=fd, follow_symlinks=False)
+        _write_node(tar, fd, base, rebase, st, Path(parent), {})
+    tar.close()
 
 
-def _walk(directory: Path, prefix: str):
-    """(relative name, lstat) of every node below `directory`, depth first. In each directory
-    the whiteouts come first (OCI asks for that), then the rest; both sorted by their bytes."""
-    entries = [(name, os.lstat(directory / name)) for name in os.listdir(directory)]
-    entries.sort(key=lambda entry: (not is_whiteout_stat(entry[1]), os.fsencode(entry[0])))
+@contextmanager
+def _directory(name: bytes | str, dir_fd: int | None = None):
+    """An fd of a directory, opened without following a symlink."""
+    fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _write_tree(tar: "TarWriter", dir_fd: int, prefix: str, source: Path,
+                first_path: dict) -> None:
+    """Every node below the directory `dir_fd`, depth first, named `prefix` + its name. In
+    each directory the whiteouts come first (OCI asks for that), then the rest; both sorted
+    by the bytes of their names."""
+    with os.scandir(dir_fd) as found:
+        entries = [(entry.name, entry.stat(follow_symlinks=False)) for entry in found]
+    entries.sort(key=_whiteouts_first)
     for name, st in entries:
-        yield prefix + name, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from _walk(directory / name, prefix + name + "/")
+        _write_node(tar, dir_fd, name, prefix + name, st, source, first_path)
 
 
-def _members_for(source: Path, name: str, st: os.stat_result, first_path: dict):
-    """The tar members for one node: (TarInfo, path of its content or None). Usually one; none
-    for a socket (it only lives while its server does); two for an opaque directory."""
-    parent, _, base = name.rpartition("/")
-    if is_whiteout_stat(st):
-        yield _header(_join(parent, WHITEOUT_PREFIX + base), st, tarfile.REGTYPE), None
+def _whiteouts_first(entry: tuple[str, os.stat_result]) -> tuple[bool, bytes]:
+    return not is_whiteout_stat(entry[1]), os.fsencode(entry[0])
+
+
+def _write_node(tar: "TarWriter", dir_fd: int, name: str, member: str, st: os.stat_result,
+                source: Path, first_path: dict) -> None:
+    """The member(s) for the node `name` of the directory `dir_fd`: usually one; none for a
+    socket (it only lives while its server does); two for an opaque directory."""
+    mode = st.st_mode
+    if stat.S_ISCHR(mode) and st.st_rdev == 0:  # an overlay whiteout
+        parent, _, base = member.rpartition("/")
+        tar.add_node(_join(parent, WHITEOUT_PREFIX + base), REGTYPE, st)
         return
-    if stat.S_ISSOCK(st.st_mode):
+    if stat.S_ISSOCK(mode):
         return
-    if base.startswith(WHITEOUT_PREFIX):
-        raise LayerError(f"{source / name}: names starting with {WHITEOUT_PREFIX!r} mean "
+    if name.startswith(WHITEOUT_PREFIX):
+        raise LayerError(f"{source / member}: names starting with {WHITEOUT_PREFIX!r} mean "
                          "'deleted' in a layer, so this file cannot be stored; rename it")
-    if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+    if st.st_nlink > 1 and not stat.S_ISDIR(mode):
         inode = (st.st_dev, st.st_ino)
         if inode in first_path:
-            info = _header(name, st, tarfile.LNKTYPE)
-            info.linkname = first_path[inode]
-            yield info, None
+            tar.add_node(member, LNKTYPE, st, linkname=first_path[inode])
             return
-        first_path[inode] = name
-    yield from _plain_member(source / name, name, st)
-
-
-def _plain_member(path: Path, name: str, st: os.stat_result):
-    mode = st.st_mode
+        first_path[inode] = member
     if stat.S_ISREG(mode):
-        info = _header(name, st, tarfile.REGTYPE)
-        info.size = st.st_size
-        yield info, path
+        tar.add_file(member, st, dir_fd, name, source)
     elif stat.S_ISDIR(mode):
-        yield _header(name, st, tarfile.DIRTYPE), None
-        if is_opaque(path):
-            yield _header(_join(name, OPAQUE_MARKER), st, tarfile.REGTYPE), None
+        with _directory(name, dir_fd) as fd:
+            tar.add_node(member, DIRTYPE, st)
+            if _is_opaque(fd):
+                tar.add_node(_join(member, OPAQUE_MARKER), REGTYPE, st)
+            _write_tree(tar, fd, member + "/", source, first_path)
     elif stat.S_ISLNK(mode):
-        info = _header(name, st, tarfile.SYMTYPE)
-        info.linkname = os.readlink(path)
-        yield info, None
+        tar.add_node(member, SYMTYPE, st, linkname=os.readlink(name, dir_fd=dir_fd))
     elif stat.S_ISFIFO(mode):
-        yield _header(name, st, tarfile.FIFOTYPE), None
+        tar.add_node(member, FIFOTYPE, st)
     else:  # a real device node, as in a whole root fs's /dev
-        info = _header(name, st, tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE)
-        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        yield info, None
+        kind = CHRTYPE if stat.S_ISCHR(mode) else BLKTYPE
+        tar.add_node(member, kind, st, device=(os.major(st.st_rdev), os.minor(st.st_rdev)))
 
 
-def _header(name: str, st: os.stat_result, member_type: bytes) -> tarfile.TarInfo:
-    """A tar header that depends only on what is on disk: no user names, no atime or ctime."""
-    info = tarfile.TarInfo(name)
-    info.type = member_type
-    info.mode = stat.S_IMODE(st.st_mode)
-    info.uid, info.gid = st.st_uid, st.st_gid
-    info.uname = info.gname = ""
-    info.mtime = st.st_mtime_ns // 1_000_000_000  # whole seconds, as Docker writes them
-    return info
+def _is_opaque(dir_fd: int) -> bool:
+    try:
+        return os.getxattr(dir_fd, OPAQUE_XATTR) == b"y"
+    except OSError:
+        return False
 
 
 def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
+
+
+class TarWriter:
+    """Tar blocks to a sink: each member's header, its file's bytes, the padding to 512 bytes.
+    The small pieces are gathered and written 1 MiB at a time (one call into the hash, the
+    compressor and the file instead of three per member); a large file goes through in 1 MiB
+    reads. The end: two zero blocks, then zeros to a whole 10 KiB record, as tarfile does."""
+
+    def __init__(self, sink: BinaryIO):
+        self.sink, self.pending, self.offset = sink, bytearray(), 0
+
+    def add_node(self, name: str, kind: bytes, st: os.stat_result, size: int = 0,
+                 linkname: str = "", device: tuple[int, int] | None = None) -> None:
+        """A header that depends only on what is on disk: no user names, no atime or ctime,
+        the mtime in whole seconds (as Docker writes them)."""
+        self._put(_header(name, kind, st.st_mode, st.st_uid, st.st_gid, size,
+                          st.st_mtime_ns // 1_000_000_000, linkname, device))
+
+    def add_file(self, name: str, st: os.stat_result, dir_fd: int, entry: str,
+                 source: Path) -> None:
+        """A regular file: its header, then exactly st_size bytes (its size when it was
+        listed) of `entry` in the directory `dir_fd`, read once."""
+        size = st.st_size
+        self.add_node(name, REGTYPE, st, size)
+        fd = os.open(entry, FILE_FLAGS, dir_fd=dir_fd)
+        try:
+            self._copy(fd, size, source, name)
+        finally:
+            os.close(fd)
+
+    def add(self, info: tarfile.TarInfo, path: Path | None) -> None:
+        """A member described by a TarInfo (``save``); a regular file's bytes from `path`."""
+        self._put(_header(info.name, info.type, info.mode, info.uid, info.gid, info.size,
+                          int(info.mtime), info.linkname, None))
+        if path is not None:
+            fd = os.open(path, FILE_FLAGS)
+            try:
+                self._copy(fd, info.size, path, "")
+            finally:
+                os.close(fd)
+
+    def add_bytes(self, info: tarfile.TarInfo, data: bytes) -> None:
+        """A regular file member whose bytes are `data`."""
+        info.size = len(data)
+        self.add(info, None)
+        self._put(data)
+        self._put(ZEROS[:-len(data) % BLOCK])
+
+    def close(self) -> None:
+        self._put(bytes(2 * BLOCK))
+        self._put(ZEROS[:-self.offset % RECORD])
+        self._flush()
+
+    def _put(self, data: bytes) -> None:
+        self.pending += data
+        self.offset += len(data)
+        if len(self.pending) >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.sink.write(self.pending)
+            self.pending = bytearray()
+
+    def _copy(self, fd: int, size: int, source: Path, name: str) -> None:
+        """`size` bytes of the file `fd` (source/name), then the padding to a whole block."""
+        if size < CHUNK:
+            data = os.read(fd, size)
+            while len(data) < size:
+                more = os.read(fd, size - len(data))
+                if not more:
+                    _shrunk(source, name)
+                data += more
+            self._put(data)
+        else:
+            self._flush()
+            left = self._send(fd, size, source, name)
+            buffer = memoryview(bytearray(CHUNK))
+            while left:
+                got = os.readv(fd, [buffer[:min(left, CHUNK)]])
+                if not got:
+                    _shrunk(source, name)
+                self.sink.write(buffer[:got])
+                left -= got
+            self.offset += size
+        self._put(ZEROS[:-size % BLOCK])
+
+    def _send(self, fd: int, size: int, source: Path, name: str) -> int:
+        """When the sink is a plain file (``save -o``) or a pipe, the kernel copies a large
+        file into it (sendfile(2): no trip through Python's memory). Returns what is left for
+        the read/write loop: all of it for a sink that hashes or compresses what it gets."""
+        try:
+            out = self.sink.fileno()  # before flush(): a compressor's flush adds bytes
+        except (AttributeError, OSError, ValueError):
+            return size
+        self.sink.flush()
+        left = size
+        while left:
+            try:
+                sent = os.sendfile(out, fd, None, min(left, 1 << 30))
+            except OSError:  # a kind of file sendfile cannot handle: read and write it
+                return left
+            if not sent:
+                _shrunk(source, name)
+            left -= sent
+        return 0
+
+
+def _shrunk(source: Path, name: str) -> NoReturn:
+    raise LayerError(f"{source / name} got shorter while it was being stored; stop what writes to it "
+                     "(the container) and try again")
+
+
+def _header(name: str, kind: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
+            linkname: str, device: tuple[int, int] | None) -> bytes:
+    """The header block of one member: packed here when it fits ustar (``ustar_header``);
+    else tarfile writes it, with the PAX extended header it needs before it."""
+    if kind == DIRTYPE and not name.endswith("/"):
+        name += "/"
+    if name.isascii() and linkname.isascii():
+        block = ustar_header(name.encode(), kind, mode, uid, gid, size, mtime,
+                             linkname.encode(), device)
+        if block is not None:
+            return block
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid = kind, mode & 0o7777, uid, gid
+    info.size, info.mtime, info.linkname = size, mtime, linkname
+    info.devmajor, info.devminor = device or (0, 0)
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
 # --- Extracting: an untrusted layer tar becomes a directory -----------------------------------
@@ -186,9 +329,9 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
                   max_members: int = DEFAULT_MAX_MEMBERS, whiteouts: bool = True,
                   owner: tuple[int, int] | None = None,
                   keep_kinds: bool = False) -> list[str]:
-    """Extract an UNTRUSTED layer tar (plain or gzip, detected by magic bytes) into `dest` (an
-    empty directory that becomes an overlay lower dir). OCI whiteouts become overlay whiteouts:
-    `.wh.X` -> char device 0/0 named X (os.mknod), `.wh..wh..opq` -> xattr
+    """Extract an UNTRUSTED layer tar (plain, gzip or zstd, told apart by magic bytes) into
+    `dest` (an empty directory that becomes an overlay lower dir). OCI whiteouts become
+    overlay whiteouts: `.wh.X` -> char device 0/0 named X (os.mknod), `.wh..wh..opq` -> xattr
     trusted.overlay.opaque=y on its directory. Safe against every threat in the module
     docstring; refuses with LayerError (and the caller throws `dest` away). Device nodes are
     skipped with a notice on stderr; returns their paths. ``docker cp`` uses it too: with
@@ -199,17 +342,18 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
     root_fd = os.open(dest, DIR_FLAGS)
     dir_mtimes: dict[tuple[str, ...], float] = {}  # set last: creating entries changes them
     skipped: list[str] = []
+    umask = _umask()
     try:
-        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
-                          errors="surrogateescape") as tar:
+        with _Parents(root_fd) as parents:
+            tar = TarReader(stream)
             written = 0
             for count, member in enumerate(tar, start=1):
                 if count > max_members:
                     raise LayerError(f"the layer has more than {max_members} members; refused "
                                      "as a possible bomb (raise max_members if you trust it)")
-                if member.issparse():  # a few bytes of map can claim terabytes of holes
+                if member.sparse:  # a few bytes of map can claim terabytes of holes
                     _refuse(member.name, "is a sparse file, which layers may not hold")
-                written += member.size if member.isreg() else 0
+                written += member.size if member.type in REGULAR_TYPES else 0
                 if owner is not None:
                     member.uid, member.gid = owner
                 if written > max_bytes:
@@ -217,7 +361,8 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
                                      " refused as a possible bomb")
                 try:
                     if not _is_device(member, skipped):
-                        _extract_member(tar, member, root_fd, dir_mtimes, whiteouts, keep_kinds)
+                        _extract_member(tar, member, parents, dir_mtimes, umask, whiteouts,
+                                        keep_kinds)
                 except gzip.BadGzipFile:
                     raise
                 except OSError as error:  # no space left, a name too long, ...
@@ -225,7 +370,7 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
         for parts, mtime in dir_mtimes.items():
             with _open_dir(root_fd, parts[:-1], "/".join(parts), create=False) as parent_fd:
                 os.utime(parts[-1], (mtime, mtime), dir_fd=parent_fd, follow_symlinks=False)
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+    except (TarFormatError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise LayerError(f"the layer is not a valid tar (or gzip) stream: {error}") from error
     finally:
         os.close(root_fd)
@@ -234,14 +379,26 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
     return skipped
 
 
-def _is_device(member: tarfile.TarInfo, skipped: list[str]) -> bool:
+def _umask() -> int:
+    """The process's umask, read in /proc/self/status (umask(2) reads it only by setting
+    it); 0o777 when unknown, so that every mode is then set with fchmod."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o777
+
+
+def _is_device(member: Member, skipped: list[str]) -> bool:
     """Whether `member` is a device node, or a hard link to a skipped one; its path then goes
     to `skipped` (the module docstring says why none is created). A bad name is still refused."""
-    path = "/".join(_path_parts(member.name, member.name))
-    links_to_skipped = member.islnk() and "/".join(
-        _path_parts(member.linkname, member.name)) in skipped
-    if member.ischr() or member.isblk() or links_to_skipped:
-        skipped.append(path)
+    if member.type in DEVICE_TYPES or (
+            skipped and member.islnk()
+            and "/".join(_path_parts(member.linkname, member.name)) in skipped):
+        skipped.append("/".join(_path_parts(member.name, member.name)))
         return True
     return False
 
@@ -255,24 +412,57 @@ def _tell_skipped(paths: list[str]) -> None:
           file=sys.stderr)
 
 
-def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
-                    dir_mtimes: dict, whiteouts: bool = True, keep_kinds: bool = False) -> None:
+def _extract_member(tar: TarReader, member: Member, parents: "_Parents", dir_mtimes: dict,
+                    umask: int, whiteouts: bool = True, keep_kinds: bool = False) -> None:
     """Create one member inside the root, after checking it is no threat."""
     parts = _path_parts(member.name, member.name)
     if not parts:  # the layer's "./": dest keeps its own mode
         if not member.isdir():
             _refuse(member.name, "the layer's root must be a directory")
         return
-    with _open_dir(root_fd, parts[:-1], member.name, create=True) as parent_fd:
-        name = parts[-1]
-        if whiteouts and name.startswith(WHITEOUT_PREFIX):
-            _apply_whiteout(parent_fd, name, member)
-        elif keep_kinds and member.isdir() and _is_non_dir(parent_fd, name):
-            _refuse(member.name, "it would replace a file with a directory")
-        else:
-            _create(tar, member, root_fd, parent_fd, name)
-        if member.isdir():
-            dir_mtimes[tuple(parts)] = member.mtime
+    parent_fd = parents.open(parts[:-1], member.name)
+    name = parts[-1]
+    if whiteouts and name.startswith(WHITEOUT_PREFIX):
+        _apply_whiteout(parent_fd, name, member)
+    elif keep_kinds and member.isdir() and _is_non_dir(parent_fd, name):
+        _refuse(member.name, "it would replace a file with a directory")
+    else:
+        _create(tar, member, parents, name, umask)
+    if member.isdir():
+        dir_mtimes[tuple(parts)] = member.mtime
+
+
+class _Parents:
+    """The fd of the directory the last member went into, kept for the next member: a layer
+    lists a directory's entries together, so most members skip the walk from the root. Safe
+    to keep: the extractor never removes, renames or replaces a directory (``_make_room``
+    refuses a non-directory over one), so the fd names what a fresh walk would find."""
+
+    def __init__(self, root_fd: int):
+        self.root_fd, self.parts, self.fd = root_fd, None, -1
+        self.new_owner: tuple[int, int] | None = None  # see open()
+
+    def open(self, parts: list[str], member_name: str) -> int:
+        if parts != self.parts:
+            self.close()
+            with _open_dir(self.root_fd, parts, member_name, create=True) as fd:
+                self.fd, self.parts = os.dup(fd), parts
+            # Who owns a file made here (open(2)): our effective uid and gid -- unless the
+            # directory is set-group-ID, whose group the file then gets.
+            setgid = os.fstat(self.fd).st_mode & stat.S_ISGID
+            self.new_owner = None if setgid else (os.geteuid(), os.getegid())
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.parts, self.fd = None, -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _path_parts(path: str, member_name: str) -> list[str]:
@@ -328,7 +518,7 @@ def _describe(error: OSError, dir_fd: int, name: str) -> str:
     return f"which cannot be opened ({error.strerror})"
 
 
-def _apply_whiteout(parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
+def _apply_whiteout(parent_fd: int, name: str, member: Member) -> None:
     """Translate an OCI whiteout into overlayfs's form, inside the already-resolved parent."""
     if not member.isreg():
         _refuse(member.name, f"a name starting with {WHITEOUT_PREFIX!r} must be a regular file")
@@ -345,51 +535,86 @@ def _apply_whiteout(parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
     _set_owner_and_mtime(parent_fd, hidden, member)
 
 
-def _create(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int, parent_fd: int,
-            name: str) -> None:
-    """Create a regular file, directory, symlink, hard link or FIFO named `name`, then give it
-    the member's owner, mode (without setuid/setgid) and mtime."""
-    replaced_whiteout = _make_room(parent_fd, name, member)
+def _create(tar: TarReader, member: Member, parents: _Parents, name: str, umask: int) -> None:
+    """Create a regular file, directory, symlink, hard link or FIFO named `name` in the
+    directory ``parents.fd``, then give it the member's owner, mode (without setuid/setgid)
+    and mtime. Each is created with ``O_EXCL`` (or mkdir, symlink, link: none replaces a
+    name): only when the name is taken (EEXIST) does ``_make_room`` look at what is there.
+    A new file is created with its permissions, and already has its owner when the member's
+    is ours: then neither fchmod nor fchown is needed (GNU tar calls both every time)."""
+    parent_fd = parents.fd
     if member.issym():
-        os.symlink(member.linkname, name, dir_fd=parent_fd)  # harmless until followed
+        _made(lambda: os.symlink(member.linkname, name, dir_fd=parent_fd),  # harmless until
+              parent_fd, name, member)                                    # followed
         _set_owner_and_mtime(parent_fd, name, member)
         return
     if member.islnk():
-        _create_hardlink(member, root_fd, parent_fd, name)  # shares its target's metadata
-        return
-    fd = _open_new(member, parent_fd, name)
+        _create_hardlink(member, parents.root_fd, parent_fd, name)  # shares its target's
+        return                                                      # metadata
+    regular = member.isreg()
+    mode = member.mode & 0o7777 & ~STRIPPED_BITS
+    fd, replaced_whiteout = _open_new(member, parent_fd, name, mode)
     try:
-        if member.isreg():
-            with os.fdopen(fd, "wb", closefd=False) as out, tar.extractfile(member) as content:
-                shutil.copyfileobj(content, out)
-        if member.isdir() and replaced_whiteout:  # ".wh.X" then "X/": lower X stays deleted
+        if regular:
+            _write_all(fd, tar.data(member))
+        elif member.isdir() and replaced_whiteout:  # ".wh.X" then "X/": lower X stays deleted
             os.setxattr(fd, OPAQUE_XATTR, b"y")
-        os.fchown(fd, member.uid, member.gid)  # before fchmod: chown(2) may clear mode bits
-        os.fchmod(fd, member.mode & 0o7777 & ~STRIPPED_BITS)
+        if not regular or (member.uid, member.gid) != parents.new_owner:
+            os.fchown(fd, member.uid, member.gid)  # before fchmod: chown may clear mode bits
+        if not regular or mode != mode & 0o777 & ~umask:
+            os.fchmod(fd, mode)
         if not member.isdir():  # a directory's mtime is set last, after its contents
             os.utime(fd, (member.mtime, member.mtime))
     finally:
         os.close(fd)
 
 
-def _open_new(member: tarfile.TarInfo, parent_fd: int, name: str) -> int:
-    """Create `name` and return an fd of it, so that the metadata lands on what we created."""
+def _write_all(fd: int, chunks) -> None:
+    """A member's bytes into the new file, as the reader hands them out (views of its 1 MiB
+    buffer); a write may take only part of one."""
+    for view in chunks:
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def _open_new(member: Member, parent_fd: int, name: str, mode: int) -> tuple[int, bool]:
+    """Create `name` and return an fd of it, so that the metadata lands on what we created,
+    and whether it replaced a whiteout. A regular file is created with its permissions."""
     if member.isreg():
-        return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                       0o600, dir_fd=parent_fd)
+        try:
+            return os.open(name, NEW_FILE_FLAGS, mode & 0o777, dir_fd=parent_fd), False
+        except FileExistsError:
+            replaced = _make_room(parent_fd, name, member)
+            return os.open(name, NEW_FILE_FLAGS, mode & 0o777, dir_fd=parent_fd), replaced
     if member.isdir():
-        if not _exists(parent_fd, name):  # an existing directory merges with this one
+        try:
             os.mkdir(name, 0o700, dir_fd=parent_fd)
-        return os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+            replaced = False
+        except FileExistsError:  # an existing directory merges with this one
+            replaced = _make_room(parent_fd, name, member)
+            if not _exists(parent_fd, name):  # it was no directory: removed, now made
+                os.mkdir(name, 0o700, dir_fd=parent_fd)
+        return os.open(name, DIR_FLAGS, dir_fd=parent_fd), replaced
     if member.isfifo():
-        os.mkfifo(name, 0o600, dir_fd=parent_fd)
+        _, replaced = _made(lambda: os.mkfifo(name, 0o600, dir_fd=parent_fd), parent_fd, name,
+                            member)
         # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
         return os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
-                       dir_fd=parent_fd)
+                       dir_fd=parent_fd), replaced
     _refuse(member.name, f"tar member type {member.type!r} is not supported in a layer")
 
 
-def _make_room(parent_fd: int, name: str, member: tarfile.TarInfo) -> bool:
+def _made(make, parent_fd: int, name: str, member: Member):
+    """``make()`` creates `name`; when the name is taken, make room and call it once more.
+    Returns what make returned, and whether a whiteout was replaced."""
+    try:
+        return make(), False
+    except FileExistsError:
+        replaced = _make_room(parent_fd, name, member)
+        return make(), replaced
+
+
+def _make_room(parent_fd: int, name: str, member: Member) -> bool:
     """Remove what `name` is now, unless both are directories (then they merge). unlink(2)
     never follows a symlink, so replacing a link replaces the link, not its target. Returns
     whether the old entry was a whiteout."""
@@ -406,7 +631,7 @@ def _make_room(parent_fd: int, name: str, member: tarfile.TarInfo) -> bool:
     return is_whiteout_stat(old)
 
 
-def _create_hardlink(member: tarfile.TarInfo, root_fd: int, parent_fd: int, name: str) -> None:
+def _create_hardlink(member: Member, root_fd: int, parent_fd: int, name: str) -> None:
     """Link to a path of this layer, resolved inside the root like any member path. Without
     AT_SYMLINK_FOLLOW, linkat(2) links a symlink itself, never what it points to."""
     target = _path_parts(member.linkname, member.name)
@@ -414,14 +639,15 @@ def _create_hardlink(member: tarfile.TarInfo, root_fd: int, parent_fd: int, name
         _refuse(member.name, "a hard link to the layer's root directory is refused")
     with _open_dir(root_fd, target[:-1], member.name, create=False) as target_parent_fd:
         try:
-            os.link(target[-1], name, src_dir_fd=target_parent_fd, dst_dir_fd=parent_fd,
-                    follow_symlinks=False)
+            _made(lambda: os.link(target[-1], name, src_dir_fd=target_parent_fd,
+                                  dst_dir_fd=parent_fd, follow_symlinks=False),
+                  parent_fd, name, member)
         except OSError as error:
             _refuse(member.name, f"the hard link to {member.linkname!r} failed ({error.strerror}): "
                     "it must name a file earlier in this layer")
 
 
-def _set_owner_and_mtime(parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
+def _set_owner_and_mtime(parent_fd: int, name: str, member: Member) -> None:
     """For a symlink or whiteout (no fd to open): lchown and utimensat with AT_SYMLINK_NOFOLLOW."""
     os.chown(name, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
     os.utime(name, (member.mtime, member.mtime), dir_fd=parent_fd, follow_symlinks=False)
@@ -462,9 +688,30 @@ def _decompressed(fileobj: BinaryIO) -> BinaryIO:
     if head.startswith(GZIP_MAGIC):
         return gzip.GzipFile(fileobj=stream, mode="rb")
     if head == ZSTD_MAGIC:
-        raise LayerError("the layer is zstd-compressed, which minidocker cannot read; pull an "
-                         "image variant with gzip layers")
+        return ZstdReader(stream)
     return stream
+
+
+class ZstdReader:
+    """The bytes inside a zstd stream (RFC 8878; OCI's ``tar+zstd`` layers), decompressed by
+    the ``zstandard`` package when it is installed (an optional dependency). Its errors
+    become LayerError, as a broken gzip stream's do."""
+
+    def __init__(self, stream: BinaryIO):
+        try:
+            import zstandard
+        except ImportError:
+            raise LayerError("the layer is zstd-compressed: install the zstandard package "
+                             "(pip install zstandard) to read it, or use an image with gzip "
+                             "layers") from None
+        self.reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+        self.error = zstandard.ZstdError
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.reader.read(size)
+        except self.error as error:
+            raise LayerError(f"the layer's zstd stream is broken: {error}") from None
 
 
 class _Prefixed:

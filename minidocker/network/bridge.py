@@ -20,7 +20,7 @@ Used by: notebook 08-networking; lab 08-networking has the student build the sam
 
 from pathlib import Path
 
-from pyroute2 import IPRoute
+from minidocker.network.netlink import IPRoute
 
 MTU = 1500
 

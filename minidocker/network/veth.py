@@ -21,10 +21,9 @@ Used by: notebook 08-networking; lab 08-networking has the student build the sam
 import errno
 import secrets
 
-from pyroute2 import IPRoute, NetlinkError
-
 from minidocker import explain
 from minidocker.network.bridge import MTU
+from minidocker.network.netlink import IPRoute, NetlinkError
 
 
 def new_veth_name() -> str:

@@ -13,8 +13,8 @@ The story, as the bytes travel (``pull()`` reads in this order):
    manifest's descriptor is refused — that check is what makes a pull from an untrusted
    mirror safe, since the manifest's digest was checked, and it names every blob by digest;
 6. store: under the store lock, each layer is unpacked while its uncompressed digest is
-   checked against the config's ``diff_id`` (``image.archive.import_downloaded_layer``), the
-   downloaded file itself becoming the blob (no second copy, no second hash), then the image
+   checked against the config's ``diff_id`` in one pass over its bytes
+   (``image.archive.import_layer``: the gzip blob kept as it came), then the image
    is named: by its tag, and by ``name@<digest of step 2>`` (Docker's RepoDigest: the store
    may re-write the manifest, and then its own digest differs).
    Downloads happen before the lock is taken and into temp files, so a pull that dies
@@ -35,7 +35,7 @@ import httpx
 
 from minidocker import events
 from minidocker.errors import MinidockerError
-from minidocker.image.archive import ACCEPTED_MANIFESTS, INDEXES, import_downloaded_layer
+from minidocker.image.archive import ACCEPTED_MANIFESTS, INDEXES, import_layer
 from minidocker.image.blobs import HashingWriter, check_digest, sha256_digest
 from minidocker.image.store import Image, ImageStore, layer_dir
 from minidocker.registry.client import (
@@ -135,7 +135,7 @@ def pull(name: str, report: Report, platform: str | None = None,
             files = download_layers(session, store, manifest["layers"], diff_ids,  # 5
                                     Path(scratch), report)
             image = store_image(store, target, config_bytes, manifest["layers"],  # 6
-                                diff_ids, files, Path(scratch), report, digest)
+                                diff_ids, files, report, digest)
     report.line(f"Digest: {digest}")
     events.emit("image", "pull", str(target), {"name": str(target)})
     if before == image.id:
@@ -297,8 +297,8 @@ def _verify(descriptor: dict, size: int, digest: str) -> None:
 
 
 def store_image(store: ImageStore, target: Target, config_bytes: bytes, layers: list[dict],
-                diff_ids: list[str], files: dict[str, Path], scratch: Path,
-                report: Report, digest: str) -> Image:
+                diff_ids: list[str], files: dict[str, Path], report: Report,
+                digest: str) -> Image:
     """Import the downloaded layers and name the image — by its tag, and by the digest the
     registry calls it (``name@sha256:...``, its RepoDigest): one store transaction."""
     with store.transaction():
@@ -307,8 +307,9 @@ def store_image(store: ImageStore, target: Target, config_bytes: bytes, layers: 
         for layer, diff_id in zip(layers, diff_ids, strict=True):
             if diff_id not in have:
                 report.status(short_digest(layer["digest"]), "Extracting")
-                have[diff_id] = import_downloaded_layer(store, files[layer["digest"]],
-                                                        scratch, layer["digest"], diff_id)
+                with open(files[layer["digest"]], "rb") as source:
+                    have[diff_id] = import_layer(store, source, layer["digest"],
+                                                 diff_id)
                 report.status(short_digest(layer["digest"]), "Pull complete")
             stored.append(have[diff_id])
         tag = f"{target.name}:{target.tag}" if not target.digest else None
