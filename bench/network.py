@@ -8,8 +8,8 @@ containers on one bridge, the time of the 50th attach vs the 1st."
    ``--network bridge``, in rounds (each once per round, every other round in reverse order,
    a short pause before each run, warm-up rounds not counted). Reported: both medians and the
    median of the per-round differences, against the target.
-2. **Where the difference goes**, measured in this process: ``import minidocker.network``
-   (pyroute2 with it) in a fresh interpreter that has already imported what ``run`` imports;
+2. **Where the difference goes**, measured in this process: ``import
+   minidocker.network.endpoints`` (pyroute2's rtnetlink messages with it) in a fresh interpreter that has already imported what ``run`` imports;
    then ``network.attach`` + ``write_container_files`` + ``release`` of a process in a new
    network namespace, with the time spent in iptables (and the number of ``iptables`` commands),
    in bridge netlink, in the veth (netlink, in the container's namespace too) and in the hosts
@@ -158,14 +158,14 @@ IMPORT_PROBE = f"""
 from time import perf_counter
 {RUN_IMPORTS}
 t = perf_counter()
-import minidocker.network
+import minidocker.network.endpoints  # what attach loads (minidocker.network itself is lazy)
 print((perf_counter() - t) * 1000)
 """
 
 
 def import_costs(runs: int) -> dict:
-    """``import minidocker.network`` after the run's own imports, and ``import pyroute2`` alone,
-    each in a fresh interpreter (medians, ms)."""
+    """``import minidocker.network.endpoints`` after the run's own imports, and ``import
+    pyroute2`` (the whole package) alone, each in a fresh interpreter (medians, ms)."""
     def probe(code: str) -> float:
         out = peers.check([sys.executable, "-c", code]).stdout
         return float(out.strip())
@@ -366,7 +366,8 @@ def show(console: Console, report: dict) -> None:
     steps.add_column("ms", justify="right")
     steps.add_column("calls", justify="right")
     imports = report["imports_ms"]
-    steps.add_row("import minidocker.network (after run's imports), fresh interpreter",
+    steps.add_row("import minidocker.network.endpoints (after run's imports), fresh "
+                  "interpreter",
                   f"{imports['network_after_run_imports']:.1f}", "")
     steps.add_row("… (context) import pyroute2 alone", f"{imports['pyroute2_alone']:.1f}", "")
     median, calls = report["steps_ms"]["median_ms"], report["steps_ms"]["calls_per_run"]

@@ -32,7 +32,6 @@ from pathlib import Path
 from minidocker import events
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.network import bridge, firewall, hosts, ipam, ports, store, veth
-from minidocker.network.netlink import outside_event_loop
 from minidocker.network.store import Network
 
 
@@ -79,7 +78,6 @@ class Endpoint:
 
 # --- attach -----------------------------------------------------------------------------------
 
-@outside_event_loop
 def attach(container_id: str, pid: int, request: NetworkRequest) -> list[Endpoint]:
     """Give the container ``pid`` (waiting in its new network namespace) its networking."""
     bindings = _requested_ports(request)
@@ -277,7 +275,6 @@ def port_lines(container_id: str, private: str | None = None) -> list[str]:
 
 # --- release ----------------------------------------------------------------------------------
 
-@outside_event_loop
 def release(container_id: str) -> None:
     """Remove every rule, veth and address made for the container. Idempotent: safe after a
     crash, a failed start, or a second call."""
@@ -307,7 +304,6 @@ def _unplug(endpoint: dict) -> None:
     veth.unplug(endpoint["veth"])
 
 
-@outside_event_loop
 def disconnect_endpoint(container_id: str, network: Network) -> None:
     """Take one network away from a running container (``network disconnect``)."""
     record = store.read_endpoints(container_id)
@@ -325,7 +321,6 @@ def disconnect_endpoint(container_id: str, network: Network) -> None:
     hosts.refresh_peers(network)
 
 
-@outside_event_loop
 def connect_endpoint(container_id: str, network: Network, aliases: list[str]) -> Endpoint:
     """Give a running container one more network (``network connect``)."""
     record = store.read_endpoints(container_id)
@@ -367,7 +362,6 @@ def roll_back_creates() -> list[str]:
     return removed
 
 
-@outside_event_loop
 def prune() -> list[str]:
     """Remove what dead containers and killed creates left: their endpoints, half-made
     networks, this state root's bridges without a network, and — when nothing is attached, no
