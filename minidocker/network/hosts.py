@@ -17,7 +17,7 @@ so a rename(2) would give the container a stale file. A reader can catch a half-
 for an instant — the same trade-off Docker makes for these files.
 
 ``write_container_files`` builds the three files of one container from the endpoint records
-(store.py); ``refresh_peers`` rewrites those of every container on a network.
+(store.py); ``refresh_peers`` rewrites those of the containers on a network.
 
 Man pages: hosts(5), resolv.conf(5), hostname(5). Docker: ``--add-host``, ``--link``,
 ``--dns``, ``--dns-search``, ``--hostname``.
@@ -196,8 +196,10 @@ def _link_lines(record: dict) -> list[tuple[str, list[str]]]:
 
 
 def refresh_peers(network: Network) -> None:
-    """Rewrite the hosts file of every container on the network that has files."""
+    """Rewrite the hosts file of every container on the network whose file may change: on a
+    user network every one (its peers are in it); on the default bridge, where names are not
+    resolved, only those with ``--link``s (a linked container may have a new address)."""
     for record in store.all_endpoint_records():
-        if record["files_dir"] and any(e["network_id"] == network.id
-                                       for e in record["endpoints"]):
+        if record["files_dir"] and (record["links"] or network.name != "bridge") and any(
+                e["network_id"] == network.id for e in record["endpoints"]):
             _write_files(record)
