@@ -55,10 +55,6 @@ def plug(pid: int, veth: str, bridge: str, ifname: str, ip: str, prefixlen: int,
     """Connect the container ``pid`` to ``bridge``: the whole veth story, in order."""
     explain.step("ip link", f"add {veth} mtu {MTU} master {bridge} up type veth peer name "
                  f"{ifname} address {mac} netns {pid}")
-    explain.step("ip addr", f"add {ip}/{prefixlen} dev {ifname} (in {pid}'s namespace)")
-    explain.step("ip link", f"set {ifname} up; set lo up (in {pid}'s namespace)")
-    if gateway:
-        explain.step("ip route", f"add default via {gateway} (in {pid}'s namespace)")
     with Rtnl.here() as host:
         host.request(link(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, up=True, attrs=[
             ("IFLA_IFNAME", veth), ("IFLA_MTU", MTU),
@@ -68,7 +64,11 @@ def plug(pid: int, veth: str, bridge: str, ifname: str, ip: str, prefixlen: int,
                 ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": [
                     ("IFLA_IFNAME", ifname), ("IFLA_ADDRESS", mac), ("IFLA_MTU", MTU),
                     ("IFLA_NET_NS_PID", pid)]})]})]})]))
-    with Rtnl.inside(pid) as ns:
+    with Rtnl.inside(pid) as ns:  # setns(2), in a thread of its own
+        explain.step("ip addr", f"add {ip}/{prefixlen} dev {ifname} (inside)")
+        explain.step("ip link", f"set {ifname} up; set lo up (inside)")
+        if gateway:
+            explain.step("ip route", f"add default via {gateway} (inside)")
         inside = ns.link_index(ifname)
         ns.request(address(inside, ip, prefixlen),
                    link(index=inside, up=True),
