@@ -201,6 +201,7 @@ def test_network_bench_runs_small_and_leaves_nothing(tmp_path):
     run = figures["per_run"]
     assert len(run["samples_ms"]["none"]) == len(run["samples_ms"]["bridge"]) == 1
     assert run["bridge_ms"] > 0 and run["target_ms"] == 50.0
+    assert run["cpu_ms"]["bridge"] > 0 and "added_cpu_ms" in run
     # the network's rules are made with it: a container with no -p runs no iptables at all
     assert figures["steps_ms"]["calls_per_run"]["iptables"] == 0
     assert figures["imports_ms"]["network_after_run_imports"] > 0

@@ -53,14 +53,15 @@ def test_run_without_a_network_imports_nothing_heavy():
                        "function that needs them")
 
 
-def test_run_on_the_bridge_imports_only_pyroute2s_rtnetlink_client():
-    """pyroute2's own ``__init__`` imports every netlink family it knows; network/netlink.py
-    loads its rtnetlink client alone."""
+def test_run_on_the_bridge_imports_only_pyroute2s_rtnetlink_messages():
+    """pyroute2's own ``__init__`` imports every netlink family it knows, and its ``IPRoute``
+    an asyncio loop; network/netlink.py loads the rtnetlink message classes alone."""
     modules = imported_by("run", "--rm", "busybox", "true")
-    assert "pyroute2.iproute" in modules, "the report was not parsed"
+    assert "pyroute2.netlink.rtnl.ifinfmsg" in modules, "the report was not parsed"
     budget = {name: why for name, why in HEAVY.items() if name != "pyroute2"}
     budget.update(dict.fromkeys(("pyroute2.ipdb", "pyroute2.ndb", "pyroute2.conntrack",
-                                 "pyroute2.ethtool", "pyroute2.iwutil", "pyroute2.ipvs"),
-                                "netlink families the bridge does not use"))
+                                 "pyroute2.ethtool", "pyroute2.iwutil", "pyroute2.ipvs",
+                                 "pyroute2.iproute", "pyroute2.nslink", "asyncio"),
+                                "what the bridge's netlink messages do not need"))
     heavy = heavy_in(modules, budget)
     assert not heavy, f"'run' on the bridge imports {heavy}"

@@ -137,3 +137,27 @@ def test_a_bridge_is_marked_with_its_state_root(md):
         assert f"alias minidocker:{os.path.realpath(os.environ['MINIDOCKER_ROOT'])}" in shown
     finally:
         md("network", "rm", "marked")
+
+
+KILLED_ATTACH = """
+import os, signal, sys
+from minidocker import namespaces, network
+from minidocker.network import store
+sleeper = namespaces.spawn(["sleep", "60"], {"net"})
+def die(*args):
+    sleeper.signal(signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+store.write_endpoints = die  # killed between the address lease and the endpoint record
+network.attach(sys.argv[1], sleeper.pid, network.NetworkRequest("bridge"))
+"""
+
+
+def test_an_attach_killed_after_its_lease_leaves_an_address_prune_frees(md):
+    container_id = store.new_id()
+    done = subprocess.run([sys.executable, "-c", KILLED_ATTACH, container_id],
+                          capture_output=True, text=True)
+    assert done.returncode == -9, done.stderr
+    assert container_id in store.find("bridge").allocations
+    assert store.read_endpoints(container_id) is None
+    assert md("network", "prune", "-f").returncode == 0
+    assert container_id not in store.find("bridge").allocations

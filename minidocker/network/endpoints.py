@@ -4,9 +4,10 @@
 (empty) network namespace. For each network it tells the story of bridge networking: the
 bridge is up (bridge.py), the container gets an address (ipam.py), a veth pair joins its
 namespace to the bridge (veth.py), and its published ports get their NAT rules (firewall.py).
-Every object is written into the container's endpoint record *before* it is made, so
-``release`` — after a normal exit, a failed start or a ``kill -9`` — removes exactly what was
-made, from the records alone.
+Every object is written into the container's endpoint record *before* it is made (all of
+one network's in one write: the veth, the ports, the rules; the address is leased in the
+network's record just before), so ``release`` — after a normal exit, a failed start or a
+``kill -9`` — removes exactly what was made, from the records alone.
 
 What the caller does for each ``--network`` mode:
 
@@ -32,7 +33,6 @@ from pathlib import Path
 from minidocker import events
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.network import bridge, firewall, hosts, ipam, ports, store, veth
-from minidocker.network.netlink import outside_event_loop
 from minidocker.network.store import Network
 
 
@@ -79,22 +79,22 @@ class Endpoint:
 
 # --- attach -----------------------------------------------------------------------------------
 
-@outside_event_loop
 def attach(container_id: str, pid: int, request: NetworkRequest) -> list[Endpoint]:
     """Give the container ``pid`` (waiting in its new network namespace) its networking."""
     bindings = _requested_ports(request)
     with store.locked():
         record = _new_record(container_id, pid, request)
+        network = _check_mode(record, request)
         try:
-            network = _check_mode(record, request)
-            store.write_endpoints(record)
-            if request.mode == "none":
-                veth.loopback_up(pid)
             if network:
                 _join(record, network, bindings, request.ip, request.mac)
                 hosts.refresh_peers(network)
+            else:
+                store.write_endpoints(record)
+                if request.mode == "none":
+                    veth.loopback_up(pid)
         except BaseException:
-            _release(container_id)  # what was made so far, from the record
+            _release(container_id)  # what was made so far, from the records
             raise
     for endpoint in record["endpoints"]:
         _event("connect", container_id, endpoint)
@@ -150,31 +150,40 @@ def _requested_ports(request: NetworkRequest) -> list[ports.PortBinding]:
 
 def _join(record: dict, network: Network, bindings: list[ports.PortBinding],
           wanted_ip: str = "", mac: str = "", aliases: list[str] | None = None) -> dict:
-    """Plug the container into one bridge network (record first, then make). Its aliases
-    are per network, as Docker's: those of the first network, or those given to connect."""
+    """Plug the container into one bridge network. Its aliases are per network, as Docker's:
+    those of the first network, or those given to connect.
+
+    Records first, then the kernel's objects: the address is leased in the network's record
+    (the lease names the container, so a crash right after it leaves nothing unfound: see
+    ``prune``), then the endpoint record names everything else — the veth, the published
+    ports and every rule — in one write, and only then are they made."""
     bring_up(network)
     address = ipam.allocate(network, record["container"], wanted_ip)
     store.save(network)
+    chosen = _host_ports(record, bindings)
     endpoint = {"network": network.name, "network_id": network.id,
                 "ifname": free_ifname(record), "veth": veth.new_veth_name(),
                 "ip_address": address, "prefixlen": ipam.prefixlen(network),
                 "gateway": network.gateway, "mac_address": mac or ipam.mac_for(address),
                 "aliases": list(record["aliases"] if aliases is None else aliases),
-                "ports": [], "rules": []}
+                "ports": [b.to_json() for b in chosen], "rules": []}
+    port_rules = [rule for b in chosen for rule in firewall.port_rules(
+        network.bridge, address, b.host_ip, b.host_port, b.container_port, b.proto)]
+    link_rules = [] if network.icc else _link_rules(record, address, network)
+    endpoint["rules"] = [r.to_json() for r in port_rules + link_rules]
     record["endpoints"].append(endpoint)
-    store.write_endpoints(record)
+    store.write_endpoints(record)  # recorded first, then made
     first_route = not network.internal and not any(
         e["gateway"] and e is not endpoint and not _internal(e) for e in record["endpoints"])
     veth.plug(record["pid"], endpoint["veth"], network.bridge, endpoint["ifname"], address,
               endpoint["prefixlen"], endpoint["mac_address"],
               network.gateway if first_route else None, network.mtu)
-    _publish(record, endpoint, network, bindings)
-    if not network.icc:
-        _allow_links(record, endpoint, network)
+    firewall.add_all(port_rules)
+    firewall.add_all(link_rules, first=True)  # before the network's DROP
     return endpoint
 
 
-def _allow_links(record: dict, endpoint: dict, network: Network) -> None:
+def _link_rules(record: dict, address: str, network: Network) -> list[firewall.Rule]:
     """On a network with enable_icc=false, a ``--link`` still opens the way between the two
     containers (both directions), as Docker does: ACCEPT rules put before the network's DROP,
     recorded with this endpoint and removed with it."""
@@ -182,14 +191,12 @@ def _allow_links(record: dict, endpoint: dict, network: Network) -> None:
     for linked_id, _alias in record["links"]:
         other = store.read_endpoints(linked_id) or {"endpoints": []}
         for theirs in (e for e in other["endpoints"] if e["network_id"] == network.id):
-            for source, target in ((endpoint["ip_address"], theirs["ip_address"]),
-                                   (theirs["ip_address"], endpoint["ip_address"])):
+            for source, target in ((address, theirs["ip_address"]),
+                                   (theirs["ip_address"], address)):
                 rules.append(firewall.Rule("filter", "MINIDOCKER-FORWARD", (
                     "-i", network.bridge, "-o", network.bridge, "-s", source, "-d", target,
                     "-j", "ACCEPT")))
-    endpoint["rules"] += [r.to_json() for r in rules]
-    store.write_endpoints(record)  # recorded first, then made
-    firewall.add_all(rules, first=True)
+    return rules
 
 
 def free_ifname(record: dict) -> str:
@@ -205,19 +212,15 @@ def _internal(endpoint: dict) -> bool:
         return True
 
 
-def _publish(record: dict, endpoint: dict, network: Network,
-             bindings: list[ports.PortBinding]) -> None:
+def _host_ports(record: dict, bindings: list[ports.PortBinding]) -> list[ports.PortBinding]:
+    """The host port of each ``-p``: the one asked for if no other container published it,
+    or a free one."""
+    if not bindings:
+        return []
     taken = {(p["host_ip"], p["host_port"], p["proto"]) for other in store.all_endpoint_records()
              if other["container"] != record["container"]
              for e in other["endpoints"] for p in e["ports"]}
-    chosen = ports.assign_host_ports(bindings, taken)
-    rules = [rule for b in chosen for rule in firewall.port_rules(
-        network.bridge, endpoint["ip_address"], b.host_ip, b.host_port, b.container_port,
-        b.proto)]
-    endpoint["ports"] = [b.to_json() for b in chosen]
-    endpoint["rules"] = [r.to_json() for r in rules]
-    store.write_endpoints(record)  # recorded first, then made
-    firewall.add_all(rules)
+    return ports.assign_host_ports(bindings, taken)
 
 
 def bring_up(network: Network) -> None:
@@ -277,7 +280,6 @@ def port_lines(container_id: str, private: str | None = None) -> list[str]:
 
 # --- release ----------------------------------------------------------------------------------
 
-@outside_event_loop
 def release(container_id: str) -> None:
     """Remove every rule, veth and address made for the container. Idempotent: safe after a
     crash, a failed start, or a second call."""
@@ -307,7 +309,6 @@ def _unplug(endpoint: dict) -> None:
     veth.unplug(endpoint["veth"])
 
 
-@outside_event_loop
 def disconnect_endpoint(container_id: str, network: Network) -> None:
     """Take one network away from a running container (``network disconnect``)."""
     record = store.read_endpoints(container_id)
@@ -325,7 +326,6 @@ def disconnect_endpoint(container_id: str, network: Network) -> None:
     hosts.refresh_peers(network)
 
 
-@outside_event_loop
 def connect_endpoint(container_id: str, network: Network, aliases: list[str]) -> Endpoint:
     """Give a running container one more network (``network connect``)."""
     record = store.read_endpoints(container_id)
@@ -367,10 +367,10 @@ def roll_back_creates() -> list[str]:
     return removed
 
 
-@outside_event_loop
 def prune() -> list[str]:
-    """Remove what dead containers and killed creates left: their endpoints, half-made
-    networks, this state root's bridges without a network, and — when nothing is attached, no
+    """Remove what dead containers and killed commands left: their endpoints, address leases
+    without an endpoint record, half-made networks, this state root's bridges without a
+    network, and — when nothing is attached, no
     user network exists and no other state root has a bridge here — the default bridge and
     the chains."""
     removed = []
@@ -379,6 +379,7 @@ def prune() -> list[str]:
             if not _alive(record):
                 _release(record["container"])
                 removed.append(f"endpoints of container {record['container'][:12]}")
+        removed += _release_unrecorded_leases()
         removed += roll_back_creates()
         networks = [n for n in store.all_networks() if n.driver == "bridge"]
         known = {n.bridge for n in networks}
@@ -395,6 +396,22 @@ def prune() -> list[str]:
             if firewall.chain_exists("filter", "MINIDOCKER-FORWARD"):
                 firewall.remove_chains()
                 removed.append("iptables chains MINIDOCKER*")
+    return removed
+
+
+def _release_unrecorded_leases() -> list[str]:
+    """Addresses leased to a container that has no endpoint record: an attach killed between
+    leasing and writing the record (it holds the lock throughout, so under the lock no live
+    attach is in that gap)."""
+    recorded = {record["container"] for record in store.all_endpoint_records()}
+    removed = []
+    for network in store.all_networks():
+        unrecorded = sorted(set(network.allocations) - recorded)
+        for container_id in unrecorded:
+            ipam.release(network, container_id)
+            removed.append(f"address lease of container {container_id[:12]} on {network.name}")
+        if unrecorded:
+            store.save(network)
     return removed
 
 

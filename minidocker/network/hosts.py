@@ -12,12 +12,12 @@ container's ``/etc/hosts`` current, rewritten whenever a peer joins or leaves th
 A student can ``cat /etc/hosts`` and see exactly why ``ping web`` works; the cost is that a
 name's address is only as fresh as the last rewrite, and there is no round-robin.
 
-The files are rewritten *in place* (same inode): a bind mount pins the inode it was made on,
+The files are written *in place* (same inode): a bind mount pins the inode it was made on,
 so a rename(2) would give the container a stale file. A reader can catch a half-written file
 for an instant — the same trade-off Docker makes for these files.
 
 ``write_container_files`` builds the three files of one container from the endpoint records
-(store.py); ``refresh_peers`` rewrites those of every container on a network.
+(store.py); ``refresh_peers`` rewrites those of the containers on a network.
 
 Man pages: hosts(5), resolv.conf(5), hostname(5). Docker: ``--add-host``, ``--link``,
 ``--dns``, ``--dns-search``, ``--hostname``.
@@ -31,7 +31,6 @@ from pathlib import Path
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.network import store
 from minidocker.network.records import Network
-from minidocker.state import atomic_write
 
 LOCALHOST = """127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost ip6-loopback
@@ -97,15 +96,16 @@ def resolv_conf(dns: list[str], dns_search: list[str], host_lines: list[str]) ->
 
 
 def rewrite(path: Path, text: str) -> None:
-    """Write a file the container may already have bind-mounted: the first time atomically,
-    later in place, keeping its inode (see the module docstring)."""
-    if not path.exists():
-        atomic_write(path, text.encode())
-        return
-    fd = os.open(path, os.O_WRONLY)
+    """Write a file the container may have bind-mounted already: in place, keeping its inode
+    (see the module docstring). A new one needs no temporary file either: the container that
+    reads it does not start before it is written, and every start writes it again. Readable
+    by every user inside, as Docker's (0644)."""
+    data = text.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, text.encode())
-        os.ftruncate(fd, len(text.encode()))
+        os.fchmod(fd, 0o644)  # a file written by an older version was 0600
+        os.write(fd, data)
+        os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
 
@@ -196,8 +196,10 @@ def _link_lines(record: dict) -> list[tuple[str, list[str]]]:
 
 
 def refresh_peers(network: Network) -> None:
-    """Rewrite the hosts file of every container on the network that has files."""
+    """Rewrite the hosts file of every container on the network whose file may change: on a
+    user network every one (its peers are in it); on the default bridge, where names are not
+    resolved, only those with ``--link``s (a linked container may have a new address)."""
     for record in store.all_endpoint_records():
-        if record["files_dir"] and any(e["network_id"] == network.id
-                                       for e in record["endpoints"]):
+        if record["files_dir"] and (record["links"] or network.name != "bridge") and any(
+                e["network_id"] == network.id for e in record["endpoints"]):
             _write_files(record)

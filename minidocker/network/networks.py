@@ -19,13 +19,11 @@ from minidocker import events
 from minidocker.errors import Conflict, MinidockerError
 from minidocker.network import bridge, endpoints, ipam, store
 from minidocker.network.endpoints import Endpoint
-from minidocker.network.netlink import outside_event_loop
 from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION, MTU_OPTION, Network
 
 NETWORK_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # as Docker's names of objects
 
 
-@outside_event_loop
 def create(name: str, *, driver: str = "bridge", subnet: str | None = None,
            gateway: str | None = None, internal: bool = False,
            options: dict[str, str] | None = None,
@@ -149,7 +147,6 @@ def _in_use(network: Network) -> list[str]:
             if any(e["network_id"] == network.id for e in r["endpoints"])]
 
 
-@outside_event_loop
 def remove(name_or_id: str) -> Network:
     """Remove a user network; refuse while a container is attached to it."""
     with store.locked():
@@ -168,7 +165,6 @@ def remove(name_or_id: str) -> Network:
     return network
 
 
-@outside_event_loop
 def readdress_default_bridge(subnet: str) -> None:
     """The daemon's ``bip`` (and ``icc``): the default bridge as the settings say, made again
     if its record says otherwise and no container is on it (dockerd reconfigures docker0 at
@@ -187,20 +183,17 @@ def readdress_default_bridge(subnet: str) -> None:
         store.delete(current)  # the next look-up makes it from the settings
 
 
-@outside_event_loop
 def prune() -> list[str]:
     """Remove every user network that no container uses (``network prune``)."""
     unused = [n for n in store.all_networks() if not n.predefined and not _in_use(n)]
     return [remove(n.id).name for n in unused]
 
 
-@outside_event_loop
 def connect(name_or_id: str, container_id: str, aliases: list[str] | None = None) -> Endpoint:
     with store.locked():
         return endpoints.connect_endpoint(container_id, store.find(name_or_id), aliases or [])
 
 
-@outside_event_loop
 def disconnect(name_or_id: str, container_id: str) -> None:
     with store.locked():
         endpoints.disconnect_endpoint(container_id, store.find(name_or_id))

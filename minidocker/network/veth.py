@@ -1,29 +1,42 @@
 """The veth pair: a virtual cable with one end on the host's bridge, one inside the container.
 
-What goes in one end of a veth pair comes out of the other. The pair is created on the host;
-one end (``veth<7 hex>``) is plugged into the bridge; the other is moved into the container's
-network namespace by its PID (``IFLA_NET_NS_PID``, ``ip link set dev X netns PID``), and there
-renamed ``eth0`` (``eth1`` for a second network), given its address and MAC, brought up with
-``lo``, and given a default route via the gateway.
+What goes in one end of a veth pair comes out of the other. The host end (``veth<7 hex>``) is
+plugged into the bridge; the other end is the container's ``eth0`` (``eth1`` for a second
+network), with its address and MAC, up with ``lo``, and a default route via the gateway.
 
-Inside the container's namespace we talk netlink through a socket *opened in that namespace*:
-``IPRoute(netns="/proc/<pid>/ns/net")`` has a short-lived child setns(2) there, open the
-socket and pass it back — a netlink socket stays bound to the namespace it was born in, so our
-process never leaves its own.
+The kernel lets one ``RTM_NEWLINK`` make the whole cable (``ip link add vethX mtu 1500 master
+BRIDGE up type veth peer name eth0 address MAC netns PID``): the peer's attributes
+(``VETH_INFO_PEER``) name its namespace by the container's PID, so it is born there, already
+named ``eth0`` — no temporary name on the host, no move, no rename. Only its ``up`` must wait:
+a veth end cannot open before its peer exists (``ENOTCONN``), and the peer is made first.
+
+The container's side is configured through a netlink socket *opened in its namespace*
+(``Rtnl.inside(pid)``: a short-lived thread setns(2)'s there and opens it; see netlink.py),
+with one buffer of requests: its address, ``eth0`` and ``lo`` up, the default route. A plug
+is four netlink round trips: the bridge's index and the pair on the host, ``eth0``'s index
+and the rest inside.
 
 Deleting either end destroys the pair; when the container's namespace dies (its last process
 exited), its end is destroyed and so is ours.
 
-Man pages: veth(4), ip-link(8), network_namespaces(7), setns(2).
+Man pages: veth(4), ip-link(8), network_namespaces(7), setns(2), rtnetlink(7).
 Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
 
-import errno
 import secrets
 
 from minidocker import explain
-from minidocker.network.bridge import MTU
-from minidocker.network.netlink import IPRoute, NetlinkError
+from minidocker.network.bridge import MTU, delete_link
+from minidocker.network.netlink import (
+    LOOPBACK_INDEX,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    RTM_NEWLINK,
+    Rtnl,
+    address,
+    default_route,
+    link,
+)
 
 
 def new_veth_name() -> str:
@@ -31,50 +44,40 @@ def new_veth_name() -> str:
     return "veth" + secrets.token_hex(4)[:7]
 
 
-def container_netns(pid: int) -> IPRoute:
-    """A netlink connection inside the network namespace of process ``pid``."""
-    return IPRoute(netns=f"/proc/{pid}/ns/net", flags=0)  # flags=0: never create one
-
-
 def loopback_up(pid: int) -> None:
     """Bring up ``lo`` in the container: a fresh namespace has it, down."""
-    with container_netns(pid) as ns:
-        ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+    with Rtnl.inside(pid) as ns:
+        ns.request(link(index=LOOPBACK_INDEX, up=True))
 
 
-def plug(pid: int, veth: str, bridge: str, ifname: str, address: str, prefixlen: int,
+def plug(pid: int, veth: str, bridge: str, ifname: str, ip: str, prefixlen: int,
          mac: str, gateway: str | None, mtu: int = MTU) -> None:
     """Connect the container ``pid`` to ``bridge``: the whole veth story, in order."""
-    peer = "p" + veth[1:]  # a temporary name for the container's end while it is on the host
-    explain.step("ip link", f"add {veth} type veth peer name {peer}; set {peer} netns {pid} "
-                 f"name {ifname}; set {veth} master {bridge}")
-    explain.step("ip addr", f"add {address}/{prefixlen} dev {ifname} (in {pid}'s namespace)")
-    if gateway:
-        explain.step("ip route", f"add default via {gateway} (in {pid}'s namespace)")
-    with IPRoute() as host:
-        host.link("add", ifname=veth, kind="veth", peer={"ifname": peer})
-        host_end = host.link_lookup(ifname=veth)[0]
-        host.link("set", index=host_end, master=host.link_lookup(ifname=bridge)[0])
-        host.link("set", index=host_end, mtu=mtu, state="up")
-        host.link("set", index=host.link_lookup(ifname=peer)[0], net_ns_pid=pid)
-    with container_netns(pid) as ns:
-        inside = ns.link_lookup(ifname=peer)[0]
-        ns.link("set", index=inside, ifname=ifname, address=mac, mtu=mtu)
-        ns.addr("add", index=inside, address=address, prefixlen=prefixlen)
-        ns.link("set", index=inside, state="up")
-        ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
+    explain.step("ip link", f"add {veth} mtu {mtu} master {bridge} up type veth peer name "
+                 f"{ifname} address {mac} netns {pid}")
+    with Rtnl.here() as host:
+        host.request(link(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, up=True, attrs=[
+            ("IFLA_IFNAME", veth), ("IFLA_MTU", mtu),
+            ("IFLA_MASTER", host.link_index(bridge)),
+            ("IFLA_LINKINFO", {"attrs": [
+                ("IFLA_INFO_KIND", "veth"),
+                ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": [
+                    ("IFLA_IFNAME", ifname), ("IFLA_ADDRESS", mac), ("IFLA_MTU", mtu),
+                    ("IFLA_NET_NS_PID", pid)]})]})]})]))
+    with Rtnl.inside(pid) as ns:  # setns(2), in a thread of its own
+        explain.step("ip addr", f"add {ip}/{prefixlen} dev {ifname} (inside)")
+        explain.step("ip link", f"set {ifname} up; set lo up (inside)")
         if gateway:
-            ns.route("add", dst="0.0.0.0/0", gateway=gateway)
+            explain.step("ip route", f"add default via {gateway} (inside)")
+        inside = ns.link_index(ifname)
+        ns.request(address(inside, ip, prefixlen),
+                   link(index=inside, up=True),
+                   link(index=LOOPBACK_INDEX, up=True),
+                   *([default_route(gateway)] if gateway else []))
 
 
 def unplug(veth: str) -> None:
     """Delete the host end, and with it the pair; a missing one is fine: when the container's
     namespace dies the kernel deletes the pair itself (a moment later, so it may vanish between
     our lookup and our delete)."""
-    with IPRoute() as host:
-        for index in host.link_lookup(ifname=veth):
-            try:
-                host.link("del", index=index)
-            except NetlinkError as exc:
-                if exc.code != errno.ENODEV:
-                    raise
+    delete_link(veth)
