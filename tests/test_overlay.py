@@ -272,7 +272,8 @@ def test_cluster_down_leaves_no_vxlan_device_bridge_entry_or_rule(lab):
         assert "vxlan id" in in_netns(holder, "ip", "-d", "link", "show", "type", "vxlan").stdout
     inodes = [os.stat(f"/proc/{holder}/ns/net").st_ino for holder in holders]
     assert md_ok("cluster", "down", timeout=120) == "removed 3 node(s)\n"
-    assert [inode for inode in inodes if netns_in_use(inode)] == []
+    wait_for(lambda: not [inode for inode in inodes if netns_in_use(inode)], 10,
+             "every node's network namespace gone (its last process may take a moment)")
     here = subprocess.run(["ip", "-o", "link", "show", "type", "vxlan"], capture_output=True,
                           text=True).stdout
     assert "vx40" not in here
