@@ -23,7 +23,8 @@ def service(service_id: str, replicas: int | None = 3, constraints=(), memory=0,
         "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Args": ["sleep", "9"]},
                          "Resources": {"Reservations": {"MemoryBytes": memory}},
                          "Placement": {"Constraints": list(constraints)}},
-        "EndpointSpec": {"Ports": [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": p}
+        "EndpointSpec": {"Ports": [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": p,
+                                    "PublishMode": "host"}
                                    for p in ports]}}}
 
 
