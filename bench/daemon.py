@@ -13,13 +13,14 @@ dockerd+shim and ≤ 1.0× conmon."
    median counts). dockerd runs in mount and network namespaces of its own (``viz/engines.py``:
    its data root on a tmpfs, its own ``docker0``), loaded with the same busybox
    (``minidocker save | docker load``).
-2. N detached containers (``docker run -d --network none busybox sleep 3600``, default 20)
+2. N detached containers (``docker run -d --network none busybox sleep 3600``, default 50)
    through each daemon, and N through podman (``podman run -d``, its own store): with all N
    running, the PSS (``/proc/<pid>/smaps_rollup``) of what runs besides the containers —
    minidocker's daemon and each container's monitor and shim; dockerd, containerd and each
    ``containerd-shim-runc-v2``; each ``conmon`` (podman has no daemon) — divided by N. The
-   daemons' own share is shown apart, with how many containers it took for minidocker to cost
-   what dockerd costs.
+   daemons' own share is shown apart; and the *growth*: what the whole weighed with the first
+   container running, against all N — what one more container costs, the daemons' own
+   bookkeeping included.
 
 Ratios (reported, not enforced): run through minidocker's daemon / through dockerd, for
 ``--network none`` and for the default bridge (target ≤ 1.0×); memory per detached container,
@@ -108,8 +109,8 @@ def dockerd_version() -> str:
 def parse_args(argv: list[str] | None):
     parser = common.argument_parser("bench/daemon.py", __doc__)
     common.add_round_options(parser, runs=10, warmup=2, runs_help="rounds counted")
-    parser.add_argument("-n", "--containers", dest="n", type=int, default=20, metavar="N",
-                        help="detached containers per engine (default 20)")
+    parser.add_argument("-n", "--containers", dest="n", type=int, default=50, metavar="N",
+                        help="detached containers per engine (default 50)")
     parser.add_argument("--skip", action="append", default=[], choices=["podman"],
                         help="leave podman out")
     args = parser.parse_args(argv)
