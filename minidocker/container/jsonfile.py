@@ -75,7 +75,7 @@ class LogWriter:
 
     def open(self):
         """The log file, unbuffered: each line is one write(2) at once (a follower sees it),
-        and no 8 KiB buffer is kept per container by the process that logs many of them."""
+        and no buffer (a page or two) is kept per container by the process that logs many."""
         return open(self.path, "ab", buffering=0)
 
     def close(self) -> None:
