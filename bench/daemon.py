@@ -13,13 +13,14 @@ dockerd+shim and ≤ 1.0× conmon."
    median counts). dockerd runs in mount and network namespaces of its own (``viz/engines.py``:
    its data root on a tmpfs, its own ``docker0``), loaded with the same busybox
    (``minidocker save | docker load``).
-2. N detached containers (``docker run -d --network none busybox sleep 3600``, default 20)
+2. N detached containers (``docker run -d --network none busybox sleep 3600``, default 50)
    through each daemon, and N through podman (``podman run -d``, its own store): with all N
    running, the PSS (``/proc/<pid>/smaps_rollup``) of what runs besides the containers —
    minidocker's daemon and each container's monitor and shim; dockerd, containerd and each
    ``containerd-shim-runc-v2``; each ``conmon`` (podman has no daemon) — divided by N. The
-   daemons' own share is shown apart, with how many containers it took for minidocker to cost
-   what dockerd costs.
+   daemons' own share is shown apart; and the *growth*: what the whole weighed with the first
+   container running, against all N — what one more container costs, the daemons' own
+   bookkeeping included.
 
 Ratios (reported, not enforced): run through minidocker's daemon / through dockerd, for
 ``--network none`` and for the default bridge (target ≤ 1.0×); memory per detached container,
@@ -108,8 +109,8 @@ def dockerd_version() -> str:
 def parse_args(argv: list[str] | None):
     parser = common.argument_parser("bench/daemon.py", __doc__)
     common.add_round_options(parser, runs=10, warmup=2, runs_help="rounds counted")
-    parser.add_argument("-n", "--containers", dest="n", type=int, default=20, metavar="N",
-                        help="detached containers per engine (default 20)")
+    parser.add_argument("-n", "--containers", dest="n", type=int, default=50, metavar="N",
+                        help="detached containers per engine (default 50)")
     parser.add_argument("--skip", action="append", default=[], choices=["podman"],
                         help="leave podman out")
     args = parser.parse_args(argv)
@@ -150,18 +151,25 @@ class MinidockerDaemon:
         return lifecycle.timed([DOCKER, *args], env=self.env)
 
     def detached(self, n: int) -> dict:
-        ids = [self.docker("run", "-d", "--network", "none", "busybox", *COMMAND)[1].strip()
-               for _ in range(n)]
+        ids = [run_detached(self)]
+        first = sum(self.watchers_pss(ids)[:2])
+        ids += [run_detached(self) for _ in range(n - 1)]
+        once, per_container, shared, own = self.watchers_pss(ids)
+        result = memory_figures(once, per_container, n, first)
+        result["processes_per_container"] = own / n
+        result["shared_watchers"] = shared
+        self.docker("rm", "-f", *ids)
+        return result
+
+    def watchers_pss(self, ids: list[str]) -> tuple[int, int, int, int]:
+        """kB of the daemon with the monitor processes that several containers share, kB of
+        those that watch one container each, and how many processes of each kind."""
         _, out = self.engine.run("inspect", "--format", "{{.State.MonitorPid}} {{.State.Pid}}",
                                  *ids)
         shared, own = watchers([tuple(map(int, line.split()))
                                 for line in out.strip().splitlines()])
-        once = pss_kib(self.proc.pid) + sum(pss_kib(p) for p in shared)
-        result = memory_figures(once, sum(pss_kib(p) for p in own), n)
-        result["processes_per_container"] = len(own) / n
-        result["shared_watchers"] = len(shared)
-        self.docker("rm", "-f", *ids)
-        return result
+        return (pss_kib(self.proc.pid) + sum(pss_kib(p) for p in shared),
+                sum(pss_kib(p) for p in own), len(shared), len(own))
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -201,21 +209,33 @@ class DockerdPeer:
         return lifecycle.timed([DOCKER, *args], env=self.env)
 
     def detached(self, n: int) -> dict:
-        ids = [self.docker("run", "-d", "--network", "none", "busybox", *COMMAND)[1].strip()
-               for _ in range(n)]
-        shims = self.dockerd.shims()
-        once = sum(pss_kib(p) for p in tree_pids(self.dockerd.pid))  # dockerd and containerd
-        result = memory_figures(once, sum(pss_kib(p) for p in shims), n)
-        result["processes_per_container"] = len(shims) / n
+        ids = [run_detached(self)]
+        first = sum(self.daemons_and_shims_pss())
+        ids += [run_detached(self) for _ in range(n - 1)]
+        once, shims = self.daemons_and_shims_pss()
+        result = memory_figures(once, shims, n, first)
+        result["processes_per_container"] = len(self.dockerd.shims()) / n
         self.docker("rm", "-f", *ids)
         return result
 
+    def daemons_and_shims_pss(self) -> tuple[int, int]:
+        """kB of dockerd and its containerd, and of every containerd-shim."""
+        return (sum(pss_kib(p) for p in tree_pids(self.dockerd.pid)),
+                sum(pss_kib(p) for p in self.dockerd.shims()))
 
-def memory_figures(once_kb: int, containers_kb: int, n: int) -> dict:
-    """kB: the daemon's own PSS, the per-container processes' PSS per container, and the
-    total divided by N."""
+
+def run_detached(daemon) -> str:
+    return daemon.docker("run", "-d", "--network", "none", "busybox", *COMMAND)[1].strip()
+
+
+def memory_figures(once_kb: int, containers_kb: int, n: int, first_kb: int) -> dict:
+    """kB: the daemon's own PSS, the per-container processes' PSS per container, the total
+    divided by N; and what each container after the first added to the whole (``first_kb``:
+    all of it with one container running) — the daemons' growth included."""
+    total = once_kb + containers_kb
     return {"once_kb": once_kb, "per_container_kb": round(containers_kb / n, 1),
-            "total_per_container_kb": round((once_kb + containers_kb) / n, 1)}
+            "total_per_container_kb": round(total / n, 1),
+            "growth_per_container_kb": round((total - first_kb) / (n - 1), 1) if n > 1 else None}
 
 
 # --- run --rm, in rounds -------------------------------------------------------------------------
@@ -253,9 +273,16 @@ def ratios(report: dict) -> dict:
     mine = report["minidocker"]["total_per_container_kb"]
     found["memory_minidocker_over_dockerd"] = ratio(
         mine / report["dockerd"]["total_per_container_kb"], DOCKERD_TARGET)
+    growth = report["minidocker"].get("growth_per_container_kb")
+    if growth is not None and report["dockerd"]["growth_per_container_kb"] > 0:
+        # what one more container adds, the daemons' growth included (a few containers: noise)
+        found["memory_growth_minidocker_over_dockerd"] = ratio(
+            growth / report["dockerd"]["growth_per_container_kb"], DOCKERD_TARGET)
     if "podman" in report:
-        found["memory_minidocker_over_conmon"] = ratio(
-            mine / report["podman"]["per_container_kb"], CONMON_TARGET)
+        conmon = report["podman"]["per_container_kb"]
+        found["memory_minidocker_over_conmon"] = ratio(mine / conmon, CONMON_TARGET)
+        if growth is not None:
+            found["memory_growth_minidocker_over_conmon"] = ratio(growth / conmon, CONMON_TARGET)
     return found
 
 
@@ -269,14 +296,17 @@ def show(console: Console, report: dict) -> None:
     console.print(run)
     n = report["containers"]
     memory = Table(title=f"{n} detached containers: PSS of what runs besides them (MiB)")
-    for column in ("engine", "daemon(s), once", "per container", "total / N"):
+    for column in ("engine", "daemon(s), once", "per container", "total / N",
+                   "growth / container"):
         memory.add_column(column)
     for name in ("minidocker", "dockerd", "podman"):
         if name in report:
             figures = report[name]
             total = figures.get("total_per_container_kb", figures["per_container_kb"])
+            growth = figures.get("growth_per_container_kb", figures["per_container_kb"])
             memory.add_row(name, f"{figures['once_kb'] / 1024:.1f}",
-                           f"{figures['per_container_kb'] / 1024:.1f}", f"{total / 1024:.1f}")
+                           f"{figures['per_container_kb'] / 1024:.1f}", f"{total / 1024:.1f}",
+                           "-" if growth is None else f"{growth / 1024:.2f}")
     console.print(memory)
     verdicts = Table(title="Ratios (targets reported, not enforced)")
     for column in ("ratio", "value", "target", "met"):

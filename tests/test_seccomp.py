@@ -172,6 +172,15 @@ def test_disassembly_is_stable():
     assert bpf.Program.from_bytes(program.to_bytes()).instructions == program.instructions
 
 
+def test_records_share_equal_instructions():
+    """Two containers' records read back the same filter: one set of Instruction objects
+    between them (the monitor host keeps a record per container)."""
+    raw = security.SecurityOptions().seccomp.to_bytes()
+    first, second = bpf.Program.from_bytes(raw), bpf.Program.from_bytes(raw)
+    assert first.to_bytes() == raw
+    assert all(a is b for a, b in zip(first.instructions, second.instructions, strict=True))
+
+
 # --- in the kernel ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("no_new_privs", [False, True])

@@ -37,7 +37,7 @@ class LogWriter:
         self.path = os.fspath(path)
         self.max_size, self.max_file = max_size, max(1, max_file)
         self.partial = {"stdout": b"", "stderr": b""}
-        self.file = open(self.path, "ab")
+        self.file = self.open()
 
     def write(self, stream: str, data: bytes) -> None:
         """Log complete lines; keep a trailing half line until its newline comes."""
@@ -56,7 +56,6 @@ class LogWriter:
     def _append(self, stream: str, line: bytes) -> None:
         entry = {"log": line.decode(errors="replace"), "stream": stream, "time": timestamp()}
         self.file.write(json.dumps(entry).encode() + b"\n")
-        self.file.flush()
         if self.file.tell() >= self.max_size:
             self.rotate()
 
@@ -72,7 +71,12 @@ class LogWriter:
                 previous = f"{self.path}.{n - 1}" if n > 1 else self.path
                 if os.path.exists(previous):
                     os.rename(previous, older)
-        self.file = open(self.path, "ab")
+        self.file = self.open()
+
+    def open(self):
+        """The log file, unbuffered: each line is one write(2) at once (a follower sees it),
+        and no buffer (a page or two) is kept per container by the process that logs many."""
+        return open(self.path, "ab", buffering=0)
 
     def close(self) -> None:
         self.flush_partial()

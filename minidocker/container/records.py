@@ -181,18 +181,33 @@ def load(container_id: str) -> ContainerRecord:
 
 def all_records() -> list[ContainerRecord]:
     records = []
-    for path in sorted(containers_dir().glob("*/config.json")):
+    for data in record_files():
         try:
-            records.append(ContainerRecord(**read_json(path)))
-        except (ValueError, TypeError, FileNotFoundError):
-            continue  # unreadable, or removed by an 'rm' at this moment: skipped, never fatal
+            records.append(ContainerRecord(**data))
+        except (ValueError, TypeError):
+            continue  # unreadable: skipped, never fatal
     return sorted(records, key=lambda r: r.Created, reverse=True)
 
 
+def record_files():
+    """Every record's JSON as read from disk (not yet typed objects, which cost more)."""
+    for path in sorted(containers_dir().glob("*/config.json")):
+        try:
+            data = read_json(path)
+        except (ValueError, FileNotFoundError):
+            continue  # unreadable, or removed by an 'rm' at this moment: skipped, never fatal
+        if isinstance(data, dict):
+            yield data
+
+
 def find(name_or_id: str) -> ContainerRecord:
-    """A container by full name, full ID or unique ID prefix."""
-    records = all_records()
+    """A container by full ID, full name or unique ID prefix. A full ID (what the API's
+    clients send) is read alone; the others look at every record."""
     name = name_or_id.lstrip("/")
+    if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
+        with contextlib.suppress(NotFound, ValueError, TypeError):  # gone, or unreadable
+            return load(name)
+    records = all_records()
     for record in records:
         if name in (record.Name, record.Id):
             return record
@@ -243,7 +258,7 @@ def volumes_in_use(but: str = "") -> dict[str, list[str]]:
 def claim_name(name: str | None) -> str:
     """A free name (``name``, or a random one); call it under ``all_locked`` and save the
     record before letting go, so that two creates cannot both take one name."""
-    taken = {r.Name for r in all_records()}
+    taken = {data.get("Name") for data in record_files()}
     if name is None:
         return random_name(taken)
     if name in taken:

@@ -17,6 +17,7 @@ Man pages: seccomp(2), bpf(4) on the BSDs; the kernel's Documentation/networking
 tools/bpf/bpf_asm the assembler this one imitates. Used by: seccomp.py, notebook 09-security.
 """
 
+import functools
 import struct
 from dataclasses import dataclass, field
 
@@ -72,6 +73,12 @@ class Instruction:
         return cls(*struct.unpack(cls.FORMAT, raw))
 
 
+@functools.lru_cache(maxsize=4096)
+def shared_instruction(raw: bytes) -> Instruction:
+    """``Instruction.unpack``, one object for equal bytes (an Instruction is frozen)."""
+    return Instruction.unpack(raw)
+
+
 def return_name(k: int) -> str:
     """A seccomp return value in words: ``ALLOW``, ``ERRNO(1)``, ``KILL_PROCESS``..."""
     action, data = k & kernel.SECCOMP_RET_ACTION_FULL, k & kernel.SECCOMP_RET_DATA
@@ -103,8 +110,12 @@ class Program:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "Program":
+        """The program read back from its bytes (a container's record keeps them). Equal
+        instructions come back as one shared object: every container of the default profile
+        holds the same ~100, so a process that keeps many records (the daemon's monitor host)
+        pays for them once."""
         size = struct.calcsize(Instruction.FORMAT)
-        return cls([Instruction.unpack(raw[i:i + size]) for i in range(0, len(raw), size)])
+        return cls([shared_instruction(raw[i:i + size]) for i in range(0, len(raw), size)])
 
     def disassemble(self) -> str:
         """The program in ``bpf_asm`` syntax, jump targets as line labels (``l5``)."""
