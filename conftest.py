@@ -72,7 +72,8 @@ def monitors_of(root: str) -> list[tuple[int, str]]:
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            if "minidocker.container.monitor" not in cmdline:
+            if "minidocker.container.monitor" not in cmdline \
+                    and "minidocker.container.watch" not in cmdline:  # a monitor, or its watcher
                 continue
             with open(f"/proc/{entry}/environ", "rb") as f:
                 if f"MINIDOCKER_ROOT={root}".encode() in f.read().split(b"\0"):
