@@ -77,6 +77,23 @@ class Group(click.Group):
             else 1
 
 
+class Main(Group):
+    """``minidocker`` itself: a command's module is imported when the command is used.
+
+    The later stages' commands live in modules of their own (``COMMAND_MODULES``) that add
+    themselves to ``main`` when imported. ``minidocker run`` imports lifecycle.py (and what
+    it imports) but never compose's, the swarm's or the daemon's commands; ``--help``, the
+    list of commands, imports them all."""
+
+    def get_command(self, ctx, name):
+        load_commands(name)
+        return super().get_command(ctx, name)
+
+    def list_commands(self, ctx):
+        load_commands()
+        return super().list_commands(ctx)
+
+
 def require_root(command: str) -> None:
     if os.geteuid() != 0:
         from minidocker.errors import MinidockerError
@@ -85,7 +102,7 @@ def require_root(command: str) -> None:
                               f"root's tools. Run it with sudo: sudo minidocker {command} ...")
 
 
-@click.group(cls=Group, context_settings=CONTEXT)
+@click.group(cls=Main, context_settings=CONTEXT)
 @click.version_option(package_name="minidocker", message="minidocker %(version)s")
 def main():
     """minidocker — a container engine you can read, built on the real Linux kernel.
@@ -412,19 +429,32 @@ def lab_reset(number):
                f"sudo minidocker lab check {number}")
 
 
-# The later stages' commands live in their own modules and add themselves to ``main``.
-from minidocker.cli import (  # noqa: E402,F401  (registers the commands)
-    build,
-    cluster,
-    compose,
-    containerops,
-    daemon,
-    lifecycle,
-    network,
-    pod,
-    registry,
-    stacks,
-    swarm,
-    system,
-    volume,
-)
+# The later stages' commands live in their own modules, minidocker/cli/NAME.py, and add
+# themselves to ``main`` when imported: which module defines (or adds to) which command.
+# ``tests/test_cli_lazy.py`` checks the table against what the modules really register.
+COMMAND_MODULES = {
+    "build": ("build", "builder"),
+    "cluster": ("cluster",),
+    "compose": ("compose",),
+    "containerops": ("cp", "stats", "update"),
+    "daemon": ("daemon",),
+    "lifecycle": ("run", "create", "start", "ps", "logs", "attach", "exec", "top", "wait",
+                  "inspect", "rename", "stop", "kill", "restart", "pause", "unpause", "rm",
+                  "export-bundle", "container", "system"),
+    "network": ("network", "port"),
+    "pod": ("pod",),
+    "registry": ("pull", "push", "login", "logout", "registry"),
+    "stacks": ("stack",),
+    "swarm": ("swarm", "node", "service"),
+    "system": ("info", "events", "checkpoint", "plugin", "container", "image", "system"),
+    "volume": ("volume",),
+}
+
+
+def load_commands(name: str | None = None) -> None:
+    """Import the modules that define or extend command NAME (all of them without a NAME)."""
+    import importlib
+
+    for module, commands in COMMAND_MODULES.items():
+        if name is None or name in commands:
+            importlib.import_module(f"minidocker.cli.{module}")
