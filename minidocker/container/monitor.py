@@ -258,6 +258,7 @@ def monitor_detached(container_id: str, status_fd: int, wait_for_attach: bool,
     for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_IGN)
     os.set_inheritable(status_fd, False)
+    launcher_fd = pidfd_of(launcher) if launcher and not wait_for_attach else None
 
     def report(message: dict) -> None:
         """Tell launch() how the first start went. It may have stopped listening already
@@ -268,8 +269,8 @@ def monitor_detached(container_id: str, status_fd: int, wait_for_attach: bool,
         if "listening" not in message:
             with contextlib.suppress(OSError):
                 os.close(status_fd)
-        if "running" in message and launcher and not wait_for_attach:
-            let_launcher_finish(launcher)
+        if "running" in message and launcher_fd is not None:
+            let_launcher_finish(launcher_fd)
 
     try:
         monitor = Monitor(records.load(container_id), adopt=True, watcher=True)
@@ -282,16 +283,21 @@ def monitor_detached(container_id: str, status_fd: int, wait_for_attach: bool,
 LAUNCHER_WAIT = 0.25  # seconds, at most
 
 
-def let_launcher_finish(pid: int) -> None:
-    """Wait a moment (``LAUNCHER_WAIT`` at most) until process ``pid``, which launched us,
-    has exited. The user waits for it — ``run -d`` prints the ID and leaves — and not for
-    what we do next (execve the watcher: a new interpreter starting); on a busy machine the
-    two would share the CPU and the command would end later. pidfd_open(2) gives a file
-    descriptor that polls readable once that process has exited."""
+def pidfd_of(pid: int) -> int | None:
+    """pidfd_open(2): a file descriptor for process ``pid`` that names that process for good
+    (a PID may be reused once it has gone) and polls readable once it has exited. Opened
+    while the launcher surely lives: it waits for our report."""
     try:
-        pidfd = os.pidfd_open(pid)
+        return os.pidfd_open(pid)
     except OSError:  # it has gone already
-        return
+        return None
+
+
+def let_launcher_finish(pidfd: int) -> None:
+    """Wait a moment (``LAUNCHER_WAIT`` at most) until the process that launched us (its
+    ``pidfd``) has exited. The user waits for it — ``run -d`` prints the ID and leaves — and
+    not for what we do next (execve the watcher: a new interpreter starting); on a busy
+    machine the two would share the CPU and the command would end later."""
     try:
         select.select([pidfd], [], [], LAUNCHER_WAIT)
     finally:
