@@ -137,15 +137,21 @@ def timed_command(argv: list[str], env: dict[str, str] | None = None):
 
 # --- context: what any Python program pays ---------------------------------------------------
 
+# Bytecode is written and reused, as an installed package's is (pip compiles it), whatever the
+# caller's PYTHONDONTWRITEBYTECODE says: only the warm-up rounds compile (as in startup.py).
+BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
+
+
 def python_cases() -> list[Case]:
     """Python's own start-up, and start-up plus the imports ``minidocker run`` needs."""
     python = sys.executable
     imports = "import minidocker.cli, minidocker.container.lifecycle"
+    env = {**os.environ, **BYTECODE}
     return [
         Case("python", "context", "python start-up", f"{_short(python)} -c pass",
              timed_command([python, "-c", "pass"])),
         Case("python-imports", "context", "python + CLI imports",
-             f"{_short(python)} -c '{imports}'", timed_command([python, "-c", imports])),
+             f"{_short(python)} -c '{imports}'", timed_command([python, "-c", imports], env=env)),
     ]
 
 
@@ -169,7 +175,7 @@ def minidocker_cases(ws: Workspace) -> tuple[list[Case], Path]:
         if not found:
             raise BenchError("the 'minidocker' command is not installed: run 'sudo ./kit setup'")
         entry_point = Path(found)
-    env = {**os.environ, "MINIDOCKER_ROOT": str(state)}
+    env = {**os.environ, **BYTECODE, "MINIDOCKER_ROOT": str(state)}
     # --network none, as podman and runc run here: networking has its own bench (network.py)
     cli = Case("minidocker-cli", "cli", "minidocker",
                "minidocker run --rm --network none busybox true",

@@ -23,7 +23,6 @@ Man pages: mount(2) mount_namespaces(7) tmpfs(5) statvfs(3). Used by: ``run -v/-
 import fcntl
 import os
 import re
-import secrets
 import shutil
 import stat
 from collections.abc import Iterable
@@ -105,7 +104,7 @@ def create_volume(name: str | None = None, labels: dict | None = None,
                   anonymous: bool = False) -> Volume:
     """Make a volume (a random 64-hex name if none is given). Like Docker, creating a name
     that exists returns the existing volume."""
-    name = check_volume_name(name) if name else secrets.token_hex(32)
+    name = check_volume_name(name) if name else os.urandom(32).hex()
     (volumes_dir() / name).mkdir(parents=True, exist_ok=True)
     with locked(name):  # two creates at once: the second finds the first's volume
         try:

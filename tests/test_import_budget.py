@@ -28,6 +28,11 @@ HEAVY = {
     "minidocker.registry": "pull, push, the registry",
     "minidocker.daemon": "the daemon",
     "minidocker.compose": "compose",
+    "minidocker.cli.compose": "the other commands' modules (cli/__init__.py COMMAND_MODULES)",
+    "minidocker.cli.swarm": "the other commands' modules",
+    "minidocker.cli.build": "the other commands' modules",
+    "minidocker.cli.daemon": "the other commands' modules",
+    "minidocker.cli.system": "the other commands' modules",
 }
 
 

@@ -15,7 +15,9 @@ and record its exit code. That is the monitor, one per running container:
 3. it copies every output line to the json-file log and to attached clients, and what clients
    type to the container's stdin (relay.py, attach.py). For that it needs none of the engine:
    once the container runs, the monitor execve(2)s the lean watcher (watch.py) — the same
-   process, a fraction of the memory — which hands the container back at PID 1's exit;
+   process, a fraction of the memory — which hands the container back at PID 1's exit. It
+   does so once the CLI that launched it has printed the ID and gone (a pidfd polled, a
+   moment at most): nobody waits for the watcher, everybody for the CLI;
 4. with a HEALTHCHECK, it runs the probes and records their verdicts (health.py);
 5. when PID 1 exits: exit code and OOM kill into the record, cgroup removed; then the restart
    policy decides — ``no``; ``on-failure[:N]`` (a non-zero exit, at most N times);
@@ -39,7 +41,7 @@ a new API server simply finds them (re-adoption). The host is a child subreaper 
 containers with ``adopt`` too, so 50 containers cost one process. It exits when its last
 container has ended.
 
-Man pages: setsid(2), fork(2), execve(2), pipe(7), waitpid(2), prctl(2) (PR_SET_PDEATHSIG,
+Man pages: setsid(2), fork(2), execve(2), pipe(7), waitpid(2), pidfd_open(2), prctl(2) (PR_SET_PDEATHSIG,
 PR_SET_CHILD_SUBREAPER), unix(7), pty(7), select(2).
 """
 
@@ -50,6 +52,7 @@ import gc
 import importlib
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -103,7 +106,8 @@ def launch(record: records.ContainerRecord, wait_for_attach: bool = False) -> in
                                     wait_for_attach, HOST.with_suffix(".log"))
     status_r, status_w = os.pipe()
     if len(os.listdir("/proc/self/task")) == 1:  # a fork of us has the engine loaded already
-        work = functools.partial(monitor_detached, record.Id, status_w, wait_for_attach)
+        work = functools.partial(monitor_detached, record.Id, status_w, wait_for_attach,
+                                 os.getpid())
     else:  # a fork would inherit locks our other threads hold: a new interpreter instead
         argv = [sys.executable, "-m", "minidocker.container.monitor", record.Id, str(status_w),
                 *(["--wait-for-attach"] if wait_for_attach else [])]
@@ -246,12 +250,15 @@ def exec_detached(argv: list[str], status_fd: int) -> None:
     os.execv(argv[0], argv)
 
 
-def monitor_detached(container_id: str, status_fd: int, wait_for_attach: bool) -> None:
+def monitor_detached(container_id: str, status_fd: int, wait_for_attach: bool,
+                     launcher: int = 0) -> None:
     """A detached monitor's life: start the container, report "running" (or the error) on
-    ``status_fd`` to launch(), then watch it (as the lean watcher, see ``hand_off``)."""
+    ``status_fd`` to launch() in process ``launcher``, let that one finish, then watch the
+    container (as the lean watcher, see ``hand_off``)."""
     for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_IGN)
     os.set_inheritable(status_fd, False)
+    launcher_fd = pidfd_of(launcher) if launcher and not wait_for_attach else None
 
     def report(message: dict) -> None:
         """Tell launch() how the first start went. It may have stopped listening already
@@ -262,6 +269,8 @@ def monitor_detached(container_id: str, status_fd: int, wait_for_attach: bool) -
         if "listening" not in message:
             with contextlib.suppress(OSError):
                 os.close(status_fd)
+        if "running" in message and launcher_fd is not None:
+            let_launcher_finish(launcher_fd)
 
     try:
         monitor = Monitor(records.load(container_id), adopt=True, watcher=True)
@@ -269,6 +278,30 @@ def monitor_detached(container_id: str, status_fd: int, wait_for_attach: bool) -
     except BaseException as exc:  # anything unexpected: say so, where launch() can read it
         report({"error": f"monitor: {exc}", "exit_code": 125})
         raise
+
+
+LAUNCHER_WAIT = 0.25  # seconds, at most
+
+
+def pidfd_of(pid: int) -> int | None:
+    """pidfd_open(2): a file descriptor for process ``pid`` that names that process for good
+    (a PID may be reused once it has gone) and polls readable once it has exited. Opened
+    while the launcher surely lives: it waits for our report."""
+    try:
+        return os.pidfd_open(pid)
+    except OSError:  # it has gone already
+        return None
+
+
+def let_launcher_finish(pidfd: int) -> None:
+    """Wait a moment (``LAUNCHER_WAIT`` at most) until the process that launched us (its
+    ``pidfd``) has exited. The user waits for it — ``run -d`` prints the ID and leaves — and
+    not for what we do next (execve the watcher: a new interpreter starting); on a busy
+    machine the two would share the CPU and the command would end later."""
+    try:
+        select.select([pidfd], [], [], LAUNCHER_WAIT)
+    finally:
+        os.close(pidfd)
 
 
 class Monitor:

@@ -2,11 +2,12 @@
 ``adjective_scientist`` name when the user gives none.
 
 Spec: Docker's ``run --name`` reference (names match ``[a-zA-Z0-9][a-zA-Z0-9_.-]+``); moby's
-``pkg/namesgenerator``. Man page: getrandom(2) (what ``secrets`` reads)."""
+``pkg/namesgenerator``. Man page: getrandom(2) (what ``os.urandom`` reads;
+``secrets.token_hex`` is the same call, with ``hmac`` and OpenSSL imported around it)."""
 
+import os
 import random
 import re
-import secrets
 
 from minidocker.errors import MinidockerError
 
@@ -18,7 +19,7 @@ VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 def new_id() -> str:
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 def random_name(taken: set[str]) -> str:
