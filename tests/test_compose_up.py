@@ -145,6 +145,10 @@ def test_logs_run_and_exec(down):
     assert stopped.returncode == 0 and "Stopped" in stopped.stderr
     assert compose("tools", "webapp", "ps").stdout.count("\n") == 1  # only the header
     assert compose("tools", "webapp", "ps", "-a").stdout.count("Exited") == 2
+    started = compose("tools", "webapp", "start")  # under the monitor host again
+    assert started.returncode == 0 and started.stderr.count("Started") == 2, started.stderr
+    watchers = {parent_of(inspect(name)["State"]["Pid"]) for name in labelled("tools")}
+    assert len(watchers) == 1
 
 
 def test_a_failed_up_names_the_service_and_keeps_the_others(down, tmp_path):

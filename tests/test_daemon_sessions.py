@@ -76,3 +76,23 @@ def test_the_start_of_the_keys_then_other_input_is_sent():
 def test_the_start_of_the_keys_at_the_end_of_stdin_is_sent():
     sent, detached = feed_messages([b"a\x10"])
     assert (sent, detached) == (b"a\x10", False)
+
+
+def test_a_removed_container_is_forgotten_and_old_exits_go():
+    from minidocker.daemon import sessions as kept
+
+    async def scenario():
+        sessions = Sessions()
+        sessions.saw_exit("gone", 1)
+        sessions.saw_exit("stays", 2)
+        sessions.forget(["gone"])
+        forgotten = sorted(sessions.exit_codes), sorted(sessions.exits)
+        for n in range(kept.REMEMBERED + 5):  # never removed through the API (--rm)
+            sessions.saw_exit(f"c{n}", 0)
+        return forgotten, sessions
+
+    forgotten, sessions = asyncio.run(scenario())
+    assert forgotten == (["stays"], ["stays"])
+    assert len(sessions.exit_codes) == len(sessions.exits) == kept.REMEMBERED
+    assert "stays" not in sessions.exit_codes and "c0" not in sessions.exit_codes  # the oldest
+    assert f"c{kept.REMEMBERED + 4}" in sessions.exit_codes

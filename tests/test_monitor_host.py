@@ -2,17 +2,23 @@
 monitor host (container/monitor.py ``serve_host``), a process apart from the API server: 50
 detached containers cost that one process (each PID 1 is its child, no shim stays); the
 daemon stops and starts again and finds them (logs, attach, exec, stop, rm still work); restart
-policies and health checks run in the host's loop."""
+policies and health checks run in the host's loop. A daemon and a compose started with
+other settings on one state root get a host each, and each its own settings applied."""
 
+import glob
+import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from minidocker.state import state_root
-from tests.daemon_helpers import DOCKER, running_daemon
+from minidocker.container import monitor
+from tests.conftest import minidocker
+from tests.daemon_helpers import DOCKER, Daemon, running_daemon
 
 pytestmark = pytest.mark.skipif(not shutil.which(DOCKER), reason="needs the docker CLI")
 
@@ -26,8 +32,8 @@ def daemon(tmp_path_factory):
 
 
 def host_pids() -> list[int]:
-    """The monitor hosts of this test session's state root."""
-    sock = str(state_root() / "monitor-host.sock")
+    """The monitor hosts of this test session's state root (and settings: the daemon's)."""
+    sock = str(monitor.host_socket())
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -116,3 +122,52 @@ def test_a_command_that_cannot_start_says_why_through_the_host(daemon):
     result = daemon.docker("run", "--rm", "--network", "none", "busybox", "nosuchcmd")
     assert result.returncode == 127
     assert 'exec: "nosuchcmd": executable file not found' in result.stderr
+
+
+def ok(result) -> str:
+    assert result.returncode == 0, f"rc={result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def cgroup_of(pid: int) -> str:
+    return Path(f"/proc/{pid}/cgroup").read_text()
+
+
+def test_a_daemon_and_a_compose_with_other_settings_each_get_their_own(tmp_path):
+    """The daemon (bip, icc=false) and a compose up (a cgroup parent of its own) on one state
+    root, in a network namespace of their own: compose comes first and starts a host, yet the
+    daemon's container gets the daemon's bridge and cgroup parent, compose's its own."""
+    root, project = tmp_path / "root", tmp_path / "compose.yaml"
+    project.write_text("services:\n  a:\n    image: busybox\n    command: sleep 300\n")
+    session_parent = os.environ["MINIDOCKER_CGROUP_PARENT"]
+    env = {**os.environ, "MINIDOCKER_ROOT": str(root),
+           "MINIDOCKER_CGROUP_PARENT": f"{session_parent}-compose"}
+    daemon = Daemon(tmp_path, "--bip", "10.66.0.1/24", "--icc=false", "--data-root", str(root))
+    daemon.argv = ["unshare", "--net", "--", *daemon.argv]
+    daemon.start()
+
+    def md(*args: str) -> subprocess.CompletedProcess:  # in the daemon's network namespace
+        return subprocess.run(["nsenter", f"--net=/proc/{daemon.proc.pid}/ns/net", "--",
+                               sys.executable, "-m", "minidocker.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    compose = ["compose", "-p", "own", "-f", str(project)]
+    try:
+        ok(minidocker("save", "-o", str(tmp_path / "busybox.tar"), "busybox"))
+        ok(md("load", "-i", str(tmp_path / "busybox.tar")))
+        ok(md(*compose, "up", "-d"))  # first: the host it starts has compose's settings
+        ok(daemon.docker("run", "-d", "--name", "theirs", "busybox", "sleep", "300"))
+        theirs = json.loads(ok(daemon.docker("inspect", "theirs")))[0]
+        ours = json.loads(ok(md("inspect", "own-a-1")))[0]
+        assert theirs["NetworkSettings"]["IPAddress"].startswith("10.66.0.")
+        bridge = json.loads(ok(daemon.docker("network", "inspect", "bridge")))[0]
+        assert bridge["Options"]["com.docker.network.bridge.enable_icc"] == "false"
+        assert f"/{session_parent}/{theirs['Id']}" in cgroup_of(theirs["State"]["Pid"])
+        assert f"/{session_parent}-compose/{ours['Id']}" in cgroup_of(ours["State"]["Pid"])
+        hosts = {parent_of(theirs["State"]["Pid"]), parent_of(ours["State"]["Pid"])}
+        assert len(hosts) == 2  # a host for each settings
+    finally:
+        daemon.docker("rm", "-f", "theirs")
+        md(*compose, "down")
+        daemon.stop()
+    assert glob.glob(f"/sys/fs/cgroup/**/{session_parent}-compose", recursive=True) == []

@@ -68,3 +68,57 @@ def test_the_story_tells_a_failure_in_order_and_once():
 def test_values_that_are_not_json_are_kept_as_text():
     assert cviz.parse('{"a": 1}') == {"a": 1}
     assert cviz.parse("node-id") == "node-id" and cviz.parse(None) is None
+
+
+class FakeStore:
+    """etcd as the Watcher asks it: a first read, then a watch of a few events (or an error)."""
+
+    def __init__(self, error=None, events=()):
+        self.error, self.events = error, events
+
+    def get_prefix(self, prefix):
+        if self.error:
+            raise self.error
+        return {}, 7
+
+    def watch(self, prefix, start_revision=0):
+        from minidocker.cluster.etcd import EtcdError
+
+        assert start_revision == 8  # just after the first read
+        yield from self.events
+        raise EtcdError("no etcd member answered the watch")  # etcd went: the watch ends
+
+
+def started_watcher(monkeypatch, store) -> cviz.Watcher:
+    from minidocker.cluster import lab
+
+    monkeypatch.setattr(lab, "enter", lambda _lab: None)  # no lab's namespace to enter
+    watcher = cviz.Watcher(SimpleNamespace(lab=None, store=store))
+    watcher.start()
+    return watcher
+
+
+def test_a_watch_that_cannot_start_says_why(monkeypatch):
+    from minidocker.cluster.etcd import EtcdError
+
+    watcher = started_watcher(monkeypatch, FakeStore(EtcdError("no etcd member answered")))
+    try:
+        watcher.wait_watching(5)
+    except cviz.WatchFailed as failed:
+        assert "could not start: no etcd member answered" in str(failed)
+    else:
+        raise AssertionError("wait_watching() returned on a watch that never started")
+    watcher.join(5)
+    assert not watcher.watching.is_set()
+
+
+def test_a_watch_keeps_its_events_until_etcd_goes(monkeypatch):
+    from minidocker.cluster.store import Event
+
+    events = [Event("PUT", "/minidocker/leader", "a", 8), Event("DELETE", "/minidocker/alive/b",
+                                                                None, 9)]
+    watcher = started_watcher(monkeypatch, FakeStore(events=events))
+    watcher.wait_watching(5)
+    watcher.join(5)
+    assert [(seen.type, seen.key, seen.value) for seen in watcher.events] == [
+        ("PUT", "/minidocker/leader", "a"), ("DELETE", "/minidocker/alive/b", None)]

@@ -370,12 +370,13 @@ def start(ctx, services):
     """Start the services' existing containers."""
     require_root("compose start")
     from minidocker.compose.project import connect_other_networks, one_monitor_for_all
+    from minidocker.container import lifecycle
 
     project = load(ctx)
-    one_monitor_for_all()
-    for record in project_containers(project, services):
-        from minidocker.container import lifecycle
-
+    found = project_containers(project, services)
+    if any(record.status not in lifecycle.ACTIVE for record in found):
+        one_monitor_for_all()  # a host only when there is something to start
+    for record in found:
         lifecycle.start(record)
         service = project.services.get(record.Config.Labels.get(
             "com.docker.compose.service", ""))

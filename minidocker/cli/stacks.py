@@ -4,7 +4,7 @@
 import click
 
 from minidocker.cli import CONTEXT, Group, main
-from minidocker.cli.swarm import CONVERGE_TIMEOUT, _connect, print_services, print_tasks
+from minidocker.cli.swarm import CONVERGE_TIMEOUT, connect_swarm, print_services, print_tasks
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -26,7 +26,7 @@ def stack_deploy(files, prune, detach, short_detach, name):
     from minidocker.cluster import stack as stacks
 
     made = stacks.plan(list(files), name)
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     if made.ignored:
         click.echo(f"Ignoring unsupported options: {', '.join(made.ignored)}\n", err=True)
     if made.deprecated:
@@ -54,7 +54,7 @@ def stack_ls(fmt):
     from minidocker.cli.formatting import format_rows
     from minidocker.cluster import stack as stacks
 
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     records.swarm(store)
     rows = [{"Name": name, "Services": str(count)}
             for name, count in stacks.stacks(store).items()]
@@ -65,7 +65,7 @@ def stack_ls(fmt):
 def _services(name: str, missing_ok: bool):
     from minidocker.cluster import stack as stacks
 
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     records.swarm(store)
     found = stacks.services_of(store, name)
     if not found and not missing_ok:
@@ -102,7 +102,7 @@ def stack_rm(names):
     """Remove one or more stacks."""
     from minidocker.cluster import stack as stacks
 
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     records.swarm(store)
     for name in names:
         said = False

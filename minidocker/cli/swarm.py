@@ -18,7 +18,9 @@ NODE_OPTION = click.option("--node", "this_node", default=lambda: os.environ.get
 CONVERGE_TIMEOUT = 60.0
 
 
-def _connect():
+def connect_swarm():
+    """The cluster code, the lab and its etcd store, for a command of ``swarm``, ``service``,
+    ``node`` or ``stack`` (after the root check)."""
     require_root("swarm")
     from minidocker.cluster import swarm
 
@@ -40,7 +42,7 @@ def swarm():
               help="How the scheduler ranks the nodes a task may go to.")
 def swarm_init(this_node, strategy):
     """Initialize a swarm, with this node as its first manager."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     made, node = records.init(lab, store, this_node, strategy)
     click.echo(f"Swarm initialized: current node ({node['ID']}) is now a manager.\n\n"
                "To add a worker to this swarm, run the following command:\n\n"
@@ -55,7 +57,7 @@ def swarm_init(this_node, strategy):
 @click.option("-q", "--quiet", is_flag=True, help="Only display token.")
 def swarm_join_token(role, quiet):
     """Manage join tokens."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     token = records.swarm(store)["JoinTokens"][role.capitalize()]
     if quiet:
         click.echo(token)
@@ -70,7 +72,7 @@ def swarm_join_token(role, quiet):
 @click.argument("address", required=False)
 def swarm_join(this_node, token, address):
     """Join a swarm as a node and/or manager."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     node = records.join(lab, store, this_node, token)
     click.echo(f"This node joined a swarm as a {node['Role']}.")
 
@@ -81,7 +83,7 @@ def swarm_join(this_node, token, address):
               "ignoring warnings.")
 def swarm_leave(this_node, force):
     """Leave the swarm."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     records.leave(lab, store, this_node, force)
     click.echo("Node left the swarm.")
 
@@ -125,7 +127,7 @@ def node_ls(this_node, quiet, fmt):
     """List nodes in the swarm."""
     from minidocker.cli.formatting import format_rows
 
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     records.swarm(store)
     nodes, alive, leader = _nodes(records, store)
     rows = []
@@ -154,7 +156,7 @@ def node_ls(this_node, quiet, fmt):
 @click.argument("refs", nargs=-1, required=True)
 def node_inspect(refs):
     """Display detailed information on one or more nodes."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     nodes, alive, leader = _nodes(records, store)
     shown = [node_object(records.find_node(store, ref), alive, leader) for ref in refs]
     click.echo(json.dumps(shown, indent=4))
@@ -174,7 +176,7 @@ def _labels(values: tuple[str, ...]) -> dict:
 @click.argument("ref")
 def node_update(availability, label_add, label_rm, role, ref):
     """Update a node."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     if role:
         records.promote(lab, store, ref, role)
     records.update_node(store, ref, availability, _labels(label_add), label_rm)
@@ -186,7 +188,7 @@ def _role_command(name: str, role: str, said: str, help_text: str) -> None:
     @node.command(name, context_settings=CONTEXT, help=help_text)
     @click.argument("refs", nargs=-1, required=True)
     def command(refs):
-        records, lab, store = _connect()
+        records, lab, store = connect_swarm()
         for ref in refs:
             records.promote(lab, store, ref, role)
             click.echo(said.format(ref=ref))
@@ -203,7 +205,7 @@ _role_command("demote", "worker", "Manager {ref} demoted in the swarm.",
 @click.argument("refs", nargs=-1, required=True)
 def node_rm(force, refs):
     """Remove one or more nodes from the swarm."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     for ref in refs:
         records.remove_node(store, ref, force)
         click.echo(ref)
@@ -294,7 +296,7 @@ def service_create(name, replicas, mode, constraint, placement_pref, publish, ne
     """Create a new service."""
     from minidocker.cgroups.limits import parse_bytes
 
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     cpus = 0
     if reserve_cpu:
         try:
@@ -335,7 +337,7 @@ def _published(service: dict) -> str:
 @click.option("--format", "fmt", metavar="TEMPLATE", help="'json' or a Go template.")
 def service_ls(quiet, fmt):
     """List services."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     records.swarm(store)
     print_services(records, store, records.read_all(store, records.SERVICES).values(), quiet,
                    fmt)
@@ -395,7 +397,7 @@ def _task_rows(records, store, made: dict, nodes: dict) -> list[tuple[dict, dict
 @click.argument("refs", nargs=-1, required=True)
 def service_ps(quiet, explain, fmt, refs):
     """List the tasks of one or more services."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     print_tasks(records, store, [records.find_service(store, ref) for ref in refs], quiet,
                 explain, fmt)
 
@@ -426,7 +428,7 @@ def print_tasks(records, store, services: list[dict], quiet: bool, explain: bool
 @click.argument("refs", nargs=-1, required=True)
 def service_inspect(refs):
     """Display detailed information on one or more services."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     click.echo(json.dumps([records.find_service(store, ref) for ref in refs], indent=4))
 
 
@@ -436,7 +438,7 @@ def service_logs(ref):
     """Fetch the logs of a service's tasks, from each node's daemon."""
     from minidocker.cluster.engine import TASK_LABEL, Engine, EngineError
 
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     made = records.find_service(store, ref)
     nodes = records.read_all(store, records.NODES)
     for task in sorted(records.tasks_of(store, made["ID"]), key=lambda t: t["CreatedAt"]):
@@ -473,7 +475,7 @@ def demultiplex(raw: bytes) -> str:
 @click.argument("pairs", nargs=-1, required=True, metavar="SERVICE=REPLICAS...")
 def service_scale(detach, pairs):
     """Scale one or multiple replicated services."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     for pair in pairs:
         name, sep, count = pair.partition("=")
         if not sep or not count.isdigit():
@@ -506,7 +508,7 @@ def service_update(image, args, env_add, replicas, update_parallelism, update_de
 
     from minidocker.cluster.update import parse_duration
 
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     if rollback:
         made = records.rollback_service(store, ref)
     else:
@@ -529,7 +531,7 @@ def service_update(image, args, env_add, replicas, update_parallelism, update_de
 @click.argument("ref")
 def service_rollback(detach, ref):
     """Revert changes to a service's configuration."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     made = records.rollback_service(store, ref)
     click.echo(ref)
     click.echo("rollback: manually requested rollback")
@@ -540,7 +542,7 @@ def service_rollback(detach, ref):
 @click.argument("refs", nargs=-1, required=True)
 def service_rm(refs):
     """Remove one or more services."""
-    records, lab, store = _connect()
+    records, lab, store = connect_swarm()
     for ref in refs:
         records.remove_service(store, ref)
         click.echo(ref)

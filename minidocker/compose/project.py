@@ -131,9 +131,9 @@ def one_monitor_for_all() -> None:
     while we make the networks; it leaves by itself once its last container has ended."""
     from minidocker.container import monitor
 
-    if monitor.HOST is None:
-        monitor.use_host(monitor.host_socket())
-        monitor.warm_host(monitor.HOST)
+    if not monitor.USE_HOST:
+        monitor.use_host()
+        monitor.warm_host()
 
 
 def bring_up(project: Project, name: str, options: UpOptions,

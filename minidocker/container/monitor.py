@@ -41,7 +41,18 @@ a new API server simply finds them (re-adoption). The host is a child subreaper 
 containers with ``adopt`` too, so 50 containers cost one process. It exits when its last
 container has ended.
 
-Man pages: setsid(2), fork(2), execve(2), pipe(7), waitpid(2), pidfd_open(2), prctl(2) (PR_SET_PDEATHSIG,
+**Whose settings?** The host starts containers with *its* environment, and some of the engine's
+settings come from there: the default bridge's subnet and ICC (``$MINIDOCKER_BRIDGE_SUBNET``,
+``$MINIDOCKER_ICC``: the daemon's ``bip`` and ``icc``, read when the bridge's record is made,
+network/store.py) and the cgroup parent (``$MINIDOCKER_CGROUP_PARENT``); runc's network hook
+gets them from it too (bundle.py). A host shared by a daemon and a ``compose up`` that were
+started with different settings would apply the first comer's to both. So a host is keyed by
+those settings (``HOST_SETTINGS``): its socket is ``monitor-host-<key>.sock``, the key a hash
+of their values, and a client connects to the host of its own settings — one host per state
+root *and* settings; a daemon and a compose with the same settings share it.
+
+Man pages: setsid(2), fork(2), execve(2), pipe(7), waitpid(2), pidfd_open(2), prctl(2)
+(PR_SET_PDEATHSIG,
 PR_SET_CHILD_SUBREAPER), unix(7), pty(7), select(2).
 """
 
@@ -49,6 +60,7 @@ import contextlib
 import fcntl
 import functools
 import gc
+import hashlib
 import importlib
 import json
 import os
@@ -78,32 +90,40 @@ MAX_BACKOFF = 10.0  # seconds between restarts, at most
 STEADY = 10.0  # a container that ran this long restarts without delay again
 
 
-HOST: Path | None = None  # the monitor host's socket, when our caller uses one (the daemon)
+USE_HOST = False  # our caller hands its containers to the monitor host (the daemon, compose)
 HOST_IDLE = 2.0  # seconds the host lingers after its last container has ended
 STARTING_HOST = threading.Lock()
+# the environment's settings that the host's code reads for a container's start, and what
+# their absence means (network/store.py, cgroups/__init__.py, bundle.py's network hook)
+HOST_SETTINGS = {"MINIDOCKER_BRIDGE_SUBNET": "", "MINIDOCKER_ICC": "true",
+                 "MINIDOCKER_CGROUP_PARENT": ""}
 
 
 def host_socket() -> Path:
-    """Where this state root's monitor host listens (the daemon's, and compose's)."""
-    return state_root() / "monitor-host.sock"
+    """Where the monitor host of this state root and of our settings (``HOST_SETTINGS``,
+    unset counted as their default) listens: started with the same, it applies ours."""
+    values = [os.environ.get(name) or unset for name, unset in HOST_SETTINGS.items()]
+    key = hashlib.sha256(json.dumps(values).encode()).hexdigest()[:12]
+    return state_root() / f"monitor-host-{key}.sock"
 
 
-def use_host(path: Path) -> None:
-    """From now on ``launch()`` hands containers to the monitor host listening on ``path``
-    (started when none answers) instead of starting a monitor process for each."""
-    global HOST
-    HOST = path
+def use_host() -> None:
+    """From now on ``launch()`` hands containers to the monitor host (``host_socket()`` at
+    each launch, started when none answers) instead of starting a monitor process for each."""
+    global USE_HOST
+    USE_HOST = True
 
 
 def launch(record: records.ContainerRecord, wait_for_attach: bool = False) -> int:
     """Start a detached monitor for the container — a process of its own, or the monitor host
     after ``use_host`` — and return PID 1 once it runs. With ``wait_for_attach`` the container
     starts only after one client has attached (``start -a``: no output is lost)."""
-    if HOST is not None:
+    if USE_HOST:
+        host = host_socket()  # of the state root and settings we have now
         for attempt in range(3):  # a host that was just leaving (idle) closes on us: again
             with suppress_reconnect(attempt == 2):
-                return read_reports(record, ask_host(HOST, record, wait_for_attach),
-                                    wait_for_attach, HOST.with_suffix(".log"))
+                return read_reports(record, ask_host(host, record, wait_for_attach),
+                                    wait_for_attach, host.with_suffix(".log"))
     status_r, status_w = os.pipe()
     if len(os.listdir("/proc/self/task")) == 1:  # a fork of us has the engine loaded already
         work = functools.partial(monitor_detached, record.Id, status_w, wait_for_attach,
@@ -172,12 +192,12 @@ def connect_host(path: Path, timeout: float = 10.0) -> socket.socket:
     return connection
 
 
-def warm_host(path: Path, stage: str = "network") -> None:
-    """Start the monitor host if none runs, and have it load ``stage`` now: a caller about to
-    start many containers (compose's up) pays both while it makes their networks. Only a
-    head start: a host that was just leaving (idle) drops us, and the first start brings up
-    a new one."""
-    with connect_host(path) as connection, contextlib.suppress(ConnectionError):
+def warm_host(path: Path | None = None, stage: str = "network") -> None:
+    """Start the monitor host (ours: ``host_socket()``, unless ``path``) if none runs, and have
+    it load ``stage`` now: a caller about to start many containers (compose's up) pays both
+    while it makes their networks. Only a head start: a host that was just leaving (idle)
+    drops us, and the first start brings up a new one."""
+    with connect_host(path or host_socket()) as connection, contextlib.suppress(ConnectionError):
         connection.sendall((json.dumps({"prepare": stage}) + "\n").encode())
         connection.recv(1)  # EOF: done
 

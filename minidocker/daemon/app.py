@@ -52,7 +52,7 @@ from minidocker.daemon.errors import (
     on_os_error,
 )
 from minidocker.daemon.sessions import Sessions
-from minidocker.daemon.settings import Settings, bridge_subnet
+from minidocker.daemon.settings import Settings
 from minidocker.errors import MinidockerError
 
 C = "/containers/{id}"
@@ -263,7 +263,7 @@ def serve(settings: Settings, insecure_tcp: bool = False) -> None:
     os.environ.update(settings.environment())  # before anything reads the state root
     from minidocker.container import monitor
 
-    monitor.use_host(monitor.host_socket())  # one loop for all our containers
+    monitor.use_host()  # one loop for all our containers (a host of our settings)
     apply_bridge(settings)
     host = (settings.hosts or [DEFAULT_HOST])[0]
     sock = listen(host, settings.group or None, insecure_tcp, tls=settings.tlsverify)
@@ -291,12 +291,12 @@ def behind_tls(front: socket.socket, settings: Settings) -> socket.socket:
 
 
 def apply_bridge(settings: Settings) -> None:
-    """``bip``: the default bridge takes that subnet (made again if it had another one and no
-    container is on it; with containers on it, the daemon refuses to start)."""
-    if settings.bip:
+    """``bip`` and ``icc``: the default bridge takes that subnet and ICC (made again if it had
+    others and no container is on it; with containers on it, the daemon refuses to start)."""
+    if settings.bip or not settings.icc:
         from minidocker.network.networks import readdress_default_bridge
 
-        readdress_default_bridge(bridge_subnet(settings.bip))
+        readdress_default_bridge()  # as the environment now says (Settings.environment)
 
 
 def socket_remover(server_class, path: str | None):

@@ -395,15 +395,21 @@ def window(request: Request) -> tuple[int, int]:
     return height, width
 
 
-def container_delete(request: Request) -> Response:
-    """``DELETE /containers/{id}?force=&v=``: the engine's ``rm`` (the one teardown)."""
-    lifecycle.rm(_find(request), force=flag(request, "force"), volumes_too=flag(request, "v"))
+async def container_delete(request: Request) -> Response:
+    """``DELETE /containers/{id}?force=&v=``: the engine's ``rm`` (the one teardown); the
+    sessions forget the container (on the event loop, where they live)."""
+    record = await _record(request)
+    await run_in_threadpool(lifecycle.rm, record, force=flag(request, "force"),
+                            volumes_too=flag(request, "v"))
+    _sessions(request).forget([record.Id])
     return Response(status_code=204)
 
 
-def container_prune(request: Request) -> Response:
+async def container_prune(request: Request) -> Response:
     """``POST /containers/prune``: every container that does not run, gone."""
-    return JSONResponse({"ContainersDeleted": lifecycle.prune(), "SpaceReclaimed": 0})
+    removed = await run_in_threadpool(lifecycle.prune)
+    _sessions(request).forget(removed)
+    return JSONResponse({"ContainersDeleted": removed, "SpaceReclaimed": 0})
 
 
 def container_top(request: Request) -> Response:

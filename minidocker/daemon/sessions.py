@@ -10,11 +10,15 @@
   inspect`` gives the exit code), as dockerd keeps them in memory too.
 
 A restarted daemon forgets these, as dockerd forgets its exec instances; containers and their
-records are untouched.
+records are untouched. A container removed through the API (``rm``, ``prune``) is forgotten
+then; one removed behind the API's back (``--rm``: its monitor removes it) is forgotten by the
+``wait`` that reads its code, and at worst is one of the last ``REMEMBERED`` exits kept.
 """
 
 import asyncio
 from dataclasses import dataclass, field
+
+REMEMBERED = 1000  # exits kept at most (their codes, their events): the oldest go first
 
 
 @dataclass
@@ -26,8 +30,12 @@ class Sessions:
 
     def saw_exit(self, container_id: str, code: int) -> None:
         """An attach stream saw the container's exit code: keep it, wake its waiters."""
+        self.exit_codes.pop(container_id, None)  # the newest last: the oldest go first
         self.exit_codes[container_id] = code
         self.exits.setdefault(container_id, asyncio.Event()).set()
+        for kept in (self.exit_codes, self.exits):
+            while len(kept) > REMEMBERED:
+                del kept[next(iter(kept))]
 
     async def exit_seen(self, container_id: str, seconds: float) -> bool:
         """Sleep ``seconds``, or until an attach stream sees the container exit (True). Every
@@ -42,6 +50,12 @@ class Sessions:
 
     def forget_exit(self, container_id: str) -> None:
         self.exits.pop(container_id, None)
+
+    def forget(self, container_ids: list[str]) -> None:
+        """These containers are removed: nothing of their exits stays."""
+        for container_id in container_ids:
+            self.exit_codes.pop(container_id, None)
+            self.exits.pop(container_id, None)
 
     def wait_for_start(self, container_id: str) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()

@@ -165,22 +165,24 @@ def remove(name_or_id: str) -> Network:
     return network
 
 
-def readdress_default_bridge(subnet: str) -> None:
+def readdress_default_bridge() -> None:
     """The daemon's ``bip`` (and ``icc``): the default bridge as the settings say, made again
     if its record says otherwise and no container is on it (dockerd reconfigures docker0 at
-    start the same way). The settings reach the record through the environment (store.py)."""
+    start the same way). The settings reach the record through the environment (store.py);
+    the new record is written now, by the daemon, not by whichever process looks next."""
     with store.locked():
         current = store.find("bridge")
         wanted = store.predefined("bridge")
-        if (current.subnet, current.icc) == (subnet, wanted.icc):
+        if (current.subnet, current.icc) == (wanted.subnet, wanted.icc):
             return
         users = _in_use(current)
         if users:
             raise Conflict(f"the default bridge has subnet {current.subnet} and containers on "
                            f"it ({', '.join(users)}): stop them before changing bip to "
-                           f"{subnet} (or icc), or keep the old settings")
+                           f"{wanted.subnet} (or icc), or keep the old settings")
         endpoints.bring_down(current)
-        store.delete(current)  # the next look-up makes it from the settings
+        store.delete(current)
+        store.save(wanted)
 
 
 def prune() -> list[str]:

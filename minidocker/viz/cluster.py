@@ -133,26 +133,53 @@ class Seen:
 
 class Watcher(threading.Thread):
     """Every change under ``/minidocker/``, as it happens, kept in ``events``. After
-    ``stop()`` it ends at the next event (its connection closed); also if etcd goes."""
+    ``stop()`` it ends at the next event (its connection closed); also if etcd goes.
+    ``wait_watching()`` waits until the watch runs, and raises what kept it from starting."""
 
     def __init__(self, etcd: LabEtcd):
         super().__init__(daemon=True)
         self.etcd = etcd
         self.events: list[Seen] = []
-        self.watching = threading.Event()
+        self.watching = threading.Event()  # the watch runs
+        self.begun = threading.Event()  # the watch runs, or could not start (``error``)
         self.stopping = threading.Event()
+        self.error: BaseException | None = None
 
     def stop(self) -> None:
         self.stopping.set()
 
+    def wait_watching(self, timeout: float = 10.0) -> None:
+        """Return once the watch runs; raise a WatchFailed saying why if it could not start
+        (etcd did not answer the first read) or did not within ``timeout`` seconds."""
+        if not self.begun.wait(timeout):
+            raise WatchFailed(f"etcd's watch did not start within {timeout:g} s: is the lab's "
+                              "etcd up ('minidocker cluster ls')?")
+        if self.error is not None:
+            raise WatchFailed(f"etcd's watch could not start: {self.error}") from self.error
+
     def run(self) -> None:
+        try:
+            stream = self.begin()
+        except BaseException as exc:  # kept for wait_watching(): a thread's error is silent
+            self.error = exc
+            return
+        finally:
+            self.begun.set()
+        self.follow(stream)
+
+    def begin(self):
+        """Enter the lab's namespace, read the revision, open the watch just after it."""
         from minidocker.cluster import lab as labs
-        from minidocker.cluster.etcd import EtcdError
 
         labs.enter(self.etcd.lab)
         _, revision = self.etcd.store.get_prefix(PREFIX)
-        self.watching.set()
         stream = self.etcd.store.watch(PREFIX, start_revision=revision + 1)
+        self.watching.set()
+        return stream
+
+    def follow(self, stream) -> None:
+        from minidocker.cluster.etcd import EtcdError
+
         try:
             for event in stream:
                 if self.stopping.is_set():
@@ -162,6 +189,10 @@ class Watcher(threading.Thread):
             return
         finally:
             stream.close()  # the HTTP stream with it
+
+
+class WatchFailed(RuntimeError):
+    """The notebook's watch of etcd did not start."""
 
 
 def parse(value: str | None) -> dict | str | None:
