@@ -51,9 +51,8 @@ those settings (``HOST_SETTINGS``): its socket is ``monitor-host-<key>.sock``, t
 of their values, and a client connects to the host of its own settings — one host per state
 root *and* settings; a daemon and a compose with the same settings share it.
 
-Man pages: setsid(2), fork(2), execve(2), pipe(7), waitpid(2), pidfd_open(2), prctl(2)
-(PR_SET_PDEATHSIG,
-PR_SET_CHILD_SUBREAPER), unix(7), pty(7), select(2).
+Man pages: setsid(2), fork(2), execve(2), pipe(7), waitpid(2), pidfd_open(2),
+prctl(2) (PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER), unix(7), pty(7), select(2).
 """
 
 import contextlib
