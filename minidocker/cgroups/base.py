@@ -10,6 +10,7 @@ Man pages: cgroups(7), cgroup_namespaces(7); kernel docs cgroup-v1/*.rst, cgroup
 Used by: notebook 03-cgroups, lab 03-cgroups (its checker reads cgroup files with ``read_keyed``).
 """
 
+import contextlib
 import os
 import signal
 import time
@@ -115,7 +116,7 @@ class Cgroup(ABC):
         self.thaw()  # a frozen process cannot die
         self.kill_all()
         for directory in self.directories():
-            _rmdir_retrying(directory)
+            _rmdir_retrying(directory, self.kill_all)
             try:
                 if self.owns_parent:
                     directory.parent.rmdir()  # the shared parent goes with its last container
@@ -123,17 +124,22 @@ class Cgroup(ABC):
                 pass
 
 
-def _rmdir_retrying(directory: Path) -> None:
-    """rmdir(2) fails with EBUSY while the kernel still tears down the last task."""
-    for _ in range(200):
+def _rmdir_retrying(directory: Path, kill_all) -> None:
+    """rmdir(2) fails with EBUSY while the kernel still tears down the last task — or while a
+    start racing this removal (``prune`` of a container being started) has put a new process
+    in: that one is killed too."""
+    for attempt in range(200):
         try:
             directory.rmdir()
             return
         except FileNotFoundError:
             return
         except OSError:
+            if attempt % 20 == 19:
+                kill_all()
             time.sleep(0.01)
-    directory.rmdir()
+    with contextlib.suppress(FileNotFoundError):  # another remover (rm, prune) was quicker
+        directory.rmdir()
 
 
 def write_file(path: Path, value: str) -> None:
@@ -146,6 +152,12 @@ def make_dir(path: Path) -> None:
     """mkdir(2) in a cgroup filesystem: the kernel fills the new directory with its files."""
     if not path.is_dir():
         explain.step("mkdir", str(path))
+    for _ in range(10):  # the shared parent may go with another container's last rmdir meanwhile
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            return
+        except FileNotFoundError:
+            continue
     path.mkdir(parents=True, exist_ok=True)
 
 
