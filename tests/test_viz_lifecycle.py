@@ -77,7 +77,8 @@ def test_the_process_tree_shows_names_roles_states_and_zombies(family):
     def settled():  # the zombie has exited, and the other child has exec'd sleep
         kids = lcviz.children(family.pid)
         return (any(not lcviz.alive(c) for c in kids)
-                and "sleep" in [lcviz.status(c).get("Name") for c in kids])
+                and any(lcviz.status(c).get("Name") == "sleep"
+                        and lcviz.status(c).get("State", "").startswith("S") for c in kids))
 
     assert lcviz.wait_until(settled, timeout=5)
     table = lcviz.process_tree(family.pid, {family.pid: "parent"})
