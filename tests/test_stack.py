@@ -120,27 +120,3 @@ networks:
         "task joins its first network here)",
         "service db names 2 networks: its tasks are attached to demo_back only (an overlay "
         "task joins its first network here)"]
-
-
-def test_an_alias_is_answered_on_its_own_network_only():
-    from minidocker.cluster.resolver import Resolver, aliases
-
-    def task(service, address, network):
-        return {"ID": service + "t", "ServiceID": service, "Slot": 1, "DesiredState": "running",
-                "Status": {"State": "running"},
-                "NetworksAttachments": [{"NetworkID": network, "Address": address}]}
-
-    def service(name, network):
-        return {"Spec": {"Name": name, "TaskTemplate": {"Networks": [
-            {"Target": network, "Aliases": ["web"]}]}}}
-
-    state = {"networks": {"n1": {"Subnet": "10.0.1.0/24"}, "n2": {"Subnet": "10.0.2.0/24"}},
-             "services": {"a": service("a_web", "n1"), "b": service("b_web", "n2")},
-             "tasks": {"at": task("a", "10.0.1.3", "n1"), "bt": task("b", "10.0.2.3", "n2")}}
-    assert aliases(state) == {"10.0.1.0/24": {"web": ["10.0.1.3"]},
-                              "10.0.2.0/24": {"web": ["10.0.2.3"]}}
-    resolver = Resolver.__new__(Resolver)
-    resolver.update(state)
-    assert resolver.lookup("web", "10.0.2.9") == ["10.0.2.3"]
-    assert resolver.lookup("a_web", "10.0.2.9") == ["10.0.1.3"]
-    assert resolver.lookup("web", "10.77.0.1") is None

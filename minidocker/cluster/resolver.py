@@ -7,7 +7,7 @@ there the node's agent answers DNS queries (UDP port 53) from what it last read 
     tasks.web            order that turns at each query (DNS round robin)
     web.2.<task id>      one task, by its container's name
     front                an alias the service has on a network (``TaskTemplate.Networks[].
-                         Aliases``: a stack's service ``demo_front`` is ``front`` on its
+    tasks.front          Aliases``: a stack's service ``demo_front`` is ``front`` on its
                          stack's networks) — answered only to a client on that network, as
                          Docker scopes aliases, so two stacks may each have a ``front``
 
@@ -69,8 +69,9 @@ def names(state: dict) -> dict[str, list[str]]:
 
 
 def aliases(state: dict) -> dict[str, dict[str, list[str]]]:
-    """Each network's subnet -> the aliases of the services on it, with their running tasks'
-    addresses there (a task's first network, the one it is attached to)."""
+    """Each network's subnet -> the aliases of the services on it (each also as
+    ``tasks.<alias>``, as libnetwork registers it), with their running tasks' addresses there
+    (a task's first network, the one it is attached to)."""
     scoped: dict[str, dict[str, list[str]]] = {}
     for task in sorted(state["tasks"].values(), key=lambda t: (t.get("Slot") or 0, t["ID"])):
         service = state["services"].get(task["ServiceID"])
@@ -82,8 +83,9 @@ def aliases(state: dict) -> dict[str, dict[str, list[str]]]:
         for attachment in task.get("NetworksAttachments", [])[:1]:
             network = state["networks"].get(attachment["NetworkID"])
             for alias in given.get(attachment["NetworkID"], []) if network else []:
-                scoped.setdefault(network["Subnet"], {}).setdefault(alias.lower(), []) \
-                    .append(attachment["Address"])
+                for key in (alias, f"tasks.{alias}"):
+                    scoped.setdefault(network["Subnet"], {}).setdefault(key.lower(), []) \
+                        .append(attachment["Address"])
     return scoped
 
 
@@ -124,7 +126,7 @@ class Resolver:
             rotated = addresses[turn:] + addresses[:turn]
             response.answer.append(dns.rrset.from_text_list(
                 question.name, TTL, dns.rdataclass.IN, dns.rdatatype.A, rotated))
-        return response.to_wire()
+        return response.to_wire(want_shuffle=False)  # dnspython shuffles unless told: the turn is ours
 
     def serve(self) -> None:
         while True:
