@@ -94,8 +94,8 @@ def test_tasks_on_two_nodes_ping_each_other_by_name_over_vxlan(lab, appnet):
 
 
 def test_a_service_name_reaches_each_of_its_tasks(lab, appnet):
-    md_ok("service", "create", "--name", "echo", "--network", "appnet", "--replicas", "2",
-          "busybox", "sh", "-c", "exec httpd -f -p 80 -h /etc")
+    md_ok("service", "create", "--name", "echo", "--network", "name=appnet,alias=hello",
+          "--replicas", "2", "busybox", "sh", "-c", "exec httpd -f -p 80 -h /etc")
     try:
         _, a, _ = task_container(lab, "a")
         hosts = set()
@@ -107,6 +107,8 @@ def test_a_service_name_reaches_each_of_its_tasks(lab, appnet):
             return len(hosts) == 2
 
         wait_for(both_answered, 20, "both tasks of echo answered by name")
+        answer = exec_in(lab, "n1", a, "nslookup", "tasks.hello").stdout  # the alias's tasks
+        assert answer.count("Address: 10.0.9.") == 2, answer
     finally:
         minidocker("service", "rm", "echo")
 

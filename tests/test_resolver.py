@@ -7,6 +7,7 @@ import itertools
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import pytest
 
 from minidocker.cluster.resolver import Resolver, aliases, names
 
@@ -79,3 +80,14 @@ def test_each_answer_starts_one_further_round_robin():
     firsts = [ask(server, name, "10.0.1.9")[1][0]
               for name in ("tasks.echo", "tasks.echo", "echo", "tasks.echo")]
     assert firsts == ["10.0.1.3", "10.0.1.4", "10.0.1.3", "10.0.1.4"]
+
+
+def test_the_long_network_form_gives_a_service_its_aliases():
+    from minidocker.cli.swarm import _network_attachment
+    from minidocker.cluster.swarm import SwarmError
+
+    assert _network_attachment("appnet") == ("appnet", [])
+    assert _network_attachment("name=appnet,alias=x,alias=y") == ("appnet", ["x", "y"])
+    for wrong in ("alias=x", "name=a,name=b", "name=appnet,driver-opt=a=b", "name=appnet,x"):
+        with pytest.raises(SwarmError, match=r"^invalid --network .*: use NAME or name=NAME"):
+            _network_attachment(wrong)

@@ -279,7 +279,7 @@ def _wait(records, store, service: dict, detach: bool) -> None:
               help="Publish a port on every node (the routing mesh), or with "
               "mode=host,published=P,target=T on the task's node only.")
 @click.option("--network", "networks", multiple=True, help="Network attachments (an overlay "
-              "network's name).")
+              "network's name, or name=NAME,alias=ALIAS).")
 @click.option("-e", "--env", multiple=True, help="Set environment variables.")
 @click.option("--limit-memory", default="", help="Limit Memory.")
 @click.option("--reserve-memory", default="", help="Reserve Memory.")
@@ -316,15 +316,32 @@ def service_create(name, replicas, mode, constraint, placement_pref, publish, ne
     _wait(records, store, made, detach)
 
 
-def _networks(store, names: list[str], spec: dict) -> list[dict]:
-    """``--network``: overlay networks by name (their IDs in the spec, as Docker keeps them);
-    a service that publishes through the mesh and names none joins ``ingress``."""
+def _networks(store, values: list[str], spec: dict) -> list[dict]:
+    """``--network``: overlay networks by name (their IDs in the spec, as Docker keeps them),
+    each with its aliases; a service that publishes through the mesh and names none joins
+    ``ingress``."""
     from minidocker.cluster import overlay
 
-    found = [overlay.find(store, name) for name in names]
-    if not found and overlay.mesh_ports({"Spec": spec}):
-        found = [overlay.ingress(store)]
-    return [{"Target": network["ID"]} for network in found]
+    wanted = [_network_attachment(value) for value in values]
+    joined = [{"Target": overlay.find(store, name)["ID"], "Aliases": aliases}
+              for name, aliases in wanted]
+    if not joined and overlay.mesh_ports({"Spec": spec}):
+        joined = [{"Target": overlay.ingress(store)["ID"]}]
+    return [{key: value for key, value in attachment.items() if value} for attachment in joined]
+
+
+def _network_attachment(value: str) -> tuple[str, list[str]]:
+    """``NAME`` or Docker's long form ``name=NAME,alias=A[,alias=B]``: (name, aliases)."""
+    from minidocker.cluster.swarm import SwarmError
+
+    if "=" not in value:
+        return value, []
+    pairs = [part.partition("=") for part in value.split(",")]
+    names = [v for k, _, v in pairs if k == "name" and v]
+    aliases = [v for k, _, v in pairs if k == "alias" and v]
+    if len(names) != 1 or len(names) + len(aliases) != len(pairs):
+        raise SwarmError(f"invalid --network {value!r}: use NAME or name=NAME[,alias=ALIAS...]")
+    return names[0], aliases
 
 
 def _published(service: dict) -> str:
