@@ -84,32 +84,28 @@ def ustar_header(name: bytes, kind: bytes, mode: int, uid: int, gid: int, size: 
     return block[:148] + b"%06o\0" % byte_sum(block) + block[155:]  # the field is spaces
 
 
+def _of_type(*flags: bytes):
+    """A ``tarfile.TarInfo``-style question, as a method: is the member's type one of these
+    flags? (``flags`` is bound as a default: a local, the fastest name for a hot method.)"""
+    def question(member: "Member", flags: tuple[bytes, ...] = flags) -> bool:
+        return member.type in flags
+    return question
+
+
 class Member:
     """One member of a tar being read: its header's fields, PAX and GNU names applied."""
 
     __slots__ = ("name", "type", "mode", "uid", "gid", "size", "mtime", "linkname",
                  "devmajor", "devminor", "sparse")
 
-    def isreg(self) -> bool:
-        return self.type in REGULAR_TYPES
-
-    def isdir(self) -> bool:
-        return self.type == DIRTYPE
-
-    def issym(self) -> bool:
-        return self.type == SYMTYPE
-
-    def islnk(self) -> bool:
-        return self.type == LNKTYPE
-
-    def ischr(self) -> bool:
-        return self.type == CHRTYPE
-
-    def isblk(self) -> bool:
-        return self.type == BLKTYPE
-
-    def isfifo(self) -> bool:
-        return self.type == FIFOTYPE
+    # tarfile.TarInfo's questions, and the type flags (byte 156) that answer yes
+    isreg = _of_type(*REGULAR_TYPES)
+    isdir = _of_type(DIRTYPE)
+    issym = _of_type(SYMTYPE)
+    islnk = _of_type(LNKTYPE)
+    ischr = _of_type(CHRTYPE)
+    isblk = _of_type(BLKTYPE)
+    isfifo = _of_type(FIFOTYPE)
 
     def issparse(self) -> bool:
         return self.sparse
