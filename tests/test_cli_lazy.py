@@ -78,3 +78,44 @@ def test_every_command_module_is_in_the_table():
     assert modules == set(cli.COMMAND_MODULES), (
         f"add {sorted(modules - set(cli.COMMAND_MODULES))} to COMMAND_MODULES in "
         "minidocker/cli/__init__.py")
+
+
+HELP_AFTER = "import importlib, sys; import minidocker.cli as cli; " \
+             "[importlib.import_module(m) for m in sys.argv[1:]]; cli.main(['--help'])"
+
+
+def help_sections(text: str) -> dict[str, list[str]]:
+    """``--help``'s command sections: title -> the names listed, in order."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line.endswith("Commands:"):
+            current = sections[line[:-1]] = []
+        elif current is not None and line.startswith("  "):
+            current.append(line.split()[0].rstrip("*"))  # docker marks a CLI plugin with *
+        else:
+            current = None
+    return sections
+
+
+def test_help_lists_docker_helps_sections_whatever_was_imported_first():
+    """The listing once depended on which command modules were imported first (a sort on
+    ``Command.__module__``, which is click's); docker --help itself is the reference."""
+    listings = {subprocess.run([sys.executable, "-c", HELP_AFTER, *first], capture_output=True,
+                               text=True, timeout=60, check=True).stdout
+                for first in [(), ("minidocker.cli.lifecycle",), ("minidocker.cli.swarm",
+                                                                   "minidocker.cli.registry")]}
+    assert len(listings) == 1, listings
+    ours = help_sections(listings.pop())
+    docker = help_sections(subprocess.run(["/usr/local/bin/docker", "--help"],
+                                          capture_output=True, text=True, timeout=60).stdout)
+    assert list(ours) == list(docker) == ["Common Commands", "Management Commands",
+                                          "Swarm Commands", "Commands"], (ours, docker)
+    everything = {name for names in ours.values() for name in names}
+    assert ours["Common Commands"] == [n for n in docker["Common Commands"] if n in everything]
+    for title in list(ours)[1:]:
+        assert ours[title] == sorted(ours[title]), title
+        theirs = {name for other in docker if other != title for name in docker[other]}
+        assert not theirs & set(ours[title]), f"docker lists {theirs & set(ours[title])} " \
+                                              f"elsewhere than under {title}"
+    assert sum(map(len, ours.values())) == len(everything), "a command listed twice"

@@ -343,6 +343,8 @@ def test_stack_deploy_ls_services_ps_rm(swarm, tmp_path):
              and not any(containers_of("demo_agent").values()), 20, "the stack's tasks gone")
     gone = minidocker("stack", "ps", "demo")
     assert (gone.returncode, gone.stderr) == (1, "minidocker: nothing found in stack: demo\n")
+    none = minidocker("stack", "services", "demo")  # docker/cli: a note, not an error
+    assert (none.returncode, none.stdout, none.stderr) == (0, "", "Nothing found in stack: demo\n")
 
 
 def test_cluster_down_leaves_nothing(swarm):

@@ -29,9 +29,14 @@ def ip_inside(pid: int, *args: str) -> str:
                           capture_output=True, text=True, check=True).stdout
 
 
+def new_link(name: str, kind: str):
+    """``ip link add NAME type KIND``: RTM_NEWLINK, refused if the name is taken."""
+    return link(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, attrs=[
+        ("IFLA_IFNAME", name), ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", kind)]})])
+
+
 def test_a_socket_opened_inside_speaks_to_the_other_namespace(sleeper):
-    bridge = link(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, attrs=[
-        ("IFLA_IFNAME", "probe0"), ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]})])
+    bridge = new_link("probe0", "bridge")
     with Rtnl.inside(sleeper.pid) as ns:
         assert ns.link_index("probe0") is None
         ns.request(bridge, link(index=netlink.LOOPBACK_INDEX, up=True))  # one buffer, two ACKs
@@ -42,19 +47,13 @@ def test_a_socket_opened_inside_speaks_to_the_other_namespace(sleeper):
         assert host.link_index("probe0") is None  # we never left our own namespace
 
 
-def test_an_error_names_the_request_and_the_errno(sleeper):
-    again = link(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, attrs=[
-        ("IFLA_IFNAME", "lo"), ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]})])
+@pytest.mark.parametrize("name, kind, code, words", [
+    ("lo", "bridge", errno.EEXIST, ["RTM_NEWLINK lo: File exists"]),
+    ("odd0", "no-such", errno.EOPNOTSUPP, ["RTM_NEWLINK odd0", "Unknown device type"]),
+], ids=["exists", "unknown-kind"])
+def test_an_error_names_the_request_the_errno_and_the_kernels_words(sleeper, name, kind, code,
+                                                                      words):
     with Rtnl.inside(sleeper.pid) as ns, pytest.raises(netlink.NetlinkError) as raised:
-        ns.request(again)
-    assert raised.value.code == errno.EEXIST
-    assert "RTM_NEWLINK lo: File exists" in str(raised.value)
-
-
-def test_an_error_carries_the_kernels_own_words(sleeper):
-    unknown = link(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, attrs=[
-        ("IFLA_IFNAME", "odd0"), ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "no-such")]})])
-    with Rtnl.inside(sleeper.pid) as ns, pytest.raises(netlink.NetlinkError) as raised:
-        ns.request(unknown)
-    assert raised.value.code == errno.EOPNOTSUPP
-    assert "RTM_NEWLINK odd0" in str(raised.value) and "Unknown device type" in str(raised.value)
+        ns.request(new_link(name, kind))
+    assert raised.value.code == code
+    assert all(said in str(raised.value) for said in words), str(raised.value)

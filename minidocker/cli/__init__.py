@@ -53,10 +53,8 @@ class Group(click.Group):
     """Commands listed in the order they are defined, errors printed as one line."""
 
     def list_commands(self, ctx):
-        """The lifecycle first (run, ps, ...), then the rest in the order defined."""
-        def stage(name):
-            return not self.commands[name].__module__.endswith(".lifecycle")
-        return sorted(self.commands, key=stage)
+        """In the order the module defines them (click would sort them)."""
+        return list(self.commands)
 
     def invoke(self, ctx):
         from minidocker.errors import MinidockerError
@@ -107,8 +105,47 @@ class Main(Group):
         return super().get_command(ctx, name)
 
     def list_commands(self, ctx):
+        """Every command, alphabetical as cobra lists them: never in the order their modules
+        happened to be imported."""
         load_commands()
-        return super().list_commands(ctx)
+        return sorted(self.commands)
+
+    def format_commands(self, ctx, formatter):
+        """``--help`` lists the commands in docker --help's sections: its common commands in
+        Docker's order, then the others alphabetical (``help_section``), in one column."""
+        shown = {name: command for name in self.list_commands(ctx)
+                 if (command := self.get_command(ctx, name)) is not None and not command.hidden}
+        sections = {"Common Commands": [name for name in COMMON_COMMANDS if name in shown],
+                    "Management Commands": [], "Swarm Commands": [], "Commands": []}
+        for name, command in shown.items():
+            if name not in COMMON_COMMANDS:
+                sections[help_section(name, command)].append(name)
+        width = max(map(len, shown))  # the names padded alike: one column, as docker's
+        limit = formatter.width - 6 - width
+        for title, names in sections.items():
+            if names:
+                with formatter.section(title):
+                    formatter.write_dl([(name.ljust(width), shown[name].get_short_help_str(limit))
+                                        for name in names])
+
+
+# docker --help's sections (docker/cli, cli/cobra.go): the commands annotated "category-top"
+# in their order (minidocker has no search or version), then the commands with subcommands —
+# the swarm's apart — then the others.
+COMMON_COMMANDS = ("run", "exec", "ps", "build", "pull", "push", "images", "login", "logout",
+                   "info")
+SWARM_COMMANDS = ("node", "service", "stack", "swarm")
+
+
+def help_section(name: str, command: click.Command) -> str:
+    """Where ``minidocker --help`` lists a command that is not a common one."""
+    from minidocker.cli.system import OUT_OF_SCOPE  # one-line stand-ins for Docker's groups
+
+    if name in SWARM_COMMANDS:
+        return "Swarm Commands"
+    if isinstance(command, click.Group) or name in OUT_OF_SCOPE:
+        return "Management Commands"
+    return "Commands"
 
 
 def end_now(code: int | str | None) -> None:

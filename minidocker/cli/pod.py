@@ -4,6 +4,8 @@ A pod is an infra container and the containers that joined its namespaces with `
 (minidocker/cluster/pods.py).
 """
 
+import functools
+
 import click
 
 from minidocker.cli import CONTEXT, Group, main, require_root
@@ -93,48 +95,62 @@ def pod_inspect(names):
     click.echo(json.dumps([pods.find_pod(name).inspect() for name in names], indent=4))
 
 
-stop_timeout = click.option("-t", "--time", "timeout", type=int, metavar="SECONDS",
+def each_pod(verb: str, *options):
+    """Make ``act(pod, **flags)`` the command ``pod VERB [OPTIONS] POD...`` (as compose.py's
+    ``each_container``): each pod in turn, its ID printed when done, as podman does; an error
+    is reported and the others still go (exit 1 at the end)."""
+    def register(act):
+        @click.argument("names", nargs=-1, required=True)
+        @functools.wraps(act)
+        def command(names, **flags):
+            require_root(f"pod {verb}")
+            _each(names, act, flags)
+
+        for option in options:
+            command = option(command)
+        return pod.command(verb, context_settings=CONTEXT)(command)
+    return register
+
+
+STOP_TIMEOUT = click.option("-t", "--time", "timeout", type=int, metavar="SECONDS",
                             help="Seconds to wait before killing each container (default 10).")
 
 
-@pod.command("start", context_settings=CONTEXT)
-@click.argument("names", nargs=-1, required=True)
-def pod_start(names):
+@each_pod("start")
+def pod_start(found):
     """Start pods: the infra container, then the pod's containers."""
-    require_root("pod start")
-    _each(names, "start_pod")
+    from minidocker.cluster import pods
+
+    pods.start_pod(found)
 
 
-@pod.command("stop", context_settings=CONTEXT)
-@stop_timeout
-@click.argument("names", nargs=-1, required=True)
-def pod_stop(timeout, names):
+@each_pod("stop", STOP_TIMEOUT)
+def pod_stop(found, timeout):
     """Stop pods: the pod's containers, then the infra container."""
-    require_root("pod stop")
-    _each(names, "stop_pod", timeout=timeout)
+    from minidocker.cluster import pods
+
+    pods.stop_pod(found, timeout=timeout)
 
 
-@pod.command("restart", context_settings=CONTEXT)
-@stop_timeout
-@click.argument("names", nargs=-1, required=True)
-def pod_restart(timeout, names):
+@each_pod("restart", STOP_TIMEOUT)
+def pod_restart(found, timeout):
     """Restart pods: stop them, then start the infra container and the pod's containers."""
-    require_root("pod restart")
-    _each(names, "restart_pod", timeout=timeout)
+    from minidocker.cluster import pods
+
+    pods.restart_pod(found, timeout=timeout)
 
 
-@pod.command("rm", context_settings=CONTEXT)
-@click.option("-f", "--force", is_flag=True, help="Kill running containers, then remove.")
-@click.argument("names", nargs=-1, required=True)
-def pod_rm(force, names):
+@each_pod("rm", click.option("-f", "--force", is_flag=True,
+                             help="Kill running containers, then remove."))
+def pod_rm(found, force):
     """Remove pods: their containers, the infra container and the shared volume."""
-    require_root("pod rm")
-    _each(names, "remove_pod", force=force)
+    from minidocker.cluster import pods
+
+    pods.remove_pod(found, force=force)
 
 
-def _each(names, action: str, **kwargs) -> None:
-    """Each pod in turn, its ID printed when done, as podman does; an error is reported and
-    the others still go (exit 1 at the end)."""
+def _each(names, act, flags: dict) -> None:
+    """``act(pod, **flags)`` on each pod named, in turn (see ``each_pod``)."""
     import sys
 
     from minidocker.cluster import pods
@@ -144,7 +160,7 @@ def _each(names, action: str, **kwargs) -> None:
     for name in names:
         try:
             found = pods.find_pod(name)
-            getattr(pods, action)(found, **kwargs)
+            act(found, **flags)
             click.echo(found.id)
         except MinidockerError as exc:
             click.echo(f"minidocker: {exc}", err=True)

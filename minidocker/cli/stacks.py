@@ -1,6 +1,8 @@
 """``minidocker stack ...`` (stage 14): a Compose file deployed as swarm services, with
 ``docker stack``'s names and output (cluster/stack.py)."""
 
+import functools
+
 import click
 
 from minidocker.cli import CONTEXT, Group, main
@@ -62,38 +64,43 @@ def stack_ls(fmt):
                            {"Name": "NAME", "Services": "SERVICES"}), nl=False)
 
 
-def _services(name: str, missing_ok: bool):
-    from minidocker.cluster import stack as stacks
+def stack_listing(verb: str, quiet_help: str, missing_ok: bool):
+    """Make ``show(records, store, services, quiet, fmt)`` the command ``stack VERB [-q]
+    [--format TEMPLATE] STACK`` over the stack's services (found by their namespace label).
+    None found is an error, or with ``missing_ok`` a note on stderr: docker/cli's ``stack ps``
+    and ``stack services`` differ so."""
+    def register(show):
+        @click.option("-q", "--quiet", is_flag=True, help=quiet_help)
+        @click.option("--format", "fmt", metavar="TEMPLATE", help="'json' or a Go template.")
+        @click.argument("name")
+        @functools.wraps(show)
+        def command(quiet, fmt, name):
+            from minidocker.cluster import stack as stacks
 
-    records, lab, store = connect_swarm()
-    records.swarm(store)
-    found = stacks.services_of(store, name)
-    if not found and not missing_ok:
-        raise records.SwarmError(f"nothing found in stack: {name}")
-    return records, store, found
+            records, lab, store = connect_swarm()
+            records.swarm(store)
+            found = stacks.services_of(store, name)
+            if found:
+                show(records, store, found, quiet, fmt)
+            elif missing_ok:
+                click.echo(f"Nothing found in stack: {name}", err=True)
+            else:
+                raise records.SwarmError(f"nothing found in stack: {name}")
+
+        return stack.command(verb, context_settings=CONTEXT)(command)
+    return register
 
 
-@stack.command("ps", context_settings=CONTEXT)
-@click.option("-q", "--quiet", is_flag=True, help="Only display task IDs.")
-@click.option("--format", "fmt", metavar="TEMPLATE", help="'json' or a Go template.")
-@click.argument("name")
-def stack_ps(quiet, fmt, name):
+@stack_listing("ps", "Only display task IDs.", missing_ok=False)
+def stack_ps(records, store, services, quiet, fmt):
     """List the tasks in the stack."""
-    records, store, found = _services(name, missing_ok=False)
-    print_tasks(records, store, found, quiet, False, fmt)
+    print_tasks(records, store, services, quiet, False, fmt)
 
 
-@stack.command("services", context_settings=CONTEXT)
-@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
-@click.option("--format", "fmt", metavar="TEMPLATE", help="'json' or a Go template.")
-@click.argument("name")
-def stack_services(quiet, fmt, name):
+@stack_listing("services", "Only display IDs.", missing_ok=True)
+def stack_services(records, store, services, quiet, fmt):
     """List the services in the stack."""
-    records, store, found = _services(name, missing_ok=True)
-    if not found:
-        click.echo(f"Nothing found in stack: {name}", err=True)
-        return
-    print_services(records, store, found, quiet, fmt)
+    print_services(records, store, services, quiet, fmt)
 
 
 @stack.command("rm", context_settings=CONTEXT)

@@ -90,14 +90,15 @@ class StackNetwork:
 
 @dataclass
 class Plan:
-    """What ``stack deploy`` will write: the service specs, and what it says first."""
+    """What ``stack deploy`` will write (the service specs, the networks they use), and what
+    it says first."""
 
     stack: str
     specs: list[dict]
+    networks: list[StackNetwork]
     ignored: list[str] = field(default_factory=list)
     deprecated: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    networks: list[StackNetwork] = field(default_factory=list)
 
 
 # --- from the Compose file to service specs ---------------------------------------------------
@@ -107,7 +108,7 @@ def plan(files: list[str], stack: str) -> Plan:
     if not STACK_NAME.fullmatch(stack):
         raise StackError(f"invalid stack name {stack!r}: use letters, digits, '_', '.' or '-'")
     project = load(Options(files=files, project_name=stack, builds=False, files_flag="-c"))
-    made = Plan(stack, [], networks=networks_of(project))
+    made = Plan(stack, [], networks_of(project))
     refuse_forbidden(project)
     for service in project.services.values():
         made.ignored += [k for k in UNSUPPORTED if k in service.definition]

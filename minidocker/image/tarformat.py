@@ -84,32 +84,30 @@ def ustar_header(name: bytes, kind: bytes, mode: int, uid: int, gid: int, size: 
     return block[:148] + b"%06o\0" % byte_sum(block) + block[155:]  # the field is spaces
 
 
+def _of_type(flag: bytes):
+    """A ``tarfile.TarInfo``-style question, as a method: is the member's type this flag?
+    (``flag`` is bound as a default: a local, the fastest name for a method this hot.)"""
+    def question(member: "Member", flag: bytes = flag) -> bool:
+        return member.type == flag
+    return question
+
+
 class Member:
     """One member of a tar being read: its header's fields, PAX and GNU names applied."""
 
     __slots__ = ("name", "type", "mode", "uid", "gid", "size", "mtime", "linkname",
                  "devmajor", "devminor", "sparse")
 
+    # tarfile.TarInfo's questions, and the type flag (byte 156) that answers yes
+    isdir = _of_type(DIRTYPE)
+    issym = _of_type(SYMTYPE)
+    islnk = _of_type(LNKTYPE)
+    ischr = _of_type(CHRTYPE)
+    isblk = _of_type(BLKTYPE)
+    isfifo = _of_type(FIFOTYPE)
+
     def isreg(self) -> bool:
-        return self.type in REGULAR_TYPES
-
-    def isdir(self) -> bool:
-        return self.type == DIRTYPE
-
-    def issym(self) -> bool:
-        return self.type == SYMTYPE
-
-    def islnk(self) -> bool:
-        return self.type == LNKTYPE
-
-    def ischr(self) -> bool:
-        return self.type == CHRTYPE
-
-    def isblk(self) -> bool:
-        return self.type == BLKTYPE
-
-    def isfifo(self) -> bool:
-        return self.type == FIFOTYPE
+        return self.type in REGULAR_TYPES  # three flags: old, new, contiguous
 
     def issparse(self) -> bool:
         return self.sparse
