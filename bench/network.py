@@ -5,9 +5,14 @@ bridge busybox true`` minus ``--network none`` (target ≤ 50 ms) — and with 5
 containers on one bridge, the time of the 50th attach vs the 1st."
 
 1. **Per run.** ``minidocker run --rm --network none busybox true`` and the same with
-   ``--network bridge``, in rounds (each once per round, every other round in reverse order,
-   a short pause before each run, warm-up rounds not counted). Reported: both medians and the
-   median of the per-round differences, against the target.
+   ``--network bridge``, and ``podman run --rm`` of the same busybox root with ``--network
+   none`` and on podman's own default bridge (issue 18 item 3: "``run --rm`` (bridge) ≤ 1.0×
+   podman on its bridge, in one run"), in rounds (each case once per round, every other round
+   in reverse order, a short pause before each run, warm-up rounds not counted). Reported:
+   the medians, each engine's bridge − none (the median of the per-round differences; for
+   minidocker against the target) and minidocker / podman on each network (target ≤ 1.0× on
+   the bridge). podman is skipped, with the reason, when it is missing or cannot start
+   containers here.
 2. **Where the difference goes**, measured in this process: ``import
    minidocker.network.endpoints`` (pyroute2's rtnetlink messages with it) in a fresh interpreter that has already imported what ``run`` imports;
    then ``network.attach`` + ``write_container_files`` + ``release`` of a process in a new
@@ -19,13 +24,17 @@ containers on one bridge, the time of the 50th attach vs the 1st."
    default bridge and to a user network (where every attach rewrites the hosts file of every
    peer), each ``attach`` timed. Reported: the 1st, 10th and last, the median, last / 1st.
 4. Everything is removed, and the kernel's links, addresses and iptables rules must be what
-   they were before the benchmark made anything.
+   they were before the benchmark made anything (podman's bridge and chains too: podman keeps
+   its default network's when its last container goes, so the benchmark removes them).
 
 All of it runs in a private mount and network namespace (nothing touches this machine's
-network), with a temporary ``MINIDOCKER_ROOT`` and cgroup parent, below a parent that reaps
-orphans at once (see bench/lifecycle.py).
+network), with a temporary ``MINIDOCKER_ROOT`` and cgroup parent, podman's store in the
+workspace (bench/lifecycle.py's ``Podman``), and a tmpfs of that mount namespace over the two
+directories podman's bridge writes on the host whatever its flags say (``PODMAN_NETWORK_DIRS``),
+below a parent that reaps orphans at once (see bench/lifecycle.py).
 
-Usage: bench/network.py [--runs N] [--warmup N] [--pause S] [-n N] [--json PATH]   (as root)
+Usage: bench/network.py [--runs N] [--warmup N] [--pause S] [-n N] [--skip podman]
+                        [--per-run-only] [--json PATH]   (as root)
 """
 
 import argparse
@@ -33,11 +42,13 @@ import contextlib
 import json
 import os
 import resource
+import shlex
 import signal
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
@@ -49,7 +60,18 @@ from rich.console import Console
 from rich.table import Table
 
 TARGET_MS = 50.0  # bridge − none, per run
+# minidocker / podman, run --rm on each network: issue 18 item 3 (the bridge's is this
+# benchmark's; --network none's is bench/run.py's, shown here as context of the same run)
+RATIO_TARGETS = {"bridge": 1.0, "none": 0.8}
+MODES = ("none", "bridge")
 RUN = ["run", "--rm", "busybox", "true"]
+# Where rootful podman's bridge writes on the host whatever its flags say: CNI's address
+# leases and result cache (netavark keeps its leases under /run/containers/networks, which
+# peers.PODMAN_HOST_PATHS covers) and the named network namespace of each container (a file
+# bind-mounted from nsfs). A tmpfs over each, in the benchmark's private mount namespace.
+PODMAN_NETWORK_DIRS = ["/var/lib/cni", "/run/netns"]
+# The chains podman's bridge adds, by its backend's prefix (CNI's plugins, or netavark's).
+PODMAN_CHAINS = ("CNI-", "NETAVARK")
 # What ``minidocker run`` imports before it knows it needs networking (see bench/run.py).
 RUN_IMPORTS = "import minidocker.cli, minidocker.container.lifecycle, minidocker.container.start"
 
@@ -62,16 +84,32 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "runs": args.runs,
               "warmup": args.warmup, "pause_s": args.pause, "containers": args.n,
               "host": lifecycle.host_info() | {
-                  "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", "")}}
+                  "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
+                  "load_average": {"start": load_average()}},
+              "skipped": {}}
     pristine = kernel_state()
 
     def bench(ws: peers.Workspace) -> None:
         console.print(f"setting up in {ws.path}")
         md = lifecycle.Minidocker(ws)
         ws.undo.callback(remove_networking, md)
+        runners = {"minidocker": lambda mode: md.run(*RUN[:2], "--network", mode, *RUN[2:])[0]}
+        if podman := podman_peer(ws, md.image_root, args, report):
+            runners["podman"] = podman.run_rm
         console.print(f"per run: {args.warmup} warm-up + {args.runs} rounds of "
-                      "run --rm --network none|bridge busybox true")
-        report["per_run"] = per_run(md, args.runs, args.warmup, args.pause)
+                      f"run --rm --network none|bridge busybox true, by {' and '.join(runners)}")
+        md.run(*RUN[:2], "--network", "bridge", *RUN[2:])  # the bridge, the chains
+        per_engine = per_run(runners, args.runs, args.warmup, args.pause)
+        report["per_run"] = per_engine["minidocker"]
+        report["per_run"]["target_ms"] = TARGET_MS
+        report["per_run"]["met"] = report["per_run"]["added_ms"] <= TARGET_MS
+        if podman:
+            report["podman_per_run"] = per_engine["podman"]
+            report["ratios"] = ratios(per_engine)
+            report["podman"] = podman.describe()
+        report["host"]["load_average"]["after_per_run"] = load_average()
+        if args.per_run_only:
+            return
         console.print("where it goes: imports, then attach/release in-process")
         report["imports_ms"] = import_costs(args.runs)
         with lifecycle._environment(md.env):
@@ -88,10 +126,18 @@ def main(argv: list[str] | None = None) -> int:
         return failed
     left = kernel_state()
     report["left_behind"] = {key: sorted(set(left[key]) - set(pristine[key])) for key in left}
+    if "podman" in report:  # its tmpfs is gone now: what it held when podman's rounds ended
+        report["left_behind"] |= {"podman_netns": report["podman"]["netns_left"],
+                                  "podman_leases": report["podman"]["leases_left"]}
     show(console, report)
     if args.json:
         common.write_json(console, args.json, report)
     return 1 if any(report["left_behind"].values()) else 0
+
+
+def load_average() -> list[float]:
+    """The machine's load average over 1, 5 and 15 minutes: how busy the runs' rounds were."""
+    return [round(load, 2) for load in os.getloadavg()]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,6 +146,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              runs_help="measured rounds of the per-run cost")
     parser.add_argument("-n", "--containers", dest="n", type=int, default=50, metavar="N",
                         help="containers on one bridge (default 50)")
+    parser.add_argument("--skip", action="append", default=[], choices=["podman"],
+                        help="leave podman out of the per-run rounds")
+    parser.add_argument("--per-run-only", action="store_true",
+                        help="only the per-run rounds (minidocker and podman, none and bridge)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.n < 1 or args.warmup < 0:
         parser.error("--runs and -n must be at least 1, --warmup at least 0")
@@ -134,31 +184,158 @@ def remove_networking(md: lifecycle.Minidocker) -> None:
 
 # --- 1. per run -----------------------------------------------------------------------------------
 
-def per_run(md: lifecycle.Minidocker, runs: int, warmup: int, pause: float) -> dict:
-    """Rounds of none and bridge; the medians and the median of the per-round differences, in
-    wall-clock time (the target) and in CPU time (user + system of the CLI and the processes
-    it waited for: what a busy machine stretches the least)."""
-    modes = ["none", "bridge"]
-    samples: dict[str, list[float]] = {mode: [] for mode in modes}
-    cpu: dict[str, list[float]] = {mode: [] for mode in modes}
-    md.run("run", "--rm", "--network", "bridge", "busybox", "true")  # the bridge, the chains
+def per_run(runners: dict[str, Callable[[str], float]], runs: int, warmup: int,
+            pause: float) -> dict[str, dict]:
+    """Rounds of every engine on none and on its bridge (``runners[engine](mode)`` runs
+    ``run --rm`` once and returns its wall time in seconds). For each engine: the medians and
+    the median of the per-round differences, in wall-clock time and in CPU time (user + system
+    of the command and the processes it waited for: what a busy machine stretches the least)."""
+    cases = [(engine, mode) for engine in runners for mode in MODES]
+    samples: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
+    cpu: dict[tuple[str, str], list[float]] = {case: [] for case in cases}
     for round_number in range(warmup + runs):
-        for mode in modes if round_number % 2 == 0 else reversed(modes):
+        for engine, mode in cases if round_number % 2 == 0 else reversed(cases):
             time.sleep(pause)
             before = children_cpu_ms()
-            seconds, _ = md.run(*RUN[:2], "--network", mode, *RUN[2:])
+            seconds = runners[engine](mode)
             if round_number >= warmup:
-                samples[mode].append(seconds * 1000)
-                cpu[mode].append(children_cpu_ms() - before)
+                samples[engine, mode].append(seconds * 1000)
+                cpu[engine, mode].append(children_cpu_ms() - before)
+    return {engine: summary({m: samples[engine, m] for m in MODES},
+                            {m: cpu[engine, m] for m in MODES}) for engine in runners}
+
+
+def summary(samples: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict:
+    """One engine's rounds: the samples, both medians and bridge − none (the median of the
+    per-round differences), in wall-clock and in CPU time."""
     added = [b - n for b, n in zip(samples["bridge"], samples["none"], strict=True)]
     added_cpu = [b - n for b, n in zip(cpu["bridge"], cpu["none"], strict=True)]
     return {"samples_ms": {m: [round(s, 1) for s in v] for m, v in samples.items()},
             "none_ms": round(statistics.median(samples["none"]), 1),
             "bridge_ms": round(statistics.median(samples["bridge"]), 1),
-            "added_ms": round(statistics.median(added), 1), "target_ms": TARGET_MS,
-            "met": statistics.median(added) <= TARGET_MS,
+            "added_ms": round(statistics.median(added), 1),
             "cpu_ms": {m: round(statistics.median(v), 1) for m, v in cpu.items()},
             "added_cpu_ms": round(statistics.median(added_cpu), 1)}
+
+
+def ratios(per_engine: dict[str, dict]) -> dict[str, dict]:
+    """minidocker / podman on each network: the ratio of the medians (the verdict, as in
+    bench/run.py) and, next to it, the median of the per-round ratios (both ran in the same
+    round)."""
+    mine, theirs = per_engine["minidocker"], per_engine["podman"]
+    found = {}
+    for mode in ("bridge", "none"):
+        value = mine[f"{mode}_ms"] / theirs[f"{mode}_ms"]
+        per_round = statistics.median(
+            a / b for a, b in zip(mine["samples_ms"][mode], theirs["samples_ms"][mode],
+                                  strict=True))
+        found[f"run_{mode}_minidocker_over_podman"] = {
+            "value": round(value, 2), "per_round": round(per_round, 2),
+            "target": RATIO_TARGETS[mode], "met": value <= RATIO_TARGETS[mode]}
+    return found
+
+
+# --- podman on its own bridge ---------------------------------------------------------------------
+
+class PodmanBridge:
+    """``podman run --rm`` on ``--network none`` and on podman's default bridge network: rootful
+    podman with its store in the workspace (bench/lifecycle.py's ``Podman``: its own
+    ``--root``, ``--runroot``, ``--tmpdir``, ``--network-config-dir``, cgroup parent), its bridge,
+    veths, netns and iptables rules in the benchmark's private network namespace."""
+
+    def __init__(self, ws: peers.Workspace, image_root: Path):
+        for directory in PODMAN_NETWORK_DIRS:
+            private_tmpfs(ws, directory)
+        self.bridge: str | None = None
+        ws.undo.callback(self.remove_network)  # after podman's containers are gone (LIFO)
+        self.peer = lifecycle.Podman(ws, image_root)  # Skipped: missing, or cannot run here
+        at = self.peer.flags.index("--network")  # "--network none": given per run here
+        self.flags = self.peer.flags[:at] + self.peer.flags[at + 2:]
+        try:
+            self.run_rm("bridge")  # the first run on the bridge makes it, and the chains
+        except peers.BenchError as exc:
+            raise peers.Skipped(f"podman cannot start a container on its bridge: {exc}") from exc
+        self.bridge = self.info("network", "inspect", "podman", "--format",
+                                "{{.NetworkInterface}}")
+
+    def run_rm(self, mode: str) -> float:
+        seconds, _ = self.peer.run("run", "--rm", "--network", mode, *self.flags,
+                                   peers.PODMAN_IMAGE, "true")
+        return seconds
+
+    def info(self, *argv: str) -> str:
+        return self.peer.run(*argv)[1].strip()
+
+    def describe(self) -> dict:
+        """What the bridge figures depend on: the network backend, the bridge, iptables'."""
+        iptables = subprocess.run(["iptables", "-V"], capture_output=True, text=True).stdout
+        return {"version": self.info("version", "--format", "{{.Client.Version}}"),
+                "network_backend": self.info("info", "--format", "{{.Host.NetworkBackend}}"),
+                "bridge": self.bridge, "iptables": iptables.strip(),
+                "netns_left": os.listdir("/run/netns"), "leases_left": cni_leases()}
+
+    def remove_network(self) -> None:
+        """podman keeps its default network's bridge and chains when its last container goes
+        (and ``podman network rm`` refuses the default network): remove them, so that the
+        namespace is left as it was found."""
+        if self.bridge:
+            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        for table in ("filter", "nat"):
+            remove_chains(table, PODMAN_CHAINS)
+
+
+def podman_peer(ws: peers.Workspace, image_root: Path, args: argparse.Namespace,
+                report: dict) -> PodmanBridge | None:
+    """podman for the per-run rounds, or None (``--skip podman``, missing, or unable to start
+    a container on its bridge here), with the reason in ``report["skipped"]``."""
+    if "podman" in args.skip:
+        report["skipped"]["podman"] = "--skip"
+        return None
+    try:
+        return PodmanBridge(ws, image_root)
+    except peers.Skipped as exc:
+        report["skipped"]["podman"] = str(exc)
+        return None
+
+
+def private_tmpfs(ws: peers.Workspace, directory: str) -> None:
+    """A tmpfs over ``directory``, seen only in this (the benchmark's) mount namespace,
+    unmounted at the end; a directory made for it is removed again."""
+    from minidocker import kernel
+
+    made = not os.path.isdir(directory)
+    os.makedirs(directory, exist_ok=True)
+    if made:
+        ws.undo.callback(os.rmdir, directory)
+    kernel.mount("tmpfs", directory, "tmpfs", 0, "mode=755")
+    ws.undo.callback(kernel.umount2, directory, kernel.MNT_DETACH)
+
+
+def cni_leases() -> list[str]:
+    """The addresses CNI's host-local IPAM still holds (a file per address; none when every
+    container's network was torn down)."""
+    leases = Path("/var/lib/cni/networks")
+    return sorted(str(path.relative_to(leases)) for path in leases.glob("*/*")
+                  if path.name not in ("lock", "last_reserved_ip.0")) if leases.is_dir() else []
+
+
+def remove_chains(table: str, prefixes: tuple[str, ...]) -> None:
+    """Remove the chains of ``table`` whose names start with one of ``prefixes``: the rules
+    that jump to them from other chains, then their rules, then the chains."""
+    def iptables(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["iptables", "-w", "-t", table, *argv], capture_output=True,
+                              text=True)
+    rules = iptables("-S").stdout.splitlines()
+    chains = [line.split()[1] for line in rules
+              if line.startswith("-N ") and line.split()[1].startswith(prefixes)]
+    for rule in rules:
+        words = shlex.split(rule)
+        if words[0] == "-A" and words[1] not in chains and \
+                words[-1] in chains and words[-2] in ("-j", "-g"):
+            iptables("-D", *words[1:])
+    for flag in ("-F", "-X"):
+        for chain in chains:
+            iptables(flag, chain)
 
 
 def children_cpu_ms() -> float:
@@ -362,20 +539,51 @@ def attach_series(n: int, network_name: str, create: bool = False) -> dict:
 # --- the report -------------------------------------------------------------------------------------
 
 def show(console: Console, report: dict) -> None:
-    run = report["per_run"]
-    table = Table(title=f"minidocker run --rm --network MODE busybox true ({report['runs']} "
+    show_per_run(console, report)
+    if "steps_ms" in report:  # not with --per-run-only
+        show_where_and_many(console, report)
+    left = {k: v for k, v in report["left_behind"].items() if v}
+    console.print("[red]left behind:[/] " + json.dumps(left) if left else
+                  "nothing left behind: links, addresses and iptables rules as before")
+
+
+def show_per_run(console: Console, report: dict) -> None:
+    table = Table(title=f"ENGINE run --rm --network MODE busybox true ({report['runs']} "
                         "rounds, ms)")
     for column in ("", "median", "min", "max", "CPU (median)"):
         table.add_column(column, justify="left" if not column else "right")
-    for mode in ("none", "bridge"):
-        s = run["samples_ms"][mode]
-        table.add_row(f"--network {mode}", f"{statistics.median(s):.1f}", f"{min(s):.1f}",
-                      f"{max(s):.1f}", f"{run['cpu_ms'][mode]:.1f}")
-    verdict = "[green]met[/]" if run["met"] else "[red]missed[/]"
-    table.add_row("[bold]bridge − none[/] (median of per-round differences)",
-                  f"[bold]{run['added_ms']:.1f}[/]", "", f"target ≤ {TARGET_MS:.0f}: {verdict}",
-                  f"{run['added_cpu_ms']:.1f}")
+    engines = {"minidocker": report["per_run"], "podman": report.get("podman_per_run")}
+    for engine, run in engines.items():
+        if run is None:
+            continue
+        mark = "" if engine == "minidocker" else "¹"
+        for mode in MODES:
+            s = run["samples_ms"][mode]
+            table.add_row(f"{engine} --network {mode}", f"{statistics.median(s):.1f}",
+                          f"{min(s):.1f}", f"{max(s):.1f}", f"{run['cpu_ms'][mode]:.1f}{mark}")
+        verdict = ""
+        if engine == "minidocker":
+            verdict = f"target ≤ {TARGET_MS:.0f}: " + ("[green]met[/]" if run["met"] else
+                                                      "[red]missed[/]")
+        table.add_row(f"[bold]{engine} bridge − none[/] (median of per-round differences)",
+                      f"[bold]{run['added_ms']:.1f}[/]", "", verdict,
+                      f"{run['added_cpu_ms']:.1f}{mark}")
     console.print(table)
+    if "podman_per_run" in report:
+        console.print("¹ podman and the processes it waited for (the CNI plugins, iptables); "
+                      "not conmon and runc, orphans it never waits for")
+    if "ratios" in report:
+        console.print(common.ratio_table("minidocker / podman, run --rm (ratio of the medians)",
+                                         report["ratios"]))
+        podman = report["podman"]
+        console.print(f"podman {podman['version']}: {podman['network_backend']} backend, bridge "
+                      f"{podman['bridge']}, {podman['iptables']}; netns left "
+                      f"{podman['netns_left']}, leases left {podman['leases_left']}")
+    for name, reason in report["skipped"].items():
+        console.print(f"[yellow]{name} skipped:[/] {reason}")
+
+
+def show_where_and_many(console: Console, report: dict) -> None:
 
     steps = Table(title="Where bridge networking goes (medians, ms)")
     steps.add_column("step")
@@ -408,9 +616,6 @@ def show(console: Console, report: dict) -> None:
     console.print(many)
     if report["many"].get("remove_all_error"):
         console.print(f"[yellow]rm -f failed:[/] {report['many']['remove_all_error']}")
-    left = {k: v for k, v in report["left_behind"].items() if v}
-    console.print("[red]left behind:[/] " + json.dumps(left) if left else
-                  "nothing left behind: links, addresses and iptables rules as before")
 
 
 if __name__ == "__main__":
