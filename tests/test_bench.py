@@ -191,13 +191,14 @@ def test_network_bench_runs_small_and_leaves_nothing(tmp_path):
     script = BENCH.parent / "network.py"
     report = tmp_path / "network.json"
     result = subprocess.run([sys.executable, str(script), "--runs", "1", "--warmup", "0",
-                             "-n", "2", "--json", str(report)], capture_output=True, text=True,
-                            timeout=90)
+                             "-n", "2", "--skip", "podman", "--json", str(report)],
+                            capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
     workspace = re.search(r"setting up in (\S+)", result.stdout).group(1)
     assert not Path(workspace).exists()
     figures = json.loads(report.read_text())
     assert figures["left_behind"] == {"links": [], "addresses": [], "filter": [], "nat": []}
+    assert figures["skipped"] == {"podman": "--skip"} and "ratios" not in figures
     run = figures["per_run"]
     assert len(run["samples_ms"]["none"]) == len(run["samples_ms"]["bridge"]) == 1
     assert run["bridge_ms"] > 0 and run["target_ms"] == 50.0
@@ -208,6 +209,46 @@ def test_network_bench_runs_small_and_leaves_nothing(tmp_path):
     assert len(figures["many"]["start"]["samples_ms"]) == 2
     for series in figures["attach_series"].values():
         assert len(series["attach"]["samples_ms"]) == 2
+
+
+@pytest.mark.skipif(not shutil.which("podman"), reason="needs podman (apt-get install podman)")
+def test_network_bench_podman_bridge_runs_and_leaves_nothing(tmp_path):
+    """bench/network.py's per-run rounds with podman (2 rounds, nothing else): podman ran on
+    --network none and on its own bridge, the ratios are there (not judged), and its bridge,
+    chains, named netns and CNI leases are gone with minidocker's, the host's dirs untouched."""
+    report = tmp_path / "network.json"
+    host_files = podman_network_files()
+    result = subprocess.run([sys.executable, str(BENCH.parent / "network.py"), "--per-run-only",
+                             "--runs", "2", "--warmup", "0", "--json", str(report)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    workspace = re.search(r"setting up in (\S+)", result.stdout).group(1)
+    assert not Path(workspace).exists()
+    figures = json.loads(report.read_text())
+    if "podman" in figures["skipped"]:
+        pytest.skip(f"podman cannot run here: {figures['skipped']['podman']}")
+    assert all(left == [] for left in figures["left_behind"].values())
+    assert set(figures["left_behind"]) == {"links", "addresses", "filter", "nat",
+                                           "podman_netns", "podman_leases"}
+    podman = figures["podman_per_run"]
+    assert len(podman["samples_ms"]["none"]) == len(podman["samples_ms"]["bridge"]) == 2
+    assert podman["bridge_ms"] > 0 and "added_ms" in podman
+    assert set(figures["ratios"]) == {"run_bridge_minidocker_over_podman",
+                                      "run_none_minidocker_over_podman"}
+    assert figures["ratios"]["run_bridge_minidocker_over_podman"]["target"] == 1.0
+    assert figures["podman"]["network_backend"] in ("cni", "netavark")
+    assert "steps_ms" not in figures and "many" not in figures  # --per-run-only
+    assert podman_network_files() - host_files == set()  # all of it went to its tmpfs
+    for entry in os.listdir("/proc"):  # no conmon or podman of the benchmark is left
+        with contextlib.suppress(OSError):
+            assert workspace.encode() not in Path(f"/proc/{entry}/cmdline").read_bytes()
+
+
+def podman_network_files() -> set[str]:
+    """What podman's default bridge would leave in the host's files: named netns and CNI's
+    leases and results on the ``podman`` network (the benchmark puts a tmpfs over both)."""
+    return set(glob.glob("/run/netns/*") + glob.glob("/var/lib/cni/networks/podman/*")
+               + glob.glob("/var/lib/cni/results/podman-*"))
 
 
 def test_build_bench_runs_once_and_leaves_nothing(tmp_path):
