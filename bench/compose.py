@@ -257,6 +257,7 @@ class PodmanCompose(Engine):
                             f"{os.environ.get('PATH', '')}")
         if not tool:
             raise peers.Skipped("podman-compose is not installed (pip install podman-compose)")
+        peers.private_podman_network_dirs(ws)  # the project network's leases and netns
         podman = lifecycle.Podman(ws, ours.minidocker.image_root)
         peers.check([*podman.podman, "tag", peers.PODMAN_IMAGE, "docker.io/library/busybox"],
                     env=podman.env)

@@ -30,7 +30,8 @@ containers on one bridge, the time of the 50th attach vs the 1st."
 All of it runs in a private mount and network namespace (nothing touches this machine's
 network), with a temporary ``MINIDOCKER_ROOT`` and cgroup parent, podman's store in the
 workspace (bench/lifecycle.py's ``Podman``), and a tmpfs of that mount namespace over the two
-directories podman's bridge writes on the host whatever its flags say (``PODMAN_NETWORK_DIRS``),
+directories podman's bridge writes on the host whatever its flags say
+(``peers.PODMAN_NETWORK_DIRS``),
 below a parent that reaps orphans at once (see bench/lifecycle.py).
 
 Usage: bench/network.py [--runs N] [--warmup N] [--pause S] [-n N] [--skip podman]
@@ -65,11 +66,6 @@ TARGET_MS = 50.0  # bridge − none, per run
 RATIO_TARGETS = {"bridge": 1.0, "none": 0.8}
 MODES = ("none", "bridge")
 RUN = ["run", "--rm", "busybox", "true"]
-# Where rootful podman's bridge writes on the host whatever its flags say: CNI's address
-# leases and result cache (netavark keeps its leases under /run/containers/networks, which
-# peers.PODMAN_HOST_PATHS covers) and the named network namespace of each container (a file
-# bind-mounted from nsfs). A tmpfs over each, in the benchmark's private mount namespace.
-PODMAN_NETWORK_DIRS = ["/var/lib/cni", "/run/netns"]
 # The chains podman's bridge adds, by its backend's prefix (CNI's plugins, or netavark's).
 PODMAN_CHAINS = ("CNI-", "NETAVARK")
 # What ``minidocker run`` imports before it knows it needs networking (see bench/run.py).
@@ -244,8 +240,7 @@ class PodmanBridge:
     veths, netns and iptables rules in the benchmark's private network namespace."""
 
     def __init__(self, ws: peers.Workspace, image_root: Path):
-        for directory in PODMAN_NETWORK_DIRS:
-            private_tmpfs(ws, directory)
+        peers.private_podman_network_dirs(ws)
         self.bridge: str | None = None
         ws.undo.callback(self.remove_network)  # after podman's containers are gone (LIFO)
         self.peer = lifecycle.Podman(ws, image_root)  # Skipped: missing, or cannot run here
@@ -296,19 +291,6 @@ def podman_peer(ws: peers.Workspace, image_root: Path, args: argparse.Namespace,
     except peers.Skipped as exc:
         report["skipped"]["podman"] = str(exc)
         return None
-
-
-def private_tmpfs(ws: peers.Workspace, directory: str) -> None:
-    """A tmpfs over ``directory``, seen only in this (the benchmark's) mount namespace,
-    unmounted at the end; a directory made for it is removed again."""
-    from minidocker import kernel
-
-    made = not os.path.isdir(directory)
-    os.makedirs(directory, exist_ok=True)
-    if made:
-        ws.undo.callback(os.rmdir, directory)
-    kernel.mount("tmpfs", directory, "tmpfs", 0, "mode=755")
-    ws.undo.callback(kernel.umount2, directory, kernel.MNT_DETACH)
 
 
 def cni_leases() -> list[str]:

@@ -41,6 +41,11 @@ PODMAN_IMAGE = "localhost/minidocker-bench/busybox:latest"
 PODMAN_HOST_PATHS = ["/run/runc", "/run/containers/networks", "/run/containers",
                      "/var/lib/containers/cache", "/var/lib/containers"]
 PODMAN_HOST_FILES = {"blob-info-cache-v1.boltdb"}  # the only files podman leaves there
+# Where rootful podman's bridge networks write on the host whatever its flags say: CNI's
+# address leases and result cache (netavark keeps its leases under /run/containers/networks,
+# above) and each container's named network namespace (a file, an nsfs bind mount on it).
+# A tmpfs over each in the benchmark's private mount namespace (private_podman_network_dirs).
+PODMAN_NETWORK_DIRS = ["/var/lib/cni", "/run/netns"]
 # The sandbox this course was written on refuses podman's default rlimits (INTEROP.md).
 PODMAN_RUN_FLAGS = ["--network", "none", "--ulimit", "nofile=1024:1024",
                     "--ulimit", "nproc=1000:1000"]
@@ -415,6 +420,18 @@ def podman_case(ws: Workspace, image_root: Path) -> Case:
         raise Skipped(f"podman cannot run containers here: {exc}") from exc
     return Case("podman", "cli", "podman", "podman run --rm <busybox import> true",
                 timed_command(argv, env=env))
+
+
+def private_podman_network_dirs(ws: Workspace) -> None:
+    """A tmpfs over each of ``PODMAN_NETWORK_DIRS``, seen only in this (the benchmark's
+    private) mount namespace and unmounted at the end; a directory made for it is removed
+    again. For podman on a bridge network: nothing of its networking reaches the host's files."""
+    for directory in PODMAN_NETWORK_DIRS:
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+            ws.undo.callback(os.rmdir, directory)
+        kernel.mount("tmpfs", directory, "tmpfs", 0, "mode=755")
+        ws.undo.callback(kernel.umount2, directory, kernel.MNT_DETACH)
 
 
 def _import(podman: list[str], image_root: Path, env: dict[str, str]) -> None:
