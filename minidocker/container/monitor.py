@@ -59,7 +59,6 @@ import contextlib
 import fcntl
 import functools
 import gc
-import hashlib
 import importlib
 import json
 import os
@@ -70,7 +69,6 @@ import sys
 import termios
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,6 +99,8 @@ HOST_SETTINGS = {"MINIDOCKER_BRIDGE_SUBNET": "", "MINIDOCKER_ICC": "true",
 def host_socket() -> Path:
     """Where the monitor host of this state root and of our settings (``HOST_SETTINGS``,
     unset counted as their default) listens: started with the same, it applies ours."""
+    import hashlib  # here: a detached run without the host hashes nothing
+
     values = [os.environ.get(name) or unset for name, unset in HOST_SETTINGS.items()]
     key = hashlib.sha256(json.dumps(values).encode()).hexdigest()[:12]
     return state_root() / f"monitor-host-{key}.sock"
@@ -246,6 +246,8 @@ def daemonize(work: Callable[[], None], keep_fd: int, log: Path) -> None:
                 close_inherited_fds({keep_fd})  # what the launcher's parent gave it stays
                 work()
         except BaseException:
+            import traceback
+
             traceback.print_exc()
         finally:
             os._exit(0)

@@ -24,7 +24,6 @@ import select
 import signal
 import socket
 import termios
-import traceback
 
 from minidocker.container.attach import RESIZE, frame
 from minidocker.container.jsonfile import LogWriter, NoLog
@@ -82,6 +81,8 @@ class Loop:
         try:
             monitor.step(ready)
         except Exception:  # a bug, for this container only: it goes, the others stay
+            import traceback
+
             traceback.print_exc()
             monitor.abort()
 

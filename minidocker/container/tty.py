@@ -14,7 +14,6 @@ import os
 import select
 import signal
 import termios
-import tty
 
 
 def copy_window_size(from_fd: int, to_fd: int) -> None:
@@ -29,6 +28,8 @@ def raw_terminal(fd: int):
     if not os.isatty(fd):
         yield
         return
+    import tty  # only a run with -t comes here
+
     saved = termios.tcgetattr(fd)
     try:
         tty.setraw(fd)
