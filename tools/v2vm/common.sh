@@ -139,7 +139,8 @@ qemu_accel() {
 }
 
 # The qemu command line both VMs boot with, into the array QEMU: v2-only cgroups, serial console
-# to the file $1, the pid in $WORK/qemu.pid, kernel args $2; the caller adds disk and network.
+# to the file $1, the pid in $WORK/qemu.pid, QEMU's machine protocol on $WORK/qmp.sock (pause.sh),
+# kernel args $2; the caller adds disk and network.
 # $ACCEL says which accelerator it chose.
 qemu_command() {
     local serial=$1 cmdline=$2
@@ -148,6 +149,7 @@ qemu_command() {
     QEMU=(qemu-system-x86_64 $ACCEL -smp 2 -m "${V2VM_MEMORY:-2048}"
         -machine q35 -display none -vga none -monitor none -no-reboot
         -serial "file:$serial" -pidfile "$WORK/qemu.pid"
+        -qmp "unix:$WORK/qmp.sock,server=on,wait=off"
         -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img"
         -append "root=/dev/vda rw console=ttyS0 panic=-1 systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all systemd.show_status=0 $cmdline")
 }
