@@ -300,3 +300,38 @@ def test_daemon_bench_runs_small_and_leaves_nothing(tmp_path):
                                       "run_bridge_minidocker_over_dockerd",
                                       "memory_minidocker_over_dockerd"}
     assert "growth_per_container_kb" in figures["minidocker"]  # one more container's PSS
+
+
+def test_fastpaths_reads_each_target_from_its_benchmark():
+    """bench/fastpaths.py's table: one row per target of issue 18, each verdict from the
+    figure its benchmark wrote (here made up), the context row without one."""
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        loader = importlib.util.spec_from_file_location("minidocker_bench_fastpaths",
+                                                        BENCH.parent / "fastpaths.py")
+        fastpaths = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(fastpaths)
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    ratio = {"value": 0.9, "target": 1.0, "met": True}
+    reports = {
+        "run": {"ratios": {"cli_minidocker_over_podman": {**ratio, "value": 0.7}}},
+        "network": {"per_run": {"added_ms": 41.0, "met": True},
+                    "ratios": {"run_none_minidocker_over_podman": {**ratio, "target": 0.8},
+                               "run_bridge_minidocker_over_podman": {**ratio, "value": 0.5}}},
+        "lifecycle": {"ratios": {"start_median_minidocker_over_podman": {"value": 1.2}},
+                      "minidocker": {"memory_kb": {"monitor_shim": {"pss": 5120}}}},
+        "layers": {"datasets": {"small": {"commit": {"ratio": 2.0, "cpu_ratio": 2.5},
+                                          "extract": {"ratio": 1.4, "cpu_ratio": 1.1}}}},
+    }
+    verdicts = {target: met for target, _, _, met in fastpaths.targets(reports)}
+    assert verdicts == {
+        "bridge - none, run --rm": True,
+        "run --rm --network none / podman": False,  # 0.9 > 0.8
+        "run --rm (bridge) / podman (its bridge)": True,
+        "(context) bench/run.py: run --rm --network none / podman": None,
+        "run -d / podman, median of 20": False,
+        "monitor + shim PSS per container": True,
+        "commit, small / GNU tar": False,
+        "extract, small / GNU tar": True,
+    }
