@@ -74,7 +74,9 @@ class ReadAhead:
     """``with ReadAhead(stream) as reader``: a second thread reads ``stream`` a chunk at a
     time, ahead of ``reader.read(size)``. An error of ``stream.read`` is raised by the read
     that reaches it. The block's end stops the thread: what it had read ahead and was not
-    asked for is dropped (the stream's own wrappers, which hash or count, have seen it)."""
+    asked for is dropped (the stream's own wrappers, which hash or count, have seen it). It
+    waits for a read in progress to return: a stream that stalls (a client sending a tar to
+    the daemon) holds the block's end until its own timeout, so that no thread is left."""
 
     def __init__(self, stream: BinaryIO, chunk: int = CHUNK, depth: int = DEPTH):
         self.stream, self.chunk, self.chunks = stream, chunk, queue.Queue(depth)
