@@ -11,6 +11,8 @@ counted), four pairs timed as whole commands, and the ratio of their medians:
     extract    extract_layer(LAYER, DIR)        tar -xzf L.tgz -C DIR   (in this process)
 
 ``commit`` also makes the store's unpacked copy of the layer (``cp -a`` of the upper dir), and
+every round's commit makes both anew (each round ends with ``rmi``, which takes the layer's
+blob and unpacked copy away), as a user's first commit of a container does; and
 ``load`` hashes and re-compresses the layer before it extracts it: the whole command against
 tar's part of it. ``extract`` is the extractor alone, with every safety check, against
 ``tar -xzf``. Targets (reported, not enforced): commit, save and extraction <= 1.5x tar.

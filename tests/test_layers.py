@@ -5,6 +5,7 @@ In every threat test the destination has a sentinel directory next to it; the te
 the sentinel (and everything else outside the destination) is exactly as it was.
 """
 
+import errno
 import gzip
 import io
 import json
@@ -15,13 +16,17 @@ import socket
 import stat
 import subprocess
 import tarfile
+import threading
 import traceback
+import zlib
 from pathlib import Path
 
 import pytest
 
 from minidocker import kernel, unionfs
 from minidocker.image.layers import LayerError, extract_layer, write_layer_tar
+from minidocker.image.streams import WriteBehind
+from minidocker.image.tarformat import TarFormatError
 
 MTIME = 1_700_000_000
 
@@ -240,6 +245,75 @@ def test_too_many_members_are_refused(box):
                          ids=["plain-text", "truncated-gzip", "zstd-magic"])
 def test_a_stream_that_is_no_layer_is_refused(box, stream):
     box.refuses(io.BytesIO(stream))
+
+
+# --- the second thread (image/streams.py): its errors surface, it never outlives its block ---
+
+def helper_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name in ("read-ahead", "write-behind")]
+
+
+def big_gzip_layer() -> bytes:
+    """A layer whose gzip stream is several of the reader's 1 MiB chunks long: random bytes."""
+    noise = random.Random(18).randbytes(5 << 20)
+    return tar_of(regular("a", noise), regular("b", b"after\n"), gzipped=True).getvalue()
+
+
+def corrupt(stream: bytes) -> bytes:
+    middle = len(stream) // 2
+    return stream[:middle] + bytes(b ^ 0x55 for b in stream[middle:middle + 4096]) + \
+        stream[middle + 4096:]
+
+
+@pytest.mark.parametrize("broken", [lambda s: s[:len(s) // 2], corrupt,
+                                    lambda s: gzip.compress(gzip.decompress(s)[:3 << 20])],
+                         ids=["gzip-cut", "gzip-corrupt", "tar-cut"])
+def test_a_broken_stream_read_ahead_is_a_layer_error_and_leaves_no_thread(box, broken):
+    error = box.refuses(io.BytesIO(broken(big_gzip_layer())), match="not a valid tar")
+    assert isinstance(error.__cause__, (EOFError, zlib.error, gzip.BadGzipFile,
+                                        TarFormatError))
+    assert helper_threads() == []
+
+
+def test_a_refusal_stops_the_reader_waiting_on_a_full_queue(box):
+    layer = tar_of(regular("../escape"), regular("big", bytes(12 << 20)))  # 12 chunks behind
+    box.refuses(layer, match="climb out")
+    assert helper_threads() == []
+
+
+class FailingSink:
+    def __init__(self, after: int):
+        self.after, self.written = after, 0
+
+    def write(self, data: bytes) -> int:
+        if self.written >= self.after:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.written += len(data)
+        return len(data)
+
+
+def test_a_write_behind_error_is_raised_in_the_writer_as_it_was():
+    with pytest.raises(OSError) as caught:
+        with WriteBehind(FailingSink(after=2 << 20)) as sink:
+            for _ in range(64):  # the error reaches a write or, at the latest, the end
+                sink.write(bytes(1 << 20))
+    assert caught.value.errno == errno.ENOSPC
+    assert helper_threads() == []
+
+
+def test_an_error_of_the_walk_stops_the_write_behind_thread(tmp_path):
+    (tmp_path / ".wh.x").write_text("a file named like a whiteout\n")
+    written = io.BytesIO()
+    with pytest.raises(LayerError, match="cannot be stored"), WriteBehind(written) as sink:
+        write_layer_tar(tmp_path, sink)
+    assert helper_threads() == []
+
+
+def test_write_behind_passes_the_bytes_on_unchanged(tree):
+    written = io.BytesIO()
+    with WriteBehind(written) as sink:
+        write_layer_tar(tree, sink)
+    assert written.getvalue() == layer_bytes(tree)
 
 
 # --- normal content --------------------------------------------------------------------------

@@ -12,16 +12,21 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from minidocker import kernel, namespaces, rootfs, unionfs
 from minidocker.container import records
 from minidocker.image.config import apply_changes
-from minidocker.image.layers import write_layer_tar
 from minidocker.image.store import Image, ImageStore, Layer
 from minidocker.state import now
 
+if TYPE_CHECKING:  # export's and diff's modules load when they run: commit needs none of them
+    from minidocker.namespaces import Report
+    from minidocker.unionfs import Change
 
-def diff(name: str) -> list[unionfs.Change]:
+
+def diff(name: str) -> "list[Change]":
+    from minidocker import unionfs
+
     record = records.find(name)
     return unionfs.changes(record.directory / "upper", tuple(record.Config.LowerDirs))
 
@@ -62,6 +67,8 @@ def child_config(parent: Image, layer: Layer, created_by: str, author: str, mess
 
 def export(name: str, output) -> None:
     """Write the container's root filesystem as one flat tar to ``output``."""
+    from minidocker import namespaces
+
     record = records.find(name)
     lower = [str(record.directory / "upper"), *record.Config.LowerDirs]
     output.flush()
@@ -69,9 +76,11 @@ def export(name: str, output) -> None:
                         str(record.directory), lower, output.fileno())
 
 
-def _write_flat_tar(report: namespaces.Report, directory: str, lower: list[str],
-                    output: int) -> None:
+def _write_flat_tar(report: "Report", directory: str, lower: list[str], output: int) -> None:
     """The child of ``export``: a throwaway mount namespace, a read-only overlay, the tar."""
+    from minidocker import kernel, namespaces, rootfs, unionfs
+    from minidocker.image.layers import write_layer_tar
+
     namespaces.close_other_fds({report.fd, output})  # no copy of a pipe's read end held here
     report.step("unshare the mount namespace")
     kernel.unshare(kernel.CLONE_NEWNS)  # the mount lives and dies with this child

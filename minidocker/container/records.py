@@ -25,12 +25,16 @@ import os
 import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from minidocker import cgroups, events
+from minidocker import events
 from minidocker.container.config import Config, HostConfig
 from minidocker.container.names import random_name
 from minidocker.errors import Conflict, NotFound
 from minidocker.state import now, read_json, state_root, write_json
+
+if TYPE_CHECKING:  # cgroups loads on first use: commit, ps, inspect never touch one
+    from minidocker.cgroups import Cgroup
 
 STATUSES = ("created", "running", "paused", "restarting", "exited", "dead")
 
@@ -75,8 +79,10 @@ class ContainerRecord:
     def status(self) -> str:
         return self.State["Status"]
 
-    def cgroup(self) -> cgroups.Cgroup:
+    def cgroup(self) -> "Cgroup":
         """The container's cgroup (below ``--cgroup-parent``, if it was given one)."""
+        from minidocker import cgroups
+
         return cgroups.for_container(self.Id, self.HostConfig.CgroupParent)
 
     def save(self) -> None:

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from minidocker.errors import MinidockerError
+from minidocker.image.streams import ReadAhead
 from minidocker.image.tarformat import (
     BLKTYPE,
     BLOCK,
@@ -344,8 +345,9 @@ def extract_layer(fileobj: BinaryIO, dest: Path, *, max_bytes: int = DEFAULT_MAX
     skipped: list[str] = []
     umask = _umask()
     try:
-        with _Parents(root_fd) as parents:
-            tar = TarReader(stream)
+        # the stream is read (gunzipped, hashed, counted) a chunk ahead in a second thread
+        with _Parents(root_fd) as parents, ReadAhead(stream) as ahead:
+            tar = TarReader(ahead)
             written = 0
             for count, member in enumerate(tar, start=1):
                 if count > max_members:

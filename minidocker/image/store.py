@@ -393,15 +393,19 @@ class ImageStore:
 
     def _store_blob(self, write_tar) -> Layer:
         """``write_tar(sink)`` writes a layer tar: hash it (the diff_id), gzip it at
-        GZIP_LEVEL, hash that (the blob's digest) and store it, all as the bytes go by."""
+        GZIP_LEVEL, hash that (the blob's digest) and store it, all as the bytes go by -- in a
+        second thread (streams.py), while ``write_tar`` goes on walking the files."""
         import gzip
+
+        from minidocker.image.streams import WriteBehind
 
         diff_id = HashingWriter()
         with self.blobs.writer() as (sink, commit):
             with gzip.GzipFile(fileobj=sink, mode="wb", mtime=0,
                                compresslevel=GZIP_LEVEL) as packed:
                 diff_id.target = packed
-                write_tar(diff_id)
+                with WriteBehind(diff_id) as behind:
+                    write_tar(behind)
             return Layer(commit(), diff_id.digest, sink.size)
 
     def unpack(self, diff_id: str, tar_path: Path) -> Path:
