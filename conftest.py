@@ -3,6 +3,7 @@ private mount namespace and a private network namespace (so nothing a test mount
 reach this machine), mounts a tmpfs as a throwaway state root (``MINIDOCKER_ROOT``) and builds
 the busybox base image there. Notebooks run by nbval inherit all of it. When the session ends,
 a check fails the run if anything leaked: a process, a mount or a container namespace.
+After each notebook, a cluster lab or a state root its failing cells left is taken down.
 """
 
 import os
@@ -83,8 +84,31 @@ def monitors_of(root: str) -> list[tuple[int, str]]:
     return found
 
 
+def lab_processes(roots: list[str]) -> list[tuple[int, str]]:
+    """Processes of a cluster lab (its namespaces' holders, etcd, the nodes' daemons, agents)
+    whose lab lies under one of ``roots``: the lab marks each with its directory
+    (MINIDOCKER_LAB, cluster/lab.py), and they are in no process tree of ours (each has its
+    own session, and outlives a killed notebook kernel)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                marks = [v for v in f.read().split(b"\0") if v.startswith(b"MINIDOCKER_LAB=")]
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        directory = marks[0].split(b"=", 1)[1].decode() if marks else ""
+        if any(directory.startswith(root + "/") for root in roots if root):
+            found.append((int(entry), cmdline))
+    return found
+
+
 def leaks() -> list[str]:
-    """What the session left behind: processes, mounts under the state root, cgroups."""
+    """What the session left behind: processes, mounts under the state root, cgroups, and a
+    notebook's state root with the cluster lab in it (its kernel killed before its last cell)."""
+    from minidocker.viz.store import mounted_roots
+
     found = []
     for pid in descendants(os.getpid()):
         try:
@@ -97,6 +121,10 @@ def leaks() -> list[str]:
     root = LAB_HOST["root"] or os.environ.get("MINIDOCKER_ROOT", "")
     found += [f"process {pid} (a detached container's monitor): {cmdline}"
               for pid, cmdline in monitors_of(root)]
+    notebook_roots = [str(p) for p in mounted_roots()]
+    found += [f"mount {p} (a notebook's state root)" for p in notebook_roots]
+    found += [f"process {pid} (a cluster lab's): {cmdline}"
+              for pid, cmdline in lab_processes([root, *notebook_roots])]
     with open("/proc/self/mountinfo") as f:
         for line in f:
             mount_point = line.split()[4]
@@ -107,6 +135,17 @@ def leaks() -> list[str]:
     found += [f"cgroup {path}" for path in cgroups.leftover_cgroups()]
     found += [f"cgroup {path}" for path in cgroups.parent_dirs()]
     return found
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After a notebook's last cell (nbval has killed its kernel by then): what a failing
+    cell kept its last cells from taking down (a cluster lab, a state root) goes now."""
+    yield
+    if item.path.suffix == ".ipynb" and (nextitem is None or nextitem.path != item.path):
+        from minidocker.viz.store import remove_abandoned_roots
+
+        remove_abandoned_roots()
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -146,3 +146,45 @@ def test_tcp_takes_tls_with_a_client_certificate(tmp_path):
 def test_plain_tcp_is_refused_without_tls():
     result = minidocker("daemon", "-H", f"tcp://127.0.0.1:{free_port()}")
     assert result.returncode != 0 and "--tlsverify" in result.stderr
+
+
+def test_the_default_bridge_follows_each_daemons_icc(tmp_path):
+    """Two daemons one after the other on one state root and in one network namespace: the
+    second, without --icc=false and without --bip, turns the first's ICC back on (the record
+    and the iptables rule), and keeps its bridge's subnet, as dockerd does with docker0."""
+    holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "300"])
+    netns = f"/proc/{holder.pid}/ns/net"
+    while Path(netns).stat().st_ino == Path("/proc/self/ns/net").stat().st_ino:
+        time.sleep(0.01)  # unshare has not run yet
+
+    def daemon_with(*flags: str) -> Daemon:
+        daemon = Daemon(tmp_path, "--data-root", str(tmp_path / "root"), *flags)
+        daemon.argv = ["nsenter", f"--net={netns}", "--", *daemon.argv]
+        return daemon.start()
+
+    def icc_rules() -> list[str]:
+        rules = subprocess.run(["nsenter", f"--net={netns}", "--", "iptables", "-S"],
+                               capture_output=True, text=True, check=True).stdout
+        return [r for r in rules.splitlines() if "-i minidocker0 -o minidocker0" in r]
+
+    try:
+        daemon = daemon_with("--icc=false", "--bip", "10.66.0.1/24")
+        try:
+            ok(minidocker("save", "-o", str(tmp_path / "busybox.tar"), "busybox"))
+            ok(daemon.docker("load", "-i", str(tmp_path / "busybox.tar")))
+            ok(daemon.docker("run", "--rm", "busybox", "true"))  # the bridge and its rules
+            assert [r.split()[-1] for r in icc_rules()] == ["DROP"]
+        finally:
+            daemon.stop()
+        daemon = daemon_with()
+        try:
+            bridge = json.loads(ok(daemon.docker("network", "inspect", "bridge")))[0]
+            assert bridge["Options"].get("com.docker.network.bridge.enable_icc", "true") == "true"
+            assert bridge["IPAM"]["Config"][0]["Subnet"] == "10.66.0.0/24"
+            ok(daemon.docker("run", "--rm", "busybox", "true"))
+            assert [r.split()[-1] for r in icc_rules()] == ["ACCEPT"]
+        finally:
+            daemon.stop()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -302,3 +302,28 @@ def test_attach_detaches_with_its_own_detach_keys(md, containers):
     assert inspect(md, name, ".State.Status") == "running"
     refused = md("attach", "--detach-keys", "ctrl-1", name)
     assert refused.returncode == 1 and "invalid --detach-keys 'ctrl-1'" in refused.stderr
+
+
+def test_a_containers_cgroup_parent_is_kept_from_create_whoever_asks_later(md):
+    """Made with one $MINIDOCKER_CGROUP_PARENT, updated, paused and removed by commands run
+    with another: each finds the cgroup where create put it, and none is left behind."""
+    parent = f"{os.environ['MINIDOCKER_CGROUP_PARENT']}-made"
+    made = subprocess.run([*MINIDOCKER, "run", "-d", "--network", "none", "busybox", "sleep",
+                           "300"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "MINIDOCKER_CGROUP_PARENT": parent})
+    assert made.returncode == 0, made.stderr
+    record = find(made.stdout.strip())
+    try:
+        assert record.CgroupParent == parent and record.HostConfig.CgroupParent == ""
+        assert f"/{parent}/{record.Id}" in Path(f"/proc/{record.State['Pid']}/cgroup").read_text()
+        assert md("update", "--pids-limit", "42", record.Id).returncode == 0
+        directory = cgroups.CGROUP_ROOT / ("pids" if DRIVER == "v1" else "") / parent / record.Id
+        assert (directory / "pids.max").read_text().strip() == "42"
+        counted = md("stats", "--no-stream", "--format", "{{.PIDs}}", record.Id)
+        assert counted.stdout.strip() == "1", counted.stderr  # sleep, counted in its cgroup
+        assert md("pause", record.Id).returncode == 0
+        assert inspect(md, record.Id, ".State.Status") == "paused"
+    finally:
+        assert md("rm", "-f", record.Id).returncode == 0
+    assert not any(d.exists() for d in record.cgroup().directories())
+    assert [p for p in cgroups.CGROUP_ROOT.glob(f"*/{parent}")] == []  # its parent went too

@@ -283,6 +283,15 @@ def test_the_small_simulation_meets_the_quality_targets():
     assert binpack.nodes_used < spec.nodes and binpack.traffic.keys == spec.tasks
 
 
+def test_placed_after_adds_the_steps_until_placing_whatever_the_timelines_order():
+    steps = {"lease expires": 10.0, "the manager's next pass": 1.0, "scheduler": 0.25,
+             "busiest node starts its tasks": 4.0, "pass written": 0.5}
+    shown = simulate.Recovery(1, 1, 0.25, simulate.StoreTraffic(), dict(steps))
+    backwards = simulate.Recovery(1, 1, 0.25, simulate.StoreTraffic(),
+                                  dict(reversed(steps.items())))
+    assert shown.placed_after == backwards.placed_after == 11.25
+
+
 def test_the_store_traffic_counts_keys_and_transactions():
     traffic = simulate.StoreTraffic()
     traffic.manager_writes(300)  # 128 + 128 + 44

@@ -243,6 +243,12 @@ def test_sanitize_knows_every_random_name():
     ("1     root   12 Nov 22 19:54 core", "1 root 12 <DATE> core"),
     ("busybox   latest   1.99MB", "busybox latest <SIZE>"),
     ("         0          0 4294967295", " 0 0 4294967295"),
+    ("Swarm initialized: current node (nabmtjw1jfwaa4usvs7iq6qtf) is now a manager.",
+     "Swarm initialized: current node (<SWARM-ID>) is now a manager."),
+    ("$ minidocker service create --name web busybox\n60k8weomzltr35vcmc3wg0ewv\noverall",
+     "$ minidocker service create --name web busybox\n<SWARM-ID>\noverall"),
+    ("abcdefghijklmnopqrstuvwxy is a word, not an ID",
+     "abcdefghijklmnopqrstuvwxy is a word, not an ID"),
 ])
 def test_sanitize_rules(raw, clean):
     assert sanitize(raw) == clean

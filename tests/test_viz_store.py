@@ -48,3 +48,28 @@ def test_leaving_is_refused_while_a_container_is_left(md):
     finally:
         leave_state_root(root)
     assert not root.exists()
+
+
+def test_a_killed_notebooks_lab_is_found_by_the_leak_check_and_taken_down():
+    """A notebook kernel killed mid-way (as nbval kills it after a failing cell) leaves its
+    state root mounted and its cluster lab running, in no process tree of ours: the leak check
+    names them, and remove_abandoned_roots() (after each notebook) takes them down."""
+    from conftest import leaks
+    from minidocker.viz.store import mounted_roots, remove_abandoned_roots
+
+    kernel = ("import os, signal, subprocess, sys\n"
+              "from minidocker.viz.store import own_state_root\n"
+              "own_state_root('killed')\n"
+              "subprocess.run([sys.executable, '-m', 'minidocker.cli', 'cluster', 'up',"
+              " '--nodes', '1', '--no-etcd'], check=True, capture_output=True)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    subprocess.run([sys.executable, "-c", kernel], timeout=120)
+    try:
+        (root,) = mounted_roots()
+        left = leaks()
+        assert f"mount {root} (a notebook's state root)" in left
+        assert any("a cluster lab's" in line and " daemon " in line for line in left), left
+    finally:
+        remove_abandoned_roots()
+    assert mounted_roots() == [] and not root.exists()
+    assert not any("cluster lab" in line for line in leaks())

@@ -5,7 +5,9 @@ Ubuntu 24.04 runs), "hybrid" (v1 controllers plus an empty v2 tree, like this ki
 machine) or "v1" — and ``for_container(id)`` returns the driver that fits, so no caller ever
 branches on the version. A container's cgroup is ``minidocker/<container id>`` (the parent
 can be changed for one container with ``--cgroup-parent``, and for all with
-``$MINIDOCKER_CGROUP_PARENT``; the test session uses its own).
+``$MINIDOCKER_CGROUP_PARENT``; the test session uses its own). The parent is chosen once, at
+create, and kept in the container's record: a later command run with another environment
+still finds the container's cgroup.
 
 Man pages: cgroups(7), cgroup_namespaces(7). Used by: notebook 03-cgroups, lab 03-cgroups.
 """
@@ -43,11 +45,13 @@ def unified_root() -> Path | None:
     return {"v2": CGROUP_ROOT, "hybrid": CGROUP_ROOT / "unified"}.get(layout())
 
 
-def for_container(container_id: str, cgroup_parent: str = "") -> Cgroup:
+def for_container(container_id: str, cgroup_parent: str = "", default: str = "") -> Cgroup:
     """The cgroup of one container, with the driver for this machine: where the controllers
     are (v1 and hybrid: the v1 trees; v2: the unified tree). ``cgroup_parent`` is the
-    container's ``--cgroup-parent``, a path below each hierarchy's root."""
-    name = f"{cgroup_parent.strip('/') or parent()}/{container_id}"
+    container's ``--cgroup-parent``, a path below each hierarchy's root; without one, the
+    cgroup goes below ``default`` (the parent its record keeps since create), else below
+    today's ``parent()``."""
+    name = f"{cgroup_parent.strip('/') or default or parent()}/{container_id}"
     cgroup = CgroupV2(name, CGROUP_ROOT) if layout() == "v2" else CgroupV1(name)
     cgroup.owns_parent = not cgroup_parent.strip("/")
     return cgroup

@@ -4,7 +4,7 @@ A task's ``/etc/resolv.conf`` names its node's address on the overlay (the task'
 there the node's agent answers DNS queries (UDP port 53) from what it last read in etcd:
 
     web                  every running task of service ``web``: all their addresses, in an
-    tasks.web            order that turns at each query (DNS round robin)
+    tasks.web            order that turns at each query for that name (DNS round robin)
     web.2.<task id>      one task, by its container's name
     front                an alias the service has on a network (``TaskTemplate.Networks[].
     tasks.front          Aliases``: a stack's service ``demo_front`` is ``front`` on its
@@ -30,10 +30,10 @@ Docs: RFC 1035 (messages), docs.docker.com "Manage swarm service networks" (serv
 """
 
 import ipaddress
-import itertools
 import logging
 import socket
 import threading
+from collections import Counter
 
 import dns.flags
 import dns.message
@@ -95,7 +95,7 @@ class Resolver:
     def __init__(self, address: str = "0.0.0.0", port: int = PORT):
         self.table: dict[str, list[str]] = {}
         self.aliases: dict[str, dict[str, list[str]]] = {}
-        self.turns = itertools.count()
+        self.turns: Counter[tuple[str, str]] = Counter()  # (network, name) -> answers given
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((address, port))
@@ -103,14 +103,23 @@ class Resolver:
     def update(self, state: dict) -> None:
         self.table, self.aliases = names(state), aliases(state)
 
-    def lookup(self, name: str, client: str) -> list[str] | None:
-        """A swarm-wide name, or an alias on the client's own network."""
+    def lookup(self, name: str, client: str) -> tuple[str, list[str] | None]:
+        """A swarm-wide name, or an alias on the client's own network: where the name was
+        found (``""`` for swarm-wide, else the network's subnet) and its addresses."""
         if name in self.table:
-            return self.table[name]
+            return "", self.table[name]
         for subnet, names_ in self.aliases.items():
             if client and ipaddress.ip_address(client) in ipaddress.ip_network(subnet):
-                return names_.get(name)
-        return None
+                return subnet, names_.get(name)
+        return "", None
+
+    def turn(self, record_set: tuple[str, str], addresses: list[str]) -> list[str]:
+        """Round robin: each answer for this record set starts one further than the last.
+        A record set turns alone (as in Docker's embedded DNS): asking for one name does not
+        turn the order of another, nor of the same alias on another network."""
+        first = self.turns[record_set] % len(addresses)
+        self.turns[record_set] += 1
+        return addresses[first:] + addresses[:first]
 
     def answer(self, query: bytes, client: str = "") -> bytes:
         request = dns.message.from_wire(query)
@@ -118,14 +127,13 @@ class Resolver:
         response.flags |= dns.flags.RA
         question = request.question[0]
         name = question.name.to_text(omit_final_dot=True).lower()
-        addresses = self.lookup(name, client)
+        network, addresses = self.lookup(name, client)
         if addresses is None:
             response.set_rcode(dns.rcode.REFUSED)
         elif question.rdtype == dns.rdatatype.A:
-            turn = next(self.turns) % len(addresses)  # round robin: start one further each time
-            rotated = addresses[turn:] + addresses[:turn]
             response.answer.append(dns.rrset.from_text_list(
-                question.name, TTL, dns.rdataclass.IN, dns.rdatatype.A, rotated))
+                question.name, TTL, dns.rdataclass.IN, dns.rdatatype.A,
+                self.turn((network, name), addresses)))
         return response.to_wire(want_shuffle=False)  # dnspython shuffles unless told: the turn is ours
 
     def serve(self) -> None:

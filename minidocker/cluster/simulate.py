@@ -38,6 +38,8 @@ ZONES = ("a", "b", "c")
 SIZES = [Resources(128 * MiB, NANO // 20), Resources(256 * MiB, NANO // 10),
          Resources(512 * MiB, NANO // 4), Resources(1 * GiB, NANO // 2)]
 TXN_OPS = 128  # etcd's default --max-txn-ops: keys per transaction
+# The steps of a recovery until every orphan has its new node (the timeline's first keys).
+LEASE, NEXT_PASS, SCHEDULER = "lease expires", "the manager's next pass", "scheduler"
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,9 @@ class Recovery:
     @property
     def placed_after(self) -> float:
         """When every orphan has its new node: the lease, the next pass, the scheduler (then
-        the pass starts the containers and writes what it did)."""
-        return sum(list(self.timeline.values())[:3])
+        the pass starts the containers and writes what it did). Read by name: the timeline's
+        order is for showing it, not for adding it up."""
+        return sum(self.timeline[step] for step in (LEASE, NEXT_PASS, SCHEDULER))
 
 
 # --- the cluster and its workload -----------------------------------------------------------
@@ -222,9 +225,9 @@ def fail_and_reschedule(view: ClusterView, name: str, fraction: float = 0.1, see
     written.manager_writes(round(len(orphans) * cost.keys_per_orphan))
     busiest = max(Counter(d.node for d in decisions).values(), default=0)
     timeline = {
-        "lease expires": timing.lease_ttl,
-        "the manager's next pass": timing.pass_interval,
-        "scheduler": schedule_seconds,
+        LEASE: timing.lease_ttl,
+        NEXT_PASS: timing.pass_interval,
+        SCHEDULER: schedule_seconds,
         "busiest node starts its tasks":
             math.ceil(busiest / timing.starts_in_parallel) * timing.container_start,
         f"pass written ({written.keys} keys, {written.txns} transactions)":

@@ -21,7 +21,7 @@ Used by: ``minidocker run``/``create``, notebooks 00 and 06.
 import dataclasses
 import os
 
-from minidocker import volumes
+from minidocker import cgroups, volumes
 from minidocker.container import health, records, tunables
 from minidocker.container.config import Config, HostConfig, parse_signal
 from minidocker.container.logs import check_log_config
@@ -49,7 +49,7 @@ def make_record(config: Config, host: HostConfig, name: str | None) -> records.C
     host = resolve_shared_containers(host)
     requests, inherited = mount_requests(host)
     record = records.ContainerRecord(Id=new_id(), Name="", Image=image.id, Config=config,
-                                     HostConfig=host)
+                                     HostConfig=host, CgroupParent=cgroup_parent(host))
     config.Hostname = config.Hostname or record.Id[:12]
     record.LogPath = str(record.directory / "container-json.log")
     record.Name = records.claim_name(check_name(name) if name else None)
@@ -60,6 +60,12 @@ def make_record(config: Config, host: HostConfig, name: str | None) -> records.C
     record.event("create")
     (record.directory / "upper").mkdir(exist_ok=True)  # diff/commit/export work before start
     return record
+
+
+def cgroup_parent(host: HostConfig) -> str:
+    """Where the container's cgroup will be, chosen now and kept in its record: its
+    ``--cgroup-parent``, else the engine's parent (``$MINIDOCKER_CGROUP_PARENT``)."""
+    return host.CgroupParent.strip("/") or cgroups.parent()
 
 
 def check_request(config: Config, host: HostConfig) -> None:

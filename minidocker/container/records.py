@@ -59,6 +59,10 @@ class ContainerRecord:
     NetworkSettings: dict = field(default_factory=dict)  # stage 8
     RestartCount: int = 0
     LogPath: str = ""
+    # The parent of its cgroup, fixed at create (its --cgroup-parent, or the engine's
+    # $MINIDOCKER_CGROUP_PARENT then): every later command looks there, whatever its own
+    # environment says ("" in a record older than this field: today's parent).
+    CgroupParent: str = ""
 
     def __post_init__(self):
         self.State = {**new_state(), **self.State}  # a record written by an older version
@@ -80,10 +84,10 @@ class ContainerRecord:
         return self.State["Status"]
 
     def cgroup(self) -> "Cgroup":
-        """The container's cgroup (below ``--cgroup-parent``, if it was given one)."""
+        """The container's cgroup, below the parent its record keeps since create."""
         from minidocker import cgroups
 
-        return cgroups.for_container(self.Id, self.HostConfig.CgroupParent)
+        return cgroups.for_container(self.Id, self.HostConfig.CgroupParent, self.CgroupParent)
 
     def save(self) -> None:
         status = self.State["Status"]  # Docker's booleans, always derived from the status

@@ -291,12 +291,14 @@ def behind_tls(front: socket.socket, settings: Settings) -> socket.socket:
 
 
 def apply_bridge(settings: Settings) -> None:
-    """``bip`` and ``icc``: the default bridge takes that subnet and ICC (made again if it had
-    others and no container is on it; with containers on it, the daemon refuses to start)."""
-    if settings.bip or not settings.icc:
-        from minidocker.network.networks import readdress_default_bridge
+    """``bip`` and ``icc``: the default bridge takes this daemon's ICC, on or off, and its
+    subnet if ``bip`` is given (without it, the bridge keeps its address, as docker0 does);
+    made again if it had others and no container is on it; with containers on it, the daemon
+    refuses to start. As dockerd, at every start: a daemon with ``--icc=true`` after one with
+    ``--icc=false`` turns ICC back on."""
+    from minidocker.network.networks import readdress_default_bridge
 
-        readdress_default_bridge()  # as the environment now says (Settings.environment)
+    readdress_default_bridge(keep_subnet=not settings.bip)  # as Settings.environment says
 
 
 def socket_remover(server_class, path: str | None):

@@ -13,6 +13,7 @@ Used by: notebook 08-networking (``network create``, ``connect``, ``disconnect``
 """
 
 
+import dataclasses
 import re
 
 from minidocker import events
@@ -165,14 +166,17 @@ def remove(name_or_id: str) -> Network:
     return network
 
 
-def readdress_default_bridge() -> None:
+def readdress_default_bridge(keep_subnet: bool = False) -> None:
     """The daemon's ``bip`` (and ``icc``): the default bridge as the settings say, made again
     if its record says otherwise and no container is on it (dockerd reconfigures docker0 at
     start the same way). The settings reach the record through the environment (store.py);
-    the new record is written now, by the daemon, not by whichever process looks next."""
+    the new record is written now, by the daemon, not by whichever process looks next.
+    ``keep_subnet``: no ``bip`` was given, the bridge keeps the subnet it has."""
     with store.locked():
         current = store.find("bridge")
         wanted = store.predefined("bridge")
+        if keep_subnet:
+            wanted = dataclasses.replace(wanted, subnet=current.subnet, gateway=current.gateway)
         if (current.subnet, current.icc) == (wanted.subnet, wanted.icc):
             return
         users = _in_use(current)

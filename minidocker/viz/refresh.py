@@ -7,8 +7,9 @@ and network namespace with a throwaway tmpfs state root holding the busybox imag
 repository's ``conftest.py``). To store outputs that nbval will see again, this command runs
 the kernels in the same kind of lab host: it calls that same ``conftest.py``'s
 ``enter_lab_host()``, and its ``leaks()`` afterwards, so a notebook that leaves a process or a
-mount behind is refused here too. Each notebook's kernel starts in the notebook's directory,
-as under nbval.
+mount behind is refused here too; what a failing notebook left (its state root, a cluster lab)
+is taken down at once (``viz.store.remove_abandoned_roots``). Each notebook's kernel starts in
+the notebook's directory, as under nbval.
 Specs: nbformat (the .ipynb format), nbval (how CI compares outputs). Man pages:
 mount_namespaces(7), network_namespaces(7) (the lab host).
 Used by: ``sudo ./kit notebooks``, for every notebook in notebooks/.
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"refresh: no such notebook: {', '.join(missing)}")
     lab_host = load_conftest(Path(__file__).resolve().parents[2])
     lab_host.enter_lab_host()  # must come first: unshare(CLONE_NEWNS) needs a single thread
+    from minidocker.viz.store import remove_abandoned_roots
+
     root = os.environ["MINIDOCKER_ROOT"]
     failed = 0
     try:
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # a failing cell: report it, leave the file as it was
                 failed += 1
                 print(f"FAILED\n{exc}", flush=True)
+                remove_abandoned_roots()  # its lab would outlive this lab host
         left = lab_host.leaks()
         if left:
             failed += 1

@@ -8,13 +8,19 @@ so that sizes and mountinfo lines do not depend on the disk under /tmp), to whic
 ``$MINIDOCKER_ROOT`` points for the notebook's kernel and every command it runs; the busybox
 image is built there (offline, as ``minidocker setup`` does). ``leave_state_root(root)`` points ``$MINIDOCKER_ROOT`` back where
 it was, unmounts the tmpfs and removes the directory, once no container is left in it.
+A notebook whose kernel is killed before its last cell (nbval does so, with SIGKILL, after a
+failing cell, so nothing at exit runs in it) never leaves its root, and a cluster lab it
+started keeps running: ``remove_abandoned_roots()``, called by the test session and by
+``minidocker.viz.refresh`` once a notebook is over, takes them down.
 Only the files are private: the kernel's objects (the bridge ``minidocker0``, iptables rules,
 cgroups) are the machine's, shared with the real state root.
 Man pages: mount(2), umount(2), tmpfs(5); see state.py for the state root's layout.
-Used by: notebooks 05-images, 06-container-lifecycle, 06b-oci-runtime, 07-volumes.
+Used by: notebooks 05-07, 14-cluster, 14b-overlay-networks; conftest.py, viz/refresh.py.
 """
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -58,3 +64,29 @@ def leave_state_root(root: Path) -> None:
         del os.environ["MINIDOCKER_ROOT"]
     kernel.umount2(str(root), kernel.MNT_DETACH)  # its images and volumes go with the tmpfs
     os.rmdir(root)
+
+
+def mounted_roots() -> list[Path]:
+    """The notebooks' state roots mounted in this mount namespace, from /proc/self/mountinfo."""
+    prefix = os.path.join(tempfile.gettempdir(), PREFIX)
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return [Path(p) for p in points if p.startswith(prefix)]
+
+
+def remove_abandoned_roots() -> list[Path]:
+    """Every notebook state root still mounted here, taken down as its notebook's last cells
+    would have: the cluster lab in it (``cluster down``: etcd, the nodes' daemons, agents),
+    its containers, then the tmpfs. Call it only once the notebook's kernel is gone."""
+    removed = mounted_roots()
+    for root in removed:
+        env = {**os.environ, "MINIDOCKER_ROOT": str(root)}
+        cli = [sys.executable, "-m", "minidocker.cli"]
+        subprocess.run([*cli, "cluster", "down"], env=env, capture_output=True, timeout=180)
+        left = subprocess.run([*cli, "ps", "-aq", "--no-trunc"], env=env, capture_output=True,
+                              text=True).stdout.split()
+        if left:
+            subprocess.run([*cli, "rm", "-f", *left], env=env, capture_output=True, timeout=120)
+        kernel.umount2(str(root), kernel.MNT_DETACH)
+        os.rmdir(root)
+    return removed
