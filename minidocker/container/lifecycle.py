@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from minidocker.container import records, runc, teardown
+from minidocker.container import records, teardown
 from minidocker.container.config import parse_signal
 from minidocker.container.logs import LogEntry, check_readable, follow, read_entries
 from minidocker.container.names import check_name
@@ -378,6 +378,8 @@ def _signal(record: records.ContainerRecord, signum: int) -> None:
     Pid is 0, and kill(2) with pid 0 would signal *our own* process group."""
     pid = record.State["Pid"]
     if pid > 0 and record.HostConfig.Runtime == "runc":
+        from minidocker.container import runc  # its bundle's modules only for its containers
+
         runc.kill(record.Id, signum)  # runc kill: the OCI runtime's own word for it
     elif pid > 0:
         with contextlib.suppress(ProcessLookupError):

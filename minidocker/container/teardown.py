@@ -19,8 +19,7 @@ Man pages: cgroups(7) (cgroup.kill), rmdir(2), veth(4).
 
 import shutil
 
-from minidocker import volumes
-from minidocker.container import records, runc
+from minidocker.container import records
 from minidocker.container.networking import NetworkPlan
 from minidocker.errors import MinidockerError
 
@@ -29,6 +28,8 @@ def release(record: records.ContainerRecord) -> None:
     """Give back what a container held in the kernel: its processes and its cgroup (killed
     through the cgroup: every process of the container, nobody else's), its network."""
     if record.HostConfig.Runtime == "runc":
+        from minidocker.container import runc  # its bundle's modules only for its containers
+
         runc.delete(record.Id, record.cgroup())  # runc's state, and the cgroup it made
     record.cgroup().destroy()
     NetworkPlan(record).release()
@@ -39,6 +40,8 @@ def remove(record: records.ContainerRecord, volumes_too: bool = False) -> None:
     container uses, then its directory (upper dir, log, record)."""
     release(record)
     if volumes_too:
+        from minidocker import volumes
+
         volumes.remove_anonymous(record.Mounts, records.volumes_in_use(but=record.Id))
     record.remove()
     shutil.rmtree(record.directory, ignore_errors=True)
