@@ -21,6 +21,14 @@ class GraphNode:
     kind: str  # what it is, for its colour and shape: "image", "layer", "volume", ...
     shared: bool = False  # used by more than one of its neighbours (a layer, a volume)
 
+    def style(self, styles: dict[str, dict[str, str]]) -> dict[str, str]:
+        """Its graphviz attributes: its kind's in ``styles``, filled in gold when it is shared
+        (the course's colour for one thing seen from several places)."""
+        style = dict(styles[self.kind])
+        if self.shared:
+            style["fillcolor"] = "gold"
+        return style
+
 
 @dataclass
 class Graph:
@@ -38,15 +46,6 @@ def mark_shared(nodes: dict[str, GraphNode], users: dict[str, set[str]]) -> None
         if len(using) > 1:
             old = nodes[node_id]
             nodes[node_id] = GraphNode(old.id, old.label, old.kind, shared=True)
-
-
-def node_style(styles: dict[str, dict[str, str]], node: GraphNode) -> dict[str, str]:
-    """The graphviz attributes of ``node``: its kind's, filled in gold when it is shared (the
-    course's colour for one thing seen from several places)."""
-    style = dict(styles[node.kind])
-    if node.shared:
-        style["fillcolor"] = "gold"
-    return style
 
 
 def dot_names(nodes: Iterable) -> dict[str, str]:

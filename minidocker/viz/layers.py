@@ -23,14 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minidocker.image.store import Image, human_size
-from minidocker.viz.graph import (
-    Graph,
-    GraphNode,
-    course_digraph,
-    dot_names,
-    mark_shared,
-    node_style,
-)
+from minidocker.viz.graph import Graph, GraphNode, course_digraph, dot_names, mark_shared
 from minidocker.viz.mounts import Mount
 from minidocker.viz.table import Table
 
@@ -407,7 +400,7 @@ def to_digraph(graph: ImageGraph, title: str = ""):
             box.attr(label=label, style="dashed", color="gray50", fontname="Helvetica")
             for node in graph.nodes:
                 if node.kind in kinds:
-                    box.node(name[node.id], node.label, **node_style(STYLE, node))
+                    box.node(name[node.id], node.label, **node.style(STYLE))
     for source, target, label in graph.edges:
         dot.edge(name[source], name[target], label=label, color="gray40")
     return dot

@@ -15,14 +15,7 @@ import os
 from collections.abc import Iterable
 
 from minidocker.viz.cli import Transcript
-from minidocker.viz.graph import (
-    Graph,
-    GraphNode,
-    course_digraph,
-    dot_names,
-    mark_shared,
-    node_style,
-)
+from minidocker.viz.graph import Graph, GraphNode, course_digraph, dot_names, mark_shared
 from minidocker.viz.mounts import Mount as MountinfoLine
 from minidocker.viz.mounts import parse_mountinfo
 
@@ -90,7 +83,7 @@ def to_digraph(graph: MountGraph, title: str = ""):
     dot = course_digraph("volumes", title, nodesep="0.2", ranksep="0.6")
     name = dot_names(graph.nodes)
     for node in graph.nodes:
-        dot.node(name[node.id], node.label, **node_style(STYLE, node))
+        dot.node(name[node.id], node.label, **node.style(STYLE))
     for source, target, label in graph.edges:
         dot.edge(name[source], name[target], label=label, color="gray40",
                  style="dashed" if label == "ro" else "solid")
