@@ -1,9 +1,8 @@
 """Helpers shared by several test modules: a lab student's file with one classic mistake, what
-the checker says of it, of the starter and of the solution, what a lab's check could leave on
-the host, and a host port that someone else holds."""
+the checker says of it, of the starter and of the solution, and a host port that someone else
+holds."""
 
 import dataclasses
-import glob
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -31,20 +30,17 @@ def expect_first_failure(results: list, complaint: str) -> None:
     assert failed and complaint in failed[0].detail, [(r.status, r.detail) for r in failed]
 
 
-def starter_report(capsys, number: str, steps: int) -> str:
+def starter_report(capsys, number: str, steps: int, each_stub_speaks: bool = False) -> str:
     """``lab check NUMBER`` on the starter: it exits 1 and every one of the ``steps`` steps is a
-    TODO, none a FAIL; returns what it printed."""
+    TODO, none a FAIL; returns what it printed. With ``each_stub_speaks`` (a lab whose steps do
+    not wait for each other), the detail under each step begins with its own stub's "Step N"."""
     assert labs.check(number) == 1
     report = capsys.readouterr().out
     assert report.count("TODO") == steps and "FAIL" not in report
+    if each_stub_speaks:
+        details = [line.strip() for line in report.splitlines() if line.startswith(" " * 8)]
+        assert [d.split(":")[0] for d in details] == [f"Step {n}" for n in range(1, steps + 1)]
     return report
-
-
-def each_detail_names_its_step(report: str, steps: int) -> bool:
-    """Whether, in the printed ``report`` of a starter, the detail under the verdict of each of
-    the ``steps`` steps starts with its own "Step N" (the stub's NotImplementedError)."""
-    details = [line.strip() for line in report.splitlines() if line.startswith(" " * 8)]
-    return [d.split(":")[0] for d in details] == [f"Step {n}" for n in range(1, steps + 1)]
 
 
 def run_one_step(lab: framework.Lab, step: int, file: Path) -> framework.Result:
@@ -55,14 +51,12 @@ def run_one_step(lab: framework.Lab, step: int, file: Path) -> framework.Result:
         return framework.run_steps(alone, file, workspace)[0]
 
 
-def lab_traces(number: str, **more) -> dict:
-    """What the checks of lab ``number`` could leave on this host: the mount points and the
-    lab's scratch directories (/tmp/minidocker-labNN-*), with ``more`` (what else the lab
-    touches: cgroups, links, images). Equal before and after a test, or something leaked."""
-    with open("/proc/self/mountinfo") as f:
-        mounts = sorted(line.split()[4] for line in f)
-    return {"mounts": mounts, "scratch": sorted(glob.glob(f"/tmp/minidocker-lab{number}-*")),
-            **more}
+def expect_step_failure(lab: framework.Lab, step: int, file: Path,
+                        complaint: str) -> framework.Result:
+    """Step ``step`` of ``lab``, checked alone on ``file``, FAILs and says ``complaint``."""
+    result = run_one_step(lab, step, file)
+    assert result.status == "FAIL" and complaint in result.detail, (result.status, result.detail)
+    return result
 
 
 def cli_check_passes(md, number: str, solution: Path, steps: int) -> str:

@@ -13,13 +13,7 @@ import pytest
 
 from minidocker import cgroups, labs
 from minidocker.labs import lab03_cgroups
-from tests.helpers import (
-    cli_check_passes,
-    each_detail_names_its_step,
-    expect_first_failure,
-    starter_report,
-    with_mistake,
-)
+from tests.helpers import cli_check_passes, expect_first_failure, starter_report, with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION = REPO / "labs/solutions/03-cgroups.py"
@@ -56,8 +50,7 @@ def left_behind(before: set[Path], patience: float = 3.0) -> list[Path]:
 
 
 def test_the_starter_is_a_todo_at_every_step(version, capsys):
-    report = starter_report(capsys, "03", STEPS)
-    assert each_detail_names_its_step(report, STEPS)
+    starter_report(capsys, "03", STEPS, each_stub_speaks=True)
 
 
 def test_the_solution_passes_every_step(version, capsys):

@@ -14,17 +14,20 @@ from minidocker.labs import lab04_overlay, lab05_images
 from minidocker.state import state_root
 from tests.helpers import (
     cli_check_passes,
-    each_detail_names_its_step,
-    lab_traces,
+    expect_step_failure,
     run_one_step,
     starter_report,
     with_mistake,
 )
+from tests.traces import lab_traces
 
 REPO = Path(__file__).resolve().parents[1]
 LABS = {"04": lab04_overlay.LAB, "05": lab05_images.LAB}
 SOLUTIONS = {"04": REPO / "labs/solutions/04-overlay.py",
              "05": REPO / "labs/solutions/05-images.py"}
+
+
+pytestmark = pytest.mark.usefixtures("nothing_left_behind")  # conftest.py: traces() below
 
 
 def traces() -> dict:
@@ -39,18 +42,9 @@ def traces() -> dict:
                       containers=sorted(os.listdir(containers)) if containers.is_dir() else [])
 
 
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    before = traces()
-    yield
-    assert traces() == before
-
-
 @pytest.mark.parametrize("number", LABS)
 def test_the_starter_is_a_todo_at_every_step(number, capsys):
-    steps = len(LABS[number].steps)
-    report = starter_report(capsys, number, steps)
-    assert each_detail_names_its_step(report, steps)
+    starter_report(capsys, number, len(LABS[number].steps), each_stub_speaks=True)
 
 
 @pytest.mark.parametrize("number", LABS)
@@ -91,8 +85,7 @@ def test_the_image_is_removed_even_when_the_run_fails(tmp_path):
     source = SOLUTIONS["05"].read_text()
     student = tmp_path / "student.py"  # an image whose command does not exist
     student.write_text(source.replace('"config": {"Cmd": cmd}', '"config": {"Cmd": ["/nope"]}'))
-    result = run_one_step(LABS["05"], 4, student)
-    assert result.status == "FAIL" and "minidocker run --rm" in result.detail
+    expect_step_failure(LABS["05"], 4, student, "minidocker run --rm")
     assert not [i for i in ImageStore().images() if any("lab05" in tag for tag in i.tags)]
 
 
@@ -157,5 +150,4 @@ MISTAKES = {
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     number, step, right, wrong, complaint = MISTAKES[mistake]
     student = with_mistake(SOLUTIONS[number], right, wrong, tmp_path)
-    result = run_one_step(LABS[number], step, student)
-    assert result.status == "FAIL" and complaint in result.detail, result.detail
+    expect_step_failure(LABS[number], step, student, complaint)

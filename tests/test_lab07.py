@@ -9,22 +9,19 @@ import pytest
 
 from minidocker import labs
 from minidocker.labs import lab07_volumes
-from tests.helpers import lab_traces, run_one_step, starter_report, with_mistake
+from tests.helpers import expect_step_failure, run_one_step, starter_report, with_mistake
+from tests.traces import lab_traces
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = lab07_volumes.LAB
 SOLUTION = REPO / "labs/solutions/07-volumes.py"
 
 
+pytestmark = pytest.mark.usefixtures("nothing_left_behind")  # conftest.py: traces() below
+
+
 def traces() -> dict:
     return lab_traces("07", top=os.path.lexists(lab07_volumes.TOP))
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    before = traces()
-    yield
-    assert traces() == before
 
 
 def test_the_starter_is_a_todo_at_every_step(capsys):
@@ -126,5 +123,5 @@ def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
         source = source.replace("        mount_setattr(tree, propagation=kernel.MS_PRIVATE)\n", "")
     if mistake == "the whole filesystem remounted read-only":
         source = source.replace("    mount_setattr(tree, attr_set=MOUNT_ATTR_RDONLY)", "    pass")
-    result = run_one_step(LAB, step, with_mistake(SOLUTION, right, wrong, tmp_path, source))
-    assert result.status == "FAIL" and complaint in result.detail, result.detail
+    expect_step_failure(LAB, step, with_mistake(SOLUTION, right, wrong, tmp_path, source),
+                        complaint)

@@ -9,13 +9,7 @@ import pytest
 
 from minidocker import labs
 from minidocker.labs import lab08_networking
-from tests.helpers import (
-    cli_check_passes,
-    each_detail_names_its_step,
-    expect_first_failure,
-    starter_report,
-    with_mistake,
-)
+from tests.helpers import cli_check_passes, expect_first_failure, starter_report, with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION = REPO / "labs/solutions/08-networking.py"
@@ -40,8 +34,7 @@ def the_host_network_is_untouched():
 
 
 def test_the_starter_is_a_todo_at_every_step(capsys):
-    report = starter_report(capsys, "08", STEPS)
-    assert each_detail_names_its_step(report, STEPS)
+    starter_report(capsys, "08", STEPS, each_stub_speaks=True)
 
 
 def test_the_solution_passes_every_step(capsys):

@@ -7,7 +7,7 @@ import pytest
 
 from minidocker import labs
 from minidocker.labs import lab09_security
-from tests.helpers import run_one_step, starter_report, with_mistake
+from tests.helpers import expect_step_failure, run_one_step, starter_report, with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = lab09_security.LAB
@@ -82,5 +82,4 @@ MISTAKES = {
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     right, wrong, step, complaint = MISTAKES[mistake]
-    result = run_one_step(LAB, step, with_mistake(SOLUTION, right, wrong, tmp_path))
-    assert result.status == "FAIL" and complaint in result.detail, (result.status, result.detail)
+    expect_step_failure(LAB, step, with_mistake(SOLUTION, right, wrong, tmp_path), complaint)

@@ -8,13 +8,7 @@ import pytest
 
 from minidocker import labs
 from minidocker.labs import lab11_registry
-from tests.helpers import (
-    cli_check_passes,
-    expect_first_failure,
-    run_one_step,
-    starter_report,
-    with_mistake,
-)
+from tests.helpers import cli_check_passes, expect_step_failure, starter_report, with_mistake
 from tests.test_labs import REPO
 
 SOLUTION = REPO / "labs/solutions/11-registry.py"
@@ -75,7 +69,7 @@ MISTAKES = {
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     step, right, wrong, complaint = MISTAKES[mistake]
     student = with_mistake(SOLUTION, right, wrong, tmp_path)
-    expect_first_failure([run_one_step(LAB, step, student)], complaint)
+    expect_step_failure(LAB, step, student, complaint)
 
 
 def test_a_pull_that_writes_before_it_checks_leaves_a_bad_blob_and_fails(tmp_path):
@@ -89,4 +83,4 @@ def test_a_pull_that_writes_before_it_checks_leaves_a_bad_blob_and_fails(tmp_pat
     student = with_mistake(SOLUTION, "    return manifest[\"config\"][\"digest\"]",
                            "    [get_blob(registry, repository, d, token) for d in blobs]\n"
                            "    return manifest[\"config\"][\"digest\"]", tmp_path, source)
-    expect_first_failure([run_one_step(LAB, 4, student)], "holds bytes that hash to")
+    expect_step_failure(LAB, 4, student, "holds bytes that hash to")

@@ -8,13 +8,7 @@ import glob
 import pytest
 
 from minidocker.labs import lab12_engine_api
-from tests.helpers import (
-    cli_check_passes,
-    expect_first_failure,
-    run_one_step,
-    starter_report,
-    with_mistake,
-)
+from tests.helpers import cli_check_passes, expect_step_failure, starter_report, with_mistake
 from tests.test_labs import REPO
 
 SOLUTION = REPO / "labs/solutions/12-engine-api.py"
@@ -59,7 +53,7 @@ MISTAKES = {
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     step, right, wrong, complaint = MISTAKES[mistake]
     student = with_mistake(SOLUTION, right, wrong, tmp_path)
-    expect_first_failure([run_one_step(LAB, step, student)], complaint)
+    expect_step_failure(LAB, step, student, complaint)
 
 
 def test_a_start_before_the_attach_is_caught(tmp_path):
@@ -68,10 +62,10 @@ def test_a_start_before_the_attach_is_caught(tmp_path):
     source = SOLUTION.read_text().replace(start, "").replace(
         "    try:\n        with socket.socket(", start[8:] + "    try:\n        with socket.socket(")
     student = with_mistake(SOLUTION, "import json\n", "import json\n", tmp_path, source)
-    expect_first_failure([run_one_step(LAB, 3, student)], "started before it was attached")
+    expect_step_failure(LAB, 3, student, "started before it was attached")
 
 
 def test_an_http_library_is_refused(tmp_path):
     student = with_mistake(SOLUTION, "import json\n", "import json\n\nimport httpx  # noqa\n",
                            tmp_path)
-    expect_first_failure([run_one_step(LAB, 2, student)], "your file imports httpx")
+    expect_step_failure(LAB, 2, student, "your file imports httpx")

@@ -8,29 +8,20 @@ from pathlib import Path
 import pytest
 
 from minidocker import labs
-from tests.helpers import (
-    cli_check_passes,
-    expect_first_failure,
-    lab_traces,
-    starter_report,
-    with_mistake,
-)
+from tests.helpers import cli_check_passes, expect_first_failure, starter_report, with_mistake
+from tests.traces import lab_traces
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION = REPO / "labs/solutions/13-compose.py"
 PARENT = os.environ.get("MINIDOCKER_CGROUP_PARENT", "minidocker")  # this session's containers
 
 
+pytestmark = pytest.mark.usefixtures("nothing_left_behind")  # conftest.py: traces() below
+
+
 def traces() -> dict:
     return lab_traces("13", cgroups=sorted(glob.glob(f"/sys/fs/cgroup/**/{PARENT}/*/",
                                                      recursive=True)))
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    before = traces()
-    yield
-    assert traces() == before
 
 
 def test_the_starter_is_a_todo_at_every_step(capsys):

@@ -10,17 +10,15 @@ import pytest
 
 from minidocker import labs
 from minidocker.labs import lab15_runtime
-from tests.helpers import (
-    cli_check_passes,
-    expect_first_failure,
-    lab_traces,
-    starter_report,
-    with_mistake,
-)
+from tests.helpers import cli_check_passes, expect_first_failure, starter_report, with_mistake
+from tests.traces import lab_traces
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION = REPO / "labs/solutions/15-runtime.py"
 STEPS = len(lab15_runtime.LAB.steps)
+
+
+pytestmark = pytest.mark.usefixtures("nothing_left_behind")  # conftest.py: traces() below
 
 
 def traces() -> dict:
@@ -28,13 +26,6 @@ def traces() -> dict:
     return lab_traces("15", links=[line.split(":")[1] for line in links.splitlines()],
                       cgroups=sorted(glob.glob("/sys/fs/cgroup/**/minidocker-lab15-*",
                                                recursive=True)))
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    before = traces()
-    yield
-    assert traces() == before
 
 
 def test_the_starter_is_a_todo_at_every_step(capsys):
