@@ -1,16 +1,30 @@
 """Helpers shared by several test modules: a lab student's file with one classic mistake, what
-the checker says of it, of the starter and of the solution, and a host port that someone else
-holds."""
+the checker says of it, of the starter and of the solution, a condition awaited, and a host
+port that someone else holds."""
 
 import dataclasses
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from minidocker import labs
 from minidocker.labs import framework
+
+
+def eventually(condition, timeout: float = 10, what: str = "", every: float = 0.05):
+    """Poll ``condition`` until it returns something true, and return that; after ``timeout``
+    seconds, fail saying ``what`` was awaited (or which condition)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout} s: {what or condition}")
+        time.sleep(every)
 
 
 def with_mistake(solution: Path, right: str, wrong: str, folder: Path,
