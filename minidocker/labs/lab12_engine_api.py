@@ -26,6 +26,7 @@ Used by: ``minidocker lab check 12``; the lab is labs/12-engine-api/.
 """
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -357,5 +358,5 @@ LAB = Lab(
         Step(2, "HTTP/1.1 over a unix socket, with socket alone", check_request),
         Step(3, "a tiny docker run: create, attach (101), start, wait, remove", check_run),
     ),
-    workspace=lambda: scratch_workspace("12"),
+    workspace=functools.partial(scratch_workspace, "12"),
 )
