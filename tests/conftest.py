@@ -57,3 +57,14 @@ def containers(request):
     made = Containers(request.node.name)
     yield made
     made.remove_all()
+
+
+@pytest.fixture
+def nothing_left_behind(request):
+    """What the test module's ``traces()`` shows of the host (mounts, scratch directories,
+    cgroups ...) is the same after each of its tests as before. A module asks for it with
+    ``pytestmark = pytest.mark.usefixtures("nothing_left_behind")``."""
+    traces = request.module.traces
+    before = traces()
+    yield
+    assert traces() == before

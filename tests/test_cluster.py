@@ -3,6 +3,7 @@ swarm, and the faults a cluster must survive: a node drained, crashed, partition
 member killed; the manager restarted. One lab for the whole module (it takes seconds to make);
 each test makes its own service and removes it. At the end, ``cluster down`` leaves nothing."""
 
+import functools
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from minidocker.cluster.engine import SERVICE_LABEL, TASK_LABEL, Engine
 from tests.conftest import minidocker
+from tests.helpers import eventually
 
 DOCKER = "/usr/local/bin/docker"
 RESCHEDULE_WITHIN = 12.0  # seconds: a lease's TTL (3 s), a pass (1 s), a container start
@@ -28,15 +30,8 @@ def lab_record() -> dict:
     return json.loads((Path(os.environ["MINIDOCKER_ROOT"]) / "cluster" / "lab.json").read_text())
 
 
-def wait_for(condition, within: float, what: str):
-    deadline = time.monotonic() + within
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within:.0f}s: {what}")
-        time.sleep(0.3)
+# Each poll runs the CLI (or asks etcd): a few a second are enough.
+wait_for = functools.partial(eventually, every=0.3)
 
 
 def containers_of(service: str) -> dict[str, list[str]]:

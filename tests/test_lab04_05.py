@@ -2,8 +2,6 @@
 passes its solution (through the API and the CLI), catches the classic mistakes, and leaves
 nothing behind: no mount, no scratch directory, no image, blob or layer in the store."""
 
-import dataclasses
-import glob
 import os
 import shutil
 from pathlib import Path
@@ -12,9 +10,16 @@ import pytest
 
 from minidocker import labs
 from minidocker.image.store import ImageStore
-from minidocker.labs import framework, lab04_overlay, lab05_images
+from minidocker.labs import lab04_overlay, lab05_images
 from minidocker.state import state_root
-from tests.helpers import cli_check_passes, with_mistake
+from tests.helpers import (
+    cli_check_passes,
+    expect_step_failure,
+    run_one_step,
+    starter_report,
+    with_mistake,
+)
+from tests.traces import lab_traces
 
 REPO = Path(__file__).resolve().parents[1]
 LABS = {"04": lab04_overlay.LAB, "05": lab05_images.LAB}
@@ -22,43 +27,24 @@ SOLUTIONS = {"04": REPO / "labs/solutions/04-overlay.py",
              "05": REPO / "labs/solutions/05-images.py"}
 
 
+pytestmark = pytest.mark.usefixtures("nothing_left_behind")  # conftest.py: traces() below
+
+
 def traces() -> dict:
     """What a check could leave behind: mounts, scratch directories, and the store's images,
     blobs, unpacked layers and containers."""
     store = ImageStore()
-    with open("/proc/self/mountinfo") as f:
-        mounts = sorted(line.split()[4] for line in f)
-    return {"mounts": mounts,
-            "scratch": sorted(glob.glob("/tmp/minidocker-lab0[45]-*")),
-            "images": sorted(tag for image in store.images() for tag in image.tags),
-            "blobs": store.blobs.digests(),
-            "layers": sorted(os.listdir(state_root() / "layers")),
-            "containers": sorted(os.listdir(state_root() / "containers"))
-            if (state_root() / "containers").is_dir() else []}
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    before = traces()
-    yield
-    assert traces() == before
-
-
-def run_one_step(number: str, step: int, file: Path) -> framework.Result:
-    """The verdict of one step only (a lab 05 run loads and runs images: a second each)."""
-    lab = dataclasses.replace(LABS[number], steps=(LABS[number].steps[step - 1],))
-    with lab.open_workspace() as workspace:
-        return framework.run_steps(lab, file, workspace)[0]
+    containers = state_root() / "containers"
+    return lab_traces("0[45]",
+                      images=sorted(tag for image in store.images() for tag in image.tags),
+                      blobs=store.blobs.digests(),
+                      layers=sorted(os.listdir(state_root() / "layers")),
+                      containers=sorted(os.listdir(containers)) if containers.is_dir() else [])
 
 
 @pytest.mark.parametrize("number", LABS)
 def test_the_starter_is_a_todo_at_every_step(number, capsys):
-    assert labs.check(number) == 1
-    report = capsys.readouterr().out
-    steps = len(LABS[number].steps)
-    assert report.count("TODO") == steps and "FAIL" not in report
-    details = [line.strip() for line in report.splitlines() if line.startswith(" " * 8)]
-    assert [d.split(":")[0] for d in details] == [f"Step {n}" for n in range(1, steps + 1)]
+    starter_report(capsys, number, len(LABS[number].steps), each_stub_speaks=True)
 
 
 @pytest.mark.parametrize("number", LABS)
@@ -90,7 +76,7 @@ def test_the_cli_fails_on_the_starter(md):
 
 def test_without_skopeo_its_check_is_skipped_and_said(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    result = run_one_step("05", 2, SOLUTIONS["05"])
+    result = run_one_step(LABS["05"], 2, SOLUTIONS["05"])
     assert result.status == "PASS"
     assert "skopeo is not installed here, so its check was skipped" in result.detail
 
@@ -99,8 +85,7 @@ def test_the_image_is_removed_even_when_the_run_fails(tmp_path):
     source = SOLUTIONS["05"].read_text()
     student = tmp_path / "student.py"  # an image whose command does not exist
     student.write_text(source.replace('"config": {"Cmd": cmd}', '"config": {"Cmd": ["/nope"]}'))
-    result = run_one_step("05", 4, student)
-    assert result.status == "FAIL" and "minidocker run --rm" in result.detail
+    expect_step_failure(LABS["05"], 4, student, "minidocker run --rm")
     assert not [i for i in ImageStore().images() if any("lab05" in tag for tag in i.tags)]
 
 
@@ -164,5 +149,5 @@ MISTAKES = {
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     number, step, right, wrong, complaint = MISTAKES[mistake]
-    result = run_one_step(number, step, with_mistake(SOLUTIONS[number], right, wrong, tmp_path))
-    assert result.status == "FAIL" and complaint in result.detail, result.detail
+    student = with_mistake(SOLUTIONS[number], right, wrong, tmp_path)
+    expect_step_failure(LABS[number], step, student, complaint)

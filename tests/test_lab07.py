@@ -2,47 +2,30 @@
 the starter, passes the solution (through the API and the CLI), catches the classic mistakes
 with a sentence that says what to do, and leaves nothing behind."""
 
-import dataclasses
-import glob
 import os
 from pathlib import Path
 
 import pytest
 
 from minidocker import labs
-from minidocker.labs import framework, lab07_volumes
-from tests.helpers import with_mistake
+from minidocker.labs import lab07_volumes
+from tests.helpers import expect_step_failure, run_one_step, starter_report, with_mistake
+from tests.traces import lab_traces
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = lab07_volumes.LAB
 SOLUTION = REPO / "labs/solutions/07-volumes.py"
 
 
+pytestmark = pytest.mark.usefixtures("nothing_left_behind")  # conftest.py: traces() below
+
+
 def traces() -> dict:
-    with open("/proc/self/mountinfo") as f:
-        mounts = sorted(line.split()[4] for line in f)
-    return {"mounts": mounts, "scratch": sorted(glob.glob("/tmp/minidocker-lab07-*")),
-            "top": os.path.lexists(lab07_volumes.TOP)}
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    before = traces()
-    yield
-    assert traces() == before
-
-
-def run_one_step(step: int, file: Path) -> framework.Result:
-    """The verdict of one step only (not cumulative: the steps before it are not run)."""
-    lab = dataclasses.replace(LAB, steps=(LAB.steps[step - 1],), cumulative=False)
-    with lab.open_workspace() as workspace:
-        return framework.run_steps(lab, file, workspace)[0]
+    return lab_traces("07", top=os.path.lexists(lab07_volumes.TOP))
 
 
 def test_the_starter_is_a_todo_at_every_step(capsys):
-    assert labs.check("07") == 1
-    report = capsys.readouterr().out
-    assert report.count("TODO") == 4 and "FAIL" not in report
+    report = starter_report(capsys, "07", 4)
     assert "Step 1: run_in_mount_namespace() is not written yet" in report
 
 
@@ -55,7 +38,7 @@ def test_each_stub_says_its_own_step(tmp_path):
         student = tmp_path / f"step{step}.py"
         solved = "".join(function_source(solution, name) for name in names[:step - 1])
         student.write_text(source + "\n\n" + solved)
-        result = run_one_step(step, student)
+        result = run_one_step(LAB, step, student)
         assert result.status == "TODO" and result.detail.startswith(f"Step {step}: "), \
             (step, result.detail)
 
@@ -140,5 +123,5 @@ def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
         source = source.replace("        mount_setattr(tree, propagation=kernel.MS_PRIVATE)\n", "")
     if mistake == "the whole filesystem remounted read-only":
         source = source.replace("    mount_setattr(tree, attr_set=MOUNT_ATTR_RDONLY)", "    pass")
-    result = run_one_step(step, with_mistake(SOLUTION, right, wrong, tmp_path, source))
-    assert result.status == "FAIL" and complaint in result.detail, result.detail
+    expect_step_failure(LAB, step, with_mistake(SOLUTION, right, wrong, tmp_path, source),
+                        complaint)

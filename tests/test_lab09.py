@@ -1,14 +1,13 @@
 """Lab 09 (capabilities and a seccomp filter by hand): the checker says TODO for each step of
 the starter, passes the solution, and catches the classic mistakes with a sentence."""
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
 from minidocker import labs
-from minidocker.labs import framework, lab09_security
-from tests.helpers import with_mistake
+from minidocker.labs import lab09_security
+from tests.helpers import expect_step_failure, run_one_step, starter_report, with_mistake
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = lab09_security.LAB
@@ -17,15 +16,8 @@ SOLUTION = REPO / "labs/solutions/09-security.py"
 NAMES = ["drop_bounding_set", "set_capabilities", "build_filter", "install_filter"]
 
 
-def run_one_step(step: int, file: Path) -> framework.Result:
-    lab = dataclasses.replace(LAB, steps=(LAB.steps[step - 1],), cumulative=False)
-    return framework.run_steps(lab, file)[0]
-
-
 def test_the_starter_is_a_todo_at_every_step(capsys):
-    assert labs.check("09") == 1
-    report = capsys.readouterr().out
-    assert report.count("TODO") == 4 and "FAIL" not in report
+    report = starter_report(capsys, "09", 4)
     assert "Step 1: drop_bounding_set() is not written yet" in report
 
 
@@ -45,7 +37,7 @@ def test_each_stub_says_its_own_step(tmp_path):
         extra = helpers + solution[solution.index("def instruction("):
                                    solution.index("def build_filter(")]
         student.write_text(source + "\n\n" + extra + solved)
-        result = run_one_step(step, student)
+        result = run_one_step(LAB, step, student)
         assert result.status == "TODO" and result.detail.startswith(f"Step {step}: "), \
             (step, result.detail)
 
@@ -90,5 +82,4 @@ MISTAKES = {
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     right, wrong, step, complaint = MISTAKES[mistake]
-    result = run_one_step(step, with_mistake(SOLUTION, right, wrong, tmp_path))
-    assert result.status == "FAIL" and complaint in result.detail, (result.status, result.detail)
+    expect_step_failure(LAB, step, with_mistake(SOLUTION, right, wrong, tmp_path), complaint)

@@ -2,18 +2,18 @@
 the API and the CLI), catches the classic mistakes (a token server asked without a challenge, an
 anonymous token, the index's first entry, a digest never checked), and leaves nothing behind."""
 
-import dataclasses
 import glob
 
 import pytest
 
 from minidocker import labs
 from minidocker.labs import lab11_registry
-from tests.helpers import cli_check_passes, expect_first_failure, with_mistake
+from tests.helpers import cli_check_passes, expect_step_failure, starter_report, with_mistake
 from tests.test_labs import REPO
 
 SOLUTION = REPO / "labs/solutions/11-registry.py"
-STEPS = len(lab11_registry.LAB.steps)
+LAB = lab11_registry.LAB
+STEPS = len(LAB.steps)
 
 
 @pytest.fixture(autouse=True)
@@ -23,9 +23,7 @@ def nothing_left_behind():
 
 
 def test_the_starter_is_a_todo_at_every_step(capsys):
-    assert labs.check("11") == 1
-    report = capsys.readouterr().out
-    assert report.count("TODO") == STEPS and "FAIL" not in report
+    report = starter_report(capsys, "11", STEPS)
     assert "Step 1: get_token() is not written yet" in report
 
 
@@ -42,13 +40,6 @@ def test_the_solution_passes_every_step_and_says_what_the_server_heard():
 def test_the_cli_checks_the_solution(md):
     printed = cli_check_passes(md, "11", SOLUTION, STEPS)
     assert "Lab 11 — A registry by hand" in printed
-
-
-def run_step(step: int, student) -> labs.framework.Result:
-    """The verdict of one step alone (each step starts its own registry)."""
-    alone = dataclasses.replace(lab11_registry.LAB, steps=(lab11_registry.LAB.steps[step - 1],))
-    with alone.open_workspace() as workspace:
-        return labs.framework.run_steps(alone, student, workspace, echo=False)[0]
 
 
 # Each mistake: (the step, the solution's text, what the mistake makes of it, a piece of the
@@ -78,7 +69,7 @@ MISTAKES = {
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     step, right, wrong, complaint = MISTAKES[mistake]
     student = with_mistake(SOLUTION, right, wrong, tmp_path)
-    expect_first_failure([run_step(step, student)], complaint)
+    expect_step_failure(LAB, step, student, complaint)
 
 
 def test_a_pull_that_writes_before_it_checks_leaves_a_bad_blob_and_fails(tmp_path):
@@ -92,4 +83,4 @@ def test_a_pull_that_writes_before_it_checks_leaves_a_bad_blob_and_fails(tmp_pat
     student = with_mistake(SOLUTION, "    return manifest[\"config\"][\"digest\"]",
                            "    [get_blob(registry, repository, d, token) for d in blobs]\n"
                            "    return manifest[\"config\"][\"digest\"]", tmp_path, source)
-    expect_first_failure([run_step(4, student)], "holds bytes that hash to")
+    expect_step_failure(LAB, 4, student, "holds bytes that hash to")

@@ -3,18 +3,17 @@
 204 read to the end of the connection, a start before the attach, a container left behind, an
 HTTP library), and leaves nothing behind."""
 
-import dataclasses
 import glob
 
 import pytest
 
-from minidocker import labs
 from minidocker.labs import lab12_engine_api
-from tests.helpers import cli_check_passes, expect_first_failure, with_mistake
+from tests.helpers import cli_check_passes, expect_step_failure, starter_report, with_mistake
 from tests.test_labs import REPO
 
 SOLUTION = REPO / "labs/solutions/12-engine-api.py"
-STEPS = len(lab12_engine_api.LAB.steps)
+LAB = lab12_engine_api.LAB
+STEPS = len(LAB.steps)
 
 
 @pytest.fixture(autouse=True)
@@ -24,9 +23,7 @@ def nothing_left_behind():
 
 
 def test_the_starter_is_a_todo_at_every_step(capsys):
-    assert labs.check("12") == 1
-    report = capsys.readouterr().out
-    assert report.count("TODO") == STEPS and "FAIL" not in report
+    report = starter_report(capsys, "12", STEPS)
     assert "Step 1: demultiplex() is not written yet" in report
 
 
@@ -35,13 +32,6 @@ def test_the_solution_passes_every_step_and_says_what_the_daemon_heard(md):
     assert "Lab 12 — The Engine API by hand" in printed
     assert "create → 201, attach → 101, start → 204, wait → 200, DELETE → 204" in printed
     assert "the stream cut short refused (ValueError" in printed
-
-
-def run_step(step: int, student) -> labs.framework.Result:
-    alone = dataclasses.replace(lab12_engine_api.LAB,
-                                steps=(lab12_engine_api.LAB.steps[step - 1],))
-    with alone.open_workspace() as workspace:
-        return labs.framework.run_steps(alone, student, workspace, echo=False)[0]
 
 
 # Each mistake: (the step, the solution's text, what the mistake makes of it, a piece of the
@@ -63,7 +53,7 @@ MISTAKES = {
 def test_the_checker_catches_a_classic_mistake(mistake, tmp_path):
     step, right, wrong, complaint = MISTAKES[mistake]
     student = with_mistake(SOLUTION, right, wrong, tmp_path)
-    expect_first_failure([run_step(step, student)], complaint)
+    expect_step_failure(LAB, step, student, complaint)
 
 
 def test_a_start_before_the_attach_is_caught(tmp_path):
@@ -72,10 +62,10 @@ def test_a_start_before_the_attach_is_caught(tmp_path):
     source = SOLUTION.read_text().replace(start, "").replace(
         "    try:\n        with socket.socket(", start[8:] + "    try:\n        with socket.socket(")
     student = with_mistake(SOLUTION, "import json\n", "import json\n", tmp_path, source)
-    expect_first_failure([run_step(3, student)], "started before it was attached")
+    expect_step_failure(LAB, 3, student, "started before it was attached")
 
 
 def test_an_http_library_is_refused(tmp_path):
     student = with_mistake(SOLUTION, "import json\n", "import json\n\nimport httpx  # noqa\n",
                            tmp_path)
-    expect_first_failure([run_step(2, student)], "your file imports httpx")
+    expect_step_failure(LAB, 2, student, "your file imports httpx")

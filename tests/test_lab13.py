@@ -8,31 +8,24 @@ from pathlib import Path
 import pytest
 
 from minidocker import labs
-from tests.helpers import cli_check_passes, expect_first_failure, with_mistake
+from tests.helpers import cli_check_passes, expect_first_failure, starter_report, with_mistake
+from tests.traces import lab_traces
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION = REPO / "labs/solutions/13-compose.py"
 PARENT = os.environ.get("MINIDOCKER_CGROUP_PARENT", "minidocker")  # this session's containers
 
 
+pytestmark = pytest.mark.usefixtures("nothing_left_behind")  # conftest.py: traces() below
+
+
 def traces() -> dict:
-    with open("/proc/self/mountinfo") as f:
-        mounts = sorted(line.split()[4] for line in f)
-    return {"mounts": mounts, "scratch": sorted(glob.glob("/tmp/minidocker-lab13-*")),
-            "cgroups": sorted(glob.glob(f"/sys/fs/cgroup/**/{PARENT}/*/", recursive=True))}
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    before = traces()
-    yield
-    assert traces() == before
+    return lab_traces("13", cgroups=sorted(glob.glob(f"/sys/fs/cgroup/**/{PARENT}/*/",
+                                                     recursive=True)))
 
 
 def test_the_starter_is_a_todo_at_every_step(capsys):
-    assert labs.check("13") == 1
-    report = capsys.readouterr().out
-    assert report.count("TODO") == 3 and "FAIL" not in report
+    starter_report(capsys, "13", 3)
 
 
 def test_the_solution_passes_every_step(md):

@@ -10,33 +10,26 @@ import pytest
 
 from minidocker import labs
 from minidocker.labs import lab15_runtime
-from tests.helpers import cli_check_passes, expect_first_failure, with_mistake
+from tests.helpers import cli_check_passes, expect_first_failure, starter_report, with_mistake
+from tests.traces import lab_traces
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION = REPO / "labs/solutions/15-runtime.py"
 STEPS = len(lab15_runtime.LAB.steps)
 
 
+pytestmark = pytest.mark.usefixtures("nothing_left_behind")  # conftest.py: traces() below
+
+
 def traces() -> dict:
-    with open("/proc/self/mountinfo") as f:
-        mounts = sorted(line.split()[4] for line in f)
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    return {"mounts": mounts, "links": [line.split(":")[1] for line in links.splitlines()],
-            "scratch": sorted(glob.glob("/tmp/minidocker-lab15-*")),
-            "cgroups": sorted(glob.glob("/sys/fs/cgroup/**/minidocker-lab15-*", recursive=True))}
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    before = traces()
-    yield
-    assert traces() == before
+    return lab_traces("15", links=[line.split(":")[1] for line in links.splitlines()],
+                      cgroups=sorted(glob.glob("/sys/fs/cgroup/**/minidocker-lab15-*",
+                                               recursive=True)))
 
 
 def test_the_starter_is_a_todo_at_every_step(capsys):
-    assert labs.check("15") == 1
-    report = capsys.readouterr().out
-    assert report.count("TODO") == STEPS and "FAIL" not in report
+    report = starter_report(capsys, "15", STEPS)
     assert "Step 1: run() is not written yet" in report
 
 

@@ -14,7 +14,6 @@ step alone (as ``test_lab07`` does: not cumulative), must say FAIL for it:
 """
 
 import ast
-import dataclasses
 import re
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 from minidocker import cgroups, labs
 from minidocker.labs import framework, lab08_networking, lab09_security
+from tests.helpers import run_one_step
 
 REPO = Path(__file__).resolve().parents[1]
 STEP_PREFIX = re.compile(r"Step (\d+):")
@@ -62,13 +62,6 @@ def emptied(source: str, names: list[str]) -> str:
         indent = " " * node.body[0].col_offset
         lines[start:node.end_lineno] = [f"{indent}return None\n"]
     return "".join(lines)
-
-
-def run_one_step(lab: framework.Lab, step: int, file: Path) -> framework.Result:
-    """The verdict of one step only (not cumulative: the steps before it are not run)."""
-    alone = dataclasses.replace(lab, steps=(lab.steps[step - 1],), cumulative=False)
-    with alone.open_workspace() as workspace:
-        return framework.run_steps(alone, file, workspace)[0]
 
 
 # (lab, step, what is missing, the line of the solution, what it becomes[, the cgroup layout

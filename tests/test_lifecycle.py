@@ -19,7 +19,7 @@ from minidocker.container import records
 from minidocker.image.store import ImageStore
 
 from .conftest import MINIDOCKER
-from .helpers import attached
+from .helpers import attached, eventually
 
 LOOP = "while true; do sleep 0.1; done"  # a PID 1 that exits only when asked by a signal
 
@@ -28,18 +28,6 @@ def inspect(md, name: str, template: str) -> str:
     result = md("inspect", "-f", template, name)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
-
-
-def eventually(condition, timeout: float = 10, every: float = 0.05):
-    """Poll ``condition`` until it returns something true; that value (or fail)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout} s: {condition}")
-        time.sleep(every)
 
 
 def container_id(name: str) -> str:

@@ -16,7 +16,8 @@ from minidocker.container.create import create
 from minidocker.network import bridge, store
 
 from .conftest import MINIDOCKER
-from .test_lifecycle import LOOP, eventually, inspect
+from .helpers import eventually
+from .test_lifecycle import LOOP, inspect
 
 
 def alive(pid: int) -> bool:

@@ -43,25 +43,6 @@ def test_volume_flag(spec, expected):
     assert volumes.parse_volume(spec) == expected
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("./data:/x", '"./data" includes invalid characters for a local volume name, only '
-                  '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
-                  "directory, use absolute path"),
-    ("data", "the path inside the container must be absolute"),
-    ("/srv:data", "the path inside the container must be absolute"),
-    ("/srv:/", "cannot replace the container's root"),
-    ("/srv:/x:rx", "invalid mode: 'rx'"),
-    ("/srv:/x:ro,rw", "invalid mode: 'ro,rw'"),
-    ("/srv:/x:nocopy", "invalid mode: 'nocopy'"),
-    ("/a:/b:ro:extra", "invalid volume specification"),
-    (":/x", "invalid volume specification"),
-])
-def test_bad_volume_flag(spec, message):
-    with pytest.raises(MinidockerError) as caught:
-        volumes.parse_volume(spec)
-    assert message in str(caught.value)
-
-
 def test_mount_flag(tmp_path):
     assert volumes.parse_mount(f"type=bind,src={tmp_path},dst=/x,readonly") == \
         MountRequest("bind", str(tmp_path), "/x", readonly=True)
@@ -76,31 +57,51 @@ def test_mount_flag(tmp_path):
         MountRequest("tmpfs", "", "/run", readonly=True, tmpfs_options="size=65536,mode=700")
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("type=bind,source=/no/such/dir,target=/x", "bind source path does not exist: "
-                                                "/no/such/dir"),
-    ("type=bind,source=rel,target=/x", "must be an absolute host path"),
-    ("type=nfs,target=/x", "invalid mount type 'nfs'"),
-    ("type=volume,source=db", "target is required"),
-    ("type=volume,target=/x,color=red", "unexpected key 'color'"),
-    ("type=volume,target=/x,readonly=maybe", "invalid value for readonly: 'maybe'"),
-    ("type=volume,source=./db,target=/x", "invalid characters for a local volume name"),
-    ("type=tmpfs,source=x,target=/x", "a tmpfs has no source"),
-    ("type=volume,target=/x,tmpfs-size=1m", "cannot mix 'tmpfs-size' with mount type "
-                                            "'volume'"),
-    ("type=tmpfs,target=/x,tmpfs-size=lots", "invalid value 'lots' for tmpfs-size"),
-    ("type=tmpfs,target=/x,tmpfs-mode=rwx", "invalid tmpfs mode 'rwx'"),
-    ("type=bind,source=/,target=/x,bind-propagation=shared", "keeps every mount private"),
-])
-def test_bad_mount_flag(spec, message):
+# Each flag's parser, and what it says of bad values: (the value, a piece of its one-line error).
+BAD_FLAGS = {
+    volumes.parse_volume: [
+        ("./data:/x", '"./data" includes invalid characters for a local volume name, only '
+                      '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
+                      "directory, use absolute path"),
+        ("data", "the path inside the container must be absolute"),
+        ("/srv:data", "the path inside the container must be absolute"),
+        ("/srv:/", "cannot replace the container's root"),
+        ("/srv:/x:rx", "invalid mode: 'rx'"),
+        ("/srv:/x:ro,rw", "invalid mode: 'ro,rw'"),
+        ("/srv:/x:nocopy", "invalid mode: 'nocopy'"),
+        ("/a:/b:ro:extra", "invalid volume specification"),
+        (":/x", "invalid volume specification"),
+    ],
+    volumes.parse_mount: [
+        ("type=bind,source=/no/such/dir,target=/x", "bind source path does not exist: "
+                                                    "/no/such/dir"),
+        ("type=bind,source=rel,target=/x", "must be an absolute host path"),
+        ("type=nfs,target=/x", "invalid mount type 'nfs'"),
+        ("type=volume,source=db", "target is required"),
+        ("type=volume,target=/x,color=red", "unexpected key 'color'"),
+        ("type=volume,target=/x,readonly=maybe", "invalid value for readonly: 'maybe'"),
+        ("type=volume,source=./db,target=/x", "invalid characters for a local volume name"),
+        ("type=tmpfs,source=x,target=/x", "a tmpfs has no source"),
+        ("type=volume,target=/x,tmpfs-size=1m", "cannot mix 'tmpfs-size' with mount type "
+                                                "'volume'"),
+        ("type=tmpfs,target=/x,tmpfs-size=lots", "invalid value 'lots' for tmpfs-size"),
+        ("type=tmpfs,target=/x,tmpfs-mode=rwx", "invalid tmpfs mode 'rwx'"),
+        ("type=bind,source=/,target=/x,bind-propagation=shared", "keeps every mount private"),
+    ],
+    volumes.parse_tmpfs: [
+        ("/run:exec", "unknown tmpfs option 'exec'"),
+    ],
+}
+
+
+@pytest.mark.parametrize("parse, spec, message", [
+    pytest.param(parse, spec, message, id=f"{parse.__name__}-{spec}")
+    for parse, bad in BAD_FLAGS.items() for spec, message in bad])
+def test_bad_flag(parse, spec, message):
+    """Each bad -v, --mount or --tmpfs value gets one line that says what is wrong."""
     with pytest.raises(MinidockerError) as caught:
-        volumes.parse_mount(spec)
+        parse(spec)
     assert message in str(caught.value)
-
-
-def test_bad_tmpfs_flag():
-    with pytest.raises(MinidockerError, match="unknown tmpfs option 'exec'"):
-        volumes.parse_tmpfs("/run:exec")
 
 
 def test_volumes_from():

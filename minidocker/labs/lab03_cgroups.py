@@ -235,6 +235,17 @@ def cleanup(cgroup: dict[str, Path], *children: int) -> None:
         pass
 
 
+@contextmanager
+def step_cgroup(space: Workspace, name: str) -> Iterator[dict[str, Path]]:
+    """The cgroup a step works in (``make_cgroup``), removed with whatever runs in it when the
+    step ends (``cleanup``), however it ends."""
+    cgroup = make_cgroup(space, name)
+    try:
+        yield cgroup
+    finally:
+        cleanup(cgroup)
+
+
 def read_value(path: Path) -> str:
     return path.read_text().strip() if path.exists() else "(no such file)"
 
@@ -357,8 +368,7 @@ def _tidy(directory: Path) -> None:
 # --- step 3: the memory limit ----------------------------------------------------------------
 
 def check_memory(student, space: Workspace) -> str:
-    cgroup = make_cgroup(space, "step3")
-    try:
+    with step_cgroup(space, "step3") as cgroup:
         try:
             call_student(function(student, "set_memory_limit"), dict(cgroup), MEMORY_LIMIT)
         except OSError as exc:
@@ -392,15 +402,12 @@ def check_memory(student, space: Workspace) -> str:
         written = ", ".join(f"{name} = {want}" for name, want in files.items())
         return (f"{written}; a hog filling 64 MiB was OOM-killed (exit {code}, oom_kill "
                 f"{kills} in {oom_file})")
-    finally:
-        cleanup(cgroup)
 
 
 # --- step 4: the pids limit --------------------------------------------------------------------
 
 def check_pids(student, space: Workspace) -> str:
-    cgroup = make_cgroup(space, "step4")
-    try:
+    with step_cgroup(space, "step4") as cgroup:
         call_student(function(student, "set_pids_limit"), dict(cgroup), PIDS_LIMIT)
         pids = cgroup["pids"]
         have = read_value(pids / "pids.max")
@@ -414,15 +421,12 @@ def check_pids(student, space: Workspace) -> str:
                               f"(pids.events: max {refused}): the limit is not enforced")
         return (f"pids.max = {PIDS_LIMIT}; a fork loop started {running} sleeps next to its "
                 f"shell, then fork() failed (pids.events: max {refused})")
-    finally:
-        cleanup(cgroup)
 
 
 # --- step 5: a command in the cgroup -----------------------------------------------------------
 
 def check_run(student, space: Workspace) -> str:
-    cgroup = make_cgroup(space, "step5")
-    try:
+    with step_cgroup(space, "step5") as cgroup:
         set_limits(space, cgroup)
         run_command = function(student, "run_in_cgroup")
         before = read_proc("self/cgroup")
@@ -448,8 +452,6 @@ def check_run(student, space: Workspace) -> str:
         where = ", ".join(f"{c}:{seen[c]}" for c in CONTROLLERS)
         return (f"inside, /proc/self/cgroup says {where}; the command's exit code came back; a "
                 f"memory hog was OOM-killed (exit {OOM_KILLED})")
-    finally:
-        cleanup(cgroup)
 
 
 def cgroups_of(proc_self_cgroup: str, version: str) -> dict[str, str]:

@@ -285,10 +285,6 @@ def write_files(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-def workspace():
-    return scratch_workspace("10")
-
-
 LAB = Lab(
     directory="10-build",
     steps=(
@@ -301,5 +297,5 @@ LAB = Lab(
              check_builds),
     ),
     cumulative=True,
-    workspace=workspace,
+    workspace=lambda: scratch_workspace("10"),
 )

@@ -14,7 +14,7 @@ Used by: notebooks/13-compose.ipynb.
 
 from datetime import datetime
 
-from minidocker.viz.graph import FITS_THE_COLUMN, Graph, GraphNode
+from minidocker.viz.graph import Graph, GraphNode, course_digraph, dot_names
 
 SERVICE = "com.docker.compose.service"
 NUMBER = "com.docker.compose.container-number"
@@ -49,15 +49,9 @@ def project_graph(project, records) -> Graph:
 
 def draw_project(project, records, title: str = ""):
     """The picture of ``project_graph`` (a graphviz object the notebook displays)."""
-    import graphviz  # only the notebooks need it (the "lab" extra)
-
     graph = project_graph(project, records)
-    dot = graphviz.Digraph("compose", graph_attr={"rankdir": "LR", "size": FITS_THE_COLUMN,
-                                                  "label": title, "labelloc": "t",
-                                                  "fontname": "Helvetica", "ranksep": "0.8"},
-                           node_attr={"fontname": "Helvetica", "fontsize": "11"},
-                           edge_attr={"fontname": "Helvetica", "fontsize": "9"})
-    name = {node.id: f"n{i}" for i, node in enumerate(graph.nodes)}  # no ":" in DOT names
+    dot = course_digraph("compose", title, ranksep="0.8")
+    name = dot_names(graph.nodes)
     with dot.subgraph(name="cluster_file") as box:
         box.attr(label="the Compose file", style="dashed", color="gray50")
         for node in graph.nodes:

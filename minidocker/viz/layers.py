@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minidocker.image.store import Image, human_size
-from minidocker.viz.graph import FITS_THE_COLUMN, Graph, GraphNode
+from minidocker.viz.graph import Graph, GraphNode, course_digraph, dot_names, mark_shared
 from minidocker.viz.mounts import Mount
 from minidocker.viz.table import Table
 
@@ -377,10 +377,7 @@ def image_graph(images: list[Image]) -> ImageGraph:
                                         f"{human_size(layer['size'])} gzip\n"
                                         f"diff_id {short(diff_id)}", "layer")
             edges.append((manifest_id, layer_id, f"layer {i}"))
-    for layer_id, using in users.items():
-        if len(using) > 1:
-            old = nodes[layer_id]
-            nodes[layer_id] = GraphNode(old.id, old.label, old.kind, shared=True)
+    mark_shared(nodes, users)
     return ImageGraph(list(nodes.values()), edges)
 
 
@@ -394,16 +391,8 @@ def to_digraph(graph: ImageGraph, title: str = ""):
     """Draw the graph left to right: the names (in a box for index.json), then the blobs (in a
     box for blobs/sha256/): manifests, configs and layers. A layer that several images share
     is filled in gold (the same style as notebook 01's shared namespaces)."""
-    import graphviz  # only the notebooks need it (the "lab" extra)
-
-    dot = graphviz.Digraph("images", graph_attr={"rankdir": "LR", "size": FITS_THE_COLUMN,
-                                                 "label": title,
-                                                 "labelloc": "t", "fontname": "Helvetica",
-                                                 "nodesep": "0.2", "ranksep": "0.8"},
-                           node_attr={"fontname": "Helvetica", "fontsize": "11"},
-                           edge_attr={"fontname": "Helvetica", "fontsize": "9"})
-    # DOT reads "a:b" in an edge as node a, port b: give graphviz plain names instead.
-    name = {node.id: f"n{i}" for i, node in enumerate(graph.nodes)}
+    dot = course_digraph("images", title, nodesep="0.2", ranksep="0.8")
+    name = dot_names(graph.nodes)
     boxes = (("cluster_index", "index.json", ("image",)),
              ("cluster_blobs", "blobs/sha256/", ("manifest", "config", "layer")))
     for cluster, label, kinds in boxes:
@@ -411,10 +400,7 @@ def to_digraph(graph: ImageGraph, title: str = ""):
             box.attr(label=label, style="dashed", color="gray50", fontname="Helvetica")
             for node in graph.nodes:
                 if node.kind in kinds:
-                    style = dict(STYLE[node.kind])
-                    if node.shared:
-                        style["fillcolor"] = "gold"
-                    box.node(name[node.id], node.label, **style)
+                    box.node(name[node.id], node.label, **node.style(STYLE))
     for source, target, label in graph.edges:
         dot.edge(name[source], name[target], label=label, color="gray40")
     return dot

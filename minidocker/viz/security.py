@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from minidocker import cgroups, kernel
 from minidocker.viz.cli import minidocker
-from minidocker.viz.graph import FITS_THE_COLUMN
+from minidocker.viz.graph import course_digraph, dot_names
 from minidocker.viz.table import Table
 
 # busybox prints strerror(3); a few applets have their own words for the same errno.
@@ -378,15 +378,8 @@ UID_STYLE = {"process": {"shape": "box", "style": "rounded,filled", "fillcolor":
 def uid_digraph(graph: UidGraph, title: str = ""):
     """Draw the graph left to right: processes and files, the uids the container sees (one
     box: its user namespace), the uids the host stores (another box)."""
-    import graphviz  # only the notebooks need it (the "lab" extra)
-
-    dot = graphviz.Digraph("uids", graph_attr={"rankdir": "LR", "size": FITS_THE_COLUMN,
-                                               "label": title,
-                                               "labelloc": "t", "fontname": "Helvetica",
-                                               "nodesep": "0.25", "ranksep": "0.7"},
-                           node_attr={"fontname": "Helvetica", "fontsize": "11"},
-                           edge_attr={"fontname": "Helvetica", "fontsize": "9"})
-    name = {node.id: f"n{i}" for i, node in enumerate(graph.nodes)}  # DOT: "a:b" is a port
+    dot = course_digraph("uids", title, nodesep="0.25", ranksep="0.7")
+    name = dot_names(graph.nodes)
     maps = ", ".join(f"{a} {b} {c}" for a, b, c in graph.maps)
     boxes = (("inside", f"container's user namespace (uid_map: {maps})", ("inside", "unmapped")),
              ("host", "host (the initial user namespace)", ("host",)))

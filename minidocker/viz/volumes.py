@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 
 from minidocker.viz.cli import Transcript
-from minidocker.viz.graph import FITS_THE_COLUMN, Graph, GraphNode
+from minidocker.viz.graph import Graph, GraphNode, course_digraph, dot_names, mark_shared
 from minidocker.viz.mounts import Mount as MountinfoLine
 from minidocker.viz.mounts import parse_mountinfo
 
@@ -64,10 +64,7 @@ def mount_graph(records: Iterable) -> MountGraph:
                 nodes[backing] = GraphNode(backing, "memory (tmpfs)", "tmpfs")
             users.setdefault(backing, set()).add(record.Id)
             edges.append((mount_id, backing, mode))
-    for node_id, using in users.items():
-        if len(using) > 1:
-            old = nodes[node_id]
-            nodes[node_id] = GraphNode(old.id, old.label, old.kind, shared=True)
+    mark_shared(nodes, users)
     return MountGraph(list(nodes.values()), edges)
 
 
@@ -83,21 +80,10 @@ def to_digraph(graph: MountGraph, title: str = ""):
     """Draw the graph left to right: containers, their mount points, then what backs each one;
     a volume or host dir that several containers share is filled in gold, a read-only edge is
     dashed."""
-    import graphviz  # only the notebooks need it (the "lab" extra)
-
-    dot = graphviz.Digraph("volumes", graph_attr={"rankdir": "LR", "size": FITS_THE_COLUMN,
-                                                  "label": title,
-                                                  "labelloc": "t", "fontname": "Helvetica",
-                                                  "nodesep": "0.2", "ranksep": "0.6"},
-                           node_attr={"fontname": "Helvetica", "fontsize": "11"},
-                           edge_attr={"fontname": "Helvetica", "fontsize": "9"})
-    # DOT reads "a:b" in an edge as node a, port b: give graphviz plain names instead.
-    name = {node.id: f"n{i}" for i, node in enumerate(graph.nodes)}
+    dot = course_digraph("volumes", title, nodesep="0.2", ranksep="0.6")
+    name = dot_names(graph.nodes)
     for node in graph.nodes:
-        style = dict(STYLE[node.kind])
-        if node.shared:
-            style["fillcolor"] = "gold"
-        dot.node(name[node.id], node.label, **style)
+        dot.node(name[node.id], node.label, **node.style(STYLE))
     for source, target, label in graph.edges:
         dot.edge(name[source], name[target], label=label, color="gray40",
                  style="dashed" if label == "ro" else "solid")
