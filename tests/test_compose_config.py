@@ -106,3 +106,6 @@ def test_bad_input_is_one_line_with_dockers_exit_codes(md, tmp_path):
     assert bad_flag.returncode == 125 and "use SERVICE=NUMBER" in bad_flag.stderr
     no_file = md("compose", "-f", str(tmp_path / "nothere.yaml"), "ps")
     assert no_file.returncode == 1 and "no such file" in no_file.stderr
+    no_service = md("compose", "-f", str(CASES / "scaled" / "compose.yaml"), "logs", "ghost")
+    assert no_service.returncode == 1, no_service.stderr
+    assert no_service.stderr.startswith("minidocker: no such service: ghost (the services are ")

@@ -62,6 +62,7 @@ BAD_FLAG = [(verb, 125, "No such option '--nope'") for verb in [
     ("system", "prune", "--nope"), ("image", "prune", "--nope"),
 ]] + [
     (("stop", "-t", "soon", GHOST), 125, "'soon' is not a valid integer"),
+    (("exec", "-e", "=x", GHOST, "true"), 125, "invalid environment variable: '=x'"),
     (("run", "--stop-timeout", "soon", "busybox"), 125, "'soon' is not a valid integer"),
 ]
 
@@ -81,6 +82,7 @@ ENGINE = [  # run and create: the engine's own errors keep 125
     (("run", "--rm", "-w", "relative", "busybox", "true"), 125, "absolute path"),
     (("run", "--rm", "-m", "lots", "busybox", "true"), 125, "lots"),
     (("create", "--name", "a b", "busybox"), 125, "Invalid container name"),
+    (("run", "--rm", "-w", "/etc/passwd", "busybox", "true"), 126, "not a directory"),
 ]
 
 COMMAND = [  # the container's command: 126 cannot run, 127 not found, else its own code
@@ -93,7 +95,11 @@ COMMAND = [  # the container's command: 126 cannot run, 127 not found, else its 
 @pytest.mark.parametrize(("args", "code", "words"), MISSING + BAD_FLAG + USAGE + ENGINE + COMMAND,
                          ids=lambda value: " ".join(value) if isinstance(value, tuple) else None)
 def test_exit_code(md, args, code, words):
-    result = md(*args)
+    assert_error(md(*args), code, words)
+
+
+def assert_error(result, code, words):
+    """Exit ``code``, and one line that says ``words`` (or the container's silence)."""
     assert result.returncode == code, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -132,3 +138,25 @@ def test_stop_of_a_stopped_container_is_no_error(md, containers):
     assert md("create", "--name", name, "busybox", "true").returncode == 0
     done = md("stop", name)
     assert done.returncode == 0 and done.stdout == f"{name}\n"
+
+
+def test_load_of_a_file_that_is_not_a_tar(md, tmp_path):
+    (tmp_path / "notes.tar").write_text("not a tar\n")
+    assert_error(md("load", "-i", str(tmp_path / "notes.tar")), 1,
+                 "is not an image archive: it is not a tar")
+
+
+def test_mistakes_with_a_running_container(md, containers):
+    """Each a one-line error, stdin a pipe (never a terminal) as in a script."""
+    name = containers.run_d("-i", "-t", "busybox", "sh")
+    mistakes = [
+        (("exec", "-w", "relative", name, "true"), 1, "needs to be an absolute path"),
+        (("exec", "-w", "/no/such", name, "true"), 126, "/no/such: No such file or directory"),
+        (("exec", "-it", name, "true"), 1, "the input device is not a TTY: drop -t"),
+        (("attach", name), 1, "the input device is not a TTY: use --no-stdin"),
+        (("run", "-it", "--rm", "busybox", "true"), 1, "the input device is not a TTY"),
+        (("rename", name, name), 1, "with the same name as its current name"),
+        (("top", name, "-o", "nope"), 1, "ps failed: error: unknown user-defined format"),
+    ]
+    for args, code, words in mistakes:
+        assert_error(md(*args, input=""), code, words)
