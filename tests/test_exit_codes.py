@@ -152,6 +152,7 @@ def test_mistakes_with_a_running_container(md, containers):
     mistakes = [
         (("exec", "-w", "relative", name, "true"), 1, "needs to be an absolute path"),
         (("exec", "-w", "/no/such", name, "true"), 126, "/no/such: No such file or directory"),
+        (("exec", "-u", "nobody-here", name, "true"), 126, "unable to find user nobody-here"),
         (("exec", "-it", name, "true"), 1, "the input device is not a TTY: drop -t"),
         (("attach", name), 1, "the input device is not a TTY: use --no-stdin"),
         (("run", "-it", "--rm", "busybox", "true"), 1, "the input device is not a TTY"),

@@ -92,8 +92,11 @@ def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, s
     namespaces.reset_signal_dispositions()
     config = record.Config
     report.step("find the user")
-    user = resolve_user(spec.user if spec.user is not None else config.User,
-                        record.HostConfig.GroupAdd)
+    try:  # runc's "unable to find user": the command cannot be run, 126
+        user = resolve_user(spec.user if spec.user is not None else config.User,
+                            record.HostConfig.GroupAdd)
+    except MinidockerError as exc:
+        raise MinidockerError(str(exc), exit_code=126) from None
     env = environment(config.Hostname, [*config.Env, *spec.env], tty=spec.tty,
                       home=user.home)
     report.step("change to the working directory")
