@@ -43,6 +43,8 @@ MISSING = [
     (("volume", "inspect", "no-such-volume"), 1, "No such volume: no-such-volume"),
     (("volume", "rm", "no-such-volume"), 1, "No such volume: no-such-volume"),
     (("volume", "create", "./bad"), 1, "invalid characters"),
+    (("network", "create", "--subnet", "10.251.7.0/24", "--gateway", "10.9.9.9", "gw-net"), 1,
+     "give a --gateway inside --subnet"),
 ]
 
 BAD_FLAG = [(verb, 125, "No such option '--nope'") for verb in [
@@ -83,6 +85,8 @@ ENGINE = [  # run and create: the engine's own errors keep 125
     (("run", "--rm", "-m", "lots", "busybox", "true"), 125, "lots"),
     (("create", "--name", "a b", "busybox"), 125, "Invalid container name"),
     (("run", "--rm", "-w", "/etc/passwd", "busybox", "true"), 126, "not a directory"),
+    (("run", "--rm", "--device", "/dev/no-such-device", "busybox", "true"), 125,
+     "/dev/no-such-device: No such file or directory (give a device node of this host"),
 ]
 
 COMMAND = [  # the container's command: 126 cannot run, 127 not found, else its own code
