@@ -180,6 +180,8 @@ def test_stats_one_shot_stream_and_bad_input(daemon):
             (http.get("/events", params={"filters": '{"colour":["red"]}'}), 400,
              "invalid filter"),
             (http.get("/events", params={"since": "yesterday"}), 400, "invalid time"),
+            (http.post(f"/containers/{BOX}/exec", json={"Cmd": ["true"], "WorkingDir": "rel"}),
+             400, "needs to be an absolute path"),
         ]
         for answer, status, words in refusals:
             assert answer.status_code == status, answer.text

@@ -49,9 +49,7 @@ def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
     if record.status != "running":
         raise Conflict(f"Container {record.Name} is not running: start it first "
                        f"('minidocker start {record.Name}')")
-    if spec.workdir and not os.path.isabs(spec.workdir):
-        raise MinidockerError(f"the working directory '{spec.workdir}' is invalid: it needs "
-                              "to be an absolute path (-w /some/dir)")
+    check_workdir(spec.workdir)
     if record.HostConfig.Runtime == "runc":  # runc joins the namespaces for us
         env = environment(record.Config.Hostname, [*record.Config.Env, *spec.env],
                           tty=spec.tty)
@@ -72,6 +70,13 @@ def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
     code = namespaces.wait_forwarding_signals(child.pid)
     record.event("exec_die", exitCode=code)
     return code
+
+
+def check_workdir(workdir: str | None) -> None:
+    """``-w`` must be absolute: relative to what, in another process's root?"""
+    if workdir and not os.path.isabs(workdir):
+        raise MinidockerError(f"the working directory '{workdir}' is invalid: it needs to be "
+                              "an absolute path (-w /some/dir)")
 
 
 def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, spec: ExecSpec,
