@@ -65,6 +65,9 @@ BAD_FLAG = [(verb, 125, "No such option '--nope'") for verb in [
 ]] + [
     (("stop", "-t", "soon", GHOST), 125, "'soon' is not a valid integer"),
     (("exec", "-e", "=x", GHOST, "true"), 125, "invalid environment variable: '=x'"),
+    (("update", "--memory", "1x", GHOST), 125, "invalid value '1x' for --memory"),
+    (("update", "--pids-limit", "x", GHOST), 125, "'x' is not a whole number"),
+    (("update", "--cpus", "abc", GHOST), 125, "'abc' is not a number"),
     (("run", "--stop-timeout", "soon", "busybox"), 125, "'soon' is not a valid integer"),
 ]
 
