@@ -43,6 +43,9 @@ MISSING = [
     (("volume", "inspect", "no-such-volume"), 1, "No such volume: no-such-volume"),
     (("volume", "rm", "no-such-volume"), 1, "No such volume: no-such-volume"),
     (("volume", "create", "./bad"), 1, "invalid characters"),
+    (("registry", "certs", "/proc/no-certs"), 1, "cannot make the certificates' directory"),
+    (("registry", "serve", "--root", "/proc/no-root", "--addr", "127.0.0.1:1"), 1,
+     "cannot make the registry's root /proc/no-root: No such file or directory"),
     (("network", "create", "--subnet", "10.251.7.0/24", "--gateway", "10.9.9.9", "gw-net"), 1,
      "give a --gateway inside --subnet"),
 ]
