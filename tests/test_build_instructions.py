@@ -154,6 +154,7 @@ def test_onbuild_trigger_runs_later_as_its_own_command():
     ("SHELL /bin/sh -c", "SHELL requires the arguments to be in JSON form"),
     ("ARG =x", "ARG names can not be blank"),
     ("ENV", "ENV requires at least one argument"),
+    ("RUN", "RUN requires at least one argument"),
     ("VOLUME [\"\"]", "VOLUME specified can not be an empty string"),
 ])
 def test_instruction_mistakes_name_the_line(line, message):

@@ -100,6 +100,15 @@ def a_worker_running(service: str) -> str:
     return sorted(n for n in nodes_running(service) if n != "n1")[0]
 
 
+def test_an_unknown_service_or_node_says_where_to_look(swarm):
+    for args, words in [(("service", "inspect", "ghost"), "no such service: ghost (see "
+                         "'minidocker service ls')"),
+                        (("node", "inspect", "ghost"), "node ghost not found (see 'minidocker "
+                         "node ls')")]:
+        result = minidocker(*args)
+        assert result.returncode == 1 and result.stderr == f"minidocker: {words}\n", result
+
+
 def test_nodes_are_namespaces_with_a_daemon_each(swarm):
     ours = os.stat("/proc/self/ns/net").st_ino
     holders = [node["holder"] for node in swarm["nodes"].values()]

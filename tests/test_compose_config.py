@@ -106,3 +106,12 @@ def test_bad_input_is_one_line_with_dockers_exit_codes(md, tmp_path):
     assert bad_flag.returncode == 125 and "use SERVICE=NUMBER" in bad_flag.stderr
     no_file = md("compose", "-f", str(tmp_path / "nothere.yaml"), "ps")
     assert no_file.returncode == 1 and "no such file" in no_file.stderr
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: busybox\n"
+                                           "    mem_limit: 12x\n")
+    bad_size = md("compose", "-f", str(tmp_path / "compose.yaml"), "config")
+    assert bad_size.returncode == 1 and "key 'mem_limit': invalid size '12x'" in bad_size.stderr
+    a_directory = md("compose", "-f", str(tmp_path), "config")
+    assert a_directory.returncode == 1 and "is a directory: give -f" in a_directory.stderr
+    no_service = md("compose", "-f", str(CASES / "scaled" / "compose.yaml"), "logs", "ghost")
+    assert no_service.returncode == 1, no_service.stderr
+    assert no_service.stderr.startswith("minidocker: no such service: ghost (the services are ")

@@ -180,6 +180,8 @@ def test_stats_one_shot_stream_and_bad_input(daemon):
             (http.get("/events", params={"filters": '{"colour":["red"]}'}), 400,
              "invalid filter"),
             (http.get("/events", params={"since": "yesterday"}), 400, "invalid time"),
+            (http.post(f"/containers/{BOX}/exec", json={"Cmd": ["true"], "WorkingDir": "rel"}),
+             400, "needs to be an absolute path"),
         ]
         for answer, status, words in refusals:
             assert answer.status_code == status, answer.text
@@ -209,3 +211,26 @@ def test_docker_py_archives_stats_events_and_df(daemon):
         assert any(c["Names"] == [f"/{BOX}"] for c in usage["Containers"])
     finally:
         client.close()
+
+
+def test_unknown_filters_are_refused_and_prune_all_takes_named_volumes(daemon):
+    """A filter the daemon does not know is a 400 that names it, never ignored: a prune that
+    ignored one would delete more than asked. ``volume prune -a`` sends all=true."""
+    kept, volume = f"{PREFIX}kept", f"{PREFIX}vol"
+    ok(daemon.docker("create", "--name", kept, "busybox", "true"))
+    ok(daemon.docker("volume", "create", volume))
+    try:
+        for args in [("container", "prune", "-f", "--filter", "nope=1"),
+                     ("images", "--filter", "bogus=1"), ("volume", "ls", "--filter", "nope=1"),
+                     ("network", "ls", "--filter", "nope=1"),
+                     ("network", "prune", "-f", "--filter", "until=1h")]:
+            refused = daemon.docker(*args)
+            assert refused.returncode == 1 and "invalid filter" in refused.stderr, refused
+        ok(daemon.docker("inspect", kept))  # the refused prune removed nothing
+        assert ok(daemon.docker("images", "--filter", "reference=busybox", "--format",
+                                "{{.Repository}}")).split() == ["busybox"]
+        assert volume in ok(daemon.docker("volume", "ls", "-q", "--filter", f"name={volume}"))
+        assert volume in ok(daemon.docker("volume", "prune", "-a", "-f"))
+    finally:
+        daemon.docker("rm", "-f", kept)
+        daemon.docker("volume", "rm", volume)

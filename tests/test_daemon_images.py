@@ -128,6 +128,10 @@ def test_docker_build_failures(daemon, tmp_path):
     assert bad.returncode == 1 and "unknown instruction" in bad.stderr.lower()
     buildkit = daemon.docker("build", str(tmp_path), env={"DOCKER_BUILDKIT": "1"}, timeout=60)
     assert buildkit.returncode != 0
+    outside = tmp_path / "elsewhere.Dockerfile"  # -f out of the context: the CLI's tar lacks
+    outside.write_text("FROM busybox\nRUN\n")    # its last padding, taken as Go's reader does
+    empty = daemon.docker("build", "-f", str(outside), str(tmp_path), env=CLASSIC, timeout=60)
+    assert empty.returncode == 1 and "RUN requires at least one argument" in empty.stderr, empty
 
 
 def test_docker_py_build(daemon):

@@ -98,6 +98,13 @@ def test_bip_pools_and_log_opts_reach_the_containers(tmp_path):
                                            "logged"))) == \
             {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}
         ok(daemon.docker("rm", "logged"))
+        ok(daemon.docker("create", "--name", "logged", "--log-opt", "max-size=5m", "busybox"))
+        assert json.loads(ok(daemon.docker("inspect", "-f", "{{json .HostConfig.LogConfig}}",
+                                           "logged")))["Config"] == \
+            {"max-size": "5m", "max-file": "2"}  # the request's own option, the daemon's others
+        ok(daemon.docker("rm", "logged"))
+        huge = daemon.docker("run", "--rm", "--log-opt", "max-size=huge", "busybox", "true")
+        assert huge.returncode == 125 and "'huge'" in huge.stderr, huge
         assert (tmp_path / "root" / "containers").is_dir()  # data-root is the state root
     finally:
         daemon.stop()

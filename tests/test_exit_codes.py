@@ -43,6 +43,11 @@ MISSING = [
     (("volume", "inspect", "no-such-volume"), 1, "No such volume: no-such-volume"),
     (("volume", "rm", "no-such-volume"), 1, "No such volume: no-such-volume"),
     (("volume", "create", "./bad"), 1, "invalid characters"),
+    (("registry", "certs", "/proc/no-certs"), 1, "cannot make the certificates' directory"),
+    (("registry", "serve", "--root", "/proc/no-root", "--addr", "127.0.0.1:1"), 1,
+     "cannot make the registry's root /proc/no-root: No such file or directory"),
+    (("network", "create", "--subnet", "10.251.7.0/24", "--gateway", "10.9.9.9", "gw-net"), 1,
+     "give a --gateway inside --subnet"),
 ]
 
 BAD_FLAG = [(verb, 125, "No such option '--nope'") for verb in [
@@ -62,6 +67,10 @@ BAD_FLAG = [(verb, 125, "No such option '--nope'") for verb in [
     ("system", "prune", "--nope"), ("image", "prune", "--nope"),
 ]] + [
     (("stop", "-t", "soon", GHOST), 125, "'soon' is not a valid integer"),
+    (("exec", "-e", "=x", GHOST, "true"), 125, "invalid environment variable: '=x'"),
+    (("update", "--memory", "1x", GHOST), 125, "invalid value '1x' for --memory"),
+    (("update", "--pids-limit", "x", GHOST), 125, "'x' is not a whole number"),
+    (("update", "--cpus", "abc", GHOST), 125, "'abc' is not a number"),
     (("run", "--stop-timeout", "soon", "busybox"), 125, "'soon' is not a valid integer"),
 ]
 
@@ -81,6 +90,9 @@ ENGINE = [  # run and create: the engine's own errors keep 125
     (("run", "--rm", "-w", "relative", "busybox", "true"), 125, "absolute path"),
     (("run", "--rm", "-m", "lots", "busybox", "true"), 125, "lots"),
     (("create", "--name", "a b", "busybox"), 125, "Invalid container name"),
+    (("run", "--rm", "-w", "/etc/passwd", "busybox", "true"), 126, "not a directory"),
+    (("run", "--rm", "--device", "/dev/no-such-device", "busybox", "true"), 125,
+     "/dev/no-such-device: No such file or directory (give a device node of this host"),
 ]
 
 COMMAND = [  # the container's command: 126 cannot run, 127 not found, else its own code
@@ -93,7 +105,11 @@ COMMAND = [  # the container's command: 126 cannot run, 127 not found, else its 
 @pytest.mark.parametrize(("args", "code", "words"), MISSING + BAD_FLAG + USAGE + ENGINE + COMMAND,
                          ids=lambda value: " ".join(value) if isinstance(value, tuple) else None)
 def test_exit_code(md, args, code, words):
-    result = md(*args)
+    assert_error(md(*args), code, words)
+
+
+def assert_error(result, code, words):
+    """Exit ``code``, and one line that says ``words`` (or the container's silence)."""
     assert result.returncode == code, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -132,3 +148,26 @@ def test_stop_of_a_stopped_container_is_no_error(md, containers):
     assert md("create", "--name", name, "busybox", "true").returncode == 0
     done = md("stop", name)
     assert done.returncode == 0 and done.stdout == f"{name}\n"
+
+
+def test_load_of_a_file_that_is_not_a_tar(md, tmp_path):
+    (tmp_path / "notes.tar").write_text("not a tar\n")
+    assert_error(md("load", "-i", str(tmp_path / "notes.tar")), 1,
+                 "is not an image archive: it is not a tar")
+
+
+def test_mistakes_with_a_running_container(md, containers):
+    """Each a one-line error, stdin a pipe (never a terminal) as in a script."""
+    name = containers.run_d("-i", "-t", "busybox", "sh")
+    mistakes = [
+        (("exec", "-w", "relative", name, "true"), 1, "needs to be an absolute path"),
+        (("exec", "-w", "/no/such", name, "true"), 126, "/no/such: No such file or directory"),
+        (("exec", "-u", "nobody-here", name, "true"), 126, "unable to find user nobody-here"),
+        (("exec", "-it", name, "true"), 1, "the input device is not a TTY: drop -t"),
+        (("attach", name), 1, "the input device is not a TTY: use --no-stdin"),
+        (("run", "-it", "--rm", "busybox", "true"), 1, "the input device is not a TTY"),
+        (("rename", name, name), 1, "with the same name as its current name"),
+        (("top", name, "-o", "nope"), 1, "ps failed: error: unknown user-defined format"),
+    ]
+    for args, code, words in mistakes:
+        assert_error(md(*args, input=""), code, words)

@@ -201,6 +201,7 @@ def read_from(node: Node) -> From:
 def read_run(node: Node) -> Run:
     flags = read_flags(node, mount="strings", network="string", security="string",
                        device="strings")
+    at_least_one(node)  # a RUN with nothing to run is a typo, as BuildKit says
     command, shell_form = command_line(node)
     return Run(command, shell_form, inline_files(node), flags.get("mount", ()),
                flags.get("network", ""), flags.get("security", ""))

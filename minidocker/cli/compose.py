@@ -181,12 +181,11 @@ def ps(ctx, show_all, quiet, services):
 
 
 def project_containers(project, services=(), stopped=True, oneoff=False):
-    from minidocker.compose.project import containers
-    from minidocker.errors import NotFound
+    from minidocker.compose.project import check_service, containers
 
     for name in services:
-        if project.services is not None and name not in project.services:
-            raise NotFound(f"no such service: {name}")
+        if project.services is not None:
+            check_service(project, name)
     return containers(project.name, list(services) or None, oneoff=oneoff, stopped=stopped)
 
 
@@ -279,13 +278,11 @@ def replica(project, service: str, index: int):
 def run(ctx, detach, remove, env, service, command):
     """Run a one-off command in a new container of SERVICE (its dependencies started)."""
     require_root("compose run")
-    from minidocker.compose.project import run_oneoff
+    from minidocker.compose.project import check_service, run_oneoff
     from minidocker.container import lifecycle
-    from minidocker.errors import NotFound
 
     project = load(ctx, [service])
-    if service not in project.services:
-        raise NotFound(f"no such service: {service}")
+    check_service(project, service)
     record = run_oneoff(project, project.services[service], list(command) or None, list(env),
                         remove, say)
     if detach:

@@ -147,19 +147,47 @@ def stats_row(sample: dict, shown_id: str) -> dict:
 
 # --- update -----------------------------------------------------------------------------------
 
+def parsed_as(kind: str):
+    """A value Docker's CLI parses itself (a size, a number): one that does not parse is a
+    bad flag, 125, before any container is asked; the engine then checks the range."""
+    def check(ctx, param, value):
+        from minidocker.cgroups.limits import parse_bytes
+        from minidocker.errors import MinidockerError
+
+        try:
+            if value is not None and not (kind == "bytes" and value == "-1"):  # swap: unlimited
+                {"bytes": lambda text: parse_bytes(param.opts[-1], text), "integer": int,
+                 "number": float}[kind](value)
+        except MinidockerError as exc:
+            raise click.BadParameter(str(exc)) from None
+        except ValueError:
+            raise click.BadParameter(f"'{value}' is not a "
+                                     f"{'whole number' if kind == 'integer' else kind}") from None
+        return value
+    return check
+
+
 @main.command(context_settings=CONTEXT)
-@click.option("-m", "--memory", metavar="BYTES", help="Memory limit (e.g. 64m).")
-@click.option("--memory-swap", metavar="BYTES", help="Memory plus swap; -1 = unlimited swap.")
-@click.option("--memory-reservation", metavar="BYTES", help="Memory soft limit.")
-@click.option("--cpus", metavar="N", help="Number of CPUs (e.g. 0.5).")
-@click.option("-c", "--cpu-shares", metavar="N", help="CPU shares (relative weight).")
-@click.option("--cpu-period", metavar="US", help="CFS period in microseconds.")
-@click.option("--cpu-quota", metavar="US", help="CFS quota in microseconds per period.")
+@click.option("-m", "--memory", metavar="BYTES", callback=parsed_as("bytes"),
+              help="Memory limit (e.g. 64m).")
+@click.option("--memory-swap", metavar="BYTES", callback=parsed_as("bytes"),
+              help="Memory plus swap; -1 = unlimited swap.")
+@click.option("--memory-reservation", metavar="BYTES", callback=parsed_as("bytes"),
+              help="Memory soft limit.")
+@click.option("--cpus", metavar="N", callback=parsed_as("number"),
+              help="Number of CPUs (e.g. 0.5).")
+@click.option("-c", "--cpu-shares", metavar="N", callback=parsed_as("integer"),
+              help="CPU shares (relative weight).")
+@click.option("--cpu-period", metavar="US", callback=parsed_as("integer"),
+              help="CFS period in microseconds.")
+@click.option("--cpu-quota", metavar="US", callback=parsed_as("integer"),
+              help="CFS quota in microseconds per period.")
 @click.option("--cpuset-cpus", metavar="LIST", help="CPUs it may run on (0-1, 0,2).")
 @click.option("--cpuset-mems", metavar="LIST", help="Memory nodes it may use.")
-@click.option("--pids-limit", metavar="N", help="Maximum number of processes (-1: "
-              "unlimited).")
-@click.option("--blkio-weight", metavar="N", help="Block IO weight (10-1000).")
+@click.option("--pids-limit", metavar="N", callback=parsed_as("integer"),
+              help="Maximum number of processes (-1: unlimited).")
+@click.option("--blkio-weight", metavar="N", callback=parsed_as("integer"),
+              help="Block IO weight (10-1000).")
 @click.option("--restart", metavar="POLICY", help="no, on-failure[:N], always or "
               "unless-stopped.")
 @click.argument("containers", nargs=-1, required=True)

@@ -6,7 +6,7 @@ import sys
 import click
 
 from minidocker.cli import CONTEXT, EngineCommand, Group, main, require_root
-from minidocker.cli.flags import container_request, filter_option, later_stage_options
+from minidocker.cli.flags import client_env, container_request, filter_option, later_stage_options
 from minidocker.cli.registry import ensure_image
 
 
@@ -128,6 +128,8 @@ def run(detach, explain, explain_time, sig_proxy, detach_keys, **options):
     """
     require_root("run")
     config, host, name = container_request(options)
+    if not detach:
+        check_tty(config.OpenStdin, config.Tty)
     keys = detach_keys_for(detach_keys)
     cidfile = check_cidfile(options["cidfile"])
     if explain or explain_time:
@@ -149,6 +151,18 @@ def run(detach, explain, explain_time, sig_proxy, detach_keys, **options):
     from minidocker.container.lifecycle import run_in_foreground
 
     sys.exit(run_in_foreground(record, sig_proxy))
+
+
+def check_tty(with_stdin: bool, tty: bool, hint: str = "drop -t") -> None:
+    """Docker's CLI refuses to relay stdin that is not a terminal into a container's terminal
+    (``-it`` from a pipe or a script): the keys would arrive raw, and nothing would ever end."""
+    import os
+
+    from minidocker.errors import MinidockerError
+
+    if with_stdin and tty and not os.isatty(0):
+        raise MinidockerError(f"the input device is not a TTY: {hint} when stdin is a pipe "
+                              "or a file, or run it from a terminal", exit_code=1)
 
 
 def in_pod(pod: str | None, config, host, start: bool = False):
@@ -216,6 +230,8 @@ def start(attach, interactive, detach_keys, containers):
     keys = detach_keys_for(detach_keys)
     for name in containers:
         record = lifecycle.find(name)
+        if interactive:
+            check_tty(True, record.Config.Tty, "drop -i")
         if attach or interactive:
             sys.exit(_start_attached(record, interactive, keys))
         lifecycle.start(record)
@@ -326,6 +342,7 @@ def attach(no_stdin, detach_keys, sig_proxy, container):
     if record.status != "running":
         raise Conflict(f"You cannot attach to a {record.status} container, start it first")
     with_stdin = record.Config.OpenStdin and not no_stdin
+    check_tty(with_stdin, record.Config.Tty, "use --no-stdin")
     client = attaching.connect(record.directory / "attach.sock", with_stdin)
     record.event("attach")
     detached, code = _relay_with_signals(record, client, with_stdin, keys, sig_proxy)
@@ -338,7 +355,8 @@ def attach(no_stdin, detach_keys, sig_proxy, container):
 @main.command("exec", context_settings=RUN_CONTEXT)
 @click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
-@click.option("-e", "--env", multiple=True, metavar="KEY=VALUE", help="Set a variable.")
+@click.option("-e", "--env", multiple=True, metavar="KEY=VALUE", help="Set a variable.",
+              callback=lambda ctx, param, items: checked_env(items))
 @click.option("-w", "--workdir", metavar="DIR", help="Working directory inside.")
 @click.option("-u", "--user", metavar="USER[:GROUP]", help="User name or UID.")
 @click.argument("container")
@@ -349,10 +367,22 @@ def exec_(interactive, tty, env, workdir, user, container, command):
     from minidocker.container import lifecycle
     from minidocker.container.exec import ExecSpec, exec_in
 
-    spec = ExecSpec(list(command), interactive, tty, list(env), workdir, user)
+    spec = ExecSpec(list(command), interactive, tty, env, workdir, user)
     record = lifecycle.find(container)
+    check_tty(interactive, tty)
     record.event(f"exec_create: {' '.join(command)}")
     sys.exit(exec_in(record, spec))
+
+
+def checked_env(items: tuple[str, ...]) -> list[str]:
+    """``exec -e``: a bad variable is a bad flag (125), as Docker's ValidateEnv; ``-e KEY``
+    copies KEY from this environment, as ``run``'s."""
+    from minidocker.errors import MinidockerError
+
+    try:
+        return client_env(list(items))
+    except MinidockerError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @main.command(context_settings=RUN_CONTEXT)

@@ -169,7 +169,8 @@ def find_node(store: Store, ref: str, missing_ok: bool = False) -> dict | None:
         return None
     if found:
         raise SwarmError(f"node {ref} is ambiguous ({len(found)} matches)")
-    raise SwarmError(f"node {ref} not found")
+    swarm(store)  # no swarm at all is the thing to say first, as Docker's
+    raise SwarmError(f"node {ref} not found (see 'minidocker node ls')")
 
 
 def node_status(store: Store, record: dict, alive: set[str] | None = None) -> str:
@@ -280,7 +281,8 @@ def find_service(store: Store, ref: str, missing_ok: bool = False) -> dict | Non
         return found[0]
     if missing_ok:
         return None
-    raise SwarmError(f"no such service: {ref}")
+    swarm(store)
+    raise SwarmError(f"no such service: {ref} (see 'minidocker service ls')")
 
 
 def scale(store: Store, ref: str, replicas: int) -> dict:

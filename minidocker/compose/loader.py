@@ -81,6 +81,9 @@ def find_files(options: Options, environ: dict) -> list[Path]:
     if named:
         paths = [cwd / f for f in named]
         for path in paths:
+            if path.is_dir():
+                raise ComposeFileError(f"{path} is a directory: give {options.files_flag} the "
+                                       "compose file in it (e.g. compose.yaml)")
             if not path.is_file():
                 raise ComposeFileError(f"{path}: no such file (check the {options.files_flag} "
                                        "option)")

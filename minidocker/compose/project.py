@@ -73,13 +73,18 @@ def number(record: records.ContainerRecord) -> int:
     return int(text) if text.isdigit() else 0
 
 
+def check_service(project: Project, name: str) -> None:
+    """A service named on the command line must be one of the file's."""
+    if name not in project.services:
+        raise NotFound(f"no such service: {name} (the services are "
+                       f"{', '.join(project.services)})")
+
+
 def selected(project: Project, wanted: list[str], with_dependencies: bool = True) -> list[str]:
     """The services to act on, in start order: those named (all if none) and, unless
     ``--no-deps``, everything they depend on."""
     for name in wanted:
-        if name not in project.services:
-            raise NotFound(f"no such service: {name} (the services are "
-                           f"{', '.join(project.services)})")
+        check_service(project, name)
     graph = {name: list(s.depends_on) + [link.partition(":")[0] for link in s.links]
              for name, s in project.services.items()}
     chosen = set(wanted or project.services)

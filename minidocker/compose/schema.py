@@ -100,6 +100,20 @@ def number_text(value, where: Where, key: str) -> str:
     return str(expect(value, (str, int, float), where, key, "a number or a string"))
 
 
+def byte_size(value, where: Where, key: str) -> str:
+    """``mem_limit: 64m`` or ``67108864``: a size in Docker's units, checked when the file is
+    read (``config`` too), not when ``up`` has made half the project."""
+    from minidocker.cgroups.limits import parse_bytes
+
+    text = number_text(value, where, key)
+    try:
+        parse_bytes(key, text)
+    except MinidockerError:
+        raise where.fail(key, f"invalid size {text!r}: use a number with an optional unit b, "
+                              "k, m or g (e.g. 64m)") from None
+    return text
+
+
 def duration(value, where: Where, key: str) -> str:
     """Go's durations, as Compose reads them: ``1m30s``, ``500ms``, ``10s``."""
     text = str(expect(value, (str, int), where, key, "a duration like 10s"))
@@ -397,7 +411,7 @@ SERVICE_KEYS = {
     "deploy": deploy, "scale": integer, "user": name_or_number, "working_dir": string,
     "hostname": string, "labels": mapping, "cap_add": strings, "cap_drop": strings,
     "privileged": boolean, "read_only": boolean, "tmpfs": tmpfs, "init": boolean,
-    "stop_signal": string, "stop_grace_period": duration, "mem_limit": number_text,
+    "stop_signal": string, "stop_grace_period": duration, "mem_limit": byte_size,
     "cpus": number_text, "pids_limit": integer, "profiles": strings,
     "container_name": string, "dns": strings, "extra_hosts": strings,
     "stdin_open": boolean, "tty": boolean, "domainname": string,

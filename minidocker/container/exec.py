@@ -26,7 +26,7 @@ from minidocker import namespaces, security
 from minidocker.container import records, runc, tunables
 from minidocker.container import tty as terminal
 from minidocker.container.start import environment
-from minidocker.errors import Conflict
+from minidocker.errors import Conflict, MinidockerError
 from minidocker.security.users import resolve_user, switch_user
 
 
@@ -49,6 +49,7 @@ def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
     if record.status != "running":
         raise Conflict(f"Container {record.Name} is not running: start it first "
                        f"('minidocker start {record.Name}')")
+    check_workdir(spec.workdir)
     if record.HostConfig.Runtime == "runc":  # runc joins the namespaces for us
         env = environment(record.Config.Hostname, [*record.Config.Env, *spec.env],
                           tty=spec.tty)
@@ -71,6 +72,13 @@ def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
     return code
 
 
+def check_workdir(workdir: str | None) -> None:
+    """``-w`` must be absolute: relative to what, in another process's root?"""
+    if workdir and not os.path.isabs(workdir):
+        raise MinidockerError(f"the working directory '{workdir}' is invalid: it needs to be "
+                              "an absolute path (-w /some/dir)")
+
+
 def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, spec: ExecSpec,
                    console: socket.socket | None) -> None:
     """The forked child: into the cgroup and namespaces, fork, then become the command."""
@@ -89,12 +97,15 @@ def _join_and_exec(report: namespaces.Report, record: records.ContainerRecord, s
     namespaces.reset_signal_dispositions()
     config = record.Config
     report.step("find the user")
-    user = resolve_user(spec.user if spec.user is not None else config.User,
-                        record.HostConfig.GroupAdd)
+    try:  # runc's "unable to find user": the command cannot be run, 126
+        user = resolve_user(spec.user if spec.user is not None else config.User,
+                            record.HostConfig.GroupAdd)
+    except MinidockerError as exc:
+        raise MinidockerError(str(exc), exit_code=126) from None
     env = environment(config.Hostname, [*config.Env, *spec.env], tty=spec.tty,
                       home=user.home)
     report.step("change to the working directory")
-    os.chdir(spec.workdir or config.WorkingDir)
+    enter_directory(spec.workdir or config.WorkingDir)
     report.step("set the rlimits")  # --ulimit holds for exec'd processes too, as in runc
     tunables.set_rlimits(record.HostConfig.Ulimits)
     tunables.set_oom_score_adj(os.getpid(), record.HostConfig.OomScoreAdj)
@@ -125,3 +136,12 @@ def _in_own_group(report: namespaces.Report, record: records.ContainerRecord, sp
     os.dup2(output, 1)
     os.dup2(output, 2)
     _join_and_exec(report, record, spec, None)
+
+
+def enter_directory(workdir: str) -> None:
+    """chdir(2) to ``-w`` (or the image's WorkingDir): unlike ``run``, exec creates nothing."""
+    try:
+        os.chdir(workdir)
+    except OSError as exc:
+        raise MinidockerError(f"{workdir}: {exc.strerror} (give -w a directory that exists in "
+                              "the container)", exit_code=126) from None

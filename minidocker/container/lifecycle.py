@@ -352,6 +352,9 @@ def logs(record: records.ContainerRecord, follow_output: bool = False,
 
 def rename(record: records.ContainerRecord, new_name: str) -> None:
     old_name = record.Name
+    if new_name == old_name:
+        raise Conflict(f"Renaming a container with the same name as its current name "
+                       f"({old_name}): give it a new name")
     with records.all_locked():
         new_name = records.claim_name(check_name(new_name))
         with record.locked():
@@ -368,8 +371,10 @@ def top(record: records.ContainerRecord, ps_args: list[str] | None = None) -> st
         return ""
     result = subprocess.run(["ps", *(ps_args or ["-f"]), "-p", ",".join(map(str, pids))],
                             capture_output=True, text=True)
-    if result.returncode not in (0, 1):
-        raise MinidockerError(f"ps failed: {result.stderr.strip()}")
+    if result.returncode not in (0, 1) or result.stderr.strip():  # 1: none left, or a bad flag
+        why = (result.stderr.strip() or f"exit status {result.returncode}").splitlines()[0]
+        raise MinidockerError(f"ps failed: {why} (top passes its options to ps(1): see "
+                              "'ps --help all')")
     return result.stdout
 
 

@@ -317,6 +317,9 @@ def enter_workdir(workdir: str) -> None:
         os.makedirs(workdir, exist_ok=True)
         explain.step("chdir", repr(workdir))
         os.chdir(workdir)
+    except (FileExistsError, NotADirectoryError):  # a file there, or on the way
+        raise MinidockerError(f"cannot use working directory {workdir}: not a directory in "
+                              "the container (choose a directory with -w)", exit_code=126) from None
     except OSError as exc:
         raise MinidockerError(f"cannot use working directory {workdir}: {exc.strerror}",
                               exit_code=126) from exc

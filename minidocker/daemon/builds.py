@@ -137,6 +137,7 @@ def unpack_and_check(where: Path, dockerfile: str) -> list[str]:
 
     root = where / "context"
     root.mkdir()
+    complete_last_block(where / "context.tar")
     try:
         with open(where / "context.tar", "rb") as tar:
             receive_context(tar, root)
@@ -153,6 +154,34 @@ def unpack_and_check(where: Path, dockerfile: str) -> list[str]:
     return list(dict.fromkeys(  # the base images, for ?pull=1 (not scratch, not a stage)
         s.from_.image for s in found
         if s.from_.image not in names and s.from_.image != "scratch" and "$" not in s.from_.image))
+
+
+def complete_last_block(path: Path) -> None:
+    """The docker CLI, given ``-f`` outside the context, adds the Dockerfile to the tar it
+    streams and closes the stream before the tar's last padding and its two zero blocks
+    (moby's ``ReplaceFileTarWrapper`` closes its pipe before its tar writer); Go's reader
+    takes that as the end, and so do we: when the last member's bytes are all there, the
+    missing zeros are added. A tar cut inside a member's bytes stays refused."""
+    import tarfile
+
+    size = path.stat().st_size
+    if size % tarfile.BLOCKSIZE == 0:
+        return
+    with open(path, "r+b") as tar:
+        offset = 0
+        while offset + tarfile.BLOCKSIZE <= size:  # header to header, as tar(5) lays them
+            tar.seek(offset)
+            try:
+                member = tarfile.TarInfo.frombuf(tar.read(tarfile.BLOCKSIZE), "utf-8",
+                                                 "surrogateescape")
+            except tarfile.HeaderError:  # compressed, or the end: not ours to complete
+                return
+            end = offset + tarfile.BLOCKSIZE + member.size
+            if end == size:
+                tar.seek(size)
+                tar.write(bytes(-size % tarfile.BLOCKSIZE + 2 * tarfile.BLOCKSIZE))
+                return
+            offset = end + -member.size % tarfile.BLOCKSIZE
 
 
 async def build_stream(process, where: Path, quiet: bool, scratch):

@@ -48,7 +48,7 @@ from minidocker.container import filters as container_filters
 from minidocker.container.create import create
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.hijack import MULTIPLEXED, RAW, RawStream, frame
-from minidocker.daemon.params import filters, flag, integer, json_body
+from minidocker.daemon.params import filter_items, flag, integer, json_body, prune_filters
 from minidocker.daemon.translate import (
     container_request,
     docker_container,
@@ -99,8 +99,7 @@ def _create(config, host, name):
 def container_list(request: Request) -> Response:
     """``GET /containers/json?all=&filters=``: running containers (every one with ``all``),
     filtered by the same rules as ``minidocker ps --filter`` (container/filters.py)."""
-    wanted = container_filters.parse(f"{key}={value}" for key, values in filters(request).items()
-                                     for value in values)
+    wanted = container_filters.parse(filter_items(request))
     everything = flag(request, "all") or container_filters.shows_all(wanted)
     records = container_filters.select([r for r in lifecycle.current_records()
                                         if everything or r.status in lifecycle.ACTIVE], wanted)
@@ -407,6 +406,7 @@ async def container_delete(request: Request) -> Response:
 
 async def container_prune(request: Request) -> Response:
     """``POST /containers/prune``: every container that does not run, gone."""
+    prune_filters(request, (), "container prune")
     removed = await run_in_threadpool(lifecycle.prune)
     _sessions(request).forget(removed)
     return JSONResponse({"ContainersDeleted": removed, "SpaceReclaimed": 0})

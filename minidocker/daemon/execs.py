@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from minidocker.container import lifecycle
 from minidocker.container.attach import window_size
+from minidocker.container.exec import check_workdir
 from minidocker.container.tty import write_all
 from minidocker.daemon.containers import window
 from minidocker.daemon.errors import ApiError
@@ -53,6 +54,7 @@ async def container_exec(request: Request) -> Response:
     record = lifecycle.find(request.path_params["id"])
     if record.status != "running":
         raise Conflict(f"Container {record.Id} is not running")
+    check_workdir(body.get("WorkingDir"))  # a 400 now, as moby's exec create
     exec_id = secrets.token_hex(32)
     request.app.state.sessions.execs[exec_id] = {
         "ID": exec_id, "ContainerID": record.Id, "Running": False, "ExitCode": None,

@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from minidocker.container import records
 from minidocker.daemon.containers import ZERO_TIME
 from minidocker.daemon.errors import ApiError
-from minidocker.daemon.params import filters, flag, json_body
+from minidocker.daemon.params import filter_items, flag, json_body, prune_filters
 from minidocker.daemon.progress import line
 from minidocker.daemon.uploads import MAX_ARCHIVE, receive_file
 from minidocker.errors import NotFound
@@ -48,21 +48,14 @@ def _epoch(timestamp: str | None) -> int:
 
 
 def image_list(request: Request) -> Response:
-    wanted = filters(request)
+    """``GET /images/json?filters=``: filtered by the rules of ``minidocker images --filter``
+    (image/filters.py)."""
+    from minidocker.image import filters as by
+
+    store = ImageStore()
     result = []
-    for image in ImageStore().images():
+    for image in by.select(store.images(), by.parse(filter_items(request)), store):
         labels = (image.config.get("config") or {}).get("Labels") or {}
-        if "dangling" in wanted and (wanted["dangling"][0] == "true") != (not image.tags):
-            continue
-        if "label" in wanted and not all(
-                label.partition("=")[0] in labels and (not label.partition("=")[1] or
-                                                       labels[label.partition("=")[0]] ==
-                                                       label.partition("=")[2])
-                for label in wanted["label"]):
-            continue
-        if "reference" in wanted and not any(t.split(":")[0] in wanted["reference"] or t in
-                                             wanted["reference"] for t in image.tags):
-            continue
         result.append({"Id": image.id, "ParentId": "", "RepoTags": image.tags,
                        "RepoDigests": image.digests, "Created": _epoch(image.config.get("created")),
                        "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
@@ -140,7 +133,7 @@ def image_delete(request: Request) -> Response:
 
 
 def image_prune(request: Request) -> Response:
-    wanted = filters(request)
+    wanted = prune_filters(request, ("dangling",), "image prune")
     everything = wanted.get("dangling", ["true"])[0] in ("false", "0")
     with records.all_locked():
         done = verbs.prune_images(everything, records.images_in_use())

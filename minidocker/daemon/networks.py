@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from minidocker.container import lifecycle, networking
 from minidocker.daemon.errors import ApiError
-from minidocker.daemon.params import expect, filters, json_body
+from minidocker.daemon.params import expect, filter_items, json_body, prune_filters
 from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION
 
 
@@ -28,15 +28,13 @@ def _networks():
 
 
 def network_list(request: Request) -> Response:
-    wanted = filters(request)
-    found = []
-    for network in _networks().ls():
-        if wanted.get("name") and not any(n in network.name for n in wanted["name"]):
-            continue
-        if wanted.get("id") and not any(network.id.startswith(i) for i in wanted["id"]):
-            continue
-        found.append(docker_network(_networks().inspect(network.id)))
-    return JSONResponse(found)
+    """``GET /networks?filters=``: by the rules of ``minidocker network ls --filter``."""
+    from minidocker.filters import Filters
+
+    networks = _networks()
+    wanted = Filters.parse(filter_items(request), networks.NETWORK_FILTERS, "network ls")
+    return JSONResponse([docker_network(networks.inspect(network.id))
+                         for network in networks.ls(wanted)])
 
 
 async def network_create(request: Request) -> Response:
@@ -84,6 +82,7 @@ def network_delete(request: Request) -> Response:
 
 
 def network_prune(request: Request) -> Response:
+    prune_filters(request, (), "network prune")
     return JSONResponse({"NetworksDeleted": _networks().prune()})
 
 

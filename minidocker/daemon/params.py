@@ -89,6 +89,23 @@ def filters(request: Request) -> dict[str, list[str]]:
     return result
 
 
+def filter_items(request: Request) -> list[str]:
+    """The filters as the CLI's ``--filter KEY=VALUE`` items: the engine's own ``Filters``
+    (minidocker/filters.py) then checks and applies them, as for ``minidocker ps``."""
+    return [f"{name}={value}" for name, values in filters(request).items() for value in values]
+
+
+def prune_filters(request: Request, accepted: tuple[str, ...], command: str) -> dict:
+    """A prune's filters: one it does not know is refused, never ignored (it would widen
+    what is deleted)."""
+    wanted = filters(request)
+    for name in wanted:
+        if name not in accepted:
+            raise ApiError(f"invalid filter '{name}' for {command}: minidocker's takes "
+                           f"{', '.join(accepted) or 'no filters'}")
+    return wanted
+
+
 TYPES = {bool: "a boolean", str: "a string", int: "an integer", list: "a list",
          dict: "an object"}
 

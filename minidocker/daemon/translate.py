@@ -86,8 +86,8 @@ def container_request(body: dict, log_default: dict | None = None,
     warnings += check_fields("HostConfig", host_body, HOST_FIELDS, HOST_IGNORED, set())
     try:
         config, host = config_of(config_body), host_config_of(host_body, networking)
-        if not (host_body.get("LogConfig") or {}).get("Type") and log_default:
-            host.LogConfig = dict(log_default)
+        if log_default:
+            host.LogConfig = with_log_default(host_body.get("LogConfig") or {}, log_default)
     except ApiError:
         raise
     except MinidockerError as exc:  # the engine's parsers said what is wrong: a bad request
@@ -245,6 +245,17 @@ def more_networks(networking: dict, mode: NetworkMode) -> dict[str, list[str]]:
             for name, endpoint in endpoints.items()
             if name not in (str(mode), mode.network, "default")  # "default": bridge's name
             and isinstance(endpoint, dict | None)}
+
+
+def with_log_default(given: dict, default: dict) -> dict:
+    """moby's ``mergeAndVerifyLogConfig``: a request without a driver gets the daemon's, and
+    for the daemon's driver its options fill those the request left out — the request's own
+    (``docker run --log-opt max-size=1m``, which sends no driver) are kept, and checked."""
+    driver = given.get("Type") or default.get("Type") or "json-file"
+    options = dict(given.get("Config") or {})
+    if driver == default.get("Type"):
+        options = {**(default.get("Config") or {}), **options}
+    return {"Type": driver, "Config": options}
 
 
 def mount_flag(mount) -> str:

@@ -18,13 +18,16 @@ from starlette.responses import JSONResponse, Response
 
 from minidocker import volumes
 from minidocker.container import records
-from minidocker.daemon.params import expect, filters, flag, json_body
+from minidocker.daemon.params import expect, filter_items, flag, json_body, prune_filters
 
 
 def volume_list(request: Request) -> Response:
-    wanted = filters(request)
-    found = [v.inspect() for v in volumes.list_volumes()
-             if not wanted.get("name") or any(n in v.Name for n in wanted["name"])]
+    """``GET /volumes?filters=``: by the rules of ``minidocker volume ls --filter``."""
+    from minidocker.filters import Filters
+
+    wanted = Filters.parse(filter_items(request), volumes.VOLUME_FILTERS, "volume ls")
+    in_use = set(records.volumes_in_use()) if "dangling" in wanted else set()
+    found = [v.inspect() for v in volumes.select_volumes(volumes.list_volumes(), wanted, in_use)]
     return JSONResponse({"Volumes": found, "Warnings": []})
 
 
@@ -51,6 +54,7 @@ def volume_delete(request: Request) -> Response:
 
 
 def volume_prune(request: Request) -> Response:
-    everything = flag(request, "all") or "all=true" in filters(request).get("all", [])
+    wanted = prune_filters(request, ("all",), "volume prune")  # docker volume prune -a: all=true
+    everything = flag(request, "all") or wanted.get("all", ["false"])[0] in ("true", "1")
     removed, reclaimed = volumes.prune_volumes(records.volumes_in_use(), everything)
     return JSONResponse({"VolumesDeleted": removed, "SpaceReclaimed": reclaimed})

@@ -160,8 +160,11 @@ def load(path: Path) -> list[str]:
 def _load(path: Path) -> list[str]:
     try:
         tar = tarfile.open(path)
-    except (tarfile.TarError, OSError) as exc:
-        raise ArchiveError(f"{path} is not an image archive (a tar from 'save'): {exc}") from exc
+    except tarfile.TarError:  # its message lists every compression it tried, one a line
+        raise ArchiveError(f"{path} is not an image archive: it is not a tar (plain, gzip, "
+                           "bzip2 or xz); make one with 'minidocker save -o FILE IMAGE'") from None
+    except OSError as exc:
+        raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from None
     store = ImageStore()
     with tar, store.transaction():  # every image, or none named
         try:

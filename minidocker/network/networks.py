@@ -53,7 +53,8 @@ def create(name: str, *, driver: str = "bridge", subnet: str | None = None,
             subnet = ipam.next_free_subnet(existing)
         if gateway and not ipam.parse_subnet(subnet).supernet_of(
                 ipam.parse_subnet(f"{gateway}/32")):
-            raise MinidockerError(f"gateway {gateway} is not in subnet {subnet}")
+            raise MinidockerError(f"gateway {gateway} is not in subnet {subnet}: give a "
+                                  "--gateway inside --subnet (its first address, usually)")
         net = ipam.parse_subnet(subnet)
         if gateway in (str(net.network_address), str(net.broadcast_address)):
             raise MinidockerError(f"gateway {gateway} is the network's own or broadcast "

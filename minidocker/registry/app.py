@@ -131,7 +131,11 @@ def serve(addr: str, root: Path, log_level: str = "info", auth=None,
     import uvicorn
 
     host, port = parse_addr(addr)
-    Path(root).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MinidockerError(f"cannot make the registry's root {root}: {exc.strerror} (give "
+                              "--root a directory you can write)") from None
     certfile, keyfile = tls or (None, None)
     uvicorn.run(create_app(root, auth), host=host, port=port, log_level=log_level,
                 ssl_certfile=certfile, ssl_keyfile=keyfile)

@@ -50,7 +50,11 @@ def make_client_cert(directory: Path, name: str = "client") -> tuple[Path, Path]
 
 def issue(directory: Path, name: str, common_name: str, extensions: str) -> tuple[Path, Path]:
     """The kit's CA (made once) signs a new key's certificate request: NAME.crt, NAME.key."""
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MinidockerError(f"cannot make the certificates' directory {directory}: "
+                              f"{exc.strerror} (give a directory you can write)") from None
     ca_crt, ca_key = directory / "ca.crt", directory / "ca.key"
     crt, key, csr = (directory / f"{name}.{kind}" for kind in ("crt", "key", "csr"))
     if not ca_crt.exists():

@@ -81,7 +81,8 @@ def parse_device(spec: str) -> Device:
         info = os.stat(host)
     except OSError as exc:
         raise MinidockerError(f"error gathering device information while adding device "
-                              f"{host}: {exc.strerror}") from exc
+                              f"{host}: {exc.strerror} (give a device node of this host, e.g. "
+                              "/dev/fuse; 'ls /dev' lists them)") from exc
     if not os.path.normpath(inside).startswith("/dev/"):
         raise MinidockerError(f"invalid --device {spec}: the container path must be a name "
                               "under /dev (HOST:/dev/xvda)")
