@@ -158,7 +158,8 @@ def test_exec_in_a_missing_workdir_names_the_chdir(md, containers):
     result = md("exec", "-w", "/nowhere", name, "true")
     assert result.returncode == 126
     assert result.stderr.startswith(f"minidocker: cannot exec in container {name}: change to "
-                                    "the working directory: [Errno 2]")
+                                    "the working directory: /nowhere: No such file or "
+                                    "directory (give -w a directory that exists")
     missing = md("exec", name, "nosuch")
     assert (missing.returncode, missing.stderr) == (
         127, 'minidocker: exec: "nosuch": executable file not found in $PATH\n')
