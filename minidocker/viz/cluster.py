@@ -123,12 +123,14 @@ class LabEtcd:
 
 @dataclass
 class Seen:
-    """One watch event and the time it arrived (``time.time()``)."""
+    """One watch event, the time it arrived (``time.time()``) and the store's revision that
+    made it (the writes of one transaction share it)."""
 
     at: float
     type: str
     key: str
     value: dict | str | None
+    revision: int = 0
 
 
 class Watcher(threading.Thread):
@@ -184,7 +186,8 @@ class Watcher(threading.Thread):
             for event in stream:
                 if self.stopping.is_set():
                     return
-                self.events.append(Seen(time.time(), event.type, event.key, parse(event.value)))
+                self.events.append(Seen(time.time(), event.type, event.key, parse(event.value),
+                                        event.revision))
         except EtcdError:
             return
         finally:
