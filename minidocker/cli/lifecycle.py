@@ -405,13 +405,24 @@ def wait(containers):
         click.echo(lifecycle.wait(lifecycle.find(name)))
 
 
+INSPECT_TYPES = ("container", "image", "network", "volume")
+
+
 @main.command(context_settings=CONTEXT)
 @click.option("-f", "--format", "template", help="Format with a Go template, "
               "e.g. '{{.State.Status}}' or '{{json .Mounts}}'.")
+@click.option("--type", "kind", help="Only inspect objects of the given type: "
+              + ", ".join(INSPECT_TYPES) + ".")
 @click.argument("names", nargs=-1, required=True)
-def inspect(template, names):
-    """Show low-level information on containers or images, as JSON."""
-    print_inspected(template, names, _inspect_object)
+def inspect(template, kind, names):
+    """Show low-level information on containers, images, networks or volumes, as JSON."""
+    from minidocker.errors import MinidockerError
+
+    if kind is not None and kind not in INSPECT_TYPES:  # before any look-up, as Docker
+        raise MinidockerError(f'unknown type: "{kind}": must be one of '
+                              + ", ".join(f'"{t}"' for t in INSPECT_TYPES))
+    look_up = _INSPECTORS[kind] if kind else _inspect_object
+    print_inspected(template, names, look_up)
 
 
 def print_inspected(template, names, look_up) -> None:
@@ -433,17 +444,63 @@ def print_inspected(template, names, look_up) -> None:
 
 
 def _inspect_object(name: str) -> dict:
-    """A container by name or ID as the Engine API shows it, else an image."""
-    from minidocker.container import lifecycle
-    from minidocker.errors import MinidockerError
-    from minidocker.image.verbs import inspect_image
+    """Docker's search without ``--type``: a container by name or ID, else an image, else a
+    network, else a volume; none of them is "No such object" (the image's error)."""
+    from minidocker.errors import MinidockerError, NotFound
 
     try:
-        record = lifecycle.find(name)
+        return _inspect_container(name)
     except MinidockerError:
-        return inspect_image(name)
+        pass
+    try:
+        return _inspect_image(name)
+    except NotFound as missing:
+        for look_up in (_inspect_network, _inspect_volume):
+            try:
+                return look_up(name)
+            except NotFound:
+                pass
+        raise missing from None
+
+
+def _inspect_container(name: str) -> dict:
+    from minidocker.container import lifecycle
+
+    record = lifecycle.find(name)
     return {**record.to_dict(), "Name": f"/{record.Name}", "Path": record.command[0],
             "Args": record.command[1:]}
+
+
+def _inspect_image(name: str) -> dict:
+    from minidocker.image.verbs import inspect_image
+
+    return inspect_image(name)
+
+
+def _inspect_network(name: str) -> dict:
+    from minidocker.network import networks
+
+    return networks.inspect(name)
+
+
+def _inspect_volume(name: str) -> dict:
+    from minidocker.volumes import get_volume
+
+    return get_volume(name).inspect()
+
+
+def _inspect_typed_image(name: str) -> dict:
+    """``--type image``: the image, or "No such image" (not the untyped search's words)."""
+    from minidocker.errors import NotFound
+
+    try:
+        return _inspect_image(name)
+    except NotFound:
+        raise NotFound(f"No such image: {name} (see 'minidocker images')") from None
+
+
+_INSPECTORS = {"container": _inspect_container, "image": _inspect_typed_image,
+               "network": _inspect_network, "volume": _inspect_volume}
 
 
 @main.command(context_settings=CONTEXT)
