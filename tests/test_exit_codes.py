@@ -48,6 +48,8 @@ MISSING = [
     (("volume", "inspect", "no-such-volume"), 1, "No such volume: no-such-volume"),
     (("volume", "rm", "no-such-volume"), 1, "No such volume: no-such-volume"),
     (("volume", "create", "./bad"), 1, "invalid characters"),
+    (("volume", "create", "-o", "size=1m", "v"), 1, 'invalid option: "size"'),
+    (("volume", "create", "--opt", "type=tmpfs", "v"), 1, 'missing required option: "device"'),
     (("registry", "certs", "/proc/no-certs"), 1, "cannot make the certificates' directory"),
     (("registry", "serve", "--root", "/proc/no-root", "--addr", "127.0.0.1:1"), 1,
      "cannot make the registry's root /proc/no-root: No such file or directory"),

@@ -17,8 +17,10 @@ def volume():
 @click.option("-d", "--driver", default="local", help="Volume driver (only 'local').")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
               help="Set metadata on the volume (repeatable).")
+@click.option("-o", "--opt", "opts", multiple=True, metavar="KEY=VALUE",
+              help="The local driver's options: type, device, o (repeatable).")
 @click.argument("name", required=False)
-def volume_create(driver, labels, name):
+def volume_create(driver, labels, opts, name):
     """Create a volume (a random name if NAME is not given) and print its name."""
     require_root("volume create")
     from minidocker.errors import MinidockerError
@@ -27,7 +29,8 @@ def volume_create(driver, labels, name):
     if driver != "local":
         raise MinidockerError(f"unknown volume driver '{driver}': minidocker has only "
                               "'local' (a directory on this host)")
-    click.echo(create_volume(name, labels=dict(_label(item) for item in labels)).Name)
+    click.echo(create_volume(name, labels=dict(_label(item) for item in labels),
+                             options=dict(_label(item, "--opt") for item in opts)).Name)
 
 
 @volume.command("ls", context_settings=CONTEXT)
@@ -109,10 +112,10 @@ def volumes_in_use() -> dict[str, list[str]]:
     return records.volumes_in_use()
 
 
-def _label(item: str) -> tuple[str, str]:
+def _label(item: str, flag: str = "--label") -> tuple[str, str]:
     key, _, value = item.partition("=")
     if not key:
         from minidocker.errors import MinidockerError
 
-        raise MinidockerError(f"invalid label '{item}': use --label KEY=VALUE")
+        raise MinidockerError(f"invalid {flag} '{item}': use {flag} KEY=VALUE")
     return key, value

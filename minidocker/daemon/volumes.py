@@ -39,7 +39,8 @@ async def volume_create(request: Request) -> Response:
 
         raise ApiError(f"volume driver {body['Driver']!r} not found: minidocker has 'local'",
                        404)
-    volume = volumes.create_volume(body.get("Name") or None, labels=body.get("Labels") or {})
+    volume = volumes.create_volume(body.get("Name") or None, labels=body.get("Labels") or {},
+                                   options=body.get("DriverOpts") or {})
     return JSONResponse(volume.inspect(), status_code=201)
 
 
