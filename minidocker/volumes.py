@@ -33,6 +33,7 @@ from pathlib import Path
 from minidocker import events, kernel, rootfs
 from minidocker.cgroups.limits import parse_bytes
 from minidocker.errors import Conflict, MinidockerError, NotFound
+from minidocker.filters import Filters
 from minidocker.state import now, read_json, state_root, write_json
 
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # Docker's rule for local volumes
@@ -173,6 +174,7 @@ def list_volumes() -> list[Volume]:
 
 
 VOLUME_FILTERS = ("dangling", "driver", "label", "name")
+VOLUME_PRUNE_FILTERS = ("label", "label!")  # as Docker's: a volume record has no until=
 
 
 def select_volumes(volumes: list[Volume], filters, in_use: set[str]) -> list[Volume]:
@@ -219,16 +221,18 @@ def remove_volume(name: str, in_use: dict[str, list[str]], force: bool = False) 
     events.emit("volume", "destroy", volume.Name, {"driver": "local"})
 
 
-def prune_volumes(in_use: dict[str, list[str]], everything: bool = False
-                  ) -> tuple[list[str], int]:
+def prune_volumes(in_use: dict[str, list[str]], everything: bool = False,
+                  chosen: Filters | None = None) -> tuple[list[str], int]:
     """Remove unused volumes: anonymous ones only, or all with ``everything`` (``-a``), as
-    Docker >= 23 does. Returns the names removed and the bytes reclaimed."""
-    removed, reclaimed = [], 0
+    Docker >= 23 does; ``chosen`` (``label=``, ``label!=``) narrows them. Returns the names
+    removed and the bytes reclaimed."""
+    removed, reclaimed, chosen = [], 0, chosen or Filters()
     for leftover in volumes_dir().glob(".removing-*"):  # from an rm that was cut short
         if not os.path.exists(f"/proc/{leftover.name.split('-')[1]}"):
             shutil.rmtree(leftover, ignore_errors=True)
     for volume in list_volumes():
-        if in_use.get(volume.Name) or not (volume.Anonymous or everything):
+        if (in_use.get(volume.Name) or not (volume.Anonymous or everything)
+                or not chosen.match_labels(volume.inspect()["Labels"])):
             continue
         size = disk_usage(Path(volume.Mountpoint))
         try:

@@ -22,7 +22,7 @@ import sys
 
 import click
 
-from minidocker.cli.flags import filter_option
+from minidocker.cli.flags import filter_option, prune_filter_option
 
 CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
 click.UsageError.exit_code = 125  # ``minidocker --nope``: Docker's code for a bad flag
@@ -326,13 +326,19 @@ def image_inspect(template, names):
 @image.command("prune", context_settings=CONTEXT)
 @click.option("-a", "--all", "everything", is_flag=True, help="Remove every unused image, "
               "not just untagged ones.")
-def image_prune(everything):
-    """Remove unused images."""
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation (image "
+              "prune never asks).")
+@prune_filter_option
+def image_prune(everything, force, filters):
+    """Remove unused images (--filter until=24h, label=KEY[=VALUE], label!=KEY[=VALUE])."""
     require_root("image prune")
+    from minidocker.filters import PRUNE_FILTERS, Filters
     from minidocker.image.verbs import prune_images
 
+    chosen = Filters.parse(filters, ("dangling", *PRUNE_FILTERS), "image prune")
+    everything = everything or not chosen.match_bool("dangling", True)  # dangling=false: -a
     with image_users() as users:
-        removed = prune_images(everything, users)
+        removed = prune_images(everything, users, chosen)
     click.echo("\n".join(removed) if removed else "Total reclaimed: nothing to remove")
 
 

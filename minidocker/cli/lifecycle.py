@@ -6,7 +6,13 @@ import sys
 import click
 
 from minidocker.cli import CONTEXT, EngineCommand, Group, main, require_root
-from minidocker.cli.flags import client_env, container_request, filter_option, later_stage_options
+from minidocker.cli.flags import (
+    client_env,
+    container_request,
+    filter_option,
+    later_stage_options,
+    prune_filter_option,
+)
 from minidocker.cli.registry import ensure_image
 
 
@@ -620,15 +626,19 @@ def container():
 
 @container.command("prune", context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def container_prune(force):
+@prune_filter_option
+def container_prune(force, filters):
     """Remove all stopped containers."""
     require_root("container prune")
     from minidocker.container.lifecycle import prune as prune_containers
+    from minidocker.filters import PRUNE_FILTERS, Filters
+
+    chosen = Filters.parse(filters, PRUNE_FILTERS, "container prune")
 
     if not force:
         click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you "
                       "want to continue?", abort=True)
-    removed = prune_containers()
+    removed = prune_containers(chosen)
     click.echo("Deleted Containers:\n" + "".join(f"{i}\n" for i in removed) if removed
                else "Total reclaimed space: 0B")
 
@@ -643,7 +653,8 @@ def system():
               "just dangling ones.")
 @click.option("--volumes", is_flag=True, help="Prune anonymous volumes too.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def system_prune(everything, volumes, force):
+@prune_filter_option
+def system_prune(everything, volumes, force, filters):
     """Remove stopped containers, unused networks and images (and with --volumes, unused
     volumes), and what crashes left: half-made networks, unused user namespace layer copies."""
     require_root("system prune")
@@ -652,18 +663,24 @@ def system_prune(everything, volumes, force):
     from minidocker.cli.volume import volumes_in_use
     from minidocker.container.lifecycle import collect_layer_copies
     from minidocker.container.lifecycle import prune as prune_containers
+    from minidocker.errors import MinidockerError
+    from minidocker.filters import PRUNE_FILTERS, Filters
     from minidocker.image.verbs import prune_images
     from minidocker.volumes import prune_volumes
 
+    chosen = Filters.parse(filters, PRUNE_FILTERS, "system prune")
+    if volumes and "until" in chosen:  # Docker's check: a volume has no creation to compare
+        raise MinidockerError('The "until" filter is not supported with "--volumes": prune '
+                              "the volumes apart with 'minidocker volume prune'")
     if not force:
         click.confirm("WARNING! This will remove all stopped containers, all networks not "
                       "used by at least one container, and dangling images"
                       + (" and anonymous volumes" if volumes else "")
                       + ".\nAre you sure you want to continue?", abort=True)
-    deleted = {"Containers": prune_containers(), "Networks": prune_networks()}
+    deleted = {"Containers": prune_containers(chosen), "Networks": prune_networks(chosen)}
     with image_users() as users:  # no create takes an image while they go
-        deleted["Images"] = prune_images(everything, users)
-    deleted["Volumes"] = prune_volumes(volumes_in_use())[0] if volumes else []
+        deleted["Images"] = prune_images(everything, users, chosen)
+    deleted["Volumes"] = prune_volumes(volumes_in_use(), chosen=chosen)[0] if volumes else []
     deleted["user namespace layer copies"] = collect_layer_copies()
     lines = [f"Deleted {kind}:\n" + "".join(f"{item}\n" for item in items)
              for kind, items in deleted.items() if items]

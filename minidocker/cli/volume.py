@@ -5,7 +5,7 @@ import sys
 import click
 
 from minidocker.cli import CONTEXT, Group, main, require_root
-from minidocker.cli.flags import filter_option
+from minidocker.cli.flags import filter_option, prune_filter_option
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -89,18 +89,23 @@ def volume_rm(force, names):
 @click.option("-a", "--all", "everything", is_flag=True,
               help="Remove all unused volumes, not just anonymous ones.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def volume_prune(everything, force):
+@prune_filter_option
+def volume_prune(everything, force, filters):
     """Remove unused volumes: anonymous ones, or every unused one with -a."""
     require_root("volume prune")
+    from minidocker.filters import Filters
     from minidocker.image.store import human_size
-    from minidocker.volumes import prune_volumes
+    from minidocker.volumes import VOLUME_PRUNE_FILTERS, prune_volumes
+
+    chosen = Filters.parse(filters, ("all", *VOLUME_PRUNE_FILTERS), "volume prune")
+    everything = everything or not chosen.match_bool("all", False)  # the API's all=true: -a
 
     kind = "local volumes" if everything else "anonymous local volumes"
     if not force and not click.confirm(f"WARNING! This will remove {kind} not used by at "
                                        "least one container.\nAre you sure you want to "
                                        "continue?"):
         return
-    removed, reclaimed = prune_volumes(volumes_in_use(), everything)
+    removed, reclaimed = prune_volumes(volumes_in_use(), everything, chosen)
     if removed:
         click.echo("Deleted Volumes:\n" + "".join(f"{name}\n" for name in removed))
     click.echo(f"Total reclaimed space: {human_size(reclaimed)}")

@@ -55,7 +55,7 @@ def volume_delete(request: Request) -> Response:
 
 
 def volume_prune(request: Request) -> Response:
-    wanted = prune_filters(request, ("all",), "volume prune")  # docker volume prune -a: all=true
-    everything = flag(request, "all") or wanted.get("all", ["false"])[0] in ("true", "1")
-    removed, reclaimed = volumes.prune_volumes(records.volumes_in_use(), everything)
+    chosen = prune_filters(request, ("all", *volumes.VOLUME_PRUNE_FILTERS), "volume prune")
+    everything = flag(request, "all") or not chosen.match_bool("all", False)  # prune -a
+    removed, reclaimed = volumes.prune_volumes(records.volumes_in_use(), everything, chosen)
     return JSONResponse({"VolumesDeleted": removed, "SpaceReclaimed": reclaimed})
