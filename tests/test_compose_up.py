@@ -206,3 +206,20 @@ def test_external_resources_must_exist(tmp_path):
                              "not be found: create it with 'minidocker volume create "
                              "precious'\n")
     assert labelled("ext") == [] and labelled("ext", "network") == []
+
+
+@pytest.mark.parametrize("text", ["", "services: {}\n",
+                                  "services:\n  app: {image: busybox, profiles: [debug]}\n"],
+                         ids=["empty-file", "no-services", "every-service-behind-a-profile"])
+def test_up_with_no_service_to_run_says_so(tmp_path, text):
+    """As Compose v2's "no service selected" (1.29 refuses an empty file): exit 1, one line,
+    nothing made."""
+    (tmp_path / "compose.yaml").write_text(text)
+    result = minidocker("compose", "-p", "none", "-f", str(tmp_path / "compose.yaml"), "up",
+                        "-d")
+    assert result.returncode == 1
+    assert result.stderr == ("minidocker: no service selected: compose.yaml has no service to "
+                             "run (an empty compose file, or each service behind a profile): "
+                             "define one under 'services:', or enable its profile with "
+                             "--profile\n")
+    assert labelled("none", "network") == []

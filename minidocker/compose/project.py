@@ -24,6 +24,7 @@ Used by: ``minidocker compose``, notebook 13-compose.
 """
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,11 @@ def up(project: Project, options: UpOptions, say: Say) -> list[records.Container
     first, then the services level by level: those that depend on nothing here, then those
     whose dependencies are all up, ... — the services of one level side by side, in threads
     (each start waits for its container's monitor: the engine's slow part)."""
+    if not project.services:  # Compose v2's "no service selected"; 1.29 refuses an empty file
+        files = ", ".join(os.path.basename(f) for f in project.files)
+        raise MinidockerError(f"no service selected: {files} has no service to run (an "
+                              "empty compose file, or each service behind a profile): define "
+                              "one under 'services:', or enable its profile with --profile")
     names = selected(project, options.services, not options.no_deps)
     check_external(project)
     with ThreadPoolExecutor(max_workers=1) as pool:
