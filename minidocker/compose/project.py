@@ -210,21 +210,27 @@ def make_volumes(project: Project, say: Say) -> None:
     for key, spec in project.volumes.items():
         if missing(volumes.get_volume, spec, "volume"):
             volumes.create_volume(spec.name, labels={**spec.labels, PROJECT: project.name,
-                                                     convert.VOLUME: key})
+                                                     convert.VOLUME: key},
+                                  options=spec.driver_opts)
             say(f" Volume {spec.name}  Created")
 
 
 def check_external(project: Project) -> None:
-    """Every external network and volume exists, before anything is made."""
+    """Every external network and volume exists, and every volume's ``driver_opts`` are the
+    local driver's, before anything is made."""
     from minidocker import volumes
     from minidocker.network import store
 
     for spec in project.networks.values():
         if spec.external:
             missing(store.find, spec, "network")
-    for spec in project.volumes.values():
+    for key, spec in project.volumes.items():
         if spec.external:
             missing(volumes.get_volume, spec, "volume")
+        try:
+            volumes.check_driver_options(spec.driver_opts)
+        except MinidockerError as exc:
+            raise MinidockerError(f"volume {key}: driver_opts: {exc}") from None
 
 
 def missing(find, spec, kind: str) -> bool:
