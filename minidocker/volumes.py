@@ -123,6 +123,9 @@ def check_driver_options(options: dict) -> dict:
             if needed not in options:
                 raise MinidockerError(f'missing required option: "{needed}" (-o {key}= needs '
                                       f"-o {needed}= too)")
+    if is_bind_options(options) and not os.path.isabs(options["device"]):
+        raise MinidockerError(f"invalid device {options['device']!r} for a bind volume: give "
+                              "an absolute path of this host")
     return dict(options)
 
 

@@ -174,7 +174,8 @@ def test_create_is_idempotent_and_names_are_checked(state):
     ({"type": "tmpfs"}, 'missing required option: "device"'),
     ({"device": "/srv"}, 'missing required option: "type"'),
     ({"o": "bind"}, 'missing required option: "type"'),
-], ids=["unknown-key", "type-alone", "device-alone", "o-alone"])
+    ({"type": "none", "o": "bind", "device": "srv"}, "give an absolute path"),
+], ids=["unknown-key", "type-alone", "device-alone", "o-alone", "relative-device"])
 def test_local_driver_options_are_checked_as_moby_does(options, message):
     with pytest.raises(MinidockerError, match=message):
         volumes.create_volume("opts", options=options)
