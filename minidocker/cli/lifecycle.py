@@ -451,22 +451,20 @@ def print_inspected(template, names, look_up) -> None:
 
 def _inspect_object(name: str) -> dict:
     """Docker's search without ``--type``: a container by name or ID, else an image, else a
-    network, else a volume; none of them is "No such object" (the image's error)."""
+    network, else a volume; none of them is "No such object"."""
     from minidocker.errors import MinidockerError, NotFound
 
     try:
         return _inspect_container(name)
     except MinidockerError:
         pass
-    try:
-        return _inspect_image(name)
-    except NotFound as missing:
-        for look_up in (_inspect_network, _inspect_volume):
-            try:
-                return look_up(name)
-            except NotFound:
-                pass
-        raise missing from None
+    for look_up in (_inspect_image, _inspect_network, _inspect_volume):
+        try:
+            return look_up(name)
+        except NotFound:
+            pass
+    raise NotFound(f"No such object: {name} (neither a container, an image, a network nor a "
+                   "volume: see 'minidocker ps -a', 'images', 'network ls', 'volume ls')")
 
 
 def _inspect_container(name: str) -> dict:
