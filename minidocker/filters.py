@@ -5,7 +5,8 @@ A filter is a set of ``KEY=VALUE`` pairs, Docker's ``filters.Args``. Different k
 match; the same key given twice matches either value (``status=exited --filter
 status=created``) — except ``label``, where every label asked for must be there
 (``label=tier`` has the key, ``label=tier=web`` has it with that value). An unknown key is
-refused, naming the keys that kind of object has. This module holds the rules; which keys a
+refused, naming the keys that kind of object has. A prune takes ``until=TIME`` (made before
+TIME, as ``events --until`` reads it), ``label=`` and ``label!=`` (has not that label). This module holds the rules; which keys a
 kind has and what they look at lives with that kind (container/filters.py, image/filters.py,
 volumes.py, network/networks.py), so the CLI and the Engine API (``GET /containers/json?
 filters=...``) filter the same way.
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from minidocker.errors import MinidockerError
 
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+PRUNE_FILTERS = ("label", "label!", "until")  # moby's prune filters, for every kind of object
 
 
 @dataclass
@@ -43,6 +45,13 @@ class Filters:
             if key not in accepted:
                 raise MinidockerError(f"invalid filter '{key}' for {command}: use one of "
                                       f"{', '.join(accepted)}")
+            if key == "until":  # a bad time is told now, even when nothing is to prune
+                from minidocker.events import parse_time
+
+                try:
+                    parse_time(value)
+                except MinidockerError as exc:
+                    raise MinidockerError(f"invalid filter 'until={value}': {exc}") from None
             args.setdefault(key, []).append(value)
         return cls(args)
 
@@ -58,12 +67,25 @@ class Filters:
         return not values or any(test(value) for value in values)
 
     def match_labels(self, labels: dict) -> bool:
-        """Every ``label=KEY`` or ``label=KEY=VALUE`` is among ``labels``."""
-        for wanted in self.args.get("label", []):
+        """Every ``label=KEY`` or ``label=KEY=VALUE`` is among ``labels``, and no
+        ``label!=KEY`` or ``label!=KEY=VALUE`` is."""
+        def has(wanted: str) -> bool:
             key, sep, value = wanted.partition("=")
-            if key not in labels or (sep and labels[key] != value):
-                return False
-        return True
+            return key in labels and (not sep or labels[key] == value)
+        return (all(has(wanted) for wanted in self.args.get("label", []))
+                and not any(has(unwanted) for unwanted in self.args.get("label!", [])))
+
+    def match_until(self, created: str) -> bool:
+        """``until=TIME`` (a prune's): made before TIME — a Unix time, an RFC 3339 date or a
+        duration back from now (``24h``), as ``docker events --until`` reads it."""
+        from minidocker.events import parse_time
+
+        return all(parse_time(created) < parse_time(value)
+                   for value in self.args.get("until", []))
+
+    def match_prune(self, labels: dict, created: str) -> bool:
+        """A prune's filters (``PRUNE_FILTERS``): the labels and the creation time match."""
+        return self.match_labels(labels) and self.match_until(created)
 
     def match_name(self, name: str) -> bool:
         """``name=PATTERN``: a regular expression found in the name, as Docker matches."""

@@ -33,6 +33,7 @@ from pathlib import Path
 from minidocker import events, kernel, rootfs
 from minidocker.cgroups.limits import parse_bytes
 from minidocker.errors import Conflict, MinidockerError, NotFound
+from minidocker.filters import Filters
 from minidocker.state import now, read_json, state_root, write_json
 
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # Docker's rule for local volumes
@@ -52,6 +53,9 @@ LXCFS_PROC_FILES = frozenset({
     "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
     "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
     "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled"})
+# The local driver's options (moby's volume/local): mount(8)'s -t TYPE, the DEVICE and -o
+# OPTIONS, each useless without the others. minidocker mounts the bind form of them.
+LOCAL_DRIVER_OPTIONS = ("type", "device", "o")
 
 
 # --- volumes on disk --------------------------------------------------------------------------
@@ -68,6 +72,12 @@ class Volume:
     Scope: str = "local"
     Anonymous: bool = False  # made for one container (-v /data): rm -v and prune remove it
     Seeded: bool = False  # the image's files were copied in (done once, by the first mount)
+    Options: dict = field(default_factory=dict)  # the local driver's -o type=,device=,o=
+
+    @property
+    def data(self) -> str:
+        """Where the volume's files are: its ``_data``, or the device of a bind volume."""
+        return self.Options["device"] if is_bind_options(self.Options) else self.Mountpoint
 
     @property
     def directory(self) -> Path:
@@ -80,7 +90,7 @@ class Volume:
         """As ``docker volume inspect`` shows it."""
         labels = {**self.Labels, **({ANONYMOUS_LABEL: ""} if self.Anonymous else {})}
         return {"CreatedAt": self.CreatedAt, "Driver": self.Driver, "Labels": labels,
-                "Mountpoint": self.Mountpoint, "Name": self.Name, "Options": None,
+                "Mountpoint": self.Mountpoint, "Name": self.Name, "Options": self.Options or None,
                 "Scope": self.Scope}
 
 
@@ -100,10 +110,35 @@ def check_volume_name(name: str) -> str:
     return name
 
 
+def check_driver_options(options: dict) -> dict:
+    """The local driver's options, checked as moby's ``volume/local`` does: only ``type``,
+    ``device`` and ``o``, and each needs the others (``mount -t TYPE -o O DEVICE``)."""
+    for key in options:
+        if key not in LOCAL_DRIVER_OPTIONS:
+            raise MinidockerError(f'invalid option: "{key}": the local driver knows '
+                                  + ", ".join(LOCAL_DRIVER_OPTIONS) + " (e.g. -o type=none -o "
+                                  "o=bind -o device=/srv/data)")
+    for key in options:
+        for needed in LOCAL_DRIVER_OPTIONS if key == "o" else ("type", "device"):
+            if needed not in options:
+                raise MinidockerError(f'missing required option: "{needed}" (-o {key}= needs '
+                                      f"-o {needed}= too)")
+    if is_bind_options(options) and not os.path.isabs(options["device"]):
+        raise MinidockerError(f"invalid device {options['device']!r} for a bind volume: give "
+                              "an absolute path of this host")
+    return dict(options)
+
+
+def is_bind_options(options: dict) -> bool:
+    """``-o type=none -o o=bind -o device=/path``: the volume is that host directory."""
+    return bool({"bind", "rbind"} & set(options.get("o", "").split(",")))
+
+
 def create_volume(name: str | None = None, labels: dict | None = None,
-                  anonymous: bool = False) -> Volume:
+                  anonymous: bool = False, options: dict | None = None) -> Volume:
     """Make a volume (a random 64-hex name if none is given). Like Docker, creating a name
     that exists returns the existing volume."""
+    options = check_driver_options(options or {})
     name = check_volume_name(name) if name else os.urandom(32).hex()
     (volumes_dir() / name).mkdir(parents=True, exist_ok=True)
     with locked(name):  # two creates at once: the second finds the first's volume
@@ -114,7 +149,7 @@ def create_volume(name: str | None = None, labels: dict | None = None,
         directory = volumes_dir() / name
         (directory / "_data").mkdir(mode=0o755, exist_ok=True)
         volume = Volume(name, str(directory / "_data"), Labels=dict(labels or {}),
-                        Anonymous=anonymous)
+                        Anonymous=anonymous, Options=options)
         volume.save()  # written last: a volume exists once its volume.json does
     events.emit("volume", "create", name, {"driver": "local"})
     return volume
@@ -142,6 +177,7 @@ def list_volumes() -> list[Volume]:
 
 
 VOLUME_FILTERS = ("dangling", "driver", "label", "name")
+VOLUME_PRUNE_FILTERS = ("label", "label!")  # as Docker's: a volume record has no until=
 
 
 def select_volumes(volumes: list[Volume], filters, in_use: set[str]) -> list[Volume]:
@@ -188,16 +224,18 @@ def remove_volume(name: str, in_use: dict[str, list[str]], force: bool = False) 
     events.emit("volume", "destroy", volume.Name, {"driver": "local"})
 
 
-def prune_volumes(in_use: dict[str, list[str]], everything: bool = False
-                  ) -> tuple[list[str], int]:
+def prune_volumes(in_use: dict[str, list[str]], everything: bool = False,
+                  chosen: Filters | None = None) -> tuple[list[str], int]:
     """Remove unused volumes: anonymous ones only, or all with ``everything`` (``-a``), as
-    Docker >= 23 does. Returns the names removed and the bytes reclaimed."""
-    removed, reclaimed = [], 0
+    Docker >= 23 does; ``chosen`` (``label=``, ``label!=``) narrows them. Returns the names
+    removed and the bytes reclaimed."""
+    removed, reclaimed, chosen = [], 0, chosen or Filters()
     for leftover in volumes_dir().glob(".removing-*"):  # from an rm that was cut short
         if not os.path.exists(f"/proc/{leftover.name.split('-')[1]}"):
             shutil.rmtree(leftover, ignore_errors=True)
     for volume in list_volumes():
-        if in_use.get(volume.Name) or not (volume.Anonymous or everything):
+        if (in_use.get(volume.Name) or not (volume.Anonymous or everything)
+                or not chosen.match_labels(volume.inspect()["Labels"])):
             continue
         size = disk_usage(Path(volume.Mountpoint))
         try:
@@ -472,7 +510,12 @@ def _realize(request: MountRequest) -> Mount:
         return Mount("tmpfs", "", target, RW=rw, Options=request.tmpfs_options)
     anonymous = not request.source
     volume = create_volume(request.source or None, anonymous=anonymous)
-    return Mount("volume", volume.Mountpoint, target, Name=volume.Name, Driver=volume.Driver,
+    if volume.Options and not is_bind_options(volume.Options):
+        raise MinidockerError(f"volume {volume.Name} asks the local driver for a "
+                              f"{volume.Options['type']} mount: minidocker mounts only bind "
+                              "volumes (-o type=none -o o=bind -o device=/path); use --tmpfs "
+                              "or --mount type=tmpfs for memory")
+    return Mount("volume", volume.data, target, Name=volume.Name, Driver=volume.Driver,
                  Mode=request.mode, RW=rw, Anonymous=anonymous, NoCopy=request.nocopy)
 
 
@@ -582,7 +625,7 @@ def seed(volume_name: str, image_path: str) -> None:
         volume = get_volume(volume_name)
         if volume.Seeded:
             return
-        data = Path(volume.Mountpoint)
+        data = Path(volume.data)
         if os.path.isdir(image_path) and not any(data.iterdir()):
             copy_tree(image_path, str(data))
             copy_attributes(image_path, str(data), os.lstat(image_path))

@@ -206,3 +206,44 @@ def test_external_resources_must_exist(tmp_path):
                              "not be found: create it with 'minidocker volume create "
                              "precious'\n")
     assert labelled("ext") == [] and labelled("ext", "network") == []
+
+
+@pytest.mark.parametrize("text", ["", "services: {}\n",
+                                  "services:\n  app: {image: busybox, profiles: [debug]}\n"],
+                         ids=["empty-file", "no-services", "every-service-behind-a-profile"])
+def test_up_with_no_service_to_run_says_so(tmp_path, text):
+    """As Compose v2's "no service selected" (1.29 refuses an empty file): exit 1, one line,
+    nothing made."""
+    (tmp_path / "compose.yaml").write_text(text)
+    result = minidocker("compose", "-p", "none", "-f", str(tmp_path / "compose.yaml"), "up",
+                        "-d")
+    assert result.returncode == 1
+    assert result.stderr == ("minidocker: no service selected: compose.yaml has no service to "
+                             "run (an empty compose file, or each service behind a profile): "
+                             "define one under 'services:', or enable its profile with "
+                             "--profile\n")
+    assert labelled("none", "network") == []
+
+
+def test_a_volumes_driver_opts_reach_the_local_driver(down, tmp_path):
+    """``driver_opts`` (type, device, o) as ``volume create -o``: a bind volume's device is
+    what the service sees; an unknown option stops ``up`` before anything is made."""
+    down("opts")
+    device = tmp_path / "device"
+    device.mkdir()
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  app: {image: busybox, volumes: ['data:/data'], command: "
+        "['sh', '-c', 'echo from-app > /data/f']}\n"
+        f"volumes:\n  data:\n    driver_opts: {{type: none, o: bind, device: '{device}'}}\n")
+    up = minidocker("compose", "-p", "opts", "-f", str(tmp_path / "compose.yaml"), "up")
+    assert up.returncode == 0, up.stderr
+    assert (device / "f").read_text() == "from-app\n"
+    assert json.loads(minidocker("volume", "inspect", "opts_data").stdout)[0]["Options"] == {
+        "type": "none", "o": "bind", "device": str(device)}
+    (tmp_path / "bad.yaml").write_text(
+        "services:\n  app: {image: busybox, volumes: ['data:/data']}\n"
+        "volumes:\n  data:\n    driver_opts: {size: 1m}\n")
+    bad = minidocker("compose", "-p", "badopts", "-f", str(tmp_path / "bad.yaml"), "up", "-d")
+    assert bad.returncode == 1 and bad.stderr.startswith(
+        "minidocker: volume data: driver_opts: invalid option: \"size\""), bad.stderr
+    assert labelled("badopts", "network") == []

@@ -184,6 +184,13 @@ def test_networks_and_volumes(daemon):
     assert vol in ok(daemon.docker("volume", "ls", "--format", "{{.Name}}")).split()
     ok(daemon.docker("volume", "rm", vol))
     assert vol not in ok(daemon.docker("volume", "ls", "-q")).split()
+    ok(daemon.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "--opt",
+                     "o=size=1m", vol))  # DriverOpts: kept, shown as Options
+    assert ok(daemon.docker("volume", "inspect", "-f", "{{json .Options}}", vol)) \
+        == '{"device":"tmpfs","o":"size=1m","type":"tmpfs"}\n'
+    ok(daemon.docker("volume", "rm", vol))
+    refused = daemon.docker("volume", "create", "-o", "size=1m", vol)
+    assert refused.returncode == 1 and 'invalid option: "size"' in refused.stderr
 
 
 def test_errors_as_docker_prints_them(daemon):

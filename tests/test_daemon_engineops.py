@@ -223,10 +223,16 @@ def test_unknown_filters_are_refused_and_prune_all_takes_named_volumes(daemon):
         for args in [("container", "prune", "-f", "--filter", "nope=1"),
                      ("images", "--filter", "bogus=1"), ("volume", "ls", "--filter", "nope=1"),
                      ("network", "ls", "--filter", "nope=1"),
-                     ("network", "prune", "-f", "--filter", "until=1h")]:
+                     ("network", "prune", "-f", "--filter", "nope=1"),
+                     ("image", "prune", "-f", "--filter", "until=soon")]:
             refused = daemon.docker(*args)
             assert refused.returncode == 1 and "invalid filter" in refused.stderr, refused
         ok(daemon.docker("inspect", kept))  # the refused prune removed nothing
+        # the CLI's prune filters (until=, label=, label!=): docker system prune sends them to
+        # every prune endpoint; only the containers they name go
+        ok(daemon.docker("system", "prune", "-f", "--filter", f"label=no-such={PREFIX}",
+                         "--filter", "until=1h"))
+        ok(daemon.docker("inspect", kept))
         assert ok(daemon.docker("images", "--filter", "reference=busybox", "--format",
                                 "{{.Repository}}")).split() == ["busybox"]
         assert volume in ok(daemon.docker("volume", "ls", "-q", "--filter", f"name={volume}"))

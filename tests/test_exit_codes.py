@@ -19,6 +19,11 @@ MISSING = [
     (("top", GHOST), 1, f"No such container: {GHOST}"),
     (("wait", GHOST), 1, f"No such container: {GHOST}"),
     (("inspect", GHOST), 1, f"No such object: {GHOST}"),
+    (("inspect", "--type", "container", GHOST), 1, f"No such container: {GHOST}"),
+    (("inspect", "--type", "image", GHOST), 1, f"No such image: {GHOST}"),
+    (("inspect", "--type", "network", GHOST), 1, f"network {GHOST} not found"),
+    (("inspect", "--type", "volume", GHOST), 1, f"No such volume: {GHOST}"),
+    (("inspect", "--type", "bogus", GHOST), 1, 'unknown type: "bogus": must be one of'),
     (("rename", GHOST, "new-name"), 1, f"No such container: {GHOST}"),
     (("stop", GHOST), 1, f"No such container: {GHOST}"),
     (("kill", GHOST), 1, f"No such container: {GHOST}"),
@@ -43,6 +48,14 @@ MISSING = [
     (("volume", "inspect", "no-such-volume"), 1, "No such volume: no-such-volume"),
     (("volume", "rm", "no-such-volume"), 1, "No such volume: no-such-volume"),
     (("volume", "create", "./bad"), 1, "invalid characters"),
+    (("volume", "create", "-o", "size=1m", "v"), 1, 'invalid option: "size"'),
+    (("volume", "create", "--opt", "type=tmpfs", "v"), 1, 'missing required option: "device"'),
+    (("image", "prune", "--filter", "nope=1"), 1, "invalid filter 'nope' for image prune"),
+    (("image", "prune", "--filter", "until=soon"), 1, "invalid time 'soon'"),
+    (("volume", "prune", "-f", "--filter", "until=1h"), 1,
+     "invalid filter 'until' for volume prune: use one of all, label, label!"),
+    (("system", "prune", "-f", "--volumes", "--filter", "until=1h"), 1,
+     'The "until" filter is not supported with "--volumes"'),
     (("registry", "certs", "/proc/no-certs"), 1, "cannot make the certificates' directory"),
     (("registry", "serve", "--root", "/proc/no-root", "--addr", "127.0.0.1:1"), 1,
      "cannot make the registry's root /proc/no-root: No such file or directory"),
@@ -122,6 +135,18 @@ def assert_error(result, code, words):
     else:
         assert len(lines) == 1 and lines[0].startswith("minidocker: "), result.stderr
         assert words in lines[0], result.stderr
+
+def test_inspect_type_picks_the_kind_of_object(md):
+    """A volume named as an image: ``inspect`` finds the image, ``--type volume`` the volume."""
+    assert md("volume", "create", "busybox").returncode == 0
+    try:
+        assert md("inspect", "-f", "{{.Os}}", "busybox").stdout == "linux\n"
+        typed = md("inspect", "--type", "volume", "-f", "{{.Name}} {{.Driver}}", "busybox")
+        assert typed.stdout == "busybox local\n"
+        assert md("inspect", "--type", "image", "-f", "{{.Os}}", "busybox").stdout == "linux\n"
+    finally:
+        md("volume", "rm", "busybox")
+
 
 def test_rm_of_a_running_container_and_rmi_of_a_used_image_exit_1(md, containers):
     name = containers.run_d("busybox", "sleep", "60")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from minidocker.errors import MinidockerError
-from minidocker.filters import Filters
+from minidocker.filters import PRUNE_FILTERS, Filters
 
 from .conftest import minidocker as md
 
@@ -30,6 +30,43 @@ def test_keys_combine_as_dockers_filters_args():
 def test_a_bad_filter_names_itself_and_the_keys(items, words):
     with pytest.raises(MinidockerError, match=words):
         Filters.parse(items, ("status", "name"), "ps")
+
+
+def test_prune_filters_until_and_label_bang():
+    f = Filters.parse(["until=2026-12-01T00:00:00Z", "label!=keep", "label=team=a"],
+                      PRUNE_FILTERS, "system prune")
+    assert f.match_prune({"team": "a"}, "2026-11-30T23:59:59.999999999Z")
+    assert not f.match_prune({"team": "a"}, "2026-12-01T00:00:00.000001Z")  # made after
+    assert not f.match_prune({"team": "a", "keep": ""}, "2020-01-01T00:00:00Z")  # label!=
+    assert not f.match_prune({"team": "b"}, "2020-01-01T00:00:00Z")
+    recent = Filters.parse(["until=1h"], PRUNE_FILTERS, "image prune")  # back from now
+    assert recent.match_until("2020-01-01T00:00:00Z") and not recent.match_until("2999-01-01")
+    with pytest.raises(MinidockerError, match="invalid time 'soon'"):
+        Filters.parse(["until=soon"], PRUNE_FILTERS, "image prune")
+
+
+def test_prunes_take_only_what_the_filters_name(md):
+    """A label of this test's own scopes each prune (the worker's other objects stay)."""
+    mine = ["--filter", "label=prune-test=mine"]
+    for name, labels in (("prn-old", ()), ("prn-kept", ("-l", "keep=1"))):
+        assert md("create", "--name", name, "-l", "prune-test=mine", *labels, "busybox",
+                  "true").returncode == 0
+    assert md("network", "create", "--label", "prune-test=mine", "prn-net").returncode == 0
+    assert md("commit", "-c", "LABEL prune-test=mine", "prn-old", "prn-img:1").returncode == 0
+    try:
+        early = md("system", "prune", "-a", "-f", *mine, "--filter", "until=2000-01-01")
+        assert early.stdout == "Total reclaimed space: 0B\n", early.stderr  # all made later
+        pruned = md("system", "prune", "-a", "-f", *mine, "--filter", "label!=keep")
+        assert pruned.returncode == 0, pruned.stderr
+        assert "prn-net" in pruned.stdout and pruned.stdout.count("Deleted: sha256:") == 1
+        left = md("ps", "-a", *mine, "--format", "{{.Names}}").stdout.split()
+        assert left == ["prn-kept"]
+        assert md("images", "-q", "prn-img").stdout == ""
+        assert md("image", "prune", "--filter", "label=prune-test=mine").returncode == 0
+    finally:
+        md("rm", "-f", "prn-old", "prn-kept")
+        md("rmi", "prn-img:1")
+        md("network", "rm", "prn-net")
 
 
 def test_a_bad_value_is_refused():

@@ -2,11 +2,13 @@
 
 import json
 import os
+import subprocess
 import tarfile
 
 import pytest
 
 from minidocker.image.store import ImageStore, layout_dir
+from tests.conftest import MINIDOCKER
 
 
 def test_done_when_diff_and_commit(md):
@@ -111,6 +113,10 @@ def test_save_load_round_trip_keeps_the_id(md, tmp_path):
     md("rmi", "saved:1")
     assert md("load", "-i", str(archive)).stdout == "Loaded image: saved:1\n"
     assert json.loads(md("inspect", "saved:1").stdout)[0]["Id"] == image_id
+    md("rmi", "saved:1")
+    with archive.open("rb") as stdin:  # ``docker load < saved.tar``: no -i, the archive on stdin
+        loaded = subprocess.run([*MINIDOCKER, "load"], stdin=stdin, capture_output=True)
+    assert loaded.stdout == b"Loaded image: saved:1\n", loaded.stderr
     assert md("run", "--rm", "saved:1", "cat", "/saved").stdout == "saved\n"
     md("rmi", "saved:1")
 
@@ -166,6 +172,20 @@ def test_load_refuses_bad_archives(md, tmp_path):
     junk.write_bytes(b"not a tar")
     result = md("load", "-i", str(junk))
     assert result.returncode == 1 and "is not an image archive" in result.stderr
+    piped = md("load", input="not a tar")  # stdin: named so, not by the spool file's path
+    assert piped.returncode == 1 and piped.stderr.startswith("minidocker: stdin is not an image")
+
+
+def test_load_from_a_terminal_says_to_give_a_file(md):
+    terminal, other_end = os.openpty()
+    try:
+        result = subprocess.run([*MINIDOCKER, "load"], stdin=terminal, capture_output=True,
+                                text=True, timeout=30)
+    finally:
+        os.close(terminal), os.close(other_end)
+    assert result.returncode == 1
+    assert result.stderr == ("minidocker: requested load from stdin, but stdin is empty: give "
+                             "-i FILE or redirect an archive into stdin\n")
 
 
 def test_diff_looks_names_up_like_overlayfs(md):

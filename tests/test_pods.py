@@ -79,6 +79,9 @@ def test_listing_and_label(pod):
     (("pod", "rm", POD), 1, f"pod {POD} has running containers ({POD}-web)"),
     (("pod", "create", "--name", POD), 1, f"pod {POD} already exists"),
     (("pod", "create", "--name", "bad name"), 1, 'Invalid container name "bad name"'),
+    (("pod", "create", POD), 1, f"pod {POD} already exists"),  # NAME, as podman's
+    (("pod", "create", "--name", "one", "other"), 1,
+     "cannot specify --name and NAME at the same time"),
 ])
 def test_bad_input_is_one_line(pod, args, code, complaint):
     result = md(*args)
@@ -92,7 +95,7 @@ def status(pod: str) -> str:
 
 def test_pod_stop_start_then_rm_leaves_nothing():
     before = veths()
-    pod_id = ok("pod", "create", "--name", "gone").strip()
+    pod_id = ok("pod", "create", "gone").strip()  # the name as podman takes it, or --name
     assert status("gone") == "Created"
     ok("run", "-d", "--pod", "gone", "busybox", "sleep", "60")
     assert len(veths() - before) == 1  # the infra's end on the bridge

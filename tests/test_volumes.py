@@ -169,6 +169,31 @@ def test_create_is_idempotent_and_names_are_checked(state):
         volumes.get_volume("nope")
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"size": "10m"}, 'invalid option: "size"'),
+    ({"type": "tmpfs"}, 'missing required option: "device"'),
+    ({"device": "/srv"}, 'missing required option: "type"'),
+    ({"o": "bind"}, 'missing required option: "type"'),
+    ({"type": "none", "o": "bind", "device": "srv"}, "give an absolute path"),
+], ids=["unknown-key", "type-alone", "device-alone", "o-alone", "relative-device"])
+def test_local_driver_options_are_checked_as_moby_does(options, message):
+    with pytest.raises(MinidockerError, match=message):
+        volumes.create_volume("opts", options=options)
+
+
+def test_local_driver_options_are_kept_and_shown(state):
+    options = {"type": "tmpfs", "device": "tmpfs", "o": "size=10m"}
+    volume = volumes.create_volume("opts", options=options)
+    assert volumes.get_volume("opts").inspect()["Options"] == options
+    assert volumes.create_volume("plain").inspect()["Options"] is None  # as Docker: null
+    assert volume.data == volume.Mountpoint  # not a bind: the files would be in its _data
+    with pytest.raises(MinidockerError, match="minidocker mounts only bind volumes"):
+        volumes.resolve([MountRequest("volume", "opts", "/data")])
+    bound = volumes.create_volume("bound", options={"type": "none", "o": "bind",
+                                                    "device": str(state)})
+    assert volumes.resolve([MountRequest("volume", "bound", "/data")])[0].Source == bound.data
+
+
 def test_in_use_volumes_are_not_removed_or_pruned():
     named = volumes.create_volume("keep")
     anon = volumes.create_volume(anonymous=True)

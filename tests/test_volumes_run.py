@@ -25,6 +25,23 @@ def test_a_named_volume_outlives_its_container(md, containers):
     assert md("volume", "rm", "kept").returncode == 0
 
 
+def test_a_bind_volume_of_the_local_driver_is_its_device(md, tmp_path):
+    """``volume create -o type=none -o o=bind -o device=DIR``: the volume is DIR."""
+    created = md("volume", "create", "-o", "type=none", "--opt", "o=bind", "-o",
+                 f"device={tmp_path}", "bound")
+    assert created.stdout == "bound\n", created.stderr
+    try:
+        assert json.loads(md("volume", "inspect", "bound").stdout)[0]["Options"] == {
+            "type": "none", "o": "bind", "device": str(tmp_path)}
+        result = md("run", "--rm", "-v", "bound:/data", "busybox", "sh", "-c",
+                    "echo from-ctr > /data/f")
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "f").read_text() == "from-ctr\n"
+    finally:
+        md("volume", "rm", "bound")
+    assert (tmp_path / "f").exists()  # volume rm leaves the device's files alone
+
+
 def test_read_only_mounts_refuse_writes(md, containers, tmp_path):
     (tmp_path / "f").write_text("host\n")
     script = "cat /ro/f; echo x > /ro/g; echo named > /named/g; echo rc=$?"

@@ -22,7 +22,7 @@ import sys
 
 import click
 
-from minidocker.cli.flags import filter_option
+from minidocker.cli.flags import filter_option, prune_filter_option
 
 CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
 click.UsageError.exit_code = 125  # ``minidocker --nope``: Docker's code for a bad flag
@@ -326,13 +326,19 @@ def image_inspect(template, names):
 @image.command("prune", context_settings=CONTEXT)
 @click.option("-a", "--all", "everything", is_flag=True, help="Remove every unused image, "
               "not just untagged ones.")
-def image_prune(everything):
-    """Remove unused images."""
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation (image "
+              "prune never asks).")
+@prune_filter_option
+def image_prune(everything, force, filters):
+    """Remove unused images (--filter until=24h, label=KEY[=VALUE], label!=KEY[=VALUE])."""
     require_root("image prune")
+    from minidocker.filters import PRUNE_FILTERS, Filters
     from minidocker.image.verbs import prune_images
 
+    chosen = Filters.parse(filters, ("dangling", *PRUNE_FILTERS), "image prune")
+    everything = everything or not chosen.match_bool("dangling", True)  # dangling=false: -a
     with image_users() as users:
-        removed = prune_images(everything, users)
+        removed = prune_images(everything, users, chosen)
     click.echo("\n".join(removed) if removed else "Total reclaimed: nothing to remove")
 
 
@@ -355,17 +361,44 @@ def save(output, compress, images):
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("-i", "--input", "source", required=True, type=click.Path(exists=True,
-              dir_okay=False), help="The archive to read (from save, podman save, ...).")
+@click.option("-i", "--input", "source", type=click.Path(exists=True, dir_okay=False),
+              help="The archive to read (from save, podman save, ...); stdin without it.")
 def load(source):
-    """Load images from a tar archive (OCI archive or docker-archive)."""
+    """Load images from a tar archive (OCI archive or docker-archive), or from stdin."""
     require_root("load")
     from pathlib import Path
 
     from minidocker.image.archive import load as read
 
-    for name in read(Path(source)):
+    if source:
+        names = read(Path(source))
+    else:
+        names = _load_stdin(read)
+    for name in names:
         click.echo(f"Loaded image: {name}")
+
+
+def _load_stdin(read):
+    """``docker load < img.tar``: the archive is read with random access (an OCI layout's
+    index comes first, its blobs anywhere), so stdin is first spooled into the store's
+    scratch directory. A terminal on stdin is Docker's "requested load from stdin" error."""
+    import shutil
+    from pathlib import Path
+
+    from minidocker.errors import MinidockerError
+    from minidocker.image.store import ImageStore
+
+    if sys.stdin.isatty():
+        raise MinidockerError("requested load from stdin, but stdin is empty: give -i FILE "
+                              "or redirect an archive into stdin")
+    with ImageStore().scratch() as scratch:
+        path = Path(scratch) / "stdin.tar"
+        with path.open("wb") as spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+        try:
+            return read(path)
+        except MinidockerError as exc:  # its message names our scratch file: name stdin
+            raise MinidockerError(str(exc).replace(str(path), "stdin"), exc.exit_code) from None
 
 
 @main.command("export", context_settings=CONTEXT)

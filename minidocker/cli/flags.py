@@ -404,6 +404,14 @@ def read_env_file(path: str, flag: str = "--env-file") -> list[str]:
     return items
 
 
+def prune_filter_option(command):
+    """``--filter KEY=VALUE`` of a prune (``-f`` is its ``--force``): which unused objects
+    go (minidocker/filters.py's ``PRUNE_FILTERS``)."""
+    return click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
+                        help="Remove only these, e.g. until=24h or label=tier=web "
+                        "(repeatable).")(command)
+
+
 def filter_option(command):
     """``-f/--filter KEY=VALUE`` of a listing (ps, images, volume ls, network ls); each kind's
     keys live with it (see minidocker/filters.py)."""

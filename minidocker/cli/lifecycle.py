@@ -6,7 +6,13 @@ import sys
 import click
 
 from minidocker.cli import CONTEXT, EngineCommand, Group, main, require_root
-from minidocker.cli.flags import client_env, container_request, filter_option, later_stage_options
+from minidocker.cli.flags import (
+    client_env,
+    container_request,
+    filter_option,
+    later_stage_options,
+    prune_filter_option,
+)
 from minidocker.cli.registry import ensure_image
 
 
@@ -405,13 +411,24 @@ def wait(containers):
         click.echo(lifecycle.wait(lifecycle.find(name)))
 
 
+INSPECT_TYPES = ("container", "image", "network", "volume")
+
+
 @main.command(context_settings=CONTEXT)
 @click.option("-f", "--format", "template", help="Format with a Go template, "
               "e.g. '{{.State.Status}}' or '{{json .Mounts}}'.")
+@click.option("--type", "kind", help="Only inspect objects of the given type: "
+              + ", ".join(INSPECT_TYPES) + ".")
 @click.argument("names", nargs=-1, required=True)
-def inspect(template, names):
-    """Show low-level information on containers or images, as JSON."""
-    print_inspected(template, names, _inspect_object)
+def inspect(template, kind, names):
+    """Show low-level information on containers, images, networks or volumes, as JSON."""
+    from minidocker.errors import MinidockerError
+
+    if kind is not None and kind not in INSPECT_TYPES:  # before any look-up, as Docker
+        raise MinidockerError(f'unknown type: "{kind}": must be one of '
+                              + ", ".join(f'"{t}"' for t in INSPECT_TYPES))
+    look_up = _INSPECTORS[kind] if kind else _inspect_object
+    print_inspected(template, names, look_up)
 
 
 def print_inspected(template, names, look_up) -> None:
@@ -433,17 +450,61 @@ def print_inspected(template, names, look_up) -> None:
 
 
 def _inspect_object(name: str) -> dict:
-    """A container by name or ID as the Engine API shows it, else an image."""
-    from minidocker.container import lifecycle
-    from minidocker.errors import MinidockerError
-    from minidocker.image.verbs import inspect_image
+    """Docker's search without ``--type``: a container by name or ID, else an image, else a
+    network, else a volume; none of them is "No such object"."""
+    from minidocker.errors import MinidockerError, NotFound
 
     try:
-        record = lifecycle.find(name)
+        return _inspect_container(name)
     except MinidockerError:
-        return inspect_image(name)
+        pass
+    for look_up in (_inspect_image, _inspect_network, _inspect_volume):
+        try:
+            return look_up(name)
+        except NotFound:
+            pass
+    raise NotFound(f"No such object: {name} (neither a container, an image, a network nor a "
+                   "volume: see 'minidocker ps -a', 'images', 'network ls', 'volume ls')")
+
+
+def _inspect_container(name: str) -> dict:
+    from minidocker.container import lifecycle
+
+    record = lifecycle.find(name)
     return {**record.to_dict(), "Name": f"/{record.Name}", "Path": record.command[0],
             "Args": record.command[1:]}
+
+
+def _inspect_image(name: str) -> dict:
+    from minidocker.image.verbs import inspect_image
+
+    return inspect_image(name)
+
+
+def _inspect_network(name: str) -> dict:
+    from minidocker.network import networks
+
+    return networks.inspect(name)
+
+
+def _inspect_volume(name: str) -> dict:
+    from minidocker.volumes import get_volume
+
+    return get_volume(name).inspect()
+
+
+def _inspect_typed_image(name: str) -> dict:
+    """``--type image``: the image, or "No such image" (not the untyped search's words)."""
+    from minidocker.errors import NotFound
+
+    try:
+        return _inspect_image(name)
+    except NotFound:
+        raise NotFound(f"No such image: {name} (see 'minidocker images')") from None
+
+
+_INSPECTORS = {"container": _inspect_container, "image": _inspect_typed_image,
+               "network": _inspect_network, "volume": _inspect_volume}
 
 
 @main.command(context_settings=CONTEXT)
@@ -563,15 +624,19 @@ def container():
 
 @container.command("prune", context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def container_prune(force):
+@prune_filter_option
+def container_prune(force, filters):
     """Remove all stopped containers."""
     require_root("container prune")
     from minidocker.container.lifecycle import prune as prune_containers
+    from minidocker.filters import PRUNE_FILTERS, Filters
+
+    chosen = Filters.parse(filters, PRUNE_FILTERS, "container prune")
 
     if not force:
         click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you "
                       "want to continue?", abort=True)
-    removed = prune_containers()
+    removed = prune_containers(chosen)
     click.echo("Deleted Containers:\n" + "".join(f"{i}\n" for i in removed) if removed
                else "Total reclaimed space: 0B")
 
@@ -586,7 +651,8 @@ def system():
               "just dangling ones.")
 @click.option("--volumes", is_flag=True, help="Prune anonymous volumes too.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def system_prune(everything, volumes, force):
+@prune_filter_option
+def system_prune(everything, volumes, force, filters):
     """Remove stopped containers, unused networks and images (and with --volumes, unused
     volumes), and what crashes left: half-made networks, unused user namespace layer copies."""
     require_root("system prune")
@@ -595,18 +661,24 @@ def system_prune(everything, volumes, force):
     from minidocker.cli.volume import volumes_in_use
     from minidocker.container.lifecycle import collect_layer_copies
     from minidocker.container.lifecycle import prune as prune_containers
+    from minidocker.errors import MinidockerError
+    from minidocker.filters import PRUNE_FILTERS, Filters
     from minidocker.image.verbs import prune_images
     from minidocker.volumes import prune_volumes
 
+    chosen = Filters.parse(filters, PRUNE_FILTERS, "system prune")
+    if volumes and "until" in chosen:  # Docker's check: a volume has no creation to compare
+        raise MinidockerError('The "until" filter is not supported with "--volumes": prune '
+                              "the volumes apart with 'minidocker volume prune'")
     if not force:
         click.confirm("WARNING! This will remove all stopped containers, all networks not "
                       "used by at least one container, and dangling images"
                       + (" and anonymous volumes" if volumes else "")
                       + ".\nAre you sure you want to continue?", abort=True)
-    deleted = {"Containers": prune_containers(), "Networks": prune_networks()}
+    deleted = {"Containers": prune_containers(chosen), "Networks": prune_networks(chosen)}
     with image_users() as users:  # no create takes an image while they go
-        deleted["Images"] = prune_images(everything, users)
-    deleted["Volumes"] = prune_volumes(volumes_in_use())[0] if volumes else []
+        deleted["Images"] = prune_images(everything, users, chosen)
+    deleted["Volumes"] = prune_volumes(volumes_in_use(), chosen=chosen)[0] if volumes else []
     deleted["user namespace layer copies"] = collect_layer_copies()
     lines = [f"Deleted {kind}:\n" + "".join(f"{item}\n" for item in items)
              for kind, items in deleted.items() if items]

@@ -3,7 +3,7 @@
 import click
 
 from minidocker.cli import CONTEXT, Group, main, require_root
-from minidocker.cli.flags import filter_option
+from minidocker.cli.flags import filter_option, prune_filter_option
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -157,18 +157,22 @@ def _remove_overlay(name: str) -> bool:
 
 @network.command("prune", context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def network_prune(force):
+@prune_filter_option
+def network_prune(force, filters):
     """Remove all unused networks."""
     require_root("network prune")
+    from minidocker.filters import PRUNE_FILTERS, Filters
+
+    chosen = Filters.parse(filters, PRUNE_FILTERS, "network prune")
     if not force:
         click.confirm("WARNING! This will remove all custom networks not used by at least one "
                       "container.\nAre you sure you want to continue?", abort=True)
-    removed = prune_networks()
+    removed = prune_networks(chosen)
     if removed:
         click.echo("Deleted Networks:\n" + "\n".join(removed))
 
 
-def prune_networks() -> list[str]:
+def prune_networks(chosen=None) -> list[str]:
     """``network prune`` (and the network part of ``system prune``): first what crashes left —
     endpoints of dead containers, half-made networks, bridges of this state root without a
     network, an idle default bridge — then every user network that no container uses."""
@@ -176,7 +180,7 @@ def prune_networks() -> list[str]:
     from minidocker.network import prune as prune_leftovers
 
     prune_leftovers()
-    return networks.prune()
+    return networks.prune(chosen)
 
 
 @main.command("port", context_settings=CONTEXT)

@@ -34,16 +34,22 @@ def pod():
               help="Set metadata on the pod (repeatable).")
 @click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]",
               help="A volume mounted in every container of the pod (repeatable).")
-def pod_create(name, publish, hostname, network, labels, volumes):
-    """Create a pod (its infra container, not started yet) and print its ID."""
+@click.argument("pod_name", required=False, metavar="[NAME]")
+def pod_create(name, publish, hostname, network, labels, volumes, pod_name):
+    """Create a pod (its infra container, not started yet) and print its ID. Name it with
+    NAME or --name, as podman does."""
     require_root("pod create")
     from minidocker.cli.flags import check_hostname
     from minidocker.cli.flags import labels as parse_labels
     from minidocker.cli.registry import ensure_image
     from minidocker.cluster import pods
+    from minidocker.errors import MinidockerError
     from minidocker.network import ports
 
-    spec = pods.PodSpec(name=name or "", hostname=check_hostname(hostname or ""),
+    if name and pod_name:  # podman's words
+        raise MinidockerError("cannot specify --name and NAME at the same time: give the "
+                              "pod's name once")
+    spec = pods.PodSpec(name=name or pod_name or "", hostname=check_hostname(hostname or ""),
                         network=network, labels=parse_labels(labels, ()),
                         publish=[b for item in publish for b in ports.parse_publish(item)],
                         volumes=list(volumes))

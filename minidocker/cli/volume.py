@@ -5,7 +5,7 @@ import sys
 import click
 
 from minidocker.cli import CONTEXT, Group, main, require_root
-from minidocker.cli.flags import filter_option
+from minidocker.cli.flags import filter_option, prune_filter_option
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -17,8 +17,10 @@ def volume():
 @click.option("-d", "--driver", default="local", help="Volume driver (only 'local').")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
               help="Set metadata on the volume (repeatable).")
+@click.option("-o", "--opt", "opts", multiple=True, metavar="KEY=VALUE",
+              help="The local driver's options: type, device, o (repeatable).")
 @click.argument("name", required=False)
-def volume_create(driver, labels, name):
+def volume_create(driver, labels, opts, name):
     """Create a volume (a random name if NAME is not given) and print its name."""
     require_root("volume create")
     from minidocker.errors import MinidockerError
@@ -27,7 +29,8 @@ def volume_create(driver, labels, name):
     if driver != "local":
         raise MinidockerError(f"unknown volume driver '{driver}': minidocker has only "
                               "'local' (a directory on this host)")
-    click.echo(create_volume(name, labels=dict(_label(item) for item in labels)).Name)
+    click.echo(create_volume(name, labels=dict(_label(item) for item in labels),
+                             options=dict(_label(item, "--opt") for item in opts)).Name)
 
 
 @volume.command("ls", context_settings=CONTEXT)
@@ -86,18 +89,23 @@ def volume_rm(force, names):
 @click.option("-a", "--all", "everything", is_flag=True,
               help="Remove all unused volumes, not just anonymous ones.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def volume_prune(everything, force):
+@prune_filter_option
+def volume_prune(everything, force, filters):
     """Remove unused volumes: anonymous ones, or every unused one with -a."""
     require_root("volume prune")
+    from minidocker.filters import Filters
     from minidocker.image.store import human_size
-    from minidocker.volumes import prune_volumes
+    from minidocker.volumes import VOLUME_PRUNE_FILTERS, prune_volumes
+
+    chosen = Filters.parse(filters, ("all", *VOLUME_PRUNE_FILTERS), "volume prune")
+    everything = everything or not chosen.match_bool("all", False)  # the API's all=true: -a
 
     kind = "local volumes" if everything else "anonymous local volumes"
     if not force and not click.confirm(f"WARNING! This will remove {kind} not used by at "
                                        "least one container.\nAre you sure you want to "
                                        "continue?"):
         return
-    removed, reclaimed = prune_volumes(volumes_in_use(), everything)
+    removed, reclaimed = prune_volumes(volumes_in_use(), everything, chosen)
     if removed:
         click.echo("Deleted Volumes:\n" + "".join(f"{name}\n" for name in removed))
     click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
@@ -109,10 +117,10 @@ def volumes_in_use() -> dict[str, list[str]]:
     return records.volumes_in_use()
 
 
-def _label(item: str) -> tuple[str, str]:
+def _label(item: str, flag: str = "--label") -> tuple[str, str]:
     key, _, value = item.partition("=")
     if not key:
         from minidocker.errors import MinidockerError
 
-        raise MinidockerError(f"invalid label '{item}': use --label KEY=VALUE")
+        raise MinidockerError(f"invalid {flag} '{item}': use {flag} KEY=VALUE")
     return key, value

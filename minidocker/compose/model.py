@@ -132,7 +132,9 @@ class TopLevelSpec:
 
 @dataclass
 class VolumeSpec(TopLevelSpec):
-    """A named volume."""
+    """A named volume, with the local driver's options (``driver_opts``: type, device, o)."""
+
+    driver_opts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -199,4 +201,5 @@ def network_of(key: str, d: dict) -> NetworkSpec:
 
 
 def volume_of(key: str, d: dict) -> VolumeSpec:
-    return VolumeSpec(key, d["name"], d.get("external", False), d.get("labels", {}))
+    return VolumeSpec(key, d["name"], d.get("external", False), d.get("labels", {}),
+                      {k: str(v) for k, v in d.get("driver_opts", {}).items()})

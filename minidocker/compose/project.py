@@ -24,6 +24,7 @@ Used by: ``minidocker compose``, notebook 13-compose.
 """
 
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,11 @@ def up(project: Project, options: UpOptions, say: Say) -> list[records.Container
     first, then the services level by level: those that depend on nothing here, then those
     whose dependencies are all up, ... — the services of one level side by side, in threads
     (each start waits for its container's monitor: the engine's slow part)."""
+    if not project.services:  # Compose v2's "no service selected"; 1.29 refuses an empty file
+        files = ", ".join(os.path.basename(f) for f in project.files)
+        raise MinidockerError(f"no service selected: {files} has no service to run (an "
+                              "empty compose file, or each service behind a profile): define "
+                              "one under 'services:', or enable its profile with --profile")
     names = selected(project, options.services, not options.no_deps)
     check_external(project)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -204,21 +210,27 @@ def make_volumes(project: Project, say: Say) -> None:
     for key, spec in project.volumes.items():
         if missing(volumes.get_volume, spec, "volume"):
             volumes.create_volume(spec.name, labels={**spec.labels, PROJECT: project.name,
-                                                     convert.VOLUME: key})
+                                                     convert.VOLUME: key},
+                                  options=spec.driver_opts)
             say(f" Volume {spec.name}  Created")
 
 
 def check_external(project: Project) -> None:
-    """Every external network and volume exists, before anything is made."""
+    """Every external network and volume exists, and every volume's ``driver_opts`` are the
+    local driver's, before anything is made."""
     from minidocker import volumes
     from minidocker.network import store
 
     for spec in project.networks.values():
         if spec.external:
             missing(store.find, spec, "network")
-    for spec in project.volumes.values():
+    for key, spec in project.volumes.items():
         if spec.external:
             missing(volumes.get_volume, spec, "volume")
+        try:
+            volumes.check_driver_options(spec.driver_opts)
+        except MinidockerError as exc:
+            raise MinidockerError(f"volume {key}: driver_opts: {exc}") from None
 
 
 def missing(find, spec, kind: str) -> bool:

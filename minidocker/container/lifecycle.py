@@ -42,6 +42,7 @@ from minidocker.container.config import parse_signal
 from minidocker.container.logs import LogEntry, check_readable, follow, read_entries
 from minidocker.container.names import check_name
 from minidocker.errors import Conflict, MinidockerError, NotFound
+from minidocker.filters import Filters
 from minidocker.namespaces import SIGNALS_TO_FORWARD
 
 POD_INFRA_LABEL = "io.minidocker.pod.infra"  # "true" on a pod's infra (cluster/pods.py)
@@ -292,13 +293,15 @@ def refuse_if_joined(record: records.ContainerRecord) -> None:
                        f"{', '.join(joined)} share its namespaces (stop or remove them first)")
 
 
-def prune() -> list[str]:
-    """``container prune``: remove every container that is not running, and the directories
-    of creates that were killed before they saved a record. No create runs meanwhile."""
-    removed = []
+def prune(chosen: Filters | None = None) -> list[str]:
+    """``container prune``: remove every container that is not running (``chosen``:
+    ``until=``, ``label=`` narrow them), and the directories of creates that were killed
+    before they saved a record. No create runs meanwhile."""
+    removed, chosen = [], chosen or Filters()
     with records.all_locked():
         for record in records.all_records():
-            if refresh(record).status not in ACTIVE:
+            if (refresh(record).status not in ACTIVE
+                    and chosen.match_prune(record.Config.Labels, record.Created)):
                 try:
                     rm(record)
                 except Conflict:  # running containers joined its namespaces: it stays

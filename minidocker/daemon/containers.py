@@ -56,6 +56,7 @@ from minidocker.daemon.translate import (
     docker_host_config,
 )
 from minidocker.errors import Conflict, MinidockerError, NotFound
+from minidocker.filters import PRUNE_FILTERS
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, which dockerd shows for "never"
 CHANGE_KINDS = {"C": 0, "A": 1, "D": 2}
@@ -406,8 +407,8 @@ async def container_delete(request: Request) -> Response:
 
 async def container_prune(request: Request) -> Response:
     """``POST /containers/prune``: every container that does not run, gone."""
-    prune_filters(request, (), "container prune")
-    removed = await run_in_threadpool(lifecycle.prune)
+    chosen = prune_filters(request, PRUNE_FILTERS, "container prune")
+    removed = await run_in_threadpool(lifecycle.prune, chosen)
     _sessions(request).forget(removed)
     return JSONResponse({"ContainersDeleted": removed, "SpaceReclaimed": 0})
 

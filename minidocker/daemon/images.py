@@ -36,6 +36,7 @@ from minidocker.daemon.params import filter_items, flag, json_body, prune_filter
 from minidocker.daemon.progress import line
 from minidocker.daemon.uploads import MAX_ARCHIVE, receive_file
 from minidocker.errors import NotFound
+from minidocker.filters import PRUNE_FILTERS
 from minidocker.image import verbs
 from minidocker.image.store import ImageStore
 
@@ -133,10 +134,10 @@ def image_delete(request: Request) -> Response:
 
 
 def image_prune(request: Request) -> Response:
-    wanted = prune_filters(request, ("dangling",), "image prune")
-    everything = wanted.get("dangling", ["true"])[0] in ("false", "0")
+    chosen = prune_filters(request, ("dangling", *PRUNE_FILTERS), "image prune")
+    everything = not chosen.match_bool("dangling", True)  # docker image prune -a: false
     with records.all_locked():
-        done = verbs.prune_images(everything, records.images_in_use())
+        done = verbs.prune_images(everything, records.images_in_use(), chosen)
     deleted = [{line.split(": ", 1)[0]: line.split(": ", 1)[1]} for line in done]
     return JSONResponse({"ImagesDeleted": deleted or None, "SpaceReclaimed": 0})
 

@@ -82,8 +82,10 @@ def network_delete(request: Request) -> Response:
 
 
 def network_prune(request: Request) -> Response:
-    prune_filters(request, (), "network prune")
-    return JSONResponse({"NetworksDeleted": _networks().prune()})
+    from minidocker.filters import PRUNE_FILTERS
+
+    chosen = prune_filters(request, PRUNE_FILTERS, "network prune")
+    return JSONResponse({"NetworksDeleted": _networks().prune(chosen)})
 
 
 async def _container_of(request: Request) -> tuple[str, dict]:

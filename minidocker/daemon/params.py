@@ -95,15 +95,12 @@ def filter_items(request: Request) -> list[str]:
     return [f"{name}={value}" for name, values in filters(request).items() for value in values]
 
 
-def prune_filters(request: Request, accepted: tuple[str, ...], command: str) -> dict:
-    """A prune's filters: one it does not know is refused, never ignored (it would widen
-    what is deleted)."""
-    wanted = filters(request)
-    for name in wanted:
-        if name not in accepted:
-            raise ApiError(f"invalid filter '{name}' for {command}: minidocker's takes "
-                           f"{', '.join(accepted) or 'no filters'}")
-    return wanted
+def prune_filters(request: Request, accepted: tuple[str, ...], command: str):
+    """A prune's filters, by the rules of the CLI's ``--filter`` (minidocker/filters.py): one
+    it does not know is refused, never ignored (it would widen what is deleted)."""
+    from minidocker.filters import Filters
+
+    return Filters.parse(filter_items(request), accepted, command)
 
 
 TYPES = {bool: "a boolean", str: "a string", int: "an integer", list: "a list",

@@ -39,7 +39,8 @@ async def volume_create(request: Request) -> Response:
 
         raise ApiError(f"volume driver {body['Driver']!r} not found: minidocker has 'local'",
                        404)
-    volume = volumes.create_volume(body.get("Name") or None, labels=body.get("Labels") or {})
+    volume = volumes.create_volume(body.get("Name") or None, labels=body.get("Labels") or {},
+                                   options=body.get("DriverOpts") or {})
     return JSONResponse(volume.inspect(), status_code=201)
 
 
@@ -54,7 +55,7 @@ def volume_delete(request: Request) -> Response:
 
 
 def volume_prune(request: Request) -> Response:
-    wanted = prune_filters(request, ("all",), "volume prune")  # docker volume prune -a: all=true
-    everything = flag(request, "all") or wanted.get("all", ["false"])[0] in ("true", "1")
-    removed, reclaimed = volumes.prune_volumes(records.volumes_in_use(), everything)
+    chosen = prune_filters(request, ("all", *volumes.VOLUME_PRUNE_FILTERS), "volume prune")
+    everything = flag(request, "all") or not chosen.match_bool("all", False)  # prune -a
+    removed, reclaimed = volumes.prune_volumes(records.volumes_in_use(), everything, chosen)
     return JSONResponse({"VolumesDeleted": removed, "SpaceReclaimed": reclaimed})

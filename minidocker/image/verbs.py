@@ -14,6 +14,7 @@ Used by notebook 05.
 """
 
 from minidocker.errors import Conflict, NotFound
+from minidocker.filters import Filters
 from minidocker.image.store import ImageStore, tag_named, transaction
 
 Users = dict[str, list[str]]  # image ID -> IDs of the containers that use it
@@ -61,14 +62,19 @@ def _names_going(name: str, image) -> list[str]:
     return [name, *(d for d in image.digests if d.partition("@")[0] == repository)]
 
 
-def prune_images(everything: bool, users: Users) -> list[str]:
+def prune_images(everything: bool, users: Users, chosen: Filters | None = None) -> list[str]:
     """``docker image prune``: untagged images no container uses (``-a``: every unused), and
-    damaged ones (``index.json`` names a blob the store lacks): the store is whole again."""
+    damaged ones (``index.json`` names a blob the store lacks): the store is whole again.
+    ``chosen`` (``--filter until=24h``, ``label=...``) narrows the unused images removed."""
     store, removed = ImageStore(), []
+    chosen = chosen or Filters()
     with transaction():
         for image in store.images():
             dangling = not image.tags and not image.digests
-            if (everything or dangling or image.damage) and not users.get(image.id):
+            wanted = image.damage or ((everything or dangling) and chosen.match_prune(
+                image.config.get("config", {}).get("Labels") or {},
+                image.config.get("created") or "1970-01-01T00:00:00Z"))
+            if wanted and not users.get(image.id):
                 store.delete(image)
                 removed += [f"Untagged: {tag}" for tag in image.tags if image.damage]
                 removed.append(f"Deleted: {image.id}")

@@ -18,6 +18,7 @@ import re
 
 from minidocker import events
 from minidocker.errors import Conflict, MinidockerError
+from minidocker.filters import Filters
 from minidocker.network import bridge, endpoints, ipam, store
 from minidocker.network.endpoints import Endpoint
 from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION, MTU_OPTION, Network
@@ -190,9 +191,12 @@ def readdress_default_bridge(keep_subnet: bool = False) -> None:
         store.save(wanted)
 
 
-def prune() -> list[str]:
-    """Remove every user network that no container uses (``network prune``)."""
-    unused = [n for n in store.all_networks() if not n.predefined and not _in_use(n)]
+def prune(chosen: Filters | None = None) -> list[str]:
+    """Remove every user network that no container uses (``network prune``; ``chosen``:
+    ``until=``, ``label=`` narrow them)."""
+    chosen = chosen or Filters()
+    unused = [n for n in store.all_networks() if not n.predefined and not _in_use(n)
+              and chosen.match_prune(n.labels, n.created)]
     return [remove(n.id).name for n in unused]
 
 
