@@ -114,10 +114,9 @@ def start(record: records.ContainerRecord, attach: bool = False) -> int:
     if record.status in ACTIVE:
         return record.State["Pid"]
     from minidocker.container.monitor import launch  # here: ps and logs never need it
-    if record.State.get("ManuallyStopped") or record.RestartCount:  # a new one has neither
-        with record.locked():
-            record.State["ManuallyStopped"] = False
-            record.RestartCount = 0
+    with record.locked():  # NotFound here, cleanly, if an rm or prune came first
+        record.State["ManuallyStopped"] = False
+        record.RestartCount = 0
     pid = launch(record, wait_for_attach=attach)
     if not attach:  # attached, it runs only once its client comes: no namespaces to join yet
         rejoin(record)

@@ -242,7 +242,7 @@ def daemonize(work: Callable[[], None], keep_fd: int, log: Path) -> None:
                 null = os.open(os.devnull, os.O_RDWR)
                 os.dup2(null, 0)
                 os.dup2(null, 1)
-                os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), 2)
+                os.dup2(open_stderr(log, null), 2)
                 close_inherited_fds({keep_fd})  # what the launcher's parent gave it stays
                 work()
         except BaseException:
@@ -252,6 +252,16 @@ def daemonize(work: Callable[[], None], keep_fd: int, log: Path) -> None:
         finally:
             os._exit(0)
     os.waitpid(child, 0)
+
+
+def open_stderr(log: Path, fallback: int) -> int:
+    """The daemon's stderr: ``log``, or ``fallback`` (/dev/null) when its directory has gone
+    meanwhile (a container removed while its monitor was starting: the monitor then finds no
+    record and says so on its status pipe, not with a traceback on the caller's terminal)."""
+    try:
+        return os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except FileNotFoundError:
+        return fallback
 
 
 def close_inherited_fds(keep: set[int]) -> None:

@@ -112,7 +112,9 @@ def check_detach(student, scratch: str) -> str:
     report = scratch_dir(scratch) / "detached.json"
 
     def work():  # runs in the process the student detached
-        report.write_text(json.dumps({"pid": os.getpid()}))
+        written = report.with_suffix(".part")  # renamed whole: the checker never reads half
+        written.write_text(json.dumps({"pid": os.getpid()}))
+        os.replace(written, report)
         time.sleep(3)
 
     def call() -> dict:
