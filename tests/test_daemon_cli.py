@@ -11,6 +11,7 @@ import select
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +54,37 @@ def test_run_with_runtime_runc(daemon):
     assert ok(result).startswith("hi from ")
     refused = daemon.docker("run", "--rm", "--runtime", "kata", "busybox", "true")
     assert refused.returncode == 125 and "unknown or invalid runtime name: kata" in refused.stderr
+
+
+def test_run_with_cgroup_parent(daemon):
+    """``--cgroup-parent`` is HostConfig.CgroupParent: the container's cgroup goes below it,
+    ``rm -f`` takes the cgroup and leaves the parent (as dockerd does); a path out of the
+    hierarchy is the engine's own refusal, a 400 in the CLI's words."""
+    from minidocker.container.records import find
+
+    parent, name = f"{PREFIX}parent-{os.getpid()}", f"{PREFIX}cgparent"
+    ok(daemon.docker("run", "-d", "--name", name, "--cgroup-parent", f"/{parent}", "busybox",
+                     "sleep", "30"))
+    record = find(name)
+    cgroup = record.cgroup()
+    try:
+        assert f"/{parent}/{record.Id}" in Path(f"/proc/{record.State['Pid']}/cgroup").read_text()
+        assert all(d.parent.name == parent and d.is_dir() for d in cgroup.directories())
+        shown = ok(daemon.docker("inspect", "-f", "{{.HostConfig.CgroupParent}}", name))
+        assert shown.strip() == f"/{parent}"
+        ok(daemon.docker("rm", "-f", name))
+        assert not any(d.exists() for d in cgroup.directories())
+    finally:
+        daemon.docker("rm", "-f", name)
+        for directory in {d.parent for d in cgroup.directories()}:
+            directory.rmdir()
+    refused = daemon.docker("run", "--rm", "--cgroup-parent", "../x", "busybox", "true")
+    assert refused.returncode == 125 and "invalid --cgroup-parent '../x'" in refused.stderr
+    with daemon.http() as http:
+        answer = http.post("/containers/create", json={
+            "Image": "busybox", "HostConfig": {"CgroupParent": "a/../../x"}})
+    assert answer.status_code == 400 and answer.json()["message"].startswith(
+        "invalid --cgroup-parent 'a/../../x': give a path of names below the cgroup root")
 
 
 def test_run_rm_passes_the_exit_code_and_removes(daemon):

@@ -162,7 +162,7 @@ def process_config(o: dict) -> dict:
     place, as HostConfig fields."""
     from minidocker.cgroups.limits import parse_bytes
     from minidocker.container import tunables
-    from minidocker.container.config import check_runtime
+    from minidocker.container.config import check_cgroup_parent, check_runtime
 
     shm = parse_bytes("--shm-size", o["shm_size"]) if o["shm_size"] else 64 * 2**20
     if shm <= 0:
@@ -327,20 +327,6 @@ def whole_number(flag: str, text: str) -> int:
     except ValueError:
         raise MinidockerError(f"invalid value '{text}' for {flag}: give a whole "
                               "number") from None
-
-
-CGROUP_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-def check_cgroup_parent(path: str) -> str:
-    """``--cgroup-parent``: a path below the cgroup root, made of plain names."""
-    parts = path.strip("/").split("/")
-    if path and not all(p and p not in (".", "..") and CGROUP_NAME.fullmatch(p)
-                        for p in parts):
-        raise MinidockerError(f"invalid --cgroup-parent {path!r}: give a path of names "
-                              "below the cgroup root (letters, digits, . _ -), e.g. "
-                              "/classroom or minidocker/web")
-    return path
 
 
 PULL_POLICIES = ("missing", "never", "always")

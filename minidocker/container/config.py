@@ -17,6 +17,7 @@ moby's ``api/types/container/hostconfig.go`` for the modes. Used by: every conta
 notebooks 00 and 06.
 """
 
+import re
 import signal
 from dataclasses import dataclass, field, fields
 
@@ -305,6 +306,21 @@ def check_runtime(name: str) -> str:
         raise MinidockerError(f"unknown or invalid runtime name: {name} (use "
                               f"{' or '.join(RUNTIMES)})")
     return name
+
+
+CGROUP_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def check_cgroup_parent(path: str) -> str:
+    """``--cgroup-parent`` (``HostConfig.CgroupParent``): a path below the cgroup root, made
+    of plain names, so the container's cgroup cannot be put outside the hierarchy."""
+    parts = path.strip("/").split("/")
+    if path and not all(p and p not in (".", "..") and CGROUP_NAME.fullmatch(p)
+                        for p in parts):
+        raise MinidockerError(f"invalid --cgroup-parent {path!r}: give a path of names "
+                              "below the cgroup root (letters, digits, . _ -), e.g. "
+                              "/classroom or minidocker/web")
+    return path
 
 
 MODES = {"NetworkMode": NetworkMode, "IpcMode": IpcMode, "PidMode": PidMode,

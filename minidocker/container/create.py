@@ -23,7 +23,7 @@ import os
 
 from minidocker import cgroups, volumes
 from minidocker.container import health, records, tunables
-from minidocker.container.config import Config, HostConfig, parse_signal
+from minidocker.container.config import Config, HostConfig, check_cgroup_parent, parse_signal
 from minidocker.container.logs import check_log_config
 from minidocker.container.names import check_name, new_id
 from minidocker.errors import MinidockerError
@@ -80,6 +80,7 @@ def check_request(config: Config, host: HostConfig) -> None:
         parse_signal(config.StopSignal)  # a bad --stop-signal fails now, not at 'stop'
     tunables.check_sysctls(host.Sysctls, set(host.namespaces()))
     tunables.check_oom_score_adj(host.OomScoreAdj)
+    check_cgroup_parent(host.CgroupParent)
     if config.Domainname and not host.UTSMode.is_private:
         raise MinidockerError("Conflicting options: --domainname and --uts host: the host's "
                               "domain name is not the container's to set")

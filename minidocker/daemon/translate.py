@@ -35,6 +35,7 @@ from minidocker.container.config import (
     RestartPolicy,
     UsernsMode,
     UTSMode,
+    check_cgroup_parent,
     check_runtime,
 )
 from minidocker.daemon.errors import ApiError
@@ -59,10 +60,10 @@ HOST_FIELDS = {"Binds": list, "NetworkMode": str, "PortBindings": dict, "Restart
                "UsernsMode": str, "Init": bool, "LogConfig": dict, "Devices": list,
                "Memory": int, "MemorySwap": int, "NanoCpus": int, "CpuQuota": int,
                "CpuPeriod": int, "CpuShares": int, "CpusetCpus": str, "PidsLimit": int,
-               "ConsoleSize": list, "Runtime": str}
+               "ConsoleSize": list, "Runtime": str, "CgroupParent": str}
 HOST_IGNORED = {"ContainerIDFile", "VolumeDriver", "Annotations", "DnsOptions", "Cgroup",
                 "OomScoreAdj", "StorageOpt", "ShmSize", "Sysctls", "Isolation",
-                "MaskedPaths", "ReadonlyPaths", "CgroupParent", "BlkioWeight",
+                "MaskedPaths", "ReadonlyPaths", "BlkioWeight",
                 "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
                 "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod",
                 "CpuRealtimeRuntime", "CpusetMems", "DeviceCgroupRules", "DeviceRequests",
@@ -202,6 +203,7 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
     host.GroupAdd = list(body.get("GroupAdd") or [])
     try:
         host.Runtime = check_runtime(body.get("Runtime") or "minidocker")
+        host.CgroupParent = check_cgroup_parent(body.get("CgroupParent") or "")
     except MinidockerError as exc:
         raise ApiError(str(exc)) from None
     host.Security = security.parse_security_opts(host.SecurityOpt, cap_add=host.CapAdd,
