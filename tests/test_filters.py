@@ -189,3 +189,16 @@ def test_network_ls_filters(scene):
     net_id = json.loads(md("network", "inspect", f"{PREFIX}-net").stdout)[0]["Id"]
     assert networks("-f", f"id={net_id[:10]}", "-f", "scope=local") == [f"{PREFIX}-net"]
     assert networks("-f", "name=^flt-e") == [f"{PREFIX}-empty"]
+
+
+def test_images_reference_lists_only_the_names_that_match():
+    """One image under two names: ``reference=`` shows the row of the name it matches, as
+    Docker's ``images --filter reference=`` does, not every name of that image."""
+    other = f"{PREFIX.lower()}-other/app:1"
+    assert md("tag", "busybox", other).returncode == 0
+    try:
+        rows = md("images", "--filter", f"reference={PREFIX.lower()}-other/*",
+                  "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+        assert rows == [other]
+    finally:
+        md("rmi", other)

@@ -679,7 +679,8 @@ def system_prune(everything, volumes, force, filters):
     with image_users() as users:  # no create takes an image while they go
         deleted["Images"] = prune_images(everything, users, chosen)
     deleted["Volumes"] = prune_volumes(volumes_in_use(), chosen=chosen)[0] if volumes else []
-    deleted["user namespace layer copies"] = collect_layer_copies()
+    if not chosen:  # they carry no label nor date: a filtered prune takes only what it names
+        deleted["user namespace layer copies"] = collect_layer_copies()
     lines = [f"Deleted {kind}:\n" + "".join(f"{item}\n" for item in items)
              for kind, items in deleted.items() if items]
     click.echo("\n".join(lines) or "Total reclaimed space: 0B\n", nl=False)

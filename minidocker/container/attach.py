@@ -134,7 +134,7 @@ def relay(client: socket.socket, with_stdin: bool, tty: bool,
     code from the monitor's last frame: still known when ``--rm`` removed the record)."""
     inputs = [client, 0] if with_stdin else [client]
     buffer, held, code = b"", b"", None  # held: typed keys that may start the detach keys
-    with raw_terminal(0) if (tty and with_stdin) else contextlib.nullcontext():
+    with raw_terminal(0, keep_typed_ahead=True) if (tty and with_stdin) else contextlib.nullcontext():
         while True:
             ready, _, _ = select.select(inputs, [], [])
             if client in ready:

@@ -23,8 +23,11 @@ def copy_window_size(from_fd: int, to_fd: int) -> None:
 
 
 @contextlib.contextmanager
-def raw_terminal(fd: int):
-    """Our terminal in raw mode for the duration, restored whatever happens."""
+def raw_terminal(fd: int, keep_typed_ahead: bool = False):
+    """Our terminal in raw mode for the duration, restored whatever happens. The switch
+    discards input not read yet (TCSAFLUSH: a stray byte queued on a pty in between stays out
+    of the container), unless ``keep_typed_ahead`` (TCSANOW, as Docker's term package): what a
+    user typed while ``attach`` was starting reaches the container."""
     if not os.isatty(fd):
         yield
         return
@@ -32,7 +35,7 @@ def raw_terminal(fd: int):
 
     saved = termios.tcgetattr(fd)
     try:
-        tty.setraw(fd, termios.TCSANOW)  # not TCSAFLUSH: what was typed ahead is kept
+        tty.setraw(fd, termios.TCSANOW if keep_typed_ahead else termios.TCSAFLUSH)
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)

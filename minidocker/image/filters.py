@@ -9,6 +9,7 @@ Docker: ``docker images --help``, "Filtering". Used by: ``minidocker images``, (
 Engine API's ``GET /images/json``.
 """
 
+import dataclasses
 import fnmatch
 import functools
 
@@ -22,9 +23,16 @@ def parse(items) -> Filters:
 
 
 def select(images: list, filters: Filters, store) -> list:
-    """The images every filter matches; ``store`` finds those ``before``/``since`` name."""
+    """The images every filter matches; ``store`` finds those ``before``/``since`` name. With
+    ``reference``, an image keeps only its names that match, as Docker lists it: busybox
+    tagged ``other/app`` too shows one row for ``--filter reference=busybox``, not two."""
     created = functools.cache(lambda name: created_of(store.get(name)))
-    return [image for image in images if matches(image, filters, created)]
+    chosen = [image for image in images if matches(image, filters, created)]
+    if "reference" not in filters:
+        return chosen
+    return [dataclasses.replace(image, tags=[
+        tag for tag in image.tags if filters.match("reference", functools.partial(named_tag, tag))])
+        for image in chosen]
 
 
 def matches(image, f: Filters, created) -> bool:
@@ -39,6 +47,10 @@ def created_of(image) -> str:
 
 
 def named(image, pattern: str) -> bool:
+    """One of the image's tags matches ``pattern``."""
+    return any(named_tag(tag, pattern) for tag in image.tags)
+
+
+def named_tag(tag: str, pattern: str) -> bool:
     """A tag (``busybox:latest``) or its repository (``busybox``) matches ``pattern``."""
-    return any(fnmatch.fnmatchcase(tag, pattern)
-               or fnmatch.fnmatchcase(tag.rpartition(":")[0], pattern) for tag in image.tags)
+    return fnmatch.fnmatchcase(tag, pattern) or fnmatch.fnmatchcase(tag.rpartition(":")[0], pattern)
