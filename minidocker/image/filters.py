@@ -24,15 +24,18 @@ def parse(items) -> Filters:
 
 def select(images: list, filters: Filters, store) -> list:
     """The images every filter matches; ``store`` finds those ``before``/``since`` name. With
-    ``reference``, an image keeps only its names that match, as Docker lists it: busybox
-    tagged ``other/app`` too shows one row for ``--filter reference=busybox``, not two."""
+    ``reference``, an image keeps only its names (tags, repository digests) that match, as
+    Docker lists it: busybox tagged ``other/app`` too shows one row for ``--filter
+    reference=busybox``, not two."""
     created = functools.cache(lambda name: created_of(store.get(name)))
     chosen = [image for image in images if matches(image, filters, created)]
     if "reference" not in filters:
         return chosen
-    return [dataclasses.replace(image, tags=[
-        tag for tag in image.tags if filters.match("reference", functools.partial(named_tag, tag))])
-        for image in chosen]
+    def matching(names: list[str]) -> list[str]:  # tags, and digests' repositories
+        return [name for name in names if filters.match(
+            "reference", functools.partial(named_tag, name.partition("@")[0]))]
+    return [dataclasses.replace(image, tags=matching(image.tags), digests=matching(image.digests))
+            for image in chosen]
 
 
 def matches(image, f: Filters, created) -> bool:
