@@ -142,7 +142,9 @@ case $MODE in
             >"$RESULTS/kit-test-unit.log" 2>&1 || fail "systemd-run kit-test (see $RESULTS/kit-test-unit.log)"
         until guest "test -f /var/log/kit-test.rc" 2>/dev/null; do
             kill -0 "$QEMU_PID" 2>/dev/null || { fail "qemu stopped during ./kit test"; break; }
-            guest "sudo cat /var/log/kit-test.log" >"$RESULTS/kit-test.log" 2>/dev/null || true
+            # A copy that failed (the guest paused, ssh timed out) keeps the last good one.
+            guest "sudo cat /var/log/kit-test.log" >"$RESULTS/kit-test.log.new" 2>/dev/null &&
+                mv "$RESULTS/kit-test.log.new" "$RESULTS/kit-test.log" || rm -f "$RESULTS/kit-test.log.new"
             sleep 60
         done
         guest "sudo cat /var/log/kit-test.log" >"$RESULTS/kit-test.log" 2>/dev/null || true
