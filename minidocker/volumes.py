@@ -11,6 +11,9 @@ image's initial files appear in it. Lifetimes: a named volume lives until ``volu
 *anonymous* one (``-v /data``, or a path in the image's ``VOLUME`` list) gets a random name and
 goes with ``rm -v``, ``run --rm`` or ``volume prune``. ``--volumes-from`` copies another
 container's mounts: the "data container" pattern of sharing volumes by naming one container.
+A volume made with the local driver's options is the filesystem they name: ``-o type=none -o
+o=bind -o device=/srv`` is that host directory; ``-o type=tmpfs -o device=tmpfs -o o=size=64m``
+is memory mounted on ``_data`` while containers use it (localdriver.py).
 
 The mounts are made inside the container's own mount namespace, on the overlay and before
 pivot_root, so the host never sees them; mount points are found name by name inside the root,
@@ -25,12 +28,12 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from minidocker import events, kernel, rootfs
+from minidocker import events, kernel, localdriver, rootfs
 from minidocker.cgroups.limits import parse_bytes
 from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.filters import Filters
@@ -54,7 +57,8 @@ LXCFS_PROC_FILES = frozenset({
     "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
     "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled"})
 # The local driver's options (moby's volume/local): mount(8)'s -t TYPE, the DEVICE and -o
-# OPTIONS, each useless without the others. minidocker mounts the bind form of them.
+# OPTIONS, each useless without the others: a bind is that directory, any other type is mounted
+# on the volume's _data while containers use it (localdriver.py).
 LOCAL_DRIVER_OPTIONS = ("type", "device", "o")
 
 
@@ -82,6 +86,12 @@ class Volume:
     @property
     def directory(self) -> Path:
         return volumes_dir() / self.Name
+
+    @property
+    def driver_mounted(self) -> bool:
+        """A filesystem the local driver mounts on ``_data`` (a tmpfs, a device), not a
+        plain directory nor a bind."""
+        return bool(self.Options) and not is_bind_options(self.Options)
 
     def save(self) -> None:
         write_json(self.directory / "volume.json", asdict(self))
@@ -217,6 +227,9 @@ def remove_volume(name: str, in_use: dict[str, list[str]], force: bool = False) 
         users = ", ".join(in_use[volume.Name])
         raise Conflict(f"volume {volume.Name} is in use by container {users}: remove the "
                        f"container first ('minidocker rm {in_use[volume.Name][0]}')")
+    if volume.driver_mounted:  # left mounted by a crash: nobody uses it (checked above)
+        with localdriver.locked(volume.directory):
+            localdriver.unmount(volume.Mountpoint)
     # Renamed away first, so the volume disappears in one step even if the delete is cut short.
     doomed = volumes_dir() / f".removing-{os.getpid()}-{volume.Name}"
     os.rename(volume.directory, doomed)
@@ -510,13 +523,46 @@ def _realize(request: MountRequest) -> Mount:
         return Mount("tmpfs", "", target, RW=rw, Options=request.tmpfs_options)
     anonymous = not request.source
     volume = create_volume(request.source or None, anonymous=anonymous)
-    if volume.Options and not is_bind_options(volume.Options):
-        raise MinidockerError(f"volume {volume.Name} asks the local driver for a "
-                              f"{volume.Options['type']} mount: minidocker mounts only bind "
-                              "volumes (-o type=none -o o=bind -o device=/path); use --tmpfs "
-                              "or --mount type=tmpfs for memory")
     return Mount("volume", volume.data, target, Name=volume.Name, Driver=volume.Driver,
                  Mode=request.mode, RW=rw, Anonymous=anonymous, NoCopy=request.nocopy)
+
+
+# --- the local driver's mounts: from the first container that starts to the last that stops ----
+
+def driver_mounted(mounts: list) -> list[Volume]:
+    """The volumes among a container's mounts that the local driver mounts itself, in name
+    order (so that two starts take their locks in one order)."""
+    found = {}
+    for mount in mounts:
+        mount = mount if isinstance(mount, Mount) else Mount.from_dict(mount)
+        if mount.Type == "volume" and mount.Name not in found:
+            try:
+                found[mount.Name] = get_volume(mount.Name)
+            except NotFound:
+                continue  # removed: nothing of it to mount or unmount
+    return [found[name] for name in sorted(found) if found[name].driver_mounted]
+
+
+@contextmanager
+def mounted(mounts: list):
+    """A container starts: each of its volumes that the driver mounts is mounted on its
+    ``_data`` unless a running container has it mounted already. The volumes' locks stay held
+    until the ``with`` ends: the caller leaves it once the record says "running"."""
+    with ExitStack() as held:
+        for volume in driver_mounted(mounts):
+            held.enter_context(localdriver.locked(volume.directory))
+            localdriver.mount(volume.Name, volume.Options, volume.Mountpoint)
+        yield
+
+
+def unmount_unused(mounts: list, running_volumes: Callable[[], set[str]]) -> None:
+    """A container has stopped, and its record says so: each of its volumes that the driver
+    mounted and that no running container uses now (``running_volumes()``, asked under the
+    volume's lock) is unmounted — a tmpfs' data goes with it."""
+    for volume in driver_mounted(mounts):
+        with localdriver.locked(volume.directory):
+            if volume.Name not in running_volumes():
+                localdriver.unmount(volume.Mountpoint)
 
 
 # --- inside the container: mounting -----------------------------------------------------------
@@ -620,10 +666,12 @@ def locked(volume_name: str):
 
 def seed(volume_name: str, image_path: str) -> None:
     """The first mount of a new volume copies the image's files at that path into it (with
-    their modes, owners and symlinks) and records that it did, so it happens once."""
+    their modes, owners and symlinks) and records that it did, so it happens once. A tmpfs
+    volume is never seeded: Docker copies at create, into a tmpfs that is gone by the start,
+    so its owner and mode stay those of its ``o=`` (uid=, mode=)."""
     with locked(volume_name):
         volume = get_volume(volume_name)
-        if volume.Seeded:
+        if volume.Seeded or volume.Options.get("type") == "tmpfs":
             return
         data = Path(volume.data)
         if os.path.isdir(image_path) and not any(data.iterdir()):

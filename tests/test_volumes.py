@@ -186,9 +186,9 @@ def test_local_driver_options_are_kept_and_shown(state):
     volume = volumes.create_volume("opts", options=options)
     assert volumes.get_volume("opts").inspect()["Options"] == options
     assert volumes.create_volume("plain").inspect()["Options"] is None  # as Docker: null
-    assert volume.data == volume.Mountpoint  # not a bind: the files would be in its _data
-    with pytest.raises(MinidockerError, match="minidocker mounts only bind volumes"):
-        volumes.resolve([MountRequest("volume", "opts", "/data")])
+    assert volume.data == volume.Mountpoint  # not a bind: the tmpfs is mounted on its _data
+    assert volume.driver_mounted and not volumes.create_volume("plain").driver_mounted
+    assert volumes.resolve([MountRequest("volume", "opts", "/data")])[0].Source == volume.data
     bound = volumes.create_volume("bound", options={"type": "none", "o": "bind",
                                                     "device": str(state)})
     assert volumes.resolve([MountRequest("volume", "bound", "/data")])[0].Source == bound.data

@@ -84,8 +84,7 @@ def refresh(record: records.ContainerRecord) -> records.ContainerRecord:
 def monitor_alive(record: records.ContainerRecord) -> bool:
     """The monitor named by the record still runs: same PID and start time (a reused PID
     or a zombie has another, see ``records.start_time``)."""
-    pid = record.State.get("MonitorPid") or 0
-    return pid > 0 and records.start_time(pid) == record.State.get("MonitorStart")
+    return record.monitor_alive()
 
 
 def find(name: str) -> records.ContainerRecord:

@@ -132,6 +132,12 @@ class ContainerRecord:
                     "propagation": mount.get("Propagation") or ""})
         self.event("start")
 
+    def monitor_alive(self) -> bool:
+        """The monitor named by the record still runs: same PID and start time (a reused PID
+        or a zombie has another, see ``start_time``)."""
+        pid = self.State.get("MonitorPid") or 0
+        return pid > 0 and start_time(pid) == self.State.get("MonitorStart")
+
     def event(self, action: str, **attributes) -> None:
         """Tell ``docker events`` what happened to this container (minidocker/events.py),
         with Docker's attributes: its labels, image and name."""
@@ -263,6 +269,15 @@ def volumes_in_use(but: str = "") -> dict[str, list[str]]:
     from minidocker.volumes import volume_users
 
     return volume_users((r.Name, r.Mounts) for r in all_records() if r.Id != but)
+
+
+def running_volumes() -> set[str]:
+    """The volumes that running containers mount now: their record says running or paused,
+    and their monitor lives (one killed with -9 has taken its container down with it)."""
+    from minidocker.volumes import volume_users
+
+    return set(volume_users((r.Name, r.Mounts) for r in all_records()
+                            if r.status in ("running", "paused") and r.monitor_alive()))
 
 
 def claim_name(name: str | None) -> str:

@@ -7,21 +7,23 @@ models):
 
 1. ``plan_start``: everything the record asks for, read once (overlay dirs, command,
    environment, namespaces to create or join, mounts, devices, security options);
-2. ``make_cgroup``: the container's cgroup, with its limits and allowed devices (stages 3, 9),
-   and whether it guards them (cgroup v1); if not, step 4 mounts /dev read-only;
-3. ``namespaces.spawn`` forks the shim, which unshares a PID namespace (after a user namespace,
+2. ``volumes.mounted``: a volume the local driver mounts (a tmpfs) is mounted on its ``_data``
+   unless a running container has it mounted already (stage 7);
+3. ``make_cgroup``: the container's cgroup, with its limits and allowed devices (stages 3, 9),
+   and whether it guards them (cgroup v1); if not, step 5 mounts /dev read-only;
+4. ``namespaces.spawn`` forks the shim, which unshares a PID namespace (after a user namespace,
    with ``--userns``); its child unshares uts, mnt, ipc and net (or joins another container's)
    and waits while ``parent_side`` moves it into the cgroup, sets its OOM score and plugs its
    network in (stage 8);
    then it unshares the cgroup namespace, so its cgroup looks like the root;
-4. ``child_side``, as the container's PID 1: make every mount private, mount the overlay of the
+5. ``child_side``, as the container's PID 1: make every mount private, mount the overlay of the
    image, a small init layer and the container's upper dir (stage 4); write its sysctls while
    /proc/sys is still writable; pivot_root into it with /proc, /sys and /dev, and the devices,
    volumes, /etc/hosts and tini on top (stages 2, 7); set the host and domain names; bring
    ``lo`` up; go to the working directory; set the rlimits; and as the very last step
    capabilities, the user (``-u``) and the seccomp filter (stage 9);
-5. exec the command; whoever started it (the monitor) waits for the shim, and ``teardown.finish``
-   records the exit code and gives back the cgroup and the network.
+6. exec the command; whoever started it (the monitor) waits for the shim, and ``teardown.finish``
+   records the exit code and gives back the cgroup, the network and the volumes' mounts.
 
 Man pages: see stages 1 to 9: unshare(2), setns(2), mount(2), overlay (filesystems/overlayfs
 in the kernel docs), pivot_root(2), sethostname(2), cgroups(7), capabilities(7), seccomp(2),
@@ -29,6 +31,7 @@ setrlimit(2), sysctl(8), execve(2). Used by: ``minidocker run``/``start``, the m
 notebooks 00 and 06.
 """
 
+import contextlib
 import functools
 import os
 import time
@@ -124,26 +127,36 @@ def start(record: records.ContainerRecord,
           stdio: namespaces.Stdio | None = None, adopt: bool = False) -> Container:
     """Start a created (or exited) container; returns once its command has been exec'd.
     With ``adopt`` the caller, a child subreaper, is PID 1's parent: no shim stays."""
-    try:
-        plan = plan_start(record)
-        if plan.host.Runtime == "runc":  # the spawn step handed to runc (runc.py)
-            process, cgroup = runc.spawn(plan, stdio or namespaces.Stdio()), record.cgroup()
-        else:
-            cgroup, devices_guarded = make_cgroup(plan)
-            process = namespaces.spawn(plan.command, plan.kinds, env=plan.env, stdio=stdio,
-                                       join=plan.join, user_map=plan.idmap,
-                                       before_start=functools.partial(parent_side, plan, cgroup),
-                                       setup=functools.partial(child_side, plan,
-                                                               devices_guarded),
-                                       adopt=adopt)
-    except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
-        teardown.finish(record, getattr(exc, "exit_code", 125), error=str(exc))
-        raise
-    if plan.host.Init:
-        wait_for_signal_handling(process.pid)
-    record.mark_running(process.pid)
+    with contextlib.ExitStack() as volumes_held:
+        try:
+            plan = plan_start(record)
+            # the local driver's filesystems (a tmpfs volume) on their _data before the
+            # child copies our mounts; their locks held until the record says "running"
+            volumes_held.enter_context(volumes.mounted(plan.mounts))
+            process, cgroup = spawn(plan, stdio, adopt)
+        except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
+            volumes_held.close()  # finish counts the volumes' users under those locks
+            teardown.finish(record, getattr(exc, "exit_code", 125), error=str(exc))
+            raise
+        if plan.host.Init:
+            wait_for_signal_handling(process.pid)
+        record.mark_running(process.pid)
     plan.network.record_settings()
     return Container(record, process, cgroup)
+
+
+def spawn(plan: StartPlan, stdio: namespaces.Stdio | None,
+          adopt: bool) -> tuple[namespaces.Process, cgroups.Cgroup]:
+    """The container's processes: our own shim and PID 1, or runc's (runc.py)."""
+    if plan.host.Runtime == "runc":  # the spawn step handed to runc
+        return runc.spawn(plan, stdio or namespaces.Stdio()), plan.record.cgroup()
+    cgroup, devices_guarded = make_cgroup(plan)
+    process = namespaces.spawn(plan.command, plan.kinds, env=plan.env, stdio=stdio,
+                               join=plan.join, user_map=plan.idmap,
+                               before_start=functools.partial(parent_side, plan, cgroup),
+                               setup=functools.partial(child_side, plan, devices_guarded),
+                               adopt=adopt)
+    return process, cgroup
 
 
 def plan_start(record: records.ContainerRecord) -> StartPlan:

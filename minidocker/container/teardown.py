@@ -14,6 +14,10 @@ after a crash it may run again, and only what is still there is removed.
 * ``finish(record, exit_code)``: PID 1 is gone (or never ran): with ``--rm`` remove
   everything, else release and record the exit.
 
+Both end with ``unmount_volumes``: a volume the local driver mounted (a tmpfs) is unmounted
+when no running container uses it any more. It runs once the record says "exited" (or is
+gone), so of two containers stopping at once, the later one sees neither as a user.
+
 Man pages: cgroups(7) (cgroup.kill), rmdir(2), veth(4).
 """
 
@@ -45,6 +49,7 @@ def remove(record: records.ContainerRecord, volumes_too: bool = False) -> None:
         volumes.remove_anonymous(record.Mounts, records.volumes_in_use(but=record.Id))
     record.remove()
     shutil.rmtree(record.directory, ignore_errors=True)
+    unmount_volumes(record)
     record.event("destroy")
 
 
@@ -61,3 +66,13 @@ def finish(record: records.ContainerRecord, exit_code: int, oom_killed: bool = F
         record.mark_exited(exit_code, oom_killed=oom_killed, error=error)
     except MinidockerError:
         pass  # removed meanwhile ('rm -f'): nothing left to record
+    unmount_volumes(record)
+
+
+def unmount_volumes(record: records.ContainerRecord) -> None:
+    """The local driver's mounts of this container's volumes that no running container
+    needs now (localdriver.py): derived from the records, never from a counter."""
+    if any(m.get("Type") == "volume" for m in record.Mounts):
+        from minidocker import volumes
+
+        volumes.unmount_unused(record.Mounts, records.running_volumes)

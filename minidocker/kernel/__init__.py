@@ -13,6 +13,8 @@ from .constants import *  # noqa: F403
 from .libc import (
     capget,
     capset,
+    fsconfig,
+    fsopen,
     interface_up,
     mount,
     mount_setattr,
@@ -27,6 +29,6 @@ from .libc import (
     unshare,
 )
 
-__all__ = ["capget", "capset", "interface_up", "mount", "mount_setattr", "move_mount", "open_tree",
-           "pivot_root", "prctl", "setdomainname", "sethostname", "setns", "umount2", "unshare"]
+__all__ = ["capget", "capset", "fsconfig", "fsopen", "interface_up", "mount", "mount_setattr",
+           "move_mount", "open_tree", "pivot_root", "prctl", "setdomainname", "sethostname", "setns", "umount2", "unshare"]
 __all__ += [name for name in dir() if name.isupper()]

@@ -4,7 +4,7 @@
 Man pages: clone(2) (CLONE_*), mount(2) (MS_*), umount2(2) (MNT_*), prctl(2) (PR_*),
 seccomp(2) (SECCOMP_*), pty(7) (TIOCGPTN, TIOCSPTLCK: what ptsname(3) and unlockpt(3) do),
 netdevice(7) (SIOC*, IFF_UP), open_tree(2) and move_mount(2) (OPEN_TREE_*, MOVE_MOUNT_*),
-mount_setattr(2) (MOUNT_ATTR_*).
+mount_setattr(2) (MOUNT_ATTR_*), fsopen(2) and fsconfig(2) (FSOPEN_*, FSCONFIG_*).
 Used by: the same as libc.py; labs 04, 05, 08 and 09 call ``kernel`` directly.
 """
 
@@ -23,7 +23,9 @@ MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
 MS_REMOUNT = 0x20
+MS_DIRSYNC = 0x80
 MS_NOATIME = 0x400
 MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
@@ -34,6 +36,11 @@ MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
+
+# fsopen(2) / fsconfig(2): a filesystem context, configured one parameter at a time
+FSOPEN_CLOEXEC = 0x1
+FSCONFIG_SET_FLAG = 0  # a parameter without a value ("noswap")
+FSCONFIG_SET_STRING = 1  # key=value ("size=64m")
 
 # umount2(2) flags
 MNT_FORCE = 0x1

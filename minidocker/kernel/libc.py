@@ -7,7 +7,7 @@ man page's signature, and when the kernel says no it raises ``OSError`` naming t
 ``OSError: [Errno 16] pivot_root('/x', '/x/old'): Device or resource busy``.
 
 Man pages: unshare(2) setns(2) mount(2) umount2(2) pivot_root(2) sethostname(2) setdomainname(2)
-prctl(2) errno(3) open_tree(2) move_mount(2) mount_setattr(2).
+prctl(2) errno(3) open_tree(2) move_mount(2) mount_setattr(2) fsopen(2) fsconfig(2).
 Used by: every later stage; notebook 01-namespaces shows them one by one.
 """
 
@@ -24,6 +24,9 @@ from . import constants
 from .constants import (
     _LINUX_CAPABILITY_VERSION_3,
     AT_FDCWD,
+    FSCONFIG_SET_FLAG,
+    FSCONFIG_SET_STRING,
+    FSOPEN_CLOEXEC,
     IFF_UP,
     MOVE_MOUNT_F_EMPTY_PATH,
     SIOCGIFFLAGS,
@@ -182,6 +185,7 @@ def interface_up(name: str) -> None:
 
 # The new mount API (Linux 5.2, mount_setattr 5.12): one number on every architecture.
 _SYS_OPEN_TREE, _SYS_MOVE_MOUNT, _SYS_MOUNT_SETATTR = 428, 429, 442
+_SYS_FSOPEN, _SYS_FSCONFIG = 430, 431
 
 
 def open_tree(path: str, flags: int) -> int:
@@ -195,6 +199,21 @@ def move_mount(fd: int, target: str) -> None:
     """Attach the mount ``fd`` (from ``open_tree``) at ``target``. Man page: move_mount(2)."""
     _check(_libc.syscall(_SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, _b(target),
                          MOVE_MOUNT_F_EMPTY_PATH), "move_mount", target)
+
+
+def fsopen(fstype: str, flags: int = FSOPEN_CLOEXEC) -> int:
+    """A new *filesystem context* for ``fstype``: a file descriptor to which ``fsconfig``
+    hands the mount options one by one, each checked as it comes. Man page: fsopen(2)."""
+    return _check(_libc.syscall(_SYS_FSOPEN, _b(fstype), flags), "fsopen", fstype)
+
+
+def fsconfig(fd: int, key: str, value: str | None = None) -> None:
+    """Give the context ``fd`` one option: ``key=value``, or the flag ``key``. The kernel
+    refuses a bad one there and then (EINVAL), and explains why in a message that a
+    read(2) of ``fd`` returns ("e tmpfs: Bad value for 'size'"). Man page: fsconfig(2)."""
+    command = FSCONFIG_SET_FLAG if value is None else FSCONFIG_SET_STRING
+    _check(_libc.syscall(_SYS_FSCONFIG, fd, command, _b(key), _b(value), 0), "fsconfig", fd,
+           key, value)
 
 
 class MountAttr(ctypes.Structure):

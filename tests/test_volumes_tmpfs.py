@@ -1,0 +1,110 @@
+"""Stage 7: a volume of the local driver that is a filesystem of its own (``-o type=tmpfs``).
+
+The tmpfs is mounted on the volume's ``_data`` when its first container starts, shared by the
+containers that run meanwhile, and unmounted (its data gone) when the last one stops — as in
+Docker. The count of users is derived from the records and the mount table, so a monitor
+killed with SIGKILL leaves nothing mounted. Checked in the kernel's mount table."""
+
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from minidocker import localdriver
+from minidocker.container import records
+
+from .conftest import MINIDOCKER
+from .daemon_helpers import DOCKER, running_daemon
+from .helpers import eventually
+
+TMPFS = ["-o", "type=tmpfs", "-o", "device=tmpfs"]
+WAIT = "while [ ! -e /data/stop ]; do sleep 0.1; done"  # ends when a file says so
+
+
+def tmpfs_on(volume: str) -> list[str]:
+    """The mount options of each mount on the volume's _data, from /proc/self/mountinfo."""
+    data = os.path.realpath(f"{os.environ['MINIDOCKER_ROOT']}/volumes/{volume}/_data")
+    with open("/proc/self/mountinfo") as f:
+        return [line.split(" - ")[1].split()[2] for line in f if line.split()[4] == data]
+
+
+@pytest.fixture
+def volume(md, request):
+    name = request.node.name.replace("_", "-").strip("-")[:40]
+    yield name
+    md("volume", "rm", "-f", name)
+
+
+def test_o_splits_as_mount_8_does():
+    assert localdriver.mount_flags("size=64m,noexec,uid=1000,rw,nosuid") == (
+        localdriver.FLAG_WORDS["noexec"] | localdriver.FLAG_WORDS["nosuid"], "size=64m,uid=1000")
+
+
+def test_two_containers_share_the_tmpfs_and_its_data_goes_with_the_last(md, containers,
+                                                                         volume):
+    assert md("volume", "create", *TMPFS, "-o", "o=size=1m,uid=1000,mode=750",
+              volume).returncode == 0
+    first, second = containers.name(), containers.name()
+    starts = [subprocess.Popen([*MINIDOCKER, "run", "-d", "--name", name, "-v",
+                                f"{volume}:/data", "busybox", "sh", "-c", WAIT],
+                               stdout=subprocess.DEVNULL) for name in (first, second)]
+    assert [start.wait(timeout=60) for start in starts] == [0, 0]  # two starts at once
+    assert tmpfs_on(volume) == ["rw,size=1024k,mode=750,uid=1000"]  # one tmpfs, mounted once
+    md("exec", first, "sh", "-c", "echo shared > /data/f")
+    seen = md("exec", second, "sh", "-c", "cat /data/f; stat -c '%u %a' /data").stdout
+    assert seen == "shared\n1000 750\n"  # not seeded: the owner and mode are the o= ones
+    assert md("volume", "rm", volume).returncode != 0  # in use
+    assert md("stop", "-t", "0", first).returncode == 0
+    assert tmpfs_on(volume) != []  # the second still runs on it
+    md("exec", second, "touch", "/data/stop")
+    eventually(lambda: md("inspect", "-f", "{{.State.Status}}", second).stdout == "exited\n")
+    assert tmpfs_on(volume) == []
+    again = md("run", "--rm", "-v", f"{volume}:/data", "busybox", "ls", "-A", "/data")
+    assert (again.returncode, again.stdout) == (0, "")  # a new, empty tmpfs
+    assert tmpfs_on(volume) == []
+    md("rm", first, second)
+    assert md("volume", "rm", volume).returncode == 0
+
+
+def test_a_bad_o_option_is_named_and_nothing_stays_mounted(md, volume):
+    md("volume", "create", *TMPFS, "-o", "o=size=1m,bogus=1", volume)
+    result = md("run", "--rm", "-v", f"{volume}:/data", "busybox", "true")
+    assert result.returncode == 125
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "'bogus=1'" in result.stderr and "Unknown parameter" in result.stderr
+    assert f"minidocker volume rm {volume}" in result.stderr
+    assert tmpfs_on(volume) == []
+
+
+def test_a_killed_monitor_leaves_no_tmpfs(md, containers, volume):
+    md("volume", "create", *TMPFS, volume)
+    name = containers.run_d("-v", f"{volume}:/data", "busybox", "sh", "-c", WAIT)
+    record = records.find(name)
+    assert len(tmpfs_on(volume)) == 1
+    os.kill(record.State["MonitorPid"], signal.SIGKILL)
+    eventually(lambda: not os.path.exists(f"/proc/{record.State['Pid']}"))
+    assert md("ps", "-a").returncode == 0  # the next look at the record finds the monitor gone
+    assert tmpfs_on(volume) == []
+    md("rm", name)
+
+
+@pytest.mark.skipif(not shutil.which(DOCKER), reason="needs the docker CLI")
+def test_the_docker_cli_makes_and_uses_a_tmpfs_volume(tmp_path, volume):
+    with running_daemon(tmp_path, "tmpfsvol-") as daemon:
+        made = daemon.docker("volume", "create", *TMPFS, "-o", "o=size=2m", volume)
+        assert made.returncode == 0, made.stderr
+        name = "tmpfsvol-keeper"
+        kept = daemon.docker("run", "-d", "--name", name, "-v", f"{volume}:/data", "busybox",
+                             "sh", "-c", f"echo kept > /data/f; {WAIT}")
+        assert kept.returncode == 0, kept.stderr
+        eventually(lambda: daemon.docker("exec", name, "cat", "/data/f").stdout == "kept\n")
+        read = daemon.docker("run", "--rm", "-v", f"{volume}:/data", "busybox", "cat",
+                             "/data/f")
+        assert (read.returncode, read.stdout) == (0, "kept\n")
+        assert tmpfs_on(volume) == ["rw,size=2048k"]
+        daemon.docker("exec", name, "touch", "/data/stop")
+        assert daemon.docker("wait", name).stdout == "0\n"
+        assert tmpfs_on(volume) == []
+        daemon.docker("rm", name)
