@@ -108,3 +108,14 @@ def test_the_docker_cli_makes_and_uses_a_tmpfs_volume(tmp_path, volume):
         assert daemon.docker("wait", name).stdout == "0\n"
         assert tmpfs_on(volume) == []
         daemon.docker("rm", name)
+
+
+def test_cp_into_a_stopped_container_uses_a_tmpfs_of_its_own(md, containers, volume,
+                                                              tmp_path):
+    md("volume", "create", *TMPFS, volume)
+    name = containers.name()
+    assert md("create", "--name", name, "-v", f"{volume}:/data", "busybox").returncode == 0
+    (tmp_path / "f").write_text("copied\n")
+    assert md("cp", str(tmp_path / "f"), f"{name}:/data/f").returncode == 0
+    data = f"{os.environ['MINIDOCKER_ROOT']}/volumes/{volume}/_data"
+    assert tmpfs_on(volume) == [] and os.listdir(data) == []  # gone with cp's namespace

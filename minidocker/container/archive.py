@@ -53,7 +53,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from minidocker import kernel, namespaces, rootfs, unionfs, volumes
+from minidocker import kernel, localdriver, namespaces, rootfs, unionfs, volumes
 from minidocker.container import records
 from minidocker.container.lifecycle import ACTIVE
 from minidocker.errors import Conflict, MinidockerError, NotFound
@@ -182,6 +182,10 @@ def _mount_stopped(report: namespaces.Report, record: records.ContainerRecord) -
     report.step("mount the container's root")
     unionfs.mount_overlay(dirs)
     report.step("mount its volumes")
+    # a tmpfs volume that no running container holds: one of this namespace's own, gone with
+    # it (Docker's cp mounts it and unmounts it again), never the plain _data under it
+    for volume in volumes.driver_mounted(record.Mounts):
+        localdriver.mount(volume.Name, volume.Options, volume.Mountpoint)
     volumes.mount_all([volumes.Mount.from_dict(m) for m in record.Mounts], dirs.merged)
     report.step("chroot into it")
     os.chroot(dirs.merged)
