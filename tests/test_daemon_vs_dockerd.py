@@ -218,3 +218,33 @@ def known(*prefixes: str) -> dict:
             if path.startswith(prefixes)}
 
 
+
+
+def test_a_tmpfs_volume_lives_while_its_containers_run(daemons):
+    """The local driver's ``-o type=tmpfs`` volume: shared by the containers that run, empty
+    again once the last one is gone, its Options shown as given; a bad ``o=`` refused by both
+    when a container mounts it."""
+    volume, keeper, bad = f"{PREFIX}tmpfs", f"{PREFIX}keeper", f"{PREFIX}badtmpfs"
+    tmpfs = ("-o", "type=tmpfs", "-o", "device=tmpfs")
+    seen = []
+    for daemon in daemons:
+        try:
+            ok(daemon.docker("volume", "create", *tmpfs, "-o", "o=size=2m,uid=1000", volume))
+            ok(daemon.docker("volume", "create", *tmpfs, "-o", "o=size=2m,bogus=1", bad))
+            ok(daemon.docker("run", "-d", "--name", keeper, "-v", f"{volume}:/data", "busybox",
+                             "sleep", "300"))
+            ok(daemon.docker("exec", keeper, "sh", "-c", "echo kept > /data/f"))
+            shared = ok(daemon.docker("run", "--rm", "-v", f"{volume}:/data", "busybox", "sh",
+                                      "-c", "cat /data/f; stat -c %u /data"))
+            ok(daemon.docker("rm", "-f", keeper))
+            after = ok(daemon.docker("run", "--rm", "-v", f"{volume}:/data", "busybox", "ls",
+                                     "-A", "/data"))
+            options = json.loads(ok(daemon.docker("volume", "inspect", "-f",
+                                                  "{{json .Options}}", volume)))
+            refused = daemon.docker("run", "--rm", "-v", f"{bad}:/data", "busybox", "true")
+            seen.append((shared, after, options, refused.returncode, bool(refused.stderr)))
+        finally:
+            daemon.docker("rm", "-f", keeper)
+            daemon.docker("volume", "rm", volume, bad)
+    assert seen[0] == seen[1] == ("kept\n1000\n", "", {"type": "tmpfs", "device": "tmpfs",
+                                                       "o": "size=2m,uid=1000"}, 125, True)

@@ -36,3 +36,11 @@ def test_no_overlay_was_made_in_the_session_namespace():
     assert vxlans == ""
     assert subprocess.run(["iptables", "-t", "nat", "-S", "MD-MESH"],
                           capture_output=True).returncode != 0
+
+
+def test_no_volume_filesystem_stays_mounted():
+    """A tmpfs volume (``volume create -o type=tmpfs``) is unmounted when its last container
+    stops: after the session none is left on any volume's _data."""
+    volumes = os.path.realpath(os.environ["MINIDOCKER_ROOT"]) + "/volumes/"
+    with open("/proc/self/mountinfo") as f:
+        assert [line for line in f if line.split()[4].startswith(volumes)] == []
