@@ -3,10 +3,10 @@
 The tmpfs is mounted on the volume's ``_data`` when its first container starts, shared by the
 containers that run meanwhile, and unmounted (its data gone) when the last one stops — as in
 Docker. The count of users is derived from the records and the mount table, so a monitor
-killed with SIGKILL leaves nothing mounted. Checked in the kernel's mount table."""
+killed with SIGKILL leaves nothing mounted. Checked in the kernel's mount table. (The docker
+CLI through minidocker's daemon, side by side with dockerd: test_daemon_vs_dockerd.py.)"""
 
 import os
-import shutil
 import signal
 import subprocess
 
@@ -16,7 +16,6 @@ from minidocker import localdriver
 from minidocker.container import records
 
 from .conftest import MINIDOCKER
-from .daemon_helpers import DOCKER, running_daemon
 from .helpers import eventually
 
 TMPFS = ["-o", "type=tmpfs", "-o", "device=tmpfs"]
@@ -88,26 +87,6 @@ def test_a_killed_monitor_leaves_no_tmpfs(md, containers, volume):
     assert md("ps", "-a").returncode == 0  # the next look at the record finds the monitor gone
     assert tmpfs_on(volume) == []
     md("rm", name)
-
-
-@pytest.mark.skipif(not shutil.which(DOCKER), reason="needs the docker CLI")
-def test_the_docker_cli_makes_and_uses_a_tmpfs_volume(tmp_path, volume):
-    with running_daemon(tmp_path, "tmpfsvol-") as daemon:
-        made = daemon.docker("volume", "create", *TMPFS, "-o", "o=size=2m", volume)
-        assert made.returncode == 0, made.stderr
-        name = "tmpfsvol-keeper"
-        kept = daemon.docker("run", "-d", "--name", name, "-v", f"{volume}:/data", "busybox",
-                             "sh", "-c", f"echo kept > /data/f; {WAIT}")
-        assert kept.returncode == 0, kept.stderr
-        eventually(lambda: daemon.docker("exec", name, "cat", "/data/f").stdout == "kept\n")
-        read = daemon.docker("run", "--rm", "-v", f"{volume}:/data", "busybox", "cat",
-                             "/data/f")
-        assert (read.returncode, read.stdout) == (0, "kept\n")
-        assert tmpfs_on(volume) == ["rw,size=2048k"]
-        daemon.docker("exec", name, "touch", "/data/stop")
-        assert daemon.docker("wait", name).stdout == "0\n"
-        assert tmpfs_on(volume) == []
-        daemon.docker("rm", name)
 
 
 def test_cp_into_a_stopped_container_uses_a_tmpfs_of_its_own(md, containers, volume,
