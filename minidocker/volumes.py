@@ -560,9 +560,12 @@ def unmount_unused(mounts: list, running_volumes: Callable[[], set[str]]) -> Non
     mounted and that no running container uses now (``running_volumes()``, asked under the
     volume's lock) is unmounted — a tmpfs' data goes with it."""
     for volume in driver_mounted(mounts):
-        with localdriver.locked(volume.directory):
-            if volume.Name not in running_volumes():
-                localdriver.unmount(volume.Mountpoint)
+        try:
+            with localdriver.locked(volume.directory):
+                if volume.Name not in running_volumes():
+                    localdriver.unmount(volume.Mountpoint)
+        except FileNotFoundError:
+            continue  # removed meanwhile (volume rm unmounts first)
 
 
 # --- inside the container: mounting -----------------------------------------------------------
