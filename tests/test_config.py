@@ -64,6 +64,20 @@ def test_host_config_round_trips_through_dockers_json():
     assert again.NetworkMode.is_bridge and again.PortBindings == host.PortBindings
 
 
+def test_a_record_keeps_stage_9s_options_as_data_until_a_process_starts():
+    from minidocker import security
+
+    asked = security.parse_security_opts(["no-new-privileges"], cap_drop=["NET_RAW"])
+    data = HostConfig(Security=asked).to_dict()
+    again = HostConfig.from_dict(data)
+    assert isinstance(again.Security, dict) and again.to_dict() == data  # ps, inspect
+    options = again.security_options()  # start, exec: the compiled filter again
+    assert (options.capabilities, options.no_new_privs, options.seccomp.to_bytes()) == \
+        (asked.capabilities, True, asked.seccomp.to_bytes())
+    assert HostConfig.from_dict(HostConfig().to_dict()).security_options().seccomp_profile \
+        == "default"
+
+
 def test_restart_policy_is_checked():
     with pytest.raises(MinidockerError, match="only on-failure takes a maximum retry count"):
         RestartPolicy.parse("always:3")

@@ -70,3 +70,17 @@ def test_run_on_the_bridge_imports_only_pyroute2s_rtnetlink_messages():
                                 "what the bridge's netlink messages do not need"))
     heavy = heavy_in(modules, budget)
     assert not heavy, f"'run' on the bridge imports {heavy}"
+
+
+def test_reading_records_loads_no_seccomp():
+    """``ps`` reads every record; stage 9's options stay data there (the seccomp compiler and
+    its BPF are for a process that starts)."""
+    created = subprocess.run([*MINIDOCKER, "create", "--cap-drop", "NET_RAW", "busybox"],
+                             capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    try:
+        modules = imported_by("ps", "-a")
+        assert "minidocker.container.records" in modules, "the report was not parsed"
+        assert not {m for m in modules if m.startswith("minidocker.security")}
+    finally:
+        subprocess.run([*MINIDOCKER, "rm", created.stdout.strip()], capture_output=True)

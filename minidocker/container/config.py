@@ -237,7 +237,10 @@ class HostConfig:
     SecurityOpt: list[str] = field(default_factory=list)
     GroupAdd: list[str] = field(default_factory=list)
     Devices: list = field(default_factory=list)  # security.devices.Device
-    Security: object = None  # security.SecurityOptions (None: Docker's defaults)
+    # stage 9's options: a security.SecurityOptions from a front end, or, in a record read from
+    # disk, its JSON form, compiled only when a process starts (security_options); None:
+    # Docker's defaults
+    Security: object = None
     Runtime: str = "minidocker"  # --runtime: who spawns PID 1, minidocker or runc
 
     def namespaces(self) -> list[str]:
@@ -250,8 +253,10 @@ class HostConfig:
 
     def security_options(self):
         """Stage 9's options: what the flags asked for, or Docker's defaults."""
-        from minidocker import security  # seccomp's compiler: only when a process starts
+        from minidocker import security  # seccomp and BPF: only when a process starts
 
+        if isinstance(self.Security, dict):  # as the record keeps it
+            return security.SecurityOptions.from_dict(self.Security)
         return self.Security or security.parse_security_opts()
 
     def shared(self) -> dict[str, str]:
@@ -271,16 +276,13 @@ class HostConfig:
                     PortBindings=port_bindings_dict(self.PortBindings),
                     RestartPolicy=vars(self.RestartPolicy),
                     Devices=[d.to_dict() for d in self.Devices],
-                    Security=self.Security.to_dict() if self.Security else None)
+                    Security=security_dict(self.Security))
         del data["Resources"]
         data.update(docker_limits(self.Resources))
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "HostConfig":
-        from minidocker.security import SecurityOptions  # stage 9: only a record needs them
-        from minidocker.security.devices import Device
-
         known = {f.name for f in fields(cls)}
         host = cls(**{k: v for k, v in data.items() if k in known and v is not None
                       and k not in MODES and k not in CONVERTED})
@@ -289,11 +291,24 @@ class HostConfig:
         host.UsernsMap = IdMap(**data["UsernsMap"]) if data.get("UsernsMap") else None
         host.PortBindings = parse_port_bindings_dict(data.get("PortBindings") or {})
         host.RestartPolicy = RestartPolicy(**data.get("RestartPolicy", {}))
-        host.Devices = [Device(**d) for d in data.get("Devices") or []]
-        host.Security = SecurityOptions.from_dict(data["Security"]) if data.get("Security") \
-            else None
+        host.Devices = devices(data.get("Devices") or [])
+        host.Security = data.get("Security") or None  # data: ps and inspect compile nothing
         host.Resources = limits_of(data)
         return host
+
+
+def security_dict(options) -> dict | None:
+    """Stage 9's options as the record keeps them (already so if read from one)."""
+    return options if isinstance(options, dict) or options is None else options.to_dict()
+
+
+def devices(items: list[dict]) -> list:
+    """``--device`` entries as stage 9's ``Device``s (its package loaded only if any)."""
+    if not items:
+        return []
+    from minidocker.security.devices import Device
+
+    return [Device(**item) for item in items]
 
 
 RUNTIMES = {"minidocker": "minidocker's own: namespaces.spawn, the shim (stages 1-9)",
