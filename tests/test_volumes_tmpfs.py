@@ -41,6 +41,15 @@ def test_o_splits_as_mount_8_does():
         localdriver.FLAG_WORDS["noexec"] | localdriver.FLAG_WORDS["nosuid"], "size=64m,uid=1000")
 
 
+def test_the_kernel_names_the_option_it_refuses():
+    """fsopen(2) and fsconfig(2): each option alone on a filesystem context, mounting nothing."""
+    assert localdriver.refused_option("tmpfs", "size=1m,bogus=1,mode=700") == (
+        "bogus=1", "tmpfs: Unknown parameter 'bogus'")
+    assert localdriver.refused_option("tmpfs", "size=64q") == (
+        "size=64q", "tmpfs: Bad value for 'size'")
+    assert localdriver.refused_option("tmpfs", "size=1m,uid=0") is None
+
+
 def test_two_containers_share_the_tmpfs_and_its_data_goes_with_the_last(md, containers,
                                                                          volume):
     assert md("volume", "create", *TMPFS, "-o", "o=size=1m,uid=1000,mode=750",
