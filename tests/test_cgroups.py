@@ -117,6 +117,12 @@ def test_half_a_cpu_does_about_half_the_work(driver):
     if full_cpu < 0.8 * SECONDS:
         pytest.skip(f"the machine is busy: the unlimited run got only {full_cpu:.2f} CPU "
                     f"seconds in {SECONDS} s, so the work ratio says nothing")
+    # In a VM whose host is busy, a CPU second of the guest's accounting does not always do the
+    # same work (the host deschedules the virtual CPU; TCG translates code the first time).
+    speed_change = (half / half_cpu) / (full / full_cpu)
+    if not 0.75 <= speed_change <= 1.33:
+        pytest.skip(f"a CPU second did {speed_change:.2f}x the work in the limited run as in the "
+                    "unlimited one (a busy host under a VM?), so the work ratio says nothing")
     assert 0.35 <= half / full <= 0.65, (half, full, half_cpu, full_cpu)
 
 
