@@ -17,7 +17,9 @@ Two rules keep it as safe as one thread:
 
 - an error of the second thread reaches the main thread as the very exception it was (a corrupt
   gzip stream is still ``BadGzipFile``, a cut one ``EOFError``), at its next read or write, or
-  when the block ends: the callers' error handling does not change;
+  (a write's) when the block ends: the callers' error handling does not change. A read's
+  error in bytes read ahead that nobody asked for goes with them (the caller that reads on
+  meets it again);
 - no thread outlives its ``with`` block: whether it ends well, by an error on either side or
   by Ctrl-C, the main thread stops the helper and joins it before it goes on -- with one
   exception. A read can block for as long as its source stalls (a pipe whose writer stays
@@ -27,7 +29,7 @@ Two rules keep it as safe as one thread:
 
 Man pages: pipe(7) (what the queue stands for). Python: threading, queue; the zlib and hashlib
 docs say when they release the GIL. Used by: image/store.py (commit), image/layers.py (every
-extraction: load, pull, import, build's FROM).
+extraction: load, pull, import, build contexts, ``cp`` into a container).
 """
 
 import queue
