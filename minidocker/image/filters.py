@@ -7,8 +7,8 @@ image config's Labels), ``reference`` (a pattern for a name -- ``busybox:latest`
 by every listing are in minidocker/filters.py.
 
 Docker: ``docker images --help``, "Filtering"; moby's ``daemon/images/images.go`` and
-``reference.FamiliarMatch``. Used by: ``minidocker images``, (later) the
-Engine API's ``GET /images/json``.
+``reference.FamiliarMatch``. Used by: ``minidocker images``, the Engine API's
+``GET /images/json`` (daemon/images.py).
 """
 
 import dataclasses
