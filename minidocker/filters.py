@@ -15,9 +15,11 @@ Docker: "Filtering" in the reference of ``docker ps``, ``docker images``, ``dock
 ``docker network ls``; moby's ``api/types/filters``. Used by: the CLI's listings.
 """
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from minidocker.errors import MinidockerError
 
@@ -110,3 +112,65 @@ class Filters:
         ``created_of(X)`` gives (ISO 8601 strings compare in time order)."""
         return (all(created < created_of(value) for value in self.args.get("before", []))
                 and all(created > created_of(value) for value in self.args.get("since", [])))
+
+
+def path_match(pattern: str, name: str) -> bool:
+    """Go's ``path.Match``, which Docker's ``reference=`` filters use: ``*`` is any run of
+    characters but ``/``, ``?`` one character but ``/``, ``[a-z]`` and ``[^a-z]`` classes,
+    ``\\`` quotes the next character. A malformed pattern is an error, as Go's
+    ``ErrBadPattern`` ("syntax error in pattern")."""
+    return re.fullmatch(_go_pattern(pattern), name, re.DOTALL) is not None
+
+
+@functools.lru_cache(maxsize=64)  # a listing asks the same few patterns again and again
+def _go_pattern(pattern: str) -> str:
+    """``pattern`` as a regular expression, read as Go's ``path.Match`` reads it."""
+    out, rest = [], pattern
+    while rest:
+        char, rest = rest[0], rest[1:]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            negated = rest.startswith("^")
+            ranges, rest = _go_class(rest[1:] if negated else rest, pattern)
+            out.append(("[^%s]" if negated else "[%s]") % ranges if ranges else
+                       "[\\s\\S]" if negated else "(?!)")
+        else:
+            if char == "\\":  # the next character, whatever it is
+                if not rest:
+                    _bad(pattern)
+                char, rest = rest[0], rest[1:]
+            out.append(re.escape(char))
+    return "".join(out)
+
+
+def _go_class(rest: str, pattern: str) -> tuple[str, str]:
+    """The ranges of a class up to its ``]`` (one at least), as a regex class's inside; the
+    pattern after it. A range whose ends are backwards matches nothing, as in Go."""
+    ranges = []
+    while not (rest.startswith("]") and ranges):
+        low, rest = _go_char(rest, pattern)
+        high = low
+        if rest.startswith("-"):
+            high, rest = _go_char(rest[1:], pattern)
+        ranges.append(f"{re.escape(low)}-{re.escape(high)}" if low <= high else "")
+    return "".join(ranges), rest[1:]
+
+
+def _go_char(rest: str, pattern: str) -> tuple[str, str]:
+    """One character of a class (``\\`` quotes it), as Go's ``getEsc``: none, a bare ``-``
+    or ``]``, or a pattern that ends there is malformed."""
+    if rest.startswith("\\"):
+        rest = rest[1:]
+    elif rest.startswith(("-", "]")):
+        rest = ""
+    if len(rest) < 2:
+        _bad(pattern)
+    return rest[0], rest[1:]
+
+
+def _bad(pattern: str) -> NoReturn:
+    raise MinidockerError(f"invalid filter pattern {pattern!r}: syntax error in pattern (Go's "
+                          "path.Match rules: *, ?, [a-z], [^a-z], \\ to quote)")

@@ -10,6 +10,7 @@ import json
 import shutil
 import socket
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -132,6 +133,38 @@ def test_docker_build_failures(daemon, tmp_path):
     outside.write_text("FROM busybox\nRUN\n")    # its last padding, taken as Go's reader does
     empty = daemon.docker("build", "-f", str(outside), str(tmp_path), env=CLASSIC, timeout=60)
     assert empty.returncode == 1 and "RUN requires at least one argument" in empty.stderr, empty
+
+
+def ustar(name: str, size: int, size_field: bytes | None = None) -> bytes:
+    """A ustar header; ``size_field`` (12 bytes) replaces its size as written."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    block = bytearray(info.tobuf(tarfile.USTAR_FORMAT))
+    block[124:136] = size_field or block[124:136]
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def test_a_context_cut_after_its_last_file_is_completed_and_no_header_loops(tmp_path):
+    """The docker CLI's context with ``-f`` outside it ends right after the Dockerfile's
+    bytes: the padding and the end are added. A header whose base-256 size is negative (the
+    walk would go back to the header before it, forever) leaves the file as it is."""
+    from minidocker.daemon.builds import complete_last_block
+
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(ustar("Dockerfile", 13) + b"FROM busybox\n")
+    complete_last_block(cut)
+    with tarfile.open(cut) as tar:
+        assert tar.extractfile("Dockerfile").read() == b"FROM busybox\n"
+    looping = tmp_path / "negative.tar"
+    minus_1024 = b"\xff" + (256 ** 11 - 1024).to_bytes(11, "big")
+    looping.write_bytes(ustar("a", 0) + ustar("b", 0, minus_1024) + b"x" * 7)
+    walk = threading.Thread(target=complete_last_block, args=(looping,), daemon=True)
+    walk.start()
+    walk.join(timeout=10)
+    assert not walk.is_alive(), "complete_last_block walks back and forth between two headers"
+    assert looping.stat().st_size == 2 * 512 + 7
 
 
 def test_docker_py_build(daemon):

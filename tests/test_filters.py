@@ -7,7 +7,9 @@ import json
 import pytest
 
 from minidocker.errors import MinidockerError
-from minidocker.filters import PRUNE_FILTERS, Filters
+from minidocker.filters import PRUNE_FILTERS, Filters, path_match
+from minidocker.image import filters as by
+from minidocker.image.store import Image
 
 from .conftest import minidocker as md
 
@@ -43,6 +45,44 @@ def test_prune_filters_until_and_label_bang():
     assert recent.match_until("2020-01-01T00:00:00Z") and not recent.match_until("2999-01-01")
     with pytest.raises(MinidockerError, match="invalid time 'soon'"):
         Filters.parse(["until=soon"], PRUNE_FILTERS, "image prune")
+
+
+@pytest.mark.parametrize("pattern, name, matched", [
+    ("*", "busybox", True), ("*", "other/app", False), ("*/*", "other/app", True),
+    ("busy*:*libc", "busybox:uclibc", True), ("?usybox", "busybox", True),
+    ("a?b", "a/b", False), ("[a-c]x", "bx", True), ("[^a-c]x", "bx", False),
+    ("[z-a]x", "ax", False), ("a\\*", "a*", True), ("a\\*", "ab", False),
+    ("a.b", "axb", False),
+], ids=lambda value: str(value))
+def test_reference_patterns_are_gos_path_match(pattern, name, matched):
+    assert path_match(pattern, name) is matched
+
+
+@pytest.mark.parametrize("pattern", ["[", "[]", "[a-]", "a\\"])
+def test_a_malformed_reference_pattern_is_an_error(pattern):
+    with pytest.raises(MinidockerError, match="syntax error in pattern"):
+        path_match(pattern, "busybox")
+
+
+def test_reference_keeps_the_names_that_match_tags_and_digests_alike():
+    """moby's ``images`` filter, name by name: an image is listed when one of its names (or
+    that name's repository) matches, with only those names; one named by digest alone too."""
+    digest = "sha256:" + "a" * 64
+    tagged = Image("sha256:1", "", {}, {}, ["busybox:latest", "other/app:1"],
+                   [f"busybox@{digest}", f"localhost:5000/other/app@{digest}"])
+    by_digest = Image("sha256:2", "", {}, {}, [], [f"busybox@{digest}"])
+
+    def listed(*patterns):
+        chosen = by.select([tagged, by_digest], by.parse([f"reference={p}" for p in patterns]),
+                           None)
+        return [(image.id, image.tags, image.digests) for image in chosen]
+    assert listed("busybox") == [("sha256:1", ["busybox:latest"], [f"busybox@{digest}"]),
+                                 ("sha256:2", [], [f"busybox@{digest}"])]
+    assert listed("*/*") == [("sha256:1", ["other/app:1"], [])]
+    assert listed("localhost") == []  # a registry's host is no repository
+    assert listed(f"busybox@{digest}", "other/*") == [
+        ("sha256:1", ["other/app:1"], [f"busybox@{digest}"]),
+        ("sha256:2", [], [f"busybox@{digest}"])]
 
 
 def test_prunes_take_only_what_the_filters_name(md):

@@ -135,6 +135,43 @@ def test_export_and_import_make_a_one_layer_image(md, tmp_path):
     md("rmi", "flat:1")
 
 
+EXPORT_CHILD_IMPORTS = """
+import os, sys
+from pathlib import Path
+from types import SimpleNamespace
+from minidocker import namespaces
+from minidocker.container import commit, records
+
+class Stop(Exception):
+    pass
+
+def stop(keep):
+    raise Stop
+
+def fork(task, work, *args):  # instead of forking: the child's imports, up to its first step
+    loaded = set(sys.modules)
+    namespaces.close_other_fds = stop
+    try:
+        work(SimpleNamespace(fd=-1), *args)
+    except Stop:
+        print(sorted(set(sys.modules) - loaded))
+
+records.find = lambda name: SimpleNamespace(directory=Path("/none"),
+                                            Config=SimpleNamespace(LowerDirs=[]))
+namespaces.in_child = fork
+commit.export("c", open(os.devnull, "wb"))
+"""
+
+
+def test_export_loads_what_its_child_runs_before_the_fork():
+    """A forked child of the daemon (threads) must not import: an import lock another thread
+    held at the fork is never released in the child. A fresh interpreter, no fork: the child's
+    function runs up to its first step and lists the modules it had to import itself."""
+    result = subprocess.run([MINIDOCKER[0], "-c", EXPORT_CHILD_IMPORTS], capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout == "[]\n", result.stdout + result.stderr[-2000:]
+
+
 def test_from_scratch_one_static_binary(md, tmp_path):
     rootfs = tmp_path / "scratch.tar"
     with tarfile.open(rootfs, "w") as tar:

@@ -17,6 +17,7 @@ import stat
 import subprocess
 import tarfile
 import threading
+import time
 import traceback
 import zlib
 from pathlib import Path
@@ -250,7 +251,11 @@ def test_a_stream_that_is_no_layer_is_refused(box, stream):
 # --- the second thread (image/streams.py): its errors surface, it never outlives its block ---
 
 def helper_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name in ("read-ahead", "write-behind")]
+    """The helper threads still alive, once a thread left in a read has had time to end."""
+    helpers = [t for t in threading.enumerate() if t.name in ("read-ahead", "write-behind")]
+    for thread in helpers:
+        thread.join(timeout=10)
+    return [t.name for t in helpers if t.is_alive()]
 
 
 def big_gzip_layer() -> bytes:
@@ -279,6 +284,27 @@ def test_a_refusal_stops_the_reader_waiting_on_a_full_queue(box):
     layer = tar_of(regular("../escape"), regular("big", bytes(12 << 20)))  # 12 chunks behind
     box.refuses(layer, match="climb out")
     assert helper_threads() == []
+
+
+def test_a_refusal_does_not_wait_for_a_stalled_source(box):
+    """A bad member, then nothing: the pipe's writer stays open (a client that stopped
+    sending). The refusal comes back at once, not when the source gives up (a watchdog closes
+    it after 60 s); the reader thread, left in its read, ends as soon as that read returns."""
+    member = tar_of(regular("../escape", bytes(2000))).getvalue()[:512 + 2048]
+    fds = set(os.listdir("/proc/self/fd"))
+    read_end, write_end = os.pipe()
+    with open(read_end, "rb", buffering=0) as source, open(write_end, "wb", 0) as writer:
+        writer.write(member)
+        watchdog = threading.Timer(60, writer.close)
+        watchdog.start()
+        started = time.monotonic()
+        try:
+            box.refuses(source, match="climb out")
+        finally:
+            watchdog.cancel()
+        assert time.monotonic() - started < 10, "the refusal waited for the stalled source"
+    assert helper_threads() == []
+    assert set(os.listdir("/proc/self/fd")) == fds  # the pipe closed, nothing else left open
 
 
 class FailingSink:

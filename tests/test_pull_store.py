@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from minidocker.image.archive import ArchiveError, import_layer
+from minidocker.image.archive import ArchiveError, import_layer, store_layer
 from minidocker.image.store import ImageStore, layer_dir
 
 
@@ -58,3 +58,14 @@ def test_a_zstd_layer_is_checked_unpacked_and_stored_as_gzip(tmp_path, monkeypat
     assert layer.diff_id == diff_id and layer.digest != digest
     assert ImageStore().blobs.path(layer.digest).read_bytes()[:2] == b"\x1f\x8b"
     assert (layer_dir(diff_id) / "hello").read_text() == "hi\n"
+
+
+def test_a_broken_gzip_trailer_after_the_tar_is_an_archive_error(tmp_path, monkeypatch):
+    """The extractor stops at the tar's end; what follows (here 8 MiB of zeros, then a gzip
+    trailer whose CRC is wrong) is still read and hashed, and its error is one line."""
+    monkeypatch.setenv("MINIDOCKER_ROOT", str(tmp_path / "state"))
+    path, _, _ = layer_files(tmp_path)
+    blob = bytearray(gzip.compress(gzip.decompress(path.read_bytes()) + bytes(8 << 20), mtime=0))
+    blob[-8] ^= 0xFF  # the CRC-32 of the trailer
+    with pytest.raises(ArchiveError, match="broken after its tar: CRC check failed"):
+        store_layer(ImageStore(), io.BytesIO(bytes(blob)))

@@ -67,7 +67,11 @@ def child_config(parent: Image, layer: Layer, created_by: str, author: str, mess
 
 def export(name: str, output) -> None:
     """Write the container's root filesystem as one flat tar to ``output``."""
-    from minidocker import namespaces
+    # What the child runs is imported here, before the fork: the child of a threaded process
+    # (the daemon) must not import -- a module's import lock that another thread held at the
+    # fork is never released in the child, whose import would then wait forever.
+    from minidocker import kernel, namespaces, rootfs, unionfs  # noqa: F401
+    from minidocker.image import layers  # noqa: F401
 
     record = records.find(name)
     lower = [str(record.directory / "upper"), *record.Config.LowerDirs]
@@ -78,7 +82,7 @@ def export(name: str, output) -> None:
 
 def _write_flat_tar(report: "Report", directory: str, lower: list[str], output: int) -> None:
     """The child of ``export``: a throwaway mount namespace, a read-only overlay, the tar."""
-    from minidocker import kernel, namespaces, rootfs, unionfs
+    from minidocker import kernel, namespaces, rootfs, unionfs  # loaded by export: no lock
     from minidocker.image.layers import write_layer_tar
 
     namespaces.close_other_fds({report.fd, output})  # no copy of a pipe's read end held here

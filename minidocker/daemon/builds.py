@@ -176,6 +176,8 @@ def complete_last_block(path: Path) -> None:
                                                  "surrogateescape")
             except tarfile.HeaderError:  # compressed, or the end: not ours to complete
                 return
+            if member.size < 0:  # a base-256 size may be negative: it would walk back forever
+                return
             end = offset + tarfile.BLOCKSIZE + member.size
             if end == size:
                 tar.seek(size)

@@ -358,8 +358,11 @@ def store_layer(store: ImageStore, source, blob_digest: str | None = None,
         plain = _HashingReader(unpacked, packed)
         if staging.path is not None:
             extract_layer(plain, staging.path, max_bytes=MAX_LAYER)
-        plain.drain()  # the end-of-tar padding, and for gzip its trailer: all are hashed
-        stream.drain()
+        try:
+            plain.drain()  # the end-of-tar padding, and for gzip its trailer: all are hashed
+            stream.drain()
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a gzip trailer's CRC, ...
+            raise ArchiveError(f"the layer's gzip stream is broken after its tar: {exc}") from None
         if blob_digest and raw.digest != blob_digest:
             raise ArchiveError(f"layer {blob_digest} is corrupt: its bytes hash to "
                                f"{raw.digest}")

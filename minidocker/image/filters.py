@@ -1,19 +1,20 @@
 """Stage 5 — ``images --filter``: which images a listing shows, by Docker's keys.
 
 ``dangling`` (true: images without a tag, left behind when a tag moved on), ``label`` (the
-image config's Labels), ``reference`` (a ``name[:tag]`` pattern with shell wildcards, e.g.
-``busy*`` or ``*:latest``), ``before`` / ``since`` (another image). The rules shared by every
-listing are in minidocker/filters.py.
+image config's Labels), ``reference`` (a pattern for a name -- ``busybox:latest``,
+``busybox@sha256:...`` -- or its repository, with Go's ``path.Match`` wildcards: ``busy*``,
+``*:latest``; ``*`` stops at ``/``), ``before`` / ``since`` (another image). The rules shared
+by every listing are in minidocker/filters.py.
 
-Docker: ``docker images --help``, "Filtering". Used by: ``minidocker images``, (later) the
-Engine API's ``GET /images/json``.
+Docker: ``docker images --help``, "Filtering"; moby's ``daemon/images/images.go`` and
+``reference.FamiliarMatch``. Used by: ``minidocker images``, the Engine API's
+``GET /images/json`` (daemon/images.py).
 """
 
 import dataclasses
-import fnmatch
 import functools
 
-from minidocker.filters import Filters
+from minidocker.filters import Filters, path_match
 
 IMAGE_FILTERS = ("before", "dangling", "label", "reference", "since")
 
@@ -31,17 +32,16 @@ def select(images: list, filters: Filters, store) -> list:
     chosen = [image for image in images if matches(image, filters, created)]
     if "reference" not in filters:
         return chosen
-    def matching(names: list[str]) -> list[str]:  # tags, and digests' repositories
-        return [name for name in names if filters.match(
-            "reference", functools.partial(named_tag, name.partition("@")[0]))]
-    return [dataclasses.replace(image, tags=matching(image.tags), digests=matching(image.digests))
+    return [dataclasses.replace(image, tags=[t for t in image.tags if referenced(t, filters)],
+                                digests=[d for d in image.digests if referenced(d, filters)])
             for image in chosen]
 
 
 def matches(image, f: Filters, created) -> bool:
     return (f.match_bool("dangling", not image.tags and not image.digests)
             and f.match_labels((image.config.get("config") or {}).get("Labels") or {})
-            and f.match("reference", lambda pattern: named(image, pattern))
+            and ("reference" not in f
+                 or any(referenced(name, f) for name in image.tags + image.digests))
             and f.match_created(created_of(image), created))
 
 
@@ -49,11 +49,9 @@ def created_of(image) -> str:
     return image.config.get("created", "")
 
 
-def named(image, pattern: str) -> bool:
-    """One of the image's tags matches ``pattern``."""
-    return any(named_tag(tag, pattern) for tag in image.tags)
-
-
-def named_tag(tag: str, pattern: str) -> bool:
-    """A tag (``busybox:latest``) or its repository (``busybox``) matches ``pattern``."""
-    return fnmatch.fnmatchcase(tag, pattern) or fnmatch.fnmatchcase(tag.rpartition(":")[0], pattern)
+def referenced(name: str, f: Filters) -> bool:
+    """One of the ``reference=`` patterns matches the name -- a tag ``busybox:latest`` or a
+    repository digest ``busybox@sha256:...`` -- or its repository ``busybox``."""
+    repository = name.partition("@")[0] if "@" in name else name.rpartition(":")[0]
+    return f.match("reference", lambda pattern: path_match(pattern, name)
+                   or path_match(pattern, repository))

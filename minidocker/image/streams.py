@@ -17,13 +17,19 @@ Two rules keep it as safe as one thread:
 
 - an error of the second thread reaches the main thread as the very exception it was (a corrupt
   gzip stream is still ``BadGzipFile``, a cut one ``EOFError``), at its next read or write, or
-  when the block ends: the callers' error handling does not change;
+  (a write's) when the block ends: the callers' error handling does not change. A read's
+  error in bytes read ahead that nobody asked for goes with them (the caller that reads on
+  meets it again);
 - no thread outlives its ``with`` block: whether it ends well, by an error on either side or
-  by Ctrl-C, the main thread stops the helper and joins it before it goes on.
+  by Ctrl-C, the main thread stops the helper and joins it before it goes on -- with one
+  exception. A read can block for as long as its source stalls (a pipe whose writer stays
+  open, a client that stopped sending): after an error, the main thread does not wait for
+  such a read (``STALLED``); the reader then ends as soon as that read returns, and hands
+  nothing on.
 
 Man pages: pipe(7) (what the queue stands for). Python: threading, queue; the zlib and hashlib
 docs say when they release the GIL. Used by: image/store.py (commit), image/layers.py (every
-extraction: load, pull, import, build's FROM).
+extraction: load, pull, import, build contexts, ``cp`` into a container).
 """
 
 import queue
@@ -32,6 +38,7 @@ from typing import BinaryIO
 
 CHUNK = 1 << 20
 DEPTH = 4  # chunks in flight: enough to ride over the other side's pauses, 4 MiB at most
+STALLED = 1.0  # seconds: a read of a file or a gunzip of a chunk ends well within that
 _END = object()
 
 
@@ -74,9 +81,15 @@ class ReadAhead:
     """``with ReadAhead(stream) as reader``: a second thread reads ``stream`` a chunk at a
     time, ahead of ``reader.read(size)``. An error of ``stream.read`` is raised by the read
     that reaches it. The block's end stops the thread: what it had read ahead and was not
-    asked for is dropped (the stream's own wrappers, which hash or count, have seen it). It
-    waits for a read in progress to return: a stream that stalls (a client sending a tar to
-    the daemon) holds the block's end until its own timeout, so that no thread is left."""
+    asked for is dropped (the stream's own wrappers, which hash or count, have seen it).
+
+    When the block ends well, its end waits for a read in progress: the caller may go on
+    reading the stream (a layer's gzip trailer is hashed after its tar). When it ends by an
+    error, the stream is given up: its end waits ``STALLED`` seconds at most, so that a
+    stalled source does not hold the error back until the source's own timeout. A thread
+    still in its read then ends as soon as the read returns; the stream's owner may close
+    it meanwhile (a plain file object's ``close`` waits for that read; a raw one's does
+    not)."""
 
     def __init__(self, stream: BinaryIO, chunk: int = CHUNK, depth: int = DEPTH):
         self.stream, self.chunk, self.chunks = stream, chunk, queue.Queue(depth)
@@ -88,14 +101,17 @@ class ReadAhead:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, value, traceback) -> None:
         self.stopping = True
-        while self.thread.is_alive():  # make room for a put it may be waiting on
+        self._drop_read_ahead()  # a put it waits on returns; after it, it puts once at most
+        self.thread.join(None if kind is None else STALLED)
+
+    def _drop_read_ahead(self) -> None:
+        while True:
             try:
-                self.chunks.get(timeout=0.05)
+                self.chunks.get_nowait()
             except queue.Empty:
-                pass
-        self.thread.join()
+                return
 
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes (all that is left for -1); b"" at the end."""
@@ -123,8 +139,11 @@ class ReadAhead:
         try:
             while not self.stopping:
                 data = self.stream.read(self.chunk)
+                if self.stopping:  # the block has ended while this read was in progress
+                    return
                 self.chunks.put((data, None))
                 if not data:
                     return
         except BaseException as error:  # noqa: BLE001  (handed to the main thread)
-            self.chunks.put((b"", error))
+            if not self.stopping:
+                self.chunks.put((b"", error))
