@@ -83,7 +83,7 @@ def test_each_answer_starts_one_further_round_robin():
 
 def test_each_name_turns_alone_per_network():
     """A query for one name does not turn another name's order, nor the same alias's order
-    on another network (Docker's embedded DNS turns each record set by itself)."""
+    on another network: each record set turns by itself."""
     state = swarm(task("a", 1, "10.0.1.3", "n1"), task("a", 2, "10.0.1.4", "n1"),
                   task("b", 1, "10.0.2.3", "n2"), task("b", 2, "10.0.2.4", "n2"),
                   a=service("a_echo", "n1", "echo"), b=service("b_echo", "n2", "echo"))

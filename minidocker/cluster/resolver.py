@@ -18,7 +18,11 @@ address of the balancing node, so the server never sees its client. Round robin 
 on the path: a client gets every address, the first one turning at each query, and connects
 straight over the overlay (Docker's ``--endpoint-mode dnsrr``). Its price: a client that
 caches an answer keeps its server (the TTL is 0 to discourage it), and a dead task stays in an
-answer until the agent reads the next change (a second at most). The routing mesh, where the
+answer until the agent reads the next change (a second at most).
+Docker's embedded DNS (libnetwork's resolver.go) differs in two ways, both for the course's
+sake: it *shuffles* the addresses of each answer at random, where this one turns them by one
+per query of a name (so a notebook can show the turn, and print the same in every run), and it
+answers with a TTL of 600 seconds, where this one says 0. The routing mesh, where the
 client is outside the overlay and cannot resolve anything, does use DNAT and SNAT (mesh.py).
 
 Names the swarm does not know get ``REFUSED``: the lab has no upstream resolver to ask.
@@ -115,8 +119,8 @@ class Resolver:
 
     def turn(self, record_set: tuple[str, str], addresses: list[str]) -> list[str]:
         """Round robin: each answer for this record set starts one further than the last.
-        A record set turns alone (as in Docker's embedded DNS): asking for one name does not
-        turn the order of another, nor of the same alias on another network."""
+        A record set turns alone: asking for one name does not turn the order of another,
+        nor of the same alias on another network (whose tasks are others)."""
         first = self.turns[record_set] % len(addresses)
         self.turns[record_set] += 1
         return addresses[first:] + addresses[:first]
