@@ -31,6 +31,9 @@ def enter_lab_host() -> None:
     os.environ["MINIDOCKER_MACHINE_NET"] = f"/proc/{os.getpid()}/fd/{machine_net}"
     kernel.unshare(kernel.CLONE_NEWNS | kernel.CLONE_NEWNET)
     kernel.mount(None, "/", None, kernel.MS_REC | kernel.MS_PRIVATE)
+    from minidocker.viz.store import forget_machine_roots
+
+    forget_machine_roots()  # a notebook open on the machine keeps its state root to itself
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     root = tempfile.mkdtemp(prefix="minidocker-test-")
     kernel.mount("tmpfs", root, "tmpfs", 0, "mode=711")

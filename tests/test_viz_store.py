@@ -4,6 +4,8 @@ commands the notebook runs, and the previous one back afterwards."""
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +75,27 @@ def test_a_killed_notebooks_lab_is_found_by_the_leak_check_and_taken_down():
         remove_abandoned_roots()
     assert mounted_roots() == [] and not root.exists()
     assert not any("cluster lab" in line for line in leaks())
+
+
+def test_a_new_lab_host_leaves_the_notebooks_open_on_the_machine_alone():
+    """A notebook open on the machine has its state root mounted there; a lab host made then
+    (./kit test, ./kit notebooks) inherits a copy of that mount, and would take it for one of
+    its own (the leak check would report it; remove_abandoned_roots() would run cluster down
+    in it). forget_machine_roots() detaches the copy, and the machine keeps its root. Here
+    this session's lab host is "the machine", and unshare(1) makes the new lab host."""
+    from minidocker import kernel
+    from minidocker.viz.store import PREFIX, mounted_roots
+
+    root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}open-"))
+    kernel.mount("tmpfs", str(root), "tmpfs", 0, "mode=700")
+    try:
+        new_lab_host = ("from minidocker.viz.store import forget_machine_roots, mounted_roots\n"
+                        "print(forget_machine_roots(), mounted_roots())\n")
+        done = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                               sys.executable, "-c", new_lab_host],
+                              capture_output=True, text=True, timeout=60)
+        assert done.stdout.strip() == f"[{root!r}] []", done.stderr
+        assert root in mounted_roots()  # still the machine's
+    finally:
+        kernel.umount2(str(root), kernel.MNT_DETACH)
+        os.rmdir(root)

@@ -11,7 +11,10 @@ it was, unmounts the tmpfs and removes the directory, once no container is left 
 A notebook whose kernel is killed before its last cell (nbval does so, with SIGKILL, after a
 failing cell, so nothing at exit runs in it) never leaves its root, and a cluster lab it
 started keeps running: ``remove_abandoned_roots()``, called by the test session and by
-``minidocker.viz.refresh`` once a notebook is over, takes them down.
+``minidocker.viz.refresh`` once a notebook is over, takes them down. A lab host (the test
+session's, refresh's) is a copy of the machine's mounts, so it would also see the root of a
+notebook open on the machine (JupyterLab's): ``forget_machine_roots()``, called as the lab host
+is made, detaches those copies, so that the lab host never takes one for its own.
 Only the files are private: the kernel's objects (the bridge ``minidocker0``, iptables rules,
 cgroups) are the machine's, shared with the real state root.
 Man pages: mount(2), umount(2), tmpfs(5); see state.py for the state root's layout.
@@ -72,6 +75,17 @@ def mounted_roots() -> list[Path]:
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4] for line in f]
     return [Path(p) for p in points if p.startswith(prefix)]
+
+
+def forget_machine_roots() -> list[Path]:
+    """In a lab host just made (a private copy of the machine's mounts): detach the notebook
+    state roots it inherited, those of notebooks open on the machine. They are not this lab
+    host's to check or take down; the machine keeps them (a private mount namespace sends
+    no umount back)."""
+    inherited = mounted_roots()
+    for root in inherited:
+        kernel.umount2(str(root), kernel.MNT_DETACH)
+    return inherited
 
 
 def remove_abandoned_roots() -> list[Path]:
