@@ -1,6 +1,7 @@
 """Notebook 14b's helpers as data: the overlay graph from an etcd snapshot, a VXLAN packet
 taken apart, the MTU arithmetic."""
 
+import os
 import socket
 import struct
 
@@ -55,3 +56,15 @@ def test_a_vxlan_packet_taken_apart():
 def test_the_mtu_arithmetic():
     rows = dict(mtu_table().rows)
     assert rows["overhead"] == 50 and rows["overlay MTU (bridge, vxlan, veths)"] == 1450
+
+
+def test_a_capture_listens_before_it_returns():
+    """capture() returns once its child's socket is bound: a packet sent at once (the
+    notebook pings right after it) is caught, however long the child took to start."""
+    from minidocker.viz.overlay import capture, captured
+
+    reader = capture(f"/proc/{os.getpid()}/ns/net", "lo", count=1, timeout=30)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # over lo: VXLAN's payload
+        udp.sendto(vxlan_packet(4242)[14 + 20 + 8:], ("127.0.0.1", 4789))
+    (packet,) = captured(reader)
+    assert packet["vxlan"]["vni"] == 4242 and packet["outer"]["ip_dst"] == "127.0.0.1"

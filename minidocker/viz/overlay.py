@@ -23,12 +23,14 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from minidocker.cluster import overlay
 from minidocker.viz.graph import FITS_THE_COLUMN, Graph, GraphNode
 from minidocker.viz.table import Table
 
 ETH_P_ALL = 0x0003
+LISTENING = "listening"  # what the capturing child says once its socket is bound
 ETHERNET, IPV4, UDP, VXLAN = 14, 20, 8, 8  # header lengths (IPv4 without options)
 STYLE = {"node": {"shape": "box3d", "style": "filled", "fillcolor": "lightgray"},
          "vtep": {"shape": "box", "style": "rounded,filled", "fillcolor": "palegreen"},
@@ -140,11 +142,14 @@ def parse_vxlan(frame: bytes) -> dict | None:
     return packet
 
 
-def read_vxlan(interface: str, count: int, timeout: float) -> list[dict]:
-    """Up to ``count`` VXLAN packets seen on ``interface`` (in this network namespace)."""
+def read_vxlan(interface: str, count: int, timeout: float,
+               listening: Callable[[], None] = lambda: None) -> list[dict]:
+    """Up to ``count`` VXLAN packets seen on ``interface`` (in this network namespace);
+    ``listening`` is called once the socket is bound: from then on no packet is missed."""
     packets = []
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as raw:
         raw.bind((interface, 0))
+        listening()
         deadline = time.monotonic() + timeout
         while len(packets) < count and time.monotonic() < deadline:
             raw.settimeout(max(deadline - time.monotonic(), 0.01))
@@ -161,10 +166,18 @@ def read_vxlan(interface: str, count: int, timeout: float) -> list[dict]:
 def capture(netns: str, interface: str = "eth0", count: int = 1,
             timeout: float = 10.0) -> subprocess.Popen:
     """Start reading VXLAN packets in another network namespace (a child entered there with
-    nsenter); ``captured`` gives them back once the traffic was made."""
-    return subprocess.Popen(["nsenter", f"--net={netns}", sys.executable, "-m",
-                             "minidocker.viz.overlay", interface, str(count), str(timeout)],
-                            stdout=subprocess.PIPE, text=True)
+    nsenter), and return once it listens (its first line says so: a packet sent before
+    would be missed, and a busy machine may take seconds to start a Python); ``captured``
+    gives the packets back once the traffic was made."""
+    reader = subprocess.Popen(["nsenter", f"--net={netns}", sys.executable, "-m",
+                               "minidocker.viz.overlay", interface, str(count), str(timeout)],
+                              stdout=subprocess.PIPE, text=True)
+    said = reader.stdout.readline().strip()
+    if said != LISTENING:
+        reader.wait(timeout=60)
+        raise RuntimeError(f"the capture on {interface} in {netns} did not start "
+                           f"(exit status {reader.returncode}): {said or 'nothing said'}")
+    return reader
 
 
 def captured(reader: subprocess.Popen) -> list[dict]:
@@ -205,4 +218,5 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--state"]:
         _print_state()
     else:
-        print(json.dumps(read_vxlan(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))))
+        print(json.dumps(read_vxlan(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]),
+                                    lambda: print(LISTENING, flush=True))))
