@@ -235,6 +235,10 @@ def test_sanitize_knows_every_random_name():
     ("$ grep State /proc/4242/status", "$ grep State /proc/<PID>/status"),
     ("$ ps -o pid,comm -p 41,42", "$ ps -o pid,comm -p <PIDS>"),
     ("23116 23022 4026531836 python3", "<PID> <PPID> <NS-INODE> python"),
+    ("100000 100000  sleep 300", "100000 100000 sleep 300"),  # ps -o uid,user: not PIDs
+    ("01 00 00 00 00 00 00 0e  1 = stdout", "01 00 00 00 00 00 00 0e 1 = stdout"),  # bytes
+    ("$ minidocker run -p 8080:80 busybox httpd -f -p 80 -h /www",
+     "$ minidocker run -p 8080:80 busybox httpd -f -p 80 -h /www"),  # ports, not PIDs
     ("169 134 0:63 / / rw,relatime - overlay overlay", "<MNT-ID> <PARENT-ID> <DEV> / / rw,relatime - overlay overlay"),
     ("a" * 64, "<CONTAINER-ID>"),
     ("badacfb10f67", "<SHORT-ID>"),
