@@ -11,6 +11,11 @@ there the node's agent answers DNS queries (UDP port 53) from what it last read 
                          stack's networks) — answered only to a client on that network, as
                          Docker scopes aliases, so two stacks may each have a ``front``
 
+The first three are answered to any task of the swarm, on whichever overlay it is: Docker
+scopes them too (a container resolves only the services of its own networks). Here a task on
+another overlay gets addresses it cannot reach, where Docker's answer is that no such name
+exists.
+
 We chose **DNS round robin** over a virtual IP. A VIP needs a load balancer on the path: IPVS
 (not in this kernel) or iptables DNAT with the ``statistic`` match — and since a task on
 another node would answer the client directly, the DNAT'd packets must also be SNAT'd to an
