@@ -94,6 +94,8 @@ def test_conflicts_and_missing(http):
                      json={"Image": "busybox", "Cmd": ["sleep", "60"]}).status_code == 201
     refused(http.post("/containers/create", params={"name": name},
                       json={"Image": "busybox"}), 409, "already in use")
+    refused(http.post(f"/containers/{name}/rename", params={"name": name}), 400,
+            "Renaming a container with the same name as its current name")  # moby: not a 409
     assert http.post(f"/containers/{name}/start").status_code == 204
     assert http.post(f"/containers/{name}/start").status_code == 304
     refused(http.delete(f"/containers/{name}"), 409, "cannot remove a running container")
