@@ -73,6 +73,8 @@ def test_create_refusals(http):
             "invalid Config.Tty: expected a boolean")
     refused(http.post(create, json={"Image": "busybox", "Env": [1]}), 400,
             "invalid Config.Env")
+    refused(http.post(create, json={"Image": "busybox", "Labels": {"tier": 1}}), 400,
+            "invalid Config.Labels: expected an object of strings")
     refused(http.post(create, json={"Image": "busybox", "HostConfig": {"Memory": "lots"}}),
             400, "invalid HostConfig.Memory")
     refused(http.post(create, json={"Image": "busybox", "HostConfig": {"Memory": 1}}), 400,
@@ -86,6 +88,18 @@ def test_create_refusals(http):
     refused(http.post(create, params={"name": "bad name!"}, json={"Image": "busybox"}), 400,
             "name")
     assert minidocker("ps", "-aq").stdout == before  # nothing was made
+
+
+def test_volume_create_refusals(http):
+    """A map of strings (moby's ``map[string]string``) with another value: a 400, nothing
+    made."""
+    name = f"{PREFIX}v"
+    refused(http.post("/volumes/create", json={"Name": name, "DriverOpts": {
+        "type": "none", "o": "bind", "device": 3}}), 400,
+        "invalid Volume.DriverOpts: expected an object of strings")
+    refused(http.post("/volumes/create", json={"Name": name, "Labels": {"tier": 1}}), 400,
+            "invalid Volume.Labels")
+    refused(http.get(f"/volumes/{name}"), 404, "No such volume")
 
 
 def test_conflicts_and_missing(http):

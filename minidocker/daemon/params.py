@@ -109,19 +109,23 @@ TYPES = {bool: "a boolean", str: "a string", int: "an integer", list: "a list",
 
 def expect(section: str, data: dict, types: dict[str, type]) -> None:
     """Each field of ``data`` named in ``types`` is null or of that type (a list of strings for
-    ``list``); a wrong one is a 400 that names it."""
+    ``list``, an object of strings for the ``STRING_MAPS``); a wrong one is a 400 that names
+    it."""
     for name, kind in types.items():
         value = data.get(name)
         if value is None:
             continue
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if ok and kind is list and name not in LIST_OF_OBJECTS:
-            ok = all(isinstance(v, str) for v in value)
+        of_strings = (kind is list and name not in LIST_OF_OBJECTS
+                      or kind is dict and name in STRING_MAPS)
+        if ok and of_strings:
+            ok = all(isinstance(v, str) for v in (value.values() if kind is dict else value))
         if not ok:
             raise ApiError(f"invalid {section}.{name}: expected {TYPES[kind]}"
-                           + (" of strings" if kind is list else "")
+                           + (" of strings" if of_strings else "")
                            + f", got {json.dumps(value)[:60]}")
 
 
 LIST_OF_OBJECTS = {"Devices", "Mounts", "Ulimits", "BlkioWeightDevice", "DeviceRequests",
                    "ConsoleSize", "Config"}
+STRING_MAPS = {"Labels", "DriverOpts", "Options", "Tmpfs"}  # Go's map[string]string
