@@ -112,6 +112,10 @@ def test_conflicts_and_missing(http):
             "Renaming a container with the same name as its current name")  # moby: not a 409
     assert http.post(f"/containers/{name}/start").status_code == 204
     assert http.post(f"/containers/{name}/start").status_code == 304
+    assert http.post(f"/containers/{name}/pause").status_code == 204
+    refused(http.post(f"/containers/{name}/exec", json={"Cmd": ["true"]}), 409,
+            "is paused, unpause the container before exec")
+    assert http.post(f"/containers/{name}/unpause").status_code == 204
     refused(http.delete(f"/containers/{name}"), 409, "cannot remove a running container")
     refused(http.post(f"/containers/{name}/wait", params={"condition": "soon"}), 400,
             "invalid condition")
