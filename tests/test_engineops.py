@@ -74,7 +74,7 @@ def inside(box, *command) -> str:
     return ok(minidocker("exec", box, *command))
 
 
-def test_cp_both_ways_with_docker_rules(box, tmp_path):
+def test_cp_both_ways_with_docker_rules(box, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("hello\n")
     (tmp_path / "dir" / "sub").mkdir(parents=True)
     (tmp_path / "dir" / "sub" / "g").write_text("g\n")
@@ -83,9 +83,11 @@ def test_cp_both_ways_with_docker_rules(box, tmp_path):
     ok(minidocker("cp", str(tmp_path / "dir"), f"{box}:/newdir"))  # a dir to a new name
     ok(minidocker("cp", str(tmp_path / "dir"), f"{box}:/newdir"))  # then inside it
     ok(minidocker("cp", f"{tmp_path}/dir/.", f"{box}:/contents"))  # SRC/. : the contents
-    listing = inside(box, "find", "/tmp", "/newdir", "/contents").split()
+    monkeypatch.chdir(tmp_path / "dir")
+    ok(minidocker("cp", ".", f"{box}:/here"))  # the working directory's contents
+    listing = inside(box, "find", "/tmp", "/newdir", "/contents", "/here").split()
     assert {"/tmp/file", "/tmp/renamed", "/newdir/sub/g", "/newdir/dir/sub/g",
-            "/contents/sub/g"} <= set(listing)
+            "/contents/sub/g", "/here/sub/g"} <= set(listing)
     assert inside(box, "stat", "-c", "%u:%g", "/tmp/file").strip() == "0:0"  # root's, as Docker
 
     out = tmp_path / "out"

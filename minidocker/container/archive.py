@@ -292,7 +292,7 @@ def copy_to(record: records.ContainerRecord, source: str, destination: str,
     """``cp [-a] [-L] SRC CONTAINER:DEST``: the host's file or directory packed under the name
     it must have, then unpacked into the container's directory that receives it (owned by
     root there, unless ``keep_owners``)."""
-    src = Path(source)
+    src = Path(os.path.abspath(source))  # ``.`` is the working directory, by its own name
     if not src.exists() and not src.is_symlink():
         raise NotFound(f"no such file or directory: {source}")
     destination = _absolute(destination)
@@ -302,7 +302,7 @@ def copy_to(record: records.ContainerRecord, source: str, destination: str,
         found = None
     into, rebase = _destination(found is not None and found.is_dir, found is not None,
                                 src.is_dir(), source, destination)
-    contents = source.endswith("/.")
+    contents = os.path.basename(source.rstrip("/")) in (".", "")  # SRC/., . or /: what it holds
     if follow_link and src.is_symlink():
         src = src.resolve()
     with tempfile.TemporaryFile() as tar:
