@@ -90,6 +90,20 @@ def test_create_refusals(http):
     assert minidocker("ps", "-aq").stdout == before  # nothing was made
 
 
+def test_filters_of_the_old_form_keep_every_key():
+    """``{"label": {"keep": false}}`` still filters on ``keep``, as moby reads it: a prune
+    that dropped it would remove everything."""
+    from urllib.parse import urlencode
+
+    from starlette.requests import Request
+
+    from minidocker.daemon.params import filters
+
+    query = urlencode({"filters": '{"label": {"keep": false}, "until": {"1h": true}}'})
+    request = Request({"type": "http", "query_string": query.encode(), "headers": []})
+    assert filters(request) == {"label": ["keep"], "until": ["1h"]}
+
+
 def test_volume_create_refusals(http):
     """A map of strings (moby's ``map[string]string``) with another value: a 400, nothing
     made."""

@@ -81,8 +81,8 @@ def filters(request: Request) -> dict[str, list[str]]:
         raise ApiError("invalid filters: give a JSON object of lists")
     result = {}
     for name, values in raw.items():
-        if isinstance(values, dict):
-            values = [v for v, on in values.items() if on]
+        if isinstance(values, dict):  # every key, as moby's Args.Get: one sent as false
+            values = list(values)  # dropped would widen a prune to everything
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise ApiError(f"invalid filter {name!r}: give a list of strings")
         result[name] = values
