@@ -104,9 +104,9 @@ def test_filters_of_the_old_form_keep_every_key():
     assert filters(request) == {"label": ["keep"], "until": ["1h"]}
 
 
-def test_volume_create_refusals(http):
-    """A map of strings (moby's ``map[string]string``) with another value: a 400, nothing
-    made."""
+def test_volume_and_network_create_refusals(http):
+    """A map of strings (moby's ``map[string]string``) with another value, a subnet that is
+    no string: a 400, nothing made."""
     name = f"{PREFIX}v"
     refused(http.post("/volumes/create", json={"Name": name, "DriverOpts": {
         "type": "none", "o": "bind", "device": 3}}), 400,
@@ -114,6 +114,8 @@ def test_volume_create_refusals(http):
     refused(http.post("/volumes/create", json={"Name": name, "Labels": {"tier": 1}}), 400,
             "invalid Volume.Labels")
     refused(http.get(f"/volumes/{name}"), 404, "No such volume")
+    refused(http.post("/networks/create", json={"Name": f"{PREFIX}n", "IPAM": {
+        "Config": [{"Subnet": 5}]}}), 400, "invalid IPAM.Config.Subnet: expected a string")
 
 
 def test_conflicts_and_missing(http):

@@ -61,6 +61,8 @@ MISSING = [
      "cannot make the registry's root /proc/no-root: No such file or directory"),
     (("network", "create", "--subnet", "10.251.7.0/24", "--gateway", "10.9.9.9", "gw-net"), 1,
      "give a --gateway inside --subnet"),
+    (("network", "create", "--subnet", "10.251.8.5/32", "one-address-net"), 1,
+     "invalid subnet '10.251.8.5/32': a /32 is one address"),
 ]
 
 BAD_FLAG = [(verb, 125, "No such option '--nope'") for verb in [
