@@ -85,9 +85,11 @@ def test_cp_both_ways_with_docker_rules(box, tmp_path, monkeypatch):
     ok(minidocker("cp", f"{tmp_path}/dir/.", f"{box}:/contents"))  # SRC/. : the contents
     monkeypatch.chdir(tmp_path / "dir")
     ok(minidocker("cp", ".", f"{box}:/here"))  # the working directory's contents
-    listing = inside(box, "find", "/tmp", "/newdir", "/contents", "/here").split()
+    (tmp_path / "link").symlink_to(tmp_path / "dir")
+    ok(minidocker("cp", f"{tmp_path}/link/sub", f"{box}:/via-link"))  # a link on the way
+    listing = inside(box, "find", "/tmp", "/newdir", "/contents", "/here", "/via-link").split()
     assert {"/tmp/file", "/tmp/renamed", "/newdir/sub/g", "/newdir/dir/sub/g",
-            "/contents/sub/g", "/here/sub/g"} <= set(listing)
+            "/contents/sub/g", "/here/sub/g", "/via-link/g"} <= set(listing)
     assert inside(box, "stat", "-c", "%u:%g", "/tmp/file").strip() == "0:0"  # root's, as Docker
 
     out = tmp_path / "out"

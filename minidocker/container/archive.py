@@ -292,7 +292,8 @@ def copy_to(record: records.ContainerRecord, source: str, destination: str,
     """``cp [-a] [-L] SRC CONTAINER:DEST``: the host's file or directory packed under the name
     it must have, then unpacked into the container's directory that receives it (owned by
     root there, unless ``keep_owners``)."""
-    src = Path(os.path.abspath(source))  # ``.`` is the working directory, by its own name
+    contents = os.path.basename(source.rstrip("/")) in (".", "")  # SRC/., . or /: what it holds
+    src = _host_source(source, contents)
     if not src.exists() and not src.is_symlink():
         raise NotFound(f"no such file or directory: {source}")
     destination = _absolute(destination)
@@ -301,8 +302,7 @@ def copy_to(record: records.ContainerRecord, source: str, destination: str,
     except NotFound:
         found = None
     into, rebase = _destination(found is not None and found.is_dir, found is not None,
-                                src.is_dir(), source, destination)
-    contents = os.path.basename(source.rstrip("/")) in (".", "")  # SRC/., . or /: what it holds
+                                src.is_dir(), f"{src}/." if contents else str(src), destination)
     if follow_link and src.is_symlink():
         src = src.resolve()
     with tempfile.TemporaryFile() as tar:
@@ -311,6 +311,17 @@ def copy_to(record: records.ContainerRecord, source: str, destination: str,
         tar.seek(0)
         extract_archive(record, into, tar, copy_uid_gid=keep_owners,
                         no_overwrite_dir_non_dir=True)
+
+
+def _host_source(source: str, contents: bool) -> Path:
+    """The host's own path, as docker's ``ResolveHostSourcePath``: absolute (``.`` and
+    ``DIR/..`` go by their own names), the links of its directories followed; its last name
+    is kept as it is (a link is copied as a link, unless ``-L``) — but ``SRC/.`` is what the
+    directory SRC leads to holds."""
+    absolute = os.path.abspath(source)
+    if contents:
+        return Path(os.path.realpath(absolute))
+    return Path(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
 
 
 def _destination(is_dir: bool, exists: bool, source_is_dir: bool, source: str,
