@@ -97,9 +97,11 @@ def test_cp_both_ways_with_docker_rules(box, tmp_path, monkeypatch):
     ok(minidocker("cp", f"{box}:/etc/hostname", str(out / "h")))
     ok(minidocker("cp", f"{box}:/newdir", str(out)))
     ok(minidocker("cp", f"{box}:/etc/.", str(out / "etc-contents")))
+    (tmp_path / "out-link").symlink_to(out)
+    ok(minidocker("cp", f"{box}:/etc/group", str(tmp_path / "out-link")))  # a link to a dir
     assert (out / "h").read_text() == inside(box, "hostname")
     assert (out / "newdir" / "sub" / "g").read_text() == "g\n"
-    assert (out / "etc-contents" / "passwd").is_file()
+    assert (out / "etc-contents" / "passwd").is_file() and (out / "group").is_file()
     inside(box, "ln", "-sfn", "/etc/hostname", "/tmp/link")
     ok(minidocker("cp", f"{box}:/tmp/link", str(out / "as-link")))
     ok(minidocker("cp", "-L", f"{box}:/tmp/link", str(out / "followed")))

@@ -280,8 +280,8 @@ def copy_from(record: records.ContainerRecord, source: str, destination: str,
     with tempfile.TemporaryFile() as tar:
         archive_path(record, source, tar, rebase)
         tar.seek(0)
-        try:
-            extract_layer(tar, Path(into), whiteouts=False,
+        try:  # the host's own directory, its links followed (/tmp/link/): the root to fill
+            extract_layer(tar, Path(os.path.realpath(into)), whiteouts=False,
                           owner=None if keep_owners else (os.getuid(), os.getgid()))
         except LayerError as exc:
             raise MinidockerError(f"refused the container's archive: {exc}") from None
