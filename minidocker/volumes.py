@@ -515,8 +515,10 @@ def _realize(request: MountRequest) -> Mount:
                               f"{volume.Options['type']} mount: minidocker mounts only bind "
                               "volumes (-o type=none -o o=bind -o device=/path); use --tmpfs "
                               "or --mount type=tmpfs for memory")
+    readonly = "ro" in volume.Options.get("o", "").split(",")  # o=bind,ro: for every container
     return Mount("volume", volume.data, target, Name=volume.Name, Driver=volume.Driver,
-                 Mode=request.mode, RW=rw, Anonymous=anonymous, NoCopy=request.nocopy)
+                 Mode=request.mode, RW=rw and not readonly, Anonymous=anonymous,
+                 NoCopy=request.nocopy or readonly)
 
 
 # --- inside the container: mounting -----------------------------------------------------------
