@@ -79,11 +79,19 @@ class Filters:
 
     def match_until(self, created: str) -> bool:
         """``until=TIME`` (a prune's): made before TIME — a Unix time, an RFC 3339 date or a
-        duration back from now (``24h``), as ``docker events --until`` reads it."""
+        duration back from now (``24h``), as ``docker events --until`` reads it. An object
+        whose own date is no time (an image's config is foreign input) is not matched: a
+        prune takes only what its filters name."""
         from minidocker.events import parse_time
 
-        return all(parse_time(created) < parse_time(value)
-                   for value in self.args.get("until", []))
+        untils = self.args.get("until", [])
+        if not untils:
+            return True
+        try:
+            made = parse_time(created) if isinstance(created, str) else None
+        except MinidockerError:
+            made = None
+        return made is not None and all(made < parse_time(value) for value in untils)
 
     def match_prune(self, labels: dict, created: str) -> bool:
         """A prune's filters (``PRUNE_FILTERS``): the labels and the creation time match."""

@@ -523,8 +523,10 @@ def _realize(request: MountRequest) -> Mount:
         return Mount("tmpfs", "", target, RW=rw, Options=request.tmpfs_options)
     anonymous = not request.source
     volume = create_volume(request.source or None, anonymous=anonymous)
+    readonly = "ro" in volume.Options.get("o", "").split(",")  # o=...,ro: for every container
     return Mount("volume", volume.data, target, Name=volume.Name, Driver=volume.Driver,
-                 Mode=request.mode, RW=rw, Anonymous=anonymous, NoCopy=request.nocopy)
+                 Mode=request.mode, RW=rw and not readonly, Anonymous=anonymous,
+                 NoCopy=request.nocopy or readonly)
 
 
 # --- the local driver's mounts: from the first container that starts to the last that stops ----

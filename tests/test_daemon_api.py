@@ -73,6 +73,8 @@ def test_create_refusals(http):
             "invalid Config.Tty: expected a boolean")
     refused(http.post(create, json={"Image": "busybox", "Env": [1]}), 400,
             "invalid Config.Env")
+    refused(http.post(create, json={"Image": "busybox", "Labels": {"tier": 1}}), 400,
+            "invalid Config.Labels: expected an object of strings")
     refused(http.post(create, json={"Image": "busybox", "HostConfig": {"Memory": "lots"}}),
             400, "invalid HostConfig.Memory")
     refused(http.post(create, json={"Image": "busybox", "HostConfig": {"Memory": 1}}), 400,
@@ -88,14 +90,48 @@ def test_create_refusals(http):
     assert minidocker("ps", "-aq").stdout == before  # nothing was made
 
 
+def test_filters_of_the_old_form_keep_every_key():
+    """``{"label": {"keep": false}}`` still filters on ``keep``, as moby reads it: a prune
+    that dropped it would remove everything."""
+    from urllib.parse import urlencode
+
+    from starlette.requests import Request
+
+    from minidocker.daemon.params import filters
+
+    query = urlencode({"filters": '{"label": {"keep": false}, "until": {"1h": true}}'})
+    request = Request({"type": "http", "query_string": query.encode(), "headers": []})
+    assert filters(request) == {"label": ["keep"], "until": ["1h"]}
+
+
+def test_volume_and_network_create_refusals(http):
+    """A map of strings (moby's ``map[string]string``) with another value, a subnet that is
+    no string: a 400, nothing made."""
+    name = f"{PREFIX}v"
+    refused(http.post("/volumes/create", json={"Name": name, "DriverOpts": {
+        "type": "none", "o": "bind", "device": 3}}), 400,
+        "invalid Volume.DriverOpts: expected an object of strings")
+    refused(http.post("/volumes/create", json={"Name": name, "Labels": {"tier": 1}}), 400,
+            "invalid Volume.Labels")
+    refused(http.get(f"/volumes/{name}"), 404, "No such volume")
+    refused(http.post("/networks/create", json={"Name": f"{PREFIX}n", "IPAM": {
+        "Config": [{"Subnet": 5}]}}), 400, "invalid IPAM.Config.Subnet: expected a string")
+
+
 def test_conflicts_and_missing(http):
     name = f"{PREFIX}c"
     assert http.post("/containers/create", params={"name": name},
                      json={"Image": "busybox", "Cmd": ["sleep", "60"]}).status_code == 201
     refused(http.post("/containers/create", params={"name": name},
                       json={"Image": "busybox"}), 409, "already in use")
+    refused(http.post(f"/containers/{name}/rename", params={"name": name}), 400,
+            "Renaming a container with the same name as its current name")  # moby: not a 409
     assert http.post(f"/containers/{name}/start").status_code == 204
     assert http.post(f"/containers/{name}/start").status_code == 304
+    assert http.post(f"/containers/{name}/pause").status_code == 204
+    refused(http.post(f"/containers/{name}/exec", json={"Cmd": ["true"]}), 409,
+            "is paused, unpause the container before exec")
+    assert http.post(f"/containers/{name}/unpause").status_code == 204
     refused(http.delete(f"/containers/{name}"), 409, "cannot remove a running container")
     refused(http.post(f"/containers/{name}/wait", params={"condition": "soon"}), 400,
             "invalid condition")

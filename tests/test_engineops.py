@@ -74,7 +74,7 @@ def inside(box, *command) -> str:
     return ok(minidocker("exec", box, *command))
 
 
-def test_cp_both_ways_with_docker_rules(box, tmp_path):
+def test_cp_both_ways_with_docker_rules(box, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("hello\n")
     (tmp_path / "dir" / "sub").mkdir(parents=True)
     (tmp_path / "dir" / "sub" / "g").write_text("g\n")
@@ -83,9 +83,13 @@ def test_cp_both_ways_with_docker_rules(box, tmp_path):
     ok(minidocker("cp", str(tmp_path / "dir"), f"{box}:/newdir"))  # a dir to a new name
     ok(minidocker("cp", str(tmp_path / "dir"), f"{box}:/newdir"))  # then inside it
     ok(minidocker("cp", f"{tmp_path}/dir/.", f"{box}:/contents"))  # SRC/. : the contents
-    listing = inside(box, "find", "/tmp", "/newdir", "/contents").split()
+    monkeypatch.chdir(tmp_path / "dir")
+    ok(minidocker("cp", ".", f"{box}:/here"))  # the working directory's contents
+    (tmp_path / "link").symlink_to(tmp_path / "dir")
+    ok(minidocker("cp", f"{tmp_path}/link/sub", f"{box}:/via-link"))  # a link on the way
+    listing = inside(box, "find", "/tmp", "/newdir", "/contents", "/here", "/via-link").split()
     assert {"/tmp/file", "/tmp/renamed", "/newdir/sub/g", "/newdir/dir/sub/g",
-            "/contents/sub/g"} <= set(listing)
+            "/contents/sub/g", "/here/sub/g", "/via-link/g"} <= set(listing)
     assert inside(box, "stat", "-c", "%u:%g", "/tmp/file").strip() == "0:0"  # root's, as Docker
 
     out = tmp_path / "out"
@@ -93,9 +97,11 @@ def test_cp_both_ways_with_docker_rules(box, tmp_path):
     ok(minidocker("cp", f"{box}:/etc/hostname", str(out / "h")))
     ok(minidocker("cp", f"{box}:/newdir", str(out)))
     ok(minidocker("cp", f"{box}:/etc/.", str(out / "etc-contents")))
+    (tmp_path / "out-link").symlink_to(out)
+    ok(minidocker("cp", f"{box}:/etc/group", str(tmp_path / "out-link")))  # a link to a dir
     assert (out / "h").read_text() == inside(box, "hostname")
     assert (out / "newdir" / "sub" / "g").read_text() == "g\n"
-    assert (out / "etc-contents" / "passwd").is_file()
+    assert (out / "etc-contents" / "passwd").is_file() and (out / "group").is_file()
     inside(box, "ln", "-sfn", "/etc/hostname", "/tmp/link")
     ok(minidocker("cp", f"{box}:/tmp/link", str(out / "as-link")))
     ok(minidocker("cp", "-L", f"{box}:/tmp/link", str(out / "followed")))

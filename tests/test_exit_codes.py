@@ -61,6 +61,8 @@ MISSING = [
      "cannot make the registry's root /proc/no-root: No such file or directory"),
     (("network", "create", "--subnet", "10.251.7.0/24", "--gateway", "10.9.9.9", "gw-net"), 1,
      "give a --gateway inside --subnet"),
+    (("network", "create", "--subnet", "10.251.8.5/32", "one-address-net"), 1,
+     "invalid subnet '10.251.8.5/32': a /32 is one address"),
 ]
 
 BAD_FLAG = [(verb, 125, "No such option '--nope'") for verb in [
@@ -137,15 +139,20 @@ def assert_error(result, code, words):
         assert words in lines[0], result.stderr
 
 def test_inspect_type_picks_the_kind_of_object(md):
-    """A volume named as an image: ``inspect`` finds the image, ``--type volume`` the volume."""
+    """A volume named as an image: ``inspect`` finds the image, ``--type volume`` the volume;
+    a volume no image could be named as (capitals) is found without ``--type``."""
     assert md("volume", "create", "busybox").returncode == 0
+    assert md("volume", "create", "ExitCodesData").returncode == 0
     try:
         assert md("inspect", "-f", "{{.Os}}", "busybox").stdout == "linux\n"
         typed = md("inspect", "--type", "volume", "-f", "{{.Name}} {{.Driver}}", "busybox")
         assert typed.stdout == "busybox local\n"
         assert md("inspect", "--type", "image", "-f", "{{.Os}}", "busybox").stdout == "linux\n"
+        found = md("inspect", "-f", "{{.Name}}", "ExitCodesData")
+        assert found.stdout == "ExitCodesData\n", found.stderr
+        assert_error(md("inspect", "No-Such"), 1, "No such object: No-Such")
     finally:
-        md("volume", "rm", "busybox")
+        md("volume", "rm", "busybox", "ExitCodesData")
 
 
 def test_rm_of_a_running_container_and_rmi_of_a_used_image_exit_1(md, containers):

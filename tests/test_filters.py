@@ -40,6 +40,8 @@ def test_prune_filters_until_and_label_bang():
     assert f.match_prune({"team": "a"}, "2026-11-30T23:59:59.999999999Z")
     assert not f.match_prune({"team": "a"}, "2026-12-01T00:00:00.000001Z")  # made after
     assert not f.match_prune({"team": "a", "keep": ""}, "2020-01-01T00:00:00Z")  # label!=
+    for foreign in ("yesterday", 1733000000, None):  # an image config's "created", unread
+        assert not f.match_prune({"team": "a"}, foreign)
     assert not f.match_prune({"team": "b"}, "2020-01-01T00:00:00Z")
     recent = Filters.parse(["until=1h"], PRUNE_FILTERS, "image prune")  # back from now
     assert recent.match_until("2020-01-01T00:00:00Z") and not recent.match_until("2999-01-01")

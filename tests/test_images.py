@@ -1,5 +1,7 @@
 """Stages 4 and 5: copy-on-write, diff, commit, the OCI store, save/load, export/import."""
 
+import hashlib
+import io
 import json
 import os
 import subprocess
@@ -211,6 +213,29 @@ def test_load_refuses_bad_archives(md, tmp_path):
     assert result.returncode == 1 and "is not an image archive" in result.stderr
     piped = md("load", input="not a tar")  # stdin: named so, not by the spool file's path
     assert piped.returncode == 1 and piped.stderr.startswith("minidocker: stdin is not an image")
+
+
+def test_load_refuses_a_config_whose_created_is_no_date(md, tmp_path):
+    """Go's time.Time refuses it too; stored, it broke every listing of the store."""
+    layer = tmp_path / "layer.tar"
+    with tarfile.open(layer, "w") as tar:
+        tar.addfile(tarfile.TarInfo("empty"))
+    diff_id = "sha256:" + hashlib.sha256(layer.read_bytes()).hexdigest()
+    config = {"architecture": "amd64", "os": "linux", "created": 5,
+              "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
+    archive = tmp_path / "created.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in (("manifest.json", json.dumps([{
+                "Config": "config.json", "RepoTags": ["created-no-date:1"],
+                "Layers": ["layer.tar"]}]).encode()),
+                ("config.json", json.dumps(config).encode()),
+                ("layer.tar", layer.read_bytes())):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    result = md("load", "-i", str(archive))
+    assert result.returncode == 1 and '"created" is 5, not a date' in result.stderr
+    assert "created-no-date" not in md("images").stdout
 
 
 def test_load_from_a_terminal_says_to_give_a_file(md):

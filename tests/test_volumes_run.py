@@ -26,7 +26,8 @@ def test_a_named_volume_outlives_its_container(md, containers):
 
 
 def test_a_bind_volume_of_the_local_driver_is_its_device(md, tmp_path):
-    """``volume create -o type=none -o o=bind -o device=DIR``: the volume is DIR."""
+    """``volume create -o type=none -o o=bind -o device=DIR``: the volume is DIR (read-only
+    for every container with ``-o o=bind,ro``)."""
     created = md("volume", "create", "-o", "type=none", "--opt", "o=bind", "-o",
                  f"device={tmp_path}", "bound")
     assert created.stdout == "bound\n", created.stderr
@@ -37,9 +38,14 @@ def test_a_bind_volume_of_the_local_driver_is_its_device(md, tmp_path):
                     "echo from-ctr > /data/f")
         assert result.returncode == 0, result.stderr
         assert (tmp_path / "f").read_text() == "from-ctr\n"
+        md("volume", "create", "-o", "type=none", "-o", "o=bind,ro", "-o", f"device={tmp_path}",
+           "bound-ro")
+        refused = md("run", "--rm", "-v", "bound-ro:/data", "busybox", "sh", "-c",
+                     "cat /data/f; echo x > /data/g")  # the driver's ro holds for every mount
+        assert refused.stdout == "from-ctr\n" and "Read-only file system" in refused.stderr
     finally:
-        md("volume", "rm", "bound")
-    assert (tmp_path / "f").exists()  # volume rm leaves the device's files alone
+        md("volume", "rm", "bound", "bound-ro")
+    assert (tmp_path / "f").exists() and not (tmp_path / "g").exists()  # rm leaves the files
 
 
 def test_read_only_mounts_refuse_writes(md, containers, tmp_path):

@@ -463,6 +463,9 @@ def _inspect_object(name: str) -> dict:
             return look_up(name)
         except NotFound:
             pass
+        except MinidockerError as exc:  # no image's name (a volume MyData): docker/cli's
+            if "invalid reference format" not in str(exc):  # isErrSkippable goes on too
+                raise
     raise NotFound(f"No such object: {name} (neither a container, an image, a network nor a "
                    "volume: see 'minidocker ps -a', 'images', 'network ls', 'volume ls')")
 

@@ -284,8 +284,8 @@ def copy_from(record: records.ContainerRecord, source: str, destination: str,
     with tempfile.TemporaryFile() as tar:
         archive_path(record, source, tar, rebase)
         tar.seek(0)
-        try:
-            extract_layer(tar, Path(into), whiteouts=False,
+        try:  # the host's own directory, its links followed (/tmp/link/): the root to fill
+            extract_layer(tar, Path(os.path.realpath(into)), whiteouts=False,
                           owner=None if keep_owners else (os.getuid(), os.getgid()))
         except LayerError as exc:
             raise MinidockerError(f"refused the container's archive: {exc}") from None
@@ -296,7 +296,8 @@ def copy_to(record: records.ContainerRecord, source: str, destination: str,
     """``cp [-a] [-L] SRC CONTAINER:DEST``: the host's file or directory packed under the name
     it must have, then unpacked into the container's directory that receives it (owned by
     root there, unless ``keep_owners``)."""
-    src = Path(source)
+    contents = os.path.basename(source.rstrip("/")) in (".", "")  # SRC/., . or /: what it holds
+    src = _host_source(source, contents)
     if not src.exists() and not src.is_symlink():
         raise NotFound(f"no such file or directory: {source}")
     destination = _absolute(destination)
@@ -305,8 +306,7 @@ def copy_to(record: records.ContainerRecord, source: str, destination: str,
     except NotFound:
         found = None
     into, rebase = _destination(found is not None and found.is_dir, found is not None,
-                                src.is_dir(), source, destination)
-    contents = source.endswith("/.")
+                                src.is_dir(), f"{src}/." if contents else str(src), destination)
     if follow_link and src.is_symlink():
         src = src.resolve()
     with tempfile.TemporaryFile() as tar:
@@ -315,6 +315,17 @@ def copy_to(record: records.ContainerRecord, source: str, destination: str,
         tar.seek(0)
         extract_archive(record, into, tar, copy_uid_gid=keep_owners,
                         no_overwrite_dir_non_dir=True)
+
+
+def _host_source(source: str, contents: bool) -> Path:
+    """The host's own path, as docker's ``ResolveHostSourcePath``: absolute (``.`` and
+    ``DIR/..`` go by their own names), the links of its directories followed; its last name
+    is kept as it is (a link is copied as a link, unless ``-L``) — but ``SRC/.`` is what the
+    directory SRC leads to holds."""
+    absolute = os.path.abspath(source)
+    if contents:
+        return Path(os.path.realpath(absolute))
+    return Path(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
 
 
 def _destination(is_dir: bool, exists: bool, source_is_dir: bool, source: str,

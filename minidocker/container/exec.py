@@ -44,11 +44,7 @@ def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
     """Run ``spec.command`` in the container with our stdio (or a new pty); its exit code.
     A step that fails before the command runs raises ``StepFailed`` naming it (``ExecFailed``,
     126/127, when the command itself cannot be executed)."""
-    if record.status == "paused":
-        raise Conflict(f"Container {record.Name} is paused, unpause the container before exec")
-    if record.status != "running":
-        raise Conflict(f"Container {record.Name} is not running: start it first "
-                       f"('minidocker start {record.Name}')")
+    check_running(record, record.Name)
     check_workdir(spec.workdir)
     if record.HostConfig.Runtime == "runc":  # runc joins the namespaces for us
         env = environment(record.Config.Hostname, [*record.Config.Env, *spec.env],
@@ -70,6 +66,16 @@ def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
     code = namespaces.wait_forwarding_signals(child.pid)
     record.event("exec_die", exitCode=code)
     return code
+
+
+def check_running(record: records.ContainerRecord, shown: str) -> None:
+    """An exec joins a running container: not a paused one (its processes are frozen) nor a
+    stopped one. ``shown``: the container as the caller names it (dockerd: its ID)."""
+    if record.status == "paused":
+        raise Conflict(f"Container {shown} is paused, unpause the container before exec")
+    if record.status != "running":
+        raise Conflict(f"Container {shown} is not running: start it first "
+                       f"('minidocker start {record.Name}')")
 
 
 def check_workdir(workdir: str | None) -> None:

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 
 from minidocker.container import lifecycle
 from minidocker.container.attach import window_size
-from minidocker.container.exec import check_workdir
+from minidocker.container.exec import check_running, check_workdir
 from minidocker.container.tty import write_all
 from minidocker.daemon.containers import window
 from minidocker.daemon.errors import ApiError
@@ -52,8 +52,7 @@ async def container_exec(request: Request) -> Response:
         raise ApiError("exec --privileged is not supported by minidocker: an exec gets no "
                        "more than the container's PID 1")
     record = lifecycle.find(request.path_params["id"])
-    if record.status != "running":
-        raise Conflict(f"Container {record.Id} is not running")
+    check_running(record, record.Id)  # a paused one says so, as moby's exec create
     check_workdir(body.get("WorkingDir"))  # a 400 now, as moby's exec create
     exec_id = secrets.token_hex(32)
     request.app.state.sessions.execs[exec_id] = {

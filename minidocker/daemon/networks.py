@@ -49,6 +49,7 @@ async def network_create(request: Request) -> Response:
     if len(configs) > 1 or not all(isinstance(c, dict) for c in configs):
         raise ApiError("IPAM.Config: minidocker's networks have one IPv4 subnet")
     ipam = configs[0] if configs else {}
+    expect("IPAM.Config", ipam, {"Subnet": str, "Gateway": str})
     network = await run_in_threadpool(
         _networks().create, body["Name"], driver=body.get("Driver") or "bridge",
         subnet=ipam.get("Subnet") or None, gateway=ipam.get("Gateway") or None,

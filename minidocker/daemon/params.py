@@ -81,8 +81,8 @@ def filters(request: Request) -> dict[str, list[str]]:
         raise ApiError("invalid filters: give a JSON object of lists")
     result = {}
     for name, values in raw.items():
-        if isinstance(values, dict):
-            values = [v for v, on in values.items() if on]
+        if isinstance(values, dict):  # every key, as moby's Args.Get: one sent as false
+            values = list(values)  # dropped would widen a prune to everything
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise ApiError(f"invalid filter {name!r}: give a list of strings")
         result[name] = values
@@ -109,19 +109,23 @@ TYPES = {bool: "a boolean", str: "a string", int: "an integer", list: "a list",
 
 def expect(section: str, data: dict, types: dict[str, type]) -> None:
     """Each field of ``data`` named in ``types`` is null or of that type (a list of strings for
-    ``list``); a wrong one is a 400 that names it."""
+    ``list``, an object of strings for the ``STRING_MAPS``); a wrong one is a 400 that names
+    it."""
     for name, kind in types.items():
         value = data.get(name)
         if value is None:
             continue
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if ok and kind is list and name not in LIST_OF_OBJECTS:
-            ok = all(isinstance(v, str) for v in value)
+        of_strings = (kind is list and name not in LIST_OF_OBJECTS
+                      or kind is dict and name in STRING_MAPS)
+        if ok and of_strings:
+            ok = all(isinstance(v, str) for v in (value.values() if kind is dict else value))
         if not ok:
             raise ApiError(f"invalid {section}.{name}: expected {TYPES[kind]}"
-                           + (" of strings" if kind is list else "")
+                           + (" of strings" if of_strings else "")
                            + f", got {json.dumps(value)[:60]}")
 
 
 LIST_OF_OBJECTS = {"Devices", "Mounts", "Ulimits", "BlkioWeightDevice", "DeviceRequests",
                    "ConsoleSize", "Config"}
+STRING_MAPS = {"Labels", "DriverOpts", "Options", "Tmpfs"}  # Go's map[string]string

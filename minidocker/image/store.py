@@ -450,6 +450,7 @@ class ImageStore:
     def add_image_with_config(self, config: bytes, layers: list[Layer],
                               tag: str | None) -> Image:
         """The same, keeping a config's exact bytes (so a loaded image keeps its ID)."""
+        check_created(config)
         config_digest = self.blobs.put_bytes(config)
         manifest = {
             "schemaVersion": 2, "mediaType": MANIFEST,
@@ -539,6 +540,22 @@ def _descriptor(image: Image, ref: str | None) -> dict:
     if ref:
         descriptor["annotations"] = {REF_NAME: ref}
     return descriptor
+
+
+def check_created(config: bytes) -> None:
+    """A config from outside (``load``, ``pull``) says when the image was made as an RFC 3339
+    string, or not at all, as Go's ``time.Time`` reads it: anything else would break every
+    listing, which sorts and filters the images by it."""
+    from datetime import datetime
+
+    created = json.loads(config).get("created", "")
+    try:
+        if created != "":
+            datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        raise MinidockerError(f'the image\'s config is broken: its "created" is '
+                              f"{json.dumps(created)[:40]}, not a date like "
+                              "2024-01-31T12:00:00Z; the image was not stored") from None
 
 
 def _canonical(value: dict) -> bytes:

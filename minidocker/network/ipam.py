@@ -38,8 +38,14 @@ def parse_subnet(subnet: str) -> ipaddress.IPv4Network:
 
 
 def first_host(subnet: str) -> str:
-    """The gateway of a subnet: its first host address (the bridge's address)."""
-    return str(next(parse_subnet(subnet).hosts()))
+    """The gateway of a subnet: its first host address (the bridge's address). A /32 has
+    no room for a gateway and a container."""
+    network = parse_subnet(subnet)
+    if network.prefixlen > 31:
+        raise MinidockerError(f"invalid subnet {subnet!r}: a /32 is one address, and a network "
+                              "needs one for its gateway and more for its containers; give a "
+                              "larger one, e.g. 10.10.0.0/24")
+    return str(next(iter(network.hosts())))
 
 
 def check_no_overlap(subnet: str, networks: list[Network]) -> None:
