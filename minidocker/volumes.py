@@ -544,13 +544,20 @@ def driver_mounted(mounts: list) -> list[Volume]:
 
 
 @contextmanager
-def mounted(mounts: list):
+def mounted(mounts: list, running_volumes: Callable[[], set[str]]):
     """A container starts: each of its volumes that the driver mounts is mounted on its
-    ``_data`` unless a running container has it mounted already. The volumes' locks stay held
-    until the ``with`` ends: the caller leaves it once the record says "running"."""
+    ``_data`` unless a running container has it mounted already (``running_volumes()``,
+    asked under the volume's lock). A mount that no running container uses is stale — a
+    monitor killed with SIGKILL before its record said "running", or a stop that has not
+    unmounted yet — and is replaced by a new one, as moby's local driver unmounts what an
+    unclean shutdown left. The volumes' locks stay held until the ``with`` ends: the caller
+    leaves it once the record says "running"."""
     with ExitStack() as held:
         for volume in driver_mounted(mounts):
             held.enter_context(localdriver.locked(volume.directory))
+            if (localdriver.is_mounted(volume.Mountpoint)
+                    and volume.Name not in running_volumes()):
+                localdriver.unmount(volume.Mountpoint)  # a tmpfs starts empty, as in Docker
             localdriver.mount(volume.Name, volume.Options, volume.Mountpoint)
         yield
 

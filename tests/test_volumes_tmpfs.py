@@ -9,10 +9,11 @@ CLI through minidocker's daemon, side by side with dockerd: test_daemon_vs_docke
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from minidocker import localdriver
+from minidocker import localdriver, volumes
 from minidocker.container import records
 
 from .conftest import MINIDOCKER
@@ -96,6 +97,18 @@ def test_a_killed_monitor_leaves_no_tmpfs(md, containers, volume):
     assert md("ps", "-a").returncode == 0  # the next look at the record finds the monitor gone
     assert tmpfs_on(volume) == []
     md("rm", name)
+
+
+def test_a_mount_no_running_container_uses_is_replaced_at_the_next_start(md, volume):
+    """What a monitor killed with SIGKILL between its mount and "running" leaves (made here by
+    hand): the next start finds no running user and mounts a new, empty tmpfs."""
+    md("volume", "create", *TMPFS, volume)
+    stale = volumes.get_volume(volume)
+    localdriver.mount(volume, stale.Options, stale.Mountpoint)
+    Path(stale.Mountpoint, "left").write_text("by a crash\n")
+    again = md("run", "--rm", "-v", f"{volume}:/data", "busybox", "ls", "-A", "/data")
+    assert (again.returncode, again.stdout) == (0, "")
+    assert tmpfs_on(volume) == []
 
 
 def test_cp_into_a_stopped_container_uses_a_tmpfs_of_its_own(md, containers, volume,

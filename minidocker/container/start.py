@@ -132,7 +132,8 @@ def start(record: records.ContainerRecord,
             plan = plan_start(record)
             # the local driver's filesystems (a tmpfs volume) on their _data before the
             # child copies our mounts; their locks held until the record says "running"
-            volumes_held.enter_context(volumes.mounted(plan.mounts))
+            volumes_held.enter_context(volumes.mounted(plan.mounts,
+                                                            records.running_volumes))
             process, cgroup = spawn(plan, stdio, adopt)
         except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
             volumes_held.close()  # finish counts the volumes' users under those locks
