@@ -111,6 +111,19 @@ def test_a_mount_no_running_container_uses_is_replaced_at_the_next_start(md, vol
     assert tmpfs_on(volume) == []
 
 
+def test_a_userns_container_leaves_a_shared_tmpfs_owned_as_its_o_says(md, containers, volume):
+    """``--userns private`` joins a tmpfs another container runs on: root inside sees it as
+    nobody's (mode 1777 lets it write), as with Docker's userns-remap, and never takes it over
+    from the container it shares it with."""
+    md("volume", "create", *TMPFS, "-o", "o=size=1m", volume)
+    keeper = containers.run_d("-v", f"{volume}:/data", "busybox", "sh", "-c", WAIT)
+    remapped = md("run", "--rm", "--userns", "private", "-v", f"{volume}:/data", "busybox",
+                  "sh", "-c", "stat -c '%u %a' /data && touch /data/mine")
+    assert (remapped.returncode, remapped.stdout) == (0, "65534 1777\n")
+    assert md("exec", keeper, "stat", "-c", "%u", "/data").stdout == "0\n"
+    md("rm", "-f", keeper)
+
+
 def test_cp_into_a_stopped_container_uses_a_tmpfs_of_its_own(md, containers, volume,
                                                               tmp_path):
     md("volume", "create", *TMPFS, volume)
