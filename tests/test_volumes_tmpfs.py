@@ -6,6 +6,7 @@ Docker. The count of users is derived from the records and the mount table, so a
 killed with SIGKILL leaves nothing mounted. Checked in the kernel's mount table. (The docker
 CLI through minidocker's daemon, side by side with dockerd: test_daemon_vs_dockerd.py.)"""
 
+import json
 import os
 import signal
 import subprocess
@@ -122,6 +123,24 @@ def test_a_userns_container_leaves_a_shared_tmpfs_owned_as_its_o_says(md, contai
     assert (remapped.returncode, remapped.stdout) == (0, "65534 1777\n")
     assert md("exec", keeper, "stat", "-c", "%u", "/data").stdout == "0\n"
     md("rm", "-f", keeper)
+
+
+def test_mount_volume_opt_creates_the_volume_with_its_options(md, volume):
+    """``--mount ...,volume-opt=K=V`` makes a missing volume with the local driver's options
+    (a value with commas quoted whole, as the docker CLI's CSV wants); an existing volume
+    stays as it is."""
+    spec = (f"type=volume,source={volume},target=/x,volume-driver=local,volume-opt=type=tmpfs,"
+            'volume-opt=device=tmpfs,"volume-opt=o=size=1m,uid=1000",volume-label=tier=cache')
+    seen = md("run", "--rm", "--mount", spec, "busybox", "sh", "-c",
+              "stat -c %u /x; grep ' /x ' /proc/mounts")
+    assert seen.returncode == 0, seen.stderr
+    assert seen.stdout.startswith("1000\ntmpfs /x tmpfs ") and "size=1024k" in seen.stdout
+    shown = json.loads(md("volume", "inspect", volume).stdout)[0]
+    assert (shown["Options"], shown["Labels"]) == (
+        {"type": "tmpfs", "device": "tmpfs", "o": "size=1m,uid=1000"}, {"tier": "cache"})
+    again = md("run", "--rm", "--mount", spec.replace("uid=1000", "uid=7"), "busybox",
+               "stat", "-c", "%u", "/x")
+    assert again.stdout == "1000\n"  # as Docker: the volume exists, its options stay
 
 
 def test_cp_into_a_stopped_container_uses_a_tmpfs_of_its_own(md, containers, volume,

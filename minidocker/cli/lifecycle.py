@@ -51,7 +51,8 @@ def container_options(command):
         click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]",
                      help="Bind mount a host path, or mount a named/anonymous volume."),
         click.option("--mount", "mounts", multiple=True, metavar="type=...,target=...",
-                     help="Attach a bind, volume or tmpfs mount."),
+                     help="Attach a bind, volume or tmpfs mount (CSV: quote a field "
+                     "with commas whole, e.g. \"volume-opt=o=size=1m,uid=1000\")."),
         click.option("--tmpfs", multiple=True, metavar="PATH[:OPTIONS]",
                      help="Mount a tmpfs directory."),
         click.option("--volumes-from", multiple=True, metavar="CONTAINER[:ro|rw]",
