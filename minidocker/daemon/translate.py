@@ -25,6 +25,7 @@ NetworkingConfig, Mount). Model: moby ``runconfig/config.go`` (decodeContainerCo
 
 from minidocker import volumes
 from minidocker.cgroups import build_limits
+from minidocker.cgroups.limits import parse_bytes
 from minidocker.container import health
 from minidocker.container.config import (
     CgroupnsMode,
@@ -334,11 +335,12 @@ def docker_host_config(host: HostConfig) -> dict:
 
 def mount_object(text: str) -> dict:
     """``type=bind,source=/a,target=/b,readonly`` as Docker's Mount object, with the
-    ``VolumeOptions`` it was given (their empty parts left out, as dockerd's JSON does)."""
+    ``VolumeOptions`` and ``TmpfsOptions`` it was given (their empty parts left out, as
+    dockerd's JSON does)."""
     keys = {"type": "Type", "source": "Source", "src": "Source", "target": "Target",
             "destination": "Target", "dst": "Target"}
     mount = {"Type": "volume", "Source": "", "Target": "", "ReadOnly": False}
-    options, driver = {}, {}
+    options, driver, tmpfs = {}, {}, {}
     for part in volumes.mount_fields(text):
         key, _, value = part.partition("=")
         name, _, setting = value.partition("=")
@@ -354,9 +356,14 @@ def mount_object(text: str) -> dict:
             driver["Name"] = value
         elif key == "volume-opt":
             driver.setdefault("Options", {})[name] = setting
+        elif key == "tmpfs-size":
+            tmpfs["SizeBytes"] = parse_bytes("tmpfs-size", value)
+        elif key == "tmpfs-mode":
+            tmpfs["Mode"] = int(value, 8)
     if driver:
         options["DriverConfig"] = driver
-    return {**mount, "VolumeOptions": options} if options else mount
+    return {**mount, **({"VolumeOptions": options} if options else {}),
+            **({"TmpfsOptions": tmpfs} if tmpfs else {})}
 
 
 # What dockerd answers in ``inspect`` for what minidocker does not model: the same keys with
