@@ -276,3 +276,22 @@ def test_mount_volume_opt_makes_the_volume_it_names(daemons):
             daemon.docker("volume", "rm", volume)
     assert seen[0] == seen[1]
     assert seen[0][0] == "1000\n1\n1\n" and seen[0][3] == {"tier": "cache"}
+
+
+def test_a_restart_starts_its_tmpfs_volume_anew(daemons):
+    """``restart`` stops the tmpfs volume's only user, so its data goes, on both daemons."""
+    volume, name = f"{PREFIX}restartvol", f"{PREFIX}restart"
+    seen = []
+    for daemon in daemons:
+        try:
+            ok(daemon.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs",
+                             volume))
+            ok(daemon.docker("run", "-d", "--name", name, "-v", f"{volume}:/data", "busybox",
+                             "sleep", "300"))
+            ok(daemon.docker("exec", name, "touch", "/data/f"))
+            ok(daemon.docker("restart", "-t", "0", name))
+            seen.append(ok(daemon.docker("exec", name, "ls", "-A", "/data")))
+        finally:
+            daemon.docker("rm", "-f", name)
+            daemon.docker("volume", "rm", volume)
+    assert seen == ["", ""]
