@@ -12,7 +12,8 @@ Docker counts a volume's users in the daemon's memory. minidocker has no process
 its containers, so the count is never stored: it is *derived* each time, under the volume's
 ``mount.lock`` (flock(2)), from what cannot drift — which containers run (their records, with
 a live monitor) and whether /proc/self/mountinfo shows the mount. A starting container holds
-the lock until its record says "running", so one stopping at that moment counts it.
+the lock until its record says "running", so one stopping at that moment counts it; and it
+replaces a mount that no running container uses (a crash left it) by a new, empty one.
 
 The ``o=`` text is split as mount(8) splits it: words such as ``ro`` or ``noexec`` are mount(2)
 flags, the rest is the filesystem's data. When the kernel refuses the data (EINVAL), each

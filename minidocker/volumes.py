@@ -23,7 +23,9 @@ Man pages: mount(2) mount_namespaces(7) tmpfs(5) statvfs(3). Used by: ``run -v/-
 /--volumes-from``, ``minidocker volume ...``, notebook 07-volumes.
 """
 
+import csv
 import fcntl
+import io
 import os
 import re
 import shutil
@@ -323,6 +325,9 @@ class MountRequest:
     nocopy: bool = False
     tmpfs_options: str = ""
     create_source: bool = False  # -v makes a missing host directory; --mount refuses
+    # --mount's volume-opt= and volume-label=: a volume made for it (unless it exists) has them
+    driver_options: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)
 
 
 def container_path(path: str, spec: str, flag: str) -> str:
@@ -382,19 +387,31 @@ def parse_volume(spec: str) -> MountRequest:
                         create_source=kind == "bind")
 
 
+MOUNT_KEYS = {"type", "source", "target", "readonly", "volume-nocopy", "volume-driver",
+              "volume-opt", "volume-label", "tmpfs-size", "tmpfs-mode", "bind-propagation",
+              "consistency"}
+
+
 def parse_mount(spec: str) -> MountRequest:
     """``--mount type=bind|volume|tmpfs,source=..,target=..[,readonly][,volume-nocopy]
-    [,tmpfs-size=..][,tmpfs-mode=..]`` (``src``, ``destination``/``dst``, ``ro`` as aliases)."""
+    [,volume-driver=local][,volume-opt=K=V][,volume-label=K=V][,tmpfs-size=..][,tmpfs-mode=..]``
+    (``src``, ``destination``/``dst``, ``ro`` as aliases). A field in double quotes may hold
+    commas: ``"volume-opt=o=size=64m,uid=1000"`` (see ``mount_fields``)."""
     values: dict[str, str] = {}
-    for item in spec.split(","):
+    driver_options: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for item in mount_fields(spec):
         key, has_value, value = item.partition("=")
         key = {"src": "source", "destination": "target", "dst": "target",
                "ro": "readonly"}.get(key.strip().lower(), key.strip().lower())
-        if key not in {"type", "source", "target", "readonly", "volume-nocopy", "tmpfs-size",
-                       "tmpfs-mode", "bind-propagation", "consistency"}:
+        if key not in MOUNT_KEYS:
             raise MinidockerError(f"unexpected key '{key}' in '{item}' of --mount {spec}")
         if key in {"readonly", "volume-nocopy"} and not has_value:
             value = "true"
+        if key in {"volume-opt", "volume-label"}:  # KEY=VALUE each, repeatable
+            name, _, setting = value.partition("=")
+            if name:
+                (driver_options if key == "volume-opt" else labels)[name] = setting
         values[key] = value
     kind = values.get("type", "volume")
     if kind not in {"bind", "volume", "tmpfs"}:
@@ -421,7 +438,11 @@ def parse_mount(spec: str) -> MountRequest:
     elif kind == "volume":
         if source:
             check_volume_name(source)
+        if values.get("volume-driver", "local") not in {"local", ""}:
+            raise MinidockerError(f"unknown volume driver '{values['volume-driver']}' in "
+                                  f"--mount {spec}: minidocker has only 'local'")
         request.nocopy, request.mode = _bool(values, "volume-nocopy", spec), "z"
+        request.driver_options, request.labels = driver_options, labels
     else:
         if source:
             raise MinidockerError(f"invalid mount config for type \"tmpfs\": a tmpfs has no "
@@ -429,6 +450,24 @@ def parse_mount(spec: str) -> MountRequest:
         request.tmpfs_options = tmpfs_options(values.get("tmpfs-size"),
                                               values.get("tmpfs-mode"), spec)
     return request
+
+
+def mount_fields(spec: str) -> list[str]:
+    """The comma-separated fields of a ``--mount`` text, read as CSV as Docker's CLI reads
+    them (Go's encoding/csv): a field in double quotes may hold commas and ``""``."""
+    try:
+        return next(csv.reader([spec], strict=True))
+    except (csv.Error, StopIteration) as error:
+        raise MinidockerError(f"invalid --mount {spec}: {error or 'empty'} (quote a field "
+                              'that holds commas whole: "volume-opt=o=size=1m,uid=1000")') \
+            from None
+
+
+def mount_text(fields: list[str]) -> str:
+    """``mount_fields`` backwards: the ``--mount`` text, a field quoted if it holds a comma."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow(fields)
+    return line.getvalue()
 
 
 def parse_tmpfs(spec: str) -> MountRequest:
@@ -522,7 +561,8 @@ def _realize(request: MountRequest) -> Mount:
     if request.type == "tmpfs":
         return Mount("tmpfs", "", target, RW=rw, Options=request.tmpfs_options)
     anonymous = not request.source
-    volume = create_volume(request.source or None, anonymous=anonymous)
+    volume = create_volume(request.source or None, labels=request.labels, anonymous=anonymous,
+                           options=request.driver_options)  # an existing one stays as it is
     readonly = "ro" in volume.Options.get("o", "").split(",")  # o=...,ro: for every container
     return Mount("volume", volume.data, target, Name=volume.Name, Driver=volume.Driver,
                  Mode=request.mode, RW=rw and not readonly, Anonymous=anonymous,
@@ -546,13 +586,20 @@ def driver_mounted(mounts: list) -> list[Volume]:
 
 
 @contextmanager
-def mounted(mounts: list):
+def mounted(mounts: list, running_volumes: Callable[[], set[str]]):
     """A container starts: each of its volumes that the driver mounts is mounted on its
-    ``_data`` unless a running container has it mounted already. The volumes' locks stay held
-    until the ``with`` ends: the caller leaves it once the record says "running"."""
+    ``_data`` unless a running container has it mounted already (``running_volumes()``,
+    asked under the volume's lock). A mount that no running container uses is stale — a
+    monitor killed with SIGKILL before its record said "running", or a stop that has not
+    unmounted yet — and is replaced by a new one, as moby's local driver unmounts what an
+    unclean shutdown left. The volumes' locks stay held until the ``with`` ends: the caller
+    leaves it once the record says "running"."""
     with ExitStack() as held:
         for volume in driver_mounted(mounts):
             held.enter_context(localdriver.locked(volume.directory))
+            if (localdriver.is_mounted(volume.Mountpoint)
+                    and volume.Name not in running_volumes()):
+                localdriver.unmount(volume.Mountpoint)  # a tmpfs starts empty, as in Docker
             localdriver.mount(volume.Name, volume.Options, volume.Mountpoint)
         yield
 

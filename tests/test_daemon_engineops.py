@@ -235,6 +235,8 @@ def test_unknown_filters_are_refused_and_prune_all_takes_named_volumes(daemon):
         ok(daemon.docker("inspect", kept))
         assert ok(daemon.docker("images", "--filter", "reference=busybox", "--format",
                                 "{{.Repository}}")).split() == ["busybox"]
+        assert ok(daemon.docker("images", "busybox:latest", "--format",  # [REPOSITORY[:TAG]]
+                                "{{.Repository}}")).split() == ["busybox"]
         assert volume in ok(daemon.docker("volume", "ls", "-q", "--filter", f"name={volume}"))
         assert volume in ok(daemon.docker("volume", "prune", "-a", "-f"))
     finally:

@@ -248,3 +248,50 @@ def test_a_tmpfs_volume_lives_while_its_containers_run(daemons):
             daemon.docker("volume", "rm", volume, bad)
     assert seen[0] == seen[1] == ("kept\n1000\n", "", {"type": "tmpfs", "device": "tmpfs",
                                                        "o": "size=2m,uid=1000"}, 125, True)
+
+
+def test_mount_volume_opt_makes_the_volume_it_names(daemons):
+    """``--mount type=volume,...,volume-opt=`` (HostConfig.Mounts[].VolumeOptions.DriverConfig
+    and .Labels) makes the missing volume with those options; a value with commas is quoted
+    whole, as the docker CLI's CSV wants. A tmpfs mount's TmpfsOptions (size, mode) hold too,
+    and inspect shows each Mount as it was sent."""
+    volume, name = f"{PREFIX}optvol", f"{PREFIX}opt"
+    spec = (f"type=volume,source={volume},target=/x,volume-driver=local,volume-opt=type=tmpfs,"
+            'volume-opt=device=tmpfs,"volume-opt=o=size=1m,uid=1000",volume-label=tier=cache')
+    seen = []
+    for daemon in daemons:
+        try:
+            ok(daemon.docker("create", "--name", name, "--mount", spec, "--mount",
+                             "type=tmpfs,target=/t,tmpfs-size=64k,tmpfs-mode=1770", "busybox",
+                             "sh", "-c", "stat -c %u /x; grep -c ' /x tmpfs .*size=1024k' "
+                             "/proc/mounts; grep -c ' /t tmpfs .*size=64k,mode=1770' "
+                             "/proc/mounts"))
+            out = ok(daemon.docker("start", "-a", name))
+            mounts = json.loads(ok(daemon.docker("inspect", "-f", "{{json .HostConfig.Mounts}}",
+                                                 name)))
+            shown = json.loads(ok(daemon.docker("volume", "inspect", volume)))[0]
+            seen.append((out, mounts, shown["Options"], shown["Labels"]))
+        finally:
+            daemon.docker("rm", "-f", name)
+            daemon.docker("volume", "rm", volume)
+    assert seen[0] == seen[1]
+    assert seen[0][0] == "1000\n1\n1\n" and seen[0][3] == {"tier": "cache"}
+
+
+def test_a_restart_starts_its_tmpfs_volume_anew(daemons):
+    """``restart`` stops the tmpfs volume's only user, so its data goes, on both daemons."""
+    volume, name = f"{PREFIX}restartvol", f"{PREFIX}restart"
+    seen = []
+    for daemon in daemons:
+        try:
+            ok(daemon.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs",
+                             volume))
+            ok(daemon.docker("run", "-d", "--name", name, "-v", f"{volume}:/data", "busybox",
+                             "sleep", "300"))
+            ok(daemon.docker("exec", name, "touch", "/data/f"))
+            ok(daemon.docker("restart", "-t", "0", name))
+            seen.append(ok(daemon.docker("exec", name, "ls", "-A", "/data")))
+        finally:
+            daemon.docker("rm", "-f", name)
+            daemon.docker("volume", "rm", volume)
+    assert seen == ["", ""]

@@ -242,5 +242,12 @@ def test_images_reference_lists_only_the_names_that_match():
         rows = md("images", "--filter", f"reference={PREFIX.lower()}-other/*",
                   "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
         assert rows == [other]
+        # docker images [REPOSITORY[:TAG]]: the same pattern, as an argument
+        for pattern in (f"{PREFIX.lower()}-other/app", other, f"{PREFIX.lower()}-*/app:?"):
+            assert md("images", pattern, "--format",
+                      "{{.Repository}}:{{.Tag}}").stdout.split() == [other], pattern
+        assert md("images", "-q", f"{PREFIX.lower()}-other/app:2").stdout == ""
+        refused = md("images", "busybox", "other")
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
     finally:
         md("rmi", other)

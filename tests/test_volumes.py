@@ -51,6 +51,14 @@ def test_mount_flag(tmp_path):
     assert volumes.parse_mount("type=volume,source=db,destination=/db,volume-nocopy") == \
         MountRequest("volume", "db", "/db", mode="z", nocopy=True)
     assert volumes.parse_mount("target=/anon") == MountRequest("volume", "", "/anon", mode="z")
+    # read as CSV, as the docker CLI reads it: a quoted field keeps its commas
+    opts = ('dst=/c,volume-driver=local,volume-opt=type=tmpfs,volume-opt=device=tmpfs,'
+            '"volume-opt=o=size=1m,uid=1000",volume-label=tier=cache')
+    assert volumes.parse_mount(opts) == MountRequest(
+        "volume", "", "/c", mode="z", labels={"tier": "cache"},
+        driver_options={"type": "tmpfs", "device": "tmpfs", "o": "size=1m,uid=1000"})
+    fields = ["type=volume", "volume-opt=o=size=1m,uid=1000", 'a"b']
+    assert volumes.mount_fields(volumes.mount_text(fields)) == fields
     assert volumes.parse_mount("type=tmpfs,dst=/run,tmpfs-size=1m,tmpfs-mode=1770") == \
         MountRequest("tmpfs", "", "/run", tmpfs_options="size=1048576,mode=1770")
     assert volumes.parse_tmpfs("/run:size=64k,mode=700,ro") == \
@@ -87,6 +95,9 @@ BAD_FLAGS = {
         ("type=tmpfs,target=/x,tmpfs-size=lots", "invalid value 'lots' for tmpfs-size"),
         ("type=tmpfs,target=/x,tmpfs-mode=rwx", "invalid tmpfs mode 'rwx'"),
         ("type=bind,source=/,target=/x,bind-propagation=shared", "keeps every mount private"),
+        ("target=/x,volume-driver=nfs", "unknown volume driver 'nfs'"),
+        ('target=/x,"volume-opt=o=a,b"c', "quote a field that holds commas whole"),
+        ("type=bind,source=/,target=/x,volume-opt=type=tmpfs", "cannot mix 'volume-opt'"),
     ],
     volumes.parse_tmpfs: [
         ("/run:exec", "unknown tmpfs option 'exec'"),

@@ -4,9 +4,13 @@ container's mounts (the data-container pattern); ``rm -v`` takes anonymous volum
 named volume is seeded with what the image has at its mount point."""
 
 import json
+import subprocess
 
 import pytest
 
+from minidocker.container import records
+
+from .conftest import MINIDOCKER
 from .test_lifecycle import inspect
 
 
@@ -23,6 +27,20 @@ def test_a_named_volume_outlives_its_container(md, containers):
     result = md("run", "--rm", "-v", "kept:/data", "busybox", "cat", "/data/f")
     assert result.stdout == "from-first\n"
     assert md("volume", "rm", "kept").returncode == 0
+
+
+def test_volume_rm_waits_for_the_containers_lock(md):
+    """volume rm looks for the volume's users under the containers lock, which a create holds
+    from making its volumes to saving its record: held here (as by a create), the rm waits, so
+    it never removes a volume that a container is being created with."""
+    assert md("volume", "create", "vrm-wait").returncode == 0
+    with records.all_locked():
+        rm = subprocess.Popen([*MINIDOCKER, "volume", "rm", "vrm-wait"], stdout=subprocess.PIPE,
+                              text=True)
+        with pytest.raises(subprocess.TimeoutExpired):
+            rm.wait(timeout=1)
+        assert "vrm-wait" in md("volume", "ls", "-q").stdout.split()
+    assert (rm.wait(timeout=60), rm.stdout.read()) == (0, "vrm-wait\n")
 
 
 def test_a_bind_volume_of_the_local_driver_is_its_device(md, tmp_path):

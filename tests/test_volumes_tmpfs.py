@@ -6,13 +6,15 @@ Docker. The count of users is derived from the records and the mount table, so a
 killed with SIGKILL leaves nothing mounted. Checked in the kernel's mount table. (The docker
 CLI through minidocker's daemon, side by side with dockerd: test_daemon_vs_dockerd.py.)"""
 
+import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from minidocker import localdriver
+from minidocker import localdriver, volumes
 from minidocker.container import records
 
 from .conftest import MINIDOCKER
@@ -96,6 +98,49 @@ def test_a_killed_monitor_leaves_no_tmpfs(md, containers, volume):
     assert md("ps", "-a").returncode == 0  # the next look at the record finds the monitor gone
     assert tmpfs_on(volume) == []
     md("rm", name)
+
+
+def test_a_mount_no_running_container_uses_is_replaced_at_the_next_start(md, volume):
+    """What a monitor killed with SIGKILL between its mount and "running" leaves (made here by
+    hand): the next start finds no running user and mounts a new, empty tmpfs."""
+    md("volume", "create", *TMPFS, volume)
+    stale = volumes.get_volume(volume)
+    localdriver.mount(volume, stale.Options, stale.Mountpoint)
+    Path(stale.Mountpoint, "left").write_text("by a crash\n")
+    again = md("run", "--rm", "-v", f"{volume}:/data", "busybox", "ls", "-A", "/data")
+    assert (again.returncode, again.stdout) == (0, "")
+    assert tmpfs_on(volume) == []
+
+
+def test_a_userns_container_leaves_a_shared_tmpfs_owned_as_its_o_says(md, containers, volume):
+    """``--userns private`` joins a tmpfs another container runs on: root inside sees it as
+    nobody's (mode 1777 lets it write), as with Docker's userns-remap, and never takes it over
+    from the container it shares it with."""
+    md("volume", "create", *TMPFS, "-o", "o=size=1m", volume)
+    keeper = containers.run_d("-v", f"{volume}:/data", "busybox", "sh", "-c", WAIT)
+    remapped = md("run", "--rm", "--userns", "private", "-v", f"{volume}:/data", "busybox",
+                  "sh", "-c", "stat -c '%u %a' /data && touch /data/mine")
+    assert (remapped.returncode, remapped.stdout) == (0, "65534 1777\n")
+    assert md("exec", keeper, "stat", "-c", "%u", "/data").stdout == "0\n"
+    md("rm", "-f", keeper)
+
+
+def test_mount_volume_opt_creates_the_volume_with_its_options(md, volume):
+    """``--mount ...,volume-opt=K=V`` makes a missing volume with the local driver's options
+    (a value with commas quoted whole, as the docker CLI's CSV wants); an existing volume
+    stays as it is."""
+    spec = (f"type=volume,source={volume},target=/x,volume-driver=local,volume-opt=type=tmpfs,"
+            'volume-opt=device=tmpfs,"volume-opt=o=size=1m,uid=1000",volume-label=tier=cache')
+    seen = md("run", "--rm", "--mount", spec, "busybox", "sh", "-c",
+              "stat -c %u /x; grep ' /x ' /proc/mounts")
+    assert seen.returncode == 0, seen.stderr
+    assert seen.stdout.startswith("1000\ntmpfs /x tmpfs ") and "size=1024k" in seen.stdout
+    shown = json.loads(md("volume", "inspect", volume).stdout)[0]
+    assert (shown["Options"], shown["Labels"]) == (
+        {"type": "tmpfs", "device": "tmpfs", "o": "size=1m,uid=1000"}, {"tier": "cache"})
+    again = md("run", "--rm", "--mount", spec.replace("uid=1000", "uid=7"), "busybox",
+               "stat", "-c", "%u", "/x")
+    assert again.stdout == "1000\n"  # as Docker: the volume exists, its options stay
 
 
 def test_cp_into_a_stopped_container_uses_a_tmpfs_of_its_own(md, containers, volume,

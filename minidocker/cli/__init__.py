@@ -221,8 +221,9 @@ def commit(author, message, changes, container, repository):
               "template, e.g. '{{.Repository}}:{{.Tag}}' (fields: .ID .Repository .Tag "
               ".Digest .CreatedSince .CreatedAt .Size).")
 @filter_option
-def images(show_all, quiet, digests, fmt, filters):
-    """List images."""
+@click.argument("repository", required=False, metavar="[REPOSITORY[:TAG]]")
+def images(show_all, quiet, digests, fmt, filters, repository):
+    """List images (those of REPOSITORY[:TAG] only, a pattern as --filter reference= takes)."""
     from minidocker.cli.formatting import (
         IMAGE_HEADERS,
         IMAGES_DIGESTS_TABLE,
@@ -245,6 +246,8 @@ def images(show_all, quiet, digests, fmt, filters):
         name = broken.tags[0] if broken.tags else broken.short_id
         click.echo(f"minidocker: image {name} is damaged: {broken.damage}; remove it with "
                    f"'minidocker rmi -f {name}' or run 'minidocker image prune'", err=True)
+    if repository:  # what docker's CLI does with it: one more reference= pattern
+        filters = (*filters, f"reference={repository}")
     chosen = by.select(images, by.parse(filters), store)
     rows = [row for image in chosen for row in image_rows(image, digests)]
     if quiet:

@@ -51,7 +51,8 @@ def container_options(command):
         click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]",
                      help="Bind mount a host path, or mount a named/anonymous volume."),
         click.option("--mount", "mounts", multiple=True, metavar="type=...,target=...",
-                     help="Attach a bind, volume or tmpfs mount."),
+                     help="Attach a bind, volume or tmpfs mount (CSV: quote a field "
+                     "with commas whole, e.g. \"volume-opt=o=size=1m,uid=1000\")."),
         click.option("--tmpfs", multiple=True, metavar="PATH[:OPTIONS]",
                      help="Mount a tmpfs directory."),
         click.option("--volumes-from", multiple=True, metavar="CONTAINER[:ro|rw]",
@@ -661,9 +662,9 @@ def system_prune(everything, volumes, force, filters):
     require_root("system prune")
     from minidocker.cli import image_users
     from minidocker.cli.network import prune_networks
-    from minidocker.cli.volume import volumes_in_use
     from minidocker.container.lifecycle import collect_layer_copies
     from minidocker.container.lifecycle import prune as prune_containers
+    from minidocker.container.records import volume_users
     from minidocker.errors import MinidockerError
     from minidocker.filters import PRUNE_FILTERS, Filters
     from minidocker.image.verbs import prune_images
@@ -681,7 +682,10 @@ def system_prune(everything, volumes, force, filters):
     deleted = {"Containers": prune_containers(chosen), "Networks": prune_networks(chosen)}
     with image_users() as users:  # no create takes an image while they go
         deleted["Images"] = prune_images(everything, users, chosen)
-    deleted["Volumes"] = prune_volumes(volumes_in_use(), chosen=chosen)[0] if volumes else []
+    deleted["Volumes"] = []
+    if volumes:
+        with volume_users() as users:
+            deleted["Volumes"] = prune_volumes(users, chosen=chosen)[0]
     if not chosen:  # they carry no label nor date: a filtered prune takes only what it names
         deleted["user namespace layer copies"] = collect_layer_copies()
     lines = [f"Deleted {kind}:\n" + "".join(f"{item}\n" for item in items)

@@ -70,17 +70,19 @@ def volume_inspect(names):
 def volume_rm(force, names):
     """Remove one or more volumes (not while a container uses them)."""
     require_root("volume rm")
+    from minidocker.container.records import volume_users
     from minidocker.errors import MinidockerError
     from minidocker.volumes import remove_volume
 
-    users, failed = volumes_in_use(), False
-    for name in names:
-        try:
-            remove_volume(name, users, force)
-            click.echo(name)
-        except MinidockerError as exc:  # like Docker: report it, go on with the others
-            click.echo(f"minidocker: {exc}", err=True)
-            failed = True
+    failed = False
+    with volume_users() as users:
+        for name in names:
+            try:
+                remove_volume(name, users, force)
+                click.echo(name)
+            except MinidockerError as exc:  # like Docker: report it, go on with the others
+                click.echo(f"minidocker: {exc}", err=True)
+                failed = True
     if failed:
         sys.exit(1)
 
@@ -93,6 +95,7 @@ def volume_rm(force, names):
 def volume_prune(everything, force, filters):
     """Remove unused volumes: anonymous ones, or every unused one with -a."""
     require_root("volume prune")
+    from minidocker.container.records import volume_users
     from minidocker.filters import Filters
     from minidocker.image.store import human_size
     from minidocker.volumes import VOLUME_PRUNE_FILTERS, prune_volumes
@@ -105,7 +108,8 @@ def volume_prune(everything, force, filters):
                                        "least one container.\nAre you sure you want to "
                                        "continue?"):
         return
-    removed, reclaimed = prune_volumes(volumes_in_use(), everything, chosen)
+    with volume_users() as users:
+        removed, reclaimed = prune_volumes(users, everything, chosen)
     if removed:
         click.echo("Deleted Volumes:\n" + "".join(f"{name}\n" for name in removed))
     click.echo(f"Total reclaimed space: {human_size(reclaimed)}")

@@ -421,10 +421,11 @@ def remove_networks(project_name: str, say: Say) -> None:
 def remove_volumes(project_name: str, say: Say) -> None:
     from minidocker import volumes
 
-    for volume in volumes.list_volumes():
-        if volume.Labels.get(PROJECT) == project_name:
-            volumes.remove_volume(volume.Name, records.volumes_in_use())
-            say(f" Volume {volume.Name}  Removed")
+    with records.volume_users() as users:
+        for volume in volumes.list_volumes():
+            if volume.Labels.get(PROJECT) == project_name:
+                volumes.remove_volume(volume.Name, users)
+                say(f" Volume {volume.Name}  Removed")
 
 
 def remove_image(name: str, say: Say) -> None:

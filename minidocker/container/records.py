@@ -12,7 +12,7 @@ has removed is never written again (a monitor finishing late cannot bring it bac
 What concerns all containers at once — a name is free, an image is unused, a directory has
 no record — is decided under one more lock, ``containers.lock`` (``all_locked``): create
 holds it from finding the image to saving the record, rename while it claims the new name,
-prune and image removal while they look for users. The engine's lock order is always this
+prune and image and volume removal while they look for users. The engine's lock order is always this
 lock first, then the image store's lock (image/store.py), then a volume's ``mount.lock``
 (localdriver.py: start holds it until the record says running), then a container's own lock,
 so two commands never wait for each other in a circle.
@@ -270,6 +270,15 @@ def volumes_in_use(but: str = "") -> dict[str, list[str]]:
     from minidocker.volumes import volume_users
 
     return volume_users((r.Name, r.Mounts) for r in all_records() if r.Id != but)
+
+
+@contextlib.contextmanager
+def volume_users():
+    """Which containers use which volume, kept true while the caller removes volumes: the
+    containers lock holds back every create (which makes its volumes and saves its record
+    under it) until the caller is done, so a volume never goes under a new container."""
+    with all_locked():
+        yield volumes_in_use()
 
 
 def running_volumes() -> set[str]:

@@ -132,7 +132,8 @@ def start(record: records.ContainerRecord,
             plan = plan_start(record)
             # the local driver's filesystems (a tmpfs volume) on their _data before the
             # child copies our mounts; their locks held until the record says "running"
-            volumes_held.enter_context(volumes.mounted(plan.mounts))
+            volumes_held.enter_context(volumes.mounted(plan.mounts,
+                                                            records.running_volumes))
             process, cgroup = spawn(plan, stdio, adopt)
         except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
             volumes_held.close()  # finish counts the volumes' users under those locks
@@ -176,7 +177,11 @@ def plan_start(record: records.ContainerRecord) -> StartPlan:
     mounts = [volumes.Mount.from_dict(m) for m in record.Mounts]
     if idmap:
         userns.own_writable_dirs([dirs.upper, dirs.work], idmap)
-        userns.own_empty_dirs([m.Source for m in mounts if m.Type == "volume"], idmap)
+        # a filesystem the local driver mounts (a tmpfs) keeps the owner its o= gives (uid=,
+        # gid=), as Docker's does: shared with other containers, it is not one map's to take
+        filesystems = {volume.Mountpoint for volume in volumes.driver_mounted(mounts)}
+        userns.own_empty_dirs([m.Source for m in mounts
+                               if m.Type == "volume" and m.Source not in filesystems], idmap)
     env = {**link_environment(host.Links),
            **environment(config.Hostname, config.Env, tty=config.Tty)}
     command = [INIT_PATH, "--", *config.command] if host.Init else config.command

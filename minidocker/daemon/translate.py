@@ -8,10 +8,10 @@ The body is Docker's ``ContainerConfig`` with two more objects inside, ``HostCon
 * ``NetworkMode`` "" or "default" is the default bridge (dockerd's default; the Python API's
   own default is ``none``);
 * ``Config.Volumes`` (``-v /data``) become anonymous volumes, like ``Binds`` without a source;
-* ``Mounts`` arrive as objects (``{"Type", "Source", "Target", "ReadOnly"}``), ``Tmpfs`` as
-  ``{path: options}``, ``Devices`` as ``{"PathOnHost", "PathInContainer",
-  "CgroupPermissions"}``: each becomes the flag text the engine parses (``--mount``,
-  ``--tmpfs``, ``--device``), so both front ends go through one parser;
+* ``Mounts`` arrive as objects (``{"Type", "Source", "Target", "ReadOnly", "VolumeOptions",
+  "TmpfsOptions"}``), ``Tmpfs`` as ``{path: options}``, ``Devices`` as ``{"PathOnHost",
+  "PathInContainer", "CgroupPermissions"}``: each becomes the flag text the engine parses
+  (``--mount``, ``--tmpfs``, ``--device``), so both front ends go through one parser;
 * the limits are flat (``Memory``, ``NanoCpus``...) and are checked as ``-m``/``--cpus`` are;
 * ``CapAdd``/``CapDrop``/``Privileged``/``SecurityOpt`` become stage 9's options.
 
@@ -23,7 +23,9 @@ Spec: Docker Engine API v1.50, "ContainerCreate" (ContainerConfig, HostConfig,
 NetworkingConfig, Mount). Model: moby ``runconfig/config.go`` (decodeContainerConfig).
 """
 
+from minidocker import volumes
 from minidocker.cgroups import build_limits
+from minidocker.cgroups.limits import parse_bytes
 from minidocker.container import health
 from minidocker.container.config import (
     CgroupnsMode,
@@ -261,16 +263,39 @@ def with_log_default(given: dict, default: dict) -> dict:
 
 
 def mount_flag(mount) -> str:
-    """A Mount object as the ``--mount`` text the engine parses."""
+    """A Mount object as the ``--mount`` text the engine parses (CSV, as the docker CLI reads
+    it: a value with commas, such as a volume's ``o=size=1m,uid=1000``, is quoted)."""
     if not isinstance(mount, dict):
         raise ApiError("invalid HostConfig.Mounts: expected a list of objects")
-    parts = [f"type={mount.get('Type') or 'volume'}"]
+    fields = [f"type={mount.get('Type') or 'volume'}"]
     if mount.get("Source"):
-        parts.append(f"source={mount['Source']}")
-    parts.append(f"target={mount.get('Target') or ''}")
+        fields.append(f"source={mount['Source']}")
+    fields.append(f"target={mount.get('Target') or ''}")
     if mount.get("ReadOnly"):
-        parts.append("readonly")
-    return ",".join(parts)
+        fields.append("readonly")
+    expect("HostConfig.Mounts[]", mount, {"VolumeOptions": dict, "TmpfsOptions": dict})
+    return volumes.mount_text([*fields, *volume_fields(mount.get("VolumeOptions") or {}),
+                               *tmpfs_fields(mount.get("TmpfsOptions") or {})])
+
+
+def volume_fields(options: dict) -> list[str]:
+    """``VolumeOptions`` (``NoCopy``, ``Labels``, ``DriverConfig.Name`` and ``.Options``): a
+    volume that does not exist yet is made with them, as ``--mount volume-opt=`` does."""
+    expect("Mounts[].VolumeOptions", options, {"NoCopy": bool, "Labels": dict,
+                                               "DriverConfig": dict})
+    driver = options.get("DriverConfig") or {}
+    expect("Mounts[].VolumeOptions.DriverConfig", driver, {"Name": str, "Options": dict})
+    return [*(["volume-nocopy"] if options.get("NoCopy") else []),
+            *([f"volume-driver={driver['Name']}"] if driver.get("Name") else []),
+            *(f"volume-opt={k}={v}" for k, v in (driver.get("Options") or {}).items()),
+            *(f"volume-label={k}={v}" for k, v in (options.get("Labels") or {}).items())]
+
+
+def tmpfs_fields(options: dict) -> list[str]:
+    """``TmpfsOptions``: ``SizeBytes`` and ``Mode`` (a number; ``tmpfs-mode`` is octal)."""
+    expect("Mounts[].TmpfsOptions", options, {"SizeBytes": int, "Mode": int})
+    return [*([f"tmpfs-size={options['SizeBytes']}"] if options.get("SizeBytes") else []),
+            *([f"tmpfs-mode={options['Mode']:o}"] if options.get("Mode") else [])]
 
 
 def device_flag(device) -> str:
@@ -309,17 +334,36 @@ def docker_host_config(host: HostConfig) -> dict:
 
 
 def mount_object(text: str) -> dict:
-    """``type=bind,source=/a,target=/b,readonly`` as Docker's Mount object."""
+    """``type=bind,source=/a,target=/b,readonly`` as Docker's Mount object, with the
+    ``VolumeOptions`` and ``TmpfsOptions`` it was given (their empty parts left out, as
+    dockerd's JSON does)."""
     keys = {"type": "Type", "source": "Source", "src": "Source", "target": "Target",
             "destination": "Target", "dst": "Target"}
     mount = {"Type": "volume", "Source": "", "Target": "", "ReadOnly": False}
-    for part in text.split(","):
+    options, driver, tmpfs = {}, {}, {}
+    for part in volumes.mount_fields(text):
         key, _, value = part.partition("=")
+        name, _, setting = value.partition("=")
         if key in keys:
             mount[keys[key]] = value
         elif key in ("readonly", "ro"):
             mount["ReadOnly"] = value in ("", "1", "true")
-    return mount
+        elif key == "volume-nocopy":
+            options["NoCopy"] = value in ("", "1", "true")
+        elif key == "volume-label":
+            options.setdefault("Labels", {})[name] = setting
+        elif key == "volume-driver":
+            driver["Name"] = value
+        elif key == "volume-opt":
+            driver.setdefault("Options", {})[name] = setting
+        elif key == "tmpfs-size":
+            tmpfs["SizeBytes"] = parse_bytes("tmpfs-size", value)
+        elif key == "tmpfs-mode":
+            tmpfs["Mode"] = int(value, 8)
+    if driver:
+        options["DriverConfig"] = driver
+    return {**mount, **({"VolumeOptions": options} if options else {}),
+            **({"TmpfsOptions": tmpfs} if tmpfs else {})}
 
 
 # What dockerd answers in ``inspect`` for what minidocker does not model: the same keys with

@@ -49,13 +49,14 @@ def volume_inspect(request: Request) -> Response:
 
 
 def volume_delete(request: Request) -> Response:
-    volumes.remove_volume(request.path_params["name"], records.volumes_in_use(),
-                          force=flag(request, "force"))
+    with records.volume_users() as users:
+        volumes.remove_volume(request.path_params["name"], users, force=flag(request, "force"))
     return Response(status_code=204)
 
 
 def volume_prune(request: Request) -> Response:
     chosen = prune_filters(request, ("all", *volumes.VOLUME_PRUNE_FILTERS), "volume prune")
     everything = flag(request, "all") or not chosen.match_bool("all", False)  # prune -a
-    removed, reclaimed = volumes.prune_volumes(records.volumes_in_use(), everything, chosen)
+    with records.volume_users() as users:
+        removed, reclaimed = volumes.prune_volumes(users, everything, chosen)
     return JSONResponse({"VolumesDeleted": removed, "SpaceReclaimed": reclaimed})
