@@ -114,12 +114,12 @@ def quiet():
 def test_run_rm_through_the_api_releases_once_and_leaves_no_anonymous_volume(
         monkeypatch, quiet):
     released = Counted(monkeypatch, teardown, "release")
-    before = {v.name for v in volumes.list_volumes()}
+    before = {v.Name for v in volumes.list_volumes()}
     container = run(Config(Image="busybox", Cmd=["sh", "-c", "echo hi > /data/x"]),
                     HostConfig(AutoRemove=True, Binds=["/data"]), stdio=quiet)
     assert container.wait() == 0
     assert len(released.calls) == 1
-    assert {v.name for v in volumes.list_volumes()} == before
+    assert {v.Name for v in volumes.list_volumes()} == before
     assert not container.record.directory.exists()
     with pytest.raises(MinidockerError):
         records.load(container.record.Id)
