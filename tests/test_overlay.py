@@ -113,7 +113,7 @@ def test_a_service_name_reaches_each_of_its_tasks(lab, appnet):
         minidocker("service", "rm", "echo")
 
 
-def test_the_routing_mesh_answers_on_every_node(lab):
+def test_the_routing_mesh_answers_on_every_node(lab, appnet):
     md_ok("service", "create", "--name", "mesh", "--publish", "8080:80", "--constraint",
           "node.hostname==n2", "busybox", "sh", "-c", "exec httpd -f -p 80 -h /etc")
     md_ok("service", "create", "--name", "local", "--publish",
@@ -133,6 +133,10 @@ def test_the_routing_mesh_answers_on_every_node(lab):
         rules = in_netns(lab["nodes"]["n1"]["holder"], "iptables", "-t", "nat", "-S",
                          "MD-MESH").stdout
         assert "--dport 8080 -j DNAT" in rules
+        node, mesh, _ = task_container(lab, "mesh")  # on ingress only, a on appnet only
+        assert "Address: 10.255.0." in exec_in(lab, node, mesh, "nslookup", "mesh").stdout
+        _, a, _ = task_container(lab, "a")
+        assert "10.255.0." not in exec_in(lab, "n1", a, "nslookup", "mesh").stdout  # scoped
     finally:
         minidocker("service", "rm", "mesh", "local")
 

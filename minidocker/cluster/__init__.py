@@ -29,7 +29,7 @@ And the network between the nodes (notebook 14b):
 
     overlay.py     overlay networks in etcd: VNI, subnet, every task's and node's address
     vxlan.py       a node's end, built by its agent: bridge, VXLAN device, FDB and ARP entries
-    resolver.py    the node's name server: service names, round robin, from etcd
+    resolver.py    the node's name server: service names per network, round robin, from etcd
     mesh.py        the routing mesh: a published port on every node (iptables DNAT + SNAT)
 
 Pods need no cluster: pods.py groups containers of one host around an infra container.
