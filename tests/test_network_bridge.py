@@ -5,6 +5,7 @@ network namespace, attached exactly as the lifecycle attaches them: in ``before_
 Everything lives in the lab host's private network namespace that the test session runs in.
 """
 
+import ipaddress
 import os
 import signal
 import socket
@@ -337,6 +338,13 @@ def test_connect_and_disconnect_a_running_container(boxes, user_networks):
     networks.disconnect("extra", box.id)
     assert "eth1" not in box.run("ip", "-o", "link").stdout
     assert networks.inspect("extra")["Containers"] == {}
+    with pytest.raises(MinidockerError, match="does not belong to any of this network's"):
+        networks.connect("extra", box.id, ip="10.99.0.9")
+    with pytest.raises(MinidockerError, match=f"Address already in use: {extra.gateway}"):
+        networks.connect("extra", box.id, ip=extra.gateway)
+    fixed = str(ipaddress.ip_network(extra.subnet)[200])
+    assert networks.connect("extra", box.id, ip=fixed).ip_address == fixed  # --ip
+    assert f"eth1    inet {fixed}/16" in box.run("ip", "-o", "addr").stdout
 
 
 def test_a_link_puts_the_linked_container_in_hosts_under_its_alias(boxes, tmp_path):

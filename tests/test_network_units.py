@@ -66,6 +66,22 @@ def test_ipam_exhaustion_is_a_clear_error():
         ipam.allocate(network, "b")
 
 
+@pytest.mark.parametrize("wanted, error", [
+    ("10.9.0.300", "invalid IPv4 address '10.9.0.300' for network test"),
+    ("10.9.1.2", "Invalid address 10.9.1.2: It does not belong to any of this network's "
+                 "subnets"),
+    ("10.9.0.7", "Invalid address 10.9.0.7"),  # the broadcast address of the /29
+    ("10.9.0.1", "Address already in use: 10.9.0.1 on network test"),  # the gateway's
+    ("10.9.0.2", "Address already in use: 10.9.0.2"),  # a's
+], ids=["malformed", "outside", "broadcast", "gateway", "taken"])
+def test_a_fixed_address_is_checked_inside_the_subnet_and_free(wanted, error):
+    network = _network()
+    ipam.allocate(network, "a")
+    with pytest.raises(MinidockerError, match=error):
+        ipam.allocate(network, "b", wanted)
+    assert ipam.allocate(network, "b", "10.9.0.6") == "10.9.0.6"
+
+
 def test_overlapping_subnets_are_refused_and_the_pool_skips_taken_ones():
     taken = [_network("172.19.0.0/16"), _network("172.20.5.0/24")]
     with pytest.raises(ipam.PoolOverlaps, match="Pool overlaps with other one on this address"):

@@ -101,6 +101,27 @@ def test_the_container_carries_its_task_labels_and_published_port():
     assert reconcile.container_name(task("t1", "web", 1, "a"), made) == "web.1.t1"
 
 
+def test_a_task_on_two_networks_is_created_on_both_at_its_addresses():
+    """The manager's body for a task of a service on two overlays, as the node's daemon reads
+    it: the first network is NetworkMode (eth0, the node's name server there), the second one
+    of MoreNetworks, each with the address of the task's NetworksAttachments."""
+    from minidocker.daemon.translate import host_config_of
+
+    networks = {"n1": {"ID": "n1", "Name": "front", "NodeAddresses": {"a": "10.0.1.2"}},
+                "n2": {"ID": "n2", "Name": "back", "NodeAddresses": {"a": "10.0.2.2"}}}
+    made = task("t1", "web", 1, "a") | {"NetworksAttachments": [
+        {"NetworkID": "n1", "Address": "10.0.1.5"}, {"NetworkID": "n2", "Address": "10.0.2.7"}]}
+    body = reconcile.container_body(made, service("web", 1), node("a"), networks)
+    assert body["HostConfig"]["NetworkMode"] == "front"
+    assert body["HostConfig"]["Dns"] == ["10.0.1.2"]
+    assert body["NetworkingConfig"]["EndpointsConfig"] == {
+        "front": {"IPAMConfig": {"IPv4Address": "10.0.1.5"}},
+        "back": {"IPAMConfig": {"IPv4Address": "10.0.2.7"}}}
+    host = host_config_of(body["HostConfig"], body["NetworkingConfig"])
+    assert (host.IPAMConfig, host.MoreNetworks, host.MoreIPAMConfig) == (
+        {"IPv4Address": "10.0.1.5"}, {"back": []}, {"back": {"IPv4Address": "10.0.2.7"}})
+
+
 def test_a_rolling_update_replaces_one_batch_at_a_time_and_rolls_back_on_failure():
     from minidocker.cluster import update
 

@@ -54,7 +54,6 @@ services:
                             "deploy.resources.limits.pids", "deploy.restart_policy"]
     assert made.deprecated == ["container_name: Setting the container name is not "
                                "supported."]
-    assert made.notes == []
 
 
 @pytest.mark.parametrize("text, error", [
@@ -115,8 +114,3 @@ networks:
     assert specs["demo_lone"]["TaskTemplate"]["Networks"] == [
         {"Target": "demo_default", "Aliases": ["lone"]}]
     assert specs["demo_web"]["EndpointSpec"]["Ports"][0]["PublishMode"] == "host"
-    assert made.notes == [
-        "service web names 2 networks: its tasks are attached to demo_back only (an overlay "
-        "task joins its first network here)",
-        "service db names 2 networks: its tasks are attached to demo_back only (an overlay "
-        "task joins its first network here)"]

@@ -201,14 +201,16 @@ def port(container, private_port):
 
 @network.command("connect", context_settings=CONTEXT)
 @click.option("--alias", "aliases", multiple=True, help="Add a network-scoped alias.")
+@click.option("--ip", metavar="IPv4", default="", help="The container's address on it.")
 @click.argument("network_name", metavar="NETWORK")
 @click.argument("container")
-def network_connect(aliases, network_name, container):
+def network_connect(aliases, ip, network_name, container):
     """Connect a container to a network (now if it runs, and at each start)."""
     require_root("network connect")
     from minidocker.container import lifecycle, networking
 
-    networking.connect(lifecycle.find(_container_id(container)), network_name, list(aliases))
+    networking.connect(lifecycle.find(_container_id(container)), network_name, list(aliases),
+                       ip)
 
 
 @network.command("disconnect", context_settings=CONTEXT)

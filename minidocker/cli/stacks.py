@@ -34,8 +34,6 @@ def stack_deploy(files, prune, detach, short_detach, name):
     if made.deprecated:
         click.echo("Ignoring deprecated options:\n\n" + "\n".join(made.deprecated) + "\n",
                    err=True)
-    for note in made.notes:
-        click.echo(f"WARNING: {note}", err=True)
     for line in stacks.deploy(store, made, prune):
         click.echo(line)
     if detach:

@@ -342,10 +342,10 @@ def start(state: Snapshot, engine: Engine, node: dict, task: dict) -> None:
     """``docker run -d`` on the node, through its daemon, with the task's labels."""
     service = state.services[task["ServiceID"]]
     body = container_body(task, service, node, state.networks)
-    if body["HostConfig"].get("NetworkMode") and \
-            not engine.has_network(body["HostConfig"]["NetworkMode"]):
-        if task["Status"]["State"] != "preparing":  # the node's agent has not built it yet
-            set_status(state, task, "preparing", "waiting for the overlay network on the node")
+    joined = body.get("NetworkingConfig", {}).get("EndpointsConfig", {})
+    if not all(engine.has_network(name) for name in joined):
+        if task["Status"]["State"] != "preparing":  # the node's agent has not built them yet
+            set_status(state, task, "preparing", "waiting for the overlay networks on the node")
         return
     try:
         container = engine.run(container_name(task, service), body)
@@ -360,8 +360,8 @@ def start(state: Snapshot, engine: Engine, node: dict, task: dict) -> None:
 def container_body(task: dict, service: dict, node: dict,
                    networks: dict[str, dict] | None = None) -> dict:
     """The Engine API's ContainerCreate body for a task: image, command, env, limits, the host
-    ports it publishes, its overlay network (its address from the manager, the node's name
-    server on it), and the labels that tie the container to its task."""
+    ports it publishes, its overlay networks, and the labels that tie the container to its
+    task."""
     spec = service["Spec"]
     template = task.get("Spec") or spec["TaskTemplate"]
     container = template["ContainerSpec"]
@@ -378,13 +378,18 @@ def container_body(task: dict, service: dict, node: dict,
                        SERVICE_ID_LABEL: service["ID"], TASK_LABEL: task["ID"],
                        NODE_LABEL: node["ID"]},
             "HostConfig": host}
-    attachments = task.get("NetworksAttachments") or []
-    network = (networks or {}).get(attachments[0]["NetworkID"]) if attachments else None
-    if network:  # one overlay per task: the first of the service's networks
-        host["NetworkMode"] = network["Name"]
-        host["Dns"] = [network["NodeAddresses"].get(node["ID"], "")]
-        body["NetworkingConfig"] = {"EndpointsConfig": {network["Name"]: {
-            "IPAMConfig": {"IPv4Address": attachments[0]["Address"]}}}}
+    networks = networks or {}
+    attached = [(networks[a["NetworkID"]], a["Address"])
+                for a in task.get("NetworksAttachments") or [] if a["NetworkID"] in networks]
+    if attached:  # every network of the service, at the address the manager gave the task
+        first = attached[0][0]  # eth0, with the default route
+        host["NetworkMode"] = first["Name"]
+        # the node's name server, asked on the first network, answers for all of them
+        host["Dns"] = [first["NodeAddresses"].get(node["ID"], "")]
+        # API 1.44+: the daemon makes every endpoint before the task's process starts
+        body["NetworkingConfig"] = {"EndpointsConfig": {
+            network["Name"]: {"IPAMConfig": {"IPv4Address": address}}
+            for network, address in attached}}
     return body
 
 

@@ -18,7 +18,8 @@ client's other networks. A name is looked up on those networks only, the one ask
 first, as Docker's sandbox tries its endpoints in order: a container resolves the services of
 its own networks, and a service on two networks is answered on each with its addresses there.
 Elsewhere the name does not exist. (The names follow the swarm's records, the tasks'
-``NetworksAttachments``; a task's container is wired to the first of them only, reconcile.py.)
+``NetworksAttachments``, which are also the addresses of the task's container on each of its
+networks: reconcile.py.)
 
 We chose **DNS round robin** over a virtual IP. A VIP needs a load balancer on the path: IPVS
 (not in this kernel) or iptables DNAT with the ``statistic`` match — and since a task on

@@ -27,8 +27,7 @@ Networks: each network the services use is an overlay (overlay.py) named ``<stac
 made before the services; an ``external: true`` one must exist already. A service joins its
 networks with its short name as an alias (``web`` for ``demo_web``), so the stack's services
 find each other as the file calls them (resolver.py answers an alias on its network only).
-A task is attached to its service's *first* network (the overlay's limit here); a service
-that names more is told so. Ports go through the routing mesh (``mode: ingress``, every node
+A task's container joins every network of its service, as Docker's. Ports go through the routing mesh (``mode: ingress``, every node
 answers, mesh.py) or are published on the task's node only (``mode: host``). ``stack rm``
 removes the services, then, once none of their tasks is left on them, the networks it made.
 
@@ -98,7 +97,6 @@ class Plan:
     networks: list[StackNetwork]
     ignored: list[str] = field(default_factory=list)
     deprecated: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 # --- from the Compose file to service specs ---------------------------------------------------
@@ -115,7 +113,7 @@ def plan(files: list[str], stack: str) -> Plan:
         made.deprecated += [f"{k}: {why}" for k, why in DEPRECATED.items()
                             if k in service.definition]
         made.specs.append(service_spec(stack, service, made))
-        made.specs[-1]["TaskTemplate"]["Networks"] = task_networks(service, project, made)
+        made.specs[-1]["TaskTemplate"]["Networks"] = task_networks(service, project)
     made.ignored = sorted(set(made.ignored))
     made.deprecated = sorted(set(made.deprecated))
     return made
@@ -144,16 +142,11 @@ def networks_of(project: Project) -> list[StackNetwork]:
     return found
 
 
-def task_networks(service: Service, project: Project, made: Plan) -> list[dict]:
+def task_networks(service: Service, project: Project) -> list[dict]:
     """``TaskTemplate.Networks``: each network by name (``deploy`` puts its ID in), with the
-    service's short name and its own aliases; a note if the tasks join only the first."""
-    joined = [{"Target": project.networks[key].name, "Aliases": [service.name, *options.aliases]}
-              for key, options in sorted(service.networks.items())]
-    if len(joined) > 1:
-        made.notes.append(f"service {service.name} names {len(joined)} networks: its tasks "
-                          f"are attached to {joined[0]['Target']} only (an overlay task "
-                          "joins its first network here)")
-    return joined
+    service's short name and its own aliases."""
+    return [{"Target": project.networks[key].name, "Aliases": [service.name, *options.aliases]}
+            for key, options in sorted(service.networks.items())]
 
 
 def service_spec(stack: str, service: Service, made: Plan) -> dict:

@@ -212,6 +212,7 @@ class HostConfig:
     # beyond the first, and `network connect` of a container): {network: [aliases]}
     MoreNetworks: dict = field(default_factory=dict)
     IPAMConfig: dict = field(default_factory=dict)  # --ip: {"IPv4Address": "172.19.0.9"}
+    MoreIPAMConfig: dict = field(default_factory=dict)  # theirs: {network: {"IPv4Address"}}
     Links: list[str] = field(default_factory=list)
     Dns: list[str] = field(default_factory=list)
     DnsSearch: list[str] = field(default_factory=list)

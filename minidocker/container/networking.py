@@ -19,17 +19,21 @@ def exposed_ports(exposed: dict) -> list[tuple[int, str]]:
     return sorted(pairs)
 
 
-def connect(record: records.ContainerRecord, network_ref: str, aliases: list[str]) -> None:
-    """``network connect``: a running container gets an endpoint now; every container keeps
-    the network in its configuration (``HostConfig.MoreNetworks``), so each later start joins
-    it again, as Docker's containers do (docker-compose connects each container before it
-    starts it)."""
+def connect(record: records.ContainerRecord, network_ref: str, aliases: list[str],
+            ip: str = "") -> None:
+    """``network connect [--ip IP]``: a running container gets an endpoint now; every
+    container keeps the network in its configuration (``HostConfig.MoreNetworks``, its fixed
+    address in ``MoreIPAMConfig``), so each later start joins it again, as Docker's containers
+    do (docker-compose connects each container before it starts it). A fixed address is
+    checked now either way, and claimed when the endpoint is made."""
     from minidocker.network import networks
 
     name = networks.inspect(network_ref)["Name"]
     if record.status in ("running", "paused"):
-        networks.connect(name, record.Id, aliases)
-    _remember(record, name, aliases)
+        networks.connect(name, record.Id, aliases, ip)
+    elif ip:
+        networks.check_address(name, ip)
+    _remember(record, name, aliases, ip)
 
 
 def disconnect(record: records.ContainerRecord, network_ref: str) -> None:
@@ -42,19 +46,34 @@ def disconnect(record: records.ContainerRecord, network_ref: str) -> None:
     _remember(record, name, None)
 
 
-def _remember(record: records.ContainerRecord, name: str, aliases: list[str] | None) -> None:
-    """The network of ``--network`` itself keeps its place (only its aliases change); the
-    others are added to or removed from ``MoreNetworks``."""
+def _remember(record: records.ContainerRecord, name: str, aliases: list[str] | None,
+              ip: str = "") -> None:
+    """The network of ``--network`` itself keeps its place (only its aliases and address
+    change); the others are added to or removed from ``MoreNetworks``."""
+    fixed = {"IPv4Address": ip} if ip else {}
     with record.locked():
         host = record.HostConfig
-        if name == host.NetworkMode.network:
-            host.NetworkAliases = [] if aliases is None else list(
-                dict.fromkeys([*host.NetworkAliases, *aliases]))
+        if name == host.NetworkMode.network and aliases is None:
+            host.NetworkAliases, host.IPAMConfig = [], {}
+        elif name == host.NetworkMode.network:
+            host.NetworkAliases = list(dict.fromkeys([*host.NetworkAliases, *aliases]))
+            host.IPAMConfig = fixed or host.IPAMConfig
         elif aliases is None:
             host.MoreNetworks.pop(name, None)
+            host.MoreIPAMConfig.pop(name, None)
         else:
             host.MoreNetworks[name] = list(dict.fromkeys(
                 [*host.MoreNetworks.get(name, []), *aliases]))
+            if fixed:
+                host.MoreIPAMConfig[name] = fixed
+
+
+def fixed_address(host, network: str) -> dict:
+    """The IPAMConfig asked for on ``network`` (``--ip``, ``NetworkingConfig``, ``network
+    connect --ip``), ``{}`` for none."""
+    if network == host.NetworkMode.network:
+        return host.IPAMConfig
+    return host.MoreIPAMConfig.get(network, {})
 
 
 def link_environment(links: list[str]) -> dict[str, str]:
@@ -109,7 +128,8 @@ class NetworkPlan:
             mac=config.MacAddress)
         network.attach(self.record.Id, pid, request)
         for name, aliases in host.MoreNetworks.items():  # Docker's other endpoints, in order
-            network.connect(name, self.record.Id, list(aliases))
+            network.connect(name, self.record.Id, list(aliases),
+                            fixed_address(host, name).get("IPv4Address", ""))
         network.write_container_files(self.record.Id, self.record.directory)
 
     def mount_files(self, root: str, user_mounts: set[str]) -> None:
@@ -142,8 +162,7 @@ class NetworkPlan:
             settings["Networks"][e.network] = {
                 "IPAddress": e.ip_address, "IPPrefixLen": e.prefixlen, "Gateway": e.gateway,
                 "MacAddress": e.mac_address, "Aliases": e.aliases, "NetworkID": e.network_id,
-                "IPAMConfig": self.record.HostConfig.IPAMConfig or None
-                if e.network == str(self.mode) else None}
+                "IPAMConfig": fixed_address(self.record.HostConfig, e.network) or None}
             for b in e.ports:
                 settings["Ports"].setdefault(f"{b.container_port}/{b.proto}", []).append(
                     {"HostIp": b.host_ip, "HostPort": str(b.host_port)})

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from minidocker.container import lifecycle, networking
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.params import expect, filter_items, json_body, prune_filters
+from minidocker.daemon.translate import endpoint_ipam
 from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION
 
 
@@ -99,11 +100,15 @@ async def _container_of(request: Request) -> tuple[str, dict]:
 
 async def network_connect(request: Request) -> Response:
     """A container joins the network: now if it runs, and at each later start (docker-compose
-    connects each container before it starts it). container/networking.py does both."""
+    connects each container before it starts it), at ``EndpointConfig.IPAMConfig.IPv4Address``
+    if given (``docker network connect --ip``). container/networking.py does both."""
     container_id, body = await _container_of(request)
-    aliases = [str(a) for a in (body.get("EndpointConfig") or {}).get("Aliases") or []]
+    endpoint = body.get("EndpointConfig") or {}
+    expect("EndpointConfig", endpoint, {"Aliases": list, "IPAMConfig": dict})
+    ip = endpoint_ipam(endpoint).get("IPv4Address", "")
+    aliases = [str(a) for a in endpoint.get("Aliases") or []]
     await run_in_threadpool(networking.connect, lifecycle.find(container_id),
-                            request.path_params["id"], aliases)
+                            request.path_params["id"], aliases, ip)
     return Response(status_code=200)
 
 

@@ -40,6 +40,7 @@ from minidocker.container.config import (
     check_cgroup_parent,
     check_runtime,
 )
+from minidocker.container.networking import fixed_address
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.params import expect
 from minidocker.errors import MinidockerError
@@ -194,6 +195,7 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
     host.NetworkAliases = aliases(networking, mode)
     host.IPAMConfig = ipam_config(networking, mode)
     host.MoreNetworks = more_networks(networking, mode)
+    host.MoreIPAMConfig = more_ipam_config(networking, mode)
     log_config = body.get("LogConfig") or {}  # checked by create (json-file, local, none)
     host.LogConfig = {"Type": log_config.get("Type") or "json-file",
                       "Config": dict(log_config.get("Config") or {})}
@@ -234,21 +236,38 @@ def aliases(networking: dict, mode: NetworkMode) -> list[str]:
 def ipam_config(networking: dict, mode: NetworkMode) -> dict:
     """``--ip``: the IPAMConfig of the endpoint for the container's network."""
     endpoints = networking.get("EndpointsConfig") or {}
-    endpoint = endpoints.get(str(mode)) or endpoints.get(mode.network) or {}
+    return endpoint_ipam(endpoints.get(str(mode)) or endpoints.get(mode.network) or {})
+
+
+def endpoint_ipam(endpoint) -> dict:
+    """An endpoint's ``IPAMConfig`` as the engine keeps it: ``{"IPv4Address": ...}`` or {}
+    (checked when the endpoint is made: inside the subnet, not taken)."""
     wanted = (endpoint.get("IPAMConfig") or {}) if isinstance(endpoint, dict) else {}
     return {"IPv4Address": str(wanted["IPv4Address"])} if wanted.get("IPv4Address") else {}
 
 
-def more_networks(networking: dict, mode: NetworkMode) -> dict[str, list[str]]:
-    """The other endpoints of ``NetworkingConfig`` (API 1.44+ creates a container on several
-    networks): joined after NetworkMode's at each start."""
+def other_endpoints(networking: dict, mode: NetworkMode) -> dict[str, dict]:
+    """The endpoints of ``NetworkingConfig`` beyond NetworkMode's (API 1.44+ creates a
+    container on several networks), in the order given."""
     endpoints = networking.get("EndpointsConfig") or {}
     if not isinstance(endpoints, dict):
         raise ApiError("invalid NetworkingConfig.EndpointsConfig: expected an object")
-    return {str(name): [str(a) for a in (endpoint or {}).get("Aliases") or []]
-            for name, endpoint in endpoints.items()
+    return {str(name): endpoint or {} for name, endpoint in endpoints.items()
             if name not in (str(mode), mode.network, "default")  # "default": bridge's name
             and isinstance(endpoint, dict | None)}
+
+
+def more_networks(networking: dict, mode: NetworkMode) -> dict[str, list[str]]:
+    """The other networks and their aliases: joined after NetworkMode's at each start."""
+    return {name: [str(a) for a in endpoint.get("Aliases") or []]
+            for name, endpoint in other_endpoints(networking, mode).items()}
+
+
+def more_ipam_config(networking: dict, mode: NetworkMode) -> dict[str, dict]:
+    """The other networks' fixed addresses (a swarm task's, given by the manager)."""
+    return {name: endpoint_ipam(endpoint)
+            for name, endpoint in other_endpoints(networking, mode).items()
+            if endpoint_ipam(endpoint)}
 
 
 def with_log_default(given: dict, default: dict) -> dict:
@@ -430,6 +449,7 @@ def planned_network(record) -> dict:
     if record.State.get("StartedAt") or not host.NetworkMode.is_bridge:
         return {}
     planned = {host.NetworkMode.network: host.NetworkAliases, **host.MoreNetworks}
-    return {name: {"Aliases": list(aliases), "NetworkID": "", "IPAMConfig": None,
+    return {name: {"Aliases": list(aliases), "NetworkID": "",
+                   "IPAMConfig": fixed_address(host, name) or None,
                    "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": ""}
             for name, aliases in planned.items()}

@@ -126,14 +126,20 @@ def _check_mode(record: dict, request: NetworkRequest) -> Network | None:
     if request.mode != "bridge":
         return None
     network = store.find(request.network)
-    if request.ip and network.predefined:
-        raise MinidockerError("user specified IP address is supported on user defined "
-                              f"networks only, not on {network.name}: make one with "
-                              "'network create'")
+    check_fixed_address(network, request.ip)
     if network.driver != "bridge":
         raise MinidockerError(f"network {network.name} is of driver {network.driver!r}: use "
                               f"--network {'host' if network.driver == 'host' else 'none'}")
     return network
+
+
+def check_fixed_address(network: Network, ip: str) -> None:
+    """A fixed address (``--ip``, ``network connect --ip``) is for user networks only, as
+    Docker's: the predefined ones hand out their addresses themselves."""
+    if ip and network.predefined:
+        raise MinidockerError("user specified IP address is supported on user defined "
+                              f"networks only, not on {network.name}: make one with "
+                              "'network create'")
 
 
 def _requested_ports(request: NetworkRequest) -> list[ports.PortBinding]:
@@ -326,8 +332,10 @@ def disconnect_endpoint(container_id: str, network: Network) -> None:
     hosts.refresh_peers(network)
 
 
-def connect_endpoint(container_id: str, network: Network, aliases: list[str]) -> Endpoint:
-    """Give a running container one more network (``network connect``)."""
+def connect_endpoint(container_id: str, network: Network, aliases: list[str],
+                     ip: str = "") -> Endpoint:
+    """Give a running container one more network (``network connect``), at ``ip`` if given
+    (``--ip``: checked as ``run --ip`` is, by IPAM)."""
     record = store.read_endpoints(container_id)
     if not record or record["mode"] != "bridge" or not _alive(record):
         raise MinidockerError(f"container {container_id[:12]} is not running on a bridge "
@@ -336,7 +344,8 @@ def connect_endpoint(container_id: str, network: Network, aliases: list[str]) ->
     if any(e["network_id"] == network.id for e in record["endpoints"]):
         raise MinidockerError(f"endpoint with name {record['name']} already exists in network "
                               f"{network.name}")
-    endpoint = _join(record, network, [], aliases=aliases)
+    check_fixed_address(network, ip)
+    endpoint = _join(record, network, [], wanted_ip=ip, aliases=aliases)
     hosts.refresh_peers(network)
     _event("connect", container_id, endpoint)
     return _endpoint(endpoint)

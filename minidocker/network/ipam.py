@@ -91,7 +91,7 @@ def allocate(network: Network, container_id: str, wanted: str = "") -> str:
     is one (the caller holds the lock and saves the record)."""
     if container_id in network.allocations:
         return network.allocations[container_id]
-    taken = set(network.allocations.values()) | {network.gateway}
+    taken = taken_addresses(network)
     if wanted:
         return claim(network, container_id, wanted, taken)
     for address in parse_subnet(network.subnet).hosts():
@@ -103,17 +103,36 @@ def allocate(network: Network, container_id: str, wanted: str = "") -> str:
                           "with a larger subnet")
 
 
+def taken_addresses(network: Network) -> set[str]:
+    """The gateway's address and every container's on the network."""
+    return set(network.allocations.values()) | {network.gateway}
+
+
 def claim(network: Network, container_id: str, wanted: str, taken: set[str]) -> str:
-    """A static address (``--ip``): a free host address of the network's subnet."""
-    if ipaddress.ip_address(wanted) not in set(parse_subnet(network.subnet).hosts()):
+    """A static address (``--ip``, ``network connect --ip``): a free host address of the
+    network's subnet."""
+    address = check_wanted(network, wanted, taken)
+    network.allocations[container_id] = address
+    return address
+
+
+def check_wanted(network: Network, wanted: str, taken: set[str]) -> str:
+    """``wanted`` if a container may have it on ``network``: an IPv4 address, a host address
+    of the subnet, neither the gateway's nor another container's. Docker's wording."""
+    try:
+        address = ipaddress.IPv4Address(wanted)
+    except ValueError:
+        raise MinidockerError(f"invalid IPv4 address {wanted!r} for network {network.name}: "
+                              "give one such as 172.19.0.9") from None
+    subnet = parse_subnet(network.subnet)
+    if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
         raise MinidockerError(f"Invalid address {wanted}: It does not belong to any of this "
                               f"network's subnets ({network.name}: {network.subnet}); choose "
                               "a host address inside it")
-    if wanted in taken:
+    if str(address) in taken:
         raise MinidockerError(f"Address already in use: {wanted} on network {network.name} "
                               "(the gateway's or another container's); choose another --ip")
-    network.allocations[container_id] = wanted
-    return wanted
+    return str(address)
 
 
 def release(network: Network, container_id: str) -> None:

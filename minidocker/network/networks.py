@@ -200,9 +200,20 @@ def prune(chosen: Filters | None = None) -> list[str]:
     return [remove(n.id).name for n in unused]
 
 
-def connect(name_or_id: str, container_id: str, aliases: list[str] | None = None) -> Endpoint:
+def connect(name_or_id: str, container_id: str, aliases: list[str] | None = None,
+            ip: str = "") -> Endpoint:
     with store.locked():
-        return endpoints.connect_endpoint(container_id, store.find(name_or_id), aliases or [])
+        return endpoints.connect_endpoint(container_id, store.find(name_or_id), aliases or [],
+                                          ip)
+
+
+def check_address(name_or_id: str, ip: str) -> None:
+    """``network connect --ip`` of a container that does not run: the address is checked now
+    (a user network's, inside its subnet, not taken) and claimed at the container's start."""
+    with store.locked():
+        network = store.find(name_or_id)
+    endpoints.check_fixed_address(network, ip)
+    ipam.check_wanted(network, ip, ipam.taken_addresses(network))
 
 
 def disconnect(name_or_id: str, container_id: str) -> None:
