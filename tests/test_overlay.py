@@ -141,6 +141,42 @@ def test_the_routing_mesh_answers_on_every_node(lab, appnet):
         minidocker("service", "rm", "mesh", "local")
 
 
+def test_a_task_on_two_overlays_has_its_address_on_each_and_their_names(lab, appnet):
+    """``service create --network appnet --network backnet``: the task's container has an
+    interface on each overlay, at the addresses the manager gave it, before its process
+    starts; and it resolves (and reaches, over backnet's VXLAN) a service only on backnet."""
+    backnet = md_ok("network", "create", "-d", "overlay", "--subnet", "10.0.10.0/24",
+                    "backnet").strip()
+    md_ok("service", "create", "--detach", "--name", "both", "--network", "appnet",
+          "--network", "backnet", "--constraint", "node.hostname==n1", "busybox", "sh", "-c",
+          "ip -o -4 addr > /tmp/at-start; exec sleep 1000")
+    md_ok("service", "create", "--detach", "--name", "behind", "--network", "backnet",
+          "--constraint", "node.hostname==n2", "busybox", "sleep", "1000")
+    try:
+        wait_for(lambda: converged("both", 1) and converged("behind", 1), 30,
+                 "both and behind running")
+        node, both, inspect = task_container(lab, "both")
+        _, _, behind = task_container(lab, "behind")
+        task = lab_state()["tasks"][inspect["Config"]["Labels"][TASK_LABEL]]
+        given = {a["NetworkID"]: a["Address"] for a in task["NetworksAttachments"]}
+        seen = exec_in(lab, node, both, "cat", "/tmp/at-start").stdout  # what PID 1 saw
+        assert f"eth0    inet {given[appnet]}/24" in seen, seen
+        assert f"eth1    inet {given[backnet]}/24" in seen, seen
+        assert {name: n["IPAddress"] for name, n in
+                inspect["NetworkSettings"]["Networks"].items()} == {
+            "appnet": given[appnet], "backnet": given[backnet]}
+        address = behind["NetworkSettings"]["Networks"]["backnet"]["IPAddress"]
+        answer = exec_in(lab, node, both, "nslookup", "behind").stdout  # asked on appnet
+        assert f"Address: {address}" in answer, answer
+        assert wait_for(lambda: exec_in(lab, node, both, "ping", "-c", "1", "-W", "2",
+                                        "behind").returncode == 0 or None, 15,
+                        "both pings behind over backnet")
+    finally:
+        minidocker("service", "rm", "both", "behind")
+        wait_for(lambda: minidocker("network", "rm", "backnet").returncode == 0, 20,
+                 "backnet removed")
+
+
 def test_a_meshed_service_on_an_overlay_survives_a_crash_and_a_partition(lab, appnet):
     """The issue's "done when": a replicated service with a published port on an overlay
     network keeps answering, through the mesh and by name, after a node crashes and after
