@@ -211,7 +211,17 @@ def test_networks_and_volumes(daemon):
     assert ok(daemon.docker("network", "inspect", "-f",
                             "{{.Id}} {{range .IPAM.Config}}{{.Subnet}}{{end}}", net)) \
         == f"{net_id} 10.77.0.0/24\n"
-    ok(daemon.docker("network", "rm", net))
+    more = f"{PREFIX}more"  # API 1.44+: a container created on two networks, a fixed address
+    ok(daemon.docker("network", "create", "--subnet", "10.78.0.0/24", more))
+    seen = ok(daemon.docker("run", "--rm", "--network", net, "--network",
+                            f"name={more},ip=10.78.0.9", "busybox", "ip", "-o", "-4", "addr"))
+    assert "eth1    inet 10.78.0.9/24" in seen, seen
+    ok(daemon.docker("create", "--name", f"{PREFIX}joiner", "--network", net, "busybox"))
+    refused = daemon.docker("network", "connect", "--ip", "10.79.0.9", more, f"{PREFIX}joiner")
+    assert refused.returncode == 1 and "does not belong to any of this network's subnets" \
+        in refused.stderr, refused.stderr
+    ok(daemon.docker("rm", f"{PREFIX}joiner"))
+    ok(daemon.docker("network", "rm", net, more))
     assert ok(daemon.docker("volume", "create", vol)) == f"{vol}\n"
     assert vol in ok(daemon.docker("volume", "ls", "--format", "{{.Name}}")).split()
     ok(daemon.docker("volume", "rm", vol))
