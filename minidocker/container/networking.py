@@ -11,6 +11,7 @@ Man pages: veth(4), ip-link(8), iptables(8), hosts(5), resolv.conf(5).
 
 from minidocker import kernel, volumes
 from minidocker.container import records
+from minidocker.container.config import HostConfig
 
 
 def exposed_ports(exposed: dict) -> list[tuple[int, str]]:
@@ -68,7 +69,7 @@ def _remember(record: records.ContainerRecord, name: str, aliases: list[str] | N
                 host.MoreIPAMConfig[name] = fixed
 
 
-def fixed_address(host, network: str) -> dict:
+def fixed_address(host: HostConfig, network: str) -> dict:
     """The IPAMConfig asked for on ``network`` (``--ip``, ``NetworkingConfig``, ``network
     connect --ip``), ``{}`` for none."""
     if network == host.NetworkMode.network:
