@@ -74,7 +74,7 @@ def test_create_refusals(http):
     refused(http.post(create, json={"Image": "busybox", "Env": [1]}), 400,
             "invalid Config.Env")
     refused(http.post(create, json={"Image": "busybox", "Labels": {"tier": 1}}), 400,
-            "invalid Config.Labels: expected an object of strings")
+            "invalid Config.Labels[\"tier\"]: expected a string")
     refused(http.post(create, json={"Image": "busybox", "HostConfig": {"Memory": "lots"}}),
             400, "invalid HostConfig.Memory")
     refused(http.post(create, json={"Image": "busybox", "HostConfig": {"Memory": 1}}), 400,
