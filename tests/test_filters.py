@@ -49,6 +49,32 @@ def test_prune_filters_until_and_label_bang():
         Filters.parse(["until=soon"], PRUNE_FILTERS, "image prune")
 
 
+def test_prune_filters_as_moby_reads_them():
+    with pytest.raises(MinidockerError, match="^more than one until filter specified"):
+        Filters.parse(["until=1h", "until=2h"], PRUNE_FILTERS, "container prune")
+    once = Filters.parse(["until=1h", "until=1h ", ""], PRUNE_FILTERS, "container prune")
+    assert once.args == {"until": ["1h"]}  # a set of values; --filter "" is skipped
+    both = Filters.parse(["label!=a", "label!=b=1"], PRUNE_FILTERS, "network prune")
+    assert not both.match_labels({"a": "", "b": "1"})  # kept only with every label!= label
+    assert both.match_labels({"a": ""}) and both.match_labels({})
+    ahead = Filters.parse(["until=-10m"], PRUNE_FILTERS, "image prune")  # Go's ParseDuration
+    assert ahead.match_until("2026-01-01T00:00:00Z")
+
+
+def test_until_durations_are_gos():
+    from minidocker.events import parse_time
+
+    now = 10**18
+    for text, back_ns in (("1h30m", 5400 * 10**9), ("-10m", -600 * 10**9),
+                          ("+.5s", 5 * 10**8), ("1.s", 10**9), ("2ms5us", 2_005_000),
+                          ("1μs", 1000)):
+        assert parse_time(text, now) == now - back_ns, text
+    for bad in ("-", "10", "1d", "m"):
+        if bad != "10":  # a number alone is a Unix time
+            with pytest.raises(MinidockerError, match="invalid time"):
+                parse_time(bad, now)
+
+
 @pytest.mark.parametrize("pattern, name, matched", [
     ("*", "busybox", True), ("*", "other/app", False), ("*/*", "other/app", True),
     ("busy*:*libc", "busybox:uclibc", True), ("?usybox", "busybox", True),
