@@ -54,14 +54,15 @@ def volume_ls(quiet, fmt, filters):
 
 
 @volume.command("inspect", context_settings=CONTEXT)
+@click.option("-f", "--format", "template", help="Format with a Go template, e.g. "
+              "'{{.Mountpoint}}' or '{{json .Labels}}'.")
 @click.argument("names", nargs=-1, required=True)
-def volume_inspect(names):
+def volume_inspect(template, names):
     """Show details of one or more volumes, as JSON."""
-    import json
-
+    from minidocker.cli.lifecycle import print_inspected
     from minidocker.volumes import get_volume
 
-    click.echo(json.dumps([get_volume(name).inspect() for name in names], indent=4))
+    print_inspected(template, names, lambda name: get_volume(name).inspect())
 
 
 @volume.command("rm", context_settings=CONTEXT)
