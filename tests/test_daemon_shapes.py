@@ -5,8 +5,10 @@ No daemon is needed: the body's translation is a plain function."""
 
 import pytest
 
+from minidocker import volumes
 from minidocker.daemon.errors import ApiError
-from minidocker.daemon.translate import container_request
+from minidocker.daemon.translate import container_request, mount_object
+from minidocker.errors import MinidockerError
 
 WRONG = [  # (part of the body, what the error says)
     ({"HostConfig": {"PortBindings": {"80/tcp": "8080"}}},
@@ -47,3 +49,24 @@ def test_docker_shapes_are_accepted():
                        "Mounts": None},
         "NetworkingConfig": {"EndpointsConfig": {"bridge": None}}})
     assert config.Cmd == ["true"] and host.CapAdd == ["NET_ADMIN"]
+
+
+def bind(**options) -> dict:
+    return {"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/tmp", "Target": "/t",
+                                       "ReadOnly": True, "BindOptions": options}]}}
+
+
+@pytest.mark.parametrize("option", ["NonRecursive", "ReadOnlyNonRecursive", "CreateMountpoint"])
+def test_bind_options_minidocker_cannot_honour_are_refused(option):
+    with pytest.raises(ApiError, match=f"BindOptions.{option} is not supported by minidocker"):
+        container_request({"Image": "busybox", **bind(**{option: True})})
+
+
+def test_bind_options_minidocker_does_are_kept():
+    _, host, _ = container_request({"Image": "busybox", **bind(
+        Propagation="rprivate", ReadOnlyForceRecursive=True, NonRecursive=False)})
+    assert volumes.parse_mount(host.Mounts[0]).readonly  # what create reads: it is valid
+    assert mount_object(host.Mounts[0])["BindOptions"] == {"Propagation": "rprivate"}
+    _, host, _ = container_request({"Image": "busybox", **bind(Propagation="rshared")})
+    with pytest.raises(MinidockerError, match="minidocker keeps every mount private"):
+        volumes.parse_mount(host.Mounts[0])  # create's 400

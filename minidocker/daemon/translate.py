@@ -8,8 +8,8 @@ The body is Docker's ``ContainerConfig`` with two more objects inside, ``HostCon
 * ``NetworkMode`` "" or "default" is the default bridge (dockerd's default; the Python API's
   own default is ``none``);
 * ``Config.Volumes`` (``-v /data``) become anonymous volumes, like ``Binds`` without a source;
-* ``Mounts`` arrive as objects (``{"Type", "Source", "Target", "ReadOnly", "VolumeOptions",
-  "TmpfsOptions"}``), ``Tmpfs`` as ``{path: options}``, ``Devices`` as ``{"PathOnHost",
+* ``Mounts`` arrive as objects (``{"Type", "Source", "Target", "ReadOnly", "BindOptions",
+  "VolumeOptions", "TmpfsOptions"}``), ``Tmpfs`` as ``{path: options}``, ``Devices`` as ``{"PathOnHost",
   "PathInContainer", "CgroupPermissions"}``: each becomes the flag text the engine parses
   (``--mount``, ``--tmpfs``, ``--device``), so both front ends go through one parser;
 * the limits are flat (``Memory``, ``NanoCpus``...) and are checked as ``-m``/``--cpus`` are;
@@ -250,8 +250,31 @@ def mount_flag(mount) -> str:
     fields.append(f"target={mount.get('Target') or ''}")
     if mount.get("ReadOnly"):
         fields.append("readonly")
-    return volumes.mount_text([*fields, *volume_fields(mount.get("VolumeOptions") or {}),
+    if mount.get("Consistency"):  # a Docker Desktop hint, accepted and ignored as on Linux
+        fields.append(f"consistency={mount['Consistency']}")
+    return volumes.mount_text([*fields, *bind_fields(mount.get("BindOptions") or {}),
+                               *volume_fields(mount.get("VolumeOptions") or {}),
                                *tmpfs_fields(mount.get("TmpfsOptions") or {})])
+
+
+# What minidocker's binds cannot do, and why: such a BindOptions field is refused, never dropped.
+BIND_REFUSED = {
+    "NonRecursive": "a bind takes the mounts below its source too (MS_BIND|MS_REC)",
+    "ReadOnlyNonRecursive": "a read-only bind is read-only all the way down, its submounts too",
+    "CreateMountpoint": "the source must exist: create it first, or use Binds (-v), which "
+                        "creates it"}
+
+
+def bind_fields(options: dict) -> list[str]:
+    """``BindOptions``: ``Propagation`` as ``bind-propagation`` (which the engine accepts only
+    private or rprivate); ``ReadOnlyForceRecursive`` is what minidocker does anyway; the
+    others it does not do are a 400 that says so."""
+    for name, why in BIND_REFUSED.items():
+        if options.get(name):
+            raise ApiError(f"HostConfig.Mounts[].BindOptions.{name} is not supported by "
+                           f"minidocker: {why}")
+    propagation = options.get("Propagation")
+    return [f"bind-propagation={propagation}"] if propagation else []
 
 
 def volume_fields(options: dict) -> list[str]:
@@ -307,12 +330,12 @@ def docker_host_config(host: HostConfig) -> dict:
 
 def mount_object(text: str) -> dict:
     """``type=bind,source=/a,target=/b,readonly`` as Docker's Mount object, with the
-    ``VolumeOptions`` and ``TmpfsOptions`` it was given (their empty parts left out, as
+    ``BindOptions``, ``VolumeOptions`` and ``TmpfsOptions`` it was given (their empty parts left out, as
     dockerd's JSON does)."""
     keys = {"type": "Type", "source": "Source", "src": "Source", "target": "Target",
             "destination": "Target", "dst": "Target"}
     mount = {"Type": "volume", "Source": "", "Target": "", "ReadOnly": False}
-    options, driver, tmpfs = {}, {}, {}
+    options, driver, tmpfs, bind = {}, {}, {}, {}
     for part in volumes.mount_fields(text):
         key, _, value = part.partition("=")
         name, _, setting = value.partition("=")
@@ -332,9 +355,14 @@ def mount_object(text: str) -> dict:
             tmpfs["SizeBytes"] = parse_bytes("tmpfs-size", value)
         elif key == "tmpfs-mode":
             tmpfs["Mode"] = int(value, 8)
+        elif key == "bind-propagation":
+            bind["Propagation"] = value
+        elif key == "consistency":
+            mount["Consistency"] = value
     if driver:
         options["DriverConfig"] = driver
-    return {**mount, **({"VolumeOptions": options} if options else {}),
+    return {**mount, **({"BindOptions": bind} if bind else {}),
+            **({"VolumeOptions": options} if options else {}),
             **({"TmpfsOptions": tmpfs} if tmpfs else {})}
 
 
