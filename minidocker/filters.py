@@ -119,11 +119,16 @@ class Filters:
 
     def match_bool(self, key: str, actual: bool) -> bool:
         """``dangling=true``: the object's answer is the one asked for."""
+        return self.match_either(key, actual, not actual)
+
+    def match_either(self, key: str, if_true: bool, if_false: bool) -> bool:
+        """A boolean filter whose two questions are not each other's opposite: does the
+        object match ``key=true`` (``if_true``), does it match ``key=false`` (``if_false``)."""
         for value in self.args.get(key, []):
             if value.lower() not in BOOLEANS:
                 raise MinidockerError(f"invalid filter '{key}={value}': use {key}=true or "
                                       f"{key}=false")
-        return self.match(key, lambda value: BOOLEANS[value.lower()] == actual)
+        return self.match(key, lambda value: if_true if BOOLEANS[value.lower()] else if_false)
 
     def match_created(self, created: str, created_of: Callable[[str], str]) -> bool:
         """``before=X`` / ``since=X``: made strictly before / after X, whose creation time

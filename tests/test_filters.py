@@ -92,6 +92,21 @@ def test_a_malformed_reference_pattern_is_an_error(pattern):
         path_match(pattern, "busybox")
 
 
+def test_dangling_as_dockerd_20_10_lists_an_image_pulled_by_digest():
+    """moby's image store (dockerd 20.10, seen side by side): an image with a repository
+    digest and no tag is dangling (and ``image prune`` takes it), yet ``dangling=false``
+    lists it too, as it has a name."""
+    digest = "sha256:" + "a" * 64
+    tagged = Image("sha256:1", "", {}, {}, ["busybox:latest"], [f"busybox@{digest}"])
+    by_digest = Image("sha256:2", "", {}, {}, [], [f"busybox@{digest}"])
+    nameless = Image("sha256:3", "", {}, {}, [], [])
+
+    def listed(value):
+        return [i.id[-1] for i in by.select([tagged, by_digest, nameless],
+                                            by.parse([f"dangling={value}"]), None)]
+    assert listed("true") == ["2", "3"] and listed("false") == ["1", "2"]
+
+
 def test_reference_keeps_the_names_that_match_tags_and_digests_alike():
     """moby's ``images`` filter, name by name: an image is listed when one of its names (or
     that name's repository) matches, with only those names; one named by digest alone too."""
