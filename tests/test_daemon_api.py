@@ -110,12 +110,13 @@ def test_volume_and_network_create_refusals(http):
     name = f"{PREFIX}v"
     refused(http.post("/volumes/create", json={"Name": name, "DriverOpts": {
         "type": "none", "o": "bind", "device": 3}}), 400,
-        "invalid Volume.DriverOpts: expected an object of strings")
+        'invalid Volume.DriverOpts["device"]: expected a string')
     refused(http.post("/volumes/create", json={"Name": name, "Labels": {"tier": 1}}), 400,
             "invalid Volume.Labels")
     refused(http.get(f"/volumes/{name}"), 404, "No such volume")
     refused(http.post("/networks/create", json={"Name": f"{PREFIX}n", "IPAM": {
-        "Config": [{"Subnet": 5}]}}), 400, "invalid IPAM.Config.Subnet: expected a string")
+        "Config": [{"Subnet": 5}]}}), 400,
+        "invalid Network.IPAM.Config[0].Subnet: expected a string")
 
 
 def test_conflicts_and_missing(http):

@@ -70,3 +70,8 @@ def test_bind_options_minidocker_does_are_kept():
     _, host, _ = container_request({"Image": "busybox", **bind(Propagation="rshared")})
     with pytest.raises(MinidockerError, match="minidocker keeps every mount private"):
         volumes.parse_mount(host.Mounts[0])  # create's 400
+
+
+def test_a_null_in_a_list_is_named():
+    with pytest.raises(ApiError, match=r"HostConfig.Mounts\[0\]: expected an object"):
+        container_request({"Image": "busybox", "HostConfig": {"Mounts": [None]}})

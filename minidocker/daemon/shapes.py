@@ -16,8 +16,9 @@ A shape is one of:
 * a dict ``{"Field": shape}`` — a Go struct: the fields it names are checked, others are left
   to the caller (Go ignores unknown fields; translate.py refuses them at the top level).
 
-``null`` is accepted for a struct's field and for a value that is itself a struct, as Go
-accepts it for pointers, slices and maps (the field stays empty).
+``null`` is accepted for a struct's field and for a map's value that is a struct, as Go
+accepts it for pointers, slices and maps (the field stays empty); not as an item of a list,
+which each handler would have to read as an empty object.
 
 Model: Go's ``encoding/json`` (``UnmarshalTypeError``); moby ``api/types/container`` and
 ``api/types/mount`` for the types.
@@ -56,6 +57,7 @@ def check(where: str, value, shape) -> None:
     elif isinstance(shape, ListOf):
         _require(where, value, isinstance(value, list), shape)
         for index, item in enumerate(value):
+            _require(f"{where}[{index}]", item, item is not None, shape.item)
             check(f"{where}[{index}]", item, shape.item)
     elif isinstance(shape, MapOf):
         _require(where, value, isinstance(value, dict), shape)

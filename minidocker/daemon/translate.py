@@ -9,9 +9,10 @@ The body is Docker's ``ContainerConfig`` with two more objects inside, ``HostCon
   own default is ``none``);
 * ``Config.Volumes`` (``-v /data``) become anonymous volumes, like ``Binds`` without a source;
 * ``Mounts`` arrive as objects (``{"Type", "Source", "Target", "ReadOnly", "BindOptions",
-  "VolumeOptions", "TmpfsOptions"}``), ``Tmpfs`` as ``{path: options}``, ``Devices`` as ``{"PathOnHost",
-  "PathInContainer", "CgroupPermissions"}``: each becomes the flag text the engine parses
-  (``--mount``, ``--tmpfs``, ``--device``), so both front ends go through one parser;
+  "VolumeOptions", "TmpfsOptions"}``), ``Tmpfs`` as ``{path: options}``, ``Devices`` as
+  ``{"PathOnHost", "PathInContainer", "CgroupPermissions"}``: each becomes the flag text the
+  engine parses (``--mount``, ``--tmpfs``, ``--device``), so both front ends go through one
+  parser;
 * the limits are flat (``Memory``, ``NanoCpus``...) and are checked as ``-m``/``--cpus`` are;
 * ``CapAdd``/``CapDrop``/``Privileged``/``SecurityOpt`` become stage 9's options.
 
@@ -330,8 +331,8 @@ def docker_host_config(host: HostConfig) -> dict:
 
 def mount_object(text: str) -> dict:
     """``type=bind,source=/a,target=/b,readonly`` as Docker's Mount object, with the
-    ``BindOptions``, ``VolumeOptions`` and ``TmpfsOptions`` it was given (their empty parts left out, as
-    dockerd's JSON does)."""
+    ``BindOptions``, ``VolumeOptions`` and ``TmpfsOptions`` it was given (their empty parts
+    left out, as dockerd's JSON does)."""
     keys = {"type": "Type", "source": "Source", "src": "Source", "target": "Target",
             "destination": "Target", "dst": "Target"}
     mount = {"Type": "volume", "Source": "", "Target": "", "ReadOnly": False}
