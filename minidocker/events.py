@@ -217,20 +217,24 @@ def check_filters(wanted: dict[str, list[str]]) -> None:
 
 DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
                   "m": 60_000_000_000, "h": 3_600_000_000_000}
-DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+# Go's time.ParseDuration: a sign, then numbers (``1``, ``1.5``, ``.5``) each with its unit.
+DURATION = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
 def parse_time(text: str, now_ns: int | None = None) -> int:
     """``--since``/``--until`` as Docker reads them, in ns since the epoch: a Unix time
     (``1733300000``, ``1733300000.5``), an RFC 3339 date (``2026-12-04T21:00:00Z``;
-    without a zone, local time), or a Go duration back from now (``10m``, ``1h30m``)."""
+    without a zone, local time), or a Go duration back from now (``10m``, ``1h30m``; a
+    negative one, ``-10m``, is ahead of now)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     text = text.strip()
     if re.fullmatch(r"\d+(\.\d{1,9})?", text):
         seconds, _, fraction = text.partition(".")
         return int(seconds) * 1_000_000_000 + int(fraction.ljust(9, "0") or 0)
-    if text and DURATION.sub("", text) == "":
-        return now_ns - sum(int(float(n) * DURATION_UNITS[u]) for n, u in DURATION.findall(text))
+    sign, magnitude = (-1, text[1:]) if text[:1] == "-" else (1, text.removeprefix("+"))
+    if magnitude and DURATION.sub("", magnitude) == "":
+        return now_ns - sign * sum(int(float(n) * DURATION_UNITS[u.replace("μ", "µ")])
+                                   for n, u in DURATION.findall(magnitude))
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

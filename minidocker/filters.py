@@ -39,8 +39,10 @@ class Filters:
         error."""
         args: dict[str, list[str]] = {}
         for item in items:
+            if item == "":  # the docker CLI skips an empty --filter ""
+                continue
             key, sep, value = item.partition("=")
-            key = key.strip().lower()
+            key, value = key.strip().lower(), value.strip()
             if not sep:
                 raise MinidockerError(f"invalid filter '{item}': use --filter KEY=VALUE, e.g. "
                                       "label=tier=web")
@@ -54,7 +56,12 @@ class Filters:
                     parse_time(value)
                 except MinidockerError as exc:
                     raise MinidockerError(f"invalid filter 'until={value}': {exc}") from None
-            args.setdefault(key, []).append(value)
+            values = args.setdefault(key, [])
+            if value not in values:  # moby's filters.Args is a set of values for each key
+                values.append(value)
+        if len(args.get("until", [])) > 1:  # which would win? moby refuses to guess
+            raise MinidockerError("more than one until filter specified: give one --filter "
+                                  "until=TIME")
         return cls(args)
 
     def __contains__(self, key: str) -> bool:
@@ -69,13 +76,16 @@ class Filters:
         return not values or any(test(value) for value in values)
 
     def match_labels(self, labels: dict) -> bool:
-        """Every ``label=KEY`` or ``label=KEY=VALUE`` is among ``labels``, and no
-        ``label!=KEY`` or ``label!=KEY=VALUE`` is."""
+        """Every ``label=KEY`` or ``label=KEY=VALUE`` is among ``labels``, and not every
+        ``label!=KEY`` or ``label!=KEY=VALUE`` is: as moby's ``matchLabels``, which keeps an
+        object only when it has all the ``label!`` labels (``label!=a --filter label!=b``
+        prunes what lacks a or lacks b)."""
         def has(wanted: str) -> bool:
             key, sep, value = wanted.partition("=")
             return key in labels and (not sep or labels[key] == value)
+        unwanted = self.args.get("label!", [])
         return (all(has(wanted) for wanted in self.args.get("label", []))
-                and not any(has(unwanted) for unwanted in self.args.get("label!", [])))
+                and not (unwanted and all(has(label) for label in unwanted)))
 
     def match_until(self, created: str) -> bool:
         """``until=TIME`` (a prune's): made before TIME — a Unix time, an RFC 3339 date or a
@@ -91,7 +101,7 @@ class Filters:
             made = parse_time(created) if isinstance(created, str) else None
         except MinidockerError:
             made = None
-        return made is not None and all(made < parse_time(value) for value in untils)
+        return made is not None and made < parse_time(untils[0])  # parse allows only one
 
     def match_prune(self, labels: dict, created: str) -> bool:
         """A prune's filters (``PRUNE_FILTERS``): the labels and the creation time match."""
@@ -109,11 +119,16 @@ class Filters:
 
     def match_bool(self, key: str, actual: bool) -> bool:
         """``dangling=true``: the object's answer is the one asked for."""
+        return self.match_either(key, actual, not actual)
+
+    def match_either(self, key: str, if_true: bool, if_false: bool) -> bool:
+        """A boolean filter whose two questions are not each other's opposite: does the
+        object match ``key=true`` (``if_true``), does it match ``key=false`` (``if_false``)."""
         for value in self.args.get(key, []):
             if value.lower() not in BOOLEANS:
                 raise MinidockerError(f"invalid filter '{key}={value}': use {key}=true or "
                                       f"{key}=false")
-        return self.match(key, lambda value: BOOLEANS[value.lower()] == actual)
+        return self.match(key, lambda value: if_true if BOOLEANS[value.lower()] else if_false)
 
     def match_created(self, created: str, created_of: Callable[[str], str]) -> bool:
         """``before=X`` / ``since=X``: made strictly before / after X, whose creation time

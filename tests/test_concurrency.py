@@ -118,7 +118,7 @@ def churn_round(r: int, archive: Path, last_run: set[str]) -> list[list[tuple[st
             [("run", "-d", "--network", "none", base, "sleep", "1000")],
             [("rmi", base)] if r else [("images",)],
             [("rm", "-f", *last_run)] if last_run else [("ps", "-a")],
-            [("image", "prune")],
+            [("image", "prune", "-f")],
             [("system", "prune", "-af")],
             [("load", "-i", str(archive)), ("tag", "busybox", f"conc-tag:{r}")]]
 
@@ -146,7 +146,7 @@ def test_commit_rmi_prune_run_rm_at_once_leave_a_whole_store(md, tmp_path):
     finally:
         md("rm", "-f", "conc-src", *runs)
         remove_images("churn:", "conc-tag:")
-        md("image", "prune")
+        md("image", "prune", "-f")
 
 
 def test_commit_racing_rm_either_wins_cleanly(md):
@@ -195,7 +195,7 @@ def break_image(name: str, part: str) -> None:
 
 
 @pytest.mark.parametrize("part, repair", [
-    ("manifest", ("image", "prune")),
+    ("manifest", ("image", "prune", "-f")),
     ("config", ("rmi", "-f", "conc-broken:latest")),
     ("layer", ("system", "prune", "-f")),
 ])

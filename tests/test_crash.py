@@ -45,7 +45,7 @@ def assert_store_works(md) -> None:
         if repository != "busybox":
             name = image_id if repository == "<none>" else f"{repository}:{tag}"
             assert md("rmi", "-f", name).returncode == 0, name
-    md("image", "prune")
+    md("image", "prune", "-f")
     assert md("images").stdout.count("\n") == 2  # the header and busybox
 
 

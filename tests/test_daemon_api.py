@@ -74,7 +74,7 @@ def test_create_refusals(http):
     refused(http.post(create, json={"Image": "busybox", "Env": [1]}), 400,
             "invalid Config.Env")
     refused(http.post(create, json={"Image": "busybox", "Labels": {"tier": 1}}), 400,
-            "invalid Config.Labels: expected an object of strings")
+            "invalid Config.Labels[\"tier\"]: expected a string")
     refused(http.post(create, json={"Image": "busybox", "HostConfig": {"Memory": "lots"}}),
             400, "invalid HostConfig.Memory")
     refused(http.post(create, json={"Image": "busybox", "HostConfig": {"Memory": 1}}), 400,
@@ -110,12 +110,13 @@ def test_volume_and_network_create_refusals(http):
     name = f"{PREFIX}v"
     refused(http.post("/volumes/create", json={"Name": name, "DriverOpts": {
         "type": "none", "o": "bind", "device": 3}}), 400,
-        "invalid Volume.DriverOpts: expected an object of strings")
+        'invalid Volume.DriverOpts["device"]: expected a string')
     refused(http.post("/volumes/create", json={"Name": name, "Labels": {"tier": 1}}), 400,
             "invalid Volume.Labels")
     refused(http.get(f"/volumes/{name}"), 404, "No such volume")
     refused(http.post("/networks/create", json={"Name": f"{PREFIX}n", "IPAM": {
-        "Config": [{"Subnet": 5}]}}), 400, "invalid IPAM.Config.Subnet: expected a string")
+        "Config": [{"Subnet": 5}]}}), 400,
+        "invalid Network.IPAM.Config[0].Subnet: expected a string")
 
 
 def test_conflicts_and_missing(http):

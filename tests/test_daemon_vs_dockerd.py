@@ -295,3 +295,25 @@ def test_a_restart_starts_its_tmpfs_volume_anew(daemons):
             daemon.docker("rm", "-f", name)
             daemon.docker("volume", "rm", volume)
     assert seen == ["", ""]
+
+
+def test_prune_filters_read_alike(daemons):
+    """moby's prune filters on both daemons: several ``label!=`` keep only what has them all,
+    a second ``until=`` is refused, a negative Go duration is a time ahead of now."""
+    scope = ("--filter", "label=course=prunefilters")
+    seen = []
+    for daemon in daemons:
+        for suffix, labels in (("none", ()), ("a", ("a=1",)), ("ab", ("a=1", "b=2"))):
+            ok(daemon.docker("create", "--name", f"{PREFIX}pf-{suffix}", "--label",
+                             "course=prunefilters", *(f"--label={label}" for label in labels),
+                             "busybox", "true"))
+        try:
+            twice = daemon.docker("container", "prune", "-f", *scope, "--filter", "until=1h",
+                                  "--filter", "until=2h")
+            ok(daemon.docker("container", "prune", "-f", *scope, "--filter", "label!=a",
+                             "--filter", "label!=b", "--filter", "until=-10m"))
+            left = ok(daemon.docker("ps", "-a", *scope, "--format", "{{.Names}}")).split()
+            seen.append((twice.returncode, "more than one until filter" in twice.stderr, left))
+        finally:
+            daemon.docker("rm", "-f", *(f"{PREFIX}pf-{s}" for s in ("none", "a", "ab")))
+    assert seen[0] == seen[1] == (1, True, [f"{PREFIX}pf-ab"])

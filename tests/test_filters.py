@@ -49,6 +49,32 @@ def test_prune_filters_until_and_label_bang():
         Filters.parse(["until=soon"], PRUNE_FILTERS, "image prune")
 
 
+def test_prune_filters_as_moby_reads_them():
+    with pytest.raises(MinidockerError, match="^more than one until filter specified"):
+        Filters.parse(["until=1h", "until=2h"], PRUNE_FILTERS, "container prune")
+    once = Filters.parse(["until=1h", "until=1h ", ""], PRUNE_FILTERS, "container prune")
+    assert once.args == {"until": ["1h"]}  # a set of values; --filter "" is skipped
+    both = Filters.parse(["label!=a", "label!=b=1"], PRUNE_FILTERS, "network prune")
+    assert not both.match_labels({"a": "", "b": "1"})  # kept only with every label!= label
+    assert both.match_labels({"a": ""}) and both.match_labels({})
+    ahead = Filters.parse(["until=-10m"], PRUNE_FILTERS, "image prune")  # Go's ParseDuration
+    assert ahead.match_until("2026-01-01T00:00:00Z")
+
+
+def test_until_durations_are_gos():
+    from minidocker.events import parse_time
+
+    now = 10**18
+    for text, back_ns in (("1h30m", 5400 * 10**9), ("-10m", -600 * 10**9),
+                          ("+.5s", 5 * 10**8), ("1.s", 10**9), ("2ms5us", 2_005_000),
+                          ("1μs", 1000)):
+        assert parse_time(text, now) == now - back_ns, text
+    for bad in ("-", "10", "1d", "m"):
+        if bad != "10":  # a number alone is a Unix time
+            with pytest.raises(MinidockerError, match="invalid time"):
+                parse_time(bad, now)
+
+
 @pytest.mark.parametrize("pattern, name, matched", [
     ("*", "busybox", True), ("*", "other/app", False), ("*/*", "other/app", True),
     ("busy*:*libc", "busybox:uclibc", True), ("?usybox", "busybox", True),
@@ -64,6 +90,21 @@ def test_reference_patterns_are_gos_path_match(pattern, name, matched):
 def test_a_malformed_reference_pattern_is_an_error(pattern):
     with pytest.raises(MinidockerError, match="syntax error in pattern"):
         path_match(pattern, "busybox")
+
+
+def test_dangling_as_dockerd_20_10_lists_an_image_pulled_by_digest():
+    """moby's image store (dockerd 20.10, seen side by side): an image with a repository
+    digest and no tag is dangling (and ``image prune`` takes it), yet ``dangling=false``
+    lists it too, as it has a name."""
+    digest = "sha256:" + "a" * 64
+    tagged = Image("sha256:1", "", {}, {}, ["busybox:latest"], [f"busybox@{digest}"])
+    by_digest = Image("sha256:2", "", {}, {}, [], [f"busybox@{digest}"])
+    nameless = Image("sha256:3", "", {}, {}, [], [])
+
+    def listed(value):
+        return [i.id[-1] for i in by.select([tagged, by_digest, nameless],
+                                            by.parse([f"dangling={value}"]), None)]
+    assert listed("true") == ["2", "3"] and listed("false") == ["1", "2"]
 
 
 def test_reference_keeps_the_names_that_match_tags_and_digests_alike():
@@ -100,11 +141,11 @@ def test_prunes_take_only_what_the_filters_name(md):
         assert early.stdout == "Total reclaimed space: 0B\n", early.stderr  # all made later
         pruned = md("system", "prune", "-a", "-f", *mine, "--filter", "label!=keep")
         assert pruned.returncode == 0, pruned.stderr
-        assert "prn-net" in pruned.stdout and pruned.stdout.count("Deleted: sha256:") == 1
+        assert "prn-net" in pruned.stdout and pruned.stdout.count("deleted: sha256:") == 1
         left = md("ps", "-a", *mine, "--format", "{{.Names}}").stdout.split()
         assert left == ["prn-kept"]
         assert md("images", "-q", "prn-img").stdout == ""
-        assert md("image", "prune", "--filter", "label=prune-test=mine").returncode == 0
+        assert md("image", "prune", "-f", "--filter", "label=prune-test=mine").returncode == 0
     finally:
         md("rm", "-f", "prn-old", "prn-kept")
         md("rmi", "prn-img:1")

@@ -354,7 +354,7 @@ def test_logs_tail_and_timestamps(md, containers):
     assert md("logs", "-n", "0", name).stdout == ""
     stamped = md("logs", "-t", "--tail", "1", name).stdout
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00) 5\n", stamped)
-    assert md("logs", "--tail", "x", name).returncode != 0
+    assert md("logs", "--tail", "x", name).stdout == "1\n2\n3\n4\n5\n"  # dockerd: all
 
 
 def test_log_rotation_caps_the_size(md, containers):

@@ -48,4 +48,4 @@ def test_predefined_networks_cannot_be_removed():
 def test_network_prune_removes_unused_networks():
     assert md("network", "create", "unused").returncode == 0
     done = md("network", "prune", "-f")
-    assert done.stdout.splitlines() == ["Deleted Networks:", "unused"]
+    assert done.stdout == "Deleted Networks:\nunused\n\n"

@@ -365,7 +365,7 @@ def test_a_killed_monitor_is_cleaned_up_by_ps_rm_and_network_prune(lab, our_chil
         assert "Exited (137)" in row
     ok(minidocker("rm", on_net, on_bridge))  # no -f needed: they are exited
     pruned = ok(minidocker("network", "prune", "-f"))
-    assert pruned.splitlines() == ["Deleted Networks:", net]
+    assert pruned == f"Deleted Networks:\n{net}\n\n"
     lab.networks.remove(net)
     assert settled(before) == before
 

@@ -162,3 +162,21 @@ def test_an_infra_started_attached_moves_no_member_yet(monkeypatch):
     assert restarted == []
     lifecycle.start(infra)
     assert restarted == ["member1"]
+
+
+def test_pod_rm_keeps_a_shared_volume_another_container_uses():
+    """``<pod>_shared`` is a named volume: a container outside the pod may mount it too, and
+    then the pod (and so the volume) stays until that container goes."""
+    ok("pod", "create", "--name", "lent", "--network", "none")
+    try:
+        ok("create", "--name", "lent-outsider", "-v", "lent_shared:/x", "busybox", "true")
+        refused = md("pod", "rm", "-f", "lent")
+        assert refused.returncode == 1 and "in use by container lent-outsider" in refused.stderr
+        assert "lent_shared" in ok("volume", "ls", "-q").split()
+        assert "lent" in ok("pod", "ls", "--format", "{{.Name}}").split()
+        ok("rm", "lent-outsider")
+        ok("pod", "rm", "lent")
+        assert "lent_shared" not in ok("volume", "ls", "-q").split()
+    finally:
+        md("rm", "-f", "lent-outsider")
+        md("pod", "rm", "-f", "lent")

@@ -459,5 +459,5 @@ def test_a_pull_killed_mid_download_leaves_nothing_named(registry, fresh):
     assert fresh("images", "-q").stdout == ""
     leftovers = list((fresh.root / "tmp").glob(".tmp-*"))
     assert leftovers  # the killed pull's download, under its PID
-    ok(fresh("image", "prune"))
+    ok(fresh("image", "prune", "-f"))
     assert not list((fresh.root / "tmp").glob(".tmp-*"))

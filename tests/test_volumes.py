@@ -436,3 +436,13 @@ def test_mount_point_kinds_must_match(state, tmp_path):
 
     assert "cannot mount a directory at /etc/app/app.conf: the image has a file" in \
         in_child(dir_onto_file)["error"]
+
+
+def test_volume_inspect_format(md):
+    volumes.create_volume("fmt-vol", labels={"tier": "db"})
+    try:
+        shown = md("volume", "inspect", "-f", "{{.Name}} {{json .Labels}}", "fmt-vol")
+        assert shown.stdout == 'fmt-vol {"tier":"db"}\n'
+        assert md("volume", "inspect", "--format", "{{.Name", "fmt-vol").returncode == 64
+    finally:
+        volumes.remove_volume("fmt-vol", {})

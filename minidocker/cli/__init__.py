@@ -329,20 +329,23 @@ def image_inspect(template, names):
 @image.command("prune", context_settings=CONTEXT)
 @click.option("-a", "--all", "everything", is_flag=True, help="Remove every unused image, "
               "not just untagged ones.")
-@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation (image "
-              "prune never asks).")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
 @prune_filter_option
 def image_prune(everything, force, filters):
     """Remove unused images (--filter until=24h, label=KEY[=VALUE], label!=KEY[=VALUE])."""
     require_root("image prune")
+    from minidocker.cli.flags import confirm_prune, echo_pruned
+    from minidocker.cli.lifecycle import image_lines
     from minidocker.filters import PRUNE_FILTERS, Filters
     from minidocker.image.verbs import prune_images
 
     chosen = Filters.parse(filters, ("dangling", *PRUNE_FILTERS), "image prune")
     everything = everything or not chosen.match_bool("dangling", True)  # dangling=false: -a
+    confirm_prune(force, "WARNING! This will remove all "
+                  + ("images without at least one container associated to them" if everything
+                     else "dangling images") + ".\nAre you sure you want to continue?")
     with image_users() as users:
-        removed = prune_images(everything, users, chosen)
-    click.echo("\n".join(removed) if removed else "Total reclaimed: nothing to remove")
+        echo_pruned({"Images": image_lines(prune_images(everything, users, chosen))})
 
 
 @main.command(context_settings=CONTEXT)

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from minidocker.cli import CONTEXT, Group, image_users, main, require_root
+from minidocker.cli.flags import confirm_prune, echo_pruned
 
 
 def _pairs(values: tuple[str, ...], flag: str, from_environment: bool = False) -> dict:
@@ -166,11 +167,7 @@ def builder_prune(force):
     from minidocker.build.cache import BuildCache
     from minidocker.image.store import ImageStore
 
-    if not force and sys.stdin.isatty():
-        click.confirm("WARNING! This will remove all dangling build cache. Are you sure you "
-                      "want to continue?", abort=True)
+    confirm_prune(force, "WARNING! This will remove all dangling build cache. Are you sure you "
+                  "want to continue?")
     with image_users() as users:
-        deleted = BuildCache(ImageStore()).prune(users)
-    if deleted:
-        click.echo("Deleted build cache objects:\n" + "\n".join(deleted))
-    click.echo(f"Total reclaimed: {len(deleted)} images")
+        echo_pruned({"build cache objects": BuildCache(ImageStore()).prune(users)})

@@ -13,6 +13,7 @@ Spec: the docker CLI reference for ``docker run``; the Engine API's ContainerCre
 
 import os
 import re
+import sys
 
 import click
 
@@ -396,6 +397,31 @@ def prune_filter_option(command):
     return click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
                         help="Remove only these, e.g. until=24h or label=tier=web "
                         "(repeatable).")(command)
+
+
+def confirm_prune(force: bool, warning: str) -> None:
+    """The question every prune asks unless ``-f``: ``WARNING! ... [y/N]`` on stdout, one line
+    read from stdin. Only ``y`` (or ``Y``) goes on; any other answer, or none, cancels the
+    prune with nothing printed and exit 0, as docker 28 does (its ``cancelledErr`` is
+    neither shown nor a failure)."""
+    if force:
+        return
+    click.echo(f"{warning} [y/N] ", nl=False)
+    if sys.stdin.readline().strip().lower() != "y":
+        raise click.exceptions.Exit(0)
+
+
+def echo_pruned(deleted: dict[str, list[str]], reclaimed: int | None = 0) -> None:
+    """A prune's report as docker/cli prints it: for each kind with something deleted,
+    ``Deleted Containers:`` and one line an object, then an empty line; last ``Total
+    reclaimed space: 0B`` (``network prune`` has no total: ``reclaimed`` None)."""
+    from minidocker.humanize import size
+
+    for kind, items in deleted.items():
+        if items:
+            click.echo(f"Deleted {kind}:\n" + "".join(f"{item}\n" for item in items))
+    if reclaimed is not None:
+        click.echo(f"Total reclaimed space: {size(reclaimed, 4)}")
 
 
 def filter_option(command):

@@ -8,7 +8,9 @@ import click
 from minidocker.cli import CONTEXT, EngineCommand, Group, main, require_root
 from minidocker.cli.flags import (
     client_env,
+    confirm_prune,
     container_request,
+    echo_pruned,
     filter_option,
     later_stage_options,
     prune_filter_option,
@@ -636,13 +638,9 @@ def container_prune(force, filters):
     from minidocker.filters import PRUNE_FILTERS, Filters
 
     chosen = Filters.parse(filters, PRUNE_FILTERS, "container prune")
-
-    if not force:
-        click.confirm("WARNING! This will remove all stopped containers.\nAre you sure you "
-                      "want to continue?", abort=True)
-    removed = prune_containers(chosen)
-    click.echo("Deleted Containers:\n" + "".join(f"{i}\n" for i in removed) if removed
-               else "Total reclaimed space: 0B")
+    confirm_prune(force, "WARNING! This will remove all stopped containers.\nAre you sure "
+                  "you want to continue?")
+    echo_pruned({"Containers": prune_containers(chosen)})
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -674,20 +672,34 @@ def system_prune(everything, volumes, force, filters):
     if volumes and "until" in chosen:  # Docker's check: a volume has no creation to compare
         raise MinidockerError('The "until" filter is not supported with "--volumes": prune '
                               "the volumes apart with 'minidocker volume prune'")
-    if not force:
-        click.confirm("WARNING! This will remove all stopped containers, all networks not "
-                      "used by at least one container, and dangling images"
-                      + (" and anonymous volumes" if volumes else "")
-                      + ".\nAre you sure you want to continue?", abort=True)
+    confirm_prune(force, system_prune_warning(everything, volumes, chosen))
     deleted = {"Containers": prune_containers(chosen), "Networks": prune_networks(chosen)}
-    with image_users() as users:  # no create takes an image while they go
-        deleted["Images"] = prune_images(everything, users, chosen)
-    deleted["Volumes"] = []
+    reclaimed = 0
     if volumes:
         with volume_users() as users:
-            deleted["Volumes"] = prune_volumes(users, chosen=chosen)[0]
+            deleted["Volumes"], reclaimed = prune_volumes(users, chosen=chosen)
+    with image_users() as users:  # no create takes an image while they go
+        deleted["Images"] = image_lines(prune_images(everything, users, chosen))
     if not chosen:  # they carry no label nor date: a filtered prune takes only what it names
         deleted["user namespace layer copies"] = collect_layer_copies()
-    lines = [f"Deleted {kind}:\n" + "".join(f"{item}\n" for item in items)
-             for kind, items in deleted.items() if items]
-    click.echo("\n".join(lines) or "Total reclaimed space: 0B\n", nl=False)
+    echo_pruned(deleted, reclaimed)
+
+
+def system_prune_warning(everything: bool, volumes: bool, chosen) -> str:
+    """docker/cli's question for ``system prune``: what goes, and the filters that narrow it."""
+    goes = ["all stopped containers", "all networks not used by at least one container",
+            *(["all anonymous volumes not used by at least one container"] if volumes else []),
+            "all images without at least one container associated to them" if everything
+            else "all dangling images"]
+    narrowed = sorted(f"{key}={value}" for key, values in chosen.args.items()
+                      for value in values)
+    return ("WARNING! This will remove:\n" + "".join(f"  - {item}\n" for item in goes)
+            + ("\n  Items to be pruned will be filtered with:\n"
+               + "".join(f"  - {item}\n" for item in narrowed) if narrowed else "")
+            + "\nAre you sure you want to continue?")
+
+
+def image_lines(removed: list[str]) -> list[str]:
+    """``Deleted: sha256:...`` and ``Untagged: x`` of the engine as docker/cli prints a prune's
+    (``deleted: sha256:...``)."""
+    return [line[0].lower() + line[1:] for line in removed]

@@ -3,7 +3,7 @@
 import click
 
 from minidocker.cli import CONTEXT, Group, main, require_root
-from minidocker.cli.flags import filter_option, prune_filter_option
+from minidocker.cli.flags import confirm_prune, echo_pruned, filter_option, prune_filter_option
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -164,12 +164,9 @@ def network_prune(force, filters):
     from minidocker.filters import PRUNE_FILTERS, Filters
 
     chosen = Filters.parse(filters, PRUNE_FILTERS, "network prune")
-    if not force:
-        click.confirm("WARNING! This will remove all custom networks not used by at least one "
-                      "container.\nAre you sure you want to continue?", abort=True)
-    removed = prune_networks(chosen)
-    if removed:
-        click.echo("Deleted Networks:\n" + "\n".join(removed))
+    confirm_prune(force, "WARNING! This will remove all custom networks not used by at least "
+                  "one container.\nAre you sure you want to continue?")
+    echo_pruned({"Networks": prune_networks(chosen)}, reclaimed=None)  # Docker prints no total
 
 
 def prune_networks(chosen=None) -> list[str]:

@@ -5,7 +5,7 @@ import sys
 import click
 
 from minidocker.cli import CONTEXT, Group, main, require_root
-from minidocker.cli.flags import filter_option, prune_filter_option
+from minidocker.cli.flags import confirm_prune, echo_pruned, filter_option, prune_filter_option
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -54,14 +54,15 @@ def volume_ls(quiet, fmt, filters):
 
 
 @volume.command("inspect", context_settings=CONTEXT)
+@click.option("-f", "--format", "template", help="Format with a Go template, e.g. "
+              "'{{.Mountpoint}}' or '{{json .Labels}}'.")
 @click.argument("names", nargs=-1, required=True)
-def volume_inspect(names):
+def volume_inspect(template, names):
     """Show details of one or more volumes, as JSON."""
-    import json
-
+    from minidocker.cli.lifecycle import print_inspected
     from minidocker.volumes import get_volume
 
-    click.echo(json.dumps([get_volume(name).inspect() for name in names], indent=4))
+    print_inspected(template, names, lambda name: get_volume(name).inspect())
 
 
 @volume.command("rm", context_settings=CONTEXT)
@@ -97,22 +98,17 @@ def volume_prune(everything, force, filters):
     require_root("volume prune")
     from minidocker.container.records import volume_users
     from minidocker.filters import Filters
-    from minidocker.image.store import human_size
     from minidocker.volumes import VOLUME_PRUNE_FILTERS, prune_volumes
 
     chosen = Filters.parse(filters, ("all", *VOLUME_PRUNE_FILTERS), "volume prune")
     everything = everything or not chosen.match_bool("all", False)  # the API's all=true: -a
 
-    kind = "local volumes" if everything else "anonymous local volumes"
-    if not force and not click.confirm(f"WARNING! This will remove {kind} not used by at "
-                                       "least one container.\nAre you sure you want to "
-                                       "continue?"):
-        return
+    kind = "all local volumes" if everything else "anonymous local volumes"
+    confirm_prune(force, f"WARNING! This will remove {kind} not used by at least one "
+                  "container.\nAre you sure you want to continue?")
     with volume_users() as users:
         removed, reclaimed = prune_volumes(users, everything, chosen)
-    if removed:
-        click.echo("Deleted Volumes:\n" + "".join(f"{name}\n" for name in removed))
-    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+    echo_pruned({"Volumes": removed}, reclaimed)
 
 
 def volumes_in_use() -> dict[str, list[str]]:

@@ -235,13 +235,27 @@ def stop_pod(pod: Pod, timeout: int | None = None) -> None:
 
 def remove_pod(pod: Pod, force: bool = False) -> None:
     """``pod rm``: the members, then the infra, then the pod's shared volume. Running
-    members are killed only with ``force``."""
+    members are killed only with ``force``. The shared volume is a named volume that any
+    container may mount (``-v <pod>_shared:/x``): while one outside the pod does, the pod
+    is not removed (``force`` or not), as ``volume rm`` refuses a volume in use."""
     from minidocker import volumes
 
     running = [m.Name for m in pod.members if m.status in lifecycle.ACTIVE]
     if running and not force:
         raise Conflict(f"pod {pod.name} has running containers ({', '.join(running)}): stop "
                        f"it first ('minidocker pod stop {pod.name}') or use 'pod rm -f'")
+    refuse_outside_users(pod)
     for record in [*pod.members, pod.infra]:
         lifecycle.rm(record, force=True, volumes_too=True)
-    volumes.remove_volume(pod.volume, {}, force=True)
+    with records.volume_users() as users:  # no create takes the volume meanwhile
+        volumes.remove_volume(pod.volume, users, force=True)
+
+
+def refuse_outside_users(pod: Pod) -> None:
+    """A container that is no part of the pod but mounts its shared volume keeps the pod."""
+    ours = {record.Name for record in [*pod.members, pod.infra]}
+    outside = [name for name in records.volumes_in_use().get(pod.volume, []) if name not in ours]
+    if outside:
+        raise Conflict(f"volume {pod.volume} of pod {pod.name} is in use by container "
+                       f"{', '.join(outside)}, which is not in the pod: remove that container "
+                       f"first ('minidocker rm {outside[0]}')")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -334,12 +335,11 @@ def wait(record: records.ContainerRecord) -> int:
 def logs(record: records.ContainerRecord, follow_output: bool = False,
          tail: str = "all") -> Iterator[LogEntry]:
     """``logs [-f] [--tail N]``: what the container printed, oldest first; with
-    ``follow_output``, more as it comes, until the container stops."""
+    ``follow_output``, more as it comes, until the container stops. ``tail`` is read as
+    dockerd reads it (Go's ``strconv.Atoi``): anything not a whole number, ``all`` or ``x``,
+    means every line."""
     check_readable(record.HostConfig.LogConfig)
-    try:
-        count = None if tail == "all" else int(tail)
-    except ValueError:
-        raise MinidockerError(f"invalid --tail value '{tail}': give a number or 'all'") from None
+    count = int(tail) if re.fullmatch(r"[+-]?\d+", tail) else None
 
     def running() -> bool:
         try:

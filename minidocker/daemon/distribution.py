@@ -25,8 +25,9 @@ import json
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from minidocker.daemon import shapes
 from minidocker.daemon.errors import ApiError
-from minidocker.daemon.params import expect, json_body
+from minidocker.daemon.params import json_body
 from minidocker.daemon.progress import progress_response
 from minidocker.errors import MinidockerError, NotFound
 
@@ -53,7 +54,7 @@ def header_json(request: Request, name: str) -> dict | None:
 def registry_login(request: Request) -> tuple[str, str] | None:
     """The user and password of ``X-Registry-Auth`` (None when absent or anonymous)."""
     data = header_json(request, "X-Registry-Auth") or {}
-    expect("X-Registry-Auth", data, {"username": str, "password": str})
+    shapes.check("X-Registry-Auth", data, {"username": str, "password": str})
     if data.get("identitytoken") or data.get("registrytoken"):
         raise ApiError("identity and registry tokens are not supported by minidocker's "
                        "daemon: log in with a user name and password")
@@ -132,8 +133,8 @@ async def auth(request: Request) -> Response:
     from minidocker.registry import client
 
     body = await json_body(request)
-    expect("AuthConfig", body, {"username": str, "password": str, "serveraddress": str,
-                                "email": str, "auth": str, "identitytoken": str})
+    shapes.check("AuthConfig", body, {"username": str, "password": str, "serveraddress": str,
+                                      "email": str, "auth": str, "identitytoken": str})
     user, password = body.get("username") or "", body.get("password") or ""
     if not user:
         raise ApiError("give a username and a password (identity tokens are not supported)")

@@ -32,20 +32,22 @@ from minidocker.container import lifecycle
 from minidocker.container.attach import window_size
 from minidocker.container.exec import check_running, check_workdir
 from minidocker.container.tty import write_all
+from minidocker.daemon import shapes
 from minidocker.daemon.containers import window
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.hijack import RawStream, frame
-from minidocker.daemon.params import expect, json_body
+from minidocker.daemon.params import json_body
 from minidocker.errors import Conflict, NotFound
 
 EXEC_FIELDS = {"AttachStdin": bool, "AttachStdout": bool, "AttachStderr": bool,
-               "DetachKeys": str, "Tty": bool, "Env": list, "Cmd": list, "Privileged": bool,
-               "User": str, "WorkingDir": str, "ConsoleSize": list}
+               "DetachKeys": str, "Tty": bool, "Env": shapes.STRINGS, "Cmd": shapes.STRINGS,
+               "Privileged": bool, "User": str, "WorkingDir": str,
+               "ConsoleSize": shapes.ListOf(int)}
 
 
 async def container_exec(request: Request) -> Response:
     body = await json_body(request)
-    expect("ExecConfig", body, EXEC_FIELDS)
+    shapes.check("ExecConfig", body, EXEC_FIELDS)
     if not body.get("Cmd"):
         raise ApiError("No exec command specified")
     if body.get("Privileged"):
@@ -107,7 +109,8 @@ async def exec_start(request: Request) -> Response:
     which ``exec resize`` sizes; without, pipes."""
     instance = _instance(request)
     body = await json_body(request)
-    expect("ExecStartConfig", body, {"Detach": bool, "Tty": bool, "ConsoleSize": list})
+    shapes.check("ExecStartConfig", body, {"Detach": bool, "Tty": bool,
+                                           "ConsoleSize": shapes.ListOf(int)})
     if instance["Running"] or instance["ExitCode"] is not None:
         raise Conflict(f"exec instance {instance['ID']} has already been started")
     spec = instance["spec"]

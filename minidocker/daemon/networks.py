@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from minidocker.container import lifecycle, networking
+from minidocker.daemon import shapes
 from minidocker.daemon.errors import ApiError
-from minidocker.daemon.params import expect, filter_items, json_body, prune_filters
+from minidocker.daemon.params import filter_items, json_body, prune_filters
 from minidocker.daemon.translate import endpoint_ipam
 from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION
 
@@ -38,19 +39,25 @@ def network_list(request: Request) -> Response:
                          for network in networks.ls(wanted)])
 
 
+# moby api/types/network CreateRequest, and its IPAM
+NETWORK_CREATE = {
+    "Name": str, "Driver": str, "Internal": bool, "Options": shapes.STRING_MAP,
+    "IPAM": {"Driver": str, "Options": shapes.STRING_MAP,
+             "Config": shapes.ListOf({"Subnet": str, "IPRange": str, "Gateway": str,
+                                      "AuxiliaryAddresses": shapes.STRING_MAP})},
+    "Labels": shapes.STRING_MAP, "CheckDuplicate": bool, "Attachable": bool,
+    "EnableIPv6": bool, "EnableIPv4": bool, "Scope": str, "Ingress": bool, "ConfigOnly": bool}
+
+
 async def network_create(request: Request) -> Response:
     body = await json_body(request)
-    expect("Network", body, {"Name": str, "Driver": str, "Internal": bool, "IPAM": dict,
-                             "Options": dict, "Labels": dict, "CheckDuplicate": bool,
-                             "Attachable": bool, "EnableIPv6": bool, "EnableIPv4": bool,
-                             "Scope": str, "Ingress": bool, "ConfigOnly": bool})
+    shapes.check("Network", body, NETWORK_CREATE)
     if not body.get("Name"):
         raise ApiError("give the network a Name")
     configs = (body.get("IPAM") or {}).get("Config") or []
-    if len(configs) > 1 or not all(isinstance(c, dict) for c in configs):
+    if len(configs) > 1:
         raise ApiError("IPAM.Config: minidocker's networks have one IPv4 subnet")
     ipam = configs[0] if configs else {}
-    expect("IPAM.Config", ipam, {"Subnet": str, "Gateway": str})
     network = await run_in_threadpool(
         _networks().create, body["Name"], driver=body.get("Driver") or "bridge",
         subnet=ipam.get("Subnet") or None, gateway=ipam.get("Gateway") or None,
@@ -92,7 +99,8 @@ def network_prune(request: Request) -> Response:
 
 async def _container_of(request: Request) -> tuple[str, dict]:
     body = await json_body(request)
-    expect("Network", body, {"Container": str, "EndpointConfig": dict, "Force": bool})
+    shapes.check("Network", body, {"Container": str, "Force": bool,
+                                   "EndpointConfig": shapes.ENDPOINT_SETTINGS})
     if not body.get("Container"):
         raise ApiError("name the Container to connect or disconnect")
     return lifecycle.find(body["Container"]).Id, body
@@ -104,7 +112,6 @@ async def network_connect(request: Request) -> Response:
     if given (``docker network connect --ip``). container/networking.py does both."""
     container_id, body = await _container_of(request)
     endpoint = body.get("EndpointConfig") or {}
-    expect("EndpointConfig", endpoint, {"Aliases": list, "IPAMConfig": dict})
     ip = endpoint_ipam(endpoint).get("IPv4Address", "")
     aliases = [str(a) for a in endpoint.get("Aliases") or []]
     await run_in_threadpool(networking.connect, lifecycle.find(container_id),

@@ -2,9 +2,9 @@
 parameters, and the ``filters`` parameter.
 
 Everything a client sends is untrusted. A body is read up to ``MAX_BODY`` bytes (a bigger one
-is refused with 413 before it fills the daemon's memory), must be one JSON object, and each
-value is checked for its type by the handler that uses it (``expect``), so a wrong type is a
-400 that names the field, never a ``TypeError`` deep in the engine.
+is refused with 413 before it fills the daemon's memory), must be one JSON object, and its
+shape is checked by the handler that reads it, against Docker's Go types (shapes.py), so a
+wrong type is a 400 that names the field, never a ``TypeError`` deep in the engine.
 
 Spec: Docker Engine API v1.50 (query parameters of each endpoint; ``filters`` is "a JSON
 encoded value of the filters (a map[string][]string)"). Model: moby ``api/server/httputils``
@@ -101,31 +101,3 @@ def prune_filters(request: Request, accepted: tuple[str, ...], command: str):
     from minidocker.filters import Filters
 
     return Filters.parse(filter_items(request), accepted, command)
-
-
-TYPES = {bool: "a boolean", str: "a string", int: "an integer", list: "a list",
-         dict: "an object"}
-
-
-def expect(section: str, data: dict, types: dict[str, type]) -> None:
-    """Each field of ``data`` named in ``types`` is null or of that type (a list of strings for
-    ``list``, an object of strings for the ``STRING_MAPS``); a wrong one is a 400 that names
-    it."""
-    for name, kind in types.items():
-        value = data.get(name)
-        if value is None:
-            continue
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        of_strings = (kind is list and name not in LIST_OF_OBJECTS
-                      or kind is dict and name in STRING_MAPS)
-        if ok and of_strings:
-            ok = all(isinstance(v, str) for v in (value.values() if kind is dict else value))
-        if not ok:
-            raise ApiError(f"invalid {section}.{name}: expected {TYPES[kind]}"
-                           + (" of strings" if of_strings else "")
-                           + f", got {json.dumps(value)[:60]}")
-
-
-LIST_OF_OBJECTS = {"Devices", "Mounts", "Ulimits", "BlkioWeightDevice", "DeviceRequests",
-                   "ConsoleSize", "Config"}
-STRING_MAPS = {"Labels", "DriverOpts", "Options", "Tmpfs"}  # Go's map[string]string

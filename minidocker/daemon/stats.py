@@ -23,8 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from minidocker.container import lifecycle, resources
+from minidocker.daemon import shapes
 from minidocker.daemon.errors import ApiError
-from minidocker.daemon.params import expect, flag, json_body
+from minidocker.daemon.params import flag, json_body
 
 INTERVAL = 1.0  # seconds between two samples, as dockerd's collector
 
@@ -62,7 +63,8 @@ def _fresh(container_id: str):
 UPDATE_FIELDS = {"Memory": int, "MemorySwap": int, "MemoryReservation": int,
                  "NanoCpus": int, "CpuShares": int, "CpuPeriod": int, "CpuQuota": int,
                  "CpusetCpus": str, "CpusetMems": str, "PidsLimit": int, "BlkioWeight": int,
-                 "RestartPolicy": dict, "KernelMemory": int, "MemorySwappiness": int}
+                 "RestartPolicy": {"Name": str, "MaximumRetryCount": int},
+                 "KernelMemory": int, "MemorySwappiness": int}
 
 
 async def container_update(request: Request) -> Response:
@@ -71,7 +73,7 @@ async def container_update(request: Request) -> Response:
     from minidocker.container.config import RestartPolicy
 
     body = await json_body(request)
-    expect("UpdateConfig", body, UPDATE_FIELDS)
+    shapes.check("UpdateConfig", body, UPDATE_FIELDS)
     record = await run_in_threadpool(lifecycle.find, request.path_params["id"])
 
     def text(name: str, scale: float = 1):

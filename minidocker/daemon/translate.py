@@ -8,10 +8,11 @@ The body is Docker's ``ContainerConfig`` with two more objects inside, ``HostCon
 * ``NetworkMode`` "" or "default" is the default bridge (dockerd's default; the Python API's
   own default is ``none``);
 * ``Config.Volumes`` (``-v /data``) become anonymous volumes, like ``Binds`` without a source;
-* ``Mounts`` arrive as objects (``{"Type", "Source", "Target", "ReadOnly", "VolumeOptions",
-  "TmpfsOptions"}``), ``Tmpfs`` as ``{path: options}``, ``Devices`` as ``{"PathOnHost",
-  "PathInContainer", "CgroupPermissions"}``: each becomes the flag text the engine parses
-  (``--mount``, ``--tmpfs``, ``--device``), so both front ends go through one parser;
+* ``Mounts`` arrive as objects (``{"Type", "Source", "Target", "ReadOnly", "BindOptions",
+  "VolumeOptions", "TmpfsOptions"}``), ``Tmpfs`` as ``{path: options}``, ``Devices`` as
+  ``{"PathOnHost", "PathInContainer", "CgroupPermissions"}``: each becomes the flag text the
+  engine parses (``--mount``, ``--tmpfs``, ``--device``), so both front ends go through one
+  parser;
 * the limits are flat (``Memory``, ``NanoCpus``...) and are checked as ``-m``/``--cpus`` are;
 * ``CapAdd``/``CapDrop``/``Privileged``/``SecurityOpt`` become stage 9's options.
 
@@ -41,29 +42,15 @@ from minidocker.container.config import (
     check_runtime,
 )
 from minidocker.container.networking import fixed_address
+from minidocker.daemon import shapes
 from minidocker.daemon.errors import ApiError
-from minidocker.daemon.params import expect
 from minidocker.errors import MinidockerError
 
-# ContainerConfig: the fields used, with their JSON types; then those accepted and ignored.
-CONFIG_FIELDS = {"Hostname": str, "User": str, "Tty": bool, "OpenStdin": bool,
-                 "StdinOnce": bool, "Env": list, "Cmd": list, "Image": str, "Volumes": dict,
-                 "WorkingDir": str, "Entrypoint": list, "Labels": dict, "StopSignal": str,
-                 "StopTimeout": int, "ExposedPorts": dict, "Healthcheck": dict}
+# The fields of ContainerConfig and HostConfig (shapes.py) that minidocker accepts and
+# ignores: empty, or reported in Warnings; the client-side ones silently.
 CONFIG_IGNORED = {"Domainname", "AttachStdin", "AttachStdout", "AttachStderr", "ArgsEscaped",
                   "OnBuild", "NetworkDisabled", "MacAddress", "Shell"}
 CLIENT_SIDE = {"AttachStdin", "AttachStdout", "AttachStderr", "ArgsEscaped", "Domainname"}
-
-HOST_FIELDS = {"Binds": list, "NetworkMode": str, "PortBindings": dict, "RestartPolicy": dict,
-               "AutoRemove": bool, "VolumesFrom": list, "Mounts": list, "CapAdd": list,
-               "CapDrop": list, "CgroupnsMode": str, "Dns": list, "DnsSearch": list,
-               "ExtraHosts": list, "GroupAdd": list, "IpcMode": str, "Links": list,
-               "PidMode": str, "Privileged": bool, "PublishAllPorts": bool,
-               "ReadonlyRootfs": bool, "SecurityOpt": list, "Tmpfs": dict, "UTSMode": str,
-               "UsernsMode": str, "Init": bool, "LogConfig": dict, "Devices": list,
-               "Memory": int, "MemorySwap": int, "NanoCpus": int, "CpuQuota": int,
-               "CpuPeriod": int, "CpuShares": int, "CpusetCpus": str, "PidsLimit": int,
-               "ConsoleSize": list, "Runtime": str, "CgroupParent": str}
 HOST_IGNORED = {"ContainerIDFile", "VolumeDriver", "Annotations", "DnsOptions", "Cgroup",
                 "OomScoreAdj", "StorageOpt", "ShmSize", "Sysctls", "Isolation",
                 "MaskedPaths", "ReadonlyPaths", "BlkioWeight",
@@ -79,15 +66,14 @@ def container_request(body: dict, log_default: dict | None = None,
                       ) -> tuple[Config, HostConfig, list[str]]:
     """``(Config, HostConfig, warnings)`` from a create body; a bad field is an ApiError.
     ``log_default`` is the daemon's LogConfig (daemon.json) for a body without one."""
+    check_shape("HostConfig", body.get("HostConfig"), shapes.HOST_CONFIG)
+    check_shape("NetworkingConfig", body.get("NetworkingConfig"), shapes.NETWORKING_CONFIG)
     host_body = body.get("HostConfig") or {}
     networking = body.get("NetworkingConfig") or {}
-    if not isinstance(host_body, dict) or not isinstance(networking, dict):
-        raise ApiError("invalid HostConfig or NetworkingConfig: expected an object")
-    config_body = {k: [v] if k in ("Cmd", "Entrypoint") and isinstance(v, str) else v
-                   for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
-    warnings = check_fields("Config", config_body, CONFIG_FIELDS, CONFIG_IGNORED - CLIENT_SIDE,
-                            CLIENT_SIDE)
-    warnings += check_fields("HostConfig", host_body, HOST_FIELDS, HOST_IGNORED, set())
+    config_body = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+    check_shape("Config", config_body, shapes.CONFIG)
+    warnings = ignored_fields("Config", config_body, CONFIG_IGNORED - CLIENT_SIDE)
+    warnings += ignored_fields("HostConfig", host_body, HOST_IGNORED)
     try:
         config, host = config_of(config_body), host_config_of(host_body, networking)
         if log_default:
@@ -96,8 +82,6 @@ def container_request(body: dict, log_default: dict | None = None,
         raise
     except MinidockerError as exc:  # the engine's parsers said what is wrong: a bad request
         raise ApiError(str(exc)) from None
-    except (ValueError, TypeError, AttributeError) as exc:  # a value of the wrong shape inside
-        raise ApiError(f"invalid container configuration: {exc}") from None
     taken = targets(host)  # docker-compose names a volume in both Binds and Config.Volumes
     host.Binds += [path for path in config_body.get("Volumes") or {}  # -v /data: anonymous
                    if path.rstrip("/") not in taken]
@@ -110,12 +94,17 @@ def targets(host: HostConfig) -> set[str]:
     return binds | {mount_object(text)["Target"].rstrip("/") for text in host.Mounts}
 
 
-def check_fields(section: str, data: dict, used: dict, ignored: set, silent: set) -> list[str]:
-    unknown = sorted(set(data) - set(used) - ignored - silent)
+def check_shape(section: str, data, shape: dict) -> None:
+    """The body's part ``section`` has Docker's fields only, each of its Go type (shapes.py)."""
+    shapes.check(section, data, shape)
+    unknown = sorted(set(data or {}) - set(shape))
     if unknown:
         raise ApiError(f"unknown field{'s' if len(unknown) > 1 else ''} in {section}: "
                        f"{', '.join(unknown)}")
-    expect(section, data, used)
+
+
+def ignored_fields(section: str, data: dict, ignored: set) -> list[str]:
+    """The Warnings for the fields Docker knows and minidocker ignores, when they are set."""
     return [f"{section}.{name} is not supported by minidocker and was ignored"
             for name in sorted(ignored) if data.get(name) not in (None, "", 0, -1, False, [], {})]
 
@@ -139,9 +128,6 @@ def healthcheck(body: dict | None) -> dict | None:
     """``Config.Healthcheck``: a test Docker knows, durations that are whole nanoseconds."""
     if not body:
         return None
-    test = body.get("Test") or []
-    if not isinstance(test, list) or not all(isinstance(word, str) for word in test):
-        raise ApiError("invalid Healthcheck.Test: expected a list of strings")
     check = health.HealthConfig.from_dict(body)
     if check.Test and check.Test[0] not in ("NONE", "CMD", "CMD-SHELL"):
         raise ApiError(f"invalid Healthcheck.Test {list(check.Test)}: it starts with NONE, "
@@ -201,7 +187,8 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
                       "Config": dict(log_config.get("Config") or {})}
     host.Resources = limits(body)
     host.Devices = [parse_device(device_flag(d)) for d in body.get("Devices") or []]
-    host.CapAdd, host.CapDrop = list(body.get("CapAdd") or []), list(body.get("CapDrop") or [])
+    host.CapAdd, host.CapDrop = strings(body.get("CapAdd")) or [], strings(
+        body.get("CapDrop")) or []
     host.Privileged, host.SecurityOpt = bool(body.get("Privileged")), list(
         body.get("SecurityOpt") or [])
     host.GroupAdd = list(body.get("GroupAdd") or [])
@@ -219,9 +206,6 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
 def restart_policy(body: dict) -> dict:
     name = body.get("Name") or "no"
     count = body.get("MaximumRetryCount") or 0
-    if not isinstance(name, str) or not isinstance(count, int):
-        raise ApiError("invalid HostConfig.RestartPolicy: expected {\"Name\": string, "
-                       "\"MaximumRetryCount\": integer}")
     return vars(RestartPolicy.parse(f"{name}:{count}" if count else name))
 
 
@@ -229,8 +213,7 @@ def aliases(networking: dict, mode: NetworkMode) -> list[str]:
     """``--network-alias``: the Aliases of the endpoint for the container's network."""
     endpoints = networking.get("EndpointsConfig") or {}
     endpoint = endpoints.get(str(mode)) or endpoints.get(mode.network) or {}
-    return [str(a) for a in (endpoint.get("Aliases") or [])] if isinstance(endpoint, dict) \
-        else []
+    return list(endpoint.get("Aliases") or [])
 
 
 def ipam_config(networking: dict, mode: NetworkMode) -> dict:
@@ -284,26 +267,43 @@ def with_log_default(given: dict, default: dict) -> dict:
 def mount_flag(mount) -> str:
     """A Mount object as the ``--mount`` text the engine parses (CSV, as the docker CLI reads
     it: a value with commas, such as a volume's ``o=size=1m,uid=1000``, is quoted)."""
-    if not isinstance(mount, dict):
-        raise ApiError("invalid HostConfig.Mounts: expected a list of objects")
     fields = [f"type={mount.get('Type') or 'volume'}"]
     if mount.get("Source"):
         fields.append(f"source={mount['Source']}")
     fields.append(f"target={mount.get('Target') or ''}")
     if mount.get("ReadOnly"):
         fields.append("readonly")
-    expect("HostConfig.Mounts[]", mount, {"VolumeOptions": dict, "TmpfsOptions": dict})
-    return volumes.mount_text([*fields, *volume_fields(mount.get("VolumeOptions") or {}),
+    if mount.get("Consistency"):  # a Docker Desktop hint, accepted and ignored as on Linux
+        fields.append(f"consistency={mount['Consistency']}")
+    return volumes.mount_text([*fields, *bind_fields(mount.get("BindOptions") or {}),
+                               *volume_fields(mount.get("VolumeOptions") or {}),
                                *tmpfs_fields(mount.get("TmpfsOptions") or {})])
+
+
+# What minidocker's binds cannot do, and why: such a BindOptions field is refused, never dropped.
+BIND_REFUSED = {
+    "NonRecursive": "a bind takes the mounts below its source too (MS_BIND|MS_REC)",
+    "ReadOnlyNonRecursive": "a read-only bind is read-only all the way down, its submounts too",
+    "CreateMountpoint": "the source must exist: create it first, or use Binds (-v), which "
+                        "creates it"}
+
+
+def bind_fields(options: dict) -> list[str]:
+    """``BindOptions``: ``Propagation`` as ``bind-propagation`` (which the engine accepts only
+    private or rprivate); ``ReadOnlyForceRecursive`` is what minidocker does anyway; the
+    others it does not do are a 400 that says so."""
+    for name, why in BIND_REFUSED.items():
+        if options.get(name):
+            raise ApiError(f"HostConfig.Mounts[].BindOptions.{name} is not supported by "
+                           f"minidocker: {why}")
+    propagation = options.get("Propagation")
+    return [f"bind-propagation={propagation}"] if propagation else []
 
 
 def volume_fields(options: dict) -> list[str]:
     """``VolumeOptions`` (``NoCopy``, ``Labels``, ``DriverConfig.Name`` and ``.Options``): a
     volume that does not exist yet is made with them, as ``--mount volume-opt=`` does."""
-    expect("Mounts[].VolumeOptions", options, {"NoCopy": bool, "Labels": dict,
-                                               "DriverConfig": dict})
     driver = options.get("DriverConfig") or {}
-    expect("Mounts[].VolumeOptions.DriverConfig", driver, {"Name": str, "Options": dict})
     return [*(["volume-nocopy"] if options.get("NoCopy") else []),
             *([f"volume-driver={driver['Name']}"] if driver.get("Name") else []),
             *(f"volume-opt={k}={v}" for k, v in (driver.get("Options") or {}).items()),
@@ -312,14 +312,13 @@ def volume_fields(options: dict) -> list[str]:
 
 def tmpfs_fields(options: dict) -> list[str]:
     """``TmpfsOptions``: ``SizeBytes`` and ``Mode`` (a number; ``tmpfs-mode`` is octal)."""
-    expect("Mounts[].TmpfsOptions", options, {"SizeBytes": int, "Mode": int})
     return [*([f"tmpfs-size={options['SizeBytes']}"] if options.get("SizeBytes") else []),
             *([f"tmpfs-mode={options['Mode']:o}"] if options.get("Mode") else [])]
 
 
 def device_flag(device) -> str:
-    if not isinstance(device, dict) or not device.get("PathOnHost"):
-        raise ApiError("invalid HostConfig.Devices: expected objects with PathOnHost")
+    if not (device or {}).get("PathOnHost"):
+        raise ApiError("invalid HostConfig.Devices: each device needs PathOnHost")
     return ":".join([device["PathOnHost"],
                      device.get("PathInContainer") or device["PathOnHost"],
                      device.get("CgroupPermissions") or "rwm"])
@@ -354,12 +353,12 @@ def docker_host_config(host: HostConfig) -> dict:
 
 def mount_object(text: str) -> dict:
     """``type=bind,source=/a,target=/b,readonly`` as Docker's Mount object, with the
-    ``VolumeOptions`` and ``TmpfsOptions`` it was given (their empty parts left out, as
-    dockerd's JSON does)."""
+    ``BindOptions``, ``VolumeOptions`` and ``TmpfsOptions`` it was given (their empty parts
+    left out, as dockerd's JSON does)."""
     keys = {"type": "Type", "source": "Source", "src": "Source", "target": "Target",
             "destination": "Target", "dst": "Target"}
     mount = {"Type": "volume", "Source": "", "Target": "", "ReadOnly": False}
-    options, driver, tmpfs = {}, {}, {}
+    options, driver, tmpfs, bind = {}, {}, {}, {}
     for part in volumes.mount_fields(text):
         key, _, value = part.partition("=")
         name, _, setting = value.partition("=")
@@ -379,9 +378,14 @@ def mount_object(text: str) -> dict:
             tmpfs["SizeBytes"] = parse_bytes("tmpfs-size", value)
         elif key == "tmpfs-mode":
             tmpfs["Mode"] = int(value, 8)
+        elif key == "bind-propagation":
+            bind["Propagation"] = value
+        elif key == "consistency":
+            mount["Consistency"] = value
     if driver:
         options["DriverConfig"] = driver
-    return {**mount, **({"VolumeOptions": options} if options else {}),
+    return {**mount, **({"BindOptions": bind} if bind else {}),
+            **({"VolumeOptions": options} if options else {}),
             **({"TmpfsOptions": tmpfs} if tmpfs else {})}
 
 

@@ -18,7 +18,8 @@ from starlette.responses import JSONResponse, Response
 
 from minidocker import volumes
 from minidocker.container import records
-from minidocker.daemon.params import expect, filter_items, flag, json_body, prune_filters
+from minidocker.daemon import shapes
+from minidocker.daemon.params import filter_items, flag, json_body, prune_filters
 
 
 def volume_list(request: Request) -> Response:
@@ -33,7 +34,8 @@ def volume_list(request: Request) -> Response:
 
 async def volume_create(request: Request) -> Response:
     body = await json_body(request)
-    expect("Volume", body, {"Name": str, "Driver": str, "DriverOpts": dict, "Labels": dict})
+    shapes.check("Volume", body, {"Name": str, "Driver": str, "DriverOpts": shapes.STRING_MAP,
+                                  "Labels": shapes.STRING_MAP})
     if (body.get("Driver") or "local") != "local":
         from minidocker.daemon.errors import ApiError
 

@@ -1,6 +1,7 @@
 """Stage 5 — ``images --filter``: which images a listing shows, by Docker's keys.
 
-``dangling`` (true: images without a tag, left behind when a tag moved on), ``label`` (the
+``dangling`` (true: images without a tag, left behind when a tag moved on or pulled by
+digest only), ``label`` (the
 image config's Labels), ``reference`` (a pattern for a name -- ``busybox:latest``,
 ``busybox@sha256:...`` -- or its repository, with Go's ``path.Match`` wildcards: ``busy*``,
 ``*:latest``; ``*`` stops at ``/``), ``before`` / ``since`` (another image). The rules shared
@@ -38,11 +39,19 @@ def select(images: list, filters: Filters, store) -> list:
 
 
 def matches(image, f: Filters, created) -> bool:
-    return (f.match_bool("dangling", not image.tags and not image.digests)
+    return (f.match_either("dangling", if_true=dangling(image),
+                           if_false=bool(image.tags or image.digests))
             and f.match_labels((image.config.get("config") or {}).get("Labels") or {})
             and ("reference" not in f
                  or any(referenced(name, f) for name in image.tags + image.digests))
             and f.match_created(created_of(image), created))
+
+
+def dangling(image) -> bool:
+    """Docker's dangling image (moby's image store, as dockerd 20.10 lists and prunes): one
+    without a tag -- pulled by digest only too. ``dangling=false`` shows the images with any
+    name, a tag or a repository digest, so one pulled by digest only is in both lists."""
+    return not image.tags
 
 
 def created_of(image) -> str:

@@ -15,6 +15,7 @@ Used by notebook 05.
 
 from minidocker.errors import Conflict, NotFound
 from minidocker.filters import Filters
+from minidocker.image.filters import dangling
 from minidocker.image.store import ImageStore, tag_named, transaction
 
 Users = dict[str, list[str]]  # image ID -> IDs of the containers that use it
@@ -70,13 +71,12 @@ def prune_images(everything: bool, users: Users, chosen: Filters | None = None) 
     chosen = chosen or Filters()
     with transaction():
         for image in store.images():
-            dangling = not image.tags and not image.digests
-            wanted = image.damage or ((everything or dangling) and chosen.match_prune(
+            wanted = image.damage or ((everything or dangling(image)) and chosen.match_prune(
                 image.config.get("config", {}).get("Labels") or {},
                 image.config.get("created") or "1970-01-01T00:00:00Z"))
             if wanted and not users.get(image.id):
                 store.delete(image)
-                removed += [f"Untagged: {tag}" for tag in image.tags if image.damage]
+                removed += [f"Untagged: {name}" for name in [*image.tags, *image.digests]]
                 removed.append(f"Deleted: {image.id}")
         store.collect_garbage()  # also sweeps what killed writers left
     return removed
