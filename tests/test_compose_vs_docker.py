@@ -1,7 +1,7 @@
 """The same Compose files, brought up by docker-compose 1.29 on the real dockerd 20.10 and by
 ``minidocker compose`` on minidocker: the containers, their labels, networks, aliases and
-fixed addresses, volumes, mounts, published ports and environments must agree. dockerd runs in namespaces of
-its own, on a tmpfs, without iptables, under a cgroup parent of its own
+fixed addresses, volumes, mounts, published ports and environments must agree. dockerd runs
+in namespaces of its own, on a tmpfs, without iptables, under a cgroup parent of its own
 (tests/dockerd_helpers.py); it is stopped by its PID at the end. The same files also go
 through docker-compose 1.29 driving minidocker's own daemon.
 
