@@ -132,9 +132,11 @@ def test_two_networks_and_aliases(down):
     middle = inspect("nets-middle-1")["NetworkSettings"]["Networks"]
     assert sorted(middle) == ["nets_backnet", "nets_frontnet"]
     assert middle["nets_backnet"]["IPAddress"] == "10.251.7.50"
-    seen_at_start = logged("nets-middle-1", " eth1 ")  # what its process printed at once
-    assert " eth0    inet " in seen_at_start, seen_at_start
+    seen_at_start = logged("nets-middle-1", "default via")  # what its process printed at once
+    front = middle["nets_frontnet"]
+    assert f" eth0    inet {front['IPAddress']}/" in seen_at_start, seen_at_start
     assert " eth1    inet 10.251.7.50/24 " in seen_at_start, seen_at_start
+    assert f"default via {front['Gateway']} dev eth0" in seen_at_start, seen_at_start
 
     def ping(service, name):
         return compose("nets", "twonets", "exec", "-T", service, "ping", "-c1", "-W1",
