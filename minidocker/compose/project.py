@@ -460,5 +460,6 @@ def run_oneoff(project: Project, service: Service, command: list[str] | None, en
     host.AutoRemove, host.PortBindings = remove, []
     if remove:
         host.RestartPolicy = RestartPolicy()
+    check_addresses(project, service)
     name = convert.container_name(project, service, 1, secrets.token_hex(6))
     return create(config, host, name)
