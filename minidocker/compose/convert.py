@@ -3,8 +3,9 @@
 This is the lesson of Compose: nothing here runs a container. Each key of a service becomes
 the field a ``docker run`` flag would have filled — ``ports`` are ``-p``, ``volumes`` are ``-v``
 (a named volume under its project name, ``shop_data``), ``networks`` are ``--network`` once
-per network, in ``priority`` order, with ``--network-alias`` and ``--ip`` (the service's name is
-an alias on every network, so ``ping db`` works), ``depends_on`` is only an order — plus the labels by which Compose finds its containers again:
+per network, in ``priority`` order, with ``--network-alias`` and ``--ip`` (the service's name
+is an alias on every network, so ``ping db`` works), ``depends_on`` is only an order — plus
+the labels by which Compose finds its containers again:
 
 =====================================  ==============================================
 ``com.docker.compose.project``         the project's name
