@@ -5,8 +5,9 @@ The project in tests/compose-daemon/: ``db`` (busybox serving rows from a named 
 user network) and ``web`` (published on the host, and on a second network at a fixed address);
 ``depends_on`` orders them. Compose asks the daemon for label-filtered lists, creates the
 networks and the volume, builds, creates each container with a NetworkingConfig, connects it
-with its aliases (and ``ipv4_address``) before starting it, attaches its logs. Checked: compose's own output and minidocker's state (``ps --filter label=``,
-``network ls``, ``volume ls``, the kernel's answer on the published port).
+with its aliases (and ``ipv4_address``) before starting it, attaches its logs. Checked:
+compose's own output and minidocker's state (``ps --filter label=``, ``network ls``, ``volume
+ls``, the kernel's answer on the published port, what web's process saw at its start).
 """
 
 import os
