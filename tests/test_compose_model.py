@@ -210,6 +210,29 @@ networks:
     assert str(side.NetworkMode) == "container:p-app-1"
 
 
+def test_a_service_on_several_networks_joins_them_all_by_priority(tmp_path):
+    """The highest priority first, then by name: the first is --network (eth0), the others
+    MoreNetworks with their aliases and fixed addresses, all joined before the start."""
+    from minidocker.compose.convert import container_request
+
+    project = load(tmp_path, """
+services:
+  app:
+    image: busybox
+    networks:
+      zeta: {priority: 100}
+      beta: {aliases: [api], ipv4_address: 10.9.0.9}
+      alpha:
+networks: {zeta: {}, beta: {}, alpha: {}}
+""", project_name="p")
+    assert project.services["app"].networks_by_priority() == ["zeta", "alpha", "beta"]
+    _, host = container_request(project, project.services["app"], 1)
+    assert (str(host.NetworkMode), host.NetworkAliases, host.IPAMConfig) == ("p_zeta", ["app"],
+                                                                               {})
+    assert list(host.MoreNetworks.items()) == [("p_alpha", ["app"]), ("p_beta", ["app", "api"])]
+    assert host.MoreIPAMConfig == {"p_beta": {"IPv4Address": "10.9.0.9"}}
+
+
 def test_config_hash_follows_the_configuration_not_the_scale(tmp_path):
     base = "services:\n  web:\n    image: busybox\n"
     first = load(tmp_path, base).services["web"].config_hash()

@@ -5,6 +5,7 @@ networks, a failed ``up``, an ``up`` killed half-way, and ``down`` leaving nothi
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -114,13 +115,28 @@ def test_scale_and_replicas_by_one_name(down):
         " Container farm-worker-1  Killed"], killed.stderr
 
 
+def logged(name: str, text: str, timeout: float = 20) -> str:
+    """The container's log once ``text`` is in it (its monitor may still be writing it)."""
+    deadline = time.monotonic() + timeout
+    while text not in (log := minidocker("logs", name).stdout) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return log
+
+
 def test_two_networks_and_aliases(down):
+    """middle is created on both of its networks and joins them before its process starts:
+    frontnet first (its priority: eth0), backnet second at its ipv4_address (eth1)."""
     down("nets")
     assert compose("nets", "twonets", "up", "-d").returncode == 0
     assert labelled("nets", "network") == ["nets_backnet", "nets_frontnet"]
     middle = inspect("nets-middle-1")["NetworkSettings"]["Networks"]
     assert sorted(middle) == ["nets_backnet", "nets_frontnet"]
-    assert middle["nets_backnet"]["IPAddress"].startswith("10.251.7.")
+    assert middle["nets_backnet"]["IPAddress"] == "10.251.7.50"
+    seen_at_start = logged("nets-middle-1", "default via")  # what its process printed at once
+    front = middle["nets_frontnet"]
+    assert f" eth0    inet {front['IPAddress']}/" in seen_at_start, seen_at_start
+    assert " eth1    inet 10.251.7.50/24 " in seen_at_start, seen_at_start
+    assert f"default via {front['Gateway']} dev eth0" in seen_at_start, seen_at_start
 
     def ping(service, name):
         return compose("nets", "twonets", "exec", "-T", service, "ping", "-c1", "-W1",
@@ -129,6 +145,31 @@ def test_two_networks_and_aliases(down):
     assert ping("front", "api") == 0 and ping("back", "api-internal") == 0
     assert ping("back", "middle") == 0 and ping("front", "middle") == 0
     assert ping("back", "front") != 0  # not on a network they share
+
+
+def failed_up(project: str, tmp_path: Path, text: str) -> str:
+    """``up -d`` of the file ``text``, which must fail in one line (no traceback): that line."""
+    (tmp_path / "compose.yaml").write_text(text)
+    failed = minidocker("compose", "-p", project, "-f", str(tmp_path / "compose.yaml"), "up",
+                        "-d")
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    return failed.stderr.strip().splitlines()[-1]
+
+
+def test_an_address_outside_the_subnet_names_service_and_network(down, tmp_path):
+    """A bad ipv4_address is refused before the container is made, in one line."""
+    down("badip")
+    error = failed_up("badip", tmp_path, """
+services:
+  app:
+    image: busybox
+    networks: {front: null, back: {ipv4_address: 10.251.9.7}}
+networks: {front: null, back: {ipam: {config: [{subnet: 10.251.8.0/24}]}}}
+""")
+    assert error.startswith("minidocker: service 'app' failed: networks.back.ipv4_address: "
+                            "Invalid address 10.251.9.7"), error
+    assert "badip_back: 10.251.8.0/24" in error, error
+    assert labelled("badip") == []  # nothing half-made
 
 
 def test_logs_run_and_exec(down):
@@ -153,16 +194,11 @@ def test_logs_run_and_exec(down):
 
 def test_a_failed_up_names_the_service_and_keeps_the_others(down, tmp_path):
     down("clash")
-    (tmp_path / "compose.yaml").write_text(
+    error = failed_up("clash", tmp_path, (
         "services:\n  first:\n    image: busybox\n    init: true\n    command: sleep 3600\n"
         "    ports: ['8090:80']\n  second:\n    image: busybox\n    command: sleep 3600\n"
-        "    ports: ['8090:80']\n    depends_on: [first]\n")
-    failed = minidocker("compose", "-p", "clash", "-f", str(tmp_path / "compose.yaml"), "up",
-                        "-d")
-    assert failed.returncode == 1
-    error = failed.stderr.strip().splitlines()[-1]
+        "    ports: ['8090:80']\n    depends_on: [first]\n"))
     assert error.startswith("minidocker: service 'second' failed:") and "8090" in error
-    assert "Traceback" not in failed.stderr
     assert inspect("clash-first-1")["State"]["Status"] == "running"
     gone = minidocker("compose", "-p", "clash", "down")  # no file: the labels say it all
     assert gone.returncode == 0, gone.stderr

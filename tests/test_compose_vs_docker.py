@@ -1,7 +1,7 @@
 """The same Compose files, brought up by docker-compose 1.29 on the real dockerd 20.10 and by
-``minidocker compose`` on minidocker: the containers, their labels, networks and aliases,
-volumes, mounts, published ports and environments must agree. dockerd runs in namespaces of
-its own, on a tmpfs, without iptables, under a cgroup parent of its own
+``minidocker compose`` on minidocker: the containers, their labels, networks, aliases and
+fixed addresses, volumes, mounts, published ports and environments must agree. dockerd runs
+in namespaces of its own, on a tmpfs, without iptables, under a cgroup parent of its own
 (tests/dockerd_helpers.py); it is stopped by its PID at the end. The same files also go
 through docker-compose 1.29 driving minidocker's own daemon.
 
@@ -81,7 +81,8 @@ def normalised(container: dict) -> dict:
     mounts = sorted((m["Type"], m.get("Name") if m["Type"] == "volume" and len(
         m.get("Name", "")) != 64 else m["Source"] if m["Type"] == "bind" else "anonymous",
                      m["Destination"], m["RW"]) for m in container["Mounts"])
-    networks = {name: sorted(a for a in (n.get("Aliases") or []) if a != short_id)
+    networks = {name: (sorted(a for a in (n.get("Aliases") or []) if a != short_id),
+                       (n.get("IPAMConfig") or {}).get("IPv4Address", ""))  # ipv4_address
                 for name, n in (container["NetworkSettings"]["Networks"] or {}).items()}
     ports = {port: sorted(b["HostPort"] for b in bindings or [])
              for port, bindings in (container["HostConfig"]["PortBindings"] or {}).items()}

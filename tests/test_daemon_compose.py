@@ -2,11 +2,12 @@
 
 The project in tests/compose-daemon/: ``db`` (busybox serving rows from a named volume), ``app``
 (built from a Dockerfile, reads the rows from ``http://db:5432`` by the service's name on the
-user network) and ``web`` (published on the host); ``depends_on`` orders them. Compose asks
-the daemon for label-filtered lists, creates the network and the volume, builds, creates each
-container with a NetworkingConfig, connects it with its aliases before starting it, attaches
-its logs. Checked: compose's own output and minidocker's state (``ps --filter label=``,
-``network ls``, ``volume ls``, the kernel's answer on the published port).
+user network) and ``web`` (published on the host, and on a second network at a fixed address);
+``depends_on`` orders them. Compose asks the daemon for label-filtered lists, creates the
+networks and the volume, builds, creates each container with a NetworkingConfig, connects it
+with its aliases (and ``ipv4_address``) before starting it, attaches its logs. Checked:
+compose's own output and minidocker's state (``ps --filter label=``, ``network ls``, ``volume
+ls``, the kernel's answer on the published port, what web's process saw at its start).
 """
 
 import os
@@ -93,7 +94,8 @@ def test_up_ps_logs_exec_and_the_published_port(compose):
         return len(rows) == 3 and all(" Up " in row for row in rows)
     assert eventually(all_up), ok(run("ps"))
     assert eventually(lambda: "app got row-1" in run("logs", "app").stdout)
-    assert "web-up" in ok(run("logs", "web"))
+    web_saw = ok(run("logs", "web"))  # connected to front between create and start
+    assert "web-up" in web_saw and " eth1    inet 10.252.9.40/24 " in web_saw, web_saw
     # exec, and the service names resolve on the project's network
     assert ok(run("exec", "-T", "web", "wget", "-qO-", "http://app:8000/")) == "row-1\n"
     assert ok(run("exec", "-T", "db", "cat", "/data/www/rows")) == "row-1\n"
@@ -139,6 +141,7 @@ def test_down_v_leaves_nothing_of_the_project(compose):
     run, _ = compose
     said = ok(run("down", "-v", "--rmi", "local"))
     assert f"Removing network {PROJECT}_back" in said
+    assert f"Removing network {PROJECT}_front" in said
     assert f"Removing volume {PROJECT}_dbdata" in said
     assert project_containers("-a") == []
     assert PROJECT not in minidocker("network", "ls", "--format", "{{.Name}}").stdout

@@ -366,19 +366,14 @@ TIMEOUT = click.option("-t", "--timeout", type=int, help="Seconds to wait before
 def start(ctx, services):
     """Start the services' existing containers."""
     require_root("compose start")
-    from minidocker.compose.project import connect_other_networks, one_monitor_for_all
+    from minidocker.compose.project import one_monitor_for_all
     from minidocker.container import lifecycle
 
-    project = load(ctx)
-    found = project_containers(project, services)
+    found = project_containers(load(ctx), services)
     if any(record.status not in lifecycle.ACTIVE for record in found):
         one_monitor_for_all()  # a host only when there is something to start
     for record in found:
-        lifecycle.start(record)
-        service = project.services.get(record.Config.Labels.get(
-            "com.docker.compose.service", ""))
-        if service:
-            connect_other_networks(project, service, record)
+        lifecycle.start(record)  # on every network of its service: they are in its HostConfig
         say(f" Container {record.Name}  Started")
 
 

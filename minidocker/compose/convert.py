@@ -2,9 +2,10 @@
 
 This is the lesson of Compose: nothing here runs a container. Each key of a service becomes
 the field a ``docker run`` flag would have filled — ``ports`` are ``-p``, ``volumes`` are ``-v``
-(a named volume under its project name, ``shop_data``), ``networks`` are ``--network`` and
-``--network-alias`` (the service's name is an alias on every network, so ``ping db`` works),
-``depends_on`` is only an order — plus the labels by which Compose finds its containers again:
+(a named volume under its project name, ``shop_data``), ``networks`` are ``--network`` once
+per network, in ``priority`` order, with ``--network-alias`` and ``--ip`` (the service's name
+is an alias on every network, so ``ping db`` works), ``depends_on`` is only an order — plus
+the labels by which Compose finds its containers again:
 
 =====================================  ==============================================
 ``com.docker.compose.project``         the project's name
@@ -143,23 +144,34 @@ def volumes_from(project: Project, item: str) -> str:
 
 
 def network_fields(project: Project, service: Service) -> dict:
-    """The first network is the container's ``--network``; ``up`` connects it to the others
-    once it runs. Links name the first container of a service."""
+    """Every network of the service, joined before its process starts (as ``docker compose``
+    v2 creates the container on all of them, API 1.44+): the first by priority is the
+    container's ``--network`` (eth0, the default route, where ports are published), the others
+    its ``MoreNetworks`` (eth1, ...), each with its aliases and ``ipv4_address``. Links name
+    the first container of a service."""
     links = [link_to(project, link) for link in service.links] + list(service.external_links)
     if service.network_mode:
         mode = service.network_mode
         if mode.startswith("service:"):
             mode = f"container:{project.name}-{mode.removeprefix('service:')}-1"
         return {"NetworkMode": NetworkMode.parse(mode), "Links": links}
-    first = next(iter(service.networks))
-    options = service.networks[first]
+    first, *others = service.networks_by_priority()
     from minidocker.network import ports
 
     bindings = [b for port in service.ports for b in ports.parse_publish(port.publish_spec())]
     return {"NetworkMode": NetworkMode.parse(project.networks[first].name),
             "NetworkAliases": aliases(service, first), "PortBindings": bindings,
-            "IPAMConfig": {"IPv4Address": options.ipv4_address} if options.ipv4_address else {},
-            "Links": links}
+            "IPAMConfig": fixed_address(service, first), "Links": links,
+            "MoreNetworks": {project.networks[key].name: aliases(service, key)
+                             for key in others},
+            "MoreIPAMConfig": {project.networks[key].name: fixed_address(service, key)
+                               for key in others if fixed_address(service, key)}}
+
+
+def fixed_address(service: Service, network: str) -> dict:
+    """``ipv4_address`` as the endpoint's IPAMConfig, ``{}`` for an address from IPAM."""
+    address = service.networks[network].ipv4_address
+    return {"IPv4Address": address} if address else {}
 
 
 def aliases(service: Service, network: str) -> list[str]:

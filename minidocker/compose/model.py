@@ -51,6 +51,7 @@ class Mount:
 class ServiceNetwork:
     aliases: list[str] = field(default_factory=list)
     ipv4_address: str = ""
+    priority: int = 0  # the order of joining: the highest first (eth0, the default route)
 
 
 @dataclass
@@ -108,6 +109,12 @@ class Service:
     extra_hosts: list[str] = field(default_factory=list)
     stdin_open: bool = False
     tty: bool = False
+
+    def networks_by_priority(self) -> list[str]:
+        """The service's networks in the order its containers join them: the highest
+        ``priority`` first, then by name (compose-go's ``NetworksByPriority``); the first is
+        eth0, which carries the default route."""
+        return sorted(self.networks, key=lambda key: (-self.networks[key].priority, key))
 
     def config_hash(self) -> str:
         """Compose's ``com.docker.compose.config-hash``: the sha256 of the service's canonical

@@ -9,8 +9,11 @@
    containers: each replica ``<project>-<service>-<n>`` whose configuration hash label matches
    the file is left as it is (started if stopped); one that differs is recreated
    (``stop``, ``rm``, ``create``, ``start``); replicas above the scale are removed;
-3. each new container joins its first network at start and is connected to the others
-   (``network connect``), with the service's name as an alias on each;
+3. each new container is created on every network of its service (highest ``priority``
+   first, then by name: the first is eth0, with the default route), each with its aliases —
+   the service's name among them — and its ``ipv4_address``; it joins them all at start,
+   before its process runs, as ``docker compose`` v2 does (docker-compose 1.29 connects the
+   others between create and start);
 4. the containers are started by the state root's monitor host, one process for all of them
    (as the daemon's are: container/monitor.py), not by a monitor process each.
 
@@ -277,7 +280,7 @@ def converge(project: Project, service: Service, replicas: int, force: bool,
         if record and not force and record.Image == wanted_image and \
                 record.Config.Labels.get(convert.CONFIG_HASH) == wanted_hash:
             if record.status not in lifecycle.ACTIVE:
-                start_container(project, service, record, say)
+                start_container(record, say)
             else:
                 say(f" Container {record.Name}  Running")
             result.append(record)
@@ -286,7 +289,7 @@ def converge(project: Project, service: Service, replicas: int, force: bool,
             say(f" Container {record.Name}  Recreate")
             remove_container(record, say, quiet=True)
         record = create_container(project, service, n, say)
-        start_container(project, service, record, say)
+        start_container(record, say)
         result.append(record)
     return result
 
@@ -294,33 +297,31 @@ def converge(project: Project, service: Service, replicas: int, force: bool,
 def create_container(project: Project, service: Service, n: int, say: Say,
                      oneoff: str = "") -> records.ContainerRecord:
     config, host = convert.container_request(project, service, n, bool(oneoff))
+    check_addresses(project, service)
     record = create(config, host, convert.container_name(project, service, n, oneoff))
     say(f" Container {record.Name}  Created")
     return record
 
 
-def start_container(project: Project, service: Service, record: records.ContainerRecord,
-                    say: Say) -> None:
-    """``start``, then ``network connect`` to the service's other networks."""
-    lifecycle.start(record)
-    connect_other_networks(project, service, record)
-    say(f" Container {record.Name}  Started")
-
-
-def connect_other_networks(project: Project, service: Service,
-                           record: records.ContainerRecord) -> None:
-    if service.network_mode or len(service.networks) < 2:
-        return
+def check_addresses(project: Project, service: Service) -> None:
+    """Each ``ipv4_address`` is a free host address of its network's subnet, before the
+    container is made (dockerd checks it at create since API 1.44), so a typo costs no
+    half-made container."""
     from minidocker.network import networks
 
-    connected = set(record.reload().NetworkSettings.get("Networks") or {})
-    for key in list(service.networks)[1:]:
-        name = project.networks[key].name
-        if name not in connected:
-            networks.connect(name, record.Id, convert.aliases(service, key))
-    from minidocker.container.networking import NetworkPlan
+    for key, options in service.networks.items():
+        if options.ipv4_address:
+            try:
+                networks.check_address(project.networks[key].name, options.ipv4_address)
+            except MinidockerError as error:
+                raise MinidockerError(f"networks.{key}.ipv4_address: {error}") from None
 
-    NetworkPlan(record.reload()).record_settings()
+
+def start_container(record: records.ContainerRecord, say: Say) -> None:
+    """``start``: the container joins every network of the service before its process runs
+    (they are in its HostConfig, convert.network_fields)."""
+    lifecycle.start(record)
+    say(f" Container {record.Name}  Started")
 
 
 def remove_container(record: records.ContainerRecord, say: Say, quiet: bool = False,
@@ -459,5 +460,6 @@ def run_oneoff(project: Project, service: Service, command: list[str] | None, en
     host.AutoRemove, host.PortBindings = remove, []
     if remove:
         host.RestartPolicy = RestartPolicy()
+    check_addresses(project, service)
     name = convert.container_name(project, service, 1, secrets.token_hex(6))
     return create(config, host, name)

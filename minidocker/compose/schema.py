@@ -375,7 +375,7 @@ BUILD_KEYS = {"context": path, "dockerfile": string, "target": string,
 HEALTHCHECK_KEYS = {"test": health_test, "interval": duration, "timeout": duration,
                     "retries": integer, "start_period": duration, "disable": boolean}
 DEPENDS_KEYS = {"condition": string, "restart": boolean, "required": boolean}
-SERVICE_NETWORK_KEYS = {"aliases": strings, "ipv4_address": string}
+SERVICE_NETWORK_KEYS = {"aliases": strings, "ipv4_address": string, "priority": integer}
 LIMIT_KEYS = {"cpus": number_text, "memory": number_text, "pids": integer}
 RESOURCES_KEYS = {"limits": limits, "reservations": limits}
 PLACEMENT_KEYS = {"constraints": strings, "max_replicas_per_node": integer,
