@@ -12,11 +12,13 @@ from pathlib import Path
 
 from minidocker import labs
 from minidocker.labs import framework
+from tests.conftest import TIMEOUT_SCALE
 
 
 def eventually(condition, timeout: float = 10, what: str = "", every: float = 0.05):
     """Poll ``condition`` until it returns something true, and return that; after ``timeout``
-    seconds, fail saying ``what`` was awaited (or which condition)."""
+    seconds (times the emulated VM's TIMEOUT_SCALE), fail saying ``what`` was awaited."""
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while True:
         value = condition()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import minidocker
+from tests.conftest import TIMEOUT_SCALE, minidocker
 from tests.daemon_helpers import running_daemon
 
 COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
@@ -70,7 +70,7 @@ def project_containers(*args: str) -> list[str]:
 
 
 def eventually(check, timeout: float = 20):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * TIMEOUT_SCALE
     while not (result := check()) and time.monotonic() < deadline:
         time.sleep(0.2)
     return result

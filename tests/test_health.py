@@ -8,7 +8,7 @@ import pytest
 
 from minidocker.container import health
 from minidocker.errors import MinidockerError
-from tests.conftest import minidocker
+from tests.conftest import TIMEOUT_SCALE, minidocker
 
 FAST = ["--health-interval", "200ms", "--health-retries", "2"]
 
@@ -23,7 +23,7 @@ def state_health(name: str) -> dict:
 
 
 def wait_for(name: str, status: str, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * TIMEOUT_SCALE
     while time.monotonic() < deadline:
         seen = state_health(name)
         if seen and seen["Status"] == status:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MINIDOCKER
+from tests.conftest import MINIDOCKER, TIMEOUT_SCALE
 
 USERNS = ("--userns", "private")
 ALL_POWER = ("--cap-add", "ALL", "--security-opt", "seccomp=unconfined")  # only the userns left
@@ -58,7 +58,7 @@ def pid1(md, name: str) -> int:
 
 
 def eventually(check, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * TIMEOUT_SCALE
     while not (found := check()) and time.monotonic() < deadline:
         time.sleep(0.02)
     return found
