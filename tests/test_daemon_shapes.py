@@ -75,3 +75,15 @@ def test_bind_options_minidocker_does_are_kept():
 def test_a_null_in_a_list_is_named():
     with pytest.raises(ApiError, match=r"HostConfig.Mounts\[0\]: expected an object"):
         container_request({"Image": "busybox", "HostConfig": {"Mounts": [None]}})
+
+
+@pytest.mark.parametrize("mount, option", [
+    ({"Type": "volume", "Source": "v", "VolumeOptions": {"Subpath": "sub"}},
+     "VolumeOptions.Subpath"),
+    ({"Type": "tmpfs", "TmpfsOptions": {"Options": [["exec"]]}}, "TmpfsOptions.Options"),
+], ids=["Subpath", "TmpfsOptions.Options"])
+def test_mount_options_minidocker_cannot_honour_are_refused(mount, option):
+    """Dropped, a Subpath would mount the whole volume: a 400 says so instead."""
+    with pytest.raises(ApiError, match=f"{option} is not supported by minidocker"):
+        container_request({"Image": "busybox",
+                           "HostConfig": {"Mounts": [{**mount, "Target": "/t"}]}})

@@ -302,7 +302,11 @@ def bind_fields(options: dict) -> list[str]:
 
 def volume_fields(options: dict) -> list[str]:
     """``VolumeOptions`` (``NoCopy``, ``Labels``, ``DriverConfig.Name`` and ``.Options``): a
-    volume that does not exist yet is made with them, as ``--mount volume-opt=`` does."""
+    volume that does not exist yet is made with them, as ``--mount volume-opt=`` does.
+    ``Subpath`` (API 1.45) is refused: dropped, it would mount the whole volume."""
+    if options.get("Subpath"):
+        raise ApiError("HostConfig.Mounts[].VolumeOptions.Subpath is not supported by "
+                       "minidocker: mount the whole volume, or bind its directory (Type bind)")
     driver = options.get("DriverConfig") or {}
     return [*(["volume-nocopy"] if options.get("NoCopy") else []),
             *([f"volume-driver={driver['Name']}"] if driver.get("Name") else []),
@@ -311,7 +315,12 @@ def volume_fields(options: dict) -> list[str]:
 
 
 def tmpfs_fields(options: dict) -> list[str]:
-    """``TmpfsOptions``: ``SizeBytes`` and ``Mode`` (a number; ``tmpfs-mode`` is octal)."""
+    """``TmpfsOptions``: ``SizeBytes`` and ``Mode`` (a number; ``tmpfs-mode`` is octal).
+    ``Options`` (API 1.46, mount flags such as ``[["exec"]]``) is refused, never dropped."""
+    if options.get("Options"):
+        raise ApiError("HostConfig.Mounts[].TmpfsOptions.Options is not supported by "
+                       "minidocker, whose tmpfs mounts are nosuid,nodev: give SizeBytes and "
+                       "Mode only")
     return [*([f"tmpfs-size={options['SizeBytes']}"] if options.get("SizeBytes") else []),
             *([f"tmpfs-mode={options['Mode']:o}"] if options.get("Mode") else [])]
 
