@@ -3,6 +3,8 @@ as moby's JSON decoder says (``cannot unmarshal string into Go struct field
 HostConfig.PortBindings of type nat.PortMap``), never a Python error (minidocker/daemon/shapes.py).
 No daemon is needed: the body's translation is a plain function."""
 
+import re
+
 import pytest
 
 from minidocker import volumes
@@ -87,3 +89,20 @@ def test_mount_options_minidocker_cannot_honour_are_refused(mount, option):
     with pytest.raises(ApiError, match=f"{option} is not supported by minidocker"):
         container_request({"Image": "busybox",
                            "HostConfig": {"Mounts": [{**mount, "Target": "/t"}]}})
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"IPAM": {"Config": [{"Subnet": "10.9.0.0/24", "IPRange": "10.9.0.128/25"}]}},
+     "IPAM.Config[0].IPRange is not supported by minidocker"),
+    ({"IPAM": {"Config": [{"Subnet": "10.9.0.0/24", "AuxiliaryAddresses": {"h": "10.9.0.5"}}]}},
+     "IPAM.Config[0].AuxiliaryAddresses is not supported by minidocker"),
+    ({"EnableIPv6": True}, "EnableIPv6: minidocker's networks are IPv4 only"),
+], ids=["IPRange", "AuxiliaryAddresses", "EnableIPv6"])
+def test_network_ipam_minidocker_cannot_honour_is_refused(body, message):
+    """Dropped, an IPRange would hand out addresses outside it: a 400 says so instead."""
+    from minidocker.daemon.networks import ipam_request
+
+    with pytest.raises(ApiError, match=re.escape(message)):
+        ipam_request({"Name": "n", **body})
+    assert ipam_request({"Name": "n", "EnableIPv6": False, "IPAM": {"Driver": "default", "Config": [
+        {"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.1"}]}})["Gateway"] == "10.9.0.1"

@@ -54,10 +54,7 @@ async def network_create(request: Request) -> Response:
     shapes.check("Network", body, NETWORK_CREATE)
     if not body.get("Name"):
         raise ApiError("give the network a Name")
-    configs = (body.get("IPAM") or {}).get("Config") or []
-    if len(configs) > 1:
-        raise ApiError("IPAM.Config: minidocker's networks have one IPv4 subnet")
-    ipam = configs[0] if configs else {}
+    ipam = ipam_request(body)
     network = await run_in_threadpool(
         _networks().create, body["Name"], driver=body.get("Driver") or "bridge",
         subnet=ipam.get("Subnet") or None, gateway=ipam.get("Gateway") or None,
@@ -65,6 +62,27 @@ async def network_create(request: Request) -> Response:
         options={str(k): str(v) for k, v in (body.get("Options") or {}).items()},
         labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()})
     return JSONResponse({"Id": network.id, "Warning": ""}, status_code=201)
+
+
+# What a network's IPAM asks that minidocker's does not do: refused, never dropped.
+IPAM_REFUSED = {
+    "IPRange": "a container gets any free address of the Subnet",
+    "AuxiliaryAddresses": "only the Gateway is kept out of the containers' addresses"}
+
+
+def ipam_request(body: dict) -> dict:
+    """The one IPAM.Config a minidocker network has (``Subnet``, ``Gateway``), or {}. What it
+    cannot honour (IPv6, a second subnet, ``--ip-range``, ``--aux-address``) is a 400."""
+    if body.get("EnableIPv6"):
+        raise ApiError("EnableIPv6: minidocker's networks are IPv4 only")
+    configs = (body.get("IPAM") or {}).get("Config") or []
+    if len(configs) > 1:
+        raise ApiError("IPAM.Config: minidocker's networks have one IPv4 subnet")
+    ipam = configs[0] if configs else {}
+    for name, why in IPAM_REFUSED.items():
+        if ipam.get(name):
+            raise ApiError(f"IPAM.Config[0].{name} is not supported by minidocker: {why}")
+    return ipam
 
 
 def docker_network(data: dict) -> dict:
