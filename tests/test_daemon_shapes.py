@@ -33,6 +33,10 @@ WRONG = [  # (part of the body, what the error says)
     ({"HostConfig": {"Ulimits": "nofile=1024"}}, "HostConfig.Ulimits: expected a list of objects"),
     ({"Cmd": [1]}, "Config.Cmd: expected a string or a list of strings"),
     ({"HostConfig": "host"}, "HostConfig: expected an object"),
+    ({"HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "http"}]}}},
+     'PortBindings["80/tcp"]: invalid publish spec'),  # a string, but no port
+    ({"HostConfig": {"PortBindings": {"web": [{"HostPort": "80"}]}}},
+     'HostConfig.PortBindings["web"]: invalid publish spec'),
 ]
 
 
@@ -51,6 +55,7 @@ def test_docker_shapes_are_accepted():
                        "Mounts": None},
         "NetworkingConfig": {"EndpointsConfig": {"bridge": None}}})
     assert config.Cmd == ["true"] and host.CapAdd == ["NET_ADMIN"]
+    assert [(b.container_port, b.host_port) for b in host.PortBindings] == [(80, 8080)]
 
 
 def bind(**options) -> dict:

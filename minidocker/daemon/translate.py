@@ -151,10 +151,10 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
     from minidocker import security
     from minidocker.security.devices import parse_device
 
-    host = HostConfig.from_dict({  # the fields whose shape is already minidocker's
-        "PortBindings": body.get("PortBindings") or {},
+    host = HostConfig.from_dict({  # the field whose shape is already minidocker's
         "RestartPolicy": restart_policy(body.get("RestartPolicy") or {}),
     })
+    host.PortBindings = port_bindings(body.get("PortBindings") or {})
     mode = NetworkMode.parse(body.get("NetworkMode") or "default")
     host.NetworkMode = mode
     host.IpcMode = IpcMode.parse(body.get("IpcMode"))
@@ -201,6 +201,24 @@ def host_config_of(body: dict, networking: dict) -> HostConfig:
                                                  cap_drop=host.CapDrop,
                                                  privileged=host.Privileged)
     return host
+
+
+def port_bindings(body: dict) -> list:
+    """``PortBindings`` (``{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}``) read as the
+    ``-p`` text each binding is (``8080:80/tcp``), by the engine's one parser of it."""
+    from minidocker.network import ports
+
+    bindings = []
+    for port, wanted in body.items():
+        for binding in wanted:
+            ip, host_port = binding.get("HostIp") or "", binding.get("HostPort") or ""
+            spec = (f"{ip}:{host_port}:{port}" if ip else
+                    f"{host_port}:{port}" if host_port else port)
+            try:
+                bindings += ports.parse_publish(spec)
+            except MinidockerError as exc:
+                raise ApiError(f'invalid HostConfig.PortBindings["{port}"]: {exc}') from None
+    return bindings
 
 
 def restart_policy(body: dict) -> dict:
