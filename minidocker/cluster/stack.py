@@ -27,9 +27,10 @@ Networks: each network the services use is an overlay (overlay.py) named ``<stac
 made before the services; an ``external: true`` one must exist already. A service joins its
 networks with its short name as an alias (``web`` for ``demo_web``), so the stack's services
 find each other as the file calls them (resolver.py answers an alias on its network only).
-A task's container joins every network of its service, as Docker's. Ports go through the routing mesh (``mode: ingress``, every node
-answers, mesh.py) or are published on the task's node only (``mode: host``). ``stack rm``
-removes the services, then, once none of their tasks is left on them, the networks it made.
+A task's container joins every network of its service, as Docker's. Ports go through the
+routing mesh (``mode: ingress``, every node answers, mesh.py) or are published on the task's
+node only (``mode: host``). ``stack rm`` removes the services, then, once none of their tasks
+is left on them, the networks it made.
 
 Docs: docs.docker.com "Deploy a stack to a swarm", ``docker stack deploy``; the Compose
 Specification's deploy section (deploy.md). Used by: cli/stacks.py, tests/test_stack.py,

@@ -12,10 +12,10 @@ has removed is never written again (a monitor finishing late cannot bring it bac
 What concerns all containers at once — a name is free, an image is unused, a directory has
 no record — is decided under one more lock, ``containers.lock`` (``all_locked``): create
 holds it from finding the image to saving the record, rename while it claims the new name,
-prune and image and volume removal while they look for users. The engine's lock order is always this
-lock first, then the image store's lock (image/store.py), then a volume's ``mount.lock``
-(localdriver.py: start holds it until the record says running), then a container's own lock,
-so two commands never wait for each other in a circle.
+prune and image and volume removal while they look for users. The engine's lock order is
+always this lock first, then the image store's lock (image/store.py), then a volume's
+``mount.lock`` (localdriver.py: start holds it until the record says running), then a
+container's own lock, so two commands never wait for each other in a circle.
 
 Man pages: flock(2), rename(2).
 """

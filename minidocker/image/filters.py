@@ -1,11 +1,10 @@
 """Stage 5 — ``images --filter``: which images a listing shows, by Docker's keys.
 
 ``dangling`` (true: images without a tag, left behind when a tag moved on or pulled by
-digest only), ``label`` (the
-image config's Labels), ``reference`` (a pattern for a name -- ``busybox:latest``,
-``busybox@sha256:...`` -- or its repository, with Go's ``path.Match`` wildcards: ``busy*``,
-``*:latest``; ``*`` stops at ``/``), ``before`` / ``since`` (another image). The rules shared
-by every listing are in minidocker/filters.py.
+digest only), ``label`` (the image config's Labels), ``reference`` (a pattern for a name --
+``busybox:latest``, ``busybox@sha256:...`` -- or its repository, with Go's ``path.Match``
+wildcards: ``busy*``, ``*:latest``; ``*`` stops at ``/``), ``before`` / ``since`` (another
+image). The rules shared by every listing are in minidocker/filters.py.
 
 Docker: ``docker images --help``, "Filtering"; moby's ``daemon/images/images.go`` and
 ``reference.FamiliarMatch``. Used by: ``minidocker images``, the Engine API's
