@@ -69,6 +69,14 @@ def test_bind_options_minidocker_cannot_honour_are_refused(option):
         container_request({"Image": "busybox", **bind(**{option: True})})
 
 
+def test_read_only_force_recursive_asks_for_read_only():
+    """moby: "option 'ReadOnlyForceRecursive' requires 'ReadOnly' to be true"."""
+    body = bind(ReadOnlyForceRecursive=True)
+    body["HostConfig"]["Mounts"][0]["ReadOnly"] = False
+    with pytest.raises(ApiError, match="ReadOnlyForceRecursive requires ReadOnly"):
+        container_request({"Image": "busybox", **body})
+
+
 def test_bind_options_minidocker_does_are_kept():
     _, host, _ = container_request({"Image": "busybox", **bind(
         Propagation="rprivate", ReadOnlyForceRecursive=True, NonRecursive=False)})

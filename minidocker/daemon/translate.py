@@ -293,8 +293,8 @@ def mount_flag(mount) -> str:
         fields.append("readonly")
     if mount.get("Consistency"):  # a Docker Desktop hint, accepted and ignored as on Linux
         fields.append(f"consistency={mount['Consistency']}")
-    return volumes.mount_text([*fields, *bind_fields(mount.get("BindOptions") or {}),
-                               *volume_fields(mount.get("VolumeOptions") or {}),
+    binds = bind_fields(mount.get("BindOptions") or {}, bool(mount.get("ReadOnly")))
+    return volumes.mount_text([*fields, *binds, *volume_fields(mount.get("VolumeOptions") or {}),
                                *tmpfs_fields(mount.get("TmpfsOptions") or {})])
 
 
@@ -306,14 +306,18 @@ BIND_REFUSED = {
                         "creates it"}
 
 
-def bind_fields(options: dict) -> list[str]:
+def bind_fields(options: dict, read_only: bool) -> list[str]:
     """``BindOptions``: ``Propagation`` as ``bind-propagation`` (which the engine accepts only
-    private or rprivate); ``ReadOnlyForceRecursive`` is what minidocker does anyway; the
-    others it does not do are a 400 that says so."""
+    private or rprivate); ``ReadOnlyForceRecursive`` is what minidocker does anyway (with
+    ``ReadOnly``, which moby requires for it); the others it does not do are a 400 that says
+    so."""
     for name, why in BIND_REFUSED.items():
         if options.get(name):
             raise ApiError(f"HostConfig.Mounts[].BindOptions.{name} is not supported by "
                            f"minidocker: {why}")
+    if options.get("ReadOnlyForceRecursive") and not read_only:
+        raise ApiError("HostConfig.Mounts[].BindOptions.ReadOnlyForceRecursive requires "
+                       "ReadOnly to be true: set it, or leave the option out")
     propagation = options.get("Propagation")
     return [f"bind-propagation={propagation}"] if propagation else []
 
