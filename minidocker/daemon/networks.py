@@ -19,7 +19,7 @@ from minidocker.container import lifecycle, networking
 from minidocker.daemon import shapes
 from minidocker.daemon.errors import ApiError
 from minidocker.daemon.params import filter_items, json_body, prune_filters
-from minidocker.daemon.translate import endpoint_ipam
+from minidocker.daemon.translate import endpoint_ipam, refuse_unsupported
 from minidocker.network.records import BRIDGE_NAME_OPTION, ICC_OPTION
 
 
@@ -79,9 +79,7 @@ def ipam_request(body: dict) -> dict:
     if len(configs) > 1:
         raise ApiError("IPAM.Config: minidocker's networks have one IPv4 subnet")
     ipam = configs[0] if configs else {}
-    for name, why in IPAM_REFUSED.items():
-        if ipam.get(name):
-            raise ApiError(f"IPAM.Config[0].{name} is not supported by minidocker: {why}")
+    refuse_unsupported("IPAM.Config[0]", ipam, IPAM_REFUSED)
     return ipam
 
 

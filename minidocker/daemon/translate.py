@@ -298,12 +298,22 @@ def mount_flag(mount) -> str:
                                *tmpfs_fields(mount.get("TmpfsOptions") or {})])
 
 
-# What minidocker's binds cannot do, and why: such a BindOptions field is refused, never dropped.
+# What minidocker's mounts cannot do, and why: such a field is refused, never dropped.
 BIND_REFUSED = {
     "NonRecursive": "a bind takes the mounts below its source too (MS_BIND|MS_REC)",
     "ReadOnlyNonRecursive": "a read-only bind is read-only all the way down, its submounts too",
     "CreateMountpoint": "the source must exist: create it first, or use Binds (-v), which "
                         "creates it"}
+VOLUME_REFUSED = {  # dropped, a Subpath would mount the whole volume
+    "Subpath": "mount the whole volume, or bind its directory (Type bind)"}
+TMPFS_REFUSED = {"Options": "a tmpfs mount takes SizeBytes and Mode only (nosuid,nodev)"}
+
+
+def refuse_unsupported(where: str, options: dict, refused: dict[str, str]) -> None:
+    """A 400 for the first field of ``refused`` that ``options`` sets, saying why."""
+    for name, why in refused.items():
+        if options.get(name):
+            raise ApiError(f"{where}.{name} is not supported by minidocker: {why}")
 
 
 def bind_fields(options: dict, read_only: bool) -> list[str]:
@@ -311,10 +321,7 @@ def bind_fields(options: dict, read_only: bool) -> list[str]:
     private or rprivate); ``ReadOnlyForceRecursive`` is what minidocker does anyway (with
     ``ReadOnly``, which moby requires for it); the others it does not do are a 400 that says
     so."""
-    for name, why in BIND_REFUSED.items():
-        if options.get(name):
-            raise ApiError(f"HostConfig.Mounts[].BindOptions.{name} is not supported by "
-                           f"minidocker: {why}")
+    refuse_unsupported("HostConfig.Mounts[].BindOptions", options, BIND_REFUSED)
     if options.get("ReadOnlyForceRecursive") and not read_only:
         raise ApiError("HostConfig.Mounts[].BindOptions.ReadOnlyForceRecursive requires "
                        "ReadOnly to be true: set it, or leave the option out")
@@ -325,10 +332,8 @@ def bind_fields(options: dict, read_only: bool) -> list[str]:
 def volume_fields(options: dict) -> list[str]:
     """``VolumeOptions`` (``NoCopy``, ``Labels``, ``DriverConfig.Name`` and ``.Options``): a
     volume that does not exist yet is made with them, as ``--mount volume-opt=`` does.
-    ``Subpath`` (API 1.45) is refused: dropped, it would mount the whole volume."""
-    if options.get("Subpath"):
-        raise ApiError("HostConfig.Mounts[].VolumeOptions.Subpath is not supported by "
-                       "minidocker: mount the whole volume, or bind its directory (Type bind)")
+    ``Subpath`` (API 1.45) is refused."""
+    refuse_unsupported("HostConfig.Mounts[].VolumeOptions", options, VOLUME_REFUSED)
     driver = options.get("DriverConfig") or {}
     return [*(["volume-nocopy"] if options.get("NoCopy") else []),
             *([f"volume-driver={driver['Name']}"] if driver.get("Name") else []),
@@ -339,10 +344,7 @@ def volume_fields(options: dict) -> list[str]:
 def tmpfs_fields(options: dict) -> list[str]:
     """``TmpfsOptions``: ``SizeBytes`` and ``Mode`` (a number; ``tmpfs-mode`` is octal).
     ``Options`` (API 1.46, mount flags such as ``[["exec"]]``) is refused, never dropped."""
-    if options.get("Options"):
-        raise ApiError("HostConfig.Mounts[].TmpfsOptions.Options is not supported by "
-                       "minidocker, whose tmpfs mounts are nosuid,nodev: give SizeBytes and "
-                       "Mode only")
+    refuse_unsupported("HostConfig.Mounts[].TmpfsOptions", options, TMPFS_REFUSED)
     return [*([f"tmpfs-size={options['SizeBytes']}"] if options.get("SizeBytes") else []),
             *([f"tmpfs-mode={options['Mode']:o}"] if options.get("Mode") else [])]
 
