@@ -353,9 +353,9 @@ def logs(record: records.ContainerRecord, follow_output: bool = False,
 
 def rename(record: records.ContainerRecord, new_name: str) -> None:
     old_name = record.Name
-    if new_name == old_name:
+    if new_name == old_name:  # a bad request (400), as moby's
         raise MinidockerError(f"Renaming a container with the same name as its current "
-                              f"name ({old_name}): give it a new name")  # a bad request (400), as moby's
+                              f"name ({old_name}): give it a new name")
     with records.all_locked():
         new_name = records.claim_name(check_name(new_name))
         with record.locked():

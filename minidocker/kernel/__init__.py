@@ -30,5 +30,6 @@ from .libc import (
 )
 
 __all__ = ["capget", "capset", "fsconfig", "fsopen", "interface_up", "mount", "mount_setattr",
-           "move_mount", "open_tree", "pivot_root", "prctl", "setdomainname", "sethostname", "setns", "umount2", "unshare"]
+           "move_mount", "open_tree", "pivot_root", "prctl", "setdomainname", "sethostname",
+           "setns", "umount2", "unshare"]
 __all__ += [name for name in dir() if name.isupper()]
