@@ -662,7 +662,7 @@ def system_prune(everything, volumes, force, filters):
     from minidocker.cli.network import prune_networks
     from minidocker.container.lifecycle import collect_layer_copies
     from minidocker.container.lifecycle import prune as prune_containers
-    from minidocker.container.records import volume_users
+    from minidocker.container.records import volume_users_held
     from minidocker.errors import MinidockerError
     from minidocker.filters import PRUNE_FILTERS, Filters
     from minidocker.image.verbs import prune_images
@@ -676,7 +676,7 @@ def system_prune(everything, volumes, force, filters):
     deleted = {"Containers": prune_containers(chosen), "Networks": prune_networks(chosen)}
     reclaimed = 0
     if volumes:
-        with volume_users() as users:
+        with volume_users_held() as users:
             deleted["Volumes"], reclaimed = prune_volumes(users, chosen=chosen)
     with image_users() as users:  # no create takes an image while they go
         deleted["Images"] = image_lines(prune_images(everything, users, chosen))

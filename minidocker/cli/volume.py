@@ -71,12 +71,12 @@ def volume_inspect(template, names):
 def volume_rm(force, names):
     """Remove one or more volumes (not while a container uses them)."""
     require_root("volume rm")
-    from minidocker.container.records import volume_users
+    from minidocker.container.records import volume_users_held
     from minidocker.errors import MinidockerError
     from minidocker.volumes import remove_volume
 
     failed = False
-    with volume_users() as users:
+    with volume_users_held() as users:
         for name in names:
             try:
                 remove_volume(name, users, force)
@@ -96,7 +96,7 @@ def volume_rm(force, names):
 def volume_prune(everything, force, filters):
     """Remove unused volumes: anonymous ones, or every unused one with -a."""
     require_root("volume prune")
-    from minidocker.container.records import volume_users
+    from minidocker.container.records import volume_users_held
     from minidocker.filters import Filters
     from minidocker.volumes import VOLUME_PRUNE_FILTERS, prune_volumes
 
@@ -106,7 +106,7 @@ def volume_prune(everything, force, filters):
     kind = "all local volumes" if everything else "anonymous local volumes"
     confirm_prune(force, f"WARNING! This will remove {kind} not used by at least one "
                   "container.\nAre you sure you want to continue?")
-    with volume_users() as users:
+    with volume_users_held() as users:
         removed, reclaimed = prune_volumes(users, everything, chosen)
     echo_pruned({"Volumes": removed}, reclaimed)
 

@@ -247,7 +247,7 @@ def remove_pod(pod: Pod, force: bool = False) -> None:
     refuse_outside_users(pod)
     for record in [*pod.members, pod.infra]:
         lifecycle.rm(record, force=True, volumes_too=True)
-    with records.volume_users() as users:  # no create takes the volume meanwhile
+    with records.volume_users_held() as users:  # no create takes the volume meanwhile
         volumes.remove_volume(pod.volume, users, force=True)
 
 

@@ -422,7 +422,7 @@ def remove_networks(project_name: str, say: Say) -> None:
 def remove_volumes(project_name: str, say: Say) -> None:
     from minidocker import volumes
 
-    with records.volume_users() as users:
+    with records.volume_users_held() as users:
         for volume in volumes.list_volumes():
             if volume.Labels.get(PROJECT) == project_name:
                 volumes.remove_volume(volume.Name, users)

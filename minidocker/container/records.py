@@ -273,7 +273,7 @@ def volumes_in_use(but: str = "") -> dict[str, list[str]]:
 
 
 @contextlib.contextmanager
-def volume_users():
+def volume_users_held():
     """Which containers use which volume, kept true while the caller removes volumes: the
     containers lock holds back every create (which makes its volumes and saves its record
     under it) until the caller is done, so a volume never goes under a new container."""

@@ -51,7 +51,7 @@ def volume_inspect(request: Request) -> Response:
 
 
 def volume_delete(request: Request) -> Response:
-    with records.volume_users() as users:
+    with records.volume_users_held() as users:
         volumes.remove_volume(request.path_params["name"], users, force=flag(request, "force"))
     return Response(status_code=204)
 
@@ -59,6 +59,6 @@ def volume_delete(request: Request) -> Response:
 def volume_prune(request: Request) -> Response:
     chosen = prune_filters(request, ("all", *volumes.VOLUME_PRUNE_FILTERS), "volume prune")
     everything = flag(request, "all") or not chosen.match_bool("all", False)  # prune -a
-    with records.volume_users() as users:
+    with records.volume_users_held() as users:
         removed, reclaimed = volumes.prune_volumes(users, everything, chosen)
     return JSONResponse({"VolumesDeleted": removed, "SpaceReclaimed": reclaimed})
