@@ -138,3 +138,25 @@ def test_resolv_conf_drops_loopback_nameservers_like_docker():
     host = ["nameserver 192.168.1.1", "nameserver 127.0.0.1"]
     assert hosts.resolv_conf([], [], host) == "nameserver 192.168.1.1\n"
     assert hosts.resolv_conf(["1.1.1.1"], ["corp"], host) == "search corp\nnameserver 1.1.1.1\n"
+
+
+def test_enable_icc_false_loads_br_netfilter_or_says_why(tmp_path, monkeypatch):
+    """Where br_netfilter's sysctl is missing, the engine runs modprobe (as dockerd does); if
+    that cannot load it, the error names modprobe's reason and what to do."""
+    from minidocker.network import firewall
+    monkeypatch.setattr(firewall, "BRIDGE_NF_CALL_IPTABLES", tmp_path / "bridge-nf-call-iptables")
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / "modprobe"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/asked\n"
+                    "echo 'modprobe: FATAL: Module br_netfilter not found.' >&2; exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    with pytest.raises(MinidockerError, match="Module br_netfilter not found.*drop enable_icc"):
+        firewall.ensure_bridge_netfilter()
+    assert (tmp_path / "asked").read_text() == "br_netfilter\n"
+    fake.write_text(f"#!/bin/sh\necho 1 > {tmp_path}/bridge-nf-call-iptables\n")
+    firewall.ensure_bridge_netfilter()  # loaded: no error
+    fake.unlink()
+    (tmp_path / "bridge-nf-call-iptables").unlink()
+    with pytest.raises(MinidockerError, match="apt install kmod"):
+        firewall.ensure_bridge_netfilter()

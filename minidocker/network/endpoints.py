@@ -28,7 +28,6 @@ Used by: notebook 08-networking; lab 08-networking has the student build the sam
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from minidocker import events
 from minidocker.errors import MinidockerError, NotFound
@@ -238,10 +237,8 @@ def bring_up(network: Network) -> None:
     network half made by a killed command has no bridge yet, and is completed here."""
     if bridge.link_exists(network.bridge):
         return
-    if not network.icc and not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
-        raise MinidockerError("enable_icc=false needs the br_netfilter module, so that "
-                              "iptables sees traffic inside a bridge: run 'modprobe "
-                              "br_netfilter'")
+    if not network.icc:
+        firewall.ensure_bridge_netfilter()
     firewall.ensure_chains()
     for rule in firewall.network_rules(network.bridge, network.subnet, network.internal,
                                        network.icc):

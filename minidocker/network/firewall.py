@@ -11,7 +11,8 @@ Four jobs, each a few rules, all in minidocker's own chains so that removing the
   that enters from bridge A and leaves by any *other* bridge is dropped, so networks cannot
   see each other. ``--internal`` drops everything between the bridge and the outside world
   (and gets no MASQUERADE); ``enable_icc=false`` drops bridge → same bridge (containers'
-  traffic through a bridge passes iptables because ``br_netfilter`` is loaded).
+  traffic through a bridge passes iptables because ``br_netfilter`` is loaded: like dockerd,
+  we ``modprobe br_netfilter`` when a network needs it and it is not there yet).
 * **Forwarding** — ``filter MINIDOCKER-FORWARD`` accepts what the network allows, so the rules
   work even on a host whose FORWARD policy is DROP.
 
@@ -28,12 +29,14 @@ from a bridge for 127.0.0.0/8 unless it belongs to a connection we made (kube-pr
 Every rule is a ``Rule`` (table, chain, arguments), recorded before it is added and deleted
 with the same arguments. ``iptables -w`` waits for the xtables lock.
 
-Man pages: iptables(8), iptables-extensions(8) (MASQUERADE, DNAT, addrtype, conntrack).
+Man pages: iptables(8), iptables-extensions(8) (MASQUERADE, DNAT, addrtype, conntrack),
+modprobe(8); the kernel's Documentation/networking/ip-sysctl (bridge-nf-call-iptables).
 Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
 
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from minidocker import explain
 from minidocker.errors import MinidockerError
@@ -151,6 +154,28 @@ def ensure_chains() -> None:
                 iptables("-t", table, "-N", chain)
     for hook in HOOKS:
         add(hook, first=True)  # first: before rules of other tools in the built-in chain
+
+
+BRIDGE_NF_CALL_IPTABLES = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+
+
+def ensure_bridge_netfilter() -> None:
+    """Make iptables see the frames a bridge forwards between two of its own ports, which
+    ``enable_icc=false`` needs to drop: that is the ``br_netfilter`` module's job (its sysctl
+    ``bridge-nf-call-iptables`` is 1 once it is loaded). Load it if it is not, as dockerd's
+    bridge driver does."""
+    if BRIDGE_NF_CALL_IPTABLES.exists():
+        return
+    explain.step("modprobe", "br_netfilter")
+    try:
+        loaded = subprocess.run(["modprobe", "br_netfilter"], capture_output=True, text=True)
+    except FileNotFoundError:
+        loaded = None
+    if not BRIDGE_NF_CALL_IPTABLES.exists():
+        why = loaded.stderr.strip() if loaded else "modprobe is not installed (apt install kmod)"
+        raise MinidockerError("enable_icc=false needs the br_netfilter module, so that iptables "
+                              f"sees traffic inside a bridge, and it could not be loaded ({why}): "
+                              "run 'modprobe br_netfilter', or drop enable_icc=false")
 
 
 def remove_chains() -> None:
