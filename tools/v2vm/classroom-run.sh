@@ -135,10 +135,12 @@ case $MODE in
         # Hours under TCG: the run is a unit of the guest's systemd (systemd-run), not a child
         # of an ssh session, so a dropped connection (the guest paused a long while with
         # pause.sh, a slow network stack) does not end it. The host asks every minute whether
-        # it has finished (a fresh ssh each time), then fetches its log.
+        # it has finished (a fresh ssh each time), then fetches its log. -v: a line per test as
+        # it ends (what ran is known even if the run is cut short), -rfE: what failed, at once
+        # readable; --durations: the slowest under emulation.
         say "./kit test in the guest, a unit of its own there ($RESULTS/kit-test.log)"
         guest "sudo systemd-run --unit=kit-test --working-directory=/vagrant --setenv=HOME=/root --setenv=$SLOW \
-            bash -c './kit test --timeout 900 >/var/log/kit-test.log 2>&1; echo \$? >/var/log/kit-test.rc'" \
+            bash -c './kit test --timeout 900 -v -rfE --durations=40 >/var/log/kit-test.log 2>&1; echo \$? >/var/log/kit-test.rc'" \
             >"$RESULTS/kit-test-unit.log" 2>&1 || fail "systemd-run kit-test (see $RESULTS/kit-test-unit.log)"
         until guest "test -f /var/log/kit-test.rc" 2>/dev/null; do
             kill -0 "$QEMU_PID" 2>/dev/null || { fail "qemu stopped during ./kit test"; break; }
