@@ -30,6 +30,9 @@ def test_network_create_ls_inspect_rm():
         assert shown["Id"] == network_id and shown["Internal"] is True
         assert shown["IPAM"]["Config"] == [{"Subnet": "10.77.0.0/24", "Gateway": "10.77.0.1"}]
         assert shown["Options"]["com.docker.network.bridge.enable_icc"] == "false"
+        formatted = md("network", "inspect", "-f", "{{.Name}} {{range .IPAM.Config}}{{.Subnet}}"
+                       "{{end}} {{.Internal}}", "clinet", "bridge")
+        assert formatted.stdout.splitlines()[0] == "clinet 10.77.0.0/24 true"
         overlap = md("network", "create", "--subnet", "10.77.0.128/25", "other")
         assert overlap.returncode == 1
         assert "Pool overlaps with other one on this address space" in overlap.stderr

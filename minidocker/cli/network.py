@@ -79,24 +79,25 @@ def network_ls(quiet, no_trunc, fmt, filters):
 
 
 @network.command("inspect", context_settings=CONTEXT)
+@click.option("-f", "--format", "template", help="Format with a Go template, e.g. "
+              "'{{.Driver}}' or '{{range .IPAM.Config}}{{.Subnet}}{{end}}'.")
 @click.argument("names", nargs=-1, required=True)
-def network_inspect(names):
+def network_inspect(template, names):
     """Display detailed information on one or more networks."""
-    import json
-
+    from minidocker.cli.lifecycle import print_inspected
     from minidocker.errors import NotFound
     from minidocker.network import networks
 
-    found = []
-    for name in names:
+    def look_up(name: str) -> dict:
         try:
-            found.append(networks.inspect(name))
+            return networks.inspect(name)
         except NotFound:
             overlay = _overlay(name)
             if overlay is None:
                 raise
-            found.append(overlay)
-    click.echo(json.dumps(found, indent=4))
+            return overlay
+
+    print_inspected(template, names, look_up)
 
 
 @network.command("rm", context_settings=CONTEXT)
