@@ -313,8 +313,11 @@ def test_exec_it_through_a_real_pty(daemon):
 
 def test_container_prune(daemon):
     name = f"{PREFIX}pruned"
-    ok(daemon.docker("create", "--name", name, "busybox", "true"))
-    assert name not in ok(daemon.docker("container", "prune", "-f"))  # IDs are listed
+    ok(daemon.docker("run", "--name", name, "--label", "pruned-here", "busybox", "sh", "-c",
+                     "head -c 100000 /dev/zero > /written"))
+    pruned = ok(daemon.docker("container", "prune", "-f", "--filter", "label=pruned-here"))
+    assert name not in pruned  # IDs are listed
+    assert pruned.endswith("Total reclaimed space: 100kB\n")  # its writable layer
     assert daemon.docker("inspect", name).returncode == 1
 
 

@@ -184,11 +184,18 @@ def test_from_scratch_one_static_binary(md, tmp_path):
 
 
 def test_image_prune_removes_dangling_images(md):
-    md("run", "--name", "pr", "busybox", "true")
-    dangling = md("commit", "pr").stdout.strip()
-    md("rm", "pr")
+    """...and both prunes count the space they freed: the container's writable layer, the
+    image's blobs (100 kB of random bytes: gzip leaves them as big)."""
+    md("run", "--name", "pr", "--label", "pruned-here", "busybox", "sh", "-c",
+       "head -c 100000 /dev/urandom > /written")
+    dangling = md("commit", "-c", "LABEL pruned-here=1", "pr").stdout.strip()
+    assert md("container", "prune", "-f", "--filter", "label=pruned-here").stdout.endswith(
+        "\nTotal reclaimed space: 100kB\n")
     assert dangling[7:19] in md("images").stdout
-    assert f"deleted: {dangling}" in md("image", "prune", "-f").stdout
+    pruned = md("image", "prune", "-f", "--filter", "label=pruned-here").stdout
+    assert f"deleted: {dangling}" in pruned
+    freed = pruned.splitlines()[-1].removeprefix("Total reclaimed space: ")
+    assert freed.endswith("kB") and 100 < float(freed[:-2]) < 110, pruned
     assert dangling[7:19] not in md("images").stdout
 
 

@@ -345,7 +345,8 @@ def image_prune(everything, force, filters):
                   + ("images without at least one container associated to them" if everything
                      else "dangling images") + ".\nAre you sure you want to continue?")
     with image_users() as users:
-        echo_pruned({"Images": image_lines(prune_images(everything, users, chosen))})
+        removed, reclaimed = prune_images(everything, users, chosen)
+    echo_pruned({"Images": image_lines(removed)}, reclaimed)
 
 
 @main.command(context_settings=CONTEXT)

@@ -640,7 +640,8 @@ def container_prune(force, filters):
     chosen = Filters.parse(filters, PRUNE_FILTERS, "container prune")
     confirm_prune(force, "WARNING! This will remove all stopped containers.\nAre you sure "
                   "you want to continue?")
-    echo_pruned({"Containers": prune_containers(chosen)})
+    removed, reclaimed = prune_containers(chosen)
+    echo_pruned({"Containers": removed}, reclaimed)
 
 
 @main.group(cls=Group, context_settings=CONTEXT)
@@ -673,13 +674,17 @@ def system_prune(everything, volumes, force, filters):
         raise MinidockerError('The "until" filter is not supported with "--volumes": prune '
                               "the volumes apart with 'minidocker volume prune'")
     confirm_prune(force, system_prune_warning(everything, volumes, chosen))
-    deleted = {"Containers": prune_containers(chosen), "Networks": prune_networks(chosen)}
-    reclaimed = 0
+    deleted, reclaimed = {}, 0
+    deleted["Containers"], reclaimed = prune_containers(chosen)
+    deleted["Networks"] = prune_networks(chosen)
     if volumes:
         with volume_users_held() as users:
-            deleted["Volumes"], reclaimed = prune_volumes(users, chosen=chosen)
+            deleted["Volumes"], freed = prune_volumes(users, chosen=chosen)
+        reclaimed += freed
     with image_users() as users:  # no create takes an image while they go
-        deleted["Images"] = image_lines(prune_images(everything, users, chosen))
+        removed, freed = prune_images(everything, users, chosen)
+    deleted["Images"] = image_lines(removed)
+    reclaimed += freed
     if not chosen:  # they carry no label nor date: a filtered prune takes only what it names
         deleted["user namespace layer copies"] = collect_layer_copies()
     echo_pruned(deleted, reclaimed)

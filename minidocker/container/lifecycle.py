@@ -292,23 +292,34 @@ def refuse_if_joined(record: records.ContainerRecord) -> None:
                        f"{', '.join(joined)} share its namespaces (stop or remove them first)")
 
 
-def prune(chosen: Filters | None = None) -> list[str]:
+def prune(chosen: Filters | None = None) -> tuple[list[str], int]:
     """``container prune``: remove every container that is not running (``chosen``:
     ``until=``, ``label=`` narrow them), and the directories of creates that were killed
-    before they saved a record. No create runs meanwhile."""
-    removed, chosen = [], chosen or Filters()
+    before they saved a record. No create runs meanwhile. The IDs removed, and the space
+    reclaimed: their writable layers' bytes, as dockerd counts it."""
+    removed, reclaimed, chosen = [], 0, chosen or Filters()
     with records.all_locked():
         for record in records.all_records():
             if (refresh(record).status not in ACTIVE
                     and chosen.match_prune(record.Config.Labels, record.Created)):
+                size = rw_size(record)
                 try:
                     rm(record)
                 except Conflict:  # running containers joined its namespaces: it stays
                     continue
                 removed.append(record.Id)
+                reclaimed += size
         for directory in records.unrecorded_dirs():
             shutil.rmtree(directory, ignore_errors=True)
-    return removed
+    return removed, reclaimed
+
+
+def rw_size(record: records.ContainerRecord) -> int:
+    """The bytes the container wrote: its overlay upper dir (``SizeRw``, ``ps -s``)."""
+    from minidocker.volumes import disk_usage
+
+    upper = record.directory / "upper"
+    return disk_usage(upper) if upper.exists() else 0
 
 
 def collect_layer_copies() -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import minidocker
 from minidocker import cgroups, volumes
 from minidocker.container import records
-from minidocker.container.lifecycle import ACTIVE, current_records
+from minidocker.container.lifecycle import ACTIVE, current_records, rw_size
 from minidocker.image.store import ImageStore
 from minidocker.state import state_root
 
@@ -159,10 +159,9 @@ def disk_usage() -> dict:
 
 
 def container_usage(record: records.ContainerRecord) -> dict:
-    upper = record.directory / "upper"
     return {"Id": record.Id, "Names": [f"/{record.Name}"], "Image": record.Config.Image,
             "ImageID": record.Image, "Command": " ".join(record.command),
             "State": record.status, "Status": record.status,
-            "SizeRw": volumes.disk_usage(upper) if upper.exists() else 0,
+            "SizeRw": rw_size(record),
             "SizeRootFs": 0, "Created": 0, "Labels": record.Config.Labels,
             "Mounts": record.Mounts, "Running": record.status in ACTIVE}

@@ -408,9 +408,9 @@ async def container_delete(request: Request) -> Response:
 async def container_prune(request: Request) -> Response:
     """``POST /containers/prune``: every container that does not run, gone."""
     chosen = prune_filters(request, PRUNE_FILTERS, "container prune")
-    removed = await run_in_threadpool(lifecycle.prune, chosen)
+    removed, reclaimed = await run_in_threadpool(lifecycle.prune, chosen)
     _sessions(request).forget(removed)
-    return JSONResponse({"ContainersDeleted": removed, "SpaceReclaimed": 0})
+    return JSONResponse({"ContainersDeleted": removed, "SpaceReclaimed": reclaimed})
 
 
 def container_top(request: Request) -> Response:

@@ -137,9 +137,9 @@ def image_prune(request: Request) -> Response:
     chosen = prune_filters(request, ("dangling", *PRUNE_FILTERS), "image prune")
     everything = not chosen.match_bool("dangling", True)  # docker image prune -a: false
     with records.all_locked():
-        done = verbs.prune_images(everything, records.images_in_use(), chosen)
+        done, reclaimed = verbs.prune_images(everything, records.images_in_use(), chosen)
     deleted = [{line.split(": ", 1)[0]: line.split(": ", 1)[1]} for line in done]
-    return JSONResponse({"ImagesDeleted": deleted or None, "SpaceReclaimed": 0})
+    return JSONResponse({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
 async def image_create(request: Request) -> Response:

@@ -339,14 +339,16 @@ class ImageStore:
         return image
 
     @_mutation
-    def delete(self, image: Image) -> None:
-        """Forget the image (all its names), then free blobs and layers nobody uses."""
+    def delete(self, image: Image) -> int:
+        """Forget the image (all its names), then free blobs and layers nobody uses; the bytes
+        of the blobs freed."""
         index = self._index()
         index["manifests"] = [d for d in index["manifests"]
                               if d["digest"] != image.manifest_digest]
         self._write_index(index)
-        self.collect_garbage()
+        freed = self.collect_garbage()
         events.emit("image", "delete", image.id, {"name": image.id})
+        return freed
 
     def _forget_repo_digests(self, present: set[str]) -> None:
         """Drop the repo digests of images no longer in ``index.json``."""
@@ -476,11 +478,12 @@ class ImageStore:
     # --- garbage ------------------------------------------------------------------------------------
 
     @_mutation
-    def collect_garbage(self) -> None:
+    def collect_garbage(self) -> int:
         """Delete blobs no manifest in index.json refers to, and their unpacked layers. Under
         the store lock: a writer's blobs not yet named are not there to see (its transaction
-        holds the lock), and its temp files carry its live PID."""
-        used_blobs, used_layers = set(), set()
+        holds the lock), and its temp files carry its live PID. The bytes of the blobs deleted
+        (a prune's "reclaimed space", in the sizes ``images`` shows)."""
+        used_blobs, used_layers, freed = set(), set(), 0
         images = self.images()
         self._forget_repo_digests({image.manifest_digest for image in images})
         for image in images:
@@ -489,6 +492,7 @@ class ImageStore:
             used_layers |= {layer_dir(d).name for d in image.diff_ids}
         for digest in self.blobs.digests():
             if digest not in used_blobs:
+                freed += self.blobs.path(digest).stat().st_size
                 self.blobs.delete(digest)
         layers = state_root() / "layers"
         for directory in layers.iterdir() if layers.is_dir() else []:
@@ -498,6 +502,7 @@ class ImageStore:
             for stale in folder.glob(".tmp-*") if folder.is_dir() else []:
                 if is_abandoned(stale.name):  # left by a writer that was killed
                     shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+        return freed
 
     def scratch(self) -> tempfile.TemporaryDirectory:
         """A temporary directory on the store's filesystem (renames into place stay cheap)."""

@@ -63,11 +63,13 @@ def _names_going(name: str, image) -> list[str]:
     return [name, *(d for d in image.digests if d.partition("@")[0] == repository)]
 
 
-def prune_images(everything: bool, users: Users, chosen: Filters | None = None) -> list[str]:
+def prune_images(everything: bool, users: Users,
+                 chosen: Filters | None = None) -> tuple[list[str], int]:
     """``docker image prune``: untagged images no container uses (``-a``: every unused), and
     damaged ones (``index.json`` names a blob the store lacks): the store is whole again.
-    ``chosen`` (``--filter until=24h``, ``label=...``) narrows the unused images removed."""
-    store, removed = ImageStore(), []
+    ``chosen`` (``--filter until=24h``, ``label=...``) narrows the unused images removed.
+    The lines to print, and the bytes of the blobs freed."""
+    store, removed, reclaimed = ImageStore(), [], 0
     chosen = chosen or Filters()
     with transaction():
         for image in store.images():
@@ -75,11 +77,11 @@ def prune_images(everything: bool, users: Users, chosen: Filters | None = None) 
                 image.config.get("config", {}).get("Labels") or {},
                 image.config.get("created") or "1970-01-01T00:00:00Z"))
             if wanted and not users.get(image.id):
-                store.delete(image)
+                reclaimed += store.delete(image)
                 removed += [f"Untagged: {name}" for name in [*image.tags, *image.digests]]
                 removed.append(f"Deleted: {image.id}")
-        store.collect_garbage()  # also sweeps what killed writers left
-    return removed
+        reclaimed += store.collect_garbage()  # also sweeps what killed writers left
+    return removed, reclaimed
 
 
 def history(name: str) -> list[tuple[str, dict, int]]:
