@@ -199,6 +199,21 @@ def test_image_prune_removes_dangling_images(md):
     assert dangling[7:19] not in md("images").stdout
 
 
+def test_image_prune_keeps_the_parents_of_an_image_then_follows_its_head(md):
+    """An untagged image another is built on (a build's steps, a commit's base) is not
+    dangling for ``image prune``: Docker prunes the heads of its parent chains."""
+    md("run", "--name", "chain-a", "busybox", "touch", "/a")
+    parent = md("commit", "-c", "LABEL chain-test=1", "chain-a").stdout.strip()
+    md("run", "--name", "chain-b", parent, "touch", "/b")
+    md("commit", "chain-b", "chain:top")
+    md("rm", "chain-a", "chain-b")
+    prune = ("image", "prune", "-f", "--filter", "label=chain-test")
+    assert md(*prune).stdout == "Total reclaimed space: 0B\n"  # the parent of chain:top stays
+    assert md("image", "inspect", parent).returncode == 0
+    md("rmi", "chain:top")
+    assert f"deleted: {parent}" in md(*prune).stdout  # now a head, untagged: it goes
+
+
 @pytest.mark.parametrize("args, message", [
     (["rmi", "nosuch"], "Unable to find image 'nosuch:latest'"),
     (["tag", "busybox", "Bad:Tag"], "invalid reference format"),

@@ -14,7 +14,8 @@ The keys live in ``$MINIDOCKER_ROOT/build-cache.json`` (key -> image ID), rewrit
 under the image store's lock, as every store change is; ``images`` hides the steps' images
 that are no build's result, as ``docker images`` hides intermediate images (``-a`` shows them). The images themselves stay in the
 store, untagged; ``builder prune`` deletes those no tag and no container uses, and forgets
-the keys. A key whose image is gone (``image prune``, ``rmi``) is simply a miss.
+the keys. ``image prune`` keeps the steps under an image that is still there (they are its
+parents, as in Docker); a key whose image is gone (``rmi``, a pruned chain) is simply a miss.
 
 Spec: Docker's "Build cache" (docs.docker.com/build/cache), moby builder/dockerfile
 (imageProbe, the classic builder's cache), the tarsum idea of the classic ADD/COPY cache.

@@ -3,7 +3,10 @@
 An image has names (tags) and may be used by containers. ``rmi NAME`` takes one name away; the
 image itself goes only with its last name, and not while a container uses it (``-f`` to
 insist). ``image prune`` deletes the untagged images no container uses (``-a``: every unused
-one; a damaged one always goes). Which containers use which image is a question for stage 6,
+one; a damaged one always goes) -- but never an image another one was built on (its parent:
+a build's earlier steps, the base of a ``commit``), as Docker prunes only the "heads" of its
+parent chains: the steps under a tagged build stay its cache; once the head goes, its untagged
+parents are heads in turn and follow it. Which containers use which image is a question for stage 6,
 above this one: the caller answers it, as ``users`` (image ID -> the IDs of the containers that
 use it), and holds the containers lock while these verbs run, so that no create starts using
 an image between that answer and the delete. Each verb is one store transaction.
@@ -68,20 +71,45 @@ def prune_images(everything: bool, users: Users,
     """``docker image prune``: untagged images no container uses (``-a``: every unused), and
     damaged ones (``index.json`` names a blob the store lacks): the store is whole again.
     ``chosen`` (``--filter until=24h``, ``label=...``) narrows the unused images removed.
+    Heads first, round after round: an image's parent goes only once nothing is built on it.
     The lines to print, and the bytes of the blobs freed."""
     store, removed, reclaimed = ImageStore(), [], 0
     chosen = chosen or Filters()
+
+    def prunable(image, parents: set[str]) -> bool:
+        if image.damage:
+            return True
+        return (image.id not in parents and not users.get(image.id)
+                and (everything or dangling(image)) and chosen.match_prune(
+                    image.config.get("config", {}).get("Labels") or {},
+                    image.config.get("created") or "1970-01-01T00:00:00Z"))
+
     with transaction():
-        for image in store.images():
-            wanted = image.damage or ((everything or dangling(image)) and chosen.match_prune(
-                image.config.get("config", {}).get("Labels") or {},
-                image.config.get("created") or "1970-01-01T00:00:00Z"))
-            if wanted and not users.get(image.id):
+        while True:
+            images = store.images()
+            parents = parents_of(images)
+            going = [image for image in images if prunable(image, parents)]
+            if not going:
+                break
+            for image in going:
                 reclaimed += store.delete(image)
                 removed += [f"Untagged: {name}" for name in [*image.tags, *image.digests]]
                 removed.append(f"Deleted: {image.id}")
         reclaimed += store.collect_garbage()  # also sweeps what killed writers left
     return removed, reclaimed
+
+
+def parents_of(images: list) -> set[str]:
+    """The IDs of the images some other image was built on. Docker's store records each
+    image's parent; the OCI config shows it too: a child's history and layers begin with all
+    of its parent's, and go on (history entries carry their times: no two builds share one)."""
+    def built_on(child, parent) -> bool:
+        mine, theirs = child.config.get("history", []), parent.config.get("history", [])
+        return (0 < len(theirs) < len(mine) and mine[:len(theirs)] == theirs
+                and child.diff_ids[:len(parent.diff_ids)] == parent.diff_ids)
+
+    return {parent.id for parent in images for child in images
+            if child.id != parent.id and built_on(child, parent)}
 
 
 def history(name: str) -> list[tuple[str, dict, int]]:
