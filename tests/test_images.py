@@ -210,8 +210,20 @@ def test_image_prune_keeps_the_parents_of_an_image_then_follows_its_head(md):
     prune = ("image", "prune", "-f", "--filter", "label=chain-test")
     assert md(*prune).stdout == "Total reclaimed space: 0B\n"  # the parent of chain:top stays
     assert md("image", "inspect", parent).returncode == 0
-    md("rmi", "chain:top")
+    md("rmi", "--no-prune", "chain:top")
     assert f"deleted: {parent}" in md(*prune).stdout  # now a head, untagged: it goes
+
+
+def test_rmi_takes_the_untagged_parents_along_unless_no_prune(md):
+    """``rmi`` of a build's image deletes the steps under it, as Docker's does."""
+    md("run", "--name", "rmi-a", "busybox", "touch", "/a")
+    parent = md("commit", "rmi-a").stdout.strip()
+    md("run", "--name", "rmi-b", parent, "touch", "/b")
+    md("commit", "rmi-b", "rmi:top")
+    md("rm", "rmi-a", "rmi-b")
+    removed = md("rmi", "rmi:top").stdout.splitlines()
+    assert removed[0] == "Untagged: rmi:top" and removed[2] == f"Deleted: {parent}"
+    assert md("image", "inspect", "busybox").returncode == 0  # tagged: the chain stops there
 
 
 @pytest.mark.parametrize("args, message", [

@@ -272,15 +272,16 @@ def tag(source, target):
 
 @main.command(context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True, help="Untag even if a container uses it.")
+@click.option("--no-prune", is_flag=True, help="Do not delete untagged parents.")
 @click.argument("images", nargs=-1, required=True)
-def rmi(force, images):
+def rmi(force, no_prune, images):
     """Remove one or more images (a name untags; the last name deletes)."""
     require_root("rmi")
     from minidocker.image.verbs import remove_image
 
     with image_users() as users:
         for name in images:
-            click.echo("\n".join(remove_image(name, force, users)))
+            click.echo("\n".join(remove_image(name, force, users, prune_parents=not no_prune)))
 
 
 @contextlib.contextmanager

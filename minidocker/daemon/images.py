@@ -127,7 +127,8 @@ def image_delete(request: Request) -> Response:
     name = request.path_params["name"]
     with records.all_locked():
         try:
-            done = verbs.remove_image(name, flag(request, "force"), records.images_in_use())
+            done = verbs.remove_image(name, flag(request, "force"), records.images_in_use(),
+                                      prune_parents=not flag(request, "noprune"))
         except NotFound:
             raise _no_such_image(name) from None
     return JSONResponse([{line.split(": ", 1)[0]: line.split(": ", 1)[1]} for line in done])

@@ -2,7 +2,7 @@
 
 An image has names (tags) and may be used by containers. ``rmi NAME`` takes one name away; the
 image itself goes only with its last name, and not while a container uses it (``-f`` to
-insist). ``image prune`` deletes the untagged images no container uses (``-a``: every unused
+insist); its untagged parents go with it (``--no-prune`` keeps them). ``image prune`` deletes the untagged images no container uses (``-a``: every unused
 one; a damaged one always goes) -- but never an image another one was built on (its parent:
 a build's earlier steps, the base of a ``commit``), as Docker prunes only the "heads" of its
 parent chains: the steps under a tagged build stay its cache; once the head goes, its untagged
@@ -24,14 +24,17 @@ from minidocker.image.store import ImageStore, tag_named, transaction
 Users = dict[str, list[str]]  # image ID -> IDs of the containers that use it
 
 
-def remove_image(name: str, force: bool, users: Users) -> list[str]:
+def remove_image(name: str, force: bool, users: Users, prune_parents: bool = True) -> list[str]:
     """``docker rmi``: untag the name given (every name, for an ID); delete the image when its
-    last name goes, unless a container still uses it. Returns the lines Docker prints."""
+    last name goes, unless a container still uses it, and then its untagged parents that
+    nothing else is built on (``prune_parents``; ``--no-prune`` keeps them). Returns the lines
+    Docker prints."""
     with transaction():
-        return _remove_image(ImageStore(), name, force, users)
+        return _remove_image(ImageStore(), name, force, users, prune_parents)
 
 
-def _remove_image(store: ImageStore, name: str, force: bool, users: Users) -> list[str]:
+def _remove_image(store: ImageStore, name: str, force: bool, users: Users,
+                  prune_parents: bool) -> list[str]:
     image = store.find(name)  # a damaged image too: rmi is how it goes
     tag = tag_named(name, image)
     names = [*image.tags, *image.digests]
@@ -51,6 +54,26 @@ def _remove_image(store: ImageStore, name: str, force: bool, users: Users) -> li
     if last_name and not used_by:
         store.delete(image)
         done.append(f"Deleted: {image.id}")
+        if prune_parents:
+            done += _remove_parents(store, image, users)
+    return done
+
+
+def _remove_parents(store: ImageStore, child, users: Users) -> list[str]:
+    """After ``rmi`` deleted an image: its parent goes too if it has no name, no container
+    and no other child -- then that one's parent, up the chain (moby's image delete: the
+    intermediate images of a build go with it)."""
+    done = []
+    while True:
+        images = store.images()
+        parent = max((p for p in images if built_on(child, p)), default=None,
+                     key=lambda p: len(p.config.get("history", [])))
+        if (parent is None or parent.tags or parent.digests or users.get(parent.id)
+                or parent.id in parents_of(images)):
+            break
+        store.delete(parent)
+        done.append(f"Deleted: {parent.id}")
+        child = parent
     return done
 
 
@@ -100,16 +123,19 @@ def prune_images(everything: bool, users: Users,
 
 
 def parents_of(images: list) -> set[str]:
-    """The IDs of the images some other image was built on. Docker's store records each
-    image's parent; the OCI config shows it too: a child's history and layers begin with all
-    of its parent's, and go on (history entries carry their times: no two builds share one)."""
-    def built_on(child, parent) -> bool:
-        mine, theirs = child.config.get("history", []), parent.config.get("history", [])
-        return (0 < len(theirs) < len(mine) and mine[:len(theirs)] == theirs
-                and child.diff_ids[:len(parent.diff_ids)] == parent.diff_ids)
-
+    """The IDs of the images some other image was built on."""
     return {parent.id for parent in images for child in images
             if child.id != parent.id and built_on(child, parent)}
+
+
+def built_on(child, parent) -> bool:
+    """Was ``child`` built on ``parent`` (by a build step, a ``commit``)? Docker's store
+    records each image's parent; the OCI config shows it too: a child's history and layers
+    begin with all of its parent's, and go on (history entries carry their times: no two
+    builds share one)."""
+    mine, theirs = child.config.get("history", []), parent.config.get("history", [])
+    return (0 < len(theirs) < len(mine) and mine[:len(theirs)] == theirs
+            and child.diff_ids[:len(parent.diff_ids)] == parent.diff_ids)
 
 
 def history(name: str) -> list[tuple[str, dict, int]]:
