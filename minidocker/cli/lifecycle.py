@@ -456,6 +456,7 @@ def _inspect_object(name: str) -> dict:
     """Docker's search without ``--type``: a container by name or ID, else an image, else a
     network, else a volume; none of them is "No such object"."""
     from minidocker.errors import MinidockerError, NotFound
+    from minidocker.image.reference import InvalidReference
 
     try:
         return _inspect_container(name)
@@ -464,11 +465,8 @@ def _inspect_object(name: str) -> dict:
     for look_up in (_inspect_image, _inspect_network, _inspect_volume):
         try:
             return look_up(name)
-        except NotFound:
-            pass
-        except MinidockerError as exc:  # no image's name (a volume MyData): docker/cli's
-            if "invalid reference format" not in str(exc):  # isErrSkippable goes on too
-                raise
+        except (NotFound, InvalidReference):  # no image's name (a volume MyData): docker/cli's
+            pass  # isErrSkippable goes on too
     raise NotFound(f"No such object: {name} (neither a container, an image, a network nor a "
                    "volume: see 'minidocker ps -a', 'images', 'network ls', 'volume ls')")
 

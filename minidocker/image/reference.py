@@ -64,5 +64,9 @@ def parse_reference(text: str) -> Reference:
     return Reference(name, tag or (None if digest else "latest"), digest)
 
 
-def _invalid(text: str, hint: str) -> MinidockerError:
-    return MinidockerError(f'invalid reference format: "{text}": {hint}')
+class InvalidReference(MinidockerError):
+    """Text that is no image reference (docker/cli: "invalid reference format")."""
+
+
+def _invalid(text: str, hint: str) -> InvalidReference:
+    return InvalidReference(f'invalid reference format: "{text}": {hint}')
