@@ -63,7 +63,7 @@ def is_mounted(path: str) -> bool:
 
 
 @contextmanager
-def locked(directory: Path):
+def mount_locked(directory: Path):
     """Hold a volume's ``mount.lock``: whoever mounts, counts or unmounts it waits here."""
     fd = os.open(directory / "mount.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -75,7 +75,7 @@ def locked(directory: Path):
 
 def mount(name: str, options: dict, path: str) -> None:
     """``mount -t TYPE -o O DEVICE path`` as mount(2), unless it is mounted already (another
-    running container uses the volume). Call it under ``locked``."""
+    running container uses the volume). Call it under ``mount_locked``."""
     if is_mounted(path):
         return
     flags, data = mount_flags(options.get("o", ""))

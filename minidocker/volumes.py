@@ -153,7 +153,7 @@ def create_volume(name: str | None = None, labels: dict | None = None,
     options = check_driver_options(options or {})
     name = check_volume_name(name) if name else os.urandom(32).hex()
     (volumes_dir() / name).mkdir(parents=True, exist_ok=True)
-    with locked(name):  # two creates at once: the second finds the first's volume
+    with volume_locked(name):  # two creates at once: the second finds the first's volume
         try:
             return get_volume(name)
         except NotFound:
@@ -230,7 +230,7 @@ def remove_volume(name: str, in_use: dict[str, list[str]], force: bool = False) 
         raise Conflict(f"volume {volume.Name} is in use by container {users}: remove the "
                        f"container first ('minidocker rm {in_use[volume.Name][0]}')")
     if volume.driver_mounted:  # left mounted by a crash: nobody uses it (checked above)
-        with localdriver.locked(volume.directory):
+        with localdriver.mount_locked(volume.directory):
             localdriver.unmount(volume.Mountpoint)
     # Renamed away first, so the volume disappears in one step even if the delete is cut short.
     doomed = volumes_dir() / f".removing-{os.getpid()}-{volume.Name}"
@@ -596,7 +596,7 @@ def mounted(mounts: list, running_volumes: Callable[[], set[str]]):
     leaves it once the record says "running"."""
     with ExitStack() as held:
         for volume in driver_mounted(mounts):
-            held.enter_context(localdriver.locked(volume.directory))
+            held.enter_context(localdriver.mount_locked(volume.directory))
             if (localdriver.is_mounted(volume.Mountpoint)
                     and volume.Name not in running_volumes()):
                 localdriver.unmount(volume.Mountpoint)  # a tmpfs starts empty, as in Docker
@@ -610,7 +610,7 @@ def unmount_unused(mounts: list, running_volumes: Callable[[], set[str]]) -> Non
     volume's lock) is unmounted — a tmpfs' data goes with it."""
     for volume in driver_mounted(mounts):
         try:
-            with localdriver.locked(volume.directory):
+            with localdriver.mount_locked(volume.directory):
                 if volume.Name not in running_volumes():
                     localdriver.unmount(volume.Mountpoint)
         except FileNotFoundError:
@@ -705,7 +705,7 @@ def mount_point(root: str, destination: str, is_dir: bool) -> str:
 # --- seeding a new volume from the image ------------------------------------------------------
 
 @contextmanager
-def locked(volume_name: str):
+def volume_locked(volume_name: str):
     """Hold the volume's lock (flock(2) on its directory): two containers starting at once
     must not both seed it."""
     fd = os.open(volumes_dir() / volume_name, os.O_RDONLY | os.O_DIRECTORY)
@@ -721,7 +721,7 @@ def seed(volume_name: str, image_path: str) -> None:
     their modes, owners and symlinks) and records that it did, so it happens once. A tmpfs
     volume is never seeded: Docker copies at create, into a tmpfs that is gone by the start,
     so its owner and mode stay those of its ``o=`` (uid=, mode=)."""
-    with locked(volume_name):
+    with volume_locked(volume_name):
         volume = get_volume(volume_name)
         if volume.Seeded or volume.Options.get("type") == "tmpfs":
             return
