@@ -6,6 +6,7 @@ each test makes its own service and removes it. At the end, ``cluster down`` lea
 import functools
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -68,6 +69,18 @@ def test_no_lab_is_a_clear_error():
     assert result.returncode == 1
     assert result.stderr.startswith("minidocker: no cluster lab is up: start one with")
     assert "Traceback" not in result.stderr
+
+
+def test_a_busy_daemon_is_there_a_crashed_one_is_not(tmp_path):
+    """The agent's test before each renewal of its lease: a socket nobody listens on refuses
+    at once (the node goes Down); a daemon too busy to answer in time still counts."""
+    path = str(tmp_path / "md.sock")
+    assert not Engine(path, timeout=0.2).present()  # no socket at all
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(path)
+        server.listen()
+        assert Engine(path, timeout=0.2).present()  # accepted, never answered: busy
+    assert not Engine(path, timeout=0.2).present()  # the file left behind: refused
 
 
 @pytest.fixture(scope="module")
