@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from minidocker.cluster.engine import SERVICE_LABEL, TASK_LABEL, Engine
-from tests.conftest import minidocker
+from tests.conftest import TIMEOUT_SCALE, minidocker
 from tests.helpers import eventually
 
 DOCKER = "/usr/local/bin/docker"
@@ -135,7 +135,7 @@ def test_nodes_are_namespaces_with_a_daemon_each(swarm):
     assert "10.77.0.12/24" in inside
     docker = subprocess.run([DOCKER, "-H", f"unix://{swarm['nodes']['n2']['socket']}",
                              "version", "--format", "{{.Server.APIVersion}}"],
-                            capture_output=True, text=True, timeout=30)
+                            capture_output=True, text=True, timeout=30 * TIMEOUT_SCALE)
     assert docker.returncode == 0 and docker.stdout.strip(), docker.stderr
     table = md_ok("node", "ls").splitlines()
     assert table[0].split() == ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER",
@@ -169,7 +169,7 @@ def test_a_global_service_publishes_its_port_on_each_node(swarm):
         n2 = swarm["nodes"]["n2"]["holder"]
         fetched = subprocess.run(["nsenter", f"--net=/proc/{n2}/ns/net", "busybox", "wget",
                                   "-qO-", "http://10.77.0.11:8080/hostname"],
-                                 capture_output=True, text=True, timeout=30)
+                                 capture_output=True, text=True, timeout=30 * TIMEOUT_SCALE)
         on_n1 = containers_of("edge")["n1"][0]
         logs = md_ok("service", "logs", "edge")
         assert f"hello from {fetched.stdout.strip()}" in logs, (fetched, logs)
