@@ -83,6 +83,38 @@ def test_a_busy_daemon_is_there_a_crashed_one_is_not(tmp_path):
     assert not Engine(path, timeout=0.2).present()  # the file left behind: refused
 
 
+@pytest.mark.parametrize("step, converged", [(50.0, True), (None, False)],
+                         ids=["slow-progress", "stuck"])
+def test_service_create_waits_while_the_service_makes_progress(monkeypatch, step, converged):
+    """``service create`` waits for its tasks as long as more of them run within each 60 s
+    (a slow machine: 150 s for three here), and not for a service stuck at 0 of 3. A fake
+    clock: each poll's sleep moves it on, and every ``step`` seconds one more task runs."""
+    from minidocker.cluster import swarm as records
+    from minidocker.cluster.traffic import CountingStore
+
+    store, clock = CountingStore(), [0.0]
+    service = {"ID": "s", "Spec": {"Mode": {"Replicated": {"Replicas": 3}}}}
+    records.write(store, records.SERVICES + "s", service)
+    for slot in range(3):
+        records.write(store, records.TASKS + f"t{slot}", {
+            "ID": f"t{slot}", "ServiceID": "s", "DesiredState": "running",
+            "Status": {"State": "new"}})
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+        for slot in range(3):
+            if step and clock[0] >= step * (slot + 1):
+                task = records.read(store, records.TASKS + f"t{slot}")
+                task["Status"]["State"] = "running"
+                records.write(store, records.TASKS + f"t{slot}", task)
+
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "sleep", sleep)
+    running, wanted, _ = records.wait_converged(store, service, 60.0)
+    assert (running == wanted == 3) is converged and wanted == 3
+    assert clock[0] >= (150 if converged else 60)
+
+
 @pytest.fixture(scope="module")
 def swarm():
     """``cluster up --nodes 3``, ``swarm init`` on n1, n2 and n3 joined as workers."""
