@@ -6,6 +6,7 @@ each test makes its own service and removes it. At the end, ``cluster down`` lea
 import functools
 import json
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from minidocker.cluster.engine import SERVICE_LABEL, TASK_LABEL, Engine
-from tests.conftest import minidocker
+from tests.conftest import TIMEOUT_SCALE, minidocker
 from tests.helpers import eventually
 
 DOCKER = "/usr/local/bin/docker"
@@ -70,6 +71,50 @@ def test_no_lab_is_a_clear_error():
     assert "Traceback" not in result.stderr
 
 
+def test_a_busy_daemon_is_there_a_crashed_one_is_not(tmp_path):
+    """The agent's test before each renewal of its lease: a socket nobody listens on refuses
+    at once (the node goes Down); a daemon too busy to answer in time still counts."""
+    path = str(tmp_path / "md.sock")
+    assert not Engine(path, timeout=0.2).present()  # no socket at all
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(path)
+        server.listen()
+        assert Engine(path, timeout=0.2).present()  # accepted, never answered: busy
+    assert not Engine(path, timeout=0.2).present()  # the file left behind: refused
+
+
+@pytest.mark.parametrize("step, converged", [(50.0, True), (None, False)],
+                         ids=["slow-progress", "stuck"])
+def test_service_create_waits_while_the_service_makes_progress(monkeypatch, step, converged):
+    """``service create`` waits for its tasks as long as more of them run within each 60 s
+    (a slow machine: 150 s for three here), and not for a service stuck at 0 of 3. A fake
+    clock: each poll's sleep moves it on, and every ``step`` seconds one more task runs."""
+    from minidocker.cluster import swarm as records
+    from minidocker.cluster.traffic import CountingStore
+
+    store, clock = CountingStore(), [0.0]
+    service = {"ID": "s", "Spec": {"Mode": {"Replicated": {"Replicas": 3}}}}
+    records.write(store, records.SERVICES + "s", service)
+    for slot in range(3):
+        records.write(store, records.TASKS + f"t{slot}", {
+            "ID": f"t{slot}", "ServiceID": "s", "DesiredState": "running",
+            "Status": {"State": "new"}})
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+        for slot in range(3):
+            if step and clock[0] >= step * (slot + 1):
+                task = records.read(store, records.TASKS + f"t{slot}")
+                task["Status"]["State"] = "running"
+                records.write(store, records.TASKS + f"t{slot}", task)
+
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "sleep", sleep)
+    running, wanted, _ = records.wait_converged(store, service, 60.0)
+    assert (running == wanted == 3) is converged and wanted == 3
+    assert clock[0] >= (150 if converged else 60)
+
+
 @pytest.fixture(scope="module")
 def swarm():
     """``cluster up --nodes 3``, ``swarm init`` on n1, n2 and n3 joined as workers."""
@@ -122,7 +167,7 @@ def test_nodes_are_namespaces_with_a_daemon_each(swarm):
     assert "10.77.0.12/24" in inside
     docker = subprocess.run([DOCKER, "-H", f"unix://{swarm['nodes']['n2']['socket']}",
                              "version", "--format", "{{.Server.APIVersion}}"],
-                            capture_output=True, text=True, timeout=30)
+                            capture_output=True, text=True, timeout=30 * TIMEOUT_SCALE)
     assert docker.returncode == 0 and docker.stdout.strip(), docker.stderr
     table = md_ok("node", "ls").splitlines()
     assert table[0].split() == ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER",
@@ -156,7 +201,7 @@ def test_a_global_service_publishes_its_port_on_each_node(swarm):
         n2 = swarm["nodes"]["n2"]["holder"]
         fetched = subprocess.run(["nsenter", f"--net=/proc/{n2}/ns/net", "busybox", "wget",
                                   "-qO-", "http://10.77.0.11:8080/hostname"],
-                                 capture_output=True, text=True, timeout=30)
+                                 capture_output=True, text=True, timeout=30 * TIMEOUT_SCALE)
         on_n1 = containers_of("edge")["n1"][0]
         logs = md_ok("service", "logs", "edge")
         assert f"hello from {fetched.stdout.strip()}" in logs, (fetched, logs)

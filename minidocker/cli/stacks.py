@@ -43,7 +43,8 @@ def stack_deploy(files, prune, detach, short_detach, name):
         click.echo(f"{service['Spec']['Name']}: {running}/{wanted} tasks running")
         if running != wanted:
             raise records.SwarmError(f"service {service['Spec']['Name']} did not converge "
-                                     f"in {CONVERGE_TIMEOUT:.0f}s: see 'minidocker stack ps "
+                                     f"(no progress in {CONVERGE_TIMEOUT:.0f}s): see "
+                                     f"'minidocker stack ps "
                                      f"{name}'")
 
 

@@ -15,7 +15,7 @@ from minidocker.cli import CONTEXT, Group, main, require_root
 NODE_OPTION = click.option("--node", "this_node", default=lambda: os.environ.get(
     "MINIDOCKER_NODE", "n1"), metavar="NAME", help="The lab node this command runs on "
     "[default: $MINIDOCKER_NODE or n1].")
-CONVERGE_TIMEOUT = 60.0
+CONVERGE_TIMEOUT = 60.0  # seconds without progress (swarm.wait_converged)
 
 
 def connect_swarm():
@@ -261,9 +261,9 @@ def _wait(records, store, service: dict, detach: bool) -> None:
     if running == wanted:
         click.echo("verify: Service converged")
     else:
-        raise click.ClickException(f"service {service['Spec']['Name']} did not converge in "
-                                   f"{CONVERGE_TIMEOUT:.0f}s: see 'minidocker service ps "
-                                   f"--explain {service['Spec']['Name']}'")
+        raise click.ClickException(f"service {service['Spec']['Name']} did not converge (no "
+                                   f"progress in {CONVERGE_TIMEOUT:.0f}s): see 'minidocker "
+                                   f"service ps --explain {service['Spec']['Name']}'")
 
 
 @service.command("create", context_settings={**CONTEXT, "allow_interspersed_args": False})

@@ -40,28 +40,35 @@ log = logging.getLogger("minidocker.agent")
 
 
 def heartbeat(store: Store, node: dict) -> None:
-    """Keep the node's lease alive for as long as its daemon answers."""
-    engine = Engine(node["Socket"])
+    """Keep the node's lease alive for as long as its daemon is there. A daemon busy starting
+    containers on a slow machine may take seconds to answer: it still counts, or the node
+    would go Down (and its tasks move) whenever it works hard; a crashed one refuses at once."""
+    engine = Engine(node["Socket"], timeout=RENEW_EVERY)
     lease = 0
     while True:
         try:
-            info = engine.call("GET", "/info").json()
-        except EngineError:
-            info = None  # the daemon is gone: no more renewals, the node will be Down
-        try:
-            if info is None and lease:
-                store.revoke(lease)
+            if not engine.present():  # gone: no more renewals, the node will be Down
+                if lease:
+                    store.revoke(lease)
                 lease = 0
-            elif info is not None and (not lease or store.keepalive(lease) == 0):
-                lease = store.grant(TTL)
-                status = {"Addr": node["Address"], "At": time.time(),
-                          "Resources": {"MemoryBytes": info.get("MemTotal", 0),
-                                        "NanoCPUs": info.get("NCPU", 1) * 1_000_000_000},
-                          "EngineVersion": info.get("ServerVersion", "")}
-                store.put(records.ALIVE + node["ID"], json.dumps(status), lease)
-        except EtcdError as exc:
+            elif not lease or store.keepalive(lease) == 0:
+                lease = announce(store, node, Engine(node["Socket"]))
+        except (EtcdError, EngineError) as exc:
             log.warning("heartbeat: %s", exc)
         time.sleep(RENEW_EVERY)
+
+
+def announce(store: Store, node: dict, engine: Engine) -> int:
+    """A new lease, and the node's key written with it: its address and what its daemon
+    offers (``GET /info``: memory, CPUs), for the scheduler."""
+    info = engine.call("GET", "/info").json()
+    lease = store.grant(TTL)
+    status = {"Addr": node["Address"], "At": time.time(),
+              "Resources": {"MemoryBytes": info.get("MemTotal", 0),
+                            "NanoCPUs": info.get("NCPU", 1) * 1_000_000_000},
+              "EngineVersion": info.get("ServerVersion", "")}
+    store.put(records.ALIVE + node["ID"], json.dumps(status), lease)
+    return lease
 
 
 def networking(store: Store, node: dict) -> None:

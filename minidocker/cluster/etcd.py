@@ -24,7 +24,7 @@ from minidocker.registry.tls import issue
 
 ETCD = "/usr/bin/etcd"
 CLIENT_PORT, PEER_PORT = 2379, 2380
-START_TIMEOUT = 30.0
+START_TIMEOUT = 120.0  # a bound for a hang: a member that dies is reported at once
 CLIENT_CERT = "client"  # the certificate every minidocker process shows to etcd
 
 

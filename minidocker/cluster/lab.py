@@ -45,7 +45,7 @@ LAB_BRIDGE = "lab0"
 ETCD_MEMBERS = 3
 FIRST_NODE_HOST = 11  # n1 is 10.77.0.11
 MAX_NODES = 20
-START_TIMEOUT = 20.0
+START_TIMEOUT = 120.0  # a bound for a hang: a daemon that dies is reported at once
 LAB_MARK = "MINIDOCKER_LAB"  # in the environment of every process the lab starts
 
 

@@ -12,7 +12,9 @@ bytes, so they travel base64-encoded; 64-bit numbers travel as strings. What the
 - ``/v3/watch``: one long response that streams, line by line, each change under a prefix.
 
 With three members, the client tries each endpoint in turn: any member answers (a follower
-forwards writes to the leader), so losing one costs one failed connection.
+forwards writes to the leader), so losing one costs one failed connection. The connection to a
+member is kept open (HTTP keep-alive) from one call to the next: a TLS handshake with client
+certificates costs both sides public-key operations, and the agents call every second.
 (PyPI's ``etcd3`` client is unmaintained and needs protobuf 3; the gateway needs only httpx.)
 
 Docs: etcd.io "gRPC gateway", api/etcdserverpb/rpc.proto. Used by: swarm.py, etcd.py,
@@ -70,6 +72,7 @@ class Store:
         self.tls.load_cert_chain(pki / f"{CLIENT_CERT}.crt", pki / f"{CLIENT_CERT}.key")
         self.timeout = timeout
         self.lock = threading.Lock()
+        self.clients: dict[str, httpx.Client] = {}  # endpoint -> its open connection(s)
 
     @classmethod
     def for_lab(cls, lab, timeout: float = TIMEOUT) -> "Store":
@@ -95,19 +98,34 @@ class Store:
         errors = []
         for endpoint in list(self.endpoints):
             try:
-                with httpx.Client(verify=self.tls, timeout=self.timeout) as client:
-                    response = client.post(f"{endpoint}/v3/{path}", json=body)
+                response = self.client(endpoint).post(f"{endpoint}/v3/{path}", json=body)
             except httpx.HTTPError as exc:
                 errors.append(f"{endpoint}: {exc or type(exc).__name__}")
-                with self.lock:  # try the others first next time
+                with self.lock:  # try the others first next time, on a new connection
                     self.endpoints.remove(endpoint)
                     self.endpoints.append(endpoint)
+                    broken = self.clients.pop(endpoint, None)
+                if broken:
+                    broken.close()
                 continue
             answer = response.json()
             if response.status_code != 200:
                 raise EtcdError(f"etcd refused {path}: {answer.get('error') or answer}")
             return answer
         raise EtcdError("no etcd member answered: " + "; ".join(errors))
+
+    def client(self, endpoint: str) -> httpx.Client:
+        """The member's client, made at the first call: its connection stays open."""
+        with self.lock:
+            if endpoint not in self.clients:
+                self.clients[endpoint] = httpx.Client(verify=self.tls, timeout=self.timeout)
+            return self.clients[endpoint]
+
+    def close(self) -> None:
+        with self.lock:
+            for client in self.clients.values():
+                client.close()
+            self.clients.clear()
 
     # --- keys ---------------------------------------------------------------------------------------
 

@@ -364,18 +364,26 @@ def tasks_of(store: Store, service_id: str | None = None) -> list[dict]:
 
 def wait_converged(store: Store, service: dict, timeout: float) -> tuple[int, int, dict]:
     """Poll until the service runs as many tasks as it wants and its update (if any) is over;
-    (running, wanted, its UpdateStatus)."""
+    (running, wanted, its UpdateStatus). ``timeout`` is how long it may go without progress
+    (more tasks running than ever before, or its update a step further): a slow machine still
+    starting containers is waited for, a service stuck (no suitable node, a task that keeps
+    failing) is reported — after at most a few such periods, as progress has an end."""
     import time
 
     from minidocker.cluster.update import IN_PROGRESS
 
-    deadline = time.monotonic() + timeout
+    deadline, best, states = time.monotonic() + timeout, -1, set()
     while True:
         current = read(store, SERVICES + service["ID"]) or service
         status = current.get("UpdateStatus") or {}
         running, wanted = replicas_of(store, current)
         if running == wanted and status.get("State") not in IN_PROGRESS or \
-                status.get("State") == "paused" or time.monotonic() > deadline:
+                status.get("State") == "paused":
+            return running, wanted, status
+        if running > best or status.get("State") not in states:  # progress: wait anew
+            best, deadline = max(best, running), time.monotonic() + timeout
+            states.add(status.get("State"))
+        elif time.monotonic() > deadline:
             return running, wanted, status
         time.sleep(0.3)
 
