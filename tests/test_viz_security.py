@@ -58,6 +58,21 @@ def test_every_escape_names_its_threat_and_mechanism():
         assert row.threat and row.stopped_by and row.probe
 
 
+def test_the_device_guard_follows_the_machine_and_the_runtime(monkeypatch):
+    for v1 in (True, False):
+        monkeypatch.setattr(security, "devices_controller", lambda v1=v1: v1)
+        ours, runcs = security.device_guard(), security.device_guard("runc")
+        assert runcs.errno == "EPERM" and not runcs.dev_readonly  # cgroup or eBPF: rw /dev
+        assert (ours.errno, ours.dev_readonly) == (("EPERM", False) if v1 else ("EROFS", True))
+        mknod_dev = next(row for row in security.escapes() if row.name == "mknod-dev")
+        assert mknod_dev.stopped_by == ours.mechanism
+
+
+def test_every_kernels_threats_include_sysrq_and_the_machine_rows():
+    names = [row[0] for row in security.threats().rows]
+    assert "sysrq" in names and set(security.MACHINE_DEPENDENT) <= set(names)
+
+
 # --- the uid map of a user-namespace container (notebook 09) -------------------------------------
 
 MAP = [(0, 100000, 65536)]

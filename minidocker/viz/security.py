@@ -53,11 +53,35 @@ class Escape:
     privileged_probe: str | None = None  # a harmless stand-in under --privileged; "" = skip
 
 
-def _devices_mechanism() -> str:
-    """How a device node the container makes is kept from opening, on this machine."""
+@dataclass(frozen=True)
+class DeviceGuard:
+    """What keeps a device node that root in the container makes in ``/dev`` from opening."""
+
+    mechanism: str  # in the words of the escape table's last column
+    errno: str  # the kernel's answer to mknod-dev: EPERM (the open refused) or EROFS (/dev)
+    dev_readonly: bool  # whether the container's /dev is mounted read-only
+
+
+DEVICE_GUARDS = {
+    "devices cgroup": DeviceGuard(
+        "the devices cgroup (v1): open(2) of a device not in devices.allow -> EPERM",
+        "EPERM", dev_readonly=False),
+    "eBPF": DeviceGuard(
+        "runc's eBPF device program (cgroup v2): open(2) of a device it does not allow -> EPERM",
+        "EPERM", dev_readonly=False),
+    "read-only /dev": DeviceGuard(
+        "no devices cgroup (v2): /dev is read-only, the root is nodev -> EROFS",
+        "EROFS", dev_readonly=True),
+}
+
+
+def device_guard(runtime: str = "minidocker") -> DeviceGuard:
+    """The guard of this machine for this ``--runtime``: the v1 devices controller where there
+    is one (both runtimes use it); on cgroup v2 only, runc loads an eBPF program
+    (BPF_PROG_TYPE_CGROUP_DEVICE) and minidocker, which does not, mounts ``/dev`` read-only."""
     if devices_controller():
-        return "the devices cgroup (v1): open(2) of a device not in devices.allow -> EPERM"
-    return "no devices cgroup (v2): /dev is read-only, the root is nodev -> EROFS"
+        return DEVICE_GUARDS["devices cgroup"]
+    return DEVICE_GUARDS["eBPF" if runtime == "runc" else "read-only /dev"]
 
 
 def devices_controller() -> bool:
@@ -110,8 +134,16 @@ def _opens(path: str) -> bool:
     return True
 
 
-def escapes() -> tuple[Escape, ...]:
-    """The escape table of this machine (the device rows name one of its block devices)."""
+# The rows whose verdict depends on the machine rather than on the engine: whether its kernel
+# has modules and magic SysRq at all (CONFIG_MODULES, CONFIG_MAGIC_SYSRQ), and what guards its
+# devices (device_guard). The notebook shows them apart, each beside what decides it.
+MACHINE_DEPENDENT = ("module", "sysrq", "mknod-dev")
+
+
+def escapes(any_kernel: bool = False) -> tuple[Escape, ...]:
+    """The escape table of this machine (the device rows name one of its block devices);
+    ``any_kernel``: with the sysrq row even where this kernel has no magic SysRq (a list of
+    threats, not of probes to run here)."""
     disk = host_block_device()
     major, minor = (disk[1], disk[2]) if disk else (8, 0)
     rows = [
@@ -139,7 +171,7 @@ def escapes() -> tuple[Escape, ...]:
                "the root is mounted nodev: device nodes on it open nothing -> EACCES"),
         Escape("mknod-dev", "make a node of the host's disk in /dev and read it",
                f"mknod /dev/disk b {major} {minor} && head -c 16 /dev/disk > /dev/null",
-               _devices_mechanism()),
+               device_guard().mechanism),
         Escape("userns", "create a user namespace (full capabilities inside it)",
                "unshare -U true",
                "seccomp: unshare(CLONE_NEWUSER) -> EPERM"),
@@ -154,7 +186,7 @@ def escapes() -> tuple[Escape, ...]:
                "seccomp: settimeofday/clock_settime -> EPERM unless CAP_SYS_TIME",
                privileged_probe=""),
     ]
-    if os.path.exists("/proc/sysrq-trigger"):  # only on kernels with magic SysRq
+    if any_kernel or os.path.exists("/proc/sysrq-trigger"):  # kernels with magic SysRq
         rows.insert(3, Escape(
             "sysrq", "crash or reboot the host through magic SysRq",
             "echo h > /proc/sysrq-trigger",  # "h" only prints the help, should it ever pass
@@ -230,8 +262,8 @@ def escape_table(default: dict[str, Attempt], privileged: dict[str, Attempt],
 
 
 def threats(rows: tuple[Escape, ...] | None = None) -> Table:
-    """Each escape and the threat behind it."""
-    rows = rows if rows is not None else escapes()
+    """Each escape and the threat behind it (by default, every kernel's)."""
+    rows = rows if rows is not None else escapes(any_kernel=True)
     return Table(("escape", "the threat"), [(r.name, r.threat) for r in rows])
 
 
