@@ -55,3 +55,4 @@ def test_podman_stays_in_a_private_mount_namespace():
     script = runtime.podman_script("/w/podman", "/w/b.tar", "parent")
     assert script.startswith("mount --make-rprivate / && mount -t tmpfs tmpfs /run")
     assert "--network none" in script and "--runtime runc" in script
+    assert "--log-driver k8s-file" in script  # not journald: its socket is not on our /run

@@ -15,6 +15,7 @@ Used by: notebook 06b-oci-runtime.
 import re
 from pathlib import Path
 
+from minidocker.viz.engines import Podman
 from minidocker.viz.table import Table
 
 # (field of config.json, stage, what minidocker's own start does for it, where to read)
@@ -144,14 +145,14 @@ def podman_script(podman_home: str, image_tar: str, cgroup_parent: str) -> str:
     """The shell story that runs ``podman run -d`` without touching the host: a private mount
     namespace (``unshare -m``) whose /run and /var/lib are fresh tmpfs (podman and runc keep
     state there whatever ``--root`` says), podman's store in ``podman_home``, runc as the
-    runtime, no network. It prints conmon's PID; the namespace lives on with conmon, so the
+    runtime, and ``Podman.RUN_FLAGS``: no network, the log in a file. It prints conmon's PID; the namespace lives on with conmon, so the
     container is removed later through it (``nsenter -t PID -m``)."""
     podman = podman_command(podman_home)
     return (f"mount --make-rprivate / && mount -t tmpfs tmpfs /run && "
             f"mount -t tmpfs tmpfs /var/lib && "
             f"{podman} import {image_tar} localhost/busybox >/dev/null && "
-            f"{podman} run -d --name box --network none --cgroup-parent /{cgroup_parent} "
-            "--ulimit nofile=1024:1024 --ulimit nproc=1000:1000 localhost/busybox sleep 3600 "
+            f"{podman} run -d --name box {' '.join(Podman.RUN_FLAGS)} "
+            f"--cgroup-parent /{cgroup_parent} localhost/busybox sleep 3600 "
             f">/dev/null && {podman} inspect --format '{{{{.State.ConmonPid}}}}' box")
 
 
