@@ -183,8 +183,10 @@ class Podman:
     ``--runtime runc``, ``--cgroup-manager cgroupfs`` and a cgroup parent of its own, removed
     at the end. A context manager."""
 
+    # the rlimits this sandbox requires (INTEROP.md); the log in a file: under systemd, podman's
+    # default is journald, whose socket is in the /run that the tmpfs hides
     RUN_FLAGS = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit",
-                 "nproc=1000:1000"]  # the rlimits this sandbox requires (INTEROP.md)
+                 "nproc=1000:1000", "--log-driver", "k8s-file"]
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
