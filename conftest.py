@@ -153,7 +153,8 @@ def pytest_runtest_teardown(item, nextitem):
 
 def pytest_sessionfinish(session, exitstatus):
     left = leaks()
-    deadline = time.monotonic() + 15  # a monitor host exits a moment after its last container
+    # a monitor host exits a moment after its last container (an emulated VM: ~10x later)
+    deadline = time.monotonic() + 15 * float(os.environ.get("MINIDOCKER_TEST_TIMEOUT_SCALE") or 1)
     while left and time.monotonic() < deadline:
         time.sleep(0.5)
         left = leaks()

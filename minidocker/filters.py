@@ -24,6 +24,7 @@ from typing import NoReturn
 from minidocker.errors import MinidockerError
 
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+BOOLEAN_FILTERS = ("dangling", "all")  # true or false wherever a listing or prune takes them
 PRUNE_FILTERS = ("label", "label!", "until")  # moby's prune filters, for every kind of object
 
 
@@ -56,6 +57,8 @@ class Filters:
                     parse_time(value)
                 except MinidockerError as exc:
                     raise MinidockerError(f"invalid filter 'until={value}': {exc}") from None
+            if key in BOOLEAN_FILTERS:  # also told now, as moby's GetBoolOrDefault up front
+                boolean(key, value)
             values = args.setdefault(key, [])
             if value not in values:  # moby's filters.Args is a set of values for each key
                 values.append(value)
@@ -124,17 +127,20 @@ class Filters:
     def match_either(self, key: str, if_true: bool, if_false: bool) -> bool:
         """A boolean filter whose two questions are not each other's opposite: does the
         object match ``key=true`` (``if_true``), does it match ``key=false`` (``if_false``)."""
-        for value in self.args.get(key, []):
-            if value.lower() not in BOOLEANS:
-                raise MinidockerError(f"invalid filter '{key}={value}': use {key}=true or "
-                                      f"{key}=false")
-        return self.match(key, lambda value: if_true if BOOLEANS[value.lower()] else if_false)
+        return self.match(key, lambda value: if_true if boolean(key, value) else if_false)
 
     def match_created(self, created: str, created_of: Callable[[str], str]) -> bool:
         """``before=X`` / ``since=X``: made strictly before / after X, whose creation time
         ``created_of(X)`` gives (ISO 8601 strings compare in time order)."""
         return (all(created < created_of(value) for value in self.args.get("before", []))
                 and all(created > created_of(value) for value in self.args.get("since", [])))
+
+
+def boolean(key: str, value: str) -> bool:
+    """A boolean filter's value: ``true``/``1`` or ``false``/``0``, else the error."""
+    if value.lower() not in BOOLEANS:
+        raise MinidockerError(f"invalid filter '{key}={value}': use {key}=true or {key}=false")
+    return BOOLEANS[value.lower()]
 
 
 def path_match(pattern: str, name: str) -> bool:

@@ -1,5 +1,6 @@
 """A minidocker daemon for a test: started on a socket in a temporary directory, stopped by
-its PID at the end, and the containers it made removed."""
+its PID at the end, and the containers it made removed. Every wait here is scaled by
+``MINIDOCKER_TEST_TIMEOUT_SCALE`` (an emulated VM is ~10x slower)."""
 
 import contextlib
 import fcntl
@@ -15,6 +16,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from tests.conftest import TIMEOUT_SCALE
 
 DOCKER = "/usr/local/bin/docker"
 
@@ -35,7 +38,7 @@ class Daemon:
     def start(self) -> "Daemon":
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 20 * TIMEOUT_SCALE  # the API's imports, on a slow VM
         while not self.answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"the daemon did not start:\n{self.log.read_text()}")
@@ -50,18 +53,18 @@ class Daemon:
             return False
 
     def stop(self) -> None:
-        terminate(self.proc, 10)
+        terminate(self.proc, 10 * TIMEOUT_SCALE)
 
     def docker(self, *args: str, input: str | None = None, timeout: float = 60,
                env: dict | None = None) -> subprocess.CompletedProcess:
         """The real docker CLI, talking to this daemon (with more ``env`` if given)."""
         return subprocess.run([DOCKER, *args], input=input, capture_output=True, text=True,
-                              timeout=timeout, env={**self.env, **(env or {})})
+                              timeout=timeout * TIMEOUT_SCALE, env={**self.env, **(env or {})})
 
     def http(self) -> httpx.Client:
         """Raw HTTP on the socket, for what the CLI never sends (bad input)."""
         return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)),
-                            base_url="http://docker", timeout=30)
+                            base_url="http://docker", timeout=30 * TIMEOUT_SCALE)
 
     def log_text(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
@@ -118,7 +121,7 @@ class Terminal:
         fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
     def read_until(self, marker: bytes, timeout: float = 20) -> bytes:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * TIMEOUT_SCALE
         while marker not in self.seen and time.monotonic() < deadline:
             if select.select([self.master], [], [], 0.2)[0]:
                 try:
@@ -134,7 +137,7 @@ class Terminal:
         """The CLI's exit code, once it has closed the terminal (read for ``timeout`` seconds,
         killed if it is still there 30 s later)."""
         self.read_until(b"\x00", timeout=timeout)
-        deadline = time.monotonic() + 30  # a loaded machine: the CLI's last requests
+        deadline = time.monotonic() + 30 * TIMEOUT_SCALE  # a loaded machine: its last requests
         while not (done := os.waitpid(self.pid, os.WNOHANG))[0]:
             if time.monotonic() > deadline:
                 os.kill(self.pid, 9)

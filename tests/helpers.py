@@ -103,7 +103,7 @@ def attached(*args: str) -> Iterator[subprocess.Popen]:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         yield client
-        assert client.wait(timeout=5) == 0
+        assert client.wait(timeout=5 * TIMEOUT_SCALE) == 0
         assert b"read escape sequence" in client.stderr.read()
     finally:
         client.kill()

@@ -155,11 +155,12 @@ def test_plain_tcp_is_refused_without_tls():
     assert result.returncode != 0 and "--tlsverify" in result.stderr
 
 
+@needs_docker
 def test_the_default_bridge_follows_each_daemons_icc(tmp_path):
     """Two daemons one after the other on one state root and in one network namespace: the
     second, without --icc=false and without --bip, turns the first's ICC back on (the record
     and the iptables rule), and keeps its bridge's subnet, as dockerd does with docker0."""
-    holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "300"])
+    holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"])  # killed below
     netns = f"/proc/{holder.pid}/ns/net"
     while Path(netns).stat().st_ino == Path("/proc/self/ns/net").stat().st_ino:
         time.sleep(0.01)  # unshare has not run yet

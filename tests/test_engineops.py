@@ -5,6 +5,7 @@
 import io
 import json
 import os
+import signal
 import subprocess
 import tarfile
 import threading
@@ -15,6 +16,7 @@ import pytest
 
 from minidocker import events
 from tests.conftest import minidocker
+from tests.helpers import eventually
 
 
 def ok(result) -> str:
@@ -65,7 +67,7 @@ def test_event_times_as_docker_reads_them():
 @pytest.fixture(scope="module")
 def box():
     name = "engops-box"
-    ok(minidocker("run", "-d", "--name", name, "busybox", "sleep", "300"))
+    ok(minidocker("run", "-d", "--name", name, "busybox", "sleep", "infinity"))  # outlives any run
     yield name
     minidocker("rm", "-f", name)
 
@@ -137,6 +139,30 @@ def test_cp_into_a_stopped_container_and_out(containers, tmp_path):
     assert (tmp_path / "back").read_text() == "while stopped\n"
     ok(minidocker("start", name))
     assert inside(name, "cat", "/f") == "while stopped\n"
+
+
+def test_a_container_whose_pid_1_has_just_ended_is_not_running(containers, tmp_path):
+    """Until its monitor has released it and recorded the end (seconds on a slow machine),
+    the record still says "running": exec says what Docker says, not a /proc path, and cp
+    reads its files as a stopped container's."""
+    from minidocker.container import records
+
+    name = containers.run_d("--network", "none", "busybox", "sh", "-c",
+                            "echo kept > /f; exec sleep infinity")
+    inside(name, "cat", "/f")
+    state = records.find(name).State
+    os.kill(state["MonitorPid"], signal.SIGSTOP)  # it cannot record the end for now
+    try:
+        os.kill(state["Pid"], signal.SIGKILL)
+        eventually(lambda: records.start_time(state["Pid"]) == 0, what="PID 1 gone")
+        assert records.find(name).status == "running"
+        result = minidocker("exec", name, "true")
+        assert result.returncode == 1 and "is not running" in result.stderr, result.stderr
+        assert "/proc" not in result.stderr
+        ok(minidocker("cp", f"{name}:/f", str(tmp_path / "f")))
+        assert (tmp_path / "f").read_text() == "kept\n"
+    finally:
+        os.kill(state["MonitorPid"], signal.SIGCONT)
 
 
 def test_symlinks_planted_by_the_container_lead_nowhere_outside(box, tmp_path):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from minidocker.container import filters as container_filters
 from minidocker.errors import MinidockerError
 from minidocker.filters import PRUNE_FILTERS, Filters, path_match
 from minidocker.image import filters as by
@@ -152,9 +153,14 @@ def test_prunes_take_only_what_the_filters_name(md):
         md("network", "rm", "prn-net")
 
 
-def test_a_bad_value_is_refused():
+def test_a_bad_value_is_refused_before_any_object_is_looked_at():
+    """As moby's filters: a bad boolean or port is told by the parse itself, also when the
+    store holds nothing to match; a bad regular expression when a name is matched."""
     with pytest.raises(MinidockerError, match="dangling=true or dangling=false"):
-        Filters.parse(["dangling=maybe"], ("dangling",), "images").match_bool("dangling", True)
+        Filters.parse(["dangling=maybe"], ("dangling",), "images")
+    with pytest.raises(MinidockerError, match=r"publish=PORT\[/PROTO\]"):
+        container_filters.parse(["publish=http"])
+    assert container_filters.select([], container_filters.parse(["expose=53/udp"])) == []
     with pytest.raises(MinidockerError, match="regular expression"):
         Filters.parse(["name=(("], ("name",), "ps").match_name("web")
 
@@ -174,7 +180,7 @@ def scene():
     md("volume", "create", "--label", "keep=yes", f"{PREFIX}-spare")
     made = [md("run", "-d", "--name", f"{PREFIX}-web", "-l", "tier=web", "-p", "8080:80",
                "--network", f"{PREFIX}-net", "-v", f"{PREFIX}-data:/data", "busybox",
-               "sleep", "60"),
+               "sleep", "infinity"),  # running all the module long, at any speed
             md("run", "--name", f"{PREFIX}-job", "-l", "tier=batch", "--expose", "53/udp",
                "busybox", "sh", "-c", "exit 3"),
             md("create", "--name", f"{PREFIX}-idle", "busybox", "true")]

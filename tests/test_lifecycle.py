@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from minidocker import cgroups
+from minidocker import cgroups, events
 from minidocker.container import records
 from minidocker.image.store import ImageStore
 
@@ -52,12 +52,13 @@ def image_with(containers, tag: str, **config) -> str:
 
 # --- states, ps ----------------------------------------------------------------------------------
 
+AGO = r"(Less than a second|\d+ seconds?|\d+ minutes)"  # minutes: an emulated VM is slow
 STATUS_TEXT = {
     "created": r"Created",
-    "running": r"Up (Less than a second|\d+ seconds?)",
-    "paused": r"Up (Less than a second|\d+ seconds?) \(Paused\)",
-    "restarting": r"Restarting \(1\) (Less than a second|\d+ seconds?) ago",
-    "exited": r"Exited \(3\) (Less than a second|\d+ seconds?) ago",
+    "running": rf"Up {AGO}",
+    "paused": rf"Up {AGO} \(Paused\)",
+    "restarting": rf"Restarting \(1\) {AGO} ago",
+    "exited": rf"Exited \(3\) {AGO} ago",
 }
 
 
@@ -97,7 +98,7 @@ def test_ps_shows_every_state_with_dockers_status_texts(md, containers):
         assert inspect(md, name, "{{.State.Status}}") in (state, "running")
     assert rows[running]["COMMAND"] == f'"sh -c {LOOP}"'[:20] + '…"'
     assert rows[created]["COMMAND"] == '"true"'
-    assert re.fullmatch(r"(Less than a second|\d+ seconds?) ago", rows[running]["CREATED"])
+    assert re.fullmatch(rf"{AGO} ago", rows[running]["CREATED"])
 
     active = ps_rows(md)
     assert {running, paused} <= set(active) and not {created, exited} & set(active)
@@ -134,11 +135,21 @@ def timed(md, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     return result, time.monotonic() - began
 
 
+def grace(name: str) -> float:
+    """Seconds from ``stop``'s signal (its "kill" event) to the container's end (the
+    monitor's "die"): what the container was given, without the time the CLI itself took on
+    this machine (an emulated VM's commands take seconds)."""
+    mine = [e for e in events.read() if e["Actor"]["ID"] == container_id(name)]
+    kill, die = (next(e["timeNano"] for e in mine if e["Action"] == action)
+                 for action in ("kill", "die"))
+    return (die - kill) / 1e9
+
+
 def test_stop_a_container_that_traps_sigterm_is_quick(md, containers):
     name = containers.run_d("busybox", "sh", "-c", f"trap 'echo bye; exit 0' TERM; {LOOP}")
     time.sleep(0.3)  # let the shell install its trap
-    result, took = timed(md, "stop", "-t", "10", name)
-    assert result.stdout == f"{name}\n" and took < 3
+    assert md("stop", "-t", "10", name).stdout == f"{name}\n"
+    assert grace(name) < 3  # it left on its SIGTERM, long before the 10 s
     assert inspect(md, name, "{{.State.Status}} {{.State.ExitCode}}") == "exited 0"
     assert md("logs", name).stdout == "bye\n"
 
@@ -146,8 +157,8 @@ def test_stop_a_container_that_traps_sigterm_is_quick(md, containers):
 def test_stop_a_container_that_ignores_sigterm_kills_it_after_the_timeout(md, containers):
     # PID 1 without a handler never gets SIGTERM (pid_namespaces(7)): 'sleep' ignores it too
     ignoring = containers.run_d("busybox", "sh", "-c", f"trap '' TERM; {LOOP}")
-    result, took = timed(md, "stop", "-t", "1", ignoring)
-    assert result.returncode == 0 and 1 <= took < 4
+    assert md("stop", "-t", "1", ignoring).returncode == 0
+    assert 1 <= grace(ignoring) < 10  # killed once its 1 s was over
     assert inspect(md, ignoring, "{{.State.ExitCode}}") == "137"
     assert not cgroups.for_container(container_id(ignoring)).exists()
 
@@ -155,8 +166,8 @@ def test_stop_a_container_that_ignores_sigterm_kills_it_after_the_timeout(md, co
 def test_stop_timeout_flag_is_the_default_of_stop(md, containers):
     name = containers.run_d("--stop-timeout", "1", "busybox", "sleep", "100")
     assert inspect(md, name, "{{.Config.StopTimeout}}") == "1"
-    result, took = timed(md, "stop", name)
-    assert result.returncode == 0 and 1 <= took < 4
+    assert md("stop", name).returncode == 0
+    assert 1 <= grace(name) < 10  # its own 1 s, not the default 10 s
 
 
 def test_stop_signal_from_the_flag_and_from_the_image(md, containers):

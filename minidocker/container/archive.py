@@ -142,7 +142,7 @@ def _in_root(record: records.ContainerRecord, verb: str, work, args: tuple, keep
     """``work(*args)`` in a child inside the container's root, which keeps only ``keep_fd``
     of our fds; what it refuses comes back as data (an exception does not cross the fork)
     and is raised here as the engine's error."""
-    running = record.status in ACTIVE and record.State["Pid"] > 0
+    running = record.status in ACTIVE and record.pid1_alive()  # else its files as stopped
     result = namespaces.in_child(f"{verb} files of container {record.Name}", _enter_and_work,
                                  running, record, work, args, keep_fd)
     if isinstance(result, dict) and "refused" in result:

@@ -57,7 +57,11 @@ def exec_in(record: records.ContainerRecord, spec: ExecSpec) -> int:
     if theirs is not None:
         theirs.close()
     with child.reports:
-        child.wait_exec()  # a step that failed raises here, naming the step
+        try:
+            child.wait_exec()  # a step that failed raises here, naming the step
+        except namespaces.StepFailed:
+            check_running(record, record.Name)  # it failed as PID 1 ended: say that instead
+            raise
     if ours is not None:
         master = namespaces.receive_console(ours)
         terminal.copy_window_size(0, master)
@@ -73,7 +77,7 @@ def check_running(record: records.ContainerRecord, shown: str) -> None:
     stopped one. ``shown``: the container as the caller names it (dockerd: its ID)."""
     if record.status == "paused":
         raise Conflict(f"Container {shown} is paused, unpause the container before exec")
-    if record.status != "running":
+    if record.status != "running" or not record.pid1_alive():  # or ending, not yet recorded
         raise Conflict(f"Container {shown} is not running: start it first "
                        f"('minidocker start {record.Name}')")
 

@@ -38,6 +38,9 @@ def parse(items) -> Filters:
         if not code.lstrip("-").isdigit():
             raise MinidockerError(f"invalid filter 'exited={code}': give an exit code, "
                                   "e.g. exited=0")
+    for key in ("expose", "publish"):  # before any container is looked at (moby's foldFilter)
+        for spec in filters.args.get(key, []):
+            port_range(key, spec)
     return filters
 
 
@@ -96,13 +99,17 @@ def published_ports(c: records.ContainerRecord) -> set[str]:
 
 
 def port_in(key: str, spec: str, ports) -> bool:
-    """``80``, ``53/udp`` or ``8000-8080/tcp`` (tcp when no protocol is given) among
-    ``ports`` (``"80/tcp"`` keys)."""
+    """``80``, ``53/udp`` or ``8000-8080/tcp`` among ``ports`` (``"80/tcp"`` keys)."""
+    wanted, proto = port_range(key, spec)
+    return any(int(port.partition("/")[0]) in wanted
+               and (port.partition("/")[2] or "tcp") == proto for port in ports)
+
+
+def port_range(key: str, spec: str) -> tuple[range, str]:
+    """The ports and protocol (tcp when none is given) of an ``expose``/``publish`` value."""
     numbers, _, proto = spec.partition("/")
     first, _, last = numbers.partition("-")
     if not first.isdigit() or not (last or first).isdigit():
         raise MinidockerError(f"invalid filter '{key}={spec}': use {key}=PORT[/PROTO] or "
                               f"{key}=START-END[/PROTO], e.g. {key}=80/tcp")
-    wanted = range(int(first), int(last or first) + 1)
-    return any(int(port.partition("/")[0]) in wanted
-               and (port.partition("/")[2] or "tcp") == (proto or "tcp") for port in ports)
+    return range(int(first), int(last or first) + 1), proto or "tcp"

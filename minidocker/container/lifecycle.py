@@ -201,7 +201,7 @@ def stop(record: records.ContainerRecord, timeout: int | None = None) -> None:
     record.event("kill", signal=stop_signal)  # Docker's stop: kill, die, stop
     if not _wait_for_exit(record, timeout):
         cgroup.kill_all()
-    _wait_for_exit(record, 10)
+        _wait_for_exit(record, None)  # the monitor records the end once it has torn down
     record.event("stop")
 
 
@@ -219,7 +219,7 @@ def kill(record: records.ContainerRecord, signame: str = "KILL") -> None:
     _signal(record, signum)
     record.event("kill", signal=signum)
     if signum == signal.SIGKILL:
-        _wait_for_exit(record, 10)
+        _wait_for_exit(record, None)
 
 
 def restart(record: records.ContainerRecord, timeout: int | None = None) -> None:
@@ -403,15 +403,19 @@ def _signal(record: records.ContainerRecord, signum: int) -> None:
             os.kill(pid, signum)
 
 
-def _wait_for_exit(record: records.ContainerRecord, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
+def _wait_for_exit(record: records.ContainerRecord, timeout: float | None) -> bool:
+    """Wait until the record says the container has ended; False after ``timeout`` seconds.
+    ``None``: after a SIGKILL, as long as it takes, as moby's ``Kill`` (its monitor ends it
+    once its network and cgroup are released: seconds on a slow machine; a monitor that died
+    is found out by ``refresh``)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         try:
             if refresh(record.reload()).status not in ACTIVE:
                 return True
         except MinidockerError:
             return True  # removed meanwhile
-        if time.monotonic() >= deadline:
+        if deadline is not None and time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
 

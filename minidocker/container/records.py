@@ -139,6 +139,12 @@ class ContainerRecord:
         pid = self.State.get("MonitorPid") or 0
         return pid > 0 and start_time(pid) == self.State.get("MonitorStart")
 
+    def pid1_alive(self) -> bool:
+        """The container's PID 1 still runs (neither gone nor a zombie). A record may say
+        "running" a moment after it ended: until its monitor has released the container."""
+        pid = self.State.get("Pid") or 0
+        return pid > 0 and start_time(pid) != 0
+
     def event(self, action: str, **attributes) -> None:
         """Tell ``docker events`` what happened to this container (minidocker/events.py),
         with Docker's attributes: its labels, image and name."""

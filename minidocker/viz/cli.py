@@ -6,16 +6,30 @@ that is not 0.
 with the notebook kernel's own Python (``sys.executable -m minidocker.cli``): it works whether
 or not a ``minidocker`` command is on ``$PATH``. ``host("ps -o pid,comm -p 1")`` runs a program
 of the host the same way.
+
+A command that hangs is stopped after its ``timeout`` and the cell fails naming it. The default,
+``DEFAULT_TIMEOUT``, is generous: each command of these notebooks takes seconds here and
+several times that in a student's slow VM; the emulated VM that tests the classroom
+(tools/v2vm, ~10x slower still) says by how much more in ``MINIDOCKER_TEST_TIMEOUT_SCALE``,
+which stretches every timeout given here (``patience``), as it does the tests' waits.
 Man pages: none of its own (subprocess, pipes); what it runs names them.
 Used by: every notebook, 00-tour to 09-security (``minidocker(...)``, ``host(...)``).
 """
 
+import os
 import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 
 MINIDOCKER = [sys.executable, "-m", "minidocker.cli"]
+DEFAULT_TIMEOUT = 300  # seconds: a hung command is named after 5 minutes, not a slow one
+
+
+def patience(seconds: float) -> float:
+    """``seconds``, stretched on a machine that says it is slower (the emulated VM's test
+    run sets ``MINIDOCKER_TEST_TIMEOUT_SCALE``, e.g. 10)."""
+    return seconds * float(os.environ.get("MINIDOCKER_TEST_TIMEOUT_SCALE") or 1)
 
 
 @dataclass
@@ -57,17 +71,18 @@ def _argv(args: tuple[str, ...]) -> list[str]:
 def _run(shown: list[str], argv: list[str], input: str | None, timeout: float) -> Transcript:
     result = subprocess.run(argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=None if input is not None else subprocess.DEVNULL,
-                            text=True, timeout=timeout)
+                            text=True, timeout=patience(timeout))
     return Transcript(shown, result.stdout, result.returncode)
 
 
-def minidocker(*args: str, input: str | None = None, timeout: float = 60) -> Transcript:
+def minidocker(*args: str, input: str | None = None,
+               timeout: float = DEFAULT_TIMEOUT) -> Transcript:
     """Run ``minidocker ARGS`` and return its transcript (the cell shows it)."""
     argv = _argv(args)
     return _run(["minidocker", *argv], [*MINIDOCKER, *argv], input, timeout)
 
 
-def host(*args: str, input: str | None = None, timeout: float = 60) -> Transcript:
+def host(*args: str, input: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Transcript:
     """Run a program on the host (outside any container) and return its transcript."""
     argv = _argv(args)
     return _run(argv, argv, input, timeout)

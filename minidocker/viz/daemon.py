@@ -27,6 +27,7 @@ from pathlib import Path
 
 from minidocker.container import records
 from minidocker.daemon.wiretap import CLIENT, Message
+from minidocker.viz.cli import patience
 from minidocker.viz.lifecycle import children, status, tree_rows
 from minidocker.viz.sequence import Arrow
 from minidocker.viz.table import Table
@@ -177,7 +178,7 @@ def settled(pid: int, timeout: float = 10) -> None:
     """Wait until no process under ``pid`` is still runc's ``runc:[2:INIT]`` (the container's
     PID 1 before its exec): ``docker run -d`` may return before runc's init has become the
     container's command."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while time.monotonic() < deadline and any(
             status(p).get("Name", "").startswith("runc") for p in tree_pids(pid)):
         time.sleep(0.02)

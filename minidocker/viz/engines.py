@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from minidocker.errors import MinidockerError
+from minidocker.viz.cli import patience
 
 # The docker CLI: 28.2 where this kit's machine has it, else Debian's (docker.io, 20.10),
 # which the kit installs with dockerd; both negotiate the API version with the daemon.
@@ -84,7 +85,7 @@ class Dockerd:
             self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         atexit.register(self.stop)  # a notebook whose cell failed still stops it on exit
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + patience(START_TIMEOUT)
         while not self.answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
@@ -105,7 +106,7 @@ class Dockerd:
                timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run([DOCKER, *args], input=input, capture_output=True,
                               text=self.text and not isinstance(input, bytes),
-                              timeout=timeout, env=self.env)
+                              timeout=patience(timeout), env=self.env)
 
     def shims(self) -> list[int]:
         """The PIDs of this dockerd's ``containerd-shim-runc-v2`` processes. A shim leaves its
@@ -215,7 +216,8 @@ class Podman:
                 "--tmpdir", "/run/podman-tmp", "--runtime", "runc",  # a short path (podman
                 "--cgroup-manager", "cgroupfs", "--events-backend", "file"]  # wants ≤ 50)
         return subprocess.run([*base, *args], input=input, capture_output=True,
-                              timeout=timeout, env={**os.environ, "TMPDIR": "/run/podman-tmp"})
+                              timeout=patience(timeout),
+                              env={**os.environ, "TMPDIR": "/run/podman-tmp"})
 
     def run_detached(self, image: str, *command: str) -> str:
         """``podman run -d``; the container's ID."""
