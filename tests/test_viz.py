@@ -253,6 +253,18 @@ def test_sanitize_knows_every_random_name():
      "$ minidocker service create --name web busybox\n<SWARM-ID>\noverall"),
     ("abcdefghijklmnopqrstuvwxy is a word, not an ID",
      "abcdefghijklmnopqrstuvwxy is a word, not an ID"),
+    # a container's /dev: rw with the v1 devices cgroup, ro on cgroup v2 only; nothing else
+    ("204 201 0:78 / /dev ro,nosuid - tmpfs tmpfs",
+     "<MNT-ID> <PARENT-ID> <DEV> / /dev <RW-OR-RO>,nosuid - tmpfs tmpfs"),
+    ("/sys         sysfs    sysfs    /     ro\n/dev         tmpfs    tmpfs    /     rw\n"
+     "/dev/pts     devpts   devpts   /     rw", "/sys sysfs sysfs / ro\n/dev tmpfs tmpfs / <RW-OR-RO>\n"
+     "/dev/pts devpts devpts / rw"),
+    ("<td a>/dev</td><td a>tmpfs</td><td a>tmpfs</td><td a>/</td><td a>ro</td>",
+     "<td a>/dev</td><td a>tmpfs</td><td a>tmpfs</td><td a>/</td><td a><RW-OR-RO></td>"),
+    ("22 1 0:5 / /dev rw,nosuid,relatime shared:2 - devtmpfs udev rw",
+     "<MNT-ID> <PARENT-ID> <DEV> / /dev rw,nosuid,relatime shared:2 - devtmpfs udev rw"),
+    ("205 204 0:79 / /dev/pts rw,nosuid - tmpfs tmpfs",
+     "<MNT-ID> <PARENT-ID> <DEV> / /dev/pts rw,nosuid - tmpfs tmpfs"),
 ])
 def test_sanitize_rules(raw, clean):
     assert sanitize(raw) == clean
