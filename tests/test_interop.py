@@ -114,7 +114,7 @@ def only_busybox_afterwards():
     yield
     for image in ImageStore().images():
         if "busybox:latest" not in image.tags:
-            ok(md("rmi", "-f", image.id))
+            ok(md("rmi", "-f", "--no-prune", image.id))  # each in turn: no parent goes before
 
 
 @pytest.fixture(scope="module")
