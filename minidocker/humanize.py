@@ -42,13 +42,28 @@ def ago(timestamp: str) -> str:
     """How long ago, as Docker says it: "3 minutes", "Less than a second"."""
     if not timestamp:
         return "?"
-    seconds = (datetime.now(UTC) - datetime.fromisoformat(timestamp)).total_seconds()
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= 2 * size:
-            return f"{int(seconds // size)} {unit}"
+    return duration((datetime.now(UTC) - datetime.fromisoformat(timestamp)).total_seconds())
+
+
+def duration(seconds: float) -> str:
+    """A duration in Docker's words (go-units' HumanDuration): whole seconds up to a minute,
+    then "About a minute", whole minutes, "About an hour", rounded hours up to two days, then
+    days, weeks, months (30 days) and years."""
     if seconds < 1:
         return "Less than a second"
-    return "1 second" if int(seconds) == 1 else f"{int(seconds)} seconds"
+    if seconds < 60:
+        return "1 second" if int(seconds) == 1 else f"{int(seconds)} seconds"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return "About a minute" if minutes == 1 else f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    for unit, size, below in (("hours", 1, 48), ("days", 24, 24 * 14), ("weeks", 24 * 7, 24 * 60),
+                              ("months", 24 * 30, 24 * 365 * 2)):
+        if hours < below:
+            return f"{hours // size} {unit}"
+    return f"{int(seconds // 3600) // (24 * 365)} years"
 
 
 def created_at(timestamp: str) -> str:

@@ -147,3 +147,14 @@ def test_parse_errors_come_before_any_output():
     for broken in ["{{", "{{end}}", "{{if .A}}", "{{.A | nosuch}}", "{{(index .A}}", "{{$x}}"]:
         with pytest.raises(TemplateError):
             parse(broken)
+
+
+@pytest.mark.parametrize("seconds, said", [
+    (0.4, "Less than a second"), (1.5, "1 second"), (59, "59 seconds"), (60, "About a minute"),
+    (119, "About a minute"), (120, "2 minutes"), (3599, "59 minutes"), (5399, "About an hour"),
+    (5400, "2 hours"), (47 * 3600, "47 hours"), (48 * 3600, "2 days"), (14 * 86400, "2 weeks"),
+    (60 * 86400, "2 months"), (3 * 365 * 86400, "3 years"),
+])
+def test_durations_are_said_as_docker_says_them(seconds, said):
+    from minidocker.humanize import duration
+    assert duration(seconds) == said

@@ -53,7 +53,7 @@ def image_with(containers, tag: str, **config) -> str:
 
 # --- states, ps ----------------------------------------------------------------------------------
 
-AGO = r"(Less than a second|\d+ seconds?|\d+ minutes)"  # minutes: an emulated VM is slow
+AGO = r"(Less than a second|\d+ seconds?|About a minute|\d+ minutes)"  # an emulated VM is slow
 STATUS_TEXT = {
     "created": r"Created",
     "running": rf"Up {AGO}",
