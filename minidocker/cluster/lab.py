@@ -435,7 +435,7 @@ def remove_cgroups(parent: str) -> None:
 
 
 def _rmdir(path: Path) -> None:
-    for _ in range(50):  # a killed process leaves its cgroup a moment later
+    for _ in range(250):  # a killed process leaves its cgroup a moment later (5 s at most)
         try:
             path.rmdir()
             return
