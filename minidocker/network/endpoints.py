@@ -26,12 +26,15 @@ Man pages: network_namespaces(7), veth(4), iptables(8).
 Used by: notebook 08-networking; lab 08-networking has the student build the same step by hand.
 """
 
+import contextlib
+import errno
 import os
 from dataclasses import dataclass, field
 
 from minidocker import events
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.network import bridge, firewall, hosts, ipam, ports, store, veth
+from minidocker.network.netlink import NetlinkError
 from minidocker.network.store import Network
 
 
@@ -92,8 +95,13 @@ def attach(container_id: str, pid: int, request: NetworkRequest) -> list[Endpoin
                 store.write_endpoints(record)
                 if request.mode == "none":
                     veth.loopback_up(pid)
-        except BaseException:
-            _release(container_id)  # what was made so far, from the records
+        except BaseException as exc:
+            with contextlib.suppress(NetlinkError):  # the kernel refuses the undoing too
+                _release(container_id)  # what was made so far, from the records
+            if isinstance(exc, NetlinkError) and exc.code == errno.EPERM:
+                raise MinidockerError(f"cannot give the container its network: {exc} (no "
+                                      "CAP_NET_ADMIN over this network namespace, as in a "
+                                      "user namespace: run 'minidocker doctor')") from None
             raise
     for endpoint in record["endpoints"]:
         _event("connect", container_id, endpoint)
