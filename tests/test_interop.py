@@ -31,6 +31,7 @@ import pytest
 from minidocker import kernel
 from minidocker.image.store import ImageStore, layout_dir
 
+from .conftest import TIMEOUT_SCALE
 from .conftest import minidocker as md
 
 # One container's changes, made the same way under minidocker and under podman: a file added,
@@ -98,7 +99,7 @@ def mounts_below(path: Path) -> list[str]:
 def peer(work: Path, *argv, binary: bool = False) -> str | bytes:
     """Run a peer tool, its big temporary files in the module's temp dir; its stdout."""
     result = subprocess.run([str(a) for a in argv], capture_output=True, text=not binary,
-                            stdin=subprocess.DEVNULL, timeout=60,
+                            stdin=subprocess.DEVNULL, timeout=60 * TIMEOUT_SCALE,
                             env={**os.environ, "TMPDIR": str(work / "tmp")})
     if binary:
         assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]

@@ -11,7 +11,7 @@ import pytest
 
 from minidocker.cluster.engine import SERVICE_LABEL, TASK_LABEL, Engine
 from minidocker.viz.overlay import lab_state
-from tests.conftest import minidocker
+from tests.conftest import TIMEOUT_SCALE, minidocker
 from tests.test_cluster import (  # noqa: F401 (swarm: a fixture)
     RESCHEDULE_WITHIN,
     converged,
@@ -26,7 +26,7 @@ N1, N2, N3 = "10.77.0.11", "10.77.0.12", "10.77.0.13"
 
 def in_netns(holder: int, *argv: str, timeout: float = 20) -> subprocess.CompletedProcess:
     return subprocess.run(["nsenter", f"--net=/proc/{holder}/ns/net", *argv],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout * TIMEOUT_SCALE)
 
 
 def task_container(lab: dict, service: str) -> tuple[str, str, dict]:
@@ -42,7 +42,7 @@ def task_container(lab: dict, service: str) -> tuple[str, str, dict]:
 def exec_in(lab: dict, node: str, container: str, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(["/usr/local/bin/docker", "-H",
                            f"unix://{lab['nodes'][node]['socket']}", "exec", container, *argv],
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30 * TIMEOUT_SCALE)
 
 
 @pytest.fixture(scope="module")

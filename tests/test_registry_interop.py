@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from minidocker.image.store import layout_dir
+from tests.conftest import TIMEOUT_SCALE
 from tests.conftest import minidocker as md
 from tests.registry_helpers import (
     distribution_config,
@@ -164,7 +165,7 @@ def test_each_garbage_collector_keeps_what_the_other_registry_stored(work, tmp_p
 def refused_by(work: Path, *argv) -> str:  # noqa: F811
     """Run skopeo expecting it to fail; its stderr."""
     result = subprocess.run([need("skopeo"), *map(str, argv)], capture_output=True, text=True,
-                            timeout=60, env={**os.environ, "TMPDIR": str(work / "tmp")})
+                            timeout=60 * TIMEOUT_SCALE, env={**os.environ, "TMPDIR": str(work / "tmp")})
     assert result.returncode != 0, result.stdout
     return result.stderr
 

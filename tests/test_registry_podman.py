@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from minidocker.image.store import layout_dir
+from tests.conftest import TIMEOUT_SCALE
 from tests.conftest import minidocker as md
 from tests.registry_helpers import minidocker_registry
 from tests.test_interop import need, peer, work  # noqa: F401  (work is a fixture)
@@ -41,7 +42,7 @@ def podman(work):  # noqa: F811
 
 def refused(work, *argv, input: str = "") -> str:  # noqa: F811
     result = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
-                            input=input, timeout=60, env={"TMPDIR": str(work / "tmp"),
+                            input=input, timeout=60 * TIMEOUT_SCALE, env={"TMPDIR": str(work / "tmp"),
                                                           "PATH": "/usr/sbin:/usr/bin:/bin"})
     assert result.returncode != 0, result.stdout
     return result.stderr

@@ -17,7 +17,7 @@ import pytest
 from minidocker import localdriver, volumes
 from minidocker.container import records
 
-from .conftest import MINIDOCKER
+from .conftest import MINIDOCKER, TIMEOUT_SCALE
 from .helpers import eventually
 
 TMPFS = ["-o", "type=tmpfs", "-o", "device=tmpfs"]
@@ -60,7 +60,7 @@ def test_two_containers_share_the_tmpfs_and_its_data_goes_with_the_last(md, cont
     starts = [subprocess.Popen([*MINIDOCKER, "run", "-d", "--name", name, "-v",
                                 f"{volume}:/data", "busybox", "sh", "-c", WAIT],
                                stdout=subprocess.DEVNULL) for name in (first, second)]
-    assert [start.wait(timeout=60) for start in starts] == [0, 0]  # two starts at once
+    assert [start.wait(timeout=60 * TIMEOUT_SCALE) for start in starts] == [0, 0]  # two starts at once
     assert tmpfs_on(volume) == ["rw,size=1024k,mode=750,uid=1000"]  # one tmpfs, mounted once
     md("exec", first, "sh", "-c", "echo shared > /data/f")
     seen = md("exec", second, "sh", "-c", "cat /data/f; stat -c '%u %a' /data").stdout

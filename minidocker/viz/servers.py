@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 from minidocker.errors import MinidockerError
+from minidocker.viz.cli import patience
 
-START_TIMEOUT = 20.0  # seconds for a server to listen
+START_TIMEOUT = 60.0  # seconds for a live server to listen: a bound for a hang (a slow VM: more)
 
 
 class ServerFailed(MinidockerError):
@@ -57,7 +58,7 @@ class Server:
             raise
 
     def wait_until_listening(self, address: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + patience(START_TIMEOUT)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ServerFailed(f"{self.proc.args[0]} exited with {self.proc.returncode}")
@@ -66,7 +67,8 @@ class Server:
                 return
             except OSError:
                 time.sleep(0.05)
-        raise ServerFailed(f"nothing listens on {self.host} after {START_TIMEOUT:.0f} s")
+        raise ServerFailed(f"nothing listens on {self.host} after "
+                           f"{patience(START_TIMEOUT):.0f} s")
 
     def memory(self, field: str = "VmRSS") -> int:
         """``VmRSS`` (now) or ``VmHWM`` (the peak so far) of the server, in bytes (proc(5))."""
