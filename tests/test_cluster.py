@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from minidocker.cluster.engine import SERVICE_LABEL, TASK_LABEL, Engine
+from minidocker.viz.engines import DOCKER  # docker CLI 28 where there is one, else 20.10
 from tests.conftest import TIMEOUT_SCALE, minidocker
 from tests.helpers import eventually
 
-DOCKER = "/usr/local/bin/docker"
 RESCHEDULE_WITHIN = 12.0  # seconds: a lease's TTL (3 s), a pass (1 s), a container start
 
 
