@@ -137,7 +137,10 @@ def start(record: records.ContainerRecord,
             process, cgroup = spawn(plan, stdio, adopt)
         except BaseException as exc:  # an error, or Ctrl-C: leave no cgroup and a true record
             volumes_held.close()  # finish counts the volumes' users under those locks
-            teardown.finish(record, getattr(exc, "exit_code", 125), error=str(exc))
+            try:
+                teardown.finish(record, getattr(exc, "exit_code", 125), error=str(exc))
+            except Exception as undoing:  # refused too (EPERM in a user namespace): the
+                exc.add_note(f"cleaning up failed too: {undoing}")  # first error is the news
             raise
         if plan.host.Init:
             wait_for_signal_handling(process.pid)

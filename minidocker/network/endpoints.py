@@ -99,7 +99,7 @@ def attach(container_id: str, pid: int, request: NetworkRequest) -> list[Endpoin
             with contextlib.suppress(NetlinkError):  # the kernel refuses the undoing too
                 _release(container_id)  # what was made so far, from the records
             if isinstance(exc, NetlinkError) and exc.code == errno.EPERM:
-                raise MinidockerError(f"cannot give the container its network: {exc} (no "
+                raise MinidockerError(f"cannot give the container its network: {exc.args[-1]} (no "
                                       "CAP_NET_ADMIN over this network namespace, as in a "
                                       "user namespace: run 'minidocker doctor')") from None
             raise
