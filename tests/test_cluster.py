@@ -83,12 +83,16 @@ def test_a_busy_daemon_is_there_a_crashed_one_is_not(tmp_path):
     assert not Engine(path, timeout=0.2).present()  # the file left behind: refused
 
 
-@pytest.mark.parametrize("step, converged", [(50.0, True), (None, False)],
-                         ids=["slow-progress", "stuck"])
-def test_service_create_waits_while_the_service_makes_progress(monkeypatch, step, converged):
-    """``service create`` waits for its tasks as long as more of them run within each 60 s
-    (a slow machine: 150 s for three here), and not for a service stuck at 0 of 3. A fake
-    clock: each poll's sleep moves it on, and every ``step`` seconds one more task runs."""
+@pytest.mark.parametrize("step, states, converged", [
+    (50.0, ("running",), True), (25.0, ("assigned", "preparing", "running"), True),
+    (None, (), False)], ids=["slow-progress", "slow-steps", "stuck"])
+def test_service_create_waits_while_the_service_makes_progress(monkeypatch, step, states,
+                                                               converged):
+    """``service create`` waits for its tasks as long as they come a step further within each
+    60 s (a slow machine: 150 s for three to run here, or 225 s for three going through
+    assigned, preparing and running one step each 25 s), and not for a service stuck at 0 of 3.
+    A fake clock: each poll's sleep moves it on, and every ``step`` seconds one task takes its
+    next step."""
     from minidocker.cluster import swarm as records
     from minidocker.cluster.traffic import CountingStore
 
@@ -99,20 +103,21 @@ def test_service_create_waits_while_the_service_makes_progress(monkeypatch, step
         records.write(store, records.TASKS + f"t{slot}", {
             "ID": f"t{slot}", "ServiceID": "s", "DesiredState": "running",
             "Status": {"State": "new"}})
+    steps = [(slot, state) for slot in range(3) for state in states]
 
     def sleep(seconds: float) -> None:
         clock[0] += seconds
-        for slot in range(3):
-            if step and clock[0] >= step * (slot + 1):
-                task = records.read(store, records.TASKS + f"t{slot}")
-                task["Status"]["State"] = "running"
-                records.write(store, records.TASKS + f"t{slot}", task)
+        while steps and clock[0] >= step * (3 * len(states) - len(steps) + 1):
+            slot, state = steps.pop(0)
+            task = records.read(store, records.TASKS + f"t{slot}")
+            task["Status"]["State"] = state
+            records.write(store, records.TASKS + f"t{slot}", task)
 
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(time, "sleep", sleep)
     running, wanted, _ = records.wait_converged(store, service, 60.0)
     assert (running == wanted == 3) is converged and wanted == 3
-    assert clock[0] >= (150 if converged else 60)
+    assert clock[0] >= (3 * len(states) * step if converged else 60)
 
 
 @pytest.fixture(scope="module")

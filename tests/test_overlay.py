@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from minidocker.cluster.engine import SERVICE_LABEL, TASK_LABEL, Engine
+from minidocker.viz.engines import DOCKER
 from minidocker.viz.overlay import lab_state
 from tests.conftest import TIMEOUT_SCALE, minidocker
 from tests.test_cluster import (  # noqa: F401 (swarm: a fixture)
@@ -40,7 +41,7 @@ def task_container(lab: dict, service: str) -> tuple[str, str, dict]:
 
 
 def exec_in(lab: dict, node: str, container: str, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["/usr/local/bin/docker", "-H",
+    return subprocess.run([DOCKER, "-H",
                            f"unix://{lab['nodes'][node]['socket']}", "exec", container, *argv],
                           capture_output=True, text=True, timeout=30 * TIMEOUT_SCALE)
 

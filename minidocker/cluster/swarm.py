@@ -365,9 +365,10 @@ def tasks_of(store: Store, service_id: str | None = None) -> list[dict]:
 def wait_converged(store: Store, service: dict, timeout: float) -> tuple[int, int, dict]:
     """Poll until the service runs as many tasks as it wants and its update (if any) is over;
     (running, wanted, its UpdateStatus). ``timeout`` is how long it may go without progress
-    (more tasks running than ever before, or its update a step further): a slow machine still
-    starting containers is waited for, a service stuck (no suitable node, a task that keeps
-    failing) is reported — after at most a few such periods, as progress has an end."""
+    (a task a step further on its way to running than ever before, or the update a step
+    further): a slow machine still preparing and starting containers is waited for, a service
+    stuck (no suitable node, a task that keeps failing) is reported — after at most a few such
+    periods, as progress has an end."""
     import time
 
     from minidocker.cluster.update import IN_PROGRESS
@@ -380,12 +381,24 @@ def wait_converged(store: Store, service: dict, timeout: float) -> tuple[int, in
         if running == wanted and status.get("State") not in IN_PROGRESS or \
                 status.get("State") == "paused":
             return running, wanted, status
-        if running > best or status.get("State") not in states:  # progress: wait anew
-            best, deadline = max(best, running), time.monotonic() + timeout
+        steps = steps_taken(store, current)
+        if steps > best or status.get("State") not in states:  # progress: wait anew
+            best, deadline = max(best, steps), time.monotonic() + timeout
             states.add(status.get("State"))
         elif time.monotonic() > deadline:
             return running, wanted, status
         time.sleep(0.3)
+
+
+TASK_STEPS = ("new", "pending", "assigned", "preparing", RUNNING)  # a task's way to running
+
+
+def steps_taken(store: Store, service: dict) -> int:
+    """How far the service's tasks have come, all together: each task that should run counts
+    the steps of TASK_STEPS it has taken (a failed or rejected one: none)."""
+    tasks = [t for t in tasks_of(store, service["ID"]) if t["DesiredState"] == RUNNING]
+    return sum(TASK_STEPS.index(t["Status"]["State"]) for t in tasks
+               if t["Status"]["State"] in TASK_STEPS)
 
 
 def replicas_of(store: Store, service: dict) -> tuple[int, int]:
