@@ -158,7 +158,7 @@ def fork(task, work, *args):  # instead of forking: the child's imports, up to i
     except Stop:
         print(sorted(set(sys.modules) - loaded))
 
-records.find = lambda name: SimpleNamespace(directory=Path("/none"),
+records.find = lambda name: SimpleNamespace(directory=Path("/none"), upper=Path("/none/upper"),
                                             Config=SimpleNamespace(LowerDirs=[]))
 namespaces.in_child = fork
 commit.export("c", open(os.devnull, "wb"))

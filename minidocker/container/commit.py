@@ -28,7 +28,7 @@ def diff(name: str) -> "list[Change]":
     from minidocker import unionfs
 
     record = records.find(name)
-    return unionfs.changes(record.directory / "upper", tuple(record.Config.LowerDirs))
+    return unionfs.changes(record.upper, tuple(record.Config.LowerDirs))
 
 
 def commit(name: str, tag: str | None = None, author: str = "", message: str = "",
@@ -42,7 +42,7 @@ def commit(name: str, tag: str | None = None, author: str = "", message: str = "
     with store.transaction():
         parent = store.get(record.Image)
         with record.locked():  # NotFound if an rm came first
-            layer = store.add_layer_from(record.directory / "upper")
+            layer = store.add_layer_from(record.upper)
         config = child_config(parent, layer, " ".join(record.command), author, message,
                               changes)
         parents = [Layer(d["digest"], diff_id, d["size"]) for d, diff_id
@@ -74,7 +74,7 @@ def export(name: str, output) -> None:
     from minidocker.image import layers  # noqa: F401
 
     record = records.find(name)
-    lower = [str(record.directory / "upper"), *record.Config.LowerDirs]
+    lower = [str(record.upper), *record.Config.LowerDirs]
     output.flush()
     namespaces.in_child(f"export {name}", _write_flat_tar,
                         str(record.directory), lower, output.fileno())

@@ -58,7 +58,7 @@ def make_record(config: Config, host: HostConfig, name: str | None) -> records.C
     record.Mounts = [m.to_dict() for m in mounts]
     record.save()
     record.event("create")
-    (record.directory / "upper").mkdir(exist_ok=True)  # diff/commit/export work before start
+    record.upper.mkdir(exist_ok=True)  # diff/commit/export work before start
     return record
 
 

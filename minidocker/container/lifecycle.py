@@ -318,8 +318,7 @@ def rw_size(record: records.ContainerRecord) -> int:
     """The bytes the container wrote: its overlay upper dir (``SizeRw``, ``ps -s``)."""
     from minidocker.volumes import disk_usage
 
-    upper = record.directory / "upper"
-    return disk_usage(upper) if upper.exists() else 0
+    return disk_usage(record.upper) if record.upper.exists() else 0
 
 
 def collect_layer_copies() -> list[str]:

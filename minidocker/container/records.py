@@ -77,6 +77,12 @@ class ContainerRecord:
         return containers_dir() / self.Id
 
     @property
+    def upper(self) -> Path:
+        """The container's own layer, its changes: overlayfs's upper dir (where
+        ``unionfs.OverlayDirs.under`` puts it)."""
+        return self.directory / "upper"
+
+    @property
     def command(self) -> list[str]:
         return self.Config.command
 
