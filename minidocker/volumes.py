@@ -78,12 +78,18 @@ class Volume:
     Scope: str = "local"
     Anonymous: bool = False  # made for one container (-v /data): rm -v and prune remove it
     Seeded: bool = False  # the image's files were copied in (done once, by the first mount)
-    Options: dict = field(default_factory=dict)  # the local driver's -o type=,device=,o=
+    # The local driver's -o type=,device=,o= as the client sent them: None when it sent none
+    # (null in inspect, {} for an empty object: dockerd keeps either as it came)
+    Options: dict | None = None
+
+    @property
+    def options(self) -> dict:
+        return self.Options or {}
 
     @property
     def data(self) -> str:
         """Where the volume's files are: its ``_data``, or the device of a bind volume."""
-        return self.Options["device"] if is_bind_options(self.Options) else self.Mountpoint
+        return self.options["device"] if is_bind_options(self.options) else self.Mountpoint
 
     @property
     def directory(self) -> Path:
@@ -93,7 +99,7 @@ class Volume:
     def driver_mounted(self) -> bool:
         """A filesystem the local driver mounts on ``_data`` (a tmpfs, a device), not a
         plain directory nor a bind."""
-        return bool(self.Options) and not is_bind_options(self.Options)
+        return bool(self.options) and not is_bind_options(self.options)
 
     def save(self) -> None:
         write_json(self.directory / "volume.json", asdict(self))
@@ -102,7 +108,7 @@ class Volume:
         """As ``docker volume inspect`` shows it."""
         labels = {**self.Labels, **({ANONYMOUS_LABEL: ""} if self.Anonymous else {})}
         return {"CreatedAt": self.CreatedAt, "Driver": self.Driver, "Labels": labels,
-                "Mountpoint": self.Mountpoint, "Name": self.Name, "Options": self.Options or None,
+                "Mountpoint": self.Mountpoint, "Name": self.Name, "Options": self.Options,
                 "Scope": self.Scope}
 
 
@@ -150,7 +156,7 @@ def create_volume(name: str | None = None, labels: dict | None = None,
                   anonymous: bool = False, options: dict | None = None) -> Volume:
     """Make a volume (a random 64-hex name if none is given). Like Docker, creating a name
     that exists returns the existing volume."""
-    options = check_driver_options(options or {})
+    options = None if options is None else check_driver_options(options)
     name = check_volume_name(name) if name else os.urandom(32).hex()
     (volumes_dir() / name).mkdir(parents=True, exist_ok=True)
     with volume_locked(name):  # two creates at once: the second finds the first's volume
@@ -562,8 +568,8 @@ def _realize(request: MountRequest) -> Mount:
         return Mount("tmpfs", "", target, RW=rw, Options=request.tmpfs_options)
     anonymous = not request.source
     volume = create_volume(request.source or None, labels=request.labels, anonymous=anonymous,
-                           options=request.driver_options)  # an existing one stays as it is
-    readonly = "ro" in volume.Options.get("o", "").split(",")  # o=...,ro: for every container
+                           options=request.driver_options or None)  # an existing one stays
+    readonly = "ro" in volume.options.get("o", "").split(",")  # o=...,ro: for every container
     return Mount("volume", volume.data, target, Name=volume.Name, Driver=volume.Driver,
                  Mode=request.mode, RW=rw and not readonly, Anonymous=anonymous,
                  NoCopy=request.nocopy or readonly)
@@ -600,7 +606,7 @@ def mounted(mounts: list, running_volumes: Callable[[], set[str]]):
             if (localdriver.is_mounted(volume.Mountpoint)
                     and volume.Name not in running_volumes()):
                 localdriver.unmount(volume.Mountpoint)  # a tmpfs starts empty, as in Docker
-            localdriver.mount(volume.Name, volume.Options, volume.Mountpoint)
+            localdriver.mount(volume.Name, volume.options, volume.Mountpoint)
         yield
 
 
@@ -723,7 +729,7 @@ def seed(volume_name: str, image_path: str) -> None:
     so its owner and mode stay those of its ``o=`` (uid=, mode=)."""
     with volume_locked(volume_name):
         volume = get_volume(volume_name)
-        if volume.Seeded or volume.Options.get("type") == "tmpfs":
+        if volume.Seeded or volume.options.get("type") == "tmpfs":
             return
         data = Path(volume.data)
         if os.path.isdir(image_path) and not any(data.iterdir()):

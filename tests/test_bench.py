@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from minidocker.viz.engines import DOCKER
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
 
 
@@ -270,7 +272,7 @@ def test_build_bench_runs_once_and_leaves_nothing(tmp_path):
                                           "cached_minidocker_over_buildah"}
 
 
-@pytest.mark.skipif(not (shutil.which("dockerd") and Path("/usr/local/bin/docker").exists()),
+@pytest.mark.skipif(not (shutil.which("dockerd") and shutil.which(DOCKER)),
                     reason="needs dockerd (docker.io) and the docker CLI")
 def test_daemon_bench_runs_small_and_leaves_nothing(tmp_path):
     """bench/daemon.py end to end, small (1 round, 2 containers, no podman): both daemons ran

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from minidocker.viz.engines import DOCKER
 from tests.conftest import MINIDOCKER, minidocker
 from tests.dockerd_helpers import running_dockerd
 
 CASES = Path(__file__).parent / "compose"
-DOCKER = "/usr/local/bin/docker"
 NEEDED = ("/usr/sbin/dockerd", "/usr/bin/containerd", "/usr/bin/docker-compose", DOCKER)
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not all(map(os.path.exists, NEEDED)),

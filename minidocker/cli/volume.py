@@ -30,7 +30,7 @@ def volume_create(driver, labels, opts, name):
         raise MinidockerError(f"unknown volume driver '{driver}': minidocker has only "
                               "'local' (a directory on this host)")
     click.echo(create_volume(name, labels=dict(_label(item) for item in labels),
-                             options=dict(_label(item, "--opt") for item in opts)).Name)
+                             options=dict(_label(item, "--opt") for item in opts) or None).Name)
 
 
 @volume.command("ls", context_settings=CONTEXT)

@@ -214,7 +214,7 @@ def make_volumes(project: Project, say: Say) -> None:
         if missing(volumes.get_volume, spec, "volume"):
             volumes.create_volume(spec.name, labels={**spec.labels, PROJECT: project.name,
                                                      convert.VOLUME: key},
-                                  options=spec.driver_opts)
+                                  options=spec.driver_opts or None)
             say(f" Volume {spec.name}  Created")
 
 

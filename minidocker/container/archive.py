@@ -185,7 +185,7 @@ def _mount_stopped(report: namespaces.Report, record: records.ContainerRecord) -
     # a tmpfs volume that no running container holds: one of this namespace's own, gone with
     # it (Docker's cp mounts it and unmounts it again), never the plain _data under it
     for volume in volumes.driver_mounted(record.Mounts):
-        localdriver.mount(volume.Name, volume.Options, volume.Mountpoint)
+        localdriver.mount(volume.Name, volume.options, volume.Mountpoint)
     volumes.mount_all([volumes.Mount.from_dict(m) for m in record.Mounts], dirs.merged)
     report.step("chroot into it")
     os.chroot(dirs.merged)

@@ -42,7 +42,7 @@ async def volume_create(request: Request) -> Response:
         raise ApiError(f"volume driver {body['Driver']!r} not found: minidocker has 'local'",
                        404)
     volume = volumes.create_volume(body.get("Name") or None, labels=body.get("Labels") or {},
-                                   options=body.get("DriverOpts") or {})
+                                   options=body.get("DriverOpts"))
     return JSONResponse(volume.inspect(), status_code=201)
 
 
