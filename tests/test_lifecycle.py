@@ -19,7 +19,7 @@ from minidocker import cgroups, events
 from minidocker.container import records
 from minidocker.image.store import ImageStore
 
-from .conftest import MINIDOCKER
+from .conftest import MINIDOCKER, TIMEOUT_SCALE
 from .helpers import attached, eventually
 
 LOOP = "while true; do sleep 0.1; done"  # a PID 1 that exits only when asked by a signal
@@ -275,7 +275,7 @@ def test_exec_sees_pid_1_and_the_hostname_and_joins_the_cgroup(md, containers):
                     if Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x003\x00"]
         assert eventually(sleeping_in_cgroup)  # the exec'd process counts in its cgroup
     finally:
-        sleeper.wait(timeout=10)
+        sleeper.wait(timeout=10 * TIMEOUT_SCALE)
     view = md("exec", name, "sh", "-c", "cat /proc/self/cgroup; echo; cat /proc/1/cgroup")
     mine, pid1s = view.stdout.split("\n\n")
     assert mine.strip() == pid1s.strip()
@@ -348,7 +348,7 @@ def test_attach_with_a_terminal(md, containers):
         os.write(master, b"echo $((6*7))\r")
         assert read_until(b"42"), seen
         os.write(master, b"\x10\x11")
-        assert client.wait(timeout=5) == 0
+        assert client.wait(timeout=5 * TIMEOUT_SCALE) == 0
         assert read_until(b"read escape sequence")
     finally:
         client.kill()

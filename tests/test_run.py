@@ -127,7 +127,7 @@ def test_sigterm_to_the_cli_is_proxied_to_pid_1():
                            stdout=subprocess.PIPE, text=True)
     assert cli.stdout.readline() == "ready\n"
     cli.send_signal(signal.SIGTERM)
-    assert cli.wait(timeout=10) == 42
+    assert cli.wait(timeout=10 * TIMEOUT_SCALE) == 42
 
 
 def test_stdin_passes_with_i_and_not_without(md):

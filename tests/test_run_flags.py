@@ -16,7 +16,7 @@ from minidocker import cgroups
 from minidocker.cgroups.limits import block_device_number
 from minidocker.container.records import find
 
-from .conftest import MINIDOCKER
+from .conftest import MINIDOCKER, TIMEOUT_SCALE
 from .helpers import attached
 
 DRIVER = cgroups.for_container("x").version
@@ -281,7 +281,7 @@ def test_sig_proxy_false_keeps_signals_from_pid_1(containers, flags, heard):
         assert run.stdout.readline() == "ready\n"
         os.kill(run.pid, signal.SIGUSR1)
         rest = run.stdout.read()
-        assert run.wait(timeout=10) == 0
+        assert run.wait(timeout=10 * TIMEOUT_SCALE) == 0
     finally:
         run.kill()
         run.wait()

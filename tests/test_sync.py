@@ -16,7 +16,7 @@ from minidocker import doctor, kernel, namespaces, rootfs
 from minidocker.container import commit, records, sharing
 from minidocker.errors import MinidockerError
 from minidocker.namespaces import ExecFailed, StepFailed
-from tests.conftest import MINIDOCKER
+from tests.conftest import MINIDOCKER, TIMEOUT_SCALE
 
 
 def a_dead_pid() -> int:
@@ -178,7 +178,7 @@ def test_exec_with_a_terminal_still_gets_its_own_and_its_exit_code(containers):
     except OSError:  # EIO: every slave end is closed
         pass
     os.close(master)
-    assert client.wait(timeout=10) == 3
+    assert client.wait(timeout=10 * TIMEOUT_SCALE) == 3
     assert b"/dev/pts/0" in seen, seen
 
 

@@ -152,7 +152,7 @@ def test_exec_joins_the_user_namespace(md, containers):
         assert ps.stdout.strip() == "100000"
     finally:
         md("exec", name, "kill", "-9", "-1")  # every process but PID 1: the sleep ends
-        execd.wait(timeout=10)
+        execd.wait(timeout=10 * TIMEOUT_SCALE)
 
 
 def test_uidmap_chooses_the_host_ids(md, containers):
