@@ -25,6 +25,27 @@ def pytest_configure(config):
         enter_lab_host()
 
 
+# A cluster lab is three etcd members and three node daemons: two at once are more than a
+# two-CPU machine runs in time (the emulated classroom VM's services stopped converging).
+# The files that make one are one scope of pytest-xdist's loadfile: one worker runs them,
+# one after the other, while the other worker goes on with the rest.
+CLUSTER_FILES = ("tests/test_cluster.py", "tests/test_overlay.py", "notebooks/14-cluster.ipynb",
+                 "notebooks/14b-overlay-networks.ipynb")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None  # xdist's own scheduler
+    from xdist.scheduler import LoadFileScheduling
+
+    class OneClusterLabAtATime(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return "the cluster labs" if file in CLUSTER_FILES else file
+
+    return OneClusterLabAtATime(config, log)
+
+
 def enter_lab_host() -> None:
     # One test downloads from Debian's mirror: it finds the machine's network through this fd.
     machine_net = os.open("/proc/self/ns/net", os.O_RDONLY)
