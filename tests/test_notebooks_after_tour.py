@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TIMEOUT_SCALE
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ["00-tour", "05-images", "06-container-lifecycle", "07-volumes", "08-networking",
              "09-security"]
@@ -57,8 +59,8 @@ def test_the_notebooks_pass_strict_nbval_on_a_store_after_the_tour():
         result = subprocess.run(
             ["unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", FILL_AND_RUN,
              "sh", *notebooks, "--nbval", "--nbval-sanitize-with", "notebooks/sanitize.cfg",
-             "--nbval-cell-timeout", "300", "-q", "-p", "no:cacheprovider"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+             "--nbval-cell-timeout", str(int(300 * TIMEOUT_SCALE)), "-q", "-p", "no:cacheprovider"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=900 * TIMEOUT_SCALE)
     finally:
         os.rmdir(root)  # its tmpfs went with the mount namespace
     store = result.stdout.splitlines()[0] if result.stdout else ""

@@ -91,7 +91,7 @@ def engine(scratch: str) -> Iterator[Engine]:
         daemon = subprocess.Popen([sys.executable, "-m", "minidocker.cli", "daemon", "--host",
                                    f"unix://{sock}", "--log-level", "warning"],
                                   stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a few seconds here; far more on an emulated VM
     while not os.path.exists(sock):
         if daemon.poll() is not None or time.monotonic() > deadline:
             raise CheckFailed("minidocker's daemon did not start (this is the checker's "
@@ -105,7 +105,7 @@ def engine(scratch: str) -> Iterator[Engine]:
         remove_every_container(running)  # first: whatever the student's code left open
         running.tap.stop()
         daemon.terminate()
-        daemon.wait(10)
+        daemon.wait(60)
 
 
 def remove_every_container(running: Engine) -> None:
