@@ -23,12 +23,12 @@ CHECK = textwrap.dedent("""
                 for name, command in group.commands.items()}
 
     loaded = sorted(m for m in sys.modules if m.startswith("minidocker.cli."))
-    print("loaded at start-up:", loaded)
+    print("loaded at start-up:", loaded, flush=True)  # before the forks: printed once
     problems = []
     pid = os.fork()
     if pid == 0:
         cli.load_commands()
-        print("everything:", sorted(cli.main.commands))
+        print("everything:", sorted(cli.main.commands), flush=True)  # os._exit flushes nothing
         os._exit(0)
     os.waitpid(pid, 0)
     for name in sorted({n for names in cli.COMMAND_MODULES.values() for n in names}

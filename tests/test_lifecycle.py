@@ -270,9 +270,14 @@ def test_exec_sees_pid_1_and_the_hostname_and_joins_the_cgroup(md, containers):
     try:
         cgroup = cgroups.for_container(container_id(name))
 
+        def cmdline(pid: int) -> bytes:
+            try:
+                return Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:  # a process that ended since the cgroup was read
+                return b""
+
         def sleeping_in_cgroup():
-            return [pid for pid in cgroup.pids()
-                    if Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x003\x00"]
+            return [pid for pid in cgroup.pids() if cmdline(pid) == b"sleep\x003\x00"]
         assert eventually(sleeping_in_cgroup)  # the exec'd process counts in its cgroup
     finally:
         sleeper.wait(timeout=10 * TIMEOUT_SCALE)

@@ -27,9 +27,10 @@ def pid(inspect_json: str) -> int:
 @pytest.fixture(scope="module")
 def pods(work, podman):  # noqa: F811
     """The same pod under both engines: no network, one member sleeping."""
-    conf = work / "containers.conf"  # podman raises nofile past this sandbox's hard limit
+    conf = work / "containers.conf"  # podman raises nofile past this sandbox's hard limit;
+    # the containers' logs in files (k8s-file), not journald: its socket is not in our netns
     conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", '
-                    '"nproc=1000:1000"]\n')
+                    '"nproc=1000:1000"]\nlog_driver = "k8s-file"\n')
     os.environ["CONTAINERS_CONF"] = str(conf)
     ok(md("create", "--name", "pod-rootfs", "busybox", "true"))
     ok(md("export", "-o", str(work / "pod-rootfs.tar"), "pod-rootfs"))

@@ -31,7 +31,8 @@ from minidocker.image.store import single_layer_dir
 from minidocker.labs.sandbox import FAIL, PASS, TODO, CheckFailed, Outcome, run_sandboxed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # minidocker/labs/framework.py -> the checkout
-STEP_TIMEOUT = 20  # seconds; a step that runs longer is stopped and fails
+STEP_TIMEOUT = 60  # seconds; a step that runs longer is stopped and fails (steps take a few
+# seconds on a real machine, several times more in the emulated classroom VM)
 COLOURS = {PASS: "green", FAIL: "red", TODO: "yellow"}
 
 

@@ -158,8 +158,10 @@ class Dockerd:
 
 
 def remove_cgroup_dirs(name: str) -> None:
-    """``rmdir`` the cgroup ``name`` (and what is below it, deepest first) in every hierarchy."""
-    for hierarchy in CGROUP_ROOT.iterdir():
+    """``rmdir`` the cgroup ``name`` (and what is below it, deepest first) in every hierarchy:
+    the one of a cgroup-v2-only machine, or each of v1's (and the hybrid's ``unified``)."""
+    v2_only = (CGROUP_ROOT / "cgroup.controllers").exists()
+    for hierarchy in [CGROUP_ROOT] if v2_only else CGROUP_ROOT.iterdir():
         top = hierarchy / name
         if not top.is_dir():
             continue
