@@ -281,7 +281,7 @@ def test_enable_icc_false_keeps_containers_of_one_network_apart(lab):
     net = lab.network("lonely", "-o", "com.docker.network.bridge.enable_icc=false")
     web = lab.web("--network", net)
     gateway = inspect(web, "{{.NetworkSettings.Gateway}}")
-    assert lab.client("--network", net, script=f"ping -c1 -W1 {gateway}").returncode == 0
+    assert lab.client("--network", net, script=f"ping -c3 -W3 {gateway}").returncode == 0
     assert lab.fetch("--network", net, host=web) == ""
 
 
