@@ -377,11 +377,12 @@ def wait_converged(store: Store, service: dict, timeout: float) -> tuple[int, in
     while True:
         current = read(store, SERVICES + service["ID"]) or service
         status = current.get("UpdateStatus") or {}
-        running, wanted = replicas_of(store, current)
+        tasks = tasks_wanted(store, current)
+        running, wanted = replicas_of(store, current, tasks)
         if running == wanted and status.get("State") not in IN_PROGRESS or \
                 status.get("State") == "paused":
             return running, wanted, status
-        steps = steps_taken(store, current)
+        steps = steps_taken(tasks)
         if steps > best or status.get("State") not in states:  # progress: wait anew
             best, deadline = max(best, steps), time.monotonic() + timeout
             states.add(status.get("State"))
@@ -393,18 +394,23 @@ def wait_converged(store: Store, service: dict, timeout: float) -> tuple[int, in
 TASK_STEPS = ("new", "pending", "assigned", "preparing", RUNNING)  # a task's way to running
 
 
-def steps_taken(store: Store, service: dict) -> int:
-    """How far the service's tasks have come, all together: each task that should run counts
-    the steps of TASK_STEPS it has taken (a failed or rejected one: none)."""
-    tasks = [t for t in tasks_of(store, service["ID"]) if t["DesiredState"] == RUNNING]
+def tasks_wanted(store: Store, service: dict) -> list[dict]:
+    """The service's tasks that should run (desired state ``running``)."""
+    return [t for t in tasks_of(store, service["ID"]) if t["DesiredState"] == RUNNING]
+
+
+def steps_taken(tasks: list[dict]) -> int:
+    """How far tasks that should run have come, all together: each counts the steps of
+    TASK_STEPS it has taken (a failed or rejected one: none)."""
     return sum(TASK_STEPS.index(t["Status"]["State"]) for t in tasks
                if t["Status"]["State"] in TASK_STEPS)
 
 
-def replicas_of(store: Store, service: dict) -> tuple[int, int]:
+def replicas_of(store: Store, service: dict,
+                tasks: list[dict] | None = None) -> tuple[int, int]:
     """(running tasks, wanted tasks): the REPLICAS column, ``2/3``; a global service wants one
-    task per node its constraints allow."""
-    tasks = [t for t in tasks_of(store, service["ID"]) if t["DesiredState"] == RUNNING]
+    task per node its constraints allow. ``tasks``: its tasks_wanted, if already read."""
+    tasks = tasks_wanted(store, service) if tasks is None else tasks
     running = sum(t["Status"]["State"] == RUNNING for t in tasks)
     mode = service["Spec"]["Mode"]
     if "Replicated" in mode:
