@@ -18,7 +18,7 @@ from minidocker.viz.engines import DOCKER  # docker CLI 28 where there is one, e
 from tests.conftest import TIMEOUT_SCALE, minidocker
 from tests.helpers import eventually
 
-RESCHEDULE_WITHIN = 12.0  # seconds: a lease's TTL (3 s), a pass (1 s), a container start
+RESCHEDULE_WITHIN = 20.0  # seconds: a lease's TTL (10 s), a pass (1 s), a container start
 
 
 def md_ok(*args: str, timeout: float = 90) -> str:

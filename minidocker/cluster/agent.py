@@ -4,7 +4,10 @@
 writes ``/minidocker/alive/<node id>`` with it (and what its daemon offers: memory, CPUs) and
 renews it every second. If the node is unplugged, partitioned, or its daemon dies, the renewals
 stop, etcd drops the key when the lease expires, and the managers see the node ``Down``; once
-it is back, the agent finds its lease gone (a TTL of 0) and takes a new one.
+it is back, the agent finds its lease gone (a TTL of 0) and takes a new one. The TTL is ten
+renewals long: a starved machine (an emulated VM, a loaded laptop) whose renewals come late
+must not see its nodes go Down and their tasks move (Docker's own default: a heartbeat every
+5 s, a node Down after three are missed).
 
 **manager**: an election, then passes of the reconciler. Every manager tries to create
 ``/minidocker/leader`` with its own lease (a transaction: only if the key does not exist), so
@@ -33,8 +36,9 @@ from minidocker.cluster.engine import Engine, EngineError
 from minidocker.cluster.etcd import EtcdError
 from minidocker.cluster.store import Store
 
-TTL = 3  # seconds: a node is Down at most this long after its last renewal
+TTL = 10  # seconds: a node is Down at most this long after its last renewal
 RENEW_EVERY = 1.0
+CALL_TIMEOUT = 4.0  # seconds an etcd call may take: a slow answer still renews in time
 PASS_INTERVAL = 1.0
 log = logging.getLogger("minidocker.agent")
 
@@ -155,7 +159,7 @@ def main(argv: list[str]) -> None:
     role, node_id = argv
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     lab = labs.load()
-    store = Store.for_lab(lab, timeout=1.5)
+    store = Store.for_lab(lab, timeout=CALL_TIMEOUT)
     node = None
     while node is None:
         try:
@@ -163,7 +167,9 @@ def main(argv: list[str]) -> None:
         except EtcdError:
             time.sleep(RENEW_EVERY)
     if role == "agent":
-        threading.Thread(target=networking, args=(store, node), daemon=True).start()
+        # The overlays' store has connections of its own: a slow sync never holds up a renewal.
+        overlays = Store.for_lab(lab, timeout=CALL_TIMEOUT)
+        threading.Thread(target=networking, args=(overlays, node), daemon=True).start()
     (heartbeat if role == "agent" else manage)(store, node)
 
 

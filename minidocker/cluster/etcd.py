@@ -51,7 +51,7 @@ def member_argv(name: str, address: str, members: dict[str, str], data: Path,
     Raft's clock: the leader's heartbeat every 200 ms, an election after 2 s without one
     (etcd's "Tuning" guide: raise both on a slow machine, where a member starved of CPU for
     a second would otherwise start elections that stall every request). 2 s keeps etcd's
-    shortest lease at 3 s (1.5 election timeouts), the agents' TTL."""
+    shortest lease at 3 s (1.5 election timeouts), below the agents' TTL (10 s)."""
     peers = ",".join(f"{n}=https://{a}:{PEER_PORT}" for n, a in members.items())
     return [ETCD, "--name", name, "--data-dir", str(data),
             "--listen-client-urls", f"https://{address}:{CLIENT_PORT}",
