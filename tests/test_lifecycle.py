@@ -638,3 +638,13 @@ def test_unknown_names_among_known_ones_fail_at_the_end(md, containers):
     assert result.returncode == 1 and result.stdout == f"{name}\n"
     assert "No such container: no-such" in result.stderr
 
+
+
+def test_pid1_alive_is_the_process_the_record_started():
+    """A record names its PID 1 by PID *and* start time: after a crash (or a reboot) the PID
+    may name another process, which exec and cp must not enter."""
+    record = records.ContainerRecord("c" * 64, "pid-reused", "busybox", {}, {})
+    record.State.update(Status="running", Pid=os.getpid(), PidStart=records.start_time(os.getpid()))
+    assert record.pid1_alive()
+    record.State["PidStart"] += 1  # another process, with the same PID
+    assert not record.pid1_alive()

@@ -42,7 +42,7 @@ STATUSES = ("created", "running", "paused", "restarting", "exited", "dead")
 
 def new_state() -> dict:
     return {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
-            "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+            "OOMKilled": False, "Dead": False, "Pid": 0, "PidStart": 0, "ExitCode": 0, "Error": "",
             "StartedAt": "", "FinishedAt": "", "MonitorPid": 0, "MonitorStart": 0,
             "ManuallyStopped": False}
 
@@ -129,8 +129,9 @@ class ContainerRecord:
 
     def mark_running(self, pid: int) -> None:
         """Running, watched by this process (the monitor): its volumes mounted, started."""
-        self.update_state(Status="running", Pid=pid, MonitorPid=os.getpid(), MonitorStart=start_time(os.getpid()),
-                          StartedAt=now(), ExitCode=0, Error="", OOMKilled=False)
+        self.update_state(Status="running", Pid=pid, PidStart=start_time(pid), MonitorPid=os.getpid(),
+                          MonitorStart=start_time(os.getpid()), StartedAt=now(), ExitCode=0, Error="",
+                          OOMKilled=False)
         for mount in self.Mounts:
             if mount.get("Type") == "volume":
                 events.emit("volume", "mount", mount["Name"], {
@@ -146,10 +147,12 @@ class ContainerRecord:
         return pid > 0 and start_time(pid) == self.State.get("MonitorStart")
 
     def pid1_alive(self) -> bool:
-        """The container's PID 1 still runs (neither gone nor a zombie). A record may say
-        "running" a moment after it ended: until its monitor has released the container."""
+        """The container's PID 1 still runs (neither gone nor a zombie, nor its PID reused by
+        another process: same start time). A record may say "running" a moment after it
+        ended: until its monitor has released the container."""
         pid = self.State.get("Pid") or 0
-        return pid > 0 and start_time(pid) != 0
+        started = start_time(pid) if pid > 0 else 0
+        return started != 0 and self.State.get("PidStart", started) == started  # (or none kept)
 
     def event(self, action: str, **attributes) -> None:
         """Tell ``docker events`` what happened to this container (minidocker/events.py),
@@ -159,7 +162,7 @@ class ContainerRecord:
                                                    **attributes})
 
     def mark_exited(self, exit_code: int, oom_killed: bool = False, error: str = "") -> None:
-        self.update_state(Status="exited", Pid=0, MonitorPid=0, ExitCode=exit_code, FinishedAt=now(),
+        self.update_state(Status="exited", Pid=0, PidStart=0, MonitorPid=0, ExitCode=exit_code, FinishedAt=now(),
                           OOMKilled=oom_killed, Error=error)
 
     def remove(self) -> None:
