@@ -69,7 +69,7 @@ def _remove_parents(store: ImageStore, child, users: Users) -> list[str]:
         parent = max((p for p in images if built_on(child, p)), default=None,
                      key=lambda p: len(p.config.get("history", [])))
         if (parent is None or parent.tags or parent.digests or users.get(parent.id)
-                or parent.id in parents_of(images)):
+                or any(built_on(other, parent) for other in images)):  # another child
             break
         store.delete(parent)
         done.append(f"Deleted: {parent.id}")
