@@ -42,10 +42,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TIMEOUT_SCALE
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("MINIDOCKER_ARTIFACTS", "/tmp/minidocker-artifacts")) / "browser"
-RUN_TIMEOUT = 420  # seconds for one notebook's Run All (08 makes a dozen namespaces)
+# Seconds, stretched by MINIDOCKER_TEST_TIMEOUT_SCALE: under an emulated VM's CPUs JupyterLab's
+# page took over 90 s to show its first cell.
+RUN_TIMEOUT = 420 * TIMEOUT_SCALE  # one notebook's Run All (08 makes a dozen namespaces)
+PAGE_TIMEOUT = 90 * TIMEOUT_SCALE  # the page, a widget's output
+STEP_TIMEOUT = 30 * TIMEOUT_SCALE  # a queued cell, the kernel idle again
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (dev extra)")
 if not os.path.exists(CHROMIUM):
@@ -134,7 +140,7 @@ def jupyterlab(tmp_path_factory):
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 120 * TIMEOUT_SCALE
         while not answers(f"{base}/api/status?token={token}"):
             assert server.poll() is None, (ARTIFACTS / "jupyterlab.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "JupyterLab did not answer within 2 minutes"
@@ -223,12 +229,12 @@ def run_all(page) -> None:
     page.locator(".lm-Menu-item:visible", has_text="Run All Cells").first.click()
     page.wait_for_function(  # queued: at least one [*]
         "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
-        ".some(e => e.innerText.includes('*'))", timeout=30_000)
+        ".some(e => e.innerText.includes('*'))", timeout=STEP_TIMEOUT * 1000)
     deadline = time.monotonic() + RUN_TIMEOUT
     while any("*" in p for p in prompts(page)):
         assert time.monotonic() < deadline, f"Run All did not finish: {prompts(page)}"
         time.sleep(1)
-    page.wait_for_function(KERNEL_IDLE, timeout=30_000)
+    page.wait_for_function(KERNEL_IDLE, timeout=STEP_TIMEOUT * 1000)
 
 
 KERNEL_IDLE = ("() => (document.querySelector('#jp-main-statusbar') || {innerText: ''})"
@@ -237,8 +243,8 @@ KERNEL_IDLE = ("() => (document.querySelector('#jp-main-statusbar') || {innerTex
 
 def open_notebook(page, base: str, token: str, name: str) -> None:
     page.goto(f"{base}/lab/tree/notebooks/{name}.ipynb?reset&token={token}")  # this one only
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=90_000)
-    page.wait_for_function(KERNEL_IDLE, timeout=90_000)  # the status bar: "Python 3 | Idle"
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=PAGE_TIMEOUT * 1000)
+    page.wait_for_function(KERNEL_IDLE, timeout=PAGE_TIMEOUT * 1000)  # "Python 3 | Idle"
 
 
 def save(page, site: Path, name: str) -> dict:
@@ -271,7 +277,7 @@ def output_text(widget) -> str:
     return widget.locator(".widget-output").inner_text()
 
 
-def wait_for_output(widget, pattern: str, timeout: float = 90) -> str:
+def wait_for_output(widget, pattern: str, timeout: float = PAGE_TIMEOUT) -> str:
     deadline = time.monotonic() + timeout
     while not re.search(pattern, text := output_text(widget)):
         assert time.monotonic() < deadline, f"the widget's output never showed {pattern!r}: {text!r}"
@@ -279,7 +285,7 @@ def wait_for_output(widget, pattern: str, timeout: float = 90) -> str:
     return text
 
 
-def wait_for_count(locator, expected: int, timeout: float = 60) -> None:
+def wait_for_count(locator, expected: int, timeout: float = 2 * STEP_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while (count := locator.count()) != expected:
         assert time.monotonic() < deadline, f"{count} widget views rendered, not {expected}"
@@ -322,12 +328,13 @@ REACTIONS = {"03-cgroups": memory_widget_reacts, "08-networking": tracer_widget_
 
 # --- the test ------------------------------------------------------------------------------------
 
-@pytest.mark.timeout(RUN_TIMEOUT + 180)
+@pytest.mark.timeout(RUN_TIMEOUT + 2 * PAGE_TIMEOUT)
 @pytest.mark.parametrize("name", list(PICTURES))
 def test_a_notebook_runs_in_jupyterlab_in_a_browser(name, jupyterlab, browser):
     base, token, site = jupyterlab
     shipped = (REPO / "notebooks" / f"{name}.ipynb").read_bytes()
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(PAGE_TIMEOUT * 1000)  # goto, clicks: 90 s, stretched by the scale
     page = context.new_page()
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
