@@ -38,10 +38,17 @@ def pods(work, podman):  # noqa: F811
     podman("import", "--change", 'CMD ["sleep","infinity"]', work / "pod-rootfs.tar", IMAGE)
     podman("pod", "create", "--name", "pp", "--infra-image", IMAGE, "--network", "none",
            "--cgroup-parent", f"/{podman.parent}")
-    podman("run", "-d", "--pod", "pp", "--name", "pp-member", IMAGE, "sleep", "60")
-    ok(md("pod", "create", "--name", "mp", "--network", "none"))
-    ok(md("run", "-d", "--pod", "mp", "--name", "mp-member", "busybox", "sleep", "60"))
     try:
+        member = subprocess.run([*map(str, podman.base), "run", "-d", "--pod", "pp", "--name",
+                                 "pp-member", IMAGE, "sleep", "60"], capture_output=True,
+                                text=True, timeout=120)
+        if member.returncode and "reopening /dev/null" in member.stderr:
+            pytest.skip("the peer cannot: podman 4.3 with runc 1.1 starts no pod on a cgroup-v2-"
+                        "only machine (runc: 'error reopening /dev/null', the pod's cgroup "
+                        "denies it; the classroom VM); the comparison runs on cgroup v1")
+        assert member.returncode == 0, member.stderr
+        ok(md("pod", "create", "--name", "mp", "--network", "none"))
+        ok(md("run", "-d", "--pod", "mp", "--name", "mp-member", "busybox", "sleep", "60"))
         yield podman
     finally:
         md("pod", "rm", "-f", "mp")
