@@ -24,6 +24,15 @@ from minidocker.cgroups.limits import Limits, block_device_number, pids_max
 
 CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices", "blkio")
 UNLIMITED = 2**63 - 4096  # what v1 reports for "no limit" (PAGE_COUNTER_MAX in bytes)
+NO_IO_WEIGHT = ("Your kernel does not support Block I/O weight or the cgroup is not mounted. "
+                "Weight discarded.")  # Docker's warning
+
+
+def weight_file(blkio: Path) -> Path | None:
+    """CFQ's ``blkio.weight``, or BFQ's ``blkio.bfq.weight`` (Linux 5.0+); None where the
+    kernel has neither (no proportional I/O scheduler: ``none``, ``mq-deadline``)."""
+    return next((blkio / n for n in ("blkio.weight", "blkio.bfq.weight")
+                 if (blkio / n).exists()), None)
 
 
 def controller_mounts() -> dict[str, Path]:
@@ -49,6 +58,12 @@ class CgroupV1(Cgroup):
 
     def path(self, controller: str) -> Path:
         return self.mounts[controller] / self.name
+
+    def warnings(self, limits: Limits) -> list[str]:
+        """As Docker: a weight the kernel cannot apply is discarded, with its warning."""
+        blkio = self.mounts.get("blkio")
+        unweighted = limits.blkio_weight and (blkio is None or weight_file(blkio) is None)
+        return super().warnings(limits) + ([NO_IO_WEIGHT] if unweighted else [])
 
     def directories(self) -> list[Path]:
         unique = dict.fromkeys(self.path(c) for c in CONTROLLERS if c in self.mounts)
@@ -127,9 +142,8 @@ class CgroupV1(Cgroup):
         """The blkio controller: a weight (CFQ's blkio.weight, or BFQ's since Linux 5.0) and
         bytes-per-second throttles per block device."""
         blkio = self.path("blkio")
-        if limits.blkio_weight is not None:
-            weight = blkio / "blkio.weight"
-            weight = weight if weight.exists() else blkio / "blkio.bfq.weight"
+        weight = weight_file(blkio)
+        if limits.blkio_weight is not None and weight:  # else discarded (warnings)
             write_file(weight, str(limits.blkio_weight))
         for name, rates in (("read", limits.blkio_device_read_bps),
                             ("write", limits.blkio_device_write_bps)):
