@@ -66,6 +66,15 @@ mkdir -p "$ROOTFS/vagrant"
 tar -xf "$ARCHIVE" -C "$ROOTFS/vagrant"
 git -C "$REPO_DIR" rev-parse HEAD >"$ROOTFS/vagrant/.classroom-commit"
 in_chroot chown -R vagrant:vagrant /vagrant
+# CI keeps the shared course files (../shared: the BuildKit conformance corpus the parser tests
+# read in place) beside the checkout; the guest gets them beside /vagrant the same way, as a
+# copy outside the project, so its run reads the corpus as CI's does.
+rm -rf "$ROOTFS/shared"
+if [ -d "$REPO_DIR/../shared" ]; then
+    cp -a "$REPO_DIR/../shared" "$ROOTFS/shared"
+else
+    say "no ../shared beside the repo: the guest's run skips the conformance tests"
+fi
 
 # 3. The local apt repository: every Debian package the kit installs (its own lists, read from
 #    the kit), downloaded by the rootfs's apt with what they need beyond the box.
