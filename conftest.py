@@ -38,6 +38,8 @@ def pytest_xdist_make_scheduler(config, log):
         return None  # xdist's own scheduler
     from xdist.scheduler import LoadFileScheduling
 
+    # _split_scope (a node id → its scope: the file) is xdist's own hook, not a public one;
+    # pyproject pins pytest-xdist below 4 so it stays where this relies on it.
     class OneClusterLabAtATime(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             file = super()._split_scope(nodeid)
