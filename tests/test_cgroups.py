@@ -205,6 +205,18 @@ def test_limits_are_parsed_like_docker():
         build_limits(memory="")
 
 
+def test_a_blkio_weight_no_scheduler_can_apply_is_discarded_with_dockers_warning(tmp_path):
+    """v1 without CFQ's blkio.weight or BFQ's blkio.bfq.weight (mq-deadline, none): Docker
+    warns and runs without the weight; where either file is, the weight is written."""
+    from minidocker.cgroups.v1 import NO_IO_WEIGHT, CgroupV1
+
+    group = CgroupV1("c", mounts={"blkio": tmp_path})
+    assert NO_IO_WEIGHT in group.warnings(Limits(blkio_weight=300))
+    assert NO_IO_WEIGHT not in group.warnings(Limits())
+    (tmp_path / "blkio.bfq.weight").write_text("default 100\n")
+    assert NO_IO_WEIGHT not in group.warnings(Limits(blkio_weight=300))
+
+
 
 @pytest.mark.parametrize("shares, weight", [(2, 1), (1024, 100), (262144, 10000),
                                             (256, 35), (2000, 170), (22000, 1204)])

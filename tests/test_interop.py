@@ -97,11 +97,16 @@ def mounts_below(path: Path) -> list[str]:
         return [point for point in (line.split()[4] for line in f) if point.startswith(prefix)]
 
 
+def attempt(work: Path, *argv, binary: bool = False) -> subprocess.CompletedProcess:
+    """Run a peer tool, its big temporary files in the module's temp dir; whatever it says."""
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=not binary,
+                          stdin=subprocess.DEVNULL, timeout=60 * TIMEOUT_SCALE,
+                          env={**os.environ, "TMPDIR": str(work / "tmp")})
+
+
 def peer(work: Path, *argv, binary: bool = False) -> str | bytes:
-    """Run a peer tool, its big temporary files in the module's temp dir; its stdout."""
-    result = subprocess.run([str(a) for a in argv], capture_output=True, text=not binary,
-                            stdin=subprocess.DEVNULL, timeout=60 * TIMEOUT_SCALE,
-                            env={**os.environ, "TMPDIR": str(work / "tmp")})
+    """Run a peer tool that must succeed; its stdout."""
+    result = attempt(work, *argv, binary=binary)
     if binary:
         assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
         return result.stdout
@@ -310,6 +315,10 @@ class Podman:
     def __call__(self, *args) -> str:
         return peer(self.work, *self.base, *args)
 
+    def attempt(self, *args) -> subprocess.CompletedProcess:
+        """A podman command that may fail: its exit code and its words."""
+        return attempt(self.work, *self.base, *args)
+
     def run(self, *args) -> str:
         return self("run", *PODMAN_RUN, "--cgroup-parent", f"/{self.parent}", *args)
 
@@ -326,8 +335,7 @@ class Podman:
 def podman(work):
     tool = Podman(work, need("podman"))
     yield tool
-    subprocess.run([*map(str, tool.base), "rm", "-af", "-t", "0"], capture_output=True,
-                   env={**os.environ, "TMPDIR": str(work / "tmp")})
+    tool.attempt("rm", "-af", "-t", "0")
     for cgroup in tool.new_cgroups():
         cgroup.rmdir()
 

@@ -3,7 +3,6 @@ container and a member, as the kernel shows them, and the same refusal of a memb
 
 import json
 import os
-import subprocess
 
 import pytest
 
@@ -39,9 +38,8 @@ def pods(work, podman):  # noqa: F811
     podman("pod", "create", "--name", "pp", "--infra-image", IMAGE, "--network", "none",
            "--cgroup-parent", f"/{podman.parent}")
     try:
-        member = subprocess.run([*map(str, podman.base), "run", "-d", "--pod", "pp", "--name",
-                                 "pp-member", IMAGE, "sleep", "60"], capture_output=True,
-                                text=True, timeout=120)
+        member = podman.attempt("run", "-d", "--pod", "pp", "--name", "pp-member", IMAGE,
+                                "sleep", "60")
         if member.returncode and "reopening /dev/null" in member.stderr:
             pytest.skip("the peer cannot: podman 4.3 with runc 1.1 starts no pod on a cgroup-v2-"
                         "only machine (runc: 'error reopening /dev/null', the pod's cgroup "
@@ -69,8 +67,7 @@ def test_the_same_namespaces_are_shared(pods):
 
 
 def test_a_members_own_port_is_refused_by_both(pods):
-    theirs = subprocess.run([*map(str, pods.base), "run", "--rm", "--pod", "pp", "-p", "81:81",
-                             IMAGE, "true"], capture_output=True, text=True, timeout=60)
+    theirs = pods.attempt("run", "--rm", "--pod", "pp", "-p", "81:81", IMAGE, "true")
     ours = md("run", "--rm", "--pod", "mp", "-p", "81:81", "busybox", "true")
     assert "ports must be defined when the pod is created" in theirs.stderr
     assert "published ports belong to the pod's infra container" in ours.stderr

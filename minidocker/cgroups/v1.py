@@ -142,8 +142,7 @@ class CgroupV1(Cgroup):
         """The blkio controller: a weight (CFQ's blkio.weight, or BFQ's since Linux 5.0) and
         bytes-per-second throttles per block device."""
         blkio = self.path("blkio")
-        weight = weight_file(blkio)
-        if limits.blkio_weight is not None and weight:  # else discarded (warnings)
+        if limits.blkio_weight is not None and (weight := weight_file(blkio)):  # else discarded
             write_file(weight, str(limits.blkio_weight))
         for name, rates in (("read", limits.blkio_device_read_bps),
                             ("write", limits.blkio_device_write_bps)):
